@@ -1,0 +1,145 @@
+//! Per-SA and global counters. Names follow IOS (`show crypto ipsec sa`:
+//! `#pkts encaps/encrypt/digest`, `#pkts decaps/decrypt/verify`), plus one
+//! counter per drop reason so every lost packet is accounted for.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a packet was dropped. One counter each; the `name` is what `show`
+/// prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum DropReason {
+    /// Inbound ESP with an SPI no installed SA has.
+    NoSa,
+    /// Sequence number already seen or left of the window.
+    Replay,
+    /// ICV did not verify.
+    IntegrityFailed,
+    /// Padding bytes not 1, 2, 3, ... or pad length past the payload.
+    BadPadding,
+    /// Truncated or inconsistent headers, bad lengths.
+    Malformed,
+    /// Ciphertext not a multiple of the cipher block.
+    BadCipherLength,
+    /// TFC dummy packet (next header 59): dropped by design, RFC 4303 §2.6.
+    DummyPacket,
+    /// Inner next header not IPv4/IPv6 in tunnel mode.
+    BadNextHeader,
+    /// The SA has passed its hard lifetime (seconds or kilobytes).
+    Expired,
+    /// The 32-bit (or 64-bit) sequence number space is exhausted; the SA
+    /// must be rekeyed (RFC 4303 §3.3.3).
+    SeqOverflow,
+    /// Not enough room in the buffer for the ESP overhead.
+    NoRoom,
+    /// The packet arrived for a destination the SA is not for.
+    WrongDestination,
+    /// Matched a discard rule in the SPD.
+    PolicyDiscard,
+    /// Matched a protect rule whose SA is not there yet (acquire sent).
+    NoOutboundSa,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 14;
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::NoSa,
+        DropReason::Replay,
+        DropReason::IntegrityFailed,
+        DropReason::BadPadding,
+        DropReason::Malformed,
+        DropReason::BadCipherLength,
+        DropReason::DummyPacket,
+        DropReason::BadNextHeader,
+        DropReason::Expired,
+        DropReason::SeqOverflow,
+        DropReason::NoRoom,
+        DropReason::WrongDestination,
+        DropReason::PolicyDiscard,
+        DropReason::NoOutboundSa,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::NoSa => "no-sa",
+            DropReason::Replay => "replay",
+            DropReason::IntegrityFailed => "integrity-failed",
+            DropReason::BadPadding => "bad-padding",
+            DropReason::Malformed => "malformed",
+            DropReason::BadCipherLength => "bad-cipher-length",
+            DropReason::DummyPacket => "tfc-dummy",
+            DropReason::BadNextHeader => "bad-next-header",
+            DropReason::Expired => "sa-expired",
+            DropReason::SeqOverflow => "seq-overflow",
+            DropReason::NoRoom => "no-headroom",
+            DropReason::WrongDestination => "wrong-destination",
+            DropReason::PolicyDiscard => "policy-discard",
+            DropReason::NoOutboundSa => "no-outbound-sa",
+        }
+    }
+}
+
+/// One drop counter per reason. Relaxed atomics: counters are statistics,
+/// they order nothing.
+#[derive(Debug, Default)]
+pub struct DropCounters([AtomicU64; DropReason::COUNT]);
+
+impl DropCounters {
+    pub fn inc(&self, reason: DropReason) {
+        self.0[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.0[reason as usize].load(Ordering::Relaxed)
+    }
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// The IOS `show crypto ipsec sa` packet counters of one SA.
+#[derive(Debug, Default)]
+pub struct SaCounters {
+    pub encaps: AtomicU64,
+    pub encrypt: AtomicU64,
+    pub digest: AtomicU64,
+    pub decaps: AtomicU64,
+    pub decrypt: AtomicU64,
+    pub verify: AtomicU64,
+    /// Bytes of inner packets protected or recovered, for kilobyte lifetimes.
+    pub bytes: AtomicU64,
+    /// Seconds (dataplane clock) of the last packet, for DPD idle time.
+    pub last_used: AtomicU64,
+    pub drops: DropCounters,
+}
+
+impl SaCounters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn read(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_drop_reason_has_its_own_counter_and_name() {
+        let c = DropCounters::default();
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            for _ in 0..=i {
+                c.inc(*r);
+            }
+        }
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(c.get(*r), i as u64 + 1);
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+}

@@ -1,0 +1,1 @@
+//! ESP encapsulation and decapsulation (RFC 4303), filled by the ESP work.

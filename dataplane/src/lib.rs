@@ -1,0 +1,21 @@
+//! Espada's packet path: everything between a received frame and a frame to
+//! transmit, kept free of sockets and threads so it can be tested, fuzzed and
+//! benchmarked alone (the boringtun split). `io` and `worker` arrive with the
+//! AF_XDP dataplane; this crate's core is pure.
+//!
+//! - [`wire`]: zero-copy views over Ethernet, IPv4/6, UDP, ESP, ICMP (smoltcp style).
+//! - [`crypto`]: ESP cipher/integrity suites behind one batched trait.
+//! - [`esp`]: RFC 4303 encapsulation and decapsulation, tunnel and transport,
+//!   RFC 3948 UDP encapsulation.
+//! - [`sa`], [`replay`], [`spd`]: the SADB, the RFC 6479 anti-replay window and
+//!   the crypto-map policy database.
+//! - [`api`]: the SA and policy definitions shared with the control process.
+
+pub mod api;
+pub mod counters;
+pub mod crypto;
+pub mod esp;
+pub mod replay;
+pub mod sa;
+pub mod spd;
+pub mod wire;

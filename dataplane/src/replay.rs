@@ -1,0 +1,1 @@
+//! RFC 6479 anti-replay window, filled by the replay work.

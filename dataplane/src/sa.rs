@@ -1,0 +1,1 @@
+//! SADB, filled by the SA work.

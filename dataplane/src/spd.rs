@@ -1,0 +1,1 @@
+//! Security policy database, filled by the SPD work.
