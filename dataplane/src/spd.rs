@@ -1,1 +1,527 @@
-//! Security policy database, filled by the SPD work.
+//! The security policy database (RFC 4301 §4.4.1) with the semantics of an
+//! IOS crypto map: an ordered list of rules over source and destination
+//! prefixes, protocol and port ranges; the first rule that matches decides
+//! (an ACL `permit` line becomes *protect*, a `deny` line *bypass*), even if
+//! a later rule is more specific.
+//!
+//! Lookup scans the rules of the packet's address family only (IPv4 and
+//! IPv6 rules are kept apart, each keeping its original order), and
+//! allocates nothing.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use thiserror::Error;
+
+/// A prefix such as `198.18.0.0/15` or `fd00::/8`. Host bits are masked off
+/// when parsing, as IOS does for ACL wildcards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpPrefix {
+    addr: IpAddr,
+    len: u8,
+}
+
+/// Why a prefix did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PrefixError {
+    #[error("{0:?} is not an IP address")]
+    BadAddress(String),
+    #[error("prefix length {len} is too long for {addr}")]
+    BadLength { addr: IpAddr, len: String },
+}
+
+fn mask_v4(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    }
+}
+
+fn mask_v6(len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len))
+    }
+}
+
+impl IpPrefix {
+    /// A prefix; `None` if `len` is longer than the address.
+    pub fn new(addr: IpAddr, len: u8) -> Option<IpPrefix> {
+        match addr {
+            IpAddr::V4(a) if len <= 32 => Some(IpPrefix {
+                addr: IpAddr::V4((u32::from(a) & mask_v4(len)).into()),
+                len,
+            }),
+            IpAddr::V6(a) if len <= 128 => Some(IpPrefix {
+                addr: IpAddr::V6((u128::from(a) & mask_v6(len)).into()),
+                len,
+            }),
+            _ => None,
+        }
+    }
+
+    /// `0.0.0.0/0`: IOS `any` for IPv4.
+    pub fn any_v4() -> IpPrefix {
+        IpPrefix {
+            addr: IpAddr::V4(0.into()),
+            len: 0,
+        }
+    }
+
+    /// `::/0`: IOS `any` for IPv6.
+    pub fn any_v6() -> IpPrefix {
+        IpPrefix {
+            addr: IpAddr::V6(0u128.into()),
+            len: 0,
+        }
+    }
+
+    /// A single host (`host A` in an ACL).
+    pub fn host(addr: IpAddr) -> IpPrefix {
+        IpPrefix {
+            addr,
+            len: if addr.is_ipv4() { 32 } else { 128 },
+        }
+    }
+
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        self.len
+    }
+
+    pub fn is_ipv6(&self) -> bool {
+        self.addr.is_ipv6()
+    }
+
+    /// Whether `ip` lies in the prefix; addresses of the other family never do.
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(p), IpAddr::V4(a)) => u32::from(*a) & mask_v4(self.len) == u32::from(p),
+            (IpAddr::V6(p), IpAddr::V6(a)) => u128::from(*a) & mask_v6(self.len) == u128::from(p),
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpPrefix {
+    type Err = PrefixError;
+
+    /// `A/L`, or a bare address meaning a host.
+    fn from_str(s: &str) -> Result<IpPrefix, PrefixError> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| PrefixError::BadAddress(a.to_string()))?;
+        let Some(l) = l else {
+            return Ok(IpPrefix::host(addr));
+        };
+        let bad = || PrefixError::BadLength {
+            addr,
+            len: l.to_string(),
+        };
+        let len: u8 = l.parse().map_err(|_| bad())?;
+        IpPrefix::new(addr, len).ok_or_else(bad)
+    }
+}
+
+impl std::fmt::Display for IpPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// An inclusive port range (`eq`, `range`, or any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl PortRange {
+    pub const ANY: PortRange = PortRange {
+        lo: 0,
+        hi: u16::MAX,
+    };
+
+    pub const fn single(port: u16) -> PortRange {
+        PortRange { lo: port, hi: port }
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        self.lo <= port && port <= self.hi
+    }
+}
+
+/// What identifies a packet for policy: addresses, protocol and ports.
+/// Ports are 0 for protocols that have none (ICMP included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+/// One ACL line's match part (RFC 4301 traffic selector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrafficSelector {
+    pub src: IpPrefix,
+    pub dst: IpPrefix,
+    /// `None` matches every protocol (`ip` in an IOS ACL).
+    pub proto: Option<u8>,
+    pub src_ports: PortRange,
+    pub dst_ports: PortRange,
+}
+
+impl TrafficSelector {
+    pub fn matches(&self, flow: &FlowKey) -> bool {
+        self.src.contains(&flow.src)
+            && self.dst.contains(&flow.dst)
+            && self.proto.is_none_or(|p| p == flow.proto)
+            && self.src_ports.contains(flow.src_port)
+            && self.dst_ports.contains(flow.dst_port)
+    }
+}
+
+/// Which crypto map entry a rule came from (`crypto map NAME SEQ`), as
+/// small ids: names are the control plane's business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PolicyTag {
+    pub map: u32,
+    pub seq: u32,
+}
+
+/// What a matching packet gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyAction {
+    /// Encrypt with the outbound SA `sa` (its SPI); `None` while no SA is
+    /// negotiated yet: the packet is dropped and an acquire is raised, as
+    /// IOS does.
+    Protect { sa: Option<u32>, map: PolicyTag },
+    /// Forward in the clear (an ACL `deny` line, or NAT exemption).
+    Bypass,
+    /// Drop.
+    Discard,
+}
+
+/// One SPD entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpdRule {
+    pub selector: TrafficSelector,
+    pub action: PolicyAction,
+}
+
+/// The ordered rule list, split by family for the scan.
+#[derive(Debug, Clone, Default)]
+pub struct Spd {
+    rules: Vec<SpdRule>,
+    /// Indexes into `rules` in order, per family. A rule whose selectors
+    /// mix families can never match and is left out of both.
+    v4: Vec<usize>,
+    v6: Vec<usize>,
+}
+
+impl Spd {
+    pub fn new(rules: Vec<SpdRule>) -> Spd {
+        let family = |r: &SpdRule, v6: bool| {
+            r.selector.src.is_ipv6() == v6 && r.selector.dst.is_ipv6() == v6
+        };
+        let v4 = (0..rules.len())
+            .filter(|&i| family(&rules[i], false))
+            .collect();
+        let v6 = (0..rules.len())
+            .filter(|&i| family(&rules[i], true))
+            .collect();
+        Spd { rules, v4, v6 }
+    }
+
+    /// The first rule that matches, with its index; `None` when no rule
+    /// matches (the caller applies its default: forward in the clear).
+    pub fn lookup(&self, flow: &FlowKey) -> Option<(usize, &SpdRule)> {
+        let order = if flow.dst.is_ipv6() {
+            &self.v6
+        } else {
+            &self.v4
+        };
+        order
+            .iter()
+            .map(|&i| (i, &self.rules[i]))
+            .find(|(_, r)| r.selector.matches(flow))
+    }
+
+    /// Attaches (or detaches) the outbound SA of a protect rule once IKE
+    /// has negotiated it. Returns false if the rule is not a protect rule.
+    pub fn set_sa(&mut self, index: usize, sa: Option<u32>) -> bool {
+        match self.rules.get_mut(index).map(|r| &mut r.action) {
+            Some(PolicyAction::Protect { sa: slot, .. }) => {
+                *slot = sa;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn rules(&self) -> &[SpdRule] {
+        &self.rules
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const TAG: PolicyTag = PolicyTag { map: 1, seq: 10 };
+
+    fn sel(src: &str, dst: &str, proto: Option<u8>, dports: PortRange) -> TrafficSelector {
+        TrafficSelector {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            proto,
+            src_ports: PortRange::ANY,
+            dst_ports: dports,
+        }
+    }
+
+    fn flow(src: &str, dst: &str, proto: u8, dport: u16) -> FlowKey {
+        FlowKey {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            proto,
+            src_port: 40000,
+            dst_port: dport,
+        }
+    }
+
+    #[test]
+    fn prefixes_parse_mask_host_bits_and_refuse_bad_lengths() {
+        let p: IpPrefix = "198.18.1.7/16".parse().unwrap();
+        assert_eq!(p.to_string(), "198.18.0.0/16");
+        assert!(p.contains(&"198.18.200.1".parse().unwrap()));
+        assert!(!p.contains(&"198.19.0.1".parse().unwrap()));
+        assert!(!p.contains(&"fd00::1".parse().unwrap()));
+        let h: IpPrefix = "fd00::5".parse().unwrap();
+        assert_eq!(h.prefix_len(), 128);
+        assert!(matches!(
+            "198.18.0.0/33".parse::<IpPrefix>(),
+            Err(PrefixError::BadLength { .. })
+        ));
+        assert!(matches!(
+            "fd00::/129".parse::<IpPrefix>(),
+            Err(PrefixError::BadLength { .. })
+        ));
+        assert!(matches!(
+            "nonsense/8".parse::<IpPrefix>(),
+            Err(PrefixError::BadAddress(_))
+        ));
+        assert!(IpPrefix::any_v6().contains(&"fd00::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn first_match_wins_even_over_a_more_specific_later_rule() {
+        // IOS: deny (bypass) before permit, like seed 003's NAT exemption ACL.
+        let spd = Spd::new(vec![
+            SpdRule {
+                selector: sel("198.19.1.0/24", "198.19.2.0/24", None, PortRange::ANY),
+                action: PolicyAction::Bypass,
+            },
+            SpdRule {
+                selector: sel(
+                    "198.19.1.5/32",
+                    "198.19.2.5/32",
+                    Some(6),
+                    PortRange::single(22),
+                ),
+                action: PolicyAction::Protect { sa: None, map: TAG },
+            },
+        ]);
+        let (i, r) = spd
+            .lookup(&flow("198.19.1.5", "198.19.2.5", 6, 22))
+            .unwrap();
+        assert_eq!(i, 0);
+        assert_eq!(r.action, PolicyAction::Bypass);
+    }
+
+    #[test]
+    fn protocol_and_port_ranges_select_and_no_match_is_none() {
+        let spd = Spd::new(vec![
+            SpdRule {
+                selector: sel(
+                    "0.0.0.0/0",
+                    "198.19.2.0/24",
+                    Some(17),
+                    PortRange { lo: 5000, hi: 5999 },
+                ),
+                action: PolicyAction::Protect {
+                    sa: Some(0x1000),
+                    map: TAG,
+                },
+            },
+            SpdRule {
+                selector: sel("0.0.0.0/0", "198.19.2.0/24", Some(1), PortRange::ANY),
+                action: PolicyAction::Discard,
+            },
+        ]);
+        assert_eq!(
+            spd.lookup(&flow("198.19.1.1", "198.19.2.1", 17, 5500))
+                .unwrap()
+                .0,
+            0
+        );
+        assert_eq!(
+            spd.lookup(&flow("198.19.1.1", "198.19.2.1", 1, 0))
+                .unwrap()
+                .1
+                .action,
+            PolicyAction::Discard
+        );
+        assert!(spd
+            .lookup(&flow("198.19.1.1", "198.19.2.1", 17, 6000))
+            .is_none());
+        assert!(spd
+            .lookup(&flow("198.19.1.1", "198.19.3.1", 17, 5500))
+            .is_none());
+    }
+
+    #[test]
+    fn ipv6_rules_match_ipv6_flows_only() {
+        let spd = Spd::new(vec![
+            SpdRule {
+                selector: sel("0.0.0.0/0", "0.0.0.0/0", None, PortRange::ANY),
+                action: PolicyAction::Bypass,
+            },
+            SpdRule {
+                selector: sel("fd00:1::/64", "fd00:2::/64", None, PortRange::ANY),
+                action: PolicyAction::Protect { sa: None, map: TAG },
+            },
+        ]);
+        assert_eq!(
+            spd.lookup(&flow("fd00:1::1", "fd00:2::1", 58, 0))
+                .unwrap()
+                .0,
+            1
+        );
+        assert!(spd.lookup(&flow("fd00:1::1", "fd00:3::1", 58, 0)).is_none());
+        assert_eq!(
+            spd.lookup(&flow("198.19.1.1", "198.19.2.1", 6, 80))
+                .unwrap()
+                .0,
+            0
+        );
+    }
+
+    #[test]
+    fn an_sa_is_attached_to_a_protect_rule_only() {
+        let mut spd = Spd::new(vec![
+            SpdRule {
+                selector: sel("198.19.1.0/24", "198.19.2.0/24", None, PortRange::ANY),
+                action: PolicyAction::Protect { sa: None, map: TAG },
+            },
+            SpdRule {
+                selector: sel("0.0.0.0/0", "0.0.0.0/0", None, PortRange::ANY),
+                action: PolicyAction::Bypass,
+            },
+        ]);
+        assert!(spd.set_sa(0, Some(0xabcd)));
+        assert!(!spd.set_sa(1, Some(0xabcd)));
+        assert!(!spd.set_sa(7, None));
+        assert_eq!(
+            spd.lookup(&flow("198.19.1.1", "198.19.2.1", 6, 80))
+                .unwrap()
+                .1
+                .action,
+            PolicyAction::Protect {
+                sa: Some(0xabcd),
+                map: TAG
+            }
+        );
+    }
+
+    fn arb_rule() -> impl Strategy<Value = SpdRule> {
+        (
+            any::<bool>(),
+            any::<u32>(),
+            0u8..=32,
+            any::<u32>(),
+            0u8..=32,
+            prop::option::of(prop::sample::select(vec![1u8, 6, 17, 58])),
+            any::<u16>(),
+            any::<u16>(),
+            0u8..3,
+        )
+            .prop_map(|(v6, s, sl, d, dl, proto, a, b, act)| {
+                let (src, dst) = if v6 {
+                    let s6 = IpAddr::V6((0xfd00u128 << 112 | u128::from(s)).into());
+                    let d6 = IpAddr::V6((0xfd00u128 << 112 | u128::from(d)).into());
+                    (
+                        IpPrefix::new(s6, 96 + sl).unwrap(),
+                        IpPrefix::new(d6, 96 + dl).unwrap(),
+                    )
+                } else {
+                    (
+                        IpPrefix::new(IpAddr::V4(s.into()), sl).unwrap(),
+                        IpPrefix::new(IpAddr::V4(d.into()), dl).unwrap(),
+                    )
+                };
+                let action = match act {
+                    0 => PolicyAction::Bypass,
+                    1 => PolicyAction::Discard,
+                    _ => PolicyAction::Protect {
+                        sa: Some(u32::from(a)),
+                        map: TAG,
+                    },
+                };
+                SpdRule {
+                    selector: TrafficSelector {
+                        src,
+                        dst,
+                        proto,
+                        src_ports: PortRange::ANY,
+                        dst_ports: PortRange {
+                            lo: a.min(b),
+                            hi: a.max(b),
+                        },
+                    },
+                    action,
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn lookup_agrees_with_a_plain_first_match_scan(
+            rules in proptest::collection::vec(arb_rule(), 0..40),
+            flows in proptest::collection::vec((any::<bool>(), any::<u32>(), any::<u32>(), prop::sample::select(vec![1u8, 6, 17, 58]), any::<u16>()), 1..50),
+        ) {
+            let spd = Spd::new(rules.clone());
+            for (v6, s, d, proto, port) in flows {
+                let (src, dst) = if v6 {
+                    (IpAddr::V6((0xfd00u128 << 112 | u128::from(s)).into()), IpAddr::V6((0xfd00u128 << 112 | u128::from(d)).into()))
+                } else {
+                    (IpAddr::V4(s.into()), IpAddr::V4(d.into()))
+                };
+                let f = FlowKey { src, dst, proto, src_port: 1, dst_port: port };
+                let want = rules.iter().position(|r| r.selector.matches(&f));
+                prop_assert_eq!(spd.lookup(&f).map(|(i, _)| i), want);
+            }
+        }
+    }
+}
