@@ -19,7 +19,12 @@ pub struct SaKeys {
 
 impl std::fmt::Debug for SaKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SaKeys {{ enc: <{} bytes>, auth: <{} bytes> }}", self.enc.len(), self.auth.len())
+        write!(
+            f,
+            "SaKeys {{ enc: <{} bytes>, auth: <{} bytes> }}",
+            self.enc.len(),
+            self.auth.len()
+        )
     }
 }
 
@@ -42,7 +47,10 @@ pub struct UdpEncap {
 
 impl Default for UdpEncap {
     fn default() -> Self {
-        UdpEncap { src_port: 4500, dst_port: 4500 }
+        UdpEncap {
+            src_port: 4500,
+            dst_port: 4500,
+        }
     }
 }
 

@@ -18,4 +18,6 @@ pub mod esp;
 pub mod replay;
 pub mod sa;
 pub mod spd;
+#[doc(hidden)]
+pub mod testkit;
 pub mod wire;

@@ -15,7 +15,11 @@ fn main() -> anyhow::Result<()> {
         }
         Some("suites") => {
             for s in dataplane::crypto::EncAlg::ALL {
-                let note = if s.is_insecure() { " (insecure, legacy)" } else { "" };
+                let note = if s.is_insecure() {
+                    " (insecure, legacy)"
+                } else {
+                    ""
+                };
                 println!("encryption {}{note}", s.ios_name());
             }
             for a in dataplane::crypto::AuthAlg::ALL {

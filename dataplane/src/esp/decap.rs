@@ -1,0 +1,285 @@
+//! Inbound ESP processing (RFC 4303 §3.4): find the ESP header (directly
+//! in IP or in RFC 3948 UDP), look the SA up by SPI, pre-check replay,
+//! verify the ICV, only then update the replay window, decrypt, check the
+//! padding and hand back the inner packet. Every refusal is counted, on the
+//! SA when one was found, otherwise on the caller's global counters.
+
+use std::net::IpAddr;
+
+use super::{ip_version, PacketBuf};
+use crate::api::EspMode;
+use crate::counters::{DropCounters, DropReason, SaCounters};
+use crate::sa::{InboundSa, Sadb};
+use crate::wire::natt::{self, NattPayload};
+use crate::wire::{esp, ip_proto, ipv4, ipv6, udp};
+
+/// The UDP port RFC 3948 assigns to UDP-encapsulated ESP.
+pub const NATT_PORT: u16 = 4500;
+
+/// What a received packet turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decapped {
+    /// Decrypted: `start`/`len` of the [`PacketBuf`] now cover the inner IP
+    /// packet (tunnel mode) or the rebuilt IP packet (transport mode).
+    Inner { spi: u32, inner_version: u8 },
+    /// UDP/4500 with the non-ESP marker: IKE, for the control process.
+    Ike,
+    /// RFC 3948 NAT-keepalive (one 0xFF byte): nothing to do.
+    NattKeepalive,
+    /// Not ESP at all (another protocol or port): not ours to judge.
+    NotEsp,
+}
+
+/// Where ESP starts inside the outer packet and what surrounds it.
+struct Located {
+    /// Offset of the ESP header from the packet start.
+    esp_off: usize,
+    /// End of the ESP packet (the IP length, trailing link padding cut).
+    esp_end: usize,
+    dst: IpAddr,
+    /// Transport mode needs the header that stays: its length, and for
+    /// IPv6 the offset of the Next Header byte that pointed at ESP.
+    ip_header_len: usize,
+    nh_offset: usize,
+}
+
+/// Decapsulates a batch; `out[i]` receives the outcome of `pkts[i]`.
+pub fn decap_batch(
+    sadb: &Sadb,
+    pkts: &mut [PacketBuf<'_>],
+    out: &mut [Result<Decapped, DropReason>],
+    global: &DropCounters,
+) {
+    for (p, o) in pkts.iter_mut().zip(out.iter_mut()) {
+        *o = if let Err(reason) = p.verdict {
+            Err(reason)
+        } else {
+            decap(sadb, p, global)
+        };
+        if let Err(reason) = *o {
+            p.verdict = Err(reason);
+        }
+    }
+}
+
+/// Decapsulates one packet, counting any drop.
+pub fn decap(
+    sadb: &Sadb,
+    p: &mut PacketBuf<'_>,
+    global: &DropCounters,
+) -> Result<Decapped, DropReason> {
+    let located = match locate(p.data()) {
+        Ok(Ok(l)) => l,
+        Ok(Err(other)) => return Ok(other),
+        Err(reason) => {
+            global.inc(reason);
+            return Err(reason);
+        }
+    };
+    let esp_bytes = &p.data()[located.esp_off..located.esp_end];
+    let hdr = match esp::Packet::new_checked(esp_bytes) {
+        Ok(h) => h,
+        Err(_) => {
+            global.inc(DropReason::Malformed);
+            return Err(DropReason::Malformed);
+        }
+    };
+    let (spi, seq_lo) = (hdr.spi(), hdr.seq());
+    let Some(sa) = sadb.inbound(spi) else {
+        global.inc(DropReason::NoSa);
+        return Err(DropReason::NoSa);
+    };
+    let result = decap_with_sa(sa, p, &located, seq_lo);
+    if let Err(reason) = result {
+        sa.counters().drops.inc(reason);
+    }
+    result
+}
+
+/// Finds the ESP header, or says what else the packet is.
+fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
+    let (ip_len, proto, upper_off, dst, nh_offset) = match ip_version(packet) {
+        Some(4) => {
+            let ip = ipv4::Packet::new_checked(packet).map_err(|_| DropReason::Malformed)?;
+            if ip.protocol() != ip_proto::ESP && ip.protocol() != ip_proto::UDP {
+                return Ok(Err(Decapped::NotEsp));
+            }
+            // Fragments are reassembled before they reach ESP (RFC 4303
+            // §3.4.1); the reassembly stage lives in the worker.
+            if ip.is_fragment() {
+                return Err(DropReason::Malformed);
+            }
+            let hl = ip.header_len();
+            (
+                usize::from(ip.total_len()),
+                ip.protocol(),
+                hl,
+                IpAddr::V4(ip.dst_addr()),
+                0,
+            )
+        }
+        Some(6) => {
+            let ip = ipv6::Packet::new_checked(packet).map_err(|_| DropReason::Malformed)?;
+            let walk = ip.walk_ext_headers().map_err(|_| DropReason::Malformed)?;
+            if walk.upper_proto != ip_proto::ESP && walk.upper_proto != ip_proto::UDP {
+                return Ok(Err(Decapped::NotEsp));
+            }
+            if walk.fragment.is_some() {
+                return Err(DropReason::Malformed);
+            }
+            let len = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+            // ESP must follow the unfragmentable part directly for the
+            // transport-mode rebuild; anything else is not ours.
+            if walk.upper_offset != walk.unfragmentable_len {
+                return Err(DropReason::Malformed);
+            }
+            let (off, nh) = (walk.upper_offset, walk.unfragmentable_nh_offset);
+            (len, walk.upper_proto, off, IpAddr::V6(ip.dst_addr()), nh)
+        }
+        _ => return Err(DropReason::Malformed),
+    };
+    let packet = packet.get(..ip_len).ok_or(DropReason::Malformed)?;
+    let esp_off = match proto {
+        ip_proto::ESP => upper_off,
+        _ => {
+            let u = udp::Packet::new_checked(&packet[upper_off..])
+                .map_err(|_| DropReason::Malformed)?;
+            if u.dst_port() != NATT_PORT {
+                return Ok(Err(Decapped::NotEsp));
+            }
+            match natt::classify(u.payload()) {
+                NattPayload::Esp(_) => upper_off + udp::HEADER_LEN,
+                NattPayload::Ike(_) => return Ok(Err(Decapped::Ike)),
+                NattPayload::Keepalive => return Ok(Err(Decapped::NattKeepalive)),
+                NattPayload::Invalid => return Err(DropReason::Malformed),
+            }
+        }
+    };
+    Ok(Ok(Located {
+        esp_off,
+        esp_end: packet.len(),
+        dst,
+        ip_header_len: upper_off,
+        nh_offset,
+    }))
+}
+
+fn decap_with_sa(
+    sa: &InboundSa,
+    p: &mut PacketBuf<'_>,
+    at: &Located,
+    seq_lo: u32,
+) -> Result<Decapped, DropReason> {
+    if sa.local_addr().is_some_and(|local| local != at.dst) {
+        return Err(DropReason::WrongDestination);
+    }
+    let replay = sa.replay();
+    let seq_hi = match (sa.esn(), replay) {
+        (true, Some(w)) => w.infer_seq_hi(seq_lo),
+        _ => 0,
+    };
+    let seq = u64::from(seq_hi) << 32 | u64::from(seq_lo);
+    if let Some(w) = replay {
+        w.check(seq).map_err(|_| DropReason::Replay)?;
+    }
+
+    let suite = sa.suite();
+    let (iv_len, icv_len) = (suite.iv_len(), suite.icv_len());
+    let esp_start = p.start + at.esp_off;
+    let esp_end = p.start + at.esp_end;
+    if at.esp_end - at.esp_off < esp::HEADER_LEN + iv_len + icv_len + 2 {
+        return Err(DropReason::Malformed);
+    }
+    let esp_bytes = &mut p.frame[esp_start..esp_end];
+    suite
+        .open(esp_bytes, sa.esn().then_some(seq_hi))
+        .map_err(|e| match e {
+            crate::crypto::CryptoError::IntegrityFailed => DropReason::IntegrityFailed,
+            _ => DropReason::BadCipherLength,
+        })?;
+    // RFC 4303 §3.4.3: the window moves only for authenticated packets.
+    if let Some(w) = replay {
+        w.check_and_update(seq).map_err(|_| DropReason::Replay)?;
+    }
+    let c = sa.counters();
+    SaCounters::add(&c.verify, 1);
+    SaCounters::add(&c.decrypt, 1);
+
+    let pt_start = esp_start + esp::HEADER_LEN + iv_len;
+    let pt_end = esp_end - icv_len;
+    let (payload_len, trailer) =
+        esp::parse_trailer(&p.frame[pt_start..pt_end]).map_err(|e| match e {
+            crate::wire::Error::BadPadding => DropReason::BadPadding,
+            _ => DropReason::Malformed,
+        })?;
+    if trailer.next_header == ip_proto::NO_NEXT_HEADER {
+        return Err(DropReason::DummyPacket);
+    }
+    let inner_version = match sa.mode() {
+        EspMode::Tunnel { .. } => {
+            let inner = &p.frame[pt_start..pt_start + payload_len];
+            let (version, len) = inner_packet(inner, trailer.next_header)?;
+            p.start = pt_start;
+            p.len = len;
+            version
+        }
+        EspMode::Transport => rebuild_transport(p, at, pt_start, payload_len, trailer.next_header)?,
+    };
+    SaCounters::add(&c.decaps, 1);
+    SaCounters::add(&c.bytes, payload_len as u64);
+    Ok(Decapped::Inner {
+        spi: sa.spi(),
+        inner_version,
+    })
+}
+
+/// Validates the inner packet of tunnel mode; returns its version and its
+/// own length (TFC padding, RFC 4303 §2.4, may follow it).
+fn inner_packet(inner: &[u8], next_header: u8) -> Result<(u8, usize), DropReason> {
+    match (next_header, ip_version(inner)) {
+        (ip_proto::IPV4, Some(4)) => {
+            let ip = ipv4::Packet::new_checked(inner).map_err(|_| DropReason::Malformed)?;
+            Ok((4, usize::from(ip.total_len())))
+        }
+        (ip_proto::IPV6, Some(6)) => {
+            let ip = ipv6::Packet::new_checked(inner).map_err(|_| DropReason::Malformed)?;
+            Ok((6, ipv6::HEADER_LEN + usize::from(ip.payload_len())))
+        }
+        (ip_proto::IPV4 | ip_proto::IPV6, _) => Err(DropReason::Malformed),
+        _ => Err(DropReason::BadNextHeader),
+    }
+}
+
+/// Transport mode: the original IP header moves back to sit in front of
+/// the decrypted payload, with its protocol and length restored.
+fn rebuild_transport(
+    p: &mut PacketBuf<'_>,
+    at: &Located,
+    pt_start: usize,
+    payload_len: usize,
+    next_header: u8,
+) -> Result<u8, DropReason> {
+    let hl = at.ip_header_len;
+    let new_start = pt_start - hl;
+    p.frame.copy_within(p.start..p.start + hl, new_start);
+    let total = hl + payload_len;
+    let buf = &mut p.frame[new_start..new_start + total];
+    let version = match at.dst {
+        IpAddr::V4(_) => {
+            let mut ip = ipv4::Packet::new_unchecked(&mut buf[..]);
+            ip.set_protocol(next_header);
+            ip.set_total_len(total as u16);
+            ip.fill_checksum();
+            4
+        }
+        IpAddr::V6(_) => {
+            buf[at.nh_offset] = next_header;
+            let mut ip = ipv6::Packet::new_unchecked(&mut buf[..]);
+            ip.set_payload_len((total - ipv6::HEADER_LEN) as u16);
+            6
+        }
+    };
+    p.start = new_start;
+    p.len = total;
+    Ok(version)
+}

@@ -1,0 +1,500 @@
+//! Round trips through encap and decap for every mode, family pairing and
+//! encapsulation, and the drop path for every kind of bad packet. The
+//! independent cross-check against scapy lives in `dataplane/tests/`.
+
+use std::net::IpAddr;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::api::{EspMode, SaParams};
+use crate::counters::{DropCounters, DropReason, SaCounters};
+use crate::crypto::{AuthAlg, EncAlg, GcmIcv};
+use crate::sa::Sadb;
+use crate::testkit::*;
+use crate::wire::{ip_proto, ipv4};
+
+fn install(out: &SaParams, inb: &SaParams) -> (Sadb, Sadb) {
+    let mut a = Sadb::new();
+    a.install(out, 0).unwrap();
+    let mut b = Sadb::new();
+    b.install(inb, 0).unwrap();
+    (a, b)
+}
+
+#[test]
+fn every_suite_round_trips_in_every_tunnel_family_pairing_with_and_without_udp() {
+    for (enc, auth) in all_suites() {
+        for outer_v6 in [false, true] {
+            for inner_is_v6 in [false, true] {
+                for udp in [false, true] {
+                    let (o, i) = sa_pair(enc, auth, tunnel(outer_v6), udp, false, 64);
+                    let (a, b) = install(&o, &i);
+                    let sa = a.outbound(o.spi).unwrap();
+                    let inner = if inner_is_v6 {
+                        inner_v6(100)
+                    } else {
+                        inner_v4(100)
+                    };
+                    let outer = encap_one(sa, &inner).unwrap();
+                    let g = DropCounters::default();
+                    let (r, got) = decap_one(&b, &outer, &g);
+                    let what = format!(
+                        "{enc:?}/{auth:?} outer_v6={outer_v6} inner_v6={inner_is_v6} udp={udp}"
+                    );
+                    assert_eq!(
+                        r,
+                        Ok(Decapped::Inner {
+                            spi: o.spi,
+                            inner_version: if inner_is_v6 { 6 } else { 4 }
+                        }),
+                        "{what}"
+                    );
+                    assert_eq!(got, inner, "{what}");
+                    let isa = b.inbound(i.spi).unwrap();
+                    assert_eq!(SaCounters::read(&isa.counters().decaps), 1, "{what}");
+                    assert_eq!(SaCounters::read(&sa.counters().encaps), 1, "{what}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn transport_mode_round_trips_for_ipv4_and_ipv6_with_and_without_udp() {
+    for v6 in [false, true] {
+        for udp in [false, true] {
+            for (enc, auth) in [
+                (EncAlg::AesCbc128, AuthAlg::HmacSha1_96),
+                (EncAlg::AesGcm256(GcmIcv::B16), AuthAlg::None),
+                (EncAlg::TripleDesCbc, AuthAlg::HmacMd5_96),
+            ] {
+                let (o, i) = sa_pair(enc, auth, EspMode::Transport, udp, false, 64);
+                let (a, b) = install(&o, &i);
+                let inner = if v6 { inner_v6(57) } else { inner_v4(57) };
+                let outer = encap_one(a.outbound(o.spi).unwrap(), &inner).unwrap();
+                // The IP header stays, its protocol becomes ESP or UDP.
+                let proto = if udp { ip_proto::UDP } else { ip_proto::ESP };
+                if v6 {
+                    assert_eq!(outer[6], proto);
+                    assert_eq!(&outer[8..40], &inner[8..40]);
+                } else {
+                    assert_eq!(outer[9], proto);
+                    assert!(ipv4::Packet::new_checked(&outer[..])
+                        .unwrap()
+                        .verify_checksum());
+                }
+                let (r, got) = decap_one(&b, &outer, &DropCounters::default());
+                assert!(matches!(r, Ok(Decapped::Inner { .. })), "{r:?}");
+                assert_eq!(got, inner, "v6={v6} udp={udp} {enc:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn extended_sequence_numbers_cross_the_32_bit_boundary() {
+    for (enc, auth) in [
+        (EncAlg::AesCbc256, AuthAlg::HmacSha256_128),
+        (EncAlg::AesGcm128(GcmIcv::B16), AuthAlg::None),
+    ] {
+        let (o, i) = sa_pair(enc, auth, tunnel(false), false, true, 64);
+        let (a, b) = install(&o, &i);
+        let sa = a.outbound(o.spi).unwrap();
+        sa.set_last_seq(u64::from(u32::MAX) - 3);
+        let g = DropCounters::default();
+        for _ in 0..8 {
+            let outer = encap_one(sa, &inner_v4(20)).unwrap();
+            let (r, _) = decap_one(&b, &outer, &g);
+            assert!(r.is_ok(), "{enc:?} {r:?}");
+        }
+        assert_eq!(
+            b.inbound(i.spi).unwrap().replay().unwrap().top(),
+            (1 << 32) + 4
+        );
+    }
+}
+
+#[test]
+fn a_receiver_without_esn_refuses_what_an_esn_sender_authenticated_with_high_bits() {
+    let (o, mut i) = sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        tunnel(false),
+        false,
+        true,
+        64,
+    );
+    i.esn = false;
+    let (a, b) = install(&o, &i);
+    let sa = a.outbound(o.spi).unwrap();
+    sa.set_last_seq(5 << 32);
+    let outer = encap_one(sa, &inner_v4(20)).unwrap();
+    let (r, _) = decap_one(&b, &outer, &DropCounters::default());
+    assert_eq!(r, Err(DropReason::IntegrityFailed));
+}
+
+#[test]
+fn replayed_packet_is_dropped_and_counted() {
+    let (o, i) = sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        tunnel(false),
+        false,
+        false,
+        64,
+    );
+    let (a, b) = install(&o, &i);
+    let outer = encap_one(a.outbound(o.spi).unwrap(), &inner_v4(10)).unwrap();
+    let g = DropCounters::default();
+    assert!(decap_one(&b, &outer, &g).0.is_ok());
+    assert_eq!(decap_one(&b, &outer, &g).0, Err(DropReason::Replay));
+    let c = b.inbound(i.spi).unwrap().counters();
+    assert_eq!(c.drops.get(DropReason::Replay), 1);
+    assert_eq!(SaCounters::read(&c.decaps), 1);
+}
+
+#[test]
+fn forged_packet_is_dropped_and_does_not_move_the_replay_window() {
+    let (o, i) = sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        tunnel(false),
+        false,
+        false,
+        64,
+    );
+    let (a, b) = install(&o, &i);
+    let sa = a.outbound(o.spi).unwrap();
+    let good = encap_one(sa, &inner_v4(10)).unwrap();
+    // A forgery with a far-ahead sequence number must not shift the window.
+    let mut forged = good.clone();
+    forged[24..28].copy_from_slice(&1000u32.to_be_bytes());
+    let g = DropCounters::default();
+    assert_eq!(
+        decap_one(&b, &forged, &g).0,
+        Err(DropReason::IntegrityFailed)
+    );
+    assert!(decap_one(&b, &good, &g).0.is_ok());
+    let c = b.inbound(i.spi).unwrap().counters();
+    assert_eq!(c.drops.get(DropReason::IntegrityFailed), 1);
+}
+
+#[test]
+fn unknown_spi_is_counted_globally() {
+    let (o, i) = sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        tunnel(false),
+        false,
+        false,
+        64,
+    );
+    let (a, _) = install(&o, &i);
+    let outer = encap_one(a.outbound(o.spi).unwrap(), &inner_v4(10)).unwrap();
+    let g = DropCounters::default();
+    assert_eq!(decap_one(&Sadb::new(), &outer, &g).0, Err(DropReason::NoSa));
+    assert_eq!(g.get(DropReason::NoSa), 1);
+}
+
+#[test]
+fn packet_for_another_tunnel_endpoint_is_refused() {
+    let (o, mut i) = sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        tunnel(false),
+        false,
+        false,
+        64,
+    );
+    i.mode = EspMode::Tunnel {
+        local: "198.18.0.9".parse().unwrap(),
+        remote: IpAddr::V4(V4_A),
+    };
+    let (a, b) = install(&o, &i);
+    let outer = encap_one(a.outbound(o.spi).unwrap(), &inner_v4(10)).unwrap();
+    assert_eq!(
+        decap_one(&b, &outer, &DropCounters::default()).0,
+        Err(DropReason::WrongDestination)
+    );
+}
+
+#[test]
+fn nat_keepalive_and_ike_on_port_4500_are_recognised_not_dropped() {
+    let (_, i) = sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        tunnel(false),
+        true,
+        false,
+        64,
+    );
+    let (_, b) = install(
+        &sa_pair(
+            EncAlg::Null,
+            AuthAlg::HmacSha1_96,
+            tunnel(false),
+            true,
+            false,
+            0,
+        )
+        .0,
+        &i,
+    );
+    let udp_packet = |payload: &[u8]| {
+        let mut buf = vec![0u8; 28 + payload.len()];
+        ipv4::Repr {
+            src_addr: V4_A,
+            dst_addr: V4_B,
+            protocol: ip_proto::UDP,
+            payload_len: 8 + payload.len(),
+            ttl: 64,
+            dscp_ecn: 0,
+            ident: 1,
+            dont_frag: false,
+        }
+        .emit(&mut ipv4::Packet::new_unchecked(&mut buf[..]));
+        buf[20..22].copy_from_slice(&4500u16.to_be_bytes());
+        buf[22..24].copy_from_slice(&4500u16.to_be_bytes());
+        buf[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        buf[28..].copy_from_slice(payload);
+        buf
+    };
+    let g = DropCounters::default();
+    assert_eq!(
+        decap_one(&b, &udp_packet(&[0xff]), &g).0,
+        Ok(Decapped::NattKeepalive)
+    );
+    let mut ike = vec![0u8; 4];
+    ike.extend_from_slice(&[1u8; 28]);
+    assert_eq!(decap_one(&b, &udp_packet(&ike), &g).0, Ok(Decapped::Ike));
+    assert_eq!(g.total(), 0);
+}
+
+#[test]
+fn tfc_dummy_packet_is_dropped_and_counted() {
+    // Build a valid ESP packet whose next header is 59 by encapsulating in
+    // transport mode an IPv4 packet with protocol 59.
+    let (o, i) = sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        EspMode::Transport,
+        false,
+        false,
+        64,
+    );
+    let (a, b) = install(&o, &i);
+    let mut inner = inner_v4(16);
+    inner[9] = ip_proto::NO_NEXT_HEADER;
+    ipv4::Packet::new_unchecked(&mut inner[..]).fill_checksum();
+    let outer = encap_one(a.outbound(o.spi).unwrap(), &inner).unwrap();
+    assert_eq!(
+        decap_one(&b, &outer, &DropCounters::default()).0,
+        Err(DropReason::DummyPacket)
+    );
+    assert_eq!(
+        b.inbound(i.spi)
+            .unwrap()
+            .counters()
+            .drops
+            .get(DropReason::DummyPacket),
+        1
+    );
+}
+
+#[test]
+fn bad_padding_behind_a_valid_icv_is_dropped_and_counted() {
+    // NULL encryption lets the test write the plaintext trailer directly
+    // and then re-seal it with a valid ICV.
+    let (o, i) = sa_pair(
+        EncAlg::Null,
+        AuthAlg::HmacSha1_96,
+        tunnel(false),
+        false,
+        false,
+        64,
+    );
+    let (a, b) = install(&o, &i);
+    let sa = a.outbound(o.spi).unwrap();
+    let mut outer = encap_one(sa, &inner_v4(11)).unwrap();
+    let len = outer.len();
+    let icv = sa.suite().icv_len();
+    let pad_len = outer[len - icv - 2] as usize;
+    assert!(pad_len > 0);
+    outer[len - icv - 3] ^= 0x40;
+    sa.suite().seal(&mut outer[20..], 1).unwrap();
+    assert_eq!(
+        decap_one(&b, &outer, &DropCounters::default()).0,
+        Err(DropReason::BadPadding)
+    );
+}
+
+#[test]
+fn encap_without_headroom_is_refused_not_overrun() {
+    let (o, _) = sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        tunnel(false),
+        false,
+        false,
+        64,
+    );
+    let mut a = Sadb::new();
+    a.install(&o, 0).unwrap();
+    let sa = a.outbound(o.spi).unwrap();
+    let inner = inner_v4(64);
+    let mut frame = vec![0u8; inner.len() + 200];
+    frame[10..10 + inner.len()].copy_from_slice(&inner);
+    let mut pkts = [PacketBuf::new(&mut frame, 10, inner.len())];
+    encap_batch(sa, &mut pkts);
+    assert_eq!(pkts[0].verdict, Err(DropReason::NoRoom));
+    assert_eq!(sa.counters().drops.get(DropReason::NoRoom), 1);
+}
+
+#[test]
+fn sequence_number_exhaustion_stops_the_sa_instead_of_cycling() {
+    let (o, _) = sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        tunnel(false),
+        false,
+        false,
+        64,
+    );
+    let mut a = Sadb::new();
+    a.install(&o, 0).unwrap();
+    let sa = a.outbound(o.spi).unwrap();
+    sa.set_last_seq(u64::from(u32::MAX));
+    assert_eq!(encap_one(sa, &inner_v4(8)), Err(DropReason::SeqOverflow));
+}
+
+#[test]
+fn encapsulated_packets_carry_the_ip_fields_the_rfcs_ask_for() {
+    let (o, _) = sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        tunnel(false),
+        true,
+        false,
+        64,
+    );
+    let mut a = Sadb::new();
+    a.install(&o, 0).unwrap();
+    let sa = a.outbound(o.spi).unwrap();
+    let inner = inner_v4(100);
+    let outer = encap_one(sa, &inner).unwrap();
+    let ip = ipv4::Packet::new_checked(&outer[..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(ip.protocol(), ip_proto::UDP);
+    assert_eq!(ip.dscp_ecn(), 0xb8, "DSCP/ECN copied from the inner header");
+    assert!(ip.dont_frag(), "DF copied from the inner header");
+    assert_eq!(usize::from(ip.total_len()), outer.len());
+    // UDP 4500 -> 4500 with a zero checksum (RFC 3948 §2.1), then SPI/seq.
+    assert_eq!(&outer[20..24], &[0x11, 0x94, 0x11, 0x94]);
+    assert_eq!(&outer[26..28], &[0, 0]);
+    assert_eq!(&outer[28..36], &[0x12, 0x34, 0x56, 0x78, 0, 0, 0, 1]);
+    // 20 outer + 8 UDP + 8 ESP + 16 IV + 128 (100+28 inner) + pad 14 + 2 + 12 ICV.
+    assert_eq!(outer.len(), 20 + 8 + 8 + 16 + 128 + 14 + 2 + 12);
+}
+
+#[test]
+fn a_batch_of_mixed_sizes_seals_like_packets_one_by_one() {
+    let (o, i) = sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        tunnel(false),
+        false,
+        false,
+        1024,
+    );
+    let (a, b) = install(&o, &i);
+    let sa = a.outbound(o.spi).unwrap();
+    let sizes: Vec<usize> = (0..70).map(|k| (k * 37) % 1400).collect();
+    let inners: Vec<Vec<u8>> = sizes.iter().map(|&n| inner_v4(n)).collect();
+    let mut frames: Vec<Vec<u8>> = inners
+        .iter()
+        .map(|p| {
+            let mut f = vec![0u8; FRAME];
+            f[HEADROOM..HEADROOM + p.len()].copy_from_slice(p);
+            f
+        })
+        .collect();
+    let mut pkts: Vec<PacketBuf<'_>> = frames
+        .iter_mut()
+        .zip(&inners)
+        .map(|(f, p)| PacketBuf::new(f, HEADROOM, p.len()))
+        .collect();
+    encap_batch(sa, &mut pkts);
+    let g = DropCounters::default();
+    for (p, inner) in pkts.iter().zip(&inners) {
+        p.verdict.unwrap();
+        let (r, got) = decap_one(&b, p.data(), &g);
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(&got, inner);
+    }
+    assert_eq!(
+        SaCounters::read(&b.inbound(i.spi).unwrap().counters().decaps),
+        70
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decap_path(bytes in proptest::collection::vec(any::<u8>(), 0..300), v6 in any::<bool>()) {
+        let (o, i) = sa_pair(EncAlg::AesCbc128, AuthAlg::HmacSha1_96, tunnel(v6), false, false, 64);
+        let (_, b) = install(&o, &i);
+        let g = DropCounters::default();
+        let _ = decap_one(&b, &bytes, &g);
+    }
+
+    #[test]
+    fn any_corruption_of_a_valid_packet_is_dropped_and_counted(
+        suite in 0usize..28,
+        udp in any::<bool>(),
+        v6 in any::<bool>(),
+        size in 0usize..600,
+        flips in proptest::collection::vec((any::<usize>(), 1u8..=255), 1..4),
+        truncate in proptest::option::of(any::<usize>()),
+    ) {
+        let suites = all_suites();
+        let (enc, auth) = suites[suite % suites.len()];
+        let (o, i) = sa_pair(enc, auth, tunnel(v6), udp, false, 64);
+        let (a, b) = install(&o, &i);
+        let mut outer = encap_one(a.outbound(o.spi).unwrap(), &inner_v4(size)).unwrap();
+        // Corrupt only the protected part (SPI onwards); header damage is
+        // a different path covered above.
+        let esp_off = if v6 { 40 } else { 20 } + if udp { 8 } else { 0 };
+        for (pos, x) in &flips {
+            let at = esp_off + pos % (outer.len() - esp_off);
+            outer[at] ^= x;
+        }
+        if let Some(t) = truncate {
+            let new_len = esp_off + t % (outer.len() - esp_off);
+            outer.truncate(new_len);
+            // Keep the IP length consistent so the ESP path sees the cut.
+            if v6 {
+                let pl = (new_len - 40) as u16;
+                outer[4..6].copy_from_slice(&pl.to_be_bytes());
+            } else {
+                let mut ip = ipv4::Packet::new_unchecked(&mut outer[..]);
+                ip.set_total_len(new_len as u16);
+                ip.fill_checksum();
+            }
+            if udp {
+                let ul = (new_len - esp_off + 8) as u16;
+                let at = esp_off - 8 + 4;
+                outer[at..at + 2].copy_from_slice(&ul.to_be_bytes());
+            }
+        }
+        let g = DropCounters::default();
+        let (r, _) = decap_one(&b, &outer, &g);
+        prop_assert!(r.is_err() || matches!(r, Ok(Decapped::Ike)), "corrupted packet accepted: {r:?}");
+        if let Err(reason) = r {
+            let sa = b.inbound(i.spi).unwrap();
+            let counted = g.get(reason) + sa.counters().drops.get(reason);
+            prop_assert_eq!(counted, 1, "{:?} not counted", reason);
+        }
+    }
+}

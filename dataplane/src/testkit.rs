@@ -1,0 +1,163 @@
+//! Packets, keys and SA pairs for tests, fuzzing and benchmarks: one home
+//! so the unit tests, the scapy cross-check and `espada-bench` build the
+//! same traffic. Not part of the gateway's API.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::api::{Direction, EspMode, Lifetime, SaKeys, SaParams, UdpEncap};
+use crate::counters::{DropCounters, DropReason};
+use crate::crypto::{AuthAlg, EncAlg};
+use crate::esp::{decap, encap_batch, Decapped, PacketBuf};
+use crate::sa::{OutboundSa, Sadb};
+use crate::wire::{ip_proto, ipv4, ipv6};
+
+pub const HEADROOM: usize = 128;
+pub const FRAME: usize = 2048;
+
+pub const V4_A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const V4_B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+pub const V6_A: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+pub const V6_B: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
+
+/// An IPv4/UDP packet from 198.19.1.1 to 198.19.2.2 with `n` payload bytes.
+pub fn inner_v4(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; ipv4::HEADER_LEN + 8 + n];
+    let repr = ipv4::Repr {
+        src_addr: Ipv4Addr::new(198, 19, 1, 1),
+        dst_addr: Ipv4Addr::new(198, 19, 2, 2),
+        protocol: ip_proto::UDP,
+        payload_len: 8 + n,
+        ttl: 63,
+        dscp_ecn: 0xb8,
+        ident: 7,
+        dont_frag: true,
+    };
+    repr.emit(&mut ipv4::Packet::new_unchecked(&mut buf[..]));
+    let udp = &mut buf[ipv4::HEADER_LEN..];
+    udp[0..2].copy_from_slice(&1234u16.to_be_bytes());
+    udp[2..4].copy_from_slice(&5678u16.to_be_bytes());
+    udp[4..6].copy_from_slice(&((8 + n) as u16).to_be_bytes());
+    for (i, b) in udp[8..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    buf
+}
+
+/// An IPv6/UDP packet from fd00:1::1 to fd00:2::2 with `n` payload bytes.
+pub fn inner_v6(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; ipv6::HEADER_LEN + 8 + n];
+    let repr = ipv6::Repr {
+        src_addr: Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 1),
+        dst_addr: Ipv6Addr::new(0xfd00, 2, 0, 0, 0, 0, 0, 2),
+        next_header: ip_proto::UDP,
+        payload_len: 8 + n,
+        hop_limit: 63,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    repr.emit(&mut ipv6::Packet::new_unchecked(&mut buf[..]));
+    let udp = &mut buf[ipv6::HEADER_LEN..];
+    udp[0..2].copy_from_slice(&1234u16.to_be_bytes());
+    udp[2..4].copy_from_slice(&5678u16.to_be_bytes());
+    udp[4..6].copy_from_slice(&((8 + n) as u16).to_be_bytes());
+    for (i, b) in udp[8..].iter_mut().enumerate() {
+        *b = (i * 3) as u8;
+    }
+    buf
+}
+
+pub fn keys(enc: EncAlg, auth: AuthAlg) -> SaKeys {
+    SaKeys {
+        enc: (0..enc.key_len()).map(|i| (i * 7 + 1) as u8).collect(),
+        auth: (0..auth.key_len()).map(|i| (i * 5 + 3) as u8).collect(),
+    }
+}
+
+/// A matching outbound (gateway A) and inbound (gateway B) SA pair.
+pub fn sa_pair(
+    enc: EncAlg,
+    auth: AuthAlg,
+    mode: EspMode,
+    udp: bool,
+    esn: bool,
+    window: u32,
+) -> (SaParams, SaParams) {
+    let out = SaParams {
+        spi: 0x1234_5678,
+        direction: Direction::Outbound,
+        enc,
+        auth,
+        keys: keys(enc, auth),
+        mode,
+        udp_encap: udp.then(UdpEncap::default),
+        esn,
+        replay_window: 0,
+        lifetime: Lifetime::default(),
+    };
+    let mut inb = out.clone();
+    inb.direction = Direction::Inbound;
+    inb.replay_window = window;
+    inb.mode = match mode {
+        EspMode::Tunnel { local, remote } => EspMode::Tunnel {
+            local: remote,
+            remote: local,
+        },
+        EspMode::Transport => EspMode::Transport,
+    };
+    (out, inb)
+}
+
+/// Copies `inner` into a frame with headroom and encapsulates it.
+pub fn encap_one(sa: &OutboundSa, inner: &[u8]) -> Result<Vec<u8>, DropReason> {
+    let mut frame = vec![0u8; FRAME];
+    frame[HEADROOM..HEADROOM + inner.len()].copy_from_slice(inner);
+    let mut pkts = [PacketBuf::new(&mut frame, HEADROOM, inner.len())];
+    encap_batch(sa, &mut pkts);
+    let p = &pkts[0];
+    p.verdict?;
+    Ok(p.data().to_vec())
+}
+
+/// Decapsulates an outer packet; returns the outcome and the inner bytes.
+pub fn decap_one(
+    db: &Sadb,
+    outer: &[u8],
+    global: &DropCounters,
+) -> (Result<Decapped, DropReason>, Vec<u8>) {
+    let mut frame = vec![0u8; FRAME.max(outer.len() + HEADROOM)];
+    frame[HEADROOM..HEADROOM + outer.len()].copy_from_slice(outer);
+    let mut p = PacketBuf::new(&mut frame, HEADROOM, outer.len());
+    let r = decap(db, &mut p, global);
+    let data = p.data().to_vec();
+    (r, data)
+}
+
+/// Tunnel mode between the lab's two gateway addresses.
+pub fn tunnel(v6: bool) -> EspMode {
+    if v6 {
+        EspMode::Tunnel {
+            local: IpAddr::V6(V6_A),
+            remote: IpAddr::V6(V6_B),
+        }
+    } else {
+        EspMode::Tunnel {
+            local: IpAddr::V4(V4_A),
+            remote: IpAddr::V4(V4_B),
+        }
+    }
+}
+
+/// Every valid (encryption, integrity) pairing.
+pub fn all_suites() -> Vec<(EncAlg, AuthAlg)> {
+    let mut v = Vec::new();
+    for enc in EncAlg::ALL {
+        if enc.is_aead() {
+            v.push((enc, AuthAlg::None));
+        } else {
+            for auth in AuthAlg::ALL {
+                v.push((enc, auth));
+            }
+        }
+    }
+    v
+}
