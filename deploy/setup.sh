@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs everything Espada's build and tests need on Debian, then builds the
+# workspace in release mode. Idempotent and quick when all is already there:
+# packages are checked with dpkg before apt runs, cargo only rebuilds changes.
+#
+#   deploy/setup.sh            install + release build
+#   ESPADA_SKIP_BUILD=1 ...    install only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deploy/setup.sh installs Debian packages: run it as root (sudo deploy/setup.sh)" >&2
+    exit 1
+fi
+
+# Build: clang/llvm/libelf/zlib/pkg-config/m4/libpcap for the C XDP program
+# and xsk-rs (vendored libxdp). Tests: scapy + cryptography (independent ESP
+# decoder), tshark (ESP/IKE dissection), iperf3 and ping for the lab,
+# iproute2 for namespaces, openssl for the benchmark baseline.
+PACKAGES=(
+    build-essential clang llvm libelf-dev zlib1g-dev pkg-config m4 libpcap-dev
+    python3 python3-scapy python3-cryptography tshark
+    iperf3 iputils-ping iproute2 openssl ca-certificates
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # tshark asks whether non-root users may capture; answer it up front.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+    log "Debian packages present"
+fi
+
+# The Rust toolchain comes with the machine (rustup); make it visible to
+# non-login shells such as CI.
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo not found: install a Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+
+# cargo-fuzz drives the parser fuzz targets in deploy/test.sh (nightly).
+if rustup toolchain list 2>/dev/null | grep -q nightly; then
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        log "installing cargo-fuzz"
+        cargo install --quiet --locked cargo-fuzz
+    fi
+fi
+
+if [ "${ESPADA_SKIP_BUILD:-0}" != 1 ]; then
+    log "building the workspace (release)"
+    cargo build --release --workspace --quiet
+    log "built: $(ls target/release/espada target/release/espada-dataplane target/release/espada-bench | tr '\n' ' ')"
+fi

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every Espada test: formatting and lints, unit and property tests, the
+# known-answer vectors, the scapy cross-checks (dataplane/tests/), the fuzz
+# targets for a short time each, and a smoke run of the benchmark tool.
+# Later issues add the namespace lab and the strongSwan interop runs here.
+#
+#   deploy/test.sh                    everything
+#   ESPADA_FUZZ_SECONDS=60 deploy/test.sh   longer fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "setup"
+deploy/setup.sh
+if ! command -v cargo >/dev/null 2>&1; then . "$HOME/.cargo/env"; fi
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "unit, property, known-answer and scapy cross-check tests"
+# scapy is the independent ESP implementation; the tests refuse to pass
+# without it rather than skipping.
+export ESPADA_PYTHON=/usr/bin/python3
+cargo test --workspace --quiet 2>&1 | tee target/test-output.txt
+
+step "fuzz targets (${ESPADA_FUZZ_SECONDS:-15}s each)"
+if cargo fuzz --version >/dev/null 2>&1; then
+    (
+        cd dataplane/fuzz
+        for t in $(cargo +nightly fuzz list); do
+            printf -- '--- %s\n' "$t"
+            cargo +nightly fuzz run "$t" -- -max_total_time="${ESPADA_FUZZ_SECONDS:-15}" -print_final_stats=0 2>&1 |
+                grep -E '^(Done|INFO: Done|==.*ERROR|SUMMARY)' || true
+            # libFuzzer exits non-zero and leaves an artifact on a crash.
+            if ls artifacts/"$t"/crash-* >/dev/null 2>&1; then
+                echo "fuzz target $t crashed: see dataplane/fuzz/artifacts/$t" >&2
+                exit 1
+            fi
+        done
+    )
+else
+    echo "cargo-fuzz is not installed: deploy/setup.sh installs it" >&2
+    exit 1
+fi
+
+step "benchmark smoke run (figures are not asserted; see espada-bench)"
+target/release/espada-bench crypto --quick --sizes 64,1400 >/dev/null
+
+step "summary"
+passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+echo "all tests: $passed passed, $failed failed"
