@@ -38,10 +38,12 @@ pub enum DropReason {
     PolicyDiscard,
     /// Matched a protect rule whose SA is not there yet (acquire sent).
     NoOutboundSa,
+    /// IPv4 header checksum wrong: damaged on the wire.
+    BadIpChecksum,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NoSa,
         DropReason::Replay,
@@ -57,6 +59,7 @@ impl DropReason {
         DropReason::WrongDestination,
         DropReason::PolicyDiscard,
         DropReason::NoOutboundSa,
+        DropReason::BadIpChecksum,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -75,6 +78,7 @@ impl DropReason {
             DropReason::WrongDestination => "wrong-destination",
             DropReason::PolicyDiscard => "policy-discard",
             DropReason::NoOutboundSa => "no-outbound-sa",
+            DropReason::BadIpChecksum => "bad-ip-checksum",
         }
     }
 }

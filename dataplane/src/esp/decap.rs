@@ -109,6 +109,9 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
             if ip.is_fragment() {
                 return Err(DropReason::Malformed);
             }
+            if !ip.verify_checksum() {
+                return Err(DropReason::BadIpChecksum);
+            }
             let hl = ip.header_len();
             (
                 usize::from(ip.total_len()),

@@ -466,9 +466,13 @@ proptest! {
         // Corrupt only the protected part (SPI onwards); header damage is
         // a different path covered above.
         let esp_off = if v6 { 40 } else { 20 } + if udp { 8 } else { 0 };
+        // One non-zero flip per position, so flips never cancel out.
+        let mut touched = std::collections::BTreeSet::new();
         for (pos, x) in &flips {
             let at = esp_off + pos % (outer.len() - esp_off);
-            outer[at] ^= x;
+            if touched.insert(at) {
+                outer[at] ^= x;
+            }
         }
         if let Some(t) = truncate {
             let new_len = esp_off + t % (outer.len() - esp_off);
@@ -497,4 +501,22 @@ proptest! {
             prop_assert_eq!(counted, 1, "{:?} not counted", reason);
         }
     }
+}
+
+#[test]
+fn outer_ipv4_header_with_a_bad_checksum_is_dropped_and_counted() {
+    let (o, i) = sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        tunnel(false),
+        false,
+        false,
+        64,
+    );
+    let (a, b) = install(&o, &i);
+    let mut outer = encap_one(a.outbound(o.spi).unwrap(), &inner_v4(10)).unwrap();
+    outer[8] ^= 0x01; // TTL changed without fixing the checksum
+    let g = DropCounters::default();
+    assert_eq!(decap_one(&b, &outer, &g).0, Err(DropReason::BadIpChecksum));
+    assert_eq!(g.get(DropReason::BadIpChecksum), 1);
 }
