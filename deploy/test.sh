@@ -46,7 +46,7 @@ else
 fi
 
 step "benchmark smoke run (figures are not asserted; see espada-bench)"
-target/release/espada-bench crypto --quick --sizes 64,1400 >/dev/null
+target/release/espada-bench crypto --quick --suites aes128-sha1,aes128gcm16 --sizes 64,imix >/dev/null
 
 step "summary"
 passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')

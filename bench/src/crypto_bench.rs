@@ -94,9 +94,6 @@ pub fn parse_suite(s: &str) -> Result<(EncAlg, AuthAlg)> {
     Ok((enc, auth))
 }
 
-pub const DEFAULT_SUITES: &str =
-    "aes128-sha1,aes256-sha256,aes128gcm16,aes256gcm16,3des-sha1,des-md5,null-sha1";
-
 /// Every valid suite name, for `--suites all`.
 pub fn all_suite_names() -> Vec<String> {
     let encs = ["null", "des", "3des", "aes128", "aes192", "aes256"];

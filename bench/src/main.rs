@@ -39,7 +39,7 @@ fn main() -> Result<()> {
 
 fn crypto(args: &[String]) -> Result<()> {
     let mut opts = Options {
-        suites: split(crypto_bench::DEFAULT_SUITES),
+        suites: crypto_bench::all_suite_names(),
         sizes: vec![
             SizeSpec::Fixed(64),
             SizeSpec::Fixed(512),
