@@ -11,7 +11,7 @@ use dataplane::counters::DropCounters;
 use dataplane::crypto::{AuthAlg, EncAlg, GcmIcv};
 use dataplane::esp::{decap, encap_batch, PacketBuf};
 use dataplane::sa::Sadb;
-use dataplane::testkit::{encap_one, inner_v4, sa_pair, tunnel, FRAME, HEADROOM};
+use dataplane::testkit::{encap_one, framed, inner_v4, sa_pair, tunnel, FRAME, HEADROOM};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -234,14 +234,7 @@ fn measure_encap(
     let inners: Vec<Vec<u8>> = (0..opts.batch)
         .map(|i| inner_v4(sizes[i % sizes.len()] - 28))
         .collect();
-    let mut frames: Vec<Vec<u8>> = inners
-        .iter()
-        .map(|p| {
-            let mut f = vec![0u8; FRAME];
-            f[HEADROOM..HEADROOM + p.len()].copy_from_slice(p);
-            f
-        })
-        .collect();
+    let mut frames: Vec<Vec<u8>> = inners.iter().map(|p| framed(p)).collect();
     let batch_bytes: u64 = inners.iter().map(|p| p.len() as u64).sum();
     let mut timer = Timer::new()?;
     while timer.start.elapsed() < opts.duration {

@@ -107,10 +107,17 @@ pub fn sa_pair(
     (out, inb)
 }
 
+/// A `FRAME`-byte buffer holding `packet` at `HEADROOM`, as a received
+/// frame would.
+pub fn framed(packet: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0u8; FRAME];
+    frame[HEADROOM..HEADROOM + packet.len()].copy_from_slice(packet);
+    frame
+}
+
 /// Copies `inner` into a frame with headroom and encapsulates it.
 pub fn encap_one(sa: &OutboundSa, inner: &[u8]) -> Result<Vec<u8>, DropReason> {
-    let mut frame = vec![0u8; FRAME];
-    frame[HEADROOM..HEADROOM + inner.len()].copy_from_slice(inner);
+    let mut frame = framed(inner);
     let mut pkts = [PacketBuf::new(&mut frame, HEADROOM, inner.len())];
     encap_batch(sa, &mut pkts);
     let p = &pkts[0];

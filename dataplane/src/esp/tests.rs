@@ -14,6 +14,18 @@ use crate::sa::Sadb;
 use crate::testkit::*;
 use crate::wire::{ip_proto, ipv4};
 
+/// The workhorse suite of the seeds (esp-aes esp-sha-hmac), no ESN, window 64.
+fn aes_sha1(mode: EspMode, udp: bool) -> (SaParams, SaParams) {
+    sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        mode,
+        udp,
+        false,
+        64,
+    )
+}
+
 fn install(out: &SaParams, inb: &SaParams) -> (Sadb, Sadb) {
     let mut a = Sadb::new();
     a.install(out, 0).unwrap();
@@ -136,14 +148,7 @@ fn a_receiver_without_esn_refuses_what_an_esn_sender_authenticated_with_high_bit
 
 #[test]
 fn replayed_packet_is_dropped_and_counted() {
-    let (o, i) = sa_pair(
-        EncAlg::AesCbc128,
-        AuthAlg::HmacSha1_96,
-        tunnel(false),
-        false,
-        false,
-        64,
-    );
+    let (o, i) = aes_sha1(tunnel(false), false);
     let (a, b) = install(&o, &i);
     let outer = encap_one(a.outbound(o.spi).unwrap(), &inner_v4(10)).unwrap();
     let g = DropCounters::default();
@@ -156,14 +161,7 @@ fn replayed_packet_is_dropped_and_counted() {
 
 #[test]
 fn forged_packet_is_dropped_and_does_not_move_the_replay_window() {
-    let (o, i) = sa_pair(
-        EncAlg::AesCbc128,
-        AuthAlg::HmacSha1_96,
-        tunnel(false),
-        false,
-        false,
-        64,
-    );
+    let (o, i) = aes_sha1(tunnel(false), false);
     let (a, b) = install(&o, &i);
     let sa = a.outbound(o.spi).unwrap();
     let good = encap_one(sa, &inner_v4(10)).unwrap();
@@ -182,14 +180,7 @@ fn forged_packet_is_dropped_and_does_not_move_the_replay_window() {
 
 #[test]
 fn unknown_spi_is_counted_globally() {
-    let (o, i) = sa_pair(
-        EncAlg::AesCbc128,
-        AuthAlg::HmacSha1_96,
-        tunnel(false),
-        false,
-        false,
-        64,
-    );
+    let (o, i) = aes_sha1(tunnel(false), false);
     let (a, _) = install(&o, &i);
     let outer = encap_one(a.outbound(o.spi).unwrap(), &inner_v4(10)).unwrap();
     let g = DropCounters::default();
@@ -199,14 +190,7 @@ fn unknown_spi_is_counted_globally() {
 
 #[test]
 fn packet_for_another_tunnel_endpoint_is_refused() {
-    let (o, mut i) = sa_pair(
-        EncAlg::AesCbc128,
-        AuthAlg::HmacSha1_96,
-        tunnel(false),
-        false,
-        false,
-        64,
-    );
+    let (o, mut i) = aes_sha1(tunnel(false), false);
     i.mode = EspMode::Tunnel {
         local: "198.18.0.9".parse().unwrap(),
         remote: IpAddr::V4(V4_A),
@@ -221,14 +205,7 @@ fn packet_for_another_tunnel_endpoint_is_refused() {
 
 #[test]
 fn nat_keepalive_and_ike_on_port_4500_are_recognised_not_dropped() {
-    let (_, i) = sa_pair(
-        EncAlg::AesCbc128,
-        AuthAlg::HmacSha1_96,
-        tunnel(false),
-        true,
-        false,
-        64,
-    );
+    let (_, i) = aes_sha1(tunnel(false), true);
     let (_, b) = install(
         &sa_pair(
             EncAlg::Null,
@@ -275,14 +252,7 @@ fn nat_keepalive_and_ike_on_port_4500_are_recognised_not_dropped() {
 fn tfc_dummy_packet_is_dropped_and_counted() {
     // Build a valid ESP packet whose next header is 59 by encapsulating in
     // transport mode an IPv4 packet with protocol 59.
-    let (o, i) = sa_pair(
-        EncAlg::AesCbc128,
-        AuthAlg::HmacSha1_96,
-        EspMode::Transport,
-        false,
-        false,
-        64,
-    );
+    let (o, i) = aes_sha1(EspMode::Transport, false);
     let (a, b) = install(&o, &i);
     let mut inner = inner_v4(16);
     inner[9] = ip_proto::NO_NEXT_HEADER;
@@ -331,16 +301,8 @@ fn bad_padding_behind_a_valid_icv_is_dropped_and_counted() {
 
 #[test]
 fn encap_without_headroom_is_refused_not_overrun() {
-    let (o, _) = sa_pair(
-        EncAlg::AesCbc128,
-        AuthAlg::HmacSha1_96,
-        tunnel(false),
-        false,
-        false,
-        64,
-    );
-    let mut a = Sadb::new();
-    a.install(&o, 0).unwrap();
+    let (o, i) = aes_sha1(tunnel(false), false);
+    let (a, _) = install(&o, &i);
     let sa = a.outbound(o.spi).unwrap();
     let inner = inner_v4(64);
     let mut frame = vec![0u8; inner.len() + 200];
@@ -353,16 +315,8 @@ fn encap_without_headroom_is_refused_not_overrun() {
 
 #[test]
 fn sequence_number_exhaustion_stops_the_sa_instead_of_cycling() {
-    let (o, _) = sa_pair(
-        EncAlg::AesCbc128,
-        AuthAlg::HmacSha1_96,
-        tunnel(false),
-        false,
-        false,
-        64,
-    );
-    let mut a = Sadb::new();
-    a.install(&o, 0).unwrap();
+    let (o, i) = aes_sha1(tunnel(false), false);
+    let (a, _) = install(&o, &i);
     let sa = a.outbound(o.spi).unwrap();
     sa.set_last_seq(u64::from(u32::MAX));
     assert_eq!(encap_one(sa, &inner_v4(8)), Err(DropReason::SeqOverflow));
@@ -370,16 +324,8 @@ fn sequence_number_exhaustion_stops_the_sa_instead_of_cycling() {
 
 #[test]
 fn encapsulated_packets_carry_the_ip_fields_the_rfcs_ask_for() {
-    let (o, _) = sa_pair(
-        EncAlg::AesCbc128,
-        AuthAlg::HmacSha1_96,
-        tunnel(false),
-        true,
-        false,
-        64,
-    );
-    let mut a = Sadb::new();
-    a.install(&o, 0).unwrap();
+    let (o, i) = aes_sha1(tunnel(false), true);
+    let (a, _) = install(&o, &i);
     let sa = a.outbound(o.spi).unwrap();
     let inner = inner_v4(100);
     let outer = encap_one(sa, &inner).unwrap();
@@ -411,14 +357,7 @@ fn a_batch_of_mixed_sizes_seals_like_packets_one_by_one() {
     let sa = a.outbound(o.spi).unwrap();
     let sizes: Vec<usize> = (0..70).map(|k| (k * 37) % 1400).collect();
     let inners: Vec<Vec<u8>> = sizes.iter().map(|&n| inner_v4(n)).collect();
-    let mut frames: Vec<Vec<u8>> = inners
-        .iter()
-        .map(|p| {
-            let mut f = vec![0u8; FRAME];
-            f[HEADROOM..HEADROOM + p.len()].copy_from_slice(p);
-            f
-        })
-        .collect();
+    let mut frames: Vec<Vec<u8>> = inners.iter().map(|p| framed(p)).collect();
     let mut pkts: Vec<PacketBuf<'_>> = frames
         .iter_mut()
         .zip(&inners)
@@ -443,7 +382,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic_the_decap_path(bytes in proptest::collection::vec(any::<u8>(), 0..300), v6 in any::<bool>()) {
-        let (o, i) = sa_pair(EncAlg::AesCbc128, AuthAlg::HmacSha1_96, tunnel(v6), false, false, 64);
+        let (o, i) = aes_sha1(tunnel(v6), false);
         let (_, b) = install(&o, &i);
         let g = DropCounters::default();
         let _ = decap_one(&b, &bytes, &g);
@@ -505,14 +444,7 @@ proptest! {
 
 #[test]
 fn outer_ipv4_header_with_a_bad_checksum_is_dropped_and_counted() {
-    let (o, i) = sa_pair(
-        EncAlg::AesCbc128,
-        AuthAlg::HmacSha1_96,
-        tunnel(false),
-        false,
-        false,
-        64,
-    );
+    let (o, i) = aes_sha1(tunnel(false), false);
     let (a, b) = install(&o, &i);
     let mut outer = encap_one(a.outbound(o.spi).unwrap(), &inner_v4(10)).unwrap();
     outer[8] ^= 0x01; // TTL changed without fixing the checksum
