@@ -2,7 +2,8 @@
 # Runs every Espada test: formatting and lints, unit and property tests, the
 # known-answer vectors, the scapy cross-checks (dataplane/tests/), the fuzz
 # targets for a short time each, and a smoke run of the benchmark tool.
-# Later issues add the namespace lab and the strongSwan interop runs here.
+# the namespace lab topology check. Later issues add traffic through the
+# lab and the strongSwan interop runs here.
 #
 #   deploy/test.sh                    everything
 #   ESPADA_FUZZ_SECONDS=60 deploy/test.sh   longer fuzzing
@@ -45,10 +46,13 @@ else
     exit 1
 fi
 
+step "lab topology (network namespaces)"
+deploy/tests/lab_topology.sh | tee target/lab-output.txt
+
 step "benchmark smoke run (figures are not asserted; see espada-bench)"
 target/release/espada-bench crypto --quick --suites aes128-sha1,aes128gcm16 --sizes 64,imix >/dev/null
 
 step "summary"
-passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
-echo "all tests: $passed passed, $failed failed"
+passed=$(cat target/test-output.txt target/lab-output.txt | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(cat target/test-output.txt target/lab-output.txt | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+echo "summary: $passed passed, $failed failed"
