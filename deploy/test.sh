@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Espada test: formatting and lints, unit and property tests, the
 # known-answer vectors, the scapy cross-checks (dataplane/tests/), the fuzz
-# targets for a short time each, and a smoke run of the benchmark tool.
+# targets for a short time each, a smoke run of the benchmark tool and
 # the namespace lab topology check. Later issues add traffic through the
 # lab and the strongSwan interop runs here.
 #
