@@ -77,10 +77,10 @@ type Parts<'a> = (&'a mut [u8], &'a mut [u8], &'a mut [u8]);
 
 /// A keyed RFC 4106 suite.
 ///
-/// Holds the key three times in expanded form (ring's key schedule, the
-/// `aes` schedule and the GHASH key `H` for the truncated path); none of
-/// those libraries wipes its state on drop with the features this workspace
-/// enables, which the crate-level report lists. The salt is zeroized.
+/// Holds the key three times in expanded form: the `aes` schedule and the
+/// GHASH key `H` of the truncated-tag path are wiped on drop (the crates'
+/// `zeroize` features are on), ring's key schedule is not (ring offers no
+/// way to); the salt is zeroized.
 pub(crate) struct GcmSuite<A: GcmAes> {
     ring_key: LessSafeKey,
     aes: A,

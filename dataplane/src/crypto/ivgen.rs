@@ -27,10 +27,9 @@ pub(crate) const IV_BATCH: usize = 8;
 
 /// Makes unpredictable, never-repeating CBC IVs for one SA.
 ///
-/// Its key schedule lives in an `aes::Aes128`, which the `aes` crate only
-/// wipes on drop with its `zeroize` feature (not enabled in this workspace);
-/// the raw key is held in a [`Zeroizing`] buffer only while the schedule is
-/// built.
+/// Its key schedule lives in an `aes::Aes128`, wiped on drop by the `aes`
+/// crate's `zeroize` feature (enabled in the workspace); the raw key is held
+/// in a [`Zeroizing`] buffer only while the schedule is built.
 pub struct IvGenerator {
     cipher: Aes128,
     nonce: [u8; 8],

@@ -7,7 +7,11 @@
 //! RFC 2451 (3DES-CBC), RFC 2405 (DES-CBC), RFC 4106 (AES-GCM for ESP),
 //! RFC 2403/2404 (HMAC-MD5-96/SHA1-96) and RFC 4868 (HMAC-SHA2).
 //!
-//! Every suite owns its keys and zeroizes them on drop.
+//! Every suite owns its keys and wipes them on drop where the library
+//! holding them allows: raw keys, salts, the `aes`/`des` key schedules and
+//! GHASH keys are zeroized; ring's AES-GCM key schedule and the pre-keyed
+//! HMAC states (RustCrypto `hmac` and ring) offer no zeroization and are
+//! freed without wiping.
 
 mod cbc;
 mod gcm;
