@@ -40,10 +40,18 @@ pub enum DropReason {
     NoOutboundSa,
     /// IPv4 header checksum wrong: damaged on the wire.
     BadIpChecksum,
+    /// No route to the destination.
+    NoRoute,
+    /// Route known, next hop's link-layer address not yet: resolution asked.
+    NoNeighbour,
+    /// TTL or hop limit would reach zero.
+    TtlExceeded,
+    /// Larger than the outgoing interface's MTU.
+    TooBig,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 19;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NoSa,
         DropReason::Replay,
@@ -60,6 +68,10 @@ impl DropReason {
         DropReason::PolicyDiscard,
         DropReason::NoOutboundSa,
         DropReason::BadIpChecksum,
+        DropReason::NoRoute,
+        DropReason::NoNeighbour,
+        DropReason::TtlExceeded,
+        DropReason::TooBig,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -79,6 +91,10 @@ impl DropReason {
             DropReason::PolicyDiscard => "policy-discard",
             DropReason::NoOutboundSa => "no-outbound-sa",
             DropReason::BadIpChecksum => "bad-ip-checksum",
+            DropReason::NoRoute => "no-route",
+            DropReason::NoNeighbour => "no-neighbour",
+            DropReason::TtlExceeded => "ttl-exceeded",
+            DropReason::TooBig => "too-big",
         }
     }
 }

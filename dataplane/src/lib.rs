@@ -9,13 +9,17 @@
 //!   RFC 3948 UDP encapsulation.
 //! - [`sa`], [`replay`], [`spd`]: the SADB, the RFC 6479 anti-replay window and
 //!   the crypto-map policy database.
+//! - [`route`]: interfaces, routes and neighbours (the kernel's, mirrored).
+//! - [`pipeline`]: the stages a worker runs over a received batch.
 //! - [`api`]: the SA and policy definitions shared with the control process.
 
 pub mod api;
 pub mod counters;
 pub mod crypto;
 pub mod esp;
+pub mod pipeline;
 pub mod replay;
+pub mod route;
 pub mod sa;
 pub mod spd;
 #[doc(hidden)]

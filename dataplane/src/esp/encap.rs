@@ -46,17 +46,30 @@ pub fn encap_overhead(sa: &OutboundSa) -> (usize, usize) {
 /// already an error are skipped; on success a packet's `start`/`len` cover
 /// the outer packet.
 pub fn encap_batch(sa: &OutboundSa, pkts: &mut [PacketBuf<'_>]) {
-    for chunk in pkts.chunks_mut(SEAL_CHUNK) {
+    encap_batch_where(sa, pkts, |_| true);
+}
+
+/// Encapsulates the packets of a mixed batch for which `want(index)` is
+/// true, leaving the others untouched: the worker's batch holds packets for
+/// several SAs and must not be reordered.
+pub fn encap_batch_where(
+    sa: &OutboundSa,
+    pkts: &mut [PacketBuf<'_>],
+    want: impl Fn(usize) -> bool,
+) {
+    for (c, chunk) in pkts.chunks_mut(SEAL_CHUNK).enumerate() {
         let mut ranges: [Range<usize>; SEAL_CHUNK] = std::array::from_fn(|_| 0..0);
         let mut seqs = [0u64; SEAL_CHUNK];
+        let mut prepared = [false; SEAL_CHUNK];
         for (i, p) in chunk.iter_mut().enumerate() {
-            if p.verdict.is_err() {
+            if p.verdict.is_err() || !want(c * SEAL_CHUNK + i) {
                 continue;
             }
             match prepare(sa, p) {
                 Ok((range, seq)) => {
                     ranges[i] = range;
                     seqs[i] = seq;
+                    prepared[i] = true;
                 }
                 Err(reason) => {
                     p.verdict = Err(reason);
@@ -64,16 +77,22 @@ pub fn encap_batch(sa: &OutboundSa, pkts: &mut [PacketBuf<'_>]) {
                 }
             }
         }
-        seal_chunk(sa, chunk, &ranges, &seqs);
+        seal_chunk(sa, chunk, &ranges, &seqs, &prepared);
         for (i, p) in chunk.iter_mut().enumerate() {
-            if p.verdict.is_ok() {
+            if prepared[i] && p.verdict.is_ok() {
                 finish(sa, p, ranges[i].len());
             }
         }
     }
 }
 
-fn seal_chunk(sa: &OutboundSa, chunk: &mut [PacketBuf<'_>], ranges: &[Range<usize>], seqs: &[u64]) {
+fn seal_chunk(
+    sa: &OutboundSa,
+    chunk: &mut [PacketBuf<'_>],
+    ranges: &[Range<usize>],
+    seqs: &[u64],
+    prepared: &[bool],
+) {
     let mut jobs: [SealJob<'_>; SEAL_CHUNK] = std::array::from_fn(|_| SealJob {
         esp: &mut [],
         seq: 0,
@@ -82,7 +101,7 @@ fn seal_chunk(sa: &OutboundSa, chunk: &mut [PacketBuf<'_>], ranges: &[Range<usiz
     let mut index = [0usize; SEAL_CHUNK];
     let mut n = 0;
     for (i, p) in chunk.iter_mut().enumerate() {
-        if p.verdict.is_err() {
+        if !prepared[i] {
             continue;
         }
         // `prepare` checked the range against the frame.

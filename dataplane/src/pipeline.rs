@@ -1,0 +1,365 @@
+//! The stages a worker runs over one received batch, VPP style: classify
+//! every frame, decapsulate what came in as ESP, decrement TTLs, encrypt
+//! per SA, then route and rewrite the link layer. Each stage does one job
+//! for the whole batch, frames keep their order, nothing allocates, and
+//! every frame ends with an [`Action`] (transmit, give to the kernel, or a
+//! counted drop).
+//!
+//! The stages are pure: the frames come from and go to whichever I/O
+//! backend the worker runs (AF_XDP, or memory in tests).
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::counters::{DropCounters, DropReason};
+use crate::esp::{decap, encap_batch_where, Decapped, PacketBuf};
+use crate::route::{Fib, FibMiss, PortRole};
+use crate::sa::Sadb;
+use crate::spd::{FlowKey, PolicyAction, Spd};
+use crate::wire::{ethernet, ip_proto, ipv4, ipv6};
+
+/// Frames handled per pass; larger batches are cut into passes.
+pub const MAX_BATCH: usize = 256;
+
+/// What a worker needs to decide a frame's fate.
+#[derive(Default)]
+pub struct Tables {
+    pub fib: Fib,
+    pub spd: Spd,
+    pub sadb: Sadb,
+    /// The gateway's own addresses: traffic to them is the kernel's (or,
+    /// on the outside, ESP for us to decrypt).
+    pub local: Vec<IpAddr>,
+}
+
+/// The end of a frame's way through the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send the frame (now `start..start + len`, link layer written) out
+    /// of this interface.
+    Transmit { ifindex: u32 },
+    /// Not for the dataplane (ARP, IKE, traffic to the gateway): hand the
+    /// frame, unchanged, to the kernel.
+    ToKernel,
+    /// Dropped, and counted under this reason.
+    Drop(DropReason),
+}
+
+/// Per-worker totals beside the per-SA counters.
+#[derive(Debug, Default)]
+pub struct PipelineCounters {
+    pub rx: AtomicU64,
+    pub tx: AtomicU64,
+    pub to_kernel: AtomicU64,
+    pub encapsulated: AtomicU64,
+    pub decapsulated: AtomicU64,
+    /// Forwarded in the clear (SPD bypass, or no rule matched).
+    pub bypassed: AtomicU64,
+    /// Drops that belong to no SA (per-SA drops are on the SA).
+    pub drops: DropCounters,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Decap,
+    Encap(u32),
+    Forward { bypass: bool },
+    Done(Action),
+}
+
+/// Runs the pipeline over frames received on `rx_ifindex`; `actions[i]`
+/// receives the fate of `frames[i]`.
+pub fn process_batch(
+    t: &Tables,
+    rx_ifindex: u32,
+    frames: &mut [PacketBuf<'_>],
+    actions: &mut [Action],
+    c: &PipelineCounters,
+) {
+    for (chunk, acts) in frames
+        .chunks_mut(MAX_BATCH)
+        .zip(actions.chunks_mut(MAX_BATCH))
+    {
+        process_chunk(t, rx_ifindex, chunk, acts, c);
+    }
+}
+
+fn process_chunk(
+    t: &Tables,
+    rx_ifindex: u32,
+    frames: &mut [PacketBuf<'_>],
+    actions: &mut [Action],
+    c: &PipelineCounters,
+) {
+    let n = frames.len().min(actions.len());
+    let frames = &mut frames[..n];
+    let mut stage = [Stage::Done(Action::ToKernel); MAX_BATCH];
+    let role = t.fib.interface(rx_ifindex).map(|i| i.role);
+    c.rx.fetch_add(n as u64, Ordering::Relaxed);
+
+    for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
+        *s = classify(t, role, f, c);
+    }
+    for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
+        if *s == Stage::Decap {
+            // `decap` counts its own drops (on the SA, or globally).
+            *s = match decap(&t.sadb, f, &c.drops) {
+                Ok(Decapped::Inner { .. }) => {
+                    bump(&c.decapsulated);
+                    Stage::Forward { bypass: false }
+                }
+                Ok(_) => Stage::Done(Action::ToKernel),
+                Err(reason) => Stage::Done(Action::Drop(reason)),
+            };
+        }
+    }
+    for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
+        if matches!(s, Stage::Forward { .. } | Stage::Encap(_)) {
+            if let Err(reason) = decrement_ttl(f.frame, f.start, f.len) {
+                c.drops.inc(reason);
+                *s = Stage::Done(Action::Drop(reason));
+            }
+        }
+    }
+    encrypt(t, frames, &mut stage[..n], c);
+    for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
+        if let Stage::Forward { bypass } = *s {
+            *s = Stage::Done(match route(&t.fib, f) {
+                Ok(ifindex) => {
+                    if bypass {
+                        bump(&c.bypassed);
+                    }
+                    Action::Transmit { ifindex }
+                }
+                Err(reason) => {
+                    c.drops.inc(reason);
+                    Action::Drop(reason)
+                }
+            });
+        }
+    }
+    for (a, s) in actions.iter_mut().zip(&stage[..n]) {
+        *a = match *s {
+            Stage::Done(action) => action,
+            // Every stage above ends in Done; keep the type total anyway.
+            _ => Action::Drop(DropReason::Malformed),
+        };
+        match a {
+            Action::Transmit { .. } => bump(&c.tx),
+            Action::ToKernel => bump(&c.to_kernel),
+            Action::Drop(_) => {}
+        }
+    }
+}
+
+/// Ethernet and IP parsing plus the policy decision. On success the frame
+/// is narrowed to its IP packet.
+fn classify(
+    t: &Tables,
+    role: Option<PortRole>,
+    f: &mut PacketBuf<'_>,
+    c: &PipelineCounters,
+) -> Stage {
+    let drop = |reason| {
+        c.drops.inc(reason);
+        Stage::Done(Action::Drop(reason))
+    };
+    let Ok(eth) = ethernet::Frame::new_checked(f.data()) else {
+        return drop(DropReason::Malformed);
+    };
+    let (ethertype, hl) = (eth.ethertype(), eth.header_len());
+    if ethertype != ethernet::ethertype::IPV4 && ethertype != ethernet::ethertype::IPV6 {
+        return Stage::Done(Action::ToKernel);
+    }
+    let Some(flow) = flow_key(&f.data()[hl..]) else {
+        return drop(DropReason::Malformed);
+    };
+    let to_us = t.local.contains(&flow.dst);
+    let stage = match (role, to_us) {
+        (Some(PortRole::Outside), true) => Stage::Decap,
+        (Some(PortRole::Inside), false) => match t.spd.lookup(&flow).map(|(_, r)| r.action) {
+            Some(PolicyAction::Protect { sa: Some(spi), .. }) => Stage::Encap(spi),
+            // IOS drops the first packet and starts IKE (acquire).
+            Some(PolicyAction::Protect { sa: None, .. }) => return drop(DropReason::NoOutboundSa),
+            Some(PolicyAction::Discard) => return drop(DropReason::PolicyDiscard),
+            Some(PolicyAction::Bypass) | None => Stage::Forward { bypass: true },
+        },
+        _ => return Stage::Done(Action::ToKernel),
+    };
+    f.start += hl;
+    f.len -= hl;
+    stage
+}
+
+/// Addresses, protocol and ports of an IP packet; ports are 0 when the
+/// protocol has none or the packet is a non-first fragment.
+pub fn flow_key(packet: &[u8]) -> Option<FlowKey> {
+    let (src, dst, proto, l4) = match packet.first()? >> 4 {
+        4 => {
+            let ip = ipv4::Packet::new_checked(packet).ok()?;
+            let body = packet.get(ip.header_len()..usize::from(ip.total_len()));
+            let l4 = if ip.frag_offset() == 0 {
+                body.unwrap_or(&[])
+            } else {
+                &[][..]
+            };
+            (
+                IpAddr::V4(ip.src_addr()),
+                IpAddr::V4(ip.dst_addr()),
+                ip.protocol(),
+                l4,
+            )
+        }
+        6 => {
+            let ip = ipv6::Packet::new_checked(packet).ok()?;
+            let walk = ip.walk_ext_headers().ok()?;
+            let first = walk.fragment.is_none_or(|fr| fr.offset == 0);
+            let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+            let l4 = if first {
+                packet.get(walk.upper_offset..end).unwrap_or(&[])
+            } else {
+                &[][..]
+            };
+            (
+                IpAddr::V6(ip.src_addr()),
+                IpAddr::V6(ip.dst_addr()),
+                walk.upper_proto,
+                l4,
+            )
+        }
+        _ => return None,
+    };
+    let (src_port, dst_port) = match (proto, l4) {
+        (ip_proto::TCP | ip_proto::UDP, [a, b, c, d, ..]) => {
+            (u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]))
+        }
+        _ => (0, 0),
+    };
+    Some(FlowKey {
+        src,
+        dst,
+        proto,
+        src_port,
+        dst_port,
+    })
+}
+
+/// Routers decrement the TTL (hop limit) of what they forward, before
+/// encapsulating it; a packet that would reach zero is dropped.
+fn decrement_ttl(frame: &mut [u8], start: usize, len: usize) -> Result<(), DropReason> {
+    let packet = frame
+        .get_mut(start..start + len)
+        .ok_or(DropReason::Malformed)?;
+    match packet.first().map(|b| b >> 4) {
+        Some(4) => {
+            let mut ip = ipv4::Packet::new_unchecked(packet);
+            if ip.ttl() <= 1 {
+                return Err(DropReason::TtlExceeded);
+            }
+            ip.decrement_ttl_incremental();
+        }
+        Some(6) => {
+            let mut ip = ipv6::Packet::new_unchecked(packet);
+            let hops = ip.hop_limit();
+            if hops <= 1 {
+                return Err(DropReason::TtlExceeded);
+            }
+            ip.set_hop_limit(hops - 1);
+        }
+        _ => return Err(DropReason::Malformed),
+    }
+    Ok(())
+}
+
+/// Encrypts per SA, each SA's packets in one batched call, frames staying
+/// where they are.
+fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &PipelineCounters) {
+    let mut next = 0;
+    while let Some(i) = (next..stage.len()).find(|&i| matches!(stage[i], Stage::Encap(_))) {
+        next = i;
+        let Stage::Encap(spi) = stage[i] else { break };
+        match t.sadb.outbound(spi) {
+            Some(sa) => {
+                let chosen = |j: usize| stage[j] == Stage::Encap(spi);
+                encap_batch_where(sa, frames, chosen);
+            }
+            None => {
+                // The SPD names an SA that was deleted: as if none yet.
+                for f in frames
+                    .iter_mut()
+                    .zip(stage.iter())
+                    .filter(|(_, s)| **s == Stage::Encap(spi))
+                {
+                    f.0.verdict = Err(DropReason::NoOutboundSa);
+                    c.drops.inc(DropReason::NoOutboundSa);
+                }
+            }
+        }
+        for (s, f) in stage.iter_mut().zip(frames.iter()) {
+            if *s == Stage::Encap(spi) {
+                *s = match f.verdict {
+                    Ok(()) => {
+                        bump(&c.encapsulated);
+                        Stage::Forward { bypass: false }
+                    }
+                    Err(reason) => Stage::Done(Action::Drop(reason)),
+                };
+            }
+        }
+    }
+}
+
+/// Looks the destination up, checks the MTU and writes the Ethernet header
+/// in front of the packet.
+fn route(fib: &Fib, f: &mut PacketBuf<'_>) -> Result<u32, DropReason> {
+    let packet = f.data();
+    let (dst, ethertype) = match packet.first().map(|b| b >> 4) {
+        Some(4) => (
+            IpAddr::V4(
+                ipv4::Packet::new_checked(packet)
+                    .map_err(|_| DropReason::Malformed)?
+                    .dst_addr(),
+            ),
+            ethernet::ethertype::IPV4,
+        ),
+        Some(6) => (
+            IpAddr::V6(
+                ipv6::Packet::new_checked(packet)
+                    .map_err(|_| DropReason::Malformed)?
+                    .dst_addr(),
+            ),
+            ethernet::ethertype::IPV6,
+        ),
+        _ => return Err(DropReason::Malformed),
+    };
+    let hop = fib.resolve(&dst).map_err(|miss| match miss {
+        FibMiss::NoRoute => DropReason::NoRoute,
+        FibMiss::NoNeighbour { .. } => DropReason::NoNeighbour,
+    })?;
+    if f.len > usize::from(hop.mtu) {
+        return Err(DropReason::TooBig);
+    }
+    if f.start < ethernet::HEADER_LEN {
+        return Err(DropReason::NoRoom);
+    }
+    f.start -= ethernet::HEADER_LEN;
+    f.len += ethernet::HEADER_LEN;
+    let repr = ethernet::Repr {
+        src_addr: hop.src_mac,
+        dst_addr: hop.dst_mac,
+        ethertype,
+        vlan_id: None,
+        inner_vlan_id: None,
+    };
+    repr.emit(&mut ethernet::Frame::new_unchecked(
+        &mut f.frame[f.start..f.start + f.len],
+    ));
+    Ok(hop.ifindex)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,409 @@
+//! Two gateways in memory: frames from a host behind gateway A leave A as
+//! ESP toward the WAN router, arrive at B and leave B toward the host
+//! behind it; plus every way a frame can be refused.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::*;
+use crate::api::{Direction, EspMode, Lifetime, SaParams};
+use crate::crypto::{AuthAlg, EncAlg};
+use crate::route::{Interface, Route};
+use crate::spd::{IpPrefix, PolicyTag, PortRange, SpdRule, TrafficSelector};
+use crate::testkit::{framed, inner_v4, inner_v6, keys, HEADROOM};
+use crate::wire::ethernet::EthernetAddress;
+
+const LAN_IF: u32 = 1;
+const WAN_IF: u32 = 2;
+const TAG: PolicyTag = PolicyTag { map: 1, seq: 10 };
+
+fn mac(b: u8) -> EthernetAddress {
+    EthernetAddress([2, 0, 0, 0, 0, b])
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// Gateway `A` (side 1) or `B` (side 2) of the lab: LAN 198.19.S.0/24 and
+/// fd00:S::/64 on if 1, WAN 198.18.(S-1).1 on if 2 via router .254.
+fn gateway(side: u8, out_spi: u32, in_spi: u32) -> Tables {
+    let other = 3 - side;
+    let wan_me: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, side - 1, 1));
+    let wan_peer: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, other - 1, 1));
+    let router: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, side - 1, 254));
+    let mut t = Tables::default();
+    t.fib.add_interface(Interface {
+        ifindex: LAN_IF,
+        mac: mac(side * 16 + 1),
+        mtu: 1500,
+        role: PortRole::Inside,
+    });
+    t.fib.add_interface(Interface {
+        ifindex: WAN_IF,
+        mac: mac(side * 16 + 2),
+        mtu: 1500,
+        role: PortRole::Outside,
+    });
+    let lan4: IpPrefix = format!("198.19.{side}.0/24").parse().unwrap();
+    let lan6: IpPrefix = format!("fd00:{side}::/64").parse().unwrap();
+    t.fib.add_route(Route {
+        prefix: lan4,
+        ifindex: LAN_IF,
+        gateway: None,
+    });
+    t.fib.add_route(Route {
+        prefix: lan6,
+        ifindex: LAN_IF,
+        gateway: None,
+    });
+    t.fib.add_route(Route {
+        prefix: IpPrefix::new(router, 24).unwrap(),
+        ifindex: WAN_IF,
+        gateway: None,
+    });
+    t.fib.add_route(Route {
+        prefix: IpPrefix::any_v4(),
+        ifindex: WAN_IF,
+        gateway: Some(router),
+    });
+    t.fib.set_neighbour(WAN_IF, router, mac(0xfe));
+    t.fib.set_neighbour(
+        LAN_IF,
+        IpAddr::V4(Ipv4Addr::new(198, 19, side, 10)),
+        mac(side * 16 + 10),
+    );
+    t.fib.set_neighbour(
+        LAN_IF,
+        format!("fd00:{side}::10").parse().unwrap(),
+        mac(side * 16 + 10),
+    );
+    t.local = vec![wan_me, IpAddr::V4(Ipv4Addr::new(198, 19, side, 1))];
+    let remote4: IpPrefix = format!("198.19.{other}.0/24").parse().unwrap();
+    let remote6: IpPrefix = format!("fd00:{other}::/64").parse().unwrap();
+    let protect = PolicyAction::Protect {
+        sa: Some(out_spi),
+        map: TAG,
+    };
+    let any = |src, dst| TrafficSelector {
+        src,
+        dst,
+        proto: None,
+        src_ports: PortRange::ANY,
+        dst_ports: PortRange::ANY,
+    };
+    t.spd = Spd::new(vec![
+        // An IOS-style deny (bypass) for one host before the permit.
+        SpdRule {
+            selector: any(lan4, format!("198.19.{other}.99/32").parse().unwrap()),
+            action: PolicyAction::Bypass,
+        },
+        SpdRule {
+            selector: any(lan4, remote4),
+            action: protect,
+        },
+        SpdRule {
+            selector: any(lan6, remote6),
+            action: protect,
+        },
+    ]);
+    let (enc, auth) = (EncAlg::AesCbc128, AuthAlg::HmacSha1_96);
+    let sa = |spi, direction, local, remote| SaParams {
+        spi,
+        direction,
+        enc,
+        auth,
+        keys: keys(enc, auth),
+        mode: EspMode::Tunnel { local, remote },
+        udp_encap: None,
+        esn: false,
+        replay_window: 64,
+        lifetime: Lifetime::default(),
+    };
+    t.sadb
+        .install(&sa(out_spi, Direction::Outbound, wan_me, wan_peer), 0)
+        .unwrap();
+    t.sadb
+        .install(&sa(in_spi, Direction::Inbound, wan_me, wan_peer), 0)
+        .unwrap();
+    t
+}
+
+fn eth_frame(
+    dst: EthernetAddress,
+    src: EthernetAddress,
+    ethertype: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut p = vec![0u8; ethernet::HEADER_LEN];
+    p[0..6].copy_from_slice(&dst.0);
+    p[6..12].copy_from_slice(&src.0);
+    p[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// A frame from the host behind side `side` to `dst` (rewrites the inner
+/// packet's destination).
+fn host_frame(side: u8, dst: Ipv4Addr, ttl: u8) -> Vec<u8> {
+    let mut p = inner_v4(40);
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr(Ipv4Addr::new(198, 19, side, 10));
+        ip.set_dst_addr(dst);
+        ip.set_ttl(ttl);
+        ip.fill_checksum();
+    }
+    eth_frame(
+        mac(side * 16 + 1),
+        mac(side * 16 + 10),
+        ethernet::ethertype::IPV4,
+        &p,
+    )
+}
+
+/// Runs one frame through a gateway; returns the action and the frame out.
+fn run(t: &Tables, ifindex: u32, frame: &[u8], c: &PipelineCounters) -> (Action, Vec<u8>) {
+    let mut buf = framed(frame);
+    let mut frames = [PacketBuf::new(&mut buf, HEADROOM, frame.len())];
+    let mut actions = [Action::ToKernel];
+    process_batch(t, ifindex, &mut frames, &mut actions, c);
+    (actions[0], frames[0].data().to_vec())
+}
+
+#[test]
+fn a_frame_crosses_both_gateways_as_esp_and_arrives_with_its_ttl_decremented() {
+    let (a, b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
+    let sent = host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64);
+    let (act, wire) = run(&a, LAN_IF, &sent, &ca);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let eth = ethernet::Frame::new_checked(&wire[..]).unwrap();
+    assert_eq!((eth.dst_addr(), eth.src_addr()), (mac(0xfe), mac(0x12)));
+    let outer = ipv4::Packet::new_checked(&wire[14..]).unwrap();
+    assert_eq!(outer.protocol(), ip_proto::ESP);
+    assert_eq!(
+        (outer.src_addr(), outer.dst_addr()),
+        (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 1, 1))
+    );
+
+    // The WAN router forwards it to B's outside interface.
+    let at_b = eth_frame(mac(0x22), mac(0xfe), ethernet::ethertype::IPV4, &wire[14..]);
+    let (act, delivered) = run(&b, WAN_IF, &at_b, &cb);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    let eth = ethernet::Frame::new_checked(&delivered[..]).unwrap();
+    assert_eq!((eth.dst_addr(), eth.src_addr()), (mac(0x2a), mac(0x21)));
+    let got = ipv4::Packet::new_checked(&delivered[14..]).unwrap();
+    assert_eq!(got.ttl(), 62, "each gateway decrements the inner TTL once");
+    assert!(got.verify_checksum());
+    assert_eq!(&delivered[14 + 20..], &sent[14 + 20..], "payload unchanged");
+    assert_eq!(ca.encapsulated.load(Ordering::Relaxed), 1);
+    assert_eq!(cb.decapsulated.load(Ordering::Relaxed), 1);
+    assert_eq!(ca.drops.total() + cb.drops.total(), 0);
+}
+
+#[test]
+fn ipv6_inner_traffic_is_protected_by_its_own_rule() {
+    let (a, b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let c = PipelineCounters::default();
+    let mut p = inner_v6(30);
+    {
+        let mut ip = ipv6::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr("fd00:1::10".parse().unwrap());
+        ip.set_dst_addr("fd00:2::10".parse().unwrap());
+    }
+    let sent = eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV6, &p);
+    let (act, wire) = run(&a, LAN_IF, &sent, &c);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let at_b = eth_frame(mac(0x22), mac(0xfe), ethernet::ethertype::IPV4, &wire[14..]);
+    let (act, delivered) = run(&b, WAN_IF, &at_b, &c);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    assert_eq!(
+        ipv6::Packet::new_checked(&delivered[14..])
+            .unwrap()
+            .hop_limit(),
+        61
+    );
+    assert_eq!(&delivered[14 + 40..], &p[40..]);
+}
+
+#[test]
+fn arp_and_traffic_to_the_gateway_go_to_the_kernel_untouched() {
+    let a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    let arp = eth_frame(EthernetAddress([0xff; 6]), mac(0x1a), 0x0806, &[0u8; 28]);
+    assert_eq!(run(&a, LAN_IF, &arp, &c), (Action::ToKernel, arp.clone()));
+    let to_gw = host_frame(1, Ipv4Addr::new(198, 19, 1, 1), 64);
+    assert_eq!(
+        run(&a, LAN_IF, &to_gw, &c),
+        (Action::ToKernel, to_gw.clone())
+    );
+    assert_eq!(c.to_kernel.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn a_deny_line_before_the_permit_forwards_that_host_in_the_clear() {
+    let a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    let (act, out) = run(
+        &a,
+        LAN_IF,
+        &host_frame(1, Ipv4Addr::new(198, 19, 2, 99), 64),
+        &c,
+    );
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    assert_eq!(
+        ipv4::Packet::new_checked(&out[14..]).unwrap().protocol(),
+        ip_proto::UDP
+    );
+    assert_eq!(c.bypassed.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn every_refusal_is_an_action_with_its_counter() {
+    let mut a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    // TTL 1 cannot be forwarded.
+    let (act, _) = run(
+        &a,
+        LAN_IF,
+        &host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 1),
+        &c,
+    );
+    assert_eq!(act, Action::Drop(DropReason::TtlExceeded));
+    // A truncated frame.
+    let (act, _) = run(&a, LAN_IF, &[0u8; 9], &c);
+    assert_eq!(act, Action::Drop(DropReason::Malformed));
+    // ESP for an SA we do not have.
+    let mut bogus = inner_v4(40);
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut bogus[..]);
+        ip.set_protocol(ip_proto::ESP);
+        ip.set_dst_addr(Ipv4Addr::new(198, 18, 0, 1));
+        ip.fill_checksum();
+    }
+    let frame = eth_frame(mac(0x12), mac(0xfe), ethernet::ethertype::IPV4, &bogus);
+    assert_eq!(
+        run(&a, WAN_IF, &frame, &c).0,
+        Action::Drop(DropReason::NoSa)
+    );
+    // No SA negotiated yet for the rule: IOS drops the first packet.
+    a.spd.set_sa(1, None);
+    let (act, _) = run(
+        &a,
+        LAN_IF,
+        &host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64),
+        &c,
+    );
+    assert_eq!(act, Action::Drop(DropReason::NoOutboundSa));
+    // A destination with no route, one with no neighbour yet.
+    a.fib.remove_route(&IpPrefix::any_v4());
+    let (act, _) = run(
+        &a,
+        LAN_IF,
+        &host_frame(1, Ipv4Addr::new(198, 19, 7, 7), 64),
+        &c,
+    );
+    assert_eq!(act, Action::Drop(DropReason::NoRoute));
+    a.fib.remove_neighbour(LAN_IF, ip("198.19.1.10"));
+    let frame = eth_frame(mac(0x11), mac(0x1b), ethernet::ethertype::IPV4, &{
+        let mut p = inner_v4(10);
+        let mut ipk = ipv4::Packet::new_unchecked(&mut p[..]);
+        ipk.set_src_addr(Ipv4Addr::new(198, 19, 1, 20));
+        ipk.set_dst_addr(Ipv4Addr::new(198, 19, 1, 10));
+        ipk.fill_checksum();
+        p
+    });
+    assert_eq!(
+        run(&a, LAN_IF, &frame, &c).0,
+        Action::Drop(DropReason::NoNeighbour)
+    );
+    for r in [
+        DropReason::TtlExceeded,
+        DropReason::Malformed,
+        DropReason::NoSa,
+        DropReason::NoOutboundSa,
+        DropReason::NoRoute,
+        DropReason::NoNeighbour,
+    ] {
+        assert_eq!(c.drops.get(r), 1, "{r:?}");
+    }
+}
+
+#[test]
+fn a_mixed_batch_keeps_each_frames_fate_and_order() {
+    let mut a = gateway(1, 0x1000, 0x2000);
+    // A second SA for a second remote network.
+    a.sadb.install(&sa_like(0x3000), 0).unwrap();
+    let mut rules = a.spd.rules().to_vec();
+    rules.push(SpdRule {
+        selector: TrafficSelector {
+            src: "198.19.1.0/24".parse().unwrap(),
+            dst: "198.19.3.0/24".parse().unwrap(),
+            proto: None,
+            src_ports: PortRange::ANY,
+            dst_ports: PortRange::ANY,
+        },
+        action: PolicyAction::Protect {
+            sa: Some(0x3000),
+            map: PolicyTag { map: 1, seq: 20 },
+        },
+    });
+    a.spd = Spd::new(rules);
+    let c = PipelineCounters::default();
+    let dsts = [(2, 10), (3, 10), (2, 99), (2, 11), (3, 11), (4, 1)];
+    let sent: Vec<Vec<u8>> = dsts
+        .iter()
+        .map(|&(n, h)| host_frame(1, Ipv4Addr::new(198, 19, n, h), 64))
+        .collect();
+    let mut bufs: Vec<Vec<u8>> = sent.iter().map(|f| framed(f)).collect();
+    let mut frames: Vec<PacketBuf<'_>> = bufs
+        .iter_mut()
+        .zip(&sent)
+        .map(|(b, f)| PacketBuf::new(b, HEADROOM, f.len()))
+        .collect();
+    let mut actions = vec![Action::ToKernel; frames.len()];
+    process_batch(&a, LAN_IF, &mut frames, &mut actions, &c);
+    assert!(
+        actions
+            .iter()
+            .all(|x| *x == Action::Transmit { ifindex: WAN_IF }),
+        "{actions:?}"
+    );
+    let spi_of = |f: &PacketBuf<'_>| {
+        let d = f.data();
+        (d[14 + 9] == ip_proto::ESP).then(|| u32::from_be_bytes([d[34], d[35], d[36], d[37]]))
+    };
+    let spis: Vec<Option<u32>> = frames.iter().map(spi_of).collect();
+    assert_eq!(
+        spis,
+        vec![
+            Some(0x1000),
+            Some(0x3000),
+            None,
+            Some(0x1000),
+            Some(0x3000),
+            None
+        ]
+    );
+    assert_eq!(c.encapsulated.load(Ordering::Relaxed), 4);
+    assert_eq!(c.bypassed.load(Ordering::Relaxed), 2);
+}
+
+fn sa_like(spi: u32) -> SaParams {
+    let (enc, auth) = (EncAlg::AesGcm128(crate::crypto::GcmIcv::B16), AuthAlg::None);
+    SaParams {
+        spi,
+        direction: Direction::Outbound,
+        enc,
+        auth,
+        keys: keys(enc, auth),
+        mode: EspMode::Tunnel {
+            local: ip("198.18.0.1"),
+            remote: ip("198.18.2.1"),
+        },
+        udp_encap: None,
+        esn: false,
+        replay_window: 0,
+        lifetime: Lifetime::default(),
+    }
+}
