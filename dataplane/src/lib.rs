@@ -1,7 +1,7 @@
 //! Espada's packet path: everything between a received frame and a frame to
 //! transmit, kept free of sockets and threads so it can be tested, fuzzed and
-//! benchmarked alone (the boringtun split). `io` and `worker` arrive with the
-//! AF_XDP dataplane; this crate's core is pure.
+//! benchmarked alone (the boringtun split); only `io` and `worker` touch
+//! sockets and threads.
 //!
 //! - [`wire`]: zero-copy views over Ethernet, IPv4/6, UDP, ESP, ICMP (smoltcp style).
 //! - [`crypto`]: ESP cipher/integrity suites behind one batched trait.
@@ -11,12 +11,15 @@
 //!   the crypto-map policy database.
 //! - [`route`]: interfaces, routes and neighbours (the kernel's, mirrored).
 //! - [`pipeline`]: the stages a worker runs over a received batch.
+//! - [`io`], [`worker`]: AF_XDP sockets on a shared UMEM and the poll loop
+//!   that moves frames between them through the pipeline.
 //! - [`api`]: the SA and policy definitions shared with the control process.
 
 pub mod api;
 pub mod counters;
 pub mod crypto;
 pub mod esp;
+pub mod io;
 pub mod pipeline;
 pub mod replay;
 pub mod route;
@@ -25,3 +28,4 @@ pub mod spd;
 #[doc(hidden)]
 pub mod testkit;
 pub mod wire;
+pub mod worker;

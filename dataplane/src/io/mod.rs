@@ -1,0 +1,5 @@
+//! Packet I/O backends. `xsk` is AF_XDP on the kernel ABI; a DPDK backend
+//! could slot in beside it. The worker's stages (`pipeline`) never see
+//! which one delivered a frame.
+
+pub mod xsk;

@@ -1,0 +1,196 @@
+//! The poll-mode worker: one thread, pinned to a core, owning one AF_XDP
+//! socket per interface on one shared UMEM. Each turn it recycles
+//! transmitted frames, keeps the fill rings topped up, and for every port
+//! takes a batch, runs the pipeline over it and queues each frame on the
+//! port it leaves by (a frame received on the LAN leaves on the WAN with no
+//! copy: both sockets share the UMEM). No locks, no allocation and at most
+//! one syscall per batch (the TX kick, only when the kernel asks for it).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::esp::PacketBuf;
+use crate::io::xsk::{Desc, Umem, XskSocket, FRAME_SIZE};
+use crate::pipeline::{process_batch, Action, PipelineCounters, Tables, MAX_BATCH};
+
+/// Frames taken from an RX ring per pass.
+pub const RX_BATCH: usize = 64;
+const _: () = assert!(RX_BATCH <= MAX_BATCH);
+/// At most this many ports per worker (LAN and WAN, plus room).
+pub const MAX_PORTS: usize = 4;
+
+/// What an idle worker does: spin (benchmarks) or sleep a little longer
+/// each idle turn, up to a bound (labs, so a core is not pinned at 100%).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdlePolicy {
+    BusyPoll,
+    Backoff { max_sleep: Duration },
+}
+
+/// Counters the I/O layer adds to the pipeline's.
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    pub pipeline: PipelineCounters,
+    /// TX ring full: the frame was dropped.
+    pub tx_ring_full: AtomicU64,
+    /// Frames the pipeline meant for the kernel; with AF_XDP they cannot be
+    /// handed back (the XDP program passes those before they get here).
+    pub to_kernel_dropped: AtomicU64,
+    /// Transmit to an interface this worker has no socket on.
+    pub no_port: AtomicU64,
+}
+
+/// One worker's sockets, memory and free frames.
+pub struct Worker {
+    // Sockets before the UMEM: they must be closed before it is unmapped.
+    ports: Vec<XskSocket>,
+    umem: Umem,
+    free: Vec<u64>,
+}
+
+impl Worker {
+    /// Takes ownership of the UMEM and the sockets bound on it; all frames
+    /// start on the free list.
+    pub fn new(umem: Umem, ports: Vec<XskSocket>) -> Worker {
+        let free = umem.frame_addrs().collect();
+        Worker { ports, umem, free }
+    }
+
+    pub fn ports(&self) -> &[XskSocket] {
+        &self.ports
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run(
+        &mut self,
+        tables: &Tables,
+        counters: &WorkerCounters,
+        idle: IdlePolicy,
+        stop: &AtomicBool,
+    ) {
+        let mut sleep = Duration::from_micros(1);
+        while !stop.load(Ordering::Relaxed) {
+            if self.turn(tables, counters) > 0 {
+                sleep = Duration::from_micros(1);
+            } else if let IdlePolicy::Backoff { max_sleep } = idle {
+                std::thread::sleep(sleep);
+                sleep = (sleep * 2).min(max_sleep);
+            }
+        }
+    }
+
+    /// One pass over every port; returns how many frames were received.
+    pub fn turn(&mut self, tables: &Tables, counters: &WorkerCounters) -> usize {
+        self.recycle();
+        let mut received = 0;
+        for p in 0..self.ports.len() {
+            received += self.poll_port(p, tables, counters);
+        }
+        received
+    }
+
+    /// Completed transmissions back to the free list; fill rings topped up.
+    fn recycle(&mut self) {
+        let mut done = [0u64; RX_BATCH];
+        for port in &mut self.ports {
+            loop {
+                let n = port.completed(&mut done);
+                self.free.extend_from_slice(&done[..n]);
+                if n < done.len() {
+                    break;
+                }
+            }
+        }
+        for port in &mut self.ports {
+            let want = (port.fill_free() as usize).min(self.free.len());
+            if want > 0 {
+                let from = self.free.len() - want;
+                let taken = port.fill(&self.free[from..]);
+                self.free.truncate(self.free.len() - taken);
+            }
+        }
+    }
+
+    fn poll_port(&mut self, p: usize, tables: &Tables, counters: &WorkerCounters) -> usize {
+        let mut descs = [Desc {
+            addr: 0,
+            len: 0,
+            options: 0,
+        }; RX_BATCH];
+        let n = self.ports[p].recv(&mut descs);
+        if n == 0 {
+            return 0;
+        }
+        let frame_mask = !(u64::from(FRAME_SIZE) - 1);
+        let mut frames: [PacketBuf<'_>; RX_BATCH] =
+            std::array::from_fn(|_| PacketBuf::new(&mut [], 0, 0));
+        let mut bases = [0u64; RX_BATCH];
+        for (i, d) in descs[..n].iter().enumerate() {
+            bases[i] = d.addr & frame_mask;
+            // SAFETY: the kernel handed this chunk to us on the RX ring; each
+            // RX descriptor names a distinct chunk, so the slices do not alias.
+            match unsafe { self.umem.chunk_mut(d.addr) } {
+                Some(chunk) => {
+                    frames[i] = PacketBuf::new(chunk, (d.addr - bases[i]) as usize, d.len as usize)
+                }
+                None => frames[i].verdict = Err(crate::counters::DropReason::Malformed),
+            }
+        }
+        let mut actions = [Action::ToKernel; RX_BATCH];
+        process_batch(
+            tables,
+            self.ports[p].ifindex,
+            &mut frames[..n],
+            &mut actions[..n],
+            &counters.pipeline,
+        );
+
+        let mut tx = [[Desc {
+            addr: 0,
+            len: 0,
+            options: 0,
+        }; RX_BATCH]; MAX_PORTS];
+        let mut tx_len = [0usize; MAX_PORTS];
+        for i in 0..n {
+            let out = match actions[i] {
+                Action::Transmit { ifindex } => {
+                    self.ports.iter().position(|s| s.ifindex == ifindex)
+                }
+                Action::ToKernel => {
+                    counters.to_kernel_dropped.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+                Action::Drop(_) => None,
+            };
+            match out {
+                Some(q) if q < MAX_PORTS => {
+                    let f = &frames[i];
+                    tx[q][tx_len[q]] = Desc {
+                        addr: bases[i] + f.start as u64,
+                        len: f.len as u32,
+                        options: 0,
+                    };
+                    tx_len[q] += 1;
+                }
+                other => {
+                    if other.is_some() || matches!(actions[i], Action::Transmit { .. }) {
+                        counters.no_port.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.free.push(bases[i]);
+                }
+            }
+        }
+        for (q, port) in self.ports.iter_mut().enumerate().take(MAX_PORTS) {
+            if tx_len[q] == 0 {
+                continue;
+            }
+            let sent = port.send(&tx[q][..tx_len[q]]);
+            for d in &tx[q][sent..tx_len[q]] {
+                counters.tx_ring_full.fetch_add(1, Ordering::Relaxed);
+                self.free.push(d.addr & frame_mask);
+            }
+            port.kick_tx();
+        }
+        n
+    }
+}
