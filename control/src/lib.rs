@@ -4,3 +4,5 @@
 
 /// Version string shared by `espada --version` and `show version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub mod show;
