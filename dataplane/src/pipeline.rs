@@ -11,8 +11,13 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod icmp;
+
+pub use icmp::{IcmpError, IcmpLimiter};
+
+use crate::api::EspMode;
 use crate::counters::{DropCounters, DropReason};
-use crate::esp::{decap, encap_batch_where, Decapped, PacketBuf};
+use crate::esp::{decap, encap_batch_where, encapsulated_len, max_inner_len, Decapped, PacketBuf};
 use crate::route::{Fib, FibMiss, PortRole};
 use crate::sa::Sadb;
 use crate::spd::{FlowKey, PolicyAction, Spd};
@@ -30,6 +35,18 @@ pub struct Tables {
     /// The gateway's own addresses: traffic to them is the kernel's (or,
     /// on the outside, ESP for us to decrypt).
     pub local: Vec<IpAddr>,
+    /// Addresses per interface: the source of ICMP errors we originate.
+    pub iface_addrs: Vec<(u32, IpAddr)>,
+}
+
+impl Tables {
+    /// Our address of the given family on an interface.
+    pub fn addr_on(&self, ifindex: u32, v6: bool) -> Option<IpAddr> {
+        self.iface_addrs
+            .iter()
+            .find(|(i, a)| *i == ifindex && a.is_ipv6() == v6)
+            .map(|(_, a)| *a)
+    }
 }
 
 /// The end of a frame's way through the pipeline.
@@ -55,6 +72,9 @@ pub struct PipelineCounters {
     pub decapsulated: AtomicU64,
     /// Forwarded in the clear (SPD bypass, or no rule matched).
     pub bypassed: AtomicU64,
+    /// ICMP errors sent back (time exceeded, fragmentation needed).
+    pub icmp_sent: AtomicU64,
+    pub icmp: IcmpLimiter,
     /// Drops that belong to no SA (per-SA drops are on the SA).
     pub drops: DropCounters,
 }
@@ -117,18 +137,39 @@ fn process_chunk(
             };
         }
     }
+    let from_inside = role == Some(PortRole::Inside);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         if matches!(s, Stage::Forward { .. } | Stage::Encap(_)) {
             if let Err(reason) = decrement_ttl(f.frame, f.start, f.len) {
                 c.drops.inc(reason);
-                *s = Stage::Done(Action::Drop(reason));
+                // Time exceeded goes back to inside senders; a decapsulated
+                // packet's sender sits behind the peer and is not answered.
+                *s = if from_inside && send_icmp(t, rx_ifindex, f, IcmpError::TimeExceeded, c) {
+                    Stage::Forward { bypass: false }
+                } else {
+                    Stage::Done(Action::Drop(reason))
+                };
             }
         }
     }
+    check_tunnel_mtu(t, rx_ifindex, frames, &mut stage[..n], c);
     encrypt(t, frames, &mut stage[..n], c);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         if let Stage::Forward { bypass } = *s {
-            *s = Stage::Done(match route(&t.fib, f) {
+            let mut routed = route(&t.fib, f);
+            if routed == Err(DropReason::TooBig) && from_inside && must_not_fragment(f.data()) {
+                // Forwarded in the clear but too big for the next link.
+                let mtu = dst_of(f.data())
+                    .and_then(|d| t.fib.route(&d))
+                    .and_then(|r| t.fib.interface(r.ifindex))
+                    .map_or(0, |i| i.mtu);
+                if send_icmp(t, rx_ifindex, f, IcmpError::TooBig { mtu }, c) {
+                    // The packet is gone, replaced by the error about it.
+                    c.drops.inc(DropReason::TooBig);
+                    routed = route(&t.fib, f);
+                }
+            }
+            *s = Stage::Done(match routed {
                 Ok(ifindex) => {
                     if bypass {
                         bump(&c.bypassed);
@@ -246,6 +287,88 @@ pub fn flow_key(packet: &[u8]) -> Option<FlowKey> {
         src_port,
         dst_port,
     })
+}
+
+/// Replaces the frame's packet with an ICMP error about it, sent from our
+/// address on the interface it came in on.
+fn send_icmp(
+    t: &Tables,
+    rx_ifindex: u32,
+    f: &mut PacketBuf<'_>,
+    error: IcmpError,
+    c: &PipelineCounters,
+) -> bool {
+    let v6 = f.data().first().is_some_and(|b| b >> 4 == 6);
+    let Some(from) = t.addr_on(rx_ifindex, v6) else {
+        return false;
+    };
+    let sent = icmp::make_error(f, error, from, &c.icmp);
+    if sent {
+        bump(&c.icmp_sent);
+    }
+    sent
+}
+
+/// IPv6 is never fragmented by routers; IPv4 only without DF.
+fn must_not_fragment(packet: &[u8]) -> bool {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) => ipv4::Packet::new_checked(packet).is_ok_and(|ip| ip.dont_frag()),
+        _ => true,
+    }
+}
+
+fn dst_of(packet: &[u8]) -> Option<IpAddr> {
+    match packet.first()? >> 4 {
+        4 => Some(IpAddr::V4(
+            ipv4::Packet::new_checked(packet).ok()?.dst_addr(),
+        )),
+        6 => Some(IpAddr::V6(
+            ipv6::Packet::new_checked(packet).ok()?.dst_addr(),
+        )),
+        _ => None,
+    }
+}
+
+/// Before encrypting: a packet whose ESP form would not fit the outer
+/// link gets "fragmentation needed" / "packet too big" with the inner MTU
+/// that fits (RFC 4301 §8.2 PMTU for tunnels); without DF it is dropped and
+/// counted (fragmentation before encryption is not built yet).
+fn check_tunnel_mtu(
+    t: &Tables,
+    rx_ifindex: u32,
+    frames: &mut [PacketBuf<'_>],
+    stage: &mut [Stage],
+    c: &PipelineCounters,
+) {
+    for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
+        let Stage::Encap(spi) = *s else { continue };
+        let Some(sa) = t.sadb.outbound(spi) else {
+            continue;
+        };
+        let outer_dst = match sa.mode() {
+            EspMode::Tunnel { remote, .. } => Some(remote),
+            EspMode::Transport => dst_of(f.data()),
+        };
+        let Some(mtu) = outer_dst
+            .and_then(|d| t.fib.route(&d))
+            .and_then(|r| t.fib.interface(r.ifindex))
+            .map(|i| usize::from(i.mtu))
+        else {
+            continue; // the route stage reports the missing route
+        };
+        if encapsulated_len(sa, f.len) <= mtu {
+            continue;
+        }
+        c.drops.inc(DropReason::TooBig);
+        let inner_mtu = max_inner_len(sa, mtu).min(usize::from(u16::MAX)) as u16;
+        *s = if must_not_fragment(f.data())
+            && send_icmp(t, rx_ifindex, f, IcmpError::TooBig { mtu: inner_mtu }, c)
+        {
+            Stage::Forward { bypass: false }
+        } else {
+            Stage::Done(Action::Drop(DropReason::TooBig))
+        };
+    }
 }
 
 /// Routers decrement the TTL (hop limit) of what they forward, before

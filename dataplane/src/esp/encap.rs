@@ -42,6 +42,25 @@ pub fn encap_overhead(sa: &OutboundSa) -> (usize, usize) {
     (front, back)
 }
 
+/// Length of the packet encapsulation makes of an inner packet of
+/// `inner_len` bytes (exact in tunnel mode; in transport mode the padding
+/// may differ by less than one cipher block).
+pub fn encapsulated_len(sa: &OutboundSa, inner_len: usize) -> usize {
+    let (front, _) = encap_overhead(sa);
+    let suite = sa.suite();
+    inner_len + front + esp::pad_len_for(inner_len, suite.block_align()) + 2 + suite.icv_len()
+}
+
+/// The largest inner packet whose encapsulation fits `mtu`: the MTU to
+/// announce in "fragmentation needed" / "packet too big".
+pub fn max_inner_len(sa: &OutboundSa, mtu: usize) -> usize {
+    let (front, _) = encap_overhead(sa);
+    let suite = sa.suite();
+    let align = suite.block_align().max(4);
+    let room = mtu.saturating_sub(front + suite.icv_len());
+    (room / align * align).saturating_sub(2)
+}
+
 /// Encapsulates a batch of packets with one SA. Packets whose verdict is
 /// already an error are skipped; on success a packet's `start`/`len` cover
 /// the outer packet.

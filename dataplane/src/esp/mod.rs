@@ -21,7 +21,7 @@ mod decap;
 mod encap;
 
 pub use decap::{decap, decap_batch, Decapped};
-pub use encap::{encap_batch, encap_batch_where, encap_overhead};
+pub use encap::{encap_batch, encap_batch_where, encap_overhead, encapsulated_len, max_inner_len};
 
 use crate::counters::DropReason;
 

@@ -452,3 +452,30 @@ fn outer_ipv4_header_with_a_bad_checksum_is_dropped_and_counted() {
     assert_eq!(decap_one(&b, &outer, &g).0, Err(DropReason::BadIpChecksum));
     assert_eq!(g.get(DropReason::BadIpChecksum), 1);
 }
+
+#[test]
+fn encapsulated_len_is_exact_and_max_inner_len_fits_the_mtu() {
+    for (enc, auth) in all_suites() {
+        let (o, i) = sa_pair(enc, auth, tunnel(false), true, false, 64);
+        let (a, _) = install(&o, &i);
+        let sa = a.outbound(o.spi).unwrap();
+        for n in [0usize, 1, 17, 100, 1372] {
+            let inner = inner_v4(n);
+            let outer = encap_one(sa, &inner).unwrap();
+            assert_eq!(
+                encapsulated_len(sa, inner.len()),
+                outer.len(),
+                "{enc:?}/{auth:?} {n}"
+            );
+        }
+        for mtu in [1280usize, 1400, 1500] {
+            let max = max_inner_len(sa, mtu);
+            assert!(encapsulated_len(sa, max) <= mtu, "{enc:?} {mtu}");
+            let align = sa.suite().block_align();
+            assert!(
+                encapsulated_len(sa, max + align) > mtu,
+                "{enc:?} {mtu}: not the largest"
+            );
+        }
+    }
+}

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::*;
 use crate::api::{Direction, EspMode, Lifetime, SaParams};
 use crate::crypto::{AuthAlg, EncAlg};
+use crate::esp::encapsulated_len;
 use crate::route::{Interface, Route};
 use crate::spd::{IpPrefix, PolicyTag, PortRange, SpdRule, TrafficSelector};
 use crate::testkit::{framed, inner_v4, inner_v6, keys, HEADROOM};
@@ -77,7 +78,13 @@ fn gateway(side: u8, out_spi: u32, in_spi: u32) -> Tables {
         format!("fd00:{side}::10").parse().unwrap(),
         mac(side * 16 + 10),
     );
-    t.local = vec![wan_me, IpAddr::V4(Ipv4Addr::new(198, 19, side, 1))];
+    let lan_me = IpAddr::V4(Ipv4Addr::new(198, 19, side, 1));
+    t.local = vec![wan_me, lan_me];
+    t.iface_addrs = vec![
+        (LAN_IF, lan_me),
+        (LAN_IF, format!("fd00:{side}::1").parse().unwrap()),
+        (WAN_IF, wan_me),
+    ];
     let remote4: IpPrefix = format!("198.19.{other}.0/24").parse().unwrap();
     let remote6: IpPrefix = format!("fd00:{other}::/64").parse().unwrap();
     let protect = PolicyAction::Protect {
@@ -262,14 +269,14 @@ fn a_deny_line_before_the_permit_forwards_that_host_in_the_clear() {
 fn every_refusal_is_an_action_with_its_counter() {
     let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
-    // TTL 1 cannot be forwarded.
+    // TTL 1 cannot be forwarded: the sender gets time exceeded instead.
     let (act, _) = run(
         &a,
         LAN_IF,
         &host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 1),
         &c,
     );
-    assert_eq!(act, Action::Drop(DropReason::TtlExceeded));
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
     // A truncated frame.
     let (act, _) = run(&a, LAN_IF, &[0u8; 9], &c);
     assert_eq!(act, Action::Drop(DropReason::Malformed));
@@ -406,4 +413,159 @@ fn sa_like(spi: u32) -> SaParams {
         replay_window: 0,
         lifetime: Lifetime::default(),
     }
+}
+
+fn sized_host_frame(n: usize, df: bool) -> Vec<u8> {
+    let mut p = inner_v4(n - 28);
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr(Ipv4Addr::new(198, 19, 1, 10));
+        ip.set_dst_addr(Ipv4Addr::new(198, 19, 2, 10));
+        ip.set_dont_frag(df);
+        ip.fill_checksum();
+    }
+    eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV4, &p)
+}
+
+/// Parses an ICMPv4 error frame sent back to host A; returns (type, code,
+/// rest of header, quoted bytes).
+fn icmp_back(frame: &[u8]) -> (u8, u8, u32, Vec<u8>) {
+    let eth = ethernet::Frame::new_checked(frame).unwrap();
+    assert_eq!(eth.dst_addr(), mac(0x1a), "back to the sender's MAC");
+    let ip = ipv4::Packet::new_checked(&frame[14..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(
+        (ip.src_addr(), ip.dst_addr()),
+        (Ipv4Addr::new(198, 19, 1, 1), Ipv4Addr::new(198, 19, 1, 10))
+    );
+    assert_eq!(ip.protocol(), ip_proto::ICMP);
+    let icmp = crate::wire::icmpv4::Packet::new_checked(&frame[34..]).unwrap();
+    assert!(icmp.verify_checksum(), "ICMP checksum");
+    (
+        icmp.msg_type(),
+        icmp.code(),
+        icmp.rest_of_header(),
+        icmp.payload().to_vec(),
+    )
+}
+
+#[test]
+fn ttl_expiry_sends_time_exceeded_quoting_the_packet() {
+    let a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    let sent = host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 1);
+    let (act, back) = run(&a, LAN_IF, &sent, &c);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    let (ty, code, _, quote) = icmp_back(&back);
+    assert_eq!((ty, code), (11, 0));
+    assert_eq!(
+        &quote[..28],
+        &sent[14..42],
+        "original header + 8 bytes quoted"
+    );
+    assert_eq!(c.icmp_sent.load(Ordering::Relaxed), 1);
+    assert_eq!(c.drops.get(DropReason::TtlExceeded), 1);
+}
+
+#[test]
+fn a_packet_too_big_for_the_tunnel_gets_fragmentation_needed_with_the_inner_mtu() {
+    let a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    let (act, back) = run(&a, LAN_IF, &sized_host_frame(1480, true), &c);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    let (ty, code, rest, _) = icmp_back(&back);
+    assert_eq!((ty, code), (3, 4));
+    let mtu = (rest & 0xffff) as usize;
+    let sa = a.sadb.outbound(0x1000).unwrap();
+    assert!(
+        encapsulated_len(sa, mtu) <= 1500 && encapsulated_len(sa, mtu + 16) > 1500,
+        "mtu {mtu}"
+    );
+    // A packet of exactly that size goes through.
+    let (act, _) = run(&a, LAN_IF, &sized_host_frame(mtu, true), &c);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    // Without DF it is dropped and counted (no fragmentation yet).
+    let (act, _) = run(&a, LAN_IF, &sized_host_frame(1480, false), &c);
+    assert_eq!(act, Action::Drop(DropReason::TooBig));
+    assert_eq!(c.drops.get(DropReason::TooBig), 2);
+}
+
+#[test]
+fn icmp_errors_are_rate_limited() {
+    let a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters {
+        icmp: IcmpLimiter::new(10, 2),
+        ..Default::default()
+    };
+    let acts: Vec<Action> = (0..4)
+        .map(|_| {
+            run(
+                &a,
+                LAN_IF,
+                &host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 1),
+                &c,
+            )
+            .0
+        })
+        .collect();
+    assert_eq!(acts[..2], [Action::Transmit { ifindex: LAN_IF }; 2]);
+    assert_eq!(acts[2..], [Action::Drop(DropReason::TtlExceeded); 2]);
+    c.icmp.refill(1000);
+    let (act, _) = run(
+        &a,
+        LAN_IF,
+        &host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 1),
+        &c,
+    );
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+}
+
+#[test]
+fn no_icmp_error_is_sent_about_an_icmp_error() {
+    let a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    let (_, back) = run(
+        &a,
+        LAN_IF,
+        &host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 1),
+        &c,
+    );
+    // Send the error itself, with TTL 1, toward the other LAN.
+    let mut err = back[14..].to_vec();
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut err[..]);
+        ip.set_src_addr(Ipv4Addr::new(198, 19, 1, 10));
+        ip.set_dst_addr(Ipv4Addr::new(198, 19, 2, 10));
+        ip.set_ttl(1);
+        ip.fill_checksum();
+    }
+    let frame = eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV4, &err);
+    assert_eq!(
+        run(&a, LAN_IF, &frame, &c).0,
+        Action::Drop(DropReason::TtlExceeded)
+    );
+}
+
+#[test]
+fn ipv6_hop_limit_expiry_sends_icmpv6_time_exceeded() {
+    let a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    let mut p = inner_v6(30);
+    {
+        let mut ip = ipv6::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr("fd00:1::10".parse().unwrap());
+        ip.set_dst_addr("fd00:2::10".parse().unwrap());
+        ip.set_hop_limit(1);
+    }
+    let frame = eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV6, &p);
+    let (act, back) = run(&a, LAN_IF, &frame, &c);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    let ip = ipv6::Packet::new_checked(&back[14..]).unwrap();
+    assert_eq!(
+        ip.dst_addr(),
+        "fd00:1::10".parse::<std::net::Ipv6Addr>().unwrap()
+    );
+    let icmp = crate::wire::icmpv6::Packet::new_checked(&back[54..]).unwrap();
+    assert_eq!(icmp.msg_type(), 3);
+    assert!(icmp.verify_checksum(&ip.src_addr(), &ip.dst_addr()));
 }
