@@ -7,13 +7,15 @@
 //! compression-function calls per packet (a fifth of the work on a 1400-byte
 //! packet with SHA-256).
 //!
-//! Two backends sit behind the [`Integrity`] trait: RustCrypto's `hmac`
-//! (needed for MD5, which ring lacks) and ring's `hmac`. The type aliases at
-//! the bottom pick, per algorithm, whichever measured faster on the target
-//! (see `hmac_backends_timing_for_1400_byte_messages`).
+//! Three backends sit behind the [`Integrity`] trait: RustCrypto's `hmac`,
+//! ring's `hmac`, and an HMAC over OpenSSL's low-level digests
+//! ([`openssl_hmac!`]) whose MD5 and SHA-512 assembly is the fastest here.
+//! The type aliases at the bottom pick, per algorithm, whichever measured
+//! faster on the target (see `hmac_backends_timing_for_1400_byte_messages`).
 
 use hmac::{Hmac, Mac};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
 
 use super::AuthAlg;
 
@@ -108,20 +110,8 @@ macro_rules! ring_hmac {
     };
 }
 
-rustcrypto_hmac!(
-    /// HMAC-MD5-96 (RFC 2403) on RustCrypto; ring has no MD5.
-    RcHmacMd5_96, md5::Md5, AuthAlg::HmacMd5_96, 12
-);
 rustcrypto_hmac!(RcHmacSha1_96, sha1::Sha1, AuthAlg::HmacSha1_96, 12);
 rustcrypto_hmac!(RcHmacSha256_128, sha2::Sha256, AuthAlg::HmacSha256_128, 16);
-rustcrypto_hmac!(
-    /// Slower backend here; kept for the timing test and other hardware.
-    #[allow(dead_code)]
-    RcHmacSha384_192, sha2::Sha384, AuthAlg::HmacSha384_192, 24);
-rustcrypto_hmac!(
-    /// Slower backend here; kept for the timing test and other hardware.
-    #[allow(dead_code)]
-    RcHmacSha512_256, sha2::Sha512, AuthAlg::HmacSha512_256, 32);
 
 ring_hmac!(
     /// Slower backend here; kept for the timing test and other hardware.
@@ -139,30 +129,258 @@ ring_hmac!(
     AuthAlg::HmacSha256_128,
     16
 );
-ring_hmac!(
-    RingHmacSha384_192,
-    ring::hmac::HMAC_SHA384,
+
+/// A hash state of OpenSSL's low-level API (`MD5_CTX`, `SHA512_CTX`): plain
+/// memory in our struct, so a keyed state is copied per packet without an
+/// allocation, unlike an EVP context (whose copy allocates; it measured
+/// ~25% slower than RustCrypto on 64-byte packets).
+trait OpenSslDigest: Clone + Send + Sync + 'static {
+    /// Hash block size: the HMAC key pad length.
+    const BLOCK: usize;
+    const LEN: usize;
+    fn new() -> Self;
+    fn update(&mut self, data: &[u8]);
+    /// The digest in the first `LEN` bytes.
+    fn finish(self) -> [u8; 64];
+    /// Overwrites the state with zeros (a keyed state is key-equivalent).
+    fn wipe(&mut self);
+}
+
+/// The HMAC (RFC 2104) of an [`OpenSslDigest`] with both hash states keyed
+/// once per SA and copied per packet.
+struct OpenSslHmac<D: OpenSslDigest> {
+    /// State after absorbing `K ^ ipad`.
+    inner: D,
+    /// State after absorbing `K ^ opad`.
+    outer: D,
+}
+
+impl<D: OpenSslDigest> OpenSslHmac<D> {
+    fn new(key: &[u8]) -> Self {
+        let mut block = zeroize::Zeroizing::new([0u8; 128]);
+        if key.len() > D::BLOCK {
+            let mut h = D::new();
+            h.update(key);
+            let digest = zeroize::Zeroizing::new(h.finish());
+            block[..D::LEN].copy_from_slice(&digest[..D::LEN]);
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        let pad = &mut block[..D::BLOCK];
+        pad.iter_mut().for_each(|b| *b ^= 0x36);
+        let mut inner = D::new();
+        inner.update(pad);
+        pad.iter_mut().for_each(|b| *b ^= 0x36 ^ 0x5c);
+        let mut outer = D::new();
+        outer.update(pad);
+        Self { inner, outer }
+    }
+
+    #[inline]
+    fn full(&self, data: &[u8], trailer: &[u8]) -> [u8; 64] {
+        let mut inner = self.inner.clone();
+        inner.update(data);
+        inner.update(trailer);
+        let digest = inner.finish();
+        let mut outer = self.outer.clone();
+        outer.update(&digest[..D::LEN]);
+        outer.finish()
+    }
+}
+
+impl<D: OpenSslDigest> Drop for OpenSslHmac<D> {
+    fn drop(&mut self) {
+        self.inner.wipe();
+        self.outer.wipe();
+    }
+}
+
+macro_rules! openssl_hmac {
+    ($(#[$m:meta])* $name:ident, $digest:ty, $alg:expr, $icv:expr) => {
+        $(#[$m])*
+        pub(crate) struct $name(OpenSslHmac<$digest>);
+
+        impl Integrity for $name {
+            const ALG: AuthAlg = $alg;
+            const ICV_LEN: usize = $icv;
+
+            fn with_key(key: &[u8]) -> Self {
+                Self(OpenSslHmac::new(key))
+            }
+
+            #[inline]
+            fn compute(&self, data: &[u8], trailer: &[u8], icv: &mut [u8]) {
+                icv.copy_from_slice(&self.0.full(data, trailer)[..Self::ICV_LEN]);
+            }
+        }
+    };
+}
+
+/// OpenSSL's SHA-384 (`SHA384_Init` and friends, through rust-openssl).
+#[derive(Clone)]
+struct Sha384State(openssl::sha::Sha384);
+
+/// OpenSSL's SHA-512.
+#[derive(Clone)]
+struct Sha512State(openssl::sha::Sha512);
+
+macro_rules! openssl_sha {
+    ($state:ident, $inner:ty, $len:expr) => {
+        impl OpenSslDigest for $state {
+            const BLOCK: usize = 128;
+            const LEN: usize = $len;
+
+            fn new() -> Self {
+                Self(<$inner>::new())
+            }
+
+            #[inline]
+            fn update(&mut self, data: &[u8]) {
+                self.0.update(data);
+            }
+
+            #[inline]
+            fn finish(self) -> [u8; 64] {
+                let mut out = [0u8; 64];
+                out[..$len].copy_from_slice(&self.0.finish());
+                out
+            }
+
+            fn wipe(&mut self) {
+                // SAFETY: the value is a `SHA512_CTX` (integers and an
+                // integer array, no pointers or references), for which all
+                // zero bytes are a valid value, and `self` is a valid,
+                // exclusively borrowed pointer to it.
+                unsafe { zeroize::zeroize_flat_type(self as *mut Self) }
+            }
+        }
+    };
+}
+
+openssl_sha!(Sha384State, openssl::sha::Sha384, 48);
+openssl_sha!(Sha512State, openssl::sha::Sha512, 64);
+
+/// OpenSSL's MD5 (`MD5_Init`, `MD5_Update`, `MD5_Final`), which rust-openssl
+/// does not wrap; its EVP MD5 costs an allocation per copy (see
+/// [`OpenSslDigest`]).
+mod openssl_md5 {
+    use zeroize::Zeroize;
+
+    /// `MD5_CTX` from `<openssl/md5.h>` (`MD5_LONG` is `unsigned int`),
+    /// unchanged since OpenSSL 0.9.
+    #[repr(C)]
+    #[derive(Clone, Zeroize)]
+    pub(super) struct Md5Ctx {
+        abcd: [u32; 4],
+        nl: u32,
+        nh: u32,
+        data: [u32; 16],
+        num: u32,
+    }
+
+    // `openssl-sys` links libcrypto; these three are exported by OpenSSL 3
+    // (deprecated, not removed), with the signatures of `<openssl/md5.h>`.
+    extern "C" {
+        fn MD5_Init(c: *mut Md5Ctx) -> core::ffi::c_int;
+        fn MD5_Update(c: *mut Md5Ctx, data: *const u8, len: usize) -> core::ffi::c_int;
+        fn MD5_Final(md: *mut u8, c: *mut Md5Ctx) -> core::ffi::c_int;
+    }
+
+    impl Md5Ctx {
+        pub(super) fn new() -> Self {
+            let mut c = Md5Ctx {
+                abcd: [0; 4],
+                nl: 0,
+                nh: 0,
+                data: [0; 16],
+                num: 0,
+            };
+            // SAFETY: `c` is a valid, exclusive `MD5_CTX` for the call.
+            // MD5_Init only writes the initial state and returns 1.
+            unsafe { MD5_Init(&mut c) };
+            c
+        }
+
+        #[inline]
+        pub(super) fn update(&mut self, data: &[u8]) {
+            // SAFETY: `self` is a valid, exclusive `MD5_CTX` initialised by
+            // MD5_Init; `data` is readable for `data.len()` bytes. MD5_Update
+            // cannot fail (it returns 1).
+            unsafe { MD5_Update(self, data.as_ptr(), data.len()) };
+        }
+
+        #[inline]
+        pub(super) fn finish(mut self) -> [u8; 16] {
+            let mut out = [0u8; 16];
+            // SAFETY: `out` is writable for the 16-byte digest, `self` a
+            // valid, exclusive, initialised `MD5_CTX`; MD5_Final returns 1.
+            unsafe { MD5_Final(out.as_mut_ptr(), &mut self) };
+            out
+        }
+    }
+}
+
+impl OpenSslDigest for openssl_md5::Md5Ctx {
+    const BLOCK: usize = 64;
+    const LEN: usize = 16;
+
+    fn new() -> Self {
+        openssl_md5::Md5Ctx::new()
+    }
+
+    #[inline]
+    fn update(&mut self, data: &[u8]) {
+        openssl_md5::Md5Ctx::update(self, data);
+    }
+
+    #[inline]
+    fn finish(self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[..16].copy_from_slice(&openssl_md5::Md5Ctx::finish(self));
+        out
+    }
+
+    fn wipe(&mut self) {
+        self.zeroize();
+    }
+}
+
+openssl_hmac!(
+    /// HMAC-MD5-96 (RFC 2403) on OpenSSL's MD5.
+    OpenSslHmacMd5_96,
+    openssl_md5::Md5Ctx,
+    AuthAlg::HmacMd5_96,
+    12
+);
+openssl_hmac!(
+    /// HMAC-SHA2-384-192 (RFC 4868) on OpenSSL's SHA-384.
+    OpenSslHmacSha384_192,
+    Sha384State,
     AuthAlg::HmacSha384_192,
     24
 );
-ring_hmac!(
-    RingHmacSha512_256,
-    ring::hmac::HMAC_SHA512,
+openssl_hmac!(
+    /// HMAC-SHA2-512-256 (RFC 4868) on OpenSSL's SHA-512.
+    OpenSslHmacSha512_256,
+    Sha512State,
     AuthAlg::HmacSha512_256,
     32
 );
 
 // The backend each suite uses: the faster one measured on the target machine
-// (Xeon with SHA-NI, AES-NI, VAES, AVX2; release build, 1400-byte message,
-// ns per packet, RustCrypto vs ring): SHA-1 969 vs 4071 (ring's SHA-1 is
-// portable Rust, RustCrypto's uses SHA-NI), SHA-256 1003 vs 1058,
-// SHA-384 3268 vs 3201, SHA-512 3267 vs 3197 (a tie within run-to-run noise;
-// ring kept); MD5 only exists in RustCrypto (2960). Rerun `hmac_backends_timing_for_1400_byte_messages` on new hardware.
-pub(crate) type HmacMd5_96 = RcHmacMd5_96;
+// (Xeon with SHA-NI, AES-NI, VAES, AVX2; release build, ns per packet at
+// 1400 / 64 bytes). SHA-1, RustCrypto vs ring: 969 vs 4071 at 1400 (ring's
+// SHA-1 is portable Rust, RustCrypto's uses SHA-NI); SHA-256: 1003 vs 1058.
+// MD5, OpenSSL vs RustCrypto: 2310 vs 2960, and 310 vs 398 at 64 bytes.
+// SHA-384 and SHA-512, OpenSSL vs ring vs RustCrypto: 2320 vs 3190 vs 3200,
+// and 445 vs 570 vs 555 at 64 bytes (the three SHA-512 families share one
+// compression function). Rerun `hmac_backends_timing_for_1400_byte_messages`
+// on new hardware.
+pub(crate) type HmacMd5_96 = OpenSslHmacMd5_96;
 pub(crate) type HmacSha1_96 = RcHmacSha1_96;
 pub(crate) type HmacSha256_128 = RcHmacSha256_128;
-pub(crate) type HmacSha384_192 = RingHmacSha384_192;
-pub(crate) type HmacSha512_256 = RingHmacSha512_256;
+pub(crate) type HmacSha384_192 = OpenSslHmacSha384_192;
+pub(crate) type HmacSha512_256 = OpenSslHmacSha512_256;
 
 #[cfg(test)]
 mod tests {
@@ -388,7 +606,10 @@ mod tests {
                 want[0],
                 truncated,
             );
-            check_4231::<RcHmacSha384_192, RingHmacSha384_192>(
+            // SHA-384 and SHA-512 have one backend (OpenSSL; ring and
+            // RustCrypto lost the measurement): the `full_*` references still
+            // cross-check the RFC digests.
+            check_4231::<HmacSha384_192, HmacSha384_192>(
                 full_rc!(sha2::Sha384),
                 |k, d| full_ring(ring::hmac::HMAC_SHA384, k, d),
                 &key,
@@ -396,7 +617,7 @@ mod tests {
                 want[1],
                 truncated,
             );
-            check_4231::<RcHmacSha512_256, RingHmacSha512_256>(
+            check_4231::<HmacSha512_256, HmacSha512_256>(
                 full_rc!(sha2::Sha512),
                 |k, d| full_ring(ring::hmac::HMAC_SHA512, k, d),
                 &key,
@@ -419,6 +640,55 @@ mod tests {
         assert!(mac.verify(b"payload", &[0, 0, 0, 1], &split));
         assert!(!mac.verify(b"payload", &[0, 0, 0, 2], &split));
         assert!(!mac.verify(b"payload", &[0, 0, 0, 1], &split[..15]));
+    }
+
+    /// The OpenSSL HMACs against RustCrypto's `hmac` as a reference, over
+    /// key lengths on both sides of the hash block (long keys are hashed
+    /// first) and data split between payload and trailer.
+    #[test]
+    fn openssl_hmacs_match_the_rustcrypto_reference_for_every_key_length() {
+        fn check<I: Integrity, M: Mac + hmac::digest::KeyInit>() {
+            for klen in [0usize, 1, 16, 48, 63, 64, 65, 127, 128, 129, 200] {
+                let key: Vec<u8> = (0..klen).map(|i| (i * 13 + klen) as u8).collect();
+                let mac = I::with_key(&key);
+                for dlen in [0usize, 1, 55, 56, 64, 111, 112, 128, 1400] {
+                    let data: Vec<u8> = (0..dlen).map(|i| (i * 31) as u8).collect();
+                    for trailer in [&[][..], &[0, 0, 0, 9]] {
+                        let mut r = <M as Mac>::new_from_slice(&key).unwrap();
+                        r.update(&data);
+                        r.update(trailer);
+                        let want = r.finalize().into_bytes();
+                        let mut got = vec![0u8; I::ICV_LEN];
+                        mac.compute(&data, trailer, &mut got);
+                        assert_eq!(got, want[..I::ICV_LEN], "{:?} k{klen} d{dlen}", I::ALG);
+                        assert!(mac.verify(&data, trailer, &got));
+                    }
+                }
+            }
+        }
+        check::<OpenSslHmacMd5_96, Hmac<md5::Md5>>();
+        check::<OpenSslHmacSha384_192, Hmac<sha2::Sha384>>();
+        check::<OpenSslHmacSha512_256, Hmac<sha2::Sha512>>();
+    }
+
+    #[test]
+    fn one_openssl_hmac_serves_several_threads_at_once() {
+        let mac = std::sync::Arc::new(HmacSha512_256::with_key(&[5; 64]));
+        let mut want = [0u8; 32];
+        mac.compute(&[1; 1400], &[], &mut want);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let mac = mac.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..500 {
+                        assert!(mac.verify(&[1; 1400], &[], &want));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 
     fn time_one<I: Integrity>(name: &str, msg: &[u8]) -> f64 {
@@ -446,14 +716,12 @@ mod tests {
     #[ignore = "timing, run by hand in release"]
     fn hmac_backends_timing_for_1400_byte_messages() {
         let msg = vec![0xa5u8; 1400];
-        time_one::<RcHmacMd5_96>("rustcrypto md5-96", &msg);
+        time_one::<OpenSslHmacMd5_96>("openssl md5-96", &msg);
         time_one::<RcHmacSha1_96>("rustcrypto sha1-96", &msg);
         time_one::<RingHmacSha1_96>("ring sha1-96", &msg);
         time_one::<RcHmacSha256_128>("rustcrypto sha256-128", &msg);
         time_one::<RingHmacSha256_128>("ring sha256-128", &msg);
-        time_one::<RcHmacSha384_192>("rustcrypto sha384-192", &msg);
-        time_one::<RingHmacSha384_192>("ring sha384-192", &msg);
-        time_one::<RcHmacSha512_256>("rustcrypto sha512-256", &msg);
-        time_one::<RingHmacSha512_256>("ring sha512-256", &msg);
+        time_one::<OpenSslHmacSha384_192>("openssl sha384-192", &msg);
+        time_one::<OpenSslHmacSha512_256>("openssl sha512-256", &msg);
     }
 }

@@ -245,8 +245,9 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
     }
 
     /// Multi-buffer: IVs for 8 packets in one AES call, then the 8 packets'
-    /// CBC chains interleaved so each step is one pipelined block-cipher
-    /// call, then the MACs. Stack scratch only.
+    /// CBC encryption in one `cbc_encrypt_lanes` call (interleaved so each
+    /// step is one pipelined block-cipher call for AES; packet after packet
+    /// on OpenSSL for 3DES/DES), then the MACs. Stack scratch only.
     fn seal_batch(&self, jobs: &mut [SealJob<'_>]) {
         let b = C::BLOCK;
         for group in jobs.chunks_mut(LANES) {
