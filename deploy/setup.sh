@@ -15,12 +15,12 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-# Build: clang/llvm/libelf/zlib/pkg-config/m4/libpcap for the C XDP program
-# and xsk-rs (vendored libxdp). Tests: scapy + cryptography (independent ESP
-# decoder), tshark (ESP/IKE dissection), iperf3 and ping for the lab,
+# Build: clang/llvm/libelf/zlib/pkg-config/m4/libpcap for the C XDP program,
+# libssl-dev for the OpenSSL-backed 3DES/DES/MD5/SHA-512 code. Tests: scapy
+# + cryptography (independent ESP decoder), tshark (ESP/IKE dissection), iperf3 and ping for the lab,
 # iproute2 for namespaces, iptables for the lab's NAT box, openssl for the benchmark baseline.
 PACKAGES=(
-    build-essential clang llvm libelf-dev zlib1g-dev pkg-config m4 libpcap-dev
+    build-essential clang llvm libelf-dev zlib1g-dev pkg-config m4 libpcap-dev libssl-dev
     python3 python3-scapy python3-cryptography tshark
     iperf3 iputils-ping iproute2 iptables openssl ca-certificates
 )

@@ -9,9 +9,10 @@
 //!
 //! Every suite owns its keys and wipes them on drop where the library
 //! holding them allows: raw keys, salts, the `aes`/`des` key schedules and
-//! GHASH keys are zeroized; ring's AES-GCM key schedule and the pre-keyed
-//! HMAC states (RustCrypto `hmac` and ring) offer no zeroization and are
-//! freed without wiping.
+//! GHASH keys are zeroized, OpenSSL wipes its cipher contexts when they are
+//! freed and the OpenSSL-backed HMAC states are wiped on drop; ring's
+//! AES-GCM key schedule and the pre-keyed RustCrypto HMAC states (SHA-1,
+//! SHA-256) offer no zeroization and are freed without wiping.
 
 mod cbc;
 mod gcm;
