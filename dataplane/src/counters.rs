@@ -74,6 +74,17 @@ impl DropReason {
         DropReason::TooBig,
     ];
 
+    /// Stable one-byte code of the reason on the control socket: its
+    /// position in [`ALL`](Self::ALL). New reasons are only ever appended.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The reason with this [`code`](Self::code), if any.
+    pub fn from_code(code: u8) -> Option<DropReason> {
+        DropReason::ALL.get(usize::from(code)).copied()
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             DropReason::NoSa => "no-sa",

@@ -151,6 +151,30 @@ impl EncAlg {
         matches!(self, EncAlg::DesCbc | EncAlg::Null)
     }
 
+    /// Stable one-byte code of the algorithm on the control socket
+    /// (`docs/control-protocol.md`); never renumber, only append.
+    pub const fn code(self) -> u8 {
+        match self {
+            EncAlg::Null => 0,
+            EncAlg::DesCbc => 1,
+            EncAlg::TripleDesCbc => 2,
+            EncAlg::AesCbc128 => 3,
+            EncAlg::AesCbc192 => 4,
+            EncAlg::AesCbc256 => 5,
+            EncAlg::AesGcm128(GcmIcv::B8) => 6,
+            EncAlg::AesGcm128(GcmIcv::B12) => 7,
+            EncAlg::AesGcm128(GcmIcv::B16) => 8,
+            EncAlg::AesGcm256(GcmIcv::B8) => 9,
+            EncAlg::AesGcm256(GcmIcv::B12) => 10,
+            EncAlg::AesGcm256(GcmIcv::B16) => 11,
+        }
+    }
+
+    /// The algorithm with this [`code`](Self::code), if any.
+    pub fn from_code(code: u8) -> Option<EncAlg> {
+        EncAlg::ALL.into_iter().find(|a| a.code() == code)
+    }
+
     /// The transform name as IOS prints it (`show crypto ipsec sa`).
     pub const fn ios_name(self) -> &'static str {
         match self {
@@ -216,6 +240,28 @@ impl AuthAlg {
             AuthAlg::HmacSha384_192 => 24,
             AuthAlg::HmacSha512_256 => 32,
         }
+    }
+
+    /// Stable one-byte code of the algorithm on the control socket
+    /// (`docs/control-protocol.md`); never renumber, only append.
+    pub const fn code(self) -> u8 {
+        match self {
+            AuthAlg::None => 0,
+            AuthAlg::HmacMd5_96 => 1,
+            AuthAlg::HmacSha1_96 => 2,
+            AuthAlg::HmacSha256_128 => 3,
+            AuthAlg::HmacSha384_192 => 4,
+            AuthAlg::HmacSha512_256 => 5,
+        }
+    }
+
+    /// The algorithm with this [`code`](Self::code), if any (`None` the
+    /// algorithm has code 0).
+    pub fn from_code(code: u8) -> Option<AuthAlg> {
+        if code == AuthAlg::None.code() {
+            return Some(AuthAlg::None);
+        }
+        AuthAlg::ALL.into_iter().find(|a| a.code() == code)
     }
 
     pub const fn ios_name(self) -> &'static str {

@@ -1,12 +1,32 @@
 //! The SA and policy definitions that the control process negotiates and the
-//! dataplane installs: defined once here and shared by both (the control
-//! socket protocol that carries them arrives with the dataplane issue).
+//! dataplane installs, defined once here and shared by both, and the
+//! control-socket protocol that carries them between the two processes
+//! (`docs/control-protocol.md`):
+//!
+//! - [`messages`]: what crosses the socket ([`Message`], [`Request`],
+//!   [`Reply`], [`Event`]).
+//! - [`wire`]: the strict, hand-written binary encoding (header, bodies,
+//!   [`DecodeError`]); pure, no I/O, fuzzed.
+//! - [`socket`]: the Unix SEQPACKET transport ([`ControlListener`],
+//!   [`ControlConn`]): one datagram is one message.
+
+pub mod messages;
+pub mod socket;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use messages::{DropCounts, ErrorCode, Event, Message, Payload, Reply, Request, SaCounts};
+pub use socket::{ConnError, ControlConn, ControlListener};
+pub use wire::{decode, encode, DecodeError, EncodeError, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 
 use std::net::IpAddr;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::crypto::{AuthAlg, EncAlg};
+use crate::spd::TrafficSelector;
 
 /// Key material of one SA. Zeroized on drop and never printed: `Debug`
 /// shows lengths only.
@@ -86,4 +106,30 @@ pub struct SaParams {
     /// Anti-replay window in packets (inbound only); 0 disables the check.
     pub replay_window: u32,
     pub lifetime: Lifetime,
+}
+
+/// One line of the NAT rule list: the dataplane's form of IOS
+/// `ip nat inside source list ACL interface IF overload` (seed 003). The
+/// list is ordered like the ACL and the first rule whose selector matches a
+/// packet leaving the inside decides; a packet no rule matches is forwarded
+/// untranslated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatRule {
+    pub selector: TrafficSelector,
+    pub action: NatAction,
+}
+
+/// What a [`NatRule`] does to the flows it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatAction {
+    /// NAT exemption (an ACL `deny` line): the flow keeps its addresses,
+    /// typically site-to-site traffic that the SPD then protects.
+    Exempt,
+    /// Port address translation (`overload`, an ACL `permit` line): the
+    /// source becomes `outside_addr` with a port the dataplane allocates,
+    /// on the interface with kernel index `outside_ifindex`.
+    Pat {
+        outside_ifindex: u32,
+        outside_addr: IpAddr,
+    },
 }

@@ -1,0 +1,413 @@
+//! The messages of the control socket: requests from the control process
+//! (`espada`) to the dataplane, the dataplane's replies, and the events it
+//! raises on its own (expiry, acquire, replay and integrity failures, idle
+//! time for DPD). Their byte layout lives in [`super::wire`] and in
+//! `docs/control-protocol.md`.
+//!
+//! Every message travels with a `request_id` in its header. A request gets
+//! exactly one reply with the same `request_id` (a large `Counters` answer
+//! may be split over several replies, all but the last with `more` set);
+//! events are unsolicited and carry `request_id` 0.
+
+use subtle::ConstantTimeEq;
+
+use super::{Direction, Lifetime, NatRule, SaParams};
+use crate::counters::{DropCounters, DropReason, SaCounters};
+use crate::spd::{FlowKey, PolicyTag, SpdRule};
+
+/// One datagram on the control socket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Chosen by the sender of a request, echoed by its reply; 0 for events.
+    pub request_id: u32,
+    pub payload: Payload,
+}
+
+/// What a message is: a request, a reply to one, or an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Request(Request),
+    Reply(Reply),
+    Event(Event),
+}
+
+/// Control process → dataplane.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// First message on a connection: the protocol version the control
+    /// process speaks. Answered by [`Reply::HelloAck`], or by
+    /// [`Reply::Error`] with [`ErrorCode::UnsupportedVersion`].
+    Hello {
+        version: u16,
+    },
+    /// Install an SA, keys included (the keys cross the socket, which is
+    /// why it is mode 0600 and checks its peer's uid).
+    AddSa(Box<SaParams>),
+    /// Change the lifetime of an installed SA (IOS responder-lifetime, or
+    /// a rekey that extends the old SA's grace period).
+    UpdateSa {
+        direction: Direction,
+        spi: u32,
+        lifetime: Lifetime,
+    },
+    DeleteSa {
+        direction: Direction,
+        spi: u32,
+    },
+    /// Replace the whole SPD atomically with these rules, in crypto-map
+    /// order. An SPD too large for one message is refused by the encoder
+    /// ([`super::EncodeError::TooLarge`]), never split, so a half-loaded
+    /// SPD can never be in force.
+    LoadSpd {
+        rules: Vec<SpdRule>,
+    },
+    /// Replace the NAT rule list atomically (same size rule as `LoadSpd`).
+    LoadNat {
+        rules: Vec<NatRule>,
+    },
+    /// Counters of the SAs with this SPI (both directions), or of every SA.
+    GetCounters {
+        spi: Option<u32>,
+    },
+    /// Liveness check; answered by [`Reply::Ack`].
+    Ping,
+}
+
+/// Dataplane → control process, answering the request with the same
+/// `request_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    HelloAck {
+        /// The protocol version the dataplane speaks (equal to the Hello's).
+        version: u16,
+        /// The dataplane build, e.g. `espada-dataplane 0.1.0`, for logs
+        /// and `show version`.
+        dataplane_version: String,
+    },
+    /// The request was carried out.
+    Ack,
+    /// The request was refused or could not be decoded.
+    Error { code: ErrorCode, message: String },
+    /// Answer to [`Request::GetCounters`].
+    Counters {
+        sas: Vec<SaCounts>,
+        /// Drops not attributable to one SA (no SA for the SPI, malformed
+        /// packets, policy discards).
+        global_drops: DropCounts,
+        /// More `Counters` replies with the same `request_id` follow: an
+        /// answer for many SAs is split to fit [`super::MAX_MESSAGE_LEN`].
+        more: bool,
+    },
+}
+
+/// Dataplane → control process, unsolicited (`request_id` 0).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Traffic matched a protect rule whose SA is not negotiated yet; the
+    /// packet was dropped (as IOS does) and IKE should negotiate one.
+    Acquire { tag: PolicyTag, flow: FlowKey },
+    /// The SA passed its soft lifetime: rekey it.
+    SoftExpire { spi: u32, direction: Direction },
+    /// The SA passed its hard lifetime and no longer passes traffic.
+    HardExpire { spi: u32, direction: Direction },
+    /// `count` replayed packets on this inbound SA since the last such event.
+    ReplayFailure { spi: u32, count: u64 },
+    /// `count` packets whose ICV failed on this inbound SA since the last
+    /// such event.
+    IntegrityFailure { spi: u32, count: u64 },
+    /// No traffic on this SA since `last_used` (seconds, dataplane clock):
+    /// the control process may start DPD.
+    Idle { spi: u32, last_used: u64 },
+}
+
+/// Why the dataplane refused a request. Stable codes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The message could not be decoded (the text says what and where).
+    Malformed,
+    /// The peer speaks another protocol version.
+    UnsupportedVersion,
+    /// A datagram longer than [`super::MAX_MESSAGE_LEN`].
+    TooLarge,
+    /// No SA with that SPI and direction.
+    UnknownSa,
+    /// An SA with that SPI and direction is already installed.
+    DuplicateSa,
+    /// The SA parameters were refused (suite combination, keys, mode).
+    InvalidSa,
+    /// A valid message that makes no sense here (a reply sent as a
+    /// request, a request before `Hello`).
+    Unexpected,
+    /// The dataplane failed to carry out a valid request.
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::Malformed,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::TooLarge,
+        ErrorCode::UnknownSa,
+        ErrorCode::DuplicateSa,
+        ErrorCode::InvalidSa,
+        ErrorCode::Unexpected,
+        ErrorCode::Internal,
+    ];
+
+    /// Stable wire code; never renumber, only append.
+    pub const fn code(self) -> u16 {
+        match self {
+            ErrorCode::Malformed => 1,
+            ErrorCode::UnsupportedVersion => 2,
+            ErrorCode::TooLarge => 3,
+            ErrorCode::UnknownSa => 4,
+            ErrorCode::DuplicateSa => 5,
+            ErrorCode::InvalidSa => 6,
+            ErrorCode::Unexpected => 7,
+            ErrorCode::Internal => 8,
+        }
+    }
+
+    pub fn from_code(code: u16) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.code() == code)
+    }
+}
+
+/// A snapshot of one SA's counters: IOS `show crypto ipsec sa`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaCounts {
+    pub spi: u32,
+    pub direction: Direction,
+    pub encaps: u64,
+    pub encrypt: u64,
+    pub digest: u64,
+    pub decaps: u64,
+    pub decrypt: u64,
+    pub verify: u64,
+    pub bytes: u64,
+    /// Seconds (dataplane clock) of the last packet.
+    pub last_used: u64,
+    pub drops: DropCounts,
+}
+
+impl SaCounts {
+    /// Reads the live counters of one SA.
+    pub fn snapshot(spi: u32, direction: Direction, c: &SaCounters) -> SaCounts {
+        SaCounts {
+            spi,
+            direction,
+            encaps: SaCounters::read(&c.encaps),
+            encrypt: SaCounters::read(&c.encrypt),
+            digest: SaCounters::read(&c.digest),
+            decaps: SaCounters::read(&c.decaps),
+            decrypt: SaCounters::read(&c.decrypt),
+            verify: SaCounters::read(&c.verify),
+            bytes: SaCounters::read(&c.bytes),
+            last_used: SaCounters::read(&c.last_used),
+            drops: DropCounts::snapshot(&c.drops),
+        }
+    }
+}
+
+/// One count per [`DropReason`], indexed by the reason's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DropCounts(pub [u64; DropReason::COUNT]);
+
+impl DropCounts {
+    pub fn snapshot(c: &DropCounters) -> DropCounts {
+        DropCounts(DropReason::ALL.map(|r| c.get(r)))
+    }
+
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.0[usize::from(reason.code())]
+    }
+
+    pub fn set(&mut self, reason: DropReason, n: u64) {
+        self.0[usize::from(reason.code())] = n;
+    }
+
+    /// The reasons with a non-zero count, with their counts.
+    pub fn nonzero(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .into_iter()
+            .map(|r| (r, self.get(r)))
+            .filter(|&(_, n)| n != 0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+impl Reply {
+    /// How many [`SaCounts`] one `Counters` reply carries at most: the
+    /// worst case (every drop counter non-zero) still fits
+    /// [`super::MAX_MESSAGE_LEN`], with room for the header and the global
+    /// drops. Derived from the drop-reason count so new reasons cannot
+    /// overflow a reply.
+    pub const SAS_PER_COUNTERS: usize = {
+        let drops_max = 1 + DropReason::COUNT * 9;
+        let sa_max = 4 + 1 + 8 * 8 + drops_max;
+        (super::MAX_MESSAGE_LEN - 64 - drops_max) / sa_max
+    };
+
+    /// The `Counters` replies answering one `GetCounters`: the SAs split
+    /// into messages that fit, every one but the last with `more` set, the
+    /// global drops in each. Always at least one message.
+    pub fn counters(request_id: u32, sas: &[SaCounts], global_drops: DropCounts) -> Vec<Message> {
+        let mut chunks: Vec<&[SaCounts]> = sas.chunks(Self::SAS_PER_COUNTERS).collect();
+        if chunks.is_empty() {
+            chunks.push(&[]);
+        }
+        let last = chunks.len() - 1;
+        chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, chunk)| {
+                Message::reply(
+                    request_id,
+                    Reply::Counters {
+                        sas: chunk.to_vec(),
+                        global_drops,
+                        more: i != last,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+impl Message {
+    pub fn request(request_id: u32, request: Request) -> Message {
+        Message {
+            request_id,
+            payload: Payload::Request(request),
+        }
+    }
+
+    pub fn reply(request_id: u32, reply: Reply) -> Message {
+        Message {
+            request_id,
+            payload: Payload::Reply(reply),
+        }
+    }
+
+    pub fn event(event: Event) -> Message {
+        Message {
+            request_id: 0,
+            payload: Payload::Event(event),
+        }
+    }
+
+    /// The [`Reply::Error`] that answers a datagram which did not decode:
+    /// `request_id` is the one its header carried, if it had a readable
+    /// header. A peer speaking another version gets
+    /// [`ErrorCode::UnsupportedVersion`] with a message naming both versions.
+    pub fn decode_error_reply(request_id: Option<u32>, err: &super::DecodeError) -> Message {
+        Message::reply(
+            request_id.unwrap_or(0),
+            Reply::Error {
+                code: err.error_code(),
+                message: err.to_string(),
+            },
+        )
+    }
+
+    /// The message's name as in `docs/control-protocol.md`, for logs.
+    pub fn name(&self) -> &'static str {
+        match &self.payload {
+            Payload::Request(r) => match r {
+                Request::Hello { .. } => "Hello",
+                Request::AddSa(_) => "AddSa",
+                Request::UpdateSa { .. } => "UpdateSa",
+                Request::DeleteSa { .. } => "DeleteSa",
+                Request::LoadSpd { .. } => "LoadSpd",
+                Request::LoadNat { .. } => "LoadNat",
+                Request::GetCounters { .. } => "GetCounters",
+                Request::Ping => "Ping",
+            },
+            Payload::Reply(r) => match r {
+                Reply::HelloAck { .. } => "HelloAck",
+                Reply::Ack => "Ack",
+                Reply::Error { .. } => "Error",
+                Reply::Counters { .. } => "Counters",
+            },
+            Payload::Event(e) => match e {
+                Event::Acquire { .. } => "Acquire",
+                Event::SoftExpire { .. } => "SoftExpire",
+                Event::HardExpire { .. } => "HardExpire",
+                Event::ReplayFailure { .. } => "ReplayFailure",
+                Event::IntegrityFailure { .. } => "IntegrityFailure",
+                Event::Idle { .. } => "Idle",
+            },
+        }
+    }
+}
+
+/// Field-by-field equality; written out because [`SaParams`] (whose keys
+/// must not be compared or printed casually) has no `PartialEq`. Keys are
+/// compared in constant time.
+impl PartialEq for Request {
+    fn eq(&self, other: &Request) -> bool {
+        use Request::*;
+        match (self, other) {
+            (Hello { version: a }, Hello { version: b }) => a == b,
+            (AddSa(a), AddSa(b)) => sa_params_eq(a, b),
+            (
+                UpdateSa {
+                    direction: d1,
+                    spi: s1,
+                    lifetime: l1,
+                },
+                UpdateSa {
+                    direction: d2,
+                    spi: s2,
+                    lifetime: l2,
+                },
+            ) => d1 == d2 && s1 == s2 && l1 == l2,
+            (
+                DeleteSa {
+                    direction: d1,
+                    spi: s1,
+                },
+                DeleteSa {
+                    direction: d2,
+                    spi: s2,
+                },
+            ) => d1 == d2 && s1 == s2,
+            (LoadSpd { rules: a }, LoadSpd { rules: b }) => a == b,
+            (LoadNat { rules: a }, LoadNat { rules: b }) => a == b,
+            (GetCounters { spi: a }, GetCounters { spi: b }) => a == b,
+            (Ping, Ping) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Destructures every field so that a field added to [`SaParams`] fails to
+/// compile here until it is compared.
+fn sa_params_eq(a: &SaParams, b: &SaParams) -> bool {
+    let SaParams {
+        spi,
+        direction,
+        enc,
+        auth,
+        keys,
+        mode,
+        udp_encap,
+        esn,
+        replay_window,
+        lifetime,
+    } = a;
+    *spi == b.spi
+        && *direction == b.direction
+        && *enc == b.enc
+        && *auth == b.auth
+        && bool::from(keys.enc.ct_eq(&b.keys.enc))
+        && bool::from(keys.auth.ct_eq(&b.keys.auth))
+        && *mode == b.mode
+        && *udp_encap == b.udp_encap
+        && *esn == b.esn
+        && *replay_window == b.replay_window
+        && *lifetime == b.lifetime
+}
