@@ -16,10 +16,12 @@
 //! - [`api`]: the SA and policy definitions shared with the control process.
 
 pub mod api;
+pub mod clock;
 pub mod counters;
 pub mod crypto;
 pub mod esp;
 pub mod io;
+pub mod mgmt;
 pub mod pipeline;
 pub mod replay;
 pub mod route;
@@ -27,5 +29,6 @@ pub mod sa;
 pub mod spd;
 #[doc(hidden)]
 pub mod testkit;
+pub mod update;
 pub mod wire;
 pub mod worker;

@@ -9,9 +9,12 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crossbeam_channel::Receiver;
+
 use crate::esp::PacketBuf;
 use crate::io::xsk::{Desc, Umem, XskSocket, FRAME_SIZE};
 use crate::pipeline::{process_batch, Action, PipelineCounters, Tables, MAX_BATCH};
+use crate::update::TableUpdate;
 
 /// Frames taken from an RX ring per pass.
 pub const RX_BATCH: usize = 64;
@@ -38,6 +41,8 @@ pub struct WorkerCounters {
     pub to_kernel_dropped: AtomicU64,
     /// Transmit to an interface this worker has no socket on.
     pub no_port: AtomicU64,
+    /// Table updates applied.
+    pub updates: AtomicU64,
 }
 
 /// One worker's sockets, memory and free frames.
@@ -60,16 +65,25 @@ impl Worker {
         &self.ports
     }
 
-    /// Runs until `stop` is set.
+    /// Runs until `stop` is set, applying the management thread's table
+    /// updates between batches (so an SA install is visible within one
+    /// batch interval).
     pub fn run(
         &mut self,
-        tables: &Tables,
+        tables: &mut Tables,
+        updates: &Receiver<TableUpdate>,
         counters: &WorkerCounters,
         idle: IdlePolicy,
         stop: &AtomicBool,
     ) {
         let mut sleep = Duration::from_micros(1);
         while !stop.load(Ordering::Relaxed) {
+            // An SA the tables let go of is dropped here, between batches;
+            // it is freed only if no other worker still holds it.
+            while let Ok(u) = updates.try_recv() {
+                drop(u.apply(tables));
+                counters.updates.fetch_add(1, Ordering::Relaxed);
+            }
             if self.turn(tables, counters) > 0 {
                 sleep = Duration::from_micros(1);
             } else if let IdlePolicy::Backoff { max_sleep } = idle {
