@@ -5,4 +5,6 @@
 /// Version string shared by `espada --version` and `show version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+pub mod cliserver;
+pub mod dpclient;
 pub mod show;
