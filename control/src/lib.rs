@@ -6,5 +6,6 @@
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub mod cliserver;
+pub mod daemon;
 pub mod dpclient;
 pub mod show;
