@@ -11,6 +11,8 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crossbeam_channel::Sender;
+
 mod icmp;
 
 pub use icmp::{IcmpError, IcmpLimiter};
@@ -37,6 +39,16 @@ pub struct Tables {
     pub local: Vec<IpAddr>,
     /// Addresses per interface: the source of ICMP errors we originate.
     pub iface_addrs: Vec<(u32, IpAddr)>,
+    /// Where a worker asks for a neighbour the FIB lacks (bounded,
+    /// lock-free; the management thread has the kernel resolve it).
+    pub resolve: Option<Sender<NeighbourRequest>>,
+}
+
+/// A next hop with no link-layer address yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighbourRequest {
+    pub ifindex: u32,
+    pub addr: IpAddr,
 }
 
 impl Tables {
@@ -156,7 +168,7 @@ fn process_chunk(
     encrypt(t, frames, &mut stage[..n], c);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         if let Stage::Forward { bypass } = *s {
-            let mut routed = route(&t.fib, f);
+            let mut routed = route(t, f);
             if routed == Err(DropReason::TooBig) && from_inside && must_not_fragment(f.data()) {
                 // Forwarded in the clear but too big for the next link.
                 let mtu = dst_of(f.data())
@@ -166,7 +178,7 @@ fn process_chunk(
                 if send_icmp(t, rx_ifindex, f, IcmpError::TooBig { mtu }, c) {
                     // The packet is gone, replaced by the error about it.
                     c.drops.inc(DropReason::TooBig);
-                    routed = route(&t.fib, f);
+                    routed = route(t, f);
                 }
             }
             *s = Stage::Done(match routed {
@@ -438,7 +450,8 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
 
 /// Looks the destination up, checks the MTU and writes the Ethernet header
 /// in front of the packet.
-fn route(fib: &Fib, f: &mut PacketBuf<'_>) -> Result<u32, DropReason> {
+fn route(t: &Tables, f: &mut PacketBuf<'_>) -> Result<u32, DropReason> {
+    let fib = &t.fib;
     let packet = f.data();
     let (dst, ethertype) = match packet.first().map(|b| b >> 4) {
         Some(4) => (
@@ -461,7 +474,14 @@ fn route(fib: &Fib, f: &mut PacketBuf<'_>) -> Result<u32, DropReason> {
     };
     let hop = fib.resolve(&dst).map_err(|miss| match miss {
         FibMiss::NoRoute => DropReason::NoRoute,
-        FibMiss::NoNeighbour { .. } => DropReason::NoNeighbour,
+        FibMiss::NoNeighbour { ifindex, addr } => {
+            // Ask the management thread to have the kernel resolve it; a
+            // full queue means a request is already on its way.
+            if let Some(tx) = &t.resolve {
+                let _ = tx.try_send(NeighbourRequest { ifindex, addr });
+            }
+            DropReason::NoNeighbour
+        }
     })?;
     if f.len > usize::from(hop.mtu) {
         return Err(DropReason::TooBig);

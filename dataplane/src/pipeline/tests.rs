@@ -320,9 +320,19 @@ fn every_refusal_is_an_action_with_its_counter() {
         ipk.fill_checksum();
         p
     });
+    let (tx, rx) = crossbeam_channel::bounded(4);
+    a.resolve = Some(tx);
     assert_eq!(
         run(&a, LAN_IF, &frame, &c).0,
         Action::Drop(DropReason::NoNeighbour)
+    );
+    // The miss is not silent: the management thread is asked to resolve it.
+    assert_eq!(
+        rx.try_recv(),
+        Ok(NeighbourRequest {
+            ifindex: LAN_IF,
+            addr: ip("198.19.1.10")
+        })
     );
     for r in [
         DropReason::TtlExceeded,
