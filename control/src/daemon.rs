@@ -135,6 +135,8 @@ pub fn ensure_dataplane(o: &DaemonOptions, d: &Deployment) -> Result<DataplaneCl
     let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
+    // Scripts stop the dataplane by this PID, never by name.
+    let _ = std::fs::write(o.run_dir.join("dataplane.pid"), format!("{}\n", child.id()));
     println!(
         "espada: started {} (pid {}), log {}",
         bin.display(),

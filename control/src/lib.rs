@@ -6,6 +6,7 @@
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub mod cliserver;
+pub mod config;
 pub mod daemon;
 pub mod dpclient;
 pub mod show;
