@@ -11,8 +11,12 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod frag;
 mod icmp;
 
+pub use frag::{
+    fragment_ipv4, fragments_needed, inner_mtu, FragError, FragmentPlan, MAX_FRAGMENTS,
+};
 pub use icmp::{IcmpError, IcmpLimiter};
 
 use crate::api::EspMode;
