@@ -23,6 +23,9 @@ use thiserror::Error;
 
 /// Bytes per UMEM chunk: one page, the usual aligned-mode size.
 pub const FRAME_SIZE: u32 = 4096;
+/// Where the kernel starts a received packet in its chunk, before our own
+/// headroom (`XDP_PACKET_HEADROOM` in `linux/bpf.h`).
+pub const XDP_PACKET_HEADROOM: u32 = 256;
 /// Extra headroom we ask for in front of every received packet, on top of
 /// the kernel's 256: encapsulation needs up to 14 + 40 + 8 + 8 + 16 bytes.
 pub const UMEM_HEADROOM: u32 = 0;
