@@ -360,15 +360,14 @@ impl XskSocket {
         let fill = Ring::map(f, &off.fr, ring_size, libc::XDP_UMEM_PGOFF_FILL_RING)?;
         let comp = Ring::map(f, &off.cr, ring_size, libc::XDP_UMEM_PGOFF_COMPLETION_RING)?;
 
-        let mut flags = libc::XDP_USE_NEED_WAKEUP;
-        if mode == BindMode::Copy {
-            flags |= libc::XDP_COPY;
-        }
-        let mut shared_fd = 0;
-        if let Some(first) = first {
-            flags |= libc::XDP_SHARED_UMEM;
-            shared_fd = first.fd.as_raw_fd() as u32;
-        }
+        // A socket sharing another's UMEM must bind with XDP_SHARED_UMEM
+        // alone: the kernel refuses copy/zero-copy/need-wakeup flags there
+        // (EINVAL) and takes them from the first socket.
+        let (flags, shared_fd) = match first {
+            Some(first) => (libc::XDP_SHARED_UMEM, first.fd.as_raw_fd() as u32),
+            None if mode == BindMode::Copy => (libc::XDP_USE_NEED_WAKEUP | libc::XDP_COPY, 0),
+            None => (libc::XDP_USE_NEED_WAKEUP, 0),
+        };
         let sa = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
             sxdp_flags: flags,
