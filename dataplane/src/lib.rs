@@ -20,6 +20,7 @@ pub mod counters;
 pub mod crypto;
 pub mod esp;
 pub mod io;
+pub mod nat;
 pub mod pipeline;
 pub mod replay;
 pub mod route;
