@@ -53,6 +53,9 @@ pub(super) struct Sum {
     /// UDP over IPv4: a zero field means "no checksum" and stays zero, and
     /// a computed zero is sent as `0xffff` (RFC 768).
     zero_means_none: bool,
+    /// The bytes the checksum covers, when they alone could all be zero
+    /// (an ICMP message has no pseudo-header): see [`Sum::adjust`].
+    covers: Option<(usize, usize)>,
 }
 
 impl Sum {
@@ -60,7 +63,26 @@ impl Sum {
         Sum {
             at,
             zero_means_none: false,
+            covers: None,
         }
+    }
+
+    /// An ICMP checksum over `start..end`.
+    const fn icmp(at: usize, start: usize, end: usize) -> Sum {
+        Sum {
+            at,
+            zero_means_none: false,
+            covers: Some((start, end)),
+        }
+    }
+
+    /// Whether every covered byte but the checksum field itself is zero.
+    fn covers_only_zeros(self, p: &[u8]) -> bool {
+        let Some((start, end)) = self.covers else {
+            return false;
+        };
+        let zero = |r: std::ops::Range<usize>| p.get(r).is_some_and(|b| b.iter().all(|&x| x == 0));
+        zero(start..self.at) && zero(self.at + 2..end)
     }
 
     /// Patches the field for one 16-bit word that went from `old` to `new`.
@@ -75,7 +97,13 @@ impl Sum {
             return;
         }
         let mut patched = checksum::update(current, old, new);
-        if self.zero_means_none && patched == 0 {
+        if patched == 0 && (self.zero_means_none || self.covers_only_zeros(p)) {
+            // Eqn. 3 yields 0x0000 whenever the data sum is a ones'
+            // complement zero. Data summing to -0 (0xffff) verifies with
+            // either 0x0000 or 0xffff, but data of all zero bytes sums to
+            // +0 and verifies only with 0xffff (an echo reply with
+            // identifier, sequence number and data all zero); the scan runs
+            // only in that one-in-65536 case.
             patched = 0xffff;
         }
         put16(p, self.at, patched);
@@ -250,6 +278,7 @@ fn transport(
             let sum = Sum {
                 at: at + l4::UDP_CHECKSUM,
                 zero_means_none: true,
+                covers: None,
             };
             Ok(Some(ports(Some(sum), 0)))
         }
@@ -260,7 +289,14 @@ fn transport(
             let (msg_type, code) = (p[at], p[at + 1]);
             let ident_at = at + l4::ICMP_ECHO_IDENT;
             let ident = be16(p, ident_at);
-            let sum = Some(Sum::plain(at + l4::ICMP_CHECKSUM));
+            // A quote may be cut short, so the bytes its checksum covers
+            // are not all known; an error quoting an all-zero echo reply
+            // is not worth more.
+            let sum = Some(if quoted {
+                Sum::plain(at + l4::ICMP_CHECKSUM)
+            } else {
+                Sum::icmp(at + l4::ICMP_CHECKSUM, at, end)
+            });
             let echo = |sport, dport, sport_at, dport_at| Transport {
                 proto,
                 sport,

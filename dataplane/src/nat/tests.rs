@@ -364,6 +364,24 @@ fn icmp_echo_identifier_is_translated_like_a_port_and_the_reply_returns() {
 }
 
 #[test]
+fn an_all_zero_echo_reply_gets_the_checksum_that_verifies() {
+    // Found by the nat_translate fuzz target: ident 0, seq 0, no data. The
+    // reply back to the host sums to +0, where RFC 1624 eqn. 3 gives -0
+    // (0x0000); only 0xffff verifies.
+    let mut t = table();
+    let mut ping = echo_packet(HOST, SERVER, true, 0, b"");
+    ping[26..28].fill(0); // seq 0
+    icmpv4::Packet::new_unchecked(&mut ping[20..]).fill_checksum();
+    assert_eq!(out(&mut t, &mut ping, 0), NatVerdict::Translated);
+    let mut pong = echo_packet(SERVER, OUTSIDE, false, tuple(&ping).sport, b"");
+    pong[26..28].fill(0);
+    icmpv4::Packet::new_unchecked(&mut pong[20..]).fill_checksum();
+    assert_eq!(back(&mut t, &mut pong, 1), NatVerdict::Translated);
+    assert_eq!(&pong[20..], &[0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+    assert_checksums_as_recomputed(&pong);
+}
+
+#[test]
 fn udp_without_a_checksum_keeps_a_zero_checksum_both_ways() {
     let mut t = table();
     let mut p = udp_packet(sa(HOST, 1000), sa(SERVER, 69), b"tftp", false);
