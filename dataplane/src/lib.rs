@@ -22,6 +22,7 @@ pub mod crypto;
 pub mod esp;
 pub mod io;
 pub mod mgmt;
+pub mod nat;
 pub mod pipeline;
 pub mod replay;
 pub mod route;
