@@ -104,18 +104,29 @@ impl Worker {
         }
     }
 
-    /// One pass over every port; returns how many frames were received.
+    /// One pass over every port; returns how many frames were received
+    /// plus those still waiting to be transmitted (non-zero: stay awake).
     pub fn turn(&mut self, tables: &Tables, counters: &WorkerCounters) -> usize {
-        self.recycle();
+        let pending = self.recycle() as usize;
         let mut received = 0;
         for p in 0..self.ports.len() {
             received += self.poll_port(p, tables, counters);
         }
-        received
+        received + pending
     }
 
-    /// Completed transmissions back to the free list; fill rings topped up.
-    fn recycle(&mut self) {
+    /// Completed transmissions back to the free list; fill rings topped up;
+    /// transmit rings the kernel has not drained kicked again. Returns the
+    /// frames still waiting to be sent (the worker must not doze then).
+    fn recycle(&mut self) -> u32 {
+        let mut pending = 0;
+        for port in &self.ports {
+            let p = port.tx_pending();
+            if p > 0 {
+                port.kick_tx();
+                pending += p;
+            }
+        }
         let mut done = [0u64; RX_BATCH];
         for port in &mut self.ports {
             loop {
@@ -134,6 +145,7 @@ impl Worker {
                 self.free.truncate(self.free.len() - taken);
             }
         }
+        pending
     }
 
     fn poll_port(&mut self, p: usize, tables: &Tables, counters: &WorkerCounters) -> usize {

@@ -430,6 +430,13 @@ impl XskSocket {
         }
     }
 
+    /// Frames queued for transmission that the kernel has not taken yet.
+    /// In copy mode the kernel sends at most 32 per wakeup, so a worker
+    /// keeps kicking while this is non-zero.
+    pub fn tx_pending(&self) -> u32 {
+        self.tx.size - self.tx.free()
+    }
+
     /// Gives free chunks to the kernel for receiving; returns how many it took.
     pub fn fill(&mut self, addrs: &[u64]) -> usize {
         let n = self.fill.produce(addrs);
