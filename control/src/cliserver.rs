@@ -19,6 +19,9 @@ pub const MAX_REQUEST: usize = 1024;
 pub struct CliListener {
     listener: UnixListener,
     path: PathBuf,
+    /// Inode of the socket file we bound, so Drop never removes a newer
+    /// daemon's socket at the same path.
+    ino: u64,
 }
 
 impl CliListener {
@@ -37,9 +40,11 @@ impl CliListener {
         let listener = UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
+        let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path)?);
         Ok(CliListener {
             listener,
             path: path.to_owned(),
+            ino,
         })
     }
 
@@ -59,7 +64,11 @@ impl CliListener {
 
 impl Drop for CliListener {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let ours = std::fs::metadata(&self.path)
+            .is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == self.ino);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -266,6 +266,31 @@ pub fn show_crypto_ipsec_sa(d: &Deployment, counters: &[SaCounts]) -> String {
     show::crypto_ipsec_sa(&views)
 }
 
+/// `show dataplane`: SA totals and every drop reason that belongs to no
+/// SA (no route, no neighbour, malformed, policy discard, ...).
+pub fn show_dataplane(sas: &[SaCounts], drops: &dataplane::api::DropCounts) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let sum = |f: fn(&SaCounts) -> u64| sas.iter().map(f).sum::<u64>();
+    let _ = writeln!(out, "Dataplane: {} SA(s) installed", sas.len());
+    let _ = writeln!(
+        out,
+        "  #pkts encaps: {}, #pkts decaps: {}",
+        sum(|c| c.encaps),
+        sum(|c| c.decaps)
+    );
+    let _ = writeln!(out, "Drops outside any SA:");
+    let mut any = false;
+    for (r, n) in drops.nonzero() {
+        any = true;
+        let _ = writeln!(out, "  {:<20} {n}", r.name());
+    }
+    if !any {
+        let _ = writeln!(out, "  (none)");
+    }
+    out
+}
+
 /// An IOS-style log line for a dataplane event.
 pub fn event_log_line(e: &Event) -> String {
     match e {
@@ -297,6 +322,10 @@ pub fn answer(cmd: &str, d: &Deployment, dp: &mut DataplaneClient) -> String {
     match words.as_slice() {
         ["show", "crypto", "ipsec", "sa"] => match dp.counters(None) {
             Ok(c) => show_crypto_ipsec_sa(d, &c),
+            Err(e) => format!("% dataplane unreachable: {e}\n"),
+        },
+        ["show", "dataplane"] | ["show", "dataplane", "counters"] => match dp.all_counters(None) {
+            Ok((sas, drops)) => show_dataplane(&sas, &drops),
             Err(e) => format!("% dataplane unreachable: {e}\n"),
         },
         ["show", "version"] => format!("espada {}\n{}\n", crate::VERSION, dp.dataplane_version),

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dataplane::api::{
-    ConnError, ControlConn, ErrorCode, Event, Message, Payload, Reply, Request, SaCounts,
-    PROTOCOL_VERSION,
+    ConnError, ControlConn, DropCounts, ErrorCode, Event, Message, Payload, Reply, Request,
+    SaCounts, PROTOCOL_VERSION,
 };
 use thiserror::Error;
 
@@ -106,14 +106,26 @@ impl DataplaneClient {
 
     /// Every SA's counters (or one SPI's), joined across split replies.
     pub fn counters(&mut self, spi: Option<u32>) -> Result<Vec<SaCounts>, DpError> {
+        Ok(self.all_counters(spi)?.0)
+    }
+
+    /// SA counters and the drops that belong to no SA.
+    pub fn all_counters(
+        &mut self,
+        spi: Option<u32>,
+    ) -> Result<(Vec<SaCounts>, DropCounts), DpError> {
         let id = self.send(Request::GetCounters { spi })?;
         let mut all = Vec::new();
         loop {
             match self.reply_to("GetCounters", id)? {
-                Reply::Counters { sas, more, .. } => {
+                Reply::Counters {
+                    sas,
+                    more,
+                    global_drops,
+                } => {
                     all.extend(sas);
                     if !more {
-                        return Ok(all);
+                        return Ok((all, global_drops));
                     }
                 }
                 other => return Err(unexpected("GetCounters", &other)),

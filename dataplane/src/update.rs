@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use crate::api::Direction;
+use crate::netlink::FibUpdate;
 use crate::pipeline::Tables;
 use crate::sa::{InboundSa, OutboundSa, SaRef};
 use crate::spd::Spd;
@@ -24,6 +25,8 @@ pub enum TableUpdate {
     },
     /// The whole SPD, replaced at once (each worker gets its own copy).
     ReplaceSpd(Box<Spd>),
+    /// A change to the kernel's links, addresses, routes or neighbours.
+    Fib(FibUpdate),
 }
 
 impl TableUpdate {
@@ -42,6 +45,10 @@ impl TableUpdate {
             TableUpdate::RemoveSa { direction, spi } => t.sadb.take(direction, spi),
             TableUpdate::ReplaceSpd(spd) => {
                 t.spd = *spd;
+                None
+            }
+            TableUpdate::Fib(u) => {
+                u.apply(t);
                 None
             }
         }

@@ -185,7 +185,10 @@ mod tests {
             ("--inside a --outside b --cores 1,1", "listed twice"),
             ("--inside a --outside b --ring 1000", "power of two"),
             ("--inside a --outside b --frames 10", "at least twice"),
-            ("--inside a --outside b --idle lazy", "expected busy or backoff"),
+            (
+                "--inside a --outside b --idle lazy",
+                "expected busy or backoff",
+            ),
             ("--inside a --outside b --bogus", "unknown option"),
             ("--inside", "needs a value"),
         ] {
