@@ -11,9 +11,10 @@
 //! This test needs Debian's python3-scapy (`deploy/setup.sh` installs it)
 //! and fails, rather than skips, without it.
 
-use std::io::Write;
+#[path = "common/scapy.rs"]
+mod scapy;
+
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::{Command, Stdio};
 
 use dataplane::api::{NatAction, NatRule};
 use dataplane::nat::{NatRules, NatTable, NatVerdict};
@@ -52,32 +53,7 @@ fn rules() -> NatRules {
 }
 
 fn run_scapy(ops: &[Value]) -> Vec<Value> {
-    let python = std::env::var("ESPADA_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scapy_nat.py");
-    let mut child = Command::new(&python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {python}: {e} (deploy/setup.sh installs python3-scapy)")
-        });
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(Value::Array(ops.to_vec()).to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "scapy_nat.py failed (is python3-scapy installed? deploy/setup.sh installs it):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let results: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON from scapy_nat.py");
-    assert_eq!(results.len(), ops.len());
-    results
+    scapy::run("scapy_nat.py", &Value::Array(ops.to_vec()))
 }
 
 fn bytes_of(result: &Value) -> Vec<u8> {
