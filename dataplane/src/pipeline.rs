@@ -34,7 +34,7 @@ use crate::counters::{DropCounters, DropReason};
 use crate::esp::{decap, encap_batch_where, encapsulated_len, Decapped, PacketBuf};
 use crate::route::{Fib, FibMiss, PortRole};
 use crate::sa::Sadb;
-use crate::spd::{FlowKey, PolicyAction, Spd};
+use crate::spd::{FlowKey, PolicyAction, PolicyTag, Spd};
 use crate::wire::{ethernet, ip_proto, ipv4, ipv6};
 
 /// Frames handled per pass; larger batches are cut into passes.
@@ -54,6 +54,17 @@ pub struct Tables {
     /// Where a worker asks for a neighbour the FIB lacks (bounded,
     /// lock-free; the management thread has the kernel resolve it).
     pub resolve: Option<Sender<NeighbourRequest>>,
+    /// Where a worker reports protected traffic with no SA (bounded,
+    /// lock-free, drained by the management thread).
+    pub acquire: Option<Sender<AcquireRequest>>,
+}
+
+/// Traffic a crypto map protects but no SA covers yet: the management
+/// thread raises an acquire for IKE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcquireRequest {
+    pub tag: PolicyTag,
+    pub flow: FlowKey,
 }
 
 /// A next hop with no link-layer address yet.
@@ -416,7 +427,13 @@ fn classify(
         (Some(PortRole::Inside), false) => match t.spd.lookup(&flow).map(|(_, r)| r.action) {
             Some(PolicyAction::Protect { sa: Some(spi), .. }) => Stage::Encap(spi),
             // IOS drops the first packet and starts IKE (acquire).
-            Some(PolicyAction::Protect { sa: None, .. }) => return drop(DropReason::NoOutboundSa),
+            Some(PolicyAction::Protect { sa: None, map }) => {
+                if let Some(tx) = &t.acquire {
+                    // Full queue: acquires are already waiting; IKE needs one.
+                    let _ = tx.try_send(AcquireRequest { tag: map, flow });
+                }
+                return drop(DropReason::NoOutboundSa);
+            }
             Some(PolicyAction::Discard) => return drop(DropReason::PolicyDiscard),
             Some(PolicyAction::Bypass) | None => Stage::Forward { bypass: true },
         },

@@ -8,6 +8,7 @@
 pub mod server;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
@@ -17,8 +18,9 @@ use crate::api::{
     PROTOCOL_VERSION,
 };
 use crate::counters::DropReason;
+use crate::pipeline::AcquireRequest;
 use crate::sa::{InboundSa, LifetimeState, OutboundSa, SaRef};
-use crate::spd::{Spd, SpdRule};
+use crate::spd::{PolicyTag, Spd, SpdRule};
 use crate::update::TableUpdate;
 use crate::worker::WorkerCounters;
 
@@ -44,6 +46,9 @@ pub struct Mgmt {
     spd: Vec<SpdRule>,
     nat: Vec<NatRule>,
     idle_secs: u64,
+    /// Last acquire raised per crypto map entry and address pair, so a
+    /// flow of packets waiting for IKE raises one acquire a second.
+    acquires: HashMap<(PolicyTag, IpAddr, IpAddr), u64>,
     /// Updates a full worker queue refused (the worker is wedged); counted,
     /// never blocking the management thread.
     pub queue_full: u64,
@@ -61,6 +66,7 @@ impl Mgmt {
             spd: Vec::new(),
             nat: Vec::new(),
             idle_secs: DEFAULT_IDLE_SECS,
+            acquires: HashMap::new(),
             queue_full: 0,
         }
     }
@@ -199,6 +205,23 @@ impl Mgmt {
                 self.queue_full += 1;
             }
         }
+    }
+
+    /// A worker saw protected traffic with no SA: an [`Event::Acquire`],
+    /// at most one a second per map entry and address pair.
+    pub fn acquire(&mut self, req: AcquireRequest, now: u64) -> Option<Event> {
+        let key = (req.tag, req.flow.src, req.flow.dst);
+        if self.acquires.get(&key).is_some_and(|&t| now < t + 1) {
+            return None;
+        }
+        if self.acquires.len() >= 4096 {
+            self.acquires.retain(|_, t| now < *t + 1);
+        }
+        self.acquires.insert(key, now);
+        Some(Event::Acquire {
+            tag: req.tag,
+            flow: req.flow,
+        })
     }
 
     /// Drops that belong to no SA, summed over the workers.

@@ -8,7 +8,7 @@ use super::server::Server;
 use super::*;
 use crate::api::{ControlConn, ControlListener, Lifetime, Payload};
 use crate::crypto::{AuthAlg, EncAlg};
-use crate::pipeline::Tables;
+use crate::pipeline::{AcquireRequest, Tables};
 use crate::spd::{IpPrefix, PolicyAction, PolicyTag, PortRange, TrafficSelector};
 use crate::testkit;
 
@@ -327,4 +327,32 @@ fn the_server_answers_over_the_socket_and_broadcasts_events_to_hello_clients() {
     assert_eq!(c2.recv().unwrap().payload, Payload::Reply(Reply::Ack));
     stop.store(true, Ordering::Relaxed);
     server.join().unwrap();
+}
+
+#[test]
+fn acquires_are_raised_once_a_second_per_map_entry_and_address_pair() {
+    let (mut m, _, _) = mgmt(1);
+    let flow = crate::spd::FlowKey {
+        src: "198.19.1.10".parse().unwrap(),
+        dst: "198.19.2.10".parse().unwrap(),
+        proto: 1,
+        src_port: 0,
+        dst_port: 0,
+    };
+    let req = AcquireRequest {
+        tag: PolicyTag { map: 0, seq: 10 },
+        flow,
+    };
+    assert_eq!(
+        m.acquire(req, 5),
+        Some(Event::Acquire { tag: req.tag, flow })
+    );
+    assert_eq!(m.acquire(req, 5), None, "the same second: one acquire");
+    let mut other = req;
+    other.flow.dst = "198.19.2.11".parse().unwrap();
+    assert!(
+        m.acquire(other, 5).is_some(),
+        "another destination gets its own"
+    );
+    assert!(m.acquire(req, 6).is_some(), "a second later: again");
 }

@@ -294,8 +294,11 @@ fn every_refusal_is_an_action_with_its_counter() {
         run(&a, WAN_IF, &frame, &c).0,
         Action::Drop(DropReason::NoSa)
     );
-    // No SA negotiated yet for the rule: IOS drops the first packet.
+    // No SA negotiated yet for the rule: IOS drops the first packet, and
+    // the management thread hears of it (acquire) so IKE can start.
     a.spd.set_sa(1, None);
+    let (acq_tx, acq_rx) = crossbeam_channel::bounded(4);
+    a.acquire = Some(acq_tx);
     let (act, _) = run(
         &a,
         LAN_IF,
@@ -303,6 +306,12 @@ fn every_refusal_is_an_action_with_its_counter() {
         &c,
     );
     assert_eq!(act, Action::Drop(DropReason::NoOutboundSa));
+    let acq = acq_rx.try_recv().expect("an acquire was raised");
+    assert_eq!(acq.flow.dst, ip("198.19.2.10"));
+    assert!(matches!(
+        a.spd.rules()[1].action,
+        PolicyAction::Protect { map, .. } if map == acq.tag
+    ));
     // A destination with no route, one with no neighbour yet.
     a.fib.remove_route(&IpPrefix::any_v4());
     let (act, _) = run(

@@ -19,6 +19,7 @@ use dataplane::clock;
 use dataplane::io::xsk::{BindMode, Umem, XskSocket};
 use dataplane::mgmt::server::Server;
 use dataplane::mgmt::Mgmt;
+use dataplane::pipeline::AcquireRequest;
 use dataplane::route::PortRole;
 use dataplane::update::TableUpdate;
 use dataplane::worker::{Worker, WorkerCounters};
@@ -105,6 +106,7 @@ pub fn run(o: RunOptions) -> Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut senders: Vec<Sender<TableUpdate>> = Vec::new();
+    let (acquire_tx, acquire_rx) = bounded::<AcquireRequest>(1024);
     let mut counters = Vec::new();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mode = if o.zero_copy {
@@ -128,6 +130,7 @@ pub fn run(o: RunOptions) -> Result<()> {
         let (tx, rx) = bounded::<TableUpdate>(4096);
         let c = Arc::new(WorkerCounters::default());
         let mut tables = kernel.tables();
+        tables.acquire = Some(acquire_tx.clone());
         let (stop, c2, idle) = (stop.clone(), c.clone(), o.idle);
         let handle = std::thread::Builder::new()
             .name(format!("espada-w{w}"))
@@ -175,10 +178,17 @@ pub fn run(o: RunOptions) -> Result<()> {
         for u in kernel.poll() {
             steer.apply(&u);
             for tx in &senders {
-                let _ = tx.try_send(TableUpdate::Fib(u.clone()));
+                if tx.try_send(TableUpdate::Fib(u.clone())).is_err() {
+                    eprintln!("a worker's update queue is full: kernel change {u:?} not applied");
+                }
             }
         }
         kernel.resolve_pending();
+        let acquires: Vec<_> = acquire_rx
+            .try_iter()
+            .filter_map(|a| mgmt.acquire(a, clock::now_secs()))
+            .collect();
+        server.broadcast(&acquires);
         if last_tick.elapsed() >= Duration::from_secs(1) {
             last_tick = Instant::now();
             let events = mgmt.tick(clock::tick());
