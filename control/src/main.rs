@@ -153,7 +153,8 @@ fn run(file: &Path, o: DaemonOptions) -> Result<()> {
     let mut dp = daemon::ensure_dataplane(&o, &d)?;
     let report = daemon::install(&mut dp, &d).context("installing the config in the dataplane")?;
     println!(
-        "espada: {}: {} SA(s) added, {} already installed; {} SPD rule(s), {} NAT rule(s) loaded",
+        "espada: {}: {} SA(s) added, {} already installed; {} SPD rule(s), {} NAT rule(s) loaded \
+         (this build does not translate yet: PAT arrives with the pipeline's NAT stage)",
         file.display(),
         report.added,
         report.already,
