@@ -294,6 +294,12 @@ impl SaRef {
             SaRef::Outbound(sa) => sa.set_lifetime(lifetime),
         }
     }
+    pub fn installed_at(&self) -> u64 {
+        match self {
+            SaRef::Inbound(sa) => sa.installed_at(),
+            SaRef::Outbound(sa) => sa.installed_at(),
+        }
+    }
 }
 
 /// Fibonacci hashing of a 32-bit SPI: one multiply, good spread for the

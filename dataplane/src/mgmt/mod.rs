@@ -272,7 +272,7 @@ impl Mgmt {
                 e.integrity_seen = integrity;
             }
             let last_used =
-                crate::counters::SaCounters::read(&c.last_used).max(e.sa_installed_at());
+                crate::counters::SaCounters::read(&c.last_used).max(e.sa.installed_at());
             if direction == Direction::Inbound
                 && now.saturating_sub(last_used) >= self.idle_secs
                 && e.idle_sent_for != Some(last_used)
@@ -285,15 +285,6 @@ impl Mgmt {
             self.delete_sa(direction, spi);
         }
         events
-    }
-}
-
-impl SaEntry {
-    fn sa_installed_at(&self) -> u64 {
-        match &self.sa {
-            SaRef::Inbound(s) => s.installed_at(),
-            SaRef::Outbound(s) => s.installed_at(),
-        }
     }
 }
 
