@@ -10,6 +10,14 @@
  * other traffic to the gateway, and transit traffic (the dataplane only
  * terminates ESP on the outside; it never forwards clear traffic there).
  *
+ * Port address translation (seed 003's `ip nat inside source ... overload`):
+ * when the dataplane gives an outside interface a PAT port range, IPv4
+ * return traffic of translations also goes to AF_XDP: TCP and UDP to a
+ * destination port in the range, ICMP echo replies whose identifier is in
+ * it, and ICMP errors quoting a TCP/UDP packet sent from a port in the range
+ * (or an echo request with such an identifier). The range never holds 500 or
+ * 4500 (the dataplane refuses it), so IKE keeps reaching the kernel.
+ *
  * Inside (LAN): ARP, ND, traffic to the gateway itself and broadcast,
  * multicast or link-local destinations go to the kernel; every other IPv4 or
  * IPv6 packet goes to AF_XDP to be routed, encrypted or NATed; other
@@ -96,6 +104,10 @@ struct steer_iface {
 	__u8 role;   /* STEER_ROLE_* */
 	__u8 flags;  /* STEER_F_* */
 	__u16 pad;
+	/* Outside: the PAT port range (host order, inclusive); pat_lo == 0
+	 * means no PAT on this interface. */
+	__u16 pat_lo;
+	__u16 pat_hi;
 };
 
 /* A gateway address: IPv6, or IPv4 mapped (::ffff:a.b.c.d). */
@@ -120,6 +132,7 @@ enum steer_rule {
 	STEER_REDIRECT_ESP,
 	STEER_REDIRECT_NATT_ESP,
 	STEER_REDIRECT_INSIDE,
+	STEER_REDIRECT_PAT,          /* outside: return traffic of a translation */
 	STEER_NO_SOCKET,             /* a redirect rule matched, no socket: passed */
 	STEER_BAD_QUEUE,             /* slot or rx queue out of range: passed */
 	STEER_RULES,
@@ -162,6 +175,8 @@ struct {
 #define ETH_P_IPV6 0x86dd
 
 #define IPPROTO_HOPOPTS 0
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 #define IPPROTO_ROUTING 43
 #define IPPROTO_FRAGMENT 44
@@ -388,18 +403,103 @@ static __always_inline int classify_udp(void *data, void *end, struct flow *f, _
 	return STEER_REDIRECT_NATT_ESP;
 }
 
-static __always_inline int outside_rule(void *data, void *end, struct flow *f, __u8 flags)
+static __always_inline int in_pat_range(__u16 port, struct steer_iface *cfg)
+{
+	return cfg->pat_lo != 0 && port >= cfg->pat_lo && port <= cfg->pat_hi;
+}
+
+/* The first four bytes of the upper-layer header: source and destination
+ * ports, or ICMP type, code and checksum. */
+struct l4head {
+	__u16 a;
+	__u16 b;
+};
+
+/* ICMP (RFC 792): type, code, checksum, then identifier or unused bytes. */
+struct icmphdr {
+	__u8 type;
+	__u8 code;
+	__u16 check;
+	__u16 id;
+	__u16 seq;
+};
+
+#define ICMP_ECHOREPLY 0
+#define ICMP_DEST_UNREACH 3
+#define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+
+/* Outside, IPv4 to the gateway, not ESP, IKE or a fragment: is it return
+ * traffic of a PAT translation? */
+static __always_inline int is_pat_return(void *data, void *end, struct flow *f,
+					 struct steer_iface *cfg)
+{
+	if (f->ipv6 || cfg->pat_lo == 0 || f->l4_off > MAX_L4_OFF)
+		return 0;
+	if (f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP) {
+		struct l4head *l4 = data + f->l4_off;
+
+		if ((void *)(l4 + 1) > end)
+			return 0;
+		return in_pat_range(ntohs(l4->b), cfg);
+	}
+	if (f->proto != IPPROTO_ICMP)
+		return 0;
+	struct icmphdr *icmp = data + f->l4_off;
+
+	if ((void *)(icmp + 1) > end)
+		return 0;
+	if (icmp->type == ICMP_ECHOREPLY)
+		return in_pat_range(ntohs(icmp->id), cfg);
+	if (icmp->type != ICMP_DEST_UNREACH && icmp->type != ICMP_TIME_EXCEEDED &&
+	    icmp->type != ICMP_PARAMETERPROB)
+		return 0;
+	/* The quoted packet is one we sent: its source port (or echo
+	 * identifier) names the translation. */
+	struct iphdr *q = (void *)(icmp + 1);
+
+	if ((void *)(q + 1) > end)
+		return 0;
+	__u32 qhl = (q->ver_ihl & 0x0f) * 4;
+	if (qhl < sizeof(*q))
+		return 0;
+	if (q->protocol == IPPROTO_TCP || q->protocol == IPPROTO_UDP) {
+		struct l4head *ports = (void *)q + qhl;
+
+		if ((void *)(ports + 1) > end)
+			return 0;
+		return in_pat_range(ntohs(ports->a), cfg);
+	}
+	struct icmphdr *echo = (void *)q + qhl;
+
+	if ((void *)(echo + 1) > end)
+		return 0;
+	if (q->protocol == IPPROTO_ICMP && echo->type == ICMP_ECHO)
+		return in_pat_range(ntohs(echo->id), cfg);
+	return 0;
+}
+
+static __always_inline int outside_rule(void *data, void *end, struct flow *f,
+					struct steer_iface *cfg)
 {
 	if (is_nd(data, end, f))
 		return STEER_PASS_ND;
 	if (!is_local(&f->dst))
 		return STEER_PASS_TRANSIT;
 	if (f->proto == IPPROTO_ESP)
-		return (flags & STEER_F_ESP) ? STEER_REDIRECT_ESP : STEER_PASS_LOCAL;
+		return (cfg->flags & STEER_F_ESP) ? STEER_REDIRECT_ESP : STEER_PASS_LOCAL;
 	if (f->fragment)
 		return STEER_PASS_LOCAL_FRAGMENT;
-	if (f->proto == IPPROTO_UDP)
-		return classify_udp(data, end, f, flags);
+	if (f->proto == IPPROTO_UDP) {
+		int rule = classify_udp(data, end, f, cfg->flags);
+
+		if (rule != STEER_PASS_LOCAL || !is_pat_return(data, end, f, cfg))
+			return rule;
+		return STEER_REDIRECT_PAT;
+	}
+	if (is_pat_return(data, end, f, cfg))
+		return STEER_REDIRECT_PAT;
 	return STEER_PASS_LOCAL;
 }
 
@@ -465,7 +565,7 @@ static __always_inline int rule_for(struct xdp_md *ctx, struct steer_iface *cfg)
 	f.l2_group = eth->dst[0] & 1;
 
 	if (cfg->role == STEER_ROLE_OUTSIDE)
-		return outside_rule(data, end, &f, cfg->flags);
+		return outside_rule(data, end, &f, cfg);
 	return inside_rule(data, end, &f);
 }
 

@@ -1009,6 +1009,183 @@ fn a_queue_beyond_the_xskmap_is_passed_and_counted() {
     assert_eq!(after.get(R::Inside) - before.get(R::Inside), 2);
 }
 
+/// A TCP header with these ports (SYN-ACK), 20 bytes.
+fn tcp(sport: u16, dport: u16) -> Vec<u8> {
+    let mut t = sport.to_be_bytes().to_vec();
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x12, 0xff, 0xff, 0, 0, 0, 0]);
+    t
+}
+
+/// An ICMP echo (type 8) or echo reply (type 0) with this identifier.
+fn icmp_echo(kind: u8, ident: u16) -> Vec<u8> {
+    let mut m = vec![kind, 0, 0, 0];
+    m.extend_from_slice(&ident.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    m.extend_from_slice(&[0x5a; 16]);
+    m
+}
+
+/// An ICMP error (`kind`: 3 unreachable, 11 time exceeded) quoting the
+/// header and first eight bytes of `quoted` (an IPv4 packet), RFC 792.
+fn icmp_error(kind: u8, quoted: &[u8]) -> Vec<u8> {
+    let mut m = vec![kind, 0, 0, 0, 0, 0, 0, 0];
+    let hl = usize::from(quoted[0] & 0x0f) * 4;
+    m.extend_from_slice(&quoted[..quoted.len().min(hl + 8)]);
+    m
+}
+
+#[test]
+fn pat_return_traffic_in_the_range_goes_to_the_dataplane() {
+    let Some(mut lab) = Lab::new("xdp-pat") else {
+        return;
+    };
+    let w = lab.wan;
+    let server = Ipv4Addr::new(198, 18, 0, 254);
+    let tcp_in = ipv4_frame(GW_MAC, server, WAN_V4, TCP, &tcp(80, 61010));
+    lab.expect(
+        "no PAT range: TCP to the gateway",
+        w,
+        &tcp_in,
+        Pass,
+        &[R::Local],
+    );
+
+    assert!(matches!(
+        lab.steer.set_pat_range(w, Some(4000..=5000)),
+        Err(XdpError::PatRange(4000, 5000))
+    ));
+    assert!(matches!(
+        lab.steer.set_pat_range(lab.other, Some(61001..=65535)),
+        Err(XdpError::NotConfigured(_))
+    ));
+    lab.steer
+        .set_pat_range(w, Some(61001..=65535))
+        .expect("PAT range");
+    lab.expect("TCP to a PAT port", w, &tcp_in, Redirect, &[R::Pat]);
+    lab.expect(
+        "UDP to a PAT port",
+        w,
+        &ipv4_frame(GW_MAC, server, WAN_V4, UDP, &udp(53, 65535, &[1; 12])),
+        Redirect,
+        &[R::Pat],
+    );
+    lab.expect(
+        "TCP below the range (a service of the gateway)",
+        w,
+        &ipv4_frame(GW_MAC, server, WAN_V4, TCP, &tcp(40000, 22)),
+        Pass,
+        &[R::Local],
+    );
+    lab.expect(
+        "TCP to a PAT port of another host (transit)",
+        w,
+        &ipv4_frame(GW_MAC, server, REMOTE_V4, TCP, &tcp(80, 61010)),
+        Pass,
+        &[R::Transit],
+    );
+    lab.expect(
+        "IKE still goes to the kernel",
+        w,
+        &ipv4_frame(GW_MAC, PEER_V4, WAN_V4, UDP, &udp(500, 500, &[0x22; 28])),
+        Pass,
+        &[R::Ike],
+    );
+    lab.expect(
+        "echo reply with an identifier in the range",
+        w,
+        &ipv4_frame(GW_MAC, server, WAN_V4, ICMP, &icmp_echo(0, 61001)),
+        Redirect,
+        &[R::Pat],
+    );
+    lab.expect(
+        "echo reply with an identifier outside it (the gateway's own ping)",
+        w,
+        &ipv4_frame(GW_MAC, server, WAN_V4, ICMP, &icmp_echo(0, 1234)),
+        Pass,
+        &[R::Local],
+    );
+    lab.expect(
+        "echo request to the gateway",
+        w,
+        &ipv4_frame(GW_MAC, server, WAN_V4, ICMP, &icmp_echo(8, 61001)),
+        Pass,
+        &[R::Local],
+    );
+    let sent_udp = ipv4(WAN_V4, server, UDP, &udp(61500, 53, &[1; 12]));
+    lab.expect(
+        "port unreachable about a translated UDP datagram",
+        w,
+        &ipv4_frame(GW_MAC, server, WAN_V4, ICMP, &icmp_error(3, &sent_udp)),
+        Redirect,
+        &[R::Pat],
+    );
+    let sent_tcp = ipv4_full(WAN_V4, server, TCP, &[1, 1, 1, 1], 0x4000, &tcp(62000, 80));
+    lab.expect(
+        "fragmentation needed about a translated TCP segment with IP options",
+        w,
+        &ipv4_frame(GW_MAC, server, WAN_V4, ICMP, &icmp_error(3, &sent_tcp)),
+        Redirect,
+        &[R::Pat],
+    );
+    let sent_echo = ipv4(WAN_V4, server, ICMP, &icmp_echo(8, 63000));
+    lab.expect(
+        "time exceeded about a translated echo request",
+        w,
+        &ipv4_frame(GW_MAC, server, WAN_V4, ICMP, &icmp_error(11, &sent_echo)),
+        Redirect,
+        &[R::Pat],
+    );
+    let own = ipv4(WAN_V4, server, TCP, &tcp(40000, 80));
+    lab.expect(
+        "an error about the gateway's own connection",
+        w,
+        &ipv4_frame(GW_MAC, server, WAN_V4, ICMP, &icmp_error(3, &own)),
+        Pass,
+        &[R::Local],
+    );
+    lab.expect(
+        "an error quoting a truncated header",
+        w,
+        &ipv4_frame(
+            GW_MAC,
+            server,
+            WAN_V4,
+            ICMP,
+            &icmp_error(3, &sent_udp[..12]),
+        ),
+        Pass,
+        &[R::Local],
+    );
+    lab.expect(
+        "a first fragment to a PAT port goes to the kernel with its siblings",
+        w,
+        &eth(
+            GW_MAC,
+            0x0800,
+            &ipv4_full(server, WAN_V4, UDP, &[], 0x2000, &udp(53, 61010, &[0; 16])),
+        ),
+        Pass,
+        &[R::LocalFragment],
+    );
+    lab.expect(
+        "IPv6 is never translated",
+        w,
+        &ipv6_frame(GW_MAC, PEER_V6, WAN_V6, TCP, &tcp(80, 61010)),
+        Pass,
+        &[R::Local],
+    );
+    lab.expect(
+        "the inside is not affected",
+        lab.lan,
+        &ipv4_frame(GW_MAC, HOST_V4, LAN_V4, TCP, &tcp(80, 61010)),
+        Pass,
+        &[R::Local],
+    );
+    lab.steer.set_pat_range(w, None).expect("PAT off");
+    lab.expect("PAT range removed", w, &tcp_in, Pass, &[R::Local]);
+}
+
 // ---- Attaching, detaching, crash recovery ----
 
 fn ours_attached(ifindex: u32) -> usize {

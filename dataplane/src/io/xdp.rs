@@ -31,6 +31,7 @@ use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::os::fd::{AsFd, AsRawFd};
 
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, MapError, PerCpuArray, XskMap};
@@ -83,9 +84,12 @@ struct IfaceConfig {
     role: u8,
     flags: u8,
     pad: u16,
+    /// PAT port range (inclusive); `pat_lo == 0`: no PAT.
+    pat_lo: u16,
+    pat_hi: u16,
 }
 
-// SAFETY: plain integers laid out without padding (4 + 1 + 1 + 2 bytes);
+// SAFETY: plain integers laid out without padding (4 + 1 + 1 + 2 + 2 + 2 bytes);
 // every bit pattern is a valid value.
 unsafe impl Pod for IfaceConfig {}
 
@@ -185,6 +189,9 @@ pub enum SteerRule {
     NattEsp,
     /// Inside, to be forwarded: to AF_XDP.
     Inside,
+    /// Outside, IPv4 return traffic of a PAT translation (TCP/UDP to a port
+    /// of the range, echo reply or ICMP error naming one): to AF_XDP.
+    Pat,
     /// A redirect rule matched but the XSKMAP had no socket for the
     /// interface's slot and queue: passed.
     NoSocket,
@@ -193,7 +200,7 @@ pub enum SteerRule {
 }
 
 impl SteerRule {
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
     pub const ALL: [SteerRule; SteerRule::COUNT] = [
         SteerRule::Unconfigured,
         SteerRule::Malformed,
@@ -209,6 +216,7 @@ impl SteerRule {
         SteerRule::Esp,
         SteerRule::NattEsp,
         SteerRule::Inside,
+        SteerRule::Pat,
         SteerRule::NoSocket,
         SteerRule::BadQueue,
     ];
@@ -230,6 +238,7 @@ impl SteerRule {
             SteerRule::Esp => "xsk-esp",
             SteerRule::NattEsp => "xsk-natt-esp",
             SteerRule::Inside => "xsk-inside",
+            SteerRule::Pat => "xsk-pat",
             SteerRule::NoSocket => "pass-no-socket",
             SteerRule::BadQueue => "pass-bad-queue",
         }
@@ -239,7 +248,7 @@ impl SteerRule {
     pub fn redirects(self) -> bool {
         matches!(
             self,
-            SteerRule::Esp | SteerRule::NattEsp | SteerRule::Inside
+            SteerRule::Esp | SteerRule::NattEsp | SteerRule::Inside | SteerRule::Pat
         )
     }
 }
@@ -317,6 +326,8 @@ pub enum XdpError {
     NotConfigured(u32),
     #[error("all {MAX_SLOTS} interface slots are in use")]
     NoFreeSlot,
+    #[error("PAT port range {0}-{1}: must be non-empty, above 0 and leave out 500 and 4500")]
+    PatRange(u16, u16),
     #[error("rx queue {0} is beyond the {MAX_QUEUES} queues per interface the XSKMAP holds")]
     QueueOutOfRange(u32),
     #[error("{what}: {source}")]
@@ -560,6 +571,8 @@ impl XdpSteer {
             },
             flags,
             pad: 0,
+            pat_lo: 0,
+            pat_hi: 0,
         };
         let mut ifaces: BpfHashMap<&mut MapData, u32, IfaceConfig> =
             BpfHashMap::try_from(self.map_mut(MAP_IFACES)?).map_err(map_err(MAP_IFACES))?;
@@ -568,6 +581,38 @@ impl XdpSteer {
             .map_err(map_err(MAP_IFACES))?;
         self.slots[slot as usize] = Some(ifindex);
         Ok(slot)
+    }
+
+    /// Steers IPv4 return traffic of PAT translations on the outside
+    /// interface `ifindex` (TCP/UDP to a port in `range`, echo replies and
+    /// ICMP errors naming one) to AF_XDP; `None` stops it. The range must
+    /// not hold 500 or 4500, which belong to IKE.
+    pub fn set_pat_range(
+        &mut self,
+        ifindex: u32,
+        range: Option<RangeInclusive<u16>>,
+    ) -> Result<(), XdpError> {
+        let (lo, hi) = match range {
+            Some(r) if *r.start() > 0 && r.start() <= r.end() => {
+                if r.contains(&500) || r.contains(&4500) {
+                    return Err(XdpError::PatRange(*r.start(), *r.end()));
+                }
+                (*r.start(), *r.end())
+            }
+            Some(r) => return Err(XdpError::PatRange(*r.start(), *r.end())),
+            None => (0, 0),
+        };
+        let mut ifaces: BpfHashMap<&mut MapData, u32, IfaceConfig> =
+            BpfHashMap::try_from(self.map_mut(MAP_IFACES)?).map_err(map_err(MAP_IFACES))?;
+        let mut cfg = ifaces
+            .get(&ifindex, 0)
+            .map_err(|_| XdpError::NotConfigured(ifindex))?;
+        cfg.pat_lo = lo;
+        cfg.pat_hi = hi;
+        ifaces
+            .insert(ifindex, cfg, 0)
+            .map_err(map_err(MAP_IFACES))?;
+        Ok(())
     }
 
     /// Removes `ifindex`'s role (the program then passes all its traffic
