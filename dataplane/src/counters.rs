@@ -51,10 +51,17 @@ pub enum DropReason {
     /// Had to be fragmented, but the worker had too few free frames for
     /// the fragments.
     NoFreeFrame,
+    /// Port address translation refused the packet (no free port, no
+    /// translation for return traffic, a fragment or a protocol PAT cannot
+    /// map); `show ip nat statistics` has the detail.
+    Nat,
+    /// Return traffic of another worker's translation that could not be
+    /// handed to it (its queue was full).
+    HandoffFull,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 22;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NoSa,
         DropReason::Replay,
@@ -76,6 +83,8 @@ impl DropReason {
         DropReason::TtlExceeded,
         DropReason::TooBig,
         DropReason::NoFreeFrame,
+        DropReason::Nat,
+        DropReason::HandoffFull,
     ];
 
     /// Stable one-byte code of the reason on the control socket: its
@@ -111,6 +120,8 @@ impl DropReason {
             DropReason::TtlExceeded => "ttl-exceeded",
             DropReason::TooBig => "too-big",
             DropReason::NoFreeFrame => "no-free-frame",
+            DropReason::Nat => "nat",
+            DropReason::HandoffFull => "handoff-full",
         }
     }
 }

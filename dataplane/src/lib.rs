@@ -22,6 +22,7 @@ pub mod clock;
 pub mod counters;
 pub mod crypto;
 pub mod esp;
+pub mod handoff;
 pub mod io;
 pub mod mgmt;
 pub mod nat;

@@ -23,16 +23,19 @@ use crossbeam_channel::Sender;
 
 mod frag;
 mod icmp;
+mod pat;
 
 pub use frag::{
     fragment_ipv4, fragments_needed, inner_mtu, FragError, FragmentPlan, MAX_FRAGMENTS,
 };
 pub use icmp::{IcmpError, IcmpLimiter};
+pub use pat::PatState;
 
 use crate::api::EspMode;
+use crate::clock;
 use crate::counters::{DropCounters, DropReason};
 use crate::esp::{decap, encap_batch_where, encapsulated_len, Decapped, PacketBuf};
-use crate::route::{Fib, FibMiss, PortRole};
+use crate::route::{Fib, FibMiss, NextHop, PortRole};
 use crate::sa::Sadb;
 use crate::spd::{FlowKey, PolicyAction, PolicyTag, Spd};
 use crate::wire::{ethernet, ip_proto, ipv4, ipv6};
@@ -57,6 +60,9 @@ pub struct Tables {
     /// Where a worker reports protected traffic with no SA (bounded,
     /// lock-free, drained by the management thread).
     pub acquire: Option<Sender<AcquireRequest>>,
+    /// Port address translation: this worker's rules and table. `None`:
+    /// the dataplane runs without NAT and nothing is translated.
+    pub pat: Option<PatState>,
 }
 
 /// Traffic a crypto map protects but no SA covers yet: the management
@@ -99,6 +105,10 @@ pub enum Action {
     /// the worker lends [`FragmentJob::count`]` - 1` free frames and calls
     /// [`fragment_frames`], which gives every fragment its own action.
     Fragment(FragmentJob),
+    /// Return traffic of a translation another worker holds (its port is
+    /// in that worker's slice): the worker copies the whole frame, link
+    /// layer included, to that worker, which runs it through its pipeline.
+    Handoff { worker: usize },
 }
 
 /// A packet [`process_batch`] decided to fragment, and what becomes of its
@@ -155,15 +165,22 @@ fn bump(c: &AtomicU64) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Decap,
+    /// Outside, for us, not ESP: return traffic of a translation, or the
+    /// kernel's. The link-layer header was this long.
+    NatIn {
+        link_len: u8,
+    },
     Encap(u32),
-    Forward { bypass: bool },
+    Forward {
+        bypass: bool,
+    },
     Done(Action),
 }
 
 /// Runs the pipeline over frames received on `rx_ifindex`; `actions[i]`
 /// receives the fate of `frames[i]`.
 pub fn process_batch(
-    t: &Tables,
+    t: &mut Tables,
     rx_ifindex: u32,
     frames: &mut [PacketBuf<'_>],
     actions: &mut [Action],
@@ -178,7 +195,7 @@ pub fn process_batch(
 }
 
 fn process_chunk(
-    t: &Tables,
+    t: &mut Tables,
     rx_ifindex: u32,
     frames: &mut [PacketBuf<'_>],
     actions: &mut [Action],
@@ -192,6 +209,18 @@ fn process_chunk(
 
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         *s = classify(t, role, f, c);
+    }
+    let now = clock::now_secs();
+    for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
+        if let Stage::NatIn { link_len } = *s {
+            *s = match t.pat.as_mut() {
+                Some(pat) => pat.inbound(f, rx_ifindex, usize::from(link_len), now),
+                None => Stage::Done(Action::ToKernel),
+            };
+            if let Stage::Done(Action::Drop(reason)) = *s {
+                c.drops.inc(reason);
+            }
+        }
     }
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         if *s == Stage::Decap {
@@ -225,36 +254,9 @@ fn process_chunk(
     encrypt(t, frames, &mut stage[..n], c);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         if let Stage::Forward { bypass } = *s {
-            let mut routed = route(t, f);
-            if routed == Err(DropReason::TooBig) && !must_not_fragment(f.data()) {
-                // Forwarded in the clear, too big for the next link, and
-                // the sender allows routers to fragment it.
-                let mtu = egress_mtu(t, f.data());
-                let then = AfterFragmenting::Forward { bypass };
-                *s = fragment_stage(f.data(), mtu, then, c);
-                continue;
-            }
-            if routed == Err(DropReason::TooBig) && from_inside && must_not_fragment(f.data()) {
-                // Forwarded in the clear but too big for the next link.
-                let mtu = egress_mtu(t, f.data()).min(usize::from(u16::MAX)) as u16;
-                if send_icmp(t, rx_ifindex, f, IcmpError::TooBig { mtu }, c) {
-                    // The packet is gone, replaced by the error about it.
-                    c.drops.inc(DropReason::TooBig);
-                    routed = route(t, f);
-                }
-            }
-            *s = Stage::Done(match routed {
-                Ok(ifindex) => {
-                    if bypass {
-                        bump(&c.bypassed);
-                    }
-                    Action::Transmit { ifindex }
-                }
-                Err(reason) => {
-                    c.drops.inc(reason);
-                    Action::Drop(reason)
-                }
-            });
+            // Only clear traffic from the inside is translated (crypto first).
+            let translate = from_inside && bypass;
+            *s = forward(t, rx_ifindex, f, bypass, translate, now, c);
         }
     }
     for (a, s) in actions.iter_mut().zip(&stage[..n]) {
@@ -266,10 +268,81 @@ fn process_chunk(
         match a {
             Action::Transmit { .. } => bump(&c.tx),
             Action::ToKernel => bump(&c.to_kernel),
-            // Counted per fragment by `fragment_frames`.
-            Action::Drop(_) | Action::Fragment(_) => {}
+            // Counted per fragment by `fragment_frames`; handed-off frames
+            // by the worker that takes them.
+            Action::Drop(_) | Action::Fragment(_) | Action::Handoff { .. } => {}
         }
     }
+}
+
+/// Routes a frame in the clear (or one just encrypted): next hop, MTU
+/// (an ICMP error back to an inside sender, or fragmentation), PAT when
+/// `translate` (the packet leaves the inside unprotected), link layer.
+fn forward(
+    t: &mut Tables,
+    rx_ifindex: u32,
+    f: &mut PacketBuf<'_>,
+    bypass: bool,
+    translate: bool,
+    now: u64,
+    c: &PipelineCounters,
+) -> Stage {
+    let drop = |reason| {
+        c.drops.inc(reason);
+        Stage::Done(Action::Drop(reason))
+    };
+    let hop = match next_hop(t, f) {
+        Ok(hop) => hop,
+        Err(reason) => return drop(reason),
+    };
+    let mut hop = hop;
+    if f.len > usize::from(hop.mtu) {
+        if !must_not_fragment(f.data()) {
+            // Translated whole, then split: every fragment carries the
+            // translated header and needs no NAT of its own.
+            if translate {
+                if let Some(Err(reason)) = t.pat.as_mut().map(|p| p.outbound(f, hop.ifindex, now)) {
+                    return drop(reason);
+                }
+            }
+            let then = AfterFragmenting::Forward { bypass };
+            return fragment_stage(f.data(), usize::from(hop.mtu), then, c);
+        }
+        // Too big and must not be fragmented: the inside sender learns the
+        // MTU (the error quotes its own, untranslated, packet).
+        let mtu = hop.mtu;
+        if !(rx_is_inside(t, rx_ifindex)
+            && send_icmp(t, rx_ifindex, f, IcmpError::TooBig { mtu }, c))
+        {
+            return drop(DropReason::TooBig);
+        }
+        // The packet is gone, replaced by the error about it.
+        c.drops.inc(DropReason::TooBig);
+        hop = match next_hop(t, f) {
+            Ok(hop) if f.len <= usize::from(hop.mtu) => hop,
+            Ok(_) => return drop(DropReason::TooBig),
+            Err(reason) => return drop(reason),
+        };
+    } else if translate {
+        if let Some(Err(reason)) = t.pat.as_mut().map(|p| p.outbound(f, hop.ifindex, now)) {
+            return drop(reason);
+        }
+    }
+    match write_link_header(f, &hop) {
+        Ok(()) => {
+            if bypass {
+                bump(&c.bypassed);
+            }
+            Stage::Done(Action::Transmit {
+                ifindex: hop.ifindex,
+            })
+        }
+        Err(reason) => drop(reason),
+    }
+}
+
+fn rx_is_inside(t: &Tables, rx_ifindex: u32) -> bool {
+    t.fib.interface(rx_ifindex).map(|i| i.role) == Some(PortRole::Inside)
 }
 
 /// The second pass for a frame whose action was [`Action::Fragment`]. The
@@ -423,7 +496,9 @@ fn classify(
     };
     let to_us = t.local.contains(&flow.dst);
     let stage = match (role, to_us) {
-        (Some(PortRole::Outside), true) => Stage::Decap,
+        (Some(PortRole::Outside), true) if is_esp(&flow) => Stage::Decap,
+        // The XDP program sends only PAT return traffic besides ESP.
+        (Some(PortRole::Outside), true) => Stage::NatIn { link_len: hl as u8 },
         (Some(PortRole::Inside), false) => match t.spd.lookup(&flow).map(|(_, r)| r.action) {
             Some(PolicyAction::Protect { sa: Some(spi), .. }) => Stage::Encap(spi),
             // IOS drops the first packet and starts IKE (acquire).
@@ -442,6 +517,12 @@ fn classify(
     f.start += hl;
     f.len -= hl;
     stage
+}
+
+/// ESP, or UDP-encapsulated ESP (the XDP program passes IKE and
+/// keepalives on 4500 to the kernel, so what comes here on 4500 is ESP).
+fn is_esp(flow: &FlowKey) -> bool {
+    flow.proto == ip_proto::ESP || (flow.proto == ip_proto::UDP && flow.dst_port == 4500)
 }
 
 /// Addresses, protocol and ports of an IP packet; ports are 0 when the
@@ -523,15 +604,6 @@ fn must_not_fragment(packet: &[u8]) -> bool {
         Some(4) => ipv4::Packet::new_checked(packet).is_ok_and(|ip| ip.dont_frag()),
         _ => true,
     }
-}
-
-/// MTU of the interface the packet's destination is routed out of (0
-/// without a route).
-fn egress_mtu(t: &Tables, packet: &[u8]) -> usize {
-    dst_of(packet)
-        .and_then(|d| t.fib.route(&d))
-        .and_then(|r| t.fib.interface(r.ifindex))
-        .map_or(0, |i| usize::from(i.mtu))
 }
 
 fn dst_of(packet: &[u8]) -> Option<IpAddr> {
@@ -665,28 +737,19 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
 /// Looks the destination up, checks the MTU and writes the Ethernet header
 /// in front of the packet.
 fn route(t: &Tables, f: &mut PacketBuf<'_>) -> Result<u32, DropReason> {
-    let fib = &t.fib;
-    let packet = f.data();
-    let (dst, ethertype) = match packet.first().map(|b| b >> 4) {
-        Some(4) => (
-            IpAddr::V4(
-                ipv4::Packet::new_checked(packet)
-                    .map_err(|_| DropReason::Malformed)?
-                    .dst_addr(),
-            ),
-            ethernet::ethertype::IPV4,
-        ),
-        Some(6) => (
-            IpAddr::V6(
-                ipv6::Packet::new_checked(packet)
-                    .map_err(|_| DropReason::Malformed)?
-                    .dst_addr(),
-            ),
-            ethernet::ethertype::IPV6,
-        ),
-        _ => return Err(DropReason::Malformed),
-    };
-    let hop = fib.resolve(&dst).map_err(|miss| match miss {
+    let hop = next_hop(t, f)?;
+    if f.len > usize::from(hop.mtu) {
+        return Err(DropReason::TooBig);
+    }
+    write_link_header(f, &hop)?;
+    Ok(hop.ifindex)
+}
+
+/// The next hop of the packet's destination; a missing neighbour is asked
+/// of the kernel (through the management thread) and reported.
+fn next_hop(t: &Tables, f: &PacketBuf<'_>) -> Result<NextHop, DropReason> {
+    let dst = dst_of(f.data()).ok_or(DropReason::Malformed)?;
+    t.fib.resolve(&dst).map_err(|miss| match miss {
         FibMiss::NoRoute => DropReason::NoRoute,
         FibMiss::NoNeighbour { ifindex, addr } => {
             // Ask the management thread to have the kernel resolve it; a
@@ -696,10 +759,16 @@ fn route(t: &Tables, f: &mut PacketBuf<'_>) -> Result<u32, DropReason> {
             }
             DropReason::NoNeighbour
         }
-    })?;
-    if f.len > usize::from(hop.mtu) {
-        return Err(DropReason::TooBig);
-    }
+    })
+}
+
+/// Writes the Ethernet header for `hop` in front of the packet.
+fn write_link_header(f: &mut PacketBuf<'_>, hop: &NextHop) -> Result<(), DropReason> {
+    let ethertype = match f.data().first().map(|b| b >> 4) {
+        Some(4) => ethernet::ethertype::IPV4,
+        Some(6) => ethernet::ethertype::IPV6,
+        _ => return Err(DropReason::Malformed),
+    };
     if f.start < ethernet::HEADER_LEN {
         return Err(DropReason::NoRoom);
     }
@@ -712,10 +781,10 @@ fn route(t: &Tables, f: &mut PacketBuf<'_>) -> Result<u32, DropReason> {
         vlan_id: None,
         inner_vlan_id: None,
     };
-    repr.emit(&mut ethernet::Frame::new_unchecked(
-        &mut f.frame[f.start..f.start + f.len],
-    ));
-    Ok(hop.ifindex)
+    let end = f.start + f.len;
+    let frame = f.frame.get_mut(f.start..end).ok_or(DropReason::Malformed)?;
+    repr.emit(&mut ethernet::Frame::new_unchecked(frame));
+    Ok(())
 }
 
 #[cfg(test)]

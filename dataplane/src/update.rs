@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use crate::api::Direction;
+use crate::nat::NatRules;
 use crate::netlink::FibUpdate;
 use crate::pipeline::Tables;
 use crate::sa::{InboundSa, OutboundSa, SaRef};
@@ -27,6 +28,9 @@ pub enum TableUpdate {
     ReplaceSpd(Box<Spd>),
     /// A change to the kernel's links, addresses, routes or neighbours.
     Fib(FibUpdate),
+    /// The NAT rule list, replaced at once; translations already made
+    /// stay until they time out (as IOS keeps them).
+    ReplaceNat(Box<NatRules>),
 }
 
 impl TableUpdate {
@@ -49,6 +53,12 @@ impl TableUpdate {
             }
             TableUpdate::Fib(u) => {
                 u.apply(t);
+                None
+            }
+            TableUpdate::ReplaceNat(rules) => {
+                if let Some(pat) = t.pat.as_mut() {
+                    pat.rules = *rules;
+                }
                 None
             }
         }

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
+use crate::counters::DropReason;
 use crate::esp::PacketBuf;
+use crate::handoff::Handoff;
 use crate::io::xsk::{Desc, Umem, XskSocket, FRAME_SIZE, UMEM_HEADROOM, XDP_PACKET_HEADROOM};
 use crate::pipeline::{
     fragment_frames, process_batch, Action, FragmentJob, PipelineCounters, Tables, MAX_BATCH,
@@ -54,6 +56,10 @@ pub struct WorkerCounters {
     pub no_port: AtomicU64,
     /// Table updates applied.
     pub updates: AtomicU64,
+    /// PAT return traffic copied to the worker holding its translation.
+    pub handed_off: AtomicU64,
+    /// Frames other workers handed to this one.
+    pub handed_in: AtomicU64,
 }
 
 /// One worker's sockets, memory and free frames.
@@ -62,6 +68,9 @@ pub struct Worker {
     ports: Vec<XskSocket>,
     umem: Umem,
     free: Vec<u64>,
+    /// The way to the other workers (PAT return traffic); `None` when
+    /// this is the only worker.
+    handoff: Option<Handoff>,
 }
 
 impl Worker {
@@ -69,7 +78,18 @@ impl Worker {
     /// start on the free list.
     pub fn new(umem: Umem, ports: Vec<XskSocket>) -> Worker {
         let free = umem.frame_addrs().collect();
-        Worker { ports, umem, free }
+        Worker {
+            ports,
+            umem,
+            free,
+            handoff: None,
+        }
+    }
+
+    /// Connects the worker to the others (its end of [`Handoff::mesh`]).
+    pub fn with_handoff(mut self, handoff: Handoff) -> Worker {
+        self.handoff = Some(handoff);
+        self
     }
 
     pub fn ports(&self) -> &[XskSocket] {
@@ -106,13 +126,13 @@ impl Worker {
 
     /// One pass over every port; returns how many frames were received
     /// plus those still waiting to be transmitted (non-zero: stay awake).
-    pub fn turn(&mut self, tables: &Tables, counters: &WorkerCounters) -> usize {
+    pub fn turn(&mut self, tables: &mut Tables, counters: &WorkerCounters) -> usize {
         let pending = self.recycle() as usize;
         let mut received = 0;
         for p in 0..self.ports.len() {
             received += self.poll_port(p, tables, counters);
         }
-        received + pending
+        received + self.poll_handoff(tables, counters) + pending
     }
 
     /// Completed transmissions back to the free list; fill rings topped up;
@@ -148,16 +168,85 @@ impl Worker {
         pending
     }
 
-    fn poll_port(&mut self, p: usize, tables: &Tables, counters: &WorkerCounters) -> usize {
+    fn poll_port(&mut self, p: usize, tables: &mut Tables, counters: &WorkerCounters) -> usize {
         let mut descs = [Desc {
             addr: 0,
             len: 0,
             options: 0,
         }; RX_BATCH];
         let n = self.ports[p].recv(&mut descs);
-        if n == 0 {
-            return 0;
+        if n > 0 {
+            self.process(self.ports[p].ifindex, &descs[..n], tables, counters);
         }
+        n
+    }
+
+    /// Frames other workers handed over, copied into free frames of ours
+    /// and run through the pipeline in runs of one ingress interface.
+    fn poll_handoff(&mut self, tables: &mut Tables, counters: &WorkerCounters) -> usize {
+        let Some(handoff) = self.handoff.take() else {
+            return 0;
+        };
+        let mut descs = [Desc {
+            addr: 0,
+            len: 0,
+            options: 0,
+        }; RX_BATCH];
+        let mut ifindexes = [0u32; RX_BATCH];
+        let mut n = 0;
+        while n < RX_BATCH && !self.free.is_empty() {
+            let (free, umem) = (&mut self.free, &self.umem);
+            let got = handoff.recv(|ifindex, bytes| {
+                let Some(addr) = free.pop() else { return };
+                // SAFETY: a frame on the free list is on no ring and in no
+                // other slice; it leaves the list here and comes back
+                // through TX completion or the drop path of `queue`.
+                let chunk = unsafe { umem.chunk_mut(addr) };
+                match chunk
+                    .and_then(|c| c.get_mut(FRESH_FRAME_START..FRESH_FRAME_START + bytes.len()))
+                {
+                    Some(dst) => {
+                        dst.copy_from_slice(bytes);
+                        descs[n] = Desc {
+                            addr: addr + FRESH_FRAME_START as u64,
+                            len: bytes.len() as u32,
+                            options: 0,
+                        };
+                        ifindexes[n] = ifindex;
+                        n += 1;
+                    }
+                    None => free.push(addr),
+                }
+            });
+            if !got {
+                break;
+            }
+        }
+        self.handoff = Some(handoff);
+        counters.handed_in.fetch_add(n as u64, Ordering::Relaxed);
+        let mut first = 0;
+        while first < n {
+            let ifindex = ifindexes[first];
+            let run = ifindexes[first..n]
+                .iter()
+                .take_while(|&&i| i == ifindex)
+                .count();
+            self.process(ifindex, &descs[first..first + run], tables, counters);
+            first += run;
+        }
+        n
+    }
+
+    /// Runs the pipeline over frames received on `rx_ifindex` and queues
+    /// each where its action says.
+    fn process(
+        &mut self,
+        rx_ifindex: u32,
+        descs: &[Desc],
+        tables: &mut Tables,
+        counters: &WorkerCounters,
+    ) {
+        let n = descs.len().min(RX_BATCH);
         let frame_mask = !(u64::from(FRAME_SIZE) - 1);
         let mut frames: [PacketBuf<'_>; RX_BATCH] =
             std::array::from_fn(|_| PacketBuf::new(&mut [], 0, 0));
@@ -176,7 +265,7 @@ impl Worker {
         let mut actions = [Action::ToKernel; RX_BATCH];
         process_batch(
             tables,
-            self.ports[p].ifindex,
+            rx_ifindex,
             &mut frames[..n],
             &mut actions[..n],
             &counters.pipeline,
@@ -188,13 +277,24 @@ impl Worker {
                 Action::Fragment(job) => {
                     self.fragment(job, &mut frames[i], bases[i], tables, counters, &mut tx)
                 }
+                Action::Handoff { worker } => {
+                    let sent = self
+                        .handoff
+                        .as_ref()
+                        .is_some_and(|h| h.send(worker, rx_ifindex, frames[i].data()));
+                    if sent {
+                        counters.handed_off.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        counters.pipeline.drops.inc(DropReason::HandoffFull);
+                    }
+                    self.free.push(bases[i]);
+                }
                 action => self.queue(&mut tx, action, bases[i], &frames[i], counters),
             }
         }
         for q in 0..MAX_PORTS {
             self.flush(&mut tx, q, counters);
         }
-        n
     }
 
     /// Puts a frame on the TX queue of the port its action names, or back
@@ -213,7 +313,7 @@ impl Worker {
                 counters.to_kernel_dropped.fetch_add(1, Ordering::Relaxed);
                 None
             }
-            Action::Drop(_) | Action::Fragment(_) => None,
+            Action::Drop(_) | Action::Fragment(_) | Action::Handoff { .. } => None,
         };
         match out {
             Some(q) if q < MAX_PORTS => {

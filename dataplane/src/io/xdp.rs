@@ -838,7 +838,12 @@ mod tests {
         let redirecting: Vec<_> = SteerRule::ALL.iter().filter(|r| r.redirects()).collect();
         assert_eq!(
             redirecting,
-            [&SteerRule::Esp, &SteerRule::NattEsp, &SteerRule::Inside]
+            [
+                &SteerRule::Esp,
+                &SteerRule::NattEsp,
+                &SteerRule::Inside,
+                &SteerRule::Pat
+            ]
         );
     }
 

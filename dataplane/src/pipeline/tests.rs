@@ -170,7 +170,7 @@ fn host_frame(side: u8, dst: Ipv4Addr, ttl: u8) -> Vec<u8> {
 }
 
 /// Runs one frame through a gateway; returns the action and the frame out.
-fn run(t: &Tables, ifindex: u32, frame: &[u8], c: &PipelineCounters) -> (Action, Vec<u8>) {
+fn run(t: &mut Tables, ifindex: u32, frame: &[u8], c: &PipelineCounters) -> (Action, Vec<u8>) {
     let mut buf = framed(frame);
     let mut frames = [PacketBuf::new(&mut buf, HEADROOM, frame.len())];
     let mut actions = [Action::ToKernel];
@@ -180,10 +180,10 @@ fn run(t: &Tables, ifindex: u32, frame: &[u8], c: &PipelineCounters) -> (Action,
 
 #[test]
 fn a_frame_crosses_both_gateways_as_esp_and_arrives_with_its_ttl_decremented() {
-    let (a, b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
     let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
     let sent = host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64);
-    let (act, wire) = run(&a, LAN_IF, &sent, &ca);
+    let (act, wire) = run(&mut a, LAN_IF, &sent, &ca);
     assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
     let eth = ethernet::Frame::new_checked(&wire[..]).unwrap();
     assert_eq!((eth.dst_addr(), eth.src_addr()), (mac(0xfe), mac(0x12)));
@@ -196,7 +196,7 @@ fn a_frame_crosses_both_gateways_as_esp_and_arrives_with_its_ttl_decremented() {
 
     // The WAN router forwards it to B's outside interface.
     let at_b = eth_frame(mac(0x22), mac(0xfe), ethernet::ethertype::IPV4, &wire[14..]);
-    let (act, delivered) = run(&b, WAN_IF, &at_b, &cb);
+    let (act, delivered) = run(&mut b, WAN_IF, &at_b, &cb);
     assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
     let eth = ethernet::Frame::new_checked(&delivered[..]).unwrap();
     assert_eq!((eth.dst_addr(), eth.src_addr()), (mac(0x2a), mac(0x21)));
@@ -211,7 +211,7 @@ fn a_frame_crosses_both_gateways_as_esp_and_arrives_with_its_ttl_decremented() {
 
 #[test]
 fn ipv6_inner_traffic_is_protected_by_its_own_rule() {
-    let (a, b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
     let c = PipelineCounters::default();
     let mut p = inner_v6(30);
     {
@@ -220,10 +220,10 @@ fn ipv6_inner_traffic_is_protected_by_its_own_rule() {
         ip.set_dst_addr("fd00:2::10".parse().unwrap());
     }
     let sent = eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV6, &p);
-    let (act, wire) = run(&a, LAN_IF, &sent, &c);
+    let (act, wire) = run(&mut a, LAN_IF, &sent, &c);
     assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
     let at_b = eth_frame(mac(0x22), mac(0xfe), ethernet::ethertype::IPV4, &wire[14..]);
-    let (act, delivered) = run(&b, WAN_IF, &at_b, &c);
+    let (act, delivered) = run(&mut b, WAN_IF, &at_b, &c);
     assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
     assert_eq!(
         ipv6::Packet::new_checked(&delivered[14..])
@@ -236,13 +236,16 @@ fn ipv6_inner_traffic_is_protected_by_its_own_rule() {
 
 #[test]
 fn arp_and_traffic_to_the_gateway_go_to_the_kernel_untouched() {
-    let a = gateway(1, 0x1000, 0x2000);
+    let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
     let arp = eth_frame(EthernetAddress([0xff; 6]), mac(0x1a), 0x0806, &[0u8; 28]);
-    assert_eq!(run(&a, LAN_IF, &arp, &c), (Action::ToKernel, arp.clone()));
+    assert_eq!(
+        run(&mut a, LAN_IF, &arp, &c),
+        (Action::ToKernel, arp.clone())
+    );
     let to_gw = host_frame(1, Ipv4Addr::new(198, 19, 1, 1), 64);
     assert_eq!(
-        run(&a, LAN_IF, &to_gw, &c),
+        run(&mut a, LAN_IF, &to_gw, &c),
         (Action::ToKernel, to_gw.clone())
     );
     assert_eq!(c.to_kernel.load(Ordering::Relaxed), 2);
@@ -250,10 +253,10 @@ fn arp_and_traffic_to_the_gateway_go_to_the_kernel_untouched() {
 
 #[test]
 fn a_deny_line_before_the_permit_forwards_that_host_in_the_clear() {
-    let a = gateway(1, 0x1000, 0x2000);
+    let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
     let (act, out) = run(
-        &a,
+        &mut a,
         LAN_IF,
         &host_frame(1, Ipv4Addr::new(198, 19, 2, 99), 64),
         &c,
@@ -272,14 +275,14 @@ fn every_refusal_is_an_action_with_its_counter() {
     let c = PipelineCounters::default();
     // TTL 1 cannot be forwarded: the sender gets time exceeded instead.
     let (act, _) = run(
-        &a,
+        &mut a,
         LAN_IF,
         &host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 1),
         &c,
     );
     assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
     // A truncated frame.
-    let (act, _) = run(&a, LAN_IF, &[0u8; 9], &c);
+    let (act, _) = run(&mut a, LAN_IF, &[0u8; 9], &c);
     assert_eq!(act, Action::Drop(DropReason::Malformed));
     // ESP for an SA we do not have.
     let mut bogus = inner_v4(40);
@@ -291,7 +294,7 @@ fn every_refusal_is_an_action_with_its_counter() {
     }
     let frame = eth_frame(mac(0x12), mac(0xfe), ethernet::ethertype::IPV4, &bogus);
     assert_eq!(
-        run(&a, WAN_IF, &frame, &c).0,
+        run(&mut a, WAN_IF, &frame, &c).0,
         Action::Drop(DropReason::NoSa)
     );
     // No SA negotiated yet for the rule: IOS drops the first packet, and
@@ -300,7 +303,7 @@ fn every_refusal_is_an_action_with_its_counter() {
     let (acq_tx, acq_rx) = crossbeam_channel::bounded(4);
     a.acquire = Some(acq_tx);
     let (act, _) = run(
-        &a,
+        &mut a,
         LAN_IF,
         &host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64),
         &c,
@@ -315,7 +318,7 @@ fn every_refusal_is_an_action_with_its_counter() {
     // A destination with no route, one with no neighbour yet.
     a.fib.remove_route(&IpPrefix::any_v4());
     let (act, _) = run(
-        &a,
+        &mut a,
         LAN_IF,
         &host_frame(1, Ipv4Addr::new(198, 19, 7, 7), 64),
         &c,
@@ -333,7 +336,7 @@ fn every_refusal_is_an_action_with_its_counter() {
     let (tx, rx) = crossbeam_channel::bounded(4);
     a.resolve = Some(tx);
     assert_eq!(
-        run(&a, LAN_IF, &frame, &c).0,
+        run(&mut a, LAN_IF, &frame, &c).0,
         Action::Drop(DropReason::NoNeighbour)
     );
     // The miss is not silent: the management thread is asked to resolve it.
@@ -389,7 +392,7 @@ fn a_mixed_batch_keeps_each_frames_fate_and_order() {
         .map(|(b, f)| PacketBuf::new(b, HEADROOM, f.len()))
         .collect();
     let mut actions = vec![Action::ToKernel; frames.len()];
-    process_batch(&a, LAN_IF, &mut frames, &mut actions, &c);
+    process_batch(&mut a, LAN_IF, &mut frames, &mut actions, &c);
     assert!(
         actions
             .iter()
@@ -471,10 +474,10 @@ fn icmp_back(frame: &[u8]) -> (u8, u8, u32, Vec<u8>) {
 
 #[test]
 fn ttl_expiry_sends_time_exceeded_quoting_the_packet() {
-    let a = gateway(1, 0x1000, 0x2000);
+    let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
     let sent = host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 1);
-    let (act, back) = run(&a, LAN_IF, &sent, &c);
+    let (act, back) = run(&mut a, LAN_IF, &sent, &c);
     assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
     let (ty, code, _, quote) = icmp_back(&back);
     assert_eq!((ty, code), (11, 0));
@@ -489,9 +492,9 @@ fn ttl_expiry_sends_time_exceeded_quoting_the_packet() {
 
 #[test]
 fn a_packet_too_big_for_the_tunnel_gets_fragmentation_needed_with_the_inner_mtu() {
-    let a = gateway(1, 0x1000, 0x2000);
+    let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
-    let (act, back) = run(&a, LAN_IF, &sized_host_frame(1480, true), &c);
+    let (act, back) = run(&mut a, LAN_IF, &sized_host_frame(1480, true), &c);
     assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
     let (ty, code, rest, _) = icmp_back(&back);
     assert_eq!((ty, code), (3, 4));
@@ -502,10 +505,10 @@ fn a_packet_too_big_for_the_tunnel_gets_fragmentation_needed_with_the_inner_mtu(
         "mtu {mtu}"
     );
     // A packet of exactly that size goes through.
-    let (act, _) = run(&a, LAN_IF, &sized_host_frame(mtu, true), &c);
+    let (act, _) = run(&mut a, LAN_IF, &sized_host_frame(mtu, true), &c);
     assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
     // Without DF it is fragmented instead (tests below follow it further).
-    let (act, _) = run(&a, LAN_IF, &sized_host_frame(1480, false), &c);
+    let (act, _) = run(&mut a, LAN_IF, &sized_host_frame(1480, false), &c);
     assert!(
         matches!(act, Action::Fragment(job) if job.count() == 2),
         "{act:?}"
@@ -515,7 +518,7 @@ fn a_packet_too_big_for_the_tunnel_gets_fragmentation_needed_with_the_inner_mtu(
 
 #[test]
 fn icmp_errors_are_rate_limited() {
-    let a = gateway(1, 0x1000, 0x2000);
+    let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters {
         icmp: IcmpLimiter::new(10, 2),
         ..Default::default()
@@ -523,7 +526,7 @@ fn icmp_errors_are_rate_limited() {
     let acts: Vec<Action> = (0..4)
         .map(|_| {
             run(
-                &a,
+                &mut a,
                 LAN_IF,
                 &host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 1),
                 &c,
@@ -535,7 +538,7 @@ fn icmp_errors_are_rate_limited() {
     assert_eq!(acts[2..], [Action::Drop(DropReason::TtlExceeded); 2]);
     c.icmp.refill(1000);
     let (act, _) = run(
-        &a,
+        &mut a,
         LAN_IF,
         &host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 1),
         &c,
@@ -545,10 +548,10 @@ fn icmp_errors_are_rate_limited() {
 
 #[test]
 fn no_icmp_error_is_sent_about_an_icmp_error() {
-    let a = gateway(1, 0x1000, 0x2000);
+    let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
     let (_, back) = run(
-        &a,
+        &mut a,
         LAN_IF,
         &host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 1),
         &c,
@@ -564,14 +567,14 @@ fn no_icmp_error_is_sent_about_an_icmp_error() {
     }
     let frame = eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV4, &err);
     assert_eq!(
-        run(&a, LAN_IF, &frame, &c).0,
+        run(&mut a, LAN_IF, &frame, &c).0,
         Action::Drop(DropReason::TtlExceeded)
     );
 }
 
 #[test]
 fn ipv6_hop_limit_expiry_sends_icmpv6_time_exceeded() {
-    let a = gateway(1, 0x1000, 0x2000);
+    let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
     let mut p = inner_v6(30);
     {
@@ -581,7 +584,7 @@ fn ipv6_hop_limit_expiry_sends_icmpv6_time_exceeded() {
         ip.set_hop_limit(1);
     }
     let frame = eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV6, &p);
-    let (act, back) = run(&a, LAN_IF, &frame, &c);
+    let (act, back) = run(&mut a, LAN_IF, &frame, &c);
     assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
     let ip = ipv6::Packet::new_checked(&back[14..]).unwrap();
     assert_eq!(
@@ -598,7 +601,7 @@ fn ipv6_hop_limit_expiry_sends_icmpv6_time_exceeded() {
 /// `fragment_frames`. Returns every frame out, fragments in their packet's
 /// place.
 fn run_like_worker(
-    t: &Tables,
+    t: &mut Tables,
     ifindex: u32,
     sent: &[Vec<u8>],
     c: &PipelineCounters,
@@ -678,10 +681,10 @@ fn reassemble(frags: &[Vec<u8>]) -> (ipv4::Repr, Vec<u8>) {
 
 #[test]
 fn a_1500_byte_packet_without_df_crosses_the_tunnel_as_two_esp_packets_that_reassemble() {
-    let (a, b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
     let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
     let sent = sized_host_frame(1500, false);
-    let out = run_like_worker(&a, LAN_IF, std::slice::from_ref(&sent), &ca);
+    let out = run_like_worker(&mut a, LAN_IF, std::slice::from_ref(&sent), &ca);
     assert_eq!(out.len(), 2, "fragmented before encryption into two");
     let mut inner = Vec::new();
     for (act, wire) in &out {
@@ -691,7 +694,7 @@ fn a_1500_byte_packet_without_df_crosses_the_tunnel_as_two_esp_packets_that_reas
         assert_eq!(outer.protocol(), ip_proto::ESP);
         assert!(!outer.is_fragment(), "no outer fragmentation");
         let at_b = eth_frame(mac(0x22), mac(0xfe), ethernet::ethertype::IPV4, &wire[14..]);
-        let (act, delivered) = run(&b, WAN_IF, &at_b, &cb);
+        let (act, delivered) = run(&mut b, WAN_IF, &at_b, &cb);
         assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
         inner.push(delivered[14..].to_vec());
     }
@@ -712,9 +715,9 @@ fn a_1500_byte_packet_without_df_crosses_the_tunnel_as_two_esp_packets_that_reas
 
 #[test]
 fn with_df_the_oversized_packet_still_gets_fragmentation_needed_and_no_fragments() {
-    let a = gateway(1, 0x1000, 0x2000);
+    let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
-    let out = run_like_worker(&a, LAN_IF, &[sized_host_frame(1500, true)], &c);
+    let out = run_like_worker(&mut a, LAN_IF, &[sized_host_frame(1500, true)], &c);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, Action::Transmit { ifindex: LAN_IF });
     let (ty, code, rest, _) = icmp_back(&out[0].1);
@@ -726,7 +729,7 @@ fn with_df_the_oversized_packet_still_gets_fragmentation_needed_and_no_fragments
 
 #[test]
 fn fragments_keep_their_packets_place_in_a_mixed_batch() {
-    let a = gateway(1, 0x1000, 0x2000);
+    let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
     let small = host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64);
     let batch = [
@@ -735,7 +738,7 @@ fn fragments_keep_their_packets_place_in_a_mixed_batch() {
         sized_frame_to(1500, false, Ipv4Addr::new(198, 19, 2, 99)),
         small,
     ];
-    let out = run_like_worker(&a, LAN_IF, &batch, &c);
+    let out = run_like_worker(&mut a, LAN_IF, &batch, &c);
     let kinds: Vec<(usize, u8)> = out
         .iter()
         .map(|(act, f)| {
@@ -763,7 +766,7 @@ fn bypass_traffic_larger_than_the_next_link_is_fragmented_without_df() {
     set_mtu(&mut a, WAN_IF, 1400);
     let c = PipelineCounters::default();
     let sent = sized_frame_to(1500, false, Ipv4Addr::new(198, 19, 2, 99));
-    let out = run_like_worker(&a, LAN_IF, std::slice::from_ref(&sent), &c);
+    let out = run_like_worker(&mut a, LAN_IF, std::slice::from_ref(&sent), &c);
     assert_eq!(out.len(), 2);
     for (act, f) in &out {
         assert_eq!(*act, Action::Transmit { ifindex: WAN_IF });
@@ -778,7 +781,7 @@ fn bypass_traffic_larger_than_the_next_link_is_fragmented_without_df() {
     assert_eq!(c.fragments.load(Ordering::Relaxed), 2);
     // With DF the sender learns the link's MTU instead.
     let out = run_like_worker(
-        &a,
+        &mut a,
         LAN_IF,
         &[sized_frame_to(1500, true, Ipv4Addr::new(198, 19, 2, 99))],
         &c,
@@ -790,10 +793,10 @@ fn bypass_traffic_larger_than_the_next_link_is_fragmented_without_df() {
 
 #[test]
 fn decapsulated_traffic_larger_than_the_inside_link_is_fragmented_without_df() {
-    let (a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
     set_mtu(&mut b, LAN_IF, 1000);
     let c = PipelineCounters::default();
-    let out = run_like_worker(&a, LAN_IF, &[sized_host_frame(1400, false)], &c);
+    let out = run_like_worker(&mut a, LAN_IF, &[sized_host_frame(1400, false)], &c);
     assert_eq!(out.len(), 1, "fits the tunnel");
     let at_b = eth_frame(
         mac(0x22),
@@ -801,7 +804,7 @@ fn decapsulated_traffic_larger_than_the_inside_link_is_fragmented_without_df() {
         ethernet::ethertype::IPV4,
         &out[0].1[14..],
     );
-    let delivered = run_like_worker(&b, WAN_IF, &[at_b], &c);
+    let delivered = run_like_worker(&mut b, WAN_IF, &[at_b], &c);
     assert_eq!(delivered.len(), 2);
     let frags: Vec<Vec<u8>> = delivered
         .iter()
@@ -817,13 +820,13 @@ fn decapsulated_traffic_larger_than_the_inside_link_is_fragmented_without_df() {
 
 #[test]
 fn too_few_free_frames_drop_the_packet_and_count_it() {
-    let a = gateway(1, 0x1000, 0x2000);
+    let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
     let sent = sized_host_frame(1500, false);
     let mut buf = framed(&sent);
     let mut frames = [PacketBuf::new(&mut buf, HEADROOM, sent.len())];
     let mut actions = [Action::ToKernel];
-    process_batch(&a, LAN_IF, &mut frames, &mut actions, &c);
+    process_batch(&mut a, LAN_IF, &mut frames, &mut actions, &c);
     let Action::Fragment(job) = actions[0] else {
         panic!("{:?}", actions[0]);
     };
@@ -837,7 +840,7 @@ fn too_few_free_frames_drop_the_packet_and_count_it() {
 
 #[test]
 fn fresh_frames_without_room_for_a_fragment_leave_the_packet_dropped_not_cut() {
-    let a = gateway(1, 0x1000, 0x2000);
+    let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
     let sent = sized_host_frame(1500, false);
     let mut buf = framed(&sent);
@@ -847,7 +850,7 @@ fn fresh_frames_without_room_for_a_fragment_leave_the_packet_dropped_not_cut() {
         PacketBuf::new(&mut tiny, HEADROOM, 0),
     ];
     let mut actions = [Action::ToKernel; 2];
-    process_batch(&a, LAN_IF, &mut frames[..1], &mut actions[..1], &c);
+    process_batch(&mut a, LAN_IF, &mut frames[..1], &mut actions[..1], &c);
     let Action::Fragment(job) = actions[0] else {
         panic!("{:?}", actions[0]);
     };
@@ -858,7 +861,7 @@ fn fresh_frames_without_room_for_a_fragment_leave_the_packet_dropped_not_cut() {
 
 #[test]
 fn an_ipv6_packet_too_big_for_the_tunnel_gets_packet_too_big_never_fragments() {
-    let a = gateway(1, 0x1000, 0x2000);
+    let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
     let mut p = inner_v6(1500 - 48);
     {
@@ -867,7 +870,7 @@ fn an_ipv6_packet_too_big_for_the_tunnel_gets_packet_too_big_never_fragments() {
         ip.set_dst_addr("fd00:2::10".parse().unwrap());
     }
     let frame = eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV6, &p);
-    let out = run_like_worker(&a, LAN_IF, &[frame], &c);
+    let out = run_like_worker(&mut a, LAN_IF, &[frame], &c);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, Action::Transmit { ifindex: LAN_IF });
     let back = &out[0].1;
@@ -878,4 +881,215 @@ fn an_ipv6_packet_too_big_for_the_tunnel_gets_packet_too_big_never_fragments() {
         (2, inner_mtu(sa, 1500) as u32)
     );
     assert_eq!(c.fragments.load(Ordering::Relaxed), 0);
+}
+
+// ---- Port address translation (seed 003) ----
+
+const INTERNET: Ipv4Addr = Ipv4Addr::new(198, 18, 5, 200);
+const WAN_A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+/// Gateway A with seed 003's NAT: the tunnel's traffic exempt, everything
+/// else from the LAN translated to the WAN address; worker `worker` of
+/// `workers`, whose slices split 61000-61999.
+fn pat_gateway(worker: usize, workers: usize) -> Tables {
+    let mut t = gateway(1, 0x100, 0x200);
+    let plan = crate::nat::PortPlan::new(61000..=61999, workers).unwrap();
+    let mut pat = PatState::new(plan, worker, 64).unwrap();
+    let lan4: IpPrefix = "198.19.1.0/24".parse().unwrap();
+    let sel = |dst: &str| TrafficSelector {
+        src: lan4,
+        dst: dst.parse().unwrap(),
+        proto: None,
+        src_ports: PortRange::ANY,
+        dst_ports: PortRange::ANY,
+    };
+    pat.rules = crate::nat::NatRules::compile(&[
+        crate::api::NatRule {
+            selector: sel("198.19.2.0/24"),
+            action: crate::api::NatAction::Exempt,
+        },
+        crate::api::NatRule {
+            selector: sel("0.0.0.0/0"),
+            action: crate::api::NatAction::Pat {
+                outside_ifindex: WAN_IF,
+                outside_addr: IpAddr::V4(WAN_A),
+            },
+        },
+    ])
+    .unwrap();
+    t.pat = Some(pat);
+    t
+}
+
+/// UDP (ports 1234 → 5678) from the host behind A to `dst`.
+fn lan_udp(dst: Ipv4Addr, n: usize, df: bool) -> Vec<u8> {
+    let mut p = inner_v4(n);
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr(Ipv4Addr::new(198, 19, 1, 10));
+        ip.set_dst_addr(dst);
+        ip.set_dont_frag(df);
+        ip.fill_checksum();
+    }
+    eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV4, &p)
+}
+
+/// The reply from the internet host to `port` on A's WAN address.
+fn wan_reply(port: u16) -> Vec<u8> {
+    let mut p = inner_v4(16);
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr(INTERNET);
+        ip.set_dst_addr(WAN_A);
+        ip.fill_checksum();
+    }
+    p[20..22].copy_from_slice(&5678u16.to_be_bytes());
+    p[22..24].copy_from_slice(&port.to_be_bytes());
+    eth_frame(mac(0x12), mac(0xfe), ethernet::ethertype::IPV4, &p)
+}
+
+fn ports_of(frame: &[u8]) -> (Ipv4Addr, Ipv4Addr, u16, u16) {
+    let ip = ipv4::Packet::new_checked(&frame[14..]).unwrap();
+    assert!(ip.verify_checksum(), "IPv4 header checksum after NAT");
+    let l4 = &frame[14 + ip.header_len()..];
+    (
+        ip.src_addr(),
+        ip.dst_addr(),
+        u16::from_be_bytes([l4[0], l4[1]]),
+        u16::from_be_bytes([l4[2], l4[3]]),
+    )
+}
+
+#[test]
+fn pat_translates_internet_traffic_and_its_replies_but_never_the_tunnel() {
+    let mut a = pat_gateway(0, 1);
+    let c = PipelineCounters::default();
+
+    let (act, wire) = run(&mut a, LAN_IF, &lan_udp(INTERNET, 16, true), &c);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let (src, dst, sport, dport) = ports_of(&wire);
+    assert_eq!((src, dst, dport), (WAN_A, INTERNET, 5678));
+    assert!(
+        (61000..=61999).contains(&sport),
+        "port {sport} from the range"
+    );
+    assert_eq!(c.bypassed.load(Ordering::Relaxed), 1);
+
+    let (act, back) = run(&mut a, WAN_IF, &wan_reply(sport), &c);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    assert_eq!(
+        ports_of(&back),
+        (INTERNET, Ipv4Addr::new(198, 19, 1, 10), 5678, 1234)
+    );
+    assert_eq!(&back[0..6], &mac(0x1a).0, "to the host's MAC");
+    let ip = ipv4::Packet::new_checked(&back[14..]).unwrap();
+    assert_eq!(ip.ttl(), 62, "forwarded: TTL decremented");
+
+    // A reply to a port no translation holds is dropped and counted.
+    let (act, _) = run(&mut a, WAN_IF, &wan_reply(sport + 1), &c);
+    assert_eq!(act, Action::Drop(DropReason::Nat));
+    assert_eq!(c.drops.get(DropReason::Nat), 1);
+    // Below the range it is the kernel's (the XDP program would not even
+    // have sent it here).
+    let (act, _) = run(&mut a, WAN_IF, &wan_reply(22), &c);
+    assert_eq!(act, Action::ToKernel);
+
+    // Crypto first: tunnel traffic keeps its inside source inside ESP.
+    let (act, wire) = run(
+        &mut a,
+        LAN_IF,
+        &lan_udp(Ipv4Addr::new(198, 19, 2, 10), 16, true),
+        &c,
+    );
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let outer = ipv4::Packet::new_checked(&wire[14..]).unwrap();
+    assert_eq!(outer.protocol(), ip_proto::ESP);
+    let stats = a.pat.as_ref().unwrap().table.counters().snapshot();
+    assert_eq!(stats.hits(), 2, "one translation each way");
+}
+
+#[test]
+fn pat_without_rules_forwards_untouched() {
+    let mut a = pat_gateway(0, 1);
+    a.pat.as_mut().unwrap().rules = crate::nat::NatRules::default();
+    let c = PipelineCounters::default();
+    let (act, wire) = run(&mut a, LAN_IF, &lan_udp(INTERNET, 16, true), &c);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    assert_eq!(
+        ports_of(&wire),
+        (Ipv4Addr::new(198, 19, 1, 10), INTERNET, 1234, 5678)
+    );
+}
+
+#[test]
+fn return_traffic_for_another_workers_port_is_handed_to_it_whole() {
+    // Worker 0 of 2 owns 61000-61499; 61700 belongs to worker 1.
+    let mut a = pat_gateway(0, 2);
+    let c = PipelineCounters::default();
+    let reply = wan_reply(61700);
+    let (act, frame) = run(&mut a, WAN_IF, &reply, &c);
+    assert_eq!(act, Action::Handoff { worker: 1 });
+    assert_eq!(frame, reply, "the whole frame, link layer included");
+
+    // Worker 1, holding the translation, takes it from there.
+    let mut b = pat_gateway(1, 2);
+    let (act, wire) = run(&mut b, LAN_IF, &lan_udp(INTERNET, 16, true), &c);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let (_, _, sport, _) = ports_of(&wire);
+    assert!((61500..=61999).contains(&sport));
+    let (act, _) = run(&mut a, WAN_IF, &wan_reply(sport), &c);
+    assert_eq!(act, Action::Handoff { worker: 1 });
+    let (act, back) = run(&mut b, WAN_IF, &wan_reply(sport), &c);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    assert_eq!(ports_of(&back).3, 1234);
+}
+
+#[test]
+fn a_packet_too_big_is_translated_then_fragmented_and_df_gets_an_untranslated_error() {
+    let mut a = pat_gateway(0, 1);
+    let c = PipelineCounters::default();
+    a.fib.add_interface(Interface {
+        ifindex: WAN_IF,
+        mac: mac(0x12),
+        mtu: 600,
+        role: PortRole::Outside,
+    });
+    // DF: the sender hears about the MTU, quoting its own packet.
+    let (act, back) = run(&mut a, LAN_IF, &lan_udp(INTERNET, 1000, true), &c);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    let (kind, _, _, quoted) = icmp_back(&back);
+    assert_eq!(kind, 3);
+    assert_eq!(
+        &quoted[12..16],
+        &[198, 19, 1, 10],
+        "quotes the inside source"
+    );
+
+    // No DF: translated, then split; every fragment carries WAN_A.
+    let sent = lan_udp(INTERNET, 1000, false);
+    let mut buf = framed(&sent);
+    let mut frames = [PacketBuf::new(&mut buf, HEADROOM, sent.len())];
+    let mut actions = [Action::ToKernel];
+    process_batch(&mut a, LAN_IF, &mut frames, &mut actions, &c);
+    let Action::Fragment(job) = actions[0] else {
+        panic!("expected fragmentation, got {:?}", actions[0]);
+    };
+    let mut spare: Vec<Vec<u8>> = (1..job.count()).map(|_| vec![0u8; FRAME]).collect();
+    let mut bufs = vec![PacketBuf::new(
+        &mut *frames[0].frame,
+        frames[0].start,
+        frames[0].len,
+    )];
+    bufs.extend(spare.iter_mut().map(|b| PacketBuf::new(b, HEADROOM, 0)));
+    let mut acts = vec![Action::ToKernel; bufs.len()];
+    assert_eq!(
+        fragment_frames(&a, job, &mut bufs, &mut acts, &c),
+        job.count()
+    );
+    for (f, act) in bufs.iter().zip(&acts) {
+        assert_eq!(*act, Action::Transmit { ifindex: WAN_IF });
+        let ip = ipv4::Packet::new_checked(&f.data()[14..]).unwrap();
+        assert_eq!(ip.src_addr(), WAN_A);
+        assert!(ip.verify_checksum());
+    }
 }

@@ -1,6 +1,7 @@
 //! `espada-dataplane run` options. Hand-parsed: a handful of flags, each
 //! error naming the flag and what it accepts.
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,7 +25,11 @@ options of run:
   --ring N              AF_XDP ring size, a power of two (default 2048)
   --xdp-mode MODE       auto, native or generic (default auto)
   --zero-copy           ask for zero-copy AF_XDP (default: copy mode, which
-                        veth and generic XDP need)";
+                        veth and generic XDP need)
+  --pat-ports LO-HI     outside ports (and echo identifiers) PAT may use,
+                        split among workers (default 61001-65535: above the
+                        kernel's ephemeral ports, clear of IKE)
+  --nat-entries N       PAT translations per worker (default 65536)";
 
 /// How the XDP program is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +50,8 @@ pub struct RunOptions {
     pub ring: u32,
     pub xdp_mode: XdpMode,
     pub zero_copy: bool,
+    pub pat_ports: RangeInclusive<u16>,
+    pub nat_entries: usize,
 }
 
 impl RunOptions {
@@ -59,6 +66,8 @@ impl RunOptions {
         let mut ring = 2048u32;
         let mut xdp_mode = XdpMode::Auto;
         let mut zero_copy = false;
+        let mut pat_ports = 61001..=65535u16;
+        let mut nat_entries = 65536usize;
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             let mut value = || {
@@ -102,6 +111,14 @@ impl RunOptions {
                     }
                 }
                 "--zero-copy" => zero_copy = true,
+                "--pat-ports" => {
+                    let v = value()?;
+                    let (lo, hi) = v
+                        .split_once('-')
+                        .with_context(|| format!("--pat-ports: {v:?}: expected LO-HI"))?;
+                    pat_ports = number::<u16>(flag, lo)?..=number::<u16>(flag, hi)?;
+                }
+                "--nat-entries" => nat_entries = number(flag, value()?)?,
                 other => bail!("unknown option {other:?}\n\n{USAGE}"),
             }
         }
@@ -144,6 +161,8 @@ impl RunOptions {
             ring,
             xdp_mode,
             zero_copy,
+            pat_ports,
+            nat_entries,
         })
     }
 }

@@ -16,10 +16,12 @@ use anyhow::{bail, Context, Result};
 use crossbeam_channel::{bounded, Sender};
 use dataplane::api::ControlListener;
 use dataplane::clock;
+use dataplane::handoff::Handoff;
 use dataplane::io::xsk::{BindMode, Umem, XskSocket};
 use dataplane::mgmt::server::Server;
 use dataplane::mgmt::Mgmt;
-use dataplane::pipeline::AcquireRequest;
+use dataplane::nat::PortPlan;
+use dataplane::pipeline::{AcquireRequest, PatState};
 use dataplane::route::PortRole;
 use dataplane::update::TableUpdate;
 use dataplane::worker::{Worker, WorkerCounters};
@@ -108,12 +110,15 @@ pub fn run(o: RunOptions) -> Result<()> {
     let mut senders: Vec<Sender<TableUpdate>> = Vec::new();
     let (acquire_tx, acquire_rx) = bounded::<AcquireRequest>(1024);
     let mut counters = Vec::new();
+    let mut nat_counters = Vec::new();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mode = if o.zero_copy {
         BindMode::Auto
     } else {
         BindMode::Copy
     };
+    let plan = PortPlan::new(o.pat_ports.clone(), o.cores.len()).context("--pat-ports")?;
+    let mut handoffs = Handoff::mesh(o.cores.len()).into_iter();
     for (w, &core) in o.cores.iter().enumerate() {
         let umem = Umem::new(o.frames).context("allocating UMEM")?;
         let mut socks: Vec<XskSocket> = Vec::new();
@@ -127,10 +132,22 @@ pub fn run(o: RunOptions) -> Result<()> {
             socks.push(s);
         }
         let mut worker = Worker::new(umem, socks);
+        if o.cores.len() > 1 {
+            if let Some(h) = handoffs.next() {
+                worker = worker.with_handoff(h);
+            }
+        }
         let (tx, rx) = bounded::<TableUpdate>(4096);
         let c = Arc::new(WorkerCounters::default());
         let mut tables = kernel.tables();
         tables.acquire = Some(acquire_tx.clone());
+        tables.pat =
+            Some(PatState::new(plan, w, o.nat_entries).with_context(|| {
+                format!("PAT table of worker {w} (--pat-ports, --nat-entries)")
+            })?);
+        if let Some(pat) = &tables.pat {
+            nat_counters.push(pat.table.counters().clone());
+        }
         let (stop, c2, idle) = (stop.clone(), c.clone(), o.idle);
         let handle = std::thread::Builder::new()
             .name(format!("espada-w{w}"))
@@ -153,6 +170,7 @@ pub fn run(o: RunOptions) -> Result<()> {
         .with_context(|| format!("control socket {}", o.socket.display()))?;
     let mut server = Server::new(listener);
     let mut mgmt = Mgmt::new(senders.clone(), counters.clone());
+    mgmt.set_nat_counters(nat_counters);
     println!(
         "espada-dataplane {}: {} ; XDP {} mode; {} worker(s) on core(s) {:?}; control socket {}",
         env!("CARGO_PKG_VERSION"),
@@ -168,6 +186,7 @@ pub fn run(o: RunOptions) -> Result<()> {
     );
 
     let mut kernel = kernel;
+    let mut nat_generation = mgmt.nat_generation();
     let mut last_tick = Instant::now();
     let mut last_report = Instant::now();
     while !STOP.load(Ordering::Relaxed) && threads.iter().all(|t| !t.is_finished()) {
@@ -184,6 +203,10 @@ pub fn run(o: RunOptions) -> Result<()> {
             }
         }
         kernel.resolve_pending();
+        if mgmt.nat_generation() != nat_generation {
+            nat_generation = mgmt.nat_generation();
+            steer.steer_pat(&mgmt.pat_interfaces(), &o.pat_ports);
+        }
         let acquires: Vec<_> = acquire_rx
             .try_iter()
             .filter_map(|a| mgmt.acquire(a, clock::now_secs()))

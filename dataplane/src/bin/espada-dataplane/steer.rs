@@ -3,11 +3,13 @@
 //! in the chosen mode, and detached again when this value is dropped.
 
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::os::fd::RawFd;
 
 use anyhow::{Context, Result};
 use dataplane::io::xdp::{AttachMode, XdpSteer};
 use dataplane::netlink::FibUpdate;
+use dataplane::route::PortRole;
 
 use crate::options::{RunOptions, XdpMode};
 use crate::run::Port;
@@ -15,6 +17,7 @@ use crate::run::Port;
 pub struct Steering {
     xdp: XdpSteer,
     ports: Vec<u32>,
+    outside: Vec<u32>,
     mode: String,
 }
 
@@ -52,6 +55,11 @@ impl Steering {
         Ok(Steering {
             xdp,
             ports: ports.iter().map(|p| p.ifindex).collect(),
+            outside: ports
+                .iter()
+                .filter(|p| p.role == PortRole::Outside)
+                .map(|p| p.ifindex)
+                .collect(),
             mode: modes.join(","),
         })
     }
@@ -62,6 +70,26 @@ impl Steering {
 
     pub fn register(&mut self, ifindex: u32, queue: u32, fd: RawFd) -> Result<()> {
         Ok(self.xdp.register_xsk(ifindex, queue, fd)?)
+    }
+
+    /// Steers PAT return traffic on the outside interfaces that PAT rules
+    /// translate to, and stops it on the others.
+    pub fn steer_pat(&mut self, pat_ifaces: &[u32], range: &RangeInclusive<u16>) {
+        for &i in &self.outside {
+            let r = pat_ifaces.contains(&i).then(|| range.clone());
+            let on = r.is_some();
+            match self.xdp.set_pat_range(i, r) {
+                Ok(()) => println!(
+                    "ifindex {i}: PAT return traffic {}",
+                    if on {
+                        "steered to the dataplane"
+                    } else {
+                        "left to the kernel"
+                    }
+                ),
+                Err(err) => eprintln!("XDP maps: PAT range on ifindex {i}: {err}"),
+            }
+        }
     }
 
     /// Keeps the program's idea of "addressed to the gateway" current.
