@@ -63,6 +63,7 @@ fn handle(sadb: &mut Sadb, request_id: u32, request: Request) -> Vec<Message> {
             );
             Reply::counters(request_id, &sas, DropCounts::default())
         }
+        Request::GetNatStats => reply(Reply::NatStats(Default::default())),
         Request::Ping
         | Request::UpdateSa { .. }
         | Request::LoadSpd { .. }

@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::{Direction, Lifetime, NatRule, SaParams};
 use crate::counters::{DropCounters, DropReason, SaCounters};
+use crate::nat::NatStats;
 use crate::spd::{FlowKey, PolicyTag, SpdRule};
 
 /// One datagram on the control socket.
@@ -65,6 +66,9 @@ pub enum Request {
     LoadNat {
         rules: Vec<NatRule>,
     },
+    /// Port address translation totals over every worker: IOS `show ip
+    /// nat statistics`. Answered by [`Reply::NatStats`].
+    GetNatStats,
     /// Counters of the SAs with this SPI (both directions), or of every SA.
     GetCounters {
         spi: Option<u32>,
@@ -88,6 +92,8 @@ pub enum Reply {
     Ack,
     /// The request was refused or could not be decoded.
     Error { code: ErrorCode, message: String },
+    /// Answer to [`Request::GetNatStats`].
+    NatStats(NatStats),
     /// Answer to [`Request::GetCounters`].
     Counters {
         sas: Vec<SaCounts>,
@@ -140,10 +146,13 @@ pub enum ErrorCode {
     Unexpected,
     /// The dataplane failed to carry out a valid request.
     Internal,
+    /// A rule list (SPD or NAT) the dataplane cannot use, e.g. PAT over
+    /// IPv6; the one in force is kept.
+    InvalidRules,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::Malformed,
         ErrorCode::UnsupportedVersion,
         ErrorCode::TooLarge,
@@ -152,6 +161,7 @@ impl ErrorCode {
         ErrorCode::InvalidSa,
         ErrorCode::Unexpected,
         ErrorCode::Internal,
+        ErrorCode::InvalidRules,
     ];
 
     /// Stable wire code; never renumber, only append.
@@ -165,6 +175,7 @@ impl ErrorCode {
             ErrorCode::InvalidSa => 6,
             ErrorCode::Unexpected => 7,
             ErrorCode::Internal => 8,
+            ErrorCode::InvalidRules => 9,
         }
     }
 
@@ -324,6 +335,7 @@ impl Message {
                 Request::LoadSpd { .. } => "LoadSpd",
                 Request::LoadNat { .. } => "LoadNat",
                 Request::GetCounters { .. } => "GetCounters",
+                Request::GetNatStats => "GetNatStats",
                 Request::Ping => "Ping",
             },
             Payload::Reply(r) => match r {
@@ -331,6 +343,7 @@ impl Message {
                 Reply::Ack => "Ack",
                 Reply::Error { .. } => "Error",
                 Reply::Counters { .. } => "Counters",
+                Reply::NatStats(_) => "NatStats",
             },
             Payload::Event(e) => match e {
                 Event::Acquire { .. } => "Acquire",
@@ -378,7 +391,7 @@ impl PartialEq for Request {
             (LoadSpd { rules: a }, LoadSpd { rules: b }) => a == b,
             (LoadNat { rules: a }, LoadNat { rules: b }) => a == b,
             (GetCounters { spi: a }, GetCounters { spi: b }) => a == b,
-            (Ping, Ping) => true,
+            (Ping, Ping) | (GetNatStats, GetNatStats) => true,
             _ => false,
         }
     }

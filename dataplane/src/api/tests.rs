@@ -266,6 +266,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
         prop::collection::vec(arb_nat_rule(), 0..20).prop_map(|rules| Request::LoadNat { rules }),
         any::<Option<u32>>().prop_map(|spi| Request::GetCounters { spi }),
         Just(Request::Ping),
+        Just(Request::GetNatStats),
     ]
 }
 
@@ -288,6 +289,20 @@ fn arb_reply() -> impl Strategy<Value = Reply> {
                 global_drops,
                 more
             }),
+        (
+            prop::array::uniform7(any::<u64>()),
+            prop::array::uniform6(any::<u64>())
+        )
+            .prop_map(|(v, drops)| Reply::NatStats(crate::nat::NatStats {
+                active_translations: v[0],
+                translations_created: v[1],
+                expired_translations: v[2],
+                hits_outbound: v[3],
+                hits_inbound: v[4],
+                exempted: v[5],
+                no_rule: v[6],
+                drops,
+            })),
     ]
 }
 

@@ -30,6 +30,7 @@ use super::messages::{DropCounts, ErrorCode, Event, Message, Payload, Reply, Req
 use super::{Direction, EspMode, Lifetime, NatAction, NatRule, SaKeys, SaParams, UdpEncap};
 use crate::counters::DropReason;
 use crate::crypto::{AuthAlg, EncAlg};
+use crate::nat::{NatDrop, NatStats};
 use crate::spd::{FlowKey, IpPrefix, PolicyAction, PolicyTag, PortRange, SpdRule, TrafficSelector};
 
 /// `"ESPD"`: the first four bytes of every message.
@@ -52,11 +53,13 @@ pub mod msg_type {
     pub const LOAD_NAT: u16 = 0x0006;
     pub const GET_COUNTERS: u16 = 0x0007;
     pub const PING: u16 = 0x0008;
+    pub const GET_NAT_STATS: u16 = 0x0009;
 
     pub const HELLO_ACK: u16 = 0x0101;
     pub const ACK: u16 = 0x0102;
     pub const ERROR: u16 = 0x0103;
     pub const COUNTERS: u16 = 0x0104;
+    pub const NAT_STATS: u16 = 0x0105;
 
     pub const ACQUIRE: u16 = 0x0201;
     pub const SOFT_EXPIRE: u16 = 0x0202;
@@ -260,12 +263,14 @@ fn type_of(p: &Payload) -> u16 {
             Request::LoadNat { .. } => LOAD_NAT,
             Request::GetCounters { .. } => GET_COUNTERS,
             Request::Ping => PING,
+            Request::GetNatStats => GET_NAT_STATS,
         },
         Payload::Reply(r) => match r {
             Reply::HelloAck { .. } => HELLO_ACK,
             Reply::Ack => ACK,
             Reply::Error { .. } => ERROR,
             Reply::Counters { .. } => COUNTERS,
+            Reply::NatStats(_) => NAT_STATS,
         },
         Payload::Event(e) => match e {
             Event::Acquire { .. } => ACQUIRE,
@@ -289,6 +294,8 @@ fn type_name(t: u16) -> Option<&'static str> {
         LOAD_NAT => "LoadNat",
         GET_COUNTERS => "GetCounters",
         PING => "Ping",
+        GET_NAT_STATS => "GetNatStats",
+        NAT_STATS => "NatStats",
         HELLO_ACK => "HelloAck",
         ACK => "Ack",
         ERROR => "Error",
@@ -324,7 +331,7 @@ fn encode_body(p: &Payload, w: &mut Writer) {
             Request::LoadSpd { rules } => w.vec(rules),
             Request::LoadNat { rules } => w.vec(rules),
             Request::GetCounters { spi } => spi.encode(w),
-            Request::Ping => {}
+            Request::Ping | Request::GetNatStats => {}
         },
         Payload::Reply(r) => match r {
             Reply::HelloAck {
@@ -348,6 +355,7 @@ fn encode_body(p: &Payload, w: &mut Writer) {
                 global_drops.encode(w);
                 w.vec(sas);
             }
+            Reply::NatStats(stats) => stats.encode(w),
         },
         Payload::Event(e) => match e {
             Event::Acquire { tag, flow } => {
@@ -399,6 +407,8 @@ fn decode_body(t: u16, r: &mut Reader<'_>) -> Result<Payload, DecodeError> {
             spi: Option::<u32>::decode(r)?,
         }),
         PING => req(Request::Ping),
+        GET_NAT_STATS => req(Request::GetNatStats),
+        NAT_STATS => rep(Reply::NatStats(NatStats::decode(r)?)),
         HELLO_ACK => rep(Reply::HelloAck {
             version: r.u16("version")?,
             dataplane_version: r.string("dataplane version")?,
@@ -1109,6 +1119,51 @@ impl Codec for ErrorCode {
         let at = r.pos;
         let c = r.u16("error code")?;
         ErrorCode::from_code(c).ok_or_else(|| r.unknown("error code", c.into(), at))
+    }
+}
+
+/// `active | created | expired | hits out | hits in | exempted | no rule`
+/// (u64 each), then a u8 count of per-reason drop counters (u64 each, in
+/// `NatDrop::ALL` order; reasons a newer peer added are refused).
+impl Codec for NatStats {
+    const MIN_LEN: usize = 7 * 8 + 1;
+    fn encode(&self, w: &mut Writer) {
+        for v in [
+            self.active_translations,
+            self.translations_created,
+            self.expired_translations,
+            self.hits_outbound,
+            self.hits_inbound,
+            self.exempted,
+            self.no_rule,
+        ] {
+            w.u64(v);
+        }
+        // COUNT < 256.
+        w.u8(self.drops.len() as u8);
+        for d in self.drops {
+            w.u64(d);
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<NatStats, DecodeError> {
+        let mut s = NatStats {
+            active_translations: r.u64("active translations")?,
+            translations_created: r.u64("translations created")?,
+            expired_translations: r.u64("expired translations")?,
+            hits_outbound: r.u64("outbound hits")?,
+            hits_inbound: r.u64("inbound hits")?,
+            exempted: r.u64("exempted")?,
+            no_rule: r.u64("no rule")?,
+            drops: [0; NatDrop::COUNT],
+        };
+        let (n, at) = r.tag("NAT drop count")?;
+        if usize::from(n) > NatDrop::COUNT {
+            return Err(r.invalid("NAT statistics", at, "more drop counters than reasons"));
+        }
+        for d in s.drops.iter_mut().take(usize::from(n)) {
+            *d = r.u64("NAT drops")?;
+        }
+        Ok(s)
     }
 }
 

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::api::{
-    Direction, DropCounts, ErrorCode, Event, Message, NatRule, Reply, Request, SaCounts, SaParams,
-    PROTOCOL_VERSION,
+    Direction, DropCounts, ErrorCode, Event, Message, NatAction, NatRule, Reply, Request, SaCounts,
+    SaParams, PROTOCOL_VERSION,
 };
 use crate::counters::DropReason;
+use crate::nat::{NatCounters, NatRules, NatStats};
 use crate::pipeline::AcquireRequest;
 use crate::sa::{InboundSa, LifetimeState, OutboundSa, SaRef};
 use crate::spd::{PolicyTag, Spd, SpdRule};
@@ -45,6 +46,11 @@ pub struct Mgmt {
     sas: HashMap<(Direction, u32), SaEntry>,
     spd: Vec<SpdRule>,
     nat: Vec<NatRule>,
+    /// Bumped by every accepted NAT rule list, so the owner of the XDP
+    /// program knows when to re-steer the PAT interfaces.
+    nat_generation: u64,
+    /// Every worker's NAT counters, summed for `GetNatStats`.
+    nat_counters: Vec<Arc<NatCounters>>,
     idle_secs: u64,
     /// Last acquire raised per crypto map entry and address pair, so a
     /// flow of packets waiting for IKE raises one acquire a second.
@@ -65,6 +71,8 @@ impl Mgmt {
             sas: HashMap::new(),
             spd: Vec::new(),
             nat: Vec::new(),
+            nat_generation: 0,
+            nat_counters: Vec::new(),
             idle_secs: DEFAULT_IDLE_SECS,
             acquires: HashMap::new(),
             queue_full: 0,
@@ -81,6 +89,34 @@ impl Mgmt {
 
     pub fn nat(&self) -> &[NatRule] {
         &self.nat
+    }
+
+    /// The workers' NAT counters (from their tables), for `GetNatStats`.
+    pub fn set_nat_counters(&mut self, counters: Vec<Arc<NatCounters>>) {
+        self.nat_counters = counters;
+    }
+
+    /// Changes with every NAT rule list loaded.
+    pub fn nat_generation(&self) -> u64 {
+        self.nat_generation
+    }
+
+    /// The outside interfaces some PAT rule translates to: their return
+    /// traffic must be steered to the dataplane.
+    pub fn pat_interfaces(&self) -> Vec<u32> {
+        let mut out: Vec<u32> = self
+            .nat
+            .iter()
+            .filter_map(|r| match r.action {
+                NatAction::Pat {
+                    outside_ifindex, ..
+                } => Some(outside_ifindex),
+                NatAction::Exempt => None,
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     pub fn sa_count(&self) -> usize {
@@ -129,10 +165,17 @@ impl Mgmt {
                 }
                 Reply::Ack
             }
-            Request::LoadNat { rules } => {
-                self.nat = rules;
-                Reply::Ack
-            }
+            Request::LoadNat { rules } => match NatRules::compile(&rules) {
+                Ok(compiled) => {
+                    self.nat = rules;
+                    self.nat_generation += 1;
+                    for w in 0..self.workers.len() {
+                        self.send(w, TableUpdate::ReplaceNat(Box::new(compiled.clone())));
+                    }
+                    Reply::Ack
+                }
+                Err(e) => error(ErrorCode::InvalidRules, e.to_string()),
+            },
             Request::GetCounters { spi } => {
                 let mut sas: Vec<SaCounts> = self
                     .sas
@@ -142,6 +185,13 @@ impl Mgmt {
                     .collect();
                 sas.sort_by_key(|c| (c.spi, c.direction == Direction::Outbound));
                 return Reply::counters(request_id, &sas, self.global_drops());
+            }
+            Request::GetNatStats => {
+                let mut total = NatStats::default();
+                for c in &self.nat_counters {
+                    total.merge(&c.snapshot());
+                }
+                Reply::NatStats(total)
             }
             Request::Ping => Reply::Ack,
         };

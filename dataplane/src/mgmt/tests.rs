@@ -159,6 +159,59 @@ fn a_loaded_spd_replaces_every_workers_spd() {
 }
 
 #[test]
+fn a_loaded_nat_list_reaches_every_worker_and_an_ipv6_pat_rule_is_refused() {
+    let (mut m, rx, mut tables) = mgmt(2);
+    let plan = crate::nat::PortPlan::new(61000..=61999, 2).unwrap();
+    for (w, t) in tables.iter_mut().enumerate() {
+        t.pat = Some(crate::pipeline::PatState::new(plan, w, 16).unwrap());
+    }
+    let selector = |src: &str| TrafficSelector {
+        src: src.parse::<IpPrefix>().unwrap(),
+        dst: "0.0.0.0/0".parse::<IpPrefix>().unwrap(),
+        proto: None,
+        src_ports: PortRange::ANY,
+        dst_ports: PortRange::ANY,
+    };
+    let pat = |src: &str, addr: &str| NatRule {
+        selector: selector(src),
+        action: NatAction::Pat {
+            outside_ifindex: 7,
+            outside_addr: addr.parse().unwrap(),
+        },
+    };
+    let generation = m.nat_generation();
+    let r = reply(m.handle(
+        1,
+        Request::LoadNat {
+            rules: vec![pat("198.19.1.0/24", "198.18.0.1")],
+        },
+        0,
+    ));
+    assert_eq!(r, Reply::Ack);
+    assert_ne!(m.nat_generation(), generation);
+    assert_eq!(m.pat_interfaces(), vec![7]);
+    drain(&rx, &mut tables);
+    for t in &tables {
+        assert_eq!(t.pat.as_ref().unwrap().rules.len(), 1);
+    }
+
+    let generation = m.nat_generation();
+    let r = reply(m.handle(
+        2,
+        Request::LoadNat {
+            rules: vec![pat("fd00:a::/64", "fd00:1::1")],
+        },
+        0,
+    ));
+    assert!(
+        matches!(r, Reply::Error { code: ErrorCode::InvalidRules, ref message } if message.contains("IPv4 only")),
+        "{r:?}"
+    );
+    assert_eq!(m.nat_generation(), generation, "the list in force stays");
+    assert_eq!(m.nat().len(), 1);
+}
+
+#[test]
 fn counters_answer_for_every_sa_or_one_spi() {
     let (mut m, _rx, _) = mgmt(1);
     let (out, inb) = pair();
