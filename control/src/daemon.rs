@@ -291,6 +291,44 @@ pub fn show_dataplane(sas: &[SaCounts], drops: &dataplane::api::DropCounts) -> S
     out
 }
 
+/// `show ip nat statistics`, in IOS's words where IOS has them: every
+/// translation is dynamic and extended (PAT); "Misses" are packets that
+/// found no entry and made one.
+pub fn show_ip_nat_statistics(s: &dataplane::nat::NatStats) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let n = s.active_translations;
+    let _ = writeln!(
+        out,
+        "Total active translations: {n} (0 static, {n} dynamic; {n} extended)"
+    );
+    let _ = writeln!(
+        out,
+        "Hits: {}  Misses: {}",
+        s.hits(),
+        s.translations_created
+    );
+    let _ = writeln!(out, "Expired translations: {}", s.expired_translations);
+    let _ = writeln!(
+        out,
+        "Translated packets: {} inside to outside, {} outside to inside",
+        s.hits_outbound, s.hits_inbound
+    );
+    let _ = writeln!(
+        out,
+        "Not translated: {} exempt (ACL deny), {} matched no rule",
+        s.exempted, s.no_rule
+    );
+    let _ = writeln!(out, "Dropped: {}", s.total_drops());
+    for r in dataplane::nat::NatDrop::ALL {
+        let d = s.dropped(r);
+        if d > 0 {
+            let _ = writeln!(out, "  {:<24} {d}", r.name());
+        }
+    }
+    out
+}
+
 /// An IOS-style log line for a dataplane event.
 pub fn event_log_line(e: &Event) -> String {
     match e {
@@ -328,9 +366,15 @@ pub fn answer(cmd: &str, d: &Deployment, dp: &mut DataplaneClient) -> String {
             Ok((sas, drops)) => show_dataplane(&sas, &drops),
             Err(e) => format!("% dataplane unreachable: {e}\n"),
         },
+        ["show", "ip", "nat", "statistics"] => match dp.nat_stats() {
+            Ok(stats) => show_ip_nat_statistics(&stats),
+            Err(e) => format!("% dataplane unreachable: {e}\n"),
+        },
         ["show", "version"] => format!("espada {}\n{}\n", crate::VERSION, dp.dataplane_version),
         [] => String::new(),
-        _ => format!("% Invalid input: {cmd:?}\n% supported: show crypto ipsec sa, show version\n"),
+        _ => format!(
+            "% Invalid input: {cmd:?}\n% supported: show crypto ipsec sa, show dataplane, show ip nat statistics, show version\n"
+        ),
     }
 }
 

@@ -133,6 +133,14 @@ impl DataplaneClient {
         }
     }
 
+    /// PAT totals over every worker (`show ip nat statistics`).
+    pub fn nat_stats(&mut self) -> Result<dataplane::nat::NatStats, DpError> {
+        match self.request("GetNatStats", Request::GetNatStats)? {
+            Reply::NatStats(stats) => Ok(stats),
+            other => Err(unexpected("GetNatStats", &other)),
+        }
+    }
+
     /// Events received so far, oldest first.
     pub fn take_events(&mut self) -> Vec<Event> {
         self.events.drain(..).collect()
@@ -200,6 +208,7 @@ fn unexpected(what: &'static str, r: &Reply) -> DpError {
             Reply::Ack => "Ack",
             Reply::Error { .. } => "Error",
             Reply::Counters { .. } => "Counters",
+            Reply::NatStats(_) => "NatStats",
         },
     }
 }

@@ -153,8 +153,7 @@ fn run(file: &Path, o: DaemonOptions) -> Result<()> {
     let mut dp = daemon::ensure_dataplane(&o, &d)?;
     let report = daemon::install(&mut dp, &d).context("installing the config in the dataplane")?;
     println!(
-        "espada: {}: {} SA(s) added, {} already installed; {} SPD rule(s), {} NAT rule(s) loaded \
-         (this build does not translate yet: PAT arrives with the pipeline's NAT stage)",
+        "espada: {}: {} SA(s) added, {} already installed; {} SPD rule(s), {} NAT rule(s) loaded",
         file.display(),
         report.added,
         report.already,
