@@ -94,6 +94,9 @@ up() {
     # would, so the gateways forward what a physical LAN would deliver.
     inns lan_a ethtool -K a-host tx off >/dev/null
     inns lan_b ethtool -K b-host tx off >/dev/null
+    # The WAN router too: its replies to PAT'ed flows cross AF_XDP.
+    inns wan ethtool -K wan-a tx off >/dev/null
+    inns wan ethtool -K wan-b tx off >/dev/null
 
     # Hosts reach everything through their gateway; gateways reach the
     # other outside network through `wan`. Nothing routes past the lab.

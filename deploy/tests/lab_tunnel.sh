@@ -6,6 +6,8 @@
 #     and the inner packets are the ones sent;
 #   - stopping the control process leaves traffic flowing, and a restarted
 #     one adds no SA twice;
+#   - traffic from lan_a to the WAN itself is port-address-translated to
+#     gw_a's outside address (ping, TCP, UDP), tunnel traffic is not;
 #   - wrong keys on one side: no traffic, integrity failures counted.
 # Prints "N passed, M failed" for deploy/test.sh's summary.
 set -uo pipefail
@@ -46,13 +48,18 @@ pings() { # ns, want, ping args...
         awk -v w="$want" '/received/ {split($0, a, ","); split(a[2], b, " "); exit !(b[1] >= w)}'
 }
 iperf() { # server address, client args...
-    local addr=$1
-    shift
-    in_ns lan_b iperf3 -s -1 -B "$addr" >/dev/null 2>&1 &
+    iperf_from lan_b "$@"
+}
+iperf_from() { # server namespace, server address, client args...
+    local server_ns=$1 addr=$2
+    shift 2
+    in_ns "$server_ns" iperf3 -s -1 -B "$addr" >/dev/null 2>&1 &
     local s=$!
     sleep 0.5
     in_ns lan_a timeout 20 iperf3 -c "$addr" -t 3 "$@" -J >"$work/iperf.json"
     local rc=$?
+    # A client that never connected leaves the server waiting.
+    [ $rc -eq 0 ] || kill "$s" 2>/dev/null
     wait "$s" 2>/dev/null
     [ $rc -eq 0 ] || return 1
     /usr/bin/python3 - "$work/iperf.json" <<'PY'
@@ -76,6 +83,26 @@ check "iperf3 UDP over IPv4 (100 Mbit/s)" iperf 198.19.2.10 -u -b 100M
 check "iperf3 TCP over IPv6" iperf fd00:b::10
 check "iperf3 UDP over IPv6 (100 Mbit/s)" iperf fd00:b::10 -u -b 100M
 check "gw_a counted encapsulations" sh -c "ip netns exec $(gw_ns a) $ESPADA show crypto ipsec sa --run-dir $(gw_run_dir a) | grep -E '#pkts encaps: [1-9]'"
+
+# PAT (seed 003): lan_a -> the WAN router, which has no route back to
+# lan_a: replies only come back because gw_a translated the source to its
+# own address (198.18.0.1) and translates the replies back.
+pat_seen_on_wan() {
+    in_ns wan timeout 8 tshark -i wan-a -w "$work/pat.pcap" -a duration:5 -f "icmp or udp port 5201" >/dev/null 2>&1 &
+    local t=$!
+    sleep 2
+    in_ns lan_a ping -c 3 -i 0.2 198.18.0.254 >/dev/null
+    wait $t
+    local srcs
+    srcs=$(tshark -r "$work/pat.pcap" -Y "icmp.type == 8" -T fields -e ip.src 2>/dev/null | sort -u | tr '\n' ' ')
+    echo "echo requests on the WAN came from: $srcs"
+    [ "$srcs" = "198.18.0.1 " ]
+}
+check "PAT: ping lan_a -> the WAN router (no route back to lan_a)" pings lan_a 15 198.18.0.254
+check "PAT: the WAN sees gw_a's address, not lan_a's" pat_seen_on_wan
+check "PAT: iperf3 TCP lan_a -> WAN router" iperf_from wan 198.18.0.254
+check "PAT: iperf3 UDP lan_a -> WAN router (50 Mbit/s)" iperf_from wan 198.18.0.254 -u -b 50M
+check "PAT: show ip nat statistics counts translations both ways" sh -c "ip netns exec $(gw_ns a) $ESPADA show ip nat statistics --run-dir $(gw_run_dir a) | tee /dev/stderr | grep -E 'Translated packets: [1-9][0-9]* inside to outside, [1-9][0-9]* outside'"
 
 # tshark decrypts what crosses the WAN with the configured keys.
 esp_capture() {
