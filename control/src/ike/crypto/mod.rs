@@ -8,8 +8,10 @@
 //! on drop, and no `Debug` output shows key bytes: these values end up in
 //! logs and `show` output far from where they were made.
 
+pub mod dh;
 pub mod prf;
 
+pub use dh::{DhError, DhGroup, DhPrivate};
 pub use prf::{Prf, PrfPlusError};
 
 #[cfg(test)]
