@@ -10,9 +10,21 @@
 
 pub mod dh;
 pub mod prf;
+pub mod v1;
 
 pub use dh::{DhError, DhGroup, DhPrivate};
 pub use prf::{Prf, PrfPlusError};
+
+/// Concatenates byte strings into a buffer that is wiped when dropped: the
+/// inputs of the derivations (g^xy, nonces, keys) are secret more often
+/// than not, so every concatenation is treated as one.
+pub(crate) fn concat_secret(parts: &[&[u8]]) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(parts.iter().map(|p| p.len()).sum()));
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out
+}
 
 #[cfg(test)]
 pub(crate) mod reference;

@@ -83,3 +83,66 @@ pub fn random_below(n: usize) -> usize {
     getrandom::getrandom(&mut b).expect("OS RNG");
     (u64::from_le_bytes(b) % n as u64) as usize
 }
+
+pub fn random_array<const N: usize>() -> [u8; N] {
+    let mut out = [0; N];
+    getrandom::getrandom(&mut out).expect("OS RNG");
+    out
+}
+
+/// Hex of each byte string, as the reference answers lists of keys.
+pub fn hex_list(items: &[&[u8]]) -> Value {
+    Value::Array(items.iter().map(|i| Value::from(hex::encode(i))).collect())
+}
+
+/// A reader for NIST CAVS response files: `[...]` section headers and
+/// `name = value` lines, one blank-line-separated block per vector.
+pub mod cavs {
+    use std::collections::BTreeMap;
+
+    pub struct Vector {
+        /// The hash of the section, e.g. "SHA-256".
+        pub hash: String,
+        fields: BTreeMap<String, String>,
+    }
+
+    impl Vector {
+        pub fn get(&self, name: &str) -> &str {
+            self.fields
+                .get(name)
+                .unwrap_or_else(|| panic!("vector has no {name}"))
+        }
+
+        pub fn hex(&self, name: &str) -> Vec<u8> {
+            hex::decode(self.get(name)).expect("vector field is hex")
+        }
+    }
+
+    pub fn parse(text: &str) -> Vec<Vector> {
+        let mut out: Vec<Vector> = Vec::new();
+        let mut hash = String::new();
+        let mut in_vector = false;
+        for line in text.lines().map(str::trim) {
+            if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                if header.starts_with("SHA-") {
+                    hash = header.to_string();
+                }
+                in_vector = false;
+            } else if line.is_empty() || line.starts_with('#') {
+                in_vector = false;
+            } else if let Some((name, value)) = line.split_once(" = ") {
+                if !in_vector {
+                    out.push(Vector {
+                        hash: hash.clone(),
+                        fields: BTreeMap::new(),
+                    });
+                    in_vector = true;
+                }
+                if let Some(v) = out.last_mut() {
+                    v.fields.insert(name.to_string(), value.to_string());
+                }
+            }
+        }
+        out
+    }
+}
