@@ -11,6 +11,7 @@
 pub mod dh;
 pub mod prf;
 pub mod v1;
+pub mod v2;
 
 pub use dh::{DhError, DhGroup, DhPrivate};
 pub use prf::{Prf, PrfPlusError};
