@@ -9,4 +9,5 @@ pub mod cliserver;
 pub mod config;
 pub mod daemon;
 pub mod dpclient;
+pub mod ike;
 pub mod show;
