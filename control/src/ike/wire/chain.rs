@@ -135,6 +135,21 @@ impl<'o> ChainWriter<'o> {
         Ok(())
     }
 
+    /// Appends a payload that must be the last one and whose own Next
+    /// Payload is `next` (IKEv2 Encrypted: the first inner payload).
+    pub(crate) fn last_payload(
+        &mut self,
+        payload_type: u8,
+        flags: u8,
+        next: u8,
+        body: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        self.write(payload_type, flags, next, body)?;
+        self.link = None;
+        self.closed = true;
+        Ok(())
+    }
+
     fn write(
         &mut self,
         payload_type: u8,
@@ -318,6 +333,15 @@ mod tests {
         .unwrap();
         w.payload(13, 0, |_| Ok(())).unwrap();
         assert_eq!(out, [8, 0, 13, 0, 0, 6, 1, 2, 0, 0, 0, 4]);
+    }
+
+    #[test]
+    fn nothing_may_follow_a_last_payload() {
+        let mut out = Vec::new();
+        let mut w = ChainWriter::new(&mut out, None);
+        w.last_payload(46, 0, 35, |_| Ok(())).unwrap();
+        assert_eq!(w.first(), 46);
+        assert_eq!(w.payload(41, 0, |_| Ok(())), Err(Error::EncryptedNotLast));
     }
 
     #[test]

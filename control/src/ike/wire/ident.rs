@@ -40,6 +40,7 @@ open_enum! {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IdSpace {
     V1,
+    V2,
 }
 
 /// Identification data, typed where the type says how to read it.
@@ -109,6 +110,7 @@ impl Identity {
     fn is_typed(space: IdSpace, id_type: IdType) -> bool {
         match space {
             IdSpace::V1 => matches!(id_type.0, 1..=8 | 11),
+            IdSpace::V2 => matches!(id_type.0, 1 | 2 | 3 | 5 | 11),
         }
     }
 
@@ -245,6 +247,24 @@ mod tests {
                 mask: Ipv4Addr::new(255, 255, 255, 0)
             }
         );
+    }
+
+    #[test]
+    fn ikev2_has_no_subnet_types() {
+        let id = Identity::decode(IdSpace::V2, IdType(4), &[1, 2, 3]).unwrap();
+        assert_eq!(
+            id,
+            Identity::Other {
+                id_type: IdType(4),
+                data: vec![1, 2, 3]
+            }
+        );
+        let subnet = Identity::Ipv4Subnet {
+            addr: Ipv4Addr::UNSPECIFIED,
+            mask: Ipv4Addr::UNSPECIFIED,
+        };
+        assert!(subnet.encode(IdSpace::V2, 35, &mut Vec::new()).is_err());
+        assert!(subnet.encode(IdSpace::V1, 5, &mut Vec::new()).is_ok());
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub mod error;
 pub mod header;
 pub mod ident;
 pub mod ikev1;
+pub mod ikev2;
 mod spi;
 pub mod vendor;
 
