@@ -20,3 +20,6 @@ pub use message::{decode_decrypted, decode_payloads, encode_payloads, Body, Decr
 pub use notify::{Delete, Notification, NotifyType};
 pub use payload::{Certificate, ConfigAttributes, Identification, NatOa, Payload, PayloadType};
 pub use sa::{Proposal, ProtocolId, SecurityAssociation, Transform};
+
+#[cfg(test)]
+mod tests;

@@ -32,3 +32,6 @@ pub use payload::{
 pub use sa::{Proposal, ProtocolId, SecurityAssociation, Transform, TransformType};
 pub use sk::{Encrypted, EncryptedFragment, SkLayout, SkParts};
 pub use ts::TrafficSelector;
+
+#[cfg(test)]
+mod tests;
