@@ -206,8 +206,10 @@ impl Payload {
         })
     }
 
-    /// Appends the body (after the generic header).
-    pub(crate) fn encode_body(&self, out: &mut Vec<u8>) -> Result<()> {
+    /// Appends the body, everything after the generic header, exactly as
+    /// it is sent (and, for a decoded payload, as it was received). This
+    /// is what IKEv1 hashes as SAi_b and IDii_b (RFC 2409 §5).
+    pub fn encode_body(&self, out: &mut Vec<u8>) -> Result<()> {
         match self {
             Payload::Sa(sa) => sa.encode(out)?,
             Payload::Identification(id) => id.encode(out)?,

@@ -108,6 +108,29 @@ fn main_mode_1_encodes_with_chained_types_and_lengths() {
 }
 
 #[test]
+fn payload_bodies_re_encode_to_the_bytes_ikev1_hashes() {
+    use crate::ike::wire::chain::Walker;
+    let mut m = main_mode_1();
+    let Body::Payloads(payloads) = &mut m.body else {
+        unreachable!()
+    };
+    payloads.push(Payload::Identification(Identification {
+        protocol: 17,
+        port: 500,
+        identity: Identity::Ipv4(Ipv4Addr::new(198, 18, 0, 1)),
+    }));
+    let bytes = m.encode().unwrap();
+    let decoded = Message::decode(&bytes).unwrap();
+    let mut walker = Walker::new(bytes[16], &bytes[28..]);
+    for p in decoded.payloads() {
+        let raw = walker.next_payload().unwrap().unwrap();
+        let mut body = Vec::new();
+        p.encode_body(&mut body).unwrap();
+        assert_eq!(body, raw.body, "{:?}", p.payload_type());
+    }
+}
+
+#[test]
 fn vendor_id_message_has_the_exact_rfc_layout() {
     let m = Message::new(
         header(ExchangeType::INFORMATIONAL),

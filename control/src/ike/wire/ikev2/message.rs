@@ -125,8 +125,8 @@ fn write_chain(
         };
         match first_inner {
             Some(_) if !allow_encrypted => return Err(NESTED),
-            Some(inner) => chain.last_payload(ty, p.flags(), inner.0, |o| p.body.encode(o))?,
-            None => chain.payload(ty, p.flags(), |o| p.body.encode(o))?,
+            Some(inner) => chain.last_payload(ty, p.flags(), inner.0, |o| p.body.encode_body(o))?,
+            None => chain.payload(ty, p.flags(), |o| p.body.encode_body(o))?,
         }
     }
     Ok(PayloadType(chain.first()))

@@ -258,8 +258,11 @@ impl PayloadBody {
         })
     }
 
-    /// Appends the body (after the generic header).
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+    /// Appends the body, everything after the generic header, exactly as
+    /// it is sent (and, for a decoded payload, as it was received). For
+    /// IDi/IDr this is the RestOfInitIDPayload / RestOfRespIDPayload that
+    /// AUTH signs (RFC 7296 §2.15).
+    pub fn encode_body(&self, out: &mut Vec<u8>) -> Result<()> {
         match self {
             PayloadBody::Sa(sa) => sa.encode(out)?,
             PayloadBody::KeyExchange(ke) => {
@@ -473,7 +476,7 @@ mod tests {
         let p = PayloadBody::decode(raw(payload_type, 0, body)).unwrap();
         assert_eq!(p.payload_type().0, payload_type);
         let mut out = Vec::new();
-        p.encode(&mut out).unwrap();
+        p.encode_body(&mut out).unwrap();
         assert_eq!(out, body, "{p:?}");
         p
     }
