@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Espada test: formatting and lints, unit and property tests, the
-# known-answer vectors, the scapy cross-checks (dataplane/tests/), the fuzz
-# targets for a short time each, the namespace lab topology check, traffic
+# known-answer vectors, the scapy cross-checks (dataplane/tests/,
+# control/tests/), the fuzz targets (dataplane/fuzz, control/fuzz) for a
+# short time each, the namespace lab topology check, traffic
 # through two Espada gateways in the lab (deploy/tests/lab_tunnel.sh) and a
 # smoke run of the benchmark tool. The IKE issues add the strongSwan
 # interop runs here.
@@ -22,26 +23,29 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "unit, property, known-answer and scapy cross-check tests"
-# scapy is the independent ESP implementation; the tests refuse to pass
-# without it rather than skipping.
+# scapy is the independent ESP and IKE implementation; the tests refuse to
+# pass without it rather than skipping.
 export ESPADA_PYTHON=/usr/bin/python3
 cargo test --workspace --quiet 2>&1 | tee target/test-output.txt
 
 step "fuzz targets (${ESPADA_FUZZ_SECONDS:-15}s each)"
 if cargo fuzz --version >/dev/null 2>&1; then
-    (
-        cd dataplane/fuzz
-        for t in $(cargo +nightly fuzz list); do
-            printf -- '--- %s\n' "$t"
-            cargo +nightly fuzz run "$t" -- -max_total_time="${ESPADA_FUZZ_SECONDS:-15}" -print_final_stats=0 2>&1 |
-                grep -E '^(Done|INFO: Done|==.*ERROR|SUMMARY)' || true
-            # libFuzzer exits non-zero and leaves an artifact on a crash.
-            if ls artifacts/"$t"/crash-* >/dev/null 2>&1; then
-                echo "fuzz target $t crashed: see dataplane/fuzz/artifacts/$t" >&2
-                exit 1
-            fi
-        done
-    )
+    # dataplane: packet parsers and ESP; control: IKE messages.
+    for dir in dataplane/fuzz control/fuzz; do
+        (
+            cd "$dir"
+            for t in $(cargo +nightly fuzz list); do
+                printf -- '--- %s/%s\n' "$dir" "$t"
+                cargo +nightly fuzz run "$t" -- -max_total_time="${ESPADA_FUZZ_SECONDS:-15}" -print_final_stats=0 2>&1 |
+                    grep -E '^(Done|INFO: Done|==.*ERROR|SUMMARY)' || true
+                # libFuzzer exits non-zero and leaves an artifact on a crash.
+                if ls artifacts/"$t"/crash-* >/dev/null 2>&1; then
+                    echo "fuzz target $t crashed: see $dir/artifacts/$t" >&2
+                    exit 1
+                fi
+            done
+        )
+    done
 else
     echo "cargo-fuzz is not installed: deploy/setup.sh installs it" >&2
     exit 1

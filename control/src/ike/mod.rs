@@ -1,4 +1,5 @@
-//! What IKEv1 and IKEv2 share: the key-exchange and key-derivation
-//! primitives (and, beside them, the payload codecs).
+//! What IKEv1 and IKEv2 share: the message codecs for untrusted input
+//! (`wire`) and the key-exchange and key-derivation primitives (`crypto`).
 
 pub mod crypto;
+pub mod wire;
