@@ -1,0 +1,1 @@
+//! Cross-family tests of the config parser and compiler.
