@@ -147,8 +147,11 @@ impl<'c> Cx<'c> {
             if let CryptoMapKind::Isakmp(i) = &e.kind {
                 let what = match &i.dynamic {
                     Some(d) => format!(
-                        "crypto map {} {} ipsec-isakmp dynamic {}",
-                        e.name, e.seq, d.value
+                        "crypto map {} {} ipsec-isakmp dynamic {}{}",
+                        e.name,
+                        e.seq,
+                        d.value,
+                        if i.discover { " discover" } else { "" }
                     ),
                     None => format!("crypto map {} {} ipsec-isakmp", e.name, e.seq),
                 };

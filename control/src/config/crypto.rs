@@ -332,7 +332,7 @@ fn parse_manual_set(cmd: &mut Cmd<'_, '_>, m: &mut ManualEntry) -> PResult<()> {
             cmd.pos += 1;
             let t = cmd.peek();
             let peer = cmd.ip("peer address").map_err(|e| match t {
-                Some(t) if !t.text.contains(['.', ':']) => cmd.err_at(
+                Some(t) if is_host_name(t.text) => cmd.err_at(
                     &t,
                     ErrorKind::NotSupportedYet,
                     format!(
@@ -403,6 +403,13 @@ fn parse_manual_set(cmd: &mut Cmd<'_, '_>, m: &mut ManualEntry) -> PResult<()> {
         }
         _ => Err(cmd.expected(&["peer", "transform-set", "session-key"])),
     }
+}
+
+/// A token that is not an address but looks like a DNS name.
+fn is_host_name(s: &str) -> bool {
+    s.parse::<std::net::IpAddr>().is_err()
+        && !s.contains(':')
+        && s.chars().any(|c| c.is_ascii_alphabetic())
 }
 
 /// `set session-key inbound|outbound esp SPI [cipher HEX] [authenticator HEX]`.

@@ -158,7 +158,7 @@ mod tests {
     fn error_display_shows_position_line_and_caret_under_the_token() {
         let e = ConfigError {
             kind: ErrorKind::InvalidValue,
-            span: Span::new(12, 30, 11),
+            span: Span::new(12, 31, 11),
             token: "esp-aes-256".into(),
             message: "unknown transform \"esp-aes-256\"".into(),
             source_line: "crypto ipsec transform-set T1 esp-aes-256 esp-sha-hmac".into(),
@@ -167,7 +167,7 @@ mod tests {
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(
             lines[0],
-            "line 12, column 30: unknown transform \"esp-aes-256\""
+            "line 12, column 31: unknown transform \"esp-aes-256\""
         );
         assert_eq!(
             lines[1],

@@ -20,7 +20,19 @@ use super::model::{
 
 /// A warning that line `cmd` is accepted but has no effect, and why.
 pub fn ignored(cmd: &Cmd<'_, '_>, why: &str) -> Warning {
-    let words: Vec<&str> = cmd.line.tokens.iter().take(3).map(|t| t.text).collect();
+    let words: Vec<String> = cmd
+        .line
+        .tokens
+        .iter()
+        .take(3)
+        .map(|t| {
+            if t.secret {
+                "*".repeat(t.text.chars().count())
+            } else {
+                t.text.to_string()
+            }
+        })
+        .collect();
     Warning {
         span: cmd.line_span(),
         message: format!("\"{}\" is ignored: {why}", words.join(" ")),
