@@ -157,6 +157,54 @@ mod tests {
         assert_eq!(args(""), Ok(Command::Help));
     }
 
+    fn check(text: &str, mode: u32) -> (bool, String, String, String) {
+        use std::io::Write as _;
+        use std::os::unix::fs::PermissionsExt;
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let ok = config_check(f.path(), &mut out, &mut err).unwrap();
+        let name = f.path().display().to_string();
+        (
+            ok,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+            name,
+        )
+    }
+
+    #[test]
+    fn config_check_prints_the_summary_of_a_valid_config() {
+        let lab = include_str!("../../deploy/configs/lab-gw-a.conf");
+        let (ok, out, err, name) = check(lab, 0o600);
+        assert!(ok, "{err}");
+        assert_eq!(
+            out,
+            format!("{name}: OK, 2 crypto map entries, 4 SAs, 2 ACL rules\n")
+        );
+    }
+
+    #[test]
+    fn config_check_prints_errors_with_the_file_name_and_fails() {
+        let (ok, out, err, name) = check(
+            "hostname gw\ncrypto ipsec transform-set T esp-aes-256 esp-sha-hmac\n",
+            0o600,
+        );
+        assert!(!ok);
+        assert!(out.is_empty());
+        assert!(
+            err.starts_with(&format!(
+                "{name}: error: line 2, column 30: unknown transform"
+            )),
+            "{err}"
+        );
+        assert!(err.ends_with(&format!("{name}: 1 error\n")), "{err}");
+        let (ok, _, err, _) = check(include_str!("../../deploy/configs/lab-gw-a.conf"), 0o644);
+        assert!(!ok);
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+
     #[test]
     fn bad_command_lines_say_what_was_expected() {
         let e = args("config check").unwrap_err();

@@ -230,6 +230,16 @@ pub fn parse_crypto_map(cmd: &mut Cmd<'_, '_>, cfg: &mut Config) -> PResult<usiz
              address of the interface that carries the map",
         ));
     }
+    if cmd.at_end() {
+        return Err(cmd.err_here(
+            ErrorKind::Syntax,
+            format!(
+                "expected a sequence number (crypto map {0} 10 ipsec-manual); \"crypto map {0}\" \
+                 alone applies the map and belongs under an interface",
+                name.value
+            ),
+        ));
+    }
     let seq = cmd.u32_in("sequence number", 1..=65535)?;
     let kind_tok = cmd.peek();
     let kind = match cmd.peek_kw().as_deref() {

@@ -189,3 +189,10 @@ fn unsupported_nat_forms_say_what_is_supported() {
     let (e, _) = at("ip nat inside source list 1 pool P overload\n");
     assert_eq!(e, [(1, 29, ErrorKind::NotSupportedYet)]);
 }
+
+#[test]
+fn a_crypto_map_line_without_a_sequence_number_outside_an_interface_is_explained() {
+    let (e, msg) = at("crypto map LAB\n");
+    assert_eq!(e, [(1, 16, ErrorKind::Syntax)]);
+    assert!(msg.contains("belongs under an interface"), "{msg}");
+}
