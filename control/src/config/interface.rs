@@ -77,12 +77,7 @@ pub fn owns(w: &[String]) -> bool {
 
 /// One interface sub-command.
 pub fn parse_line(cmd: &mut Cmd<'_, '_>, cfg: &mut Config, idx: usize) -> PResult<()> {
-    let words: Vec<String> = cmd
-        .line
-        .tokens
-        .iter()
-        .map(|t| t.text.to_ascii_lowercase())
-        .collect();
+    let words = cmd.line.keywords();
     if let Some(what) = misc::interface_housekeeping(&words) {
         cfg.warnings.push(misc::ignored(cmd, what));
         return Ok(());

@@ -6,6 +6,8 @@
 //! output (but IOS itself does not need it; see `parser`). Tokens carry
 //! 1-based character columns so diagnostics can put a caret under them.
 
+use zeroize::Zeroizing;
+
 use super::error::Span;
 
 /// One token of a line.
@@ -44,6 +46,21 @@ impl<'a> Line<'a> {
     /// A blank line or a `!` comment: nothing for the parser.
     pub fn is_empty_or_comment(&self) -> bool {
         self.tokens.first().is_none_or(|t| t.text.starts_with('!'))
+    }
+
+    /// The tokens lower-cased, for matching keywords; key material is left
+    /// out (empty strings) so no plain copy of a key outlives the line.
+    pub fn keywords(&self) -> Vec<String> {
+        self.tokens
+            .iter()
+            .map(|t| {
+                if t.secret {
+                    String::new()
+                } else {
+                    t.text.to_ascii_lowercase()
+                }
+            })
+            .collect()
     }
 
     /// Whether the line holds key material (a session key, a pre-shared
@@ -118,8 +135,12 @@ fn token(text: &str, col: u32, byte: usize) -> Token<'_> {
 /// (the lexer runs before the parser, and even a line that fails to parse
 /// must not leak its key into an error message).
 fn mark_secrets(tokens: &mut [Token<'_>]) {
-    let words: Vec<String> = tokens.iter().map(|t| t.text.to_ascii_lowercase()).collect();
-    let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    // Zeroizing: these copies hold the keys too until the secrets are known.
+    let words: Vec<Zeroizing<String>> = tokens
+        .iter()
+        .map(|t| Zeroizing::new(t.text.to_ascii_lowercase()))
+        .collect();
+    let w = |i: usize| words.get(i).map(|s| s.as_str()).unwrap_or("");
     let mut secret = vec![false; words.len()];
     for i in 0..words.len() {
         match w(i) {

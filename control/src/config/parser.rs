@@ -96,11 +96,7 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
             ));
             break;
         }
-        let words: Vec<String> = line
-            .tokens
-            .iter()
-            .map(|t| t.text.to_ascii_lowercase())
-            .collect();
+        let words = line.keywords();
         match words.as_slice() {
             [w] if w == "end" => {
                 end_line = Some(line.number);

@@ -169,8 +169,9 @@ fn the_lab_config_of_gateway_a_compiles_to_exact_sas_and_rules() {
         (20, "a-wan", 3, ip("fd00:1::1"), ip("fd00:2::1"))
     );
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-    // Keys stay out of Debug output.
+    // Keys stay out of Debug output, compiled or parsed.
     assert!(!format!("{c:?}").contains("987a"));
+    assert!(!format!("{:?}", parse_ok(LAB_A)).contains("987a"));
 }
 
 #[test]
