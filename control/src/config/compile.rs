@@ -424,6 +424,7 @@ impl<'c> Cx<'c> {
         if !keys_ok {
             return None;
         }
+        self.check_acl_against_endpoints(acl, ts.mode, local, peer);
         let mode = match ts.mode {
             TransformMode::Tunnel => EspMode::Tunnel {
                 local,
@@ -487,6 +488,41 @@ impl<'c> Cx<'c> {
                 outbound_spi: outb.spi.value,
             },
         })
+    }
+
+    /// Two classic mistakes, legal but seldom meant. In tunnel mode, a
+    /// permit line that also matches traffic between the two endpoints
+    /// (`permit ip any any`) protects the gateways' own packets (IKE, pings)
+    /// too. In transport mode, a line matching anything but the endpoints'
+    /// own traffic asks to protect forwarded packets, which transport mode
+    /// cannot carry.
+    fn check_acl_against_endpoints(
+        &mut self,
+        acl: &Acl,
+        mode: TransformMode,
+        local: IpAddr,
+        peer: IpAddr,
+    ) {
+        for line in acl.entries.iter().filter(|l| l.action == AclAction::Permit) {
+            let msg = match mode {
+                TransformMode::Tunnel if line.src.contains(&local) && line.dst.contains(&peer) => format!(
+                    "this line also matches traffic between the tunnel endpoints ({local} to {peer}), \
+                     such as the gateways' own pings and IKE: it is protected too, as in IOS; \
+                     match the protected networks instead"
+                ),
+                TransformMode::Transport
+                    if line.src != IpPrefix::host(local) || line.dst != IpPrefix::host(peer) =>
+                {
+                    format!(
+                        "transport mode carries only traffic between this gateway ({local}) and its \
+                         peer ({peer}); this line matches more (write \"host {local} host {peer}\", \
+                         or use tunnel mode)"
+                    )
+                }
+                _ => continue,
+            };
+            self.warn(line.span, msg);
+        }
     }
 
     fn transform_set_of(

@@ -118,6 +118,9 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
             }
             None => {
                 let left = stack.last().map(Mode::describe);
+                if line.indent > 0 {
+                    cfg.warnings.push(indent_warning(&cmd, left));
+                }
                 stack.clear();
                 global(&mut cmd, &mut cfg, &words, left)
             }
@@ -140,6 +143,24 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
         Ok(cfg)
     } else {
         Err(errors)
+    }
+}
+
+/// An indented line that is not a sub-command of any open block: it runs
+/// in global mode (and closes the blocks), as IOS would, but the
+/// indentation says its author meant otherwise.
+fn indent_warning(cmd: &Cmd<'_, '_>, left: Option<&str>) -> super::error::Warning {
+    let message = match left {
+        Some(mode) => format!(
+            "indented like a sub-command, but this is not a command of the {mode} block \
+             above: it runs in global mode and closes the block"
+        ),
+        None => "indented like a sub-command, but no block is open: it runs in global mode".into(),
+    };
+    super::error::Warning {
+        span: cmd.line_span(),
+        message,
+        source_line: cmd.line.redacted.clone(),
     }
 }
 

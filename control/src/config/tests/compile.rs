@@ -468,7 +468,8 @@ fn interfaces_the_kernel_does_not_have_or_without_an_address_are_reported() {
 #[test]
 fn config_addresses_the_kernel_lacks_are_warned_about_and_the_kernels_are_used() {
     let src = format!(
-        "{MANUAL}access-list 101 permit ip any any\naccess-list 102 permit ip any any\n\
+        "{MANUAL}access-list 101 permit ip 198.19.1.0 0.0.0.255 198.19.2.0 0.0.0.255\n\
+         access-list 102 permit ip 198.19.1.0 0.0.0.255 198.19.3.0 0.0.0.255\n\
          interface a-wan\n ip address 198.18.0.9 255.255.255.0\n"
     );
     let c = compile_ok(&src);
@@ -535,4 +536,27 @@ fn intersections_of_selectors_follow_prefixes_protocols_and_ports() {
     )
     .is_none());
     assert!(intersect(&sel("::/0", "::/0"), &sel("0.0.0.0/0", "0.0.0.0/0")).is_none());
+}
+
+#[test]
+fn acl_lines_that_match_the_endpoints_own_traffic_or_exceed_transport_mode_warn() {
+    let src = format!("{MANUAL}access-list 101 permit ip any any\naccess-list 102 permit ip 198.19.1.0 0.0.0.255 any\n");
+    let c = compile_ok(&src);
+    let lines: Vec<u32> = c.warnings.iter().map(|w| w.span.line).collect();
+    assert_eq!(lines, [16]);
+    assert!(
+        c.warnings[0].message.contains("198.18.0.1 to 198.18.1.1"),
+        "{}",
+        c.warnings[0].message
+    );
+    let transport = src.replace(
+        "crypto ipsec transform-set T esp-aes esp-sha-hmac\n",
+        "crypto ipsec transform-set T esp-aes esp-sha-hmac\n mode transport\n",
+    ) + "access-list 103 permit ip host 198.18.0.1 host 198.18.7.1\n";
+    let c = compile_ok(&transport.replace("match address 102", "match address 103"));
+    let lines: Vec<u32> = c.warnings.iter().map(|w| w.span.line).collect();
+    assert_eq!(lines, [17], "{:?}", c.warnings);
+    assert!(c.warnings[0]
+        .message
+        .starts_with("transport mode carries only"));
 }

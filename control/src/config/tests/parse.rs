@@ -440,3 +440,24 @@ fn ike_commands_parse_into_the_model() {
     // Debug output never shows a key.
     assert!(!format!("{c:?}").contains("s3cret"));
 }
+
+#[test]
+fn an_indented_line_that_leaves_its_block_is_warned_about() {
+    let c = parse_ok("interface a-wan\n ip address 198.18.0.1 255.255.255.0\n hostname gw\n  ip route 0.0.0.0 0.0.0.0 198.18.0.254\n");
+    // The hostname still applies (IOS semantics), with a warning.
+    assert_eq!(c.hostname.as_ref().unwrap().value, "gw");
+    let w: Vec<(u32, bool)> = c
+        .warnings
+        .iter()
+        .map(|w| {
+            (
+                w.span.line,
+                w.message.starts_with("indented like a sub-command"),
+            )
+        })
+        .collect();
+    assert_eq!(w, [(3, true), (4, true), (4, false)]);
+    assert!(c.warnings[0]
+        .message
+        .contains("interface (config-if) block"));
+}

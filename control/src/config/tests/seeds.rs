@@ -7,7 +7,7 @@
 
 use super::super::ike::TunnelMode;
 use super::super::model::{CryptoMapKind, NatSelector};
-use super::super::{compile, ConfigAddresses, ErrorKind};
+use super::super::{compile, Config, ConfigAddresses, ErrorKind};
 use super::parse_ok;
 
 macro_rules! seed {
@@ -164,4 +164,64 @@ fn seed_004_ted_map_has_discover() {
             .iter()
             .all(|w| !w.source_line.contains("enable password cisco")));
     }
+}
+
+/// The config without its IKE items: what this build can run of it.
+fn without_ike(mut cfg: Config) -> Config {
+    cfg.ike = Default::default();
+    cfg.crypto_maps
+        .retain(|e| matches!(e.kind, CryptoMapKind::Manual(_)));
+    let maps: Vec<String> = cfg.crypto_maps.iter().map(|e| e.name.clone()).collect();
+    for i in &mut cfg.interfaces {
+        i.tunnel = Default::default();
+        if i.crypto_map
+            .as_ref()
+            .is_some_and(|m| !maps.contains(&m.value))
+        {
+            i.crypto_map = None;
+        }
+    }
+    cfg
+}
+
+#[test]
+fn every_seed_config_compiles_once_its_ike_items_are_taken_out() {
+    for (name, text) in SEEDS {
+        let cfg = without_ike(parse_ok(text));
+        let c = compile(&cfg, &ConfigAddresses(&cfg)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert!(c.sas.is_empty() && c.spd.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn seed_003_nat_exempts_the_vpn_and_translates_the_rest() {
+    use dataplane::api::{NatAction, NatRule};
+    use dataplane::spd::{PortRange, TrafficSelector};
+    let cfg = without_ike(parse_ok(SEEDS[4].1));
+    let c = compile(&cfg, &ConfigAddresses(&cfg)).unwrap();
+    let sel = |s: &str, d: &str| TrafficSelector {
+        src: s.parse().unwrap(),
+        dst: d.parse().unwrap(),
+        proto: None,
+        src_ports: PortRange::ANY,
+        dst_ports: PortRange::ANY,
+    };
+    assert_eq!(
+        c.nat,
+        [
+            NatRule {
+                selector: sel("198.19.1.0/24", "198.19.2.0/24"),
+                action: NatAction::Exempt,
+            },
+            NatRule {
+                selector: sel("198.19.1.0/24", "0.0.0.0/0"),
+                // a-wan is the config's first interface (ConfigAddresses
+                // numbers them from 1).
+                action: NatAction::Pat {
+                    outside_ifindex: 1,
+                    outside_addr: "198.18.0.1".parse().unwrap(),
+                },
+            },
+        ]
+    );
 }
