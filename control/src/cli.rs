@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::config::{self, ConfigAddresses, LoadError};
+use crate::config::{self, ConfigAddresses, KernelInterfaces, LoadError};
 
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +25,9 @@ pub enum Command {
     /// `espada show WORDS...` (e.g. `show crypto ipsec sa`), asked of a
     /// running daemon.
     Show { what: Vec<String> },
-    /// `espada config check FILE`: parse and compile, start nothing.
-    ConfigCheck { file: PathBuf },
+    /// `espada config check [--kernel] FILE`: parse and compile, start
+    /// nothing. With `--kernel`, interfaces resolve against this machine's.
+    ConfigCheck { file: PathBuf, kernel: bool },
 }
 
 /// A command line that does not parse; the message says what was expected.
@@ -35,7 +36,9 @@ pub enum Command {
 pub struct UsageError(pub String);
 
 pub const USAGE: &str = "\
-usage: espada config check FILE   validate a configuration, start nothing
+usage: espada config check [--kernel] FILE
+                                   validate a configuration, start nothing;
+                                   --kernel: against this machine's interfaces
        espada run -c FILE          run the gateway with a configuration
        espada show WORDS...        ask the running gateway (show crypto ipsec sa, ...)
        espada --version";
@@ -50,10 +53,17 @@ where
     match words.as_slice() {
         ["--version"] | ["-V"] | ["version"] => Ok(Command::Version),
         [] | ["help"] | ["-h"] | ["--help"] => Ok(Command::Help),
-        ["config", "check", file] => Ok(Command::ConfigCheck {
+        ["config", "check", "--kernel", file] => Ok(Command::ConfigCheck {
             file: PathBuf::from(file),
+            kernel: true,
         }),
-        ["config", "check"] => Err(UsageError("config check needs a FILE".into())),
+        ["config", "check", file] if !file.starts_with('-') => Ok(Command::ConfigCheck {
+            file: PathBuf::from(file),
+            kernel: false,
+        }),
+        ["config", "check"] | ["config", "check", "--kernel"] => {
+            Err(UsageError("config check needs a FILE".into()))
+        }
         ["config", ..] => Err(UsageError("expected: espada config check FILE".into())),
         ["run", "-c" | "--config", file] => Ok(Command::Run {
             config: PathBuf::from(file),
@@ -71,9 +81,15 @@ where
 
 /// `espada config check FILE`: loads (permissions included), parses and
 /// compiles `file`, resolving interfaces from the config's own addresses
-/// (the check may run away from the gateway). Prints the summary and
-/// warnings to `out`, errors to `err`; returns whether the config is valid.
-pub fn config_check(file: &Path, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<bool> {
+/// (the check may run away from the gateway), or from this machine's
+/// kernel with `kernel`. Prints the summary and warnings to `out`, errors
+/// to `err`; returns whether the config is valid.
+pub fn config_check(
+    file: &Path,
+    kernel: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<bool> {
     let shown = file.display();
     let cfg = match config::load(file) {
         Ok(cfg) => cfg,
@@ -86,7 +102,12 @@ pub fn config_check(file: &Path, out: &mut dyn Write, err: &mut dyn Write) -> io
             return Ok(false);
         }
     };
-    match config::compile(&cfg, &ConfigAddresses(&cfg)) {
+    let compiled = if kernel {
+        config::compile(&cfg, &KernelInterfaces::snapshot()?)
+    } else {
+        config::compile(&cfg, &ConfigAddresses(&cfg))
+    };
+    match compiled {
         Ok(c) => {
             let mut summary = format!(
                 "{shown}: OK, {} crypto map entries, {} SAs, {} ACL rules",
@@ -138,7 +159,8 @@ mod tests {
         assert_eq!(
             args("config check /etc/espada.conf"),
             Ok(Command::ConfigCheck {
-                file: "/etc/espada.conf".into()
+                file: "/etc/espada.conf".into(),
+                kernel: false
             })
         );
         assert_eq!(
@@ -153,6 +175,13 @@ mod tests {
                 what: vec!["crypto".into(), "ipsec".into(), "sa".into()]
             })
         );
+        assert_eq!(
+            args("config check --kernel gw.conf"),
+            Ok(Command::ConfigCheck {
+                file: "gw.conf".into(),
+                kernel: true
+            })
+        );
         assert_eq!(args("--version"), Ok(Command::Version));
         assert_eq!(args(""), Ok(Command::Help));
     }
@@ -164,7 +193,7 @@ mod tests {
         f.write_all(text.as_bytes()).unwrap();
         std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(mode)).unwrap();
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let ok = config_check(f.path(), &mut out, &mut err).unwrap();
+        let ok = config_check(f.path(), false, &mut out, &mut err).unwrap();
         let name = f.path().display().to_string();
         (
             ok,

@@ -18,8 +18,13 @@ fn main() -> anyhow::Result<()> {
     match command {
         Command::Version => println!("espada {}", control::VERSION),
         Command::Help => println!("{USAGE}"),
-        Command::ConfigCheck { file } => {
-            let ok = cli::config_check(&file, &mut std::io::stdout(), &mut std::io::stderr())?;
+        Command::ConfigCheck { file, kernel } => {
+            let ok = cli::config_check(
+                &file,
+                kernel,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            )?;
             if !ok {
                 std::process::exit(1);
             }

@@ -16,7 +16,8 @@
 //!   (IKE commands, parsed into the model only for now).
 //! - [`model`]: what the file says, in IOS terms.
 //! - [`compile`]: cross-reference checks and the dataplane's tables, with
-//!   interfaces resolved through an [`InterfaceResolver`] ([`resolve`]).
+//!   interfaces resolved through an [`InterfaceResolver`] ([`resolve`];
+//!   [`kernel`] reads this machine's).
 //! - [`error`]: [`ConfigError`] (line, column, token, message, caret) and
 //!   [`Warning`].
 //! - [`load()`]: file permissions, then parse.
@@ -30,6 +31,7 @@ pub mod cursor;
 pub mod error;
 pub mod ike;
 pub mod interface;
+pub mod kernel;
 pub mod lexer;
 pub mod load;
 pub mod misc;
@@ -42,6 +44,7 @@ mod tests;
 
 pub use compile::{compile, Compiled, CompiledEntry};
 pub use error::{render_errors, ConfigError, ErrorKind, Span, Spanned, Warning};
+pub use kernel::KernelInterfaces;
 pub use load::{load, LoadError};
 pub use model::Config;
 pub use parser::parse;
