@@ -82,6 +82,7 @@ pub fn compile(
         resolved: HashMap::new(),
     };
     cx.ike_not_supported();
+    cx.spi_uniqueness();
     let out = cx.crypto_maps();
     let nat = cx.nat();
     cx.warnings.sort_by_key(|w| w.span);
@@ -279,8 +280,6 @@ impl<'c> Cx<'c> {
         let mut entries = Vec::new();
         let mut stages: Vec<Stage<PolicyAction>> = Vec::new();
         let mut map_names = Vec::new();
-        let mut inbound_spis: HashMap<u32, Span> = HashMap::new();
-        let mut outbound_spis: HashMap<u32, Span> = HashMap::new();
         for (map_idx, (map, iface)) in applied.iter().enumerate() {
             map_names.push(map.to_string());
             let mut list: Vec<&CryptoMapEntry> =
@@ -297,23 +296,6 @@ impl<'c> Cx<'c> {
                 let Some(done) = self.manual_entry(e, m, iface, tag) else {
                     continue;
                 };
-                for (key, spis, dir) in [
-                    (m.inbound.as_ref(), &mut inbound_spis, "inbound"),
-                    (m.outbound.as_ref(), &mut outbound_spis, "outbound"),
-                ] {
-                    let Some(k) = key else { continue };
-                    if let Some(prev) = spis.insert(k.spi.value, k.spi.span) {
-                        self.error(
-                            ErrorKind::Duplicate,
-                            k.spi.span,
-                            &k.spi.value.to_string(),
-                            format!(
-                                "{dir} SPI {} is already used on line {}; each {dir} SA needs its own SPI",
-                                k.spi.value, prev.line
-                            ),
-                        );
-                    }
-                }
                 stages.push(Stage {
                     lines: done.acl_lines,
                     on_permit: PolicyAction::Protect {
@@ -346,6 +328,34 @@ impl<'c> Cx<'c> {
             }
         };
         (sas, spd, entries, map_names)
+    }
+
+    /// Manual SPIs must be unique per direction: the dataplane finds an
+    /// inbound SA by its SPI, and the SPD names outbound SAs by theirs.
+    /// Checked over every manual entry, in file order.
+    fn spi_uniqueness(&mut self) {
+        let mut seen: HashMap<(bool, u32), Span> = HashMap::new();
+        for e in &self.cfg.crypto_maps {
+            let CryptoMapKind::Manual(m) = &e.kind else {
+                continue;
+            };
+            for (key, inbound) in [(&m.inbound, true), (&m.outbound, false)] {
+                let Some(k) = key else { continue };
+                let Some(prev) = seen.insert((inbound, k.spi.value), k.spi.span) else {
+                    continue;
+                };
+                let dir = if inbound { "inbound" } else { "outbound" };
+                self.error(
+                    ErrorKind::Duplicate,
+                    k.spi.span,
+                    &k.spi.value.to_string(),
+                    format!(
+                        "{dir} SPI {} is already used on line {}; each {dir} SA needs its own SPI",
+                        k.spi.value, prev.line
+                    ),
+                );
+            }
+        }
     }
 
     /// Checks one manual entry and builds its SAs; `None` after reporting
