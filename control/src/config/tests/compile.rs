@@ -560,3 +560,29 @@ fn acl_lines_that_match_the_endpoints_own_traffic_or_exceed_transport_mode_warn(
         .message
         .starts_with("transport mode carries only"));
 }
+
+#[test]
+fn a_deny_cascade_that_would_explode_is_refused_with_a_message() {
+    // 300 deny lines ahead of an entry with 300 overlapping permits would
+    // need about 90 000 rules.
+    let mut src = MANUAL.to_string();
+    for i in 0..300 {
+        src.push_str(&format!(
+            "access-list 101 deny ip host 10.0.{}.{} any\n",
+            i / 250,
+            i % 250
+        ));
+        src.push_str(&format!(
+            "access-list 102 permit ip any host 10.1.{}.{}\n",
+            i / 250,
+            i % 250
+        ));
+    }
+    let e = compile_errs(&src);
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].message.contains("more than 65536 rules"),
+        "{}",
+        e[0].message
+    );
+}
