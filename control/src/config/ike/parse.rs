@@ -125,7 +125,14 @@ pub fn parse_isakmp(cmd: &mut Cmd<'_, '_>, ike: &mut IkeConfig) -> PResult<Optio
                     "type 6 (encrypted) keys are not supported yet; write the key in clear text in a file only root can read",
                 ));
             }
-            if cmd.peek().is_some_and(|t| t.text == "0") && cmd.line.tokens.len() > cmd.pos + 2 {
+            let after_next = cmd
+                .line
+                .tokens
+                .get(cmd.pos + 2)
+                .map(|t| t.text.to_ascii_lowercase());
+            if cmd.peek().is_some_and(|t| t.text == "0")
+                && matches!(after_next.as_deref(), Some("address" | "hostname"))
+            {
                 cmd.pos += 1;
             }
             let key = cmd.word("pre-shared key")?;

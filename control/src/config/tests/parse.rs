@@ -461,3 +461,12 @@ fn an_indented_line_that_leaves_its_block_is_warned_about() {
         .message
         .contains("interface (config-if) block"));
 }
+
+#[test]
+fn an_isakmp_key_may_carry_the_type_0_marker_or_be_the_digit_0() {
+    let c = parse_ok(
+        "crypto isakmp key 0 secret address 198.18.1.1\ncrypto isakmp key 0 address 198.18.1.2\n",
+    );
+    assert_eq!(c.ike.isakmp_keys[0].key.expose(), b"secret");
+    assert_eq!(c.ike.isakmp_keys[1].key.expose(), b"0");
+}
