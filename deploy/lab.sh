@@ -88,6 +88,13 @@ up() {
     addr gw_b b-lan 198.19.2.1/24 fd00:b::1/64
     addr lan_b b-host 198.19.2.10/24 fd00:b::10/64
 
+    # A veth hands the kernel's half-done (CHECKSUM_PARTIAL) TCP/UDP
+    # checksums to its peer as metadata that AF_XDP does not carry; a real
+    # wire carries finished checksums. Make the hosts finish them, as a NIC
+    # would, so the gateways forward what a physical LAN would deliver.
+    inns lan_a ethtool -K a-host tx off >/dev/null
+    inns lan_b ethtool -K b-host tx off >/dev/null
+
     # Hosts reach everything through their gateway; gateways reach the
     # other outside network through `wan`. Nothing routes past the lab.
     inns lan_a ip route add default via 198.19.1.1

@@ -22,7 +22,7 @@ fi
 PACKAGES=(
     build-essential clang llvm libelf-dev zlib1g-dev pkg-config m4 libpcap-dev libssl-dev
     python3 python3-scapy python3-cryptography tshark
-    iperf3 iputils-ping iproute2 iptables openssl ca-certificates
+    iperf3 iputils-ping iproute2 iptables ethtool openssl ca-certificates
 )
 
 missing=()

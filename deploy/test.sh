@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every Espada test: formatting and lints, unit and property tests, the
 # known-answer vectors, the scapy cross-checks (dataplane/tests/), the fuzz
-# targets for a short time each, a smoke run of the benchmark tool and
-# the namespace lab topology check. Later issues add traffic through the
-# lab and the strongSwan interop runs here.
+# targets for a short time each, the namespace lab topology check, traffic
+# through two Espada gateways in the lab (deploy/tests/lab_tunnel.sh) and a
+# smoke run of the benchmark tool. The IKE issues add the strongSwan
+# interop runs here.
 #
 #   deploy/test.sh                    everything
 #   ESPADA_FUZZ_SECONDS=60 deploy/test.sh   longer fuzzing
@@ -48,6 +49,9 @@ fi
 
 step "lab topology (network namespaces)"
 deploy/tests/lab_topology.sh | tee target/lab-output.txt
+
+step "two Espada gateways in the lab: traffic, tshark decryption, restart, wrong keys"
+deploy/tests/lab_tunnel.sh | tee -a target/lab-output.txt
 
 step "benchmark smoke run (figures are not asserted; see espada-bench)"
 target/release/espada-bench crypto --quick --suites aes128-sha1,aes128gcm16 --sizes 64,imix >/dev/null

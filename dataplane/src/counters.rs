@@ -48,10 +48,13 @@ pub enum DropReason {
     TtlExceeded,
     /// Larger than the outgoing interface's MTU.
     TooBig,
+    /// Had to be fragmented, but the worker had too few free frames for
+    /// the fragments.
+    NoFreeFrame,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 20;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NoSa,
         DropReason::Replay,
@@ -72,6 +75,7 @@ impl DropReason {
         DropReason::NoNeighbour,
         DropReason::TtlExceeded,
         DropReason::TooBig,
+        DropReason::NoFreeFrame,
     ];
 
     /// Stable one-byte code of the reason on the control socket: its
@@ -106,6 +110,7 @@ impl DropReason {
             DropReason::NoNeighbour => "no-neighbour",
             DropReason::TtlExceeded => "ttl-exceeded",
             DropReason::TooBig => "too-big",
+            DropReason::NoFreeFrame => "no-free-frame",
         }
     }
 }

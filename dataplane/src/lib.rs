@@ -10,16 +10,22 @@
 //! - [`sa`], [`replay`], [`spd`]: the SADB, the RFC 6479 anti-replay window and
 //!   the crypto-map policy database.
 //! - [`route`]: interfaces, routes and neighbours (the kernel's, mirrored).
+//! - [`netlink`]: the kernel's links, addresses, routes and neighbours
+//!   mirrored over rtnetlink, and the neighbour resolution trigger.
 //! - [`pipeline`]: the stages a worker runs over a received batch.
 //! - [`io`], [`worker`]: AF_XDP sockets on a shared UMEM and the poll loop
 //!   that moves frames between them through the pipeline.
 //! - [`api`]: the SA and policy definitions shared with the control process.
 
 pub mod api;
+pub mod clock;
 pub mod counters;
 pub mod crypto;
 pub mod esp;
 pub mod io;
+pub mod mgmt;
+pub mod nat;
+pub mod netlink;
 pub mod pipeline;
 pub mod replay;
 pub mod route;
@@ -27,5 +33,6 @@ pub mod sa;
 pub mod spd;
 #[doc(hidden)]
 pub mod testkit;
+pub mod update;
 pub mod wire;
 pub mod worker;

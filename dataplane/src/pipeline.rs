@@ -5,22 +5,36 @@
 //! every frame ends with an [`Action`] (transmit, give to the kernel, or a
 //! counted drop).
 //!
+//! One frame may have to become several: an IPv4 packet without DF that
+//! is too big for its tunnel or next link is fragmented (see
+//! [`FragmentPlan`]). The pipeline cannot take frames from the worker's
+//! free list, so such a frame ends as [`Action::Fragment`] and the worker,
+//! which owns the free frames, lends some to [`fragment_frames`]: a second,
+//! small pass that writes the fragments and encrypts and routes them like
+//! any other frame.
+//!
 //! The stages are pure: the frames come from and go to whichever I/O
 //! backend the worker runs (AF_XDP, or memory in tests).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crossbeam_channel::Sender;
+
+mod frag;
 mod icmp;
 
+pub use frag::{
+    fragment_ipv4, fragments_needed, inner_mtu, FragError, FragmentPlan, MAX_FRAGMENTS,
+};
 pub use icmp::{IcmpError, IcmpLimiter};
 
 use crate::api::EspMode;
 use crate::counters::{DropCounters, DropReason};
-use crate::esp::{decap, encap_batch_where, encapsulated_len, max_inner_len, Decapped, PacketBuf};
+use crate::esp::{decap, encap_batch_where, encapsulated_len, Decapped, PacketBuf};
 use crate::route::{Fib, FibMiss, PortRole};
 use crate::sa::Sadb;
-use crate::spd::{FlowKey, PolicyAction, Spd};
+use crate::spd::{FlowKey, PolicyAction, PolicyTag, Spd};
 use crate::wire::{ethernet, ip_proto, ipv4, ipv6};
 
 /// Frames handled per pass; larger batches are cut into passes.
@@ -37,6 +51,27 @@ pub struct Tables {
     pub local: Vec<IpAddr>,
     /// Addresses per interface: the source of ICMP errors we originate.
     pub iface_addrs: Vec<(u32, IpAddr)>,
+    /// Where a worker asks for a neighbour the FIB lacks (bounded,
+    /// lock-free; the management thread has the kernel resolve it).
+    pub resolve: Option<Sender<NeighbourRequest>>,
+    /// Where a worker reports protected traffic with no SA (bounded,
+    /// lock-free, drained by the management thread).
+    pub acquire: Option<Sender<AcquireRequest>>,
+}
+
+/// Traffic a crypto map protects but no SA covers yet: the management
+/// thread raises an acquire for IKE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcquireRequest {
+    pub tag: PolicyTag,
+    pub flow: FlowKey,
+}
+
+/// A next hop with no link-layer address yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighbourRequest {
+    pub ifindex: u32,
+    pub addr: IpAddr,
 }
 
 impl Tables {
@@ -60,6 +95,34 @@ pub enum Action {
     ToKernel,
     /// Dropped, and counted under this reason.
     Drop(DropReason),
+    /// Too big for its tunnel or next link, and allowed to be fragmented:
+    /// the worker lends [`FragmentJob::count`]` - 1` free frames and calls
+    /// [`fragment_frames`], which gives every fragment its own action.
+    Fragment(FragmentJob),
+}
+
+/// A packet [`process_batch`] decided to fragment, and what becomes of its
+/// fragments: each encapsulated with the SA the whole packet matched, or
+/// forwarded in the clear. Only the pipeline makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentJob {
+    count: u8,
+    max_ip_len: u16,
+    then: AfterFragmenting,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterFragmenting {
+    Encap(u32),
+    Forward { bypass: bool },
+}
+
+impl FragmentJob {
+    /// How many fragments the packet becomes; the frame itself carries the
+    /// first, so the worker needs `count() - 1` free frames.
+    pub fn count(&self) -> usize {
+        usize::from(self.count)
+    }
 }
 
 /// Per-worker totals beside the per-SA counters.
@@ -74,6 +137,12 @@ pub struct PipelineCounters {
     pub bypassed: AtomicU64,
     /// ICMP errors sent back (time exceeded, fragmentation needed).
     pub icmp_sent: AtomicU64,
+    /// Packets split into fragments (before encryption, or forwarded in
+    /// the clear onto a smaller link).
+    pub fragmented: AtomicU64,
+    /// Fragments those packets became; each is also counted as a frame
+    /// (`tx`, `encapsulated`, a drop) like any other.
+    pub fragments: AtomicU64,
     pub icmp: IcmpLimiter,
     /// Drops that belong to no SA (per-SA drops are on the SA).
     pub drops: DropCounters,
@@ -156,17 +225,22 @@ fn process_chunk(
     encrypt(t, frames, &mut stage[..n], c);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         if let Stage::Forward { bypass } = *s {
-            let mut routed = route(&t.fib, f);
+            let mut routed = route(t, f);
+            if routed == Err(DropReason::TooBig) && !must_not_fragment(f.data()) {
+                // Forwarded in the clear, too big for the next link, and
+                // the sender allows routers to fragment it.
+                let mtu = egress_mtu(t, f.data());
+                let then = AfterFragmenting::Forward { bypass };
+                *s = fragment_stage(f.data(), mtu, then, c);
+                continue;
+            }
             if routed == Err(DropReason::TooBig) && from_inside && must_not_fragment(f.data()) {
                 // Forwarded in the clear but too big for the next link.
-                let mtu = dst_of(f.data())
-                    .and_then(|d| t.fib.route(&d))
-                    .and_then(|r| t.fib.interface(r.ifindex))
-                    .map_or(0, |i| i.mtu);
+                let mtu = egress_mtu(t, f.data()).min(usize::from(u16::MAX)) as u16;
                 if send_icmp(t, rx_ifindex, f, IcmpError::TooBig { mtu }, c) {
                     // The packet is gone, replaced by the error about it.
                     c.drops.inc(DropReason::TooBig);
-                    routed = route(&t.fib, f);
+                    routed = route(t, f);
                 }
             }
             *s = Stage::Done(match routed {
@@ -192,9 +266,137 @@ fn process_chunk(
         match a {
             Action::Transmit { .. } => bump(&c.tx),
             Action::ToKernel => bump(&c.to_kernel),
-            Action::Drop(_) => {}
+            // Counted per fragment by `fragment_frames`.
+            Action::Drop(_) | Action::Fragment(_) => {}
         }
     }
+}
+
+/// The second pass for a frame whose action was [`Action::Fragment`]. The
+/// worker calls it with that frame, as [`process_batch`] left it, in
+/// `frames[0]` and `job.count() - 1` fresh frames behind it, each with
+/// `start` at its headroom (their `len` is ignored). Fragments 1.. are
+/// written into the fresh frames, frame 0 is cut down to fragment 0 in
+/// place (no copy), then each is encrypted (when the packet was for an SA)
+/// and routed as one small batch; `actions[i]` receives the fate of
+/// `frames[i]`.
+///
+/// Returns how many frames were used, always at least frame 0 when given
+/// one; the caller takes the others back untouched. With too few frames
+/// the packet is dropped as [`DropReason::NoFreeFrame`].
+pub fn fragment_frames(
+    t: &Tables,
+    job: FragmentJob,
+    frames: &mut [PacketBuf<'_>],
+    actions: &mut [Action],
+    c: &PipelineCounters,
+) -> usize {
+    let n = job.count();
+    if frames.is_empty() || actions.is_empty() {
+        return 0;
+    }
+    let refused = if frames.len() < n || actions.len() < n {
+        Some(DropReason::NoFreeFrame)
+    } else if n > MAX_FRAGMENTS {
+        Some(DropReason::TooBig)
+    } else {
+        split_into(&mut frames[..n], usize::from(job.max_ip_len))
+            .err()
+            .map(FragError::drop_reason)
+    };
+    if let Some(reason) = refused {
+        c.drops.inc(reason);
+        actions[0] = Action::Drop(reason);
+        return 1;
+    }
+    bump(&c.fragmented);
+    c.fragments.fetch_add(n as u64, Ordering::Relaxed);
+    let (frames, actions) = (&mut frames[..n], &mut actions[..n]);
+    let mut stage = [Stage::Done(Action::ToKernel); MAX_FRAGMENTS];
+    let stage = &mut stage[..n];
+    stage.fill(match job.then {
+        AfterFragmenting::Encap(spi) => Stage::Encap(spi),
+        AfterFragmenting::Forward { bypass } => Stage::Forward { bypass },
+    });
+    encrypt(t, frames, stage, c);
+    for ((a, s), f) in actions.iter_mut().zip(stage.iter()).zip(frames.iter_mut()) {
+        *a = match *s {
+            // Fragments were cut to fit: no ICMP, no second split.
+            Stage::Forward { bypass } => match route(t, f) {
+                Ok(ifindex) => {
+                    if bypass {
+                        bump(&c.bypassed);
+                    }
+                    Action::Transmit { ifindex }
+                }
+                Err(reason) => {
+                    c.drops.inc(reason);
+                    Action::Drop(reason)
+                }
+            },
+            Stage::Done(action) => action,
+            _ => Action::Drop(DropReason::Malformed),
+        };
+        if let Action::Transmit { .. } = a {
+            bump(&c.tx);
+        }
+    }
+    n
+}
+
+/// Writes fragments 1.. of the packet in `frames[0]` into the other
+/// frames, then cuts `frames[0]` to fragment 0; on error frame 0 is left
+/// as it was.
+fn split_into(frames: &mut [PacketBuf<'_>], max_ip_len: usize) -> Result<(), FragError> {
+    let (first, rest) = frames
+        .split_first_mut()
+        .ok_or(FragError::Malformed("no frame"))?;
+    let plan = FragmentPlan::new(first.data(), max_ip_len)?;
+    if plan.count() != rest.len() + 1 {
+        return Err(FragError::TooManyFragments {
+            needed: plan.count(),
+        });
+    }
+    for (i, f) in rest.iter_mut().enumerate() {
+        let out = f
+            .frame
+            .get_mut(f.start..)
+            .ok_or(FragError::BufferTooSmall)?;
+        f.len = plan.write(first.data(), i + 1, out)?;
+        f.verdict = Ok(());
+    }
+    let end = first.start.saturating_add(first.len);
+    let packet = first
+        .frame
+        .get_mut(first.start..end)
+        .ok_or(FragError::Malformed("packet outside its frame"))?;
+    first.len = plan.cut_to_first(packet)?;
+    Ok(())
+}
+
+/// Plans the split of a too-big packet for `max_ip_len`: the frame ends as
+/// [`Action::Fragment`], or as a counted drop when it cannot be split.
+fn fragment_stage(
+    packet: &[u8],
+    max_ip_len: usize,
+    then: AfterFragmenting,
+    c: &PipelineCounters,
+) -> Stage {
+    let max_ip_len = max_ip_len.min(usize::from(u16::MAX));
+    let reason = match FragmentPlan::new(packet, max_ip_len) {
+        Ok(plan) if plan.count() <= MAX_FRAGMENTS => {
+            return Stage::Done(Action::Fragment(FragmentJob {
+                // Both bounded just above.
+                count: plan.count() as u8,
+                max_ip_len: max_ip_len as u16,
+                then,
+            }));
+        }
+        Ok(_) => DropReason::TooBig,
+        Err(e) => e.drop_reason(),
+    };
+    c.drops.inc(reason);
+    Stage::Done(Action::Drop(reason))
 }
 
 /// Ethernet and IP parsing plus the policy decision. On success the frame
@@ -225,7 +427,13 @@ fn classify(
         (Some(PortRole::Inside), false) => match t.spd.lookup(&flow).map(|(_, r)| r.action) {
             Some(PolicyAction::Protect { sa: Some(spi), .. }) => Stage::Encap(spi),
             // IOS drops the first packet and starts IKE (acquire).
-            Some(PolicyAction::Protect { sa: None, .. }) => return drop(DropReason::NoOutboundSa),
+            Some(PolicyAction::Protect { sa: None, map }) => {
+                if let Some(tx) = &t.acquire {
+                    // Full queue: acquires are already waiting; IKE needs one.
+                    let _ = tx.try_send(AcquireRequest { tag: map, flow });
+                }
+                return drop(DropReason::NoOutboundSa);
+            }
             Some(PolicyAction::Discard) => return drop(DropReason::PolicyDiscard),
             Some(PolicyAction::Bypass) | None => Stage::Forward { bypass: true },
         },
@@ -317,6 +525,15 @@ fn must_not_fragment(packet: &[u8]) -> bool {
     }
 }
 
+/// MTU of the interface the packet's destination is routed out of (0
+/// without a route).
+fn egress_mtu(t: &Tables, packet: &[u8]) -> usize {
+    dst_of(packet)
+        .and_then(|d| t.fib.route(&d))
+        .and_then(|r| t.fib.interface(r.ifindex))
+        .map_or(0, |i| usize::from(i.mtu))
+}
+
 fn dst_of(packet: &[u8]) -> Option<IpAddr> {
     match packet.first()? >> 4 {
         4 => Some(IpAddr::V4(
@@ -331,8 +548,11 @@ fn dst_of(packet: &[u8]) -> Option<IpAddr> {
 
 /// Before encrypting: a packet whose ESP form would not fit the outer
 /// link gets "fragmentation needed" / "packet too big" with the inner MTU
-/// that fits (RFC 4301 §8.2 PMTU for tunnels); without DF it is dropped and
-/// counted (fragmentation before encryption is not built yet).
+/// that fits (RFC 4301 §8.2 PMTU for tunnels). An IPv4 packet without DF
+/// for a tunnel-mode SA is fragmented to that inner MTU instead, each
+/// fragment encrypted on its own (IOS "fragmentation before-encryption").
+/// Transport mode protects whole datagrams only (RFC 4303 §3.3.4, and
+/// `esp` refuses fragments there), so such a packet is dropped as too big.
 fn check_tunnel_mtu(
     t: &Tables,
     rx_ifindex: u32,
@@ -359,10 +579,16 @@ fn check_tunnel_mtu(
         if encapsulated_len(sa, f.len) <= mtu {
             continue;
         }
+        let inner_mtu = inner_mtu(sa, mtu);
+        let tunnel = matches!(sa.mode(), EspMode::Tunnel { .. });
+        if tunnel && !must_not_fragment(f.data()) {
+            *s = fragment_stage(f.data(), inner_mtu, AfterFragmenting::Encap(spi), c);
+            continue;
+        }
         c.drops.inc(DropReason::TooBig);
-        let inner_mtu = max_inner_len(sa, mtu).min(usize::from(u16::MAX)) as u16;
+        let mtu = inner_mtu as u16;
         *s = if must_not_fragment(f.data())
-            && send_icmp(t, rx_ifindex, f, IcmpError::TooBig { mtu: inner_mtu }, c)
+            && send_icmp(t, rx_ifindex, f, IcmpError::TooBig { mtu }, c)
         {
             Stage::Forward { bypass: false }
         } else {
@@ -438,7 +664,8 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
 
 /// Looks the destination up, checks the MTU and writes the Ethernet header
 /// in front of the packet.
-fn route(fib: &Fib, f: &mut PacketBuf<'_>) -> Result<u32, DropReason> {
+fn route(t: &Tables, f: &mut PacketBuf<'_>) -> Result<u32, DropReason> {
+    let fib = &t.fib;
     let packet = f.data();
     let (dst, ethertype) = match packet.first().map(|b| b >> 4) {
         Some(4) => (
@@ -461,7 +688,14 @@ fn route(fib: &Fib, f: &mut PacketBuf<'_>) -> Result<u32, DropReason> {
     };
     let hop = fib.resolve(&dst).map_err(|miss| match miss {
         FibMiss::NoRoute => DropReason::NoRoute,
-        FibMiss::NoNeighbour { .. } => DropReason::NoNeighbour,
+        FibMiss::NoNeighbour { ifindex, addr } => {
+            // Ask the management thread to have the kernel resolve it; a
+            // full queue means a request is already on its way.
+            if let Some(tx) = &t.resolve {
+                let _ = tx.try_send(NeighbourRequest { ifindex, addr });
+            }
+            DropReason::NoNeighbour
+        }
     })?;
     if f.len > usize::from(hop.mtu) {
         return Err(DropReason::TooBig);

@@ -1,7 +1,7 @@
 //! Forwarding information: interfaces, routes and neighbours, as the
-//! dataplane's copy of the kernel's tables (the netlink mirror that keeps
-//! them current arrives with the AF_XDP workers). Lookup is longest-prefix
-//! match per family and allocates nothing.
+//! dataplane's copy of the kernel's tables (kept current by
+//! [`crate::netlink`]). Lookup is longest-prefix match per family and
+//! allocates nothing.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -27,8 +27,15 @@ pub struct Interface {
     pub role: PortRole,
 }
 
+/// The `ifindex` of a reject route: the kernel's blackhole, unreachable
+/// and prohibit routes. No interface has index 0, so [`Fib::resolve`]
+/// answers [`FibMiss::NoRoute`] for what they cover, as the kernel would
+/// drop it, instead of falling through to a shorter prefix.
+pub const REJECT_IFINDEX: u32 = 0;
+
 /// A route: packets to `prefix` leave on `ifindex`, to `gateway` if set,
-/// else to the destination itself (on-link).
+/// else to the destination itself (on-link). An `ifindex` of
+/// [`REJECT_IFINDEX`] drops them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub prefix: IpPrefix,
@@ -79,6 +86,34 @@ impl Fib {
 
     pub fn interface(&self, ifindex: u32) -> Option<&Interface> {
         self.interfaces.get(&ifindex)
+    }
+
+    /// Removes an interface and its neighbours (the kernel flushes them
+    /// with the link). Routes through it stay until they are removed
+    /// themselves and meanwhile resolve to [`FibMiss::NoRoute`].
+    pub fn remove_interface(&mut self, ifindex: u32) {
+        self.interfaces.remove(&ifindex);
+        self.neighbours.retain(|(i, _), _| *i != ifindex);
+    }
+
+    /// Every interface, in no particular order.
+    pub fn interfaces(&self) -> impl Iterator<Item = &Interface> {
+        self.interfaces.values()
+    }
+
+    /// Every route: IPv4 then IPv6, each longest prefix first.
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.v4.iter().chain(self.v6.iter())
+    }
+
+    /// The link-layer address of a neighbour, if known.
+    pub fn neighbour(&self, ifindex: u32, addr: IpAddr) -> Option<EthernetAddress> {
+        self.neighbours.get(&(ifindex, addr)).copied()
+    }
+
+    /// Every neighbour as (ifindex, address, MAC), in no particular order.
+    pub fn neighbours(&self) -> impl Iterator<Item = (u32, IpAddr, EthernetAddress)> + '_ {
+        self.neighbours.iter().map(|(&(i, a), &m)| (i, a, m))
     }
 
     /// Adds or replaces the route for `route.prefix`.
@@ -238,6 +273,37 @@ mod tests {
             f.resolve(&"fd00:c::1".parse().unwrap()),
             Err(FibMiss::NoRoute)
         );
+    }
+
+    #[test]
+    fn a_reject_route_hides_the_shorter_prefixes_under_it() {
+        let mut f = fib();
+        f.add_route(Route {
+            prefix: "198.18.7.0/24".parse().unwrap(),
+            ifindex: REJECT_IFINDEX,
+            gateway: None,
+        });
+        f.set_neighbour(2, "198.18.0.254".parse().unwrap(), mac(0xfe));
+        assert_eq!(
+            f.resolve(&"198.18.7.7".parse().unwrap()),
+            Err(FibMiss::NoRoute)
+        );
+        assert!(f.resolve(&"198.18.8.8".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_removed_interface_takes_its_neighbours_along() {
+        let mut f = fib();
+        let host: IpAddr = "198.19.1.10".parse().unwrap();
+        f.set_neighbour(1, host, mac(0x10));
+        f.set_neighbour(2, "198.18.0.254".parse().unwrap(), mac(0xfe));
+        f.remove_interface(1);
+        assert!(f.interface(1).is_none());
+        assert_eq!(f.neighbour(1, host), None);
+        assert_eq!(f.neighbours().count(), 1);
+        assert_eq!(f.resolve(&host), Err(FibMiss::NoRoute));
+        assert_eq!(f.interfaces().count(), 1);
+        assert_eq!(f.routes().count(), 4);
     }
 
     #[test]

@@ -54,9 +54,44 @@ struct SaCore {
     mode: EspMode,
     udp_encap: Option<UdpEncap>,
     esn: bool,
-    lifetime: Lifetime,
+    lifetime: LifetimeLimits,
     installed_at: u64,
     counters: SaCounters,
+}
+
+/// [`Lifetime`] in atomics (`u64::MAX` = no limit), so the control process
+/// can change an installed SA's limits (IOS responder-lifetime, a rekey
+/// extending the old SA) while workers use it.
+struct LifetimeLimits([AtomicU64; 4]);
+
+impl LifetimeLimits {
+    fn new(l: Lifetime) -> LifetimeLimits {
+        let limits = LifetimeLimits(Default::default());
+        limits.set(l);
+        limits
+    }
+
+    fn set(&self, l: Lifetime) {
+        let v = [
+            l.soft_seconds,
+            l.hard_seconds,
+            l.soft_kilobytes,
+            l.hard_kilobytes,
+        ];
+        for (slot, v) in self.0.iter().zip(v) {
+            slot.store(v.unwrap_or(u64::MAX), Ordering::Relaxed);
+        }
+    }
+
+    fn get(&self) -> Lifetime {
+        let v = |i: usize| Some(self.0[i].load(Ordering::Relaxed)).filter(|&v| v != u64::MAX);
+        Lifetime {
+            soft_seconds: v(0),
+            hard_seconds: v(1),
+            soft_kilobytes: v(2),
+            hard_kilobytes: v(3),
+        }
+    }
 }
 
 impl SaCore {
@@ -81,7 +116,7 @@ impl SaCore {
             mode: params.mode,
             udp_encap: params.udp_encap,
             esn: params.esn,
-            lifetime: params.lifetime,
+            lifetime: LifetimeLimits::new(params.lifetime),
             installed_at: now_secs,
             counters: SaCounters::default(),
         })
@@ -91,7 +126,7 @@ impl SaCore {
         let age = now_secs.saturating_sub(self.installed_at);
         let kb = SaCounters::read(&self.counters.bytes) / 1024;
         let past = |limit: Option<u64>, value: u64| limit.is_some_and(|l| value >= l);
-        let lt = &self.lifetime;
+        let lt = self.lifetime.get();
         if past(lt.hard_seconds, age) || past(lt.hard_kilobytes, kb) {
             LifetimeState::Hard
         } else if past(lt.soft_seconds, age) || past(lt.soft_kilobytes, kb) {
@@ -123,9 +158,20 @@ macro_rules! sa_accessors {
         pub fn counters(&self) -> &SaCounters {
             &self.core.counters
         }
-        /// Checked once per batch by the worker, not per packet.
+        /// Checked by the management thread once a tick, not per packet.
         pub fn lifetime_state(&self, now_secs: u64) -> LifetimeState {
             self.core.lifetime_state(now_secs)
+        }
+        pub fn lifetime(&self) -> Lifetime {
+            self.core.lifetime.get()
+        }
+        /// New limits, counted from the original install time.
+        pub fn set_lifetime(&self, lifetime: Lifetime) {
+            self.core.lifetime.set(lifetime)
+        }
+        /// Dataplane-clock second the SA was installed.
+        pub fn installed_at(&self) -> u64 {
+            self.core.installed_at
         }
     };
 }
@@ -210,6 +256,52 @@ impl InboundSa {
     }
 }
 
+/// Either direction's SA, shared.
+#[derive(Clone)]
+pub enum SaRef {
+    Inbound(Arc<InboundSa>),
+    Outbound(Arc<OutboundSa>),
+}
+
+impl SaRef {
+    pub fn spi(&self) -> u32 {
+        match self {
+            SaRef::Inbound(sa) => sa.spi(),
+            SaRef::Outbound(sa) => sa.spi(),
+        }
+    }
+    pub fn direction(&self) -> Direction {
+        match self {
+            SaRef::Inbound(_) => Direction::Inbound,
+            SaRef::Outbound(_) => Direction::Outbound,
+        }
+    }
+    pub fn counters(&self) -> &SaCounters {
+        match self {
+            SaRef::Inbound(sa) => sa.counters(),
+            SaRef::Outbound(sa) => sa.counters(),
+        }
+    }
+    pub fn lifetime_state(&self, now_secs: u64) -> LifetimeState {
+        match self {
+            SaRef::Inbound(sa) => sa.lifetime_state(now_secs),
+            SaRef::Outbound(sa) => sa.lifetime_state(now_secs),
+        }
+    }
+    pub fn set_lifetime(&self, lifetime: Lifetime) {
+        match self {
+            SaRef::Inbound(sa) => sa.set_lifetime(lifetime),
+            SaRef::Outbound(sa) => sa.set_lifetime(lifetime),
+        }
+    }
+    pub fn installed_at(&self) -> u64 {
+        match self {
+            SaRef::Inbound(sa) => sa.installed_at(),
+            SaRef::Outbound(sa) => sa.installed_at(),
+        }
+    }
+}
+
 /// Fibonacci hashing of a 32-bit SPI: one multiply, good spread for the
 /// random SPIs we allocate.
 #[derive(Default)]
@@ -262,6 +354,31 @@ impl Sadb {
             }
         }
         Ok(())
+    }
+
+    /// Adds an SA built elsewhere (the management thread builds each SA
+    /// once and hands the same `Arc` to every worker, so all workers share
+    /// its sequence number, replay window and counters).
+    pub fn insert_inbound(&mut self, sa: Arc<InboundSa>) -> Result<(), SaError> {
+        if self.inbound.contains_key(&sa.spi()) {
+            return Err(SaError::DuplicateSpi(sa.spi()));
+        }
+        self.inbound.insert(sa.spi(), sa);
+        Ok(())
+    }
+
+    /// Adds or replaces (rekey with the same peer SPI) an outbound SA.
+    pub fn insert_outbound(&mut self, sa: Arc<OutboundSa>) -> Option<Arc<OutboundSa>> {
+        self.outbound.insert(sa.spi(), sa)
+    }
+
+    /// Removes an SA and returns it, so the caller chooses where the last
+    /// reference (and the key material) is dropped.
+    pub fn take(&mut self, direction: Direction, spi: u32) -> Option<SaRef> {
+        match direction {
+            Direction::Inbound => self.inbound.remove(&spi).map(SaRef::Inbound),
+            Direction::Outbound => self.outbound.remove(&spi).map(SaRef::Outbound),
+        }
     }
 
     pub fn remove(&mut self, direction: Direction, spi: u32) -> bool {

@@ -5,19 +5,33 @@
 //! port it leaves by (a frame received on the LAN leaves on the WAN with no
 //! copy: both sockets share the UMEM). No locks, no allocation and at most
 //! one syscall per batch (the TX kick, only when the kernel asks for it).
+//!
+//! A packet the pipeline fragments ([`Action::Fragment`]) becomes several
+//! frames: the worker lends it frames from its free list for the
+//! fragments and queues them where the packet was, so order is kept.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crossbeam_channel::Receiver;
+
 use crate::esp::PacketBuf;
-use crate::io::xsk::{Desc, Umem, XskSocket, FRAME_SIZE};
-use crate::pipeline::{process_batch, Action, PipelineCounters, Tables, MAX_BATCH};
+use crate::io::xsk::{Desc, Umem, XskSocket, FRAME_SIZE, UMEM_HEADROOM, XDP_PACKET_HEADROOM};
+use crate::pipeline::{
+    fragment_frames, process_batch, Action, FragmentJob, PipelineCounters, Tables, MAX_BATCH,
+    MAX_FRAGMENTS,
+};
+use crate::update::TableUpdate;
 
 /// Frames taken from an RX ring per pass.
 pub const RX_BATCH: usize = 64;
 const _: () = assert!(RX_BATCH <= MAX_BATCH);
 /// At most this many ports per worker (LAN and WAN, plus room).
 pub const MAX_PORTS: usize = 4;
+/// Where a packet the worker writes itself (a fragment) starts in its
+/// frame: where the kernel puts received ones, so encapsulation finds the
+/// same headroom.
+const FRESH_FRAME_START: usize = (XDP_PACKET_HEADROOM + UMEM_HEADROOM) as usize;
 
 /// What an idle worker does: spin (benchmarks) or sleep a little longer
 /// each idle turn, up to a bound (labs, so a core is not pinned at 100%).
@@ -38,6 +52,8 @@ pub struct WorkerCounters {
     pub to_kernel_dropped: AtomicU64,
     /// Transmit to an interface this worker has no socket on.
     pub no_port: AtomicU64,
+    /// Table updates applied.
+    pub updates: AtomicU64,
 }
 
 /// One worker's sockets, memory and free frames.
@@ -60,16 +76,25 @@ impl Worker {
         &self.ports
     }
 
-    /// Runs until `stop` is set.
+    /// Runs until `stop` is set, applying the management thread's table
+    /// updates between batches (so an SA install is visible within one
+    /// batch interval).
     pub fn run(
         &mut self,
-        tables: &Tables,
+        tables: &mut Tables,
+        updates: &Receiver<TableUpdate>,
         counters: &WorkerCounters,
         idle: IdlePolicy,
         stop: &AtomicBool,
     ) {
         let mut sleep = Duration::from_micros(1);
         while !stop.load(Ordering::Relaxed) {
+            // An SA the tables let go of is dropped here, between batches;
+            // it is freed only if no other worker still holds it.
+            while let Ok(u) = updates.try_recv() {
+                drop(u.apply(tables));
+                counters.updates.fetch_add(1, Ordering::Relaxed);
+            }
             if self.turn(tables, counters) > 0 {
                 sleep = Duration::from_micros(1);
             } else if let IdlePolicy::Backoff { max_sleep } = idle {
@@ -79,18 +104,29 @@ impl Worker {
         }
     }
 
-    /// One pass over every port; returns how many frames were received.
+    /// One pass over every port; returns how many frames were received
+    /// plus those still waiting to be transmitted (non-zero: stay awake).
     pub fn turn(&mut self, tables: &Tables, counters: &WorkerCounters) -> usize {
-        self.recycle();
+        let pending = self.recycle() as usize;
         let mut received = 0;
         for p in 0..self.ports.len() {
             received += self.poll_port(p, tables, counters);
         }
-        received
+        received + pending
     }
 
-    /// Completed transmissions back to the free list; fill rings topped up.
-    fn recycle(&mut self) {
+    /// Completed transmissions back to the free list; fill rings topped up;
+    /// transmit rings the kernel has not drained kicked again. Returns the
+    /// frames still waiting to be sent (the worker must not doze then).
+    fn recycle(&mut self) -> u32 {
+        let mut pending = 0;
+        for port in &self.ports {
+            let p = port.tx_pending();
+            if p > 0 {
+                port.kick_tx();
+                pending += p;
+            }
+        }
         let mut done = [0u64; RX_BATCH];
         for port in &mut self.ports {
             loop {
@@ -109,6 +145,7 @@ impl Worker {
                 self.free.truncate(self.free.len() - taken);
             }
         }
+        pending
     }
 
     fn poll_port(&mut self, p: usize, tables: &Tables, counters: &WorkerCounters) -> usize {
@@ -145,52 +182,141 @@ impl Worker {
             &counters.pipeline,
         );
 
-        let mut tx = [[Desc {
-            addr: 0,
-            len: 0,
-            options: 0,
-        }; RX_BATCH]; MAX_PORTS];
-        let mut tx_len = [0usize; MAX_PORTS];
+        let mut tx = TxQueues::default();
         for i in 0..n {
-            let out = match actions[i] {
-                Action::Transmit { ifindex } => {
-                    self.ports.iter().position(|s| s.ifindex == ifindex)
+            match actions[i] {
+                Action::Fragment(job) => {
+                    self.fragment(job, &mut frames[i], bases[i], tables, counters, &mut tx)
                 }
-                Action::ToKernel => {
-                    counters.to_kernel_dropped.fetch_add(1, Ordering::Relaxed);
-                    None
-                }
-                Action::Drop(_) => None,
-            };
-            match out {
-                Some(q) if q < MAX_PORTS => {
-                    let f = &frames[i];
-                    tx[q][tx_len[q]] = Desc {
-                        addr: bases[i] + f.start as u64,
-                        len: f.len as u32,
-                        options: 0,
-                    };
-                    tx_len[q] += 1;
-                }
-                other => {
-                    if other.is_some() || matches!(actions[i], Action::Transmit { .. }) {
-                        counters.no_port.fetch_add(1, Ordering::Relaxed);
-                    }
-                    self.free.push(bases[i]);
-                }
+                action => self.queue(&mut tx, action, bases[i], &frames[i], counters),
             }
         }
-        for (q, port) in self.ports.iter_mut().enumerate().take(MAX_PORTS) {
-            if tx_len[q] == 0 {
-                continue;
-            }
-            let sent = port.send(&tx[q][..tx_len[q]]);
-            for d in &tx[q][sent..tx_len[q]] {
-                counters.tx_ring_full.fetch_add(1, Ordering::Relaxed);
-                self.free.push(d.addr & frame_mask);
-            }
-            port.kick_tx();
+        for q in 0..MAX_PORTS {
+            self.flush(&mut tx, q, counters);
         }
         n
+    }
+
+    /// Puts a frame on the TX queue of the port its action names, or back
+    /// on the free list.
+    fn queue(
+        &mut self,
+        tx: &mut TxQueues,
+        action: Action,
+        base: u64,
+        f: &PacketBuf<'_>,
+        counters: &WorkerCounters,
+    ) {
+        let out = match action {
+            Action::Transmit { ifindex } => self.ports.iter().position(|s| s.ifindex == ifindex),
+            Action::ToKernel => {
+                counters.to_kernel_dropped.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Action::Drop(_) | Action::Fragment(_) => None,
+        };
+        match out {
+            Some(q) if q < MAX_PORTS => {
+                if tx.len[q] == RX_BATCH {
+                    self.flush(tx, q, counters);
+                }
+                tx.descs[q][tx.len[q]] = Desc {
+                    addr: base + f.start as u64,
+                    len: f.len as u32,
+                    options: 0,
+                };
+                tx.len[q] += 1;
+            }
+            other => {
+                if other.is_some() || matches!(action, Action::Transmit { .. }) {
+                    counters.no_port.fetch_add(1, Ordering::Relaxed);
+                }
+                self.free.push(base);
+            }
+        }
+    }
+
+    /// Sends a port's queued frames; what the TX ring has no room for is
+    /// dropped back to the free list.
+    fn flush(&mut self, tx: &mut TxQueues, q: usize, counters: &WorkerCounters) {
+        let len = std::mem::take(&mut tx.len[q]);
+        let Some(port) = self.ports.get_mut(q).filter(|_| len > 0) else {
+            return;
+        };
+        let sent = port.send(&tx.descs[q][..len]);
+        let frame_mask = !(u64::from(FRAME_SIZE) - 1);
+        for d in &tx.descs[q][sent..len] {
+            counters.tx_ring_full.fetch_add(1, Ordering::Relaxed);
+            self.free.push(d.addr & frame_mask);
+        }
+        port.kick_tx();
+    }
+
+    /// Lends free frames to the pipeline's fragment pass for one packet
+    /// and queues the fragments in its place; frames it did not use go
+    /// back to the free list.
+    fn fragment(
+        &mut self,
+        job: FragmentJob,
+        frame: &mut PacketBuf<'_>,
+        base: u64,
+        tables: &Tables,
+        counters: &WorkerCounters,
+        tx: &mut TxQueues,
+    ) {
+        let mut addrs = [0u64; MAX_FRAGMENTS];
+        let mut bufs: [PacketBuf<'_>; MAX_FRAGMENTS] =
+            std::array::from_fn(|_| PacketBuf::new(&mut [], 0, 0));
+        addrs[0] = base;
+        bufs[0] = PacketBuf::new(&mut *frame.frame, frame.start, frame.len);
+        let mut lent = 1;
+        while lent < job.count().min(MAX_FRAGMENTS) {
+            let Some(addr) = self.free.pop() else { break };
+            // SAFETY: a frame on the free list is on no ring and in no
+            // other slice; it leaves the list here and returns below or
+            // through TX completion.
+            let Some(chunk) = (unsafe { self.umem.chunk_mut(addr) }) else {
+                self.free.push(addr);
+                break;
+            };
+            addrs[lent] = addr;
+            bufs[lent] = PacketBuf::new(chunk, FRESH_FRAME_START, 0);
+            lent += 1;
+        }
+        let mut actions = [Action::ToKernel; MAX_FRAGMENTS];
+        let used = fragment_frames(
+            tables,
+            job,
+            &mut bufs[..lent],
+            &mut actions[..lent],
+            &counters.pipeline,
+        );
+        for j in 0..lent {
+            if j < used {
+                self.queue(tx, actions[j], addrs[j], &bufs[j], counters);
+            } else {
+                self.free.push(addrs[j]);
+            }
+        }
+    }
+}
+
+/// Descriptors waiting for each port's TX ring, sent when a queue fills
+/// (fragments can outnumber the received frames) and at the end of a batch.
+struct TxQueues {
+    descs: [[Desc; RX_BATCH]; MAX_PORTS],
+    len: [usize; MAX_PORTS],
+}
+
+impl Default for TxQueues {
+    fn default() -> Self {
+        TxQueues {
+            descs: [[Desc {
+                addr: 0,
+                len: 0,
+                options: 0,
+            }; RX_BATCH]; MAX_PORTS],
+            len: [0; MAX_PORTS],
+        }
     }
 }

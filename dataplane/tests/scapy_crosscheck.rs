@@ -9,8 +9,8 @@
 //! This test needs Debian's python3-scapy (`deploy/setup.sh` installs it)
 //! and fails, rather than skips, without it.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+#[path = "common/scapy.rs"]
+mod scapy;
 
 use dataplane::api::EspMode;
 use dataplane::counters::DropCounters;
@@ -114,30 +114,7 @@ fn cases() -> Vec<Case> {
 }
 
 fn run_scapy(input: &Value) -> Vec<Value> {
-    let python = std::env::var("ESPADA_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scapy_esp.py");
-    let mut child = Command::new(&python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {python}: {e} (deploy/setup.sh installs python3-scapy)")
-        });
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "scapy_esp.py failed (is python3-scapy installed? deploy/setup.sh installs it):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("scapy_esp.py output is JSON")
+    scapy::run("scapy_esp.py", input)
 }
 
 #[test]

@@ -62,6 +62,11 @@ fn a_frame_sent_from_the_middle_of_its_chunk_arrives_intact_on_the_peer() {
 
     let umem = Umem::new(256).unwrap();
     let mut sock = XskSocket::new(&umem, None, ia, 0, 256, BindMode::Copy).unwrap();
+    // A second interface on the same UMEM (how a worker serves LAN and
+    // WAN): the kernel takes the bind mode from the first socket.
+    ns.run("ip link add xc type veth peer name xd && ip link set xc up && ip link set xd up");
+    let second = XskSocket::new(&umem, Some(&sock), ns.ifindex("xc"), 0, 256, BindMode::Copy);
+    assert!(second.is_ok(), "shared-UMEM bind: {:?}", second.err());
     // A frame for the peer with an experimental ethertype, at offset 300
     // of chunk 5.
     let mut frame = vec![0u8; 200];

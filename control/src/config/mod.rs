@@ -5,8 +5,13 @@
 //!
 //! ```text
 //! text --lexer--> lines of tokens --parser--> Config (model, spans)
-//!      --compile(resolver)--> Compiled { SaParams, SpdRule, NatRule }
+//!      --compile(resolver)--> Compiled { SaParams, SpdRule, NatRule,
+//!                                        inside/outside interfaces }
 //! ```
+//!
+//! [`Compiled`] is what `espada run` ([`crate::daemon`]) installs in the
+//! dataplane and what its `show` screens describe; `espada config check`
+//! ([`crate::cli`]) stops after compiling.
 //!
 //! - [`lexer`]: lines, tokens with columns, and redaction of key material.
 //! - [`parser`]: the IOS mode machine (global, interface, crypto map, ...)

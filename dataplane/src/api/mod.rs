@@ -85,7 +85,7 @@ pub struct Lifetime {
 }
 
 /// Direction of an SA relative to this gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     Inbound,
     Outbound,

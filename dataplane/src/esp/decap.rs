@@ -230,6 +230,10 @@ fn decap_with_sa(
     };
     SaCounters::add(&c.decaps, 1);
     SaCounters::add(&c.bytes, payload_len as u64);
+    c.last_used.store(
+        crate::clock::now_secs(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     Ok(Decapped::Inner {
         spi: sa.spi(),
         inner_version,

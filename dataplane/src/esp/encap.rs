@@ -230,6 +230,10 @@ fn finish(sa: &OutboundSa, p: &mut PacketBuf<'_>, esp_len: usize) {
     SaCounters::add(&c.encaps, 1);
     SaCounters::add(&c.encrypt, 1);
     SaCounters::add(&c.digest, 1);
+    c.last_used.store(
+        crate::clock::now_secs(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
 }
 
 /// How one packet is laid out around ESP.

@@ -23,6 +23,9 @@ use thiserror::Error;
 
 /// Bytes per UMEM chunk: one page, the usual aligned-mode size.
 pub const FRAME_SIZE: u32 = 4096;
+/// Where the kernel starts a received packet in its chunk, before our own
+/// headroom (`XDP_PACKET_HEADROOM` in `linux/bpf.h`).
+pub const XDP_PACKET_HEADROOM: u32 = 256;
 /// Extra headroom we ask for in front of every received packet, on top of
 /// the kernel's 256: encapsulation needs up to 14 + 40 + 8 + 8 + 16 bytes.
 pub const UMEM_HEADROOM: u32 = 0;
@@ -357,15 +360,14 @@ impl XskSocket {
         let fill = Ring::map(f, &off.fr, ring_size, libc::XDP_UMEM_PGOFF_FILL_RING)?;
         let comp = Ring::map(f, &off.cr, ring_size, libc::XDP_UMEM_PGOFF_COMPLETION_RING)?;
 
-        let mut flags = libc::XDP_USE_NEED_WAKEUP;
-        if mode == BindMode::Copy {
-            flags |= libc::XDP_COPY;
-        }
-        let mut shared_fd = 0;
-        if let Some(first) = first {
-            flags |= libc::XDP_SHARED_UMEM;
-            shared_fd = first.fd.as_raw_fd() as u32;
-        }
+        // A socket sharing another's UMEM must bind with XDP_SHARED_UMEM
+        // alone: the kernel refuses copy/zero-copy/need-wakeup flags there
+        // (EINVAL) and takes them from the first socket.
+        let (flags, shared_fd) = match first {
+            Some(first) => (libc::XDP_SHARED_UMEM, first.fd.as_raw_fd() as u32),
+            None if mode == BindMode::Copy => (libc::XDP_USE_NEED_WAKEUP | libc::XDP_COPY, 0),
+            None => (libc::XDP_USE_NEED_WAKEUP, 0),
+        };
         let sa = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
             sxdp_flags: flags,
@@ -426,6 +428,13 @@ impl XskSocket {
                 )
             };
         }
+    }
+
+    /// Frames queued for transmission that the kernel has not taken yet.
+    /// In copy mode the kernel sends at most 32 per wakeup, so a worker
+    /// keeps kicking while this is non-zero.
+    pub fn tx_pending(&self) -> u32 {
+        self.tx.size - self.tx.free()
     }
 
     /// Gives free chunks to the kernel for receiving; returns how many it took.

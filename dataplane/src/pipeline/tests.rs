@@ -6,11 +6,12 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
 use crate::api::{Direction, EspMode, Lifetime, SaParams};
+use crate::counters::SaCounters;
 use crate::crypto::{AuthAlg, EncAlg};
 use crate::esp::encapsulated_len;
 use crate::route::{Interface, Route};
 use crate::spd::{IpPrefix, PolicyTag, PortRange, SpdRule, TrafficSelector};
-use crate::testkit::{framed, inner_v4, inner_v6, keys, HEADROOM};
+use crate::testkit::{framed, inner_v4, inner_v6, keys, FRAME, HEADROOM};
 use crate::wire::ethernet::EthernetAddress;
 
 const LAN_IF: u32 = 1;
@@ -293,8 +294,11 @@ fn every_refusal_is_an_action_with_its_counter() {
         run(&a, WAN_IF, &frame, &c).0,
         Action::Drop(DropReason::NoSa)
     );
-    // No SA negotiated yet for the rule: IOS drops the first packet.
+    // No SA negotiated yet for the rule: IOS drops the first packet, and
+    // the management thread hears of it (acquire) so IKE can start.
     a.spd.set_sa(1, None);
+    let (acq_tx, acq_rx) = crossbeam_channel::bounded(4);
+    a.acquire = Some(acq_tx);
     let (act, _) = run(
         &a,
         LAN_IF,
@@ -302,6 +306,12 @@ fn every_refusal_is_an_action_with_its_counter() {
         &c,
     );
     assert_eq!(act, Action::Drop(DropReason::NoOutboundSa));
+    let acq = acq_rx.try_recv().expect("an acquire was raised");
+    assert_eq!(acq.flow.dst, ip("198.19.2.10"));
+    assert!(matches!(
+        a.spd.rules()[1].action,
+        PolicyAction::Protect { map, .. } if map == acq.tag
+    ));
     // A destination with no route, one with no neighbour yet.
     a.fib.remove_route(&IpPrefix::any_v4());
     let (act, _) = run(
@@ -320,9 +330,19 @@ fn every_refusal_is_an_action_with_its_counter() {
         ipk.fill_checksum();
         p
     });
+    let (tx, rx) = crossbeam_channel::bounded(4);
+    a.resolve = Some(tx);
     assert_eq!(
         run(&a, LAN_IF, &frame, &c).0,
         Action::Drop(DropReason::NoNeighbour)
+    );
+    // The miss is not silent: the management thread is asked to resolve it.
+    assert_eq!(
+        rx.try_recv(),
+        Ok(NeighbourRequest {
+            ifindex: LAN_IF,
+            addr: ip("198.19.1.10")
+        })
     );
     for r in [
         DropReason::TtlExceeded,
@@ -484,10 +504,13 @@ fn a_packet_too_big_for_the_tunnel_gets_fragmentation_needed_with_the_inner_mtu(
     // A packet of exactly that size goes through.
     let (act, _) = run(&a, LAN_IF, &sized_host_frame(mtu, true), &c);
     assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
-    // Without DF it is dropped and counted (no fragmentation yet).
+    // Without DF it is fragmented instead (tests below follow it further).
     let (act, _) = run(&a, LAN_IF, &sized_host_frame(1480, false), &c);
-    assert_eq!(act, Action::Drop(DropReason::TooBig));
-    assert_eq!(c.drops.get(DropReason::TooBig), 2);
+    assert!(
+        matches!(act, Action::Fragment(job) if job.count() == 2),
+        "{act:?}"
+    );
+    assert_eq!(c.drops.get(DropReason::TooBig), 1);
 }
 
 #[test]
@@ -568,4 +591,291 @@ fn ipv6_hop_limit_expiry_sends_icmpv6_time_exceeded() {
     let icmp = crate::wire::icmpv6::Packet::new_checked(&back[54..]).unwrap();
     assert_eq!(icmp.msg_type(), 3);
     assert!(icmp.verify_checksum(&ip.src_addr(), &ip.dst_addr()));
+}
+
+/// Runs frames through a gateway the way the worker does: the pipeline
+/// over the batch, then, for each frame it fragments, fresh frames lent to
+/// `fragment_frames`. Returns every frame out, fragments in their packet's
+/// place.
+fn run_like_worker(
+    t: &Tables,
+    ifindex: u32,
+    sent: &[Vec<u8>],
+    c: &PipelineCounters,
+) -> Vec<(Action, Vec<u8>)> {
+    let mut bufs: Vec<Vec<u8>> = sent.iter().map(|f| framed(f)).collect();
+    let mut frames: Vec<PacketBuf<'_>> = bufs
+        .iter_mut()
+        .zip(sent)
+        .map(|(b, f)| PacketBuf::new(b, HEADROOM, f.len()))
+        .collect();
+    let mut actions = vec![Action::ToKernel; frames.len()];
+    process_batch(t, ifindex, &mut frames, &mut actions, c);
+    let mut out = Vec::new();
+    for (f, a) in frames.iter_mut().zip(&actions) {
+        let Action::Fragment(job) = *a else {
+            out.push((*a, f.data().to_vec()));
+            continue;
+        };
+        let mut spare = vec![vec![0u8; FRAME]; job.count() - 1];
+        let mut pieces = vec![PacketBuf::new(&mut *f.frame, f.start, f.len)];
+        pieces.extend(spare.iter_mut().map(|b| PacketBuf::new(b, HEADROOM, 0)));
+        let mut acts = vec![Action::ToKernel; pieces.len()];
+        assert_eq!(
+            fragment_frames(t, job, &mut pieces, &mut acts, c),
+            job.count()
+        );
+        out.extend(
+            acts.iter()
+                .zip(&pieces)
+                .map(|(a, p)| (*a, p.data().to_vec())),
+        );
+    }
+    out
+}
+
+/// A host frame of `n` IP bytes from 198.19.1.10 to `dst`.
+fn sized_frame_to(n: usize, df: bool, dst: Ipv4Addr) -> Vec<u8> {
+    let mut f = sized_host_frame(n, df);
+    let mut ip = ipv4::Packet::new_unchecked(&mut f[14..]);
+    ip.set_dst_addr(dst);
+    ip.fill_checksum();
+    f
+}
+
+fn set_mtu(t: &mut Tables, ifindex: u32, mtu: u16) {
+    let mut iface = t.fib.interface(ifindex).unwrap().clone();
+    iface.mtu = mtu;
+    t.fib.add_interface(iface);
+}
+
+/// Reassembles IPv4 fragments as the destination host would and checks
+/// each header on the way; returns the header fields of the first and the
+/// whole payload.
+fn reassemble(frags: &[Vec<u8>]) -> (ipv4::Repr, Vec<u8>) {
+    let mut pieces: Vec<(u16, bool, Vec<u8>)> = frags
+        .iter()
+        .map(|f| {
+            let ip = ipv4::Packet::new_checked(&f[..]).unwrap();
+            assert!(ip.verify_checksum());
+            (ip.frag_offset(), ip.more_frags(), ip.payload().to_vec())
+        })
+        .collect();
+    pieces.sort_by_key(|p| p.0);
+    let mut data = Vec::new();
+    for (i, (offset, more, bytes)) in pieces.iter().enumerate() {
+        assert_eq!(usize::from(*offset), data.len(), "no gap, no overlap");
+        assert_eq!(*more, i + 1 < pieces.len(), "MF on all but the last");
+        data.extend_from_slice(bytes);
+    }
+    let first = frags
+        .iter()
+        .find(|f| ipv4::Packet::new_checked(&f[..]).unwrap().frag_offset() == 0)
+        .unwrap();
+    let repr = ipv4::Repr::parse(&ipv4::Packet::new_checked(&first[..]).unwrap()).unwrap();
+    (repr, data)
+}
+
+#[test]
+fn a_1500_byte_packet_without_df_crosses_the_tunnel_as_two_esp_packets_that_reassemble() {
+    let (a, b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
+    let sent = sized_host_frame(1500, false);
+    let out = run_like_worker(&a, LAN_IF, std::slice::from_ref(&sent), &ca);
+    assert_eq!(out.len(), 2, "fragmented before encryption into two");
+    let mut inner = Vec::new();
+    for (act, wire) in &out {
+        assert_eq!(*act, Action::Transmit { ifindex: WAN_IF });
+        let outer = ipv4::Packet::new_checked(&wire[14..]).unwrap();
+        assert!(wire.len() - 14 <= 1500, "each ESP packet fits the WAN");
+        assert_eq!(outer.protocol(), ip_proto::ESP);
+        assert!(!outer.is_fragment(), "no outer fragmentation");
+        let at_b = eth_frame(mac(0x22), mac(0xfe), ethernet::ethertype::IPV4, &wire[14..]);
+        let (act, delivered) = run(&b, WAN_IF, &at_b, &cb);
+        assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+        inner.push(delivered[14..].to_vec());
+    }
+    // B forwards the two inner fragments; the host reassembles them.
+    let (repr, data) = reassemble(&inner);
+    assert_eq!(&data[..], &sent[14 + 20..], "payload arrives whole");
+    // Sent with TTL 63, decremented once by each gateway.
+    assert_eq!((repr.ident, repr.ttl, repr.dscp_ecn), (7, 61, 0xb8));
+    assert_eq!(ca.fragmented.load(Ordering::Relaxed), 1);
+    assert_eq!(ca.fragments.load(Ordering::Relaxed), 2);
+    assert_eq!(ca.encapsulated.load(Ordering::Relaxed), 2);
+    assert_eq!(ca.tx.load(Ordering::Relaxed), 2);
+    assert_eq!(cb.decapsulated.load(Ordering::Relaxed), 2);
+    assert_eq!(ca.drops.total() + cb.drops.total(), 0);
+    let sa = a.sadb.outbound(0x1000).unwrap();
+    assert_eq!(SaCounters::read(&sa.counters().encaps), 2);
+}
+
+#[test]
+fn with_df_the_oversized_packet_still_gets_fragmentation_needed_and_no_fragments() {
+    let a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    let out = run_like_worker(&a, LAN_IF, &[sized_host_frame(1500, true)], &c);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, Action::Transmit { ifindex: LAN_IF });
+    let (ty, code, rest, _) = icmp_back(&out[0].1);
+    assert_eq!((ty, code), (3, 4));
+    let sa = a.sadb.outbound(0x1000).unwrap();
+    assert_eq!(rest & 0xffff, inner_mtu(sa, 1500) as u32);
+    assert_eq!(c.fragments.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn fragments_keep_their_packets_place_in_a_mixed_batch() {
+    let a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    let small = host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64);
+    let batch = [
+        small.clone(),
+        sized_host_frame(1500, false),
+        sized_frame_to(1500, false, Ipv4Addr::new(198, 19, 2, 99)),
+        small,
+    ];
+    let out = run_like_worker(&a, LAN_IF, &batch, &c);
+    let kinds: Vec<(usize, u8)> = out
+        .iter()
+        .map(|(act, f)| {
+            assert_eq!(*act, Action::Transmit { ifindex: WAN_IF });
+            (f.len() - 14, f[14 + 9])
+        })
+        .collect();
+    let esp_len = |n| encapsulated_len(a.sadb.outbound(0x1000).unwrap(), n);
+    assert_eq!(
+        kinds,
+        vec![
+            (esp_len(68), ip_proto::ESP),
+            (esp_len(1436), ip_proto::ESP),
+            (esp_len(84), ip_proto::ESP),
+            // The bypassed one fits the WAN's 1500 as it is.
+            (1500, ip_proto::UDP),
+            (esp_len(68), ip_proto::ESP),
+        ]
+    );
+}
+
+#[test]
+fn bypass_traffic_larger_than_the_next_link_is_fragmented_without_df() {
+    let mut a = gateway(1, 0x1000, 0x2000);
+    set_mtu(&mut a, WAN_IF, 1400);
+    let c = PipelineCounters::default();
+    let sent = sized_frame_to(1500, false, Ipv4Addr::new(198, 19, 2, 99));
+    let out = run_like_worker(&a, LAN_IF, std::slice::from_ref(&sent), &c);
+    assert_eq!(out.len(), 2);
+    for (act, f) in &out {
+        assert_eq!(*act, Action::Transmit { ifindex: WAN_IF });
+        assert!(f.len() - 14 <= 1400);
+        assert_eq!(&f[..6], &mac(0xfe).0, "to the WAN router");
+    }
+    let frags: Vec<Vec<u8>> = out.iter().map(|(_, f)| f[14..].to_vec()).collect();
+    let (repr, data) = reassemble(&frags);
+    assert_eq!(&data[..], &sent[14 + 20..]);
+    assert_eq!((repr.protocol, repr.ttl), (ip_proto::UDP, 62));
+    assert_eq!(c.bypassed.load(Ordering::Relaxed), 2);
+    assert_eq!(c.fragments.load(Ordering::Relaxed), 2);
+    // With DF the sender learns the link's MTU instead.
+    let out = run_like_worker(
+        &a,
+        LAN_IF,
+        &[sized_frame_to(1500, true, Ipv4Addr::new(198, 19, 2, 99))],
+        &c,
+    );
+    assert_eq!(out.len(), 1);
+    let (ty, code, rest, _) = icmp_back(&out[0].1);
+    assert_eq!((ty, code, rest & 0xffff), (3, 4, 1400));
+}
+
+#[test]
+fn decapsulated_traffic_larger_than_the_inside_link_is_fragmented_without_df() {
+    let (a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    set_mtu(&mut b, LAN_IF, 1000);
+    let c = PipelineCounters::default();
+    let out = run_like_worker(&a, LAN_IF, &[sized_host_frame(1400, false)], &c);
+    assert_eq!(out.len(), 1, "fits the tunnel");
+    let at_b = eth_frame(
+        mac(0x22),
+        mac(0xfe),
+        ethernet::ethertype::IPV4,
+        &out[0].1[14..],
+    );
+    let delivered = run_like_worker(&b, WAN_IF, &[at_b], &c);
+    assert_eq!(delivered.len(), 2);
+    let frags: Vec<Vec<u8>> = delivered
+        .iter()
+        .map(|(act, f)| {
+            assert_eq!(*act, Action::Transmit { ifindex: LAN_IF });
+            assert!(f.len() - 14 <= 1000);
+            f[14..].to_vec()
+        })
+        .collect();
+    let sent = sized_host_frame(1400, false);
+    assert_eq!(reassemble(&frags).1, &sent[14 + 20..]);
+}
+
+#[test]
+fn too_few_free_frames_drop_the_packet_and_count_it() {
+    let a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    let sent = sized_host_frame(1500, false);
+    let mut buf = framed(&sent);
+    let mut frames = [PacketBuf::new(&mut buf, HEADROOM, sent.len())];
+    let mut actions = [Action::ToKernel];
+    process_batch(&a, LAN_IF, &mut frames, &mut actions, &c);
+    let Action::Fragment(job) = actions[0] else {
+        panic!("{:?}", actions[0]);
+    };
+    // The worker's free list is empty: only the frame itself.
+    assert_eq!(fragment_frames(&a, job, &mut frames, &mut actions, &c), 1);
+    assert_eq!(actions[0], Action::Drop(DropReason::NoFreeFrame));
+    assert_eq!(c.drops.get(DropReason::NoFreeFrame), 1);
+    assert_eq!(c.fragments.load(Ordering::Relaxed), 0);
+    assert_eq!(fragment_frames(&a, job, &mut [], &mut [], &c), 0);
+}
+
+#[test]
+fn fresh_frames_without_room_for_a_fragment_leave_the_packet_dropped_not_cut() {
+    let a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    let sent = sized_host_frame(1500, false);
+    let mut buf = framed(&sent);
+    let mut tiny = vec![0u8; HEADROOM + 40];
+    let mut frames = [
+        PacketBuf::new(&mut buf, HEADROOM, sent.len()),
+        PacketBuf::new(&mut tiny, HEADROOM, 0),
+    ];
+    let mut actions = [Action::ToKernel; 2];
+    process_batch(&a, LAN_IF, &mut frames[..1], &mut actions[..1], &c);
+    let Action::Fragment(job) = actions[0] else {
+        panic!("{:?}", actions[0]);
+    };
+    assert_eq!(fragment_frames(&a, job, &mut frames, &mut actions, &c), 1);
+    assert_eq!(actions[0], Action::Drop(DropReason::NoRoom));
+    assert_eq!(frames[0].len, 1500, "the packet was not cut");
+}
+
+#[test]
+fn an_ipv6_packet_too_big_for_the_tunnel_gets_packet_too_big_never_fragments() {
+    let a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    let mut p = inner_v6(1500 - 48);
+    {
+        let mut ip = ipv6::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr("fd00:1::10".parse().unwrap());
+        ip.set_dst_addr("fd00:2::10".parse().unwrap());
+    }
+    let frame = eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV6, &p);
+    let out = run_like_worker(&a, LAN_IF, &[frame], &c);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, Action::Transmit { ifindex: LAN_IF });
+    let back = &out[0].1;
+    let icmp = crate::wire::icmpv6::Packet::new_checked(&back[54..]).unwrap();
+    let sa = a.sadb.outbound(0x1000).unwrap();
+    assert_eq!(
+        (icmp.msg_type(), icmp.rest_of_header()),
+        (2, inner_mtu(sa, 1500) as u32)
+    );
+    assert_eq!(c.fragments.load(Ordering::Relaxed), 0);
 }

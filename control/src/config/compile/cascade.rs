@@ -31,6 +31,17 @@ pub(super) fn acl_lines(acl: &Acl) -> Vec<AclLine> {
         .collect()
 }
 
+/// Every IPv4 flow (`ip any any`).
+pub(super) fn any_v4() -> TrafficSelector {
+    TrafficSelector {
+        src: IpPrefix::any_v4(),
+        dst: IpPrefix::any_v4(),
+        proto: None,
+        src_ports: PortRange::ANY,
+        dst_ports: PortRange::ANY,
+    }
+}
+
 /// One entry of an IOS first-match chain: its ACL lines and what a permit
 /// line does.
 pub(super) struct Stage<A> {

@@ -13,10 +13,17 @@ use super::super::model::{
     TransformMode, TransformSet,
 };
 use super::super::resolve::local_address_for;
-use super::cascade::{acl_lines, cascade, AclLine, Stage, MAX_RULES};
+use super::cascade::{acl_lines, any_v4, cascade, AclLine, Stage, MAX_RULES};
 use super::{CompiledEntry, Cx};
 
-type MapOutput = (Vec<SaParams>, Vec<SpdRule>, Vec<CompiledEntry>, Vec<String>);
+/// What the crypto maps compile to; see [`super::Compiled`].
+pub(super) struct MapOutput {
+    pub(super) sas: Vec<SaParams>,
+    pub(super) spd: Vec<SpdRule>,
+    pub(super) entries: Vec<CompiledEntry>,
+    pub(super) map_names: Vec<String>,
+    pub(super) outside: Option<String>,
+}
 
 struct DoneEntry {
     sas: Vec<SaParams>,
@@ -52,11 +59,28 @@ impl<'c> Cx<'c> {
                 );
                 continue;
             }
+            if let Some((_, first)) = applied.first() {
+                // The dataplane has one outside (ESP) interface.
+                let msg = format!(
+                    "crypto maps on two interfaces ({} and {}) are not supported yet: the \
+                     dataplane serves one outside interface",
+                    first.name, iface.name
+                );
+                self.error(ErrorKind::NotSupportedYet, map.span, &map.value, msg);
+                continue;
+            }
             applied.push((&map.value, iface));
         }
+        // A map an interface names but that was refused above has its
+        // error already; only a map no interface names is unapplied.
+        let named = |map: &str| {
+            cfg.interfaces
+                .iter()
+                .any(|i| i.crypto_map.as_ref().is_some_and(|m| m.value == map))
+        };
         let mut unapplied: Vec<&str> = Vec::new();
         for e in &cfg.crypto_maps {
-            if !applied.iter().any(|(m, _)| *m == e.name) && !unapplied.contains(&e.name.as_str()) {
+            if !named(&e.name) && !unapplied.contains(&e.name.as_str()) {
                 unapplied.push(&e.name);
                 if matches!(e.kind, CryptoMapKind::Manual(_)) {
                     self.error(
@@ -124,7 +148,13 @@ impl<'c> Cx<'c> {
                 Vec::new()
             }
         };
-        (sas, spd, entries, map_names)
+        MapOutput {
+            sas,
+            spd,
+            entries,
+            map_names,
+            outside: applied.first().map(|(_, i)| i.name.clone()),
+        }
     }
 
     /// Checks one manual entry and builds its SAs; `None` after reporting
@@ -235,6 +265,11 @@ impl<'c> Cx<'c> {
             lifetime: Lifetime::default(),
         };
         let acl_lines = acl_lines(acl);
+        let proxy = acl_lines
+            .iter()
+            .find(|(action, _, _)| *action == AclAction::Permit)
+            .or(acl_lines.first())
+            .map_or_else(any_v4, |(_, selector, _)| *selector);
         Some(DoneEntry {
             sas: vec![sa(inb, Direction::Inbound), sa(outb, Direction::Outbound)],
             acl_lines,
@@ -249,6 +284,7 @@ impl<'c> Cx<'c> {
                 transform_set: ts.name.clone(),
                 inbound_spi: inb.spi.value,
                 outbound_spi: outb.spi.value,
+                proxy,
             },
         })
     }

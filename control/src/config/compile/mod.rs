@@ -1,6 +1,7 @@
 //! From the IOS model to what the dataplane installs: SAs from
 //! `ipsec-manual` crypto map entries, SPD rules from their ACLs, NAT rules
-//! from `ip nat inside source`.
+//! from `ip nat inside source`, and the interfaces it runs on (the one
+//! carrying the crypto map outside, the other live ones inside).
 //!
 //! ACL semantics follow IOS. In a crypto ACL, `permit` means "protect with
 //! this entry" and `deny` means "not with this entry": the packet goes on
@@ -18,7 +19,7 @@
 //! and be locked out by our window.
 //!
 //! - this module: [`compile`], [`Compiled`], the shared checks (interfaces,
-//!   SPIs, IKE items);
+//!   SPIs, IKE items) and the dataplane's inside interfaces;
 //! - `crypto_map`: the `ipsec-manual` entries, their SAs and key checks;
 //! - `nat`: `ip nat inside source` statements;
 //! - `cascade`: flattening IOS deny semantics into first-match lists.
@@ -31,10 +32,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use dataplane::api::{NatRule, SaParams};
-use dataplane::spd::{PolicyTag, SpdRule};
+use dataplane::spd::{PolicyTag, SpdRule, TrafficSelector};
 
 use super::error::{ConfigError, ErrorKind, Span, Warning};
-use super::model::{Config, CryptoMapKind};
+use super::model::{Config, CryptoMapKind, NatSide};
 use super::resolve::{InterfaceResolver, ResolvedInterface};
 
 pub use cascade::intersect;
@@ -53,6 +54,14 @@ pub struct Compiled {
     pub entries: Vec<CompiledEntry>,
     /// Crypto map names, indexed by [`PolicyTag::map`].
     pub map_names: Vec<String>,
+    /// The interface that carries the crypto map: the dataplane's outside
+    /// (ESP) interface; `None` when no crypto map is applied. One at most:
+    /// the dataplane serves one outside interface.
+    pub outside: Option<String>,
+    /// The interfaces the dataplane forwards clear traffic on: every
+    /// configured interface without a crypto map that is neither shut down,
+    /// `ip nat outside` nor a tunnel interface, in file order.
+    pub inside: Vec<String>,
     /// Parse and compile warnings, in line order.
     pub warnings: Vec<Warning>,
 }
@@ -70,6 +79,11 @@ pub struct CompiledEntry {
     pub transform_set: String,
     pub inbound_spi: u32,
     pub outbound_spi: u32,
+    /// The proxy identities `show crypto ipsec sa` prints as `local ident`
+    /// (source) and `remote ident` (destination): the first permit line of
+    /// the entry's ACL (its first line if none permits; any IPv4 if it is
+    /// empty).
+    pub proxy: TrafficSelector,
 }
 
 /// Checks every cross reference and compiles `cfg`, resolving interfaces
@@ -88,19 +102,21 @@ pub fn compile(
     cx.ike_not_supported();
     cx.spi_uniqueness();
     let out = cx.crypto_maps();
+    let inside = cx.inside_interfaces();
     let nat = cx.nat();
     cx.warnings.sort_by_key(|w| w.span);
     if !cx.errors.is_empty() {
         cx.errors.sort_by_key(|e| e.span);
         return Err(cx.errors);
     }
-    let (sas, spd, entries, map_names) = out;
     Ok(Compiled {
-        sas,
-        spd,
+        sas: out.sas,
+        spd: out.spd,
         nat,
-        entries,
-        map_names,
+        entries: out.entries,
+        map_names: out.map_names,
+        outside: out.outside,
+        inside,
         warnings: cx.warnings,
     })
 }
@@ -228,6 +244,23 @@ impl<'c> Cx<'c> {
                 ),
             );
         }
+    }
+
+    /// The dataplane's inside interfaces (see [`Compiled::inside`]), each
+    /// resolved so that one the kernel lacks is reported here rather than
+    /// when the dataplane fails to start.
+    fn inside_interfaces(&mut self) -> Vec<String> {
+        let mut inside = Vec::new();
+        for i in &self.cfg.interfaces {
+            let nat_outside = matches!(&i.nat, Some(n) if n.value == NatSide::Outside);
+            if i.crypto_map.is_some() || i.shutdown || nat_outside || i.tunnel.span().is_some() {
+                continue;
+            }
+            if self.resolve(&i.name, i.span).is_some() {
+                inside.push(i.name.clone());
+            }
+        }
+        inside
     }
 
     /// Manual SPIs must be unique per direction: the dataplane finds an

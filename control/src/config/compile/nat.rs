@@ -4,11 +4,10 @@
 use std::net::IpAddr;
 
 use dataplane::api::{NatAction, NatRule};
-use dataplane::spd::{IpPrefix, PortRange, TrafficSelector};
 
 use super::super::error::{ErrorKind, Spanned};
 use super::super::model::{AclAction, AclKind, NatSelector, NatSide};
-use super::cascade::{acl_lines, cascade, AclLine, Stage, MAX_RULES};
+use super::cascade::{acl_lines, any_v4, cascade, AclLine, Stage, MAX_RULES};
 use super::Cx;
 
 impl<'c> Cx<'c> {
@@ -128,14 +127,7 @@ impl<'c> Cx<'c> {
         for r in entries {
             let mut lines = Vec::new();
             if r.match_acls.is_empty() {
-                let any = TrafficSelector {
-                    src: IpPrefix::any_v4(),
-                    dst: IpPrefix::any_v4(),
-                    proto: None,
-                    src_ports: PortRange::ANY,
-                    dst_ports: PortRange::ANY,
-                };
-                lines.push((AclAction::Permit, any, r.span));
+                lines.push((AclAction::Permit, any_v4(), r.span));
             }
             for acl in &r.match_acls {
                 match self.nat_acl(acl) {

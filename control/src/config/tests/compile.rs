@@ -104,74 +104,130 @@ fn the_lab_config_of_gateway_a_compiles_to_exact_sas_and_rules() {
         local: ip("198.18.0.1"),
         remote: ip("198.18.1.1"),
     };
-    let v6 = EspMode::Tunnel {
-        local: ip("fd00:1::1"),
-        remote: ip("fd00:2::1"),
-    };
+    let cbc_sha = (EncAlg::AesCbc128, AuthAlg::HmacSha1_96);
     assert_eq!(c.sas.len(), 4);
-    let (cbc, sha, gcm) = (
-        EncAlg::AesCbc128,
-        AuthAlg::HmacSha1_96,
-        EncAlg::AesGcm128(GcmIcv::B16),
-    );
     assert_sa(
         &c.sas[0],
-        (4096, Direction::Inbound),
-        (cbc, sha),
+        (4097, Direction::Inbound),
+        cbc_sha,
         (
-            "987a26580a5daeed9c6f4a0939c0e9d2",
-            "729435212d3f2443c29f04a91d60efa3484eba53",
+            "2b7e151628aed2a6abf7158809cf4f3c",
+            "6c6d6e6f707172737475767778797a7b7c7d7e7f",
         ),
         v4,
     );
     assert_sa(
         &c.sas[1],
-        (4097, Direction::Outbound),
-        (cbc, sha),
+        (4096, Direction::Outbound),
+        cbc_sha,
         (
-            "de3508b3286bd54c294771be15bc7279",
-            "4ef7c0e4fc74fc81622295df15eba290ef8045c6",
+            "000102030405060708090a0b0c0d0e0f",
+            "101112131415161718191a1b1c1d1e1f20212223",
+        ),
+        v4,
+    );
+    // IPv6 LAN traffic rides the same IPv4 tunnel endpoints.
+    assert_sa(
+        &c.sas[2],
+        (6145, Direction::Inbound),
+        cbc_sha,
+        (
+            "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf",
+            "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3",
         ),
         v4,
     );
     assert_sa(
-        &c.sas[2],
-        (6144, Direction::Inbound),
-        (gcm, AuthAlg::None),
-        ("356868b1ea91fa7ccb5182307e269a5e978f9a72", ""),
-        v6,
-    );
-    assert_sa(
         &c.sas[3],
-        (6145, Direction::Outbound),
-        (gcm, AuthAlg::None),
-        ("33339fb5c1dc3c2c81f4cf8001fb75f2ee2cb27b", ""),
-        v6,
+        (6144, Direction::Outbound),
+        cbc_sha,
+        (
+            "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf",
+            "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3",
+        ),
+        v4,
     );
     assert_eq!(
         c.spd,
         [
             SpdRule {
                 selector: sel("198.19.1.0/24", "198.19.2.0/24"),
-                action: protect(4097, 10),
+                action: protect(4096, 10),
             },
             SpdRule {
                 selector: sel("fd00:a::/64", "fd00:b::/64"),
-                action: protect(6145, 20),
+                action: protect(6144, 20),
             },
         ]
     );
-    assert!(c.nat.is_empty());
-    assert_eq!(c.map_names, ["LAB"]);
+    // NAT: the VPN traffic is exempt first, the rest of the LAN is PAT'd
+    // to a-wan's address (seed 003's NAT exemption).
+    assert_eq!(
+        c.nat,
+        [
+            NatRule {
+                selector: sel("198.19.1.0/24", "198.19.2.0/24"),
+                action: NatAction::Exempt,
+            },
+            NatRule {
+                selector: sel("198.19.1.0/24", "0.0.0.0/0"),
+                action: pat(),
+            },
+        ]
+    );
+    assert_eq!(c.map_names, ["VPN"]);
+    assert_eq!(c.outside.as_deref(), Some("a-wan"));
+    assert_eq!(c.inside, ["a-lan"]);
     let e = &c.entries[1];
     assert_eq!(
         (e.seq, e.interface.as_str(), e.ifindex, e.local, e.peer),
-        (20, "a-wan", 3, ip("fd00:1::1"), ip("fd00:2::1"))
+        (20, "a-wan", 3, ip("198.18.0.1"), ip("198.18.1.1"))
     );
+    assert_eq!((e.inbound_spi, e.outbound_spi), (6145, 6144));
+    assert_eq!(e.proxy, sel("fd00:a::/64", "fd00:b::/64"));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     // Keys stay out of Debug output, compiled or parsed.
-    assert!(!format!("{c:?}").contains("987a"));
-    assert!(!format!("{:?}", parse_ok(LAB_A)).contains("987a"));
+    assert!(!format!("{c:?}").contains("2b7e"));
+    assert!(!format!("{:?}", parse_ok(LAB_A)).contains("2b7e"));
+}
+
+#[test]
+fn gcm_keys_with_their_salt_compile_to_an_ipv6_tunnel() {
+    let src = "crypto ipsec transform-set AES128-GCM esp-gcm 128
+               ipv6 access-list LAB-V6
+ permit ipv6 fd00:a::/64 fd00:b::/64
+               crypto map LAB 20 ipsec-manual
+ set peer fd00:2::1
+ set transform-set AES128-GCM
+ match address LAB-V6
+               \x20set session-key inbound esp 6144 cipher 356868b1ea91fa7ccb5182307e269a5e978f9a72
+               \x20set session-key outbound esp 6145 cipher 33339fb5c1dc3c2c81f4cf8001fb75f2ee2cb27b
+               interface a-wan
+ crypto map LAB
+";
+    let c = compile_ok(src);
+    let v6 = EspMode::Tunnel {
+        local: ip("fd00:1::1"),
+        remote: ip("fd00:2::1"),
+    };
+    let gcm = (EncAlg::AesGcm128(GcmIcv::B16), AuthAlg::None);
+    assert_sa(
+        &c.sas[0],
+        (6144, Direction::Inbound),
+        gcm,
+        ("356868b1ea91fa7ccb5182307e269a5e978f9a72", ""),
+        v6,
+    );
+    assert_sa(
+        &c.sas[1],
+        (6145, Direction::Outbound),
+        gcm,
+        ("33339fb5c1dc3c2c81f4cf8001fb75f2ee2cb27b", ""),
+        v6,
+    );
+    assert_eq!(c.spd[0].action, protect(6145, 20));
+    // a-lan is not in this config, so the dataplane has no inside yet.
+    assert!(c.inside.is_empty());
 }
 
 #[test]
@@ -365,6 +421,56 @@ fn undefined_acls_maps_and_unapplied_maps_are_errors() {
         ]
     );
     assert_eq!(e[0].message, "access list 101 is not defined");
+    assert_eq!(e[0].source_line, " match address 101");
+}
+
+#[test]
+fn crypto_maps_on_two_interfaces_are_not_supported_yet() {
+    // The dataplane serves one outside interface.
+    let src =
+        format!("{MANUAL}access-list 101 permit ip any any\naccess-list 102 permit ip any any\n")
+            .replace(
+                "crypto map M 20 ipsec-manual",
+                "crypto map N 20 ipsec-manual",
+            )
+            + "interface a-lan\n crypto map N\n";
+    let e = compile_errs(&src);
+    assert_eq!(where_(&e), [(19, 13, ErrorKind::NotSupportedYet)]);
+    assert!(
+        e[0].message
+            .starts_with("crypto maps on two interfaces (a-wan and a-lan)"),
+        "{}",
+        e[0].message
+    );
+}
+
+#[test]
+fn inside_interfaces_are_every_other_live_one_and_must_exist() {
+    let src = format!(
+        "{MANUAL}access-list 101 permit ip any any\naccess-list 102 permit ip any any\n\
+         interface a-lan\n ip nat inside\n\
+         interface a-dmz\n shutdown\n\
+         interface a-up\n ip nat outside\n"
+    );
+    let cfg = parse_ok(&src);
+    // gw_a's kernel has a-lan and a-wan only; shut and NAT-outside
+    // interfaces are not the dataplane's, so they need not exist.
+    let c = compile(&cfg, &kernel_a).unwrap();
+    assert_eq!(c.outside.as_deref(), Some("a-wan"));
+    assert_eq!(c.inside, ["a-lan"]);
+    let e = compile(&cfg, &|n: &str| {
+        if n == "a-lan" {
+            None
+        } else {
+            kernel_a(n)
+        }
+    })
+    .unwrap_err();
+    assert_eq!(where_(&e), [(18, 1, ErrorKind::Environment)]);
+    assert_eq!(
+        e[0].message,
+        "interface a-lan does not exist on this machine"
+    );
 }
 
 #[test]
@@ -489,6 +595,30 @@ fn transport_mode_transform_sets_give_transport_sas() {
             );
     let c = compile_ok(&src);
     assert!(c.sas.iter().all(|s| s.mode == EspMode::Transport));
+}
+
+#[test]
+fn ike_keyrings_and_tunnel_interfaces_say_not_supported_yet_at_their_column() {
+    for (src, col, what) in [
+        (
+            "crypto ikev2 keyring K\n",
+            1,
+            "crypto ikev2 keyring K is not supported yet",
+        ),
+        (
+            "interface Tunnel0\n tunnel mode ipsec ipv4\n",
+            2,
+            "interface Tunnel0: tunnel interfaces (VTI, tunnel protection) are not supported yet",
+        ),
+    ] {
+        let e = compile_errs(src);
+        assert_eq!(
+            where_(&e),
+            [(e[0].span.line, col, ErrorKind::NotSupportedYet)],
+            "{src}"
+        );
+        assert!(e[0].message.starts_with(what), "{}", e[0].message);
+    }
 }
 
 #[test]

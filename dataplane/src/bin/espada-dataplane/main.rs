@@ -1,6 +1,11 @@
-//! `espada-dataplane`: the packet-path process. The AF_XDP workers and the
-//! control socket arrive with the dataplane issue; today the binary reports
-//! what this build supports so operators can check an installation.
+//! `espada-dataplane`: the packet-path process. `run` attaches the XDP
+//! steering program, starts one pinned poll-mode worker per core and
+//! serves the control socket until SIGINT or SIGTERM.
+
+mod kernel;
+mod options;
+mod run;
+mod steer;
 
 use mimalloc::MiMalloc;
 
@@ -26,9 +31,9 @@ fn main() -> anyhow::Result<()> {
                 println!("integrity  {}", a.ios_name());
             }
         }
+        Some("run") => run::run(options::RunOptions::parse(&args[1..])?)?,
         _ => {
-            eprintln!("usage: espada-dataplane --version | suites");
-            eprintln!("(the AF_XDP packet path is not built yet)");
+            eprintln!("{}", options::USAGE);
             std::process::exit(2);
         }
     }

@@ -1,0 +1,491 @@
+//! `espada run`: start (or find) the dataplane, install what the config
+//! compiled to ([`Compiled`]: SAs, SPD and NAT rules), then serve `show`
+//! commands and log the dataplane's events until stopped. The dataplane is
+//! a separate process in its own session: stopping or restarting `espada`
+//! leaves installed SAs forwarding, and a restarted `espada` installs only
+//! what is missing (re-adding an SA would reset its sequence number and
+//! replay window).
+
+use std::collections::HashSet;
+use std::fs::OpenOptions;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use dataplane::api::{Direction, EspMode, Event, Request, SaCounts};
+use dataplane::counters::DropReason;
+use dataplane::spd::{IpPrefix, PortRange};
+
+use crate::cliserver::CliListener;
+use crate::config::Compiled;
+use crate::dpclient::{DataplaneClient, DpError};
+use crate::show::{self, EspSaView, Ident, IpsecSaView};
+
+/// How `espada run` finds or starts the dataplane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonOptions {
+    /// Holds `dataplane.sock`, `espada.sock` and `dataplane.log`.
+    pub run_dir: PathBuf,
+    /// Extra `espada-dataplane run` flags (`--cores 0,1 --idle busy`).
+    pub dataplane_args: Vec<String>,
+    /// Install, print what was done, and exit (the dataplane keeps running).
+    pub once: bool,
+}
+
+impl DaemonOptions {
+    pub fn dataplane_socket(&self) -> PathBuf {
+        self.run_dir.join("dataplane.sock")
+    }
+    pub fn cli_socket(&self) -> PathBuf {
+        self.run_dir.join("espada.sock")
+    }
+}
+
+/// The run directory, created 0700 if missing.
+pub fn prepare_run_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("chmod 700 {}", dir.display()))?;
+    Ok(())
+}
+
+/// Connects to a running dataplane, or starts one for the config's
+/// interfaces ([`Compiled::inside`], [`Compiled::outside`]) and waits for
+/// its socket.
+pub fn ensure_dataplane(o: &DaemonOptions, c: &Compiled) -> Result<DataplaneClient> {
+    let sock = o.dataplane_socket();
+    if let Ok(c) = DataplaneClient::connect(&sock) {
+        println!(
+            "espada: using the running dataplane ({}) at {}",
+            c.dataplane_version,
+            sock.display()
+        );
+        return Ok(c);
+    }
+    let Some(outside) = &c.outside else {
+        bail!("no interface carries a crypto map: nothing for the dataplane to protect");
+    };
+    if c.inside.is_empty() {
+        bail!("no inside interface: configure an interface without a crypto map (the LAN side)");
+    }
+    let exe = std::env::current_exe().context("locating the espada binary")?;
+    let bin = exe.with_file_name("espada-dataplane");
+    let log_path = o.run_dir.join("dataplane.log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let mut cmd = Command::new(&bin);
+    cmd.arg("run")
+        .arg("--inside")
+        .arg(c.inside.join(","))
+        .arg("--outside")
+        .arg(outside)
+        .arg("--socket")
+        .arg(&sock)
+        .args(&o.dataplane_args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; it detaches the dataplane from
+    // our session so it outlives us (and our terminal's signals).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    // Scripts stop the dataplane by this PID, never by name.
+    let _ = std::fs::write(o.run_dir.join("dataplane.pid"), format!("{}\n", child.id()));
+    println!(
+        "espada: started {} (pid {}), log {}",
+        bin.display(),
+        child.id(),
+        log_path.display()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(10).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!(
+                "the dataplane exited ({status}) before its socket came up:\n{}",
+                tail.join("\n")
+            );
+        }
+        match DataplaneClient::connect(&sock) {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e).context("the dataplane did not open its socket within 15 s")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// What [`install`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct InstallReport {
+    pub added: usize,
+    pub already: usize,
+}
+
+/// Installs the config's SAs that the dataplane lacks, then its SPD and
+/// NAT rules (each replaced whole).
+pub fn install(dp: &mut DataplaneClient, c: &Compiled) -> Result<InstallReport, DpError> {
+    let present: HashSet<(u32, bool)> = dp
+        .counters(None)?
+        .iter()
+        .map(|c| (c.spi, c.direction == Direction::Inbound))
+        .collect();
+    let mut report = InstallReport::default();
+    for sa in &c.sas {
+        if present.contains(&(sa.spi, sa.direction == Direction::Inbound)) {
+            report.already += 1;
+            continue;
+        }
+        dp.expect_ack("AddSa", Request::AddSa(Box::new(sa.clone())))?;
+        report.added += 1;
+    }
+    dp.expect_ack(
+        "LoadSpd",
+        Request::LoadSpd {
+            rules: c.spd.clone(),
+        },
+    )?;
+    dp.expect_ack(
+        "LoadNat",
+        Request::LoadNat {
+            rules: c.nat.clone(),
+        },
+    )?;
+    Ok(report)
+}
+
+/// Renders `show crypto ipsec sa` from the compiled config and live
+/// counters; `mtu` gives an interface's MTU (the path MTU IOS prints).
+pub fn show_crypto_ipsec_sa(
+    c: &Compiled,
+    counters: &[SaCounts],
+    mtu: &dyn Fn(&str) -> u16,
+) -> String {
+    let find =
+        |spi: u32, dir: Direction| counters.iter().find(|c| c.spi == spi && c.direction == dir);
+    let mut views = Vec::new();
+    for (i, e) in c.entries.iter().enumerate() {
+        let mut v = IpsecSaView {
+            interface: e.interface.clone(),
+            map_tag: e.map.clone(),
+            local_addr: e.local,
+            local_ident: ident(e.proxy.src, e.proxy.src_ports, e.proxy.proto),
+            remote_ident: ident(e.proxy.dst, e.proxy.dst_ports, e.proxy.proto),
+            peer: e.peer,
+            peer_port: 500,
+            encaps: 0,
+            encrypt: 0,
+            digest: 0,
+            decaps: 0,
+            decrypt: 0,
+            verify: 0,
+            send_errors: 0,
+            recv_errors: 0,
+            path_mtu: mtu(&e.interface),
+            inbound: Vec::new(),
+            outbound: Vec::new(),
+            drops: Vec::new(),
+        };
+        let mut drops = dataplane::api::DropCounts::default();
+        let pair = [
+            (e.inbound_spi, Direction::Inbound),
+            (e.outbound_spi, Direction::Outbound),
+        ];
+        let sas = pair
+            .iter()
+            .filter_map(|&(spi, dir)| c.sas.iter().find(|sa| sa.spi == spi && sa.direction == dir));
+        for (k, sa) in sas.enumerate() {
+            let conn_id = 2000 + (i as u32) * 10 + k as u32;
+            let view = EspSaView {
+                spi: sa.spi,
+                enc: sa.enc,
+                auth: sa.auth,
+                tunnel: matches!(sa.mode, EspMode::Tunnel { .. }),
+                conn_id,
+                remaining_kb: sa.lifetime.hard_kilobytes,
+                remaining_secs: sa.lifetime.hard_seconds,
+                replay_detection: sa.replay_window > 0,
+            };
+            if let Some(c) = find(sa.spi, sa.direction) {
+                v.encaps += c.encaps;
+                v.encrypt += c.encrypt;
+                v.digest += c.digest;
+                v.decaps += c.decaps;
+                v.decrypt += c.decrypt;
+                v.verify += c.verify;
+                for r in DropReason::ALL {
+                    drops.set(r, drops.get(r) + c.drops.get(r));
+                }
+            }
+            match sa.direction {
+                Direction::Inbound => v.inbound.push(view),
+                Direction::Outbound => v.outbound.push(view),
+            }
+        }
+        v.recv_errors = drops.total();
+        v.drops = drops.nonzero().map(|(r, n)| (r.name(), n)).collect();
+        views.push(v);
+    }
+    show::crypto_ipsec_sa(&views)
+}
+
+/// One side of an entry's proxy identities as IOS prints it: a port only
+/// when the selector names exactly one.
+fn ident(prefix: IpPrefix, ports: PortRange, proto: Option<u8>) -> Ident {
+    Ident {
+        prefix,
+        proto: proto.unwrap_or(0),
+        port: if ports.lo == ports.hi { ports.lo } else { 0 },
+    }
+}
+
+/// An interface's MTU as the kernel reports it (1500 if unknown).
+pub fn interface_mtu(name: &str) -> u16 {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1500)
+}
+
+/// `show dataplane`: SA totals and every drop reason that belongs to no
+/// SA (no route, no neighbour, malformed, policy discard, ...).
+pub fn show_dataplane(sas: &[SaCounts], drops: &dataplane::api::DropCounts) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let sum = |f: fn(&SaCounts) -> u64| sas.iter().map(f).sum::<u64>();
+    let _ = writeln!(out, "Dataplane: {} SA(s) installed", sas.len());
+    let _ = writeln!(
+        out,
+        "  #pkts encaps: {}, #pkts decaps: {}",
+        sum(|c| c.encaps),
+        sum(|c| c.decaps)
+    );
+    let _ = writeln!(out, "Drops outside any SA:");
+    let mut any = false;
+    for (r, n) in drops.nonzero() {
+        any = true;
+        let _ = writeln!(out, "  {:<20} {n}", r.name());
+    }
+    if !any {
+        let _ = writeln!(out, "  (none)");
+    }
+    out
+}
+
+/// An IOS-style log line for a dataplane event; `map_names` are
+/// [`Compiled::map_names`], which name the crypto map of a policy tag.
+pub fn event_log_line(e: &Event, map_names: &[String]) -> String {
+    match e {
+        Event::Acquire { tag, flow } => format!(
+            "%CRYPTO-5-ACQUIRE: crypto map {} {}: no SA for {} -> {} (first packet dropped)",
+            map_names
+                .get(tag.map as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("#{}", tag.map)),
+            tag.seq,
+            flow.src,
+            flow.dst
+        ),
+        Event::SoftExpire { spi, direction } => format!(
+            "%CRYPTO-5-SA_SOFT_EXPIRE: {direction:?} SA spi 0x{spi:08X} passed its soft lifetime"
+        ),
+        Event::HardExpire { spi, direction } => format!(
+            "%CRYPTO-5-SA_HARD_EXPIRE: {direction:?} SA spi 0x{spi:08X} expired and was removed"
+        ),
+        Event::ReplayFailure { spi, count } => format!(
+            "%CRYPTO-4-PKT_REPLAY_ERR: decrypt: replay check failed, spi 0x{spi:08X}, {count} packet(s)"
+        ),
+        Event::IntegrityFailure { spi, count } => format!(
+            "%CRYPTO-4-RECVD_PKT_MAC_ERR: decrypt: mac verify failed, spi 0x{spi:08X}, {count} packet(s)"
+        ),
+        Event::Idle { spi, last_used } => {
+            format!("%CRYPTO-6-SA_IDLE: SA spi 0x{spi:08X} idle since t={last_used}s")
+        }
+    }
+}
+
+/// Answers one CLI command.
+pub fn answer(cmd: &str, c: &Compiled, dp: &mut DataplaneClient) -> String {
+    let words: Vec<&str> = cmd.split_whitespace().collect();
+    match words.as_slice() {
+        ["show", "crypto", "ipsec", "sa"] => match dp.counters(None) {
+            Ok(counters) => show_crypto_ipsec_sa(c, &counters, &interface_mtu),
+            Err(e) => format!("% dataplane unreachable: {e}\n"),
+        },
+        ["show", "dataplane"] | ["show", "dataplane", "counters"] => match dp.all_counters(None) {
+            Ok((sas, drops)) => show_dataplane(&sas, &drops),
+            Err(e) => format!("% dataplane unreachable: {e}\n"),
+        },
+        ["show", "version"] => format!("espada {}\n{}\n", crate::VERSION, dp.dataplane_version),
+        [] => String::new(),
+        _ => format!("% Invalid input: {cmd:?}\n% supported: show crypto ipsec sa, show version\n"),
+    }
+}
+
+/// Serves the CLI and logs events until `stop` is set. A lost dataplane
+/// connection is retried (the dataplane may be restarting).
+pub fn serve(
+    o: &DaemonOptions,
+    c: &Compiled,
+    mut dp: DataplaneClient,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let cli = CliListener::bind(&o.cli_socket())
+        .with_context(|| format!("CLI socket {}", o.cli_socket().display()))?;
+    println!("espada: CLI at {}", o.cli_socket().display());
+    while !stop.load(Ordering::Relaxed) {
+        cli.serve_pending(|cmd| answer(cmd, c, &mut dp));
+        match dp.wait_event(Duration::from_millis(100)) {
+            Ok(Some(e)) => println!("{}", event_log_line(&e, &c.map_names)),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("espada: lost the dataplane ({e}); reconnecting");
+                std::thread::sleep(Duration::from_secs(1));
+                match DataplaneClient::connect(&o.dataplane_socket()) {
+                    Ok(mut client) => {
+                        match install(&mut client, c) {
+                            Ok(r) => println!("espada: reinstalled {} SA(s)", r.added),
+                            Err(e) => eprintln!("espada: reinstall failed: {e}"),
+                        }
+                        dp = client;
+                    }
+                    Err(e) => eprintln!("espada: {e}"),
+                }
+            }
+        }
+        for e in dp.take_events() {
+            println!("{}", event_log_line(&e, &c.map_names));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, ConfigAddresses};
+    use dataplane::api::DropCounts;
+
+    /// gw_a of the lab, compiled against its own addresses.
+    fn lab_a() -> Compiled {
+        let cfg = config::parse(include_str!("../../deploy/configs/lab-gw-a.conf")).unwrap();
+        config::compile(&cfg, &ConfigAddresses(&cfg)).unwrap()
+    }
+
+    #[test]
+    fn show_sums_the_live_counters_of_each_map_entrys_sas() {
+        let mut drops = DropCounts::default();
+        drops.set(DropReason::IntegrityFailed, 4);
+        let counts = |spi, direction, n, drops| SaCounts {
+            spi,
+            direction,
+            encaps: if direction == Direction::Outbound {
+                n
+            } else {
+                0
+            },
+            encrypt: if direction == Direction::Outbound {
+                n
+            } else {
+                0
+            },
+            digest: if direction == Direction::Outbound {
+                n
+            } else {
+                0
+            },
+            decaps: if direction == Direction::Inbound {
+                n
+            } else {
+                0
+            },
+            decrypt: if direction == Direction::Inbound {
+                n
+            } else {
+                0
+            },
+            verify: if direction == Direction::Inbound {
+                n
+            } else {
+                0
+            },
+            bytes: 0,
+            last_used: 0,
+            drops,
+        };
+        // Entry VPN 10 of gw_a: inbound SPI 4097, outbound SPI 4096.
+        let live = [
+            counts(4097, Direction::Inbound, 7, drops),
+            counts(4096, Direction::Outbound, 9, DropCounts::default()),
+        ];
+        let s = show_crypto_ipsec_sa(&lab_a(), &live, &|_| 1400);
+        for line in [
+            "interface: a-wan",
+            "    Crypto map tag: VPN, local addr 198.18.0.1",
+            "   current_peer 198.18.1.1 port 500",
+            "    #pkts encaps: 9, #pkts encrypt: 9, #pkts digest: 9",
+            "    #pkts decaps: 7, #pkts decrypt: 7, #pkts verify: 7",
+            "    #send errors 0, #recv errors 4",
+            "    #drops integrity-failed: 4",
+            "     current outbound spi: 0x00001000(4096)",
+            "     transform: esp-aes esp-sha-hmac ,",
+            "   local  ident (addr/mask/prot/port): (198.19.1.0/255.255.255.0/0/0)",
+            "   remote ident (addr/mask/prot/port): (198.19.2.0/255.255.255.0/0/0)",
+            "   local  ident (addr/mask/prot/port): (fd00:a::/64/0/0)",
+            "     path mtu 1400, ip mtu 1400, ip mtu idb a-wan",
+        ] {
+            assert!(s.lines().any(|l| l == line), "missing {line:?} in\n{s}");
+        }
+    }
+
+    #[test]
+    fn events_become_ios_style_log_lines() {
+        let names = lab_a().map_names;
+        let l = event_log_line(
+            &Event::IntegrityFailure {
+                spi: 0x1001,
+                count: 3,
+            },
+            &names,
+        );
+        assert!(l.starts_with("%CRYPTO-4-RECVD_PKT_MAC_ERR"), "{l}");
+        assert!(l.contains("0x00001001"), "{l}");
+        let flow = dataplane::spd::FlowKey {
+            src: "198.19.1.10".parse().unwrap(),
+            dst: "198.19.2.10".parse().unwrap(),
+            proto: 1,
+            src_port: 0,
+            dst_port: 0,
+        };
+        let tag = dataplane::spd::PolicyTag { map: 0, seq: 10 };
+        let l = event_log_line(&Event::Acquire { tag, flow }, &names);
+        assert!(
+            l.contains("crypto map VPN 10: no SA for 198.19.1.10 -> 198.19.2.10"),
+            "{l}"
+        );
+    }
+
+    #[test]
+    fn the_dataplane_runs_on_the_interfaces_the_config_compiles_to() {
+        let c = lab_a();
+        assert_eq!(c.outside.as_deref(), Some("a-wan"));
+        assert_eq!(c.inside, ["a-lan"]);
+    }
+}

@@ -1,0 +1,205 @@
+//! The control process's side of the dataplane socket: connect (starting
+//! the dataplane if nothing listens), say Hello, send requests and collect
+//! their replies, keeping the events that arrive in between for the caller.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use dataplane::api::{
+    ConnError, ControlConn, DropCounts, ErrorCode, Event, Message, Payload, Reply, Request,
+    SaCounts, PROTOCOL_VERSION,
+};
+use thiserror::Error;
+
+/// Where the dataplane listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/espada/dataplane.sock";
+
+/// How long one request may take before the dataplane counts as wedged.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Error)]
+pub enum DpError {
+    #[error("dataplane socket {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: ConnError,
+    },
+    #[error("dataplane: {0}")]
+    Conn(#[from] ConnError),
+    #[error("dataplane refused {what}: {code:?}: {message}")]
+    Refused {
+        what: &'static str,
+        code: ErrorCode,
+        message: String,
+    },
+    #[error("dataplane answered {what} with an unexpected {got}")]
+    Unexpected {
+        what: &'static str,
+        got: &'static str,
+    },
+}
+
+/// One connection to the dataplane.
+pub struct DataplaneClient {
+    conn: ControlConn,
+    next_id: u32,
+    events: VecDeque<Event>,
+    /// `espada-dataplane x.y.z`, from the Hello exchange.
+    pub dataplane_version: String,
+}
+
+impl DataplaneClient {
+    /// Connects and says Hello.
+    pub fn connect(path: &Path) -> Result<DataplaneClient, DpError> {
+        let conn = ControlConn::connect(path).map_err(|source| DpError::Connect {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut c = DataplaneClient {
+            conn,
+            next_id: 1,
+            events: VecDeque::new(),
+            dataplane_version: String::new(),
+        };
+        match c.request(
+            "Hello",
+            Request::Hello {
+                version: PROTOCOL_VERSION,
+            },
+        )? {
+            Reply::HelloAck {
+                dataplane_version, ..
+            } => c.dataplane_version = dataplane_version,
+            other => return Err(unexpected("Hello", &other)),
+        }
+        Ok(c)
+    }
+
+    /// Connects, retrying until `deadline` (a dataplane that was just
+    /// started needs a moment to bind its socket).
+    pub fn connect_until(path: &Path, deadline: Instant) -> Result<DataplaneClient, DpError> {
+        loop {
+            match DataplaneClient::connect(path) {
+                Ok(c) => return Ok(c),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Sends one request and waits for its reply (the first, for a split
+    /// counters answer use [`counters`](Self::counters)).
+    pub fn request(&mut self, what: &'static str, req: Request) -> Result<Reply, DpError> {
+        let id = self.send(req)?;
+        self.reply_to(what, id)
+    }
+
+    /// A request that must be acknowledged.
+    pub fn expect_ack(&mut self, what: &'static str, req: Request) -> Result<(), DpError> {
+        match self.request(what, req)? {
+            Reply::Ack => Ok(()),
+            other => Err(unexpected(what, &other)),
+        }
+    }
+
+    /// Every SA's counters (or one SPI's), joined across split replies.
+    pub fn counters(&mut self, spi: Option<u32>) -> Result<Vec<SaCounts>, DpError> {
+        Ok(self.all_counters(spi)?.0)
+    }
+
+    /// SA counters and the drops that belong to no SA.
+    pub fn all_counters(
+        &mut self,
+        spi: Option<u32>,
+    ) -> Result<(Vec<SaCounts>, DropCounts), DpError> {
+        let id = self.send(Request::GetCounters { spi })?;
+        let mut all = Vec::new();
+        loop {
+            match self.reply_to("GetCounters", id)? {
+                Reply::Counters {
+                    sas,
+                    more,
+                    global_drops,
+                } => {
+                    all.extend(sas);
+                    if !more {
+                        return Ok((all, global_drops));
+                    }
+                }
+                other => return Err(unexpected("GetCounters", &other)),
+            }
+        }
+    }
+
+    /// Events received so far, oldest first.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.events.drain(..).collect()
+    }
+
+    /// Waits up to `timeout` for one event.
+    pub fn wait_event(&mut self, timeout: Duration) -> Result<Option<Event>, DpError> {
+        if let Some(e) = self.events.pop_front() {
+            return Ok(Some(e));
+        }
+        match self.conn.recv_timeout(Some(timeout)) {
+            Ok(Message {
+                payload: Payload::Event(e),
+                ..
+            }) => Ok(Some(e)),
+            Ok(_) => Ok(None),
+            Err(ConnError::Timeout) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn send(&mut self, req: Request) -> Result<u32, DpError> {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.conn.send(&Message::request(id, req))?;
+        Ok(id)
+    }
+
+    fn reply_to(&mut self, what: &'static str, id: u32) -> Result<Reply, DpError> {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ConnError::Timeout.into());
+            }
+            let msg = self.conn.recv_timeout(Some(left))?;
+            match msg.payload {
+                Payload::Event(e) => self.events.push_back(e),
+                Payload::Reply(Reply::Error { code, message }) if msg.request_id == id => {
+                    return Err(DpError::Refused {
+                        what,
+                        code,
+                        message,
+                    })
+                }
+                Payload::Reply(r) if msg.request_id == id => return Ok(r),
+                // A late reply to an earlier, timed-out request.
+                Payload::Reply(_) => {}
+                Payload::Request(_) => {
+                    return Err(DpError::Unexpected {
+                        what,
+                        got: "request",
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn unexpected(what: &'static str, r: &Reply) -> DpError {
+    DpError::Unexpected {
+        what,
+        got: match r {
+            Reply::HelloAck { .. } => "HelloAck",
+            Reply::Ack => "Ack",
+            Reply::Error { .. } => "Error",
+            Reply::Counters { .. } => "Counters",
+        },
+    }
+}

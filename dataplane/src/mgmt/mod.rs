@@ -1,0 +1,307 @@
+//! The management thread's state: the master copy of the SADB, SPD and NAT
+//! rules, the queues to every worker, and what turns control-socket
+//! requests into table updates and SA lifetimes and counters into events.
+//!
+//! [`Mgmt`] owns no socket (the loop in [`server`] does), so every request
+//! and every tick is a plain function call in the tests.
+
+pub mod server;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::api::{
+    Direction, DropCounts, ErrorCode, Event, Message, NatRule, Reply, Request, SaCounts, SaParams,
+    PROTOCOL_VERSION,
+};
+use crate::counters::DropReason;
+use crate::pipeline::AcquireRequest;
+use crate::sa::{InboundSa, LifetimeState, OutboundSa, SaRef};
+use crate::spd::{PolicyTag, Spd, SpdRule};
+use crate::update::TableUpdate;
+use crate::worker::WorkerCounters;
+
+/// No packet on an SA for this long raises [`Event::Idle`] (once, until it
+/// carries traffic again): the control process's cue for DPD.
+pub const DEFAULT_IDLE_SECS: u64 = 10;
+
+/// What the management thread remembers about one installed SA beyond the
+/// SA itself: which events it already raised.
+struct SaEntry {
+    sa: SaRef,
+    soft_sent: bool,
+    idle_sent_for: Option<u64>,
+    replay_seen: u64,
+    integrity_seen: u64,
+}
+
+/// The management thread's state.
+pub struct Mgmt {
+    workers: Vec<Sender<TableUpdate>>,
+    worker_counters: Vec<Arc<WorkerCounters>>,
+    sas: HashMap<(Direction, u32), SaEntry>,
+    spd: Vec<SpdRule>,
+    nat: Vec<NatRule>,
+    idle_secs: u64,
+    /// Last acquire raised per crypto map entry and address pair, so a
+    /// flow of packets waiting for IKE raises one acquire a second.
+    acquires: HashMap<(PolicyTag, IpAddr, IpAddr), u64>,
+    /// Updates a full worker queue refused (the worker is wedged); counted,
+    /// never blocking the management thread.
+    pub queue_full: u64,
+}
+
+impl Mgmt {
+    pub fn new(
+        workers: Vec<Sender<TableUpdate>>,
+        worker_counters: Vec<Arc<WorkerCounters>>,
+    ) -> Mgmt {
+        Mgmt {
+            workers,
+            worker_counters,
+            sas: HashMap::new(),
+            spd: Vec::new(),
+            nat: Vec::new(),
+            idle_secs: DEFAULT_IDLE_SECS,
+            acquires: HashMap::new(),
+            queue_full: 0,
+        }
+    }
+
+    pub fn set_idle_secs(&mut self, secs: u64) {
+        self.idle_secs = secs;
+    }
+
+    pub fn spd(&self) -> &[SpdRule] {
+        &self.spd
+    }
+
+    pub fn nat(&self) -> &[NatRule] {
+        &self.nat
+    }
+
+    pub fn sa_count(&self) -> usize {
+        self.sas.len()
+    }
+
+    /// Answers one request; the replies go back on the connection it came
+    /// from (several for a large counters answer).
+    pub fn handle(&mut self, request_id: u32, req: Request, now: u64) -> Vec<Message> {
+        let reply = match req {
+            Request::Hello { version } if version == PROTOCOL_VERSION => Reply::HelloAck {
+                version,
+                dataplane_version: format!("espada-dataplane {}", env!("CARGO_PKG_VERSION")),
+            },
+            Request::Hello { version } => error(
+                ErrorCode::UnsupportedVersion,
+                format!("dataplane speaks version {PROTOCOL_VERSION}, not {version}"),
+            ),
+            Request::AddSa(params) => self.add_sa(&params, now),
+            Request::UpdateSa {
+                direction,
+                spi,
+                lifetime,
+            } => match self.sas.get_mut(&(direction, spi)) {
+                Some(e) => {
+                    e.sa.set_lifetime(lifetime);
+                    e.soft_sent = false;
+                    Reply::Ack
+                }
+                None => unknown_sa(direction, spi),
+            },
+            Request::DeleteSa { direction, spi } => {
+                if self.delete_sa(direction, spi) {
+                    Reply::Ack
+                } else {
+                    unknown_sa(direction, spi)
+                }
+            }
+            Request::LoadSpd { rules } => {
+                self.spd = rules;
+                for w in 0..self.workers.len() {
+                    self.send(
+                        w,
+                        TableUpdate::ReplaceSpd(Box::new(Spd::new(self.spd.clone()))),
+                    );
+                }
+                Reply::Ack
+            }
+            Request::LoadNat { rules } => {
+                self.nat = rules;
+                Reply::Ack
+            }
+            Request::GetCounters { spi } => {
+                let mut sas: Vec<SaCounts> = self
+                    .sas
+                    .values()
+                    .filter(|e| spi.is_none_or(|s| s == e.sa.spi()))
+                    .map(|e| SaCounts::snapshot(e.sa.spi(), e.sa.direction(), e.sa.counters()))
+                    .collect();
+                sas.sort_by_key(|c| (c.spi, c.direction == Direction::Outbound));
+                return Reply::counters(request_id, &sas, self.global_drops());
+            }
+            Request::Ping => Reply::Ack,
+        };
+        vec![Message::reply(request_id, reply)]
+    }
+
+    fn add_sa(&mut self, params: &SaParams, now: u64) -> Reply {
+        let key = (params.direction, params.spi);
+        if params.direction == Direction::Inbound && self.sas.contains_key(&key) {
+            return error(
+                ErrorCode::DuplicateSa,
+                format!("inbound SPI 0x{:08x} is already installed", params.spi),
+            );
+        }
+        let sa = match params.direction {
+            Direction::Inbound => {
+                InboundSa::new(params, now).map(|sa| SaRef::Inbound(Arc::new(sa)))
+            }
+            Direction::Outbound => {
+                OutboundSa::new(params, now).map(|sa| SaRef::Outbound(Arc::new(sa)))
+            }
+        };
+        let sa = match sa {
+            Ok(sa) => sa,
+            Err(e) => return error(ErrorCode::InvalidSa, e.to_string()),
+        };
+        for w in 0..self.workers.len() {
+            let u = match &sa {
+                SaRef::Inbound(s) => TableUpdate::AddInbound(s.clone()),
+                SaRef::Outbound(s) => TableUpdate::AddOutbound(s.clone()),
+            };
+            self.send(w, u);
+        }
+        self.sas.insert(
+            key,
+            SaEntry {
+                sa,
+                soft_sent: false,
+                idle_sent_for: None,
+                replay_seen: 0,
+                integrity_seen: 0,
+            },
+        );
+        Reply::Ack
+    }
+
+    fn delete_sa(&mut self, direction: Direction, spi: u32) -> bool {
+        if self.sas.remove(&(direction, spi)).is_none() {
+            return false;
+        }
+        for w in 0..self.workers.len() {
+            self.send(w, TableUpdate::RemoveSa { direction, spi });
+        }
+        true
+    }
+
+    fn send(&mut self, worker: usize, u: TableUpdate) {
+        match self.workers[worker].try_send(u) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.queue_full += 1;
+            }
+        }
+    }
+
+    /// A worker saw protected traffic with no SA: an [`Event::Acquire`],
+    /// at most one a second per map entry and address pair.
+    pub fn acquire(&mut self, req: AcquireRequest, now: u64) -> Option<Event> {
+        let key = (req.tag, req.flow.src, req.flow.dst);
+        if self.acquires.get(&key).is_some_and(|&t| now < t + 1) {
+            return None;
+        }
+        if self.acquires.len() >= 4096 {
+            self.acquires.retain(|_, t| now < *t + 1);
+        }
+        self.acquires.insert(key, now);
+        Some(Event::Acquire {
+            tag: req.tag,
+            flow: req.flow,
+        })
+    }
+
+    /// Drops that belong to no SA, summed over the workers.
+    pub fn global_drops(&self) -> DropCounts {
+        let mut d = DropCounts::default();
+        for c in &self.worker_counters {
+            for r in DropReason::ALL {
+                d.set(r, d.get(r) + c.pipeline.drops.get(r));
+            }
+        }
+        d
+    }
+
+    /// Once a second: lifetimes (soft → event; hard → event and the SA is
+    /// removed from every worker), replay and integrity failures since the
+    /// last tick, and SAs gone idle.
+    pub fn tick(&mut self, now: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        let mut expired = Vec::new();
+        for (&(direction, spi), e) in &mut self.sas {
+            match e.sa.lifetime_state(now) {
+                LifetimeState::Hard => {
+                    events.push(Event::HardExpire { spi, direction });
+                    expired.push((direction, spi));
+                    continue;
+                }
+                LifetimeState::Soft if !e.soft_sent => {
+                    e.soft_sent = true;
+                    events.push(Event::SoftExpire { spi, direction });
+                }
+                _ => {}
+            }
+            let c = e.sa.counters();
+            let replay = c.drops.get(DropReason::Replay);
+            if replay > e.replay_seen {
+                events.push(Event::ReplayFailure {
+                    spi,
+                    count: replay - e.replay_seen,
+                });
+                e.replay_seen = replay;
+            }
+            let integrity = c.drops.get(DropReason::IntegrityFailed);
+            if integrity > e.integrity_seen {
+                events.push(Event::IntegrityFailure {
+                    spi,
+                    count: integrity - e.integrity_seen,
+                });
+                e.integrity_seen = integrity;
+            }
+            let last_used =
+                crate::counters::SaCounters::read(&c.last_used).max(e.sa.installed_at());
+            if direction == Direction::Inbound
+                && now.saturating_sub(last_used) >= self.idle_secs
+                && e.idle_sent_for != Some(last_used)
+            {
+                e.idle_sent_for = Some(last_used);
+                events.push(Event::Idle { spi, last_used });
+            }
+        }
+        for (direction, spi) in expired {
+            self.delete_sa(direction, spi);
+        }
+        events
+    }
+}
+
+fn error(code: ErrorCode, message: String) -> Reply {
+    Reply::Error { code, message }
+}
+
+fn unknown_sa(direction: Direction, spi: u32) -> Reply {
+    let dir = match direction {
+        Direction::Inbound => "inbound",
+        Direction::Outbound => "outbound",
+    };
+    error(
+        ErrorCode::UnknownSa,
+        format!("no {dir} SA with SPI 0x{spi:08x}"),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,358 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver};
+
+use super::server::Server;
+use super::*;
+use crate::api::{ControlConn, ControlListener, Lifetime, Payload};
+use crate::crypto::{AuthAlg, EncAlg};
+use crate::pipeline::{AcquireRequest, Tables};
+use crate::spd::{IpPrefix, PolicyAction, PolicyTag, PortRange, TrafficSelector};
+use crate::testkit;
+
+fn mgmt(workers: usize) -> (Mgmt, Vec<Receiver<TableUpdate>>, Vec<Tables>) {
+    let (tx, rx): (Vec<_>, Vec<_>) = (0..workers).map(|_| bounded(64)).unzip();
+    let counters = (0..workers)
+        .map(|_| Arc::new(WorkerCounters::default()))
+        .collect();
+    let tables = (0..workers).map(|_| Tables::default()).collect();
+    (Mgmt::new(tx, counters), rx, tables)
+}
+
+/// What each worker does between batches.
+fn drain(rx: &[Receiver<TableUpdate>], tables: &mut [Tables]) {
+    for (r, t) in rx.iter().zip(tables.iter_mut()) {
+        while let Ok(u) = r.try_recv() {
+            u.apply(t);
+        }
+    }
+}
+
+fn pair() -> (SaParams, SaParams) {
+    testkit::sa_pair(
+        EncAlg::AesCbc128,
+        AuthAlg::HmacSha1_96,
+        testkit::tunnel(false),
+        false,
+        false,
+        64,
+    )
+}
+
+fn reply(msgs: Vec<Message>) -> Reply {
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    match msgs.into_iter().next().map(|m| m.payload) {
+        Some(Payload::Reply(r)) => r,
+        other => panic!("not a reply: {other:?}"),
+    }
+}
+
+#[test]
+fn hello_with_our_version_is_acknowledged_and_another_version_refused() {
+    let (mut m, _, _) = mgmt(1);
+    let ok = reply(m.handle(
+        1,
+        Request::Hello {
+            version: PROTOCOL_VERSION,
+        },
+        0,
+    ));
+    assert!(matches!(ok, Reply::HelloAck { version, .. } if version == PROTOCOL_VERSION));
+    let bad = reply(m.handle(
+        2,
+        Request::Hello {
+            version: PROTOCOL_VERSION + 1,
+        },
+        0,
+    ));
+    assert!(matches!(
+        bad,
+        Reply::Error {
+            code: ErrorCode::UnsupportedVersion,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_installed_sa_reaches_every_worker_as_the_same_shared_sa() {
+    let (mut m, rx, mut tables) = mgmt(2);
+    let (out, inb) = pair();
+    assert_eq!(
+        reply(m.handle(1, Request::AddSa(Box::new(inb.clone())), 0)),
+        Reply::Ack
+    );
+    assert_eq!(
+        reply(m.handle(2, Request::AddSa(Box::new(out.clone())), 0)),
+        Reply::Ack
+    );
+    drain(&rx, &mut tables);
+    let a = tables[0].sadb.inbound(inb.spi).expect("worker 0 has it");
+    let b = tables[1].sadb.inbound(inb.spi).expect("worker 1 has it");
+    assert!(Arc::ptr_eq(a, b), "one SA, one replay window, shared");
+    assert!(tables[1].sadb.outbound(out.spi).is_some());
+
+    // A duplicate inbound SPI and a bad key are refused, nothing sent.
+    let dup = reply(m.handle(3, Request::AddSa(Box::new(inb.clone())), 0));
+    assert!(matches!(
+        dup,
+        Reply::Error {
+            code: ErrorCode::DuplicateSa,
+            ..
+        }
+    ));
+    let mut bad = inb.clone();
+    bad.spi += 1;
+    bad.keys.enc.truncate(3);
+    let bad = reply(m.handle(4, Request::AddSa(Box::new(bad)), 0));
+    assert!(matches!(
+        bad,
+        Reply::Error {
+            code: ErrorCode::InvalidSa,
+            ..
+        }
+    ));
+    assert!(rx.iter().all(|r| r.is_empty()));
+
+    // Delete reaches every worker; a second delete is an unknown SA.
+    let del = Request::DeleteSa {
+        direction: Direction::Inbound,
+        spi: inb.spi,
+    };
+    assert_eq!(reply(m.handle(5, del.clone(), 0)), Reply::Ack);
+    drain(&rx, &mut tables);
+    assert!(tables.iter().all(|t| t.sadb.inbound(inb.spi).is_none()));
+    let again = reply(m.handle(6, del, 0));
+    assert!(matches!(
+        again,
+        Reply::Error {
+            code: ErrorCode::UnknownSa,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_loaded_spd_replaces_every_workers_spd() {
+    let (mut m, rx, mut tables) = mgmt(2);
+    let rule = SpdRule {
+        selector: TrafficSelector {
+            src: "198.19.1.0/24".parse::<IpPrefix>().unwrap(),
+            dst: "198.19.2.0/24".parse::<IpPrefix>().unwrap(),
+            proto: None,
+            src_ports: PortRange::ANY,
+            dst_ports: PortRange::ANY,
+        },
+        action: PolicyAction::Protect {
+            sa: Some(0x1234_5678),
+            map: PolicyTag { map: 1, seq: 10 },
+        },
+    };
+    let r = reply(m.handle(1, Request::LoadSpd { rules: vec![rule] }, 0));
+    assert_eq!(r, Reply::Ack);
+    drain(&rx, &mut tables);
+    for t in &tables {
+        assert_eq!(t.spd.rules(), &[rule]);
+    }
+}
+
+#[test]
+fn counters_answer_for_every_sa_or_one_spi() {
+    let (mut m, _rx, _) = mgmt(1);
+    let (out, inb) = pair();
+    m.handle(1, Request::AddSa(Box::new(inb.clone())), 0);
+    m.handle(2, Request::AddSa(Box::new(out.clone())), 0);
+    let all = m.handle(3, Request::GetCounters { spi: None }, 0);
+    let Some(Payload::Reply(Reply::Counters { sas, more, .. })) =
+        all.into_iter().next().map(|m| m.payload)
+    else {
+        panic!("no counters");
+    };
+    assert!(!more);
+    assert_eq!(sas.len(), 2);
+    let none = m.handle(4, Request::GetCounters { spi: Some(7) }, 0);
+    assert!(matches!(
+        none[0].payload,
+        Payload::Reply(Reply::Counters { ref sas, .. }) if sas.is_empty()
+    ));
+}
+
+#[test]
+fn lifetimes_raise_soft_once_then_hard_which_removes_the_sa_everywhere() {
+    let (mut m, rx, mut tables) = mgmt(2);
+    let (_, mut inb) = pair();
+    inb.lifetime = Lifetime {
+        soft_seconds: Some(100),
+        hard_seconds: Some(120),
+        ..Lifetime::default()
+    };
+    m.set_idle_secs(1_000);
+    m.handle(1, Request::AddSa(Box::new(inb.clone())), 1000);
+    drain(&rx, &mut tables);
+    assert!(m.tick(1050).is_empty());
+    let soft = Event::SoftExpire {
+        spi: inb.spi,
+        direction: Direction::Inbound,
+    };
+    assert_eq!(m.tick(1100), vec![soft]);
+    assert!(m.tick(1101).is_empty(), "soft is raised once");
+    // A responder-lifetime style update pushes the limits out.
+    let upd = Request::UpdateSa {
+        direction: Direction::Inbound,
+        spi: inb.spi,
+        lifetime: Lifetime {
+            soft_seconds: Some(200),
+            hard_seconds: Some(220),
+            ..Lifetime::default()
+        },
+    };
+    assert_eq!(reply(m.handle(2, upd, 1101)), Reply::Ack);
+    assert!(m.tick(1150).is_empty());
+    assert_eq!(
+        m.tick(1220),
+        vec![Event::HardExpire {
+            spi: inb.spi,
+            direction: Direction::Inbound
+        }]
+    );
+    assert_eq!(m.sa_count(), 0);
+    drain(&rx, &mut tables);
+    assert!(tables.iter().all(|t| t.sadb.inbound(inb.spi).is_none()));
+}
+
+#[test]
+fn replay_and_integrity_failures_are_reported_as_deltas_and_idle_once() {
+    let (mut m, rx, mut tables) = mgmt(1);
+    let (_, inb) = pair();
+    m.set_idle_secs(10);
+    m.handle(1, Request::AddSa(Box::new(inb.clone())), 0);
+    drain(&rx, &mut tables);
+    let sa = tables[0].sadb.inbound(inb.spi).unwrap().clone();
+    for _ in 0..3 {
+        sa.counters().drops.inc(DropReason::Replay);
+    }
+    sa.counters().drops.inc(DropReason::IntegrityFailed);
+    let ev = m.tick(1);
+    assert!(ev.contains(&Event::ReplayFailure {
+        spi: inb.spi,
+        count: 3
+    }));
+    assert!(ev.contains(&Event::IntegrityFailure {
+        spi: inb.spi,
+        count: 1
+    }));
+    assert!(m.tick(2).is_empty(), "nothing new, nothing said");
+    sa.counters().drops.inc(DropReason::Replay);
+    assert_eq!(
+        m.tick(3),
+        vec![Event::ReplayFailure {
+            spi: inb.spi,
+            count: 1
+        }]
+    );
+    let idle = Event::Idle {
+        spi: inb.spi,
+        last_used: 0,
+    };
+    assert_eq!(m.tick(10), vec![idle]);
+    assert!(m.tick(11).is_empty(), "idle is said once per quiet spell");
+    sa.counters()
+        .last_used
+        .store(15, std::sync::atomic::Ordering::Relaxed);
+    assert!(m.tick(20).is_empty());
+    assert_eq!(
+        m.tick(25),
+        vec![Event::Idle {
+            spi: inb.spi,
+            last_used: 15
+        }]
+    );
+}
+
+#[test]
+fn the_server_answers_over_the_socket_and_broadcasts_events_to_hello_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dp.sock");
+    let listener = ControlListener::bind(&path).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mut m, _rx, _) = mgmt(1);
+    let (_, inb) = pair();
+    let stop2 = stop.clone();
+    let server = std::thread::spawn(move || {
+        let mut s = Server::new(listener);
+        let mut sent = false;
+        while !stop2.load(Ordering::Relaxed) {
+            s.poll_once(&mut m, 0, Duration::from_millis(20));
+            if m.sa_count() == 1 && !sent {
+                s.broadcast(&[Event::SoftExpire {
+                    spi: 0x4242,
+                    direction: Direction::Inbound,
+                }]);
+                sent = true;
+            }
+        }
+    });
+    let mut c = ControlConn::connect(&path).unwrap();
+    c.set_recv_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.send(&Message::request(
+        1,
+        Request::Hello {
+            version: PROTOCOL_VERSION,
+        },
+    ))
+    .unwrap();
+    assert!(matches!(
+        c.recv().unwrap().payload,
+        Payload::Reply(Reply::HelloAck { .. })
+    ));
+    c.send(&Message::request(2, Request::AddSa(Box::new(inb))))
+        .unwrap();
+    let ack = c.recv().unwrap();
+    assert_eq!(ack.request_id, 2);
+    assert_eq!(ack.payload, Payload::Reply(Reply::Ack));
+    let ev = c.recv().unwrap();
+    assert_eq!(
+        ev.payload,
+        Payload::Event(Event::SoftExpire {
+            spi: 0x4242,
+            direction: Direction::Inbound
+        })
+    );
+    // A second client works beside the first.
+    let mut c2 = ControlConn::connect(&path).unwrap();
+    c2.set_recv_timeout(Some(Duration::from_secs(5))).unwrap();
+    c2.send(&Message::request(9, Request::Ping)).unwrap();
+    assert_eq!(c2.recv().unwrap().payload, Payload::Reply(Reply::Ack));
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+}
+
+#[test]
+fn acquires_are_raised_once_a_second_per_map_entry_and_address_pair() {
+    let (mut m, _, _) = mgmt(1);
+    let flow = crate::spd::FlowKey {
+        src: "198.19.1.10".parse().unwrap(),
+        dst: "198.19.2.10".parse().unwrap(),
+        proto: 1,
+        src_port: 0,
+        dst_port: 0,
+    };
+    let req = AcquireRequest {
+        tag: PolicyTag { map: 0, seq: 10 },
+        flow,
+    };
+    assert_eq!(
+        m.acquire(req, 5),
+        Some(Event::Acquire { tag: req.tag, flow })
+    );
+    assert_eq!(m.acquire(req, 5), None, "the same second: one acquire");
+    let mut other = req;
+    other.flow.dst = "198.19.2.11".parse().unwrap();
+    assert!(
+        m.acquire(other, 5).is_some(),
+        "another destination gets its own"
+    );
+    assert!(m.acquire(req, 6).is_some(), "a second later: again");
+}

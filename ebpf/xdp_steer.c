@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * xdp_steer: decides, for every frame an Espada interface receives, whether
+ * the user-space dataplane (an AF_XDP socket) or the kernel gets it.
+ *
+ * Outside (WAN): ESP (IP protocol 50) and UDP-encapsulated ESP (RFC 3948:
+ * destination port 4500, first four payload bytes non-zero) addressed to one
+ * of the gateway's own addresses go to AF_XDP. Everything else goes to the
+ * kernel: ARP, ND, IKE on 500 and on 4500 (non-ESP marker), NAT-keepalives,
+ * other traffic to the gateway, and transit traffic (the dataplane only
+ * terminates ESP on the outside; it never forwards clear traffic there).
+ *
+ * Inside (LAN): ARP, ND, traffic to the gateway itself and broadcast,
+ * multicast or link-local destinations go to the kernel; every other IPv4 or
+ * IPv6 packet goes to AF_XDP to be routed, encrypted or NATed; other
+ * ethertypes go to the kernel.
+ *
+ * Fragments: where a fragment goes may only depend on fields every fragment
+ * of the datagram carries (addresses, protocol), or the pieces would end up
+ * split between two reassemblers. So fragments of ESP follow ESP (to the
+ * dataplane, whose worker reassembles before decapsulation, RFC 4303
+ * §3.4.1), and fragments of anything else addressed to the gateway go to the
+ * kernel, including fragmented UDP/4500 (large IKE messages are fragmented;
+ * the rare fragmented UDP-encapsulated ESP lands on the IKE socket, which
+ * discards it).
+ *
+ * The rules are data: the dataplane fills the maps below (which interfaces
+ * are inside or outside, the gateway's addresses, the AF_XDP sockets) and
+ * reads the per-rule counters. An interface missing from steer_ifaces, a
+ * malformed or truncated frame and a redirect without a socket all end in
+ * XDP_PASS: the kernel is always the safe default.
+ *
+ * Self-contained on purpose (no kernel or libbpf headers): it builds with
+ * nothing but clang, and the layout shared with the loader
+ * (dataplane/src/io/xdp.rs) is spelled out here in one place.
+ */
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+
+#define SEC(name) __attribute__((section(name), used))
+#define __always_inline inline __attribute__((always_inline))
+#define __uint(name, val) int(*name)[val]
+#define __type(name, val) typeof(val) *name
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ntohs(x) __builtin_bswap16(x)
+#define htons(x) __builtin_bswap16(x)
+#define htonl(x) __builtin_bswap32(x)
+#else
+#define ntohs(x) (x)
+#define htons(x) (x)
+#define htonl(x) (x)
+#endif
+
+/* uapi/linux/bpf.h */
+struct xdp_md {
+	__u32 data;
+	__u32 data_end;
+	__u32 data_meta;
+	__u32 ingress_ifindex;
+	__u32 rx_queue_index;
+	__u32 egress_ifindex;
+};
+
+enum xdp_action { XDP_ABORTED = 0, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT };
+
+#define BPF_MAP_TYPE_HASH 1
+#define BPF_MAP_TYPE_PERCPU_ARRAY 6
+#define BPF_MAP_TYPE_XSKMAP 17
+
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
+
+/* ---- The contract with the loader (dataplane/src/io/xdp.rs) ---- */
+
+/* XSKMAP index = slot * STEER_MAX_QUEUES + rx queue. Every interface has
+ * its own slot, so queue 0 of the LAN and queue 0 of the WAN name two
+ * different sockets in one map shared by one program attached to both. */
+#define STEER_MAX_SLOTS 16
+#define STEER_MAX_QUEUES 64
+
+#define STEER_ROLE_INSIDE 1
+#define STEER_ROLE_OUTSIDE 2
+
+/* Outside: ESP (protocol 50) to the gateway goes to AF_XDP. */
+#define STEER_F_ESP 0x01
+/* Outside: UDP-encapsulated ESP (NAT-T, port 4500) goes to AF_XDP; clear
+ * it when NAT transparency is off and UDP/4500 belongs to the kernel. */
+#define STEER_F_NATT 0x02
+
+struct steer_iface {
+	__u32 slot;  /* < STEER_MAX_SLOTS */
+	__u8 role;   /* STEER_ROLE_* */
+	__u8 flags;  /* STEER_F_* */
+	__u16 pad;
+};
+
+/* A gateway address: IPv6, or IPv4 mapped (::ffff:a.b.c.d). */
+struct steer_addr {
+	__u8 addr[16];
+};
+
+/* Per-rule hit counters (index = rule). Everything below STEER_REDIRECT_ESP
+ * is passed to the kernel. */
+enum steer_rule {
+	STEER_PASS_UNCONFIGURED = 0, /* interface not in steer_ifaces */
+	STEER_PASS_MALFORMED,        /* truncated or invalid headers */
+	STEER_PASS_OTHER_ETHERTYPE,  /* neither IPv4, IPv6 nor ARP */
+	STEER_PASS_ARP,
+	STEER_PASS_ND,               /* ICMPv6 133-137 */
+	STEER_PASS_LOCAL,            /* to the gateway, not ESP or IKE */
+	STEER_PASS_IKE,              /* UDP 500, UDP 4500 with non-ESP marker */
+	STEER_PASS_NATT_KEEPALIVE,   /* UDP 4500, one byte 0xff */
+	STEER_PASS_TRANSIT,          /* outside, not addressed to the gateway */
+	STEER_PASS_LINK_SCOPE,       /* inside: broadcast, multicast, link-local */
+	STEER_PASS_LOCAL_FRAGMENT,   /* fragment of a non-ESP datagram to us */
+	STEER_REDIRECT_ESP,
+	STEER_REDIRECT_NATT_ESP,
+	STEER_REDIRECT_INSIDE,
+	STEER_NO_SOCKET,             /* a redirect rule matched, no socket: passed */
+	STEER_BAD_QUEUE,             /* slot or rx queue out of range: passed */
+	STEER_RULES,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, STEER_MAX_SLOTS * STEER_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} steer_xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STEER_MAX_SLOTS);
+	__type(key, __u32); /* ifindex */
+	__type(value, struct steer_iface);
+} steer_ifaces SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct steer_addr);
+	__type(value, __u8);
+} steer_locals SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STEER_RULES);
+	__type(key, __u32);
+	__type(value, __u64);
+} steer_counters SEC(".maps");
+
+/* ---- Headers (only the fields we read) ---- */
+
+#define ETH_P_IP 0x0800
+#define ETH_P_ARP 0x0806
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88a8
+#define ETH_P_IPV6 0x86dd
+
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_UDP 17
+#define IPPROTO_ROUTING 43
+#define IPPROTO_FRAGMENT 44
+#define IPPROTO_ESP 50
+#define IPPROTO_ICMPV6 58
+#define IPPROTO_DSTOPTS 60
+
+#define IKE_PORT 500
+#define NATT_PORT 4500
+
+/* IPv6 extension headers walked before giving up on finding the upper
+ * layer; real traffic has at most two or three. */
+#define IPV6_MAX_EXT 6
+
+/* Upper-layer headers further in than this (a 9000-byte jumbo frame and
+ * then some) are not looked at: the verifier needs a bound on packet
+ * offsets well below 64 KiB. */
+#define MAX_L4_OFF 0x3fff
+
+struct ethhdr {
+	__u8 dst[6];
+	__u8 src[6];
+	__u16 proto;
+};
+
+struct vlanhdr {
+	__u16 tci;
+	__u16 proto;
+};
+
+struct iphdr {
+	__u8 ver_ihl;
+	__u8 tos;
+	__u16 tot_len;
+	__u16 id;
+	__u16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__u16 check;
+	__u32 saddr;
+	__u32 daddr;
+};
+
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+struct ipv6hdr {
+	__u32 ver_tc_flow;
+	__u16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct ipv6_opthdr {
+	__u8 nexthdr;
+	__u8 hdrlen; /* 8-octet units, not counting the first 8 */
+};
+
+struct ipv6_fraghdr {
+	__u8 nexthdr;
+	__u8 reserved;
+	__u16 frag_off; /* offset << 3 | M */
+	__u32 id;
+};
+
+struct udphdr {
+	__u16 source;
+	__u16 dest;
+	__u16 len;
+	__u16 check;
+};
+
+/* What the parser learned about a frame's network layer. */
+struct flow {
+	struct steer_addr dst;
+	__u8 ipv6;
+	__u8 proto;     /* upper-layer protocol (after IPv6 extension headers) */
+	__u8 fragment;  /* part of a fragmented datagram */
+	__u8 l2_group;  /* destination MAC is broadcast or multicast */
+	__u32 l4_off;   /* offset of the upper-layer header; 0 if absent */
+};
+
+static __always_inline void count(__u32 rule)
+{
+	__u64 *c = bpf_map_lookup_elem(&steer_counters, &rule);
+
+	if (c)
+		*c += 1; /* per-CPU: no atomics needed */
+}
+
+static __always_inline int is_local(struct steer_addr *a)
+{
+	return bpf_map_lookup_elem(&steer_locals, a) != 0;
+}
+
+/* Parses IPv4 at offset `off`. Returns a STEER_PASS_* rule to stop with, or
+ * -1 when `f` is filled in. */
+static __always_inline int parse_ipv4(void *data, void *end, __u32 off, struct flow *f)
+{
+	struct iphdr *ip = data + off;
+
+	if ((void *)(ip + 1) > end)
+		return STEER_PASS_MALFORMED;
+	__u32 hl = (ip->ver_ihl & 0x0f) * 4;
+	if ((ip->ver_ihl >> 4) != 4 || hl < sizeof(*ip) || ntohs(ip->tot_len) < hl)
+		return STEER_PASS_MALFORMED;
+	if ((void *)ip + hl > end)
+		return STEER_PASS_MALFORMED;
+
+	__builtin_memset(&f->dst, 0, sizeof(f->dst));
+	f->dst.addr[10] = 0xff;
+	f->dst.addr[11] = 0xff;
+	__builtin_memcpy(&f->dst.addr[12], &ip->daddr, 4);
+	f->ipv6 = 0;
+	f->proto = ip->protocol;
+	__u16 frag = ntohs(ip->frag_off);
+	f->fragment = (frag & (IP_MF | IP_OFFSET)) != 0;
+	/* Only the first fragment carries the upper-layer header. */
+	f->l4_off = (frag & IP_OFFSET) ? 0 : off + hl;
+	return -1;
+}
+
+/* Parses IPv6 at offset `off`, walking extension headers a bounded number
+ * of times. Same return convention as parse_ipv4. */
+static __always_inline int parse_ipv6(void *data, void *end, __u32 off, struct flow *f)
+{
+	struct ipv6hdr *ip6 = data + off;
+
+	if ((void *)(ip6 + 1) > end)
+		return STEER_PASS_MALFORMED;
+	if ((ip6->ver_tc_flow & htonl(0xf0000000)) != htonl(0x60000000))
+		return STEER_PASS_MALFORMED;
+
+	__builtin_memcpy(&f->dst, ip6->daddr, sizeof(f->dst));
+	f->ipv6 = 1;
+	f->fragment = 0;
+
+	__u8 nh = ip6->nexthdr;
+	__u32 cur = off + sizeof(*ip6);
+	int upper_visible = 1;
+
+#pragma unroll
+	for (int i = 0; i < IPV6_MAX_EXT; i++) {
+		if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS) {
+			struct ipv6_opthdr *o = data + cur;
+
+			if ((void *)(o + 1) > end)
+				return STEER_PASS_MALFORMED;
+			nh = o->nexthdr;
+			cur += ((__u32)o->hdrlen + 1) * 8;
+		} else if (nh == IPPROTO_FRAGMENT) {
+			struct ipv6_fraghdr *fh = data + cur;
+
+			if ((void *)(fh + 1) > end)
+				return STEER_PASS_MALFORMED;
+			f->fragment = 1;
+			nh = fh->nexthdr;
+			cur += sizeof(*fh);
+			/* A non-first fragment continues with payload bytes. */
+			if (ntohs(fh->frag_off) & 0xfff8) {
+				upper_visible = 0;
+				break;
+			}
+		} else {
+			break;
+		}
+	}
+	f->proto = nh;
+	f->l4_off = upper_visible ? cur : 0;
+	return -1;
+}
+
+/* Neighbour discovery: router/neighbour solicitation and advertisement,
+ * redirect (RFC 4861). */
+static __always_inline int is_nd(void *data, void *end, struct flow *f)
+{
+	if (!f->ipv6 || f->proto != IPPROTO_ICMPV6 || !f->l4_off || f->l4_off > MAX_L4_OFF)
+		return 0;
+	__u8 *type = data + f->l4_off;
+	if ((void *)(type + 1) > end)
+		return 0;
+	return *type >= 133 && *type <= 137;
+}
+
+/* Outside, UDP to the gateway: IKE, NAT-keepalive or UDP-encapsulated ESP
+ * (RFC 3948 §2.2, §2.3). */
+static __always_inline int classify_udp(void *data, void *end, struct flow *f, __u8 flags)
+{
+	if (f->l4_off > MAX_L4_OFF)
+		return STEER_PASS_MALFORMED;
+	struct udphdr *udp = data + f->l4_off;
+
+	if ((void *)(udp + 1) > end)
+		return STEER_PASS_MALFORMED;
+	__u16 dport = ntohs(udp->dest);
+	if (dport == IKE_PORT)
+		return STEER_PASS_IKE;
+	if (dport != NATT_PORT)
+		return STEER_PASS_LOCAL;
+
+	/* The UDP length, not the frame: Ethernet pads short frames. */
+	__u32 ulen = ntohs(udp->len);
+	if (ulen < sizeof(*udp) || (void *)udp + ulen > end)
+		return STEER_PASS_MALFORMED;
+	__u32 plen = ulen - sizeof(*udp);
+	__u8 *payload = (void *)(udp + 1);
+
+	if (plen == 1) {
+		if ((void *)(payload + 1) > end)
+			return STEER_PASS_MALFORMED;
+		return payload[0] == 0xff ? STEER_PASS_NATT_KEEPALIVE : STEER_PASS_LOCAL;
+	}
+	if (plen < 4)
+		return STEER_PASS_LOCAL;
+	if ((void *)(payload + 4) > end)
+		return STEER_PASS_MALFORMED;
+	if ((payload[0] | payload[1] | payload[2] | payload[3]) == 0)
+		return STEER_PASS_IKE; /* non-ESP marker */
+	/* An ESP header (SPI + sequence number) or it is not ESP. */
+	if (plen < 8 || !(flags & STEER_F_NATT))
+		return STEER_PASS_LOCAL;
+	return STEER_REDIRECT_NATT_ESP;
+}
+
+static __always_inline int outside_rule(void *data, void *end, struct flow *f, __u8 flags)
+{
+	if (is_nd(data, end, f))
+		return STEER_PASS_ND;
+	if (!is_local(&f->dst))
+		return STEER_PASS_TRANSIT;
+	if (f->proto == IPPROTO_ESP)
+		return (flags & STEER_F_ESP) ? STEER_REDIRECT_ESP : STEER_PASS_LOCAL;
+	if (f->fragment)
+		return STEER_PASS_LOCAL_FRAGMENT;
+	if (f->proto == IPPROTO_UDP)
+		return classify_udp(data, end, f, flags);
+	return STEER_PASS_LOCAL;
+}
+
+/* Destinations that are never forwarded: the kernel answers or drops them. */
+static __always_inline int link_scope(struct flow *f)
+{
+	__u8 *a = f->dst.addr;
+
+	if (f->l2_group)
+		return 1;
+	if (f->ipv6)
+		/* multicast ff00::/8, link-local unicast fe80::/10 */
+		return a[0] == 0xff || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80);
+	/* multicast 224/4 and limited broadcast, link-local 169.254/16,
+	 * "this network" 0/8, loopback 127/8 */
+	return a[12] >= 224 || (a[12] == 169 && a[13] == 254) || a[12] == 0 || a[12] == 127;
+}
+
+static __always_inline int inside_rule(void *data, void *end, struct flow *f)
+{
+	if (is_nd(data, end, f))
+		return STEER_PASS_ND;
+	if (is_local(&f->dst))
+		return STEER_PASS_LOCAL;
+	if (link_scope(f))
+		return STEER_PASS_LINK_SCOPE;
+	return STEER_REDIRECT_INSIDE;
+}
+
+static __always_inline int rule_for(struct xdp_md *ctx, struct steer_iface *cfg)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct flow f = {};
+
+	if ((void *)(eth + 1) > end)
+		return STEER_PASS_MALFORMED;
+	__u16 proto = ntohs(eth->proto);
+	__u32 off = sizeof(*eth);
+
+	/* One 802.1Q or 802.1ad tag. */
+	if (proto == ETH_P_8021Q || proto == ETH_P_8021AD) {
+		struct vlanhdr *vlan = data + off;
+
+		if ((void *)(vlan + 1) > end)
+			return STEER_PASS_MALFORMED;
+		proto = ntohs(vlan->proto);
+		off += sizeof(*vlan);
+	}
+	if (proto == ETH_P_ARP)
+		return STEER_PASS_ARP;
+
+	int stop;
+	if (proto == ETH_P_IP)
+		stop = parse_ipv4(data, end, off, &f);
+	else if (proto == ETH_P_IPV6)
+		stop = parse_ipv6(data, end, off, &f);
+	else
+		return STEER_PASS_OTHER_ETHERTYPE;
+	if (stop >= 0)
+		return stop;
+	f.l2_group = eth->dst[0] & 1;
+
+	if (cfg->role == STEER_ROLE_OUTSIDE)
+		return outside_rule(data, end, &f, cfg->flags);
+	return inside_rule(data, end, &f);
+}
+
+SEC("xdp")
+int xdp_steer(struct xdp_md *ctx)
+{
+	__u32 ifindex = ctx->ingress_ifindex;
+	struct steer_iface *cfg = bpf_map_lookup_elem(&steer_ifaces, &ifindex);
+
+	if (!cfg || (cfg->role != STEER_ROLE_INSIDE && cfg->role != STEER_ROLE_OUTSIDE)) {
+		count(STEER_PASS_UNCONFIGURED);
+		return XDP_PASS;
+	}
+
+	int rule = rule_for(ctx, cfg);
+	count(rule);
+	if (rule < STEER_REDIRECT_ESP)
+		return XDP_PASS;
+
+	__u32 queue = ctx->rx_queue_index;
+	if (cfg->slot >= STEER_MAX_SLOTS || queue >= STEER_MAX_QUEUES) {
+		count(STEER_BAD_QUEUE);
+		return XDP_PASS;
+	}
+	/* The lower bits of the flags are the action when the map has no
+	 * socket at this index: the kernel then gets the frame. */
+	long action = bpf_redirect_map(&steer_xsks, cfg->slot * STEER_MAX_QUEUES + queue, XDP_PASS);
+	if (action != XDP_REDIRECT)
+		count(STEER_NO_SOCKET);
+	return action;
+}
+
+char _license[] SEC("license") = "Apache-2.0";
