@@ -310,7 +310,8 @@ fn v6_spec(cmd: &mut Cmd<'_, '_>) -> PResult<IpPrefix> {
     }
 }
 
-/// IOS port names accepted in `eq`/`lt`/`gt`/`range`.
+/// IOS port names accepted in `eq`/`lt`/`gt`/`range`, plus `http`,
+/// `https` and `ssh`, which ASA and IOS XE accept.
 const PORT_NAMES: &[(&str, u16)] = &[
     ("bgp", 179),
     ("bootpc", 68),
@@ -318,12 +319,15 @@ const PORT_NAMES: &[(&str, u16)] = &[
     ("domain", 53),
     ("ftp", 21),
     ("ftp-data", 20),
+    ("http", 80),
+    ("https", 443),
     ("isakmp", 500),
     ("non500-isakmp", 4500),
     ("ntp", 123),
     ("pop3", 110),
     ("smtp", 25),
     ("snmp", 161),
+    ("ssh", 22),
     ("syslog", 514),
     ("telnet", 23),
     ("tftp", 69),

@@ -2,7 +2,8 @@
 //! its column, and redacts key material for every later display.
 //!
 //! IOS config is line oriented: one command per line, `!` lines are
-//! comments, indentation marks sub-mode commands in `show running-config`
+//! comments (and `#` lines, as in the other Unix config files an operator
+//! keeps beside this one), indentation marks sub-mode commands in `show running-config`
 //! output (but IOS itself does not need it; see `parser`). Tokens carry
 //! 1-based character columns so diagnostics can put a caret under them.
 
@@ -43,9 +44,11 @@ pub struct Line<'a> {
 }
 
 impl<'a> Line<'a> {
-    /// A blank line or a `!` comment: nothing for the parser.
+    /// A blank line or a `!` or `#` comment: nothing for the parser.
     pub fn is_empty_or_comment(&self) -> bool {
-        self.tokens.first().is_none_or(|t| t.text.starts_with('!'))
+        self.tokens
+            .first()
+            .is_none_or(|t| t.text.starts_with('!') || t.text.starts_with('#'))
     }
 
     /// The tokens lower-cased, for matching keywords; key material is left
@@ -199,7 +202,7 @@ mod tests {
 
     #[test]
     fn tokens_carry_one_based_character_columns_and_indent() {
-        let lines = lex(" set peer 198.18.1.1\r\n\n! comment");
+        let lines = lex(" set peer 198.18.1.1\r\n\n! comment\n  # another");
         let l = &lines[0];
         assert_eq!(l.indent, 1);
         let t: Vec<(&str, u32)> = l.tokens.iter().map(|t| (t.text, t.col)).collect();
@@ -207,6 +210,7 @@ mod tests {
         assert!(lines[1].is_empty_or_comment());
         assert!(lines[2].is_empty_or_comment());
         assert_eq!(lines[2].number, 3);
+        assert!(lines[3].is_empty_or_comment());
     }
 
     #[test]

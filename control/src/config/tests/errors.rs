@@ -41,6 +41,25 @@ fn an_unknown_transform_is_named_with_the_list_of_transforms() {
 }
 
 #[test]
+fn an_unknown_command_is_an_error_at_its_column_with_a_caret_under_it() {
+    let e = parse_errs("hostname x\nfrobnicate all the things\n");
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        (e[0].span.line, e[0].span.col, e[0].kind),
+        (2, 1, ErrorKind::UnknownCommand)
+    );
+    let shown = e[0].to_string();
+    assert!(
+        shown.starts_with("line 2, column 1: unknown command \"frobnicate\""),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with("\n 2 | frobnicate all the things\n   | ^^^^^^^^^^"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn several_errors_are_reported_in_one_pass() {
     let (e, _) = at(
         "hostname\nfoo bar\naccess-list 101 permit ip any\ninterface a-wan\n ip address 1.2.3.4\n",
@@ -54,6 +73,10 @@ fn several_errors_are_reported_in_one_pass() {
             (5, 21, ErrorKind::Syntax),
         ]
     );
+    // In line order, a bad line inside a block included.
+    let (e, _) = at("bogus one\ninterface x\n wibble\ncrypto ipsec transform-set T esp-foo\n");
+    let lines: Vec<u32> = e.iter().map(|(l, _, _)| *l).collect();
+    assert_eq!(lines, [1, 3, 4]);
 }
 
 #[test]
@@ -77,6 +100,23 @@ fn access_list_numbers_outside_the_ip_ranges_are_refused() {
     let (e, msg) = at("access-list 200 permit ip any any\n");
     assert_eq!(e, [(1, 13, ErrorKind::InvalidValue)]);
     assert!(msg.contains("100-199"), "{msg}");
+}
+
+#[test]
+fn a_standard_acl_line_with_a_protocol_names_what_it_found() {
+    let (e, msg) = at("access-list 42 permit ip any any\n");
+    assert_eq!(e, [(1, 23, ErrorKind::Syntax)]);
+    assert!(msg.contains("found \"ip\""), "{msg}");
+}
+
+#[test]
+fn reserved_spis_are_refused_with_the_rfc_that_reserves_them() {
+    let (e, msg) = at("crypto map M 10 ipsec-manual\n set session-key inbound esp 255 cipher 00\n");
+    assert_eq!(e, [(2, 30, ErrorKind::InvalidValue)]);
+    assert!(
+        msg.contains("reserved") && msg.contains("RFC 4303"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -77,6 +77,27 @@ fn protocol_names_numbers_and_port_names_map_to_numbers() {
     assert_eq!(e[4].dst_ports, PortRange { lo: 0, hi: 79 });
     assert_eq!(e[5].src_ports, PortRange::single(500));
     assert_eq!(e[5].dst_ports, PortRange::single(4500));
+    // The ASA / IOS XE names too.
+    let c = parse_ok(
+        "access-list 150 permit tcp any eq http any eq https\n\
+         access-list 150 permit tcp any any eq ssh\n",
+    );
+    let e = &c.acl("150").unwrap().entries;
+    assert_eq!(
+        (e[0].src_ports, e[0].dst_ports, e[1].dst_ports),
+        (
+            PortRange::single(80),
+            PortRange::single(443),
+            PortRange::single(22)
+        )
+    );
+}
+
+#[test]
+fn bang_and_hash_lines_are_comments() {
+    let c = parse_ok("! IOS comment\n# shell-style comment\n  # indented\nhostname gw\n");
+    assert_eq!(c.hostname.unwrap().value, "gw");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
 #[test]
