@@ -1,13 +1,13 @@
 //! `espada run`: start (or find) the dataplane, install what the config
-//! asks for, then serve `show` commands and log the dataplane's events
-//! until stopped. The dataplane is a separate process in its own session:
-//! stopping or restarting `espada` leaves installed SAs forwarding, and a
-//! restarted `espada` installs only what is missing (re-adding an SA would
-//! reset its sequence number and replay window).
+//! compiled to ([`Compiled`]: SAs, SPD and NAT rules), then serve `show`
+//! commands and log the dataplane's events until stopped. The dataplane is
+//! a separate process in its own session: stopping or restarting `espada`
+//! leaves installed SAs forwarding, and a restarted `espada` installs only
+//! what is missing (re-adding an SA would reset its sequence number and
+//! replay window).
 
 use std::collections::HashSet;
 use std::fs::OpenOptions;
-use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,50 +16,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dataplane::api::{Direction, EspMode, Event, NatRule, Request, SaCounts, SaParams};
+use dataplane::api::{Direction, EspMode, Event, Request, SaCounts};
 use dataplane::counters::DropReason;
-use dataplane::spd::SpdRule;
+use dataplane::spd::{IpPrefix, PortRange};
 
 use crate::cliserver::CliListener;
+use crate::config::Compiled;
 use crate::dpclient::{DataplaneClient, DpError};
 use crate::show::{self, EspSaView, Ident, IpsecSaView};
 
-/// One `crypto map NAME SEQ` entry as installed: what `show` prints.
-#[derive(Debug, Clone)]
-pub struct MapEntry {
-    pub interface: String,
-    pub map_name: String,
-    pub seq: u32,
-    pub local_addr: IpAddr,
-    pub peer: IpAddr,
-    pub local_ident: Ident,
-    pub remote_ident: Ident,
-    pub inbound: Vec<SaParams>,
-    pub outbound: Vec<SaParams>,
-    pub path_mtu: u16,
-}
-
-/// Everything a config asks the dataplane for.
-#[derive(Debug, Clone, Default)]
-pub struct Deployment {
-    pub entries: Vec<MapEntry>,
-    pub spd: Vec<SpdRule>,
-    pub nat: Vec<NatRule>,
-    /// Interfaces the dataplane forwards on, by role.
-    pub inside: Vec<String>,
-    pub outside: Vec<String>,
-}
-
-impl Deployment {
-    fn sas(&self) -> impl Iterator<Item = &SaParams> {
-        self.entries
-            .iter()
-            .flat_map(|e| e.inbound.iter().chain(e.outbound.iter()))
-    }
-}
-
 /// How `espada run` finds or starts the dataplane.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonOptions {
     /// Holds `dataplane.sock`, `espada.sock` and `dataplane.log`.
     pub run_dir: PathBuf,
@@ -86,9 +53,10 @@ pub fn prepare_run_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Connects to a running dataplane, or starts one for this deployment's
-/// interfaces and waits for its socket.
-pub fn ensure_dataplane(o: &DaemonOptions, d: &Deployment) -> Result<DataplaneClient> {
+/// Connects to a running dataplane, or starts one for the config's
+/// interfaces ([`Compiled::inside`], [`Compiled::outside`]) and waits for
+/// its socket.
+pub fn ensure_dataplane(o: &DaemonOptions, c: &Compiled) -> Result<DataplaneClient> {
     let sock = o.dataplane_socket();
     if let Ok(c) = DataplaneClient::connect(&sock) {
         println!(
@@ -98,10 +66,10 @@ pub fn ensure_dataplane(o: &DaemonOptions, d: &Deployment) -> Result<DataplaneCl
         );
         return Ok(c);
     }
-    let Some(outside) = d.outside.first() else {
+    let Some(outside) = &c.outside else {
         bail!("no interface carries a crypto map: nothing for the dataplane to protect");
     };
-    if d.inside.is_empty() {
+    if c.inside.is_empty() {
         bail!("no inside interface: configure an interface without a crypto map (the LAN side)");
     }
     let exe = std::env::current_exe().context("locating the espada binary")?;
@@ -115,7 +83,7 @@ pub fn ensure_dataplane(o: &DaemonOptions, d: &Deployment) -> Result<DataplaneCl
     let mut cmd = Command::new(&bin);
     cmd.arg("run")
         .arg("--inside")
-        .arg(d.inside.join(","))
+        .arg(c.inside.join(","))
         .arg("--outside")
         .arg(outside)
         .arg("--socket")
@@ -171,16 +139,16 @@ pub struct InstallReport {
     pub already: usize,
 }
 
-/// Installs the deployment's SAs that the dataplane lacks, then its SPD
-/// and NAT rules (each replaced whole).
-pub fn install(dp: &mut DataplaneClient, d: &Deployment) -> Result<InstallReport, DpError> {
+/// Installs the config's SAs that the dataplane lacks, then its SPD and
+/// NAT rules (each replaced whole).
+pub fn install(dp: &mut DataplaneClient, c: &Compiled) -> Result<InstallReport, DpError> {
     let present: HashSet<(u32, bool)> = dp
         .counters(None)?
         .iter()
         .map(|c| (c.spi, c.direction == Direction::Inbound))
         .collect();
     let mut report = InstallReport::default();
-    for sa in d.sas() {
+    for sa in &c.sas {
         if present.contains(&(sa.spi, sa.direction == Direction::Inbound)) {
             report.already += 1;
             continue;
@@ -191,30 +159,35 @@ pub fn install(dp: &mut DataplaneClient, d: &Deployment) -> Result<InstallReport
     dp.expect_ack(
         "LoadSpd",
         Request::LoadSpd {
-            rules: d.spd.clone(),
+            rules: c.spd.clone(),
         },
     )?;
     dp.expect_ack(
         "LoadNat",
         Request::LoadNat {
-            rules: d.nat.clone(),
+            rules: c.nat.clone(),
         },
     )?;
     Ok(report)
 }
 
-/// Renders `show crypto ipsec sa` from the deployment and live counters.
-pub fn show_crypto_ipsec_sa(d: &Deployment, counters: &[SaCounts]) -> String {
+/// Renders `show crypto ipsec sa` from the compiled config and live
+/// counters; `mtu` gives an interface's MTU (the path MTU IOS prints).
+pub fn show_crypto_ipsec_sa(
+    c: &Compiled,
+    counters: &[SaCounts],
+    mtu: &dyn Fn(&str) -> u16,
+) -> String {
     let find =
         |spi: u32, dir: Direction| counters.iter().find(|c| c.spi == spi && c.direction == dir);
     let mut views = Vec::new();
-    for (i, e) in d.entries.iter().enumerate() {
+    for (i, e) in c.entries.iter().enumerate() {
         let mut v = IpsecSaView {
             interface: e.interface.clone(),
-            map_tag: e.map_name.clone(),
-            local_addr: e.local_addr,
-            local_ident: e.local_ident,
-            remote_ident: e.remote_ident,
+            map_tag: e.map.clone(),
+            local_addr: e.local,
+            local_ident: ident(e.proxy.src, e.proxy.src_ports, e.proxy.proto),
+            remote_ident: ident(e.proxy.dst, e.proxy.dst_ports, e.proxy.proto),
             peer: e.peer,
             peer_port: 500,
             encaps: 0,
@@ -225,13 +198,20 @@ pub fn show_crypto_ipsec_sa(d: &Deployment, counters: &[SaCounts]) -> String {
             verify: 0,
             send_errors: 0,
             recv_errors: 0,
-            path_mtu: e.path_mtu,
+            path_mtu: mtu(&e.interface),
             inbound: Vec::new(),
             outbound: Vec::new(),
             drops: Vec::new(),
         };
         let mut drops = dataplane::api::DropCounts::default();
-        for (k, sa) in e.inbound.iter().chain(e.outbound.iter()).enumerate() {
+        let pair = [
+            (e.inbound_spi, Direction::Inbound),
+            (e.outbound_spi, Direction::Outbound),
+        ];
+        let sas = pair
+            .iter()
+            .filter_map(|&(spi, dir)| c.sas.iter().find(|sa| sa.spi == spi && sa.direction == dir));
+        for (k, sa) in sas.enumerate() {
             let conn_id = 2000 + (i as u32) * 10 + k as u32;
             let view = EspSaView {
                 spi: sa.spi,
@@ -264,6 +244,24 @@ pub fn show_crypto_ipsec_sa(d: &Deployment, counters: &[SaCounts]) -> String {
         views.push(v);
     }
     show::crypto_ipsec_sa(&views)
+}
+
+/// One side of an entry's proxy identities as IOS prints it: a port only
+/// when the selector names exactly one.
+fn ident(prefix: IpPrefix, ports: PortRange, proto: Option<u8>) -> Ident {
+    Ident {
+        prefix,
+        proto: proto.unwrap_or(0),
+        port: if ports.lo == ports.hi { ports.lo } else { 0 },
+    }
+}
+
+/// An interface's MTU as the kernel reports it (1500 if unknown).
+pub fn interface_mtu(name: &str) -> u16 {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1500)
 }
 
 /// `show dataplane`: SA totals and every drop reason that belongs to no
@@ -329,12 +327,19 @@ pub fn show_ip_nat_statistics(s: &dataplane::nat::NatStats) -> String {
     out
 }
 
-/// An IOS-style log line for a dataplane event.
-pub fn event_log_line(e: &Event) -> String {
+/// An IOS-style log line for a dataplane event; `map_names` are
+/// [`Compiled::map_names`], which name the crypto map of a policy tag.
+pub fn event_log_line(e: &Event, map_names: &[String]) -> String {
     match e {
         Event::Acquire { tag, flow } => format!(
-            "%CRYPTO-5-ACQUIRE: crypto map {}/{}: no SA for {} -> {} (first packet dropped)",
-            tag.map, tag.seq, flow.src, flow.dst
+            "%CRYPTO-5-ACQUIRE: crypto map {} {}: no SA for {} -> {} (first packet dropped)",
+            map_names
+                .get(tag.map as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("#{}", tag.map)),
+            tag.seq,
+            flow.src,
+            flow.dst
         ),
         Event::SoftExpire { spi, direction } => format!(
             "%CRYPTO-5-SA_SOFT_EXPIRE: {direction:?} SA spi 0x{spi:08X} passed its soft lifetime"
@@ -355,11 +360,11 @@ pub fn event_log_line(e: &Event) -> String {
 }
 
 /// Answers one CLI command.
-pub fn answer(cmd: &str, d: &Deployment, dp: &mut DataplaneClient) -> String {
+pub fn answer(cmd: &str, c: &Compiled, dp: &mut DataplaneClient) -> String {
     let words: Vec<&str> = cmd.split_whitespace().collect();
     match words.as_slice() {
         ["show", "crypto", "ipsec", "sa"] => match dp.counters(None) {
-            Ok(c) => show_crypto_ipsec_sa(d, &c),
+            Ok(counters) => show_crypto_ipsec_sa(c, &counters, &interface_mtu),
             Err(e) => format!("% dataplane unreachable: {e}\n"),
         },
         ["show", "dataplane"] | ["show", "dataplane", "counters"] => match dp.all_counters(None) {
@@ -382,7 +387,7 @@ pub fn answer(cmd: &str, d: &Deployment, dp: &mut DataplaneClient) -> String {
 /// connection is retried (the dataplane may be restarting).
 pub fn serve(
     o: &DaemonOptions,
-    d: &Deployment,
+    c: &Compiled,
     mut dp: DataplaneClient,
     stop: &AtomicBool,
 ) -> Result<()> {
@@ -390,27 +395,27 @@ pub fn serve(
         .with_context(|| format!("CLI socket {}", o.cli_socket().display()))?;
     println!("espada: CLI at {}", o.cli_socket().display());
     while !stop.load(Ordering::Relaxed) {
-        cli.serve_pending(|cmd| answer(cmd, d, &mut dp));
+        cli.serve_pending(|cmd| answer(cmd, c, &mut dp));
         match dp.wait_event(Duration::from_millis(100)) {
-            Ok(Some(e)) => println!("{}", event_log_line(&e)),
+            Ok(Some(e)) => println!("{}", event_log_line(&e, &c.map_names)),
             Ok(None) => {}
             Err(e) => {
                 eprintln!("espada: lost the dataplane ({e}); reconnecting");
                 std::thread::sleep(Duration::from_secs(1));
                 match DataplaneClient::connect(&o.dataplane_socket()) {
-                    Ok(mut c) => {
-                        match install(&mut c, d) {
+                    Ok(mut client) => {
+                        match install(&mut client, c) {
                             Ok(r) => println!("espada: reinstalled {} SA(s)", r.added),
                             Err(e) => eprintln!("espada: reinstall failed: {e}"),
                         }
-                        dp = c;
+                        dp = client;
                     }
                     Err(e) => eprintln!("espada: {e}"),
                 }
             }
         }
         for e in dp.take_events() {
-            println!("{}", event_log_line(&e));
+            println!("{}", event_log_line(&e, &c.map_names));
         }
     }
     Ok(())
@@ -419,53 +424,13 @@ pub fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataplane::api::{DropCounts, Lifetime, SaKeys};
-    use dataplane::crypto::{AuthAlg, EncAlg};
+    use crate::config::{self, ConfigAddresses};
+    use dataplane::api::DropCounts;
 
-    fn sa(spi: u32, direction: Direction) -> SaParams {
-        SaParams {
-            spi,
-            direction,
-            enc: EncAlg::AesCbc128,
-            auth: AuthAlg::HmacSha1_96,
-            keys: SaKeys {
-                enc: vec![1; 16],
-                auth: vec![2; 20],
-            },
-            mode: EspMode::Tunnel {
-                local: "198.18.0.1".parse().unwrap(),
-                remote: "198.18.1.1".parse().unwrap(),
-            },
-            udp_encap: None,
-            esn: false,
-            replay_window: 64,
-            lifetime: Lifetime::default(),
-        }
-    }
-
-    fn deployment() -> Deployment {
-        let ident = |p: &str| Ident {
-            prefix: p.parse().unwrap(),
-            proto: 0,
-            port: 0,
-        };
-        Deployment {
-            entries: vec![MapEntry {
-                interface: "a-wan".into(),
-                map_name: "VPN".into(),
-                seq: 10,
-                local_addr: "198.18.0.1".parse().unwrap(),
-                peer: "198.18.1.1".parse().unwrap(),
-                local_ident: ident("198.19.1.0/24"),
-                remote_ident: ident("198.19.2.0/24"),
-                inbound: vec![sa(0x1001, Direction::Inbound)],
-                outbound: vec![sa(0x2001, Direction::Outbound)],
-                path_mtu: 1500,
-            }],
-            inside: vec!["a-lan".into()],
-            outside: vec!["a-wan".into()],
-            ..Deployment::default()
-        }
+    /// gw_a of the lab, compiled against its own addresses.
+    fn lab_a() -> Compiled {
+        let cfg = config::parse(include_str!("../../deploy/configs/lab-gw-a.conf")).unwrap();
+        config::compile(&cfg, &ConfigAddresses(&cfg)).unwrap()
     }
 
     #[test]
@@ -509,11 +474,12 @@ mod tests {
             last_used: 0,
             drops,
         };
+        // Entry VPN 10 of gw_a: inbound SPI 4097, outbound SPI 4096.
         let live = [
-            counts(0x1001, Direction::Inbound, 7, drops),
-            counts(0x2001, Direction::Outbound, 9, DropCounts::default()),
+            counts(4097, Direction::Inbound, 7, drops),
+            counts(4096, Direction::Outbound, 9, DropCounts::default()),
         ];
-        let s = show_crypto_ipsec_sa(&deployment(), &live);
+        let s = show_crypto_ipsec_sa(&lab_a(), &live, &|_| 1400);
         for line in [
             "interface: a-wan",
             "    Crypto map tag: VPN, local addr 198.18.0.1",
@@ -522,8 +488,12 @@ mod tests {
             "    #pkts decaps: 7, #pkts decrypt: 7, #pkts verify: 7",
             "    #send errors 0, #recv errors 4",
             "    #drops integrity-failed: 4",
-            "     current outbound spi: 0x00002001(8193)",
+            "     current outbound spi: 0x00001000(4096)",
             "     transform: esp-aes esp-sha-hmac ,",
+            "   local  ident (addr/mask/prot/port): (198.19.1.0/255.255.255.0/0/0)",
+            "   remote ident (addr/mask/prot/port): (198.19.2.0/255.255.255.0/0/0)",
+            "   local  ident (addr/mask/prot/port): (fd00:a::/64/0/0)",
+            "     path mtu 1400, ip mtu 1400, ip mtu idb a-wan",
         ] {
             assert!(s.lines().any(|l| l == line), "missing {line:?} in\n{s}");
         }
@@ -531,11 +501,35 @@ mod tests {
 
     #[test]
     fn events_become_ios_style_log_lines() {
-        let l = event_log_line(&Event::IntegrityFailure {
-            spi: 0x1001,
-            count: 3,
-        });
+        let names = lab_a().map_names;
+        let l = event_log_line(
+            &Event::IntegrityFailure {
+                spi: 0x1001,
+                count: 3,
+            },
+            &names,
+        );
         assert!(l.starts_with("%CRYPTO-4-RECVD_PKT_MAC_ERR"), "{l}");
         assert!(l.contains("0x00001001"), "{l}");
+        let flow = dataplane::spd::FlowKey {
+            src: "198.19.1.10".parse().unwrap(),
+            dst: "198.19.2.10".parse().unwrap(),
+            proto: 1,
+            src_port: 0,
+            dst_port: 0,
+        };
+        let tag = dataplane::spd::PolicyTag { map: 0, seq: 10 };
+        let l = event_log_line(&Event::Acquire { tag, flow }, &names);
+        assert!(
+            l.contains("crypto map VPN 10: no SA for 198.19.1.10 -> 198.19.2.10"),
+            "{l}"
+        );
+    }
+
+    #[test]
+    fn the_dataplane_runs_on_the_interfaces_the_config_compiles_to() {
+        let c = lab_a();
+        assert_eq!(c.outside.as_deref(), Some("a-wan"));
+        assert_eq!(c.inside, ["a-lan"]);
     }
 }

@@ -1,10 +1,12 @@
-//! Espada's control process: IOS-dialect configuration, IKEv1 and IKEv2
-//! (sans-IO state machines) and the CLI. The protocol modules arrive with
-//! the IKE issues; the crate exists now so the workspace has its final shape.
+//! Espada's control process: IOS-dialect configuration ([`config`]), the
+//! daemon that installs it in the dataplane ([`daemon`], talking over
+//! [`dpclient`]), IKEv1 and IKEv2 (sans-IO state machines, arriving with
+//! the IKE issues) and the CLI ([`cli`], [`cliserver`], [`show`]).
 
 /// Version string shared by `espada --version` and `show version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+pub mod cli;
 pub mod cliserver;
 pub mod config;
 pub mod daemon;

@@ -1,0 +1,293 @@
+//! From the IOS model to what the dataplane installs: SAs from
+//! `ipsec-manual` crypto map entries, SPD rules from their ACLs, NAT rules
+//! from `ip nat inside source`, and the interfaces it runs on (the one
+//! carrying the crypto map outside, the other live ones inside).
+//!
+//! ACL semantics follow IOS. In a crypto ACL, `permit` means "protect with
+//! this entry" and `deny` means "not with this entry": the packet goes on
+//! to the next entry of the map (and is sent in the clear only when no
+//! entry protects it). The dataplane's SPD is a flat first-match list, so a
+//! deny line D of entry k compiles to the later entries' rules narrowed to
+//! D (their intersection with D), followed by D itself as *bypass*; when no
+//! later entry overlaps D this is just the bypass rule. The same cascade
+//! compiles NAT route maps (`deny` lines of an entry's ACL fall through to
+//! the next entry) and NAT ACLs (a `deny` line is a NAT exemption).
+//!
+//! Manual SAs never expire (IOS shows no lifetime for them) and run without
+//! anti-replay (IOS shows "replay detection support: N"): with no IKE to
+//! reset the sequence numbers, a peer that restarts would start again at 1
+//! and be locked out by our window.
+//!
+//! - this module: [`compile`], [`Compiled`], the shared checks (interfaces,
+//!   SPIs, IKE items) and the dataplane's inside interfaces;
+//! - `crypto_map`: the `ipsec-manual` entries, their SAs and key checks;
+//! - `nat`: `ip nat inside source` statements;
+//! - `cascade`: flattening IOS deny semantics into first-match lists.
+
+mod cascade;
+mod crypto_map;
+mod nat;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use dataplane::api::{NatRule, SaParams};
+use dataplane::spd::{PolicyTag, SpdRule, TrafficSelector};
+
+use super::error::{ConfigError, ErrorKind, Span, Warning};
+use super::model::{Config, CryptoMapKind, NatSide};
+use super::resolve::{InterfaceResolver, ResolvedInterface};
+
+pub use cascade::intersect;
+
+/// What the dataplane needs from a config, plus what `show` and the CLI
+/// report about it.
+#[derive(Debug, Clone, Default)]
+pub struct Compiled {
+    /// Two SAs (inbound, outbound) per `ipsec-manual` entry, in map order.
+    pub sas: Vec<SaParams>,
+    /// The crypto-map policy, first match wins.
+    pub spd: Vec<SpdRule>,
+    /// NAT exemption and PAT rules, first match wins.
+    pub nat: Vec<NatRule>,
+    /// One line per crypto map entry, in the order the SPD uses them.
+    pub entries: Vec<CompiledEntry>,
+    /// Crypto map names, indexed by [`PolicyTag::map`].
+    pub map_names: Vec<String>,
+    /// The interface that carries the crypto map: the dataplane's outside
+    /// (ESP) interface; `None` when no crypto map is applied. One at most:
+    /// the dataplane serves one outside interface.
+    pub outside: Option<String>,
+    /// The interfaces the dataplane forwards clear traffic on: every
+    /// configured interface without a crypto map that is neither shut down,
+    /// `ip nat outside` nor a tunnel interface, in file order.
+    pub inside: Vec<String>,
+    /// Parse and compile warnings, in line order.
+    pub warnings: Vec<Warning>,
+}
+
+/// One compiled crypto map entry: its identity and where its SAs run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledEntry {
+    pub map: String,
+    pub seq: u32,
+    pub tag: PolicyTag,
+    pub interface: String,
+    pub ifindex: u32,
+    pub local: IpAddr,
+    pub peer: IpAddr,
+    pub transform_set: String,
+    pub inbound_spi: u32,
+    pub outbound_spi: u32,
+    /// The proxy identities `show crypto ipsec sa` prints as `local ident`
+    /// (source) and `remote ident` (destination): the first permit line of
+    /// the entry's ACL (its first line if none permits; any IPv4 if it is
+    /// empty).
+    pub proxy: TrafficSelector,
+}
+
+/// Checks every cross reference and compiles `cfg`, resolving interfaces
+/// through `resolver`. Returns every error found, not only the first.
+pub fn compile(
+    cfg: &Config,
+    resolver: &dyn InterfaceResolver,
+) -> Result<Compiled, Vec<ConfigError>> {
+    let mut cx = Cx {
+        cfg,
+        resolver,
+        errors: Vec::new(),
+        warnings: cfg.warnings.clone(),
+        resolved: HashMap::new(),
+    };
+    cx.ike_not_supported();
+    cx.spi_uniqueness();
+    let out = cx.crypto_maps();
+    let inside = cx.inside_interfaces();
+    let nat = cx.nat();
+    cx.warnings.sort_by_key(|w| w.span);
+    if !cx.errors.is_empty() {
+        cx.errors.sort_by_key(|e| e.span);
+        return Err(cx.errors);
+    }
+    Ok(Compiled {
+        sas: out.sas,
+        spd: out.spd,
+        nat,
+        entries: out.entries,
+        map_names: out.map_names,
+        outside: out.outside,
+        inside,
+        warnings: cx.warnings,
+    })
+}
+
+struct Cx<'c> {
+    cfg: &'c Config,
+    resolver: &'c dyn InterfaceResolver,
+    errors: Vec<ConfigError>,
+    warnings: Vec<Warning>,
+    resolved: HashMap<String, Option<ResolvedInterface>>,
+}
+
+impl<'c> Cx<'c> {
+    fn error(&mut self, kind: ErrorKind, span: Span, token: &str, msg: impl Into<String>) {
+        self.errors.push(ConfigError {
+            kind,
+            span,
+            token: token.to_string(),
+            message: msg.into(),
+            source_line: self.cfg.source_line(span.line).to_string(),
+        });
+    }
+
+    fn warn(&mut self, span: Span, msg: impl Into<String>) {
+        self.warnings.push(Warning {
+            span,
+            message: msg.into(),
+            source_line: self.cfg.source_line(span.line).to_string(),
+        });
+    }
+
+    /// IKE items are parsed into the model but nothing negotiates them yet:
+    /// say so at each one rather than start a gateway that never
+    /// protects their traffic.
+    fn ike_not_supported(&mut self) {
+        let why = "is not supported yet: IKE arrives with the IKEv1/IKEv2 issues; in this build \
+                   use crypto map ... ipsec-manual with set session-key";
+        for (span, what) in self.cfg.ike.items() {
+            self.error(
+                ErrorKind::NotSupportedYet,
+                span,
+                &what,
+                format!("{what} {why}"),
+            );
+        }
+        for e in &self.cfg.crypto_maps {
+            if let CryptoMapKind::Isakmp(i) = &e.kind {
+                let what = match &i.dynamic {
+                    Some(d) => format!(
+                        "crypto map {} {} ipsec-isakmp dynamic {}{}",
+                        e.name,
+                        e.seq,
+                        d.value,
+                        if i.discover { " discover" } else { "" }
+                    ),
+                    None => format!("crypto map {} {} ipsec-isakmp", e.name, e.seq),
+                };
+                self.error(
+                    ErrorKind::NotSupportedYet,
+                    e.span,
+                    &what,
+                    format!("{what} {why}"),
+                );
+            }
+        }
+        for i in &self.cfg.interfaces {
+            if let Some(span) = i.tunnel.span() {
+                self.error(
+                    ErrorKind::NotSupportedYet,
+                    span,
+                    "tunnel",
+                    format!(
+                        "interface {}: tunnel interfaces (VTI, tunnel protection) are not supported yet; \
+                         use a crypto map on the outside interface",
+                        i.name
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The kernel's view of `name`, asked once; an unknown interface is
+    /// reported at `span`.
+    fn resolve(&mut self, name: &str, span: Span) -> Option<ResolvedInterface> {
+        if !self.resolved.contains_key(name) {
+            let r = self.resolver.resolve(name);
+            if r.is_none() {
+                self.error(
+                    ErrorKind::Environment,
+                    span,
+                    name,
+                    format!("interface {name} does not exist on this machine"),
+                );
+            } else if let Some(r) = &r {
+                self.check_config_addresses(name, r);
+            }
+            self.resolved.insert(name.to_string(), r);
+        }
+        self.resolved.get(name).cloned().flatten()
+    }
+
+    /// The config's `ip address` lines against the kernel's addresses.
+    fn check_config_addresses(&mut self, name: &str, r: &ResolvedInterface) {
+        let Some(iface) = self.cfg.interface(name) else {
+            return;
+        };
+        let mut mismatches = Vec::new();
+        for a in &iface.ipv4 {
+            if !r.addrs.contains(&IpAddr::V4(a.value.0)) {
+                mismatches.push((a.span, IpAddr::V4(a.value.0)));
+            }
+        }
+        for a in &iface.ipv6 {
+            if !r.addrs.contains(&IpAddr::V6(a.value.addr)) {
+                mismatches.push((a.span, IpAddr::V6(a.value.addr)));
+            }
+        }
+        for (span, a) in mismatches {
+            let have: Vec<String> = r.addrs.iter().map(IpAddr::to_string).collect();
+            self.warn(
+                span,
+                format!(
+                    "interface {name} does not have {a} (it has {}); the kernel's addresses are used",
+                    if have.is_empty() { "none".to_string() } else { have.join(", ") }
+                ),
+            );
+        }
+    }
+
+    /// The dataplane's inside interfaces (see [`Compiled::inside`]), each
+    /// resolved so that one the kernel lacks is reported here rather than
+    /// when the dataplane fails to start.
+    fn inside_interfaces(&mut self) -> Vec<String> {
+        let mut inside = Vec::new();
+        for i in &self.cfg.interfaces {
+            let nat_outside = matches!(&i.nat, Some(n) if n.value == NatSide::Outside);
+            if i.crypto_map.is_some() || i.shutdown || nat_outside || i.tunnel.span().is_some() {
+                continue;
+            }
+            if self.resolve(&i.name, i.span).is_some() {
+                inside.push(i.name.clone());
+            }
+        }
+        inside
+    }
+
+    /// Manual SPIs must be unique per direction: the dataplane finds an
+    /// inbound SA by its SPI, and the SPD names outbound SAs by theirs.
+    /// Checked over every manual entry, in file order.
+    fn spi_uniqueness(&mut self) {
+        let mut seen: HashMap<(bool, u32), Span> = HashMap::new();
+        for e in &self.cfg.crypto_maps {
+            let CryptoMapKind::Manual(m) = &e.kind else {
+                continue;
+            };
+            for (key, inbound) in [(&m.inbound, true), (&m.outbound, false)] {
+                let Some(k) = key else { continue };
+                let Some(prev) = seen.insert((inbound, k.spi.value), k.spi.span) else {
+                    continue;
+                };
+                let dir = if inbound { "inbound" } else { "outbound" };
+                self.error(
+                    ErrorKind::Duplicate,
+                    k.spi.span,
+                    &k.spi.value.to_string(),
+                    format!(
+                        "{dir} SPI {} is already used on line {}; each {dir} SA needs its own SPI",
+                        k.spi.value, prev.line
+                    ),
+                );
+            }
+        }
+    }
+}
