@@ -244,8 +244,6 @@ fn added_and_deleted_routes_and_neighbours_arrive_within_a_bounded_wait() {
 }
 
 #[test]
-#[ignore = "flaky: after these link, address and route changes the mirror sometimes never \
-            matches a fresh dump (about one run in two); under investigation, see docs/testing.md"]
 fn after_link_and_address_changes_the_followed_tables_equal_a_fresh_dump() {
     if !require_root() {
         return;
@@ -272,9 +270,12 @@ fn after_link_and_address_changes_the_followed_tables_equal_a_fresh_dump() {
          ip route replace 198.19.50.0/24 via 198.18.9.3 metric 10 && \
          ip link add nz type veth peer name ny && ip link set nz name nx",
     );
-    let mut nl = RtNetlink::open().unwrap();
-    let fresh = Mirror::new(served).load(&mut nl).unwrap();
+    // The kernel may still be changing things of its own (IPv6 link-local
+    // addresses, router solicitations), so each look compares with a dump
+    // taken at that moment.
+    let nl = std::cell::RefCell::new(RtNetlink::open().unwrap());
     f.until("convergence with a fresh dump", |t| {
+        let fresh = Mirror::new(served).load(&mut nl.borrow_mut()).unwrap();
         Snapshot {
             fib: t.fib.clone(),
             local: t.local.clone(),

@@ -18,7 +18,11 @@
 //!   and counted, rather than following a shorter route out of the wrong
 //!   port. Of several routes to one prefix, the lowest metric is
 //!   installed (the first one on a tie, as the kernel uses the first).
-//! - Neighbours: on served interfaces only.
+//! - Neighbours: unicast ones on served interfaces only. The kernel makes
+//!   entries for multicast groups (`ff02::16`, `ff02::2`, ...) as it sends
+//!   to them, without announcing them on the event socket; the dataplane
+//!   never forwards to a group, so they are left out of both the dump and
+//!   the events, and the followed tables stay equal to a fresh dump.
 //!
 //! The kernel does not report everything it removes: IPv4 routes via a
 //! link vanish without `RTM_DELROUTE` when the link is set down or
@@ -129,6 +133,14 @@ impl Snapshot {
         t.fib = self.fib.clone();
         t.local = self.local.clone();
         t.iface_addrs = self.iface_addrs.clone();
+    }
+}
+
+/// Not a multicast group, nor IPv4 limited broadcast.
+fn is_unicast(a: &IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => !v4.is_multicast() && !v4.is_broadcast(),
+        IpAddr::V6(v6) => !v6.is_multicast(),
     }
 }
 
@@ -332,6 +344,7 @@ impl Mirror {
             KernelEvent::RouteGone(route) => self.route_gone(route, out),
             KernelEvent::Neighbour(Neighbour { ifindex, addr, mac }) => {
                 if self.served.contains_key(&ifindex)
+                    && is_unicast(&addr)
                     && self.neighbours.insert((ifindex, addr), mac) != Some(mac)
                 {
                     out.push(FibUpdate::Neighbour { ifindex, addr, mac });

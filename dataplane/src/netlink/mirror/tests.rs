@@ -315,6 +315,24 @@ fn an_mtu_change_updates_the_interface_and_large_mtus_are_capped() {
 }
 
 #[test]
+fn multicast_neighbours_the_kernel_makes_silently_are_not_mirrored() {
+    let (mut m, mut t) = loaded();
+    let before = t.fib.neighbours().count();
+    let out = feed(
+        &mut m,
+        &mut t,
+        vec![
+            neigh(2, "ff02::16", 0x16),
+            neigh(2, "ff02::1:ff8b:e55a", 0x5a),
+            neigh(2, "224.0.0.22", 0x22),
+            neigh(2, "255.255.255.255", 0xff),
+        ],
+    );
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(t.fib.neighbours().count(), before);
+}
+
+#[test]
 fn a_neighbour_confirmed_again_is_one_update_and_an_incomplete_one_is_gone() {
     let (mut m, mut t) = loaded();
     let out = feed(
