@@ -12,4 +12,5 @@ pub mod config;
 pub mod daemon;
 pub mod dpclient;
 pub mod ike;
+pub mod ikev1;
 pub mod show;
