@@ -8,13 +8,16 @@ use dataplane::crypto::{AuthAlg, EncAlg};
 use dataplane::spd::{IpPrefix, PolicyAction, PolicyTag, SpdRule};
 
 use super::super::error::ErrorKind;
+use super::super::ike::IsakmpMapEntry;
 use super::super::model::{
     Acl, AclAction, AclKind, CryptoMapEntry, CryptoMapKind, Interface, ManualEntry, SessionKey,
     TransformMode, TransformSet,
 };
 use super::super::resolve::local_address_for;
 use super::cascade::{acl_lines, any_v4, cascade, AclLine, Stage, MAX_RULES};
+use super::isakmp::{EntrySite, IsakmpEntry};
 use super::{CompiledEntry, Cx};
+use crate::ikev1::MapEntry;
 
 /// What the crypto maps compile to; see [`super::Compiled`].
 pub(super) struct MapOutput {
@@ -23,6 +26,8 @@ pub(super) struct MapOutput {
     pub(super) entries: Vec<CompiledEntry>,
     pub(super) map_names: Vec<String>,
     pub(super) outside: Option<String>,
+    /// The `ipsec-isakmp` entries, in the order the map tries them.
+    pub(super) isakmp: Vec<MapEntry>,
 }
 
 struct DoneEntry {
@@ -101,18 +106,31 @@ impl<'c> Cx<'c> {
         let mut entries = Vec::new();
         let mut stages: Vec<Stage<PolicyAction>> = Vec::new();
         let mut map_names = Vec::new();
+        let mut isakmp = Vec::new();
         for (map_idx, (map, iface)) in applied.iter().enumerate() {
             map_names.push(map.to_string());
             let mut list: Vec<&CryptoMapEntry> =
                 cfg.crypto_maps.iter().filter(|e| e.name == *map).collect();
             list.sort_by_key(|e| e.seq);
             for e in list {
-                let CryptoMapKind::Manual(m) = &e.kind else {
-                    continue;
-                };
                 let tag = PolicyTag {
                     map: map_idx as u32,
                     seq: e.seq,
+                };
+                let m = match &e.kind {
+                    CryptoMapKind::Manual(m) => m,
+                    CryptoMapKind::Isakmp(i) => {
+                        for done in self.isakmp_entries(e, i, iface, tag) {
+                            if !done.acl_lines.is_empty() {
+                                stages.push(Stage {
+                                    lines: done.acl_lines,
+                                    on_permit: PolicyAction::Protect { sa: None, map: tag },
+                                });
+                            }
+                            isakmp.push(done.entry);
+                        }
+                        continue;
+                    }
                 };
                 let Some(done) = self.manual_entry(e, m, iface, tag) else {
                     continue;
@@ -154,7 +172,84 @@ impl<'c> Cx<'c> {
             entries,
             map_names,
             outside: applied.first().map(|(_, i)| i.name.clone()),
+            isakmp,
         }
+    }
+
+    /// An `ipsec-isakmp` entry, or the entries of the dynamic map it
+    /// references (in sequence order, sharing its tag).
+    fn isakmp_entries(
+        &mut self,
+        e: &CryptoMapEntry,
+        i: &'c IsakmpMapEntry,
+        iface: &Interface,
+        tag: PolicyTag,
+    ) -> Vec<IsakmpEntry> {
+        let map_span = iface
+            .crypto_map
+            .as_ref()
+            .map(|c| c.span)
+            .unwrap_or(iface.span);
+        let Some(resolved) = self.resolve(&iface.name, map_span) else {
+            return Vec::new();
+        };
+        let Some(dyn_name) = &i.dynamic else {
+            let at = EntrySite {
+                id: format!("crypto map {} {}", e.name, e.seq),
+                span: e.span,
+                iface,
+                resolved: &resolved,
+                tag,
+                map: &e.name,
+                seq: e.seq,
+                dynamic: None,
+            };
+            return self.isakmp_entry(i, at).into_iter().collect();
+        };
+        let cfg = self.cfg;
+        let mut dyns: Vec<_> = cfg
+            .ike
+            .dynamic_maps
+            .iter()
+            .filter(|d| d.name == dyn_name.value)
+            .collect();
+        if dyns.is_empty() {
+            self.error(
+                ErrorKind::Undefined,
+                dyn_name.span,
+                &dyn_name.value,
+                format!("crypto dynamic-map {} is not defined", dyn_name.value),
+            );
+            return Vec::new();
+        }
+        if i.discover {
+            self.error(
+                ErrorKind::NotSupportedYet,
+                e.span,
+                "discover",
+                format!(
+                    "crypto map {} {}: Tunnel Endpoint Discovery (discover) is not supported yet",
+                    e.name, e.seq
+                ),
+            );
+            return Vec::new();
+        }
+        dyns.sort_by_key(|d| d.seq);
+        dyns.into_iter()
+            .filter_map(|d| {
+                let at = EntrySite {
+                    id: format!("crypto dynamic-map {} {}", d.name, d.seq),
+                    span: d.span,
+                    iface,
+                    resolved: &resolved,
+                    tag,
+                    map: &e.name,
+                    seq: e.seq,
+                    dynamic: Some((d.name.clone(), d.seq)),
+                };
+                self.isakmp_entry(&d.entry, at)
+            })
+            .collect()
     }
 
     /// Checks one manual entry and builds its SAs; `None` after reporting

@@ -26,6 +26,7 @@
 
 mod cascade;
 mod crypto_map;
+mod isakmp;
 mod nat;
 
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ use dataplane::spd::{PolicyTag, SpdRule, TrafficSelector};
 use super::error::{ConfigError, ErrorKind, Span, Warning};
 use super::model::{Config, CryptoMapKind, NatSide};
 use super::resolve::{InterfaceResolver, ResolvedInterface};
+use crate::ikev1::Ikev1Policy;
 
 pub use cascade::intersect;
 
@@ -64,6 +66,9 @@ pub struct Compiled {
     pub inside: Vec<String>,
     /// Parse and compile warnings, in line order.
     pub warnings: Vec<Warning>,
+    /// What IKEv1 negotiates: ISAKMP policies, keys, and the
+    /// `ipsec-isakmp` crypto map entries (empty when there are none).
+    pub ikev1: Ikev1Policy,
 }
 
 /// One compiled crypto map entry: its identity and where its SAs run.
@@ -101,7 +106,10 @@ pub fn compile(
     };
     cx.ike_not_supported();
     cx.spi_uniqueness();
+    let mut ikev1 = cx.ikev1_globals();
     let out = cx.crypto_maps();
+    ikev1.maps = out.isakmp;
+    cx.ikev1_complete(&ikev1);
     let inside = cx.inside_interfaces();
     let nat = cx.nat();
     cx.warnings.sort_by_key(|w| w.span);
@@ -118,6 +126,7 @@ pub fn compile(
         outside: out.outside,
         inside,
         warnings: cx.warnings,
+        ikev1,
     })
 }
 
@@ -148,39 +157,25 @@ impl<'c> Cx<'c> {
         });
     }
 
-    /// IKE items are parsed into the model but nothing negotiates them yet:
-    /// say so at each one rather than start a gateway that never
-    /// protects their traffic.
+    /// IKEv2 and profile items are parsed into the model but nothing
+    /// negotiates them yet: say so at each one rather than start a gateway
+    /// that never protects their traffic.
     fn ike_not_supported(&mut self) {
-        let why = "is not supported yet: IKE arrives with the IKEv1/IKEv2 issues; in this build \
-                   use crypto map ... ipsec-manual with set session-key";
-        for (span, what) in self.cfg.ike.items() {
+        let why = "is not supported yet: IKEv2 arrives with its own issue; in this build use \
+                   IKEv1 (crypto isakmp, crypto map ... ipsec-isakmp) or ipsec-manual";
+        for (span, what) in self.cfg.ike.unsupported_items() {
+            let why = if what.starts_with("crypto ipsec profile") {
+                "is not supported yet: IPsec profiles protect tunnel interfaces (VTI), which \
+                 arrive later; use a crypto map on the outside interface"
+            } else {
+                why
+            };
             self.error(
                 ErrorKind::NotSupportedYet,
                 span,
                 &what,
                 format!("{what} {why}"),
             );
-        }
-        for e in &self.cfg.crypto_maps {
-            if let CryptoMapKind::Isakmp(i) = &e.kind {
-                let what = match &i.dynamic {
-                    Some(d) => format!(
-                        "crypto map {} {} ipsec-isakmp dynamic {}{}",
-                        e.name,
-                        e.seq,
-                        d.value,
-                        if i.discover { " discover" } else { "" }
-                    ),
-                    None => format!("crypto map {} {} ipsec-isakmp", e.name, e.seq),
-                };
-                self.error(
-                    ErrorKind::NotSupportedYet,
-                    e.span,
-                    &what,
-                    format!("{what} {why}"),
-                );
-            }
         }
         for i in &self.cfg.interfaces {
             if let Some(span) = i.tunnel.span() {
@@ -194,6 +189,51 @@ impl<'c> Cx<'c> {
                         i.name
                     ),
                 );
+            }
+        }
+    }
+
+    /// A config with `ipsec-isakmp` entries needs something to negotiate
+    /// with: a pre-shared-key policy and a key for each static peer.
+    fn ikev1_complete(&mut self, p: &Ikev1Policy) {
+        let span_of = |map: &str, seq: u32| {
+            self.cfg
+                .crypto_maps
+                .iter()
+                .find(|e| e.name == map && e.seq == seq)
+                .map(|e| e.span)
+                .unwrap_or_default()
+        };
+        let Some(first) = p.maps.first() else {
+            return;
+        };
+        let span = span_of(&first.map, first.seq);
+        if p.isakmp.is_empty() {
+            self.error(
+                ErrorKind::Missing,
+                span,
+                &first.map,
+                format!(
+                    "crypto map {} uses IKE, but no crypto isakmp policy has \"authentication \
+                     pre-share\"",
+                    first.map
+                ),
+            );
+        }
+        for e in &p.maps {
+            let span = span_of(&e.map, e.seq);
+            for peer in &e.peers {
+                if p.key_for(*peer).is_none() {
+                    self.error(
+                        ErrorKind::Missing,
+                        span,
+                        &peer.to_string(),
+                        format!(
+                            "crypto map {} {}: no crypto isakmp key for peer {peer}",
+                            e.map, e.seq
+                        ),
+                    );
+                }
             }
         }
     }

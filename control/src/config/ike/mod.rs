@@ -30,6 +30,8 @@ pub struct IkeConfig {
     pub isakmp_policies: Vec<IsakmpPolicy>,
     pub isakmp_keys: Vec<IsakmpKey>,
     pub isakmp_keepalive: Option<Spanned<Keepalive>>,
+    /// `crypto isakmp nat keepalive SECS`.
+    pub isakmp_nat_keepalive: Option<Spanned<u32>>,
     pub isakmp_identity: Option<Spanned<String>>,
     pub ikev2_proposals: Vec<Ikev2Proposal>,
     pub ikev2_policies: Vec<Ikev2Policy>,
@@ -42,29 +44,11 @@ pub struct IkeConfig {
 }
 
 impl IkeConfig {
-    /// Every IKE item with where it is written, for "not supported yet".
-    pub fn items(&self) -> Vec<(Span, String)> {
+    /// The IKE items this build parses but does not negotiate yet (IKEv2
+    /// and IPsec profiles), with where they are written, for "not
+    /// supported yet".
+    pub fn unsupported_items(&self) -> Vec<(Span, String)> {
         let mut v = Vec::new();
-        v.extend(
-            self.isakmp_policies
-                .iter()
-                .map(|p| (p.span, format!("crypto isakmp policy {}", p.priority))),
-        );
-        v.extend(
-            self.isakmp_keys
-                .iter()
-                .map(|k| (k.span, "crypto isakmp key".to_string())),
-        );
-        v.extend(
-            self.isakmp_keepalive
-                .iter()
-                .map(|k| (k.span, "crypto isakmp keepalive".to_string())),
-        );
-        v.extend(
-            self.isakmp_identity
-                .iter()
-                .map(|k| (k.span, "crypto isakmp identity".to_string())),
-        );
         v.extend(
             self.ikev2_proposals
                 .iter()
@@ -90,23 +74,11 @@ impl IkeConfig {
                 .iter()
                 .map(|p| (p.span, format!("crypto ipsec profile {}", p.name))),
         );
-        v.extend(
-            self.dynamic_maps
-                .iter()
-                .map(|d| (d.span, format!("crypto dynamic-map {} {}", d.name, d.seq))),
-        );
-        v.extend(
-            self.sa_lifetime
-                .span
-                .iter()
-                .map(|s| (*s, "crypto ipsec security-association lifetime".to_string())),
-        );
         v.sort_by_key(|(s, _)| *s);
         v
     }
 }
 
-/// IKEv1/IKEv2 encryption algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IkeCipher {
     Des,

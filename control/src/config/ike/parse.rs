@@ -156,6 +156,16 @@ pub fn parse_isakmp(cmd: &mut Cmd<'_, '_>, ike: &mut IkeConfig) -> PResult<Optio
             ike.isakmp_keepalive = Some(Spanned::new(k, span));
             Ok(None)
         }
+        "nat" => {
+            // `crypto isakmp nat keepalive SECS` (RFC 3948 §2.3).
+            cmd.keyword(&["keepalive"])?;
+            let secs = cmd
+                .u32_in("NAT keepalive interval (seconds)", 5..=3600)?
+                .value;
+            cmd.end()?;
+            ike.isakmp_nat_keepalive = Some(Spanned::new(secs, span));
+            Ok(None)
+        }
         "identity" => {
             let id = cmd.keyword(&["address", "hostname", "dn"])?;
             cmd.end()?;

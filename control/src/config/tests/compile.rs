@@ -621,20 +621,170 @@ fn ike_keyrings_and_tunnel_interfaces_say_not_supported_yet_at_their_column() {
     }
 }
 
+const ISAKMP: &str = "\
+crypto isakmp policy 20
+ encryption aes 256
+ hash sha256
+ authentication pre-share
+ group 14
+crypto isakmp policy 10
+ encr 3des
+ authentication pre-share
+ group 2
+ lifetime 3600
+crypto isakmp policy 30
+ hash md5
+crypto isakmp key s3cret address 198.18.1.1
+crypto isakmp key wild address 0.0.0.0 0.0.0.0
+crypto isakmp keepalive 10 3 periodic
+crypto isakmp nat keepalive 20
+crypto ipsec security-association lifetime seconds 1800
+crypto ipsec transform-set T esp-aes esp-sha-hmac
+crypto ipsec transform-set U esp-3des esp-md5-hmac
+access-list 101 deny ip host 198.19.1.5 any
+access-list 101 permit ip 198.19.1.0 0.0.0.255 198.19.2.0 0.0.0.255
+crypto dynamic-map DYN 10
+ set transform-set U
+crypto map M 10 ipsec-isakmp
+ set peer 198.18.1.1
+ set transform-set T U
+ match address 101
+ set pfs group14
+ set security-association lifetime kilobytes 10000
+crypto map M 20 ipsec-isakmp dynamic DYN
+interface a-wan
+ crypto map M
+";
+
 #[test]
-fn ike_items_parse_but_do_not_compile_yet() {
-    let cfg = parse_ok("crypto isakmp policy 10\n authentication pre-share\ncrypto map M 10 ipsec-isakmp\n set peer 198.18.1.1\ninterface a-wan\n crypto map M\n");
-    let e = compile(&cfg, &kernel_a).unwrap_err();
+fn isakmp_policies_keys_and_map_entries_compile_for_the_ikev1_engine() {
+    use crate::config::ike::{IkeCipher, IkeHash};
+    use crate::ike::crypto::DhGroup;
+    let c = compile_ok(ISAKMP);
+    let p = &c.ikev1;
+    // Policies in priority order with IOS defaults; 30 (RSA signatures)
+    // is left out with a warning.
+    let got: Vec<_> = p
+        .isakmp
+        .iter()
+        .map(|x| (x.priority, x.cipher, x.hash, x.group, x.lifetime))
+        .collect();
     assert_eq!(
-        where_(&e),
+        got,
         [
-            (1, 1, ErrorKind::NotSupportedYet),
-            (3, 1, ErrorKind::NotSupportedYet)
+            (
+                10,
+                IkeCipher::TripleDes,
+                IkeHash::Sha1,
+                DhGroup::from_id(2).unwrap(),
+                3600
+            ),
+            (
+                20,
+                IkeCipher::AesCbc(256),
+                IkeHash::Sha256,
+                DhGroup::from_id(14).unwrap(),
+                86_400
+            ),
         ]
     );
-    assert!(e[1]
-        .message
-        .starts_with("crypto map M 10 ipsec-isakmp is not supported yet"));
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w.span.line == 11 && w.message.contains("RSA")));
+    assert_eq!(p.key_for(ip("198.18.1.1")).unwrap().key.expose(), b"s3cret");
+    assert_eq!(p.key_for(ip("198.18.9.9")).unwrap().key.expose(), b"wild");
+    let dpd = p.dpd.unwrap();
+    assert_eq!((dpd.interval, dpd.retry, dpd.periodic), (10, 3, true));
+    assert_eq!(p.nat_keepalive, Some(20));
+
+    let [st, dy] = &p.maps[..] else {
+        panic!("{:?}", p.maps)
+    };
+    assert_eq!(
+        (st.map.as_str(), st.seq, st.dynamic.clone()),
+        ("M", 10, None)
+    );
+    assert_eq!(st.peers, [ip("198.18.1.1")]);
+    assert_eq!(st.local, ip("198.18.0.1"));
+    let ts: Vec<_> = st
+        .transforms
+        .iter()
+        .map(|t| (t.name.as_str(), t.enc, t.auth, t.tunnel))
+        .collect();
+    assert_eq!(
+        ts,
+        [
+            ("T", EncAlg::AesCbc128, AuthAlg::HmacSha1_96, true),
+            ("U", EncAlg::TripleDesCbc, AuthAlg::HmacMd5_96, true)
+        ]
+    );
+    assert_eq!(st.selectors, [sel("198.19.1.0/24", "198.19.2.0/24")]);
+    assert_eq!(st.pfs, DhGroup::from_id(14));
+    assert_eq!((st.lifetime.seconds, st.lifetime.kilobytes), (1800, 10_000));
+    assert_eq!(dy.dynamic, Some(("DYN".to_string(), 10)));
+    assert!(dy.peers.is_empty() && dy.selectors.is_empty());
+    assert_eq!(
+        (dy.lifetime.seconds, dy.lifetime.kilobytes),
+        (1800, 4_608_000)
+    );
+
+    // The SPD: the deny line bypasses, the permit line protects with no
+    // SA yet (the first packet raises an acquire).
+    let tag = PolicyTag { map: 0, seq: 10 };
+    let actions: Vec<_> = c.spd.iter().map(|r| r.action).collect();
+    assert_eq!(
+        actions,
+        [
+            PolicyAction::Bypass,
+            PolicyAction::Protect { sa: None, map: tag }
+        ]
+    );
+    assert!(c.sas.is_empty() && c.entries.is_empty());
+}
+
+#[test]
+fn ipsec_isakmp_entries_need_a_policy_a_key_and_defined_names() {
+    let e = compile_errs(
+        "crypto map M 10 ipsec-isakmp\n set peer 198.18.1.1\n set transform-set NOPE\n match address 199\ncrypto map M 20 ipsec-isakmp dynamic NODYN\ninterface a-wan\n crypto map M\n",
+    );
+    let msgs: Vec<_> = e
+        .iter()
+        .map(|e| (e.span.line, e.kind, e.message.as_str()))
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.0 == 3 && m.1 == ErrorKind::Undefined && m.2.contains("transform set NOPE")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.0 == 4 && m.1 == ErrorKind::Undefined && m.2.contains("access list 199")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.0 == 5 && m.1 == ErrorKind::Undefined && m.2.contains("NODYN")),
+        "{msgs:?}"
+    );
+
+    let e = compile_errs(
+        "crypto ipsec transform-set T esp-aes esp-sha-hmac\naccess-list 101 permit ip any any\ncrypto map M 10 ipsec-isakmp\n set peer 198.18.1.1\n set transform-set T\n match address 101\ninterface a-wan\n crypto map M\n",
+    );
+    let msgs: Vec<_> = e
+        .iter()
+        .map(|e| (e.span.line, e.kind, e.message.as_str()))
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.0 == 3 && m.2.contains("no crypto isakmp policy")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.0 == 3 && m.2.contains("no crypto isakmp key for peer 198.18.1.1")),
+        "{msgs:?}"
+    );
 }
 
 #[test]
