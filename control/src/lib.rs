@@ -12,5 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod dpclient;
 pub mod ike;
+pub mod ikesock;
 pub mod ikev1;
 pub mod show;
+pub mod spdbind;
