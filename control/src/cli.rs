@@ -27,9 +27,10 @@ pub enum Command {
         config: PathBuf,
         daemon: DaemonOptions,
     },
-    /// `espada show WORDS... [--run-dir DIR]` (e.g. `show crypto ipsec
-    /// sa`), asked of the daemon whose sockets are in `run_dir`.
-    Show { what: Vec<String>, run_dir: PathBuf },
+    /// `espada show|clear|debug|undebug WORDS... [--run-dir DIR]` (e.g.
+    /// `show crypto ipsec sa`), the whole line sent to the daemon whose
+    /// sockets are in `run_dir`.
+    Exec { line: Vec<String>, run_dir: PathBuf },
     /// `espada config check [--kernel] FILE`: parse and compile, start
     /// nothing. With `--kernel`, interfaces resolve against this machine's.
     ConfigCheck { file: PathBuf, kernel: bool },
@@ -48,7 +49,10 @@ usage: espada config check [--kernel] FILE
                                    run the gateway with a configuration (starts
                                    espada-dataplane if none runs); --once: install
                                    and exit, leaving the dataplane running
-       espada show crypto ipsec sa|dataplane|version [--run-dir DIR]
+       espada show crypto isakmp sa [detail]|crypto ipsec sa|crypto session|
+                   dataplane|ip nat statistics|version [--run-dir DIR]
+       espada clear crypto sa|crypto isakmp [--run-dir DIR]
+       espada debug crypto isakmp|undebug all [--run-dir DIR]
                                    ask the running gateway
        espada --version
 
@@ -63,15 +67,24 @@ where
     I: IntoIterator<Item = String>,
 {
     let mut args: Vec<String> = args.into_iter().collect();
-    if matches!(args.first().map(String::as_str), Some("run" | "show")) {
+    if matches!(
+        args.first().map(String::as_str),
+        Some("run" | "show" | "clear" | "debug" | "undebug")
+    ) {
         let run_dir = take_run_dir(&mut args)?;
         return match args[0].as_str() {
             "run" => parse_run(&args[1..], run_dir),
-            _ if args.len() == 1 => Err(UsageError(
-                "show needs what to show, e.g. show crypto ipsec sa".into(),
-            )),
-            _ => Ok(Command::Show {
-                what: args[1..].to_vec(),
+            verb if args.len() == 1 => Err(UsageError(format!(
+                "{verb} needs what to {verb}, e.g. {verb} {}",
+                match verb {
+                    "show" => "crypto ipsec sa",
+                    "clear" => "crypto sa",
+                    "undebug" => "all",
+                    _ => "crypto isakmp",
+                }
+            ))),
+            _ => Ok(Command::Exec {
+                line: args.to_vec(),
                 run_dir,
             }),
         };
@@ -248,8 +261,8 @@ mod tests {
         );
         assert_eq!(
             args("show crypto ipsec sa"),
-            Ok(Command::Show {
-                what: vec!["crypto".into(), "ipsec".into(), "sa".into()],
+            Ok(Command::Exec {
+                line: vec!["show".into(), "crypto".into(), "ipsec".into(), "sa".into()],
                 run_dir: DEFAULT_RUN_DIR.into(),
             })
         );
@@ -292,8 +305,8 @@ mod tests {
         // As deploy/lib/gateways.sh asks: the run directory last.
         assert_eq!(
             args("show crypto ipsec sa --run-dir /run/espada-x/gw_b"),
-            Ok(Command::Show {
-                what: vec!["crypto".into(), "ipsec".into(), "sa".into()],
+            Ok(Command::Exec {
+                line: vec!["show".into(), "crypto".into(), "ipsec".into(), "sa".into()],
                 run_dir: "/run/espada-x/gw_b".into(),
             })
         );

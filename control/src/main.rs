@@ -2,7 +2,7 @@
 //!
 //!   espada run -c FILE [--run-dir DIR] [--dataplane-args "..."] [--once]
 //!   espada config check [--kernel] FILE
-//!   espada show crypto ipsec sa|dataplane|version [--run-dir DIR]
+//!   espada show|clear|debug|undebug ... [--run-dir DIR]
 //!   espada --version
 
 use std::path::Path;
@@ -53,9 +53,9 @@ fn execute(command: Command) -> Result<i32> {
             )?;
             return Ok(if ok { 0 } else { 1 });
         }
-        Command::Show { what, run_dir } => {
+        Command::Exec { line, run_dir } => {
             let socket = run_dir.join("espada.sock");
-            let out = control::cliserver::ask(&socket, &format!("show {}", what.join(" ")))?;
+            let out = control::cliserver::ask(&socket, &line.join(" "))?;
             print!("{out}");
             return Ok(if out.starts_with('%') { 1 } else { 0 });
         }
