@@ -167,9 +167,19 @@ pub fn config_check(
     let Some(c) = load_and_compile(file, kernel, err)? else {
         return Ok(false);
     };
+    let ike = if c.ikev1.maps.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", {} IKEv1 map entries ({} ISAKMP policies, {} keys)",
+            c.ikev1.maps.len(),
+            c.ikev1.isakmp.len(),
+            c.ikev1.keys.len()
+        )
+    };
     writeln!(
         out,
-        "{shown}: OK, {} crypto map entries, {} SAs, {} ACL rules, {} NAT rules",
+        "{shown}: OK, {} crypto map entries, {} SAs, {} ACL rules, {} NAT rules{ike}",
         c.entries.len(),
         c.sas.len(),
         c.spd.len(),
