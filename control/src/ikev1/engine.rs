@@ -1,0 +1,1131 @@
+//! The IKEv1 engine: Main Mode and Quick Mode with pre-shared keys, the
+//! informational exchange (delete, notify, dead peer detection), as a
+//! sans-IO state machine.
+//!
+//! Input: datagrams ([`Engine::handle_datagram`]), the dataplane's acquires
+//! and expiries ([`Engine::acquire`], [`Engine::sa_expired`]) and the clock
+//! ([`Engine::handle_timeout`] when [`Engine::poll_timeout`] says). Output,
+//! drained with [`Engine::poll_output`]: datagrams to send, SA pairs to
+//! install or delete, and IOS-style debug lines. The engine never blocks,
+//! never reads the clock and never touches a socket, so tests run two of
+//! them against each other in memory with a fake clock.
+//!
+//! Each ISAKMP SA lives in one [`Phase1`], each Quick Mode exchange in one
+//! [`QuickMode`] (by the ISAKMP SA's cookies and its Message ID), each
+//! installed pair in one [`Pair`]. Every message sent that expects an
+//! answer is a [`Flight`], retransmitted on a timer and on a duplicate of
+//! the message it answered.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use dataplane::api::{Direction, Lifetime, SaKeys, SaParams};
+use dataplane::spd::{FlowKey, IpPrefix, PolicyTag, TrafficSelector};
+use zeroize::Zeroizing;
+
+use crate::config::ike::IkeHash;
+use crate::ike::crypto::v1::{self as kdf, KeymatInput, Phase1Keys, Phase1Transcript};
+use crate::ike::crypto::{DhGroup, DhPrivate, Prf};
+use crate::ike::wire::chain::Walker;
+use crate::ike::wire::ident::Identity;
+use crate::ike::wire::ikev1::{
+    decode_decrypted, encode_payloads, Body, Delete, ExchangeType, Flags, Header, Identification,
+    Message, Notification, NotifyType, Payload, PayloadType, ProtocolId,
+};
+use crate::ike::wire::vendor::KnownVendor;
+use crate::show::IsakmpSaView;
+
+use super::cipher::{self, IsakmpCipher};
+use super::policy::Ikev1Policy;
+use super::proposal::{self, Phase1Choice, Phase2Choice};
+use super::proxy;
+
+mod info;
+mod main_mode;
+mod quick_mode;
+
+/// How many times a message is retransmitted before the exchange fails.
+const MAX_RETRANSMITS: u32 = 5;
+/// First retransmission interval; doubles up to [`RETRANSMIT_CAP`].
+const RETRANSMIT_BASE: Duration = Duration::from_secs(1);
+const RETRANSMIT_CAP: Duration = Duration::from_secs(8);
+/// How long a finished Quick Mode is kept to answer a retransmitted
+/// message of it.
+const QM_LINGER: Duration = Duration::from_secs(30);
+/// After a failed negotiation for a flow, acquires for it are ignored for
+/// this long, so a misconfigured peer is not flooded.
+const HOLD_DOWN: Duration = Duration::from_secs(2);
+/// Half-open (responder, not yet authenticated) ISAKMP SAs kept at most.
+const HALF_OPEN_LIMIT: usize = 256;
+/// R-U-THERE retries before the peer is declared dead.
+const DPD_RETRIES: u32 = 5;
+/// Nonce length (IOS and strongSwan both use 32 octets... or 20; any
+/// 8-256 is valid).
+const NONCE_LEN: usize = 32;
+
+/// What the engine asks its driver to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send `data` from `local` to `remote`.
+    Send {
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// Install a negotiated pair and point the entry's flows inside
+    /// `proxy` (local → remote) at the outbound SA.
+    Install {
+        tag: PolicyTag,
+        proxy: TrafficSelector,
+        inbound: Box<SaParams>,
+        outbound: Box<SaParams>,
+    },
+    /// Remove a pair (peer's delete, expiry, `clear crypto sa`, dead peer).
+    Delete { inbound_spi: u32, outbound_spi: u32 },
+    /// A `debug crypto isakmp` line.
+    Log(String),
+}
+
+/// Counters for every way an exchange can fail or a message be dropped
+/// (`show crypto isakmp stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub received: u64,
+    pub sent: u64,
+    pub retransmitted: u64,
+    pub duplicates: u64,
+    pub malformed: u64,
+    pub unknown_cookies: u64,
+    pub unsupported_exchange: u64,
+    pub unexpected_message: u64,
+    pub decrypt_failed: u64,
+    pub hash_mismatch: u64,
+    pub no_preshared_key: u64,
+    pub no_proposal_chosen: u64,
+    pub invalid_id: u64,
+    pub invalid_key_exchange: u64,
+    pub half_open_limit: u64,
+    pub retransmit_limit: u64,
+    pub dpd_dead: u64,
+    pub phase1_established: u64,
+    pub phase2_established: u64,
+    pub deletes_received: u64,
+    pub notifies_received: u64,
+}
+
+impl Stats {
+    /// `name value` lines, in a stable order.
+    pub fn lines(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("packets received", self.received),
+            ("packets sent", self.sent),
+            ("retransmissions", self.retransmitted),
+            ("duplicate requests answered", self.duplicates),
+            ("malformed packets dropped", self.malformed),
+            ("unknown cookies dropped", self.unknown_cookies),
+            ("unsupported exchanges dropped", self.unsupported_exchange),
+            ("unexpected messages dropped", self.unexpected_message),
+            (
+                "decryption failures (wrong pre-shared key?)",
+                self.decrypt_failed,
+            ),
+            ("hash/authentication failures", self.hash_mismatch),
+            ("no pre-shared key for peer", self.no_preshared_key),
+            ("no proposal chosen", self.no_proposal_chosen),
+            ("proxy identities refused", self.invalid_id),
+            ("bad key exchange values", self.invalid_key_exchange),
+            ("half-open limit drops", self.half_open_limit),
+            ("retransmission limit reached", self.retransmit_limit),
+            ("peers declared dead (DPD)", self.dpd_dead),
+            ("phase 1 SAs established", self.phase1_established),
+            ("phase 2 SA pairs established", self.phase2_established),
+            ("deletes received", self.deletes_received),
+            ("notifications received", self.notifies_received),
+        ]
+    }
+}
+
+/// One installed pair, as `show crypto ipsec sa` and rekeying need it.
+#[derive(Debug, Clone)]
+pub struct PairInfo {
+    pub tag: PolicyTag,
+    pub proxy: TrafficSelector,
+    pub local: IpAddr,
+    pub peer: IpAddr,
+    pub inbound_spi: u32,
+    pub outbound_spi: u32,
+}
+
+/// A message sent that waits for an answer.
+#[derive(Debug, Clone)]
+struct Flight {
+    data: Vec<u8>,
+    attempts: u32,
+    next_at: Instant,
+}
+
+impl Flight {
+    fn new(now: Instant, data: Vec<u8>) -> Flight {
+        Flight {
+            data,
+            attempts: 0,
+            next_at: now + RETRANSMIT_BASE,
+        }
+    }
+}
+
+/// Main Mode progress, named as IOS names the states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum P1State {
+    /// Initiator sent MM1 and waits for MM2.
+    I1,
+    /// Initiator sent MM3 and waits for MM4.
+    I3,
+    /// Initiator sent MM5 and waits for MM6.
+    I5,
+    /// Responder sent MM2 and waits for MM3.
+    R2,
+    /// Responder sent MM4 and waits for MM5.
+    R4,
+    /// Authenticated: Quick Mode and informational exchanges may run.
+    Established,
+}
+
+impl P1State {
+    fn ios_name(self) -> &'static str {
+        match self {
+            P1State::I1 => "MM_NO_STATE",
+            P1State::I3 | P1State::R2 => "MM_SA_SETUP",
+            P1State::I5 | P1State::R4 => "MM_KEY_EXCH",
+            P1State::Established => "QM_IDLE",
+        }
+    }
+}
+
+/// One ISAKMP SA (negotiating or established).
+struct Phase1 {
+    conn_id: u32,
+    initiator: bool,
+    local: SocketAddr,
+    remote: SocketAddr,
+    cky_i: [u8; 8],
+    cky_r: [u8; 8],
+    state: P1State,
+    choice: Option<Phase1Choice>,
+    prf: Prf,
+    /// The initiator's SA payload body (both HASHes cover it).
+    sai_b: Vec<u8>,
+    psk: Zeroizing<Vec<u8>>,
+    dh: Option<DhPrivate>,
+    g_xi: Vec<u8>,
+    g_xr: Vec<u8>,
+    ni_b: Vec<u8>,
+    nr_b: Vec<u8>,
+    keys: Option<Phase1Keys>,
+    cipher: Option<IsakmpCipher>,
+    /// The CBC chain of Main Mode; after MM6, the last Phase 1 block.
+    iv: Vec<u8>,
+    flight: Option<Flight>,
+    /// The last message received that we answered, and the answer: a
+    /// duplicate of it gets the answer again.
+    answered: Vec<u8>,
+    reply: Vec<u8>,
+    established_at: Option<Instant>,
+    expires_at: Option<Instant>,
+    peer_dpd: bool,
+    last_heard: Instant,
+    dpd_seq: u32,
+    /// Sequence, retries so far and when to retry.
+    dpd_pending: Option<(u32, u32, Instant)>,
+    next_dpd: Option<Instant>,
+}
+
+impl Phase1 {
+    fn matches(&self, h: &Header) -> bool {
+        self.cky_i == h.initiator_cookie
+            && (self.cky_r == h.responder_cookie
+                || (self.initiator && self.state == P1State::I1 && self.cky_r == [0; 8]))
+    }
+
+    fn cookies(&self) -> Vec<u8> {
+        [self.cky_i, self.cky_r].concat()
+    }
+
+    fn skeyid_a(&self) -> &[u8] {
+        self.keys.as_ref().map_or(&[], |k| &k.skeyid_a)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QmState {
+    /// Initiator sent QM1, waits for QM2.
+    SentQm1,
+    /// Responder sent QM2, waits for QM3.
+    SentQm2,
+    /// Finished; kept to answer retransmissions.
+    Done,
+}
+
+/// One Quick Mode exchange.
+struct QuickMode {
+    cky_i: [u8; 8],
+    cky_r: [u8; 8],
+    msg_id: u32,
+    initiator: bool,
+    state: QmState,
+    entry: usize,
+    proxy: TrafficSelector,
+    iv: Vec<u8>,
+    spi_in: u32,
+    spi_out: u32,
+    ni_b: Vec<u8>,
+    nr_b: Vec<u8>,
+    dh: Option<DhPrivate>,
+    g_qm_xy: Option<Zeroizing<Vec<u8>>>,
+    choice: Option<Phase2Choice>,
+    /// What the initiator proposed (its IDs are echoed by the responder).
+    ids: Option<(Identification, Identification)>,
+    flight: Option<Flight>,
+    answered: Vec<u8>,
+    reply: Vec<u8>,
+    done_at: Option<Instant>,
+}
+
+/// An installed pair.
+struct Pair {
+    info: PairInfo,
+    entry: usize,
+    /// A newer pair for the same entry and proxy replaced this one.
+    superseded: bool,
+    rekeying: bool,
+}
+
+/// An acquire waiting for its ISAKMP SA.
+struct Pending {
+    entry: usize,
+    proxy: TrafficSelector,
+    local: IpAddr,
+    peer: IpAddr,
+}
+
+/// The IKEv1 state machine for every peer.
+pub struct Engine {
+    policy: Ikev1Policy,
+    p1: Vec<Phase1>,
+    qm: Vec<QuickMode>,
+    pairs: Vec<Pair>,
+    pending: Vec<Pending>,
+    hold_down: Vec<(PolicyTag, TrafficSelector, Instant)>,
+    out: VecDeque<Output>,
+    next_conn_id: u32,
+    stats: Stats,
+    ike_port: u16,
+}
+
+/// Why an incoming message was dropped (counted, logged, no answer).
+enum Drop {
+    Malformed(String),
+    Unexpected(&'static str),
+    Decrypt,
+    Hash(&'static str),
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).expect("the OS random number generator failed");
+    b
+}
+
+fn random_vec(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    getrandom::getrandom(&mut b).expect("the OS random number generator failed");
+    b
+}
+
+fn prf_of(h: IkeHash) -> Prf {
+    match h {
+        IkeHash::Md5 => Prf::HmacMd5,
+        IkeHash::Sha1 => Prf::HmacSha1,
+        IkeHash::Sha256 => Prf::HmacSha256,
+        IkeHash::Sha384 => Prf::HmacSha384,
+        IkeHash::Sha512 => Prf::HmacSha512,
+    }
+}
+
+fn body(p: &Payload) -> Vec<u8> {
+    let mut v = Vec::new();
+    // Encoding a payload we built or decoded cannot fail for the kinds
+    // the engine hashes (ID, SA); an empty body would only fail the hash.
+    let _ = p.encode_body(&mut v);
+    v
+}
+
+/// The raw bodies of a payload chain (for the hashes, which cover bytes
+/// exactly as sent).
+fn raw_bodies(first: PayloadType, data: &[u8]) -> Vec<(u8, &[u8])> {
+    let mut w = Walker::new(first.0, data);
+    let mut out = Vec::new();
+    while let Ok(Some(p)) = w.next_payload() {
+        out.push((p.payload_type, p.body));
+    }
+    out
+}
+
+fn phase1_id(local: IpAddr) -> Identification {
+    Identification {
+        protocol: 17,
+        port: 500,
+        identity: match local {
+            IpAddr::V4(a) => Identity::Ipv4(a),
+            IpAddr::V6(a) => Identity::Ipv6(a),
+        },
+    }
+}
+
+fn within(inner: &TrafficSelector, outer: &TrafficSelector) -> bool {
+    crate::config::compile::intersect(inner, outer).as_ref() == Some(inner)
+}
+
+fn fmt_sel(t: &TrafficSelector) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        t.src.addr(),
+        t.src.prefix_len(),
+        t.proto.unwrap_or(0),
+        if t.src_ports.lo == t.src_ports.hi {
+            t.src_ports.lo
+        } else {
+            0
+        }
+    )
+}
+
+impl Engine {
+    pub fn new(policy: Ikev1Policy) -> Engine {
+        Engine {
+            policy,
+            p1: Vec::new(),
+            qm: Vec::new(),
+            pairs: Vec::new(),
+            pending: Vec::new(),
+            hold_down: Vec::new(),
+            out: VecDeque::new(),
+            next_conn_id: 1001,
+            stats: Stats::default(),
+            ike_port: 500,
+        }
+    }
+
+    /// The port peers are reached on (500; tests use others).
+    pub fn set_ike_port(&mut self, port: u16) {
+        self.ike_port = port;
+    }
+
+    /// A new configuration: established SAs stay, new negotiations use it.
+    pub fn set_policy(&mut self, policy: Ikev1Policy) {
+        self.policy = policy;
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn log(&mut self, line: String) {
+        self.out.push_back(Output::Log(line));
+    }
+
+    fn send(&mut self, local: SocketAddr, remote: SocketAddr, data: Vec<u8>) {
+        self.stats.sent += 1;
+        self.out.push_back(Output::Send {
+            local,
+            remote,
+            data,
+        });
+    }
+
+    fn alloc_conn_id(&mut self) -> u32 {
+        let id = self.next_conn_id;
+        self.next_conn_id = self.next_conn_id.wrapping_add(1).max(1001);
+        id
+    }
+
+    fn alloc_spi(&self) -> u32 {
+        loop {
+            let spi = u32::from_be_bytes(random());
+            let used = self.pairs.iter().any(|p| p.info.inbound_spi == spi)
+                || self.qm.iter().any(|q| q.spi_in == spi);
+            if spi >= 0x100 && !used {
+                return spi;
+            }
+        }
+    }
+
+    // ----- acquires, expiry, clear -------------------------------------
+
+    /// A packet for `flow` hit entry `tag` with no SA: negotiate one, as
+    /// IOS does on the first packet.
+    pub fn acquire(&mut self, now: Instant, tag: PolicyTag, flow: FlowKey) {
+        let Some(entry) = self.policy.maps.iter().position(|m| m.tag == tag) else {
+            return;
+        };
+        let e = &self.policy.maps[entry];
+        let Some(proxy) = e.selectors.iter().find(|s| s.matches(&flow)).copied() else {
+            return;
+        };
+        let Some(&peer) = e.peers.iter().find(|p| p.is_ipv4() == e.local.is_ipv4()) else {
+            // A dynamic entry: only peers start negotiations.
+            return;
+        };
+        let local = e.local;
+        self.hold_down.retain(|h| h.2 > now);
+        if self.hold_down.iter().any(|h| h.0 == tag && h.1 == proxy) {
+            return;
+        }
+        let busy = self
+            .pairs
+            .iter()
+            .any(|p| p.info.tag == tag && p.info.proxy == proxy && !p.superseded)
+            || self
+                .qm
+                .iter()
+                .any(|q| q.entry == entry && q.proxy == proxy && q.state != QmState::Done)
+            || self
+                .pending
+                .iter()
+                .any(|p| p.entry == entry && p.proxy == proxy);
+        if busy {
+            return;
+        }
+        self.log(format!(
+            "IPSEC(sa_request): ,\n  (key eng. msg.) OUTBOUND local= {}:0, remote= {}:0,\n    local_proxy= {},\n    remote_proxy= {}",
+            local,
+            peer,
+            fmt_sel(&proxy),
+            fmt_sel(&TrafficSelector { src: proxy.dst, src_ports: proxy.dst_ports, ..proxy })
+        ));
+        self.negotiate(now, entry, proxy, local, peer);
+    }
+
+    /// Starts Quick Mode over an established ISAKMP SA with `peer`, or
+    /// Main Mode first.
+    fn negotiate(
+        &mut self,
+        now: Instant,
+        entry: usize,
+        proxy: TrafficSelector,
+        local: IpAddr,
+        peer: IpAddr,
+    ) {
+        if let Some(i) = self.p1.iter().position(|p| {
+            p.state == P1State::Established && p.remote.ip() == peer && p.local.ip() == local
+        }) {
+            self.start_quick_mode(now, i, entry, proxy);
+            return;
+        }
+        self.pending.push(Pending {
+            entry,
+            proxy,
+            local,
+            peer,
+        });
+        let negotiating = self
+            .p1
+            .iter()
+            .any(|p| p.initiator && p.remote.ip() == peer && p.local.ip() == local);
+        if !negotiating {
+            self.start_main_mode(now, local, peer);
+        }
+    }
+
+    /// The dataplane says an SA passed its soft (rekey) or hard (delete)
+    /// lifetime.
+    pub fn sa_expired(&mut self, now: Instant, spi: u32, hard: bool) {
+        let Some(i) = self
+            .pairs
+            .iter()
+            .position(|p| p.info.inbound_spi == spi || p.info.outbound_spi == spi)
+        else {
+            return;
+        };
+        if hard {
+            let p = self.pairs.remove(i);
+            self.log(format!(
+                "IPSEC(delete_sa): lifetime expired, deleting SA pair (sa) sa_dest= {}, sa_spi= {:#010x}(inbound)/{:#010x}(outbound)",
+                p.info.peer, p.info.inbound_spi, p.info.outbound_spi
+            ));
+            self.send_esp_delete(now, p.info.local, p.info.peer, &[p.info.inbound_spi]);
+            self.out.push_back(Output::Delete {
+                inbound_spi: p.info.inbound_spi,
+                outbound_spi: p.info.outbound_spi,
+            });
+            return;
+        }
+        let p = &mut self.pairs[i];
+        if p.superseded || p.rekeying {
+            return;
+        }
+        p.rekeying = true;
+        let (entry, proxy, local, peer) = (p.entry, p.info.proxy, p.info.local, p.info.peer);
+        self.log(format!(
+            "IPSEC(sa_request): rekeying {:#010x} with {peer} before it expires",
+            spi
+        ));
+        self.negotiate(now, entry, proxy, local, peer);
+    }
+
+    /// `clear crypto sa`: every pair deleted, the peers told.
+    pub fn clear_sa(&mut self, now: Instant) {
+        let pairs = std::mem::take(&mut self.pairs);
+        for p in pairs {
+            self.send_esp_delete(now, p.info.local, p.info.peer, &[p.info.inbound_spi]);
+            self.out.push_back(Output::Delete {
+                inbound_spi: p.info.inbound_spi,
+                outbound_spi: p.info.outbound_spi,
+            });
+        }
+        self.qm.clear();
+        self.pending.clear();
+    }
+
+    /// `clear crypto isakmp`: every ISAKMP SA deleted, the peers told;
+    /// IPsec SAs stay (as in IOS).
+    pub fn clear_isakmp(&mut self, now: Instant) {
+        let all: Vec<usize> = (0..self.p1.len()).rev().collect();
+        for i in all {
+            self.delete_isakmp(now, i, true);
+        }
+        self.pending.clear();
+    }
+
+    fn delete_isakmp(&mut self, now: Instant, i: usize, notify: bool) {
+        if notify && self.p1[i].state == P1State::Established {
+            let spi = self.p1[i].cookies();
+            let d = Delete {
+                doi: 1,
+                protocol: ProtocolId::ISAKMP,
+                spi_size: 16,
+                spis: vec![spi],
+            };
+            self.send_informational(now, i, Payload::Delete(d));
+        }
+        let p = self.p1.remove(i);
+        self.log(format!(
+            "ISAKMP:({}):deleting SA reason \"{}\" state ({}) {} (peer {})",
+            p.conn_id,
+            if notify {
+                "No reason"
+            } else {
+                "Death by retransmission/peer"
+            },
+            if p.initiator { "I" } else { "R" },
+            p.state.ios_name(),
+            p.remote
+        ));
+        let (ci, cr) = (p.cky_i, p.cky_r);
+        self.qm.retain(|q| !(q.cky_i == ci && q.cky_r == cr));
+    }
+
+    // ----- show --------------------------------------------------------
+
+    /// The ISAKMP SAs for `show crypto isakmp sa`.
+    pub fn isakmp_sas(&self, now: Instant) -> Vec<IsakmpSaView> {
+        self.p1
+            .iter()
+            .map(|p| {
+                let (dst, src) = if p.initiator {
+                    (p.remote.ip(), p.local.ip())
+                } else {
+                    (p.local.ip(), p.remote.ip())
+                };
+                let c = p.choice;
+                IsakmpSaView {
+                    conn_id: p.conn_id,
+                    dst,
+                    src,
+                    local: p.local.ip(),
+                    remote: p.remote.ip(),
+                    state: p.state.ios_name(),
+                    status: if p.state == P1State::Established {
+                        "ACTIVE"
+                    } else {
+                        ""
+                    },
+                    encr: c.map_or(String::new(), |c| match c.cipher {
+                        crate::config::ike::IkeCipher::Des => "des".into(),
+                        crate::config::ike::IkeCipher::TripleDes => "3des".into(),
+                        crate::config::ike::IkeCipher::AesCbc(128) => "aes".into(),
+                        crate::config::ike::IkeCipher::AesCbc(b) => format!("aes:{b}"),
+                    }),
+                    hash: c.map_or(String::new(), |c| match c.hash {
+                        IkeHash::Md5 => "md5".into(),
+                        IkeHash::Sha1 => "sha".into(),
+                        IkeHash::Sha256 => "sha256".into(),
+                        IkeHash::Sha384 => "sha384".into(),
+                        IkeHash::Sha512 => "sha512".into(),
+                    }),
+                    group: c.map(|c| c.group.id()),
+                    lifetime_remaining: p
+                        .expires_at
+                        .map(|t| t.saturating_duration_since(now).as_secs()),
+                    dpd: p.peer_dpd && self.policy.dpd.is_some(),
+                    nat_t: false,
+                }
+            })
+            .collect()
+    }
+
+    /// The installed pairs.
+    pub fn pairs(&self) -> impl Iterator<Item = &PairInfo> {
+        self.pairs.iter().map(|p| &p.info)
+    }
+
+    // ----- timers ------------------------------------------------------
+
+    /// When [`Engine::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let p1 = self.p1.iter().flat_map(|p| {
+            [
+                p.flight.as_ref().map(|f| f.next_at),
+                p.expires_at,
+                p.next_dpd,
+                p.dpd_pending.map(|d| d.2),
+            ]
+        });
+        let qm = self.qm.iter().flat_map(|q| {
+            [
+                q.flight.as_ref().map(|f| f.next_at),
+                q.done_at.map(|t| t + QM_LINGER),
+            ]
+        });
+        p1.chain(qm).flatten().min()
+    }
+
+    /// Runs everything due at `now`: retransmissions, ISAKMP SA expiry,
+    /// dead peer detection, forgetting finished Quick Modes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // Phase 1 retransmissions and expiry.
+        let mut i = 0;
+        while i < self.p1.len() {
+            if self.p1[i].expires_at.is_some_and(|t| t <= now) {
+                self.delete_isakmp(now, i, true);
+                continue;
+            }
+            if let Some(f) = &self.p1[i].flight {
+                if f.next_at <= now {
+                    if f.attempts >= MAX_RETRANSMITS {
+                        self.stats.retransmit_limit += 1;
+                        let (peer, local) = (self.p1[i].remote.ip(), self.p1[i].local.ip());
+                        self.log(format!(
+                            "ISAKMP:({}):peer does not answer: retransmission limit reached for {peer}",
+                            self.p1[i].conn_id
+                        ));
+                        self.fail_pending(now, local, peer);
+                        self.delete_isakmp(now, i, false);
+                        continue;
+                    }
+                    self.retransmit_p1(now, i);
+                }
+            }
+            self.run_dpd(now, i);
+            if self
+                .p1
+                .get(i)
+                .is_some_and(|p| p.dpd_pending.is_some_and(|d| d.1 > DPD_RETRIES))
+            {
+                self.peer_dead(now, i);
+                continue;
+            }
+            i += 1;
+        }
+        // Quick Mode retransmissions and clean-up.
+        let mut i = 0;
+        while i < self.qm.len() {
+            let q = &self.qm[i];
+            if q.done_at.is_some_and(|t| t + QM_LINGER <= now) {
+                self.qm.remove(i);
+                continue;
+            }
+            if let Some(f) = &q.flight {
+                if f.next_at <= now && q.state != QmState::Done {
+                    if f.attempts >= MAX_RETRANSMITS {
+                        self.stats.retransmit_limit += 1;
+                        let q = self.qm.remove(i);
+                        self.hold_down.push((
+                            self.policy.maps[q.entry.min(self.policy.maps.len() - 1)].tag,
+                            q.proxy,
+                            now + HOLD_DOWN,
+                        ));
+                        self.log(format!(
+                            "ISAKMP: quick mode {:#x} got no answer: retransmission limit reached",
+                            q.msg_id
+                        ));
+                        continue;
+                    }
+                    let Some(p) = self
+                        .p1
+                        .iter()
+                        .position(|p| p.cky_i == q.cky_i && p.cky_r == q.cky_r)
+                    else {
+                        self.qm.remove(i);
+                        continue;
+                    };
+                    let (local, remote) = (self.p1[p].local, self.p1[p].remote);
+                    let f = self.qm[i].flight.as_mut().expect("checked above");
+                    f.attempts += 1;
+                    f.next_at = now + (RETRANSMIT_BASE * (1 << f.attempts)).min(RETRANSMIT_CAP);
+                    let data = f.data.clone();
+                    self.stats.retransmitted += 1;
+                    self.send(local, remote, data);
+                }
+            }
+            i += 1;
+        }
+    }
+
+    fn retransmit_p1(&mut self, now: Instant, i: usize) {
+        let p = &mut self.p1[i];
+        let Some(f) = p.flight.as_mut() else { return };
+        f.attempts += 1;
+        f.next_at = now + (RETRANSMIT_BASE * (1 << f.attempts)).min(RETRANSMIT_CAP);
+        let (local, remote, data) = (p.local, p.remote, f.data.clone());
+        let line = format!(
+            "ISAKMP:({}):retransmitting phase 1 {}...",
+            p.conn_id,
+            p.state.ios_name()
+        );
+        self.stats.retransmitted += 1;
+        self.log(line);
+        self.send(local, remote, data);
+    }
+
+    fn run_dpd(&mut self, now: Instant, i: usize) {
+        let Some(dpd) = self.policy.dpd else { return };
+        let p = &mut self.p1[i];
+        if p.state != P1State::Established || !p.peer_dpd {
+            return;
+        }
+        let due = match p.dpd_pending {
+            Some((_, _, at)) => at <= now,
+            None => p.next_dpd.is_some_and(|t| t <= now),
+        };
+        if !due {
+            return;
+        }
+        if p.dpd_pending.is_none()
+            && now.saturating_duration_since(p.last_heard)
+                < Duration::from_secs(u64::from(dpd.interval))
+        {
+            // Heard from the peer recently: it is alive.
+            p.next_dpd = Some(p.last_heard + Duration::from_secs(u64::from(dpd.interval)));
+            return;
+        }
+        let (seq, tries) = match p.dpd_pending {
+            Some((seq, tries, _)) => (seq, tries + 1),
+            None => {
+                p.dpd_seq = p.dpd_seq.wrapping_add(1);
+                (p.dpd_seq, 0)
+            }
+        };
+        p.dpd_pending = Some((
+            seq,
+            tries,
+            now + Duration::from_secs(u64::from(dpd.retry.max(1))),
+        ));
+        if tries > DPD_RETRIES {
+            return;
+        }
+        let n = Notification {
+            doi: 1,
+            protocol: ProtocolId::ISAKMP,
+            spi: p.cookies(),
+            notify_type: NotifyType::R_U_THERE,
+            data: seq.to_be_bytes().to_vec(),
+        };
+        let line = format!(
+            "ISAKMP:({}):DPD/R_U_THERE sequence {seq} to {} (try {})",
+            p.conn_id,
+            p.remote,
+            tries + 1
+        );
+        self.log(line);
+        self.send_informational(now, i, Payload::Notification(n));
+    }
+
+    fn peer_dead(&mut self, now: Instant, i: usize) {
+        self.stats.dpd_dead += 1;
+        let (local, peer, conn) = (
+            self.p1[i].local.ip(),
+            self.p1[i].remote.ip(),
+            self.p1[i].conn_id,
+        );
+        self.log(format!(
+            "%CRYPTO-5-IKE_DPD: ISAKMP:({conn}):peer {peer} is dead: deleting its SAs"
+        ));
+        self.delete_isakmp(now, i, false);
+        let (gone, kept): (Vec<Pair>, Vec<Pair>) = std::mem::take(&mut self.pairs)
+            .into_iter()
+            .partition(|p| p.info.peer == peer && p.info.local == local);
+        self.pairs = kept;
+        for p in gone {
+            self.out.push_back(Output::Delete {
+                inbound_spi: p.info.inbound_spi,
+                outbound_spi: p.info.outbound_spi,
+            });
+        }
+    }
+
+    fn fail_pending(&mut self, now: Instant, local: IpAddr, peer: IpAddr) {
+        let (gone, kept): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.peer == peer && p.local == local);
+        self.pending = kept;
+        for p in gone {
+            let tag = self.policy.maps.get(p.entry).map(|e| e.tag);
+            if let Some(tag) = tag {
+                self.hold_down.push((tag, p.proxy, now + HOLD_DOWN));
+            }
+            if let Some(pair) = self
+                .pairs
+                .iter_mut()
+                .find(|x| x.entry == p.entry && x.info.proxy == p.proxy)
+            {
+                pair.rekeying = false;
+            }
+        }
+    }
+
+    // ----- input -------------------------------------------------------
+
+    /// One datagram from `remote` to our `local` (IKE port or NAT-T port,
+    /// the non-ESP marker already removed).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        self.stats.received += 1;
+        let msg = match Message::decode(data) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.malformed += 1;
+                self.log(format!("%CRYPTO-4-IKMP_BAD_MESSAGE: IKE message from {remote} failed its sanity check or is malformed: {e}"));
+                return;
+            }
+        };
+        let result = match msg.header.exchange {
+            ExchangeType::MAIN_MODE => self.main_mode(now, local, remote, data, &msg),
+            ExchangeType::QUICK_MODE => self.quick_mode(now, remote, data, &msg),
+            ExchangeType::INFORMATIONAL => self.informational(now, remote, &msg),
+            other => {
+                self.stats.unsupported_exchange += 1;
+                self.log(format!(
+                    "ISAKMP: {} exchange from {remote} is not supported (Main Mode and Quick Mode only)",
+                    other.name().unwrap_or("unknown")
+                ));
+                Ok(())
+            }
+        };
+        if let Err(d) = result {
+            match d {
+                Drop::Malformed(why) => {
+                    self.stats.malformed += 1;
+                    self.log(format!("%CRYPTO-4-IKMP_BAD_MESSAGE: IKE message from {remote} failed its sanity check or is malformed: {why}"));
+                }
+                Drop::Unexpected(why) => {
+                    self.stats.unexpected_message += 1;
+                    self.log(format!("ISAKMP: dropping message from {remote}: {why}"));
+                }
+                Drop::Decrypt => {
+                    self.stats.decrypt_failed += 1;
+                    self.log(format!("%CRYPTO-4-IKMP_BAD_MESSAGE: IKE message from {remote} failed its sanity check or is malformed (probably a wrong pre-shared key)"));
+                }
+                Drop::Hash(what) => {
+                    self.stats.hash_mismatch += 1;
+                    self.log(format!(
+                        "ISAKMP: {what} from {remote} does not verify (pre-shared key mismatch?)"
+                    ));
+                }
+            }
+        }
+    }
+
+    fn find_p1(&self, h: &Header, remote: SocketAddr) -> Option<usize> {
+        self.p1
+            .iter()
+            .position(|p| p.matches(h) && p.remote.ip() == remote.ip())
+    }
+
+    /// Resends the answer to a message received twice.
+    fn duplicate_p1(&mut self, i: usize, data: &[u8]) -> bool {
+        let p = &self.p1[i];
+        if p.answered.as_slice() != data {
+            return false;
+        }
+        self.stats.duplicates += 1;
+        let (l, r, d) = (p.local, p.remote, p.reply.clone());
+        self.send(l, r, d);
+        true
+    }
+}
+
+/// Encrypts `payloads` under `header` (its E flag set) with the IV chain
+/// `iv`, which then holds the last ciphertext block.
+fn seal(
+    cipher: &IsakmpCipher,
+    iv: &mut Vec<u8>,
+    header: Header,
+    payloads: &[Payload],
+) -> Result<Vec<u8>, Drop> {
+    let (first, plain) = encode_payloads(payloads).map_err(|e| Drop::Malformed(e.to_string()))?;
+    let plain = Zeroizing::new(plain);
+    let ciphertext = cipher.encrypt(iv, &plain);
+    let bl = cipher.block_len();
+    *iv = ciphertext[ciphertext.len() - bl..].to_vec();
+    Message {
+        header: Header {
+            flags: header.flags | Flags::ENCRYPTION,
+            ..header
+        },
+        body: Body::Encrypted {
+            first_payload: first,
+            ciphertext,
+        },
+    }
+    .encode()
+    .map_err(|e| Drop::Malformed(e.to_string()))
+}
+
+/// A decrypted message.
+struct Opened {
+    plaintext: Zeroizing<Vec<u8>>,
+    first: PayloadType,
+    payloads: Vec<Payload>,
+    padding: usize,
+    /// The last ciphertext block: the next IV of the exchange.
+    next_iv: Vec<u8>,
+}
+
+impl Opened {
+    /// The bytes after the first payload (a HASH) and before the padding:
+    /// what HASH(1), HASH(2) and the informational HASH cover.
+    fn after_first(&self) -> &[u8] {
+        let end = self.plaintext.len() - self.padding;
+        match raw_bodies(self.first, &self.plaintext).first() {
+            Some((_, b)) => self.plaintext.get(4 + b.len()..end).unwrap_or(&[]),
+            None => &[],
+        }
+    }
+
+    fn first_hash(&self) -> Option<&[u8]> {
+        match self.payloads.first() {
+            Some(Payload::Hash(h)) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+fn open(cipher: &IsakmpCipher, iv: &[u8], msg: &Message) -> Result<Opened, Drop> {
+    let Body::Encrypted {
+        first_payload,
+        ciphertext,
+    } = &msg.body
+    else {
+        return Err(Drop::Malformed(
+            "a message that must be encrypted is not".into(),
+        ));
+    };
+    let plaintext = cipher.decrypt(iv, ciphertext).map_err(|_| Drop::Decrypt)?;
+    let d = decode_decrypted(*first_payload, &plaintext).map_err(|_| Drop::Decrypt)?;
+    let bl = cipher.block_len();
+    Ok(Opened {
+        first: *first_payload,
+        payloads: d.payloads,
+        padding: d.padding,
+        next_iv: ciphertext[ciphertext.len() - bl..].to_vec(),
+        plaintext,
+    })
+}
+
+impl Engine {
+    /// An unencrypted notification (before keys exist: NO-PROPOSAL-CHOSEN
+    /// in answer to MM1).
+    fn send_clear_notify(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        (cky_i, cky_r): ([u8; 8], [u8; 8]),
+        t: NotifyType,
+    ) {
+        let header = Header {
+            initiator_cookie: cky_i,
+            responder_cookie: cky_r,
+            version: Header::VERSION,
+            exchange: ExchangeType::INFORMATIONAL,
+            flags: Flags::default(),
+            message_id: 0,
+        };
+        let n = Notification {
+            doi: 1,
+            protocol: ProtocolId::ISAKMP,
+            spi: [cky_i, cky_r].concat(),
+            notify_type: t,
+            data: Vec::new(),
+        };
+        if let Ok(data) = Message::new(header, vec![Payload::Notification(n)]).encode() {
+            self.send(local, remote, data);
+        }
+    }
+
+    /// A protected informational exchange (RFC 2409 §5.7) over ISAKMP SA
+    /// `i`: HASH(1) then `payload`, with its own Message ID and IV.
+    fn send_informational(&mut self, _now: Instant, i: usize, payload: Payload) {
+        let p = &self.p1[i];
+        let (Some(cipher), Some(keys)) = (p.cipher.as_ref(), p.keys.as_ref()) else {
+            return;
+        };
+        if p.state != P1State::Established {
+            return;
+        }
+        let msg_id = u32::from_be_bytes(random()).max(1);
+        let mut iv = kdf::phase2_iv(p.prf, &p.iv, msg_id, cipher.block_len());
+        let Ok((_, after)) = encode_payloads(std::slice::from_ref(&payload)) else {
+            return;
+        };
+        let hash = kdf::qm_hash1(p.prf, &keys.skeyid_a, msg_id, &after);
+        let header = Header {
+            initiator_cookie: p.cky_i,
+            responder_cookie: p.cky_r,
+            version: Header::VERSION,
+            exchange: ExchangeType::INFORMATIONAL,
+            flags: Flags::ENCRYPTION,
+            message_id: msg_id,
+        };
+        if let Ok(data) = seal(cipher, &mut iv, header, &[Payload::Hash(hash), payload]) {
+            let (l, r) = (p.local, p.remote);
+            self.send(l, r, data);
+        }
+    }
+
+    /// Tells `peer` we deleted our inbound SAs `spis`.
+    fn send_esp_delete(&mut self, now: Instant, local: IpAddr, peer: IpAddr, spis: &[u32]) {
+        let Some(i) = self.p1.iter().position(|p| {
+            p.state == P1State::Established && p.local.ip() == local && p.remote.ip() == peer
+        }) else {
+            return;
+        };
+        let d = Delete {
+            doi: 1,
+            protocol: ProtocolId::IPSEC_ESP,
+            spi_size: 4,
+            spis: spis.iter().map(|s| s.to_be_bytes().to_vec()).collect(),
+        };
+        self.send_informational(now, i, Payload::Delete(d));
+    }
+}

@@ -1,0 +1,186 @@
+//! The informational exchange (RFC 2409 §5.7): deletes, notifications and
+//! dead peer detection (RFC 3706), protected by HASH(1) once the ISAKMP SA
+//! exists.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use subtle::ConstantTimeEq;
+
+use super::*;
+
+impl Engine {
+    pub(super) fn informational(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        msg: &Message,
+    ) -> Result<(), Drop> {
+        let Some(i) = self.find_p1(&msg.header, remote) else {
+            self.stats.unknown_cookies += 1;
+            return Ok(());
+        };
+        if let Body::Payloads(payloads) = &msg.body {
+            // Unprotected: only believed while Main Mode is still running
+            // (a refusal of our proposal), and only logged otherwise.
+            for p in payloads {
+                if let Payload::Notification(n) = p {
+                    let t = n.notify_type;
+                    self.log(format!(
+                        "ISAKMP: unprotected notification {} from {}",
+                        t.name().unwrap_or("unknown"),
+                        remote.ip()
+                    ));
+                    if self.p1[i].state != P1State::Established && t.0 < 8192 {
+                        return self.phase1_refused(now, i, t);
+                    }
+                    self.stats.notifies_received += 1;
+                }
+            }
+            return Ok(());
+        }
+        let p = &self.p1[i];
+        if p.state != P1State::Established {
+            return Err(Drop::Unexpected(
+                "protected informational before Main Mode finished",
+            ));
+        }
+        let (Some(cipher), Some(keys)) = (p.cipher.as_ref(), p.keys.as_ref()) else {
+            return Err(Drop::Unexpected("no keys"));
+        };
+        let iv = kdf::phase2_iv(p.prf, &p.iv, msg.header.message_id, cipher.block_len());
+        let opened = open(cipher, &iv, msg)?;
+        let Some(hash) = opened.first_hash() else {
+            return Err(Drop::Malformed("informational without HASH(1)".into()));
+        };
+        let expected = kdf::qm_hash1(
+            p.prf,
+            &keys.skeyid_a,
+            msg.header.message_id,
+            opened.after_first(),
+        );
+        if !bool::from(expected.ct_eq(hash)) {
+            return Err(Drop::Hash("informational HASH(1)"));
+        }
+        self.p1[i].last_heard = now;
+        for payload in opened.payloads.into_iter().skip(1) {
+            match payload {
+                Payload::Notification(n) => self.notification(now, i, n),
+                Payload::Delete(d) => {
+                    self.stats.deletes_received += 1;
+                    if d.protocol == ProtocolId::ISAKMP {
+                        let c = self.p1[i].conn_id;
+                        self.log(format!(
+                            "ISAKMP:({c}):received DELETE for the ISAKMP SA from {}",
+                            remote.ip()
+                        ));
+                        self.delete_isakmp(now, i, false);
+                        return Ok(());
+                    }
+                    if d.protocol == ProtocolId::IPSEC_ESP {
+                        for spi in &d.spis {
+                            let Ok(spi) = <[u8; 4]>::try_from(spi.as_slice()) else {
+                                continue;
+                            };
+                            self.peer_deleted(u32::from_be_bytes(spi), remote);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The peer deleted its inbound SA `spi`: our outbound one.
+    fn peer_deleted(&mut self, spi: u32, remote: SocketAddr) {
+        let Some(k) = self
+            .pairs
+            .iter()
+            .position(|p| p.info.outbound_spi == spi && p.info.peer == remote.ip())
+        else {
+            return;
+        };
+        let p = self.pairs.remove(k);
+        self.log(format!(
+            "ISAKMP: received DELETE for SPI {spi:#010x} from {}\nIPSEC(delete_sa): deleting SA pair {:#010x}/{:#010x}",
+            remote.ip(),
+            p.info.inbound_spi,
+            p.info.outbound_spi
+        ));
+        self.out.push_back(Output::Delete {
+            inbound_spi: p.info.inbound_spi,
+            outbound_spi: p.info.outbound_spi,
+        });
+    }
+
+    fn notification(&mut self, now: Instant, i: usize, n: Notification) {
+        self.stats.notifies_received += 1;
+        let conn = self.p1[i].conn_id;
+        match n.notify_type {
+            NotifyType::R_U_THERE => {
+                let Some(seq) = n.dpd_sequence() else { return };
+                let ack = Notification {
+                    doi: 1,
+                    protocol: ProtocolId::ISAKMP,
+                    spi: self.p1[i].cookies(),
+                    notify_type: NotifyType::R_U_THERE_ACK,
+                    data: seq.to_be_bytes().to_vec(),
+                };
+                self.log(format!(
+                    "ISAKMP:({conn}):DPD/R_U_THERE received, sequence {seq}: acknowledging"
+                ));
+                self.send_informational(now, i, Payload::Notification(ack));
+            }
+            NotifyType::R_U_THERE_ACK => {
+                let Some(seq) = n.dpd_sequence() else { return };
+                let interval = self.policy.dpd.map_or(10, |d| d.interval);
+                let p = &mut self.p1[i];
+                if p.dpd_pending.is_some_and(|d| d.0 == seq) {
+                    p.dpd_pending = None;
+                    p.next_dpd = Some(now + Duration::from_secs(u64::from(interval)));
+                }
+            }
+            t if t.0 < 8192 => {
+                // An error about one of our Quick Modes: fail those still
+                // waiting (the SPI, when given, is the proposal's).
+                let spi = <[u8; 4]>::try_from(n.spi.as_slice())
+                    .ok()
+                    .map(u32::from_be_bytes);
+                let (ci, cr) = (self.p1[i].cky_i, self.p1[i].cky_r);
+                let failed: Vec<usize> = (0..self.qm.len())
+                    .filter(|&k| {
+                        let q = &self.qm[k];
+                        q.cky_i == ci
+                            && q.cky_r == cr
+                            && q.initiator
+                            && q.state == QmState::SentQm1
+                            && spi.is_none_or(|s| s == q.spi_in)
+                    })
+                    .rev()
+                    .collect();
+                for k in failed {
+                    let q = self.qm.remove(k);
+                    if let Some(e) = self.policy.maps.get(q.entry) {
+                        self.hold_down.push((e.tag, q.proxy, now + HOLD_DOWN));
+                    }
+                    if let Some(pair) = self
+                        .pairs
+                        .iter_mut()
+                        .find(|x| x.entry == q.entry && x.info.proxy == q.proxy)
+                    {
+                        pair.rekeying = false;
+                    }
+                }
+                self.log(format!(
+                    "ISAKMP:({conn}):peer refused: {}",
+                    t.name().unwrap_or("unknown error")
+                ));
+            }
+            t => self.log(format!(
+                "ISAKMP:({conn}):notification {} received",
+                t.name().unwrap_or("unknown status")
+            )),
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! Main Mode with pre-shared keys (RFC 2409 §5, §5.4): six messages, the
+//! last two encrypted.
+//!
+//! ```text
+//! MM1 I→R  HDR, SA, VID            MM2 R→I  HDR, SA, VID
+//! MM3 I→R  HDR, KE, Ni             MM4 R→I  HDR, KE, Nr
+//! MM5 I→R  HDR*, IDii, HASH_I, N   MM6 R→I  HDR*, IDir, HASH_R
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::*;
+
+impl Engine {
+    /// Starts Main Mode with `peer` as initiator (MM1).
+    pub(super) fn start_main_mode(&mut self, now: Instant, local: IpAddr, peer: IpAddr) {
+        let Some(psk) = self
+            .policy
+            .key_for(peer)
+            .map(|k| Zeroizing::new(k.key.expose().to_vec()))
+        else {
+            self.stats.no_preshared_key += 1;
+            self.log(format!("ISAKMP:(0):No pre-shared key with {peer}!"));
+            self.fail_pending(now, local, peer);
+            return;
+        };
+        let sa = Payload::Sa(proposal::phase1_offer(&self.policy.isakmp));
+        let sai_b = body(&sa);
+        let header = Header {
+            initiator_cookie: random(),
+            responder_cookie: [0; 8],
+            version: Header::VERSION,
+            exchange: ExchangeType::MAIN_MODE,
+            flags: Flags::default(),
+            message_id: 0,
+        };
+        let payloads = vec![sa, Payload::VendorId(KnownVendor::Dpd.id().to_vec())];
+        let Ok(data) = Message::new(header.clone(), payloads).encode() else {
+            return;
+        };
+        let conn_id = self.alloc_conn_id();
+        let port = self.ike_port;
+        let p = Phase1 {
+            conn_id,
+            initiator: true,
+            local: SocketAddr::new(local, port),
+            remote: SocketAddr::new(peer, port),
+            cky_i: header.initiator_cookie,
+            cky_r: [0; 8],
+            state: P1State::I1,
+            choice: None,
+            prf: Prf::HmacSha1,
+            sai_b,
+            psk,
+            dh: None,
+            g_xi: Vec::new(),
+            g_xr: Vec::new(),
+            ni_b: Vec::new(),
+            nr_b: Vec::new(),
+            keys: None,
+            cipher: None,
+            iv: Vec::new(),
+            flight: Some(Flight::new(now, data.clone())),
+            answered: Vec::new(),
+            reply: data.clone(),
+            established_at: None,
+            expires_at: None,
+            peer_dpd: false,
+            last_heard: now,
+            dpd_seq: u32::from_be_bytes(random()) >> 1,
+            dpd_pending: None,
+            next_dpd: None,
+        };
+        self.log(format!(
+            "ISAKMP:({conn_id}):beginning Main Mode exchange with {peer}"
+        ));
+        let (l, r) = (p.local, p.remote);
+        self.p1.push(p);
+        self.send(l, r, data);
+    }
+
+    pub(super) fn main_mode(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: &Message,
+    ) -> Result<(), Drop> {
+        let h = &msg.header;
+        if h.message_id != 0 {
+            return Err(Drop::Malformed(
+                "Main Mode message with a non-zero Message ID".into(),
+            ));
+        }
+        if h.responder_cookie == [0; 8] {
+            if let Some(i) = self
+                .p1
+                .iter()
+                .position(|p| !p.initiator && p.cky_i == h.initiator_cookie && p.remote == remote)
+            {
+                if self.duplicate_p1(i, data) {
+                    return Ok(());
+                }
+                return Err(Drop::Unexpected(
+                    "a second, different MM1 for a known cookie",
+                ));
+            }
+            return self.mm1(now, local, remote, data, msg);
+        }
+        let Some(i) = self.find_p1(h, remote) else {
+            self.stats.unknown_cookies += 1;
+            self.log(format!(
+                "ISAKMP: Main Mode message from {remote} with unknown cookies"
+            ));
+            return Ok(());
+        };
+        if self.duplicate_p1(i, data) {
+            return Ok(());
+        }
+        self.p1[i].last_heard = now;
+        match self.p1[i].state {
+            P1State::I1 => self.mm2(now, i, data, msg),
+            P1State::R2 => self.mm3(now, i, data, msg),
+            P1State::I3 => self.mm4(now, i, data, msg),
+            P1State::R4 => self.mm5(now, i, data, msg),
+            P1State::I5 => self.mm6(now, i, msg),
+            P1State::Established => {
+                Err(Drop::Unexpected("Main Mode message for an established SA"))
+            }
+        }
+    }
+
+    fn mm1(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: &Message,
+    ) -> Result<(), Drop> {
+        let half_open = self
+            .p1
+            .iter()
+            .filter(|p| !p.initiator && p.state != P1State::Established)
+            .count();
+        if half_open >= HALF_OPEN_LIMIT {
+            self.stats.half_open_limit += 1;
+            return Ok(());
+        }
+        let Body::Payloads(payloads) = &msg.body else {
+            return Err(Drop::Malformed("encrypted MM1".into()));
+        };
+        let Some(Payload::Sa(offer)) = payloads.iter().find(|p| matches!(p, Payload::Sa(_))) else {
+            return Err(Drop::Malformed("MM1 without an SA payload".into()));
+        };
+        let first = payloads[0].payload_type();
+        let sai_b = raw_bodies(first, &data[28..])
+            .into_iter()
+            .find(|(t, _)| *t == PayloadType::SA.0)
+            .map(|(_, b)| b.to_vec())
+            .unwrap_or_default();
+        let Some(psk) = self
+            .policy
+            .key_for(remote.ip())
+            .map(|k| Zeroizing::new(k.key.expose().to_vec()))
+        else {
+            self.stats.no_preshared_key += 1;
+            self.log(format!(
+                "ISAKMP:(0):No pre-shared key with {}!",
+                remote.ip()
+            ));
+            return Ok(());
+        };
+        let Some((picked, choice)) = proposal::choose_phase1(offer, &self.policy.isakmp) else {
+            self.stats.no_proposal_chosen += 1;
+            self.log(format!(
+                "ISAKMP:(0):atts are not acceptable. Next payload is 0\nISAKMP:(0):no offers accepted! (peer {})",
+                remote.ip()
+            ));
+            self.send_clear_notify(
+                local,
+                remote,
+                h_cookies(&msg.header, [0; 8]),
+                NotifyType::NO_PROPOSAL_CHOSEN,
+            );
+            return Ok(());
+        };
+        let peer_dpd = payloads.iter().any(|p| {
+            matches!(p, Payload::VendorId(v) if KnownVendor::identify(v) == Some(KnownVendor::Dpd))
+        });
+        let cky_r: [u8; 8] = random();
+        let number = offer
+            .proposals
+            .iter()
+            .find(|p| p.protocol == ProtocolId::ISAKMP)
+            .map_or(1, |p| p.number);
+        let reply_sa = crate::ike::wire::ikev1::SecurityAssociation {
+            proposals: vec![crate::ike::wire::ikev1::Proposal {
+                number,
+                protocol: ProtocolId::ISAKMP,
+                spi: Vec::new(),
+                transforms: vec![picked],
+            }],
+        };
+        let header = Header {
+            responder_cookie: cky_r,
+            flags: Flags::default(),
+            ..msg.header.clone()
+        };
+        let out = Message::new(
+            header,
+            vec![
+                Payload::Sa(reply_sa),
+                Payload::VendorId(KnownVendor::Dpd.id().to_vec()),
+            ],
+        )
+        .encode()
+        .map_err(|e| Drop::Malformed(e.to_string()))?;
+        let conn_id = self.alloc_conn_id();
+        self.log(format!(
+            "ISAKMP:(0):found peer pre-shared key matching {}\nISAKMP:({conn_id}):atts are acceptable. Next payload is 0\nISAKMP:({conn_id}):Old State = IKE_READY  New State = IKE_R_MM2",
+            remote.ip()
+        ));
+        self.p1.push(Phase1 {
+            conn_id,
+            initiator: false,
+            local,
+            remote,
+            cky_i: msg.header.initiator_cookie,
+            cky_r,
+            state: P1State::R2,
+            choice: Some(choice),
+            prf: prf_of(choice.hash),
+            sai_b,
+            psk,
+            dh: None,
+            g_xi: Vec::new(),
+            g_xr: Vec::new(),
+            ni_b: Vec::new(),
+            nr_b: Vec::new(),
+            keys: None,
+            cipher: None,
+            iv: Vec::new(),
+            flight: Some(Flight::new(now, out.clone())),
+            answered: data.to_vec(),
+            reply: out.clone(),
+            established_at: None,
+            expires_at: None,
+            peer_dpd,
+            last_heard: now,
+            dpd_seq: u32::from_be_bytes(random()) >> 1,
+            dpd_pending: None,
+            next_dpd: None,
+        });
+        self.send(local, remote, out);
+        Ok(())
+    }
+
+    fn mm2(&mut self, now: Instant, i: usize, data: &[u8], msg: &Message) -> Result<(), Drop> {
+        let Body::Payloads(payloads) = &msg.body else {
+            return Err(Drop::Malformed("encrypted MM2".into()));
+        };
+        if let Some(n) = payloads.iter().find_map(|p| match p {
+            Payload::Notification(n) => Some(n),
+            _ => None,
+        }) {
+            let t = n.notify_type;
+            return self.phase1_refused(now, i, t);
+        }
+        let Some(Payload::Sa(reply)) = payloads.iter().find(|p| matches!(p, Payload::Sa(_))) else {
+            return Err(Drop::Malformed("MM2 without an SA payload".into()));
+        };
+        let Some(choice) = proposal::accept_phase1(reply, &self.policy.isakmp) else {
+            self.stats.no_proposal_chosen += 1;
+            let (local, peer) = (self.p1[i].local.ip(), self.p1[i].remote.ip());
+            self.log(format!("ISAKMP: {peer} chose a transform we did not offer"));
+            self.fail_pending(now, local, peer);
+            self.delete_isakmp(now, i, false);
+            return Ok(());
+        };
+        let dh = choice
+            .group
+            .generate()
+            .map_err(|e| Drop::Malformed(format!("DH: {e}")))?;
+        let ni = random_vec(NONCE_LEN);
+        let p = &mut self.p1[i];
+        p.peer_dpd = payloads.iter().any(|x| {
+            matches!(x, Payload::VendorId(v) if KnownVendor::identify(v) == Some(KnownVendor::Dpd))
+        });
+        p.cky_r = msg.header.responder_cookie;
+        p.choice = Some(choice);
+        p.prf = prf_of(choice.hash);
+        p.g_xi = dh.public_value().to_vec();
+        p.dh = Some(dh);
+        p.ni_b = ni.clone();
+        let header = Header {
+            flags: Flags::default(),
+            ..msg.header.clone()
+        };
+        let out = Message::new(
+            header,
+            vec![Payload::KeyExchange(p.g_xi.clone()), Payload::Nonce(ni)],
+        )
+        .encode()
+        .map_err(|e| Drop::Malformed(e.to_string()))?;
+        p.state = P1State::I3;
+        p.flight = Some(Flight::new(now, out.clone()));
+        p.answered = data.to_vec();
+        p.reply = out.clone();
+        let (l, r, c) = (p.local, p.remote, p.conn_id);
+        self.log(format!("ISAKMP:({c}):atts are acceptable.\nISAKMP:({c}):Old State = IKE_I_MM2  New State = IKE_I_MM3"));
+        self.send(l, r, out);
+        Ok(())
+    }
+
+    /// KE and nonce of the peer: the shared secret, the keys, the IV.
+    fn key_exchange(&mut self, i: usize, payloads: &[Payload]) -> Result<(), Drop> {
+        let ke = payloads.iter().find_map(|p| match p {
+            Payload::KeyExchange(v) => Some(v.clone()),
+            _ => None,
+        });
+        let nonce = payloads.iter().find_map(|p| match p {
+            Payload::Nonce(v) => Some(v.clone()),
+            _ => None,
+        });
+        let (Some(ke), Some(nonce)) = (ke, nonce) else {
+            return Err(Drop::Malformed("KE or nonce payload missing".into()));
+        };
+        if !(8..=256).contains(&nonce.len()) {
+            return Err(Drop::Malformed(format!("nonce of {} octets", nonce.len())));
+        }
+        let p = &mut self.p1[i];
+        let Some(choice) = p.choice else {
+            return Err(Drop::Unexpected("key exchange before the SA was agreed"));
+        };
+        if p.initiator {
+            p.g_xr = ke;
+            p.nr_b = nonce;
+        } else {
+            let dh = choice
+                .group
+                .generate()
+                .map_err(|e| Drop::Malformed(format!("DH: {e}")))?;
+            p.g_xi = ke;
+            p.ni_b = nonce;
+            p.g_xr = dh.public_value().to_vec();
+            p.nr_b = random_vec(NONCE_LEN);
+            p.dh = Some(dh);
+        }
+        let peer_value = if p.initiator { &p.g_xr } else { &p.g_xi };
+        let shared = match p.dh.as_ref().map(|d| d.shared_secret(peer_value)) {
+            Some(Ok(s)) => s,
+            _ => {
+                self.stats.invalid_key_exchange += 1;
+                return Err(Drop::Malformed(
+                    "the peer's DH public value is not valid".into(),
+                ));
+            }
+        };
+        let keys =
+            Phase1Keys::derive_psk(p.prf, &p.psk, &p.ni_b, &p.nr_b, &shared, &p.cky_i, &p.cky_r);
+        let enc = kdf::encryption_key(p.prf, &keys.skeyid_e, cipher::key_len(choice.cipher));
+        p.cipher = Some(
+            IsakmpCipher::new(choice.cipher, enc).map_err(|e| Drop::Malformed(e.to_string()))?,
+        );
+        p.iv = kdf::phase1_iv(p.prf, &p.g_xi, &p.g_xr, cipher::block_len(choice.cipher));
+        p.keys = Some(keys);
+        Ok(())
+    }
+
+    fn mm3(&mut self, now: Instant, i: usize, data: &[u8], msg: &Message) -> Result<(), Drop> {
+        let Body::Payloads(payloads) = &msg.body else {
+            return Err(Drop::Malformed("encrypted MM3".into()));
+        };
+        self.key_exchange(i, payloads)?;
+        let p = &mut self.p1[i];
+        let header = Header {
+            flags: Flags::default(),
+            ..msg.header.clone()
+        };
+        let out = Message::new(
+            header,
+            vec![
+                Payload::KeyExchange(p.g_xr.clone()),
+                Payload::Nonce(p.nr_b.clone()),
+            ],
+        )
+        .encode()
+        .map_err(|e| Drop::Malformed(e.to_string()))?;
+        p.state = P1State::R4;
+        p.flight = Some(Flight::new(now, out.clone()));
+        p.answered = data.to_vec();
+        p.reply = out.clone();
+        let (l, r, c) = (p.local, p.remote, p.conn_id);
+        self.log(format!("ISAKMP:({c}):SKEYID state generated\nISAKMP:({c}):Old State = IKE_R_MM3  New State = IKE_R_MM4"));
+        self.send(l, r, out);
+        Ok(())
+    }
+
+    fn mm4(&mut self, now: Instant, i: usize, data: &[u8], msg: &Message) -> Result<(), Drop> {
+        let Body::Payloads(payloads) = &msg.body else {
+            return Err(Drop::Malformed("encrypted MM4".into()));
+        };
+        self.key_exchange(i, payloads)?;
+        let p = &mut self.p1[i];
+        let id = Payload::Identification(phase1_id(p.local.ip()));
+        let idii_b = body(&id);
+        let t = Phase1Transcript {
+            g_xi: &p.g_xi,
+            g_xr: &p.g_xr,
+            cky_i: &p.cky_i,
+            cky_r: &p.cky_r,
+            sai_b: &p.sai_b,
+        };
+        let hash = kdf::hash_i(
+            p.prf,
+            &p.keys.as_ref().expect("derived above").skeyid,
+            &t,
+            &idii_b,
+        );
+        let contact = Payload::Notification(Notification {
+            doi: 1,
+            protocol: ProtocolId::ISAKMP,
+            spi: p.cookies(),
+            notify_type: NotifyType::INITIAL_CONTACT,
+            data: Vec::new(),
+        });
+        let header = Header {
+            flags: Flags::ENCRYPTION,
+            ..msg.header.clone()
+        };
+        let out = seal(
+            p.cipher.as_ref().expect("derived above"),
+            &mut p.iv,
+            header,
+            &[id, Payload::Hash(hash), contact],
+        )?;
+        p.state = P1State::I5;
+        p.flight = Some(Flight::new(now, out.clone()));
+        p.answered = data.to_vec();
+        p.reply = out.clone();
+        let (l, r, c) = (p.local, p.remote, p.conn_id);
+        self.log(format!("ISAKMP:({c}):SKEYID state generated\nISAKMP:({c}):Old State = IKE_I_MM4  New State = IKE_I_MM5"));
+        self.send(l, r, out);
+        Ok(())
+    }
+
+    /// Decrypts MM5/MM6 and checks the peer's HASH over its identity.
+    fn verify_peer_hash(&mut self, i: usize, msg: &Message) -> Result<Identification, Drop> {
+        let p = &self.p1[i];
+        let cipher = p.cipher.as_ref().ok_or(Drop::Unexpected("no keys yet"))?;
+        let opened = open(cipher, &p.iv, msg)?;
+        let id = opened.payloads.iter().find_map(|x| match x {
+            Payload::Identification(id) => Some(id.clone()),
+            _ => None,
+        });
+        let hash = opened.payloads.iter().find_map(|x| match x {
+            Payload::Hash(h) => Some(h.clone()),
+            _ => None,
+        });
+        let (Some(id), Some(hash)) = (id, hash) else {
+            return Err(Drop::Decrypt);
+        };
+        let id_b = raw_bodies(opened.first, &opened.plaintext)
+            .into_iter()
+            .find(|(t, _)| *t == PayloadType::IDENTIFICATION.0)
+            .map(|(_, b)| b.to_vec())
+            .unwrap_or_default();
+        let t = Phase1Transcript {
+            g_xi: &p.g_xi,
+            g_xr: &p.g_xr,
+            cky_i: &p.cky_i,
+            cky_r: &p.cky_r,
+            sai_b: &p.sai_b,
+        };
+        let skeyid = &p
+            .keys
+            .as_ref()
+            .ok_or(Drop::Unexpected("no keys yet"))?
+            .skeyid;
+        let expected = if p.initiator {
+            kdf::hash_r(p.prf, skeyid, &t, &id_b)
+        } else {
+            kdf::hash_i(p.prf, skeyid, &t, &id_b)
+        };
+        if !bool::from(expected.ct_eq(&hash)) {
+            return Err(Drop::Hash(if p.initiator { "HASH_R" } else { "HASH_I" }));
+        }
+        self.p1[i].iv = opened.next_iv;
+        Ok(id)
+    }
+
+    fn mm5(&mut self, now: Instant, i: usize, data: &[u8], msg: &Message) -> Result<(), Drop> {
+        let id = match self.verify_peer_hash(i, msg) {
+            Ok(id) => id,
+            Err(e) => {
+                self.delete_isakmp(now, i, false);
+                return Err(e);
+            }
+        };
+        let p = &mut self.p1[i];
+        let my_id = Payload::Identification(phase1_id(p.local.ip()));
+        let idir_b = body(&my_id);
+        let t = Phase1Transcript {
+            g_xi: &p.g_xi,
+            g_xr: &p.g_xr,
+            cky_i: &p.cky_i,
+            cky_r: &p.cky_r,
+            sai_b: &p.sai_b,
+        };
+        let hash = kdf::hash_r(
+            p.prf,
+            &p.keys.as_ref().expect("verified").skeyid,
+            &t,
+            &idir_b,
+        );
+        let header = Header {
+            flags: Flags::ENCRYPTION,
+            ..msg.header.clone()
+        };
+        let out = seal(
+            p.cipher.as_ref().expect("verified"),
+            &mut p.iv,
+            header,
+            &[my_id, Payload::Hash(hash)],
+        )?;
+        p.answered = data.to_vec();
+        p.reply = out.clone();
+        p.flight = None;
+        let (l, r) = (p.local, p.remote);
+        self.send(l, r, out);
+        self.established(now, i, &id);
+        Ok(())
+    }
+
+    fn mm6(&mut self, now: Instant, i: usize, msg: &Message) -> Result<(), Drop> {
+        let id = match self.verify_peer_hash(i, msg) {
+            Ok(id) => id,
+            Err(e) => {
+                let (local, peer) = (self.p1[i].local.ip(), self.p1[i].remote.ip());
+                self.fail_pending(now, local, peer);
+                self.delete_isakmp(now, i, false);
+                return Err(e);
+            }
+        };
+        self.p1[i].flight = None;
+        self.established(now, i, &id);
+        Ok(())
+    }
+
+    fn established(&mut self, now: Instant, i: usize, peer_id: &Identification) {
+        self.stats.phase1_established += 1;
+        let dpd = self.policy.dpd;
+        let p = &mut self.p1[i];
+        p.state = P1State::Established;
+        p.established_at = Some(now);
+        let life = p.choice.map_or(86_400, |c| c.lifetime);
+        p.expires_at = Some(now + Duration::from_secs(u64::from(life)));
+        p.last_heard = now;
+        p.next_dpd = dpd.map(|d| now + Duration::from_secs(u64::from(d.interval)));
+        p.dh = None;
+        let (c, local, peer, initiator) = (p.conn_id, p.local.ip(), p.remote.ip(), p.initiator);
+        self.log(format!(
+            "ISAKMP:({c}):peer matches *none* of the profiles\nISAKMP:({c}):SA authentication status:\n\tauthenticated\nISAKMP:({c}):SA has been authenticated with {peer} (peer ID {:?})\nISAKMP:({c}):Old State = IKE_{}_MM{}  New State = IKE_P1_COMPLETE",
+            peer_id.identity,
+            if initiator { "I" } else { "R" },
+            if initiator { 6 } else { 5 }
+        ));
+        let (mine, rest): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|x| x.local == local && x.peer == peer);
+        self.pending = rest;
+        for x in mine {
+            self.start_quick_mode(now, i, x.entry, x.proxy);
+        }
+    }
+
+    /// The responder refused Main Mode (a clear notification instead of
+    /// MM2).
+    pub(super) fn phase1_refused(
+        &mut self,
+        now: Instant,
+        i: usize,
+        t: NotifyType,
+    ) -> Result<(), Drop> {
+        self.stats.notifies_received += 1;
+        let (local, peer) = (self.p1[i].local.ip(), self.p1[i].remote.ip());
+        self.log(format!(
+            "ISAKMP: {peer} refused Main Mode: {}",
+            t.name().unwrap_or("unknown notification")
+        ));
+        self.fail_pending(now, local, peer);
+        self.delete_isakmp(now, i, false);
+        Ok(())
+    }
+}
+
+fn h_cookies(h: &Header, cky_r: [u8; 8]) -> ([u8; 8], [u8; 8]) {
+    (h.initiator_cookie, cky_r)
+}

@@ -1,0 +1,619 @@
+//! Quick Mode (RFC 2409 §5.5): one IPsec SA pair per exchange, under the
+//! ISAKMP SA's protection.
+//!
+//! ```text
+//! QM1 I→R  HDR*, HASH(1), SA, Ni [, KE] [, IDci, IDcr]
+//! QM2 R→I  HDR*, HASH(2), SA, Nr [, KE] [, IDci, IDcr]
+//! QM3 I→R  HDR*, HASH(3)
+//! ```
+//!
+//! As responder, the proposal is matched against the crypto map entries
+//! of the ISAKMP SA's local address in order: the peer must be one of the
+//! entry's peers (any peer for a dynamic-map entry), the proposed proxy
+//! must lie inside one of the entry's `match address` lines (mirrored),
+//! and one of its transform sets must be offered. The pair is installed
+//! when QM3 arrives (responder) or is sent (initiator).
+
+use std::time::{Duration, Instant};
+
+use subtle::ConstantTimeEq;
+
+use super::*;
+
+impl Engine {
+    /// Starts Quick Mode for `proxy` of map entry `entry` over ISAKMP SA
+    /// `i` (established).
+    pub(super) fn start_quick_mode(
+        &mut self,
+        now: Instant,
+        i: usize,
+        entry: usize,
+        proxy: TrafficSelector,
+    ) {
+        let Some(e) = self.policy.maps.get(entry).cloned() else {
+            return;
+        };
+        let dh = match e.pfs.map(DhGroup::generate) {
+            Some(Ok(d)) => Some(d),
+            Some(Err(_)) => return,
+            None => None,
+        };
+        let spi_in = self.alloc_spi();
+        let msg_id = loop {
+            let id = u32::from_be_bytes(random());
+            if id != 0 && !self.qm.iter().any(|q| q.msg_id == id) {
+                break id;
+            }
+        };
+        let ni = random_vec(NONCE_LEN);
+        let p = &self.p1[i];
+        let Some(cipher) = p.cipher.as_ref() else {
+            return;
+        };
+        let mut iv = kdf::phase2_iv(p.prf, &p.iv, msg_id, cipher.block_len());
+        let idci = proxy::identification(&proxy, true);
+        let idcr = proxy::identification(&proxy, false);
+        let mut after = vec![
+            Payload::Sa(proposal::phase2_offer(
+                spi_in,
+                &e.transforms,
+                e.pfs,
+                e.lifetime,
+            )),
+            Payload::Nonce(ni.clone()),
+        ];
+        if let Some(d) = &dh {
+            after.push(Payload::KeyExchange(d.public_value().to_vec()));
+        }
+        after.push(Payload::Identification(idci.clone()));
+        after.push(Payload::Identification(idcr.clone()));
+        let Ok((_, after_bytes)) = encode_payloads(&after) else {
+            return;
+        };
+        let hash = kdf::qm_hash1(p.prf, p.skeyid_a(), msg_id, &after_bytes);
+        let header = Header {
+            initiator_cookie: p.cky_i,
+            responder_cookie: p.cky_r,
+            version: Header::VERSION,
+            exchange: ExchangeType::QUICK_MODE,
+            flags: Flags::ENCRYPTION,
+            message_id: msg_id,
+        };
+        let mut payloads = vec![Payload::Hash(hash)];
+        payloads.extend(after);
+        let Ok(data) = seal(cipher, &mut iv, header, &payloads) else {
+            return;
+        };
+        let (l, r, c) = (p.local, p.remote, p.conn_id);
+        self.qm.push(QuickMode {
+            cky_i: p.cky_i,
+            cky_r: p.cky_r,
+            msg_id,
+            initiator: true,
+            state: QmState::SentQm1,
+            entry,
+            proxy,
+            iv,
+            spi_in,
+            spi_out: 0,
+            ni_b: ni,
+            nr_b: Vec::new(),
+            dh,
+            g_qm_xy: None,
+            choice: None,
+            ids: Some((idci, idcr)),
+            flight: Some(Flight::new(now, data.clone())),
+            answered: Vec::new(),
+            reply: data.clone(),
+            done_at: None,
+        });
+        self.log(format!(
+            "ISAKMP:({c}):beginning Quick Mode exchange, M-ID of {msg_id}\nISAKMP:({c}):Old State = IKE_QM_READY  New State = IKE_QM_I_QM1"
+        ));
+        self.send(l, r, data);
+    }
+
+    pub(super) fn quick_mode(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: &Message,
+    ) -> Result<(), Drop> {
+        let h = &msg.header;
+        let Some(i) = self.find_p1(h, remote) else {
+            self.stats.unknown_cookies += 1;
+            return Ok(());
+        };
+        if self.p1[i].state != P1State::Established {
+            return Err(Drop::Unexpected("Quick Mode before Main Mode finished"));
+        }
+        if h.message_id == 0 {
+            return Err(Drop::Malformed("Quick Mode with Message ID 0".into()));
+        }
+        let Some(k) = self.qm.iter().position(|q| {
+            q.cky_i == h.initiator_cookie
+                && q.cky_r == h.responder_cookie
+                && q.msg_id == h.message_id
+        }) else {
+            return self.qm1(now, i, data, msg);
+        };
+        if self.qm[k].answered.as_slice() == data {
+            self.stats.duplicates += 1;
+            let (l, r, d) = (
+                self.p1[i].local,
+                self.p1[i].remote,
+                self.qm[k].reply.clone(),
+            );
+            self.send(l, r, d);
+            return Ok(());
+        }
+        match (self.qm[k].initiator, self.qm[k].state) {
+            (true, QmState::SentQm1) => self.qm2(now, i, k, data, msg),
+            (false, QmState::SentQm2) => self.qm3(now, i, k, msg),
+            _ => Err(Drop::Unexpected(
+                "Quick Mode message after the exchange finished",
+            )),
+        }
+    }
+
+    fn qm1(&mut self, now: Instant, i: usize, data: &[u8], msg: &Message) -> Result<(), Drop> {
+        let msg_id = msg.header.message_id;
+        let p = &self.p1[i];
+        let cipher = p.cipher.as_ref().ok_or(Drop::Unexpected("no keys"))?;
+        let iv = kdf::phase2_iv(p.prf, &p.iv, msg_id, cipher.block_len());
+        let opened = open(cipher, &iv, msg)?;
+        let hash = opened
+            .first_hash()
+            .ok_or_else(|| Drop::Malformed("QM1 does not start with HASH(1)".into()))?;
+        let expected = kdf::qm_hash1(p.prf, p.skeyid_a(), msg_id, opened.after_first());
+        if !bool::from(expected.ct_eq(hash)) {
+            return Err(Drop::Hash("QM1 HASH(1)"));
+        }
+        let (local, peer, conn) = (p.local, p.remote, p.conn_id);
+        self.p1[i].last_heard = now;
+        let mut sa = None;
+        let mut nonce = None;
+        let mut ke = None;
+        let mut ids = Vec::new();
+        for x in &opened.payloads[1..] {
+            match x {
+                Payload::Sa(s) => sa = Some(s.clone()),
+                Payload::Nonce(n) => nonce = Some(n.clone()),
+                Payload::KeyExchange(k) => ke = Some(k.clone()),
+                Payload::Identification(id) => ids.push(id.clone()),
+                _ => {}
+            }
+        }
+        let (Some(sa), Some(ni)) = (sa, nonce) else {
+            return Err(Drop::Malformed("QM1 without SA or nonce".into()));
+        };
+        if !(8..=256).contains(&ni.len()) {
+            return Err(Drop::Malformed(format!("nonce of {} octets", ni.len())));
+        }
+        let (idci, idcr) = match ids.as_slice() {
+            [] => (
+                proxy::identification(&host_pair(peer.ip(), local.ip()), true),
+                proxy::identification(&host_pair(peer.ip(), local.ip()), false),
+            ),
+            [ci, cr] => (ci.clone(), cr.clone()),
+            _ => return Err(Drop::Malformed("QM1 with one or more than two IDs".into())),
+        };
+        let sel = match (proxy::side(&idci), proxy::side(&idcr)) {
+            (Some(ci), Some(cr)) => proxy::selector(&cr, &ci),
+            _ => None,
+        };
+        let Some(sel) = sel else {
+            self.stats.invalid_id += 1;
+            self.log(format!("IPSEC(validate_proposal_request): proxy identities from {} are not addresses we can protect", peer.ip()));
+            self.send_qm_notify(now, i, &sa, NotifyType::INVALID_ID_INFORMATION);
+            return Ok(());
+        };
+        // The entries whose peer and proxy fit, in map order.
+        let candidates: Vec<usize> = (0..self.policy.maps.len())
+            .filter(|&k| {
+                let e = &self.policy.maps[k];
+                e.local == local.ip()
+                    && (e.peers.contains(&peer.ip()) || (e.peers.is_empty() && e.dynamic.is_some()))
+                    && ((e.selectors.is_empty() && e.dynamic.is_some())
+                        || e.selectors.iter().any(|s| within(&sel, s)))
+            })
+            .collect();
+        if candidates.is_empty() {
+            self.stats.invalid_id += 1;
+            self.log(format!(
+                "IPSEC(validate_transform_proposal): proxy identities not supported\nISAKMP:({conn}):IPSec policy invalidated proposal with error 32 (local {} remote {} from {})",
+                fmt_sel(&sel),
+                fmt_sel(&TrafficSelector { src: sel.dst, src_ports: sel.dst_ports, ..sel }),
+                peer.ip()
+            ));
+            self.send_qm_notify(now, i, &sa, NotifyType::INVALID_ID_INFORMATION);
+            return Ok(());
+        }
+        let picked = candidates.iter().find_map(|&k| {
+            let e = &self.policy.maps[k];
+            let pfs = e.pfs;
+            proposal::choose_phase2(&sa, &e.transforms, pfs, e.lifetime).map(|c| (k, c))
+        });
+        let Some((entry, (number, spi_out, transform, choice))) = picked else {
+            self.stats.no_proposal_chosen += 1;
+            self.log(format!(
+                "IPSEC(validate_proposal_request): no transform set of the matching map entries is offered by {}\nISAKMP:({conn}):IPSec policy invalidated proposal with error 256",
+                peer.ip()
+            ));
+            self.send_qm_notify(now, i, &sa, NotifyType::NO_PROPOSAL_CHOSEN);
+            return Ok(());
+        };
+        let (dh, g_qm_xy) = match (choice.pfs, ke) {
+            (Some(g), Some(ke)) => {
+                let d = g
+                    .generate()
+                    .map_err(|e| Drop::Malformed(format!("DH: {e}")))?;
+                match d.shared_secret(&ke) {
+                    Ok(s) => (Some(d), Some(s)),
+                    Err(_) => {
+                        self.stats.invalid_key_exchange += 1;
+                        return Err(Drop::Malformed("QM1 KE is not a valid public value".into()));
+                    }
+                }
+            }
+            (None, None) => (None, None),
+            _ => {
+                self.stats.no_proposal_chosen += 1;
+                self.send_qm_notify(now, i, &sa, NotifyType::NO_PROPOSAL_CHOSEN);
+                return Ok(());
+            }
+        };
+        let spi_in = self.alloc_spi();
+        let nr = random_vec(NONCE_LEN);
+        let mut after = vec![
+            Payload::Sa(proposal::phase2_answer(number, spi_in, &transform)),
+            Payload::Nonce(nr.clone()),
+        ];
+        if let Some(d) = &dh {
+            after.push(Payload::KeyExchange(d.public_value().to_vec()));
+        }
+        if !ids.is_empty() {
+            after.push(Payload::Identification(idci.clone()));
+            after.push(Payload::Identification(idcr.clone()));
+        }
+        let p = &self.p1[i];
+        let (_, after_bytes) =
+            encode_payloads(&after).map_err(|e| Drop::Malformed(e.to_string()))?;
+        let hash = kdf::qm_hash2(p.prf, p.skeyid_a(), msg_id, &ni, &after_bytes);
+        let mut payloads = vec![Payload::Hash(hash)];
+        payloads.extend(after);
+        let header = Header {
+            flags: Flags::ENCRYPTION,
+            ..msg.header.clone()
+        };
+        let mut iv = opened.next_iv.clone();
+        let cipher = p.cipher.as_ref().ok_or(Drop::Unexpected("no keys"))?;
+        let out = seal(cipher, &mut iv, header, &payloads)?;
+        self.log(format!(
+            "ISAKMP:({conn}):Checking IPSec proposal {number}\nISAKMP:({conn}):atts are acceptable.\nIPSEC(validate_proposal_request): proposal part #1,\n  (key eng. msg.) INBOUND local= {}:0, remote= {}:0,\n    local_proxy= {},\n    remote_proxy= {},\n    protocol= ESP, transform= {} {}\nISAKMP:({conn}):Old State = IKE_QM_READY  New State = IKE_QM_R_QM2",
+            local.ip(),
+            peer.ip(),
+            fmt_sel(&sel),
+            fmt_sel(&TrafficSelector { src: sel.dst, src_ports: sel.dst_ports, ..sel }),
+            choice.enc.ios_name(),
+            choice.auth.ios_name(),
+        ));
+        self.qm.push(QuickMode {
+            cky_i: msg.header.initiator_cookie,
+            cky_r: msg.header.responder_cookie,
+            msg_id,
+            initiator: false,
+            state: QmState::SentQm2,
+            entry,
+            proxy: sel,
+            iv,
+            spi_in,
+            spi_out,
+            ni_b: ni,
+            nr_b: nr,
+            dh,
+            g_qm_xy,
+            choice: Some(choice),
+            ids: Some((idci, idcr)),
+            flight: Some(Flight::new(now, out.clone())),
+            answered: data.to_vec(),
+            reply: out.clone(),
+            done_at: None,
+        });
+        self.send(local, peer, out);
+        Ok(())
+    }
+
+    fn qm2(
+        &mut self,
+        now: Instant,
+        i: usize,
+        k: usize,
+        data: &[u8],
+        msg: &Message,
+    ) -> Result<(), Drop> {
+        let p = &self.p1[i];
+        let q = &self.qm[k];
+        let cipher = p.cipher.as_ref().ok_or(Drop::Unexpected("no keys"))?;
+        let opened = open(cipher, &q.iv, msg)?;
+        let hash = opened
+            .first_hash()
+            .ok_or_else(|| Drop::Malformed("QM2 does not start with HASH(2)".into()))?;
+        let expected = kdf::qm_hash2(p.prf, p.skeyid_a(), q.msg_id, &q.ni_b, opened.after_first());
+        if !bool::from(expected.ct_eq(hash)) {
+            return Err(Drop::Hash("QM2 HASH(2)"));
+        }
+        let e = self
+            .policy
+            .maps
+            .get(q.entry)
+            .cloned()
+            .ok_or(Drop::Unexpected("map entry gone"))?;
+        let mut sa = None;
+        let mut nonce = None;
+        let mut ke = None;
+        let mut ids = Vec::new();
+        let mut responder_life = None;
+        for x in &opened.payloads[1..] {
+            match x {
+                Payload::Sa(s) => sa = Some(s.clone()),
+                Payload::Nonce(n) => nonce = Some(n.clone()),
+                Payload::KeyExchange(v) => ke = Some(v.clone()),
+                Payload::Identification(id) => ids.push(id.clone()),
+                Payload::Notification(n) if n.notify_type == NotifyType::RESPONDER_LIFETIME => {
+                    responder_life = n.attributes().ok();
+                }
+                _ => {}
+            }
+        }
+        let (Some(sa), Some(nr)) = (sa, nonce) else {
+            return Err(Drop::Malformed("QM2 without SA or nonce".into()));
+        };
+        if !(8..=256).contains(&nr.len()) {
+            return Err(Drop::Malformed(format!("nonce of {} octets", nr.len())));
+        }
+        if let ([ci, cr], Some((mci, mcr))) = (ids.as_slice(), &q.ids) {
+            if proxy::side(ci) != proxy::side(mci) || proxy::side(cr) != proxy::side(mcr) {
+                self.stats.invalid_id += 1;
+                self.fail_qm(now, k, "the responder changed the proxy identities");
+                return Ok(());
+            }
+        }
+        let Some((spi_out, mut choice)) =
+            proposal::accept_phase2(&sa, &e.transforms, e.pfs, e.lifetime)
+        else {
+            self.stats.no_proposal_chosen += 1;
+            self.fail_qm(now, k, "the responder chose a transform we did not offer");
+            return Ok(());
+        };
+        if let Some(attrs) = responder_life {
+            let fake = crate::ike::wire::ikev1::Transform {
+                number: 1,
+                transform_id: 3,
+                attributes: attrs,
+            };
+            if let Some(c) = proposal::read_phase2(&fake) {
+                choice.lifetime = proposal::shorter(choice.lifetime, c.lifetime);
+            }
+        }
+        let g_qm_xy = match (&q.dh, ke) {
+            (Some(d), Some(ke)) => match d.shared_secret(&ke) {
+                Ok(s) => Some(s),
+                Err(_) => {
+                    self.stats.invalid_key_exchange += 1;
+                    self.fail_qm(now, k, "QM2 KE is not a valid public value");
+                    return Ok(());
+                }
+            },
+            (None, None) => None,
+            _ => {
+                self.stats.no_proposal_chosen += 1;
+                self.fail_qm(now, k, "PFS mismatch");
+                return Ok(());
+            }
+        };
+        let hash3 = kdf::qm_hash3(p.prf, p.skeyid_a(), q.msg_id, &q.ni_b, &nr);
+        let header = Header {
+            flags: Flags::ENCRYPTION,
+            ..msg.header.clone()
+        };
+        let mut iv = opened.next_iv.clone();
+        let out = seal(cipher, &mut iv, header, &[Payload::Hash(hash3)])?;
+        let (l, r) = (p.local, p.remote);
+        self.p1[i].last_heard = now;
+        let q = &mut self.qm[k];
+        q.iv = iv;
+        q.nr_b = nr;
+        q.spi_out = spi_out;
+        q.choice = Some(choice);
+        q.g_qm_xy = g_qm_xy;
+        q.dh = None;
+        q.state = QmState::Done;
+        q.done_at = Some(now);
+        q.flight = None;
+        q.answered = data.to_vec();
+        q.reply = out.clone();
+        self.send(l, r, out);
+        self.install(now, i, k);
+        Ok(())
+    }
+
+    fn qm3(&mut self, now: Instant, i: usize, k: usize, msg: &Message) -> Result<(), Drop> {
+        let p = &self.p1[i];
+        let q = &self.qm[k];
+        let cipher = p.cipher.as_ref().ok_or(Drop::Unexpected("no keys"))?;
+        let opened = open(cipher, &q.iv, msg)?;
+        let hash = opened
+            .first_hash()
+            .ok_or_else(|| Drop::Malformed("QM3 without HASH(3)".into()))?;
+        let expected = kdf::qm_hash3(p.prf, p.skeyid_a(), q.msg_id, &q.ni_b, &q.nr_b);
+        if !bool::from(expected.ct_eq(hash)) {
+            return Err(Drop::Hash("QM3 HASH(3)"));
+        }
+        self.p1[i].last_heard = now;
+        let q = &mut self.qm[k];
+        q.state = QmState::Done;
+        q.done_at = Some(now);
+        q.flight = None;
+        q.dh = None;
+        self.install(now, i, k);
+        Ok(())
+    }
+
+    fn fail_qm(&mut self, now: Instant, k: usize, why: &str) {
+        let q = self.qm.remove(k);
+        if let Some(e) = self.policy.maps.get(q.entry) {
+            self.hold_down.push((e.tag, q.proxy, now + HOLD_DOWN));
+        }
+        if let Some(pair) = self
+            .pairs
+            .iter_mut()
+            .find(|x| x.entry == q.entry && x.info.proxy == q.proxy)
+        {
+            pair.rekeying = false;
+        }
+        self.log(format!("ISAKMP: Quick Mode {:#x} failed: {why}", q.msg_id));
+    }
+
+    /// Refuses a Quick Mode proposal with a protected notification naming
+    /// the proposal's SPI.
+    fn send_qm_notify(
+        &mut self,
+        now: Instant,
+        i: usize,
+        sa: &crate::ike::wire::ikev1::SecurityAssociation,
+        t: NotifyType,
+    ) {
+        let spi = sa
+            .proposals
+            .first()
+            .map(|p| p.spi.clone())
+            .unwrap_or_default();
+        let n = Notification {
+            doi: 1,
+            protocol: ProtocolId::IPSEC_ESP,
+            spi,
+            notify_type: t,
+            data: Vec::new(),
+        };
+        self.send_informational(now, i, Payload::Notification(n));
+    }
+
+    /// Derives the pair's keys and hands it to the driver.
+    fn install(&mut self, now: Instant, i: usize, k: usize) {
+        let p = &self.p1[i];
+        let q = &self.qm[k];
+        let (Some(choice), Some(keys)) = (q.choice, p.keys.as_ref()) else {
+            return;
+        };
+        let Some(e) = self.policy.maps.get(q.entry) else {
+            return;
+        };
+        let enc_len = choice.enc.key_len();
+        let len = enc_len + choice.auth.key_len();
+        let sa_keys = |spi: u32| {
+            let spi_b = spi.to_be_bytes();
+            let km = kdf::keymat(
+                p.prf,
+                &keys.skeyid_d,
+                &KeymatInput {
+                    g_qm_xy: q.g_qm_xy.as_deref().map(|v| v.as_slice()),
+                    protocol: ProtocolId::IPSEC_ESP.0,
+                    spi: &spi_b,
+                    ni_b: &q.ni_b,
+                    nr_b: &q.nr_b,
+                },
+                len,
+            );
+            SaKeys {
+                enc: km[..enc_len].to_vec(),
+                auth: km[enc_len..].to_vec(),
+            }
+        };
+        let mode = if choice.tunnel {
+            dataplane::api::EspMode::Tunnel {
+                local: p.local.ip(),
+                remote: p.remote.ip(),
+            }
+        } else {
+            dataplane::api::EspMode::Transport
+        };
+        // The initiator rekeys first (10% before the end), the responder
+        // only if the initiator did not (5% before).
+        let lifetime = {
+            let secs = choice.lifetime.seconds;
+            let kb = choice.lifetime.kilobytes;
+            let (num, den) = if q.initiator { (9, 10) } else { (19, 20) };
+            Lifetime {
+                soft_seconds: Some((secs * num / den).max(1)),
+                hard_seconds: Some(secs),
+                soft_kilobytes: Some((kb * num / den).max(1)),
+                hard_kilobytes: Some(kb),
+            }
+        };
+        let inbound = SaParams {
+            spi: q.spi_in,
+            direction: Direction::Inbound,
+            enc: choice.enc,
+            auth: choice.auth,
+            keys: sa_keys(q.spi_in),
+            mode,
+            udp_encap: None,
+            esn: false,
+            replay_window: e.replay_window,
+            lifetime,
+        };
+        let outbound = SaParams {
+            spi: q.spi_out,
+            direction: Direction::Outbound,
+            keys: sa_keys(q.spi_out),
+            replay_window: 0,
+            ..inbound.clone()
+        };
+        let info = PairInfo {
+            tag: e.tag,
+            proxy: q.proxy,
+            local: p.local.ip(),
+            peer: p.remote.ip(),
+            inbound_spi: q.spi_in,
+            outbound_spi: q.spi_out,
+        };
+        let (entry, conn) = (q.entry, p.conn_id);
+        for old in self.pairs.iter_mut().filter(|x| {
+            x.info.tag == info.tag && x.info.proxy == info.proxy && x.info.peer == info.peer
+        }) {
+            old.superseded = true;
+        }
+        self.stats.phase2_established += 1;
+        self.log(format!(
+            "IPSEC(create_sa): sa created,\n  (sa) sa_dest= {}, sa_proto= 50,\n    sa_spi= {:#010x}({}),\n    sa_trans= {} {} , sa_conn_id= {conn}\nIPSEC(create_sa): sa created,\n  (sa) sa_dest= {}, sa_proto= 50,\n    sa_spi= {:#010x}({}),\n    sa_trans= {} {} , sa_conn_id= {conn}",
+            info.local, info.inbound_spi, info.inbound_spi, choice.enc.ios_name(), choice.auth.ios_name(),
+            info.peer, info.outbound_spi, info.outbound_spi, choice.enc.ios_name(), choice.auth.ios_name(),
+        ));
+        self.out.push_back(Output::Install {
+            tag: info.tag,
+            proxy: info.proxy,
+            inbound: Box::new(inbound),
+            outbound: Box::new(outbound),
+        });
+        self.pairs.push(Pair {
+            info,
+            entry,
+            superseded: false,
+            rekeying: false,
+        });
+        let _ = now + Duration::ZERO;
+    }
+}
+
+/// The proxy when Quick Mode carries no IDs: the two IKE addresses.
+fn host_pair(peer: IpAddr, local: IpAddr) -> TrafficSelector {
+    TrafficSelector {
+        src: IpPrefix::host(peer),
+        dst: IpPrefix::host(local),
+        proto: None,
+        src_ports: dataplane::spd::PortRange::ANY,
+        dst_ports: dataplane::spd::PortRange::ANY,
+    }
+}

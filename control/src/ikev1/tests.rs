@@ -1,0 +1,589 @@
+//! Two engines against each other in memory, with a fake clock and a
+//! network that can lose, duplicate or corrupt messages.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use dataplane::api::{EspMode, SaParams};
+use dataplane::crypto::{AuthAlg, EncAlg};
+use dataplane::spd::{FlowKey, PolicyTag, PortRange, TrafficSelector};
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::ike::{IkeCipher, IkeHash};
+use crate::config::model::SecretBytes;
+use crate::ike::crypto::DhGroup;
+
+const TAG: PolicyTag = PolicyTag { map: 1, seq: 10 };
+
+fn sel(src: &str, dst: &str) -> TrafficSelector {
+    TrafficSelector {
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        proto: None,
+        src_ports: PortRange::ANY,
+        dst_ports: PortRange::ANY,
+    }
+}
+
+struct Side {
+    local: &'static str,
+    peer: &'static str,
+    lan: &'static str,
+    remote_lan: &'static str,
+}
+
+const A4: Side = Side {
+    local: "198.18.0.1",
+    peer: "198.18.1.1",
+    lan: "198.19.1.0/24",
+    remote_lan: "198.19.2.0/24",
+};
+const B4: Side = Side {
+    local: "198.18.1.1",
+    peer: "198.18.0.1",
+    lan: "198.19.2.0/24",
+    remote_lan: "198.19.1.0/24",
+};
+const A6: Side = Side {
+    local: "fd00:1::1",
+    peer: "fd00:2::1",
+    lan: "fd00:a::/64",
+    remote_lan: "fd00:b::/64",
+};
+const B6: Side = Side {
+    local: "fd00:2::1",
+    peer: "fd00:1::1",
+    lan: "fd00:b::/64",
+    remote_lan: "fd00:a::/64",
+};
+
+fn proposal(cipher: IkeCipher, hash: IkeHash, group: DhGroup) -> IsakmpProposal {
+    IsakmpProposal {
+        priority: 10,
+        cipher,
+        hash,
+        group,
+        lifetime: 86_400,
+    }
+}
+
+fn policy(s: &Side, psk: &str) -> Ikev1Policy {
+    Ikev1Policy {
+        isakmp: vec![proposal(
+            IkeCipher::AesCbc(256),
+            IkeHash::Sha256,
+            DhGroup::Modp2048,
+        )],
+        keys: vec![PresharedKey {
+            peer: format!("{}/{}", s.peer, if s.peer.contains(':') { 128 } else { 32 })
+                .parse()
+                .unwrap(),
+            key: SecretBytes::new(psk.as_bytes().to_vec()),
+        }],
+        dpd: None,
+        nat_keepalive: None,
+        maps: vec![MapEntry {
+            tag: TAG,
+            map: "VPN".into(),
+            seq: 10,
+            dynamic: None,
+            peers: vec![s.peer.parse().unwrap()],
+            local: s.local.parse().unwrap(),
+            transforms: vec![EspTransform {
+                name: "LAB".into(),
+                enc: EncAlg::AesCbc128,
+                auth: AuthAlg::HmacSha1_96,
+                tunnel: true,
+            }],
+            selectors: vec![sel(s.lan, s.remote_lan)],
+            pfs: None,
+            lifetime: IpsecLifetime::default(),
+            replay_window: 64,
+        }],
+    }
+}
+
+/// Decides, for message number n (counting both sides) from A (true)
+/// or B, whether the network loses it.
+type LossModel = Box<dyn FnMut(usize, bool, &[u8]) -> bool>;
+
+/// What one engine did, besides sending.
+#[derive(Default)]
+struct Seen {
+    installs: Vec<(PolicyTag, TrafficSelector, SaParams, SaParams)>,
+    deletes: Vec<(u32, u32)>,
+    logs: Vec<String>,
+}
+
+struct Net {
+    a: Engine,
+    b: Engine,
+    a_addr: SocketAddr,
+    b_addr: SocketAddr,
+    now: Instant,
+    seen_a: Seen,
+    seen_b: Seen,
+    /// Messages sent so far (by both), numbered from 0.
+    sent: usize,
+    /// Decides, for message number n from A (true) or B, whether it is lost.
+    lose: LossModel,
+    /// Every datagram that crossed, for the fuzz tests.
+    wire: Vec<(bool, Vec<u8>)>,
+}
+
+impl Net {
+    fn new(a: Ikev1Policy, b: Ikev1Policy) -> Net {
+        let a_addr = SocketAddr::new(a.maps[0].local, 500);
+        let b_addr = SocketAddr::new(b.maps[0].local, 500);
+        Net {
+            a: Engine::new(a),
+            b: Engine::new(b),
+            a_addr,
+            b_addr,
+            now: Instant::now(),
+            seen_a: Seen::default(),
+            seen_b: Seen::default(),
+            sent: 0,
+            lose: Box::new(|_, _, _| false),
+            wire: Vec::new(),
+        }
+    }
+
+    fn v4() -> Net {
+        Net::new(policy(&A4, "espada-lab-psk"), policy(&B4, "espada-lab-psk"))
+    }
+
+    /// Delivers everything until both engines are quiet.
+    fn pump(&mut self) {
+        for _ in 0..1000 {
+            let mut moved = false;
+            for from_a in [true, false] {
+                let (src, dst, seen) = if from_a {
+                    (&mut self.a, &mut self.b, &mut self.seen_a)
+                } else {
+                    (&mut self.b, &mut self.a, &mut self.seen_b)
+                };
+                let mut sends = Vec::new();
+                while let Some(o) = src.poll_output() {
+                    moved = true;
+                    match o {
+                        Output::Send {
+                            local,
+                            remote,
+                            data,
+                        } => sends.push((local, remote, data)),
+                        Output::Install {
+                            tag,
+                            proxy,
+                            inbound,
+                            outbound,
+                        } => seen.installs.push((tag, proxy, *inbound, *outbound)),
+                        Output::Delete {
+                            inbound_spi,
+                            outbound_spi,
+                        } => seen.deletes.push((inbound_spi, outbound_spi)),
+                        Output::Log(l) => seen.logs.push(l),
+                    }
+                }
+                for (local, remote, data) in sends {
+                    let n = self.sent;
+                    self.sent += 1;
+                    self.wire.push((from_a, data.clone()));
+                    if !(self.lose)(n, from_a, &data) {
+                        dst.handle_datagram(self.now, remote, local, &data);
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the engines never went quiet");
+    }
+
+    /// Advances the clock by `secs`, one second at a time, running timers.
+    fn run_for(&mut self, secs: u64) {
+        for _ in 0..secs {
+            self.now += Duration::from_secs(1);
+            for e in [&mut self.a, &mut self.b] {
+                if e.poll_timeout().is_some_and(|t| t <= self.now) {
+                    e.handle_timeout(self.now);
+                }
+            }
+            self.pump();
+        }
+    }
+
+    fn acquire_a(&mut self, flow: (&str, &str)) {
+        let f = FlowKey {
+            src: flow.0.parse().unwrap(),
+            dst: flow.1.parse().unwrap(),
+            proto: 1,
+            src_port: 0,
+            dst_port: 0,
+        };
+        self.a.acquire(self.now, TAG, f);
+        self.pump();
+    }
+}
+
+fn assert_mirrored(
+    a: &(PolicyTag, TrafficSelector, SaParams, SaParams),
+    b: &(PolicyTag, TrafficSelector, SaParams, SaParams),
+) {
+    let (_, pa, ain, aout) = a;
+    let (_, pb, bin, bout) = b;
+    assert_eq!(aout.spi, bin.spi);
+    assert_eq!(ain.spi, bout.spi);
+    assert_ne!(ain.spi, aout.spi);
+    assert_eq!(aout.keys.enc, bin.keys.enc);
+    assert_eq!(aout.keys.auth, bin.keys.auth);
+    assert_eq!(ain.keys.enc, bout.keys.enc);
+    assert_ne!(
+        ain.keys.enc, aout.keys.enc,
+        "each direction has its own keys"
+    );
+    assert_eq!(pa.src, pb.dst);
+    assert_eq!(pa.dst, pb.src);
+    assert_eq!(ain.keys.enc.len(), ain.enc.key_len());
+    assert_eq!(ain.keys.auth.len(), ain.auth.key_len());
+}
+
+#[test]
+fn main_mode_and_quick_mode_install_mirrored_pairs() {
+    let mut net = Net::v4();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.seen_a.installs.len(), 1, "{:#?}", net.seen_a.logs);
+    assert_eq!(net.seen_b.installs.len(), 1, "{:#?}", net.seen_b.logs);
+    assert_mirrored(&net.seen_a.installs[0], &net.seen_b.installs[0]);
+    let (tag, proxy, inb, out) = &net.seen_a.installs[0];
+    assert_eq!(*tag, TAG);
+    assert_eq!(*proxy, sel("198.19.1.0/24", "198.19.2.0/24"));
+    assert_eq!(
+        (inb.enc, inb.auth),
+        (EncAlg::AesCbc128, AuthAlg::HmacSha1_96)
+    );
+    assert_eq!(
+        out.mode,
+        EspMode::Tunnel {
+            local: "198.18.0.1".parse().unwrap(),
+            remote: "198.18.1.1".parse().unwrap()
+        }
+    );
+    assert_eq!(inb.replay_window, 64);
+    assert_eq!(inb.lifetime.hard_seconds, Some(3600));
+    assert_eq!(inb.lifetime.hard_kilobytes, Some(4_608_000));
+    assert!(inb.lifetime.soft_seconds < inb.lifetime.hard_seconds);
+    // Main Mode took six messages, Quick Mode three.
+    assert_eq!(net.sent, 9);
+    for (e, initiator) in [(&net.a, true), (&net.b, false)] {
+        let sas = e.isakmp_sas(net.now);
+        assert_eq!(sas.len(), 1);
+        assert_eq!(sas[0].state, "QM_IDLE");
+        assert_eq!(sas[0].status, "ACTIVE");
+        assert_eq!(sas[0].encr, "aes:256");
+        assert_eq!(sas[0].hash, "sha256");
+        assert_eq!(sas[0].group, Some(14));
+        // IOS shows dst = responder, src = initiator on both sides.
+        assert_eq!(
+            sas[0].dst,
+            "198.18.1.1".parse::<IpAddr>().unwrap(),
+            "initiator {initiator}"
+        );
+        assert_eq!(e.stats().phase1_established, 1);
+        assert_eq!(e.stats().phase2_established, 1);
+        assert_eq!(e.pairs().count(), 1);
+    }
+    // A second packet of the flow while the pair exists starts nothing.
+    let before = net.sent;
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.sent, before);
+}
+
+#[test]
+fn ipv6_3des_sha1_group2_and_pfs_negotiate_too() {
+    let mut a = policy(&A6, "espada-lab-psk6");
+    let mut b = policy(&B6, "espada-lab-psk6");
+    for p in [&mut a, &mut b] {
+        p.isakmp.insert(
+            0,
+            proposal(IkeCipher::TripleDes, IkeHash::Sha1, DhGroup::Modp1024),
+        );
+        p.maps[0].pfs = Some(DhGroup::Modp1536);
+        p.maps[0].transforms[0].enc = EncAlg::TripleDesCbc;
+        p.maps[0].transforms[0].auth = AuthAlg::HmacSha256_128;
+    }
+    // B prefers group 14 but A's first offer (3DES/group 2) is also one of
+    // B's: B picks in its own priority order.
+    b.isakmp.swap(0, 1);
+    let mut net = Net::new(a, b);
+    net.a.acquire(
+        net.now,
+        TAG,
+        FlowKey {
+            src: "fd00:a::10".parse().unwrap(),
+            dst: "fd00:b::10".parse().unwrap(),
+            proto: 58,
+            src_port: 0,
+            dst_port: 0,
+        },
+    );
+    net.pump();
+    assert_eq!(net.seen_a.installs.len(), 1, "{:#?}", net.seen_b.logs);
+    assert_eq!(net.seen_b.installs.len(), 1);
+    assert_mirrored(&net.seen_a.installs[0], &net.seen_b.installs[0]);
+    assert_eq!(net.seen_a.installs[0].2.enc, EncAlg::TripleDesCbc);
+    assert_eq!(net.a.isakmp_sas(net.now)[0].group, Some(14));
+    assert_eq!(net.seen_a.installs[0].1, sel("fd00:a::/64", "fd00:b::/64"));
+}
+
+#[test]
+fn a_wrong_preshared_key_fails_and_is_counted() {
+    let mut net = Net::new(policy(&A4, "espada-lab-psk"), policy(&B4, "not-the-same"));
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    net.run_for(60);
+    assert!(net.seen_a.installs.is_empty() && net.seen_b.installs.is_empty());
+    let b = net.b.stats();
+    assert!(b.decrypt_failed + b.hash_mismatch >= 1, "{b:?}");
+    assert_eq!(net.a.stats().retransmit_limit, 1);
+    assert!(net.a.isakmp_sas(net.now).is_empty());
+    assert!(net
+        .seen_b
+        .logs
+        .iter()
+        .any(|l| l.contains("IKMP_BAD_MESSAGE") || l.contains("does not verify")));
+}
+
+#[test]
+fn no_common_isakmp_policy_is_refused_with_a_notification() {
+    let mut b = policy(&B4, "espada-lab-psk");
+    b.isakmp[0].group = DhGroup::Modp1536;
+    let mut net = Net::new(policy(&A4, "espada-lab-psk"), b);
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.b.stats().no_proposal_chosen, 1);
+    assert_eq!(net.a.stats().notifies_received, 1);
+    assert!(net.a.isakmp_sas(net.now).is_empty(), "A gave up at once");
+    assert!(net.seen_a.installs.is_empty());
+}
+
+#[test]
+fn a_proxy_outside_the_responders_acl_is_refused() {
+    let mut b = policy(&B4, "espada-lab-psk");
+    b.maps[0].selectors = vec![sel("198.19.2.0/25", "198.19.1.0/24")];
+    let mut net = Net::new(policy(&A4, "espada-lab-psk"), b);
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.b.stats().invalid_id, 1);
+    assert!(net.seen_a.installs.is_empty() && net.seen_b.installs.is_empty());
+    // A heard the refusal and stopped retransmitting.
+    let sent = net.sent;
+    net.run_for(20);
+    assert_eq!(net.sent, sent);
+    assert!(net
+        .seen_b
+        .logs
+        .iter()
+        .any(|l| l.contains("proxy identities not supported")));
+}
+
+#[test]
+fn a_narrower_proposal_inside_the_acl_is_accepted() {
+    let mut a = policy(&A4, "espada-lab-psk");
+    a.maps[0].selectors = vec![sel("198.19.1.10/32", "198.19.2.0/25")];
+    let mut net = Net::new(a, policy(&B4, "espada-lab-psk"));
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.seen_b.installs.len(), 1);
+    assert_eq!(
+        net.seen_b.installs[0].1,
+        sel("198.19.2.0/25", "198.19.1.10/32")
+    );
+}
+
+#[test]
+fn a_dynamic_entry_answers_any_peer_with_a_wildcard_key() {
+    let mut b = policy(&B4, "espada-lab-psk");
+    b.keys[0].peer = "0.0.0.0/0".parse().unwrap();
+    b.maps[0].peers.clear();
+    b.maps[0].dynamic = Some(("DYN".into(), 10));
+    b.maps[0].selectors.clear();
+    let mut net = Net::new(policy(&A4, "espada-lab-psk"), b);
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.seen_b.installs.len(), 1);
+    assert_eq!(
+        net.seen_b.installs[0].1,
+        sel("198.19.2.0/24", "198.19.1.0/24")
+    );
+    // A dynamic entry never starts a negotiation itself.
+    let sent = net.sent;
+    net.b.acquire(
+        net.now,
+        TAG,
+        FlowKey {
+            src: "198.19.2.10".parse().unwrap(),
+            dst: "198.19.1.99".parse().unwrap(),
+            proto: 1,
+            src_port: 0,
+            dst_port: 0,
+        },
+    );
+    net.pump();
+    assert_eq!(net.sent, sent);
+}
+
+#[test]
+fn lost_messages_are_retransmitted_and_duplicates_answered() {
+    // Lose MM3 (A's second message), MM6 (B's third) and the QM2 that
+    // follows B's repeated MM6 (B's fifth), once each.
+    let mut net = Net::v4();
+    let (mut from_a_n, mut from_b_n) = (0, 0);
+    net.lose = Box::new(move |_, from_a, _| {
+        let n = if from_a { &mut from_a_n } else { &mut from_b_n };
+        *n += 1;
+        matches!((from_a, *n), (true, 2) | (false, 3) | (false, 5))
+    });
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    net.run_for(30);
+    assert_eq!(net.seen_a.installs.len(), 1, "{:#?}", net.seen_a.logs);
+    assert_eq!(net.seen_b.installs.len(), 1);
+    assert_mirrored(&net.seen_a.installs[0], &net.seen_b.installs[0]);
+    let retransmitted = net.a.stats().retransmitted + net.b.stats().retransmitted;
+    assert!(
+        retransmitted >= 3,
+        "{:?} {:?}",
+        net.a.stats(),
+        net.b.stats()
+    );
+    assert!(net.b.stats().duplicates >= 1, "{:?}", net.b.stats());
+}
+
+#[test]
+fn clear_crypto_sa_deletes_both_sides() {
+    let mut net = Net::v4();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let (ain, aout) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+    net.a.clear_sa(net.now);
+    net.pump();
+    assert_eq!(net.seen_a.deletes, vec![(ain, aout)]);
+    assert_eq!(net.seen_b.deletes, vec![(aout, ain)]);
+    assert_eq!(net.b.pairs().count(), 0);
+    // The ISAKMP SA stays; the next packet negotiates a new pair over it.
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.seen_a.installs.len(), 2);
+    assert_eq!(net.a.stats().phase1_established, 1);
+    // clear crypto isakmp removes the ISAKMP SA on both sides.
+    net.a.clear_isakmp(net.now);
+    net.pump();
+    assert!(net.a.isakmp_sas(net.now).is_empty());
+    assert!(net.b.isakmp_sas(net.now).is_empty());
+    assert_eq!(net.b.pairs().count(), 1, "IPsec SAs outlive the ISAKMP SA");
+}
+
+#[test]
+fn soft_expiry_rekeys_and_hard_expiry_deletes() {
+    let mut net = Net::v4();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let old_in = net.seen_a.installs[0].2.spi;
+    let old_out = net.seen_a.installs[0].3.spi;
+    net.a.sa_expired(net.now, old_out, false);
+    net.pump();
+    assert_eq!(net.seen_a.installs.len(), 2);
+    assert_eq!(net.seen_b.installs.len(), 2);
+    assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
+    // A second soft expiry of the replaced pair does nothing.
+    let sent = net.sent;
+    net.a.sa_expired(net.now, old_in, false);
+    net.pump();
+    assert_eq!(net.sent, sent);
+    net.a.sa_expired(net.now, old_in, true);
+    net.pump();
+    assert_eq!(net.seen_a.deletes, vec![(old_in, old_out)]);
+    assert_eq!(net.seen_b.deletes, vec![(old_out, old_in)]);
+    assert_eq!(net.a.pairs().count(), 1);
+}
+
+#[test]
+fn dead_peer_detection_keeps_live_peers_and_removes_dead_ones() {
+    let dpd = Dpd {
+        interval: 10,
+        retry: 2,
+        periodic: true,
+    };
+    let mut a = policy(&A4, "espada-lab-psk");
+    let mut b = policy(&B4, "espada-lab-psk");
+    a.dpd = Some(dpd);
+    b.dpd = Some(dpd);
+    let mut net = Net::new(a, b);
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    net.run_for(35);
+    assert!(net.seen_a.logs.iter().any(|l| l.contains("R_U_THERE")));
+    assert!(net.seen_a.deletes.is_empty() && net.seen_b.deletes.is_empty());
+    assert!(net.a.isakmp_sas(net.now)[0].dpd);
+    // B goes silent.
+    net.lose = Box::new(|_, from_a, _| !from_a);
+    net.run_for(40);
+    assert_eq!(net.a.stats().dpd_dead, 1, "{:#?}", net.seen_a.logs);
+    assert_eq!(net.seen_a.deletes.len(), 1);
+    assert!(net.a.pairs().next().is_none());
+    assert!(net.a.isakmp_sas(net.now).is_empty());
+}
+
+#[test]
+fn a_missing_key_is_refused_before_sending() {
+    let mut a = policy(&A4, "x");
+    a.keys.clear();
+    let mut net = Net::new(a, policy(&B4, "x"));
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.sent, 0);
+    assert_eq!(net.a.stats().no_preshared_key, 1);
+}
+
+/// Every message of a full negotiation, as B saw them, for mutation.
+fn recorded_exchange() -> Vec<(bool, Vec<u8>)> {
+    let mut net = Net::v4();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    net.wire
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Random bytes and corrupted real messages never panic an engine,
+    /// fresh or mid-negotiation, and never install anything.
+    #[test]
+    fn corrupted_messages_are_dropped_without_harm(
+        which in 0usize..9,
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+        truncate in proptest::option::of(any::<usize>()),
+        junk in proptest::collection::vec(any::<u8>(), 0..200),
+    ) {
+        let wire = recorded_exchange();
+        let mut net = Net::v4();
+        net.acquire_a(("198.19.1.10", "198.19.2.10"));
+        let (from_a, mut msg) = wire[which % wire.len()].clone();
+        for (at, x) in flips {
+            let i = at % msg.len();
+            msg[i] ^= x | 1;
+        }
+        if let Some(t) = truncate {
+            msg.truncate(t % (msg.len() + 1));
+        }
+        let before_a = net.seen_a.installs.len();
+        let (dst, src_addr, dst_addr) = if from_a {
+            (&mut net.b, net.a_addr, net.b_addr)
+        } else {
+            (&mut net.a, net.b_addr, net.a_addr)
+        };
+        dst.handle_datagram(net.now, dst_addr, src_addr, &msg);
+        dst.handle_datagram(net.now, dst_addr, src_addr, &junk);
+        let mut fresh = Engine::new(policy(&B4, "espada-lab-psk"));
+        fresh.handle_datagram(net.now, net.b_addr, net.a_addr, &msg);
+        fresh.handle_datagram(net.now, net.b_addr, net.a_addr, &junk);
+        net.pump();
+        net.run_for(3);
+        prop_assert!(net.seen_a.installs.len() <= before_a + 1);
+        while let Some(o) = fresh.poll_output() {
+            let installed = matches!(o, Output::Install { .. });
+            prop_assert!(!installed);
+        }
+    }
+}
