@@ -38,7 +38,7 @@ use crate::show::IsakmpSaView;
 
 use super::cipher::{self, IsakmpCipher};
 use super::policy::Ikev1Policy;
-use super::proposal::{self, Phase1Choice, Phase2Choice};
+use super::proposal::{self, Phase1Choice, Phase2Choice, UdpEncapStyle};
 use super::proxy;
 
 mod info;
@@ -83,6 +83,11 @@ pub enum Output {
     },
     /// Remove a pair (peer's delete, expiry, `clear crypto sa`, dead peer).
     Delete { inbound_spi: u32, outbound_spi: u32 },
+    /// Send a NAT keepalive (RFC 3948 §2.3) from the NAT-T socket.
+    Keepalive {
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
     /// A `debug crypto isakmp` line.
     Log(String),
 }
@@ -234,6 +239,14 @@ struct Phase1 {
     established_at: Option<Instant>,
     expires_at: Option<Instant>,
     peer_dpd: bool,
+    /// The NAT traversal version both sides announced, if any.
+    natt: Option<UdpEncapStyle>,
+    /// NAT-D showed a NAT between us (either side): IKE moved to the NAT-T
+    /// port and ESP is UDP-encapsulated.
+    nat_detected: bool,
+    /// We are the side behind the NAT: we send NAT keepalives.
+    behind_nat: bool,
+    next_keepalive: Option<Instant>,
     last_heard: Instant,
     dpd_seq: u32,
     /// Sequence, retries so far and when to retry.
@@ -321,6 +334,7 @@ pub struct Engine {
     next_conn_id: u32,
     stats: Stats,
     ike_port: u16,
+    nat_t_port: u16,
 }
 
 /// Why an incoming message was dropped (counted, logged, no answer).
@@ -372,6 +386,47 @@ fn raw_bodies(first: PayloadType, data: &[u8]) -> Vec<(u8, &[u8])> {
     out
 }
 
+/// The NAT traversal version a peer's vendor IDs announce: RFC 3947 if
+/// it names it, otherwise the drafts if it names one of them.
+fn natt_announced(payloads: &[Payload]) -> Option<UdpEncapStyle> {
+    let vids: Vec<KnownVendor> = payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::VendorId(v) => KnownVendor::identify(v),
+            _ => None,
+        })
+        .collect();
+    if vids.contains(&KnownVendor::NatTraversalRfc3947) {
+        Some(UdpEncapStyle::Rfc3947)
+    } else if vids.iter().any(|v| v.is_nat_traversal()) {
+        Some(UdpEncapStyle::Draft)
+    } else {
+        None
+    }
+}
+
+/// The vendor ID that announces `style`.
+fn natt_vid(style: UdpEncapStyle) -> Payload {
+    Payload::VendorId(
+        match style {
+            UdpEncapStyle::Rfc3947 => KnownVendor::NatTraversalRfc3947,
+            UdpEncapStyle::Draft => KnownVendor::NatTraversalDraft02N,
+        }
+        .id()
+        .to_vec(),
+    )
+}
+
+/// NAT-D = HASH(CKY-I | CKY-R | IP | Port) with the negotiated hash
+/// (RFC 3947 §3.2).
+fn nat_d(prf: Prf, cky_i: &[u8; 8], cky_r: &[u8; 8], addr: SocketAddr) -> Vec<u8> {
+    let ip = match addr.ip() {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    prf.hash(&[cky_i, cky_r, &ip, &addr.port().to_be_bytes()])
+}
+
 fn phase1_id(local: IpAddr) -> Identification {
     Identification {
         protocol: 17,
@@ -414,12 +469,14 @@ impl Engine {
             next_conn_id: 1001,
             stats: Stats::default(),
             ike_port: 500,
+            nat_t_port: 4500,
         }
     }
 
-    /// The port peers are reached on (500; tests use others).
-    pub fn set_ike_port(&mut self, port: u16) {
-        self.ike_port = port;
+    /// The ports peers are reached on (500 and 4500; tests use others).
+    pub fn set_ports(&mut self, ike: u16, nat_t: u16) {
+        self.ike_port = ike;
+        self.nat_t_port = nat_t;
     }
 
     /// A new configuration: established SAs stay, new negotiations use it.
@@ -673,7 +730,7 @@ impl Engine {
                         .expires_at
                         .map(|t| t.saturating_duration_since(now).as_secs()),
                     dpd: p.peer_dpd && self.policy.dpd.is_some(),
-                    nat_t: false,
+                    nat_t: p.nat_detected,
                 }
             })
             .collect()
@@ -694,6 +751,7 @@ impl Engine {
                 p.expires_at,
                 p.next_dpd,
                 p.dpd_pending.map(|d| d.2),
+                p.next_keepalive,
             ]
         });
         let qm = self.qm.iter().flat_map(|q| {
@@ -732,6 +790,7 @@ impl Engine {
                 }
             }
             self.run_dpd(now, i);
+            self.run_keepalive(now, i);
             if self
                 .p1
                 .get(i)
@@ -801,6 +860,21 @@ impl Engine {
         self.stats.retransmitted += 1;
         self.log(line);
         self.send(local, remote, data);
+    }
+
+    /// Behind a NAT, a keepalive every `crypto isakmp nat keepalive`
+    /// seconds keeps the NAT's mapping for UDP 4500 alive.
+    fn run_keepalive(&mut self, now: Instant, i: usize) {
+        let p = &mut self.p1[i];
+        let (Some(at), Some(secs)) = (p.next_keepalive, self.policy.nat_keepalive) else {
+            return;
+        };
+        if at > now {
+            return;
+        }
+        p.next_keepalive = Some(now + Duration::from_secs(u64::from(secs.max(1))));
+        let (local, remote) = (p.local, p.remote);
+        self.out.push_back(Output::Keepalive { local, remote });
     }
 
     fn run_dpd(&mut self, now: Instant, i: usize) {
@@ -932,6 +1006,23 @@ impl Engine {
                 Ok(())
             }
         };
+        if result.is_ok()
+            && local.port() == self.nat_t_port
+            && matches!(
+                msg.header.exchange,
+                ExchangeType::QUICK_MODE | ExchangeType::INFORMATIONAL
+            )
+        {
+            // An authenticated message on the NAT-T port from a new source
+            // port: the peer's NAT changed its mapping; follow it.
+            if let Some(i) = self.find_p1(&msg.header, remote) {
+                let p = &mut self.p1[i];
+                if p.nat_detected && p.remote != remote {
+                    p.remote = remote;
+                    p.local = local;
+                }
+            }
+        }
         if let Err(d) = result {
             match d {
                 Drop::Malformed(why) => {

@@ -194,8 +194,30 @@ pub struct Phase2Choice {
     pub enc: EncAlg,
     pub auth: AuthAlg,
     pub tunnel: bool,
+    /// UDP-encapsulated (NAT traversal, RFC 3947 or its drafts).
+    pub udp: bool,
     pub pfs: Option<DhGroup>,
     pub lifetime: IpsecLifetime,
+}
+
+/// How Quick Mode names UDP encapsulation: RFC 3947's values or the
+/// drafts' (61443/61444), whichever NAT-T version Main Mode agreed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpEncapStyle {
+    Rfc3947,
+    Draft,
+}
+
+fn encapsulation_mode(tunnel: bool, udp: Option<UdpEncapStyle>) -> u16 {
+    use phase2::encapsulation_mode as m;
+    match (tunnel, udp) {
+        (true, None) => m::TUNNEL,
+        (false, None) => m::TRANSPORT,
+        (true, Some(UdpEncapStyle::Rfc3947)) => m::UDP_TUNNEL,
+        (false, Some(UdpEncapStyle::Rfc3947)) => m::UDP_TRANSPORT,
+        (true, Some(UdpEncapStyle::Draft)) => m::UDP_TUNNEL_DRAFT,
+        (false, Some(UdpEncapStyle::Draft)) => m::UDP_TRANSPORT_DRAFT,
+    }
 }
 
 fn esp_ids(enc: EncAlg) -> (u8, Option<u16>) {
@@ -238,6 +260,7 @@ fn esp_transform(
     t: &EspTransform,
     pfs: Option<DhGroup>,
     life: IpsecLifetime,
+    udp: Option<UdpEncapStyle>,
 ) -> Transform {
     let (id, bits) = esp_ids(t.enc);
     let mut attributes = vec![
@@ -251,11 +274,7 @@ fn esp_transform(
     }
     attributes.push(Attribute::basic(
         phase2::ENCAPSULATION_MODE,
-        if t.tunnel {
-            phase2::encapsulation_mode::TUNNEL
-        } else {
-            phase2::encapsulation_mode::TRANSPORT
-        },
+        encapsulation_mode(t.tunnel, udp),
     ));
     if let Some(a) = auth_id(t.auth) {
         attributes.push(Attribute::basic(phase2::AUTHENTICATION_ALGORITHM, a));
@@ -271,12 +290,13 @@ fn esp_transform(
 }
 
 /// The phase 2 SA payload: one ESP proposal with our inbound SPI and one
-/// transform per transform set.
+/// transform per transform set; `udp` when Main Mode found a NAT.
 pub fn phase2_offer(
     spi: u32,
     transforms: &[EspTransform],
     pfs: Option<DhGroup>,
     life: IpsecLifetime,
+    udp: Option<UdpEncapStyle>,
 ) -> SecurityAssociation {
     SecurityAssociation {
         proposals: vec![Proposal {
@@ -286,7 +306,7 @@ pub fn phase2_offer(
             transforms: transforms
                 .iter()
                 .enumerate()
-                .map(|(i, t)| esp_transform((i + 1).min(255) as u8, t, pfs, life))
+                .map(|(i, t)| esp_transform((i + 1).min(255) as u8, t, pfs, life, udp))
                 .collect(),
         }],
     }
@@ -347,10 +367,15 @@ pub fn read_phase2(t: &Transform) -> Option<Phase2Choice> {
     if enc.is_aead() != (auth == AuthAlg::None) {
         return None;
     }
-    let tunnel = match get(phase2::ENCAPSULATION_MODE).map(|v| v as u16) {
-        None | Some(phase2::encapsulation_mode::TUNNEL) => true,
-        Some(phase2::encapsulation_mode::TRANSPORT) => false,
-        Some(_) => return None,
+    let (tunnel, udp) = {
+        use phase2::encapsulation_mode as m;
+        match get(phase2::ENCAPSULATION_MODE).map(|v| v as u16) {
+            None | Some(m::TUNNEL) => (true, false),
+            Some(m::TRANSPORT) => (false, false),
+            Some(m::UDP_TUNNEL | m::UDP_TUNNEL_DRAFT) => (true, true),
+            Some(m::UDP_TRANSPORT | m::UDP_TRANSPORT_DRAFT) => (false, true),
+            Some(_) => return None,
+        }
     };
     let pfs = match get(phase2::GROUP_DESCRIPTION) {
         None => None,
@@ -377,6 +402,7 @@ pub fn read_phase2(t: &Transform) -> Option<Phase2Choice> {
         enc,
         auth,
         tunnel,
+        udp,
         pfs,
         lifetime,
     })
@@ -526,7 +552,7 @@ mod tests {
             },
         ];
         let life = IpsecLifetime::default();
-        let offer = phase2_offer(0x1234_5678, &ts, Some(DhGroup::Modp2048), life);
+        let offer = phase2_offer(0x1234_5678, &ts, Some(DhGroup::Modp2048), life, None);
         let short = IpsecLifetime {
             seconds: 1200,
             kilobytes: 100_000,
@@ -543,7 +569,13 @@ mod tests {
         assert_eq!(rspi, 0xaabb_ccdd);
         assert_eq!(c2.enc, EncAlg::AesCbc128);
         // PFS demanded but not offered.
-        let no_pfs = phase2_offer(1, &ts, None, life);
+        let no_pfs = phase2_offer(1, &ts, None, life, None);
+        // NAT traversal: the UDP tunnel modes read back as tunnel + udp.
+        for style in [UdpEncapStyle::Rfc3947, UdpEncapStyle::Draft] {
+            let o = phase2_offer(1, &ts, None, life, Some(style));
+            let c = read_phase2(&o.proposals[0].transforms[1]).unwrap();
+            assert!(c.tunnel && c.udp);
+        }
         assert!(choose_phase2(&no_pfs, &ts, Some(DhGroup::Modp2048), life).is_none());
         assert!(choose_phase2(&no_pfs, &ts, None, life).is_some());
     }

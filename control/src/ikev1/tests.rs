@@ -130,6 +130,19 @@ struct Net {
     lose: LossModel,
     /// Every datagram that crossed, for the fuzz tests.
     wire: Vec<(bool, Vec<u8>)>,
+    /// A NAT in front of A: B sees A's packets from 198.18.0.99 and the
+    /// port + 1000.
+    nat: bool,
+}
+
+const NAT_ADDR: &str = "198.18.0.99";
+
+fn nat_out(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(NAT_ADDR.parse().unwrap(), a.port() + 1000)
+}
+
+fn nat_in(a: SocketAddr, real: IpAddr) -> SocketAddr {
+    SocketAddr::new(real, a.port() - 1000)
 }
 
 impl Net {
@@ -147,6 +160,7 @@ impl Net {
             sent: 0,
             lose: Box::new(|_, _, _| false),
             wire: Vec::new(),
+            nat: false,
         }
     }
 
@@ -184,14 +198,25 @@ impl Net {
                             outbound_spi,
                         } => seen.deletes.push((inbound_spi, outbound_spi)),
                         Output::Log(l) => seen.logs.push(l),
+                        Output::Keepalive { .. } => {}
                     }
                 }
                 for (local, remote, data) in sends {
                     let n = self.sent;
                     self.sent += 1;
                     self.wire.push((from_a, data.clone()));
-                    if !(self.lose)(n, from_a, &data) {
-                        dst.handle_datagram(self.now, remote, local, &data);
+                    if (self.lose)(n, from_a, &data) {
+                        continue;
+                    }
+                    match (self.nat, from_a) {
+                        (false, _) => dst.handle_datagram(self.now, remote, local, &data),
+                        (true, true) => {
+                            dst.handle_datagram(self.now, remote, nat_out(local), &data)
+                        }
+                        (true, false) => {
+                            let to = nat_in(remote, self.a_addr.ip());
+                            dst.handle_datagram(self.now, to, local, &data)
+                        }
                     }
                 }
             }
@@ -586,4 +611,87 @@ proptest! {
             prop_assert!(!installed);
         }
     }
+}
+
+#[test]
+fn a_restarted_peer_s_initial_contact_removes_its_old_sas() {
+    let mut net = Net::v4();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let (old_b_in, old_b_out) = (net.seen_b.installs[0].2.spi, net.seen_b.installs[0].3.spi);
+    // A restarts: a fresh engine with no memory of the SAs.
+    net.a = Engine::new(policy(&A4, "espada-lab-psk"));
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.seen_b.deletes, vec![(old_b_in, old_b_out)]);
+    assert_eq!(net.b.isakmp_sas(net.now).len(), 1);
+    assert_eq!(net.b.pairs().count(), 1);
+    assert_eq!(net.seen_b.installs.len(), 2);
+}
+
+#[test]
+fn a_nat_between_the_peers_moves_ike_to_4500_and_encapsulates_esp() {
+    let mut a = policy(&A4, "espada-lab-psk");
+    a.nat_keepalive = Some(20);
+    let mut b = policy(&B4, "espada-lab-psk");
+    b.keys[0].peer = format!("{NAT_ADDR}/32").parse().unwrap();
+    b.maps[0].peers = vec![NAT_ADDR.parse().unwrap()];
+    let mut net = Net::new(a, b);
+    net.nat = true;
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.seen_a.installs.len(), 1, "{:#?}", net.seen_b.logs);
+    assert_eq!(net.seen_b.installs.len(), 1, "{:#?}", net.seen_b.logs);
+    assert_mirrored(&net.seen_a.installs[0], &net.seen_b.installs[0]);
+    let a_out = &net.seen_a.installs[0].3;
+    let b_out = &net.seen_b.installs[0].3;
+    assert_eq!(
+        a_out.udp_encap,
+        Some(dataplane::api::UdpEncap {
+            src_port: 4500,
+            dst_port: 4500
+        })
+    );
+    // B answers the NAT's port for A's 4500.
+    assert_eq!(
+        b_out.udp_encap,
+        Some(dataplane::api::UdpEncap {
+            src_port: 4500,
+            dst_port: 5500
+        })
+    );
+    assert_eq!(
+        b_out.mode,
+        EspMode::Tunnel {
+            local: "198.18.1.1".parse().unwrap(),
+            remote: NAT_ADDR.parse().unwrap()
+        }
+    );
+    assert!(net.a.isakmp_sas(net.now)[0].nat_t && net.b.isakmp_sas(net.now)[0].nat_t);
+    // The encrypted Main Mode messages and everything after went to 4500.
+    assert!(net
+        .seen_a
+        .logs
+        .iter()
+        .any(|l| l.contains("we are behind a NAT")));
+    assert!(net
+        .seen_b
+        .logs
+        .iter()
+        .any(|l| l.contains("the peer is behind a NAT")));
+    // A, behind the NAT, keeps the mapping alive; B does not.
+    let mut keepalives = 0;
+    for _ in 0..45 {
+        net.now += Duration::from_secs(1);
+        for (e, is_a) in [(&mut net.a, true), (&mut net.b, false)] {
+            if e.poll_timeout().is_some_and(|t| t <= net.now) {
+                e.handle_timeout(net.now);
+            }
+            while let Some(o) = e.poll_output() {
+                if let Output::Keepalive { local, .. } = o {
+                    assert!(is_a);
+                    assert_eq!(local.port(), 4500);
+                    keepalives += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(keepalives, 2);
 }

@@ -38,7 +38,13 @@ impl Engine {
             flags: Flags::default(),
             message_id: 0,
         };
-        let payloads = vec![sa, Payload::VendorId(KnownVendor::Dpd.id().to_vec())];
+        let payloads = vec![
+            sa,
+            Payload::VendorId(KnownVendor::Dpd.id().to_vec()),
+            natt_vid(UdpEncapStyle::Rfc3947),
+            Payload::VendorId(KnownVendor::NatTraversalDraft03.id().to_vec()),
+            natt_vid(UdpEncapStyle::Draft),
+        ];
         let Ok(data) = Message::new(header.clone(), payloads).encode() else {
             return;
         };
@@ -70,6 +76,10 @@ impl Engine {
             established_at: None,
             expires_at: None,
             peer_dpd: false,
+            natt: None,
+            nat_detected: false,
+            behind_nat: false,
+            next_keepalive: None,
             last_heard: now,
             dpd_seq: u32::from_be_bytes(random()) >> 1,
             dpd_pending: None,
@@ -127,7 +137,7 @@ impl Engine {
             P1State::I1 => self.mm2(now, i, data, msg),
             P1State::R2 => self.mm3(now, i, data, msg),
             P1State::I3 => self.mm4(now, i, data, msg),
-            P1State::R4 => self.mm5(now, i, data, msg),
+            P1State::R4 => self.mm5(now, i, local, remote, data, msg),
             P1State::I5 => self.mm6(now, i, msg),
             P1State::Established => {
                 Err(Drop::Unexpected("Main Mode message for an established SA"))
@@ -212,15 +222,15 @@ impl Engine {
             flags: Flags::default(),
             ..msg.header.clone()
         };
-        let out = Message::new(
-            header,
-            vec![
-                Payload::Sa(reply_sa),
-                Payload::VendorId(KnownVendor::Dpd.id().to_vec()),
-            ],
-        )
-        .encode()
-        .map_err(|e| Drop::Malformed(e.to_string()))?;
+        let natt = natt_announced(payloads);
+        let mut reply = vec![
+            Payload::Sa(reply_sa),
+            Payload::VendorId(KnownVendor::Dpd.id().to_vec()),
+        ];
+        reply.extend(natt.map(natt_vid));
+        let out = Message::new(header, reply)
+            .encode()
+            .map_err(|e| Drop::Malformed(e.to_string()))?;
         let conn_id = self.alloc_conn_id();
         self.log(format!(
             "ISAKMP:(0):found peer pre-shared key matching {}\nISAKMP:({conn_id}):atts are acceptable. Next payload is 0\nISAKMP:({conn_id}):Old State = IKE_READY  New State = IKE_R_MM2",
@@ -252,6 +262,10 @@ impl Engine {
             established_at: None,
             expires_at: None,
             peer_dpd,
+            natt,
+            nat_detected: false,
+            behind_nat: false,
+            next_keepalive: None,
             last_heard: now,
             dpd_seq: u32::from_be_bytes(random()) >> 1,
             dpd_pending: None,
@@ -292,6 +306,7 @@ impl Engine {
         p.peer_dpd = payloads.iter().any(|x| {
             matches!(x, Payload::VendorId(v) if KnownVendor::identify(v) == Some(KnownVendor::Dpd))
         });
+        p.natt = natt_announced(payloads);
         p.cky_r = msg.header.responder_cookie;
         p.choice = Some(choice);
         p.prf = prf_of(choice.hash);
@@ -302,12 +317,11 @@ impl Engine {
             flags: Flags::default(),
             ..msg.header.clone()
         };
-        let out = Message::new(
-            header,
-            vec![Payload::KeyExchange(p.g_xi.clone()), Payload::Nonce(ni)],
-        )
-        .encode()
-        .map_err(|e| Drop::Malformed(e.to_string()))?;
+        let mut mm3 = vec![Payload::KeyExchange(p.g_xi.clone()), Payload::Nonce(ni)];
+        mm3.extend(nat_d_payloads(p));
+        let out = Message::new(header, mm3)
+            .encode()
+            .map_err(|e| Drop::Malformed(e.to_string()))?;
         p.state = P1State::I3;
         p.flight = Some(Flight::new(now, out.clone()));
         p.answered = data.to_vec();
@@ -370,6 +384,15 @@ impl Engine {
         );
         p.iv = kdf::phase1_iv(p.prf, &p.g_xi, &p.g_xr, cipher::block_len(choice.cipher));
         p.keys = Some(keys);
+        detect_nat(p, payloads);
+        if p.nat_detected {
+            let (c, behind) = (p.conn_id, p.behind_nat);
+            self.log(format!(
+                "ISAKMP:({c}):NAT found, {} behind a NAT: moving to port {} and UDP-encapsulated ESP",
+                if behind { "we are" } else { "the peer is" },
+                self.nat_t_port
+            ));
+        }
         Ok(())
     }
 
@@ -383,15 +406,14 @@ impl Engine {
             flags: Flags::default(),
             ..msg.header.clone()
         };
-        let out = Message::new(
-            header,
-            vec![
-                Payload::KeyExchange(p.g_xr.clone()),
-                Payload::Nonce(p.nr_b.clone()),
-            ],
-        )
-        .encode()
-        .map_err(|e| Drop::Malformed(e.to_string()))?;
+        let mut mm4 = vec![
+            Payload::KeyExchange(p.g_xr.clone()),
+            Payload::Nonce(p.nr_b.clone()),
+        ];
+        mm4.extend(nat_d_payloads(p));
+        let out = Message::new(header, mm4)
+            .encode()
+            .map_err(|e| Drop::Malformed(e.to_string()))?;
         p.state = P1State::R4;
         p.flight = Some(Flight::new(now, out.clone()));
         p.answered = data.to_vec();
@@ -407,7 +429,12 @@ impl Engine {
             return Err(Drop::Malformed("encrypted MM4".into()));
         };
         self.key_exchange(i, payloads)?;
+        let nat_t_port = self.nat_t_port;
         let p = &mut self.p1[i];
+        if p.nat_detected {
+            p.local.set_port(nat_t_port);
+            p.remote.set_port(nat_t_port);
+        }
         let id = Payload::Identification(phase1_id(p.local.ip()));
         let idii_b = body(&id);
         let t = Phase1Transcript {
@@ -451,7 +478,12 @@ impl Engine {
     }
 
     /// Decrypts MM5/MM6 and checks the peer's HASH over its identity.
-    fn verify_peer_hash(&mut self, i: usize, msg: &Message) -> Result<Identification, Drop> {
+    /// Returns the peer's identity and whether it sent INITIAL-CONTACT.
+    fn verify_peer_hash(
+        &mut self,
+        i: usize,
+        msg: &Message,
+    ) -> Result<(Identification, bool), Drop> {
         let p = &self.p1[i];
         let cipher = p.cipher.as_ref().ok_or(Drop::Unexpected("no keys yet"))?;
         let opened = open(cipher, &p.iv, msg)?;
@@ -491,19 +523,45 @@ impl Engine {
         if !bool::from(expected.ct_eq(&hash)) {
             return Err(Drop::Hash(if p.initiator { "HASH_R" } else { "HASH_I" }));
         }
+        let contact = opened.payloads.iter().any(|x| {
+            matches!(x, Payload::Notification(n) if n.notify_type == NotifyType::INITIAL_CONTACT)
+        });
         self.p1[i].iv = opened.next_iv;
-        Ok(id)
+        Ok((id, contact))
     }
 
-    fn mm5(&mut self, now: Instant, i: usize, data: &[u8], msg: &Message) -> Result<(), Drop> {
-        let id = match self.verify_peer_hash(i, msg) {
-            Ok(id) => id,
+    fn mm5(
+        &mut self,
+        now: Instant,
+        i: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: &Message,
+    ) -> Result<(), Drop> {
+        let (id, contact) = match self.verify_peer_hash(i, msg) {
+            Ok(v) => v,
             Err(e) => {
                 self.delete_isakmp(now, i, false);
                 return Err(e);
             }
         };
+        if contact {
+            self.initial_contact(now, i);
+        }
+        let i = self
+            .p1
+            .iter()
+            .position(|p| {
+                p.cky_i == msg.header.initiator_cookie && p.cky_r == msg.header.responder_cookie
+            })
+            .ok_or(Drop::Unexpected("ISAKMP SA gone"))?;
         let p = &mut self.p1[i];
+        if local.port() != p.local.port() {
+            // The initiator moved to the NAT-T port (or its NAT did).
+            p.local = local;
+            p.remote = remote;
+        }
         let my_id = Payload::Identification(phase1_id(p.local.ip()));
         let idir_b = body(&my_id);
         let t = Phase1Transcript {
@@ -539,8 +597,8 @@ impl Engine {
     }
 
     fn mm6(&mut self, now: Instant, i: usize, msg: &Message) -> Result<(), Drop> {
-        let id = match self.verify_peer_hash(i, msg) {
-            Ok(id) => id,
+        let (id, _) = match self.verify_peer_hash(i, msg) {
+            Ok(v) => v,
             Err(e) => {
                 let (local, peer) = (self.p1[i].local.ip(), self.p1[i].remote.ip());
                 self.fail_pending(now, local, peer);
@@ -564,6 +622,12 @@ impl Engine {
         p.last_heard = now;
         p.next_dpd = dpd.map(|d| now + Duration::from_secs(u64::from(d.interval)));
         p.dh = None;
+        if p.behind_nat {
+            p.next_keepalive = self
+                .policy
+                .nat_keepalive
+                .map(|s| now + Duration::from_secs(u64::from(s.max(1))));
+        }
         let (c, local, peer, initiator) = (p.conn_id, p.local.ip(), p.remote.ip(), p.initiator);
         self.log(format!(
             "ISAKMP:({c}):peer matches *none* of the profiles\nISAKMP:({c}):SA authentication status:\n\tauthenticated\nISAKMP:({c}):SA has been authenticated with {peer} (peer ID {:?})\nISAKMP:({c}):Old State = IKE_{}_MM{}  New State = IKE_P1_COMPLETE",
@@ -577,6 +641,40 @@ impl Engine {
         self.pending = rest;
         for x in mine {
             self.start_quick_mode(now, i, x.entry, x.proxy);
+        }
+    }
+
+    /// The peer says it has no other state with us (it restarted):
+    /// every other ISAKMP SA and every pair with it goes (RFC 2407
+    /// §4.6.3.3), so traffic moves to what it negotiates now.
+    fn initial_contact(&mut self, now: Instant, keep: usize) {
+        let (local, peer) = (self.p1[keep].local.ip(), self.p1[keep].remote.ip());
+        let (ci, cr) = (self.p1[keep].cky_i, self.p1[keep].cky_r);
+        let stale: Vec<usize> = (0..self.p1.len())
+            .filter(|&k| {
+                let p = &self.p1[k];
+                p.local.ip() == local && p.remote.ip() == peer && !(p.cky_i == ci && p.cky_r == cr)
+            })
+            .rev()
+            .collect();
+        for k in stale {
+            self.delete_isakmp(now, k, false);
+        }
+        let (gone, kept): (Vec<Pair>, Vec<Pair>) = std::mem::take(&mut self.pairs)
+            .into_iter()
+            .partition(|p| p.info.peer == peer && p.info.local == local);
+        self.pairs = kept;
+        if !gone.is_empty() {
+            self.log(format!(
+                "ISAKMP: INITIAL-CONTACT from {peer}: deleting {} old SA pair(s)",
+                gone.len()
+            ));
+        }
+        for p in gone {
+            self.out.push_back(Output::Delete {
+                inbound_spi: p.info.inbound_spi,
+                outbound_spi: p.info.outbound_spi,
+            });
         }
     }
 
@@ -598,6 +696,48 @@ impl Engine {
         self.delete_isakmp(now, i, false);
         Ok(())
     }
+}
+
+/// NAT-D payloads for MM3/MM4: the peer's address and port as we send
+/// to them, then ours (RFC 3947 §3.2); none without NAT-T.
+fn nat_d_payloads(p: &Phase1) -> Vec<Payload> {
+    let Some(style) = p.natt else {
+        return Vec::new();
+    };
+    [p.remote, p.local]
+        .into_iter()
+        .map(|a| {
+            let h = nat_d(p.prf, &p.cky_i, &p.cky_r, a);
+            match style {
+                UdpEncapStyle::Rfc3947 => Payload::NatD(h),
+                UdpEncapStyle::Draft => Payload::NatDDraft(h),
+            }
+        })
+        .collect()
+}
+
+/// Compares the peer's NAT-D payloads with the addresses the message
+/// really travelled between (RFC 3947 §3.2): the first names us as the
+/// peer saw us, the others the peer as it sent.
+fn detect_nat(p: &mut Phase1, payloads: &[Payload]) {
+    if p.natt.is_none() {
+        return;
+    }
+    let ds: Vec<&[u8]> = payloads
+        .iter()
+        .filter_map(|x| match x {
+            Payload::NatD(h) | Payload::NatDDraft(h) => Some(h.as_slice()),
+            _ => None,
+        })
+        .collect();
+    let Some((first, rest)) = ds.split_first() else {
+        return;
+    };
+    let me = nat_d(p.prf, &p.cky_i, &p.cky_r, p.local);
+    let them = nat_d(p.prf, &p.cky_i, &p.cky_r, p.remote);
+    p.behind_nat = *first != me.as_slice();
+    let peer_behind = !rest.contains(&them.as_slice());
+    p.nat_detected = p.behind_nat || peer_behind;
 }
 
 fn h_cookies(h: &Header, cky_r: [u8; 8]) -> ([u8; 8], [u8; 8]) {

@@ -47,6 +47,7 @@ impl Engine {
         };
         let ni = random_vec(NONCE_LEN);
         let p = &self.p1[i];
+        let udp = if p.nat_detected { p.natt } else { None };
         let Some(cipher) = p.cipher.as_ref() else {
             return;
         };
@@ -59,6 +60,7 @@ impl Engine {
                 &e.transforms,
                 e.pfs,
                 e.lifetime,
+                udp,
             )),
             Payload::Nonce(ni.clone()),
         ];
@@ -559,7 +561,10 @@ impl Engine {
             auth: choice.auth,
             keys: sa_keys(q.spi_in),
             mode,
-            udp_encap: None,
+            udp_encap: (choice.udp || p.nat_detected).then(|| dataplane::api::UdpEncap {
+                src_port: p.local.port(),
+                dst_port: p.remote.port(),
+            }),
             esn: false,
             replay_window: e.replay_window,
             lifetime,
