@@ -8,6 +8,8 @@
 
 use std::collections::HashSet;
 use std::fs::OpenOptions;
+use std::net::IpAddr;
+use std::os::fd::RawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,13 +18,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dataplane::api::{Direction, EspMode, Event, Request, SaCounts};
+use dataplane::api::{Direction, EspMode, Event, Request, SaCounts, SaParams};
 use dataplane::counters::DropReason;
-use dataplane::spd::{IpPrefix, PortRange};
+use dataplane::spd::{IpPrefix, PortRange, TrafficSelector};
 
 use crate::cliserver::CliListener;
 use crate::config::Compiled;
 use crate::dpclient::{DataplaneClient, DpError};
+use crate::ikedriver::IkeDriver;
 use crate::show::{self, EspSaView, Ident, IpsecSaView};
 
 /// How `espada run` finds or starts the dataplane.
@@ -171,25 +174,78 @@ pub fn install(dp: &mut DataplaneClient, c: &Compiled) -> Result<InstallReport, 
     Ok(report)
 }
 
-/// Renders `show crypto ipsec sa` from the compiled config and live
-/// counters; `mtu` gives an interface's MTU (the path MTU IOS prints).
+/// One SA pair as `show crypto ipsec sa` prints it: a manual entry's,
+/// or one IKE negotiated.
+pub struct PairView<'a> {
+    pub interface: &'a str,
+    pub map: &'a str,
+    pub local: IpAddr,
+    pub proxy: TrafficSelector,
+    pub peer: IpAddr,
+    pub peer_port: u16,
+    /// Inbound then outbound, where present.
+    pub sas: Vec<&'a SaParams>,
+}
+
+/// The pairs of the manual entries, then IKE's.
+pub fn pair_views<'a>(c: &'a Compiled, ike: Option<&'a IkeDriver>) -> Vec<PairView<'a>> {
+    let mut v: Vec<PairView<'a>> = c
+        .entries
+        .iter()
+        .map(|e| PairView {
+            interface: &e.interface,
+            map: &e.map,
+            local: e.local,
+            proxy: e.proxy,
+            peer: e.peer,
+            peer_port: 500,
+            sas: [
+                (e.inbound_spi, Direction::Inbound),
+                (e.outbound_spi, Direction::Outbound),
+            ]
+            .iter()
+            .filter_map(|&(spi, dir)| c.sas.iter().find(|sa| sa.spi == spi && sa.direction == dir))
+            .collect(),
+        })
+        .collect();
+    let outside = c.outside.as_deref().unwrap_or("");
+    for (tag, proxy, inb, outb) in ike.into_iter().flat_map(IkeDriver::pairs) {
+        let (local, peer) = match outb.mode {
+            EspMode::Tunnel { local, remote } => (local, remote),
+            EspMode::Transport => (proxy.src.addr(), proxy.dst.addr()),
+        };
+        v.push(PairView {
+            interface: outside,
+            map: c.map_names.get(tag.map as usize).map_or("", String::as_str),
+            local,
+            proxy: *proxy,
+            peer,
+            peer_port: outb.udp_encap.map_or(500, |u| u.dst_port),
+            sas: vec![inb, outb],
+        });
+    }
+    v
+}
+
+/// Renders `show crypto ipsec sa` from the pairs and live counters; `mtu`
+/// gives an interface's MTU (the path MTU IOS prints).
 pub fn show_crypto_ipsec_sa(
-    c: &Compiled,
+    pairs: &[PairView<'_>],
     counters: &[SaCounts],
     mtu: &dyn Fn(&str) -> u16,
 ) -> String {
     let find =
         |spi: u32, dir: Direction| counters.iter().find(|c| c.spi == spi && c.direction == dir);
     let mut views = Vec::new();
-    for (i, e) in c.entries.iter().enumerate() {
+    for (i, e) in pairs.iter().enumerate() {
         let mut v = IpsecSaView {
-            interface: e.interface.clone(),
-            map_tag: e.map.clone(),
+            interface: e.interface.to_string(),
+            map_tag: e.map.to_string(),
             local_addr: e.local,
             local_ident: ident(e.proxy.src, e.proxy.src_ports, e.proxy.proto),
             remote_ident: ident(e.proxy.dst, e.proxy.dst_ports, e.proxy.proto),
             peer: e.peer,
-            peer_port: 500,
+            peer_port: e.peer_port,
             encaps: 0,
             encrypt: 0,
             digest: 0,
@@ -198,20 +254,13 @@ pub fn show_crypto_ipsec_sa(
             verify: 0,
             send_errors: 0,
             recv_errors: 0,
-            path_mtu: mtu(&e.interface),
+            path_mtu: mtu(e.interface),
             inbound: Vec::new(),
             outbound: Vec::new(),
             drops: Vec::new(),
         };
         let mut drops = dataplane::api::DropCounts::default();
-        let pair = [
-            (e.inbound_spi, Direction::Inbound),
-            (e.outbound_spi, Direction::Outbound),
-        ];
-        let sas = pair
-            .iter()
-            .filter_map(|&(spi, dir)| c.sas.iter().find(|sa| sa.spi == spi && sa.direction == dir));
-        for (k, sa) in sas.enumerate() {
+        for (k, sa) in e.sas.iter().enumerate() {
             let conn_id = 2000 + (i as u32) * 10 + k as u32;
             let view = EspSaView {
                 spi: sa.spi,
@@ -360,11 +409,16 @@ pub fn event_log_line(e: &Event, map_names: &[String]) -> String {
 }
 
 /// Answers one CLI command.
-pub fn answer(cmd: &str, c: &Compiled, dp: &mut DataplaneClient) -> String {
+pub fn answer(
+    cmd: &str,
+    c: &Compiled,
+    dp: &mut DataplaneClient,
+    ike: Option<&IkeDriver>,
+) -> String {
     let words: Vec<&str> = cmd.split_whitespace().collect();
     match words.as_slice() {
         ["show", "crypto", "ipsec", "sa"] => match dp.counters(None) {
-            Ok(counters) => show_crypto_ipsec_sa(c, &counters, &interface_mtu),
+            Ok(counters) => show_crypto_ipsec_sa(&pair_views(c, ike), &counters, &interface_mtu),
             Err(e) => format!("% dataplane unreachable: {e}\n"),
         },
         ["show", "dataplane"] | ["show", "dataplane", "counters"] => match dp.all_counters(None) {
@@ -383,8 +437,29 @@ pub fn answer(cmd: &str, c: &Compiled, dp: &mut DataplaneClient) -> String {
     }
 }
 
-/// Serves the CLI and logs events until `stop` is set. A lost dataplane
-/// connection is retried (the dataplane may be restarting).
+/// Waits until one of `fds` is readable or `timeout` passes. EINTR (a
+/// stop signal) counts as a timeout: the caller checks its stop flag.
+fn wait_readable(fds: &[RawFd], timeout: Duration) {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs that
+    // lives across the call.
+    unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+}
+
+/// How long the loop sleeps at most with nothing to do: the bound on how
+/// late a stop signal is noticed.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+
+/// Serves the CLI, logs events and runs IKE until `stop` is set. A lost
+/// dataplane connection is retried (the dataplane may be restarting).
 pub fn serve(
     o: &DaemonOptions,
     c: &Compiled,
@@ -394,11 +469,33 @@ pub fn serve(
     let cli = CliListener::bind(&o.cli_socket())
         .with_context(|| format!("CLI socket {}", o.cli_socket().display()))?;
     println!("espada: CLI at {}", o.cli_socket().display());
+    let mut ike = IkeDriver::start(c).context("starting IKE")?;
+    if let Some(ike) = &ike {
+        println!("espada: IKEv1 on {}", ike.describe_sockets());
+    }
     while !stop.load(Ordering::Relaxed) {
-        cli.serve_pending(|cmd| answer(cmd, c, &mut dp));
-        match dp.wait_event(Duration::from_millis(100)) {
-            Ok(Some(e)) => println!("{}", event_log_line(&e, &c.map_names)),
-            Ok(None) => {}
+        let now = Instant::now();
+        let wait = ike
+            .as_ref()
+            .and_then(IkeDriver::next_timer)
+            .map_or(IDLE_WAIT, |t| {
+                t.saturating_duration_since(now).min(IDLE_WAIT)
+            });
+        let mut fds = vec![cli.as_raw_fd(), dp.as_raw_fd()];
+        if let Some(ike) = &ike {
+            fds.extend(ike.fds());
+        }
+        wait_readable(&fds, wait);
+        let now = Instant::now();
+        cli.serve_pending(|cmd| {
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            if let Some(answer) = ike.as_mut().and_then(|i| i.command(now, &words)) {
+                return answer;
+            }
+            answer(cmd, c, &mut dp, ike.as_ref())
+        });
+        match dp.poll_events() {
+            Ok(()) => {}
             Err(e) => {
                 eprintln!("espada: lost the dataplane ({e}); reconnecting");
                 std::thread::sleep(Duration::from_secs(1));
@@ -408,14 +505,29 @@ pub fn serve(
                             Ok(r) => println!("espada: reinstalled {} SA(s)", r.added),
                             Err(e) => eprintln!("espada: reinstall failed: {e}"),
                         }
+                        if let Some(ike) = &mut ike {
+                            match ike.reinstall(&mut client) {
+                                Ok(n) => println!("espada: reinstalled {n} negotiated SA pair(s)"),
+                                Err(e) => {
+                                    eprintln!("espada: reinstalling negotiated SAs failed: {e}")
+                                }
+                            }
+                        }
                         dp = client;
                     }
                     Err(e) => eprintln!("espada: {e}"),
                 }
+                continue;
             }
         }
         for e in dp.take_events() {
             println!("{}", event_log_line(&e, &c.map_names));
+            if let Some(ike) = &mut ike {
+                ike.dataplane_event(now, &e);
+            }
+        }
+        if let Some(ike) = &mut ike {
+            ike.run(now, &mut dp);
         }
     }
     Ok(())
@@ -479,7 +591,8 @@ mod tests {
             counts(4097, Direction::Inbound, 7, drops),
             counts(4096, Direction::Outbound, 9, DropCounts::default()),
         ];
-        let s = show_crypto_ipsec_sa(&lab_a(), &live, &|_| 1400);
+        let c = lab_a();
+        let s = show_crypto_ipsec_sa(&pair_views(&c, None), &live, &|_| 1400);
         for line in [
             "interface: a-wan",
             "    Crypto map tag: VPN, local addr 198.18.0.1",

@@ -147,6 +147,29 @@ impl DataplaneClient {
     }
 
     /// Waits up to `timeout` for one event.
+    /// The connection's descriptor, to poll for events.
+    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::{AsFd, AsRawFd};
+        self.conn.as_fd().as_raw_fd()
+    }
+
+    /// Reads every event already waiting (without blocking) into the
+    /// queue [`DataplaneClient::take_events`] empties. An error means the
+    /// connection is gone.
+    pub fn poll_events(&mut self) -> Result<(), DpError> {
+        loop {
+            match self.conn.recv_timeout(Some(Duration::ZERO)) {
+                Ok(Message {
+                    payload: Payload::Event(e),
+                    ..
+                }) => self.events.push_back(e),
+                Ok(_) => {}
+                Err(ConnError::Timeout) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     pub fn wait_event(&mut self, timeout: Duration) -> Result<Option<Event>, DpError> {
         if let Some(e) = self.events.pop_front() {
             return Ok(Some(e));

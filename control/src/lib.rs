@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod dpclient;
 pub mod ike;
+pub mod ikedriver;
 pub mod ikesock;
 pub mod ikev1;
 pub mod show;

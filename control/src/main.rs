@@ -73,15 +73,6 @@ fn run(file: &Path, o: DaemonOptions) -> Result<i32> {
     for w in &c.warnings {
         println!("{}: {w}", file.display());
     }
-    if !c.ikev1.maps.is_empty() {
-        // The IKEv1 engine is being wired into the daemon; until then a
-        // gateway that would never negotiate is not started.
-        eprintln!(
-            "{}: ipsec-isakmp crypto maps compile, but this build does not negotiate them yet",
-            file.display()
-        );
-        return Ok(1);
-    }
     daemon::prepare_run_dir(&o.run_dir)?;
     let mut dp = daemon::ensure_dataplane(&o, &c)?;
     let report = daemon::install(&mut dp, &c).context("installing the config in the dataplane")?;

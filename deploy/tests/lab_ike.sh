@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# IKEv1 between two Espada gateways in the namespace lab
+# (deploy/configs/lab-ike-gw-*.conf: Main Mode + Quick Mode, pre-shared
+# keys, crypto maps for an IPv4 and an IPv6 peer):
+#   - the first packets of a flow start the negotiation and traffic then
+#     passes (ping, iperf3), IPv4 and IPv6;
+#   - tshark, an independent decoder, sees six Main Mode and three Quick
+#     Mode messages per peer on UDP 500, and ESP with the SPIs that
+#     `show crypto ipsec sa` reports;
+#   - `show crypto isakmp sa` shows QM_IDLE/ACTIVE on both sides;
+#   - `clear crypto sa` deletes the pair on both sides (delete
+#     notification) and the next packet negotiates a new one;
+#   - a restarted espada negotiates afresh (INITIAL-CONTACT replaces the
+#     old SAs on the peer) and traffic flows again;
+#   - a wrong pre-shared key: no SA, no traffic, the failure is counted.
+# Prints "N passed, M failed" for deploy/test.sh's summary.
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+prefix="espi$$"
+work=$(mktemp -d /tmp/espada-ike.XXXXXX)
+# shellcheck source=deploy/lib/gateways.sh
+. deploy/lib/gateways.sh
+# shellcheck source=deploy/lib/checks.sh
+. deploy/lib/checks.sh
+cap_pid=
+cleanup() {
+    [ -n "$cap_pid" ] && kill "$cap_pid" 2>/dev/null
+    stop_gateways
+    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+deploy/lab.sh up --prefix "$prefix" >/dev/null
+start_gateway a deploy/configs/lab-ike-gw-a.conf || exit 1
+start_gateway b deploy/configs/lab-ike-gw-b.conf || exit 1
+show a debug crypto isakmp >/dev/null
+show b debug crypto isakmp >/dev/null
+
+# Capture IKE and ESP on the WAN from the start.
+in_ns wan timeout 60 tshark -i any -w "$work/wan.pcap" -f "udp port 500 or ip proto 50 or ip6 proto 50" >/dev/null 2>&1 &
+cap_pid=$!
+sleep 2
+
+check "IPv4: the first packets negotiate, then ping lan_a -> lan_b passes" pings lan_a 10 198.19.2.10
+check "IPv6: the first packets negotiate, then ping lan_a -> lan_b passes" pings lan_a 10 -6 fd00:b::10
+check "ping lan_b -> lan_a over the negotiated SAs" pings lan_b 15 198.19.1.10
+check "iperf3 TCP over IPv4 through IKE-keyed SAs" iperf_from lan_b 198.19.2.10
+check "iperf3 TCP over IPv6 through IKE-keyed SAs" iperf_from lan_b fd00:b::10
+for side in a b; do
+    check "gw_$side: show crypto isakmp sa has two QM_IDLE ACTIVE SAs (IPv4 and IPv6 peers)" \
+        sh -c "ip netns exec $(gw_ns $side) $ESPADA show crypto isakmp sa --run-dir $(gw_run_dir $side) | tee /dev/stderr | grep -c 'QM_IDLE.*ACTIVE' | grep -qx 2"
+done
+counted_both_ways() {
+    show a show crypto ipsec sa >"$work/ipsec-a.txt"
+    grep -E '#pkts encaps: [1-9]' "$work/ipsec-a.txt" && grep -E '#pkts decaps: [1-9]' "$work/ipsec-a.txt"
+}
+check "gw_a: show crypto ipsec sa counts encapsulations and decapsulations" counted_both_ways
+check "gw_a: the IKE debug log shows both phases" \
+    sh -c "grep -q 'IKE_P1_COMPLETE' $work/espada-a.log && grep -q 'IPSEC(create_sa)' $work/espada-a.log"
+
+sleep 1
+kill "$cap_pid" 2>/dev/null
+wait "$cap_pid" 2>/dev/null
+cap_pid=
+ike_on_the_wire() {
+    local mm qm
+    mm=$(tshark -r "$work/wan.pcap" -Y "isakmp.exchangetype == 2" 2>/dev/null | wc -l)
+    qm=$(tshark -r "$work/wan.pcap" -Y "isakmp.exchangetype == 32" 2>/dev/null | wc -l)
+    echo "Main Mode messages: $mm, Quick Mode messages: $qm (IPv4 and IPv6 peers, both directions of the capture)"
+    # Two peers: 6 MM and 3 QM each, seen once per WAN leg (any: in and out).
+    [ "$mm" -ge 12 ] && [ "$qm" -ge 6 ] && [ $((mm % 6)) -eq 0 ]
+}
+check "tshark decodes Main Mode and Quick Mode on UDP 500" ike_on_the_wire
+esp_spis_match() {
+    local shown wire
+    shown=$(show a show crypto ipsec sa | awk '/current outbound spi/ {print tolower($4)}' | sed 's/(.*//' | sort -u | tr '\n' ' ')
+    wire=$(tshark -r "$work/wan.pcap" -Y "esp && (ip.src == 198.18.0.1 || ipv6.src == fd00:1::1)" -T fields -e esp.spi 2>/dev/null | sort -u | tr '\n' ' ')
+    echo "outbound SPIs shown: $shown; ESP SPIs from gw_a on the wire: $wire"
+    [ -n "$shown" ] && [ "$shown" = "$wire" ]
+}
+check "the ESP SPIs on the wire are the negotiated outbound SPIs" esp_spis_match
+
+# clear crypto sa: both sides drop the pairs; the next packet renegotiates.
+show a clear crypto sa >/dev/null
+sleep 1
+peer_deleted_too() {
+    show b show crypto isakmp stats | grep -E '^ +[1-9][0-9]* +deletes received' &&
+        ! show b show crypto ipsec sa | grep -q 'current outbound spi'
+}
+check "after clear crypto sa, gw_b received the deletes and holds no pair" peer_deleted_too
+check "after clear crypto sa, the next packets negotiate a new pair" pings lan_a 10 198.19.2.10
+
+# A restarted control process starts over: INITIAL-CONTACT makes gw_b
+# drop what it had with gw_a.
+stop_gateway a
+start_gateway a deploy/configs/lab-ike-gw-a.conf || exit 1
+check "after restarting gw_a, traffic is negotiated and flows again" pings lan_a 10 198.19.2.10
+one_ipv4_isakmp_sa_on_b() {
+    # Only the IPv4 peer was contacted again: one IPv4 SA, not the old
+    # one next to the new one.
+    show b show crypto isakmp sa | tee /dev/stderr | grep -c '^198.18.1.1 .*QM_IDLE' | grep -qx 1
+}
+check "gw_b replaced the SAs of the restarted peer (INITIAL-CONTACT)" one_ipv4_isakmp_sa_on_b
+
+# A wrong pre-shared key on gw_b.
+stop_gateways
+sed 's/espada-lab-psk /wrong-lab-psk /' deploy/configs/lab-ike-gw-b.conf >"$work/wrong-b.conf"
+check "the wrong-key config differs from the right one" sh -c "! cmp -s deploy/configs/lab-ike-gw-b.conf $work/wrong-b.conf"
+start_gateway a deploy/configs/lab-ike-gw-a.conf || exit 1
+start_gateway b "$work/wrong-b.conf" || exit 1
+check "with a wrong pre-shared key no ping gets through" sh -c "! ip netns exec $prefix-lan_a ping -c 8 -i 0.5 -W 1 198.19.2.10"
+key_failure_counted() {
+    show b show crypto isakmp stats | tee /dev/stderr |
+        grep -E '^ +[1-9][0-9]* +(decryption failures|hash/authentication failures)'
+}
+check "gw_b counts the undecryptable Main Mode message" key_failure_counted
+no_active_sa_on_a() {
+    show a show crypto isakmp sa >"$work/isakmp-a.txt" && ! grep -q ACTIVE "$work/isakmp-a.txt"
+}
+check "gw_a has no established ISAKMP SA" no_active_sa_on_a
+
+echo "lab ike: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
