@@ -19,10 +19,15 @@ fi
 # libssl-dev for the OpenSSL-backed 3DES/DES/MD5/SHA-512 code. Tests: scapy
 # + cryptography (independent ESP decoder), tshark (ESP/IKE dissection), iperf3 and ping for the lab,
 # iproute2 for namespaces, iptables for the lab's NAT box, openssl for the benchmark baseline.
+# strongSwan is the IKE interop peer in the lab (deploy/lib/strongswan.sh): the
+# kernel has no ESP, so charon runs with kernel-libipsec (libcharon-extra-plugins);
+# libstrongswan-standard-plugins brings the openssl plugin (3DES, MODP, AES-GCM),
+# which --no-install-recommends would otherwise leave out.
 PACKAGES=(
     build-essential clang llvm libelf-dev zlib1g-dev pkg-config m4 libpcap-dev libssl-dev
     python3 python3-scapy python3-cryptography tshark
     iperf3 iputils-ping iproute2 iptables ethtool openssl ca-certificates
+    strongswan strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
 )
 
 missing=()
@@ -38,6 +43,24 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
     log "Debian packages present"
+fi
+
+# The lab starts its own charons, one per gateway namespace, each with its
+# own strongswan.conf; a system-wide charon in the root namespace would only
+# get in the way. Debian enables strongswan-starter (ipsec.service): disable
+# it, and stop it where systemd runs (in a container policy-rc.d usually kept
+# it from starting at all).
+if [ -f /lib/systemd/system/strongswan-starter.service ] && command -v systemctl >/dev/null 2>&1; then
+    if [ "$(systemctl is-enabled strongswan-starter.service 2>/dev/null || true)" = enabled ]; then
+        log "disabling the system-wide strongswan-starter service"
+        systemctl disable strongswan-starter.service >/dev/null 2>&1 || true
+    fi
+    if [ -d /run/systemd/system ]; then
+        systemctl stop strongswan-starter.service >/dev/null 2>&1 || true
+    fi
+fi
+if [ -x /etc/init.d/ipsec ] && command -v update-rc.d >/dev/null 2>&1 && ls /etc/rc[2-5].d/S*ipsec >/dev/null 2>&1; then
+    update-rc.d ipsec disable >/dev/null 2>&1 || true
 fi
 
 # The Rust toolchain comes with the machine (rustup); make it visible to
