@@ -131,14 +131,25 @@ impl IkeDriver {
                         eprintln!("espada: IKE send {local} -> {remote}: {e}");
                     }
                 }
+                Output::InstallInbound(sa) => {
+                    if let Err(e) = dp.expect_ack("AddSa", Request::AddSa(sa.clone())) {
+                        self.failures += 1;
+                        eprintln!("espada: installing inbound SA {:#010x}: {e}", sa.spi);
+                    }
+                }
                 Output::Install {
                     tag,
                     proxy,
                     inbound,
                     outbound,
-                    ..
+                    inbound_ready,
                 } => {
-                    if let Err(e) = add_pair(dp, &inbound, &outbound) {
+                    let added = if inbound_ready {
+                        dp.expect_ack("AddSa", Request::AddSa(outbound.clone()))
+                    } else {
+                        add_pair(dp, &inbound, &outbound)
+                    };
+                    if let Err(e) = added {
                         self.failures += 1;
                         eprintln!(
                             "espada: installing SA pair {:#010x}/{:#010x}: {e}",

@@ -80,7 +80,13 @@ pub enum Output {
         proxy: TrafficSelector,
         inbound: Box<SaParams>,
         outbound: Box<SaParams>,
+        /// The inbound SA went in already ([`Output::InstallInbound`]).
+        inbound_ready: bool,
     },
+    /// Install only this inbound SA: a responder's, when it sends QM2, so
+    /// the initiator may use the pair as soon as it has sent QM3. Removed
+    /// with `Delete { outbound_spi: 0, .. }` if Quick Mode then fails.
+    InstallInbound(Box<SaParams>),
     /// Remove a pair (peer's delete, expiry, `clear crypto sa`, dead peer).
     Delete { inbound_spi: u32, outbound_spi: u32 },
     /// Send a NAT keepalive (RFC 3948 §2.3) from the NAT-T socket.
@@ -498,6 +504,22 @@ impl Engine {
 
     fn send(&mut self, local: SocketAddr, remote: SocketAddr, data: Vec<u8>) {
         self.stats.sent += 1;
+        if let Some(p) = self
+            .p1
+            .iter()
+            .find(|p| p.local == local && p.remote == remote)
+        {
+            let line = format!(
+                "ISAKMP:({}):sending packet to {} my_port {} peer_port {} ({}) {}",
+                p.conn_id,
+                remote.ip(),
+                local.port(),
+                remote.port(),
+                if p.initiator { "I" } else { "R" },
+                p.state.ios_name()
+            );
+            self.log(line);
+        }
         self.out.push_back(Output::Send {
             local,
             remote,
@@ -645,7 +667,9 @@ impl Engine {
                 outbound_spi: p.info.outbound_spi,
             });
         }
-        self.qm.clear();
+        for q in std::mem::take(&mut self.qm) {
+            self.drop_qm(q);
+        }
         self.pending.clear();
     }
 
@@ -657,6 +681,17 @@ impl Engine {
             self.delete_isakmp(now, i, true);
         }
         self.pending.clear();
+    }
+
+    /// Forgets a Quick Mode; a responder's inbound SA installed at QM2
+    /// goes too if QM3 never came.
+    fn drop_qm(&mut self, q: QuickMode) {
+        if !q.initiator && q.state == QmState::SentQm2 {
+            self.out.push_back(Output::Delete {
+                inbound_spi: q.spi_in,
+                outbound_spi: 0,
+            });
+        }
     }
 
     fn delete_isakmp(&mut self, now: Instant, i: usize, notify: bool) {
@@ -684,7 +719,13 @@ impl Engine {
             p.remote
         ));
         let (ci, cr) = (p.cky_i, p.cky_r);
-        self.qm.retain(|q| !(q.cky_i == ci && q.cky_r == cr));
+        let (gone, kept): (Vec<QuickMode>, Vec<QuickMode>) = std::mem::take(&mut self.qm)
+            .into_iter()
+            .partition(|q| q.cky_i == ci && q.cky_r == cr);
+        self.qm = kept;
+        for q in gone {
+            self.drop_qm(q);
+        }
     }
 
     // ----- show --------------------------------------------------------
@@ -814,15 +855,14 @@ impl Engine {
                     if f.attempts >= MAX_RETRANSMITS {
                         self.stats.retransmit_limit += 1;
                         let q = self.qm.remove(i);
-                        self.hold_down.push((
-                            self.policy.maps[q.entry.min(self.policy.maps.len() - 1)].tag,
-                            q.proxy,
-                            now + HOLD_DOWN,
-                        ));
+                        if let Some(e) = self.policy.maps.get(q.entry) {
+                            self.hold_down.push((e.tag, q.proxy, now + HOLD_DOWN));
+                        }
                         self.log(format!(
                             "ISAKMP: quick mode {:#x} got no answer: retransmission limit reached",
                             q.msg_id
                         ));
+                        self.drop_qm(q);
                         continue;
                     }
                     let Some(p) = self
@@ -830,7 +870,8 @@ impl Engine {
                         .iter()
                         .position(|p| p.cky_i == q.cky_i && p.cky_r == q.cky_r)
                     else {
-                        self.qm.remove(i);
+                        let q = self.qm.remove(i);
+                        self.drop_qm(q);
                         continue;
                     };
                     let (local, remote) = (self.p1[p].local, self.p1[p].remote);
@@ -993,6 +1034,18 @@ impl Engine {
                 return;
             }
         };
+        if let Some(p) = self.find_p1(&msg.header, remote).map(|i| &self.p1[i]) {
+            let line = format!(
+                "ISAKMP ({}): received packet from {} dport {} sport {} Global ({}) {}",
+                p.conn_id,
+                remote.ip(),
+                local.port(),
+                remote.port(),
+                if p.initiator { "I" } else { "R" },
+                p.state.ios_name()
+            );
+            self.log(line);
+        }
         let result = match msg.header.exchange {
             ExchangeType::MAIN_MODE => self.main_mode(now, local, remote, data, &msg),
             ExchangeType::QUICK_MODE => self.quick_mode(now, remote, data, &msg),

@@ -381,13 +381,27 @@ pub fn read_phase2(t: &Transform) -> Option<Phase2Choice> {
         None => None,
         Some(g) => Some(DhGroup::from_id(u16::try_from(g).ok()?)?),
     };
-    // Life type then duration pairs, in order (RFC 2407 §4.5).
+    let lifetime = read_lifetime(&t.attributes)?;
+    Some(Phase2Choice {
+        enc,
+        auth,
+        tunnel,
+        udp,
+        pfs,
+        lifetime,
+    })
+}
+
+/// The SA Life Type / SA Life Duration pairs of a transform or of a
+/// RESPONDER-LIFETIME notification, in order (RFC 2407 §4.5); a kind
+/// not given is unlimited. `None` when a duration has no type before it.
+pub fn read_lifetime(attributes: &[Attribute]) -> Option<IpsecLifetime> {
     let mut lifetime = IpsecLifetime {
         seconds: u64::MAX,
         kilobytes: u64::MAX,
     };
     let mut kind = None;
-    for a in &t.attributes {
+    for a in attributes {
         match a.attr_type {
             phase2::SA_LIFE_TYPE => kind = a.as_u64(),
             phase2::SA_LIFE_DURATION => match kind.map(|k| k as u16) {
@@ -398,14 +412,7 @@ pub fn read_phase2(t: &Transform) -> Option<Phase2Choice> {
             _ => {}
         }
     }
-    Some(Phase2Choice {
-        enc,
-        auth,
-        tunnel,
-        udp,
-        pfs,
-        lifetime,
-    })
+    Some(lifetime)
 }
 
 /// The shorter of two lifetimes, kind by kind.

@@ -114,6 +114,7 @@ struct Seen {
     installs: Vec<(PolicyTag, TrafficSelector, SaParams, SaParams)>,
     deletes: Vec<(u32, u32)>,
     logs: Vec<String>,
+    preinstalled: Vec<u32>,
 }
 
 struct Net {
@@ -192,7 +193,16 @@ impl Net {
                             proxy,
                             inbound,
                             outbound,
-                        } => seen.installs.push((tag, proxy, *inbound, *outbound)),
+                            inbound_ready,
+                        } => {
+                            assert_eq!(
+                                inbound_ready,
+                                seen.preinstalled.contains(&inbound.spi),
+                                "a responder's inbound SA goes in at QM2, an initiator's with the pair"
+                            );
+                            seen.installs.push((tag, proxy, *inbound, *outbound))
+                        }
+                        Output::InstallInbound(sa) => seen.preinstalled.push(sa.spi),
                         Output::Delete {
                             inbound_spi,
                             outbound_spi,
@@ -694,4 +704,40 @@ fn a_nat_between_the_peers_moves_ike_to_4500_and_encapsulates_esp() {
         }
     }
     assert_eq!(keepalives, 2);
+}
+
+#[test]
+fn a_responder_s_early_inbound_sa_goes_if_qm3_never_comes() {
+    let mut net = Net::v4();
+    // A's fifth message is QM3: lose it and everything after.
+    let mut from_a_n = 0;
+    net.lose = Box::new(move |_, from_a, _| {
+        if from_a {
+            from_a_n += 1;
+        }
+        from_a && from_a_n >= 5
+    });
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.seen_b.preinstalled.len(), 1);
+    assert!(net.seen_b.installs.is_empty());
+    net.run_for(60);
+    assert_eq!(net.seen_b.deletes, vec![(net.seen_b.preinstalled[0], 0)]);
+    assert!(net.seen_b.installs.is_empty());
+}
+
+#[test]
+fn a_responder_with_a_shorter_lifetime_says_so_and_both_use_it() {
+    let mut b = policy(&B4, "espada-lab-psk");
+    b.maps[0].lifetime = IpsecLifetime {
+        seconds: 1200,
+        kilobytes: 4_608_000,
+    };
+    let mut net = Net::new(policy(&A4, "espada-lab-psk"), b);
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.seen_a.installs[0].2.lifetime.hard_seconds, Some(1200));
+    assert_eq!(net.seen_b.installs[0].2.lifetime.hard_seconds, Some(1200));
+    assert_eq!(
+        net.seen_a.installs[0].2.lifetime.hard_kilobytes,
+        Some(4_608_000)
+    );
 }

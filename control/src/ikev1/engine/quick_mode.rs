@@ -14,7 +14,7 @@
 //! and one of its transform sets must be offered. The pair is installed
 //! when QM3 arrives (responder) or is sent (initiator).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use subtle::ConstantTimeEq;
 
@@ -279,6 +279,9 @@ impl Engine {
             after.push(Payload::Identification(idci.clone()));
             after.push(Payload::Identification(idcr.clone()));
         }
+        if let Some(n) = responder_lifetime(&transform, &choice, &sa) {
+            after.push(Payload::Notification(n));
+        }
         let p = &self.p1[i];
         let (_, after_bytes) =
             encode_payloads(&after).map_err(|e| Drop::Malformed(e.to_string()))?;
@@ -324,6 +327,8 @@ impl Engine {
             done_at: None,
         });
         self.send(local, peer, out);
+        let k = self.qm.len() - 1;
+        self.preinstall_inbound(i, k);
         Ok(())
     }
 
@@ -389,15 +394,8 @@ impl Engine {
             self.fail_qm(now, k, "the responder chose a transform we did not offer");
             return Ok(());
         };
-        if let Some(attrs) = responder_life {
-            let fake = crate::ike::wire::ikev1::Transform {
-                number: 1,
-                transform_id: 3,
-                attributes: attrs,
-            };
-            if let Some(c) = proposal::read_phase2(&fake) {
-                choice.lifetime = proposal::shorter(choice.lifetime, c.lifetime);
-            }
+        if let Some(life) = responder_life.as_deref().and_then(proposal::read_lifetime) {
+            choice.lifetime = proposal::shorter(choice.lifetime, life);
         }
         let g_qm_xy = match (&q.dh, ke) {
             (Some(d), Some(ke)) => match d.shared_secret(&ke) {
@@ -437,7 +435,7 @@ impl Engine {
         q.answered = data.to_vec();
         q.reply = out.clone();
         self.send(l, r, out);
-        self.install(now, i, k);
+        self.install(i, k);
         Ok(())
     }
 
@@ -459,7 +457,7 @@ impl Engine {
         q.done_at = Some(now);
         q.flight = None;
         q.dh = None;
-        self.install(now, i, k);
+        self.install(i, k);
         Ok(())
     }
 
@@ -502,16 +500,14 @@ impl Engine {
         self.send_informational(now, i, Payload::Notification(n));
     }
 
-    /// Derives the pair's keys and hands it to the driver.
-    fn install(&mut self, now: Instant, i: usize, k: usize) {
+    /// The pair's SA parameters, keys derived (RFC 2409 §5.5 KEYMAT).
+    fn pair_params(&self, i: usize, k: usize) -> Option<(SaParams, SaParams, PairInfo)> {
         let p = &self.p1[i];
         let q = &self.qm[k];
         let (Some(choice), Some(keys)) = (q.choice, p.keys.as_ref()) else {
-            return;
+            return None;
         };
-        let Some(e) = self.policy.maps.get(q.entry) else {
-            return;
-        };
+        let e = self.policy.maps.get(q.entry)?;
         let enc_len = choice.enc.key_len();
         let len = enc_len + choice.auth.key_len();
         let sa_keys = |spi: u32| {
@@ -541,16 +537,22 @@ impl Engine {
         } else {
             dataplane::api::EspMode::Transport
         };
-        // The initiator rekeys first (10% before the end), the responder
-        // only if the initiator did not (5% before).
+        // The initiator rekeys first, the responder only if the initiator
+        // did not: seconds at 90% / 95%, kilobytes at 80% / 90% (volume
+        // is checked once a second by the dataplane, so it needs the wider
+        // margin to rekey before the hard limit at high rates).
         let lifetime = {
             let secs = choice.lifetime.seconds;
             let kb = choice.lifetime.kilobytes;
-            let (num, den) = if q.initiator { (9, 10) } else { (19, 20) };
+            let (s_num, s_den, k_num, k_den) = if q.initiator {
+                (9, 10, 8, 10)
+            } else {
+                (19, 20, 9, 10)
+            };
             Lifetime {
-                soft_seconds: Some((secs * num / den).max(1)),
+                soft_seconds: Some((secs / s_den * s_num).max(1)),
                 hard_seconds: Some(secs),
-                soft_kilobytes: Some((kb * num / den).max(1)),
+                soft_kilobytes: Some((kb / k_den * k_num).max(1)),
                 hard_kilobytes: Some(kb),
             }
         };
@@ -584,7 +586,30 @@ impl Engine {
             inbound_spi: q.spi_in,
             outbound_spi: q.spi_out,
         };
-        let (entry, conn) = (q.entry, p.conn_id);
+        Some((inbound, outbound, info))
+    }
+
+    /// Responder, on sending QM2: the inbound SA goes in now, so the
+    /// initiator's first packet after QM3 (sent on the new SA at once)
+    /// never meets a missing SA, which keeps rekeys lossless.
+    fn preinstall_inbound(&mut self, i: usize, k: usize) {
+        if let Some((inbound, _, _)) = self.pair_params(i, k) {
+            self.out
+                .push_back(Output::InstallInbound(Box::new(inbound)));
+        }
+    }
+
+    /// Derives the pair's keys and hands it to the driver.
+    fn install(&mut self, i: usize, k: usize) {
+        let Some((inbound, outbound, info)) = self.pair_params(i, k) else {
+            return;
+        };
+        let q = &self.qm[k];
+        let (Some(choice), entry, conn, inbound_ready) =
+            (q.choice, q.entry, self.p1[i].conn_id, !q.initiator)
+        else {
+            return;
+        };
         for old in self.pairs.iter_mut().filter(|x| {
             x.info.tag == info.tag && x.info.proxy == info.proxy && x.info.peer == info.peer
         }) {
@@ -601,6 +626,7 @@ impl Engine {
             proxy: info.proxy,
             inbound: Box::new(inbound),
             outbound: Box::new(outbound),
+            inbound_ready,
         });
         self.pairs.push(Pair {
             info,
@@ -608,8 +634,57 @@ impl Engine {
             superseded: false,
             rekeying: false,
         });
-        let _ = now + Duration::ZERO;
     }
+}
+
+/// RESPONDER-LIFETIME (RFC 2407 §4.6.3.1) when we agreed to a shorter
+/// lifetime than the initiator proposed, so both sides expire together.
+fn responder_lifetime(
+    proposed: &crate::ike::wire::ikev1::Transform,
+    agreed: &Phase2Choice,
+    sa: &crate::ike::wire::ikev1::SecurityAssociation,
+) -> Option<Notification> {
+    use crate::ike::wire::attribute::Attribute;
+    use crate::ike::wire::ikev1::iana::phase2;
+    let theirs = proposal::read_phase2(proposed)?.lifetime;
+    let mut attrs = Vec::new();
+    for (kind, ours, their) in [
+        (
+            phase2::life_type::SECONDS,
+            agreed.lifetime.seconds,
+            theirs.seconds,
+        ),
+        (
+            phase2::life_type::KILOBYTES,
+            agreed.lifetime.kilobytes,
+            theirs.kilobytes,
+        ),
+    ] {
+        if ours < their {
+            attrs.push(Attribute::basic(phase2::SA_LIFE_TYPE, kind));
+            let v = u32::try_from(ours).unwrap_or(u32::MAX);
+            attrs.push(Attribute::variable(
+                phase2::SA_LIFE_DURATION,
+                v.to_be_bytes().to_vec(),
+            ));
+        }
+    }
+    if attrs.is_empty() {
+        return None;
+    }
+    let mut data = Vec::new();
+    crate::ike::wire::attribute::encode_list(&attrs, &mut data).ok()?;
+    Some(Notification {
+        doi: 1,
+        protocol: ProtocolId::IPSEC_ESP,
+        spi: sa
+            .proposals
+            .first()
+            .map(|p| p.spi.clone())
+            .unwrap_or_default(),
+        notify_type: NotifyType::RESPONDER_LIFETIME,
+        data,
+    })
 }
 
 /// The proxy when Quick Mode carries no IDs: the two IKE addresses.
