@@ -4,8 +4,9 @@
 # control/tests/), the fuzz targets (dataplane/fuzz, control/fuzz) for a
 # short time each, the namespace lab topology check, traffic
 # through two Espada gateways in the lab (deploy/tests/lab_tunnel.sh) and a
-# smoke run of the benchmark tool. The IKE issues add the strongSwan
-# interop runs here.
+# IKEv1 between two Espada gateways (deploy/tests/lab_ike.sh) and against
+# strongSwan (deploy/tests/lab_swan_ikev1.sh), and a smoke run of the
+# benchmark tool.
 #
 #   deploy/test.sh                    everything
 #   ESPADA_FUZZ_SECONDS=60 deploy/test.sh   longer fuzzing
@@ -56,6 +57,12 @@ deploy/tests/lab_topology.sh | tee target/lab-output.txt
 
 step "two Espada gateways in the lab: traffic, tshark decryption, restart, wrong keys"
 deploy/tests/lab_tunnel.sh | tee -a target/lab-output.txt
+
+step "IKEv1 between two Espada gateways: negotiation, tshark, clear, restart, flood, rekey, wrong key"
+deploy/tests/lab_ike.sh | tee -a target/lab-output.txt
+
+step "IKEv1 interop with strongSwan (kernel-libipsec): both roles, three proposals, NAT-T, delete, DPD"
+deploy/tests/lab_swan_ikev1.sh | tee -a target/lab-output.txt
 
 step "benchmark smoke run (figures are not asserted; see espada-bench)"
 target/release/espada-bench crypto --quick --suites aes128-sha1,aes128gcm16 --sizes 64,imix >/dev/null

@@ -12,7 +12,7 @@ check() { # description, command...
     shift
     if "$@" >"$work/check.out" 2>&1; then
         passed=$((passed + 1))
-        echo "ok: $what ($(tail -1 "$work/check.out"))"
+        echo "ok: $what ($(tail -1 "$work/check.out" | tr -d '\0'))"
     else
         failed=$((failed + 1))
         echo "FAIL: $what" >&2

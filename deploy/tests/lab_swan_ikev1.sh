@@ -8,6 +8,9 @@
 #     traversal (RFC 3947) moves IKE to 4500 and Espada encapsulates;
 #   - strongSwan's delete removes the pair on Espada; strongSwan initiates
 #     and Espada responds;
+#   - Main Mode with each of 3des-sha1-modp1024, aes128-sha1-modp1024 and
+#     aes256-sha256-modp2048 (strongSwan offering only that one), Espada
+#     responding and initiating, traffic after each;
 #   - strongSwan's DPD R-U-THEREs are answered (its SA survives 25 s of
 #     idle with a 20 s DPD timeout);
 #   - a wrong pre-shared key on Espada: no SA, the failure is counted.
@@ -104,6 +107,30 @@ three_negotiations() {
     espada_stat 'phase 1 SAs established' 3 && espada_stat 'phase 2 SA pairs established' 3
 }
 check "Espada counts three phase 1 and three phase 2 negotiations (one each as responder)" three_negotiations
+
+# Each IKE proposal alone: strongSwan initiates (Espada picks it from its
+# policies), then Espada initiates (strongSwan accepts only that one).
+proposal_round() { # strongswan proposal, strongSwan's name of it
+    local p=$1 want=$2
+    sed "s/^\( *proposals = \).*/\1$p/" deploy/configs/swan/gw-b-ikev1.conf >"$work/only-$p.conf"
+    swan_terminate "$B" "$sb" vpn4 >/dev/null 2>&1 || true
+    show a clear crypto sa >/dev/null
+    show a clear crypto isakmp >/dev/null
+    swan_load "$B" "$sb" "$work/only-$p.conf" >/dev/null || return 1
+    swan_initiate "$B" "$sb" lan4 || return 1
+    swan_list_sas "$B" "$sb" --ike vpn4 | grep -q "$want" || { echo "strongSwan did not negotiate $want"; return 1; }
+    pings lan_b 5 198.19.1.10 || return 1
+    swan_terminate "$B" "$sb" vpn4 >/dev/null 2>&1 || true
+    show a clear crypto sa >/dev/null
+    show a clear crypto isakmp >/dev/null
+    sleep 0.5
+    pings lan_a 5 198.19.2.10 || return 1
+    swan_list_sas "$B" "$sb" --ike vpn4 | grep -q "$want" || { echo "Espada's Main Mode did not end on $want"; return 1; }
+    echo "$want both ways"
+}
+check "3des-sha1-modp1024, each side initiating" proposal_round 3des-sha1-modp1024 3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024
+check "aes128-sha1-modp1024, each side initiating" proposal_round aes128-sha1-modp1024 AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024
+check "aes256-sha256-modp2048, each side initiating" proposal_round aes256-sha256-modp2048 AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048
 
 # DPD: strongSwan asks every 10 s and gives up after 20 s without answer.
 sleep 25

@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# Seed 003 between two Espada gateways in the namespace lab, gw_b behind
+# the `wan` router's NAT (deploy/lab.sh up --nat):
+#   gw_a = the seed's IOS router, the hub (deploy/configs/lab-seed003-gw-a.conf:
+#          dynamic crypto map, wildcard pre-shared key, PAT with the VPN
+#          exempt by ACL 100's deny line);
+#   gw_b = the seed's PIX, the spoke (deploy/configs/lab-seed003-gw-b.conf:
+#          static crypto map toward the hub, PAT with the VPN exempt).
+# Checks:
+#   - the hub's dynamic map cannot initiate: lan_a -> lan_b gets nowhere
+#     before the spoke has spoken;
+#   - traffic lan_b -> lan_a makes the spoke initiate; ping then passes
+#     both ways and iperf3 TCP runs through the tunnel;
+#   - NAT traversal: both sides show the N capability, the hub knows the
+#     spoke as the NAT's address 198.18.0.254, ESP travels in UDP 4500
+#     on the hub's side of the NAT (tshark) and never as IP protocol 50,
+#     and `show crypto ipsec sa` shows the UDP port and counters moving;
+#   - PAT on both gateways for non-VPN traffic (the WAN router has no
+#     route back to either LAN: replies come back only if translated),
+#     while the VPN traffic reaches lan_a with lan_b's own address;
+#   - `clear crypto sa` on the spoke deletes the pair on both sides and
+#     the next packet renegotiates;
+#   - DPD: with the spoke's gateway stopped, the hub declares it dead and
+#     drops its SAs within a bounded time.
+# Prints "lab seed 003: N passed, M failed". Root only; about a minute.
+# The logs (espada-a.log, espada-b.log, with debug crypto isakmp on) are
+# kept when a check fails, or always with KEEP_LOGS=1.
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+prefix="es3$$"
+work=$(mktemp -d /tmp/espada-seed003.XXXXXX)
+# shellcheck source=deploy/lib/gateways.sh
+. deploy/lib/gateways.sh
+# shellcheck source=deploy/lib/checks.sh
+. deploy/lib/checks.sh
+
+HUB_CONF=deploy/configs/lab-seed003-gw-a.conf
+SPOKE_CONF=deploy/configs/lab-seed003-gw-b.conf
+NAT_ADDR=198.18.0.254 # the spoke's address as the hub sees it
+cap_pid=
+summary_printed=0
+cleanup() {
+    local rc=$?
+    trap '' INT TERM
+    if [ -n "$cap_pid" ]; then
+        kill "$cap_pid" 2>/dev/null
+        wait "$cap_pid" 2>/dev/null
+    fi
+    stop_gateways
+    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
+    if [ "$summary_printed" = 0 ]; then
+        echo "FAIL: the test stopped early (exit status $rc)" >&2
+        echo "lab seed 003: $passed passed, $((failed + 1)) failed"
+    fi
+    if [ "$failed" -gt 0 ] || [ "$summary_printed" = 0 ] || [ -n "${KEEP_LOGS:-}" ]; then
+        echo "logs kept in $work (espada-a.log, espada-b.log with debug crypto isakmp)" >&2
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# show_to FILE SIDE COMMAND...: the command's output, saved and printed.
+show_to() {
+    local f=$1
+    shift
+    show "$@" >"$f"
+    local rc=$?
+    cat "$f"
+    return $rc
+}
+# stat_at_least SIDE COUNTER-REGEX MIN: a `show crypto isakmp stats` counter.
+stat_at_least() {
+    local n
+    show_to "$work/stats-$1.txt" "$1" show crypto isakmp stats >/dev/null || return 1
+    n=$(grep -E "^ +[0-9]+ +$2" "$work/stats-$1.txt" | awk '{print $1}' | head -1)
+    echo "gw_$1 $2: ${n:-none}"
+    [ "${n:-0}" -ge "$3" ]
+}
+pairs_on() { # side: number of IPsec SA pairs shown
+    show "$1" show crypto ipsec sa | grep -c 'current_peer'
+}
+
+started=$SECONDS
+deploy/lab.sh up --nat --prefix "$prefix" >/dev/null || exit 1
+
+# Both configs compile against the lab's interfaces (as `espada run` does).
+config_ok() { # side conf
+    install -m 600 "$2" "$work/check-$1.conf"
+    ip netns exec "$(gw_ns "$1")" "$ESPADA" config check --kernel "$work/check-$1.conf" 2>&1 |
+        grep -v 'warning\|^ *[0-9]* |\|^ *|\|^$' | tail -3
+    ip netns exec "$(gw_ns "$1")" "$ESPADA" config check --kernel "$work/check-$1.conf" >/dev/null 2>&1
+}
+check "the hub's config (seed 003 router) compiles on gw_a" config_ok a "$HUB_CONF"
+check "the spoke's config (seed 003 PIX, in IOS) compiles on gw_b" config_ok b "$SPOKE_CONF"
+
+start_gateway a "$HUB_CONF" || exit 1
+start_gateway b "$SPOKE_CONF" || exit 1
+show a debug crypto isakmp >/dev/null
+show b debug crypto isakmp >/dev/null
+
+# IKE and ESP on the hub's side of the NAT, from the start.
+in_ns wan timeout 40 tshark -i wan-a -s 128 -w "$work/wan-a.pcap" \
+    -f "udp port 500 or udp port 4500 or ip proto 50" >/dev/null 2>&1 &
+cap_pid=$!
+sleep 2
+
+# The hub's dynamic map has no peer to go to: nothing is negotiated, and
+# lan_a's packets for lan_b are not protected (the WAN router drops them).
+hub_cannot_initiate() {
+    ! in_ns lan_a ping -c 3 -i 0.3 -W 1 198.19.2.10 || return 1
+    show_to "$work/isakmp-a0.txt" a show crypto isakmp sa || return 1
+    ! grep -q 'ACTIVE\|MM_\|QM_' "$work/isakmp-a0.txt" && stat_at_least a 'packets sent' 0 &&
+        ! stat_at_least a 'packets sent' 1
+}
+check "the hub cannot initiate: lan_a -> lan_b fails, the hub sends no IKE" hub_cannot_initiate
+
+check "lan_b -> lan_a: the spoke initiates through the NAT, then ping passes" pings lan_b 10 198.19.1.10
+check "lan_a -> lan_b: ping passes over the SAs the spoke negotiated" pings lan_a 10 198.19.2.10
+spoke_initiated() {
+    stat_at_least b 'phase 1 SAs established' 1 && stat_at_least b 'phase 2 SA pairs established' 1 &&
+        stat_at_least a 'phase 2 SA pairs established' 1 &&
+        grep -q 'IKE_P1_COMPLETE' "$work/espada-b.log"
+}
+check "both sides count the negotiation (phase 1 and 2)" spoke_initiated
+
+# NAT traversal, as each side sees it. Seed policy 10: des, md5, group 1.
+hub_sees_nat() {
+    show_to "$work/isakmp-a.txt" a show crypto isakmp sa detail || return 1
+    # C-id Local Remote ... Status Encr Hash Auth DH Lifetime Cap.
+    ! grep -q '198\.18\.1\.1' "$work/isakmp-a.txt" &&
+        grep -E "^[0-9]+ +198\.18\.0\.1 +$NAT_ADDR .*ACTIVE +des +md5 +psk +1 .*N" "$work/isakmp-a.txt"
+}
+check "hub: show crypto isakmp sa detail has the peer as the NAT's $NAT_ADDR, des/md5/group 1, NAT-T (N)" hub_sees_nat
+spoke_sees_nat() {
+    show_to "$work/isakmp-b.txt" b show crypto isakmp sa detail || return 1
+    grep -E "^[0-9]+ +198\.18\.1\.1 +198\.18\.0\.1 .*ACTIVE +des +md5 +psk +1 .*N" "$work/isakmp-b.txt"
+}
+check "spoke: show crypto isakmp sa detail has the hub 198.18.0.1 with NAT-T (N)" spoke_sees_nat
+hub_isakmp_brief() {
+    show_to "$work/isakmp-a1.txt" a show crypto isakmp sa || return 1
+    grep -E "^198\.18\.0\.1 +$NAT_ADDR +QM_IDLE .*ACTIVE" "$work/isakmp-a1.txt"
+}
+check "hub: show crypto isakmp sa: dst 198.18.0.1 src $NAT_ADDR QM_IDLE ACTIVE" hub_isakmp_brief
+
+encaps_of() { # file: the first pair's #pkts encaps and decaps
+    awk '/#pkts encaps:/ {gsub(",", "", $3); e=$3} /#pkts decaps:/ {gsub(",", "", $3); d=$3; print e, d; exit}' "$1"
+}
+hub_udp_encap_counting() {
+    show_to "$work/ipsec-a1.txt" a show crypto ipsec sa || return 1
+    grep -Eq "current_peer $NAT_ADDR port [0-9]+" "$work/ipsec-a1.txt" || return 1
+    # UDP-encapsulated: the NAT's port, not 500 (and no bare ESP).
+    local port
+    port=$(awk '/current_peer/ {print $4; exit}' "$work/ipsec-a1.txt")
+    [ "$port" != 500 ] || return 1
+    local e1 d1 e2 d2
+    read -r e1 d1 < <(encaps_of "$work/ipsec-a1.txt")
+    in_ns lan_a ping -c 5 -i 0.1 -W 1 198.19.2.10 >/dev/null || return 1
+    show a show crypto ipsec sa >"$work/ipsec-a2.txt" || return 1
+    read -r e2 d2 < <(encaps_of "$work/ipsec-a2.txt")
+    echo "hub: current_peer $NAT_ADDR port $port; encaps $e1 -> $e2, decaps $d1 -> $d2 across 5 pings"
+    [ $((e2 - e1)) -ge 5 ] && [ $((d2 - d1)) -ge 5 ]
+}
+check "hub: show crypto ipsec sa has current_peer $NAT_ADDR with the NAT's UDP port, counters moving" hub_udp_encap_counting
+spoke_udp_encap() {
+    show_to "$work/ipsec-b.txt" b show crypto ipsec sa || return 1
+    grep 'current_peer 198.18.0.1 port 4500' "$work/ipsec-b.txt"
+}
+check "spoke: show crypto ipsec sa has current_peer 198.18.0.1 port 4500" spoke_udp_encap
+
+kill "$cap_pid" 2>/dev/null
+wait "$cap_pid" 2>/dev/null
+cap_pid=
+nat_t_on_the_wire() {
+    local ike500 ike4500 esp_udp esp_raw
+    ike500=$(tshark -r "$work/wan-a.pcap" -Y "isakmp && udp.port == 500 && ip.src == $NAT_ADDR" 2>/dev/null | wc -l)
+    ike4500=$(tshark -r "$work/wan-a.pcap" -Y "isakmp && udp.port == 4500 && ip.src == $NAT_ADDR" 2>/dev/null | wc -l)
+    esp_udp=$(tshark -r "$work/wan-a.pcap" -Y "esp && udp.port == 4500" 2>/dev/null | wc -l)
+    esp_raw=$(tshark -r "$work/wan-a.pcap" -Y "ip.proto == 50" 2>/dev/null | wc -l)
+    echo "from $NAT_ADDR: IKE on 500: $ike500, IKE on 4500: $ike4500; ESP in UDP 4500: $esp_udp, bare ESP: $esp_raw"
+    [ "$ike500" -ge 1 ] && [ "$ike4500" -ge 1 ] && [ "$esp_udp" -ge 20 ] && [ "$esp_raw" -eq 0 ]
+}
+check "tshark on the hub's side of the NAT: IKE moves from 500 to 4500, ESP only in UDP 4500" nat_t_on_the_wire
+
+check "iperf3 TCP lan_a -> lan_b through the tunnel" iperf_from lan_b 198.19.2.10
+check "iperf3 TCP lan_b -> lan_a through the tunnel (reverse)" iperf_from lan_b 198.19.2.10 -R
+
+# PAT for everything else. The WAN router has no route to either LAN:
+# replies come back only because a gateway translated the source.
+pat_sources() { # iface host-ns dest expected-source
+    in_ns wan timeout 8 tshark -i "$1" -w "$work/pat-$1.pcap" -a duration:4 -f "icmp" >/dev/null 2>&1 &
+    local t=$!
+    sleep 1.5
+    in_ns "$2" ping -c 3 -i 0.2 -W 1 "$3" >/dev/null
+    wait $t
+    local srcs
+    srcs=$(tshark -r "$work/pat-$1.pcap" -Y "icmp.type == 8" -T fields -e ip.src 2>/dev/null | sort -u | tr '\n' ' ')
+    echo "echo requests on $1 came from: $srcs"
+    [ "$srcs" = "$4 " ]
+}
+check "spoke PAT: ping lan_b -> the WAN router 198.18.1.254 passes" pings lan_b 10 198.18.1.254
+check "spoke PAT: the WAN router sees gw_b's 198.18.1.1, not lan_b" pat_sources wan-b lan_b 198.18.1.254 198.18.1.1
+check "hub PAT: ping lan_a -> the WAN router 198.18.0.254 passes" pings lan_a 10 198.18.0.254
+check "hub PAT: the WAN router sees gw_a's 198.18.0.1, not lan_a" pat_sources wan-a lan_a 198.18.0.254 198.18.0.1
+vpn_exempt() {
+    in_ns lan_a timeout 8 tshark -i a-host -w "$work/lan-a.pcap" -a duration:4 -f "icmp" >/dev/null 2>&1 &
+    local t=$!
+    sleep 1.5
+    in_ns lan_b ping -c 3 -i 0.2 -W 1 198.19.1.10 >/dev/null
+    wait $t
+    local srcs
+    srcs=$(tshark -r "$work/lan-a.pcap" -Y "icmp.type == 8" -T fields -e ip.src 2>/dev/null | sort -u | tr '\n' ' ')
+    echo "echo requests from lan_b reached lan_a from: $srcs"
+    [ "$srcs" = "198.19.2.10 " ]
+}
+check "NAT exemption: the VPN's packets reach lan_a from lan_b's own 198.19.2.10" vpn_exempt
+# Each side ran two pings to the WAN router (two ICMP identifiers): two
+# translations made ("Misses"), none for the VPN's pings and iperf3 flows.
+# (The protected traffic never reaches NAT at all: Espada looks the SPD up
+# first, so the "exempt (ACL deny)" counter stays at 0 for it.)
+nat_counts() { # side
+    show_to "$work/nat-$1.txt" "$1" show ip nat statistics || return 1
+    grep -Eq 'Translated packets: [1-9][0-9]* inside to outside, [1-9][0-9]* outside' "$work/nat-$1.txt" &&
+        grep -E '^Hits: [0-9]+ +Misses: 2$' "$work/nat-$1.txt"
+}
+check "spoke: show ip nat statistics: translations both ways, made only for the 2 PAT ping runs" nat_counts b
+check "hub: show ip nat statistics: translations both ways, made only for the 2 PAT ping runs" nat_counts a
+
+# clear crypto sa on the spoke: both sides drop the pair (delete
+# notification), and the next packet from lan_b negotiates a new one.
+show b clear crypto sa >/dev/null
+cleared_both() {
+    for _ in $(seq 1 20); do
+        [ "$(pairs_on b)" -eq 0 ] && [ "$(pairs_on a)" -eq 0 ] && break
+        sleep 0.25
+    done
+    echo "pairs: spoke $(pairs_on b), hub $(pairs_on a)"
+    [ "$(pairs_on b)" -eq 0 ] && [ "$(pairs_on a)" -eq 0 ] && stat_at_least a 'deletes received' 1
+}
+check "after clear crypto sa on the spoke, neither side holds a pair (the hub got the deletes)" cleared_both
+check "the next packets from lan_b negotiate a new pair; ping passes" pings lan_b 10 198.19.1.10
+renegotiated() {
+    stat_at_least b 'phase 2 SA pairs established' 2 && [ "$(pairs_on a)" -eq 1 ] &&
+        show a show crypto ipsec sa | grep -q "current_peer $NAT_ADDR port"
+}
+check "the spoke counts a second phase 2 and the hub holds one pair again" renegotiated
+check "ping lan_a -> lan_b over the new pair" pings lan_a 10 198.19.2.10
+
+# DPD: the spoke's whole gateway goes away without a word. The hub sends
+# R-U-THERE after 10 s of silence, retries every 2 s, and after 5 retries
+# declares the peer dead: its SAs go. Allow 40 s.
+stop_gateway b
+dpd_t0=$SECONDS
+hub_declares_dead() {
+    for _ in $(seq 1 80); do
+        if [ "$(pairs_on a)" -eq 0 ]; then
+            break
+        fi
+        sleep 0.5
+    done
+    local took=$((SECONDS - dpd_t0))
+    show_to "$work/ipsec-a-dead.txt" a show crypto ipsec sa >/dev/null
+    show_to "$work/isakmp-a-dead.txt" a show crypto isakmp sa >/dev/null
+    echo "hub: $(pairs_on a) pairs, $(grep -c ACTIVE "$work/isakmp-a-dead.txt") ACTIVE ISAKMP SAs, ${took} s after the spoke stopped"
+    # (The hub must still answer: an empty answer is no proof.)
+    grep -q 'Crypto ISAKMP SA' "$work/isakmp-a-dead.txt" && [ "$(pairs_on a)" -eq 0 ] &&
+        ! grep -q ACTIVE "$work/isakmp-a-dead.txt" && [ "$took" -le 40 ]
+}
+check "DPD: within 40 s of the spoke stopping, the hub holds no pair and no ISAKMP SA" hub_declares_dead
+check "DPD: show crypto isakmp stats on the hub counts a dead peer" stat_at_least a 'peers declared dead' 1
+check "DPD: the hub's debug log names the dead peer $NAT_ADDR" \
+    grep -m1 "IKE_DPD.*peer $NAT_ADDR is dead" "$work/espada-a.log"
+
+summary_printed=1
+echo "lab seed 003 ($((SECONDS - started)) s)"
+echo "lab seed 003: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
