@@ -11,6 +11,7 @@
 #   - Main Mode with each of 3des-sha1-modp1024, aes128-sha1-modp1024 and
 #     aes256-sha256-modp2048 (strongSwan offering only that one), Espada
 #     responding and initiating, traffic after each;
+#   - strongSwan initiates Aggressive Mode; Espada answers it;
 #   - strongSwan's DPD R-U-THEREs are answered (its SA survives 25 s of
 #     idle with a 20 s DPD timeout);
 #   - a wrong pre-shared key on Espada: no SA, the failure is counted.
@@ -131,6 +132,21 @@ proposal_round() { # strongswan proposal, strongSwan's name of it
 check "3des-sha1-modp1024, each side initiating" proposal_round 3des-sha1-modp1024 3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024
 check "aes128-sha1-modp1024, each side initiating" proposal_round aes128-sha1-modp1024 AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024
 check "aes256-sha256-modp2048, each side initiating" proposal_round aes256-sha256-modp2048 AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048
+
+# Aggressive Mode: strongSwan initiates it, Espada answers.
+aggressive_round() {
+    sed "s/^\( *aggressive = \)no/\1yes/" deploy/configs/swan/gw-b-ikev1.conf >"$work/aggressive.conf"
+    grep -q "aggressive = yes" "$work/aggressive.conf" || return 1
+    swan_terminate "$B" "$sb" vpn4 >/dev/null 2>&1 || true
+    show a clear crypto sa >/dev/null
+    show a clear crypto isakmp >/dev/null
+    swan_load "$B" "$sb" "$work/aggressive.conf" >/dev/null || return 1
+    swan_initiate "$B" "$sb" lan4 || return 1
+    grep -q "initiating Aggressive Mode IKE_SA vpn4" "$sb/charon.log" || { echo "strongSwan did not use Aggressive Mode"; return 1; }
+    pings lan_b 5 198.19.1.10
+}
+check "strongSwan initiates Aggressive Mode and Espada answers; traffic flows" aggressive_round
+swan_load "$B" "$sb" deploy/configs/swan/gw-b-ikev1.conf >/dev/null
 
 # DPD: strongSwan asks every 10 s and gives up after 20 s without answer.
 sleep 25

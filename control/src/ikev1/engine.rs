@@ -41,6 +41,7 @@ use super::policy::Ikev1Policy;
 use super::proposal::{self, Phase1Choice, Phase2Choice, UdpEncapStyle};
 use super::proxy;
 
+mod aggressive;
 mod info;
 mod main_mode;
 mod quick_mode;
@@ -199,6 +200,10 @@ enum P1State {
     R2,
     /// Responder sent MM4 and waits for MM5.
     R4,
+    /// Aggressive Mode initiator sent AM1 and waits for AM2.
+    AmI1,
+    /// Aggressive Mode responder sent AM2 and waits for AM3.
+    AmR2,
     /// Authenticated: Quick Mode and informational exchanges may run.
     Established,
 }
@@ -209,6 +214,7 @@ impl P1State {
             P1State::I1 => "MM_NO_STATE",
             P1State::I3 | P1State::R2 => "MM_SA_SETUP",
             P1State::I5 | P1State::R4 => "MM_KEY_EXCH",
+            P1State::AmI1 | P1State::AmR2 => "AG_INIT_EXCH",
             P1State::Established => "QM_IDLE",
         }
     }
@@ -253,6 +259,8 @@ struct Phase1 {
     /// We are the side behind the NAT: we send NAT keepalives.
     behind_nat: bool,
     next_keepalive: Option<Instant>,
+    /// Aggressive Mode: the initiator's IDii body (HASH_I covers it).
+    aggressive_id: Vec<u8>,
     last_heard: Instant,
     dpd_seq: u32,
     /// Sequence, retries so far and when to retry.
@@ -264,7 +272,9 @@ impl Phase1 {
     fn matches(&self, h: &Header) -> bool {
         self.cky_i == h.initiator_cookie
             && (self.cky_r == h.responder_cookie
-                || (self.initiator && self.state == P1State::I1 && self.cky_r == [0; 8]))
+                || (self.initiator
+                    && matches!(self.state, P1State::I1 | P1State::AmI1)
+                    && self.cky_r == [0; 8]))
     }
 
     fn cookies(&self) -> Vec<u8> {
@@ -617,7 +627,11 @@ impl Engine {
             .iter()
             .any(|p| p.initiator && p.remote.ip() == peer && p.local.ip() == local);
         if !negotiating {
-            self.start_main_mode(now, local, peer);
+            if self.policy.aggressive {
+                self.start_aggressive_mode(now, local, peer);
+            } else {
+                self.start_main_mode(now, local, peer);
+            }
         }
     }
 
@@ -1048,6 +1062,7 @@ impl Engine {
         }
         let result = match msg.header.exchange {
             ExchangeType::MAIN_MODE => self.main_mode(now, local, remote, data, &msg),
+            ExchangeType::AGGRESSIVE => self.aggressive_mode(now, local, remote, data, &msg),
             ExchangeType::QUICK_MODE => self.quick_mode(now, remote, data, &msg),
             ExchangeType::INFORMATIONAL => self.informational(now, remote, &msg),
             other => {

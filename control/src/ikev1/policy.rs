@@ -36,6 +36,9 @@ pub struct Ikev1Policy {
     /// (sequence number order; dynamic-map entries at their place in the
     /// map that references them).
     pub maps: Vec<MapEntry>,
+    /// Initiate with Aggressive Mode instead of Main Mode (one DH group:
+    /// the first policy's). Espada always answers both.
+    pub aggressive: bool,
 }
 
 /// One `crypto isakmp policy`, with IOS defaults filled in.

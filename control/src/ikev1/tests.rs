@@ -83,6 +83,7 @@ fn policy(s: &Side, psk: &str) -> Ikev1Policy {
         }],
         dpd: None,
         nat_keepalive: None,
+        aggressive: false,
         maps: vec![MapEntry {
             tag: TAG,
             map: "VPN".into(),
@@ -740,4 +741,51 @@ fn a_responder_with_a_shorter_lifetime_says_so_and_both_use_it() {
         net.seen_a.installs[0].2.lifetime.hard_kilobytes,
         Some(4_608_000)
     );
+}
+
+#[test]
+fn aggressive_mode_negotiates_in_three_messages_and_quick_mode_follows() {
+    let mut a = policy(&A4, "espada-lab-psk");
+    a.aggressive = true;
+    // A second policy of another group cannot be offered with AM's one KE.
+    a.isakmp.push(proposal(
+        IkeCipher::TripleDes,
+        IkeHash::Sha1,
+        DhGroup::Modp1024,
+    ));
+    let mut net = Net::new(a, policy(&B4, "espada-lab-psk"));
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.seen_a.installs.len(), 1, "{:#?}", net.seen_b.logs);
+    assert_eq!(net.seen_b.installs.len(), 1);
+    assert_mirrored(&net.seen_a.installs[0], &net.seen_b.installs[0]);
+    assert_eq!(net.sent, 6, "3 Aggressive Mode + 3 Quick Mode messages");
+    assert_eq!(net.b.isakmp_sas(net.now)[0].state, "QM_IDLE");
+    // The exchange really was Aggressive Mode (type 4) on the wire.
+    assert_eq!(net.wire[0].1[18], 4);
+}
+
+#[test]
+fn aggressive_mode_through_a_nat_and_with_a_wrong_key() {
+    let mut a = policy(&A4, "espada-lab-psk");
+    a.aggressive = true;
+    let mut b = policy(&B4, "espada-lab-psk");
+    b.keys[0].peer = format!("{NAT_ADDR}/32").parse().unwrap();
+    b.maps[0].peers = vec![NAT_ADDR.parse().unwrap()];
+    let mut net = Net::new(a.clone(), b.clone());
+    net.nat = true;
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.seen_b.installs.len(), 1, "{:#?}", net.seen_b.logs);
+    assert_eq!(
+        net.seen_b.installs[0].3.udp_encap.map(|u| u.dst_port),
+        Some(5500)
+    );
+    assert!(net.b.isakmp_sas(net.now)[0].nat_t);
+
+    b.keys[0].key = SecretBytes::new(b"wrong".to_vec());
+    let mut net = Net::new(a, b);
+    net.nat = true;
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    net.run_for(40);
+    assert!(net.seen_a.installs.is_empty() && net.seen_b.installs.is_empty());
+    assert_eq!(net.a.stats().hash_mismatch, 1, "A checks HASH_R first");
 }

@@ -80,6 +80,7 @@ impl Engine {
             nat_detected: false,
             behind_nat: false,
             next_keepalive: None,
+            aggressive_id: Vec::new(),
             last_heard: now,
             dpd_seq: u32::from_be_bytes(random()) >> 1,
             dpd_pending: None,
@@ -139,9 +140,9 @@ impl Engine {
             P1State::I3 => self.mm4(now, i, data, msg),
             P1State::R4 => self.mm5(now, i, local, remote, data, msg),
             P1State::I5 => self.mm6(now, i, msg),
-            P1State::Established => {
-                Err(Drop::Unexpected("Main Mode message for an established SA"))
-            }
+            P1State::Established | P1State::AmI1 | P1State::AmR2 => Err(Drop::Unexpected(
+                "Main Mode message for an established or Aggressive Mode SA",
+            )),
         }
     }
 
@@ -266,6 +267,7 @@ impl Engine {
             nat_detected: false,
             behind_nat: false,
             next_keepalive: None,
+            aggressive_id: Vec::new(),
             last_heard: now,
             dpd_seq: u32::from_be_bytes(random()) >> 1,
             dpd_pending: None,
@@ -333,7 +335,7 @@ impl Engine {
     }
 
     /// KE and nonce of the peer: the shared secret, the keys, the IV.
-    fn key_exchange(&mut self, i: usize, payloads: &[Payload]) -> Result<(), Drop> {
+    pub(super) fn key_exchange(&mut self, i: usize, payloads: &[Payload]) -> Result<(), Drop> {
         let ke = payloads.iter().find_map(|p| match p {
             Payload::KeyExchange(v) => Some(v.clone()),
             _ => None,
@@ -611,7 +613,7 @@ impl Engine {
         Ok(())
     }
 
-    fn established(&mut self, now: Instant, i: usize, peer_id: &Identification) {
+    pub(super) fn established(&mut self, now: Instant, i: usize, peer_id: &Identification) {
         self.stats.phase1_established += 1;
         let dpd = self.policy.dpd;
         let p = &mut self.p1[i];
@@ -647,7 +649,7 @@ impl Engine {
     /// The peer says it has no other state with us (it restarted):
     /// every other ISAKMP SA and every pair with it goes (RFC 2407
     /// §4.6.3.3), so traffic moves to what it negotiates now.
-    fn initial_contact(&mut self, now: Instant, keep: usize) {
+    pub(super) fn initial_contact(&mut self, now: Instant, keep: usize) {
         let (local, peer) = (self.p1[keep].local.ip(), self.p1[keep].remote.ip());
         let (ci, cr) = (self.p1[keep].cky_i, self.p1[keep].cky_r);
         let stale: Vec<usize> = (0..self.p1.len())
@@ -700,7 +702,7 @@ impl Engine {
 
 /// NAT-D payloads for MM3/MM4: the peer's address and port as we send
 /// to them, then ours (RFC 3947 §3.2); none without NAT-T.
-fn nat_d_payloads(p: &Phase1) -> Vec<Payload> {
+pub(super) fn nat_d_payloads(p: &Phase1) -> Vec<Payload> {
     let Some(style) = p.natt else {
         return Vec::new();
     };
@@ -719,7 +721,7 @@ fn nat_d_payloads(p: &Phase1) -> Vec<Payload> {
 /// Compares the peer's NAT-D payloads with the addresses the message
 /// really travelled between (RFC 3947 §3.2): the first names us as the
 /// peer saw us, the others the peer as it sent.
-fn detect_nat(p: &mut Phase1, payloads: &[Payload]) {
+pub(super) fn detect_nat(p: &mut Phase1, payloads: &[Payload]) {
     if p.natt.is_none() {
         return;
     }

@@ -1,0 +1,476 @@
+//! Aggressive Mode with pre-shared keys (RFC 2409 §5.4): three messages,
+//! identities in the clear, one DH group fixed by the initiator's KE.
+//!
+//! ```text
+//! AM1 I→R  HDR, SA, KE, Ni, IDii, VID
+//! AM2 R→I  HDR, SA, KE, Nr, IDir, HASH_R, VID [, NAT-D, NAT-D]
+//! AM3 I→R  HDR*, HASH_I [, NAT-D, NAT-D]
+//! ```
+//!
+//! AM3 is sent encrypted (as IOS and strongSwan do); a clear one is
+//! accepted too, as RFC 2409's text has it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::main_mode::{detect_nat, nat_d_payloads};
+use super::*;
+
+impl Engine {
+    /// Starts Aggressive Mode with `peer` (AM1): only the policies of the
+    /// first policy's DH group can be offered, since KE goes with them.
+    pub(super) fn start_aggressive_mode(&mut self, now: Instant, local: IpAddr, peer: IpAddr) {
+        let Some(psk) = self
+            .policy
+            .key_for(peer)
+            .map(|k| Zeroizing::new(k.key.expose().to_vec()))
+        else {
+            self.stats.no_preshared_key += 1;
+            self.log(format!("ISAKMP:(0):No pre-shared key with {peer}!"));
+            self.fail_pending(now, local, peer);
+            return;
+        };
+        let Some(group) = self.policy.isakmp.first().map(|p| p.group) else {
+            return;
+        };
+        let offer: Vec<_> = self
+            .policy
+            .isakmp
+            .iter()
+            .filter(|p| p.group == group)
+            .copied()
+            .collect();
+        let Ok(dh) = group.generate() else { return };
+        let sa = Payload::Sa(proposal::phase1_offer(&offer));
+        let sai_b = body(&sa);
+        let ni = random_vec(NONCE_LEN);
+        let id = Payload::Identification(phase1_id(local));
+        let header = Header {
+            initiator_cookie: random(),
+            responder_cookie: [0; 8],
+            version: Header::VERSION,
+            exchange: ExchangeType::AGGRESSIVE,
+            flags: Flags::default(),
+            message_id: 0,
+        };
+        let payloads = vec![
+            sa,
+            Payload::KeyExchange(dh.public_value().to_vec()),
+            Payload::Nonce(ni.clone()),
+            id.clone(),
+            Payload::VendorId(KnownVendor::Dpd.id().to_vec()),
+            natt_vid(UdpEncapStyle::Rfc3947),
+            natt_vid(UdpEncapStyle::Draft),
+        ];
+        let Ok(data) = Message::new(header.clone(), payloads).encode() else {
+            return;
+        };
+        let conn_id = self.alloc_conn_id();
+        let port = self.ike_port;
+        self.p1.push(Phase1 {
+            conn_id,
+            initiator: true,
+            local: SocketAddr::new(local, port),
+            remote: SocketAddr::new(peer, port),
+            cky_i: header.initiator_cookie,
+            cky_r: [0; 8],
+            state: P1State::AmI1,
+            choice: None,
+            prf: Prf::HmacSha1,
+            sai_b,
+            psk,
+            g_xi: dh.public_value().to_vec(),
+            dh: Some(dh),
+            g_xr: Vec::new(),
+            ni_b: ni,
+            nr_b: Vec::new(),
+            keys: None,
+            cipher: None,
+            iv: Vec::new(),
+            flight: Some(Flight::new(now, data.clone())),
+            answered: Vec::new(),
+            reply: data.clone(),
+            established_at: None,
+            expires_at: None,
+            peer_dpd: false,
+            natt: None,
+            nat_detected: false,
+            behind_nat: false,
+            next_keepalive: None,
+            aggressive_id: body(&id),
+            last_heard: now,
+            dpd_seq: u32::from_be_bytes(random()) >> 1,
+            dpd_pending: None,
+            next_dpd: None,
+        });
+        self.log(format!(
+            "ISAKMP:({conn_id}):beginning Aggressive Mode exchange with {peer}"
+        ));
+        self.send(
+            SocketAddr::new(local, port),
+            SocketAddr::new(peer, port),
+            data,
+        );
+    }
+
+    pub(super) fn aggressive_mode(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: &Message,
+    ) -> Result<(), Drop> {
+        let h = &msg.header;
+        if h.message_id != 0 {
+            return Err(Drop::Malformed(
+                "Aggressive Mode message with a non-zero Message ID".into(),
+            ));
+        }
+        if h.responder_cookie == [0; 8] {
+            if let Some(i) = self
+                .p1
+                .iter()
+                .position(|p| !p.initiator && p.cky_i == h.initiator_cookie && p.remote == remote)
+            {
+                if self.duplicate_p1(i, data) {
+                    return Ok(());
+                }
+                return Err(Drop::Unexpected(
+                    "a second, different AM1 for a known cookie",
+                ));
+            }
+            return self.am1(now, local, remote, data, msg);
+        }
+        let Some(i) = self.find_p1(h, remote) else {
+            self.stats.unknown_cookies += 1;
+            return Ok(());
+        };
+        if self.duplicate_p1(i, data) {
+            return Ok(());
+        }
+        self.p1[i].last_heard = now;
+        match self.p1[i].state {
+            P1State::AmI1 => self.am2(now, i, data, msg),
+            P1State::AmR2 => self.am3(now, i, local, remote, msg),
+            _ => Err(Drop::Unexpected("Aggressive Mode message out of place")),
+        }
+    }
+
+    fn am1(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: &Message,
+    ) -> Result<(), Drop> {
+        let half_open = self
+            .p1
+            .iter()
+            .filter(|p| !p.initiator && p.state != P1State::Established)
+            .count();
+        if half_open >= HALF_OPEN_LIMIT {
+            self.stats.half_open_limit += 1;
+            return Ok(());
+        }
+        let Body::Payloads(payloads) = &msg.body else {
+            return Err(Drop::Malformed("encrypted AM1".into()));
+        };
+        let Some(Payload::Sa(offer)) = payloads.iter().find(|p| matches!(p, Payload::Sa(_))) else {
+            return Err(Drop::Malformed("AM1 without an SA payload".into()));
+        };
+        let Some(Payload::KeyExchange(ke)) = payloads
+            .iter()
+            .find(|p| matches!(p, Payload::KeyExchange(_)))
+        else {
+            return Err(Drop::Malformed("AM1 without a KE payload".into()));
+        };
+        let first = payloads[0].payload_type();
+        let raw = raw_bodies(first, &data[28..]);
+        let raw_of = |t: PayloadType| {
+            raw.iter()
+                .find(|(ty, _)| *ty == t.0)
+                .map(|(_, b)| b.to_vec())
+                .unwrap_or_default()
+        };
+        let (sai_b, idii_b) = (raw_of(PayloadType::SA), raw_of(PayloadType::IDENTIFICATION));
+        if idii_b.is_empty() {
+            return Err(Drop::Malformed("AM1 without an ID payload".into()));
+        }
+        let Some(psk) = self
+            .policy
+            .key_for(remote.ip())
+            .map(|k| Zeroizing::new(k.key.expose().to_vec()))
+        else {
+            self.stats.no_preshared_key += 1;
+            self.log(format!(
+                "ISAKMP:(0):No pre-shared key with {}!",
+                remote.ip()
+            ));
+            return Ok(());
+        };
+        // Only our policies of the group the initiator's KE is in.
+        let usable: Vec<_> = self
+            .policy
+            .isakmp
+            .iter()
+            .filter(|p| p.group.public_value_len() == ke.len())
+            .copied()
+            .collect();
+        let Some((picked, choice)) = proposal::choose_phase1(offer, &usable) else {
+            self.stats.no_proposal_chosen += 1;
+            self.log(format!(
+                "ISAKMP:(0):atts are not acceptable. Next payload is 0\nISAKMP:(0):no offers accepted! (Aggressive Mode from {})",
+                remote.ip()
+            ));
+            let cookies = (msg.header.initiator_cookie, [0; 8]);
+            self.send_clear_notify(local, remote, cookies, NotifyType::NO_PROPOSAL_CHOSEN);
+            return Ok(());
+        };
+        let number = offer
+            .proposals
+            .iter()
+            .find(|p| p.protocol == ProtocolId::ISAKMP)
+            .map_or(1, |p| p.number);
+        let conn_id = self.alloc_conn_id();
+        let cky_r: [u8; 8] = random();
+        self.p1.push(Phase1 {
+            conn_id,
+            initiator: false,
+            local,
+            remote,
+            cky_i: msg.header.initiator_cookie,
+            cky_r,
+            state: P1State::AmR2,
+            choice: Some(choice),
+            prf: prf_of(choice.hash),
+            sai_b,
+            psk,
+            dh: None,
+            g_xi: Vec::new(),
+            g_xr: Vec::new(),
+            ni_b: Vec::new(),
+            nr_b: Vec::new(),
+            keys: None,
+            cipher: None,
+            iv: Vec::new(),
+            flight: None,
+            answered: data.to_vec(),
+            reply: Vec::new(),
+            established_at: None,
+            expires_at: None,
+            peer_dpd: payloads.iter().any(|p| {
+                matches!(p, Payload::VendorId(v) if KnownVendor::identify(v) == Some(KnownVendor::Dpd))
+            }),
+            natt: natt_announced(payloads),
+            nat_detected: false,
+            behind_nat: false,
+            next_keepalive: None,
+            aggressive_id: idii_b,
+            last_heard: now,
+            dpd_seq: u32::from_be_bytes(random()) >> 1,
+            dpd_pending: None,
+            next_dpd: None,
+        });
+        let i = self.p1.len() - 1;
+        if let Err(e) = self.key_exchange(i, payloads) {
+            self.p1.pop();
+            return Err(e);
+        }
+        let p = &mut self.p1[i];
+        let id = Payload::Identification(phase1_id(local.ip()));
+        let idir_b = body(&id);
+        let t = Phase1Transcript {
+            g_xi: &p.g_xi,
+            g_xr: &p.g_xr,
+            cky_i: &p.cky_i,
+            cky_r: &p.cky_r,
+            sai_b: &p.sai_b,
+        };
+        let hash = kdf::hash_r(
+            p.prf,
+            &p.keys.as_ref().expect("derived by key_exchange").skeyid,
+            &t,
+            &idir_b,
+        );
+        let reply_sa = crate::ike::wire::ikev1::SecurityAssociation {
+            proposals: vec![crate::ike::wire::ikev1::Proposal {
+                number,
+                protocol: ProtocolId::ISAKMP,
+                spi: Vec::new(),
+                transforms: vec![picked],
+            }],
+        };
+        let mut am2 = vec![
+            Payload::Sa(reply_sa),
+            Payload::KeyExchange(p.g_xr.clone()),
+            Payload::Nonce(p.nr_b.clone()),
+            id,
+            Payload::Hash(hash),
+            Payload::VendorId(KnownVendor::Dpd.id().to_vec()),
+        ];
+        am2.extend(p.natt.map(natt_vid));
+        am2.extend(nat_d_payloads(p));
+        let header = Header {
+            responder_cookie: cky_r,
+            flags: Flags::default(),
+            ..msg.header.clone()
+        };
+        let out = Message::new(header, am2)
+            .encode()
+            .map_err(|e| Drop::Malformed(e.to_string()))?;
+        p.flight = Some(Flight::new(now, out.clone()));
+        p.reply = out.clone();
+        self.log(format!(
+            "ISAKMP:({conn_id}):atts are acceptable.\nISAKMP:({conn_id}):Old State = IKE_READY  New State = IKE_R_AM2"
+        ));
+        self.send(local, remote, out);
+        Ok(())
+    }
+
+    fn am2(&mut self, now: Instant, i: usize, data: &[u8], msg: &Message) -> Result<(), Drop> {
+        let Body::Payloads(payloads) = &msg.body else {
+            return Err(Drop::Malformed("encrypted AM2".into()));
+        };
+        if let Some(n) = payloads.iter().find_map(|p| match p {
+            Payload::Notification(n) => Some(n.notify_type),
+            _ => None,
+        }) {
+            return self.phase1_refused(now, i, n);
+        }
+        let Some(Payload::Sa(reply)) = payloads.iter().find(|p| matches!(p, Payload::Sa(_))) else {
+            return Err(Drop::Malformed("AM2 without an SA payload".into()));
+        };
+        let group = self.p1[i].dh.as_ref().map(|d| d.group());
+        let choice =
+            proposal::accept_phase1(reply, &self.policy.isakmp).filter(|c| Some(c.group) == group);
+        let Some(choice) = choice else {
+            self.stats.no_proposal_chosen += 1;
+            let (local, peer) = (self.p1[i].local.ip(), self.p1[i].remote.ip());
+            self.fail_pending(now, local, peer);
+            self.delete_isakmp(now, i, false);
+            return Ok(());
+        };
+        let first = payloads[0].payload_type();
+        let idir_b = raw_bodies(first, &data[28..])
+            .into_iter()
+            .find(|(t, _)| *t == PayloadType::IDENTIFICATION.0)
+            .map(|(_, b)| b.to_vec())
+            .unwrap_or_default();
+        let hash_r = payloads.iter().find_map(|p| match p {
+            Payload::Hash(h) => Some(h.clone()),
+            _ => None,
+        });
+        let Some(hash_r) = hash_r else {
+            return Err(Drop::Malformed("AM2 without HASH_R".into()));
+        };
+        {
+            let p = &mut self.p1[i];
+            p.cky_r = msg.header.responder_cookie;
+            p.choice = Some(choice);
+            p.prf = prf_of(choice.hash);
+            p.natt = natt_announced(payloads);
+            p.peer_dpd = payloads.iter().any(|x| {
+                matches!(x, Payload::VendorId(v) if KnownVendor::identify(v) == Some(KnownVendor::Dpd))
+            });
+        }
+        self.key_exchange(i, payloads)?;
+        let nat_t_port = self.nat_t_port;
+        let p = &mut self.p1[i];
+        let t = Phase1Transcript {
+            g_xi: &p.g_xi,
+            g_xr: &p.g_xr,
+            cky_i: &p.cky_i,
+            cky_r: &p.cky_r,
+            sai_b: &p.sai_b,
+        };
+        let skeyid = &p.keys.as_ref().expect("derived by key_exchange").skeyid;
+        let expected = kdf::hash_r(p.prf, skeyid, &t, &idir_b);
+        if !bool::from(expected.ct_eq(&hash_r)) {
+            let (local, peer) = (p.local.ip(), p.remote.ip());
+            self.fail_pending(now, local, peer);
+            self.delete_isakmp(now, i, false);
+            return Err(Drop::Hash("HASH_R"));
+        }
+        let hash_i = kdf::hash_i(p.prf, skeyid, &t, &p.aggressive_id);
+        // NAT-D of AM3 names the addresses as they were before the move.
+        let nat_d = nat_d_payloads(p);
+        if p.nat_detected {
+            p.local.set_port(nat_t_port);
+            p.remote.set_port(nat_t_port);
+        }
+        let header = Header {
+            flags: Flags::ENCRYPTION,
+            ..msg.header.clone()
+        };
+        let mut am3 = vec![Payload::Hash(hash_i)];
+        am3.extend(nat_d);
+        let cipher = p.cipher.as_ref().ok_or(Drop::Unexpected("no keys"))?;
+        let out = seal(cipher, &mut p.iv, header, &am3)?;
+        p.flight = None;
+        p.answered = data.to_vec();
+        p.reply = out.clone();
+        let (l, r) = (p.local, p.remote);
+        self.send(l, r, out);
+        let id = phase1_id(r.ip());
+        self.established(now, i, &id);
+        Ok(())
+    }
+
+    fn am3(
+        &mut self,
+        now: Instant,
+        i: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        msg: &Message,
+    ) -> Result<(), Drop> {
+        let p = &self.p1[i];
+        let (payloads, next_iv) = match &msg.body {
+            Body::Payloads(pl) => (pl.clone(), None),
+            Body::Encrypted { .. } => {
+                let cipher = p.cipher.as_ref().ok_or(Drop::Unexpected("no keys"))?;
+                let opened = open(cipher, &p.iv, msg)?;
+                (opened.payloads, Some(opened.next_iv))
+            }
+        };
+        let Some(hash_i) = payloads.iter().find_map(|x| match x {
+            Payload::Hash(h) => Some(h.clone()),
+            _ => None,
+        }) else {
+            return Err(Drop::Malformed("AM3 without HASH_I".into()));
+        };
+        let t = Phase1Transcript {
+            g_xi: &p.g_xi,
+            g_xr: &p.g_xr,
+            cky_i: &p.cky_i,
+            cky_r: &p.cky_r,
+            sai_b: &p.sai_b,
+        };
+        let skeyid = &p.keys.as_ref().ok_or(Drop::Unexpected("no keys"))?.skeyid;
+        let expected = kdf::hash_i(p.prf, skeyid, &t, &p.aggressive_id);
+        if !bool::from(expected.ct_eq(&hash_i)) {
+            self.delete_isakmp(now, i, false);
+            return Err(Drop::Hash("HASH_I"));
+        }
+        let p = &mut self.p1[i];
+        if let Some(iv) = next_iv {
+            p.iv = iv;
+        }
+        detect_nat(p, &payloads);
+        if local.port() != p.local.port() {
+            // The initiator found a NAT in AM2 and moved to the NAT-T port.
+            p.local = local;
+            p.remote = remote;
+            p.nat_detected = p.natt.is_some();
+        }
+        p.flight = None;
+        let id = phase1_id(remote.ip());
+        self.established(now, i, &id);
+        Ok(())
+    }
+}
