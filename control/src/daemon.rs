@@ -430,11 +430,125 @@ pub fn answer(
             Err(e) => format!("% dataplane unreachable: {e}\n"),
         },
         ["show", "version"] => format!("espada {}\n{}\n", crate::VERSION, dp.dataplane_version),
+        ["show", "crypto", "map"] => show::crypto_map(&crypto_map_views(c, ike)),
+        ["show", "crypto", "session"] | ["show", "crypto", "session", "detail"] => {
+            match dp.counters(None) {
+                Ok(counters) => show::crypto_session(
+                    &session_views(c, ike, &counters),
+                    words.len() == 4,
+                ),
+                Err(e) => format!("% dataplane unreachable: {e}\n"),
+            }
+        }
         [] => String::new(),
         _ => format!(
-            "% Invalid input: {cmd:?}\n% supported: show crypto ipsec sa, show dataplane, show ip nat statistics, show version\n"
+            "% Invalid input: {cmd:?}\n% supported: show crypto ipsec sa, show crypto isakmp sa [detail], \
+             show crypto isakmp stats, show crypto session [detail], show crypto map, show dataplane, \
+             show ip nat statistics, show version, clear crypto sa, clear crypto isakmp, \
+             debug crypto isakmp, undebug all\n"
         ),
     }
+}
+
+/// The `ipsec-isakmp` entries for `show crypto map`.
+fn crypto_map_views(c: &Compiled, ike: Option<&IkeDriver>) -> Vec<show::CryptoMapView> {
+    let pairs: Vec<_> = ike.into_iter().flat_map(IkeDriver::pair_infos).collect();
+    c.ikev1
+        .maps
+        .iter()
+        .map(|e| show::CryptoMapView {
+            map: e.map.clone(),
+            seq: e.seq,
+            dynamic: e.dynamic.clone(),
+            peers: e.peers.clone(),
+            current_peer: pairs
+                .iter()
+                .find(|p| p.tag == e.tag)
+                .map(|p| p.peer)
+                .or(e.peers.first().copied()),
+            selectors: e
+                .selectors
+                .iter()
+                .map(|t| (t.src.to_string(), t.dst.to_string(), t.proto))
+                .collect(),
+            lifetime_seconds: e.lifetime.seconds,
+            lifetime_kilobytes: e.lifetime.kilobytes,
+            pfs: e.pfs.map(|g| g.id()),
+            transforms: e
+                .transforms
+                .iter()
+                .map(|t| {
+                    (
+                        t.name.clone(),
+                        format!("{} {}", t.enc.ios_name(), t.auth.ios_name()),
+                    )
+                })
+                .collect(),
+            interface: c.outside.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// One session per IKE peer (ISAKMP SA and negotiated flows), for
+/// `show crypto session`.
+fn session_views(
+    c: &Compiled,
+    ike: Option<&IkeDriver>,
+    counters: &[SaCounts],
+) -> Vec<show::SessionView> {
+    let Some(ike) = ike else {
+        return Vec::new();
+    };
+    let now = Instant::now();
+    let interface = c.outside.clone().unwrap_or_default();
+    let sas = ike.isakmp_sas(now);
+    let mut peers: Vec<IpAddr> = sas.iter().map(|s| s.remote).collect();
+    peers.extend(ike.pair_infos().map(|p| p.peer));
+    peers.sort();
+    peers.dedup();
+    peers
+        .into_iter()
+        .map(|peer| {
+            let sa = sas
+                .iter()
+                .find(|s| s.remote == peer && s.status == "ACTIVE");
+            let (local, local_port, peer_port) =
+                ike.endpoints(peer)
+                    .unwrap_or((sa.map_or(peer, |s| s.local), 500, 500));
+            let flows = ike
+                .pair_infos()
+                .filter(|p| p.peer == peer)
+                .map(|p| {
+                    let count = |spi: u32, d: Direction| {
+                        counters.iter().find(|x| x.spi == spi && x.direction == d)
+                    };
+                    let out = count(p.outbound_spi, Direction::Outbound);
+                    let inb = count(p.inbound_spi, Direction::Inbound);
+                    (
+                        format!(
+                            "permit {} {} {}",
+                            p.proxy.proto.map_or("ip".to_string(), |x| x.to_string()),
+                            p.proxy.src,
+                            p.proxy.dst
+                        ),
+                        usize::from(out.is_some()) + usize::from(inb.is_some()),
+                        out.map_or(0, |x| x.encaps),
+                        inb.map_or(0, |x| x.decaps),
+                    )
+                })
+                .collect();
+            show::SessionView {
+                interface: interface.clone(),
+                peer,
+                peer_port,
+                local,
+                local_port,
+                ike: sa.map(|_| "Active"),
+                ike_conn_id: sa.map(|s| s.conn_id),
+                flows,
+            }
+        })
+        .collect()
 }
 
 /// Waits until one of `fds` is readable or `timeout` passes. EINTR (a

@@ -271,6 +271,21 @@ impl IkeDriver {
         })
     }
 
+    /// The ISAKMP SAs, for `show crypto session`.
+    pub fn isakmp_sas(&self, now: Instant) -> Vec<show::IsakmpSaView> {
+        self.engine.isakmp_sas(now)
+    }
+
+    /// The engine's view of the installed pairs (peer, proxy, SPIs).
+    pub fn pair_infos(&self) -> impl Iterator<Item = &crate::ikev1::PairInfo> {
+        self.engine.pairs()
+    }
+
+    /// Our address and port and the peer's port for `peer`'s ISAKMP SA.
+    pub fn endpoints(&self, peer: IpAddr) -> Option<(IpAddr, u16, u16)> {
+        self.engine.endpoints(peer)
+    }
+
     /// The negotiated pairs, for `show crypto ipsec sa`.
     pub fn pairs(
         &self,

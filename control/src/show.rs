@@ -451,3 +451,219 @@ mod isakmp_tests {
         assert!(out.contains("Engine-id:Conn-id =  SW:1"), "{out}");
     }
 }
+
+/// One crypto map entry as `show crypto map` prints it.
+#[derive(Debug, Clone)]
+pub struct CryptoMapView {
+    pub map: String,
+    pub seq: u32,
+    /// `Some((name, seq))` for an entry standing for a dynamic map.
+    pub dynamic: Option<(String, u32)>,
+    pub peers: Vec<IpAddr>,
+    pub current_peer: Option<IpAddr>,
+    /// `permit` lines as (source, destination, protocol) prefixes.
+    pub selectors: Vec<(String, String, Option<u8>)>,
+    pub lifetime_seconds: u64,
+    pub lifetime_kilobytes: u64,
+    pub pfs: Option<u16>,
+    /// Transform set name and its transforms (`esp-aes esp-sha-hmac`).
+    pub transforms: Vec<(String, String)>,
+    pub interface: String,
+}
+
+/// `show crypto map`, in IOS's layout.
+pub fn crypto_map(entries: &[CryptoMapView]) -> String {
+    let mut s = String::new();
+    for e in entries {
+        match &e.dynamic {
+            Some((name, seq)) => {
+                let _ = writeln!(
+                    s,
+                    "Crypto Map \"{}\" {} ipsec-isakmp\n\tDynamic map template tag: {name} {seq}",
+                    e.map, e.seq
+                );
+            }
+            None => {
+                let _ = writeln!(s, "Crypto Map \"{}\" {} ipsec-isakmp", e.map, e.seq);
+            }
+        }
+        for p in &e.peers {
+            let _ = writeln!(s, "\tPeer = {p}");
+        }
+        let _ = writeln!(s, "\tExtended IP access list");
+        for (src, dst, proto) in &e.selectors {
+            let proto = match proto {
+                None => "ip".to_string(),
+                Some(1) => "icmp".into(),
+                Some(6) => "tcp".into(),
+                Some(17) => "udp".into(),
+                Some(p) => p.to_string(),
+            };
+            let _ = writeln!(s, "\t    access-list permit {proto} {src} {dst}");
+        }
+        if let Some(p) = e.current_peer {
+            let _ = writeln!(s, "\tCurrent peer: {p}");
+        }
+        let _ = writeln!(
+            s,
+            "\tSecurity association lifetime: {} kilobytes/{} seconds",
+            e.lifetime_kilobytes, e.lifetime_seconds
+        );
+        let _ = writeln!(
+            s,
+            "\tResponder-Only (Y/N): {}",
+            if e.dynamic.is_some() { "Y" } else { "N" }
+        );
+        match e.pfs {
+            Some(g) => {
+                let _ = writeln!(s, "\tPFS (Y/N): Y\n\tDH group:  group{g}");
+            }
+            None => {
+                let _ = writeln!(s, "\tPFS (Y/N): N");
+            }
+        }
+        let sets: Vec<String> = e
+            .transforms
+            .iter()
+            .map(|(name, t)| format!("\t\t{name}:  {{ {t} }} ,"))
+            .collect();
+        let _ = writeln!(s, "\tTransform sets={{ \n{} \n\t}}", sets.join("\n"));
+        let _ = writeln!(
+            s,
+            "\tInterfaces using crypto map {}:\n\t\t{}\n",
+            e.map, e.interface
+        );
+    }
+    s
+}
+
+/// One peer's session as `show crypto session` prints it.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub interface: String,
+    pub peer: IpAddr,
+    pub peer_port: u16,
+    pub local: IpAddr,
+    pub local_port: u16,
+    /// ISAKMP SA state: `Active` once established.
+    pub ike: Option<&'static str>,
+    pub ike_conn_id: Option<u32>,
+    /// (flow text, active SA count, encaps, decaps).
+    pub flows: Vec<(String, usize, u64, u64)>,
+}
+
+/// `show crypto session [detail]`.
+pub fn crypto_session(sessions: &[SessionView], detail: bool) -> String {
+    let mut s = String::from("Crypto session current status\n\n");
+    if detail {
+        s.push_str(
+            "Code: C - IKE Configuration mode, D - Dead Peer Detection     \n\
+             K - Keepalives, N - NAT-traversal, T - cTCP encapsulation     \n\
+             X - IKE Extended Authentication, F - IKE Fragmentation\n\n",
+        );
+    }
+    for v in sessions {
+        // IOS: UP-ACTIVE (IKE and IPsec up), UP-IDLE (IKE up, no IPsec
+        // SA), UP-NO-IKE (IPsec SAs without their ISAKMP SA), DOWN.
+        let status = match (v.ike.is_some(), v.flows.iter().any(|f| f.1 > 0)) {
+            (true, true) => "UP-ACTIVE",
+            (true, false) => "UP-IDLE",
+            (false, true) => "UP-NO-IKE",
+            (false, false) => "DOWN",
+        };
+        let _ = writeln!(
+            s,
+            "Interface: {}\nSession status: {status}\nPeer: {} port {}",
+            v.interface, v.peer, v.peer_port
+        );
+        if let Some(state) = v.ike {
+            let _ = writeln!(
+                s,
+                "  IKEv1 SA: local {}/{} remote {}/{} {state}",
+                v.local, v.local_port, v.peer, v.peer_port
+            );
+            if detail {
+                if let Some(c) = v.ike_conn_id {
+                    let _ = writeln!(s, "      Capabilities:(none) connid:{c} ");
+                }
+            }
+        }
+        for (flow, active, encaps, decaps) in &v.flows {
+            let _ = writeln!(
+                s,
+                "  IPSEC FLOW: {flow}\n        Active SAs: {active}, origin: crypto map"
+            );
+            if detail {
+                let _ = writeln!(
+                    s,
+                    "        Inbound:  #pkts dec'ed {decaps}\n        Outbound: #pkts enc'ed {encaps}"
+                );
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod session_map_tests {
+    use super::*;
+
+    #[test]
+    fn crypto_map_lists_peers_acl_lifetime_pfs_and_transform_sets() {
+        let v = CryptoMapView {
+            map: "VPN".into(),
+            seq: 10,
+            dynamic: None,
+            peers: vec!["198.18.1.1".parse().unwrap()],
+            current_peer: Some("198.18.1.1".parse().unwrap()),
+            selectors: vec![("198.19.1.0/24".into(), "198.19.2.0/24".into(), None)],
+            lifetime_seconds: 3600,
+            lifetime_kilobytes: 4_608_000,
+            pfs: Some(14),
+            transforms: vec![("LAB".into(), "esp-aes esp-sha-hmac".into())],
+            interface: "a-wan".into(),
+        };
+        let s = crypto_map(&[v]);
+        for want in [
+            "Crypto Map \"VPN\" 10 ipsec-isakmp",
+            "\tPeer = 198.18.1.1",
+            "access-list permit ip 198.19.1.0/24 198.19.2.0/24",
+            "Current peer: 198.18.1.1",
+            "Security association lifetime: 4608000 kilobytes/3600 seconds",
+            "PFS (Y/N): Y",
+            "group14",
+            "LAB:  { esp-aes esp-sha-hmac }",
+            "Interfaces using crypto map VPN:\n\t\ta-wan",
+        ] {
+            assert!(s.contains(want), "{want:?} missing from\n{s}");
+        }
+    }
+
+    #[test]
+    fn crypto_session_status_follows_ike_and_ipsec() {
+        let up = SessionView {
+            interface: "a-wan".into(),
+            peer: "198.18.1.1".parse().unwrap(),
+            peer_port: 4500,
+            local: "198.18.0.1".parse().unwrap(),
+            local_port: 4500,
+            ike: Some("Active"),
+            ike_conn_id: Some(1001),
+            flows: vec![("permit ip 198.19.1.0/24 198.19.2.0/24".into(), 2, 7, 5)],
+        };
+        let s = crypto_session(std::slice::from_ref(&up), true);
+        assert!(s.contains("Session status: UP-ACTIVE"));
+        assert!(s.contains("Peer: 198.18.1.1 port 4500"));
+        assert!(s.contains("IKEv1 SA: local 198.18.0.1/4500 remote 198.18.1.1/4500 Active"));
+        assert!(s.contains("Active SAs: 2, origin: crypto map"));
+        assert!(s.contains("#pkts dec'ed 5") && s.contains("#pkts enc'ed 7"));
+        let no_ipsec = SessionView {
+            flows: vec![],
+            ..up.clone()
+        };
+        assert!(crypto_session(&[no_ipsec], false).contains("UP-IDLE"));
+        let no_ike = SessionView { ike: None, ..up };
+        assert!(crypto_session(&[no_ike], false).contains("UP-NO-IKE"));
+    }
+}

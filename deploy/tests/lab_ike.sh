@@ -63,6 +63,22 @@ check "gw_a: show crypto ipsec sa counts encapsulations and decapsulations" coun
 check "gw_a: the IKE debug log shows both phases" \
     sh -c "grep -q 'IKE_P1_COMPLETE' $work/espada-a.log && grep -q 'IPSEC(create_sa)' $work/espada-a.log"
 
+session_up() {
+    show a show crypto session detail >"$work/session.txt"
+    cat "$work/session.txt"
+    [ "$(grep -c 'Session status: UP-ACTIVE' "$work/session.txt")" = 2 ] &&
+        grep -q 'IKEv1 SA: local 198.18.0.1/500 remote 198.18.1.1/500 Active' "$work/session.txt" &&
+        grep -q 'IPSEC FLOW: permit ip 198.19.1.0/24 198.19.2.0/24' "$work/session.txt"
+}
+check "gw_a: show crypto session shows both peers UP-ACTIVE with their flows" session_up
+crypto_map_shown() {
+    show a show crypto map >"$work/map.txt"
+    cat "$work/map.txt"
+    grep -q 'Crypto Map "VPN" 10 ipsec-isakmp' "$work/map.txt" && grep -q 'Current peer: 198.18.1.1' "$work/map.txt" &&
+        grep -q 'LAB:  { esp-aes esp-sha-hmac }' "$work/map.txt"
+}
+check "gw_a: show crypto map lists the entries, peers and transform sets" crypto_map_shown
+
 sleep 1
 kill "$cap_pid" 2>/dev/null
 wait "$cap_pid" 2>/dev/null

@@ -791,6 +791,15 @@ impl Engine {
             .collect()
     }
 
+    /// Our address and port and the peer's port of the established
+    /// ISAKMP SA with `peer` (4500 after NAT-T), if any.
+    pub fn endpoints(&self, peer: IpAddr) -> Option<(IpAddr, u16, u16)> {
+        self.p1
+            .iter()
+            .find(|p| p.remote.ip() == peer && p.state == P1State::Established)
+            .map(|p| (p.local.ip(), p.local.port(), p.remote.port()))
+    }
+
     /// The installed pairs.
     pub fn pairs(&self) -> impl Iterator<Item = &PairInfo> {
         self.pairs.iter().map(|p| &p.info)
