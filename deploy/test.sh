@@ -64,6 +64,9 @@ deploy/tests/lab_ike.sh | tee -a target/lab-output.txt
 step "IKEv1 interop with strongSwan (kernel-libipsec): both roles, three proposals, NAT-T, delete, DPD"
 deploy/tests/lab_swan_ikev1.sh | tee -a target/lab-output.txt
 
+step "seed 003 in the lab: dynamic crypto map hub, spoke behind NAT, NAT exemption and PAT, clear, DPD"
+deploy/tests/lab_seed003.sh | tee -a target/lab-output.txt
+
 step "benchmark smoke run (figures are not asserted; see espada-bench)"
 target/release/espada-bench crypto --quick --suites aes128-sha1,aes128gcm16 --sizes 64,imix >/dev/null
 target/release/espada-bench ike --quick >/dev/null

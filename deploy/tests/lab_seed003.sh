@@ -39,8 +39,11 @@ SPOKE_CONF=deploy/configs/lab-seed003-gw-b.conf
 NAT_ADDR=198.18.0.254 # the spoke's address as the hub sees it
 cap_pid=
 summary_printed=0
+# A signal may arrive while check() has stdout and stderr in check.out.
+exec 3>&1 4>&2
 cleanup() {
     local rc=$?
+    exec 1>&3 2>&4
     trap '' INT TERM
     if [ -n "$cap_pid" ]; then
         kill "$cap_pid" 2>/dev/null
