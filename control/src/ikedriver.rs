@@ -48,6 +48,10 @@ pub struct IkeDriver {
     /// Failures carrying out the engine's outputs (send or dataplane
     /// errors), for `show crypto isakmp stats`-like reports.
     pub failures: u64,
+    /// Inbound SA packet counts at the last look, and when that was:
+    /// ESP from a peer is news for on-demand DPD.
+    decaps_seen: std::collections::HashMap<u32, u64>,
+    next_esp_check: Option<Instant>,
 }
 
 impl IkeDriver {
@@ -71,6 +75,8 @@ impl IkeDriver {
             installed: Vec::new(),
             debug: false,
             failures: 0,
+            decaps_seen: std::collections::HashMap::new(),
+            next_esp_check: None,
         }))
     }
 
@@ -111,10 +117,45 @@ impl IkeDriver {
             |local, remote, m| engine.handle_datagram(now, local, remote, m),
             |_, _| {},
         );
+        if self.next_esp_check.is_none_or(|t| t <= now) {
+            self.next_esp_check = Some(now + std::time::Duration::from_secs(1));
+            self.watch_esp(now, dp);
+        }
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
         }
         self.flush(dp);
+    }
+
+    /// Once a second: which peers' inbound SAs decapsulated something
+    /// since the last look (one counters request, not per packet).
+    fn watch_esp(&mut self, now: Instant, dp: &mut DataplaneClient) {
+        if self.installed.is_empty() {
+            return;
+        }
+        let Ok(counters) = dp.counters(None) else {
+            return;
+        };
+        for p in &self.installed {
+            let Some(c) = counters
+                .iter()
+                .find(|c| c.spi == p.inbound.spi && c.direction == Direction::Inbound)
+            else {
+                continue;
+            };
+            let before = self
+                .decaps_seen
+                .insert(p.inbound.spi, c.decaps)
+                .unwrap_or(0);
+            if c.decaps > before {
+                if let dataplane::api::EspMode::Tunnel { remote, .. } = p.inbound.mode {
+                    self.engine.esp_received(now, remote);
+                }
+            }
+        }
+        let live: std::collections::HashSet<u32> =
+            self.installed.iter().map(|p| p.inbound.spi).collect();
+        self.decaps_seen.retain(|spi, _| live.contains(spi));
     }
 
     fn flush(&mut self, dp: &mut DataplaneClient) {

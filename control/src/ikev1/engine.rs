@@ -791,6 +791,24 @@ impl Engine {
             .collect()
     }
 
+    /// ESP arrived from `peer` (the driver watches the inbound SAs'
+    /// counters). With `crypto isakmp keepalive ... on-demand` that is
+    /// proof enough that the peer lives: R-U-THERE is only sent when
+    /// neither IKE nor ESP came back for the interval, as IOS does.
+    /// Periodic DPD ignores it.
+    pub fn esp_received(&mut self, now: Instant, peer: IpAddr) {
+        if self.policy.dpd.is_some_and(|d| d.periodic) {
+            return;
+        }
+        for p in self
+            .p1
+            .iter_mut()
+            .filter(|p| p.remote.ip() == peer && p.state == P1State::Established)
+        {
+            p.last_heard = p.last_heard.max(now);
+        }
+    }
+
     /// Our address and port and the peer's port of the established
     /// ISAKMP SA with `peer` (4500 after NAT-T), if any.
     pub fn endpoints(&self, peer: IpAddr) -> Option<(IpAddr, u16, u16)> {

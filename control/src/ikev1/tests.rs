@@ -789,3 +789,26 @@ fn aggressive_mode_through_a_nat_and_with_a_wrong_key() {
     assert!(net.seen_a.installs.is_empty() && net.seen_b.installs.is_empty());
     assert_eq!(net.a.stats().hash_mismatch, 1, "A checks HASH_R first");
 }
+
+#[test]
+fn on_demand_dpd_stays_quiet_while_esp_arrives() {
+    let dpd = Dpd {
+        interval: 10,
+        retry: 2,
+        periodic: false,
+    };
+    let mut a = policy(&A4, "espada-lab-psk");
+    a.dpd = Some(dpd);
+    let mut net = Net::new(a, policy(&B4, "espada-lab-psk"));
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let peer: IpAddr = "198.18.1.1".parse().unwrap();
+    for _ in 0..30 {
+        net.a.esp_received(net.now, peer);
+        net.run_for(1);
+    }
+    assert!(!net.seen_a.logs.iter().any(|l| l.contains("R_U_THERE")));
+    // No ESP any more: the next interval brings an R-U-THERE.
+    net.run_for(12);
+    assert!(net.seen_a.logs.iter().any(|l| l.contains("R_U_THERE")));
+    assert!(net.seen_a.deletes.is_empty(), "B answers it");
+}
