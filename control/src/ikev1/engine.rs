@@ -281,6 +281,59 @@ impl Phase1 {
         [self.cky_i, self.cky_r].concat()
     }
 
+    /// A record with nothing negotiated yet, for the constructors of each
+    /// exchange to fill in (`Phase1 { .., ..Phase1::blank(now) }`).
+    fn blank(now: Instant) -> Phase1 {
+        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+        Phase1 {
+            conn_id: 0,
+            initiator: false,
+            local: nowhere,
+            remote: nowhere,
+            cky_i: [0; 8],
+            cky_r: [0; 8],
+            state: P1State::I1,
+            choice: None,
+            prf: Prf::HmacSha1,
+            sai_b: Vec::new(),
+            psk: Zeroizing::new(Vec::new()),
+            dh: None,
+            g_xi: Vec::new(),
+            g_xr: Vec::new(),
+            ni_b: Vec::new(),
+            nr_b: Vec::new(),
+            keys: None,
+            cipher: None,
+            iv: Vec::new(),
+            flight: None,
+            answered: Vec::new(),
+            reply: Vec::new(),
+            established_at: None,
+            expires_at: None,
+            peer_dpd: false,
+            natt: None,
+            nat_detected: false,
+            behind_nat: false,
+            next_keepalive: None,
+            aggressive_id: Vec::new(),
+            last_heard: now,
+            dpd_seq: u32::from_be_bytes(random()) >> 1,
+            dpd_pending: None,
+            next_dpd: None,
+        }
+    }
+
+    /// What HASH_I and HASH_R cover besides the identity.
+    fn transcript(&self) -> Phase1Transcript<'_> {
+        Phase1Transcript {
+            g_xi: &self.g_xi,
+            g_xr: &self.g_xr,
+            cky_i: &self.cky_i,
+            cky_r: &self.cky_r,
+            sai_b: &self.sai_b,
+        }
+    }
+
     fn skeyid_a(&self) -> &[u8] {
         self.keys.as_ref().map_or(&[], |k| &k.skeyid_a)
     }
@@ -697,6 +750,22 @@ impl Engine {
         self.pending.clear();
     }
 
+    /// A negotiation for `proxy` of map entry `entry` failed: acquires for
+    /// it are ignored for [`HOLD_DOWN`], and a pair that was being rekeyed
+    /// may try again at its next soft expiry.
+    fn hold_off(&mut self, now: Instant, entry: usize, proxy: TrafficSelector) {
+        if let Some(e) = self.policy.maps.get(entry) {
+            self.hold_down.push((e.tag, proxy, now + HOLD_DOWN));
+        }
+        if let Some(pair) = self
+            .pairs
+            .iter_mut()
+            .find(|x| x.entry == entry && x.info.proxy == proxy)
+        {
+            pair.rekeying = false;
+        }
+    }
+
     /// Forgets a Quick Mode; a responder's inbound SA installed at QM2
     /// goes too if QM3 never came.
     fn drop_qm(&mut self, q: QuickMode) {
@@ -896,9 +965,7 @@ impl Engine {
                     if f.attempts >= MAX_RETRANSMITS {
                         self.stats.retransmit_limit += 1;
                         let q = self.qm.remove(i);
-                        if let Some(e) = self.policy.maps.get(q.entry) {
-                            self.hold_down.push((e.tag, q.proxy, now + HOLD_DOWN));
-                        }
+                        self.hold_off(now, q.entry, q.proxy);
                         self.log(format!(
                             "ISAKMP: quick mode {:#x} got no answer: retransmission limit reached",
                             q.msg_id
@@ -1041,17 +1108,7 @@ impl Engine {
             .partition(|p| p.peer == peer && p.local == local);
         self.pending = kept;
         for p in gone {
-            let tag = self.policy.maps.get(p.entry).map(|e| e.tag);
-            if let Some(tag) = tag {
-                self.hold_down.push((tag, p.proxy, now + HOLD_DOWN));
-            }
-            if let Some(pair) = self
-                .pairs
-                .iter_mut()
-                .find(|x| x.entry == p.entry && x.info.proxy == p.proxy)
-            {
-                pair.rekeying = false;
-            }
+            self.hold_off(now, p.entry, p.proxy);
         }
     }
 

@@ -78,33 +78,15 @@ impl Engine {
             cky_i: header.initiator_cookie,
             cky_r: [0; 8],
             state: P1State::AmI1,
-            choice: None,
-            prf: Prf::HmacSha1,
             sai_b,
             psk,
             g_xi: dh.public_value().to_vec(),
             dh: Some(dh),
-            g_xr: Vec::new(),
             ni_b: ni,
-            nr_b: Vec::new(),
-            keys: None,
-            cipher: None,
-            iv: Vec::new(),
             flight: Some(Flight::new(now, data.clone())),
-            answered: Vec::new(),
             reply: data.clone(),
-            established_at: None,
-            expires_at: None,
-            peer_dpd: false,
-            natt: None,
-            nat_detected: false,
-            behind_nat: false,
-            next_keepalive: None,
             aggressive_id: body(&id),
-            last_heard: now,
-            dpd_seq: u32::from_be_bytes(random()) >> 1,
-            dpd_pending: None,
-            next_dpd: None,
+            ..Phase1::blank(now)
         });
         self.log(format!(
             "ISAKMP:({conn_id}):beginning Aggressive Mode exchange with {peer}"
@@ -250,31 +232,14 @@ impl Engine {
             prf: prf_of(choice.hash),
             sai_b,
             psk,
-            dh: None,
-            g_xi: Vec::new(),
-            g_xr: Vec::new(),
-            ni_b: Vec::new(),
-            nr_b: Vec::new(),
-            keys: None,
-            cipher: None,
-            iv: Vec::new(),
-            flight: None,
             answered: data.to_vec(),
             reply: Vec::new(),
-            established_at: None,
-            expires_at: None,
             peer_dpd: payloads.iter().any(|p| {
                 matches!(p, Payload::VendorId(v) if KnownVendor::identify(v) == Some(KnownVendor::Dpd))
             }),
             natt: natt_announced(payloads),
-            nat_detected: false,
-            behind_nat: false,
-            next_keepalive: None,
             aggressive_id: idii_b,
-            last_heard: now,
-            dpd_seq: u32::from_be_bytes(random()) >> 1,
-            dpd_pending: None,
-            next_dpd: None,
+            ..Phase1::blank(now)
         });
         let i = self.p1.len() - 1;
         if let Err(e) = self.key_exchange(i, payloads) {
@@ -284,13 +249,7 @@ impl Engine {
         let p = &mut self.p1[i];
         let id = Payload::Identification(phase1_id(local.ip()));
         let idir_b = body(&id);
-        let t = Phase1Transcript {
-            g_xi: &p.g_xi,
-            g_xr: &p.g_xr,
-            cky_i: &p.cky_i,
-            cky_r: &p.cky_r,
-            sai_b: &p.sai_b,
-        };
+        let t = p.transcript();
         let hash = kdf::hash_r(
             p.prf,
             &p.keys.as_ref().expect("derived by key_exchange").skeyid,
@@ -381,13 +340,7 @@ impl Engine {
         self.key_exchange(i, payloads)?;
         let nat_t_port = self.nat_t_port;
         let p = &mut self.p1[i];
-        let t = Phase1Transcript {
-            g_xi: &p.g_xi,
-            g_xr: &p.g_xr,
-            cky_i: &p.cky_i,
-            cky_r: &p.cky_r,
-            sai_b: &p.sai_b,
-        };
+        let t = p.transcript();
         let skeyid = &p.keys.as_ref().expect("derived by key_exchange").skeyid;
         let expected = kdf::hash_r(p.prf, skeyid, &t, &idir_b);
         if !bool::from(expected.ct_eq(&hash_r)) {
@@ -444,13 +397,7 @@ impl Engine {
         }) else {
             return Err(Drop::Malformed("AM3 without HASH_I".into()));
         };
-        let t = Phase1Transcript {
-            g_xi: &p.g_xi,
-            g_xr: &p.g_xr,
-            cky_i: &p.cky_i,
-            cky_r: &p.cky_r,
-            sai_b: &p.sai_b,
-        };
+        let t = p.transcript();
         let skeyid = &p.keys.as_ref().ok_or(Drop::Unexpected("no keys"))?.skeyid;
         let expected = kdf::hash_i(p.prf, skeyid, &t, &p.aggressive_id);
         if !bool::from(expected.ct_eq(&hash_i)) {

@@ -58,33 +58,11 @@ impl Engine {
             cky_i: header.initiator_cookie,
             cky_r: [0; 8],
             state: P1State::I1,
-            choice: None,
-            prf: Prf::HmacSha1,
             sai_b,
             psk,
-            dh: None,
-            g_xi: Vec::new(),
-            g_xr: Vec::new(),
-            ni_b: Vec::new(),
-            nr_b: Vec::new(),
-            keys: None,
-            cipher: None,
-            iv: Vec::new(),
             flight: Some(Flight::new(now, data.clone())),
-            answered: Vec::new(),
             reply: data.clone(),
-            established_at: None,
-            expires_at: None,
-            peer_dpd: false,
-            natt: None,
-            nat_detected: false,
-            behind_nat: false,
-            next_keepalive: None,
-            aggressive_id: Vec::new(),
-            last_heard: now,
-            dpd_seq: u32::from_be_bytes(random()) >> 1,
-            dpd_pending: None,
-            next_dpd: None,
+            ..Phase1::blank(now)
         };
         self.log(format!(
             "ISAKMP:({conn_id}):beginning Main Mode exchange with {peer}"
@@ -249,29 +227,12 @@ impl Engine {
             prf: prf_of(choice.hash),
             sai_b,
             psk,
-            dh: None,
-            g_xi: Vec::new(),
-            g_xr: Vec::new(),
-            ni_b: Vec::new(),
-            nr_b: Vec::new(),
-            keys: None,
-            cipher: None,
-            iv: Vec::new(),
             flight: Some(Flight::new(now, out.clone())),
             answered: data.to_vec(),
             reply: out.clone(),
-            established_at: None,
-            expires_at: None,
             peer_dpd,
             natt,
-            nat_detected: false,
-            behind_nat: false,
-            next_keepalive: None,
-            aggressive_id: Vec::new(),
-            last_heard: now,
-            dpd_seq: u32::from_be_bytes(random()) >> 1,
-            dpd_pending: None,
-            next_dpd: None,
+            ..Phase1::blank(now)
         });
         self.send(local, remote, out);
         Ok(())
@@ -439,13 +400,7 @@ impl Engine {
         }
         let id = Payload::Identification(phase1_id(p.local.ip()));
         let idii_b = body(&id);
-        let t = Phase1Transcript {
-            g_xi: &p.g_xi,
-            g_xr: &p.g_xr,
-            cky_i: &p.cky_i,
-            cky_r: &p.cky_r,
-            sai_b: &p.sai_b,
-        };
+        let t = p.transcript();
         let hash = kdf::hash_i(
             p.prf,
             &p.keys.as_ref().expect("derived above").skeyid,
@@ -505,13 +460,7 @@ impl Engine {
             .find(|(t, _)| *t == PayloadType::IDENTIFICATION.0)
             .map(|(_, b)| b.to_vec())
             .unwrap_or_default();
-        let t = Phase1Transcript {
-            g_xi: &p.g_xi,
-            g_xr: &p.g_xr,
-            cky_i: &p.cky_i,
-            cky_r: &p.cky_r,
-            sai_b: &p.sai_b,
-        };
+        let t = p.transcript();
         let skeyid = &p
             .keys
             .as_ref()
@@ -566,13 +515,7 @@ impl Engine {
         }
         let my_id = Payload::Identification(phase1_id(p.local.ip()));
         let idir_b = body(&my_id);
-        let t = Phase1Transcript {
-            g_xi: &p.g_xi,
-            g_xr: &p.g_xr,
-            cky_i: &p.cky_i,
-            cky_r: &p.cky_r,
-            sai_b: &p.sai_b,
-        };
+        let t = p.transcript();
         let hash = kdf::hash_r(
             p.prf,
             &p.keys.as_ref().expect("verified").skeyid,

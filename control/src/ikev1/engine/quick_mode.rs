@@ -463,16 +463,7 @@ impl Engine {
 
     fn fail_qm(&mut self, now: Instant, k: usize, why: &str) {
         let q = self.qm.remove(k);
-        if let Some(e) = self.policy.maps.get(q.entry) {
-            self.hold_down.push((e.tag, q.proxy, now + HOLD_DOWN));
-        }
-        if let Some(pair) = self
-            .pairs
-            .iter_mut()
-            .find(|x| x.entry == q.entry && x.info.proxy == q.proxy)
-        {
-            pair.rekeying = false;
-        }
+        self.hold_off(now, q.entry, q.proxy);
         self.log(format!("ISAKMP: Quick Mode {:#x} failed: {why}", q.msg_id));
     }
 
