@@ -1146,3 +1146,38 @@ fn vtis_share_the_one_outside_interface_and_need_a_key() {
         )],
     );
 }
+
+#[test]
+fn the_lab_vti_configs_compile_to_two_vtis_each() {
+    let b_kernel = |name: &str| match name {
+        "b-lan" => Some(ResolvedInterface {
+            ifindex: 2,
+            addrs: vec![ip("198.19.2.1"), ip("fd00:b::1")],
+        }),
+        "b-wan" => Some(ResolvedInterface {
+            ifindex: 3,
+            addrs: vec![ip("198.18.1.1"), ip("fd00:2::1")],
+        }),
+        _ => None,
+    };
+    for (conf, kernel, dsts) in [
+        (
+            include_str!("../../../../deploy/configs/lab-vti-gw-a.conf"),
+            &kernel_a as &dyn super::super::InterfaceResolver,
+            ["fd00:b::/64", "198.19.2.0/24", "198.18.24.0/24"],
+        ),
+        (
+            include_str!("../../../../deploy/configs/lab-vti-gw-b.conf"),
+            &b_kernel,
+            ["fd00:a::/64", "198.19.1.0/24", "198.18.24.0/24"],
+        ),
+    ] {
+        let cfg = parse_ok(conf);
+        let c = compile(&cfg, kernel).unwrap_or_else(|e| panic!("{e:?}"));
+        let names: Vec<_> = c.ikev1.maps.iter().map(|m| m.map.as_str()).collect();
+        assert_eq!(names, ["Tunnel23-head-0", "Tunnel24-head-0"]);
+        let got: Vec<String> = c.spd.iter().map(|r| r.selector.dst.to_string()).collect();
+        assert_eq!(got, dsts);
+        assert_eq!(c.inside.len(), 1);
+    }
+}
