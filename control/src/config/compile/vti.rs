@@ -375,6 +375,10 @@ impl<'c> Cx<'c> {
                 continue;
             }
             dsts.push(r.prefix);
+            // The route does something here: it selects what the tunnel
+            // protects. Drop the parser's "recorded but not installed".
+            self.warnings
+                .retain(|w| !(w.span == r.span && w.message.starts_with("route to ")));
         }
         let connected: Vec<IpPrefix> = if v6 {
             iface

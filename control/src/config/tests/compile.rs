@@ -957,6 +957,15 @@ fn a_vti_compiles_to_an_ikev1_entry_and_route_based_spd_rules() {
     assert_eq!(c.outside.as_deref(), Some("a-wan"));
     assert_eq!(c.inside, ["a-lan"]);
     assert!(c.sas.is_empty() && c.entries.is_empty());
+    // Routes into the tunnel are used, so only the next-hop route keeps
+    // its "not installed" warning.
+    let routes: Vec<u32> = c
+        .warnings
+        .iter()
+        .filter(|w| w.message.starts_with("route to "))
+        .map(|w| w.span.line)
+        .collect();
+    assert_eq!(routes, [23]);
 }
 
 #[test]
