@@ -23,6 +23,7 @@ use dataplane::api::{Direction, Event, Request, SaParams};
 use dataplane::spd::{PolicyTag, TrafficSelector};
 
 use crate::config::compile::Compiled;
+use crate::config::compile::VTI_SEQ;
 use crate::dpclient::{DataplaneClient, DpError};
 use crate::ikesock::{IkeSockets, IKE_PORT, NAT_T_PORT};
 use crate::ikev1::{Engine, Output};
@@ -71,7 +72,13 @@ impl IkeDriver {
         Ok(Some(IkeDriver {
             engine: Engine::new(c.ikev1.clone()),
             socks: IkeSockets::bind(&locals, ike, nat_t)?,
-            spd: SpdBinder::new(c.spd.clone()),
+            spd: SpdBinder::new(c.spd.clone()).with_route_based(
+                c.ikev1
+                    .maps
+                    .iter()
+                    .filter(|m| m.seq == VTI_SEQ)
+                    .map(|m| m.tag),
+            ),
             installed: Vec::new(),
             debug: false,
             failures: 0,

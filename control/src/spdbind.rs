@@ -12,7 +12,10 @@
 //!   `match address`: it protects what peers negotiate) gets a rule for
 //!   the proxy after every compiled rule, so the static entries and their
 //!   deny lines still come first, as they do in IOS when the dynamic map
-//!   is the map's last entry.
+//!   is the map's last entry;
+//! - except for a route-based entry (a VTI): it protects only what is
+//!   routed into the tunnel (its compiled rules), never the whole proxy
+//!   it negotiated (any to any), so a VTI with no routes protects nothing.
 //!
 //! The dataplane replaces its SPD whole (`LoadSpd`), so this module only
 //! computes the list to load; it is pure and every rule above is a test.
@@ -35,6 +38,8 @@ struct Binding {
 pub struct SpdBinder {
     base: Vec<SpdRule>,
     bound: Vec<Binding>,
+    /// Entries whose bindings never add rules of their own (VTIs).
+    route_based: Vec<PolicyTag>,
 }
 
 /// Whether `inner` matches no flow `outer` does not.
@@ -47,7 +52,14 @@ impl SpdBinder {
         SpdBinder {
             base,
             bound: Vec::new(),
+            route_based: Vec::new(),
         }
+    }
+
+    /// Marks the entries `tags` as route-based (see the module doc).
+    pub fn with_route_based(mut self, tags: impl IntoIterator<Item = PolicyTag>) -> SpdBinder {
+        self.route_based.extend(tags);
+        self
     }
 
     /// Replaces the compiled rules (a config reload); bindings stay.
@@ -114,7 +126,12 @@ impl SpdBinder {
                 action: PolicyAction::Protect { sa: whole, map },
             });
         }
-        for (b, _) in self.bound.iter().zip(&placed).filter(|(_, p)| !**p) {
+        for (b, _) in self
+            .bound
+            .iter()
+            .zip(&placed)
+            .filter(|(b, p)| !**p && !self.route_based.contains(&b.tag))
+        {
             out.push(SpdRule {
                 selector: b.proxy,
                 action: PolicyAction::Protect {
@@ -207,6 +224,26 @@ mod tests {
             r[2],
             protect(sel("198.19.1.0/24", "198.19.2.0/24"), A, None)
         );
+    }
+
+    #[test]
+    fn a_vtis_any_to_any_proxy_binds_its_routes_and_adds_nothing_else() {
+        let v = PolicyTag {
+            map: 1,
+            seq: 65_536,
+        };
+        let mut rules = vec![protect(sel("::/0", "fd00:b::/64"), v, None)];
+        rules.extend(base());
+        let mut b = SpdBinder::new(rules.clone()).with_route_based([v]);
+        b.bind(v, sel("::/0", "::/0"), 5);
+        let r = b.rules();
+        assert_eq!(r.len(), rules.len(), "no catch-all any-to-any rule: {r:?}");
+        assert_eq!(r[0], protect(sel("::/0", "fd00:b::/64"), v, Some(5)));
+        assert_eq!(&r[1..], &base()[..]);
+        // With no route into the tunnel, the SA protects nothing outbound.
+        let mut b = SpdBinder::new(base()).with_route_based([v]);
+        b.bind(v, sel("::/0", "::/0"), 5);
+        assert_eq!(b.rules(), base());
     }
 
     #[test]

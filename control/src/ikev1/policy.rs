@@ -100,8 +100,9 @@ impl Default for IpsecLifetime {
 }
 
 /// One `crypto map NAME SEQ ipsec-isakmp` entry (or the dynamic-map entry
-/// it stands for).
-#[derive(Debug, Clone)]
+/// it stands for), or the IKEv1 entry of a VTI (`interface TunnelN` with
+/// `tunnel protection ipsec profile`, named `TunnelN-head-0` as in IOS).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapEntry {
     /// The tag the dataplane's SPD rules of this entry carry (acquires
     /// name it).

@@ -311,7 +311,7 @@ impl<'c> Cx<'c> {
     }
 
     /// An entry's lifetime over the global one over IOS's defaults.
-    fn ipsec_lifetime(&self, entry: &SaLifetime) -> IpsecLifetime {
+    pub(super) fn ipsec_lifetime(&self, entry: &SaLifetime) -> IpsecLifetime {
         let global = &self.cfg.ike.sa_lifetime;
         let d = IpsecLifetime::default();
         IpsecLifetime {

@@ -28,6 +28,7 @@ mod cascade;
 mod crypto_map;
 mod isakmp;
 mod nat;
+mod vti;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -41,6 +42,7 @@ use super::resolve::{InterfaceResolver, ResolvedInterface};
 use crate::ikev1::Ikev1Policy;
 
 pub use cascade::intersect;
+pub use vti::{vti_map_name, VTI_SEQ};
 
 /// What the dataplane needs from a config, plus what `show` and the CLI
 /// report about it.
@@ -107,10 +109,11 @@ pub fn compile(
     cx.ike_not_supported();
     cx.spi_uniqueness();
     let mut ikev1 = cx.ikev1_globals();
-    let out = cx.crypto_maps();
+    let mut out = cx.crypto_maps();
+    cx.vtis(&mut out);
     ikev1.maps = out.isakmp;
     cx.ikev1_complete(&ikev1);
-    let inside = cx.inside_interfaces();
+    let inside = cx.inside_interfaces(out.outside.as_deref());
     let nat = cx.nat();
     cx.warnings.sort_by_key(|w| w.span);
     if !cx.errors.is_empty() {
@@ -157,16 +160,18 @@ impl<'c> Cx<'c> {
         });
     }
 
-    /// IKEv2 and profile items are parsed into the model but nothing
-    /// negotiates them yet: say so at each one rather than start a gateway
-    /// that never protects their traffic.
+    /// IKEv2 items are parsed into the model but nothing negotiates them
+    /// yet: say so at each one rather than start a gateway that never
+    /// protects their traffic. (VTIs and IPsec profiles compile over IKEv1
+    /// in `vti`.)
     fn ike_not_supported(&mut self) {
         let why = "is not supported yet: IKEv2 arrives with its own issue; in this build use \
-                   IKEv1 (crypto isakmp, crypto map ... ipsec-isakmp) or ipsec-manual";
+                   IKEv1 (crypto isakmp, crypto map ... ipsec-isakmp, or a VTI whose IPsec \
+                   profile has no ikev2-profile) or ipsec-manual";
         for (span, what) in self.cfg.ike.unsupported_items() {
-            let why = if what.starts_with("crypto ipsec profile") {
-                "is not supported yet: IPsec profiles protect tunnel interfaces (VTI), which \
-                 arrive later; use a crypto map on the outside interface"
+            let why = if what.ends_with("set isakmp-profile") {
+                "is not supported yet: ISAKMP profiles arrive later; the global crypto isakmp \
+                 policies and keys apply"
             } else {
                 why
             };
@@ -177,61 +182,54 @@ impl<'c> Cx<'c> {
                 format!("{what} {why}"),
             );
         }
-        for i in &self.cfg.interfaces {
-            if let Some(span) = i.tunnel.span() {
-                self.error(
-                    ErrorKind::NotSupportedYet,
-                    span,
-                    "tunnel",
-                    format!(
-                        "interface {}: tunnel interfaces (VTI, tunnel protection) are not supported yet; \
-                         use a crypto map on the outside interface",
-                        i.name
-                    ),
-                );
-            }
-        }
     }
 
     /// A config with `ipsec-isakmp` entries needs something to negotiate
     /// with: a pre-shared-key policy and a key for each static peer.
     fn ikev1_complete(&mut self, p: &Ikev1Policy) {
-        let span_of = |map: &str, seq: u32| {
-            self.cfg
+        let cfg = self.cfg;
+        // Where an entry is written and how messages name it: a crypto map
+        // entry, or the tunnel interface a VTI entry comes from.
+        let site = |e: &crate::ikev1::MapEntry| -> (Span, String) {
+            if let Some(c) = cfg
                 .crypto_maps
                 .iter()
-                .find(|e| e.name == map && e.seq == seq)
-                .map(|e| e.span)
+                .find(|c| c.name == e.map && c.seq == e.seq)
+            {
+                return (c.span, format!("crypto map {} {}", e.map, e.seq));
+            }
+            cfg.interfaces
+                .iter()
+                .find(|i| e.seq == VTI_SEQ && vti_map_name(&i.name) == e.map)
+                .map(|i| {
+                    let span = i.tunnel.protection.as_ref().map_or(i.span, |p| p.span);
+                    (span, format!("interface {}", i.name))
+                })
                 .unwrap_or_default()
         };
         let Some(first) = p.maps.first() else {
             return;
         };
-        let span = span_of(&first.map, first.seq);
+        let (span, id) = site(first);
         if p.isakmp.is_empty() {
             self.error(
                 ErrorKind::Missing,
                 span,
                 &first.map,
                 format!(
-                    "crypto map {} uses IKE, but no crypto isakmp policy has \"authentication \
-                     pre-share\"",
-                    first.map
+                    "{id} uses IKE, but no crypto isakmp policy has \"authentication pre-share\""
                 ),
             );
         }
         for e in &p.maps {
-            let span = span_of(&e.map, e.seq);
+            let (span, id) = site(e);
             for peer in &e.peers {
                 if p.key_for(*peer).is_none() {
                     self.error(
                         ErrorKind::Missing,
                         span,
                         &peer.to_string(),
-                        format!(
-                            "crypto map {} {}: no crypto isakmp key for peer {peer}",
-                            e.map, e.seq
-                        ),
+                        format!("{id}: no crypto isakmp key for peer {peer}"),
                     );
                 }
             }
@@ -289,11 +287,16 @@ impl<'c> Cx<'c> {
     /// The dataplane's inside interfaces (see [`Compiled::inside`]), each
     /// resolved so that one the kernel lacks is reported here rather than
     /// when the dataplane fails to start.
-    fn inside_interfaces(&mut self) -> Vec<String> {
+    fn inside_interfaces(&mut self, outside: Option<&str>) -> Vec<String> {
         let mut inside = Vec::new();
         for i in &self.cfg.interfaces {
             let nat_outside = matches!(&i.nat, Some(n) if n.value == NatSide::Outside);
-            if i.crypto_map.is_some() || i.shutdown || nat_outside || i.tunnel.span().is_some() {
+            if i.crypto_map.is_some()
+                || i.shutdown
+                || nat_outside
+                || i.tunnel.span().is_some()
+                || Some(i.name.as_str()) == outside
+            {
                 continue;
             }
             if self.resolve(&i.name, i.span).is_some() {

@@ -44,9 +44,9 @@ pub struct IkeConfig {
 }
 
 impl IkeConfig {
-    /// The IKE items this build parses but does not negotiate yet (IKEv2
-    /// and IPsec profiles), with where they are written, for "not
-    /// supported yet".
+    /// The IKE items this build parses but does not negotiate yet (IKEv2,
+    /// and IPsec profiles' `set ikev2-profile` / `set isakmp-profile`), with
+    /// where they are written, for "not supported yet".
     pub fn unsupported_items(&self) -> Vec<(Span, String)> {
         let mut v = Vec::new();
         v.extend(
@@ -69,11 +69,18 @@ impl IkeConfig {
                 .iter()
                 .map(|p| (p.span, format!("crypto ikev2 profile {}", p.name))),
         );
-        v.extend(
-            self.ipsec_profiles
-                .iter()
-                .map(|p| (p.span, format!("crypto ipsec profile {}", p.name))),
-        );
+        // IPsec profiles protect VTIs over IKEv1; only their IKEv2 (and
+        // ISAKMP profile) references are not negotiated yet.
+        for p in &self.ipsec_profiles {
+            for (set, what) in [
+                (&p.ikev2_profile, "set ikev2-profile"),
+                (&p.isakmp_profile, "set isakmp-profile"),
+            ] {
+                if let Some(s) = set {
+                    v.push((s.span, format!("crypto ipsec profile {}: {what}", p.name)));
+                }
+            }
+        }
         v.sort_by_key(|(s, _)| *s);
         v
     }

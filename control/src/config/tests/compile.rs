@@ -598,7 +598,7 @@ fn transport_mode_transform_sets_give_transport_sas() {
 }
 
 #[test]
-fn ike_keyrings_and_tunnel_interfaces_say_not_supported_yet_at_their_column() {
+fn ike_keyrings_and_ikev2_profiles_say_not_supported_yet_at_their_column() {
     for (src, col, what) in [
         (
             "crypto ikev2 keyring K\n",
@@ -606,9 +606,9 @@ fn ike_keyrings_and_tunnel_interfaces_say_not_supported_yet_at_their_column() {
             "crypto ikev2 keyring K is not supported yet",
         ),
         (
-            "interface Tunnel0\n tunnel mode ipsec ipv4\n",
-            2,
-            "interface Tunnel0: tunnel interfaces (VTI, tunnel protection) are not supported yet",
+            "crypto ipsec profile P\n set transform-set T\n set ikev2-profile X\n",
+            20,
+            "crypto ipsec profile P: set ikev2-profile is not supported yet",
         ),
     ] {
         let e = compile_errs(src);
@@ -865,4 +865,328 @@ fn a_deny_cascade_that_would_explode_is_refused_with_a_message() {
         "{}",
         e[0].message
     );
+}
+
+// ----- VTIs (interface TunnelN, tunnel protection ipsec profile) -----
+
+/// Seed 001's VTI on gw_a of the lab, with routes into the tunnel, a
+/// global address on the tunnel and profile settings.
+const VTI6: &str = "\
+crypto isakmp policy 10
+ authentication pre-share
+crypto isakmp key cisco address ipv6 ::/0
+crypto ipsec transform-set TRA esp-aes esp-sha-hmac
+ mode transport
+crypto ipsec profile PRO
+ set transform-set TRA
+ set pfs group14
+ set security-association lifetime seconds 1800
+interface a-lan
+ ipv6 address fd00:a::1/64
+interface a-wan
+ ipv6 address fd00:1::1/64
+interface Tunnel23
+ ipv6 address fd00:23::1/64
+ ipv6 address FE80::23:2 link-local
+ tunnel source a-wan
+ tunnel mode ipsec ipv6
+ tunnel destination fd00:2::1
+ tunnel protection ipsec profile PRO
+ipv6 route fd00:b::/64 Tunnel23
+ipv6 route fd00:b:1::/48 Tunnel23
+ipv6 route fd00:c::/64 fd00:1::fe
+";
+
+fn protect_any_to(dst: &str, tag: PolicyTag) -> SpdRule {
+    let any = if dst.contains(':') {
+        "::/0"
+    } else {
+        "0.0.0.0/0"
+    };
+    SpdRule {
+        selector: sel(any, dst),
+        action: PolicyAction::Protect { sa: None, map: tag },
+    }
+}
+
+#[test]
+fn a_vti_compiles_to_an_ikev1_entry_and_route_based_spd_rules() {
+    use crate::ike::crypto::DhGroup;
+    use crate::ikev1::policy::{EspTransform, IpsecLifetime, MapEntry};
+    let c = compile_ok(VTI6);
+    let tag = PolicyTag {
+        map: 0,
+        seq: 65_536,
+    };
+    assert_eq!(
+        c.ikev1.maps,
+        [MapEntry {
+            tag,
+            map: "Tunnel23-head-0".into(),
+            seq: 65_536,
+            dynamic: None,
+            peers: vec![ip("fd00:2::1")],
+            local: ip("fd00:1::1"),
+            // `mode transport` is ignored on a VTI, as IOS does.
+            transforms: vec![EspTransform {
+                name: "TRA".into(),
+                enc: EncAlg::AesCbc128,
+                auth: AuthAlg::HmacSha1_96,
+                tunnel: true,
+            }],
+            selectors: vec![sel("::/0", "::/0")],
+            pfs: DhGroup::from_id(14),
+            lifetime: IpsecLifetime {
+                seconds: 1800,
+                kilobytes: 4_608_000
+            },
+            replay_window: 64,
+        }]
+    );
+    // Longest prefix first; the connected /64 after the routed /64 (file
+    // order), the link-local address and the next-hop route not at all.
+    assert_eq!(
+        c.spd,
+        [
+            protect_any_to("fd00:b::/64", tag),
+            protect_any_to("fd00:23::/64", tag),
+            protect_any_to("fd00:b:1::/48", tag),
+        ]
+    );
+    assert_eq!(c.map_names, ["Tunnel23-head-0"]);
+    assert_eq!(c.outside.as_deref(), Some("a-wan"));
+    assert_eq!(c.inside, ["a-lan"]);
+    assert!(c.sas.is_empty() && c.entries.is_empty());
+    // Routes into the tunnel are used, so only the next-hop route keeps
+    // its "not installed" warning.
+    let routes: Vec<u32> = c
+        .warnings
+        .iter()
+        .filter(|w| w.message.starts_with("route to "))
+        .map(|w| w.span.line)
+        .collect();
+    assert_eq!(routes, [23]);
+}
+
+#[test]
+fn an_ipv4_vti_by_source_address_goes_before_the_crypto_map_on_the_same_interface() {
+    let src = format!(
+        "{ISAKMP}crypto ipsec profile P4\n set transform-set U T\n\
+         interface Tunnel0\n ip address 198.18.16.101 255.255.255.0\n tunnel source 198.18.0.1\n\
+         tunnel mode ipsec ipv4\n tunnel destination 198.18.1.1\n tunnel protection ipsec profile P4\n\
+         ip route 198.19.2.1 255.255.255.255 Tunnel0\n"
+    );
+    let c = compile_ok(&src);
+    let vti = PolicyTag {
+        map: 1,
+        seq: 65_536,
+    };
+    let e = c.ikev1.maps.iter().find(|m| m.tag == vti).unwrap();
+    assert_eq!(
+        (e.local, e.peers.as_slice()),
+        (ip("198.18.0.1"), &[ip("198.18.1.1")][..])
+    );
+    assert_eq!(e.selectors, [sel("0.0.0.0/0", "0.0.0.0/0")]);
+    let names: Vec<_> = e
+        .transforms
+        .iter()
+        .map(|t| (t.name.as_str(), t.tunnel))
+        .collect();
+    assert_eq!(names, [("U", true), ("T", true)]);
+    // Global lifetime (1800 s) and no PFS: the profile sets neither.
+    assert_eq!((e.lifetime.seconds, e.pfs), (1800, None));
+    assert_eq!(c.map_names, ["M", "Tunnel0-head-0"]);
+    assert_eq!(c.outside.as_deref(), Some("a-wan"));
+    assert_eq!(
+        &c.spd[..2],
+        [
+            protect_any_to("198.19.2.1/32", vti),
+            protect_any_to("198.18.16.0/24", vti),
+        ]
+    );
+    assert_eq!(c.spd[2].action, PolicyAction::Bypass, "then crypto map M");
+    assert_eq!(c.spd.len(), 4);
+}
+
+/// (line, kind, message start) of every error of `src`.
+fn vti_errs(src: &str) -> Vec<(u32, ErrorKind, String)> {
+    compile_errs(src)
+        .into_iter()
+        .map(|e| (e.span.line, e.kind, e.message))
+        .collect()
+}
+
+fn assert_only(got: &[(u32, ErrorKind, String)], want: &[(u32, ErrorKind, &str)]) {
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!((g.0, g.1), (w.0, w.1), "{g:?}");
+        assert!(g.2.contains(w.2), "{:?} should contain {:?}", g.2, w.2);
+    }
+}
+
+const VTI_BASE: &str = "\
+crypto isakmp policy 10
+ authentication pre-share
+crypto isakmp key cisco address 0.0.0.0 0.0.0.0
+crypto ipsec transform-set T esp-aes esp-sha-hmac
+crypto ipsec profile P
+ set transform-set T
+crypto ipsec profile EMPTY
+crypto ipsec profile V2
+ set transform-set T
+ set pfs group2
+interface a-lan
+";
+
+#[test]
+fn vti_errors_are_reported_at_their_line() {
+    use ErrorKind::*;
+    let with = |tunnel: &str| format!("{VTI_BASE}interface Tunnel1\n{tunnel}");
+    // Line 12 is `interface Tunnel1`, its sub-commands follow.
+    assert_only(
+        &vti_errs(&with(" tunnel mode ipsec ipv4\n")),
+        &[
+            (12, Missing, "has no \"tunnel source"),
+            (12, Missing, "has no \"tunnel destination"),
+            (12, Missing, "has no \"tunnel protection ipsec profile"),
+        ],
+    );
+    let full = |mode: &str, dest: &str, prof: &str| {
+        with(&format!(
+            "{mode} tunnel source a-wan\n tunnel destination {dest}\n tunnel protection ipsec profile {prof}\n"
+        ))
+    };
+    assert_only(
+        &vti_errs(&full("", "198.18.1.1", "P")),
+        &[(12, NotSupportedYet, "tunnel mode gre ip")],
+    );
+    let v4 = " tunnel mode ipsec ipv4\n";
+    assert_only(
+        &vti_errs(&full(v4, "198.18.1.1", "NOPE")),
+        &[(16, Undefined, "crypto ipsec profile NOPE is not defined")],
+    );
+    assert_only(
+        &vti_errs(&full(v4, "198.18.1.1", "EMPTY")),
+        &[(
+            7,
+            Missing,
+            "crypto ipsec profile EMPTY has no \"set transform-set\"",
+        )],
+    );
+    assert_only(
+        &vti_errs(&full(v4, "fd00:2::1", "P")),
+        &[(
+            15,
+            InvalidValue,
+            "tunnel destination fd00:2::1 is not an IPv4 address",
+        )],
+    );
+    assert_only(
+        &vti_errs(&full(" tunnel mode ipsec ipv6\n", "198.18.1.1", "P")),
+        &[(15, InvalidValue, "is not an IPv6 address")],
+    );
+    // The IKEv2 profile is reported where the profile names it, once.
+    assert_only(
+        &vti_errs(&full(v4, "198.18.1.1", "V2").replace(" set pfs group2", " set ikev2-profile X")),
+        &[(
+            10,
+            NotSupportedYet,
+            "set ikev2-profile is not supported yet",
+        )],
+    );
+    // A route of the other family.
+    assert_only(
+        &vti_errs(&format!(
+            "{}ipv6 route fd00:b::/64 Tunnel1\n",
+            full(v4, "198.18.1.1", "P")
+        )),
+        &[(17, InvalidValue, "carries IPv4 only")],
+    );
+    // An undefined transform set in the profile; a source that is not here.
+    assert_only(
+        &vti_errs(&format!(
+            "crypto ipsec profile Q\n set transform-set NOPE\n{}",
+            full(v4, "198.18.1.1", "Q").replace("tunnel source a-wan", "tunnel source eth9")
+        )),
+        &[
+            (2, Undefined, "transform set NOPE is not defined"),
+            (16, Environment, "interface eth9 does not exist"),
+        ],
+    );
+}
+
+#[test]
+fn vtis_share_the_one_outside_interface_and_need_a_key() {
+    use ErrorKind::*;
+    // Two VTIs with different sources: the second is refused.
+    let src = format!(
+        "{VTI_BASE}interface Tunnel1\n tunnel mode ipsec ipv4\n tunnel source a-wan\n\
+         tunnel destination 198.18.1.1\n tunnel protection ipsec profile P\n\
+         interface Tunnel2\n tunnel mode ipsec ipv4\n tunnel source a-lan\n\
+         tunnel destination 198.18.9.1\n tunnel protection ipsec profile P\n"
+    );
+    assert_only(
+        &vti_errs(&src),
+        &[(
+            19,
+            NotSupportedYet,
+            "tunnel source a-lan is not the outside interface a-wan",
+        )],
+    );
+    // A VTI whose source is not the crypto map's interface.
+    let src = format!(
+        "{ISAKMP}crypto ipsec profile P\n set transform-set T\ninterface Tunnel1\n\
+         tunnel mode ipsec ipv4\n tunnel source a-lan\n tunnel destination 198.18.1.1\n\
+         tunnel protection ipsec profile P\n"
+    );
+    assert_only(
+        &vti_errs(&src),
+        &[(37, NotSupportedYet, "(of a crypto map)")],
+    );
+    // No key for the destination: reported at the protection line.
+    let src = VTI_BASE.replace("address 0.0.0.0 0.0.0.0", "address 198.18.9.9")
+        + "interface Tunnel1\n tunnel mode ipsec ipv4\n tunnel source a-wan\n tunnel destination 198.18.1.1\n tunnel protection ipsec profile P\n";
+    assert_only(
+        &vti_errs(&src),
+        &[(
+            16,
+            Missing,
+            "interface Tunnel1: no crypto isakmp key for peer 198.18.1.1",
+        )],
+    );
+}
+
+#[test]
+fn the_lab_vti_configs_compile_to_two_vtis_each() {
+    let b_kernel = |name: &str| match name {
+        "b-lan" => Some(ResolvedInterface {
+            ifindex: 2,
+            addrs: vec![ip("198.19.2.1"), ip("fd00:b::1")],
+        }),
+        "b-wan" => Some(ResolvedInterface {
+            ifindex: 3,
+            addrs: vec![ip("198.18.1.1"), ip("fd00:2::1")],
+        }),
+        _ => None,
+    };
+    for (conf, kernel, dsts) in [
+        (
+            include_str!("../../../../deploy/configs/lab-vti-gw-a.conf"),
+            &kernel_a as &dyn super::super::InterfaceResolver,
+            ["fd00:b::/64", "198.19.2.0/24", "198.18.24.0/24"],
+        ),
+        (
+            include_str!("../../../../deploy/configs/lab-vti-gw-b.conf"),
+            &b_kernel,
+            ["fd00:a::/64", "198.19.1.0/24", "198.18.24.0/24"],
+        ),
+    ] {
+        let cfg = parse_ok(conf);
+        let c = compile(&cfg, kernel).unwrap_or_else(|e| panic!("{e:?}"));
+        let names: Vec<_> = c.ikev1.maps.iter().map(|m| m.map.as_str()).collect();
+        assert_eq!(names, ["Tunnel23-head-0", "Tunnel24-head-0"]);
+        let got: Vec<String> = c.spd.iter().map(|r| r.selector.dst.to_string()).collect();
+        assert_eq!(got, dsts);
+        assert_eq!(c.inside.len(), 1);
+    }
 }

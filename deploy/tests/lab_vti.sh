@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# VTIs over IKEv1 between two Espada gateways in the namespace lab
+# (deploy/configs/lab-vti-gw-*.conf: seed 001's configuration, a VTI over
+# IPv6 with `tunnel mode ipsec ipv6`, plus an IPv4 VTI; routes into the
+# tunnels select what is protected):
+#   - the first packets to lan_b start IKE, then ping passes (IPv6 over
+#     the IPv6 VTI, IPv4 over the IPv4 VTI);
+#   - `show crypto isakmp sa` shows QM_IDLE on both gateways;
+#   - the negotiated proxies are any to any (`show crypto ipsec sa`
+#     idents ::/0 and 0.0.0.0/0), tunnel mode although the transform set
+#     says `mode transport`;
+#   - iperf3 TCP passes over the IPv6 VTI;
+#   - tshark sees ESP between fd00:1::1 and fd00:2::1.
+# Prints "lab vti: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+prefix="espv$$"
+work=$(mktemp -d /tmp/espada-vti.XXXXXX)
+# shellcheck source=deploy/lib/gateways.sh
+. deploy/lib/gateways.sh
+# shellcheck source=deploy/lib/checks.sh
+. deploy/lib/checks.sh
+cap_pid=
+cleanup() {
+    [ -n "$cap_pid" ] && kill "$cap_pid" 2>/dev/null
+    stop_gateways
+    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+deploy/lab.sh up --prefix "$prefix" >/dev/null
+start_gateway a deploy/configs/lab-vti-gw-a.conf || exit 1
+start_gateway b deploy/configs/lab-vti-gw-b.conf || exit 1
+show a debug crypto isakmp >/dev/null
+
+in_ns wan timeout 40 tshark -i any -w "$work/wan.pcap" -f "udp port 500 or ip proto 50 or ip6 proto 50" >/dev/null 2>&1 &
+cap_pid=$!
+sleep 2
+
+check "IPv6 VTI: the first packets start IKE, then ping lan_a -> lan_b passes" pings lan_a 10 -6 fd00:b::10
+check "IPv4 VTI: ping lan_a -> lan_b passes" pings lan_a 10 198.19.2.10
+check "ping lan_b -> lan_a over the IPv6 VTI" pings lan_b 10 -6 fd00:a::10
+for side in a b; do
+    check "gw_$side: show crypto isakmp sa has QM_IDLE SAs with both peers" \
+        sh -c "ip netns exec $(gw_ns $side) $ESPADA show crypto isakmp sa --run-dir $(gw_run_dir $side) | tee /dev/stderr | grep -c 'QM_IDLE' | grep -qx 2"
+done
+any_any_proxies() {
+    show "$1" show crypto ipsec sa >"$work/ipsec-$1.txt"
+    cat "$work/ipsec-$1.txt" >&2
+    grep -q 'local  ident (addr/mask/prot/port): (::/0/0/0)' "$work/ipsec-$1.txt" &&
+        grep -q 'remote ident (addr/mask/prot/port): (::/0/0/0)' "$work/ipsec-$1.txt" &&
+        grep -q 'local  ident (addr/mask/prot/port): (0.0.0.0/0.0.0.0/0/0)' "$work/ipsec-$1.txt" &&
+        grep -q 'remote ident (addr/mask/prot/port): (0.0.0.0/0.0.0.0/0/0)' "$work/ipsec-$1.txt" &&
+        grep -q 'Tunnel23-head-0' "$work/ipsec-$1.txt" &&
+        grep -q 'in use settings ={Tunnel' "$work/ipsec-$1.txt" &&
+        ! grep -q 'Transport' "$work/ipsec-$1.txt"
+}
+check "gw_a: the negotiated proxies are any/any, in tunnel mode" any_any_proxies a
+check "gw_b: the negotiated proxies are any/any, in tunnel mode" any_any_proxies b
+check "iperf3 TCP over the IPv6 VTI" iperf_from lan_b fd00:b::10
+check "gw_a: the IKE debug shows the any/any proxy of the sa_request" \
+    grep -q 'local_proxy= ::/0' "$work/espada-a.log"
+
+sleep 1
+kill "$cap_pid" 2>/dev/null
+wait "$cap_pid" 2>/dev/null
+cap_pid=
+esp_v6_on_the_wire() {
+    local ab ba
+    ab=$(tshark -r "$work/wan.pcap" -Y "esp && ipv6.src == fd00:1::1 && ipv6.dst == fd00:2::1" 2>/dev/null | wc -l)
+    ba=$(tshark -r "$work/wan.pcap" -Y "esp && ipv6.src == fd00:2::1 && ipv6.dst == fd00:1::1" 2>/dev/null | wc -l)
+    echo "ESP packets fd00:1::1 -> fd00:2::1: $ab, fd00:2::1 -> fd00:1::1: $ba"
+    [ "$ab" -ge 20 ] && [ "$ba" -ge 20 ]
+}
+check "tshark sees ESP both ways between fd00:1::1 and fd00:2::1" esp_v6_on_the_wire
+no_clear_lan_traffic() {
+    local n
+    n=$(tshark -r "$work/wan.pcap" -Y "ipv6.dst == fd00:b::10 || ipv6.src == fd00:b::10" 2>/dev/null | wc -l)
+    echo "clear packets to or from fd00:b::10 on the WAN: $n"
+    [ "$n" -eq 0 ]
+}
+check "no lan_b IPv6 traffic crosses the WAN in the clear" no_clear_lan_traffic
+
+echo "lab vti: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
