@@ -64,6 +64,9 @@ deploy/tests/lab_ike.sh | tee -a target/lab-output.txt
 step "IKEv1 interop with strongSwan (kernel-libipsec): both roles, three proposals, NAT-T, delete, DPD"
 deploy/tests/lab_swan_ikev1.sh | tee -a target/lab-output.txt
 
+step "seeds 000/001 in the lab: IKEv1 VTIs (IPv6 and IPv4 outer) between two Espada gateways"
+deploy/tests/lab_vti.sh | tee -a target/lab-output.txt
+
 step "seed 003 in the lab: dynamic crypto map hub, spoke behind NAT, NAT exemption and PAT, clear, DPD"
 deploy/tests/lab_seed003.sh | tee -a target/lab-output.txt
 
