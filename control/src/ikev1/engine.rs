@@ -878,6 +878,14 @@ impl Engine {
         }
     }
 
+    /// Tests: behave as if no peer had announced DPD.
+    #[cfg(test)]
+    pub(crate) fn forget_peer_dpd_for_tests(&mut self) {
+        for p in &mut self.p1 {
+            p.peer_dpd = false;
+        }
+    }
+
     /// Our address and port and the peer's port of the established
     /// ISAKMP SA with `peer` (4500 after NAT-T), if any.
     pub fn endpoints(&self, peer: IpAddr) -> Option<(IpAddr, u16, u16)> {
@@ -1029,7 +1037,13 @@ impl Engine {
     fn run_dpd(&mut self, now: Instant, i: usize) {
         let Some(dpd) = self.policy.dpd else { return };
         let p = &mut self.p1[i];
-        if p.state != P1State::Established || !p.peer_dpd {
+        if p.state != P1State::Established {
+            return;
+        }
+        if !p.peer_dpd {
+            // The peer never said it does DPD (RFC 3706 §5.1): no
+            // R-U-THERE, and no timer left behind to fire again.
+            p.next_dpd = None;
             return;
         }
         let due = match p.dpd_pending {
@@ -1059,6 +1073,9 @@ impl Engine {
             tries,
             now + Duration::from_secs(u64::from(dpd.retry.max(1))),
         ));
+        // The retries run on dpd_pending's clock until the ACK restarts
+        // the interval.
+        p.next_dpd = None;
         if tries > DPD_RETRIES {
             return;
         }

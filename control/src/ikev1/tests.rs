@@ -245,6 +245,12 @@ impl Net {
             for e in [&mut self.a, &mut self.b] {
                 if e.poll_timeout().is_some_and(|t| t <= self.now) {
                     e.handle_timeout(self.now);
+                    // Whatever was due is done: a timer left in the past
+                    // would spin the daemon's loop.
+                    assert!(
+                        e.poll_timeout().is_none_or(|t| t > self.now),
+                        "a timer is still due after handle_timeout"
+                    );
                 }
             }
             self.pump();
@@ -811,4 +817,21 @@ fn on_demand_dpd_stays_quiet_while_esp_arrives() {
     net.run_for(12);
     assert!(net.seen_a.logs.iter().any(|l| l.contains("R_U_THERE")));
     assert!(net.seen_a.deletes.is_empty(), "B answers it");
+}
+
+#[test]
+fn dpd_with_a_peer_that_never_announced_it_leaves_no_timer_behind() {
+    let dpd = Dpd {
+        interval: 10,
+        retry: 2,
+        periodic: true,
+    };
+    let mut a = policy(&A4, "espada-lab-psk");
+    a.dpd = Some(dpd);
+    let mut net = Net::new(a, policy(&B4, "espada-lab-psk"));
+    // As if B's Main Mode messages had carried no DPD vendor ID.
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    net.a.forget_peer_dpd_for_tests();
+    net.run_for(30);
+    assert!(!net.seen_a.logs.iter().any(|l| l.contains("R_U_THERE")));
 }
