@@ -185,6 +185,9 @@ pub struct PairView<'a> {
     pub peer_port: u16,
     /// Inbound then outbound, where present.
     pub sas: Vec<&'a SaParams>,
+    /// Seconds since IKE installed the pair (`None` for manual SAs, whose
+    /// age the control process does not know).
+    pub age_secs: Option<u64>,
 }
 
 /// The pairs of the manual entries, then IKE's.
@@ -206,10 +209,11 @@ pub fn pair_views<'a>(c: &'a Compiled, ike: Option<&'a IkeDriver>) -> Vec<PairVi
             .iter()
             .filter_map(|&(spi, dir)| c.sas.iter().find(|sa| sa.spi == spi && sa.direction == dir))
             .collect(),
+            age_secs: None,
         })
         .collect();
     let outside = c.outside.as_deref().unwrap_or("");
-    for (tag, proxy, inb, outb) in ike.into_iter().flat_map(IkeDriver::pairs) {
+    for (tag, proxy, inb, outb, age) in ike.into_iter().flat_map(IkeDriver::pairs) {
         let (local, peer) = match outb.mode {
             EspMode::Tunnel { local, remote } => (local, remote),
             EspMode::Transport => (proxy.src.addr(), proxy.dst.addr()),
@@ -222,6 +226,7 @@ pub fn pair_views<'a>(c: &'a Compiled, ike: Option<&'a IkeDriver>) -> Vec<PairVi
             peer,
             peer_port: outb.udp_encap.map_or(500, |u| u.dst_port),
             sas: vec![inb, outb],
+            age_secs: Some(age),
         });
     }
     v
@@ -268,8 +273,13 @@ pub fn show_crypto_ipsec_sa(
                 auth: sa.auth,
                 tunnel: matches!(sa.mode, EspMode::Tunnel { .. }),
                 conn_id,
-                remaining_kb: sa.lifetime.hard_kilobytes,
-                remaining_secs: sa.lifetime.hard_seconds,
+                remaining_kb: sa.lifetime.hard_kilobytes.map(|kb| {
+                    kb.saturating_sub(find(sa.spi, sa.direction).map_or(0, |c| c.bytes / 1024))
+                }),
+                remaining_secs: sa
+                    .lifetime
+                    .hard_seconds
+                    .map(|s| s.saturating_sub(e.age_secs.unwrap_or(0))),
                 replay_detection: sa.replay_window > 0,
             };
             if let Some(c) = find(sa.spi, sa.direction) {

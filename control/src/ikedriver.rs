@@ -36,6 +36,8 @@ struct Installed {
     proxy: TrafficSelector,
     inbound: SaParams,
     outbound: SaParams,
+    /// For the remaining lifetime `show crypto ipsec sa` prints.
+    installed_at: Instant,
 }
 
 /// IKEv1 in the daemon.
@@ -211,6 +213,7 @@ impl IkeDriver {
                         proxy,
                         inbound: *inbound,
                         outbound: *outbound,
+                        installed_at: Instant::now(),
                     });
                     spd_changed = true;
                 }
@@ -334,13 +337,15 @@ impl IkeDriver {
         self.engine.endpoints(peer)
     }
 
-    /// The negotiated pairs, for `show crypto ipsec sa`.
+    /// The negotiated pairs with their age in seconds, for `show crypto
+    /// ipsec sa`.
     pub fn pairs(
         &self,
-    ) -> impl Iterator<Item = (PolicyTag, &TrafficSelector, &SaParams, &SaParams)> {
-        self.installed
-            .iter()
-            .map(|p| (p.tag, &p.proxy, &p.inbound, &p.outbound))
+    ) -> impl Iterator<Item = (PolicyTag, &TrafficSelector, &SaParams, &SaParams, u64)> {
+        self.installed.iter().map(|p| {
+            let age = p.installed_at.elapsed().as_secs();
+            (p.tag, &p.proxy, &p.inbound, &p.outbound, age)
+        })
     }
 }
 

@@ -60,6 +60,14 @@ counted_both_ways() {
     grep -E '#pkts encaps: [1-9]' "$work/ipsec-a.txt" && grep -E '#pkts decaps: [1-9]' "$work/ipsec-a.txt"
 }
 check "gw_a: show crypto ipsec sa counts encapsulations and decapsulations" counted_both_ways
+lifetime_counts_down() {
+    local secs kb
+    secs=$(grep -Eo 'remaining key lifetime \(k/sec\): \([0-9]+/[0-9]+\)' "$work/ipsec-a.txt" | head -1 | sed 's/.*\/\([0-9]*\))/\1/')
+    kb=$(grep -Eo 'remaining key lifetime \(k/sec\): \([0-9]+/' "$work/ipsec-a.txt" | sed 's/.*(//; s/\///' | sort -n | head -1)
+    echo "remaining: ${kb:-?} KB (of 4608000), ${secs:-?} s (of 3600)"
+    [ -n "$secs" ] && [ "$secs" -lt 3600 ] && [ "$secs" -gt 3000 ] && [ -n "$kb" ] && [ "$kb" -lt 4608000 ]
+}
+check "gw_a: the remaining key lifetime counts down in seconds and kilobytes" lifetime_counts_down
 check "gw_a: the IKE debug log shows both phases" \
     sh -c "grep -q 'IKE_P1_COMPLETE' $work/espada-a.log && grep -q 'IPSEC(create_sa)' $work/espada-a.log"
 

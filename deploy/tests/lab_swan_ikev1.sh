@@ -88,6 +88,7 @@ check "ping lan_b -> lan_a (IPv4)" pings lan_b 15 198.19.1.10
 check "ping lan_b -> lan_a (IPv6)" pings lan_b 15 -6 fd00:a::10
 check "iperf3 TCP lan_a -> lan_b over IPv4" iperf_from lan_b 198.19.2.10
 check "iperf3 TCP lan_a -> lan_b over IPv6" iperf_from lan_b fd00:b::10
+check "iperf3 TCP lan_b -> lan_a over IPv4 (reverse)" iperf_from lan_b 198.19.2.10 -R
 check "Espada's SAs carry UDP-encapsulated ESP (port 4500)" \
     sh -c "ip netns exec $(gw_ns a) $ESPADA show crypto ipsec sa --run-dir $(gw_run_dir a) | grep -q 'current_peer 198.18.1.1 port 4500'"
 
