@@ -141,11 +141,16 @@ check "100 000 random and mutated IKE datagrams sent at gw_b" flood
 flood_counted() {
     show b show crypto isakmp stats >"$work/flood-stats.txt"
     cat "$work/flood-stats.txt"
-    local got
-    got=$(awk '/packets received/ {print $1}' "$work/flood-stats.txt")
-    # Some of the 100 000 may be lost on the way (socket buffers); most
-    # must have been read and each one dropped by a counted reason.
-    [ "${got:-0}" -ge 50000 ] && grep -Eq '^ +[1-9][0-9]* +malformed packets dropped' "$work/flood-stats.txt"
+    # Under load the kernel drops part of the flood at the socket; what
+    # gw_b did read must all be accounted for by a drop counter, except
+    # the few dozen legitimate messages of the negotiations before.
+    awk '
+        /packets received/ { got = $1 }
+        /malformed|unknown cookies|unsupported|unexpected|decryption failures|hash\/authentication|no pre-shared key|no proposal|proxy identities|bad key exchange|half-open|duplicate requests/ { dropped += $1 }
+        END {
+            printf "read %d datagrams, %d dropped by a counted reason, %d otherwise\n", got, dropped, got - dropped
+            exit !(got >= 10000 && got - dropped <= 200)
+        }' "$work/flood-stats.txt"
 }
 check "gw_b read the flood and counted the drops" flood_counted
 renegotiate() {
