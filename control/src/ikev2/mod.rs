@@ -1,10 +1,22 @@
-//! IKEv2 (RFC 7296) with pre-shared keys: the building blocks of the
-//! engine (policy, proposals, traffic selectors, the Encrypted payload).
-//! Not wired into the daemon or `config::compile` yet (issue 6).
+//! IKEv2 (RFC 7296) with pre-shared keys, sans-IO: datagrams and time in;
+//! datagrams, SA installs and log lines out, in the shape of
+//! [`crate::ikev1`] so one driver can carry out both engines.
+//!
+//! Not wired into the daemon or `config::compile` yet: that is later work
+//! (issue 6). What is here: IKE_SA_INIT (INVALID_KE_PAYLOAD retry,
+//! NO_PROPOSAL_CHOSEN, NAT detection, cookies), IKE_AUTH with asymmetric
+//! PSKs and the first CHILD_SA (traffic-selector narrowing), INFORMATIONAL
+//! (deletes, liveness checks), retransmission and duplicate answers.
+//! CREATE_CHILD_SA (rekey) is not implemented yet.
 
 pub mod crypt;
+pub mod engine;
 pub mod policy;
 pub mod proposal;
 pub mod selectors;
 
+pub use engine::{Engine, Output, Stats};
 pub use policy::{IkeEncr, IkeInteg, Ikev2Policy, Ikev2Proposal, KeyringPeer};
+
+#[cfg(test)]
+mod tests;
