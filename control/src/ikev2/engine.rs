@@ -28,6 +28,7 @@ use super::proposal::IkeChoice;
 pub use crate::ikev1::engine::{Output, PairInfo};
 
 mod auth;
+mod child;
 mod info;
 mod init;
 
@@ -128,6 +129,22 @@ enum Request {
     /// Deletes these inbound CHILD_SA SPIs of ours.
     DeleteChild(Vec<u32>),
     DeleteIke,
+    /// A new CHILD_SA for a map entry, rekeying `old_in` if given.
+    CreateChild {
+        entry: usize,
+        selector: TrafficSelector,
+        old_in: Option<u32>,
+    },
+}
+
+/// Our CREATE_CHILD_SA request in flight.
+struct Creating {
+    entry: usize,
+    selector: TrafficSelector,
+    old_in: Option<u32>,
+    spi_in: u32,
+    ni: Vec<u8>,
+    dh: Option<DhPrivate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +170,8 @@ struct PendingChild {
 #[derive(Debug, Clone)]
 struct Child {
     info: PairInfo,
+    /// A rekey of this pair was started.
+    rekeying: bool,
 }
 
 struct IkeSa {
@@ -186,6 +205,7 @@ struct IkeSa {
     /// The last response sent, for a repeated request.
     last_response: Option<(u32, Vec<u8>)>,
     pending: Option<PendingChild>,
+    creating: Option<Creating>,
     children: Vec<Child>,
     last_heard: Instant,
 }
@@ -356,9 +376,31 @@ impl Engine {
         let busy = self.sas.values().any(|s| {
             s.remote.ip() == peer
                 && (s.pending.as_ref().is_some_and(|p| p.entry == entry)
+                    || s.creating.as_ref().is_some_and(|c| c.entry == entry)
+                    || s.queue
+                        .iter()
+                        .any(|r| matches!(r, Request::CreateChild { entry: x, .. } if *x == entry))
                     || s.children.iter().any(|c| c.info.tag == tag))
         });
         if busy {
+            return;
+        }
+        // An IKE SA with the peer is up: a new CHILD_SA on it.
+        if let Some(k) = self
+            .sas
+            .iter()
+            .find(|(_, s)| s.state == State::Established && s.remote.ip() == peer)
+            .map(|(k, _)| *k)
+        {
+            self.request(
+                now,
+                k,
+                Request::CreateChild {
+                    entry,
+                    selector,
+                    old_in: None,
+                },
+            );
             return;
         }
         if self.policy.peer_for(peer).is_none() {
@@ -373,23 +415,58 @@ impl Engine {
         self.initiate(now, local, remote, entry, selector);
     }
 
-    /// A CHILD_SA's lifetime ran out in the dataplane. A hard expiry
-    /// deletes the pair (and tells the peer); soft expiries would start a
-    /// CREATE_CHILD_SA rekey, which is not implemented yet.
+    /// A CHILD_SA's lifetime ran out in the dataplane (`spi` inbound or
+    /// outbound). A soft expiry starts a CREATE_CHILD_SA rekey
+    /// (make-before-break); a hard one deletes the pair and tells the peer.
     pub fn sa_expired(&mut self, now: Instant, spi: u32, hard: bool) {
-        if !hard {
-            return;
-        }
-        let Some(key) = self.sa_of_child(spi) else {
+        let Some(k) = self.sa_of_child(spi) else {
             return;
         };
-        self.delete_child_local(now, key, spi);
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        let Some(c) = s
+            .children
+            .iter_mut()
+            .find(|c| c.info.inbound_spi == spi || c.info.outbound_spi == spi)
+        else {
+            return;
+        };
+        let spi_in = c.info.inbound_spi;
+        if hard {
+            self.delete_child_local(now, k, spi_in);
+            return;
+        }
+        if c.rekeying || s.state != State::Established {
+            return;
+        }
+        c.rekeying = true;
+        let (tag, selector) = (c.info.tag, c.info.proxy);
+        let Some(entry) = self.policy.maps.iter().position(|e| e.tag == tag) else {
+            return;
+        };
+        self.log(format!(
+            "IKEv2:(SESSION ID = 0):Rekeying CHILD_SA with inbound SPI 0x{spi_in:08X}"
+        ));
+        self.request(
+            now,
+            k,
+            Request::CreateChild {
+                entry,
+                selector,
+                old_in: Some(spi_in),
+            },
+        );
     }
 
     fn sa_of_child(&self, spi_in: u32) -> Option<[u8; 8]> {
         self.sas
             .iter()
-            .find(|(_, s)| s.children.iter().any(|c| c.info.inbound_spi == spi_in))
+            .find(|(_, s)| {
+                s.children
+                    .iter()
+                    .any(|c| c.info.inbound_spi == spi_in || c.info.outbound_spi == spi_in)
+            })
             .map(|(k, _)| *k)
     }
 
@@ -579,9 +656,10 @@ impl Engine {
                 self.handle_info_response(now, ours)
             }
             (ExchangeType::CREATE_CHILD_SA, false) if s.state == State::Established => {
-                // Not implemented yet: refuse politely.
-                let n = Notify::new(NotifyType::NO_ADDITIONAL_SAS, Vec::new());
-                self.respond(ours, exchange, mid, vec![PayloadBody::Notify(n).into()]);
+                self.respond_create_child(now, ours, mid, &payloads)
+            }
+            (ExchangeType::CREATE_CHILD_SA, true) if s.state == State::Established => {
+                self.handle_create_child_response(now, ours, &payloads)
             }
             _ => self.stats.unexpected_message += 1,
         }
@@ -637,6 +715,15 @@ impl Engine {
                 spis: Vec::new(),
             })
             .into()],
+            Request::CreateChild {
+                entry,
+                selector,
+                old_in,
+            } => {
+                let (entry, selector, old_in) = (*entry, *selector, *old_in);
+                self.send_create_child(now, k, entry, selector, old_in);
+                return;
+            }
             Request::Init | Request::Auth => return,
         };
         self.send_request(now, k, ExchangeType::INFORMATIONAL, payloads, req);

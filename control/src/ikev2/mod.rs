@@ -6,8 +6,10 @@
 //! (issue 6). What is here: IKE_SA_INIT (INVALID_KE_PAYLOAD retry,
 //! NO_PROPOSAL_CHOSEN, NAT detection, cookies), IKE_AUTH with asymmetric
 //! PSKs and the first CHILD_SA (traffic-selector narrowing), INFORMATIONAL
-//! (deletes, liveness checks), retransmission and duplicate answers.
-//! CREATE_CHILD_SA (rekey) is not implemented yet.
+//! (deletes, liveness checks), retransmission and duplicate answers,
+//! CREATE_CHILD_SA for new CHILD_SAs and CHILD_SA rekeys (PFS when
+//! configured). Not yet: IKE SA rekey, IKE fragmentation, on-demand DPD,
+//! the `show crypto ikev2` views.
 
 pub mod crypt;
 pub mod engine;

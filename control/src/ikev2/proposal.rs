@@ -327,7 +327,9 @@ pub fn esp_choice_payload(
     }
 }
 
-fn esp_matches(t: &EspTransform, pp: &Proposal) -> bool {
+/// `dh`: `None` ignores DH transforms (IKE_AUTH, RFC 7296 §1.2); else
+/// the PFS group required (`Some(None)`: none may be offered but NONE).
+fn esp_matches(t: &EspTransform, pp: &Proposal, dh: Option<Option<DhGroup>>) -> bool {
     let Some(e) = esp_encr(t.enc) else {
         return false;
     };
@@ -340,27 +342,40 @@ fn esp_matches(t: &EspTransform, pp: &Proposal) -> bool {
     };
     let esn_ok =
         count(pp, TransformType::ESN) == 0 || has_id(pp, TransformType::ESN, iana::esn::NO);
-    integ_ok && esn_ok
+    let dh_ok = match dh {
+        None => true,
+        Some(None) => count(pp, TransformType::DH) == 0,
+        Some(Some(g)) => has_id(pp, TransformType::DH, g.id()),
+    };
+    integ_ok && esn_ok && dh_ok
 }
 
 /// Responder: our first transform set (in order) one of the peer's
 /// proposals offers: (set index, peer proposal number, peer SPI).
-pub fn select_esp(ours: &[EspTransform], peer: &SecurityAssociation) -> Option<(usize, u8, u32)> {
+pub fn select_esp(
+    ours: &[EspTransform],
+    peer: &SecurityAssociation,
+    dh: Option<Option<DhGroup>>,
+) -> Option<(usize, u8, u32)> {
     ours.iter().enumerate().find_map(|(i, t)| {
         peer.proposals
             .iter()
-            .find(|pp| esp_matches(t, pp))
+            .find(|pp| esp_matches(t, pp, dh))
             .map(|pp| (i, pp.number, spi_u32(&pp.spi)))
     })
 }
 
 /// Initiator: which of our sets the single answer names, and its SPI.
-pub fn accept_esp(ours: &[EspTransform], answer: &SecurityAssociation) -> Option<(usize, u32)> {
+pub fn accept_esp(
+    ours: &[EspTransform],
+    answer: &SecurityAssociation,
+    dh: Option<Option<DhGroup>>,
+) -> Option<(usize, u32)> {
     let [pp] = answer.proposals.as_slice() else {
         return None;
     };
     ours.iter()
-        .position(|t| esp_matches(t, pp))
+        .position(|t| esp_matches(t, pp, dh))
         .map(|i| (i, spi_u32(&pp.spi)))
 }
 

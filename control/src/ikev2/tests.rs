@@ -723,3 +723,107 @@ proptest! {
         let _ = from_a;
     }
 }
+
+#[test]
+fn soft_expiry_rekeys_make_before_break_with_pfs() {
+    for pfs in [None, Some(DhGroup::Modp1536), Some(DhGroup::Ecp256)] {
+        let mut a = policy(&A4, "k", "k");
+        let mut b = policy(&B4, "k", "k");
+        a.maps[0].pfs = pfs;
+        b.maps[0].pfs = pfs;
+        let mut net = Net::new(a, b);
+        net.acquire_a();
+        established(&net);
+        let (a_in, b_in) = (net.seen_a.installs[0].2.spi, net.seen_b.installs[0].2.spi);
+        net.a.sa_expired(net.now, a_in, false);
+        net.pump();
+        assert_eq!(
+            net.seen_a.installs.len(),
+            2,
+            "{pfs:?}: {:#?}",
+            net.seen_a.logs
+        );
+        assert_eq!(
+            net.seen_b.installs.len(),
+            2,
+            "{pfs:?}: {:#?}",
+            net.seen_b.logs
+        );
+        assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
+        assert_ne!(
+            net.seen_a.installs[1].3.keys.enc, net.seen_a.installs[0].3.keys.enc,
+            "fresh keys"
+        );
+        // The new pair went in before the old one was deleted.
+        assert_eq!(net.seen_a.deletes, vec![(a_in, b_in)]);
+        assert_eq!(net.seen_b.deletes, vec![(b_in, a_in)]);
+        assert_eq!(net.a.pairs().count(), 1);
+        assert_eq!(net.b.pairs().count(), 1);
+        // A second soft expiry of the same (gone) SA does nothing.
+        net.a.sa_expired(net.now, a_in, false);
+        net.pump();
+        assert_eq!(net.seen_a.installs.len(), 2);
+        // And the rekeyed pair rekeys again, from B this time.
+        let b_in2 = net.seen_b.installs[1].2.spi;
+        net.b.sa_expired(net.now, b_in2, false);
+        net.pump();
+        assert_eq!(net.seen_a.installs.len(), 3);
+        assert_mirrored(&net.seen_a.installs[2], &net.seen_b.installs[2]);
+        assert_eq!(net.a.pairs().count(), 1);
+    }
+}
+
+#[test]
+fn pfs_mismatch_at_rekey_is_refused_and_the_old_pair_stays() {
+    let mut a = policy(&A4, "k", "k");
+    let mut b = policy(&B4, "k", "k");
+    a.maps[0].pfs = Some(DhGroup::Modp2048);
+    b.maps[0].pfs = Some(DhGroup::Modp1536);
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    established(&net);
+    let a_in = net.seen_a.installs[0].2.spi;
+    net.a.sa_expired(net.now, a_in, false);
+    net.pump();
+    assert_eq!(net.seen_a.installs.len(), 1);
+    assert_eq!(net.b.stats().no_proposal_chosen, 1);
+    assert!(net.seen_a.deletes.is_empty());
+    assert_eq!(net.a.pairs().count(), 1);
+}
+
+#[test]
+fn a_new_child_sa_for_another_entry_reuses_the_ike_sa() {
+    const TAG2: PolicyTag = PolicyTag { map: 1, seq: 20 };
+    let mut a = policy(&A4, "k", "k");
+    let mut b = policy(&B4, "k", "k");
+    let mut a2 = a.maps[0].clone();
+    a2.tag = TAG2;
+    a2.seq = 20;
+    a2.selectors = vec![sel("198.19.11.0/24", "198.19.12.0/24")];
+    a.maps.push(a2);
+    let mut b2 = b.maps[0].clone();
+    b2.tag = TAG2;
+    b2.seq = 20;
+    b2.selectors = vec![sel("198.19.12.0/24", "198.19.11.0/24")];
+    b.maps.push(b2);
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    established(&net);
+    net.a.acquire(
+        net.now,
+        TAG2,
+        FlowKey {
+            src: "198.19.11.1".parse().unwrap(),
+            dst: "198.19.12.1".parse().unwrap(),
+            proto: 6,
+            src_port: 1000,
+            dst_port: 22,
+        },
+    );
+    net.pump();
+    assert_eq!(net.seen_a.installs.len(), 2);
+    assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
+    assert_eq!(net.seen_b.installs[1].0, TAG2);
+    assert_eq!(net.a.ike_sas().len(), 1);
+    assert_eq!(net.sent, 6);
+}

@@ -59,17 +59,17 @@ fn collect(payloads: &[Payload]) -> AuthPayloads<'_> {
 }
 
 /// The two SAs of a pair: (inbound, outbound).
-#[allow(clippy::too_many_arguments)]
-fn pair_params(
+/// `exchange_initiator`: whether this side started the exchange that
+/// made the pair (its "i" keys protect what it sends).
+pub(super) fn pair_params(
     e: &MapEntry,
     t: &EspTransform,
     s: &IkeSa,
-    spi_in: u32,
-    spi_out: u32,
+    (spi_in, spi_out): (u32, u32),
     keys: &ChildSaKeys,
+    exchange_initiator: bool,
 ) -> (SaParams, SaParams) {
-    // The initiator's keys protect initiator → responder traffic.
-    let (in_keys, out_keys) = if s.initiator {
+    let (in_keys, out_keys) = if exchange_initiator {
         ((&keys.encr_r, &keys.integ_r), (&keys.encr_i, &keys.integ_i))
     } else {
         ((&keys.encr_i, &keys.integ_i), (&keys.encr_r, &keys.integ_r))
@@ -114,14 +114,22 @@ fn pair_params(
     (inbound, outbound)
 }
 
-fn child_keys(s: &IkeSa, t: &EspTransform) -> Option<ChildSaKeys> {
+/// KEYMAT for a pair: the IKE_SA_INIT nonces for the first CHILD_SA,
+/// the CREATE_CHILD_SA exchange's (and its g^ir with PFS) for others.
+pub(super) fn child_keys(
+    s: &IkeSa,
+    t: &EspTransform,
+    g_ir: Option<&[u8]>,
+    ni: &[u8],
+    nr: &[u8],
+) -> Option<ChildSaKeys> {
     let keys = s.keys.as_ref()?;
     ChildSaKeys::derive(
         s.prf(),
         &keys.sk_d,
-        None,
-        &s.ni,
-        &s.nr,
+        g_ir,
+        ni,
+        nr,
         t.enc.key_len(),
         t.auth.key_len(),
     )
@@ -254,7 +262,7 @@ impl Engine {
         let mut install = None;
         if let (Some(sa), Some(tsi), Some(tsr)) = (a.sa, a.tsi, a.tsr) {
             {
-                match self.choose_child(remote.ip(), sa, tsi, tsr) {
+                match self.choose_child(remote.ip(), sa, tsi, tsr, false) {
                     Ok((entry, set, number, spi_out, proxy, rtsi, rtsr)) => {
                         let spi_in = super::random_spi();
                         let t = &self.policy.maps[entry].transforms[set];
@@ -281,8 +289,8 @@ impl Engine {
             let s = self.sas.get(&k)?;
             let e = &self.policy.maps[entry];
             let t = &e.transforms[set];
-            let keys = child_keys(s, t)?;
-            let (inb, outb) = pair_params(e, t, s, spi_in, spi_out, &keys);
+            let keys = child_keys(s, t, None, &s.ni, &s.nr)?;
+            let (inb, outb) = pair_params(e, t, s, (spi_in, spi_out), &keys, false);
             Some((e.tag, proxy, inb, outb))
         });
         if let Some((_, _, inb, _)) = &pair {
@@ -298,12 +306,13 @@ impl Engine {
     /// The map entry, transform set and selectors for the initiator's
     /// CHILD_SA, or the error notify.
     #[allow(clippy::type_complexity)]
-    fn choose_child(
+    pub(super) fn choose_child(
         &self,
         peer: IpAddr,
         sa: &crate::ike::wire::ikev2::SecurityAssociation,
         tsi: &[crate::ike::wire::ikev2::TrafficSelector],
         tsr: &[crate::ike::wire::ikev2::TrafficSelector],
+        create: bool,
     ) -> Result<
         (
             usize,
@@ -321,7 +330,9 @@ impl Engine {
             if !(e.peers.is_empty() || e.peers.contains(&peer)) {
                 continue;
             }
-            let Some((set, number, spi_out)) = proposal::select_esp(&e.transforms, sa) else {
+            let Some((set, number, spi_out)) =
+                proposal::select_esp(&e.transforms, sa, create.then_some(e.pfs))
+            else {
                 continue;
             };
             transform_matched = true;
@@ -336,7 +347,7 @@ impl Engine {
         })
     }
 
-    fn finish_install(
+    pub(super) fn finish_install(
         &mut self,
         k: [u8; 8],
         tag: dataplane::spd::PolicyTag,
@@ -356,7 +367,10 @@ impl Engine {
             inbound_spi: inbound.spi,
             outbound_spi: outbound.spi,
         };
-        s.children.push(Child { info });
+        s.children.push(Child {
+            info,
+            rekeying: false,
+        });
         self.stats.child_established += 1;
         self.log(format!(
             "IKEv2:(SESSION ID = 0):CHILD_SA installed: inbound SPI 0x{:08X}, outbound SPI 0x{:08X}",
@@ -442,7 +456,7 @@ impl Engine {
         };
         let e = &self.policy.maps[pending.entry];
         let accepted = match (a.sa, a.tsi, a.tsr) {
-            (Some(sa), Some(tsi), Some(tsr)) => proposal::accept_esp(&e.transforms, sa)
+            (Some(sa), Some(tsi), Some(tsr)) => proposal::accept_esp(&e.transforms, sa, None)
                 .and_then(|(set, spi_out)| {
                     selectors::accept(&pending.selector, tsi, tsr).map(|p| (set, spi_out, p))
                 })
@@ -458,10 +472,10 @@ impl Engine {
         match accepted {
             Ok((set, spi_out, proxy)) => {
                 let t = &e.transforms[set];
-                let Some(keys) = child_keys(s, t) else {
+                let Some(keys) = child_keys(s, t, None, &s.ni, &s.nr) else {
                     return;
                 };
-                let (inb, outb) = pair_params(e, t, s, pending.spi_in, spi_out, &keys);
+                let (inb, outb) = pair_params(e, t, s, (pending.spi_in, spi_out), &keys, true);
                 let tag = e.tag;
                 self.finish_install(k, tag, proxy, inb, outb, false);
             }

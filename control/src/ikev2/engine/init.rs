@@ -88,6 +88,7 @@ impl Engine {
                 selector,
                 spi_in: super::random_spi(),
             }),
+            creating: None,
             children: Vec::new(),
             last_heard: now,
         };
@@ -315,6 +316,7 @@ impl Engine {
             queue: Default::default(),
             last_response: Some((0, resp.clone())),
             pending: None,
+            creating: None,
             children: Vec::new(),
             last_heard: now,
         };
