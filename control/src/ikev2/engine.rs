@@ -729,6 +729,21 @@ impl Engine {
         self.send_request(now, k, ExchangeType::INFORMATIONAL, payloads, req);
     }
 
+    /// Sends a request that expects no care for its answer (the IKE SA
+    /// is being forgotten): no flight, no retransmission.
+    fn send_oneshot(&mut self, k: [u8; 8], exchange: ExchangeType, payloads: Vec<Payload>) {
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        let header = s.header(exchange, false, s.next_mid);
+        let Some(data) = s.tx.as_ref().and_then(|tx| tx.seal(header, &payloads)) else {
+            return;
+        };
+        s.next_mid = s.next_mid.wrapping_add(1);
+        let (l, r) = (s.local, s.remote);
+        self.send(l, r, data);
+    }
+
     /// Encrypts and sends a request with the next Message ID.
     fn send_request(
         &mut self,

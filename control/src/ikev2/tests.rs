@@ -411,6 +411,12 @@ fn a_wrong_preshared_key_fails_with_authentication_failed() {
     net.acquire_a();
     assert!(net.seen_a.installs.is_empty());
     assert_eq!(net.a.stats().auth_failed, 1);
+    // B heard of it and took its pair out again.
+    assert_eq!(net.b.stats().auth_failed, 1);
+    assert_eq!(net.seen_b.installs.len(), 1);
+    assert_eq!(net.seen_b.deletes.len(), 1);
+    assert!(net.b.ike_sas().is_empty());
+    assert!(net.a.poll_timeout().is_none() && net.b.poll_timeout().is_none());
 }
 
 #[test]

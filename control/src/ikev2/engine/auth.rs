@@ -244,7 +244,9 @@ impl Engine {
             let old: Vec<[u8; 8]> = self
                 .sas
                 .iter()
-                .filter(|(o, x)| **o != k && x.remote.ip() == remote.ip())
+                .filter(|(o, x)| {
+                    **o != k && x.state == State::Established && x.remote.ip() == remote.ip()
+                })
                 .map(|(o, _)| *o)
                 .collect();
             for o in old {
@@ -270,6 +272,15 @@ impl Engine {
                             PayloadBody::Sa(proposal::esp_choice_payload(t, number, spi_in, None))
                                 .into(),
                         );
+                        if !t.tunnel {
+                            reply.push(
+                                PayloadBody::Notify(Notify::new(
+                                    NotifyType::USE_TRANSPORT_MODE,
+                                    Vec::new(),
+                                ))
+                                .into(),
+                            );
+                        }
                         reply.push(PayloadBody::TsInitiator(rtsi).into());
                         reply.push(PayloadBody::TsResponder(rtsr).into());
                         install = Some((entry, set, spi_in, spi_out, proxy));
@@ -438,6 +449,14 @@ impl Engine {
             self.log(format!(
                 "IKEv2:(SESSION ID = 0):AUTH of {remote} does not verify with the remote key"
             ));
+            // The responder thinks the IKE SA is up: tell it (RFC 7296
+            // §2.21.2), once, inside the IKE SA, then forget it.
+            let n = Notify::new(NotifyType::AUTHENTICATION_FAILED, Vec::new());
+            self.send_oneshot(
+                k,
+                ExchangeType::INFORMATIONAL,
+                vec![PayloadBody::Notify(n).into()],
+            );
             self.fail_init(now, k);
             return;
         }

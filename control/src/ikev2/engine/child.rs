@@ -68,6 +68,11 @@ impl Engine {
         let spi_in = super::random_spi();
         let ni = random::<NONCE_LEN>().to_vec();
         let mut payloads: Vec<Payload> = Vec::new();
+        if e.transforms.first().is_some_and(|t| !t.tunnel) {
+            payloads.push(
+                PayloadBody::Notify(Notify::new(NotifyType::USE_TRANSPORT_MODE, Vec::new())).into(),
+            );
+        }
         if let Some(old) = old_in {
             let mut n = Notify::new(NotifyType::REKEY_SA, Vec::new());
             n.protocol = ProtocolId::ESP;
@@ -220,6 +225,11 @@ impl Engine {
         ];
         if let Some(ke) = ke_reply {
             reply.push(PayloadBody::KeyExchange(ke).into());
+        }
+        if !t.tunnel {
+            reply.push(
+                PayloadBody::Notify(Notify::new(NotifyType::USE_TRANSPORT_MODE, Vec::new())).into(),
+            );
         }
         reply.push(PayloadBody::TsInitiator(rtsi).into());
         reply.push(PayloadBody::TsResponder(rtsr).into());

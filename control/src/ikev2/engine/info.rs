@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::ike::wire::ikev2::{Delete, ExchangeType, Payload, PayloadBody, ProtocolId};
+use crate::ike::wire::ikev2::{Delete, ExchangeType, NotifyType, Payload, PayloadBody, ProtocolId};
 
 use super::{Engine, Output, Request};
 
@@ -18,6 +18,19 @@ impl Engine {
         payloads: &[Payload],
     ) {
         let _ = now;
+        if payloads.iter().any(|p| {
+            matches!(&p.body, PayloadBody::Notify(n) if n.notify_type == NotifyType::AUTHENTICATION_FAILED)
+        }) {
+            // The initiator did not accept our AUTH (§2.21.2).
+            self.stats.auth_failed += 1;
+            let peer = self.sas.get(&k).map(|s| s.remote);
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):{peer:?} refused our AUTH: deleting the IKE SA"
+            ));
+            self.respond(k, ExchangeType::INFORMATIONAL, mid, Vec::new());
+            self.remove_sa(k);
+            return;
+        }
         let mut reply_spis = Vec::new();
         let mut delete_ike = false;
         let mut any = false;
