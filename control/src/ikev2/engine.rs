@@ -25,10 +25,12 @@ use super::crypt::SkKeys;
 use super::policy::Ikev2Policy;
 use super::proposal::IkeChoice;
 
+pub use super::stats::Stats;
 pub use crate::ikev1::engine::{Output, PairInfo};
 
 mod auth;
 mod child;
+mod exchange;
 mod info;
 mod init;
 
@@ -46,69 +48,6 @@ const HOLD_DOWN: Duration = Duration::from_secs(2);
 const NONCE_LEN: usize = 32;
 /// The NAT-T port (RFC 3948).
 pub const NAT_T_PORT: u16 = 4500;
-
-/// Counters for every way an exchange can fail or a message be dropped.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub received: u64,
-    pub sent: u64,
-    pub retransmitted: u64,
-    pub duplicates: u64,
-    pub malformed: u64,
-    pub unknown_spi: u64,
-    pub unexpected_message: u64,
-    pub integrity_failed: u64,
-    pub no_preshared_key: u64,
-    pub no_proposal_chosen: u64,
-    pub invalid_ke_sent: u64,
-    pub invalid_ke_received: u64,
-    pub bad_key_exchange: u64,
-    pub auth_failed: u64,
-    pub ts_unacceptable: u64,
-    pub cookies_sent: u64,
-    pub cookie_retries: u64,
-    pub half_open_limit: u64,
-    pub retransmit_limit: u64,
-    pub dead_peers: u64,
-    pub ike_established: u64,
-    pub child_established: u64,
-    pub deletes_received: u64,
-    pub liveness_sent: u64,
-    pub liveness_answered: u64,
-}
-
-impl Stats {
-    /// `name value` lines, in a stable order.
-    pub fn lines(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            ("packets received", self.received),
-            ("packets sent", self.sent),
-            ("retransmissions", self.retransmitted),
-            ("duplicate requests answered", self.duplicates),
-            ("malformed packets dropped", self.malformed),
-            ("unknown SPIs dropped", self.unknown_spi),
-            ("unexpected messages dropped", self.unexpected_message),
-            ("integrity check failures", self.integrity_failed),
-            ("no pre-shared key for peer", self.no_preshared_key),
-            ("no proposal chosen", self.no_proposal_chosen),
-            ("INVALID_KE_PAYLOAD sent", self.invalid_ke_sent),
-            ("INVALID_KE_PAYLOAD received", self.invalid_ke_received),
-            ("bad key exchange values", self.bad_key_exchange),
-            ("authentication failures", self.auth_failed),
-            ("traffic selectors unacceptable", self.ts_unacceptable),
-            ("cookies demanded", self.cookies_sent),
-            ("IKE_SA_INIT repeated with a cookie", self.cookie_retries),
-            ("half-open limit drops", self.half_open_limit),
-            ("retransmission limit reached", self.retransmit_limit),
-            ("peers declared dead", self.dead_peers),
-            ("IKE SAs established", self.ike_established),
-            ("CHILD_SAs established", self.child_established),
-            ("deletes received", self.deletes_received),
-            ("liveness checks sent", self.liveness_sent),
-            ("liveness checks answered", self.liveness_answered),
-        ]
-    }
-}
 
 /// A request sent that waits for its response.
 #[derive(Debug, Clone)]
@@ -663,113 +602,5 @@ impl Engine {
             }
             _ => self.stats.unexpected_message += 1,
         }
-    }
-
-    /// Sends (and keeps, for repeats) an encrypted response.
-    fn respond(&mut self, k: [u8; 8], exchange: ExchangeType, mid: u32, payloads: Vec<Payload>) {
-        let Some(s) = self.sas.get_mut(&k) else {
-            return;
-        };
-        let header = s.header(exchange, true, mid);
-        let Some(data) = s.tx.as_ref().and_then(|tx| tx.seal(header, &payloads)) else {
-            return;
-        };
-        s.peer_mid = mid.wrapping_add(1);
-        s.last_response = Some((mid, data.clone()));
-        let (l, r) = (s.local, s.remote);
-        self.send(l, r, data);
-    }
-
-    /// Queues a request; it goes out at once when none is in flight.
-    fn request(&mut self, now: Instant, k: [u8; 8], req: Request) {
-        let Some(s) = self.sas.get_mut(&k) else {
-            return;
-        };
-        s.queue.push_back(req);
-        self.send_next_request(now, k);
-    }
-
-    fn send_next_request(&mut self, now: Instant, k: [u8; 8]) {
-        let Some(s) = self.sas.get_mut(&k) else {
-            return;
-        };
-        if s.flight.is_some() {
-            return;
-        }
-        let Some(req) = s.queue.pop_front() else {
-            return;
-        };
-        let payloads: Vec<Payload> = match &req {
-            Request::Liveness => Vec::new(),
-            Request::DeleteChild(spis) => {
-                vec![PayloadBody::Delete(crate::ike::wire::ikev2::Delete {
-                    protocol: crate::ike::wire::ikev2::ProtocolId::ESP,
-                    spi_size: 4,
-                    spis: spis.iter().map(|s| s.to_be_bytes().to_vec()).collect(),
-                })
-                .into()]
-            }
-            Request::DeleteIke => vec![PayloadBody::Delete(crate::ike::wire::ikev2::Delete {
-                protocol: crate::ike::wire::ikev2::ProtocolId::IKE,
-                spi_size: 0,
-                spis: Vec::new(),
-            })
-            .into()],
-            Request::CreateChild {
-                entry,
-                selector,
-                old_in,
-            } => {
-                let (entry, selector, old_in) = (*entry, *selector, *old_in);
-                self.send_create_child(now, k, entry, selector, old_in);
-                return;
-            }
-            Request::Init | Request::Auth => return,
-        };
-        self.send_request(now, k, ExchangeType::INFORMATIONAL, payloads, req);
-    }
-
-    /// Sends a request that expects no care for its answer (the IKE SA
-    /// is being forgotten): no flight, no retransmission.
-    fn send_oneshot(&mut self, k: [u8; 8], exchange: ExchangeType, payloads: Vec<Payload>) {
-        let Some(s) = self.sas.get_mut(&k) else {
-            return;
-        };
-        let header = s.header(exchange, false, s.next_mid);
-        let Some(data) = s.tx.as_ref().and_then(|tx| tx.seal(header, &payloads)) else {
-            return;
-        };
-        s.next_mid = s.next_mid.wrapping_add(1);
-        let (l, r) = (s.local, s.remote);
-        self.send(l, r, data);
-    }
-
-    /// Encrypts and sends a request with the next Message ID.
-    fn send_request(
-        &mut self,
-        now: Instant,
-        k: [u8; 8],
-        exchange: ExchangeType,
-        payloads: Vec<Payload>,
-        kind: Request,
-    ) {
-        let Some(s) = self.sas.get_mut(&k) else {
-            return;
-        };
-        let mid = s.next_mid;
-        let header = s.header(exchange, false, mid);
-        let Some(data) = s.tx.as_ref().and_then(|tx| tx.seal(header, &payloads)) else {
-            return;
-        };
-        s.next_mid = mid.wrapping_add(1);
-        s.flight = Some(Flight {
-            message_id: mid,
-            data: data.clone(),
-            attempts: 0,
-            next_at: now + RETRANSMIT_BASE,
-            kind,
-        });
-        let (l, r) = (s.local, s.remote);
-        self.send(l, r, data);
     }
 }

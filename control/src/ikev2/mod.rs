@@ -16,6 +16,7 @@ pub mod engine;
 pub mod policy;
 pub mod proposal;
 pub mod selectors;
+pub mod stats;
 
 pub use engine::{Engine, Output, Stats};
 pub use policy::{IkeEncr, IkeInteg, Ikev2Policy, Ikev2Proposal, KeyringPeer};
