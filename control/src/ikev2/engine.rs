@@ -33,6 +33,9 @@ mod child;
 mod exchange;
 mod info;
 mod init;
+mod view;
+
+pub use view::Ikev2SaView;
 
 /// Retransmissions of a request before the exchange (or the peer) is
 /// given up.
@@ -114,6 +117,8 @@ struct Child {
 }
 
 struct IkeSa {
+    /// `Tunnel-id` of `show crypto ikev2 sa`.
+    id: u32,
     spi_i: [u8; 8],
     spi_r: [u8; 8],
     initiator: bool,
@@ -186,6 +191,7 @@ pub struct Engine {
     hold_down: Vec<(PolicyTag, Instant)>,
     ike_port: u16,
     nat_t_port: u16,
+    next_tunnel_id: u32,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -235,6 +241,7 @@ impl Engine {
             hold_down: Vec::new(),
             ike_port: 500,
             nat_t_port: NAT_T_PORT,
+            next_tunnel_id: 1,
         }
     }
 
@@ -286,6 +293,12 @@ impl Engine {
             remote,
             data,
         });
+    }
+
+    fn tunnel_id(&mut self) -> u32 {
+        let id = self.next_tunnel_id;
+        self.next_tunnel_id = id.wrapping_add(1).max(1);
+        id
     }
 
     fn half_open(&self) -> usize {

@@ -8,8 +8,8 @@
 //! PSKs and the first CHILD_SA (traffic-selector narrowing), INFORMATIONAL
 //! (deletes, liveness checks), retransmission and duplicate answers,
 //! CREATE_CHILD_SA for new CHILD_SAs and CHILD_SA rekeys (PFS when
-//! configured). Not yet: IKE SA rekey, IKE fragmentation, on-demand DPD,
-//! the `show crypto ikev2` views.
+//! configured), the `show crypto ikev2 sa [detailed]` view. Not yet: IKE
+//! SA rekey, IKE fragmentation, on-demand DPD, NAT keepalives.
 
 pub mod crypt;
 pub mod engine;
@@ -18,7 +18,7 @@ pub mod proposal;
 pub mod selectors;
 pub mod stats;
 
-pub use engine::{Engine, Output, Stats};
+pub use engine::{Engine, Ikev2SaView, Output, Stats};
 pub use policy::{IkeEncr, IkeInteg, Ikev2Policy, Ikev2Proposal, KeyringPeer};
 
 #[cfg(test)]

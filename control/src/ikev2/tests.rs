@@ -833,3 +833,43 @@ fn a_new_child_sa_for_another_entry_reuses_the_ike_sa() {
     assert_eq!(net.a.ike_sas().len(), 1);
     assert_eq!(net.sent, 6);
 }
+
+#[test]
+fn show_crypto_ikev2_sa_detailed_as_in_seed_002() {
+    let mut a = policy(&A4, "cisco", "cisco1");
+    let mut b = policy(&B4, "cisco1", "cisco");
+    for x in [&mut a, &mut b] {
+        x.proposals = vec![ike_proposal(
+            IkeEncr::AesCbc(128),
+            &[IkeInteg::Sha1_96],
+            &[DhGroup::Modp1024],
+        )];
+        x.lifetime = 120;
+    }
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    established(&net);
+    net.now += Duration::from_secs(10);
+    let va = net.a.ikev2_sas(net.now);
+    let vb = net.b.ikev2_sas(net.now);
+    assert_eq!(va.len(), 1);
+    assert_eq!(va[0].local_spi, vb[0].remote_spi);
+    assert_eq!(va[0].remote_spi, vb[0].local_spi);
+    let lines = va[0].lines(true);
+    assert_eq!(lines[0], "1 198.18.0.1/500 198.18.1.1/500 none/none READY");
+    assert_eq!(
+        lines[1],
+        "Encr: AES-CBC, keysize: 128, Hash: SHA96, DH Grp:2, Auth sign: PSK, Auth verify: PSK"
+    );
+    assert_eq!(lines[2], "Life/Active Time: 120/10 sec");
+    assert!(lines.contains(&"Local id: 198.18.0.1".to_string()));
+    assert!(lines.contains(&"Local next msg id: 2 Remote next msg id: 0".to_string()));
+    assert!(lines.contains(&"NAT-T is not detected".to_string()));
+    assert!(lines.contains(&"Initiator of SA : Yes".to_string()));
+    assert!(vb[0]
+        .lines(true)
+        .contains(&"Local next msg id: 0 Remote next msg id: 2".to_string()));
+    assert!(vb[0]
+        .lines(true)
+        .contains(&"Initiator of SA : No".to_string()));
+}

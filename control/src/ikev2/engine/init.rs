@@ -59,6 +59,7 @@ impl Engine {
         };
         let spi_i = random::<8>();
         let s = IkeSa {
+            id: self.tunnel_id(),
             spi_i,
             spi_r: [0; 8],
             initiator: true,
@@ -291,6 +292,7 @@ impl Engine {
         };
         let len = message_len(data);
         let s = IkeSa {
+            id: self.tunnel_id(),
             spi_i,
             spi_r,
             initiator: false,
