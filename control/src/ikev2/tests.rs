@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use super::policy::{Dpd, EspTransform, IpsecLifetime, MapEntry};
 use super::*;
 use crate::config::model::SecretBytes;
-use crate::ike::crypto::v2::ChildSaKeys;
+use crate::ike::crypto::v2::{self as kdf, ChildSaKeys};
 use crate::ike::crypto::{DhGroup, Prf};
 use crate::ike::wire::ikev2::{ExchangeType, Message, PayloadBody};
 
@@ -872,4 +872,74 @@ fn show_crypto_ikev2_sa_detailed_as_in_seed_002() {
     assert!(vb[0]
         .lines(true)
         .contains(&"Initiator of SA : No".to_string()));
+}
+
+#[test]
+fn the_ike_auth_on_the_wire_checks_out_with_the_kdf_functions() {
+    // Open A's IKE_AUTH with SK_ei/SK_ai as B derived them, then check
+    // its AUTH payload with ike::crypto::v2's own functions: the role
+    // of each SK_* key and the signed octets are those of RFC 7296.
+    let mut net = Net::new(
+        policy(&A4, "cisco", "cisco1"),
+        policy(&B4, "cisco1", "cisco"),
+    );
+    net.acquire_a();
+    established(&net);
+    let keys = net.b.ike_keys()[0];
+    let sk = crypt::SkKeys {
+        encr: IkeEncr::AesCbc(256),
+        integ: Some(IkeInteg::Sha256_128),
+        ek: keys.sk_ei.clone(),
+        ak: keys.sk_ai.clone(),
+    };
+    let raw = &net.wire[2].3;
+    let msg = Message::decode(raw).unwrap();
+    assert_eq!(msg.header.exchange, ExchangeType::IKE_AUTH);
+    let inner = sk
+        .open(raw, &msg)
+        .expect("SK_ei/SK_ai open the initiator's message");
+    let (id, auth) = (
+        inner
+            .iter()
+            .find(|p| matches!(p.body, PayloadBody::IdInitiator(_)))
+            .unwrap(),
+        inner
+            .iter()
+            .find_map(|p| match &p.body {
+                PayloadBody::Auth(a) => Some(a.data.clone()),
+                _ => None,
+            })
+            .unwrap(),
+    );
+    let mut id_body = Vec::new();
+    id.body.encode_body(&mut id_body).unwrap();
+    let init_r = Message::decode(&net.wire[1].3).unwrap();
+    let nr = init_r
+        .bodies()
+        .find_map(|b| match b {
+            PayloadBody::Nonce(n) => Some(n.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let signed =
+        kdf::auth_signed_octets(Prf::HmacSha256, &net.wire[0].3, &nr, &keys.sk_pi, &id_body);
+    assert!(kdf::verify_psk_auth(
+        Prf::HmacSha256,
+        b"cisco",
+        &signed,
+        &auth
+    ));
+    assert!(!kdf::verify_psk_auth(
+        Prf::HmacSha256,
+        b"cisco1",
+        &signed,
+        &auth
+    ));
+    // The responder's keys do not open it.
+    let wrong = crypt::SkKeys {
+        ek: keys.sk_er.clone(),
+        ak: keys.sk_ar.clone(),
+        ..sk
+    };
+    assert!(wrong.open(raw, &msg).is_none());
 }
