@@ -15,5 +15,6 @@ pub mod ike;
 pub mod ikedriver;
 pub mod ikesock;
 pub mod ikev1;
+pub mod ikev2;
 pub mod show;
 pub mod spdbind;

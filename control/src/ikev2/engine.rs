@@ -1,0 +1,619 @@
+//! The IKEv2 engine: IKE_SA_INIT, IKE_AUTH with pre-shared keys and the
+//! first CHILD_SA, INFORMATIONAL (deletes, liveness checks), as a sans-IO
+//! state machine in the shape of [`crate::ikev1::Engine`]: datagrams,
+//! acquires, expiries and the clock in; [`Output`]s (the same type as
+//! IKEv1's, so one driver carries out both) out.
+//!
+//! Each IKE SA is one [`IkeSa`], keyed by this side's SPI. Every request
+//! sent waits in a [`Flight`] (window size 1) and is retransmitted with
+//! back-off; the last response sent is kept and sent again when the
+//! peer repeats its request.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use dataplane::spd::{FlowKey, PolicyTag, TrafficSelector};
+
+use crate::ike::crypto::v2::IkeSaKeys;
+use crate::ike::crypto::{DhGroup, DhPrivate, Prf};
+use crate::ike::wire::ikev2::{
+    ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadBody,
+};
+
+use super::crypt::SkKeys;
+use super::policy::Ikev2Policy;
+use super::proposal::IkeChoice;
+
+pub use super::stats::Stats;
+pub use crate::ikev1::engine::{Output, PairInfo};
+
+mod auth;
+mod child;
+mod exchange;
+mod info;
+mod init;
+mod view;
+
+pub use view::Ikev2SaView;
+
+/// Retransmissions of a request before the exchange (or the peer) is
+/// given up.
+const MAX_RETRANSMITS: u32 = 5;
+const RETRANSMIT_BASE: Duration = Duration::from_secs(1);
+const RETRANSMIT_CAP: Duration = Duration::from_secs(8);
+/// How long a responder's half-open IKE SA waits for IKE_AUTH.
+const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Half-open IKE SAs kept at most, cookies or not.
+const HALF_OPEN_LIMIT: usize = 4096;
+/// After a failed negotiation, acquires for the same entry wait this long.
+const HOLD_DOWN: Duration = Duration::from_secs(2);
+const NONCE_LEN: usize = 32;
+/// The NAT-T port (RFC 3948).
+pub const NAT_T_PORT: u16 = 4500;
+
+/// A request sent that waits for its response.
+#[derive(Debug, Clone)]
+struct Flight {
+    message_id: u32,
+    data: Vec<u8>,
+    attempts: u32,
+    next_at: Instant,
+    kind: Request,
+}
+
+/// What a request in flight (or queued) is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Request {
+    Init,
+    Auth,
+    Liveness,
+    /// Deletes these inbound CHILD_SA SPIs of ours.
+    DeleteChild(Vec<u32>),
+    DeleteIke,
+    /// A new CHILD_SA for a map entry, rekeying `old_in` if given.
+    CreateChild {
+        entry: usize,
+        selector: TrafficSelector,
+        old_in: Option<u32>,
+    },
+}
+
+/// Our CREATE_CHILD_SA request in flight.
+struct Creating {
+    entry: usize,
+    selector: TrafficSelector,
+    old_in: Option<u32>,
+    spi_in: u32,
+    ni: Vec<u8>,
+    dh: Option<DhPrivate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Initiator: IKE_SA_INIT sent.
+    InitSent,
+    /// Initiator: IKE_AUTH sent.
+    AuthSent,
+    /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
+    HalfOpen,
+    Established,
+}
+
+/// The CHILD_SA the initiator asks for in IKE_AUTH.
+#[derive(Debug, Clone)]
+struct PendingChild {
+    entry: usize,
+    selector: TrafficSelector,
+    spi_in: u32,
+}
+
+/// An installed CHILD_SA pair.
+#[derive(Debug, Clone)]
+struct Child {
+    info: PairInfo,
+    /// A rekey of this pair was started.
+    rekeying: bool,
+}
+
+struct IkeSa {
+    /// `Tunnel-id` of `show crypto ikev2 sa`.
+    id: u32,
+    spi_i: [u8; 8],
+    spi_r: [u8; 8],
+    initiator: bool,
+    local: SocketAddr,
+    remote: SocketAddr,
+    state: State,
+    created: Instant,
+    /// Initiator: the group of the KE being offered.
+    group: DhGroup,
+    dh: Option<DhPrivate>,
+    choice: Option<IkeChoice>,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    /// Both IKE_SA_INIT messages as sent (the AUTH payloads sign them).
+    init_i: Vec<u8>,
+    init_r: Vec<u8>,
+    cookie: Option<Vec<u8>>,
+    keys: Option<IkeSaKeys>,
+    tx: Option<SkKeys>,
+    rx: Option<SkKeys>,
+    nat: bool,
+    /// Message ID of our next request.
+    next_mid: u32,
+    /// Message ID of the peer's next request.
+    peer_mid: u32,
+    flight: Option<Flight>,
+    queue: VecDeque<Request>,
+    /// The last response sent, for a repeated request.
+    last_response: Option<(u32, Vec<u8>)>,
+    pending: Option<PendingChild>,
+    creating: Option<Creating>,
+    children: Vec<Child>,
+    last_heard: Instant,
+}
+
+impl IkeSa {
+    fn prf(&self) -> Prf {
+        self.choice.map_or(Prf::HmacSha256, |c| c.prf)
+    }
+
+    fn header(&self, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
+        let mut flags = 0;
+        if self.initiator {
+            flags |= Flags::INITIATOR.0;
+        }
+        if response {
+            flags |= Flags::RESPONSE.0;
+        }
+        Header {
+            initiator_spi: self.spi_i,
+            responder_spi: self.spi_r,
+            version: Header::VERSION,
+            exchange,
+            flags: Flags(flags),
+            message_id,
+        }
+    }
+}
+
+/// The IKEv2 engine.
+pub struct Engine {
+    policy: Ikev2Policy,
+    sas: HashMap<[u8; 8], IkeSa>,
+    /// Responder: (peer, peer's SPI) → our SPI, to answer a repeated
+    /// IKE_SA_INIT from the same half-open SA.
+    by_peer_spi: HashMap<(SocketAddr, [u8; 8]), [u8; 8]>,
+    out: VecDeque<Output>,
+    stats: Stats,
+    cookie_secret: [u8; 32],
+    hold_down: Vec<(PolicyTag, Instant)>,
+    ike_port: u16,
+    nat_t_port: u16,
+    next_tunnel_id: u32,
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).expect("OS RNG");
+    b
+}
+
+fn random_spi() -> u32 {
+    loop {
+        let s = u32::from_be_bytes(random());
+        if s >= 256 {
+            return s;
+        }
+    }
+}
+
+/// NAT_DETECTION_*_IP data = SHA-1(SPIi | SPIr | IP | Port) (§2.23).
+fn nat_hash(spi_i: &[u8; 8], spi_r: &[u8; 8], addr: SocketAddr) -> Vec<u8> {
+    let ip = match addr.ip() {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    Prf::HmacSha1.hash(&[spi_i, spi_r, &ip, &addr.port().to_be_bytes()])
+}
+
+fn notifies(payloads: &[Payload]) -> impl Iterator<Item = &Notify> {
+    payloads.iter().filter_map(|p| match &p.body {
+        PayloadBody::Notify(n) => Some(n),
+        _ => None,
+    })
+}
+
+fn find_notify(payloads: &[Payload], t: NotifyType) -> Option<&Notify> {
+    notifies(payloads).find(|n| n.notify_type == t)
+}
+
+impl Engine {
+    pub fn new(policy: Ikev2Policy) -> Engine {
+        Engine {
+            policy,
+            sas: HashMap::new(),
+            by_peer_spi: HashMap::new(),
+            out: VecDeque::new(),
+            stats: Stats::default(),
+            cookie_secret: random(),
+            hold_down: Vec::new(),
+            ike_port: 500,
+            nat_t_port: NAT_T_PORT,
+            next_tunnel_id: 1,
+        }
+    }
+
+    /// The UDP ports the driver's sockets listen on (500/4500 unless
+    /// changed for tests).
+    pub fn set_ports(&mut self, ike: u16, nat_t: u16) {
+        self.ike_port = ike;
+        self.nat_t_port = nat_t;
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The installed pairs.
+    pub fn pairs(&self) -> impl Iterator<Item = &PairInfo> {
+        self.sas
+            .values()
+            .flat_map(|s| s.children.iter().map(|c| &c.info))
+    }
+
+    /// Established IKE SAs: (local, remote, NAT detected).
+    pub fn ike_sas(&self) -> Vec<(SocketAddr, SocketAddr, bool)> {
+        self.sas
+            .values()
+            .filter(|s| s.state == State::Established)
+            .map(|s| (s.local, s.remote, s.nat))
+            .collect()
+    }
+
+    /// The IKE SA keys held, for the tests' cross-checks.
+    #[cfg(test)]
+    pub(crate) fn ike_keys(&self) -> Vec<&IkeSaKeys> {
+        self.sas.values().filter_map(|s| s.keys.as_ref()).collect()
+    }
+
+    fn log(&mut self, line: String) {
+        self.out.push_back(Output::Log(line));
+    }
+
+    fn send(&mut self, local: SocketAddr, remote: SocketAddr, data: Vec<u8>) {
+        self.stats.sent += 1;
+        self.out.push_back(Output::Send {
+            local,
+            remote,
+            data,
+        });
+    }
+
+    fn tunnel_id(&mut self) -> u32 {
+        let id = self.next_tunnel_id;
+        self.next_tunnel_id = id.wrapping_add(1).max(1);
+        id
+    }
+
+    fn half_open(&self) -> usize {
+        self.sas
+            .values()
+            .filter(|s| s.state == State::HalfOpen)
+            .count()
+    }
+
+    /// The dataplane found no SA for `flow` of entry `tag`: start an IKE
+    /// SA with the entry's first peer (unless one is already under way).
+    pub fn acquire(&mut self, now: Instant, tag: PolicyTag, flow: FlowKey) {
+        self.hold_down.retain(|h| h.1 > now);
+        if self.hold_down.iter().any(|h| h.0 == tag) {
+            return;
+        }
+        let Some(entry) = self.policy.maps.iter().position(|e| e.tag == tag) else {
+            return;
+        };
+        let e = &self.policy.maps[entry];
+        let Some(selector) = e.selectors.iter().find(|s| s.matches(&flow)).copied() else {
+            return;
+        };
+        let Some(&peer) = e.peers.first() else {
+            return;
+        };
+        let busy = self.sas.values().any(|s| {
+            s.remote.ip() == peer
+                && (s.pending.as_ref().is_some_and(|p| p.entry == entry)
+                    || s.creating.as_ref().is_some_and(|c| c.entry == entry)
+                    || s.queue
+                        .iter()
+                        .any(|r| matches!(r, Request::CreateChild { entry: x, .. } if *x == entry))
+                    || s.children.iter().any(|c| c.info.tag == tag))
+        });
+        if busy {
+            return;
+        }
+        // An IKE SA with the peer is up: a new CHILD_SA on it.
+        if let Some(k) = self
+            .sas
+            .iter()
+            .find(|(_, s)| s.state == State::Established && s.remote.ip() == peer)
+            .map(|(k, _)| *k)
+        {
+            self.request(
+                now,
+                k,
+                Request::CreateChild {
+                    entry,
+                    selector,
+                    old_in: None,
+                },
+            );
+            return;
+        }
+        if self.policy.peer_for(peer).is_none() {
+            self.stats.no_preshared_key += 1;
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):No pre-shared key for peer {peer}"
+            ));
+            return;
+        }
+        let local = SocketAddr::new(e.local, self.ike_port);
+        let remote = SocketAddr::new(peer, self.ike_port);
+        self.initiate(now, local, remote, entry, selector);
+    }
+
+    /// A CHILD_SA's lifetime ran out in the dataplane (`spi` inbound or
+    /// outbound). A soft expiry starts a CREATE_CHILD_SA rekey
+    /// (make-before-break); a hard one deletes the pair and tells the peer.
+    pub fn sa_expired(&mut self, now: Instant, spi: u32, hard: bool) {
+        let Some(k) = self.sa_of_child(spi) else {
+            return;
+        };
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        let Some(c) = s
+            .children
+            .iter_mut()
+            .find(|c| c.info.inbound_spi == spi || c.info.outbound_spi == spi)
+        else {
+            return;
+        };
+        let spi_in = c.info.inbound_spi;
+        if hard {
+            self.delete_child_local(now, k, spi_in);
+            return;
+        }
+        if c.rekeying || s.state != State::Established {
+            return;
+        }
+        c.rekeying = true;
+        let (tag, selector) = (c.info.tag, c.info.proxy);
+        let Some(entry) = self.policy.maps.iter().position(|e| e.tag == tag) else {
+            return;
+        };
+        self.log(format!(
+            "IKEv2:(SESSION ID = 0):Rekeying CHILD_SA with inbound SPI 0x{spi_in:08X}"
+        ));
+        self.request(
+            now,
+            k,
+            Request::CreateChild {
+                entry,
+                selector,
+                old_in: Some(spi_in),
+            },
+        );
+    }
+
+    fn sa_of_child(&self, spi_in: u32) -> Option<[u8; 8]> {
+        self.sas
+            .iter()
+            .find(|(_, s)| {
+                s.children
+                    .iter()
+                    .any(|c| c.info.inbound_spi == spi_in || c.info.outbound_spi == spi_in)
+            })
+            .map(|(k, _)| *k)
+    }
+
+    /// `clear crypto ikev2 sa`: every IKE SA deleted, peers told.
+    pub fn clear(&mut self, now: Instant) {
+        let keys: Vec<_> = self.sas.keys().copied().collect();
+        for k in keys {
+            self.delete_ike_local(now, k);
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sas.values().filter_map(|s| self.sa_deadline(s)).min()
+    }
+
+    fn sa_deadline(&self, s: &IkeSa) -> Option<Instant> {
+        if let Some(f) = &s.flight {
+            return Some(f.next_at);
+        }
+        match s.state {
+            State::HalfOpen => Some(s.created + HALF_OPEN_TIMEOUT),
+            State::Established => self
+                .policy
+                .dpd
+                .filter(|d| d.periodic)
+                .map(|d| s.last_heard + Duration::from_secs(u64::from(d.interval.max(1)))),
+            _ => None,
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<[u8; 8]> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| self.sa_deadline(s).is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in due {
+            let Some(s) = self.sas.get_mut(&k) else {
+                continue;
+            };
+            if let Some(f) = &mut s.flight {
+                if f.attempts >= MAX_RETRANSMITS {
+                    let kind = f.kind.clone();
+                    self.stats.retransmit_limit += 1;
+                    if s.state == State::Established {
+                        self.stats.dead_peers += 1;
+                        let peer = s.remote.ip();
+                        self.log(format!(
+                            "IKEv2:(SESSION ID = 0):Peer {peer} did not answer ({kind:?}): deleting the IKE SA"
+                        ));
+                    }
+                    self.fail_initiator_hold(now, k);
+                    self.remove_sa(k);
+                    continue;
+                }
+                f.attempts += 1;
+                let wait = (RETRANSMIT_BASE * 2u32.pow(f.attempts)).min(RETRANSMIT_CAP);
+                f.next_at = now + wait;
+                let (local, remote, data) = (s.local, s.remote, f.data.clone());
+                self.stats.retransmitted += 1;
+                self.send(local, remote, data);
+                continue;
+            }
+            match s.state {
+                State::HalfOpen => {
+                    self.remove_sa(k);
+                }
+                State::Established => {
+                    self.stats.liveness_sent += 1;
+                    self.request(now, k, Request::Liveness);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn fail_initiator_hold(&mut self, now: Instant, k: [u8; 8]) {
+        if let Some(p) = self.sas.get(&k).and_then(|s| s.pending.as_ref()) {
+            let tag = self.policy.maps[p.entry].tag;
+            self.hold_down.push((tag, now + HOLD_DOWN));
+        }
+    }
+
+    /// Forgets an IKE SA and removes its CHILD_SAs from the dataplane.
+    fn remove_sa(&mut self, k: [u8; 8]) {
+        let Some(s) = self.sas.remove(&k) else {
+            return;
+        };
+        self.by_peer_spi.retain(|_, v| *v != k);
+        for c in s.children {
+            self.out.push_back(Output::Delete {
+                inbound_spi: c.info.inbound_spi,
+                outbound_spi: c.info.outbound_spi,
+            });
+        }
+    }
+
+    /// One datagram from `remote` to our `local`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        self.stats.received += 1;
+        let Ok(msg) = Message::decode(data) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let h = &msg.header;
+        if h.version >> 4 != 2 {
+            self.stats.malformed += 1;
+            return;
+        }
+        let response = h.flags.contains(Flags::RESPONSE);
+        let from_initiator = h.flags.contains(Flags::INITIATOR);
+        if h.exchange == ExchangeType::IKE_SA_INIT {
+            if !response && from_initiator && h.responder_spi == [0; 8] && h.message_id == 0 {
+                self.respond_init(now, local, remote, data, &msg);
+            } else if response && !from_initiator && h.message_id == 0 {
+                self.handle_init_response(now, remote, data, &msg);
+            } else {
+                self.stats.unexpected_message += 1;
+            }
+            return;
+        }
+        let ours = if from_initiator {
+            h.responder_spi
+        } else {
+            h.initiator_spi
+        };
+        let Some(s) = self.sas.get(&ours) else {
+            self.stats.unknown_spi += 1;
+            return;
+        };
+        if s.spi_i != h.initiator_spi || s.spi_r != h.responder_spi || s.initiator == from_initiator
+        {
+            self.stats.unknown_spi += 1;
+            return;
+        }
+        if !response {
+            // A repeated request: answer from the stored response, before
+            // any decryption (RFC 7296 §2.1).
+            if h.message_id.wrapping_add(1) == s.peer_mid {
+                if let Some((mid, resp)) = &s.last_response {
+                    if *mid == h.message_id {
+                        let (l, r, d) = (s.local, s.remote, resp.clone());
+                        self.stats.duplicates += 1;
+                        self.send(l, r, d);
+                        return;
+                    }
+                }
+            }
+            if h.message_id != s.peer_mid {
+                self.stats.unexpected_message += 1;
+                return;
+            }
+        } else if s
+            .flight
+            .as_ref()
+            .is_none_or(|f| f.message_id != h.message_id)
+        {
+            self.stats.unexpected_message += 1;
+            return;
+        }
+        let Some(payloads) = s.rx.as_ref().and_then(|rx| rx.open(data, &msg)) else {
+            self.stats.integrity_failed += 1;
+            return;
+        };
+        let exchange = h.exchange;
+        let mid = h.message_id;
+        let s = self.sas.get_mut(&ours).expect("looked up above");
+        s.last_heard = now;
+        match (exchange, response) {
+            (ExchangeType::IKE_AUTH, false) if s.state == State::HalfOpen => {
+                self.respond_auth(now, ours, local, remote, &payloads)
+            }
+            (ExchangeType::IKE_AUTH, true) if s.state == State::AuthSent => {
+                self.handle_auth_response(now, ours, &payloads)
+            }
+            (ExchangeType::INFORMATIONAL, false) if s.state == State::Established => {
+                self.respond_info(now, ours, mid, &payloads)
+            }
+            (ExchangeType::INFORMATIONAL, true) if s.state == State::Established => {
+                self.handle_info_response(now, ours)
+            }
+            (ExchangeType::CREATE_CHILD_SA, false) if s.state == State::Established => {
+                self.respond_create_child(now, ours, mid, &payloads)
+            }
+            (ExchangeType::CREATE_CHILD_SA, true) if s.state == State::Established => {
+                self.handle_create_child_response(now, ours, &payloads)
+            }
+            _ => self.stats.unexpected_message += 1,
+        }
+    }
+}

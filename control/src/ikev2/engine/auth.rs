@@ -1,0 +1,516 @@
+//! IKE_AUTH with pre-shared keys (RFC 7296 §1.2, §2.15) and the first
+//! CHILD_SA: identities, AUTH with the local key and verification with
+//! the remote key, the ESP proposal and traffic selectors, and the
+//! installs (the responder's inbound SA before its reply).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use dataplane::api::{Direction, Lifetime, SaKeys, SaParams, UdpEncap};
+use dataplane::spd::TrafficSelector;
+
+use crate::ike::crypto::v2::{self as kdf, ChildSaKeys};
+use crate::ike::wire::ident::Identity;
+use crate::ike::wire::ikev2::{
+    AuthMethod, Authentication, ExchangeType, Notify, NotifyType, Payload, PayloadBody,
+};
+
+use super::super::policy::{EspTransform, MapEntry};
+use super::super::{proposal, selectors};
+use super::{find_notify, Child, Engine, IkeSa, PairInfo, Request, State};
+
+fn identity(a: IpAddr) -> Identity {
+    match a {
+        IpAddr::V4(x) => Identity::Ipv4(x),
+        IpAddr::V6(x) => Identity::Ipv6(x),
+    }
+}
+
+/// The ID payload after its generic header, as AUTH signs it.
+fn id_body(body: &PayloadBody) -> Vec<u8> {
+    let mut v = Vec::new();
+    // Encoding an ID payload built from an address cannot fail.
+    let _ = body.encode_body(&mut v);
+    v
+}
+
+#[derive(Default)]
+struct AuthPayloads<'a> {
+    id: Option<&'a PayloadBody>,
+    auth: Option<&'a Authentication>,
+    sa: Option<&'a crate::ike::wire::ikev2::SecurityAssociation>,
+    tsi: Option<&'a [crate::ike::wire::ikev2::TrafficSelector]>,
+    tsr: Option<&'a [crate::ike::wire::ikev2::TrafficSelector]>,
+}
+
+fn collect(payloads: &[Payload]) -> AuthPayloads<'_> {
+    let mut a = AuthPayloads::default();
+    for p in payloads {
+        match &p.body {
+            b @ (PayloadBody::IdInitiator(_) | PayloadBody::IdResponder(_)) => a.id = Some(b),
+            PayloadBody::Auth(x) => a.auth = Some(x),
+            PayloadBody::Sa(x) => a.sa = Some(x),
+            PayloadBody::TsInitiator(x) => a.tsi = Some(x),
+            PayloadBody::TsResponder(x) => a.tsr = Some(x),
+            _ => {}
+        }
+    }
+    a
+}
+
+/// The two SAs of a pair: (inbound, outbound).
+/// `exchange_initiator`: whether this side started the exchange that
+/// made the pair (its "i" keys protect what it sends).
+pub(super) fn pair_params(
+    e: &MapEntry,
+    t: &EspTransform,
+    s: &IkeSa,
+    (spi_in, spi_out): (u32, u32),
+    keys: &ChildSaKeys,
+    exchange_initiator: bool,
+) -> (SaParams, SaParams) {
+    let (in_keys, out_keys) = if exchange_initiator {
+        ((&keys.encr_r, &keys.integ_r), (&keys.encr_i, &keys.integ_i))
+    } else {
+        ((&keys.encr_i, &keys.integ_i), (&keys.encr_r, &keys.integ_r))
+    };
+    let secs = e.lifetime.seconds;
+    let kb = e.lifetime.kilobytes;
+    let (s_num, s_den) = if s.initiator { (9, 10) } else { (19, 20) };
+    let lifetime = Lifetime {
+        soft_seconds: Some((secs / s_den * s_num).max(1)),
+        hard_seconds: Some(secs),
+        soft_kilobytes: Some((kb / 10 * 8).max(1)),
+        hard_kilobytes: Some(kb),
+    };
+    let inbound = SaParams {
+        spi: spi_in,
+        direction: Direction::Inbound,
+        enc: t.enc,
+        auth: t.auth,
+        keys: SaKeys {
+            enc: in_keys.0.to_vec(),
+            auth: in_keys.1.to_vec(),
+        },
+        mode: e.esp_mode(t, s.remote.ip()),
+        udp_encap: s.nat.then_some(UdpEncap {
+            src_port: s.local.port(),
+            dst_port: s.remote.port(),
+        }),
+        esn: false,
+        replay_window: e.replay_window,
+        lifetime,
+    };
+    let outbound = SaParams {
+        spi: spi_out,
+        direction: Direction::Outbound,
+        keys: SaKeys {
+            enc: out_keys.0.to_vec(),
+            auth: out_keys.1.to_vec(),
+        },
+        replay_window: 0,
+        ..inbound.clone()
+    };
+    (inbound, outbound)
+}
+
+/// KEYMAT for a pair: the IKE_SA_INIT nonces for the first CHILD_SA,
+/// the CREATE_CHILD_SA exchange's (and its g^ir with PFS) for others.
+pub(super) fn child_keys(
+    s: &IkeSa,
+    t: &EspTransform,
+    g_ir: Option<&[u8]>,
+    ni: &[u8],
+    nr: &[u8],
+) -> Option<ChildSaKeys> {
+    let keys = s.keys.as_ref()?;
+    ChildSaKeys::derive(
+        s.prf(),
+        &keys.sk_d,
+        g_ir,
+        ni,
+        nr,
+        t.enc.key_len(),
+        t.auth.key_len(),
+    )
+    .ok()
+}
+
+impl Engine {
+    /// Initiator: IKE_AUTH with IDi, AUTH, the CHILD_SA's SA, TSi, TSr.
+    pub(super) fn send_auth(&mut self, now: Instant, k: [u8; 8]) {
+        let Some(s) = self.sas.get(&k) else {
+            return;
+        };
+        let Some(peer) = self.policy.peer_for(s.remote.ip()) else {
+            self.stats.no_preshared_key += 1;
+            self.fail_init(now, k);
+            return;
+        };
+        let (Some(keys), Some(pending)) = (s.keys.as_ref(), s.pending.as_ref()) else {
+            return;
+        };
+        let e = &self.policy.maps[pending.entry];
+        let id = PayloadBody::IdInitiator(identity(s.local.ip()));
+        let signed = kdf::auth_signed_octets(s.prf(), &s.init_i, &s.nr, &keys.sk_pi, &id_body(&id));
+        let auth = kdf::psk_auth(s.prf(), peer.local_key.expose(), &signed);
+        let first_contact = !self
+            .sas
+            .values()
+            .any(|o| o.state == State::Established && o.remote.ip() == s.remote.ip());
+        let mut payloads: Vec<Payload> = vec![id.into()];
+        if first_contact {
+            payloads.push(
+                PayloadBody::Notify(Notify::new(NotifyType::INITIAL_CONTACT, Vec::new())).into(),
+            );
+        }
+        payloads.push(
+            PayloadBody::Auth(Authentication {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: auth,
+            })
+            .into(),
+        );
+        if e.transforms.first().is_some_and(|t| !t.tunnel) {
+            payloads.push(
+                PayloadBody::Notify(Notify::new(NotifyType::USE_TRANSPORT_MODE, Vec::new())).into(),
+            );
+        }
+        let (tsi, tsr) = selectors::propose(&pending.selector);
+        payloads.push(
+            PayloadBody::Sa(proposal::esp_sa_payload(
+                &e.transforms,
+                pending.spi_in,
+                None,
+            ))
+            .into(),
+        );
+        payloads.push(PayloadBody::TsInitiator(tsi).into());
+        payloads.push(PayloadBody::TsResponder(tsr).into());
+        if let Some(s) = self.sas.get_mut(&k) {
+            s.state = State::AuthSent;
+        }
+        self.send_request(now, k, ExchangeType::IKE_AUTH, payloads, Request::Auth);
+    }
+
+    /// Responder: checks the initiator's AUTH, answers with ours and the
+    /// CHILD_SA (or why there is none).
+    pub(super) fn respond_auth(
+        &mut self,
+        now: Instant,
+        k: [u8; 8],
+        local: SocketAddr,
+        remote: SocketAddr,
+        payloads: &[Payload],
+    ) {
+        let a = collect(payloads);
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        // The initiator moves to port 4500 when it detected a NAT.
+        s.local = local;
+        s.remote = remote;
+        let (Some(id @ PayloadBody::IdInitiator(_)), Some(auth)) = (a.id, a.auth) else {
+            self.stats.malformed += 1;
+            self.auth_failed(k, "no IDi or AUTH");
+            return;
+        };
+        let Some(peer) = self.policy.peer_for(remote.ip()) else {
+            self.stats.no_preshared_key += 1;
+            self.auth_failed(k, "no keyring peer");
+            return;
+        };
+        let Some(keys) = s.keys.as_ref() else {
+            return;
+        };
+        let signed = kdf::auth_signed_octets(s.prf(), &s.init_i, &s.nr, &keys.sk_pi, &id_body(id));
+        if auth.method != AuthMethod::SHARED_KEY_MIC
+            || !kdf::verify_psk_auth(s.prf(), peer.remote_key.expose(), &signed, &auth.data)
+        {
+            self.auth_failed(k, "AUTH payload does not verify with the remote key");
+            return;
+        }
+        let idr = PayloadBody::IdResponder(identity(local.ip()));
+        let signed =
+            kdf::auth_signed_octets(s.prf(), &s.init_r, &s.ni, &keys.sk_pr, &id_body(&idr));
+        let our_auth = kdf::psk_auth(s.prf(), peer.local_key.expose(), &signed);
+        s.state = State::Established;
+        s.last_heard = now;
+        self.stats.ike_established += 1;
+        self.log(format!(
+            "IKEv2:(SESSION ID = 0):{remote} authenticated: IKE SA READY"
+        ));
+        if find_notify(payloads, NotifyType::INITIAL_CONTACT).is_some() {
+            let old: Vec<[u8; 8]> = self
+                .sas
+                .iter()
+                .filter(|(o, x)| {
+                    **o != k && x.state == State::Established && x.remote.ip() == remote.ip()
+                })
+                .map(|(o, _)| *o)
+                .collect();
+            for o in old {
+                self.remove_sa(o);
+            }
+        }
+        let mut reply: Vec<Payload> = vec![
+            idr.into(),
+            PayloadBody::Auth(Authentication {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: our_auth,
+            })
+            .into(),
+        ];
+        let mut install = None;
+        if let (Some(sa), Some(tsi), Some(tsr)) = (a.sa, a.tsi, a.tsr) {
+            {
+                match self.choose_child(remote.ip(), sa, tsi, tsr, false) {
+                    Ok((entry, set, number, spi_out, proxy, rtsi, rtsr)) => {
+                        let spi_in = super::random_spi();
+                        let t = &self.policy.maps[entry].transforms[set];
+                        reply.push(
+                            PayloadBody::Sa(proposal::esp_choice_payload(t, number, spi_in, None))
+                                .into(),
+                        );
+                        if !t.tunnel {
+                            reply.push(
+                                PayloadBody::Notify(Notify::new(
+                                    NotifyType::USE_TRANSPORT_MODE,
+                                    Vec::new(),
+                                ))
+                                .into(),
+                            );
+                        }
+                        reply.push(PayloadBody::TsInitiator(rtsi).into());
+                        reply.push(PayloadBody::TsResponder(rtsr).into());
+                        install = Some((entry, set, spi_in, spi_out, proxy));
+                    }
+                    Err(n) => {
+                        if n == NotifyType::TS_UNACCEPTABLE {
+                            self.stats.ts_unacceptable += 1;
+                        } else {
+                            self.stats.no_proposal_chosen += 1;
+                        }
+                        reply.push(PayloadBody::Notify(Notify::new(n, Vec::new())).into())
+                    }
+                }
+            }
+        }
+        let pair = install.and_then(|(entry, set, spi_in, spi_out, proxy)| {
+            let s = self.sas.get(&k)?;
+            let e = &self.policy.maps[entry];
+            let t = &e.transforms[set];
+            let keys = child_keys(s, t, None, &s.ni, &s.nr)?;
+            let (inb, outb) = pair_params(e, t, s, (spi_in, spi_out), &keys, false);
+            Some((e.tag, proxy, inb, outb))
+        });
+        if let Some((_, _, inb, _)) = &pair {
+            self.out
+                .push_back(super::Output::InstallInbound(Box::new(inb.clone())));
+        }
+        self.respond(k, ExchangeType::IKE_AUTH, 1, reply);
+        if let Some((tag, proxy, inb, outb)) = pair {
+            self.finish_install(k, tag, proxy, inb, outb, true);
+        }
+    }
+
+    /// The map entry, transform set and selectors for the initiator's
+    /// CHILD_SA, or the error notify.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn choose_child(
+        &self,
+        peer: IpAddr,
+        sa: &crate::ike::wire::ikev2::SecurityAssociation,
+        tsi: &[crate::ike::wire::ikev2::TrafficSelector],
+        tsr: &[crate::ike::wire::ikev2::TrafficSelector],
+        create: bool,
+    ) -> Result<
+        (
+            usize,
+            usize,
+            u8,
+            u32,
+            TrafficSelector,
+            Vec<crate::ike::wire::ikev2::TrafficSelector>,
+            Vec<crate::ike::wire::ikev2::TrafficSelector>,
+        ),
+        NotifyType,
+    > {
+        let mut transform_matched = false;
+        for (i, e) in self.policy.maps.iter().enumerate() {
+            if !(e.peers.is_empty() || e.peers.contains(&peer)) {
+                continue;
+            }
+            let Some((set, number, spi_out)) =
+                proposal::select_esp(&e.transforms, sa, create.then_some(e.pfs))
+            else {
+                continue;
+            };
+            transform_matched = true;
+            if let Some((proxy, rtsi, rtsr)) = selectors::narrow(&e.selectors, tsi, tsr) {
+                return Ok((i, set, number, spi_out, proxy, rtsi, rtsr));
+            }
+        }
+        Err(if transform_matched {
+            NotifyType::TS_UNACCEPTABLE
+        } else {
+            NotifyType::NO_PROPOSAL_CHOSEN
+        })
+    }
+
+    pub(super) fn finish_install(
+        &mut self,
+        k: [u8; 8],
+        tag: dataplane::spd::PolicyTag,
+        proxy: TrafficSelector,
+        inbound: SaParams,
+        outbound: SaParams,
+        inbound_ready: bool,
+    ) {
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        let info = PairInfo {
+            tag,
+            proxy,
+            local: s.local.ip(),
+            peer: s.remote.ip(),
+            inbound_spi: inbound.spi,
+            outbound_spi: outbound.spi,
+        };
+        s.children.push(Child {
+            info,
+            rekeying: false,
+        });
+        self.stats.child_established += 1;
+        self.log(format!(
+            "IKEv2:(SESSION ID = 0):CHILD_SA installed: inbound SPI 0x{:08X}, outbound SPI 0x{:08X}",
+            inbound.spi, outbound.spi
+        ));
+        self.out.push_back(super::Output::Install {
+            tag,
+            proxy,
+            inbound: Box::new(inbound),
+            outbound: Box::new(outbound),
+            inbound_ready,
+        });
+    }
+
+    /// Responder: AUTHENTICATION_FAILED sent, the IKE SA forgotten.
+    fn auth_failed(&mut self, k: [u8; 8], why: &str) {
+        self.stats.auth_failed += 1;
+        let peer = self.sas.get(&k).map(|s| s.remote);
+        self.log(format!(
+            "IKEv2:(SESSION ID = 0):Authentication of {peer:?} failed: {why}"
+        ));
+        let n = Notify::new(NotifyType::AUTHENTICATION_FAILED, Vec::new());
+        self.respond(
+            k,
+            ExchangeType::IKE_AUTH,
+            1,
+            vec![PayloadBody::Notify(n).into()],
+        );
+        self.remove_sa(k);
+    }
+
+    /// Initiator: the responder's IKE_AUTH answer.
+    pub(super) fn handle_auth_response(&mut self, now: Instant, k: [u8; 8], payloads: &[Payload]) {
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        s.flight = None;
+        let remote = s.remote;
+        if find_notify(payloads, NotifyType::AUTHENTICATION_FAILED).is_some() {
+            self.stats.auth_failed += 1;
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):{remote} answered AUTHENTICATION_FAILED"
+            ));
+            self.fail_init(now, k);
+            return;
+        }
+        let a = collect(payloads);
+        let (Some(id @ PayloadBody::IdResponder(_)), Some(auth)) = (a.id, a.auth) else {
+            self.stats.malformed += 1;
+            self.fail_init(now, k);
+            return;
+        };
+        let Some(peer) = self.policy.peer_for(remote.ip()) else {
+            self.fail_init(now, k);
+            return;
+        };
+        let Some(keys) = s.keys.as_ref() else {
+            return;
+        };
+        let signed = kdf::auth_signed_octets(s.prf(), &s.init_r, &s.ni, &keys.sk_pr, &id_body(id));
+        if auth.method != AuthMethod::SHARED_KEY_MIC
+            || !kdf::verify_psk_auth(s.prf(), peer.remote_key.expose(), &signed, &auth.data)
+        {
+            self.stats.auth_failed += 1;
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):AUTH of {remote} does not verify with the remote key"
+            ));
+            // The responder thinks the IKE SA is up: tell it (RFC 7296
+            // §2.21.2), once, inside the IKE SA, then forget it.
+            let n = Notify::new(NotifyType::AUTHENTICATION_FAILED, Vec::new());
+            self.send_oneshot(
+                k,
+                ExchangeType::INFORMATIONAL,
+                vec![PayloadBody::Notify(n).into()],
+            );
+            self.fail_init(now, k);
+            return;
+        }
+        s.state = State::Established;
+        s.last_heard = now;
+        let pending = s.pending.take();
+        self.stats.ike_established += 1;
+        self.log(format!(
+            "IKEv2:(SESSION ID = 0):{remote} authenticated: IKE SA READY"
+        ));
+        let Some(pending) = pending else {
+            return;
+        };
+        let Some(s) = self.sas.get(&k) else {
+            return;
+        };
+        let e = &self.policy.maps[pending.entry];
+        let accepted = match (a.sa, a.tsi, a.tsr) {
+            (Some(sa), Some(tsi), Some(tsr)) => proposal::accept_esp(&e.transforms, sa, None)
+                .and_then(|(set, spi_out)| {
+                    selectors::accept(&pending.selector, tsi, tsr).map(|p| (set, spi_out, p))
+                })
+                .ok_or(NotifyType::NO_PROPOSAL_CHOSEN),
+            _ => Err(
+                if find_notify(payloads, NotifyType::TS_UNACCEPTABLE).is_some() {
+                    NotifyType::TS_UNACCEPTABLE
+                } else {
+                    NotifyType::NO_PROPOSAL_CHOSEN
+                },
+            ),
+        };
+        match accepted {
+            Ok((set, spi_out, proxy)) => {
+                let t = &e.transforms[set];
+                let Some(keys) = child_keys(s, t, None, &s.ni, &s.nr) else {
+                    return;
+                };
+                let (inb, outb) = pair_params(e, t, s, (pending.spi_in, spi_out), &keys, true);
+                let tag = e.tag;
+                self.finish_install(k, tag, proxy, inb, outb, false);
+            }
+            Err(n) => {
+                if n == NotifyType::TS_UNACCEPTABLE {
+                    self.stats.ts_unacceptable += 1;
+                } else {
+                    self.stats.no_proposal_chosen += 1;
+                }
+                let tag = e.tag;
+                self.hold_down.push((tag, now + super::HOLD_DOWN));
+                self.log(format!(
+                    "IKEv2:(SESSION ID = 0):No CHILD_SA with {remote}: {n:?}"
+                ));
+            }
+        }
+        self.send_next_request(now, k);
+    }
+}

@@ -1,0 +1,314 @@
+//! CREATE_CHILD_SA (RFC 7296 §1.3.1, §1.3.3): new CHILD_SAs on an
+//! established IKE SA and CHILD_SA rekeys on soft expiry, with PFS when
+//! the entry has `set pfs`. Make-before-break: the new pair goes in
+//! first; the rekeying side then deletes the old one.
+
+use std::time::Instant;
+
+use dataplane::spd::TrafficSelector;
+
+use crate::ike::crypto::DhGroup;
+use crate::ike::wire::ikev2::{
+    ExchangeType, KeyExchange, Notify, NotifyType, Payload, PayloadBody, ProtocolId,
+};
+
+use super::super::{proposal, selectors};
+use super::auth::{child_keys, pair_params};
+use super::{find_notify, random, Creating, Engine, Output, Request, NONCE_LEN};
+
+struct ChildPayloads<'a> {
+    sa: Option<&'a crate::ike::wire::ikev2::SecurityAssociation>,
+    nonce: Option<&'a Vec<u8>>,
+    ke: Option<&'a KeyExchange>,
+    tsi: Option<&'a [crate::ike::wire::ikev2::TrafficSelector]>,
+    tsr: Option<&'a [crate::ike::wire::ikev2::TrafficSelector]>,
+}
+
+fn collect(payloads: &[Payload]) -> ChildPayloads<'_> {
+    let mut c = ChildPayloads {
+        sa: None,
+        nonce: None,
+        ke: None,
+        tsi: None,
+        tsr: None,
+    };
+    for p in payloads {
+        match &p.body {
+            PayloadBody::Sa(x) => c.sa = Some(x),
+            PayloadBody::Nonce(x) => c.nonce = Some(x),
+            PayloadBody::KeyExchange(x) => c.ke = Some(x),
+            PayloadBody::TsInitiator(x) => c.tsi = Some(x),
+            PayloadBody::TsResponder(x) => c.tsr = Some(x),
+            _ => {}
+        }
+    }
+    c
+}
+
+impl Engine {
+    /// Sends a CREATE_CHILD_SA request for entry `entry`, rekeying the
+    /// pair with inbound SPI `old_in` if given.
+    pub(super) fn send_create_child(
+        &mut self,
+        now: Instant,
+        k: [u8; 8],
+        entry: usize,
+        selector: TrafficSelector,
+        old_in: Option<u32>,
+    ) {
+        let Some(e) = self.policy.maps.get(entry) else {
+            return;
+        };
+        let pfs = e.pfs;
+        let dh = match pfs.map(DhGroup::generate) {
+            Some(Ok(d)) => Some(d),
+            Some(Err(_)) => return,
+            None => None,
+        };
+        let spi_in = super::random_spi();
+        let ni = random::<NONCE_LEN>().to_vec();
+        let mut payloads: Vec<Payload> = Vec::new();
+        if e.transforms.first().is_some_and(|t| !t.tunnel) {
+            payloads.push(
+                PayloadBody::Notify(Notify::new(NotifyType::USE_TRANSPORT_MODE, Vec::new())).into(),
+            );
+        }
+        if let Some(old) = old_in {
+            let mut n = Notify::new(NotifyType::REKEY_SA, Vec::new());
+            n.protocol = ProtocolId::ESP;
+            n.spi = old.to_be_bytes().to_vec();
+            payloads.push(PayloadBody::Notify(n).into());
+        }
+        payloads.push(PayloadBody::Sa(proposal::esp_sa_payload(&e.transforms, spi_in, pfs)).into());
+        payloads.push(PayloadBody::Nonce(ni.clone()).into());
+        if let Some(d) = &dh {
+            payloads.push(
+                PayloadBody::KeyExchange(KeyExchange {
+                    group: d.group().id(),
+                    data: d.public_value().to_vec(),
+                })
+                .into(),
+            );
+        }
+        let (tsi, tsr) = selectors::propose(&selector);
+        payloads.push(PayloadBody::TsInitiator(tsi).into());
+        payloads.push(PayloadBody::TsResponder(tsr).into());
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        s.creating = Some(Creating {
+            entry,
+            selector,
+            old_in,
+            spi_in,
+            ni,
+            dh,
+        });
+        self.send_request(
+            now,
+            k,
+            ExchangeType::CREATE_CHILD_SA,
+            payloads,
+            Request::CreateChild {
+                entry,
+                selector,
+                old_in,
+            },
+        );
+    }
+
+    /// Responder: a new or rekeyed CHILD_SA.
+    pub(super) fn respond_create_child(
+        &mut self,
+        _now: Instant,
+        k: [u8; 8],
+        mid: u32,
+        payloads: &[Payload],
+    ) {
+        let c = collect(payloads);
+        let refuse = |e: &mut Engine, n: NotifyType, data: Vec<u8>| {
+            let n = Notify::new(n, data);
+            e.respond(
+                k,
+                ExchangeType::CREATE_CHILD_SA,
+                mid,
+                vec![PayloadBody::Notify(n).into()],
+            );
+        };
+        let (Some(sa), Some(ni), Some(tsi), Some(tsr)) = (c.sa, c.nonce, c.tsi, c.tsr) else {
+            // An IKE SA rekey (no TS) is not supported yet.
+            self.stats.no_proposal_chosen += 1;
+            refuse(self, NotifyType::NO_PROPOSAL_CHOSEN, Vec::new());
+            return;
+        };
+        let Some(s) = self.sas.get(&k) else {
+            return;
+        };
+        let remote = s.remote.ip();
+        let old_out = find_notify(payloads, NotifyType::REKEY_SA)
+            .and_then(|n| <[u8; 4]>::try_from(n.spi.as_slice()).ok())
+            .map(u32::from_be_bytes);
+        let old = match old_out {
+            Some(spi) => match s.children.iter().find(|c| c.info.outbound_spi == spi) {
+                Some(c) => Some(c.info.inbound_spi),
+                None => {
+                    let mut n = Notify::new(NotifyType::CHILD_SA_NOT_FOUND, Vec::new());
+                    n.protocol = ProtocolId::ESP;
+                    n.spi = spi.to_be_bytes().to_vec();
+                    self.respond(
+                        k,
+                        ExchangeType::CREATE_CHILD_SA,
+                        mid,
+                        vec![PayloadBody::Notify(n).into()],
+                    );
+                    return;
+                }
+            },
+            None => None,
+        };
+        let _ = old;
+        let (entry, set, number, spi_out, proxy, rtsi, rtsr) =
+            match self.choose_child(remote, sa, tsi, tsr, true) {
+                Ok(x) => x,
+                Err(n) => {
+                    if n == NotifyType::TS_UNACCEPTABLE {
+                        self.stats.ts_unacceptable += 1;
+                    } else {
+                        self.stats.no_proposal_chosen += 1;
+                    }
+                    refuse(self, n, Vec::new());
+                    return;
+                }
+            };
+        let e = &self.policy.maps[entry];
+        let pfs = e.pfs;
+        let (ke_reply, g_ir) = match (pfs, c.ke) {
+            (None, _) => (None, None),
+            (Some(g), Some(ke)) if ke.group == g.id() => {
+                let Ok(d) = g.generate() else {
+                    return;
+                };
+                let Ok(secret) = d.shared_secret(&ke.data) else {
+                    self.stats.bad_key_exchange += 1;
+                    refuse(self, NotifyType::INVALID_SYNTAX, Vec::new());
+                    return;
+                };
+                (
+                    Some(KeyExchange {
+                        group: g.id(),
+                        data: d.public_value().to_vec(),
+                    }),
+                    Some(secret),
+                )
+            }
+            (Some(g), _) => {
+                self.stats.invalid_ke_sent += 1;
+                refuse(
+                    self,
+                    NotifyType::INVALID_KE_PAYLOAD,
+                    g.id().to_be_bytes().to_vec(),
+                );
+                return;
+            }
+        };
+        let nr = random::<NONCE_LEN>().to_vec();
+        let spi_in = super::random_spi();
+        let t = &e.transforms[set];
+        let Some(keys) = child_keys(s, t, g_ir.as_deref().map(|v| &v[..]), ni, &nr) else {
+            return;
+        };
+        let (inb, outb) = pair_params(e, t, s, (spi_in, spi_out), &keys, false);
+        let tag = e.tag;
+        let mut reply: Vec<Payload> = vec![
+            PayloadBody::Sa(proposal::esp_choice_payload(t, number, spi_in, pfs)).into(),
+            PayloadBody::Nonce(nr).into(),
+        ];
+        if let Some(ke) = ke_reply {
+            reply.push(PayloadBody::KeyExchange(ke).into());
+        }
+        if !t.tunnel {
+            reply.push(
+                PayloadBody::Notify(Notify::new(NotifyType::USE_TRANSPORT_MODE, Vec::new())).into(),
+            );
+        }
+        reply.push(PayloadBody::TsInitiator(rtsi).into());
+        reply.push(PayloadBody::TsResponder(rtsr).into());
+        self.out
+            .push_back(Output::InstallInbound(Box::new(inb.clone())));
+        self.respond(k, ExchangeType::CREATE_CHILD_SA, mid, reply);
+        self.finish_install(k, tag, proxy, inb, outb, true);
+    }
+
+    /// Initiator: the answer to our CREATE_CHILD_SA.
+    pub(super) fn handle_create_child_response(
+        &mut self,
+        now: Instant,
+        k: [u8; 8],
+        payloads: &[Payload],
+    ) {
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        s.flight = None;
+        let Some(cr) = s.creating.take() else {
+            return;
+        };
+        let remote = s.remote;
+        let e = &self.policy.maps[cr.entry];
+        let tag = e.tag;
+        if let Some(n) = payloads.iter().find_map(|p| match &p.body {
+            PayloadBody::Notify(n) if n.notify_type.is_error() => Some(n.clone()),
+            _ => None,
+        }) {
+            match n.notify_type {
+                NotifyType::TS_UNACCEPTABLE => self.stats.ts_unacceptable += 1,
+                NotifyType::NO_PROPOSAL_CHOSEN => self.stats.no_proposal_chosen += 1,
+                NotifyType::INVALID_KE_PAYLOAD => self.stats.invalid_ke_received += 1,
+                _ => {}
+            }
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):{remote} refused CREATE_CHILD_SA: {:?}",
+                n.notify_type
+            ));
+            self.hold_down.push((tag, now + super::HOLD_DOWN));
+            self.send_next_request(now, k);
+            return;
+        }
+        let c = collect(payloads);
+        let accepted = (|| {
+            let (set, spi_out) = proposal::accept_esp(&e.transforms, c.sa?, Some(e.pfs))?;
+            let proxy = selectors::accept(&cr.selector, c.tsi?, c.tsr?)?;
+            let nr = c.nonce?;
+            let g_ir = match (&cr.dh, c.ke) {
+                (None, None) => None,
+                (Some(d), Some(ke)) if ke.group == d.group().id() => {
+                    Some(d.shared_secret(&ke.data).ok()?)
+                }
+                _ => return None,
+            };
+            Some((set, spi_out, proxy, nr.clone(), g_ir))
+        })();
+        let Some((set, spi_out, proxy, nr, g_ir)) = accepted else {
+            self.stats.malformed += 1;
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):unacceptable CREATE_CHILD_SA answer from {remote}"
+            ));
+            self.send_next_request(now, k);
+            return;
+        };
+        let Some(s) = self.sas.get(&k) else {
+            return;
+        };
+        let t = &e.transforms[set];
+        let Some(keys) = child_keys(s, t, g_ir.as_deref().map(|v| &v[..]), &cr.ni, &nr) else {
+            return;
+        };
+        let (inb, outb) = pair_params(e, t, s, (cr.spi_in, spi_out), &keys, true);
+        self.finish_install(k, tag, proxy, inb, outb, false);
+        if let Some(old) = cr.old_in {
+            // Make-before-break: the new pair is in; the old one goes.
+            self.delete_child_local(now, k, old);
+        }
+        self.send_next_request(now, k);
+    }
+}

@@ -1,0 +1,149 @@
+//! INFORMATIONAL exchanges (RFC 7296 §1.4): deletes of CHILD_SAs and of
+//! the IKE SA, liveness checks (empty requests) both ways.
+
+use std::time::Instant;
+
+use crate::ike::wire::ikev2::{Delete, ExchangeType, NotifyType, Payload, PayloadBody, ProtocolId};
+
+use super::{Engine, Output, Request};
+
+impl Engine {
+    /// A request from the peer: deletes carried out and answered, an
+    /// empty request (liveness) answered empty.
+    pub(super) fn respond_info(
+        &mut self,
+        now: Instant,
+        k: [u8; 8],
+        mid: u32,
+        payloads: &[Payload],
+    ) {
+        let _ = now;
+        if payloads.iter().any(|p| {
+            matches!(&p.body, PayloadBody::Notify(n) if n.notify_type == NotifyType::AUTHENTICATION_FAILED)
+        }) {
+            // The initiator did not accept our AUTH (§2.21.2).
+            self.stats.auth_failed += 1;
+            let peer = self.sas.get(&k).map(|s| s.remote);
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):{peer:?} refused our AUTH: deleting the IKE SA"
+            ));
+            self.respond(k, ExchangeType::INFORMATIONAL, mid, Vec::new());
+            self.remove_sa(k);
+            return;
+        }
+        let mut reply_spis = Vec::new();
+        let mut delete_ike = false;
+        let mut any = false;
+        for p in payloads {
+            let PayloadBody::Delete(d) = &p.body else {
+                continue;
+            };
+            any = true;
+            self.stats.deletes_received += 1;
+            if d.protocol == ProtocolId::IKE {
+                delete_ike = true;
+                continue;
+            }
+            if d.protocol != ProtocolId::ESP {
+                continue;
+            }
+            let Some(s) = self.sas.get_mut(&k) else {
+                return;
+            };
+            for spi in &d.spis {
+                let Ok(b) = <[u8; 4]>::try_from(spi.as_slice()) else {
+                    continue;
+                };
+                let out_spi = u32::from_be_bytes(b);
+                if let Some(i) = s
+                    .children
+                    .iter()
+                    .position(|c| c.info.outbound_spi == out_spi)
+                {
+                    let c = s.children.remove(i);
+                    reply_spis.push(c.info.inbound_spi);
+                    self.out.push_back(Output::Delete {
+                        inbound_spi: c.info.inbound_spi,
+                        outbound_spi: c.info.outbound_spi,
+                    });
+                }
+            }
+        }
+        if !any {
+            self.stats.liveness_answered += 1;
+        }
+        let reply: Vec<Payload> = if delete_ike || reply_spis.is_empty() {
+            Vec::new()
+        } else {
+            vec![PayloadBody::Delete(Delete {
+                protocol: ProtocolId::ESP,
+                spi_size: 4,
+                spis: reply_spis
+                    .iter()
+                    .map(|s| s.to_be_bytes().to_vec())
+                    .collect(),
+            })
+            .into()]
+        };
+        self.respond(k, ExchangeType::INFORMATIONAL, mid, reply);
+        if delete_ike {
+            let peer = self.sas.get(&k).map(|s| s.remote);
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):{peer:?} deleted the IKE SA"
+            ));
+            self.remove_sa(k);
+        }
+    }
+
+    /// The answer to our request.
+    pub(super) fn handle_info_response(&mut self, now: Instant, k: [u8; 8]) {
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        let Some(f) = s.flight.take() else {
+            return;
+        };
+        if f.kind == Request::DeleteIke {
+            self.remove_sa(k);
+            return;
+        }
+        self.send_next_request(now, k);
+    }
+
+    /// Deletes one CHILD_SA here and tells the peer.
+    pub(super) fn delete_child_local(&mut self, now: Instant, k: [u8; 8], spi_in: u32) {
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        let Some(i) = s.children.iter().position(|c| c.info.inbound_spi == spi_in) else {
+            return;
+        };
+        let c = s.children.remove(i);
+        self.out.push_back(Output::Delete {
+            inbound_spi: c.info.inbound_spi,
+            outbound_spi: c.info.outbound_spi,
+        });
+        self.request(now, k, Request::DeleteChild(vec![spi_in]));
+    }
+
+    /// Deletes an IKE SA with its CHILD_SAs: the pairs go at once, the SA
+    /// itself when the peer answered (or gave up on).
+    pub(super) fn delete_ike_local(&mut self, now: Instant, k: [u8; 8]) {
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        if s.state != super::State::Established {
+            self.remove_sa(k);
+            return;
+        }
+        for c in std::mem::take(&mut s.children) {
+            self.out.push_back(Output::Delete {
+                inbound_spi: c.info.inbound_spi,
+                outbound_spi: c.info.outbound_spi,
+            });
+        }
+        // The delete goes before anything queued.
+        s.queue.clear();
+        self.request(now, k, Request::DeleteIke);
+    }
+}

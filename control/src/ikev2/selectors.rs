@@ -1,0 +1,252 @@
+//! Traffic selectors: the dataplane's prefix selectors of a map entry to
+//! and from IKEv2 address ranges, and the responder's narrowing
+//! (RFC 7296 §2.9) of the initiator's TSi/TSr to its own policy.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use dataplane::spd::{IpPrefix, PortRange, TrafficSelector};
+
+use crate::ike::wire::ikev2::TrafficSelector as Ts;
+
+/// An address range of one family with protocol and port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Range {
+    v6: bool,
+    start: u128,
+    end: u128,
+    proto: u8,
+    lo: u16,
+    hi: u16,
+}
+
+fn bits(a: IpAddr) -> (bool, u128) {
+    match a {
+        IpAddr::V4(a) => (false, u128::from(u32::from(a))),
+        IpAddr::V6(a) => (true, u128::from(a)),
+    }
+}
+
+fn addr(v6: bool, x: u128) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(x))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(x as u32))
+    }
+}
+
+fn prefix_range(p: &IpPrefix, proto: Option<u8>, ports: PortRange) -> Range {
+    let (v6, start) = bits(p.addr());
+    let width = if v6 { 128 } else { 32 };
+    let host = width - u32::from(p.prefix_len());
+    let span = if host >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << host) - 1
+    };
+    Range {
+        v6,
+        start,
+        end: start | span,
+        proto: proto.unwrap_or(0),
+        lo: ports.lo,
+        hi: ports.hi,
+    }
+}
+
+fn range_prefix(r: &Range) -> Option<IpPrefix> {
+    let width: u32 = if r.v6 { 128 } else { 32 };
+    let span = r.end.wrapping_sub(r.start);
+    if r.end < r.start {
+        return None;
+    }
+    let host = if span == u128::MAX {
+        128
+    } else {
+        128 - (span + 1).leading_zeros() - 1
+    };
+    if span != u128::MAX && ((span + 1).count_ones() != 1 || r.start & span != 0) {
+        return None;
+    }
+    let len = u8::try_from(width.checked_sub(host)?).ok()?;
+    IpPrefix::new(addr(r.v6, r.start), len)
+}
+
+fn to_wire(r: &Range) -> Ts {
+    if r.v6 {
+        Ts::Ipv6 {
+            ip_protocol: r.proto,
+            start_port: r.lo,
+            end_port: r.hi,
+            start: Ipv6Addr::from(r.start),
+            end: Ipv6Addr::from(r.end),
+        }
+    } else {
+        Ts::Ipv4 {
+            ip_protocol: r.proto,
+            start_port: r.lo,
+            end_port: r.hi,
+            start: Ipv4Addr::from(r.start as u32),
+            end: Ipv4Addr::from(r.end as u32),
+        }
+    }
+}
+
+fn from_wire(t: &Ts) -> Option<Range> {
+    Some(match *t {
+        Ts::Ipv4 {
+            ip_protocol,
+            start_port,
+            end_port,
+            start,
+            end,
+        } => Range {
+            v6: false,
+            start: u128::from(u32::from(start)),
+            end: u128::from(u32::from(end)),
+            proto: ip_protocol,
+            lo: start_port,
+            hi: end_port,
+        },
+        Ts::Ipv6 {
+            ip_protocol,
+            start_port,
+            end_port,
+            start,
+            end,
+        } => Range {
+            v6: true,
+            start: u128::from(start),
+            end: u128::from(end),
+            proto: ip_protocol,
+            lo: start_port,
+            hi: end_port,
+        },
+        Ts::Other { .. } => return None,
+    })
+}
+
+fn intersect(a: &Range, b: &Range) -> Option<Range> {
+    let proto = match (a.proto, b.proto) {
+        (0, p) | (p, 0) => p,
+        (p, q) if p == q => p,
+        _ => return None,
+    };
+    let r = Range {
+        v6: a.v6,
+        start: a.start.max(b.start),
+        end: a.end.min(b.end),
+        proto,
+        lo: a.lo.max(b.lo),
+        hi: a.hi.min(b.hi),
+    };
+    (a.v6 == b.v6 && r.start <= r.end && r.lo <= r.hi).then_some(r)
+}
+
+/// Initiator: (TSi, TSr) for a map entry's selector (src local, dst remote).
+pub fn propose(sel: &TrafficSelector) -> (Vec<Ts>, Vec<Ts>) {
+    (
+        vec![to_wire(&prefix_range(&sel.src, sel.proto, sel.src_ports))],
+        vec![to_wire(&prefix_range(&sel.dst, sel.proto, sel.dst_ports))],
+    )
+}
+
+fn to_selector(local: &Range, remote: &Range) -> Option<TrafficSelector> {
+    if local.proto != remote.proto {
+        return None;
+    }
+    Some(TrafficSelector {
+        src: range_prefix(local)?,
+        dst: range_prefix(remote)?,
+        proto: (local.proto != 0).then_some(local.proto),
+        src_ports: PortRange {
+            lo: local.lo,
+            hi: local.hi,
+        },
+        dst_ports: PortRange {
+            lo: remote.lo,
+            hi: remote.hi,
+        },
+    })
+}
+
+/// Responder: the initiator's TSi (its local side) and TSr narrowed to
+/// one of `policy` (our local → remote selectors). Returns the selector
+/// to install (our view) and the (TSi, TSr) to answer with.
+pub fn narrow(
+    policy: &[TrafficSelector],
+    tsi: &[Ts],
+    tsr: &[Ts],
+) -> Option<(TrafficSelector, Vec<Ts>, Vec<Ts>)> {
+    for sel in policy {
+        let ours_local = prefix_range(&sel.src, sel.proto, sel.src_ports);
+        let ours_remote = prefix_range(&sel.dst, sel.proto, sel.dst_ports);
+        for r in tsr.iter().filter_map(from_wire) {
+            let Some(local) = intersect(&ours_local, &r) else {
+                continue;
+            };
+            for i in tsi.iter().filter_map(from_wire) {
+                let Some(remote) = intersect(&ours_remote, &i) else {
+                    continue;
+                };
+                let proto = if local.proto != 0 {
+                    local.proto
+                } else {
+                    remote.proto
+                };
+                let local = Range { proto, ..local };
+                let remote = Range { proto, ..remote };
+                if let Some(s) = to_selector(&local, &remote) {
+                    return Some((s, vec![to_wire(&remote)], vec![to_wire(&local)]));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Initiator: the responder's answer, which must lie inside what was
+/// proposed; the selector to install (our view).
+pub fn accept(proposed: &TrafficSelector, tsi: &[Ts], tsr: &[Ts]) -> Option<TrafficSelector> {
+    let (pi, pr) = propose(proposed);
+    let [i] = tsi else { return None };
+    let [r] = tsr else { return None };
+    let (i, r) = (from_wire(i)?, from_wire(r)?);
+    let (pi, pr) = (from_wire(&pi[0])?, from_wire(&pr[0])?);
+    if intersect(&i, &pi)? != i || intersect(&r, &pr)? != r {
+        return None;
+    }
+    to_selector(&i, &r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> IpPrefix {
+        let (a, l) = s.split_once('/').unwrap();
+        IpPrefix::new(a.parse().unwrap(), l.parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn prefix_round_trip() {
+        for s in [
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "192.0.2.1/32",
+            "::/0",
+            "fd00::/8",
+        ] {
+            let r = prefix_range(&p(s), None, PortRange::ANY);
+            assert_eq!(range_prefix(&r), Some(p(s)), "{s}");
+        }
+        let r = Range {
+            v6: false,
+            start: 1,
+            end: 2,
+            proto: 0,
+            lo: 0,
+            hi: 65535,
+        };
+        assert_eq!(range_prefix(&r), None);
+    }
+}

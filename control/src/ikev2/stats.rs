@@ -1,0 +1,64 @@
+//! The IKEv2 engine's counters (`show crypto ikev2 stats`).
+
+/// Counters for every way an exchange can fail or a message be dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub received: u64,
+    pub sent: u64,
+    pub retransmitted: u64,
+    pub duplicates: u64,
+    pub malformed: u64,
+    pub unknown_spi: u64,
+    pub unexpected_message: u64,
+    pub integrity_failed: u64,
+    pub no_preshared_key: u64,
+    pub no_proposal_chosen: u64,
+    pub invalid_ke_sent: u64,
+    pub invalid_ke_received: u64,
+    pub bad_key_exchange: u64,
+    pub auth_failed: u64,
+    pub ts_unacceptable: u64,
+    pub cookies_sent: u64,
+    pub cookie_retries: u64,
+    pub half_open_limit: u64,
+    pub retransmit_limit: u64,
+    pub dead_peers: u64,
+    pub ike_established: u64,
+    pub child_established: u64,
+    pub deletes_received: u64,
+    pub liveness_sent: u64,
+    pub liveness_answered: u64,
+}
+
+impl Stats {
+    /// `name value` lines, in a stable order.
+    pub fn lines(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("packets received", self.received),
+            ("packets sent", self.sent),
+            ("retransmissions", self.retransmitted),
+            ("duplicate requests answered", self.duplicates),
+            ("malformed packets dropped", self.malformed),
+            ("unknown SPIs dropped", self.unknown_spi),
+            ("unexpected messages dropped", self.unexpected_message),
+            ("integrity check failures", self.integrity_failed),
+            ("no pre-shared key for peer", self.no_preshared_key),
+            ("no proposal chosen", self.no_proposal_chosen),
+            ("INVALID_KE_PAYLOAD sent", self.invalid_ke_sent),
+            ("INVALID_KE_PAYLOAD received", self.invalid_ke_received),
+            ("bad key exchange values", self.bad_key_exchange),
+            ("authentication failures", self.auth_failed),
+            ("traffic selectors unacceptable", self.ts_unacceptable),
+            ("cookies demanded", self.cookies_sent),
+            ("IKE_SA_INIT repeated with a cookie", self.cookie_retries),
+            ("half-open limit drops", self.half_open_limit),
+            ("retransmission limit reached", self.retransmit_limit),
+            ("peers declared dead", self.dead_peers),
+            ("IKE SAs established", self.ike_established),
+            ("CHILD_SAs established", self.child_established),
+            ("deletes received", self.deletes_received),
+            ("liveness checks sent", self.liveness_sent),
+            ("liveness checks answered", self.liveness_answered),
+        ]
+    }
+}

@@ -1,0 +1,945 @@
+//! Two IKEv2 engines against each other in memory, with a fake clock and
+//! a network that can lose, duplicate or corrupt messages.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use dataplane::api::{EspMode, SaParams};
+use dataplane::crypto::{AuthAlg, EncAlg, GcmIcv};
+use dataplane::spd::{FlowKey, PolicyTag, PortRange, TrafficSelector};
+use proptest::prelude::*;
+
+use super::policy::{Dpd, EspTransform, IpsecLifetime, MapEntry};
+use super::*;
+use crate::config::model::SecretBytes;
+use crate::ike::crypto::v2::{self as kdf, ChildSaKeys};
+use crate::ike::crypto::{DhGroup, Prf};
+use crate::ike::wire::ikev2::{ExchangeType, Message, PayloadBody};
+
+const TAG: PolicyTag = PolicyTag { map: 1, seq: 10 };
+
+fn sel(src: &str, dst: &str) -> TrafficSelector {
+    TrafficSelector {
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        proto: None,
+        src_ports: PortRange::ANY,
+        dst_ports: PortRange::ANY,
+    }
+}
+
+struct Side {
+    local: &'static str,
+    peer: &'static str,
+    lan: &'static str,
+    remote_lan: &'static str,
+}
+
+const A4: Side = Side {
+    local: "198.18.0.1",
+    peer: "198.18.1.1",
+    lan: "198.19.1.0/24",
+    remote_lan: "198.19.2.0/24",
+};
+const B4: Side = Side {
+    local: "198.18.1.1",
+    peer: "198.18.0.1",
+    lan: "198.19.2.0/24",
+    remote_lan: "198.19.1.0/24",
+};
+
+fn ike_proposal(encr: IkeEncr, integ: &[IkeInteg], groups: &[DhGroup]) -> Ikev2Proposal {
+    Ikev2Proposal {
+        name: "P".into(),
+        encr: vec![encr],
+        integ: integ.to_vec(),
+        prf: Vec::new(),
+        groups: groups.to_vec(),
+    }
+}
+
+fn policy(s: &Side, local_key: &str, remote_key: &str) -> Ikev2Policy {
+    Ikev2Policy {
+        proposals: vec![ike_proposal(
+            IkeEncr::AesCbc(256),
+            &[IkeInteg::Sha256_128],
+            &[DhGroup::Modp2048],
+        )],
+        keyring: vec![KeyringPeer {
+            name: "R".into(),
+            address: format!("{}/32", s.peer).parse().unwrap(),
+            local_key: SecretBytes::new(local_key.as_bytes().to_vec()),
+            remote_key: SecretBytes::new(remote_key.as_bytes().to_vec()),
+        }],
+        maps: vec![MapEntry {
+            tag: TAG,
+            map: "VPN".into(),
+            seq: 10,
+            dynamic: None,
+            peers: vec![s.peer.parse().unwrap()],
+            local: s.local.parse().unwrap(),
+            transforms: vec![EspTransform {
+                name: "LAB".into(),
+                enc: EncAlg::AesCbc128,
+                auth: AuthAlg::HmacSha1_96,
+                tunnel: true,
+            }],
+            selectors: vec![sel(s.lan, s.remote_lan)],
+            pfs: None,
+            lifetime: IpsecLifetime::default(),
+            replay_window: 64,
+        }],
+        ..Ikev2Policy::default()
+    }
+}
+
+type LossModel = Box<dyn FnMut(usize, bool, &[u8]) -> bool>;
+
+#[derive(Default)]
+struct Seen {
+    installs: Vec<(PolicyTag, TrafficSelector, SaParams, SaParams)>,
+    deletes: Vec<(u32, u32)>,
+    logs: Vec<String>,
+    preinstalled: Vec<u32>,
+}
+
+struct Net {
+    a: Engine,
+    b: Engine,
+    a_addr: SocketAddr,
+    now: Instant,
+    seen_a: Seen,
+    seen_b: Seen,
+    sent: usize,
+    lose: LossModel,
+    wire: Vec<(bool, SocketAddr, SocketAddr, Vec<u8>)>,
+    /// A NAT in front of A: B sees A's packets from 198.18.0.99 and the
+    /// port + 1000.
+    nat: bool,
+}
+
+const NAT_ADDR: &str = "198.18.0.99";
+
+fn nat_out(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(NAT_ADDR.parse().unwrap(), a.port() + 1000)
+}
+
+fn nat_in(a: SocketAddr, real: IpAddr) -> SocketAddr {
+    SocketAddr::new(real, a.port() - 1000)
+}
+
+impl Net {
+    fn new(a: Ikev2Policy, b: Ikev2Policy) -> Net {
+        let a_addr = SocketAddr::new(a.maps[0].local, 500);
+        Net {
+            a: Engine::new(a),
+            b: Engine::new(b),
+            a_addr,
+            now: Instant::now(),
+            seen_a: Seen::default(),
+            seen_b: Seen::default(),
+            sent: 0,
+            lose: Box::new(|_, _, _| false),
+            wire: Vec::new(),
+            nat: false,
+        }
+    }
+
+    fn v4() -> Net {
+        Net::new(policy(&A4, "k", "k"), policy(&B4, "k", "k"))
+    }
+
+    fn pump(&mut self) {
+        for _ in 0..1000 {
+            let mut moved = false;
+            for from_a in [true, false] {
+                let (src, dst, seen) = if from_a {
+                    (&mut self.a, &mut self.b, &mut self.seen_a)
+                } else {
+                    (&mut self.b, &mut self.a, &mut self.seen_b)
+                };
+                let mut sends = Vec::new();
+                while let Some(o) = src.poll_output() {
+                    moved = true;
+                    match o {
+                        Output::Send {
+                            local,
+                            remote,
+                            data,
+                        } => sends.push((local, remote, data)),
+                        Output::Install {
+                            tag,
+                            proxy,
+                            inbound,
+                            outbound,
+                            inbound_ready,
+                        } => {
+                            assert_eq!(
+                                inbound_ready,
+                                seen.preinstalled.contains(&inbound.spi),
+                                "a responder's inbound SA goes in before its reply"
+                            );
+                            seen.installs.push((tag, proxy, *inbound, *outbound))
+                        }
+                        Output::InstallInbound(sa) => {
+                            assert!(sends.is_empty(), "inbound SA before the reply");
+                            seen.preinstalled.push(sa.spi)
+                        }
+                        Output::Delete {
+                            inbound_spi,
+                            outbound_spi,
+                        } => seen.deletes.push((inbound_spi, outbound_spi)),
+                        Output::Log(l) => seen.logs.push(l),
+                        Output::Keepalive { .. } => {}
+                    }
+                }
+                for (local, remote, data) in sends {
+                    let n = self.sent;
+                    self.sent += 1;
+                    self.wire.push((from_a, local, remote, data.clone()));
+                    if (self.lose)(n, from_a, &data) {
+                        continue;
+                    }
+                    match (self.nat, from_a) {
+                        (false, _) => dst.handle_datagram(self.now, remote, local, &data),
+                        (true, true) => {
+                            dst.handle_datagram(self.now, remote, nat_out(local), &data)
+                        }
+                        (true, false) => {
+                            let to = nat_in(remote, self.a_addr.ip());
+                            dst.handle_datagram(self.now, to, local, &data)
+                        }
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the engines never went quiet");
+    }
+
+    fn run_for(&mut self, secs: u64) {
+        for _ in 0..secs {
+            self.now += Duration::from_secs(1);
+            for e in [&mut self.a, &mut self.b] {
+                if e.poll_timeout().is_some_and(|t| t <= self.now) {
+                    e.handle_timeout(self.now);
+                    assert!(
+                        e.poll_timeout().is_none_or(|t| t > self.now),
+                        "a timer is still due after handle_timeout"
+                    );
+                }
+            }
+            self.pump();
+        }
+    }
+
+    fn acquire_a(&mut self) {
+        let f = FlowKey {
+            src: "198.19.1.10".parse().unwrap(),
+            dst: "198.19.2.10".parse().unwrap(),
+            proto: 1,
+            src_port: 0,
+            dst_port: 0,
+        };
+        self.a.acquire(self.now, TAG, f);
+        self.pump();
+    }
+}
+
+type Install = (PolicyTag, TrafficSelector, SaParams, SaParams);
+
+fn assert_mirrored(a: &Install, b: &Install) {
+    let (_, pa, ain, aout) = a;
+    let (_, pb, bin, bout) = b;
+    assert_eq!(aout.spi, bin.spi);
+    assert_eq!(ain.spi, bout.spi);
+    assert_ne!(ain.spi, aout.spi);
+    assert_eq!(aout.keys.enc, bin.keys.enc);
+    assert_eq!(aout.keys.auth, bin.keys.auth);
+    assert_eq!(ain.keys.enc, bout.keys.enc);
+    assert_eq!(ain.keys.auth, bout.keys.auth);
+    assert_ne!(
+        ain.keys.enc, aout.keys.enc,
+        "each direction has its own keys"
+    );
+    assert_eq!(pa.src, pb.dst);
+    assert_eq!(pa.dst, pb.src);
+    assert_eq!(ain.keys.enc.len(), ain.enc.key_len());
+    assert_eq!(ain.keys.auth.len(), ain.auth.key_len());
+}
+
+fn established(net: &Net) {
+    assert_eq!(net.seen_a.installs.len(), 1, "A: {:#?}", net.seen_a.logs);
+    assert_eq!(net.seen_b.installs.len(), 1, "B: {:#?}", net.seen_b.logs);
+    assert_mirrored(&net.seen_a.installs[0], &net.seen_b.installs[0]);
+}
+
+#[test]
+fn ike_sa_init_and_ike_auth_install_mirrored_child_sas() {
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    let (tag, proxy, inb, out) = &net.seen_a.installs[0];
+    assert_eq!(*tag, TAG);
+    assert_eq!(*proxy, sel("198.19.1.0/24", "198.19.2.0/24"));
+    assert_eq!(
+        (inb.enc, inb.auth),
+        (EncAlg::AesCbc128, AuthAlg::HmacSha1_96)
+    );
+    assert_eq!(
+        out.mode,
+        EspMode::Tunnel {
+            local: "198.18.0.1".parse().unwrap(),
+            remote: "198.18.1.1".parse().unwrap()
+        }
+    );
+    assert_eq!(inb.udp_encap, None);
+    assert_eq!(inb.replay_window, 64);
+    assert!(inb.lifetime.soft_seconds < inb.lifetime.hard_seconds);
+    // IKE_SA_INIT and IKE_AUTH: four messages.
+    assert_eq!(net.sent, 4);
+    assert_eq!(net.seen_b.preinstalled, vec![net.seen_b.installs[0].2.spi]);
+    for e in [&net.a, &net.b] {
+        assert_eq!(e.stats().ike_established, 1);
+        assert_eq!(e.stats().child_established, 1);
+        assert_eq!(e.pairs().count(), 1);
+        assert_eq!(e.ike_sas().len(), 1);
+    }
+    // A second acquire while the pair exists starts nothing.
+    net.acquire_a();
+    assert_eq!(net.sent, 4);
+}
+
+#[test]
+fn seed_002_suites_gcm_and_ecp_negotiate() {
+    let suites: Vec<(Ikev2Proposal, EspTransform)> = vec![
+        (
+            Ikev2Proposal {
+                name: "prop-1".into(),
+                encr: vec![IkeEncr::TripleDes, IkeEncr::AesCbc(128)],
+                integ: vec![IkeInteg::Sha1_96],
+                prf: Vec::new(),
+                groups: vec![DhGroup::Modp1024],
+            },
+            EspTransform {
+                name: "ESP-3DES-SHA".into(),
+                enc: EncAlg::TripleDesCbc,
+                auth: AuthAlg::HmacSha1_96,
+                tunnel: true,
+            },
+        ),
+        (
+            ike_proposal(IkeEncr::AesGcm16(128), &[], &[DhGroup::Ecp256]),
+            EspTransform {
+                name: "GCM".into(),
+                enc: EncAlg::AesGcm128(GcmIcv::B16),
+                auth: AuthAlg::None,
+                tunnel: true,
+            },
+        ),
+        (
+            ike_proposal(
+                IkeEncr::AesGcm16(256),
+                &[],
+                &[DhGroup::Curve25519, DhGroup::Ecp384],
+            ),
+            EspTransform {
+                name: "GCM256".into(),
+                enc: EncAlg::AesGcm256(GcmIcv::B16),
+                auth: AuthAlg::None,
+                tunnel: true,
+            },
+        ),
+        (
+            ike_proposal(
+                IkeEncr::AesCbc(192),
+                &[IkeInteg::Sha512_256, IkeInteg::Sha384_192],
+                &[DhGroup::Modp1536],
+            ),
+            EspTransform {
+                name: "AES256-SHA512".into(),
+                enc: EncAlg::AesCbc256,
+                auth: AuthAlg::HmacSha512_256,
+                tunnel: false,
+            },
+        ),
+    ];
+    for (p, t) in suites {
+        let mut a = policy(&A4, "cisco", "cisco");
+        let mut b = policy(&B4, "cisco", "cisco");
+        for x in [&mut a, &mut b] {
+            x.proposals = vec![p.clone()];
+            x.maps[0].transforms = vec![t.clone()];
+        }
+        let mut net = Net::new(a, b);
+        net.acquire_a();
+        established(&net);
+        assert_eq!(net.seen_a.installs[0].2.enc, t.enc, "{}", p.name);
+    }
+}
+
+#[test]
+fn asymmetric_preshared_keys_as_in_seed_002() {
+    let a = policy(&A4, "cisco", "cisco1");
+    let b = policy(&B4, "cisco1", "cisco");
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    established(&net);
+}
+
+#[test]
+fn a_wrong_preshared_key_fails_with_authentication_failed() {
+    // B expects A to sign with "other".
+    let mut net = Net::new(policy(&A4, "k", "k"), policy(&B4, "k", "other"));
+    net.acquire_a();
+    net.run_for(60);
+    assert!(net.seen_a.installs.is_empty() && net.seen_b.installs.is_empty());
+    assert!(net.seen_b.preinstalled.is_empty());
+    assert_eq!(net.b.stats().auth_failed, 1);
+    assert_eq!(
+        net.a.stats().auth_failed,
+        1,
+        "A heard AUTHENTICATION_FAILED"
+    );
+    assert!(net.a.ike_sas().is_empty() && net.b.ike_sas().is_empty());
+    assert_eq!(net.a.stats().retransmitted, 0, "A stopped at once");
+
+    // And the other way: B signs with a key A does not expect.
+    let mut net = Net::new(policy(&A4, "k", "other"), policy(&B4, "k", "k"));
+    net.acquire_a();
+    assert!(net.seen_a.installs.is_empty());
+    assert_eq!(net.a.stats().auth_failed, 1);
+    // B heard of it and took its pair out again.
+    assert_eq!(net.b.stats().auth_failed, 1);
+    assert_eq!(net.seen_b.installs.len(), 1);
+    assert_eq!(net.seen_b.deletes.len(), 1);
+    assert!(net.b.ike_sas().is_empty());
+    assert!(net.a.poll_timeout().is_none() && net.b.poll_timeout().is_none());
+}
+
+#[test]
+fn invalid_ke_payload_makes_the_initiator_retry_with_the_accepted_group() {
+    let mut a = policy(&A4, "k", "k");
+    a.proposals[0].groups = vec![DhGroup::Ecp256, DhGroup::Modp2048];
+    let b = policy(&B4, "k", "k");
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    established(&net);
+    assert_eq!(net.b.stats().invalid_ke_sent, 1);
+    assert_eq!(net.a.stats().invalid_ke_received, 1);
+    assert_eq!(net.sent, 6);
+    assert!(net
+        .seen_a
+        .logs
+        .iter()
+        .any(|l| l.contains("retrying with group 14")));
+}
+
+#[test]
+fn no_common_proposal_is_refused_with_no_proposal_chosen() {
+    let mut b = policy(&B4, "k", "k");
+    b.proposals[0].groups = vec![DhGroup::Modp1536];
+    let mut net = Net::new(policy(&A4, "k", "k"), b);
+    net.acquire_a();
+    net.run_for(10);
+    assert_eq!(net.b.stats().no_proposal_chosen, 1);
+    assert_eq!(net.a.stats().no_proposal_chosen, 1);
+    assert!(net.a.ike_sas().is_empty());
+    assert_eq!(net.sent, 2, "A gave up at once, B kept no state");
+    assert!(net.seen_a.installs.is_empty());
+}
+
+#[test]
+fn no_common_esp_transform_keeps_the_ike_sa_without_a_child() {
+    let mut b = policy(&B4, "k", "k");
+    b.maps[0].transforms[0].enc = EncAlg::AesCbc256;
+    let mut net = Net::new(policy(&A4, "k", "k"), b);
+    net.acquire_a();
+    assert!(net.seen_a.installs.is_empty() && net.seen_b.installs.is_empty());
+    assert_eq!(net.b.stats().no_proposal_chosen, 1);
+    assert_eq!(net.a.stats().no_proposal_chosen, 1);
+    assert_eq!(net.a.ike_sas().len(), 1);
+}
+
+#[test]
+fn traffic_selectors_are_narrowed_to_the_responders_policy() {
+    let mut b = policy(&B4, "k", "k");
+    b.maps[0].selectors = vec![sel("198.19.2.0/25", "198.19.1.0/24")];
+    let mut net = Net::new(policy(&A4, "k", "k"), b);
+    net.acquire_a();
+    established(&net);
+    assert_eq!(
+        net.seen_a.installs[0].1,
+        sel("198.19.1.0/24", "198.19.2.0/25")
+    );
+    assert_eq!(
+        net.seen_b.installs[0].1,
+        sel("198.19.2.0/25", "198.19.1.0/24")
+    );
+}
+
+#[test]
+fn disjoint_traffic_selectors_get_ts_unacceptable() {
+    let mut b = policy(&B4, "k", "k");
+    b.maps[0].selectors = vec![sel("198.19.3.0/24", "198.19.1.0/24")];
+    let mut net = Net::new(policy(&A4, "k", "k"), b);
+    net.acquire_a();
+    assert!(net.seen_a.installs.is_empty() && net.seen_b.installs.is_empty());
+    assert_eq!(net.b.stats().ts_unacceptable, 1);
+    assert_eq!(net.a.stats().ts_unacceptable, 1);
+}
+
+#[test]
+fn nat_between_the_engines_moves_to_4500_and_encapsulates_esp() {
+    // B knows A only by the NAT's address: a wildcard keyring peer and a
+    // dynamic entry (any peer).
+    let mut b = policy(&B4, "k", "k");
+    b.keyring[0].address = "0.0.0.0/0".parse().unwrap();
+    b.maps[0].peers.clear();
+    let mut net = Net::new(policy(&A4, "k", "k"), b);
+    net.nat = true;
+    net.acquire_a();
+    established(&net);
+    let (_, _, ain, aout) = &net.seen_a.installs[0];
+    let (_, _, bin, _) = &net.seen_b.installs[0];
+    assert_eq!(
+        ain.udp_encap,
+        Some(dataplane::api::UdpEncap {
+            src_port: 4500,
+            dst_port: 4500
+        })
+    );
+    assert_eq!(aout.udp_encap, ain.udp_encap);
+    // B answers the NAT's port.
+    assert_eq!(
+        bin.udp_encap,
+        Some(dataplane::api::UdpEncap {
+            src_port: 4500,
+            dst_port: 5500
+        })
+    );
+    // IKE_SA_INIT on 500, IKE_AUTH on 4500.
+    assert_eq!(net.wire[0].2.port(), 500);
+    assert_eq!(net.wire[2].1.port(), 4500);
+    assert_eq!(net.wire[2].2.port(), 4500);
+    assert!(net.a.ike_sas()[0].2 && net.b.ike_sas()[0].2);
+}
+
+#[test]
+fn a_flood_of_half_open_sas_makes_the_responder_demand_cookies() {
+    let mut b = policy(&B4, "k", "k");
+    b.cookie_threshold = 8;
+    let mut net = Net::new(policy(&A4, "k", "k"), b);
+    // Spoofed initiators: IKE_SA_INITs from many addresses that never
+    // come back with IKE_AUTH.
+    let mut spoofer = Engine::new(policy(&A4, "k", "k"));
+    spoofer.acquire(
+        net.now,
+        TAG,
+        FlowKey {
+            src: "198.19.1.10".parse().unwrap(),
+            dst: "198.19.2.10".parse().unwrap(),
+            proto: 1,
+            src_port: 0,
+            dst_port: 0,
+        },
+    );
+    let init = loop {
+        match spoofer.poll_output() {
+            Some(Output::Send { data, .. }) => break data,
+            Some(_) => continue,
+            None => panic!("no IKE_SA_INIT"),
+        }
+    };
+    let b_addr: SocketAddr = "198.18.1.1:500".parse().unwrap();
+    for i in 0..100u32 {
+        let mut d = init.clone();
+        d[..4].copy_from_slice(&i.to_be_bytes());
+        let from = SocketAddr::new(IpAddr::from([203, 0, 113, (i % 250) as u8]), 500);
+        net.b.handle_datagram(net.now, b_addr, from, &d);
+    }
+    while net.b.poll_output().is_some() {}
+    assert_eq!(net.b.stats().cookies_sent, 92);
+    // The legitimate initiator repeats its IKE_SA_INIT with the cookie.
+    net.acquire_a();
+    established(&net);
+    assert_eq!(net.a.stats().cookie_retries, 1);
+    assert_eq!(net.b.stats().cookies_sent, 93);
+    // The half-open SAs time out.
+    net.run_for(40);
+    assert_eq!(net.b.ike_sas().len(), 1);
+}
+
+#[test]
+fn deletes_work_both_ways() {
+    // A child deleted by hard expiry at A.
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    let a_in = net.seen_a.installs[0].2.spi;
+    let b_in = net.seen_b.installs[0].2.spi;
+    net.a.sa_expired(net.now, a_in, true);
+    net.pump();
+    assert_eq!(net.seen_a.deletes, vec![(a_in, b_in)]);
+    assert_eq!(net.seen_b.deletes, vec![(b_in, a_in)]);
+    assert_eq!(net.b.stats().deletes_received, 1);
+    assert_eq!(net.a.ike_sas().len(), 1, "the IKE SA stays");
+
+    // The IKE SA cleared at B: A's children go too.
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    net.b.clear(net.now);
+    net.pump();
+    assert_eq!(net.seen_a.deletes.len(), 1);
+    assert_eq!(net.seen_b.deletes.len(), 1);
+    assert!(net.a.ike_sas().is_empty() && net.b.ike_sas().is_empty());
+    assert!(net.a.poll_timeout().is_none() && net.b.poll_timeout().is_none());
+}
+
+#[test]
+fn liveness_checks_are_answered_and_a_dead_peer_is_removed() {
+    let mut a = policy(&A4, "k", "k");
+    a.dpd = Some(Dpd {
+        interval: 10,
+        retry: 2,
+        periodic: true,
+    });
+    let mut net = Net::new(a, policy(&B4, "k", "k"));
+    net.acquire_a();
+    established(&net);
+    net.run_for(35);
+    assert!(net.a.stats().liveness_sent >= 3);
+    assert_eq!(net.b.stats().liveness_answered, net.a.stats().liveness_sent);
+    assert!(net.seen_a.deletes.is_empty());
+    // B dies.
+    net.lose = Box::new(|_, _, _| true);
+    net.run_for(120);
+    assert_eq!(net.a.stats().dead_peers, 1);
+    assert_eq!(net.seen_a.deletes.len(), 1);
+    assert!(net.a.ike_sas().is_empty());
+}
+
+#[test]
+fn lost_messages_are_retransmitted_and_duplicates_answered() {
+    for lost in 0..4 {
+        let mut net = Net::v4();
+        net.lose = Box::new(move |n, _, _| n == lost);
+        net.acquire_a();
+        net.run_for(5);
+        established(&net);
+        assert_eq!(net.a.stats().retransmitted, 1, "lost message {lost}");
+        if lost % 2 == 1 {
+            // B's answer was lost: A's repeat got the stored one.
+            assert_eq!(net.b.stats().duplicates, 1, "lost message {lost}");
+        }
+    }
+    // A duplicated request is answered from the stored response without
+    // a second install.
+    let mut net = Net::v4();
+    net.acquire_a();
+    let (_, l, r, auth) = net.wire[2].clone();
+    net.b.handle_datagram(net.now, r, l, &auth);
+    net.pump();
+    assert_eq!(net.b.stats().duplicates, 1);
+    assert_eq!(net.seen_b.installs.len(), 1);
+    assert_eq!(
+        net.a.stats().unexpected_message,
+        1,
+        "the late answer is dropped"
+    );
+}
+
+#[test]
+fn an_unauthenticated_message_is_dropped_and_counted() {
+    let mut net = Net::v4();
+    net.acquire_a();
+    // An INFORMATIONAL with the IKE SA's SPIs whose ICV is wrong.
+    let (_, l, r, auth) = net.wire[2].clone();
+    let mut forged = auth.clone();
+    forged[18] = ExchangeType::INFORMATIONAL.0;
+    forged[20..24].copy_from_slice(&2u32.to_be_bytes());
+    net.b.handle_datagram(net.now, r, l, &forged);
+    assert_eq!(net.b.stats().integrity_failed, 1);
+    assert!(net.seen_b.deletes.is_empty());
+}
+
+#[test]
+fn derived_keys_match_the_kdf_functions() {
+    // Rebuild the CHILD_SA keys from the IKE_SA_INIT exchange on the
+    // wire and the responder's DH secret using ike::crypto::v2 directly:
+    // the engine's installs must be exactly these.
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    let init_i = Message::decode(&net.wire[0].3).unwrap();
+    let init_r = Message::decode(&net.wire[1].3).unwrap();
+    let nonce = |m: &Message| {
+        m.bodies()
+            .find_map(|b| match b {
+                PayloadBody::Nonce(n) => Some(n.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let (ni, nr) = (nonce(&init_i), nonce(&init_r));
+    // The shared secret is not on the wire: take it from B's SA state.
+    let keys = net.b.ike_keys()[0];
+    let child = ChildSaKeys::derive(Prf::HmacSha256, &keys.sk_d, None, &ni, &nr, 16, 20).unwrap();
+    let (_, _, a_in, a_out) = &net.seen_a.installs[0];
+    assert_eq!(a_out.keys.enc, child.encr_i.to_vec());
+    assert_eq!(a_out.keys.auth, child.integ_i.to_vec());
+    assert_eq!(a_in.keys.enc, child.encr_r.to_vec());
+    assert_eq!(a_in.keys.auth, child.integ_r.to_vec());
+    // And the IKE SA keys both sides hold are those of IkeSaKeys::derive
+    // over the same SKEYSEED inputs (A's and B's agree).
+    let a = net.a.ike_keys()[0];
+    assert_eq!(a.sk_d.to_vec(), keys.sk_d.to_vec());
+    assert_eq!(a.sk_pr.to_vec(), keys.sk_pr.to_vec());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn corrupted_or_random_datagrams_never_panic_nor_install(
+        random in proptest::collection::vec(any::<u8>(), 0..600),
+        which in 0usize..4,
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+    ) {
+        let mut net = Net::v4();
+        net.acquire_a();
+        let mut fresh = Net::v4();
+        let (from_a, l, r, d) = net.wire[which].clone();
+        let mut d = d;
+        for (at, x) in flips {
+            let i = at % d.len();
+            d[i] ^= x.max(1);
+        }
+        for e in [&mut net.a, &mut net.b, &mut fresh.a, &mut fresh.b] {
+            e.handle_datagram(net.now, r, l, &d);
+            e.handle_datagram(net.now, r, l, &random);
+            while let Some(o) = e.poll_output() {
+                let installs = matches!(o, Output::Install { .. } | Output::InstallInbound(_));
+                prop_assert!(!installs);
+            }
+        }
+        let _ = from_a;
+    }
+}
+
+#[test]
+fn soft_expiry_rekeys_make_before_break_with_pfs() {
+    for pfs in [None, Some(DhGroup::Modp1536), Some(DhGroup::Ecp256)] {
+        let mut a = policy(&A4, "k", "k");
+        let mut b = policy(&B4, "k", "k");
+        a.maps[0].pfs = pfs;
+        b.maps[0].pfs = pfs;
+        let mut net = Net::new(a, b);
+        net.acquire_a();
+        established(&net);
+        let (a_in, b_in) = (net.seen_a.installs[0].2.spi, net.seen_b.installs[0].2.spi);
+        net.a.sa_expired(net.now, a_in, false);
+        net.pump();
+        assert_eq!(
+            net.seen_a.installs.len(),
+            2,
+            "{pfs:?}: {:#?}",
+            net.seen_a.logs
+        );
+        assert_eq!(
+            net.seen_b.installs.len(),
+            2,
+            "{pfs:?}: {:#?}",
+            net.seen_b.logs
+        );
+        assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
+        assert_ne!(
+            net.seen_a.installs[1].3.keys.enc, net.seen_a.installs[0].3.keys.enc,
+            "fresh keys"
+        );
+        // The new pair went in before the old one was deleted.
+        assert_eq!(net.seen_a.deletes, vec![(a_in, b_in)]);
+        assert_eq!(net.seen_b.deletes, vec![(b_in, a_in)]);
+        assert_eq!(net.a.pairs().count(), 1);
+        assert_eq!(net.b.pairs().count(), 1);
+        // A second soft expiry of the same (gone) SA does nothing.
+        net.a.sa_expired(net.now, a_in, false);
+        net.pump();
+        assert_eq!(net.seen_a.installs.len(), 2);
+        // And the rekeyed pair rekeys again, from B this time.
+        let b_in2 = net.seen_b.installs[1].2.spi;
+        net.b.sa_expired(net.now, b_in2, false);
+        net.pump();
+        assert_eq!(net.seen_a.installs.len(), 3);
+        assert_mirrored(&net.seen_a.installs[2], &net.seen_b.installs[2]);
+        assert_eq!(net.a.pairs().count(), 1);
+    }
+}
+
+#[test]
+fn pfs_mismatch_at_rekey_is_refused_and_the_old_pair_stays() {
+    let mut a = policy(&A4, "k", "k");
+    let mut b = policy(&B4, "k", "k");
+    a.maps[0].pfs = Some(DhGroup::Modp2048);
+    b.maps[0].pfs = Some(DhGroup::Modp1536);
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    established(&net);
+    let a_in = net.seen_a.installs[0].2.spi;
+    net.a.sa_expired(net.now, a_in, false);
+    net.pump();
+    assert_eq!(net.seen_a.installs.len(), 1);
+    assert_eq!(net.b.stats().no_proposal_chosen, 1);
+    assert!(net.seen_a.deletes.is_empty());
+    assert_eq!(net.a.pairs().count(), 1);
+}
+
+#[test]
+fn a_new_child_sa_for_another_entry_reuses_the_ike_sa() {
+    const TAG2: PolicyTag = PolicyTag { map: 1, seq: 20 };
+    let mut a = policy(&A4, "k", "k");
+    let mut b = policy(&B4, "k", "k");
+    let mut a2 = a.maps[0].clone();
+    a2.tag = TAG2;
+    a2.seq = 20;
+    a2.selectors = vec![sel("198.19.11.0/24", "198.19.12.0/24")];
+    a.maps.push(a2);
+    let mut b2 = b.maps[0].clone();
+    b2.tag = TAG2;
+    b2.seq = 20;
+    b2.selectors = vec![sel("198.19.12.0/24", "198.19.11.0/24")];
+    b.maps.push(b2);
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    established(&net);
+    net.a.acquire(
+        net.now,
+        TAG2,
+        FlowKey {
+            src: "198.19.11.1".parse().unwrap(),
+            dst: "198.19.12.1".parse().unwrap(),
+            proto: 6,
+            src_port: 1000,
+            dst_port: 22,
+        },
+    );
+    net.pump();
+    assert_eq!(net.seen_a.installs.len(), 2);
+    assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
+    assert_eq!(net.seen_b.installs[1].0, TAG2);
+    assert_eq!(net.a.ike_sas().len(), 1);
+    assert_eq!(net.sent, 6);
+}
+
+#[test]
+fn show_crypto_ikev2_sa_detailed_as_in_seed_002() {
+    let mut a = policy(&A4, "cisco", "cisco1");
+    let mut b = policy(&B4, "cisco1", "cisco");
+    for x in [&mut a, &mut b] {
+        x.proposals = vec![ike_proposal(
+            IkeEncr::AesCbc(128),
+            &[IkeInteg::Sha1_96],
+            &[DhGroup::Modp1024],
+        )];
+        x.lifetime = 120;
+    }
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    established(&net);
+    net.now += Duration::from_secs(10);
+    let va = net.a.ikev2_sas(net.now);
+    let vb = net.b.ikev2_sas(net.now);
+    assert_eq!(va.len(), 1);
+    assert_eq!(va[0].local_spi, vb[0].remote_spi);
+    assert_eq!(va[0].remote_spi, vb[0].local_spi);
+    let lines = va[0].lines(true);
+    assert_eq!(lines[0], "1 198.18.0.1/500 198.18.1.1/500 none/none READY");
+    assert_eq!(
+        lines[1],
+        "Encr: AES-CBC, keysize: 128, Hash: SHA96, DH Grp:2, Auth sign: PSK, Auth verify: PSK"
+    );
+    assert_eq!(lines[2], "Life/Active Time: 120/10 sec");
+    assert!(lines.contains(&"Local id: 198.18.0.1".to_string()));
+    assert!(lines.contains(&"Local next msg id: 2 Remote next msg id: 0".to_string()));
+    assert!(lines.contains(&"NAT-T is not detected".to_string()));
+    assert!(lines.contains(&"Initiator of SA : Yes".to_string()));
+    assert!(vb[0]
+        .lines(true)
+        .contains(&"Local next msg id: 0 Remote next msg id: 2".to_string()));
+    assert!(vb[0]
+        .lines(true)
+        .contains(&"Initiator of SA : No".to_string()));
+}
+
+#[test]
+fn the_ike_auth_on_the_wire_checks_out_with_the_kdf_functions() {
+    // Open A's IKE_AUTH with SK_ei/SK_ai as B derived them, then check
+    // its AUTH payload with ike::crypto::v2's own functions: the role
+    // of each SK_* key and the signed octets are those of RFC 7296.
+    let mut net = Net::new(
+        policy(&A4, "cisco", "cisco1"),
+        policy(&B4, "cisco1", "cisco"),
+    );
+    net.acquire_a();
+    established(&net);
+    let keys = net.b.ike_keys()[0];
+    let sk = crypt::SkKeys {
+        encr: IkeEncr::AesCbc(256),
+        integ: Some(IkeInteg::Sha256_128),
+        ek: keys.sk_ei.clone(),
+        ak: keys.sk_ai.clone(),
+    };
+    let raw = &net.wire[2].3;
+    let msg = Message::decode(raw).unwrap();
+    assert_eq!(msg.header.exchange, ExchangeType::IKE_AUTH);
+    let inner = sk
+        .open(raw, &msg)
+        .expect("SK_ei/SK_ai open the initiator's message");
+    let (id, auth) = (
+        inner
+            .iter()
+            .find(|p| matches!(p.body, PayloadBody::IdInitiator(_)))
+            .unwrap(),
+        inner
+            .iter()
+            .find_map(|p| match &p.body {
+                PayloadBody::Auth(a) => Some(a.data.clone()),
+                _ => None,
+            })
+            .unwrap(),
+    );
+    let mut id_body = Vec::new();
+    id.body.encode_body(&mut id_body).unwrap();
+    let init_r = Message::decode(&net.wire[1].3).unwrap();
+    let nr = init_r
+        .bodies()
+        .find_map(|b| match b {
+            PayloadBody::Nonce(n) => Some(n.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let signed =
+        kdf::auth_signed_octets(Prf::HmacSha256, &net.wire[0].3, &nr, &keys.sk_pi, &id_body);
+    assert!(kdf::verify_psk_auth(
+        Prf::HmacSha256,
+        b"cisco",
+        &signed,
+        &auth
+    ));
+    assert!(!kdf::verify_psk_auth(
+        Prf::HmacSha256,
+        b"cisco1",
+        &signed,
+        &auth
+    ));
+    // The responder's keys do not open it.
+    let wrong = crypt::SkKeys {
+        ek: keys.sk_er.clone(),
+        ak: keys.sk_ar.clone(),
+        ..sk
+    };
+    assert!(wrong.open(raw, &msg).is_none());
+}
