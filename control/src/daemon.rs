@@ -218,9 +218,16 @@ pub fn pair_views<'a>(c: &'a Compiled, ike: Option<&'a IkeDriver>) -> Vec<PairVi
             EspMode::Tunnel { local, remote } => (local, remote),
             EspMode::Transport => (proxy.src.addr(), proxy.dst.addr()),
         };
+        let map = c.map_names.get(tag.map as usize).map_or("", String::as_str);
+        // A VTI's pairs belong to its tunnel interface, as IOS shows them
+        // (`interface: Tunnel23`, `Crypto map tag: Tunnel23-head-0`).
+        let interface = map
+            .strip_suffix("-head-0")
+            .filter(|_| tag.seq == crate::config::compile::vti::VTI_SEQ)
+            .unwrap_or(outside);
         v.push(PairView {
-            interface: outside,
-            map: c.map_names.get(tag.map as usize).map_or("", String::as_str),
+            interface,
+            map,
             local,
             proxy: *proxy,
             peer,

@@ -52,7 +52,8 @@ any_any_proxies() {
         grep -q 'remote ident (addr/mask/prot/port): (::/0/0/0)' "$work/ipsec-$1.txt" &&
         grep -q 'local  ident (addr/mask/prot/port): (0.0.0.0/0.0.0.0/0/0)' "$work/ipsec-$1.txt" &&
         grep -q 'remote ident (addr/mask/prot/port): (0.0.0.0/0.0.0.0/0/0)' "$work/ipsec-$1.txt" &&
-        grep -q 'Tunnel23-head-0' "$work/ipsec-$1.txt" &&
+        grep -q 'Crypto map tag: Tunnel23-head-0' "$work/ipsec-$1.txt" &&
+        grep -q '^interface: Tunnel23$' "$work/ipsec-$1.txt" &&
         grep -q 'in use settings ={Tunnel' "$work/ipsec-$1.txt" &&
         ! grep -q 'Transport' "$work/ipsec-$1.txt"
 }

@@ -28,7 +28,7 @@ mod cascade;
 mod crypto_map;
 mod isakmp;
 mod nat;
-mod vti;
+pub(crate) mod vti;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
