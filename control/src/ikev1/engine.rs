@@ -26,7 +26,7 @@ use zeroize::Zeroizing;
 
 use crate::config::ike::IkeHash;
 use crate::ike::crypto::v1::{self as kdf, KeymatInput, Phase1Keys, Phase1Transcript};
-use crate::ike::crypto::{DhGroup, DhPrivate, Prf};
+use crate::ike::crypto::{random, random_vec, DhGroup, DhPrivate, Prf};
 use crate::ike::wire::chain::Walker;
 use crate::ike::wire::ident::Identity;
 use crate::ike::wire::ikev1::{
@@ -412,18 +412,6 @@ enum Drop {
     Unexpected(&'static str),
     Decrypt,
     Hash(&'static str),
-}
-
-fn random<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    getrandom::getrandom(&mut b).expect("the OS random number generator failed");
-    b
-}
-
-fn random_vec(n: usize) -> Vec<u8> {
-    let mut b = vec![0u8; n];
-    getrandom::getrandom(&mut b).expect("the OS random number generator failed");
-    b
 }
 
 fn prf_of(h: IkeHash) -> Prf {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use dataplane::spd::{FlowKey, PolicyTag, TrafficSelector};
 
 use crate::ike::crypto::v2::IkeSaKeys;
-use crate::ike::crypto::{DhGroup, DhPrivate, Prf};
+use crate::ike::crypto::{random, DhGroup, DhPrivate, Prf};
 use crate::ike::wire::ikev2::{
     ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadBody,
 };
@@ -192,12 +192,6 @@ pub struct Engine {
     ike_port: u16,
     nat_t_port: u16,
     next_tunnel_id: u32,
-}
-
-fn random<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    getrandom::getrandom(&mut b).expect("OS RNG");
-    b
 }
 
 fn random_spi() -> u32 {

@@ -27,5 +27,20 @@ pub(crate) fn concat_secret(parts: &[&[u8]]) -> zeroize::Zeroizing<Vec<u8>> {
     out
 }
 
+/// `N` random octets from the OS RNG: cookies, SPIs, nonces, message IDs.
+/// A machine whose RNG fails cannot run IKE at all, hence the panic.
+pub(crate) fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).expect("the OS random number generator failed");
+    b
+}
+
+/// `n` random octets from the OS RNG (nonces of configurable length).
+pub(crate) fn random_vec(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    getrandom::getrandom(&mut b).expect("the OS random number generator failed");
+    b
+}
+
 #[cfg(test)]
 pub(crate) mod reference;
