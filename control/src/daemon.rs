@@ -519,7 +519,9 @@ fn session_views(
     let now = Instant::now();
     let interface = c.outside.clone().unwrap_or_default();
     let sas = ike.isakmp_sas(now);
+    let v2 = ike.ikev2_sas(now);
     let mut peers: Vec<IpAddr> = sas.iter().map(|s| s.remote).collect();
+    peers.extend(v2.iter().map(|s| s.remote.ip()));
     peers.extend(ike.pair_infos().map(|p| p.peer));
     peers.sort();
     peers.dedup();
@@ -554,14 +556,23 @@ fn session_views(
                     )
                 })
                 .collect();
+            let v2sa = v2
+                .iter()
+                .find(|s| s.remote.ip() == peer && s.status == "READY");
+            let version = if sa.is_none() && v2sa.is_some() {
+                "IKEv2"
+            } else {
+                "IKEv1"
+            };
             show::SessionView {
                 interface: interface.clone(),
                 peer,
                 peer_port,
                 local,
                 local_port,
-                ike: sa.map(|_| "Active"),
-                ike_conn_id: sa.map(|s| s.conn_id),
+                version,
+                ike: sa.map(|_| "Active").or(v2sa.map(|_| "READY")),
+                ike_conn_id: sa.map(|s| s.conn_id).or(v2sa.map(|s| s.tunnel_id)),
                 flows,
             }
         })
@@ -602,7 +613,12 @@ pub fn serve(
     println!("espada: CLI at {}", o.cli_socket().display());
     let mut ike = IkeDriver::start(c).context("starting IKE")?;
     if let Some(ike) = &ike {
-        println!("espada: IKEv1 on {}", ike.describe_sockets());
+        println!(
+            "espada: IKE on {} ({} IKEv1 and {} IKEv2 entries)",
+            ike.describe_sockets(),
+            c.ikev1.maps.len(),
+            c.ikev2.maps.len()
+        );
     }
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();

@@ -1,8 +1,11 @@
-//! The daemon's side of IKEv1: the sans-IO [`Engine`] wired to its UDP
-//! sockets, the dataplane's events and the dataplane's SA and SPD tables.
+//! The daemon's side of IKE: the sans-IO IKEv1 and IKEv2 engines wired to
+//! their shared UDP sockets, the dataplane's events and the dataplane's SA
+//! and SPD tables.
 //!
-//! - datagrams from [`IkeSockets`] and the dataplane's acquires and expiry
-//!   events go into the engine;
+//! - datagrams from [`IkeSockets`] go to the engine of their version (the
+//!   ISAKMP header's major version: both share ports 500 and 4500, as on
+//!   IOS); the dataplane's acquires and expiry events go to both (each
+//!   knows only its own entries and SAs);
 //! - what comes out is carried out here: datagrams sent, a negotiated
 //!   pair installed (inbound first, so the peer's first packet is never
 //!   dropped for want of the SA it just keyed, then outbound) and bound to
@@ -10,8 +13,8 @@
 //!   and then removed, so no rule ever names a missing SA;
 //! - the installed pairs are kept (keys included, zeroized on drop) so a
 //!   restarted dataplane gets them back;
-//! - `debug crypto isakmp` lines are printed only while the operator asked
-//!   for them, as IOS does.
+//! - `debug crypto isakmp|ikev2` lines are printed only while the operator
+//!   asked for them, as IOS does.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -20,13 +23,14 @@ use std::os::fd::RawFd;
 use std::time::Instant;
 
 use dataplane::api::{Direction, Event, Request, SaParams};
-use dataplane::spd::{PolicyTag, TrafficSelector};
+use dataplane::spd::{FlowKey, PolicyTag, TrafficSelector};
 
 use crate::config::compile::Compiled;
 use crate::config::compile::VTI_SEQ;
 use crate::dpclient::{DataplaneClient, DpError};
 use crate::ikesock::{IkeSockets, IKE_PORT, NAT_T_PORT};
-use crate::ikev1::{Engine, Output};
+use crate::ikev1::{self, Output, PairInfo};
+use crate::ikev2;
 use crate::show;
 use crate::spdbind::SpdBinder;
 
@@ -40,14 +44,53 @@ struct Installed {
     installed_at: Instant,
 }
 
-/// IKEv1 in the daemon.
+/// What the driver asks of an IKE engine, whatever its version.
+trait Negotiator {
+    fn acquire(&mut self, now: Instant, tag: PolicyTag, flow: FlowKey);
+    fn sa_expired(&mut self, now: Instant, spi: u32, hard: bool);
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+}
+
+macro_rules! negotiator {
+    ($engine:ty) => {
+        impl Negotiator for $engine {
+            fn acquire(&mut self, now: Instant, tag: PolicyTag, flow: FlowKey) {
+                <$engine>::acquire(self, now, tag, flow)
+            }
+            fn sa_expired(&mut self, now: Instant, spi: u32, hard: bool) {
+                <$engine>::sa_expired(self, now, spi, hard)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$engine>::poll_timeout(self)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$engine>::handle_timeout(self, now)
+            }
+        }
+    };
+}
+negotiator!(ikev1::Engine);
+negotiator!(ikev2::Engine);
+
+/// The IKE major version of a datagram (the ISAKMP header's high nibble
+/// at octet 17), `None` when too short to say.
+fn ike_major_version(m: &[u8]) -> Option<u8> {
+    m.get(17).map(|v| v >> 4)
+}
+
+/// IKE in the daemon.
 pub struct IkeDriver {
-    engine: Engine,
+    v1: ikev1::Engine,
+    v2: ikev2::Engine,
     socks: IkeSockets,
     spd: SpdBinder,
     installed: Vec<Installed>,
-    /// `debug crypto isakmp` is on.
-    pub debug: bool,
+    /// `debug crypto isakmp` (IKEv1) / `debug crypto ikev2` is on.
+    pub debug_v1: bool,
+    pub debug_v2: bool,
+    /// Datagrams of neither version 1 nor 2.
+    pub bad_version: u64,
     /// Failures carrying out the engine's outputs (send or dataplane
     /// errors), for `show crypto isakmp stats`-like reports.
     pub failures: u64,
@@ -58,31 +101,34 @@ pub struct IkeDriver {
 }
 
 impl IkeDriver {
-    /// Binds the IKE sockets on every local address the config's
-    /// `ipsec-isakmp` entries use. `None` when there are none.
+    /// Binds the IKE sockets on every local address the config's IKE
+    /// entries (IKEv1 or IKEv2) use. `None` when there are none.
     pub fn start(c: &Compiled) -> io::Result<Option<IkeDriver>> {
         Self::start_on(c, IKE_PORT, NAT_T_PORT)
     }
 
     /// As [`IkeDriver::start`], on other ports (tests).
     pub fn start_on(c: &Compiled, ike: u16, nat_t: u16) -> io::Result<Option<IkeDriver>> {
-        if c.ikev1.maps.is_empty() {
+        let maps = || c.ikev1.maps.iter().chain(&c.ikev2.maps);
+        if maps().next().is_none() {
             return Ok(None);
         }
-        let locals: BTreeSet<IpAddr> = c.ikev1.maps.iter().map(|m| m.local).collect();
+        let locals: BTreeSet<IpAddr> = maps().map(|m| m.local).collect();
         let locals: Vec<IpAddr> = locals.into_iter().collect();
+        let mut v1 = ikev1::Engine::new(c.ikev1.clone());
+        let mut v2 = ikev2::Engine::new(c.ikev2.clone());
+        v1.set_ports(ike, nat_t);
+        v2.set_ports(ike, nat_t);
         Ok(Some(IkeDriver {
-            engine: Engine::new(c.ikev1.clone()),
+            v1,
+            v2,
             socks: IkeSockets::bind(&locals, ike, nat_t)?,
-            spd: SpdBinder::new(c.spd.clone()).with_route_based(
-                c.ikev1
-                    .maps
-                    .iter()
-                    .filter(|m| m.seq == VTI_SEQ)
-                    .map(|m| m.tag),
-            ),
+            spd: SpdBinder::new(c.spd.clone())
+                .with_route_based(maps().filter(|m| m.seq == VTI_SEQ).map(|m| m.tag)),
             installed: Vec::new(),
-            debug: false,
+            debug_v1: false,
+            debug_v2: false,
+            bad_version: 0,
             failures: 0,
             decaps_seen: std::collections::HashMap::new(),
             next_esp_check: None,
@@ -102,36 +148,58 @@ impl IkeDriver {
         self.socks.fds()
     }
 
-    /// When the engine next needs [`IkeDriver::run`] without input.
+    fn engines(&mut self) -> [&mut dyn Negotiator; 2] {
+        [&mut self.v1, &mut self.v2]
+    }
+
+    /// When an engine next needs [`IkeDriver::run`] without input.
     pub fn next_timer(&self) -> Option<Instant> {
-        self.engine.poll_timeout()
+        [self.v1.poll_timeout(), self.v2.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Feeds a dataplane event to the engine: acquires start
     /// negotiations, expiries rekey or remove SAs.
     pub fn dataplane_event(&mut self, now: Instant, e: &Event) {
-        match *e {
-            Event::Acquire { tag, flow } => self.engine.acquire(now, tag, flow),
-            Event::SoftExpire { spi, .. } => self.engine.sa_expired(now, spi, false),
-            Event::HardExpire { spi, .. } => self.engine.sa_expired(now, spi, true),
-            _ => {}
+        for engine in self.engines() {
+            match *e {
+                Event::Acquire { tag, flow } => engine.acquire(now, tag, flow),
+                Event::SoftExpire { spi, .. } => engine.sa_expired(now, spi, false),
+                Event::HardExpire { spi, .. } => engine.sa_expired(now, spi, true),
+                _ => {}
+            }
         }
     }
 
     /// Reads the sockets, runs due timers, and carries out everything the
     /// engine asks.
     pub fn run(&mut self, now: Instant, dp: &mut DataplaneClient) {
-        let IkeDriver { engine, socks, .. } = self;
+        let IkeDriver {
+            v1,
+            v2,
+            socks,
+            bad_version,
+            ..
+        } = self;
         socks.drain(
-            |local, remote, m| engine.handle_datagram(now, local, remote, m),
+            |local, remote, m| match ike_major_version(m) {
+                Some(2) => v2.handle_datagram(now, local, remote, m),
+                // Version 1 and the malformed: IKEv1 counts what it drops.
+                Some(1) | None => v1.handle_datagram(now, local, remote, m),
+                Some(_) => *bad_version += 1,
+            },
             |_, _| {},
         );
         if self.next_esp_check.is_none_or(|t| t <= now) {
             self.next_esp_check = Some(now + std::time::Duration::from_secs(1));
             self.watch_esp(now, dp);
         }
-        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
-            self.engine.handle_timeout(now);
+        for engine in self.engines() {
+            if engine.poll_timeout().is_some_and(|t| t <= now) {
+                engine.handle_timeout(now);
+            }
         }
         self.flush(dp);
     }
@@ -158,7 +226,7 @@ impl IkeDriver {
                 .unwrap_or(0);
             if c.decaps > before {
                 if let dataplane::api::EspMode::Tunnel { remote, .. } = p.inbound.mode {
-                    self.engine.esp_received(now, remote);
+                    self.v1.esp_received(now, remote);
                 }
             }
         }
@@ -169,7 +237,14 @@ impl IkeDriver {
 
     fn flush(&mut self, dp: &mut DataplaneClient) {
         let mut spd_changed = false;
-        while let Some(o) = self.engine.poll_output() {
+        loop {
+            let (o, debug) = match self.v1.poll_output() {
+                Some(o) => (o, self.debug_v1),
+                None => match self.v2.poll_output() {
+                    Some(o) => (o, self.debug_v2),
+                    None => break,
+                },
+            };
             match o {
                 Output::Send {
                     local,
@@ -248,7 +323,7 @@ impl IkeDriver {
                     }
                 }
                 Output::Log(line) => {
-                    if self.debug {
+                    if debug {
                         println!("{line}");
                     }
                 }
@@ -286,55 +361,114 @@ impl IkeDriver {
     pub fn command(&mut self, now: Instant, words: &[&str]) -> Option<String> {
         Some(match words {
             ["show", "crypto", "isakmp", "sa"] => {
-                show::crypto_isakmp_sa(&self.engine.isakmp_sas(now), false)
+                show::crypto_isakmp_sa(&self.v1.isakmp_sas(now), false)
             }
             ["show", "crypto", "isakmp", "sa", "detail"] => {
-                show::crypto_isakmp_sa(&self.engine.isakmp_sas(now), true)
+                show::crypto_isakmp_sa(&self.v1.isakmp_sas(now), true)
             }
-            ["show", "crypto", "isakmp", "stats"] => {
-                let mut s = String::new();
-                for (name, n) in self.engine.stats().lines() {
-                    s.push_str(&format!("{n:>12}  {name}\n"));
-                }
-                s.push_str(&format!(
-                    "{:>12}  dataplane or socket errors carrying out IKE\n",
-                    self.failures
-                ));
-                s
+            ["show", "crypto", "isakmp", "stats"] => self.stats_text(self.v1.stats().lines()),
+            ["show", "crypto", "ikev2", "sa"] => {
+                show::crypto_ikev2_sa(&self.v2.ikev2_sas(now), false)
             }
-            ["clear", "crypto", "sa"] => {
-                self.engine.clear_sa(now);
+            ["show", "crypto", "ikev2", "sa", "detailed"] => {
+                show::crypto_ikev2_sa(&self.v2.ikev2_sas(now), true)
+            }
+            ["show", "crypto", "ikev2", "session"] => self.ikev2_session(now, false),
+            ["show", "crypto", "ikev2", "session", "detailed"] => self.ikev2_session(now, true),
+            ["show", "crypto", "ikev2", "stats"] => self.stats_text(self.v2.stats().lines()),
+            ["clear", "crypto", "sa"] | ["clear", "crypto", "session"] => {
+                self.v1.clear_sa(now);
+                // IKEv2 CHILD_SAs go with their IKE SA.
+                self.v2.clear(now);
                 String::new()
             }
             ["clear", "crypto", "isakmp"] => {
-                self.engine.clear_isakmp(now);
+                self.v1.clear_isakmp(now);
                 String::new()
             }
-            ["debug", "crypto", "isakmp"] | ["debug", "crypto", "ipsec"] => {
-                self.debug = true;
+            ["clear", "crypto", "ikev2", "sa"] => {
+                self.v2.clear(now);
+                String::new()
+            }
+            ["debug", "crypto", "isakmp"] => {
+                self.debug_v1 = true;
                 "Crypto ISAKMP debugging is on\n".to_string()
             }
+            ["debug", "crypto", "ikev2", ..] => {
+                self.debug_v2 = true;
+                "IKEv2 default debugging is on\n".to_string()
+            }
+            ["debug", "crypto", "ipsec"] => {
+                self.debug_v1 = true;
+                self.debug_v2 = true;
+                "Crypto IPSEC debugging is on\n".to_string()
+            }
             ["undebug", "all"] | ["no", "debug", "all"] | ["undebug", "crypto", ..] => {
-                self.debug = false;
+                self.debug_v1 = false;
+                self.debug_v2 = false;
                 "All possible debugging has been turned off\n".to_string()
             }
             _ => return None,
         })
     }
 
+    fn stats_text(&self, lines: Vec<(&'static str, u64)>) -> String {
+        let mut s = String::new();
+        for (name, n) in lines {
+            s.push_str(&format!("{n:>12}  {name}\n"));
+        }
+        s.push_str(&format!(
+            "{:>12}  datagrams of an unknown IKE version\n{:>12}  dataplane or socket errors \
+             carrying out IKE\n",
+            self.bad_version, self.failures
+        ));
+        s
+    }
+
+    /// `show crypto ikev2 session [detailed]`: each IKE SA with its
+    /// CHILD_SAs.
+    fn ikev2_session(&self, now: Instant, detailed: bool) -> String {
+        let sas = self.v2.ikev2_sas(now);
+        let sessions: Vec<show::Ikev2SessionView> = sas
+            .iter()
+            .map(|sa| show::Ikev2SessionView {
+                sa: sa.clone(),
+                children: self
+                    .v2
+                    .pairs()
+                    .filter(|p| p.peer == sa.remote.ip() && p.local == sa.local.ip())
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
+        show::crypto_ikev2_session(&sessions, detailed)
+    }
+
     /// The ISAKMP SAs, for `show crypto session`.
     pub fn isakmp_sas(&self, now: Instant) -> Vec<show::IsakmpSaView> {
-        self.engine.isakmp_sas(now)
+        self.v1.isakmp_sas(now)
     }
 
-    /// The engine's view of the installed pairs (peer, proxy, SPIs).
-    pub fn pair_infos(&self) -> impl Iterator<Item = &crate::ikev1::PairInfo> {
-        self.engine.pairs()
+    /// The IKEv2 SAs, for `show crypto session`.
+    pub fn ikev2_sas(&self, now: Instant) -> Vec<ikev2::Ikev2SaView> {
+        self.v2.ikev2_sas(now)
     }
 
-    /// Our address and port and the peer's port for `peer`'s ISAKMP SA.
+    /// Both engines' view of the installed pairs (peer, proxy, SPIs).
+    pub fn pair_infos(&self) -> impl Iterator<Item = &PairInfo> {
+        self.v1.pairs().chain(self.v2.pairs())
+    }
+
+    /// Our address and port and the peer's port for `peer`'s IKE SA
+    /// (ISAKMP first, then IKEv2).
     pub fn endpoints(&self, peer: IpAddr) -> Option<(IpAddr, u16, u16)> {
-        self.engine.endpoints(peer)
+        self.v1.endpoints(peer).or_else(|| {
+            self.v2
+                .ike_sas()
+                .into_iter()
+                .find(|(_, r, _)| r.ip() == peer)
+                .map(|(l, r, _)| (l.ip(), l.port(), r.port()))
+        })
     }
 
     /// The negotiated pairs with their age in seconds, for `show crypto

@@ -545,7 +545,9 @@ pub struct SessionView {
     pub peer_port: u16,
     pub local: IpAddr,
     pub local_port: u16,
-    /// ISAKMP SA state: `Active` once established.
+    /// `IKEv1` or `IKEv2`.
+    pub version: &'static str,
+    /// IKE SA state: `Active` (IKEv1) or `READY` (IKEv2) once established.
     pub ike: Option<&'static str>,
     pub ike_conn_id: Option<u32>,
     /// (flow text, active SA count, encaps, decaps).
@@ -579,8 +581,8 @@ pub fn crypto_session(sessions: &[SessionView], detail: bool) -> String {
         if let Some(state) = v.ike {
             let _ = writeln!(
                 s,
-                "  IKEv1 SA: local {}/{} remote {}/{} {state}",
-                v.local, v.local_port, v.peer, v.peer_port
+                "  {} SA: local {}/{} remote {}/{} {state}",
+                v.version, v.local, v.local_port, v.peer, v.peer_port
             );
             if detail {
                 if let Some(c) = v.ike_conn_id {
@@ -648,6 +650,7 @@ mod session_map_tests {
             peer_port: 4500,
             local: "198.18.0.1".parse().unwrap(),
             local_port: 4500,
+            version: "IKEv1",
             ike: Some("Active"),
             ike_conn_id: Some(1001),
             flows: vec![("permit ip 198.19.1.0/24 198.19.2.0/24".into(), 2, 7, 5)],
@@ -666,4 +669,89 @@ mod session_map_tests {
         let no_ike = SessionView { ike: None, ..up };
         assert!(crypto_session(&[no_ike], false).contains("UP-NO-IKE"));
     }
+}
+
+/// `show crypto ikev2 sa [detailed]`: IPv4 SAs then IPv6 ones, in the
+/// layout of seed 002.
+pub fn crypto_ikev2_sa(sas: &[crate::ikev2::Ikev2SaView], detailed: bool) -> String {
+    let mut s = String::new();
+    for (fam, v6) in [("IPv4", false), ("IPv6", true)] {
+        let _ = writeln!(
+            s,
+            " {fam} Crypto IKEv2  SA \n\nTunnel-id Local                 Remote                fvrf/ivrf            Status "
+        );
+        for sa in sas.iter().filter(|sa| sa.remote.is_ipv6() == v6) {
+            for (i, line) in sa.lines(detailed).iter().enumerate() {
+                if i == 0 {
+                    let _ = writeln!(s, "{}", ikev2_row(sa));
+                } else {
+                    let _ = writeln!(s, "      {line}");
+                }
+            }
+            s.push('\n');
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The table row of one IKEv2 SA, columns as IOS aligns them.
+fn ikev2_row(sa: &crate::ikev2::Ikev2SaView) -> String {
+    format!(
+        "{:<9} {:<21} {:<21} {:<20} {}",
+        sa.tunnel_id,
+        format!("{}/{}", sa.local.ip(), sa.local.port()),
+        format!("{}/{}", sa.remote.ip(), sa.remote.port()),
+        "none/none",
+        sa.status
+    )
+}
+
+/// One IKE SA and its CHILD_SAs, for `show crypto ikev2 session`.
+#[derive(Debug, Clone)]
+pub struct Ikev2SessionView {
+    pub sa: crate::ikev2::Ikev2SaView,
+    pub children: Vec<crate::ikev1::PairInfo>,
+}
+
+/// `show crypto ikev2 session [detailed]`.
+pub fn crypto_ikev2_session(sessions: &[Ikev2SessionView], detailed: bool) -> String {
+    let mut s = String::new();
+    for (fam, v6) in [("IPv4", false), ("IPv6", true)] {
+        let _ = writeln!(s, " {fam} Crypto IKEv2 Session \n");
+        for (i, v) in sessions
+            .iter()
+            .filter(|v| v.sa.remote.is_ipv6() == v6)
+            .enumerate()
+        {
+            let status = match (v.sa.status == "READY", v.children.is_empty()) {
+                (true, false) => "UP-ACTIVE",
+                (true, true) => "UP-IDLE",
+                (false, _) => "UP-NEGOTIATING",
+            };
+            let _ = writeln!(
+                s,
+                "Session-id:{}, Status:{status}, IKE count:1, CHILD count:{}\n",
+                i + 1,
+                v.children.len()
+            );
+            let _ = writeln!(
+                s,
+                "Tunnel-id Local                 Remote                fvrf/ivrf            Status \n{}",
+                ikev2_row(&v.sa)
+            );
+            for line in v.sa.lines(detailed).iter().skip(1) {
+                let _ = writeln!(s, "      {line}");
+            }
+            for c in &v.children {
+                let _ = writeln!(
+                    s,
+                    "Child sa: local selector  {}\n          remote selector {}\n          ESP spi in/out: 0x{:08x}/0x{:08x}  ",
+                    c.proxy.src, c.proxy.dst, c.inbound_spi, c.outbound_spi
+                );
+            }
+            s.push('\n');
+        }
+    }
+    s
 }

@@ -7,7 +7,7 @@ use dataplane::api::{Direction, EspMode, Lifetime, SaKeys, SaParams};
 use dataplane::crypto::{AuthAlg, EncAlg};
 use dataplane::spd::{IpPrefix, PolicyAction, PolicyTag, SpdRule};
 
-use super::super::error::ErrorKind;
+use super::super::error::{ErrorKind, Spanned};
 use super::super::ike::IsakmpMapEntry;
 use super::super::model::{
     Acl, AclAction, AclKind, CryptoMapEntry, CryptoMapKind, Interface, ManualEntry, SessionKey,
@@ -26,8 +26,16 @@ pub(super) struct MapOutput {
     pub(super) entries: Vec<CompiledEntry>,
     pub(super) map_names: Vec<String>,
     pub(super) outside: Option<String>,
-    /// The `ipsec-isakmp` entries, in the order the map tries them.
-    pub(super) isakmp: Vec<MapEntry>,
+    /// The `ipsec-isakmp` entries (and VTIs), in the order the map tries
+    /// them, each with the IKEv2 profile that makes it an IKEv2 entry.
+    pub(super) isakmp: Vec<IkeMapEntry>,
+}
+
+/// One IKE-keyed entry: IKEv1 unless it names an IKEv2 profile
+/// (`set ikev2-profile`, directly or through its IPsec profile).
+pub(super) struct IkeMapEntry {
+    pub(super) entry: MapEntry,
+    pub(super) ikev2_profile: Option<Spanned<String>>,
 }
 
 struct DoneEntry {
@@ -127,7 +135,10 @@ impl<'c> Cx<'c> {
                                     on_permit: PolicyAction::Protect { sa: None, map: tag },
                                 });
                             }
-                            isakmp.push(done.entry);
+                            isakmp.push(IkeMapEntry {
+                                entry: done.entry,
+                                ikev2_profile: done.ikev2_profile,
+                            });
                         }
                         continue;
                     }

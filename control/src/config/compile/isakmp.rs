@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use dataplane::spd::PolicyTag;
 
-use super::super::error::{ErrorKind, Span};
+use super::super::error::{ErrorKind, Span, Spanned};
 use super::super::ike::{IkeCipher, IkeHash, IsakmpMapEntry, KeyPeer, SaLifetime};
 use super::super::model::{AclAction, Interface, TransformMode};
 use super::super::resolve::{local_address_for, ResolvedInterface};
@@ -27,6 +27,8 @@ use crate::ikev1::Ikev1Policy;
 pub(super) struct IsakmpEntry {
     pub(super) acl_lines: Vec<AclLine>,
     pub(super) entry: MapEntry,
+    /// `set ikev2-profile`: negotiated with IKEv2 instead of IKEv1.
+    pub(super) ikev2_profile: Option<Spanned<String>>,
 }
 
 /// Where an entry is written and what it runs on.
@@ -151,25 +153,14 @@ impl<'c> Cx<'c> {
         } = at;
         let id = id.as_str();
         let mut ok = true;
-        for (what, set) in [
-            (
+        if let Some(p) = &i.isakmp_profile {
+            ok = false;
+            self.error(
+                ErrorKind::NotSupportedYet,
+                p.span,
                 "set isakmp-profile",
-                i.isakmp_profile.as_ref().map(|p| p.span),
-            ),
-            (
-                "set ikev2-profile",
-                i.ikev2_profile.as_ref().map(|p| p.span),
-            ),
-        ] {
-            if let Some(s) = set {
-                ok = false;
-                self.error(
-                    ErrorKind::NotSupportedYet,
-                    s,
-                    what,
-                    format!("{id}: {what} is not supported yet"),
-                );
-            }
+                format!("{id}: set isakmp-profile is not supported yet"),
+            );
         }
         if i.discover {
             ok = false;
@@ -307,6 +298,7 @@ impl<'c> Cx<'c> {
                 lifetime: self.ipsec_lifetime(&i.lifetime),
                 replay_window: 64,
             },
+            ikev2_profile: i.ikev2_profile.clone(),
         })
     }
 

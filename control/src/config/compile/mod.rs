@@ -26,6 +26,7 @@
 
 mod cascade;
 mod crypto_map;
+mod ikev2;
 mod isakmp;
 mod nat;
 pub(crate) mod vti;
@@ -40,6 +41,7 @@ use super::error::{ConfigError, ErrorKind, Span, Warning};
 use super::model::{Config, CryptoMapKind, NatSide};
 use super::resolve::{InterfaceResolver, ResolvedInterface};
 use crate::ikev1::Ikev1Policy;
+use crate::ikev2::Ikev2Policy;
 
 pub use cascade::intersect;
 pub use vti::{vti_map_name, VTI_SEQ};
@@ -71,6 +73,9 @@ pub struct Compiled {
     /// What IKEv1 negotiates: ISAKMP policies, keys, and the
     /// `ipsec-isakmp` crypto map entries (empty when there are none).
     pub ikev1: Ikev1Policy,
+    /// What IKEv2 negotiates: proposals, keyrings, profile settings and
+    /// the entries that name an IKEv2 profile (empty when there are none).
+    pub ikev2: Ikev2Policy,
 }
 
 /// One compiled crypto map entry: its identity and where its SAs run.
@@ -111,8 +116,15 @@ pub fn compile(
     let mut ikev1 = cx.ikev1_globals();
     let mut out = cx.crypto_maps();
     cx.vtis(&mut out);
-    ikev1.maps = out.isakmp;
+    let mut v2_entries = Vec::new();
+    for e in std::mem::take(&mut out.isakmp) {
+        match e.ikev2_profile {
+            Some(p) => v2_entries.push((e.entry, p)),
+            None => ikev1.maps.push(e.entry),
+        }
+    }
     cx.ikev1_complete(&ikev1);
+    let ikev2 = cx.ikev2(v2_entries);
     let inside = cx.inside_interfaces(out.outside.as_deref());
     let nat = cx.nat();
     cx.warnings.sort_by_key(|w| w.span);
@@ -130,6 +142,7 @@ pub fn compile(
         inside,
         warnings: cx.warnings,
         ikev1,
+        ikev2,
     })
 }
 
@@ -160,21 +173,13 @@ impl<'c> Cx<'c> {
         });
     }
 
-    /// IKEv2 items are parsed into the model but nothing negotiates them
-    /// yet: say so at each one rather than start a gateway that never
-    /// protects their traffic. (VTIs and IPsec profiles compile over IKEv1
-    /// in `vti`.)
+    /// IKE items parsed into the model that nothing negotiates yet: say
+    /// so at each one rather than start a gateway that never protects
+    /// their traffic.
     fn ike_not_supported(&mut self) {
-        let why = "is not supported yet: IKEv2 arrives with its own issue; in this build use \
-                   IKEv1 (crypto isakmp, crypto map ... ipsec-isakmp, or a VTI whose IPsec \
-                   profile has no ikev2-profile) or ipsec-manual";
         for (span, what) in self.cfg.ike.unsupported_items() {
-            let why = if what.ends_with("set isakmp-profile") {
-                "is not supported yet: ISAKMP profiles arrive later; the global crypto isakmp \
-                 policies and keys apply"
-            } else {
-                why
-            };
+            let why = "is not supported yet: ISAKMP profiles arrive later; the global crypto \
+                       isakmp policies and keys apply";
             self.error(
                 ErrorKind::NotSupportedYet,
                 span,
@@ -184,33 +189,34 @@ impl<'c> Cx<'c> {
         }
     }
 
+    /// Where an entry is written and how messages name it: a crypto map
+    /// entry, or the tunnel interface a VTI entry comes from.
+    fn entry_site(&self, e: &crate::ikev1::MapEntry) -> (Span, String) {
+        let cfg = self.cfg;
+        if let Some(c) = cfg
+            .crypto_maps
+            .iter()
+            .find(|c| c.name == e.map && c.seq == e.seq)
+        {
+            return (c.span, format!("crypto map {} {}", e.map, e.seq));
+        }
+        cfg.interfaces
+            .iter()
+            .find(|i| e.seq == VTI_SEQ && vti_map_name(&i.name) == e.map)
+            .map(|i| {
+                let span = i.tunnel.protection.as_ref().map_or(i.span, |p| p.span);
+                (span, format!("interface {}", i.name))
+            })
+            .unwrap_or_default()
+    }
+
     /// A config with `ipsec-isakmp` entries needs something to negotiate
     /// with: a pre-shared-key policy and a key for each static peer.
     fn ikev1_complete(&mut self, p: &Ikev1Policy) {
-        let cfg = self.cfg;
-        // Where an entry is written and how messages name it: a crypto map
-        // entry, or the tunnel interface a VTI entry comes from.
-        let site = |e: &crate::ikev1::MapEntry| -> (Span, String) {
-            if let Some(c) = cfg
-                .crypto_maps
-                .iter()
-                .find(|c| c.name == e.map && c.seq == e.seq)
-            {
-                return (c.span, format!("crypto map {} {}", e.map, e.seq));
-            }
-            cfg.interfaces
-                .iter()
-                .find(|i| e.seq == VTI_SEQ && vti_map_name(&i.name) == e.map)
-                .map(|i| {
-                    let span = i.tunnel.protection.as_ref().map_or(i.span, |p| p.span);
-                    (span, format!("interface {}", i.name))
-                })
-                .unwrap_or_default()
-        };
         let Some(first) = p.maps.first() else {
             return;
         };
-        let (span, id) = site(first);
+        let (span, id) = self.entry_site(first);
         if p.isakmp.is_empty() {
             self.error(
                 ErrorKind::Missing,
@@ -222,7 +228,7 @@ impl<'c> Cx<'c> {
             );
         }
         for e in &p.maps {
-            let (span, id) = site(e);
+            let (span, id) = self.entry_site(e);
             for peer in &e.peers {
                 if p.key_for(*peer).is_none() {
                     self.error(

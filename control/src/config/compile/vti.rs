@@ -27,11 +27,11 @@ use std::net::IpAddr;
 
 use dataplane::spd::{IpPrefix, PolicyAction, PolicyTag, PortRange, SpdRule, TrafficSelector};
 
-use super::super::error::{ErrorKind, Span};
+use super::super::error::{ErrorKind, Span, Spanned};
 use super::super::ike::TunnelMode;
 use super::super::model::{Interface, RouteTarget};
 use super::super::resolve::local_address_for;
-use super::crypto_map::MapOutput;
+use super::crypto_map::{IkeMapEntry, MapOutput};
 use super::Cx;
 use crate::ike::crypto::DhGroup;
 use crate::ikev1::policy::{EspTransform, MapEntry};
@@ -72,7 +72,9 @@ impl<'c> Cx<'c> {
             .as_ref()
             .map(|o| (o.clone(), "a crypto map".to_string()));
         for iface in cfg.interfaces.iter().filter(|i| i.tunnel.is_configured()) {
-            let Some((entry, source_if, span)) = self.vti_entry(iface, out.map_names.len()) else {
+            let Some((entry, ikev2_profile, source_if, span)) =
+                self.vti_entry(iface, out.map_names.len())
+            else {
                 continue;
             };
             match &outside {
@@ -100,7 +102,10 @@ impl<'c> Cx<'c> {
                 });
             }
             out.map_names.push(entry.map.clone());
-            out.isakmp.push(entry);
+            out.isakmp.push(IkeMapEntry {
+                entry,
+                ikev2_profile,
+            });
         }
         // Longest match first, as the routing table would pick; stable, so
         // equal lengths keep file order.
@@ -113,7 +118,12 @@ impl<'c> Cx<'c> {
     /// Checks one tunnel interface and builds its entry; also returns the
     /// source interface's name and the span to report it at. `None` after
     /// reporting what is wrong.
-    fn vti_entry(&mut self, iface: &Interface, map_idx: usize) -> Option<(MapEntry, String, Span)> {
+    #[allow(clippy::type_complexity)]
+    fn vti_entry(
+        &mut self,
+        iface: &Interface,
+        map_idx: usize,
+    ) -> Option<(MapEntry, Option<Spanned<String>>, String, Span)> {
         let cfg = self.cfg;
         let t = &iface.tunnel;
         let name = &iface.name;
@@ -185,6 +195,7 @@ impl<'c> Cx<'c> {
         let mut transforms = Vec::new();
         let mut pfs = None;
         let mut lifetime = None;
+        let mut ikev2_profile = None;
         if let Some(p) = &t.protection {
             match cfg.ike.ipsec_profiles.iter().find(|x| x.name == p.value) {
                 None => {
@@ -197,10 +208,11 @@ impl<'c> Cx<'c> {
                     );
                 }
                 // Reported by `ike_not_supported` at the profile's line.
-                Some(prof) if prof.ikev2_profile.is_some() || prof.isakmp_profile.is_some() => {
+                Some(prof) if prof.isakmp_profile.is_some() => {
                     ok = false;
                 }
                 Some(prof) => {
+                    ikev2_profile = prof.ikev2_profile.clone();
                     if prof.transform_sets.is_empty() {
                         ok = false;
                         self.error(
@@ -343,7 +355,7 @@ impl<'c> Cx<'c> {
             lifetime: lifetime?,
             replay_window: 64,
         };
-        Some((entry, source_if, src.span))
+        Some((entry, ikev2_profile, source_if, src.span))
     }
 
     /// What IOS routes into the tunnel: its static routes, then its

@@ -3,11 +3,10 @@
 //! `crypto dynamic-map`, `crypto map ... ipsec-isakmp` and the `tunnel`
 //! commands of a virtual tunnel interface.
 //!
-//! The IKEv1 and IKEv2 issues give these meaning; until then `compile`
-//! reports each use as "not supported yet" at its line, so a config never
-//! looks as if it negotiated SAs that nothing negotiates. Parsing them now
-//! means the seeds' configs are checked for typos today, and the IKE work
-//! starts from a typed model.
+//! `config::compile` gives them meaning (the IKEv1 and IKEv2 policies the
+//! engines negotiate with); what it cannot honour yet is reported as "not
+//! supported yet" at its line, so a config never looks as if it
+//! negotiated SAs that nothing negotiates.
 
 mod parse;
 
@@ -17,6 +16,7 @@ use dataplane::spd::IpPrefix;
 
 use super::error::{Span, Spanned};
 use super::model::SecretBytes;
+pub use crate::ikev2::IkeEncr;
 
 pub use parse::{
     parse_dynamic_map, parse_global_sa_lifetime, parse_ikev2, parse_ikev2_line,
@@ -37,6 +37,12 @@ pub struct IkeConfig {
     pub ikev2_policies: Vec<Ikev2Policy>,
     pub ikev2_keyrings: Vec<Ikev2Keyring>,
     pub ikev2_profiles: Vec<Ikev2Profile>,
+    /// `crypto ikev2 dpd ...`: for profiles without their own `dpd`.
+    pub ikev2_dpd: Option<Spanned<Keepalive>>,
+    /// `crypto ikev2 nat keepalive SECS`.
+    pub ikev2_nat_keepalive: Option<Spanned<u32>>,
+    /// `crypto ikev2 cookie-challenge N`.
+    pub ikev2_cookie_challenge: Option<Spanned<u32>>,
     pub ipsec_profiles: Vec<IpsecProfile>,
     pub dynamic_maps: Vec<DynamicMapEntry>,
     /// `crypto ipsec security-association lifetime seconds|kilobytes N`.
@@ -44,43 +50,21 @@ pub struct IkeConfig {
 }
 
 impl IkeConfig {
-    /// The IKE items this build parses but does not negotiate yet (IKEv2,
-    /// and IPsec profiles' `set ikev2-profile` / `set isakmp-profile`), with
-    /// where they are written, for "not supported yet".
+    /// The IKE items this build parses but does not negotiate yet (IPsec
+    /// profiles' `set isakmp-profile`), with where they are written, for
+    /// "not supported yet".
     pub fn unsupported_items(&self) -> Vec<(Span, String)> {
-        let mut v = Vec::new();
-        v.extend(
-            self.ikev2_proposals
-                .iter()
-                .map(|p| (p.span, format!("crypto ikev2 proposal {}", p.name))),
-        );
-        v.extend(
-            self.ikev2_policies
-                .iter()
-                .map(|p| (p.span, format!("crypto ikev2 policy {}", p.name))),
-        );
-        v.extend(
-            self.ikev2_keyrings
-                .iter()
-                .map(|p| (p.span, format!("crypto ikev2 keyring {}", p.name))),
-        );
-        v.extend(
-            self.ikev2_profiles
-                .iter()
-                .map(|p| (p.span, format!("crypto ikev2 profile {}", p.name))),
-        );
-        // IPsec profiles protect VTIs over IKEv1; only their IKEv2 (and
-        // ISAKMP profile) references are not negotiated yet.
-        for p in &self.ipsec_profiles {
-            for (set, what) in [
-                (&p.ikev2_profile, "set ikev2-profile"),
-                (&p.isakmp_profile, "set isakmp-profile"),
-            ] {
-                if let Some(s) = set {
-                    v.push((s.span, format!("crypto ipsec profile {}: {what}", p.name)));
-                }
-            }
-        }
+        let mut v: Vec<(Span, String)> = self
+            .ipsec_profiles
+            .iter()
+            .filter_map(|p| {
+                let s = p.isakmp_profile.as_ref()?;
+                Some((
+                    s.span,
+                    format!("crypto ipsec profile {}: set isakmp-profile", p.name),
+                ))
+            })
+            .collect();
         v.sort_by_key(|(s, _)| *s);
         v
     }
@@ -147,7 +131,7 @@ pub struct Keepalive {
 pub struct Ikev2Proposal {
     pub name: String,
     pub span: Span,
-    pub encryption: Vec<IkeCipher>,
+    pub encryption: Vec<IkeEncr>,
     pub integrity: Vec<IkeHash>,
     pub prf: Vec<IkeHash>,
     pub groups: Vec<u16>,

@@ -9,9 +9,9 @@ use super::super::cursor::{Cmd, PResult};
 use super::super::error::{ErrorKind, Spanned};
 use super::super::model::SecretBytes;
 use super::{
-    DynamicMapEntry, IkeCipher, IkeConfig, IkeHash, IkeMode, Ikev2Keyring, Ikev2KeyringPeer,
-    Ikev2Policy, Ikev2Profile, Ikev2Proposal, IpsecProfile, IsakmpKey, IsakmpMapEntry,
-    IsakmpPolicy, Keepalive, KeyPeer, SaLifetime, TunnelConfig, TunnelMode,
+    DynamicMapEntry, IkeCipher, IkeConfig, IkeEncr, IkeHash, IkeMode, Ikev2Keyring,
+    Ikev2KeyringPeer, Ikev2Policy, Ikev2Profile, Ikev2Proposal, IpsecProfile, IsakmpKey,
+    IsakmpMapEntry, IsakmpPolicy, Keepalive, KeyPeer, SaLifetime, TunnelConfig, TunnelMode,
 };
 
 /// The rest of `crypto map NAME SEQ ipsec-isakmp [dynamic D [discover]]`.
@@ -24,18 +24,41 @@ pub fn parse_isakmp_map_header(cmd: &mut Cmd<'_, '_>) -> PResult<IsakmpMapEntry>
     Ok(e)
 }
 
-fn cipher(cmd: &mut Cmd<'_, '_>, ikev2: bool) -> PResult<IkeCipher> {
-    let opts: &[&'static str] = if ikev2 {
-        &["des", "3des", "aes-cbc-128", "aes-cbc-192", "aes-cbc-256"]
-    } else {
-        &["des", "3des", "aes"]
-    };
-    Ok(match cmd.keyword(opts)? {
+/// One `encryption` word of `crypto ikev2 proposal`.
+fn ikev2_cipher(cmd: &mut Cmd<'_, '_>) -> PResult<IkeEncr> {
+    let at = cmd.pos;
+    Ok(
+        match cmd.keyword(&[
+            "des",
+            "3des",
+            "aes-cbc-128",
+            "aes-cbc-192",
+            "aes-cbc-256",
+            "aes-gcm-128",
+            "aes-gcm-256",
+        ])? {
+            "3des" => IkeEncr::TripleDes,
+            "aes-cbc-128" => IkeEncr::AesCbc(128),
+            "aes-cbc-192" => IkeEncr::AesCbc(192),
+            "aes-cbc-256" => IkeEncr::AesCbc(256),
+            "aes-gcm-128" => IkeEncr::AesGcm16(128),
+            "aes-gcm-256" => IkeEncr::AesGcm16(256),
+            _ => {
+                cmd.pos = at;
+                return Err(cmd.err_here(
+                    ErrorKind::NotSupportedYet,
+                    "DES is not supported for IKEv2 (RFC 8247 forbids it); use aes-cbc-128 or \
+                     stronger",
+                ));
+            }
+        },
+    )
+}
+
+fn cipher(cmd: &mut Cmd<'_, '_>) -> PResult<IkeCipher> {
+    Ok(match cmd.keyword(&["des", "3des", "aes"])? {
         "des" => IkeCipher::Des,
         "3des" => IkeCipher::TripleDes,
-        "aes-cbc-128" => IkeCipher::AesCbc(128),
-        "aes-cbc-192" => IkeCipher::AesCbc(192),
-        "aes-cbc-256" => IkeCipher::AesCbc(256),
         _ => match cmd.peek().map(|t| t.text) {
             Some("192") => {
                 cmd.pos += 1;
@@ -261,7 +284,7 @@ pub fn parse_isakmp_policy_line(cmd: &mut Cmd<'_, '_>, p: &mut IsakmpPolicy) -> 
         "group",
         "lifetime",
     ])? {
-        "encryption" | "encr" => p.encryption = Some(cipher(cmd, false)?),
+        "encryption" | "encr" => p.encryption = Some(cipher(cmd)?),
         "hash" => p.hash = Some(hash(cmd, false)?),
         "authentication" => {
             if cmd.peek_kw().as_deref() != Some("pre-share") {
@@ -291,13 +314,33 @@ pub fn parse_ikev2(cmd: &mut Cmd<'_, '_>, ike: &mut IkeConfig) -> PResult<Option
         "nat",
         "cookie-challenge",
     ])?;
-    if !matches!(what, "proposal" | "policy" | "keyring" | "profile") {
-        return Err(cmd.err_span(
-            span,
-            what,
-            ErrorKind::NotSupportedYet,
-            format!("crypto ikev2 {what} is not supported yet"),
-        ));
+    match what {
+        "dpd" => {
+            // `crypto ikev2 dpd INTERVAL RETRY on-demand|periodic`: for
+            // profiles that set none.
+            let k = keepalive(cmd)?;
+            ike.ikev2_dpd = Some(Spanned::new(k, span));
+            return Ok(None);
+        }
+        "nat" => {
+            cmd.keyword(&["keepalive"])?;
+            let secs = cmd
+                .u32_in("NAT keepalive interval (seconds)", 5..=3600)?
+                .value;
+            cmd.end()?;
+            ike.ikev2_nat_keepalive = Some(Spanned::new(secs, span));
+            return Ok(None);
+        }
+        "cookie-challenge" => {
+            // Half-open IKE SAs above which a COOKIE is demanded.
+            let n = cmd
+                .u32_in("half-open IKE SAs before a cookie challenge", 1..=1000)?
+                .value;
+            cmd.end()?;
+            ike.ikev2_cookie_challenge = Some(Spanned::new(n, span));
+            return Ok(None);
+        }
+        _ => {}
     }
     let name = cmd.name(&format!("{what} name"))?.value;
     cmd.end()?;
@@ -365,7 +408,7 @@ pub fn parse_ikev2_line(
             let p = &mut ike.ikev2_proposals[i];
             match cmd.keyword(&["encryption", "integrity", "group", "prf"])? {
                 "encryption" => loop {
-                    p.encryption.push(cipher(cmd, true)?);
+                    p.encryption.push(ikev2_cipher(cmd)?);
                     if cmd.at_end() {
                         break;
                     }

@@ -597,30 +597,6 @@ fn transport_mode_transform_sets_give_transport_sas() {
     assert!(c.sas.iter().all(|s| s.mode == EspMode::Transport));
 }
 
-#[test]
-fn ike_keyrings_and_ikev2_profiles_say_not_supported_yet_at_their_column() {
-    for (src, col, what) in [
-        (
-            "crypto ikev2 keyring K\n",
-            1,
-            "crypto ikev2 keyring K is not supported yet",
-        ),
-        (
-            "crypto ipsec profile P\n set transform-set T\n set ikev2-profile X\n",
-            20,
-            "crypto ipsec profile P: set ikev2-profile is not supported yet",
-        ),
-    ] {
-        let e = compile_errs(src);
-        assert_eq!(
-            where_(&e),
-            [(e[0].span.line, col, ErrorKind::NotSupportedYet)],
-            "{src}"
-        );
-        assert!(e[0].message.starts_with(what), "{}", e[0].message);
-    }
-}
-
 const ISAKMP: &str = "\
 crypto isakmp policy 20
  encryption aes 256
@@ -1085,14 +1061,10 @@ fn vti_errors_are_reported_at_their_line() {
         &vti_errs(&full(" tunnel mode ipsec ipv6\n", "198.18.1.1", "P")),
         &[(15, InvalidValue, "is not an IPv6 address")],
     );
-    // The IKEv2 profile is reported where the profile names it, once.
+    // An undefined IKEv2 profile is reported where the profile names it.
     assert_only(
         &vti_errs(&full(v4, "198.18.1.1", "V2").replace(" set pfs group2", " set ikev2-profile X")),
-        &[(
-            10,
-            NotSupportedYet,
-            "set ikev2-profile is not supported yet",
-        )],
+        &[(10, Undefined, "crypto ikev2 profile X is not defined")],
     );
     // A route of the other family.
     assert_only(

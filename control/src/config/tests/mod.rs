@@ -6,6 +6,7 @@
 mod compile;
 mod errors;
 mod fuzz;
+mod ikev2;
 mod parse;
 mod seeds;
 
