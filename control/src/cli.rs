@@ -167,16 +167,23 @@ pub fn config_check(
     let Some(c) = load_and_compile(file, kernel, err)? else {
         return Ok(false);
     };
-    let ike = if c.ikev1.maps.is_empty() {
-        String::new()
-    } else {
-        format!(
+    let mut ike = String::new();
+    if !c.ikev1.maps.is_empty() {
+        ike.push_str(&format!(
             ", {} IKEv1 map entries ({} ISAKMP policies, {} keys)",
             c.ikev1.maps.len(),
             c.ikev1.isakmp.len(),
             c.ikev1.keys.len()
-        )
-    };
+        ));
+    }
+    if !c.ikev2.maps.is_empty() {
+        ike.push_str(&format!(
+            ", {} IKEv2 map entries ({} proposals, {} keyring peers)",
+            c.ikev2.maps.len(),
+            c.ikev2.proposals.len(),
+            c.ikev2.keyring.len()
+        ));
+    }
     writeln!(
         out,
         "{shown}: OK, {} crypto map entries, {} SAs, {} ACL rules, {} NAT rules{ike}",
