@@ -28,6 +28,7 @@ use dataplane::spd::{FlowKey, PolicyTag, TrafficSelector};
 use crate::config::compile::Compiled;
 use crate::config::compile::VTI_SEQ;
 use crate::dpclient::{DataplaneClient, DpError};
+use crate::ike::packet_log::ikev2_packet_lines;
 use crate::ikesock::{IkeSockets, IKE_PORT, NAT_T_PORT};
 use crate::ikev1::{self, Output, PairInfo};
 use crate::ikev2;
@@ -181,11 +182,17 @@ impl IkeDriver {
             v2,
             socks,
             bad_version,
+            debug_v2,
             ..
         } = self;
         socks.drain(
             |local, remote, m| match ike_major_version(m) {
-                Some(2) => v2.handle_datagram(now, local, remote, m),
+                Some(2) => {
+                    if *debug_v2 {
+                        print_lines(ikev2_packet_lines(false, local, remote, m));
+                    }
+                    v2.handle_datagram(now, local, remote, m)
+                }
                 // Version 1 and the malformed: IKEv1 counts what it drops.
                 Some(1) | None => v1.handle_datagram(now, local, remote, m),
                 Some(_) => *bad_version += 1,
@@ -238,10 +245,10 @@ impl IkeDriver {
     fn flush(&mut self, dp: &mut DataplaneClient) {
         let mut spd_changed = false;
         loop {
-            let (o, debug) = match self.v1.poll_output() {
-                Some(o) => (o, self.debug_v1),
+            let (o, debug, v2) = match self.v1.poll_output() {
+                Some(o) => (o, self.debug_v1, false),
                 None => match self.v2.poll_output() {
-                    Some(o) => (o, self.debug_v2),
+                    Some(o) => (o, self.debug_v2, true),
                     None => break,
                 },
             };
@@ -251,6 +258,9 @@ impl IkeDriver {
                     remote,
                     data,
                 } => {
+                    if v2 && debug {
+                        print_lines(ikev2_packet_lines(true, local, remote, &data));
+                    }
                     if let Err(e) = self.socks.send(local, remote, &data) {
                         self.failures += 1;
                         eprintln!("espada: IKE send {local} -> {remote}: {e}");
@@ -480,6 +490,12 @@ impl IkeDriver {
             let age = p.installed_at.elapsed().as_secs();
             (p.tag, &p.proxy, &p.inbound, &p.outbound, age)
         })
+    }
+}
+
+fn print_lines(lines: Vec<String>) {
+    for l in lines {
+        println!("{l}");
     }
 }
 

@@ -2,4 +2,5 @@
 //! (`wire`) and the key-exchange and key-derivation primitives (`crypto`).
 
 pub mod crypto;
+pub mod packet_log;
 pub mod wire;
