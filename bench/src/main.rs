@@ -7,7 +7,7 @@
 //! espada-bench crypto [--suites LIST|all] [--sizes 64,512,1400,imix]
 //!                     [--batch 32] [--duration SECS] [--openssl-seconds N]
 //!                     [--no-openssl] [--quick] [--format text|json]
-//! espada-bench ike    [--groups 2,14] [--duration SECS] [--held N]
+//! espada-bench ike    [--ikev2] [--groups 2,14] [--duration SECS] [--held N]
 //!                     [--quick] [--format text|json]
 //! ```
 //!
@@ -18,10 +18,14 @@
 //! secret) on the same core; `--duration` is per group (default 5 s, plus
 //! a warm-up), `--held` how many setups the responder keeps before
 //! forgetting them (default 64), `--quick` a smoke run of about two
-//! seconds in all.
+//! seconds in all. `ike --ikev2`: the same for IKEv2 (IKE_SA_INIT +
+//! IKE_AUTH with the first CHILD_SA), groups 14 and 19 unless `--groups`
+//! (2, 5, 14, 19, 20, 31), the baseline being the responder's DH work per
+//! IKE_SA_INIT.
 
 mod crypto_bench;
 mod ike_bench;
+mod ikev2_bench;
 mod openssl;
 
 use std::time::Duration;
@@ -37,8 +41,8 @@ static GLOBAL: MiMalloc = MiMalloc;
 const USAGE: &str = "usage: espada-bench crypto [--suites aes128-sha1,aes128gcm16,...|all] \
 [--sizes 64,512,1400,imix] [--batch 32] [--duration SECS] [--openssl-seconds N] \
 [--no-openssl] [--quick] [--format text|json]
-       espada-bench ike [--groups 2,14] [--duration SECS per group] [--held 64] \
-[--quick] [--format text|json]";
+       espada-bench ike [--ikev2] [--groups 2,14 (IKEv1) | 14,19 (--ikev2)] \
+[--duration SECS per group] [--held 64] [--quick] [--format text|json]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -150,15 +154,14 @@ fn crypto(args: &[String]) -> Result<()> {
 
 fn ike(args: &[String]) -> Result<()> {
     let mut opts = ike_bench::Options {
-        groups: ike_bench::GROUPS
-            .iter()
-            .map(|g| ike_bench::parse_group(&g.to_string()))
-            .collect::<Result<_>>()?,
+        groups: Vec::new(),
         duration: Duration::from_secs(5),
         held: 64,
         max_setups: None,
     };
     let mut json = false;
+    let mut v2 = false;
+    let mut groups: Option<Vec<String>> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -167,14 +170,13 @@ fn ike(args: &[String]) -> Result<()> {
                 .cloned()
         };
         match a.as_str() {
+            "--ikev2" => v2 = true,
             "--groups" => {
-                opts.groups = split(&value("--groups")?)
-                    .iter()
-                    .map(|g| ike_bench::parse_group(g))
-                    .collect::<Result<_>>()?;
-                if opts.groups.is_empty() {
-                    bail!("--groups: give 2, 14 or 2,14");
+                let g = split(&value("--groups")?);
+                if g.is_empty() {
+                    bail!("--groups: give a list such as 2,14 (IKEv1) or 14,19 (--ikev2)");
                 }
+                groups = Some(g);
             }
             "--duration" => {
                 let secs: f64 = value("--duration")?
@@ -199,6 +201,24 @@ fn ike(args: &[String]) -> Result<()> {
             other => bail!("unknown option {other:?}\n{USAGE}"),
         }
     }
+    let groups = groups.unwrap_or_else(|| {
+        let default: &[u16] = if v2 {
+            &ikev2_bench::DEFAULT_GROUPS
+        } else {
+            &ike_bench::GROUPS
+        };
+        default.iter().map(u16::to_string).collect()
+    });
+    opts.groups = groups
+        .iter()
+        .map(|g| {
+            if v2 {
+                ikev2_bench::parse_group(g)
+            } else {
+                ike_bench::parse_group(g)
+            }
+        })
+        .collect::<Result<_>>()?;
     if !(1..=ike_bench::MAX_HELD).contains(&opts.held) {
         bail!(
             "--held {}: give 1 to {} setups",
@@ -209,37 +229,56 @@ fn ike(args: &[String]) -> Result<()> {
     let clock_ns = ike_bench::clock_read_ns();
     // Progress on stderr for runs long enough to wonder about.
     let long = opts.duration >= Duration::from_secs(2);
+    let (exchange, suite, dh_what) = if v2 {
+        (
+            "IKEv2 IKE_SA_INIT + IKE_AUTH (first CHILD_SA)",
+            ikev2_bench::SUITE,
+            "IKE_SA_INIT",
+        )
+    } else {
+        (
+            "IKEv1 Main Mode + Quick Mode",
+            ike_bench::SUITE,
+            "Main Mode",
+        )
+    };
     if !json {
         println!(
-            "IKEv1 Main Mode + Quick Mode setups on one core, responder side: its thread CPU time in handle_datagram/poll_timeout/poll_output, {:.2} s per group",
+            "{exchange} setups on one core, responder side: its thread CPU time in handle_datagram/poll_timeout/poll_output, {:.2} s per group",
             opts.duration.as_secs_f64()
         );
         println!(
-            "{}; the responder forgets its SAs every {} setups",
-            ike_bench::SUITE,
+            "{suite}; the responder forgets its SAs every {} setups",
             opts.held
         );
         println!(
-            "baseline: DH = one key generation + one shared secret in the group (what a responder must do per Main Mode), same core, same run, interleaved; clock read {clock_ns:.0} ns"
+            "baseline: DH = one key generation + one shared secret in the group (what a responder must do per {dh_what}), same core, same run, interleaved; clock read {clock_ns:.0} ns"
         );
     }
-    let results = ike_bench::run(&opts, |p| {
+    let report = |p: &ike_bench::Progress| {
         if long || json {
             eprintln!(
                 "group {} round {}/{}: {} setups, {:.1} setups/s, {:.2}x DH",
                 p.group, p.round, p.rounds, p.setups, p.setups_per_sec, p.ratio_to_dh
             );
         }
-    })?;
+    };
+    let results = if v2 {
+        ikev2_bench::run(&opts, report)?
+    } else {
+        ike_bench::run(&opts, report)?
+    };
     if json {
         #[derive(serde::Serialize)]
         struct Report<'a> {
+            ike_version: u8,
             suite: &'static str,
             clock_read_ns: f64,
             results: &'a [ike_bench::Measurement],
         }
         let report = Report {
-            suite: ike_bench::SUITE,
+            ike_version: if v2 { 2 } else { 1 },
+            suite,
             clock_read_ns: clock_ns,
             results: &results,
         };
@@ -263,7 +302,7 @@ fn ike(args: &[String]) -> Result<()> {
             print_ike_row(m);
         }
         println!(
-            "\nratio = setups/s ÷ DH ops/s: the share of the responder's CPU per setup that is its Diffie-Hellman work (1.00x = nothing else);\nrounds = the ratio's min-max over the interleaved engine/baseline rounds (count); p50 = median DH op ÷ median setup, the same ratio robust to a few disturbed samples;\nrest = median setup - median DH op: the responder's CPU per setup besides the DH (parsing, HMACs, ISAKMP encryption, bookkeeping, debug lines)"
+            "\nratio = setups/s ÷ DH ops/s: the share of the responder's CPU per setup that is its Diffie-Hellman work (1.00x = nothing else);\nrounds = the ratio's min-max over the interleaved engine/baseline rounds (count); p50 = median DH op ÷ median setup, the same ratio robust to a few disturbed samples;\nrest = median setup - median DH op: the responder's CPU per setup besides the DH (parsing, PRFs and key derivation, HMACs, encryption, bookkeeping, debug lines)"
         );
     }
     Ok(())
