@@ -245,7 +245,7 @@ pub struct FloodCounters {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SetupResult {
-    /// Set up while the flood ran (from its start to its end).
+    /// Started while the flood ran (it may end during the setup).
     pub under_flood: bool,
     pub ok: bool,
     pub ms: f64,
@@ -519,9 +519,8 @@ pub fn run_flood(o: &FloodOptions, mut progress: impl FnMut(&str)) -> Result<Flo
             while start.elapsed() < at && !handle.is_finished() {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            let mut r = legit.setup(true);
-            // Under flood only if the flood outlived the setup.
-            r.under_flood = !handle.is_finished();
+            // Under flood: started while the flood ran.
+            let r = legit.setup(true);
             progress(&setup_line(
                 &format!("under flood ({} sent)", sent_now.load(Ordering::Relaxed)),
                 &r,
