@@ -73,6 +73,7 @@ deploy/tests/lab_seed003.sh | tee -a target/lab-output.txt
 step "benchmark smoke run (figures are not asserted; see espada-bench)"
 target/release/espada-bench crypto --quick --suites aes128-sha1,aes128gcm16 --sizes 64,imix >/dev/null
 target/release/espada-bench ike --quick >/dev/null
+target/release/espada-bench ike --ikev2 --quick >/dev/null
 
 step "summary"
 passed=$(cat target/test-output.txt target/lab-output.txt | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')

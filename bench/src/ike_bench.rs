@@ -154,9 +154,13 @@ pub fn parse_group(s: &str) -> Result<DhGroup> {
 
 pub fn group_name(g: DhGroup) -> &'static str {
     match g {
+        DhGroup::Modp768 => "MODP 768",
         DhGroup::Modp1024 => "MODP 1024",
+        DhGroup::Modp1536 => "MODP 1536",
         DhGroup::Modp2048 => "MODP 2048",
-        _ => "other",
+        DhGroup::Ecp256 => "ECP 256",
+        DhGroup::Ecp384 => "ECP 384",
+        DhGroup::Curve25519 => "Curve25519",
     }
 }
 
@@ -178,8 +182,39 @@ fn measure(
     opts: &Options,
     progress: &mut impl FnMut(&Progress),
 ) -> Result<Measurement> {
-    let wall = Instant::now();
     let mut rig = Rig::new(group, group, opts.held);
+    measure_rig(group, opts, &mut rig, progress)
+}
+
+/// One responder under test: [`measure_rig`] asks it for setups and
+/// makes it forget what it holds, untimed, at the end of the warm-up and
+/// of the run.
+pub trait SetupRig {
+    /// One complete, verified setup with a new peer: the responder's CPU
+    /// time for it in nanoseconds (also recorded in `hist`).
+    fn setup(&mut self, hist: &mut Histogram<u64>) -> Result<u64>;
+    /// Checks what the responder holds, then makes it forget (untimed).
+    fn forget(&mut self) -> Result<()>;
+}
+
+impl SetupRig for Rig {
+    fn setup(&mut self, hist: &mut Histogram<u64>) -> Result<u64> {
+        Rig::setup(self, hist)
+    }
+    fn forget(&mut self) -> Result<()> {
+        Rig::forget(self)
+    }
+}
+
+/// The warm-up, then engine and baseline rounds interleaved for one
+/// group: shared by the IKEv1 and IKEv2 benchmarks.
+pub fn measure_rig(
+    group: DhGroup,
+    opts: &Options,
+    rig: &mut impl SetupRig,
+    progress: &mut impl FnMut(&Progress),
+) -> Result<Measurement> {
+    let wall = Instant::now();
     let peer = group.generate().context("DH key generation")?;
     let peer_public = peer.public_value().to_vec();
     // Warm-up, not counted: code paged in, libcrypto's tables built, and
@@ -288,7 +323,7 @@ fn measure(
 }
 
 /// The responder's unavoidable Diffie-Hellman work for one Main Mode.
-fn dh_op(group: DhGroup, peer_public: &[u8]) -> Result<()> {
+pub fn dh_op(group: DhGroup, peer_public: &[u8]) -> Result<()> {
     let ours = group.generate().context("DH key generation")?;
     let shared = ours
         .shared_secret(peer_public)

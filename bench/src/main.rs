@@ -7,7 +7,7 @@
 //! espada-bench crypto [--suites LIST|all] [--sizes 64,512,1400,imix]
 //!                     [--batch 32] [--duration SECS] [--openssl-seconds N]
 //!                     [--no-openssl] [--quick] [--format text|json]
-//! espada-bench ike    [--groups 2,14] [--duration SECS] [--held N]
+//! espada-bench ike    [--ikev2] [--groups 2,14] [--duration SECS] [--held N]
 //!                     [--quick] [--format text|json]
 //! ```
 //!
@@ -18,10 +18,15 @@
 //! secret) on the same core; `--duration` is per group (default 5 s, plus
 //! a warm-up), `--held` how many setups the responder keeps before
 //! forgetting them (default 64), `--quick` a smoke run of about two
-//! seconds in all.
+//! seconds in all. `ike --ikev2`: the same for IKEv2 (IKE_SA_INIT +
+//! IKE_AUTH with the first CHILD_SA), groups 14 and 19 unless `--groups`
+//! (2, 5, 14, 19, 20, 31), the baseline being the responder's DH work per
+//! IKE_SA_INIT.
 
 mod crypto_bench;
 mod ike_bench;
+mod ike_flood;
+mod ikev2_bench;
 mod openssl;
 
 use std::time::Duration;
@@ -37,14 +42,24 @@ static GLOBAL: MiMalloc = MiMalloc;
 const USAGE: &str = "usage: espada-bench crypto [--suites aes128-sha1,aes128gcm16,...|all] \
 [--sizes 64,512,1400,imix] [--batch 32] [--duration SECS] [--openssl-seconds N] \
 [--no-openssl] [--quick] [--format text|json]
-       espada-bench ike [--groups 2,14] [--duration SECS per group] [--held 64] \
-[--quick] [--format text|json]";
+       espada-bench ike [--ikev2] [--groups 2,14 (IKEv1) | 14,19 (--ikev2)] \
+[--duration SECS per group] [--held 64] [--quick] [--format text|json]
+       espada-bench ike-flood --target 198.18.1.1 --local 198.18.0.1 --psk KEY \
+[--spoof-from 198.18.128.0/17] [--count 200000] [--duration 10] [--rate 20000 (PPS, 0 = no cap)] \
+[--setups 5] [--baseline-setups 3] [--group 14] [--port 500] [--lead 1] [--setup-timeout 10] \
+[--format text|json]
+       espada-bench ike-responder --listen 198.18.1.1 --psk KEY [--groups 14,19] \
+[--cookie-threshold 16] [--port 500] [--duration 300] [--quiet]
+(ike-flood and ike-responder: IKEv2 on real sockets; addresses in 198.18.0.0/15 only; \
+ike-flood needs root for its raw socket)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("crypto") => crypto(&args[1..]),
         Some("ike") => ike(&args[1..]),
+        Some("ike-flood") => ike_flood(&args[1..]),
+        Some("ike-responder") => ike_responder(&args[1..]),
         Some("--help") | Some("-h") | None => {
             println!("{USAGE}");
             Ok(())
@@ -150,15 +165,14 @@ fn crypto(args: &[String]) -> Result<()> {
 
 fn ike(args: &[String]) -> Result<()> {
     let mut opts = ike_bench::Options {
-        groups: ike_bench::GROUPS
-            .iter()
-            .map(|g| ike_bench::parse_group(&g.to_string()))
-            .collect::<Result<_>>()?,
+        groups: Vec::new(),
         duration: Duration::from_secs(5),
         held: 64,
         max_setups: None,
     };
     let mut json = false;
+    let mut v2 = false;
+    let mut groups: Option<Vec<String>> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -167,14 +181,13 @@ fn ike(args: &[String]) -> Result<()> {
                 .cloned()
         };
         match a.as_str() {
+            "--ikev2" => v2 = true,
             "--groups" => {
-                opts.groups = split(&value("--groups")?)
-                    .iter()
-                    .map(|g| ike_bench::parse_group(g))
-                    .collect::<Result<_>>()?;
-                if opts.groups.is_empty() {
-                    bail!("--groups: give 2, 14 or 2,14");
+                let g = split(&value("--groups")?);
+                if g.is_empty() {
+                    bail!("--groups: give a list such as 2,14 (IKEv1) or 14,19 (--ikev2)");
                 }
+                groups = Some(g);
             }
             "--duration" => {
                 let secs: f64 = value("--duration")?
@@ -199,6 +212,24 @@ fn ike(args: &[String]) -> Result<()> {
             other => bail!("unknown option {other:?}\n{USAGE}"),
         }
     }
+    let groups = groups.unwrap_or_else(|| {
+        let default: &[u16] = if v2 {
+            &ikev2_bench::DEFAULT_GROUPS
+        } else {
+            &ike_bench::GROUPS
+        };
+        default.iter().map(u16::to_string).collect()
+    });
+    opts.groups = groups
+        .iter()
+        .map(|g| {
+            if v2 {
+                ikev2_bench::parse_group(g)
+            } else {
+                ike_bench::parse_group(g)
+            }
+        })
+        .collect::<Result<_>>()?;
     if !(1..=ike_bench::MAX_HELD).contains(&opts.held) {
         bail!(
             "--held {}: give 1 to {} setups",
@@ -209,37 +240,56 @@ fn ike(args: &[String]) -> Result<()> {
     let clock_ns = ike_bench::clock_read_ns();
     // Progress on stderr for runs long enough to wonder about.
     let long = opts.duration >= Duration::from_secs(2);
+    let (exchange, suite, dh_what) = if v2 {
+        (
+            "IKEv2 IKE_SA_INIT + IKE_AUTH (first CHILD_SA)",
+            ikev2_bench::SUITE,
+            "IKE_SA_INIT",
+        )
+    } else {
+        (
+            "IKEv1 Main Mode + Quick Mode",
+            ike_bench::SUITE,
+            "Main Mode",
+        )
+    };
     if !json {
         println!(
-            "IKEv1 Main Mode + Quick Mode setups on one core, responder side: its thread CPU time in handle_datagram/poll_timeout/poll_output, {:.2} s per group",
+            "{exchange} setups on one core, responder side: its thread CPU time in handle_datagram/poll_timeout/poll_output, {:.2} s per group",
             opts.duration.as_secs_f64()
         );
         println!(
-            "{}; the responder forgets its SAs every {} setups",
-            ike_bench::SUITE,
+            "{suite}; the responder forgets its SAs every {} setups",
             opts.held
         );
         println!(
-            "baseline: DH = one key generation + one shared secret in the group (what a responder must do per Main Mode), same core, same run, interleaved; clock read {clock_ns:.0} ns"
+            "baseline: DH = one key generation + one shared secret in the group (what a responder must do per {dh_what}), same core, same run, interleaved; clock read {clock_ns:.0} ns"
         );
     }
-    let results = ike_bench::run(&opts, |p| {
+    let report = |p: &ike_bench::Progress| {
         if long || json {
             eprintln!(
                 "group {} round {}/{}: {} setups, {:.1} setups/s, {:.2}x DH",
                 p.group, p.round, p.rounds, p.setups, p.setups_per_sec, p.ratio_to_dh
             );
         }
-    })?;
+    };
+    let results = if v2 {
+        ikev2_bench::run(&opts, report)?
+    } else {
+        ike_bench::run(&opts, report)?
+    };
     if json {
         #[derive(serde::Serialize)]
         struct Report<'a> {
+            ike_version: u8,
             suite: &'static str,
             clock_read_ns: f64,
             results: &'a [ike_bench::Measurement],
         }
         let report = Report {
-            suite: ike_bench::SUITE,
+            ike_version: if v2 { 2 } else { 1 },
+            suite,
             clock_read_ns: clock_ns,
             results: &results,
         };
@@ -263,8 +313,255 @@ fn ike(args: &[String]) -> Result<()> {
             print_ike_row(m);
         }
         println!(
-            "\nratio = setups/s ÷ DH ops/s: the share of the responder's CPU per setup that is its Diffie-Hellman work (1.00x = nothing else);\nrounds = the ratio's min-max over the interleaved engine/baseline rounds (count); p50 = median DH op ÷ median setup, the same ratio robust to a few disturbed samples;\nrest = median setup - median DH op: the responder's CPU per setup besides the DH (parsing, HMACs, ISAKMP encryption, bookkeeping, debug lines)"
+            "\nratio = setups/s ÷ DH ops/s: the share of the responder's CPU per setup that is its Diffie-Hellman work (1.00x = nothing else);\nrounds = the ratio's min-max over the interleaved engine/baseline rounds (count); p50 = median DH op ÷ median setup, the same ratio robust to a few disturbed samples;\nrest = median setup - median DH op: the responder's CPU per setup besides the DH (parsing, PRFs and key derivation, HMACs, encryption, bookkeeping, debug lines)"
         );
+    }
+    Ok(())
+}
+
+fn secs_flag(name: &str, v: &str, max: f64) -> Result<Duration> {
+    let secs: f64 = v.parse().with_context(|| format!("{name} takes seconds"))?;
+    if !(0.0..=max).contains(&secs) {
+        bail!("{name} {secs}: give 0 to {max} seconds");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn ike_flood(args: &[String]) -> Result<()> {
+    let mut target = None;
+    let mut local = None;
+    let mut psk = None;
+    let mut spoof = "198.18.128.0/17".to_string();
+    let mut o = ike_flood::FloodOptions {
+        target: std::net::Ipv4Addr::UNSPECIFIED,
+        port: 500,
+        local: std::net::Ipv4Addr::UNSPECIFIED,
+        psk: String::new(),
+        spoof_base: std::net::Ipv4Addr::UNSPECIFIED,
+        spoof_len: 0,
+        count: 200_000,
+        duration: Duration::from_secs(10),
+        rate: 20_000,
+        setups: 5,
+        baseline_setups: 3,
+        group: control::ike::crypto::DhGroup::Modp2048,
+        lead: Duration::from_secs(1),
+        setup_timeout: Duration::from_secs(10),
+    };
+    let mut json = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))
+                .cloned()
+        };
+        match a.as_str() {
+            "--target" => target = Some(value("--target")?),
+            "--local" => local = Some(value("--local")?),
+            "--psk" => psk = Some(value("--psk")?),
+            "--spoof-from" => spoof = value("--spoof-from")?,
+            "--count" => {
+                o.count = value("--count")?
+                    .parse()
+                    .context("--count takes a number of packets")?
+            }
+            "--duration" => o.duration = secs_flag("--duration", &value("--duration")?, 600.0)?,
+            "--rate" => {
+                o.rate = value("--rate")?
+                    .parse()
+                    .context("--rate takes packets per second")?
+            }
+            "--setups" => {
+                o.setups = value("--setups")?
+                    .parse()
+                    .context("--setups takes a number")?
+            }
+            "--baseline-setups" => {
+                o.baseline_setups = value("--baseline-setups")?
+                    .parse()
+                    .context("--baseline-setups takes a number")?
+            }
+            "--group" => o.group = ikev2_bench::parse_group(&value("--group")?)?,
+            "--port" => o.port = value("--port")?.parse().context("--port takes a port")?,
+            "--lead" => o.lead = secs_flag("--lead", &value("--lead")?, 60.0)?,
+            "--setup-timeout" => {
+                o.setup_timeout = secs_flag("--setup-timeout", &value("--setup-timeout")?, 120.0)?
+            }
+            "--format" => match value("--format")?.as_str() {
+                "json" => json = true,
+                "text" => json = false,
+                other => bail!("--format {other:?}: text or json"),
+            },
+            other => bail!("unknown option {other:?}\n{USAGE}"),
+        }
+    }
+    o.target = ike_flood::lab_addr("--target", &target.context("--target is required")?)?;
+    o.local = ike_flood::lab_addr("--local", &local.context("--local is required")?)?;
+    o.psk = psk.context("--psk is required")?;
+    (o.spoof_base, o.spoof_len) = ike_flood::lab_spoof_prefix(&spoof)?;
+    if o.setups > 1000 || o.baseline_setups > 1000 {
+        bail!("--setups/--baseline-setups: 1000 at most");
+    }
+    if o.count == 0 || o.duration.is_zero() {
+        bail!("--count and --duration must be above 0: the flood is what is measured");
+    }
+    if o.setup_timeout < Duration::from_secs(1) {
+        bail!("--setup-timeout: 1 s at least");
+    }
+    let report = ike_flood::run_flood(&o, |line| eprintln!("ike-flood: {line}"))?;
+    let f = &report.flood;
+    let (base, flood): (Vec<_>, Vec<_>) = report.setups.iter().partition(|s| !s.under_flood);
+    let lat = |v: &[&ike_flood::SetupResult]| {
+        let mut ms: Vec<f64> = v.iter().filter(|s| s.ok).map(|s| s.ms).collect();
+        ike_flood::latency(&mut ms)
+    };
+    let (lat_base, lat_flood) = (lat(&base), lat(&flood));
+    let cookies = report.setups.iter().filter(|s| s.cookie).count();
+    let rate = f.sent as f64 / f.seconds.max(1e-9);
+    if json {
+        #[derive(serde::Serialize)]
+        struct Report<'a> {
+            target: String,
+            spoof_from: &'a str,
+            group: u16,
+            flood: &'a ike_flood::FloodCounters,
+            spoofed_per_sec: f64,
+            setups: &'a [ike_flood::SetupResult],
+            latency_ms_baseline: Option<[f64; 4]>,
+            latency_ms_under_flood: Option<[f64; 4]>,
+            cookies_demanded_in_setups: usize,
+        }
+        let r = Report {
+            target: format!("{}:{}", o.target, o.port),
+            spoof_from: &spoof,
+            group: o.group.id(),
+            flood: f,
+            spoofed_per_sec: rate,
+            setups: &report.setups,
+            latency_ms_baseline: lat_base,
+            latency_ms_under_flood: lat_flood,
+            cookies_demanded_in_setups: cookies,
+        };
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!(
+        "IKEv2 IKE_SA_INIT flood at {}:{} from random addresses of {spoof}, group {}",
+        o.target,
+        o.port,
+        o.group.id()
+    );
+    println!(
+        "spoofed IKE_SA_INITs sent: {} in {:.2} s = {:.0}/s ({} send errors; bounds: --count {} --duration {:.0} s{})",
+        f.sent,
+        f.seconds,
+        rate,
+        f.send_errors,
+        o.count,
+        o.duration.as_secs_f64(),
+        if o.rate > 0 {
+            format!(" --rate {}", o.rate)
+        } else {
+            String::new()
+        }
+    );
+    let fmt = |l: Option<[f64; 4]>| {
+        l.map_or("n/a".to_string(), |l| {
+            format!("{:.1}/{:.1}/{:.1}/{:.1}", l[0], l[1], l[2], l[3])
+        })
+    };
+    println!(
+        "{:<12} {:>9} {:>9} {:>26} {:>8} {:>13}",
+        "setups", "attempted", "succeeded", "min/median/p95/max ms", "cookie", "retransmits"
+    );
+    for (name, v, l) in [
+        ("no flood", &base, lat_base),
+        ("under flood", &flood, lat_flood),
+    ] {
+        println!(
+            "{:<12} {:>9} {:>9} {:>26} {:>8} {:>13}",
+            name,
+            v.len(),
+            v.iter().filter(|s| s.ok).count(),
+            fmt(l),
+            v.iter().filter(|s| s.cookie).count(),
+            v.iter().map(|s| s.retransmits).sum::<u64>()
+        );
+    }
+    if let (Some(b), Some(f)) = (lat_base, lat_flood) {
+        println!(
+            "median setup latency under flood = {:.2}x the one without",
+            f[1] / b[1]
+        );
+    }
+    println!(
+        "COOKIE demanded by the responder in {cookies} of {} legitimate setups ({})",
+        report.setups.len(),
+        if cookies > 0 {
+            "the initiator repeated IKE_SA_INIT with it"
+        } else {
+            "none seen"
+        }
+    );
+    let s = &report.initiator_stats;
+    println!(
+        "initiator: sent {}, received {}, retransmissions {}, cookie retries {}, IKE SAs established {}, CHILD_SAs {}",
+        s.sent, s.received, s.retransmitted, s.cookie_retries, s.ike_established, s.child_established
+    );
+    if report.setups.iter().any(|s| !s.ok) {
+        println!("last initiator lines:\n  {}", report.last_logs.join("\n  "));
+    }
+    Ok(())
+}
+
+fn ike_responder(args: &[String]) -> Result<()> {
+    let mut listen = None;
+    let mut psk = None;
+    let mut o = ike_flood::ResponderOptions {
+        listen: std::net::Ipv4Addr::UNSPECIFIED,
+        port: 500,
+        psk: String::new(),
+        groups: Vec::new(),
+        cookie_threshold: control::ikev2::policy::DEFAULT_COOKIE_THRESHOLD,
+        duration: Duration::from_secs(300),
+        quiet: false,
+    };
+    let mut groups = "14,19".to_string();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))
+                .cloned()
+        };
+        match a.as_str() {
+            "--listen" => listen = Some(value("--listen")?),
+            "--psk" => psk = Some(value("--psk")?),
+            "--groups" => groups = value("--groups")?,
+            "--cookie-threshold" => {
+                o.cookie_threshold = value("--cookie-threshold")?
+                    .parse()
+                    .context("--cookie-threshold takes a number of half-open SAs")?
+            }
+            "--port" => o.port = value("--port")?.parse().context("--port takes a port")?,
+            "--duration" => o.duration = secs_flag("--duration", &value("--duration")?, 3600.0)?,
+            "--quiet" => o.quiet = true,
+            other => bail!("unknown option {other:?}\n{USAGE}"),
+        }
+    }
+    o.listen = ike_flood::lab_addr("--listen", &listen.context("--listen is required")?)?;
+    o.psk = psk.context("--psk is required")?;
+    o.groups = split(&groups)
+        .iter()
+        .map(|g| ikev2_bench::parse_group(g))
+        .collect::<Result<_>>()?;
+    if o.groups.is_empty() {
+        bail!("--groups: give at least one group");
+    }
+    let stats = ike_flood::run_responder(&o)?;
+    for (name, v) in stats.lines() {
+        println!("{name:<34} {v}");
     }
     Ok(())
 }
