@@ -1,5 +1,6 @@
 //! The IKEv2 engine: IKE_SA_INIT, IKE_AUTH with pre-shared keys and the
-//! first CHILD_SA, INFORMATIONAL (deletes, liveness checks), as a sans-IO
+//! first CHILD_SA, INFORMATIONAL (deletes, liveness checks),
+//! CREATE_CHILD_SA (CHILD_SAs and IKE SA rekeys), as a sans-IO
 //! state machine in the shape of [`crate::ikev1::Engine`]: datagrams,
 //! acquires, expiries and the clock in; [`Output`]s (the same type as
 //! IKEv1's, so one driver carries out both) out.
