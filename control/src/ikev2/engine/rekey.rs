@@ -205,6 +205,7 @@ impl Engine {
     /// a KE of `group` (the current SA's, or the one the peer asked for).
     pub(super) fn send_rekey_ike(&mut self, now: Instant, k: [u8; 8], group: DhGroup) {
         let Ok(dh) = group.generate() else {
+            self.rekey_failed(now, k, "no DH key pair");
             return;
         };
         let spi = random::<8>();
@@ -222,6 +223,8 @@ impl Engine {
             return;
         };
         if !s.usable() {
+            // Rekeyed by the peer meanwhile: what is queued goes on.
+            self.send_next_request(now, k);
             return;
         }
         s.rekey = Some(IkeRekey { spi, ni, dh });
