@@ -1243,9 +1243,10 @@ fn the_responder_rekeys_only_when_the_initiator_did_not_by_the_lifetime() {
 
 #[test]
 fn simultaneous_ike_sa_rekeys_leave_one_sa_and_never_touch_the_child_sas() {
-    // The nonces are random: enough rounds to see either side win.
-    let mut a_won = 0;
-    for _ in 0..12 {
+    // The nonces are random: rounds until either side won (at least 8).
+    let (mut a_won, mut rounds) = (0, 0);
+    while rounds < 8 || ((a_won == 0 || a_won == rounds) && rounds < 64) {
+        rounds += 1;
         let mut net = Net::v4();
         net.acquire_a();
         established(&net);
@@ -1274,7 +1275,10 @@ fn simultaneous_ike_sa_rekeys_leave_one_sa_and_never_touch_the_child_sas() {
         assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
         assert_eq!(net.a.stats().dead_peers + net.b.stats().dead_peers, 0);
     }
-    assert!((1..12).contains(&a_won), "either side wins: {a_won}");
+    assert!(
+        a_won > 0 && a_won < rounds,
+        "either side wins: {a_won}/{rounds}"
+    );
 }
 
 #[test]
