@@ -1,5 +1,6 @@
 //! The IKEv2 engine: IKE_SA_INIT, IKE_AUTH with pre-shared keys and the
-//! first CHILD_SA, INFORMATIONAL (deletes, liveness checks), as a sans-IO
+//! first CHILD_SA, INFORMATIONAL (deletes, liveness checks),
+//! CREATE_CHILD_SA (CHILD_SAs and IKE SA rekeys), as a sans-IO
 //! state machine in the shape of [`crate::ikev1::Engine`]: datagrams,
 //! acquires, expiries and the clock in; [`Output`]s (the same type as
 //! IKEv1's, so one driver carries out both) out.
@@ -33,6 +34,7 @@ mod child;
 mod exchange;
 mod info;
 mod init;
+mod rekey;
 mod view;
 
 pub use view::Ikev2SaView;
@@ -71,6 +73,8 @@ enum Request {
     /// Deletes these inbound CHILD_SA SPIs of ours.
     DeleteChild(Vec<u32>),
     DeleteIke,
+    /// Rekeys the IKE SA (CREATE_CHILD_SA), offering a KE of this group.
+    RekeyIke(DhGroup),
     /// A new CHILD_SA for a map entry, rekeying `old_in` if given.
     CreateChild {
         entry: usize,
@@ -151,10 +155,33 @@ struct IkeSa {
     pending: Option<PendingChild>,
     creating: Option<Creating>,
     children: Vec<Child>,
+    /// IKE or (on-demand DPD) ESP last heard from the peer.
     last_heard: Instant,
+    /// When this side rekeys the IKE SA (None while a rekey runs).
+    rekey_at: Option<Instant>,
+    /// Our IKE SA rekey request in flight.
+    rekey: Option<rekey::IkeRekey>,
+    /// We answered the peer's rekey of this SA: (the new SA, the lowest
+    /// nonce of that exchange), for collisions (§2.8.1).
+    peer_rekeyed: Option<([u8; 8], Vec<u8>)>,
+    /// This SA was rekeyed: the SA its CHILD_SAs moved to.
+    successor: Option<[u8; 8]>,
+    /// This SA was made by the peer's rekey of that one.
+    predecessor: Option<[u8; 8]>,
+    /// A rekeyed SA is forgotten silently then, if the peer never
+    /// deleted it.
+    retire_at: Option<Instant>,
+    /// Our own NAT_DETECTION_SOURCE_IP did not match: we are behind a NAT.
+    behind_nat: bool,
+    next_keepalive: Option<Instant>,
 }
 
 impl IkeSa {
+    /// Established and not replaced by a rekey: new exchanges go here.
+    fn usable(&self) -> bool {
+        self.state == State::Established && self.successor.is_none() && self.retire_at.is_none()
+    }
+
     fn prf(&self) -> Prf {
         self.choice.map_or(Prf::HmacSha256, |c| c.prf)
     }
@@ -276,6 +303,21 @@ impl Engine {
         self.sas.values().filter_map(|s| s.keys.as_ref()).collect()
     }
 
+    #[cfg(test)]
+    pub(crate) fn policy_for_tests(&self) -> &Ikev2Policy {
+        &self.policy
+    }
+
+    /// Every IKE SA's (SPIi, SPIr, keys), for the tests' decoding of
+    /// messages on the wire.
+    #[cfg(test)]
+    pub(crate) fn ike_keys_by_spis(&self) -> Vec<([u8; 8], [u8; 8], &IkeSaKeys)> {
+        self.sas
+            .values()
+            .filter_map(|s| Some((s.spi_i, s.spi_r, s.keys.as_ref()?)))
+            .collect()
+    }
+
     fn log(&mut self, line: String) {
         self.out.push_back(Output::Log(line));
     }
@@ -305,6 +347,35 @@ impl Engine {
     /// The dataplane found no SA for `flow` of entry `tag`: start an IKE
     /// SA with the entry's first peer (unless one is already under way).
     pub fn acquire(&mut self, now: Instant, tag: PolicyTag, flow: FlowKey) {
+        let Some(e) = self.policy.maps.iter().find(|e| e.tag == tag) else {
+            return;
+        };
+        let Some(selector) = e.selectors.iter().find(|s| s.matches(&flow)).copied() else {
+            return;
+        };
+        self.start_entry(now, tag, selector);
+    }
+
+    /// Brings map entry `tag` up without a flow (IOS does that for a
+    /// VTI's ipsec profile at start): an IKE SA with its first peer, or a
+    /// CHILD_SA on the one already up, for its first selector. Does
+    /// nothing when the entry is up or being negotiated.
+    pub fn initiate_entry(&mut self, now: Instant, tag: PolicyTag) {
+        let Some(selector) = self
+            .policy
+            .maps
+            .iter()
+            .find(|e| e.tag == tag)
+            .and_then(|e| e.selectors.first())
+            .copied()
+        else {
+            return;
+        };
+        self.start_entry(now, tag, selector);
+    }
+
+    /// Negotiates `selector` of entry `tag` unless held down or busy.
+    fn start_entry(&mut self, now: Instant, tag: PolicyTag, selector: TrafficSelector) {
         self.hold_down.retain(|h| h.1 > now);
         if self.hold_down.iter().any(|h| h.0 == tag) {
             return;
@@ -313,9 +384,6 @@ impl Engine {
             return;
         };
         let e = &self.policy.maps[entry];
-        let Some(selector) = e.selectors.iter().find(|s| s.matches(&flow)).copied() else {
-            return;
-        };
         let Some(&peer) = e.peers.first() else {
             return;
         };
@@ -335,7 +403,7 @@ impl Engine {
         if let Some(k) = self
             .sas
             .iter()
-            .find(|(_, s)| s.state == State::Established && s.remote.ip() == peer)
+            .find(|(_, s)| s.usable() && s.remote.ip() == peer)
             .map(|(k, _)| *k)
         {
             self.request(
@@ -428,19 +496,45 @@ impl Engine {
         self.sas.values().filter_map(|s| self.sa_deadline(s)).min()
     }
 
+    /// ESP from `peer` arrived: with on-demand DPD it proves the peer
+    /// alive as IKE does, so no liveness check goes out while traffic
+    /// flows (periodic DPD checks regardless, as IOS does).
+    pub fn esp_received(&mut self, now: Instant, peer: IpAddr) {
+        if self.policy.dpd.is_none_or(|d| d.periodic) {
+            return;
+        }
+        for s in self
+            .sas
+            .values_mut()
+            .filter(|s| s.remote.ip() == peer && s.state == State::Established)
+        {
+            s.last_heard = s.last_heard.max(now);
+        }
+    }
+
+    /// When the liveness check of an idle established SA is due.
+    fn liveness_at(&self, s: &IkeSa) -> Option<Instant> {
+        if !s.usable() || s.flight.is_some() {
+            return None;
+        }
+        let d = self.policy.dpd?;
+        Some(s.last_heard + Duration::from_secs(u64::from(d.interval.max(1))))
+    }
+
     fn sa_deadline(&self, s: &IkeSa) -> Option<Instant> {
-        if let Some(f) = &s.flight {
-            return Some(f.next_at);
-        }
-        match s.state {
-            State::HalfOpen => Some(s.created + HALF_OPEN_TIMEOUT),
-            State::Established => self
-                .policy
-                .dpd
-                .filter(|d| d.periodic)
-                .map(|d| s.last_heard + Duration::from_secs(u64::from(d.interval.max(1)))),
-            _ => None,
-        }
+        let half_open = (s.state == State::HalfOpen).then_some(s.created + HALF_OPEN_TIMEOUT);
+        let usable = s.usable();
+        [
+            s.flight.as_ref().map(|f| f.next_at),
+            half_open,
+            self.liveness_at(s),
+            s.rekey_at.filter(|_| usable),
+            s.next_keepalive.filter(|_| usable),
+            s.retire_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -451,43 +545,74 @@ impl Engine {
             .map(|(k, _)| *k)
             .collect();
         for k in due {
-            let Some(s) = self.sas.get_mut(&k) else {
-                continue;
-            };
-            if let Some(f) = &mut s.flight {
-                if f.attempts >= MAX_RETRANSMITS {
-                    let kind = f.kind.clone();
-                    self.stats.retransmit_limit += 1;
-                    if s.state == State::Established {
-                        self.stats.dead_peers += 1;
-                        let peer = s.remote.ip();
-                        self.log(format!(
-                            "IKEv2:(SESSION ID = 0):Peer {peer} did not answer ({kind:?}): deleting the IKE SA"
-                        ));
-                    }
-                    self.fail_initiator_hold(now, k);
-                    self.remove_sa(k);
-                    continue;
-                }
-                f.attempts += 1;
-                let wait = (RETRANSMIT_BASE * 2u32.pow(f.attempts)).min(RETRANSMIT_CAP);
-                f.next_at = now + wait;
-                let (local, remote, data) = (s.local, s.remote, f.data.clone());
-                self.stats.retransmitted += 1;
-                self.send(local, remote, data);
-                continue;
-            }
-            match s.state {
-                State::HalfOpen => {
-                    self.remove_sa(k);
-                }
-                State::Established => {
-                    self.stats.liveness_sent += 1;
-                    self.request(now, k, Request::Liveness);
-                }
-                _ => {}
-            }
+            self.sa_timeout(now, k);
         }
+    }
+
+    /// Every timer of one IKE SA that is due.
+    fn sa_timeout(&mut self, now: Instant, k: [u8; 8]) {
+        let Some(s) = self.sas.get(&k) else {
+            return;
+        };
+        if s.retire_at.is_some_and(|t| t <= now) {
+            // Rekeyed, and the peer never deleted it: its CHILD_SAs live
+            // on in the successor, so it goes without a word.
+            self.remove_sa(k);
+            return;
+        }
+        if s.state == State::HalfOpen && s.created + HALF_OPEN_TIMEOUT <= now {
+            self.remove_sa(k);
+            return;
+        }
+        if s.flight.as_ref().is_some_and(|f| f.next_at <= now) && !self.retransmit(now, k) {
+            return;
+        }
+        self.run_keepalive(now, k);
+        self.run_ike_rekey(now, k);
+        let Some(s) = self.sas.get(&k) else {
+            return;
+        };
+        if self.liveness_at(s).is_some_and(|t| t <= now) {
+            self.stats.liveness_sent += 1;
+            self.request(now, k, Request::Liveness);
+        }
+    }
+
+    /// Sends the request in flight again, or gives the SA up after
+    /// [`MAX_RETRANSMITS`]; false when the SA is gone. Liveness checks
+    /// are repeated every DPD `retry` seconds, the rest with back-off.
+    fn retransmit(&mut self, now: Instant, k: [u8; 8]) -> bool {
+        let retry = self.policy.dpd.map(|d| d.retry.max(1));
+        let Some(s) = self.sas.get_mut(&k) else {
+            return false;
+        };
+        let Some(f) = &mut s.flight else {
+            return true;
+        };
+        if f.attempts >= MAX_RETRANSMITS {
+            let kind = f.kind.clone();
+            self.stats.retransmit_limit += 1;
+            if s.state == State::Established && s.successor.is_none() {
+                self.stats.dead_peers += 1;
+                let peer = s.remote.ip();
+                self.log(format!(
+                    "IKEv2:(SESSION ID = 0):Peer {peer} did not answer ({kind:?}): deleting the IKE SA"
+                ));
+            }
+            self.fail_initiator_hold(now, k);
+            self.remove_sa(k);
+            return false;
+        }
+        f.attempts += 1;
+        let wait = match (&f.kind, retry) {
+            (Request::Liveness, Some(r)) => Duration::from_secs(u64::from(r)),
+            _ => (RETRANSMIT_BASE * 2u32.pow(f.attempts)).min(RETRANSMIT_CAP),
+        };
+        f.next_at = now + wait;
+        let (local, remote, data) = (s.local, s.remote, f.data.clone());
+        self.stats.retransmitted += 1;
+        self.send(local, remote, data);
+        true
     }
 
     fn fail_initiator_hold(&mut self, now: Instant, k: [u8; 8]) {
@@ -586,7 +711,9 @@ impl Engine {
         };
         let exchange = h.exchange;
         let mid = h.message_id;
-        let s = self.sas.get_mut(&ours).expect("looked up above");
+        let Some(s) = self.sas.get_mut(&ours) else {
+            return;
+        };
         s.last_heard = now;
         match (exchange, response) {
             (ExchangeType::IKE_AUTH, false) if s.state == State::HalfOpen => {
@@ -602,10 +729,21 @@ impl Engine {
                 self.handle_info_response(now, ours)
             }
             (ExchangeType::CREATE_CHILD_SA, false) if s.state == State::Established => {
-                self.respond_create_child(now, ours, mid, &payloads)
+                if rekey::is_ike_rekey(&payloads) {
+                    self.respond_rekey_ike(now, ours, mid, &payloads)
+                } else {
+                    self.respond_create_child(now, ours, mid, &payloads)
+                }
             }
             (ExchangeType::CREATE_CHILD_SA, true) if s.state == State::Established => {
-                self.handle_create_child_response(now, ours, &payloads)
+                if s.flight
+                    .as_ref()
+                    .is_some_and(|f| matches!(f.kind, Request::RekeyIke(_)))
+                {
+                    self.handle_rekey_ike_response(now, ours, &payloads)
+                } else {
+                    self.handle_create_child_response(now, ours, &payloads)
+                }
             }
             _ => self.stats.unexpected_message += 1,
         }

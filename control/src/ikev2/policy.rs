@@ -75,6 +75,10 @@ pub struct Ikev2Policy {
     pub maps: Vec<MapEntry>,
     /// Half-open IKE SAs above which cookies are demanded (RFC 7296 §2.6).
     pub cookie_threshold: usize,
+    /// `crypto isakmp nat keepalive SECS`: behind a NAT, a NAT-keepalive
+    /// this often keeps the NAT's UDP 4500 mapping. Off unless configured
+    /// (IOS).
+    pub nat_keepalive: Option<u32>,
 }
 
 impl Default for Ikev2Policy {
@@ -86,6 +90,7 @@ impl Default for Ikev2Policy {
             dpd: None,
             maps: Vec::new(),
             cookie_threshold: DEFAULT_COOKIE_THRESHOLD,
+            nat_keepalive: None,
         }
     }
 }

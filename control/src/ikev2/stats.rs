@@ -28,6 +28,11 @@ pub struct Stats {
     pub deletes_received: u64,
     pub liveness_sent: u64,
     pub liveness_answered: u64,
+    /// IKE SAs rekeyed (either side starting it), simultaneous ones once
+    /// per exchange.
+    pub ike_rekeyed: u64,
+    /// Other IKE SAs with a peer deleted on its INITIAL_CONTACT.
+    pub initial_contact_deletes: u64,
 }
 
 impl Stats {
@@ -59,6 +64,11 @@ impl Stats {
             ("deletes received", self.deletes_received),
             ("liveness checks sent", self.liveness_sent),
             ("liveness checks answered", self.liveness_answered),
+            ("IKE SAs rekeyed", self.ike_rekeyed),
+            (
+                "IKE SAs deleted on INITIAL_CONTACT",
+                self.initial_contact_deletes,
+            ),
         ]
     }
 }

@@ -237,6 +237,7 @@ impl Engine {
         s.state = State::Established;
         s.last_heard = now;
         self.stats.ike_established += 1;
+        self.arm_established(now, k);
         self.log(format!(
             "IKEv2:(SESSION ID = 0):{remote} authenticated: IKE SA READY"
         ));
@@ -250,6 +251,7 @@ impl Engine {
                 .map(|(o, _)| *o)
                 .collect();
             for o in old {
+                self.stats.initial_contact_deletes += 1;
                 self.remove_sa(o);
             }
         }
@@ -367,6 +369,9 @@ impl Engine {
         outbound: SaParams,
         inbound_ready: bool,
     ) {
+        // A pair negotiated on an IKE SA that was rekeyed meanwhile
+        // belongs to the new SA.
+        let k = self.home(k);
         let Some(s) = self.sas.get_mut(&k) else {
             return;
         };
@@ -464,6 +469,7 @@ impl Engine {
         s.last_heard = now;
         let pending = s.pending.take();
         self.stats.ike_established += 1;
+        self.arm_established(now, k);
         self.log(format!(
             "IKEv2:(SESSION ID = 0):{remote} authenticated: IKE SA READY"
         ));

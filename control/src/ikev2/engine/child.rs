@@ -149,7 +149,11 @@ impl Engine {
             .and_then(|n| <[u8; 4]>::try_from(n.spi.as_slice()).ok())
             .map(u32::from_be_bytes);
         let old = match old_out {
-            Some(spi) => match s.children.iter().find(|c| c.info.outbound_spi == spi) {
+            Some(spi) => match self
+                .sas
+                .get(&self.home(k))
+                .and_then(|h| h.children.iter().find(|c| c.info.outbound_spi == spi))
+            {
                 Some(c) => Some(c.info.inbound_spi),
                 None => {
                     let mut n = Notify::new(NotifyType::CHILD_SA_NOT_FOUND, Vec::new());

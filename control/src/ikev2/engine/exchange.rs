@@ -2,7 +2,7 @@
 //! requests), requests with the next Message ID (one in flight, the rest
 //! queued), and one-shot requests.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::ike::wire::ikev2::{Delete, ExchangeType, Payload, PayloadBody, ProtocolId};
 
@@ -74,6 +74,11 @@ impl Engine {
                 self.send_create_child(now, k, entry, selector, old_in);
                 return;
             }
+            Request::RekeyIke(group) => {
+                let group = *group;
+                self.send_rekey_ike(now, k, group);
+                return;
+            }
             Request::Init | Request::Auth => return,
         };
         self.send_request(now, k, ExchangeType::INFORMATIONAL, payloads, req);
@@ -117,11 +122,16 @@ impl Engine {
             return;
         };
         s.next_mid = mid.wrapping_add(1);
+        // A liveness check is repeated every DPD `retry` seconds.
+        let wait = match (&kind, self.policy.dpd) {
+            (Request::Liveness, Some(d)) => Duration::from_secs(u64::from(d.retry.max(1))),
+            _ => RETRANSMIT_BASE,
+        };
         s.flight = Some(Flight {
             message_id: mid,
             data: data.clone(),
             attempts: 0,
-            next_at: now + RETRANSMIT_BASE,
+            next_at: now + wait,
             kind,
         });
         let (l, r) = (s.local, s.remote);

@@ -47,7 +47,9 @@ impl Engine {
             if d.protocol != ProtocolId::ESP {
                 continue;
             }
-            let Some(s) = self.sas.get_mut(&k) else {
+            // After a rekey the pairs live in the new IKE SA.
+            let home = self.home(k);
+            let Some(s) = self.sas.get_mut(&home) else {
                 return;
             };
             for spi in &d.spis {
@@ -91,6 +93,7 @@ impl Engine {
             self.log(format!(
                 "IKEv2:(SESSION ID = 0):{peer:?} deleted the IKE SA"
             ));
+            self.give_back_children(k);
             self.remove_sa(k);
         }
     }
@@ -112,6 +115,8 @@ impl Engine {
 
     /// Deletes one CHILD_SA here and tells the peer.
     pub(super) fn delete_child_local(&mut self, now: Instant, k: [u8; 8], spi_in: u32) {
+        // The pair may have moved to a rekeyed IKE SA meanwhile.
+        let k = self.sa_of_child(spi_in).unwrap_or(k);
         let Some(s) = self.sas.get_mut(&k) else {
             return;
         };

@@ -92,6 +92,14 @@ impl Engine {
             creating: None,
             children: Vec::new(),
             last_heard: now,
+            rekey_at: None,
+            rekey: None,
+            peer_rekeyed: None,
+            successor: None,
+            predecessor: None,
+            retire_at: None,
+            behind_nat: false,
+            next_keepalive: None,
         };
         self.sas.insert(spi_i, s);
         self.log(format!(
@@ -321,6 +329,14 @@ impl Engine {
             creating: None,
             children: Vec::new(),
             last_heard: now,
+            rekey_at: None,
+            rekey: None,
+            peer_rekeyed: None,
+            successor: None,
+            predecessor: None,
+            retire_at: None,
+            behind_nat: us_natted,
+            next_keepalive: None,
         };
         self.sas.insert(spi_r, s);
         self.by_peer_spi.insert((remote, spi_i), spi_r);
@@ -431,6 +447,9 @@ impl Engine {
         let dst_ok = find_notify(p, NotifyType::NAT_DETECTION_DESTINATION_IP)
             .map(|n| n.data == nat_hash(&s.spi_i, &spi_r, s.local));
         s.nat = src_ok == Some(false) || dst_ok == Some(false);
+        // The responder's destination hash is of the address it saw us
+        // from: a mismatch means a NAT in front of us.
+        s.behind_nat = dst_ok == Some(false);
         let raw = data[..message_len(data)].to_vec();
         s.spi_r = spi_r;
         s.nr = nr.clone();
@@ -467,11 +486,26 @@ fn derive(
     initiator: bool,
 ) -> Option<(IkeSaKeys, SkKeys, SkKeys)> {
     let seed = kdf::skeyseed(c.prf, ni, nr, g_ir);
+    derive_from_seed(c, &seed, ni, nr, spi_i, spi_r, initiator)
+}
+
+/// The SK_* keys from SKEYSEED (§2.14; §2.18 for a rekeyed IKE SA,
+/// whose SKEYSEED comes from the old SA's SK_d) and this side's (tx, rx)
+/// Encrypted-payload keys.
+pub(super) fn derive_from_seed(
+    c: &super::IkeChoice,
+    seed: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: &[u8; 8],
+    spi_r: &[u8; 8],
+    initiator: bool,
+) -> Option<(IkeSaKeys, SkKeys, SkKeys)> {
     let lengths = KeyLengths {
         integ: c.integ.map_or(0, integ_key_len),
         encr: encr_key_len(c.encr),
     };
-    let keys = IkeSaKeys::derive(c.prf, &seed, ni, nr, spi_i, spi_r, lengths).ok()?;
+    let keys = IkeSaKeys::derive(c.prf, seed, ni, nr, spi_i, spi_r, lengths).ok()?;
     let i = SkKeys {
         encr: c.encr,
         integ: c.integ,
