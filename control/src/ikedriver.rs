@@ -99,7 +99,14 @@ pub struct IkeDriver {
     /// ESP from a peer is news for on-demand DPD.
     decaps_seen: std::collections::HashMap<u32, u64>,
     next_esp_check: Option<Instant>,
+    /// IKEv2 VTI entries, brought up at start and kept up (IOS brings a
+    /// tunnel interface's SA up without waiting for traffic).
+    vti_tags: Vec<PolicyTag>,
+    next_vti_check: Option<Instant>,
 }
+
+/// How often IKEv2 VTIs with no IKE SA are started again.
+const VTI_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl IkeDriver {
     /// Binds the IKE sockets on every local address the config's IKE
@@ -133,6 +140,14 @@ impl IkeDriver {
             failures: 0,
             decaps_seen: std::collections::HashMap::new(),
             next_esp_check: None,
+            vti_tags: c
+                .ikev2
+                .maps
+                .iter()
+                .filter(|m| m.seq == VTI_SEQ)
+                .map(|m| m.tag)
+                .collect(),
+            next_vti_check: None,
         }))
     }
 
@@ -153,9 +168,15 @@ impl IkeDriver {
         [&mut self.v1, &mut self.v2]
     }
 
-    /// When an engine next needs [`IkeDriver::run`] without input.
+    /// When an engine (or the VTI keeper) next needs [`IkeDriver::run`]
+    /// without input.
     pub fn next_timer(&self) -> Option<Instant> {
-        [self.v1.poll_timeout(), self.v2.poll_timeout()]
+        let vti = if self.vti_tags.is_empty() {
+            None
+        } else {
+            Some(self.next_vti_check.unwrap_or_else(Instant::now))
+        };
+        [self.v1.poll_timeout(), self.v2.poll_timeout(), vti]
             .into_iter()
             .flatten()
             .min()
@@ -203,6 +224,12 @@ impl IkeDriver {
             self.next_esp_check = Some(now + std::time::Duration::from_secs(1));
             self.watch_esp(now, dp);
         }
+        if !self.vti_tags.is_empty() && self.next_vti_check.is_none_or(|t| t <= now) {
+            self.next_vti_check = Some(now + VTI_RETRY);
+            for &tag in &self.vti_tags {
+                self.v2.initiate_entry(now, tag);
+            }
+        }
         for engine in self.engines() {
             if engine.poll_timeout().is_some_and(|t| t <= now) {
                 engine.handle_timeout(now);
@@ -234,6 +261,7 @@ impl IkeDriver {
             if c.decaps > before {
                 if let dataplane::api::EspMode::Tunnel { remote, .. } = p.inbound.mode {
                     self.v1.esp_received(now, remote);
+                    self.v2.esp_received(now, remote);
                 }
             }
         }

@@ -84,6 +84,7 @@ impl<'c> Cx<'c> {
                 .ikev2_cookie_challenge
                 .as_ref()
                 .map_or(DEFAULT_COOKIE_THRESHOLD, |c| c.value as usize),
+            nat_keepalive: ike.ikev2_nat_keepalive.as_ref().map(|k| k.value),
             ..Ikev2Policy::default()
         };
         if entries.is_empty() {

@@ -125,6 +125,7 @@ crypto ikev2 profile PROF
  keyring local KR
  dpd 10 3 on-demand
 crypto ikev2 cookie-challenge 8
+crypto ikev2 nat keepalive 20
 crypto map VPN 10 ipsec-isakmp
  set peer 198.18.1.1
  set transform-set GCM
@@ -151,6 +152,7 @@ fn a_crypto_map_with_an_ikev2_profile_compiles_asymmetric_keys_gcm_and_dpd() {
     assert_eq!((dpd.interval, dpd.retry, dpd.periodic), (10, 3, false));
     assert_eq!(p.lifetime, 86_400, "IOS's default IKEv2 SA lifetime");
     assert_eq!(p.cookie_threshold, 8);
+    assert_eq!(p.nat_keepalive, Some(20));
     let e = &p.maps[0];
     assert_eq!((e.map.as_str(), e.seq), ("VPN", 10));
     assert_eq!(e.pfs, Some(DhGroup::Ecp256));
@@ -172,7 +174,7 @@ fn ikev2_mistakes_are_reported_at_their_lines() {
                 "crypto ikev2 proposal P-NONE is not defined",
             ),
             (
-                34,
+                35,
                 ErrorKind::Undefined,
                 "crypto ikev2 profile NOPE is not defined",
             ),
@@ -188,7 +190,7 @@ fn ikev2_mistakes_are_reported_at_their_lines() {
                 "crypto ikev2 keyring KX is not defined",
             ),
             (
-                31,
+                32,
                 ErrorKind::Missing,
                 "no crypto ikev2 keyring peer has an address matching 198.18.1.1",
             ),
