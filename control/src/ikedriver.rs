@@ -101,12 +101,25 @@ pub struct IkeDriver {
     next_esp_check: Option<Instant>,
     /// IKEv2 VTI entries, brought up at start and kept up (IOS brings a
     /// tunnel interface's SA up without waiting for traffic).
-    vti_tags: Vec<PolicyTag>,
+    vtis: Vec<VtiKeeper>,
     next_vti_check: Option<Instant>,
 }
 
-/// How often IKEv2 VTIs with no IKE SA are started again.
-const VTI_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often the IKEv2 VTIs are looked at.
+const VTI_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the side with the higher address lets a VTI stay down before
+/// it initiates: both ends of a VTI want it up, and if both initiated at
+/// once there would be two IKE SAs. The lower address goes first; the
+/// higher one only steps in when the lower one does not.
+const VTI_DEFER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One IKEv2 VTI entry kept up.
+struct VtiKeeper {
+    tag: PolicyTag,
+    /// Wait this long after the tunnel went down before initiating.
+    defer: std::time::Duration,
+    down_since: Option<Instant>,
+}
 
 impl IkeDriver {
     /// Binds the IKE sockets on every local address the config's IKE
@@ -140,12 +153,20 @@ impl IkeDriver {
             failures: 0,
             decaps_seen: std::collections::HashMap::new(),
             next_esp_check: None,
-            vti_tags: c
+            vtis: c
                 .ikev2
                 .maps
                 .iter()
                 .filter(|m| m.seq == VTI_SEQ)
-                .map(|m| m.tag)
+                .map(|m| VtiKeeper {
+                    tag: m.tag,
+                    defer: if m.peers.first().is_some_and(|p| m.local > *p) {
+                        VTI_DEFER
+                    } else {
+                        std::time::Duration::ZERO
+                    },
+                    down_since: None,
+                })
                 .collect(),
             next_vti_check: None,
         }))
@@ -171,7 +192,7 @@ impl IkeDriver {
     /// When an engine (or the VTI keeper) next needs [`IkeDriver::run`]
     /// without input.
     pub fn next_timer(&self) -> Option<Instant> {
-        let vti = if self.vti_tags.is_empty() {
+        let vti = if self.vtis.is_empty() {
             None
         } else {
             Some(self.next_vti_check.unwrap_or_else(Instant::now))
@@ -224,11 +245,9 @@ impl IkeDriver {
             self.next_esp_check = Some(now + std::time::Duration::from_secs(1));
             self.watch_esp(now, dp);
         }
-        if !self.vti_tags.is_empty() && self.next_vti_check.is_none_or(|t| t <= now) {
-            self.next_vti_check = Some(now + VTI_RETRY);
-            for &tag in &self.vti_tags {
-                self.v2.initiate_entry(now, tag);
-            }
+        if !self.vtis.is_empty() && self.next_vti_check.is_none_or(|t| t <= now) {
+            self.next_vti_check = Some(now + VTI_CHECK);
+            self.keep_vtis_up(now);
         }
         for engine in self.engines() {
             if engine.poll_timeout().is_some_and(|t| t <= now) {
@@ -236,6 +255,22 @@ impl IkeDriver {
             }
         }
         self.flush(dp);
+    }
+
+    /// Initiates each IKEv2 VTI that has no CHILD_SA once it has been
+    /// down for its deferral (the engine ignores a start already under
+    /// way).
+    fn keep_vtis_up(&mut self, now: Instant) {
+        for k in &mut self.vtis {
+            if self.v2.pairs().any(|p| p.tag == k.tag) {
+                k.down_since = None;
+                continue;
+            }
+            let since = *k.down_since.get_or_insert(now);
+            if now.duration_since(since) >= k.defer {
+                self.v2.initiate_entry(now, k.tag);
+            }
+        }
     }
 
     /// Once a second: which peers' inbound SAs decapsulated something
