@@ -47,7 +47,13 @@ fn collect(payloads: &[Payload]) -> AuthPayloads<'_> {
     let mut a = AuthPayloads::default();
     for p in payloads {
         match &p.body {
-            b @ (PayloadBody::IdInitiator(_) | PayloadBody::IdResponder(_)) => a.id = Some(b),
+            // A request may carry the IDr the initiator wants to reach
+            // after its IDi (RFC 7296 §2.15; strongSwan sends it): IDi wins,
+            // whatever the order. A response carries IDr only.
+            b @ PayloadBody::IdInitiator(_) => a.id = Some(b),
+            b @ PayloadBody::IdResponder(_) => {
+                a.id.get_or_insert(b);
+            }
             PayloadBody::Auth(x) => a.auth = Some(x),
             PayloadBody::Sa(x) => a.sa = Some(x),
             PayloadBody::TsInitiator(x) => a.tsi = Some(x),
@@ -518,5 +524,25 @@ impl Engine {
             }
         }
         self.send_next_request(now, k);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn an_ike_auth_request_with_idr_after_idi_is_read_by_its_idi() {
+        let idi = PayloadBody::IdInitiator(Identity::Ipv4(Ipv4Addr::new(198, 18, 1, 1)));
+        let idr = PayloadBody::IdResponder(Identity::Ipv4(Ipv4Addr::new(198, 18, 0, 1)));
+        // strongSwan's order: IDi N(INITIAL_CONTACT) IDr AUTH ...
+        let payloads: Vec<Payload> = vec![idi.clone().into(), idr.clone().into()];
+        assert_eq!(collect(&payloads).id, Some(&idi));
+        let payloads: Vec<Payload> = vec![idr.clone().into(), idi.clone().into()];
+        assert_eq!(collect(&payloads).id, Some(&idi));
+        // A response: IDr alone.
+        let payloads: Vec<Payload> = vec![idr.clone().into()];
+        assert_eq!(collect(&payloads).id, Some(&idr));
     }
 }
