@@ -5,8 +5,9 @@
 # short time each, the namespace lab topology check, traffic
 # through two Espada gateways in the lab (deploy/tests/lab_tunnel.sh) and a
 # IKEv1 between two Espada gateways (deploy/tests/lab_ike.sh) and against
-# strongSwan (deploy/tests/lab_swan_ikev1.sh), and a smoke run of the
-# benchmark tool.
+# strongSwan (deploy/tests/lab_swan_ikev1.sh), IKEv2 against strongSwan
+# (lab_swan_ikev2.sh) and between two Espada gateways with seed 002's
+# configuration (lab_seed002.sh), and a smoke run of the benchmark tool.
 #
 #   deploy/test.sh                    everything
 #   ESPADA_FUZZ_SECONDS=60 deploy/test.sh   longer fuzzing
@@ -69,6 +70,12 @@ deploy/tests/lab_vti.sh | tee -a target/lab-output.txt
 
 step "seed 003 in the lab: dynamic crypto map hub, spoke behind NAT, NAT exemption and PAT, clear, DPD"
 deploy/tests/lab_seed003.sh | tee -a target/lab-output.txt
+
+step "IKEv2 interop with strongSwan (kernel-libipsec): both roles, four suites, asymmetric keys, rekeys, DPD, NAT-T"
+deploy/tests/lab_swan_ikev2.sh | tee -a target/lab-output.txt
+
+step "seed 002 in the lab: IKEv2 over a VTI between two Espada gateways, IKE SA rekey at lifetime 120"
+deploy/tests/lab_seed002.sh | tee -a target/lab-output.txt
 
 step "benchmark smoke run (figures are not asserted; see espada-bench)"
 target/release/espada-bench crypto --quick --suites aes128-sha1,aes128gcm16 --sizes 64,imix >/dev/null

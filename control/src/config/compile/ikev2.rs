@@ -259,7 +259,7 @@ impl<'c> Cx<'c> {
                         ErrorKind::NotSupportedYet,
                         p.span,
                         &g.to_string(),
-                        format!("{id}: group {g} is not supported yet (2, 5, 14, 19, 20 are)"),
+                        format!("{id}: group {g} is not supported yet (2, 5, 14, 19, 20, 31 are)"),
                     );
                 }
             }

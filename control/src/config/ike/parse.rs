@@ -92,7 +92,7 @@ fn hash(cmd: &mut Cmd<'_, '_>, ikev2: bool) -> PResult<IkeHash> {
     })
 }
 
-const DH_GROUPS: &[u64] = &[1, 2, 5, 14, 15, 16, 19, 20, 21, 24];
+const DH_GROUPS: &[u64] = &[1, 2, 5, 14, 15, 16, 19, 20, 21, 24, 31];
 
 fn dh_group(cmd: &mut Cmd<'_, '_>) -> PResult<u16> {
     let g = cmd.number("Diffie-Hellman group", 1..=32)?;
@@ -101,7 +101,7 @@ fn dh_group(cmd: &mut Cmd<'_, '_>) -> PResult<u16> {
             g.span,
             &g.value.to_string(),
             ErrorKind::InvalidValue,
-            "unknown Diffie-Hellman group; expected one of 1, 2, 5, 14, 15, 16, 19, 20, 21, 24",
+            "unknown Diffie-Hellman group; expected one of 1, 2, 5, 14, 15, 16, 19, 20, 21, 24, 31",
         ));
     }
     Ok(g.value as u16)
