@@ -186,6 +186,144 @@ fn measure(
     measure_rig(group, opts, &mut rig, progress)
 }
 
+/// What a setup measurement asks of an IKE engine, whatever its version
+/// (both engines share their driver-facing shape and `Output`).
+pub trait SansIo {
+    fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]);
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    fn poll_output(&mut self) -> Option<Output>;
+}
+
+macro_rules! sans_io {
+    ($engine:ty) => {
+        impl SansIo for $engine {
+            fn handle_datagram(
+                &mut self,
+                now: Instant,
+                local: SocketAddr,
+                remote: SocketAddr,
+                data: &[u8],
+            ) {
+                <$engine>::handle_datagram(self, now, local, remote, data)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$engine>::poll_timeout(self)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$engine>::handle_timeout(self, now)
+            }
+            fn poll_output(&mut self) -> Option<Output> {
+                <$engine>::poll_output(self)
+            }
+        }
+    };
+}
+sans_io!(control::ikev1::Engine);
+sans_io!(control::ikev2::Engine);
+
+/// What one setup exchanged, for the caller's checks.
+pub struct Exchange {
+    /// Responder thread CPU time, nanoseconds.
+    pub cpu: u64,
+    pub r_in: u32,
+    pub r_out: u32,
+    pub r_installs: u32,
+    pub r_inbound: u32,
+    pub i_installs: u32,
+}
+
+/// Keeps the last 40 debug lines for a failure report.
+pub fn push_log(logs: &mut Vec<String>, who: &str, line: String) {
+    if logs.len() >= 40 {
+        logs.remove(0);
+    }
+    logs.push(format!("{who}: {line}"));
+}
+
+/// Carries datagrams between a fresh initiator (which has been asked to
+/// start) and the responder until both are quiet, timing only what the
+/// daemon's driver would ask of the responder per datagram. `outs` is a
+/// reused buffer. Errors say what went wrong, for the caller's report.
+#[allow(clippy::too_many_arguments)]
+pub fn exchange(
+    init: &mut impl SansIo,
+    responder: &mut impl SansIo,
+    now: Instant,
+    responder_addr: SocketAddr,
+    peer_ip: IpAddr,
+    outs: &mut Vec<Output>,
+    log: &mut dyn FnMut(&str, String),
+) -> std::result::Result<Exchange, String> {
+    let mut x = Exchange {
+        cpu: 0,
+        r_in: 0,
+        r_out: 0,
+        r_installs: 0,
+        r_inbound: 0,
+        i_installs: 0,
+    };
+    let mut to_responder = Vec::new();
+    for _ in 0..20 {
+        while let Some(o) = init.poll_output() {
+            match o {
+                Output::Send {
+                    local,
+                    remote,
+                    data,
+                } => to_responder.push((local, remote, data)),
+                Output::Install { .. } => x.i_installs += 1,
+                Output::Log(l) => log("initiator", l),
+                other => return Err(format!("initiator: unexpected {other:?}")),
+            }
+        }
+        if to_responder.is_empty() {
+            break;
+        }
+        for (local, remote, data) in to_responder.drain(..) {
+            if remote != responder_addr || local.ip() != peer_ip {
+                return Err(format!("initiator sent {local} -> {remote}"));
+            }
+            x.r_in += 1;
+            // Timed: what the daemon's driver asks of the engine for one
+            // datagram.
+            let t0 = thread_cpu_ns();
+            responder.handle_datagram(now, remote, local, &data);
+            if responder.poll_timeout().is_some_and(|t| t <= now) {
+                responder.handle_timeout(now);
+            }
+            while let Some(o) = responder.poll_output() {
+                outs.push(o);
+            }
+            x.cpu += thread_cpu_ns() - t0;
+            for o in outs.drain(..) {
+                match o {
+                    Output::Send {
+                        local: rl,
+                        remote: rr,
+                        data,
+                    } => {
+                        x.r_out += 1;
+                        init.handle_datagram(now, rr, rl, &data);
+                    }
+                    Output::InstallInbound(_) => x.r_inbound += 1,
+                    Output::Install { inbound_ready, .. } => {
+                        if !inbound_ready {
+                            return Err(
+                                "the responder's Install came without its InstallInbound".into()
+                            );
+                        }
+                        x.r_installs += 1;
+                    }
+                    Output::Log(l) => log("responder", l),
+                    other => return Err(format!("responder: unexpected {other:?}")),
+                }
+            }
+        }
+    }
+    Ok(x)
+}
+
 /// One responder under test: [`measure_rig`] asks it for setups and
 /// makes it forget what it holds, untimed, at the end of the warm-up and
 /// of the run.
@@ -443,13 +581,6 @@ impl Rig {
         }
     }
 
-    fn log(&mut self, who: &str, line: String) {
-        if self.logs.len() >= 40 {
-            self.logs.remove(0);
-        }
-        self.logs.push(format!("{who}: {line}"));
-    }
-
     fn fail(&self, why: String) -> anyhow::Error {
         anyhow::anyhow!(
             "{why}\nresponder stats: {:?}\nlast debug lines:\n  {}",
@@ -476,72 +607,25 @@ impl Rig {
         };
         let before = self.responder.stats().phase2_established;
         init.acquire(self.now, TAG, flow);
-        let mut cpu = 0u64;
-        let (mut r_in, mut r_out, mut r_installs, mut r_inbound) = (0, 0, 0, 0);
-        let mut i_installs = 0;
-        let mut to_responder = Vec::new();
-        for _ in 0..20 {
-            while let Some(o) = init.poll_output() {
-                match o {
-                    Output::Send {
-                        local,
-                        remote,
-                        data,
-                    } => to_responder.push((local, remote, data)),
-                    Output::Install { .. } => i_installs += 1,
-                    Output::Log(l) => self.log("initiator", l),
-                    other => return Err(self.fail(format!("initiator: unexpected {other:?}"))),
-                }
-            }
-            if to_responder.is_empty() {
-                break;
-            }
-            for (local, remote, data) in to_responder.drain(..) {
-                if remote != responder_addr || local.ip() != peer_ip {
-                    return Err(self.fail(format!("initiator sent {local} -> {remote}")));
-                }
-                r_in += 1;
-                // Timed: what the daemon's driver asks of the engine for
-                // one datagram.
-                let t0 = thread_cpu_ns();
-                self.responder
-                    .handle_datagram(self.now, remote, local, &data);
-                if self.responder.poll_timeout().is_some_and(|t| t <= self.now) {
-                    self.responder.handle_timeout(self.now);
-                }
-                while let Some(o) = self.responder.poll_output() {
-                    self.outs.push(o);
-                }
-                cpu += thread_cpu_ns() - t0;
-                let outs = std::mem::take(&mut self.outs);
-                for o in outs.iter() {
-                    match o {
-                        Output::Send {
-                            local: rl,
-                            remote: rr,
-                            data,
-                        } => {
-                            r_out += 1;
-                            init.handle_datagram(self.now, *rr, *rl, data);
-                        }
-                        Output::InstallInbound(_) => r_inbound += 1,
-                        Output::Install { inbound_ready, .. } => {
-                            if !inbound_ready {
-                                return Err(self.fail(
-                                    "the responder's Install came without its InstallInbound"
-                                        .into(),
-                                ));
-                            }
-                            r_installs += 1;
-                        }
-                        Output::Log(l) => self.log("responder", l.clone()),
-                        other => return Err(self.fail(format!("responder: unexpected {other:?}"))),
-                    }
-                }
-                self.outs = outs;
-                self.outs.clear();
-            }
-        }
+        let mut logs = std::mem::take(&mut self.logs);
+        let ran = exchange(
+            &mut init,
+            &mut self.responder,
+            self.now,
+            responder_addr,
+            peer_ip,
+            &mut self.outs,
+            &mut |who, line| push_log(&mut logs, who, line),
+        );
+        self.logs = logs;
+        let Exchange {
+            cpu,
+            r_in,
+            r_out,
+            r_installs,
+            r_inbound,
+            i_installs,
+        } = ran.map_err(|why| self.fail(why))?;
         let established = self.responder.stats().phase2_established - before;
         if (r_in, r_out, r_installs, r_inbound, i_installs, established) != (5, 4, 1, 1, 1, 1) {
             return Err(self.fail(format!(

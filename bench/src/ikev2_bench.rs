@@ -219,13 +219,6 @@ impl Rig {
         responder_policy(group, RESPONDER.into(), responder_lan(), PSK, usize::MAX)
     }
 
-    fn log(&mut self, who: &str, line: String) {
-        if self.logs.len() >= 40 {
-            self.logs.remove(0);
-        }
-        self.logs.push(format!("{who}: {line}"));
-    }
-
     fn fail(&self, why: String) -> anyhow::Error {
         anyhow::anyhow!(
             "{why}\nresponder stats: {:?}\nlast debug lines:\n  {}",
@@ -252,71 +245,25 @@ impl SetupRig for Rig {
         let responder_addr = SocketAddr::new(RESPONDER.into(), 500);
         let before = self.responder.stats().clone();
         init.acquire(self.now, TAG, flow(lan, remote_lan));
-        let mut cpu = 0u64;
-        let (mut r_in, mut r_out, mut r_installs, mut r_inbound) = (0, 0, 0, 0);
-        let mut i_installs = 0;
-        let mut to_responder = Vec::new();
-        for _ in 0..20 {
-            while let Some(o) = init.poll_output() {
-                match o {
-                    Output::Send {
-                        local,
-                        remote,
-                        data,
-                    } => to_responder.push((local, remote, data)),
-                    Output::Install { .. } => i_installs += 1,
-                    Output::Log(l) => self.log("initiator", l),
-                    other => return Err(self.fail(format!("initiator: unexpected {other:?}"))),
-                }
-            }
-            if to_responder.is_empty() {
-                break;
-            }
-            for (local, remote, data) in to_responder.drain(..) {
-                if remote != responder_addr || local.ip() != peer_ip {
-                    return Err(self.fail(format!("initiator sent {local} -> {remote}")));
-                }
-                r_in += 1;
-                // Timed: what a driver asks of the engine for one datagram.
-                let t0 = ike_bench::thread_cpu_ns();
-                self.responder
-                    .handle_datagram(self.now, remote, local, &data);
-                if self.responder.poll_timeout().is_some_and(|t| t <= self.now) {
-                    self.responder.handle_timeout(self.now);
-                }
-                while let Some(o) = self.responder.poll_output() {
-                    self.outs.push(o);
-                }
-                cpu += ike_bench::thread_cpu_ns() - t0;
-                let outs = std::mem::take(&mut self.outs);
-                for o in outs.iter() {
-                    match o {
-                        Output::Send {
-                            local: rl,
-                            remote: rr,
-                            data,
-                        } => {
-                            r_out += 1;
-                            init.handle_datagram(self.now, *rr, *rl, data);
-                        }
-                        Output::InstallInbound(_) => r_inbound += 1,
-                        Output::Install { inbound_ready, .. } => {
-                            if !inbound_ready {
-                                return Err(self.fail(
-                                    "the responder's Install came without its InstallInbound"
-                                        .into(),
-                                ));
-                            }
-                            r_installs += 1;
-                        }
-                        Output::Log(l) => self.log("responder", l.clone()),
-                        other => return Err(self.fail(format!("responder: unexpected {other:?}"))),
-                    }
-                }
-                self.outs = outs;
-                self.outs.clear();
-            }
-        }
+        let mut logs = std::mem::take(&mut self.logs);
+        let ran = ike_bench::exchange(
+            &mut init,
+            &mut self.responder,
+            self.now,
+            responder_addr,
+            peer_ip,
+            &mut self.outs,
+            &mut |who, line| ike_bench::push_log(&mut logs, who, line),
+        );
+        self.logs = logs;
+        let ike_bench::Exchange {
+            cpu,
+            r_in,
+            r_out,
+            r_installs,
+            r_inbound,
+            i_installs,
+        } = ran.map_err(|why| self.fail(why))?;
         let after = self.responder.stats();
         let ike = after.ike_established - before.ike_established;
         let child = after.child_established - before.child_established;
