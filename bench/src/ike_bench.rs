@@ -497,6 +497,7 @@ fn map_entry(local: IpAddr, peers: Vec<IpAddr>, selectors: Vec<TrafficSelector>)
         seq: 10,
         dynamic: None,
         peers,
+        discover: false,
         local,
         transforms: vec![EspTransform {
             name: "AES128-SHA1".into(),

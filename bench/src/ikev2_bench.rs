@@ -103,6 +103,7 @@ pub fn map_entry(local: IpAddr, peers: Vec<IpAddr>, selectors: Vec<TrafficSelect
         seq: 10,
         dynamic: None,
         peers,
+        discover: false,
         local,
         transforms: vec![EspTransform {
             name: "AES128-SHA1".into(),

@@ -43,6 +43,7 @@ fn responder() -> Engine {
             seq: 10,
             dynamic: Some(("DYN".into(), 10)),
             peers: Vec::new(),
+            discover: false,
             local: "198.18.1.1".parse().unwrap(),
             transforms: vec![EspTransform {
                 name: "T".into(),

@@ -62,6 +62,7 @@ fn policy(local: &str, peer: Option<&str>, selector: TrafficSelector) -> Ikev2Po
             seq: 10,
             dynamic: peer.is_none().then(|| ("DYN".into(), 10)),
             peers: peer.map(|p| p.parse().unwrap()).into_iter().collect(),
+            discover: false,
             local: local.parse().unwrap(),
             transforms: vec![EspTransform {
                 name: "T".into(),

@@ -114,6 +114,11 @@ pub struct MapEntry {
     pub dynamic: Option<(String, u32)>,
     /// `set peer`, in order (the first is tried first as initiator).
     pub peers: Vec<IpAddr>,
+    /// `crypto map NAME SEQ ipsec-isakmp dynamic D discover`: a dynamic
+    /// entry that, as initiator, finds its peer with a Tunnel Endpoint
+    /// Discovery probe sent towards the acquired flow's destination, and
+    /// answers the probes of other gateways for its `match address`.
+    pub discover: bool,
     /// The outside interface's address this map runs on (IKE source, ESP
     /// tunnel source).
     pub local: IpAddr,

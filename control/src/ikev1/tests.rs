@@ -90,6 +90,7 @@ fn policy(s: &Side, psk: &str) -> Ikev1Policy {
             seq: 10,
             dynamic: None,
             peers: vec![s.peer.parse().unwrap()],
+            discover: false,
             local: s.local.parse().unwrap(),
             transforms: vec![EspTransform {
                 name: "LAB".into(),

@@ -77,6 +77,7 @@ fn policy(s: &Side, local_key: &str, remote_key: &str) -> Ikev2Policy {
             seq: 10,
             dynamic: None,
             peers: vec![s.peer.parse().unwrap()],
+            discover: false,
             local: s.local.parse().unwrap(),
             transforms: vec![EspTransform {
                 name: "LAB".into(),

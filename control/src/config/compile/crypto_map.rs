@@ -214,6 +214,7 @@ impl<'c> Cx<'c> {
                 map: &e.name,
                 seq: e.seq,
                 dynamic: None,
+                discover: i.discover,
             };
             return self.isakmp_entry(i, at).into_iter().collect();
         };
@@ -233,18 +234,6 @@ impl<'c> Cx<'c> {
             );
             return Vec::new();
         }
-        if i.discover {
-            self.error(
-                ErrorKind::NotSupportedYet,
-                e.span,
-                "discover",
-                format!(
-                    "crypto map {} {}: Tunnel Endpoint Discovery (discover) is not supported yet",
-                    e.name, e.seq
-                ),
-            );
-            return Vec::new();
-        }
         dyns.sort_by_key(|d| d.seq);
         dyns.into_iter()
             .filter_map(|d| {
@@ -257,6 +246,7 @@ impl<'c> Cx<'c> {
                     map: &e.name,
                     seq: e.seq,
                     dynamic: Some((d.name.clone(), d.seq)),
+                    discover: i.discover,
                 };
                 self.isakmp_entry(&d.entry, at)
             })

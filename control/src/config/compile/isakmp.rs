@@ -44,6 +44,9 @@ pub(super) struct EntrySite<'a> {
     pub(super) seq: u32,
     /// The dynamic map's name and sequence, for a dynamic entry.
     pub(super) dynamic: Option<(String, u32)>,
+    /// `discover` on the crypto map entry that references the dynamic
+    /// map (Tunnel Endpoint Discovery).
+    pub(super) discover: bool,
 }
 
 /// IOS defaults of a `crypto isakmp policy` that leaves a line out.
@@ -150,6 +153,7 @@ impl<'c> Cx<'c> {
             map,
             seq,
             dynamic,
+            discover,
         } = at;
         let id = id.as_str();
         let mut ok = true;
@@ -162,13 +166,15 @@ impl<'c> Cx<'c> {
                 format!("{id}: set isakmp-profile is not supported yet"),
             );
         }
-        if i.discover {
+        if discover && dynamic.is_none() {
+            // `discover` is only parsed after `dynamic NAME`; a static
+            // entry has its peers already.
             ok = false;
             self.error(
-                ErrorKind::NotSupportedYet,
+                ErrorKind::InvalidValue,
                 span,
                 "discover",
-                format!("{id}: Tunnel Endpoint Discovery (discover) is not supported yet"),
+                format!("{id}: discover needs a dynamic map (crypto map NAME SEQ ipsec-isakmp dynamic D discover)"),
             );
         }
         if dynamic.is_none() && i.peers.is_empty() {
@@ -223,7 +229,22 @@ impl<'c> Cx<'c> {
                     Vec::new()
                 }
             },
-            None if dynamic.is_some() => Vec::new(),
+            None if dynamic.is_some() && !discover => Vec::new(),
+            None if discover => {
+                // The probe carries the proxy identities of the ACL, and
+                // the acquires that trigger it come from its SPD lines.
+                ok = false;
+                self.error(
+                    ErrorKind::Missing,
+                    span,
+                    map,
+                    format!(
+                        "{id} has no \"match address\": Tunnel Endpoint Discovery (discover) \
+                         needs the crypto ACL to know which traffic to probe for"
+                    ),
+                );
+                Vec::new()
+            }
             None => {
                 ok = false;
                 self.error(
@@ -290,6 +311,7 @@ impl<'c> Cx<'c> {
                 map: map.to_string(),
                 seq,
                 dynamic,
+                discover,
                 peers: i.peers.iter().map(|p| p.value).collect(),
                 local,
                 transforms,

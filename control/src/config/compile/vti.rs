@@ -348,6 +348,7 @@ impl<'c> Cx<'c> {
             seq: VTI_SEQ,
             dynamic: None,
             peers: vec![peer],
+            discover: false,
             local,
             transforms,
             selectors: vec![any_any(v6)],

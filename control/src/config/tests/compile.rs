@@ -902,6 +902,7 @@ fn a_vti_compiles_to_an_ikev1_entry_and_route_based_spd_rules() {
             seq: 65_536,
             dynamic: None,
             peers: vec![ip("fd00:2::1")],
+            discover: false,
             local: ip("fd00:1::1"),
             // `mode transport` is ignored on a VTI, as IOS does.
             transforms: vec![EspTransform {

@@ -1,10 +1,9 @@
 //! Every IOS config in the five seeds (`deploy/configs/seeds/`, interface
-//! names and addresses changed for the lab) parses into the model. Seeds
-//! 001 (IKEv1 over a VTI) and 003 (IKEv1, dynamic map) compile; the others
-//! fail today, and this test says exactly how: only with "not supported
-//! yet" at each IKEv2 or TED item. Since `compile` reports every
-//! error in one pass, that also shows their ACLs, transform sets, NAT and
-//! interfaces pass every other check.
+//! names and addresses changed for the lab) parses into the model and
+//! compiles: 001 (IKEv1 over a VTI), 002 (IKEv2 over a VTI), 003 (IKEv1,
+//! dynamic map) and 004 (IKEv1, dynamic map with Tunnel Endpoint
+//! Discovery). Should one stop compiling, the test says exactly how: only
+//! with "not supported yet" at the items listed per file.
 
 use super::super::ike::TunnelMode;
 use super::super::model::{CryptoMapKind, NatSelector};
@@ -34,16 +33,14 @@ const SEEDS: [(&str, &str); 7] = [
 
 /// (line, what) of every "not supported yet" error, per file.
 fn not_supported(name: &str) -> Vec<(u32, &'static str)> {
-    let ted = vec![(
-        53,
-        "crypto map tedtag 10: Tunnel Endpoint Discovery (discover) is not supported yet",
-    )];
     match name {
         "001-r2.conf" | "001-r3.conf" => vec![],
         // IKEv1 over a VTI (001), IKEv2 over a VTI (002): compile.
         "002-router1.conf" | "002-router2.conf" => vec![],
         "003-router.conf" => vec![],
-        _ => ted,
+        // TED (discover) compiles to IKEv1 entries that probe for their
+        // peer.
+        _ => vec![],
     }
 }
 
@@ -193,6 +190,68 @@ fn seed_004_ted_map_has_discover() {
             .iter()
             .all(|w| !w.source_line.contains("enable password cisco")));
     }
+}
+
+#[test]
+fn seed_004_compiles_to_a_discovering_dynamic_entry() {
+    use dataplane::spd::{PortRange, TrafficSelector};
+    let sel = |s: &str, d: &str| TrafficSelector {
+        src: s.parse().unwrap(),
+        dst: d.parse().unwrap(),
+        proto: None,
+        src_ports: PortRange::ANY,
+        dst_ports: PortRange::ANY,
+    };
+    for (i, (local, lan, remote_lan)) in [
+        ("198.18.0.1", "198.19.1.0/24", "198.19.2.0/24"),
+        ("198.18.1.1", "198.19.2.0/24", "198.19.1.0/24"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (name, text) = SEEDS[5 + i];
+        let cfg = parse_ok(text);
+        let c = compile(&cfg, &seed_kernel(&cfg)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let [e] = c.ikev1.maps.as_slice() else {
+            panic!("{name}: {:?}", c.ikev1.maps)
+        };
+        assert!(e.discover, "{name}");
+        assert!(e.peers.is_empty(), "{name}");
+        assert_eq!(e.dynamic, Some(("ted-map".to_string(), 10)), "{name}");
+        assert_eq!(
+            e.local,
+            local.parse::<std::net::IpAddr>().unwrap(),
+            "{name}"
+        );
+        assert_eq!(e.selectors, [sel(lan, remote_lan)], "{name}");
+        // The ACL protects: an acquire for the LAN-to-LAN flow triggers
+        // the probe.
+        assert!(
+            c.spd.iter().any(|r| r.selector == sel(lan, remote_lan)
+                && matches!(
+                    r.action,
+                    dataplane::spd::PolicyAction::Protect { sa: None, .. }
+                )),
+            "{name}: {:?}",
+            c.spd
+        );
+        // The wildcard key authenticates whichever peer answers.
+        assert!(c.ikev1.key_for("203.0.113.9".parse().unwrap()).is_some());
+    }
+}
+
+#[test]
+fn discover_without_match_address_is_an_error_at_the_dynamic_map() {
+    let text = SEEDS[5].1.replace("match address 101\n", "");
+    let cfg = parse_ok(&text);
+    let errors = compile(&cfg, &seed_kernel(&cfg)).unwrap_err();
+    assert!(
+        errors.iter().any(|e| e.kind == ErrorKind::Missing
+            && e.message
+                .contains("crypto dynamic-map ted-map 10 has no \"match address\"")
+            && e.message.contains("discover")),
+        "{errors:?}"
+    );
 }
 
 /// The config without its IKE items: what this build can run of it.
