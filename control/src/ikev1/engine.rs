@@ -3,7 +3,9 @@
 //! sans-IO state machine.
 //!
 //! Input: datagrams ([`Engine::handle_datagram`]), the dataplane's acquires
-//! and expiries ([`Engine::acquire`], [`Engine::sa_expired`]) and the clock
+//! and expiries ([`Engine::acquire`], [`Engine::sa_expired`]), Tunnel
+//! Endpoint Discovery probes the dataplane intercepted in transit
+//! ([`Engine::handle_ted_probe`], see the `ted` module) and the clock
 //! ([`Engine::handle_timeout`] when [`Engine::poll_timeout`] says). Output,
 //! drained with [`Engine::poll_output`]: datagrams to send, SA pairs to
 //! install or delete, and IOS-style debug lines. The engine never blocks,
@@ -45,6 +47,7 @@ mod aggressive;
 mod info;
 mod main_mode;
 mod quick_mode;
+mod ted;
 
 /// How many times a message is retransmitted before the exchange fails.
 const MAX_RETRANSMITS: u32 = 5;
@@ -124,6 +127,26 @@ pub struct Stats {
     pub phase2_established: u64,
     pub deletes_received: u64,
     pub notifies_received: u64,
+    /// Tunnel Endpoint Discovery: probes sent (first sends).
+    pub ted_probes_sent: u64,
+    /// Acquires dropped because a probe for the entry and destination
+    /// was in flight (or too many were).
+    pub ted_rate_limited: u64,
+    /// Acquires dropped while their destination was held down after a
+    /// probe got no answer.
+    pub ted_held_down: u64,
+    /// Probes given up after their last send.
+    pub ted_probe_timeouts: u64,
+    /// Other gateways' probes answered.
+    pub ted_probes_answered: u64,
+    /// Other gateways' probes no discover entry of ours covers.
+    pub ted_probes_refused: u64,
+    /// Responses that match no probe of ours (id, nonce, addresses).
+    pub ted_responses_forged: u64,
+    /// Responses whose proxies do not mirror the probed ones.
+    pub ted_proxy_mismatch: u64,
+    /// Peers discovered (IKE started with them).
+    pub ted_peers_discovered: u64,
 }
 
 impl Stats {
@@ -154,6 +177,21 @@ impl Stats {
             ("phase 2 SA pairs established", self.phase2_established),
             ("deletes received", self.deletes_received),
             ("notifications received", self.notifies_received),
+            ("TED probes sent", self.ted_probes_sent),
+            ("TED probes rate-limited", self.ted_rate_limited),
+            ("TED acquires held down", self.ted_held_down),
+            ("TED probes unanswered", self.ted_probe_timeouts),
+            ("TED probes answered", self.ted_probes_answered),
+            ("TED probes not ours (dropped)", self.ted_probes_refused),
+            (
+                "TED responses matching no probe (dropped)",
+                self.ted_responses_forged,
+            ),
+            (
+                "TED responses with mismatched proxies (dropped)",
+                self.ted_proxy_mismatch,
+            ),
+            ("TED peers discovered", self.ted_peers_discovered),
         ]
     }
 }
@@ -399,6 +437,10 @@ pub struct Engine {
     pairs: Vec<Pair>,
     pending: Vec<Pending>,
     hold_down: Vec<(PolicyTag, TrafficSelector, Instant)>,
+    /// TED probes in flight.
+    probes: Vec<ted::Probe>,
+    /// Destinations whose probe went unanswered, per entry, until when.
+    ted_hold: Vec<(PolicyTag, IpAddr, Instant)>,
     out: VecDeque<Output>,
     next_conn_id: u32,
     stats: Stats,
@@ -522,6 +564,8 @@ impl Engine {
             pairs: Vec::new(),
             pending: Vec::new(),
             hold_down: Vec::new(),
+            probes: Vec::new(),
+            ted_hold: Vec::new(),
             out: VecDeque::new(),
             next_conn_id: 1001,
             stats: Stats::default(),
@@ -607,15 +651,25 @@ impl Engine {
         let Some(proxy) = e.selectors.iter().find(|s| s.matches(&flow)).copied() else {
             return;
         };
-        let Some(&peer) = e.peers.iter().find(|p| p.is_ipv4() == e.local.is_ipv4()) else {
-            // A dynamic entry: only peers start negotiations.
-            return;
-        };
+        let peer = e
+            .peers
+            .iter()
+            .find(|p| p.is_ipv4() == e.local.is_ipv4())
+            .copied();
+        let discover = e.discover;
         let local = e.local;
         self.hold_down.retain(|h| h.2 > now);
         if self.hold_down.iter().any(|h| h.0 == tag && h.1 == proxy) {
             return;
         }
+        let Some(peer) = peer else {
+            if discover {
+                // Tunnel Endpoint Discovery: find the peer first.
+                self.ted_acquire(now, entry, proxy, flow);
+            }
+            // Otherwise a dynamic entry: only peers start negotiations.
+            return;
+        };
         let busy = self
             .pairs
             .iter()
@@ -726,6 +780,8 @@ impl Engine {
             self.drop_qm(q);
         }
         self.pending.clear();
+        self.probes.clear();
+        self.ted_hold.clear();
     }
 
     /// `clear crypto isakmp`: every ISAKMP SA deleted, the peers told;
@@ -907,12 +963,14 @@ impl Engine {
                 q.done_at.map(|t| t + QM_LINGER),
             ]
         });
-        p1.chain(qm).flatten().min()
+        let ted = self.probes.iter().map(|p| Some(p.next_at));
+        p1.chain(qm).chain(ted).flatten().min()
     }
 
     /// Runs everything due at `now`: retransmissions, ISAKMP SA expiry,
     /// dead peer detection, forgetting finished Quick Modes.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.ted_timers(now);
         // Phase 1 retransmissions and expiry.
         let mut i = 0;
         while i < self.p1.len() {
@@ -1154,6 +1212,7 @@ impl Engine {
             ExchangeType::AGGRESSIVE => self.aggressive_mode(now, local, remote, data, &msg),
             ExchangeType::QUICK_MODE => self.quick_mode(now, remote, data, &msg),
             ExchangeType::INFORMATIONAL => self.informational(now, remote, &msg),
+            ExchangeType::ESPADA_TED => self.ted_datagram(now, local, remote, data),
             other => {
                 self.stats.unsupported_exchange += 1;
                 self.log(format!(

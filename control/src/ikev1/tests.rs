@@ -836,3 +836,453 @@ fn dpd_with_a_peer_that_never_announced_it_leaves_no_timer_behind() {
     net.run_for(30);
     assert!(!net.seen_a.logs.iter().any(|l| l.contains("R_U_THERE")));
 }
+
+// ----- Tunnel Endpoint Discovery (seed 004) -----------------------------
+
+use crate::ike::wire::ikev1::TedMessage;
+
+/// One TED gateway: its outside address and the LAN behind it.
+struct Gw {
+    engine: Engine,
+    outside: IpAddr,
+    lan: dataplane::spd::IpPrefix,
+    seen: Seen,
+}
+
+/// Gateways on one outside network, each with a LAN behind it. A
+/// datagram to a gateway's outside address goes to its engine; one to a
+/// host in a gateway's LAN is, if it is a TED message, intercepted by
+/// that gateway's dataplane and handed to `handle_ted_probe` (what the
+/// XDP half does); anything else is lost.
+struct TedNet {
+    gws: Vec<Gw>,
+    now: Instant,
+    /// Datagrams that reached no gateway (to, data).
+    lost: Vec<(SocketAddr, Vec<u8>)>,
+    sent: usize,
+}
+
+/// A discover entry as seed 004 compiles it: dynamic, no peers, the
+/// wildcard key, `match address` from `lan` to `remote`.
+fn ted_policy(outside: &str, lan: &str, remote: &str) -> Ikev1Policy {
+    let mut p = policy(&A4, "abc123");
+    p.keys = vec![PresharedKey {
+        peer: "0.0.0.0/0".parse().unwrap(),
+        key: SecretBytes::new(b"abc123".to_vec()),
+    }];
+    let m = &mut p.maps[0];
+    m.map = "tedtag".into();
+    m.dynamic = Some(("ted-map".into(), 10));
+    m.peers = Vec::new();
+    m.discover = true;
+    m.local = outside.parse().unwrap();
+    m.selectors = vec![sel(lan, remote)];
+    p
+}
+
+impl TedNet {
+    /// (outside, lan, what the ACL protects towards) per gateway.
+    fn new(gws: &[(&str, &str, &str)]) -> TedNet {
+        TedNet {
+            gws: gws
+                .iter()
+                .map(|(o, l, r)| Gw {
+                    engine: Engine::new(ted_policy(o, l, r)),
+                    outside: o.parse().unwrap(),
+                    lan: l.parse().unwrap(),
+                    seen: Seen::default(),
+                })
+                .collect(),
+            now: Instant::now(),
+            lost: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    /// Seed 004: Daphne (13.13.13.0/24 behind 11.11.11.1) and Fred
+    /// (12.12.12.0/24 behind 11.11.11.2).
+    fn seed() -> TedNet {
+        TedNet::new(&[
+            ("11.11.11.1", "13.13.13.0/24", "12.12.12.0/24"),
+            ("11.11.11.2", "12.12.12.0/24", "13.13.13.0/24"),
+        ])
+    }
+
+    fn pump(&mut self) {
+        for _ in 0..1000 {
+            let mut sends = Vec::new();
+            for (i, g) in self.gws.iter_mut().enumerate() {
+                while let Some(o) = g.engine.poll_output() {
+                    match o {
+                        Output::Send {
+                            local,
+                            remote,
+                            data,
+                        } => sends.push((i, local, remote, data)),
+                        Output::Install {
+                            tag,
+                            proxy,
+                            inbound,
+                            outbound,
+                            ..
+                        } => g.seen.installs.push((tag, proxy, *inbound, *outbound)),
+                        Output::InstallInbound(sa) => g.seen.preinstalled.push(sa.spi),
+                        Output::Delete {
+                            inbound_spi,
+                            outbound_spi,
+                        } => g.seen.deletes.push((inbound_spi, outbound_spi)),
+                        Output::Log(l) => g.seen.logs.push(l),
+                        Output::Keepalive { .. } => {}
+                    }
+                }
+            }
+            if sends.is_empty() {
+                return;
+            }
+            for (from, local, remote, data) in sends {
+                self.sent += 1;
+                assert_eq!(
+                    local.ip(),
+                    self.gws[from].outside,
+                    "sent from the outside address"
+                );
+                let now = self.now;
+                if let Some(g) = self.gws.iter_mut().find(|g| g.outside == remote.ip()) {
+                    g.engine.handle_datagram(now, remote, local, &data);
+                } else if let Some(g) = self.gws.iter_mut().find(|g| g.lan.contains(&remote.ip())) {
+                    if TedMessage::is_ted(&data) && remote.port() == 500 {
+                        let outside = g.outside;
+                        g.engine
+                            .handle_ted_probe(now, outside, local, remote.ip(), &data);
+                    } else {
+                        self.lost.push((remote, data));
+                    }
+                } else {
+                    self.lost.push((remote, data));
+                }
+            }
+        }
+        panic!("the gateways never went quiet");
+    }
+
+    fn acquire(&mut self, gw: usize, src: &str, dst: &str) {
+        let f = FlowKey {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            proto: 1,
+            src_port: 0,
+            dst_port: 0,
+        };
+        let now = self.now;
+        self.gws[gw].engine.acquire(now, TAG, f);
+    }
+
+    fn run_for(&mut self, secs: u64) {
+        for _ in 0..secs {
+            self.now += Duration::from_secs(1);
+            for g in &mut self.gws {
+                if g.engine.poll_timeout().is_some_and(|t| t <= self.now) {
+                    g.engine.handle_timeout(self.now);
+                    assert!(g.engine.poll_timeout().is_none_or(|t| t > self.now));
+                }
+            }
+            self.pump();
+        }
+    }
+
+    fn logs(&self, gw: usize) -> String {
+        self.gws[gw].seen.logs.join("\n")
+    }
+}
+
+#[test]
+fn ted_discovers_the_peer_then_main_mode_and_quick_mode_install_mirrored_pairs() {
+    let mut net = TedNet::seed();
+    // 13.13.13.14 pings 12.12.12.13, as in the seed.
+    net.acquire(0, "13.13.13.14", "12.12.12.13");
+    net.pump();
+    let (d, f) = (&net.gws[0], &net.gws[1]);
+    assert_eq!(d.seen.installs.len(), 1, "{}", net.logs(0));
+    assert_eq!(f.seen.installs.len(), 1, "{}", net.logs(1));
+    assert_mirrored(&d.seen.installs[0], &f.seen.installs[0]);
+    assert_eq!(d.seen.installs[0].1, sel("13.13.13.0/24", "12.12.12.0/24"));
+    assert_eq!(
+        d.seen.installs[0].3.mode,
+        EspMode::Tunnel {
+            local: "11.11.11.1".parse().unwrap(),
+            remote: "11.11.11.2".parse().unwrap()
+        }
+    );
+    // Probe + response, Main Mode's six, Quick Mode's three.
+    assert_eq!(net.sent, 11);
+    assert!(net.lost.is_empty());
+    let (ds, fs) = (d.engine.stats().clone(), f.engine.stats().clone());
+    assert_eq!((ds.ted_probes_sent, ds.ted_peers_discovered), (1, 1));
+    assert_eq!(fs.ted_probes_answered, 1);
+    assert_eq!((ds.phase2_established, fs.phase2_established), (1, 1));
+    let dl = net.logs(0);
+    for words in [
+        "IPSEC(tunnel discover request)",
+        "GOT A PEER DISCOVERY MESSAGE FROM THE SA MANAGER!!!",
+        "beginning peer discovery exchange",
+        "sending packet to 12.12.12.13",
+        "PEER_DISCOVERY (TED probe)",
+        "received response to my peer discovery probe!",
+        "ted negotiated proxies: 0 13.13.13.0/24:0, 12.12.12.0/24:0",
+        "initiating IKE to 11.11.11.2 in response to probe.",
+    ] {
+        assert!(dl.contains(words), "{words}: {dl}");
+    }
+    let fl = net.logs(1);
+    for words in [
+        "responding to peer discovery probe!",
+        "peer's address is 11.11.11.1",
+        "peer can handle TED V3: changing source to 11.11.11.1 and dest to 11.11.11.2",
+        "sending packet to 11.11.11.1 my_port 500 peer_port 500 (R) PEER_DISCOVERY",
+    ] {
+        assert!(fl.contains(words), "{words}: {fl}");
+    }
+    // More packets of the LAN-to-LAN traffic start nothing.
+    let before = net.sent;
+    net.acquire(0, "13.13.13.20", "12.12.12.99");
+    net.pump();
+    assert_eq!(net.sent, before);
+    // Stats lines name the new counters.
+    assert!(ds
+        .lines()
+        .iter()
+        .any(|(n, v)| *n == "TED peers discovered" && *v == 1));
+}
+
+#[test]
+fn ted_with_aggressive_mode_when_the_policy_says_so() {
+    let mut net = TedNet::seed();
+    for g in &mut net.gws {
+        let mut p = ted_policy(
+            &g.outside.to_string(),
+            &g.lan.to_string(),
+            if g.outside.to_string() == "11.11.11.1" {
+                "12.12.12.0/24"
+            } else {
+                "13.13.13.0/24"
+            },
+        );
+        p.aggressive = true;
+        g.engine.set_policy(p);
+    }
+    net.acquire(1, "12.12.12.13", "13.13.13.14");
+    net.pump();
+    assert_eq!(net.gws[0].seen.installs.len(), 1, "{}", net.logs(1));
+    assert_mirrored(&net.gws[1].seen.installs[0], &net.gws[0].seen.installs[0]);
+    // Probe + response, Aggressive Mode's three, Quick Mode's three.
+    assert_eq!(net.sent, 8);
+}
+
+#[test]
+fn a_probe_nobody_answers_backs_off_gives_up_and_holds_down() {
+    let mut net = TedNet::new(&[("11.11.11.1", "13.13.13.0/24", "0.0.0.0/0")]);
+    net.acquire(0, "13.13.13.14", "203.0.113.7");
+    net.pump();
+    assert_eq!(net.lost.len(), 1);
+    // Sent again after 1 s and 2 s more; given up 4 s after the third.
+    let mut sends_at = vec![0];
+    for t in 1..=7 {
+        let before = net.lost.len();
+        net.run_for(1);
+        if net.lost.len() > before {
+            sends_at.push(t);
+        }
+    }
+    assert_eq!(sends_at, [0, 1, 3]);
+    assert!(net.lost.iter().all(
+        |(to, d)| to.ip() == "203.0.113.7".parse::<IpAddr>().unwrap()
+            && TedMessage::decode(d).unwrap().is_probe()
+    ));
+    let s = net.gws[0].engine.stats();
+    assert_eq!(s.ted_probes_sent, 1);
+    assert_eq!(s.retransmitted, 2);
+    assert_eq!(s.ted_probe_timeouts, 1);
+    assert!(
+        net.gws[0].engine.poll_timeout().is_none(),
+        "nothing left to time"
+    );
+    assert!(net.logs(0).contains("got no answer after 3 sends"));
+    // Held down: a new acquire for it is dropped and counted...
+    net.acquire(0, "13.13.13.14", "203.0.113.7");
+    net.pump();
+    assert_eq!(net.lost.len(), 3);
+    assert_eq!(net.gws[0].engine.stats().ted_held_down, 1);
+    // ...but another destination is probed at once...
+    net.acquire(0, "13.13.13.14", "203.0.113.8");
+    net.pump();
+    assert_eq!(net.lost.len(), 4);
+    // ...and after the hold-down the first one again.
+    net.run_for(10);
+    let before = net.lost.len();
+    net.acquire(0, "13.13.13.14", "203.0.113.7");
+    net.pump();
+    assert_eq!(net.lost.len(), before + 1);
+    assert_eq!(net.gws[0].engine.stats().ted_probes_sent, 3);
+}
+
+#[test]
+fn many_acquires_make_one_probe_in_flight() {
+    let mut net = TedNet::seed();
+    for i in 0..20 {
+        net.acquire(0, "13.13.13.14", "12.12.12.13");
+        // Other hosts' packets to the same destination too.
+        net.acquire(0, &format!("13.13.13.{}", 30 + i), "12.12.12.13");
+    }
+    let s = net.gws[0].engine.stats();
+    assert_eq!(s.ted_probes_sent, 1);
+    assert_eq!(s.ted_rate_limited, 39);
+    net.pump();
+    assert_eq!(net.gws[1].engine.stats().ted_probes_answered, 1);
+    assert_eq!(net.gws[0].seen.installs.len(), 1);
+    assert_eq!(net.gws[1].seen.installs.len(), 1);
+    // One tunnel, one ISAKMP SA each.
+    assert_eq!(net.gws[0].engine.isakmp_sas(net.now).len(), 1);
+}
+
+#[test]
+fn a_forged_probe_answer_is_ignored() {
+    let mut net = TedNet::new(&[("11.11.11.1", "13.13.13.0/24", "12.12.12.0/24")]);
+    net.acquire(0, "13.13.13.14", "12.12.12.13");
+    net.pump();
+    let probe = TedMessage::decode(&net.lost[0].1).unwrap();
+    let answer = |m: &TedMessage| m.encode().unwrap();
+    let good = TedMessage {
+        responder_cookie: [7; 8],
+        gateway: "11.11.11.66".parse().unwrap(),
+        local_proxy: probe.remote_proxy.clone(),
+        remote_proxy: probe.local_proxy.clone(),
+        ..probe.clone()
+    };
+    let us: SocketAddr = "11.11.11.1:500".parse().unwrap();
+    let attacker: SocketAddr = "11.11.11.66:500".parse().unwrap();
+    let now = net.now;
+    let e = &mut net.gws[0].engine;
+    // A guessed probe id, a guessed nonce, an answer naming another
+    // gateway than its sender, proxies that do not mirror ours.
+    e.handle_datagram(
+        now,
+        us,
+        attacker,
+        &answer(&TedMessage {
+            probe_id: [0x55; 8],
+            ..good.clone()
+        }),
+    );
+    e.handle_datagram(
+        now,
+        us,
+        attacker,
+        &answer(&TedMessage {
+            nonce: vec![0; 16],
+            ..good.clone()
+        }),
+    );
+    e.handle_datagram(now, us, "11.11.11.67:500".parse().unwrap(), &answer(&good));
+    assert_eq!(e.stats().ted_responses_forged, 3);
+    e.handle_datagram(
+        now,
+        us,
+        attacker,
+        &answer(&TedMessage {
+            local_proxy: proxy::identification(&sel("10.0.0.0/8", "13.13.13.0/24"), true),
+            ..good.clone()
+        }),
+    );
+    assert_eq!(e.stats().ted_proxy_mismatch, 1);
+    assert_eq!(e.stats().ted_peers_discovered, 0);
+    assert!(e.isakmp_sas(now).is_empty(), "no IKE with a forger");
+    net.pump();
+    assert_eq!(net.lost.len(), 1, "nothing sent but the probe");
+    assert!(net.logs(0).contains("matches no probe of ours: ignored"));
+    // A malformed one is counted as such.
+    let before = net.gws[0].engine.stats().malformed;
+    let mut bad = answer(&good);
+    bad.truncate(40);
+    let l = bad.len() as u32;
+    bad[24..28].copy_from_slice(&l.to_be_bytes());
+    net.gws[0].engine.handle_datagram(now, us, attacker, &bad);
+    assert_eq!(net.gws[0].engine.stats().malformed, before + 1);
+}
+
+#[test]
+fn a_probe_no_discover_entry_covers_is_dropped_and_counted() {
+    // C protects 198.19.3.0/24 only towards 198.19.2.0/24: A's probe for
+    // a host behind C is not C's to answer.
+    let mut net = TedNet::new(&[
+        ("198.18.0.1", "198.19.1.0/24", "198.19.0.0/16"),
+        ("198.18.0.3", "198.19.3.0/24", "198.19.2.0/24"),
+    ]);
+    net.acquire(0, "198.19.1.10", "198.19.3.10");
+    net.pump();
+    let c = net.gws[1].engine.stats();
+    assert_eq!(c.ted_probes_refused, 1);
+    assert_eq!(c.ted_probes_answered, 0);
+    assert!(net
+        .logs(1)
+        .contains("no discover entry on 198.18.0.3 protects it"));
+    // A gives up in time.
+    net.run_for(8);
+    assert_eq!(net.gws[0].engine.stats().ted_probe_timeouts, 1);
+    assert!(net.gws[0].seen.installs.is_empty());
+}
+
+#[test]
+fn ted_between_every_pair_of_three_gateways() {
+    let mut net = TedNet::new(&[
+        ("198.18.0.1", "198.19.1.0/24", "198.19.0.0/16"),
+        ("198.18.0.2", "198.19.2.0/24", "198.19.0.0/16"),
+        ("198.18.0.3", "198.19.3.0/24", "198.19.0.0/16"),
+    ]);
+    for (i, j) in [(0, 1), (1, 2), (2, 0)] {
+        net.acquire(
+            i,
+            &format!("198.19.{}.10", i + 1),
+            &format!("198.19.{}.20", j + 1),
+        );
+        net.pump();
+    }
+    for (i, g) in net.gws.iter().enumerate() {
+        assert_eq!(g.seen.installs.len(), 2, "gateway {i}: {}", net.logs(i));
+        assert_eq!(g.engine.isakmp_sas(net.now).len(), 2);
+        let s = g.engine.stats();
+        assert_eq!((s.ted_peers_discovered, s.ted_probes_answered), (1, 1));
+    }
+    // Each pair's SAs mirror each other, for the two LANs only (the
+    // proxy is narrowed from the /16 ACL to what the peer protects).
+    for (i, j) in [(0usize, 1usize), (1, 2), (2, 0)] {
+        let want = sel(
+            &format!("198.19.{}.0/24", i + 1),
+            &format!("198.19.{}.0/24", j + 1),
+        );
+        let a = net.gws[i]
+            .seen
+            .installs
+            .iter()
+            .find(|x| x.1 == want)
+            .unwrap();
+        let b = net.gws[j]
+            .seen
+            .installs
+            .iter()
+            .find(|x| x.1.src == want.dst && x.1.dst == want.src)
+            .unwrap();
+        assert_mirrored(a, b);
+        assert_eq!(
+            a.3.mode,
+            EspMode::Tunnel {
+                local: net.gws[i].outside,
+                remote: net.gws[j].outside
+            }
+        );
+    }
+    // The reverse directions need no probe any more.
+    let before = net.sent;
+    net.acquire(1, "198.19.2.20", "198.19.1.10");
+    net.pump();
+    assert_eq!(net.sent, before);
+}
