@@ -206,7 +206,7 @@ pub enum CryptoMapKind {
     /// Keys from the config (`ipsec-manual`): compiled to SAs now.
     Manual(ManualEntry),
     /// Keys from IKE (`ipsec-isakmp`, optionally `dynamic NAME
-    /// [discover]`): parsed only, until the IKE issues.
+    /// [discover]`): compiled into the IKEv1 (or IKEv2) policy.
     Isakmp(super::ike::IsakmpMapEntry),
 }
 

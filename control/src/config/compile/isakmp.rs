@@ -177,6 +177,18 @@ impl<'c> Cx<'c> {
                 format!("{id}: discover needs a dynamic map (crypto map NAME SEQ ipsec-isakmp dynamic D discover)"),
             );
         }
+        if let (true, Some(p)) = (discover, &i.ikev2_profile) {
+            ok = false;
+            self.error(
+                ErrorKind::NotSupportedYet,
+                p.span,
+                "set ikev2-profile",
+                format!(
+                    "{id}: Tunnel Endpoint Discovery (discover) with IKEv2 is not supported yet \
+                     (IKEv1 only)"
+                ),
+            );
+        }
         if dynamic.is_none() && i.peers.is_empty() {
             ok = false;
             self.error(

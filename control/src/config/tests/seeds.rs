@@ -254,6 +254,23 @@ fn discover_without_match_address_is_an_error_at_the_dynamic_map() {
     );
 }
 
+#[test]
+fn discover_with_an_ikev2_profile_is_not_supported_yet() {
+    let text = SEEDS[5].1.replace(
+        "match address 101\n",
+        "match address 101\nset ikev2-profile P\n",
+    );
+    let cfg = parse_ok(&text);
+    let errors = compile(&cfg, &seed_kernel(&cfg)).unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.kind == ErrorKind::NotSupportedYet
+                && e.message.contains("discover) with IKEv2")),
+        "{errors:?}"
+    );
+}
+
 /// The config without its IKE items: what this build can run of it.
 fn without_ike(mut cfg: Config) -> Config {
     cfg.ike = Default::default();
