@@ -139,6 +139,8 @@ pub struct Stats {
     pub ted_probe_timeouts: u64,
     /// Other gateways' probes answered.
     pub ted_probes_answered: u64,
+    /// Other gateways' probes not answered: over the answer rate limit.
+    pub ted_answers_rate_limited: u64,
     /// Other gateways' probes no discover entry of ours covers.
     pub ted_probes_refused: u64,
     /// Responses that match no probe of ours (id, nonce, addresses).
@@ -182,6 +184,10 @@ impl Stats {
             ("TED acquires held down", self.ted_held_down),
             ("TED probes unanswered", self.ted_probe_timeouts),
             ("TED probes answered", self.ted_probes_answered),
+            (
+                "TED probes over the answer rate limit (dropped)",
+                self.ted_answers_rate_limited,
+            ),
             ("TED probes not ours (dropped)", self.ted_probes_refused),
             (
                 "TED responses matching no probe (dropped)",
@@ -441,6 +447,8 @@ pub struct Engine {
     probes: Vec<ted::Probe>,
     /// Destinations whose probe went unanswered, per entry, until when.
     ted_hold: Vec<(PolicyTag, IpAddr, Instant)>,
+    /// Probes answered in the current one-second window (its start).
+    ted_answers: Option<(Instant, u32)>,
     out: VecDeque<Output>,
     next_conn_id: u32,
     stats: Stats,
@@ -566,6 +574,7 @@ impl Engine {
             hold_down: Vec::new(),
             probes: Vec::new(),
             ted_hold: Vec::new(),
+            ted_answers: None,
             out: VecDeque::new(),
             next_conn_id: 1001,
             stats: Stats::default(),

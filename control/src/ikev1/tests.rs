@@ -1286,3 +1286,76 @@ fn ted_between_every_pair_of_three_gateways() {
     net.pump();
     assert_eq!(net.sent, before);
 }
+
+#[test]
+fn probe_answers_are_rate_limited() {
+    let mut net = TedNet::seed();
+    let probe = TedMessage {
+        probe_id: [1; 8],
+        responder_cookie: [0; 8],
+        nonce: vec![2; 16],
+        gateway: "11.11.11.1".parse().unwrap(),
+        local_proxy: proxy::identification(&sel("13.13.13.0/24", "12.12.12.0/24"), true),
+        remote_proxy: proxy::identification(&sel("13.13.13.0/24", "12.12.12.0/24"), false),
+    }
+    .encode()
+    .unwrap();
+    let (now, fred) = (net.now, &mut net.gws[1]);
+    for _ in 0..100 {
+        fred.engine.handle_ted_probe(
+            now,
+            fred.outside,
+            "11.11.11.1:500".parse().unwrap(),
+            "12.12.12.13".parse().unwrap(),
+            &probe,
+        );
+    }
+    let s = fred.engine.stats();
+    assert_eq!(
+        (s.ted_probes_answered, s.ted_answers_rate_limited),
+        (64, 36)
+    );
+    // The next second has room again.
+    let later = now + Duration::from_secs(1);
+    fred.engine.handle_ted_probe(
+        later,
+        fred.outside,
+        "11.11.11.1:500".parse().unwrap(),
+        "12.12.12.13".parse().unwrap(),
+        &probe,
+    );
+    assert_eq!(fred.engine.stats().ted_probes_answered, 65);
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_ted_bytes_never_panic_the_engine(
+        body in prop::collection::vec(any::<u8>(), 0..200),
+        mutate in any::<bool>(),
+    ) {
+        let mut net = TedNet::seed();
+        net.acquire(0, "13.13.13.14", "12.12.12.13");
+        // A TED header in front of arbitrary payloads, or arbitrary bytes.
+        let mut data = if mutate {
+            let mut d = vec![0u8; 28];
+            d[0] = 1;
+            d[16] = body.first().copied().unwrap_or(13);
+            d[17] = 0x10;
+            d[18] = 243;
+            d.extend_from_slice(&body);
+            let l = d.len() as u32;
+            d[24..28].copy_from_slice(&l.to_be_bytes());
+            d
+        } else {
+            body.clone()
+        };
+        let now = net.now;
+        for g in &mut net.gws {
+            let o = g.outside;
+            g.engine.handle_ted_probe(now, o, "11.11.11.9:500".parse().unwrap(), "12.12.12.13".parse().unwrap(), &data);
+            g.engine.handle_datagram(now, SocketAddr::new(o, 500), "11.11.11.9:500".parse().unwrap(), &data);
+        }
+        data.truncate(data.len() / 2);
+        net.gws[0].engine.handle_datagram(now, "11.11.11.1:500".parse().unwrap(), "11.11.11.2:500".parse().unwrap(), &data);
+    }
+}

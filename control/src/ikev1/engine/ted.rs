@@ -22,7 +22,9 @@
 //! destination is held down for [`TED_HOLD_DOWN`]. A response is accepted
 //! only from the address it names, with the probe's id and nonce, and
 //! with proxies that mirror the probed ones; anything else is counted and
-//! dropped.
+//! dropped. Answers to other gateways' probes are capped at
+//! [`TED_ANSWERS_PER_SECOND`]: a probe is unauthenticated and names the
+//! address the answer goes to.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -43,6 +45,10 @@ const TED_SENDS: u32 = 3;
 pub(super) const TED_HOLD_DOWN: Duration = Duration::from_secs(10);
 /// Probes in flight at most (each entry and destination host has one).
 const TED_PROBE_LIMIT: usize = 1024;
+/// Probes answered per second at most: an answer goes to the address the
+/// (unauthenticated) probe names, so a forger could aim answers at a third
+/// party; they are no larger than the probe, and this caps their rate.
+const TED_ANSWERS_PER_SECOND: u32 = 64;
 
 /// A probe sent, waiting for its answer.
 pub(super) struct Probe {
@@ -250,7 +256,7 @@ impl Engine {
 
     fn ted_probe(
         &mut self,
-        _now: Instant,
+        now: Instant,
         local_outside: IpAddr,
         from: SocketAddr,
         original_dst: IpAddr,
@@ -317,6 +323,16 @@ impl Engine {
                 m.gateway
             ));
             return;
+        }
+        match &mut self.ted_answers {
+            Some((start, n)) if now.saturating_duration_since(*start) < Duration::from_secs(1) => {
+                if *n >= TED_ANSWERS_PER_SECOND {
+                    self.stats.ted_answers_rate_limited += 1;
+                    return;
+                }
+                *n += 1;
+            }
+            window => *window = Some((now, 1)),
         }
         let cookie = loop {
             let c: [u8; 8] = random();
