@@ -477,6 +477,7 @@ fn crypto_map_views(c: &Compiled, ike: Option<&IkeDriver>) -> Vec<show::CryptoMa
             map: e.map.clone(),
             seq: e.seq,
             dynamic: e.dynamic.clone(),
+            discover: e.discover,
             peers: e.peers.clone(),
             current_peer: pairs
                 .iter()

@@ -459,6 +459,8 @@ pub struct CryptoMapView {
     pub seq: u32,
     /// `Some((name, seq))` for an entry standing for a dynamic map.
     pub dynamic: Option<(String, u32)>,
+    /// `dynamic D discover`: the peer is found with TED.
+    pub discover: bool,
     pub peers: Vec<IpAddr>,
     pub current_peer: Option<IpAddr>,
     /// `permit` lines as (source, destination, protocol) prefixes.
@@ -482,6 +484,9 @@ pub fn crypto_map(entries: &[CryptoMapView]) -> String {
                     "Crypto Map \"{}\" {} ipsec-isakmp\n\tDynamic map template tag: {name} {seq}",
                     e.map, e.seq
                 );
+                if e.discover {
+                    let _ = writeln!(s, "\tDiscover enabled");
+                }
             }
             None => {
                 let _ = writeln!(s, "Crypto Map \"{}\" {} ipsec-isakmp", e.map, e.seq);
@@ -512,7 +517,11 @@ pub fn crypto_map(entries: &[CryptoMapView]) -> String {
         let _ = writeln!(
             s,
             "\tResponder-Only (Y/N): {}",
-            if e.dynamic.is_some() { "Y" } else { "N" }
+            if e.dynamic.is_some() && !e.discover {
+                "Y"
+            } else {
+                "N"
+            }
         );
         match e.pfs {
             Some(g) => {
@@ -617,6 +626,7 @@ mod session_map_tests {
             map: "VPN".into(),
             seq: 10,
             dynamic: None,
+            discover: false,
             peers: vec!["198.18.1.1".parse().unwrap()],
             current_peer: Some("198.18.1.1".parse().unwrap()),
             selectors: vec![("198.19.1.0/24".into(), "198.19.2.0/24".into(), None)],
@@ -637,6 +647,33 @@ mod session_map_tests {
             "group14",
             "LAB:  { esp-aes esp-sha-hmac }",
             "Interfaces using crypto map VPN:\n\t\ta-wan",
+        ] {
+            assert!(s.contains(want), "{want:?} missing from\n{s}");
+        }
+    }
+
+    #[test]
+    fn a_ted_entry_shows_discover_enabled_and_its_discovered_peer() {
+        let v = CryptoMapView {
+            map: "tedtag".into(),
+            seq: 10,
+            dynamic: Some(("ted-map".into(), 10)),
+            discover: true,
+            peers: vec![],
+            current_peer: Some("11.11.11.2".parse().unwrap()),
+            selectors: vec![("13.13.13.0/24".into(), "12.12.12.0/24".into(), None)],
+            lifetime_seconds: 3600,
+            lifetime_kilobytes: 4_608_000,
+            pfs: None,
+            transforms: vec![("ted-transforms".into(), "esp-des esp-md5-hmac".into())],
+            interface: "FastEthernet0/0".into(),
+        };
+        let s = crypto_map(&[v]);
+        for want in [
+            "Crypto Map \"tedtag\" 10 ipsec-isakmp\n\tDynamic map template tag: ted-map 10\n\tDiscover enabled\n",
+            "access-list permit ip 13.13.13.0/24 12.12.12.0/24",
+            "Current peer: 11.11.11.2",
+            "Responder-Only (Y/N): N",
         ] {
             assert!(s.contains(want), "{want:?} missing from\n{s}");
         }
