@@ -1359,3 +1359,31 @@ proptest! {
         net.gws[0].engine.handle_datagram(now, "11.11.11.1:500".parse().unwrap(), "11.11.11.2:500".parse().unwrap(), &data);
     }
 }
+
+#[test]
+fn a_discovered_peer_with_another_key_fails_and_is_held_down_before_probing_again() {
+    let mut net = TedNet::seed();
+    let mut p = ted_policy("11.11.11.2", "12.12.12.0/24", "13.13.13.0/24");
+    p.keys[0].key = SecretBytes::new(b"not-abc123".to_vec());
+    net.gws[1].engine.set_policy(p);
+    net.acquire(0, "13.13.13.14", "12.12.12.13");
+    net.pump();
+    assert_eq!(net.gws[0].engine.stats().ted_peers_discovered, 1);
+    // Main Mode runs into the wrong key and gives up.
+    let mut t = 0;
+    while net.gws[0].engine.stats().retransmit_limit == 0 {
+        net.run_for(1);
+        t += 1;
+        assert!(t < 120, "{}", net.logs(0));
+    }
+    assert!(net.gws[0].seen.installs.is_empty());
+    // Right after, the flow is held down: no new probe...
+    net.acquire(0, "13.13.13.14", "12.12.12.13");
+    net.pump();
+    assert_eq!(net.gws[0].engine.stats().ted_probes_sent, 1);
+    // ...and once the hold-down passed, the next packet probes again.
+    net.run_for(3);
+    net.acquire(0, "13.13.13.14", "12.12.12.13");
+    net.pump();
+    assert_eq!(net.gws[0].engine.stats().ted_probes_sent, 2);
+}

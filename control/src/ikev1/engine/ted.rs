@@ -118,6 +118,15 @@ impl Engine {
         if busy {
             return;
         }
+        // A negotiation with a discovered peer failed for (a part of) the
+        // line: the ordinary hold-down, on the narrowed proxy.
+        if self
+            .hold_down
+            .iter()
+            .any(|h| h.0 == tag && h.1.matches(&flow))
+        {
+            return;
+        }
         self.ted_hold.retain(|h| h.2 > now);
         if self.ted_hold.iter().any(|h| h.0 == tag && h.1 == flow.dst) {
             self.stats.ted_held_down += 1;
