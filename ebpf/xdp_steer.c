@@ -14,7 +14,7 @@
  * peer looking for the gateway that protects a host sends an IKEv1 probe
  * to the host itself, so it arrives here addressed to a host behind us. An
  * unfragmented UDP datagram to port 500, not to one of our addresses, whose
- * payload looks like an ISAKMP header (at least 28 bytes, version 0x10),
+ * payload looks like an ISAKMP header (28 to 1500 bytes, version 0x10),
  * goes to AF_XDP: the dataplane hands it to the control process instead of
  * forwarding it. Everything else in transit (IKEv2, other UDP/500,
  * fragments) stays with the kernel.
@@ -421,6 +421,9 @@ static __always_inline int classify_udp(void *data, void *end, struct flow *f, _
 #define ISAKMP_HDR_LEN 28
 #define ISAKMP_VERSION_OFF 17
 #define ISAKMP_V1 0x10
+/* The longest probe the dataplane hands on (MAX_TED_PROBE_LEN in
+ * dataplane/src/api/messages.rs); a longer one stays in transit. */
+#define TED_MAX_LEN 1500
 
 /* Outside, not to the gateway: a TED probe (an IKEv1 packet to UDP 500 of
  * a host behind us)? Fragments are never probes (a decision by ports would
@@ -440,7 +443,8 @@ static __always_inline int is_ted_probe(void *data, void *end, struct flow *f)
 		return 0;
 	/* The UDP length, not the frame: Ethernet pads short frames. */
 	__u32 ulen = ntohs(udp->len);
-	if (ulen < sizeof(*udp) + ISAKMP_HDR_LEN || (void *)udp + ulen > end)
+	if (ulen < sizeof(*udp) + ISAKMP_HDR_LEN || ulen > sizeof(*udp) + TED_MAX_LEN ||
+	    (void *)udp + ulen > end)
 		return 0;
 	__u8 *isakmp = (void *)(udp + 1);
 

@@ -598,6 +598,32 @@ fn transit_ike_to_a_host_behind_us_is_a_ted_probe_for_the_dataplane() {
         &[R::Transit],
     );
     lab.expect(
+        "the longest TED probe the dataplane takes (1500 bytes)",
+        w,
+        &ipv4_frame(
+            GW_MAC,
+            PEER_V4,
+            REMOTE_V4,
+            UDP,
+            &udp(500, 500, &isakmp_v1(1500 - 28)),
+        ),
+        Redirect,
+        &[R::Ted],
+    );
+    lab.expect(
+        "transit IKEv1 longer than a TED probe may be (jumbo frame)",
+        w,
+        &ipv4_frame(
+            GW_MAC,
+            PEER_V4,
+            REMOTE_V4,
+            UDP,
+            &udp(500, 500, &isakmp_v1(1501 - 28)),
+        ),
+        Pass,
+        &[R::Transit],
+    );
+    lab.expect(
         "transit UDP from port 500 to another port",
         w,
         &ipv4_frame(
