@@ -10,6 +10,15 @@
  * other traffic to the gateway, and transit traffic (the dataplane only
  * terminates ESP on the outside; it never forwards clear traffic there).
  *
+ * One exception for transit: Tunnel Endpoint Discovery (Cisco TED). A
+ * peer looking for the gateway that protects a host sends an IKEv1 probe
+ * to the host itself, so it arrives here addressed to a host behind us. An
+ * unfragmented UDP datagram to port 500, not to one of our addresses, whose
+ * payload looks like an ISAKMP header (28 to 1500 bytes, version 0x10),
+ * goes to AF_XDP: the dataplane hands it to the control process instead of
+ * forwarding it. Everything else in transit (IKEv2, other UDP/500,
+ * fragments) stays with the kernel.
+ *
  * Port address translation (seed 003's `ip nat inside source ... overload`):
  * when the dataplane gives an outside interface a PAT port range, IPv4
  * return traffic of translations also goes to AF_XDP: TCP and UDP to a
@@ -135,6 +144,10 @@ enum steer_rule {
 	STEER_REDIRECT_PAT,          /* outside: return traffic of a translation */
 	STEER_NO_SOCKET,             /* a redirect rule matched, no socket: passed */
 	STEER_BAD_QUEUE,             /* slot or rx queue out of range: passed */
+	/* Outside, transit IKEv1 to UDP 500 (a TED probe): to AF_XDP.
+	 * Appended so the other counters keep their numbers; every rule from
+	 * STEER_REDIRECT_ESP on that rule_for() returns redirects. */
+	STEER_REDIRECT_TED,
 	STEER_RULES,
 };
 
@@ -403,6 +416,43 @@ static __always_inline int classify_udp(void *data, void *end, struct flow *f, _
 	return STEER_REDIRECT_NATT_ESP;
 }
 
+/* ISAKMP (RFC 2408 §3.1): a 28-byte header whose byte 17 is the version,
+ * 0x10 for IKEv1. */
+#define ISAKMP_HDR_LEN 28
+#define ISAKMP_VERSION_OFF 17
+#define ISAKMP_V1 0x10
+/* The longest probe the dataplane hands on (MAX_TED_PROBE_LEN in
+ * dataplane/src/api/messages.rs); a longer one stays in transit. */
+#define TED_MAX_LEN 1500
+
+/* Outside, not to the gateway: a TED probe (an IKEv1 packet to UDP 500 of
+ * a host behind us)? Fragments are never probes (a decision by ports would
+ * split the datagram between the kernel and the dataplane). */
+static __always_inline int is_ted_probe(void *data, void *end, struct flow *f)
+{
+	/* Not a fragment, so the upper-layer header is there (l4_off != 0);
+	 * testing that too lets clang fold both tests into one range check
+	 * the verifier cannot follow. */
+	if (f->proto != IPPROTO_UDP || f->fragment || f->l4_off > MAX_L4_OFF)
+		return 0;
+	struct udphdr *udp = data + f->l4_off;
+
+	if ((void *)(udp + 1) > end)
+		return 0;
+	if (ntohs(udp->dest) != IKE_PORT)
+		return 0;
+	/* The UDP length, not the frame: Ethernet pads short frames. */
+	__u32 ulen = ntohs(udp->len);
+	if (ulen < sizeof(*udp) + ISAKMP_HDR_LEN || ulen > sizeof(*udp) + TED_MAX_LEN ||
+	    (void *)udp + ulen > end)
+		return 0;
+	__u8 *isakmp = (void *)(udp + 1);
+
+	if ((void *)(isakmp + ISAKMP_HDR_LEN) > end)
+		return 0;
+	return isakmp[ISAKMP_VERSION_OFF] == ISAKMP_V1;
+}
+
 static __always_inline int in_pat_range(__u16 port, struct steer_iface *cfg)
 {
 	return cfg->pat_lo != 0 && port >= cfg->pat_lo && port <= cfg->pat_hi;
@@ -486,7 +536,7 @@ static __always_inline int outside_rule(void *data, void *end, struct flow *f,
 	if (is_nd(data, end, f))
 		return STEER_PASS_ND;
 	if (!is_local(&f->dst))
-		return STEER_PASS_TRANSIT;
+		return is_ted_probe(data, end, f) ? STEER_REDIRECT_TED : STEER_PASS_TRANSIT;
 	if (f->proto == IPPROTO_ESP)
 		return (cfg->flags & STEER_F_ESP) ? STEER_REDIRECT_ESP : STEER_PASS_LOCAL;
 	if (f->fragment)

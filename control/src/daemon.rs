@@ -343,9 +343,18 @@ pub fn show_dataplane(sas: &[SaCounts], drops: &dataplane::api::DropCounts) -> S
         sum(|c| c.encaps),
         sum(|c| c.decaps)
     );
+    let _ = writeln!(
+        out,
+        "  TED probes: {} delivered to IKE, {} rate-limited",
+        drops.get(DropReason::TedProbeDelivered),
+        drops.get(DropReason::TedProbeRateLimited)
+    );
     let _ = writeln!(out, "Drops outside any SA:");
     let mut any = false;
-    for (r, n) in drops.nonzero() {
+    for (r, n) in drops
+        .nonzero()
+        .filter(|(r, _)| *r != DropReason::TedProbeDelivered)
+    {
         any = true;
         let _ = writeln!(out, "  {:<20} {n}", r.name());
     }
@@ -422,6 +431,15 @@ pub fn event_log_line(e: &Event, map_names: &[String]) -> String {
         Event::Idle { spi, last_used } => {
             format!("%CRYPTO-6-SA_IDLE: SA spi 0x{spi:08X} idle since t={last_used}s")
         }
+        // Logged only; the IKE driver answers it (TED, seed 004).
+        Event::TedProbe {
+            from,
+            original_dst,
+            data,
+        } => format!(
+            "%CRYPTO-6-TED_PROBE: peer discovery probe from {from} for {original_dst} ({} bytes)",
+            data.len()
+        ),
     }
 }
 
@@ -785,6 +803,32 @@ mod tests {
             l.contains("crypto map VPN 10: no SA for 198.19.1.10 -> 198.19.2.10"),
             "{l}"
         );
+    }
+
+    #[test]
+    fn ted_probes_are_logged_and_counted_apart_from_drops() {
+        let l = event_log_line(
+            &Event::TedProbe {
+                from: "198.19.1.10:500".parse().unwrap(),
+                original_dst: "198.19.2.10".parse().unwrap(),
+                data: vec![0; 84],
+            },
+            &[],
+        );
+        assert_eq!(
+            l,
+            "%CRYPTO-6-TED_PROBE: peer discovery probe from 198.19.1.10:500 for 198.19.2.10 (84 bytes)"
+        );
+        let mut drops = dataplane::api::DropCounts::default();
+        drops.set(DropReason::TedProbeDelivered, 4);
+        drops.set(DropReason::TedProbeRateLimited, 2);
+        let s = show_dataplane(&[], &drops);
+        assert!(
+            s.contains("  TED probes: 4 delivered to IKE, 2 rate-limited\n"),
+            "{s}"
+        );
+        assert!(s.contains("ted-probe-rate-limited"), "{s}");
+        assert!(!s.contains("ted-probes-delivered"), "{s}");
     }
 
     #[test]

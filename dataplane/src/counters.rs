@@ -58,10 +58,18 @@ pub enum DropReason {
     /// Return traffic of another worker's translation that could not be
     /// handed to it (its queue was full).
     HandoffFull,
+    /// Not a loss: a Tunnel Endpoint Discovery probe (transit IKEv1 to a
+    /// host behind us) taken out of the forwarding path and handed to the
+    /// control process as `Event::TedProbe`. Counted here because, for
+    /// the packet path, the frame ends like a drop.
+    TedProbeDelivered,
+    /// A TED probe over the worker's per-second budget, or one the
+    /// management queue had no room for: not forwarded, not delivered.
+    TedProbeRateLimited,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 24;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NoSa,
         DropReason::Replay,
@@ -85,6 +93,8 @@ impl DropReason {
         DropReason::NoFreeFrame,
         DropReason::Nat,
         DropReason::HandoffFull,
+        DropReason::TedProbeDelivered,
+        DropReason::TedProbeRateLimited,
     ];
 
     /// Stable one-byte code of the reason on the control socket: its
@@ -122,6 +132,8 @@ impl DropReason {
             DropReason::NoFreeFrame => "no-free-frame",
             DropReason::Nat => "nat",
             DropReason::HandoffFull => "handoff-full",
+            DropReason::TedProbeDelivered => "ted-probes-delivered",
+            DropReason::TedProbeRateLimited => "ted-probe-rate-limited",
         }
     }
 }

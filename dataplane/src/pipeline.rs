@@ -16,8 +16,8 @@
 //! The stages are pure: the frames come from and go to whichever I/O
 //! backend the worker runs (AF_XDP, or memory in tests).
 
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_channel::Sender;
 
@@ -31,7 +31,7 @@ pub use frag::{
 pub use icmp::{IcmpError, IcmpLimiter};
 pub use pat::PatState;
 
-use crate::api::EspMode;
+use crate::api::{EspMode, Event, MAX_TED_PROBE_LEN};
 use crate::clock;
 use crate::counters::{DropCounters, DropReason};
 use crate::esp::{decap, encap_batch_where, encapsulated_len, Decapped, PacketBuf};
@@ -63,6 +63,92 @@ pub struct Tables {
     /// Port address translation: this worker's rules and table. `None`:
     /// the dataplane runs without NAT and nothing is translated.
     pub pat: Option<PatState>,
+    /// Where a worker hands Tunnel Endpoint Discovery probes caught in
+    /// transit (bounded, lock-free, drained by the management thread, which
+    /// raises [`Event::TedProbe`]). `None`: probes are dropped as
+    /// rate-limited.
+    pub ted: Option<Sender<TedProbeRequest>>,
+}
+
+/// A Tunnel Endpoint Discovery probe caught in transit: an IKEv1 datagram
+/// to UDP 500 of a host behind us, arriving on the outside. The payload is
+/// copied into the request itself, so a bounded channel (whose slots are
+/// allocated up front) carries it without allocating on the worker.
+#[derive(Clone, Copy)]
+pub struct TedProbeRequest {
+    /// The probe's source address and port.
+    pub from: SocketAddr,
+    /// Where it was going: the protected host, not this gateway.
+    pub original_dst: IpAddr,
+    len: u16,
+    data: [u8; MAX_TED_PROBE_LEN],
+}
+
+impl TedProbeRequest {
+    /// `None` when `payload` is longer than [`MAX_TED_PROBE_LEN`].
+    pub fn new(from: SocketAddr, original_dst: IpAddr, payload: &[u8]) -> Option<Self> {
+        let mut data = [0u8; MAX_TED_PROBE_LEN];
+        data.get_mut(..payload.len())?.copy_from_slice(payload);
+        Some(TedProbeRequest {
+            from,
+            original_dst,
+            len: payload.len() as u16,
+            data,
+        })
+    }
+
+    /// The UDP payload (the ISAKMP message).
+    pub fn payload(&self) -> &[u8] {
+        &self.data[..usize::from(self.len)]
+    }
+
+    /// The control-socket event the management thread raises for it.
+    pub fn event(&self) -> Event {
+        Event::TedProbe {
+            from: self.from,
+            original_dst: self.original_dst,
+            data: self.payload().to_vec(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TedProbeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TedProbeRequest")
+            .field("from", &self.from)
+            .field("original_dst", &self.original_dst)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// TED probes one worker hands to the control process per second at most;
+/// the rest are dropped as [`DropReason::TedProbeRateLimited`]. Discovery
+/// needs one probe per protected flow and retry; this bounds what a flood
+/// of forged probes costs the worker and the IKE daemon.
+pub const TED_PROBES_PER_SEC: u32 = 16;
+
+/// A per-worker budget of [`TED_PROBES_PER_SEC`] probes in each second of
+/// the dataplane clock (relaxed atomics: only its worker takes from it).
+#[derive(Debug, Default)]
+pub struct TedLimiter {
+    second: AtomicU64,
+    used: AtomicU32,
+}
+
+impl TedLimiter {
+    /// Takes one probe from the budget of second `now`.
+    pub fn admit(&self, now: u64) -> bool {
+        if self.second.load(Ordering::Relaxed) != now {
+            self.second.store(now, Ordering::Relaxed);
+            self.used.store(0, Ordering::Relaxed);
+        }
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                (u < TED_PROBES_PER_SEC).then_some(u + 1)
+            })
+            .is_ok()
+    }
 }
 
 /// Traffic a crypto map protects but no SA covers yet: the management
@@ -154,6 +240,8 @@ pub struct PipelineCounters {
     /// (`tx`, `encapsulated`, a drop) like any other.
     pub fragments: AtomicU64,
     pub icmp: IcmpLimiter,
+    /// The budget of TED probes handed to the control process.
+    pub ted: TedLimiter,
     /// Drops that belong to no SA (per-SA drops are on the SA).
     pub drops: DropCounters,
 }
@@ -207,10 +295,10 @@ fn process_chunk(
     let role = t.fib.interface(rx_ifindex).map(|i| i.role);
     c.rx.fetch_add(n as u64, Ordering::Relaxed);
 
-    for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
-        *s = classify(t, role, f, c);
-    }
     let now = clock::now_secs();
+    for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
+        *s = classify(t, role, f, now, c);
+    }
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         if let Stage::NatIn { link_len } = *s {
             *s = match t.pat.as_mut() {
@@ -478,6 +566,7 @@ fn classify(
     t: &Tables,
     role: Option<PortRole>,
     f: &mut PacketBuf<'_>,
+    now: u64,
     c: &PipelineCounters,
 ) -> Stage {
     let drop = |reason| {
@@ -499,6 +588,12 @@ fn classify(
         (Some(PortRole::Outside), true) if is_esp(&flow) => Stage::Decap,
         // The XDP program sends only PAT return traffic besides ESP.
         (Some(PortRole::Outside), true) => Stage::NatIn { link_len: hl as u8 },
+        // Transit on the outside: the XDP program sends only TED probes.
+        (Some(PortRole::Outside), false)
+            if flow.proto == ip_proto::UDP && flow.dst_port == IKE_PORT =>
+        {
+            return ted_probe(t, &f.data()[hl..], &flow, now, c);
+        }
         (Some(PortRole::Inside), false) => match t.spd.lookup(&flow).map(|(_, r)| r.action) {
             Some(PolicyAction::Protect { sa: Some(spi), .. }) => Stage::Encap(spi),
             // IOS drops the first packet and starts IKE (acquire).
@@ -517,6 +612,69 @@ fn classify(
     f.start += hl;
     f.len -= hl;
     stage
+}
+
+const IKE_PORT: u16 = 500;
+
+/// ISAKMP (RFC 2408 §3.1): a 28-byte header whose byte 17 is the version,
+/// 0x10 for IKEv1.
+const ISAKMP_HEADER_LEN: usize = 28;
+const ISAKMP_V1: u8 = 0x10;
+
+/// Transit UDP/500 arriving on the outside. An IKEv1 message (a Tunnel
+/// Endpoint Discovery probe for a host behind us) is not forwarded: it goes
+/// to the management thread, which raises [`Event::TedProbe`] for the
+/// control process, within the worker's per-second budget. Anything else
+/// follows the outside transit path (the kernel's).
+fn ted_probe(t: &Tables, packet: &[u8], flow: &FlowKey, now: u64, c: &PipelineCounters) -> Stage {
+    let drop = |reason| {
+        c.drops.inc(reason);
+        Stage::Done(Action::Drop(reason))
+    };
+    let Some(payload) = udp_payload(packet) else {
+        return Stage::Done(Action::ToKernel);
+    };
+    if payload.len() < ISAKMP_HEADER_LEN || payload[17] != ISAKMP_V1 {
+        return Stage::Done(Action::ToKernel);
+    }
+    let from = SocketAddr::new(flow.src, flow.src_port);
+    let Some(req) = TedProbeRequest::new(from, flow.dst, payload) else {
+        return Stage::Done(Action::ToKernel);
+    };
+    if !c.ted.admit(now) {
+        return drop(DropReason::TedProbeRateLimited);
+    }
+    // A full queue: the management thread is behind; the peer retries.
+    match &t.ted {
+        Some(tx) if tx.try_send(req).is_ok() => drop(DropReason::TedProbeDelivered),
+        _ => drop(DropReason::TedProbeRateLimited),
+    }
+}
+
+/// The payload of an unfragmented UDP datagram (`None` for anything else,
+/// or when the UDP length does not fit the IP packet).
+fn udp_payload(packet: &[u8]) -> Option<&[u8]> {
+    let l4 = match packet.first()? >> 4 {
+        4 => {
+            let ip = ipv4::Packet::new_checked(packet).ok()?;
+            if ip.protocol() != ip_proto::UDP || ip.more_frags() || ip.frag_offset() != 0 {
+                return None;
+            }
+            packet.get(ip.header_len()..usize::from(ip.total_len()))?
+        }
+        6 => {
+            let ip = ipv6::Packet::new_checked(packet).ok()?;
+            let walk = ip.walk_ext_headers().ok()?;
+            if walk.upper_proto != ip_proto::UDP || walk.fragment.is_some() {
+                return None;
+            }
+            let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+            packet.get(walk.upper_offset..end)?
+        }
+        _ => return None,
+    };
+    let ulen = usize::from(u16::from_be_bytes([*l4.get(4)?, *l4.get(5)?]));
+    l4.get(8..ulen)
 }
 
 /// ESP, or UDP-encapsulated ESP (the XDP program passes IKE and

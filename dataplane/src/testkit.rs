@@ -107,6 +107,54 @@ pub fn sa_pair(
     (out, inb)
 }
 
+/// An IPv4/UDP packet (DF set, UDP checksum 0) carrying `payload`.
+pub fn udp_v4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut p = inner_v4(payload.len());
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr(src);
+        ip.set_dst_addr(dst);
+        ip.fill_checksum();
+    }
+    set_udp(&mut p[ipv4::HEADER_LEN..], sport, dport, payload);
+    p
+}
+
+/// An IPv6/UDP packet (UDP checksum 0) carrying `payload`.
+pub fn udp_v6(src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut p = inner_v6(payload.len());
+    {
+        let mut ip = ipv6::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr(src);
+        ip.set_dst_addr(dst);
+    }
+    set_udp(&mut p[ipv6::HEADER_LEN..], sport, dport, payload);
+    p
+}
+
+fn set_udp(udp: &mut [u8], sport: u16, dport: u16, payload: &[u8]) {
+    udp[0..2].copy_from_slice(&sport.to_be_bytes());
+    udp[2..4].copy_from_slice(&dport.to_be_bytes());
+    udp[6..8].copy_from_slice(&[0, 0]);
+    udp[8..].copy_from_slice(payload);
+}
+
+/// An IKEv1 message as a TED probe starts: a 28-byte ISAKMP header
+/// (version 0x10, Identity Protection, responder cookie zero) and `extra`
+/// bytes standing for its payloads; the length field counts them all.
+pub fn isakmp_v1(extra: usize) -> Vec<u8> {
+    let mut m = vec![0u8; 28 + extra];
+    m[..8].copy_from_slice(&[0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
+    m[16] = 1; // next payload: SA
+    m[17] = 0x10; // version 1.0
+    m[18] = 2; // Identity Protection
+    m[24..28].copy_from_slice(&((28 + extra) as u32).to_be_bytes());
+    for (i, b) in m[28..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    m
+}
+
 /// A `FRAME`-byte buffer holding `packet` at `HEADROOM`, as a received
 /// frame would.
 pub fn framed(packet: &[u8]) -> Vec<u8> {

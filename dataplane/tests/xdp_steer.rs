@@ -504,6 +504,188 @@ fn outside_control_traffic_and_transit_go_to_the_kernel() {
     );
 }
 
+/// An IKEv1 (ISAKMP) header, 28 bytes, plus `extra` payload bytes: a TED
+/// probe as far as the steering program looks (version byte 0x10).
+fn isakmp_v1(extra: usize) -> Vec<u8> {
+    let mut m = vec![0u8; 28 + extra];
+    m[..8].copy_from_slice(&[0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
+    m[16] = 1; // next payload: SA
+    m[17] = 0x10; // version 1.0
+    m[18] = 2; // Identity Protection (Main Mode)
+    m[24..28].copy_from_slice(&((28 + extra) as u32).to_be_bytes());
+    m
+}
+
+#[test]
+fn transit_ike_to_a_host_behind_us_is_a_ted_probe_for_the_dataplane() {
+    let Some(lab) = Lab::new("xdp-ted") else {
+        return;
+    };
+    let w = lab.wan;
+    lab.expect(
+        "a TED probe (IKEv1 to UDP 500 of a host behind us)",
+        w,
+        &ipv4_frame(
+            GW_MAC,
+            PEER_V4,
+            REMOTE_V4,
+            UDP,
+            &udp(500, 500, &isakmp_v1(40)),
+        ),
+        Redirect,
+        &[R::Ted],
+    );
+    lab.expect(
+        "a TED probe over IPv6",
+        w,
+        &ipv6_frame(
+            GW_MAC,
+            PEER_V6,
+            REMOTE_V6,
+            UDP,
+            &udp(500, 500, &isakmp_v1(40)),
+        ),
+        Redirect,
+        &[R::Ted],
+    );
+    lab.expect(
+        "a TED probe from an ephemeral source port",
+        w,
+        &ipv4_frame(
+            GW_MAC,
+            PEER_V4,
+            REMOTE_V4,
+            UDP,
+            &udp(40000, 500, &isakmp_v1(0)),
+        ),
+        Redirect,
+        &[R::Ted],
+    );
+    lab.expect(
+        "IKEv1 to the gateway's own address stays with the kernel",
+        w,
+        &ipv4_frame(GW_MAC, PEER_V4, WAN_V4, UDP, &udp(500, 500, &isakmp_v1(40))),
+        Pass,
+        &[R::Ike],
+    );
+    lab.expect(
+        "IKEv1 to the gateway's own IPv6 address stays with the kernel",
+        w,
+        &ipv6_frame(GW_MAC, PEER_V6, WAN_V6, UDP, &udp(500, 500, &isakmp_v1(40))),
+        Pass,
+        &[R::Ike],
+    );
+    let mut v2 = isakmp_v1(40);
+    v2[17] = 0x20;
+    lab.expect(
+        "transit IKEv2 on UDP 500",
+        w,
+        &ipv4_frame(GW_MAC, PEER_V4, REMOTE_V4, UDP, &udp(500, 500, &v2)),
+        Pass,
+        &[R::Transit],
+    );
+    lab.expect(
+        "transit UDP 500 too short for an ISAKMP header",
+        w,
+        &ipv4_frame(
+            GW_MAC,
+            PEER_V4,
+            REMOTE_V4,
+            UDP,
+            &udp(500, 500, &isakmp_v1(0)[..27]),
+        ),
+        Pass,
+        &[R::Transit],
+    );
+    lab.expect(
+        "the longest TED probe the dataplane takes (1500 bytes)",
+        w,
+        &ipv4_frame(
+            GW_MAC,
+            PEER_V4,
+            REMOTE_V4,
+            UDP,
+            &udp(500, 500, &isakmp_v1(1500 - 28)),
+        ),
+        Redirect,
+        &[R::Ted],
+    );
+    lab.expect(
+        "transit IKEv1 longer than a TED probe may be (jumbo frame)",
+        w,
+        &ipv4_frame(
+            GW_MAC,
+            PEER_V4,
+            REMOTE_V4,
+            UDP,
+            &udp(500, 500, &isakmp_v1(1501 - 28)),
+        ),
+        Pass,
+        &[R::Transit],
+    );
+    lab.expect(
+        "transit UDP from port 500 to another port",
+        w,
+        &ipv4_frame(
+            GW_MAC,
+            PEER_V4,
+            REMOTE_V4,
+            UDP,
+            &udp(500, 501, &isakmp_v1(40)),
+        ),
+        Pass,
+        &[R::Transit],
+    );
+    lab.expect(
+        "other transit UDP",
+        w,
+        &ipv4_frame(GW_MAC, PEER_V4, REMOTE_V4, UDP, &udp(1234, 53, &[0; 40])),
+        Pass,
+        &[R::Transit],
+    );
+    lab.expect(
+        "transit UDP 4500",
+        w,
+        &ipv4_frame(GW_MAC, PEER_V4, REMOTE_V4, UDP, &udp(4500, 4500, &esp(7))),
+        Pass,
+        &[R::Transit],
+    );
+    lab.expect(
+        "transit TCP to port 500",
+        w,
+        &ipv4_frame(GW_MAC, PEER_V4, REMOTE_V4, TCP, &tcp(1234, 500)),
+        Pass,
+        &[R::Transit],
+    );
+    // Where a fragment goes may not depend on its ports.
+    let first = ipv6(
+        PEER_V6,
+        REMOTE_V6,
+        44,
+        &ext_frag(UDP, 0, true, &udp(500, 500, &isakmp_v1(40))),
+    );
+    lab.expect(
+        "the first fragment of a transit IKEv1 datagram",
+        w,
+        &eth(GW_MAC, 0x86dd, &first),
+        Pass,
+        &[R::Transit],
+    );
+    lab.expect(
+        "a TED-shaped datagram arriving on the inside is routed as usual",
+        lab.lan,
+        &ipv4_frame(
+            GW_MAC,
+            HOST_V4,
+            REMOTE_V4,
+            UDP,
+            &udp(500, 500, &isakmp_v1(40)),
+        ),
+        Redirect,
+        &[R::Inside],
+    );
+}
+
 #[test]
 fn fragments_follow_their_protocol_not_their_position() {
     let Some(lab) = Lab::new("xdp-frag") else {

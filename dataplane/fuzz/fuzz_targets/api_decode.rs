@@ -25,7 +25,8 @@ fuzz_target!(|data: &[u8]| {
         check(rest);
         return;
     }
-    // Types 0x0001-0x0008, 0x0101-0x0104, 0x0201-0x0206 (and a few unknown).
+    // Types 0x0001-0x000f, 0x0101-0x010f, 0x0201-0x020f (TedProbe is 0x0207;
+    // the rest of each range is unknown).
     let msg_type = (u16::from(mode & 0x30) << 4) | u16::from(mode & 0x0f);
     let mut d = Vec::with_capacity(HEADER_LEN + rest.len());
     d.extend_from_slice(&MAGIC);

@@ -9,6 +9,8 @@
 //! may be split over several replies, all but the last with `more` set);
 //! events are unsolicited and carry `request_id` 0.
 
+use std::net::{IpAddr, SocketAddr};
+
 use subtle::ConstantTimeEq;
 
 use super::{Direction, Lifetime, NatRule, SaParams};
@@ -124,7 +126,22 @@ pub enum Event {
     /// No traffic on this SA since `last_used` (seconds, dataplane clock):
     /// the control process may start DPD.
     Idle { spi: u32, last_used: u64 },
+    /// A Tunnel Endpoint Discovery probe caught in transit on an outside
+    /// interface: an IKEv1 datagram to UDP 500 of a host behind this
+    /// gateway (`original_dst`), not of the gateway itself. It was not
+    /// forwarded; IKE answers it from the gateway's own address. `from`
+    /// is the probe's source address and port, `data` the UDP payload
+    /// (the ISAKMP message, at most [`MAX_TED_PROBE_LEN`] bytes).
+    TedProbe {
+        from: SocketAddr,
+        original_dst: IpAddr,
+        data: Vec<u8>,
+    },
 }
+
+/// The largest UDP payload a [`Event::TedProbe`] carries; longer transit
+/// IKE is not taken for a probe.
+pub const MAX_TED_PROBE_LEN: usize = 1500;
 
 /// Why the dataplane refused a request. Stable codes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -352,6 +369,7 @@ impl Message {
                 Event::ReplayFailure { .. } => "ReplayFailure",
                 Event::IntegrityFailure { .. } => "IntegrityFailure",
                 Event::Idle { .. } => "Idle",
+                Event::TedProbe { .. } => "TedProbe",
             },
         }
     }

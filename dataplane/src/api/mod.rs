@@ -17,7 +17,9 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use messages::{DropCounts, ErrorCode, Event, Message, Payload, Reply, Request, SaCounts};
+pub use messages::{
+    DropCounts, ErrorCode, Event, Message, Payload, Reply, Request, SaCounts, MAX_TED_PROBE_LEN,
+};
 pub use socket::{ConnError, ControlConn, ControlListener};
 pub use wire::{decode, encode, DecodeError, EncodeError, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 

@@ -317,6 +317,17 @@ fn arb_event() -> impl Strategy<Value = Event> {
         (any::<u32>(), any::<u64>())
             .prop_map(|(spi, count)| Event::IntegrityFailure { spi, count }),
         (any::<u32>(), any::<u64>()).prop_map(|(spi, last_used)| Event::Idle { spi, last_used }),
+        (
+            arb_ip(),
+            any::<u16>(),
+            arb_ip(),
+            prop::collection::vec(any::<u8>(), 0..=MAX_TED_PROBE_LEN)
+        )
+            .prop_map(|(ip, port, original_dst, data)| Event::TedProbe {
+                from: std::net::SocketAddr::new(ip, port),
+                original_dst,
+                data,
+            }),
     ]
 }
 
@@ -502,6 +513,16 @@ fn one_of_each_type() -> Vec<Message> {
             spi: 9,
             last_used: 1234,
         }),
+        Message::event(Event::TedProbe {
+            from: "198.19.1.10:500".parse().unwrap(),
+            original_dst: "198.19.2.10".parse().unwrap(),
+            data: vec![0x10; 28],
+        }),
+        Message::event(Event::TedProbe {
+            from: "[fd00:1::10]:4500".parse().unwrap(),
+            original_dst: "fd00:2::10".parse().unwrap(),
+            data: Vec::new(),
+        }),
     ]
 }
 
@@ -535,6 +556,7 @@ proptest! {
             msg_type::HELLO_ACK, msg_type::ACK, msg_type::ERROR, msg_type::COUNTERS,
             msg_type::ACQUIRE, msg_type::SOFT_EXPIRE, msg_type::HARD_EXPIRE,
             msg_type::REPLAY_FAILURE, msg_type::INTEGRITY_FAILURE, msg_type::IDLE,
+            msg_type::TED_PROBE,
         ]),
         body in prop::collection::vec(any::<u8>(), 0..300),
     ) {
@@ -599,7 +621,7 @@ fn one_message_of_each_type_round_trips() {
     }
     types.sort();
     types.dedup();
-    assert_eq!(types.len(), 18, "every message type is in the list");
+    assert_eq!(types.len(), 19, "every message type is in the list");
 }
 
 #[test]
@@ -941,6 +963,45 @@ fn a_counters_answer_for_many_sas_is_split_into_messages_that_fit() {
     }
     assert_eq!(seen.len(), 1000);
     assert_eq!(Reply::counters(5, &[], drops).len(), 1);
+}
+
+#[test]
+fn a_ted_probe_longer_than_1500_bytes_is_refused_both_ways() {
+    let m = Message::event(Event::TedProbe {
+        from: "198.19.1.10:500".parse().unwrap(),
+        original_dst: "198.19.2.10".parse().unwrap(),
+        data: vec![0; MAX_TED_PROBE_LEN + 1],
+    });
+    assert!(matches!(
+        encode(&m),
+        Err(EncodeError::FieldTooLong {
+            what: "TED probe",
+            ..
+        })
+    ));
+    // Hand-built: IPv4 from, port, IPv4 destination, 1501 bytes.
+    let mut body = vec![4, 198, 19, 1, 10, 1, 0xf4, 4, 198, 19, 2, 10];
+    body.extend_from_slice(&1501u16.to_be_bytes());
+    body.extend(std::iter::repeat_n(0u8, 1501));
+    assert!(matches!(
+        decode(&v1(msg_type::TED_PROBE, &body)),
+        Err(DecodeError::Invalid {
+            what: "TED probe",
+            ..
+        })
+    ));
+    body.truncate(12);
+    body.extend_from_slice(&1500u16.to_be_bytes());
+    body.extend(std::iter::repeat_n(0x10u8, 1500));
+    let Ok(Message {
+        payload: Payload::Event(Event::TedProbe { from, data, .. }),
+        ..
+    }) = decode(&v1(msg_type::TED_PROBE, &body))
+    else {
+        panic!("a 1500-byte probe decodes");
+    };
+    assert_eq!(from, "198.19.1.10:500".parse().unwrap());
+    assert_eq!(data.len(), 1500);
 }
 
 #[test]

@@ -21,12 +21,14 @@
 //! justify: a vector's declared count is checked against the bytes left
 //! before anything is reserved.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use super::messages::{DropCounts, ErrorCode, Event, Message, Payload, Reply, Request, SaCounts};
+use super::messages::{
+    DropCounts, ErrorCode, Event, Message, Payload, Reply, Request, SaCounts, MAX_TED_PROBE_LEN,
+};
 use super::{Direction, EspMode, Lifetime, NatAction, NatRule, SaKeys, SaParams, UdpEncap};
 use crate::counters::DropReason;
 use crate::crypto::{AuthAlg, EncAlg};
@@ -67,6 +69,7 @@ pub mod msg_type {
     pub const REPLAY_FAILURE: u16 = 0x0204;
     pub const INTEGRITY_FAILURE: u16 = 0x0205;
     pub const IDLE: u16 = 0x0206;
+    pub const TED_PROBE: u16 = 0x0207;
 }
 
 /// Why a datagram is not a valid message. Offsets count from the start of
@@ -279,6 +282,7 @@ fn type_of(p: &Payload) -> u16 {
             Event::ReplayFailure { .. } => REPLAY_FAILURE,
             Event::IntegrityFailure { .. } => INTEGRITY_FAILURE,
             Event::Idle { .. } => IDLE,
+            Event::TedProbe { .. } => TED_PROBE,
         },
     }
 }
@@ -306,6 +310,7 @@ fn type_name(t: u16) -> Option<&'static str> {
         REPLAY_FAILURE => "ReplayFailure",
         INTEGRITY_FAILURE => "IntegrityFailure",
         IDLE => "Idle",
+        TED_PROBE => "TedProbe",
         _ => return None,
     })
 }
@@ -373,6 +378,23 @@ fn encode_body(p: &Payload, w: &mut Writer) {
             Event::Idle { spi, last_used } => {
                 w.u32(*spi);
                 w.u64(*last_used);
+            }
+            Event::TedProbe {
+                from,
+                original_dst,
+                data,
+            } => {
+                from.ip().encode(w);
+                w.u16(from.port());
+                original_dst.encode(w);
+                if data.len() > MAX_TED_PROBE_LEN {
+                    w.error.get_or_insert(EncodeError::FieldTooLong {
+                        msg: w.msg,
+                        what: "TED probe",
+                        len: data.len(),
+                    });
+                }
+                w.bytes16("TED probe", data);
             }
         },
     }
@@ -447,6 +469,20 @@ fn decode_body(t: u16, r: &mut Reader<'_>) -> Result<Payload, DecodeError> {
             spi: r.u32("spi")?,
             last_used: r.u64("last_used")?,
         }),
+        TED_PROBE => {
+            let from = SocketAddr::new(IpAddr::decode(r)?, r.u16("source port")?);
+            let original_dst = IpAddr::decode(r)?;
+            let at = r.pos;
+            let data = r.bytes16("TED probe")?;
+            if data.len() > MAX_TED_PROBE_LEN {
+                return Err(r.invalid("TED probe", at, "longer than 1500 bytes"));
+            }
+            ev(Event::TedProbe {
+                from,
+                original_dst,
+                data: data.to_vec(),
+            })
+        }
         _ => return Err(DecodeError::UnknownType { msg_type: t }),
     })
 }

@@ -197,10 +197,15 @@ pub enum SteerRule {
     NoSocket,
     /// A redirect rule matched on a queue or slot beyond the XSKMAP: passed.
     BadQueue,
+    /// Outside, not addressed to the gateway, an unfragmented UDP datagram
+    /// to port 500 carrying an IKEv1 header: a Tunnel Endpoint Discovery
+    /// probe for a host behind us, to AF_XDP (the dataplane hands it to the
+    /// control process). Last so the other rules keep their numbers.
+    Ted,
 }
 
 impl SteerRule {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 18;
     pub const ALL: [SteerRule; SteerRule::COUNT] = [
         SteerRule::Unconfigured,
         SteerRule::Malformed,
@@ -219,6 +224,7 @@ impl SteerRule {
         SteerRule::Pat,
         SteerRule::NoSocket,
         SteerRule::BadQueue,
+        SteerRule::Ted,
     ];
 
     /// The counter's name for operators.
@@ -241,6 +247,7 @@ impl SteerRule {
             SteerRule::Pat => "xsk-pat",
             SteerRule::NoSocket => "pass-no-socket",
             SteerRule::BadQueue => "pass-bad-queue",
+            SteerRule::Ted => "xsk-ted",
         }
     }
 
@@ -248,7 +255,11 @@ impl SteerRule {
     pub fn redirects(self) -> bool {
         matches!(
             self,
-            SteerRule::Esp | SteerRule::NattEsp | SteerRule::Inside | SteerRule::Pat
+            SteerRule::Esp
+                | SteerRule::NattEsp
+                | SteerRule::Inside
+                | SteerRule::Pat
+                | SteerRule::Ted
         )
     }
 }
@@ -842,7 +853,8 @@ mod tests {
                 &SteerRule::Esp,
                 &SteerRule::NattEsp,
                 &SteerRule::Inside,
-                &SteerRule::Pat
+                &SteerRule::Pat,
+                &SteerRule::Ted
             ]
         );
     }

@@ -1093,3 +1093,199 @@ fn a_packet_too_big_is_translated_then_fragmented_and_df_gets_an_untranslated_er
         assert!(ip.verify_checksum());
     }
 }
+
+// ---- Tunnel Endpoint Discovery: probes caught in transit ----
+
+/// A frame on B's outside: from the WAN router, `packet` inside.
+fn at_b_outside(packet: &[u8]) -> Vec<u8> {
+    let ethertype = if packet[0] >> 4 == 6 {
+        ethernet::ethertype::IPV6
+    } else {
+        ethernet::ethertype::IPV4
+    };
+    eth_frame(mac(0x22), mac(0xfe), ethertype, packet)
+}
+
+/// A TED probe from the host behind A (198.19.1.10) to the host behind B.
+fn probe_v4(extra: usize) -> Vec<u8> {
+    crate::testkit::udp_v4(
+        Ipv4Addr::new(198, 19, 1, 10),
+        Ipv4Addr::new(198, 19, 2, 10),
+        500,
+        500,
+        &crate::testkit::isakmp_v1(extra),
+    )
+}
+
+fn with_ted(t: &mut Tables, cap: usize) -> crossbeam_channel::Receiver<TedProbeRequest> {
+    let (tx, rx) = crossbeam_channel::bounded(cap);
+    t.ted = Some(tx);
+    rx
+}
+
+#[test]
+fn a_ted_probe_in_transit_goes_to_the_control_process_not_to_the_host() {
+    let mut b = gateway(2, 0x2000, 0x1000);
+    let probes = with_ted(&mut b, 8);
+    let c = PipelineCounters::default();
+    let (act, _) = run(&mut b, WAN_IF, &at_b_outside(&probe_v4(60)), &c);
+    assert_eq!(act, Action::Drop(DropReason::TedProbeDelivered));
+    let p = probes.try_recv().expect("the probe was handed on");
+    assert_eq!(p.from, "198.19.1.10:500".parse().unwrap());
+    assert_eq!(p.original_dst, ip("198.19.2.10"));
+    assert_eq!(p.payload(), &crate::testkit::isakmp_v1(60)[..]);
+    assert_eq!(
+        p.event(),
+        Event::TedProbe {
+            from: "198.19.1.10:500".parse().unwrap(),
+            original_dst: ip("198.19.2.10"),
+            data: crate::testkit::isakmp_v1(60),
+        }
+    );
+    assert_eq!(c.drops.get(DropReason::TedProbeDelivered), 1);
+    assert_eq!(c.drops.get(DropReason::TedProbeRateLimited), 0);
+    assert_eq!(c.tx.load(Ordering::Relaxed), 0, "not forwarded");
+
+    // IPv6, from an ephemeral port, through a hop-by-hop header.
+    let mut v6 = crate::testkit::udp_v6(
+        "fd00:1::10".parse().unwrap(),
+        "fd00:2::10".parse().unwrap(),
+        40123,
+        500,
+        &crate::testkit::isakmp_v1(0),
+    );
+    let hbh = [ip_proto::UDP, 0, 1, 4, 0, 0, 0, 0];
+    v6[6] = 0; // next header: hop-by-hop options
+    let plen = u16::from_be_bytes([v6[4], v6[5]]) + 8;
+    v6[4..6].copy_from_slice(&plen.to_be_bytes());
+    v6.splice(40..40, hbh);
+    let (act, _) = run(&mut b, WAN_IF, &at_b_outside(&v6), &c);
+    assert_eq!(act, Action::Drop(DropReason::TedProbeDelivered));
+    let p = probes.try_recv().expect("the IPv6 probe was handed on");
+    assert_eq!(p.from, "[fd00:1::10]:40123".parse().unwrap());
+    assert_eq!(p.original_dst, ip("fd00:2::10"));
+    assert_eq!(p.payload(), &crate::testkit::isakmp_v1(0)[..]);
+
+    // The largest payload a probe may have, and one byte more.
+    let (act, _) = run(&mut b, WAN_IF, &at_b_outside(&probe_v4(1500 - 28)), &c);
+    assert_eq!(act, Action::Drop(DropReason::TedProbeDelivered));
+    assert_eq!(probes.try_recv().unwrap().payload().len(), 1500);
+    let mut big = probe_v4(1500 - 28 + 1);
+    big[ipv4::HEADER_LEN + 8 + 17] = 0x10;
+    let (act, _) = run(&mut b, WAN_IF, &at_b_outside(&big), &c);
+    assert_eq!(act, Action::ToKernel);
+    assert!(probes.try_recv().is_err());
+}
+
+#[test]
+fn transit_udp_500_that_is_not_ikev1_follows_the_transit_path() {
+    let mut b = gateway(2, 0x2000, 0x1000);
+    let probes = with_ted(&mut b, 8);
+    let c = PipelineCounters::default();
+    let src = Ipv4Addr::new(198, 19, 1, 10);
+    let dst = Ipv4Addr::new(198, 19, 2, 10);
+    let mut v2 = crate::testkit::isakmp_v1(40);
+    v2[17] = 0x20;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("IKEv2", crate::testkit::udp_v4(src, dst, 500, 500, &v2)),
+        (
+            "27 bytes",
+            crate::testkit::udp_v4(src, dst, 500, 500, &crate::testkit::isakmp_v1(0)[..27]),
+        ),
+        (
+            "another port",
+            crate::testkit::udp_v4(src, dst, 500, 4500, &crate::testkit::isakmp_v1(4)),
+        ),
+        ("DNS", crate::testkit::udp_v4(src, dst, 5353, 53, &[7; 40])),
+    ];
+    for (what, packet) in cases {
+        let frame = at_b_outside(&packet);
+        assert_eq!(
+            run(&mut b, WAN_IF, &frame, &c),
+            (Action::ToKernel, frame.clone()),
+            "{what}"
+        );
+    }
+    // A first fragment is never a probe (its fellows cannot be told apart).
+    let mut frag = probe_v4(40);
+    {
+        let mut ipk = ipv4::Packet::new_unchecked(&mut frag[..]);
+        ipk.set_more_frags(true);
+        ipk.fill_checksum();
+    }
+    assert_eq!(
+        run(&mut b, WAN_IF, &at_b_outside(&frag), &c).0,
+        Action::ToKernel
+    );
+    // IKE to the gateway itself is the kernel's IKE daemon's.
+    let to_gw = crate::testkit::udp_v4(
+        src,
+        Ipv4Addr::new(198, 18, 1, 1),
+        500,
+        500,
+        &crate::testkit::isakmp_v1(40),
+    );
+    assert_eq!(
+        run(&mut b, WAN_IF, &at_b_outside(&to_gw), &c).0,
+        Action::ToKernel
+    );
+    assert!(probes.try_recv().is_err());
+    assert_eq!(c.drops.total(), 0);
+}
+
+#[test]
+fn ted_probes_are_rate_limited_per_worker_and_counted() {
+    let mut b = gateway(2, 0x2000, 0x1000);
+    let probes = with_ted(&mut b, 64);
+    let c = PipelineCounters::default();
+    let frame = at_b_outside(&probe_v4(20));
+    let n = TED_PROBES_PER_SEC as usize + 3;
+    // One batch: one clock reading, so one second's budget.
+    let mut bufs: Vec<Vec<u8>> = (0..n).map(|_| framed(&frame)).collect();
+    let mut frames: Vec<PacketBuf<'_>> = bufs
+        .iter_mut()
+        .map(|b| PacketBuf::new(b, HEADROOM, frame.len()))
+        .collect();
+    let mut actions = vec![Action::ToKernel; n];
+    process_batch(&mut b, WAN_IF, &mut frames, &mut actions, &c);
+    let delivered = TED_PROBES_PER_SEC as usize;
+    assert!(actions[..delivered]
+        .iter()
+        .all(|a| *a == Action::Drop(DropReason::TedProbeDelivered)));
+    assert!(actions[delivered..]
+        .iter()
+        .all(|a| *a == Action::Drop(DropReason::TedProbeRateLimited)));
+    assert_eq!(probes.try_iter().count(), delivered);
+    assert_eq!(c.drops.get(DropReason::TedProbeDelivered), delivered as u64);
+    assert_eq!(c.drops.get(DropReason::TedProbeRateLimited), 3);
+
+    // The budget is per second of the dataplane clock.
+    let l = TedLimiter::default();
+    assert!((0..TED_PROBES_PER_SEC).all(|_| l.admit(7)));
+    assert!(!l.admit(7));
+    assert!(l.admit(8));
+}
+
+#[test]
+fn a_ted_probe_with_nowhere_to_go_is_dropped_as_rate_limited() {
+    let mut b = gateway(2, 0x2000, 0x1000);
+    let c = PipelineCounters::default();
+    let frame = at_b_outside(&probe_v4(20));
+    // No channel at all.
+    assert_eq!(
+        run(&mut b, WAN_IF, &frame, &c).0,
+        Action::Drop(DropReason::TedProbeRateLimited)
+    );
+    // A full queue: the management thread is behind.
+    let probes = with_ted(&mut b, 1);
+    assert_eq!(
+        run(&mut b, WAN_IF, &frame, &c).0,
+        Action::Drop(DropReason::TedProbeDelivered)
+    );
+    assert_eq!(
+        run(&mut b, WAN_IF, &frame, &c).0,
+        Action::Drop(DropReason::TedProbeRateLimited)
+    );
+    assert_eq!(probes.try_iter().count(), 1);
+    assert_eq!(c.drops.get(DropReason::TedProbeRateLimited), 2);
+}

@@ -21,7 +21,7 @@ use dataplane::io::xsk::{BindMode, Umem, XskSocket};
 use dataplane::mgmt::server::Server;
 use dataplane::mgmt::Mgmt;
 use dataplane::nat::PortPlan;
-use dataplane::pipeline::{AcquireRequest, PatState};
+use dataplane::pipeline::{AcquireRequest, PatState, TedProbeRequest};
 use dataplane::route::PortRole;
 use dataplane::update::TableUpdate;
 use dataplane::worker::{Worker, WorkerCounters};
@@ -109,6 +109,8 @@ pub fn run(o: RunOptions) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut senders: Vec<Sender<TableUpdate>> = Vec::new();
     let (acquire_tx, acquire_rx) = bounded::<AcquireRequest>(1024);
+    // Slots hold whole probes (1.5 KB each), allocated here, once.
+    let (ted_tx, ted_rx) = bounded::<TedProbeRequest>(64);
     let mut counters = Vec::new();
     let mut nat_counters = Vec::new();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
@@ -141,6 +143,7 @@ pub fn run(o: RunOptions) -> Result<()> {
         let c = Arc::new(WorkerCounters::default());
         let mut tables = kernel.tables();
         tables.acquire = Some(acquire_tx.clone());
+        tables.ted = Some(ted_tx.clone());
         tables.pat =
             Some(PatState::new(plan, w, o.nat_entries).with_context(|| {
                 format!("PAT table of worker {w} (--pat-ports, --nat-entries)")
@@ -212,6 +215,9 @@ pub fn run(o: RunOptions) -> Result<()> {
             .filter_map(|a| mgmt.acquire(a, clock::now_secs()))
             .collect();
         server.broadcast(&acquires);
+        // TED probes caught in transit (already rate-limited per worker).
+        let probes: Vec<_> = ted_rx.try_iter().map(|p| p.event()).collect();
+        server.broadcast(&probes);
         if last_tick.elapsed() >= Duration::from_secs(1) {
             last_tick = Instant::now();
             let events = mgmt.tick(clock::tick());
