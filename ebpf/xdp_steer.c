@@ -14,7 +14,8 @@
  * peer looking for the gateway that protects a host sends an IKEv1 probe
  * to the host itself, so it arrives here addressed to a host behind us. An
  * unfragmented UDP datagram to port 500, not to one of our addresses, whose
- * payload looks like an ISAKMP header (28 to 1500 bytes, version 0x10),
+ * payload looks like an ISAKMP header (28 to 1500 bytes, version 0x10,
+ * exchange type 243: Espada's TED),
  * goes to AF_XDP: the dataplane hands it to the control process instead of
  * forwarding it. Everything else in transit (IKEv2, other UDP/500,
  * fragments) stays with the kernel.
@@ -417,10 +418,14 @@ static __always_inline int classify_udp(void *data, void *end, struct flow *f, _
 }
 
 /* ISAKMP (RFC 2408 §3.1): a 28-byte header whose byte 17 is the version,
- * 0x10 for IKEv1. */
+ * 0x10 for IKEv1, and byte 18 the exchange type: 243 (private use) is
+ * Espada's TED probe and response (control/src/ike/wire/ikev1/ted.rs).
+ * Only those are taken: other IKE crossing the gateway is not ours. */
 #define ISAKMP_HDR_LEN 28
 #define ISAKMP_VERSION_OFF 17
+#define ISAKMP_EXCHANGE_OFF 18
 #define ISAKMP_V1 0x10
+#define ISAKMP_EXCHANGE_TED 243
 /* The longest probe the dataplane hands on (MAX_TED_PROBE_LEN in
  * dataplane/src/api/messages.rs); a longer one stays in transit. */
 #define TED_MAX_LEN 1500
@@ -450,7 +455,8 @@ static __always_inline int is_ted_probe(void *data, void *end, struct flow *f)
 
 	if ((void *)(isakmp + ISAKMP_HDR_LEN) > end)
 		return 0;
-	return isakmp[ISAKMP_VERSION_OFF] == ISAKMP_V1;
+	return isakmp[ISAKMP_VERSION_OFF] == ISAKMP_V1 &&
+	       isakmp[ISAKMP_EXCHANGE_OFF] == ISAKMP_EXCHANGE_TED;
 }
 
 static __always_inline int in_pat_range(__u16 port, struct steer_iface *cfg)

@@ -206,6 +206,25 @@ impl IkeDriver {
     /// Feeds a dataplane event to the engine: acquires start
     /// negotiations, expiries rekey or remove SAs.
     pub fn dataplane_event(&mut self, now: Instant, e: &Event) {
+        if let Event::TedProbe {
+            from,
+            original_dst,
+            data,
+        } = e
+        {
+            // TED is IKEv1 (seed 004): the probe arrived on the outside
+            // interface, whose address of the probe's family is ours.
+            let outside = self
+                .socks
+                .locals()
+                .map(|(a, _)| a.ip())
+                .find(|a| a.is_ipv4() == from.is_ipv4());
+            if let Some(local) = outside {
+                self.v1
+                    .handle_ted_probe(now, local, *from, *original_dst, data);
+            }
+            return;
+        }
         for engine in self.engines() {
             match *e {
                 Event::Acquire { tag, flow } => engine.acquire(now, tag, flow),

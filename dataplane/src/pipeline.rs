@@ -620,6 +620,9 @@ const IKE_PORT: u16 = 500;
 /// 0x10 for IKEv1.
 const ISAKMP_HEADER_LEN: usize = 28;
 const ISAKMP_V1: u8 = 0x10;
+/// The private-use exchange type of Espada's TED probes and responses
+/// (`control::ike::wire::ikev1::ted`): other IKE in transit is not ours.
+const ISAKMP_EXCHANGE_TED: u8 = 243;
 
 /// Transit UDP/500 arriving on the outside. An IKEv1 message (a Tunnel
 /// Endpoint Discovery probe for a host behind us) is not forwarded: it goes
@@ -634,7 +637,10 @@ fn ted_probe(t: &Tables, packet: &[u8], flow: &FlowKey, now: u64, c: &PipelineCo
     let Some(payload) = udp_payload(packet) else {
         return Stage::Done(Action::ToKernel);
     };
-    if payload.len() < ISAKMP_HEADER_LEN || payload[17] != ISAKMP_V1 {
+    if payload.len() < ISAKMP_HEADER_LEN
+        || payload[17] != ISAKMP_V1
+        || payload[18] != ISAKMP_EXCHANGE_TED
+    {
         return Stage::Done(Action::ToKernel);
     }
     let from = SocketAddr::new(flow.src, flow.src_port);

@@ -147,7 +147,7 @@ pub fn isakmp_v1(extra: usize) -> Vec<u8> {
     m[..8].copy_from_slice(&[0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
     m[16] = 1; // next payload: SA
     m[17] = 0x10; // version 1.0
-    m[18] = 2; // Identity Protection
+    m[18] = 243; // Espada's TED exchange (private use)
     m[24..28].copy_from_slice(&((28 + extra) as u32).to_be_bytes());
     for (i, b) in m[28..].iter_mut().enumerate() {
         *b = i as u8;

@@ -33,7 +33,7 @@ from scapy.packet import Raw  # noqa: E402
 
 def isakmp_probe():
     return bytes(
-        ISAKMP(init_cookie=bytes.fromhex("0011223344556677"), exch_type=2)
+        ISAKMP(init_cookie=bytes.fromhex("0011223344556677"), exch_type=243)
         / ISAKMP_payload_SA()
         / ISAKMP_payload_ID(IDtype=1, ProtoID=17, Port=500, load=bytes([198, 18, 0, 1]))
         / ISAKMP_payload_VendorID(load=bytes.fromhex("12f5f28c457168a9702d9fe274cc0100"))
@@ -43,6 +43,10 @@ def isakmp_probe():
 def payload(kind):
     if kind == "probe":
         return isakmp_probe()
+    if kind == "main-mode":
+        p = bytearray(isakmp_probe())
+        p[18] = 2
+        return bytes(p)
     if kind == "ikev2":
         p = bytearray(isakmp_probe())
         p[17] = 0x20
@@ -70,14 +74,16 @@ def build(spec):
     udp = parsed[UDP]
     data = bytes(udp.payload)
     reread = ISAKMP(data) if len(data) >= 28 else None
-    is_v1 = reread is not None and reread.version == 0x10
+    # scapy's reading decides: IKEv1 (version 0x10) in Espada's TED
+    # exchange (243).
+    is_ted = reread is not None and reread.version == 0x10 and reread.exch_type == 243
     return {
         "hex": wire.hex(),
         "src": parsed[1].src,
         "dst": parsed[1].dst,
         "sport": udp.sport,
         "payload": data.hex(),
-        "ikev1": bool(is_v1 and udp.dport == 500),
+        "ted": bool(is_ted and udp.dport == 500),
     }
 
 

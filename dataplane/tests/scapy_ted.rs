@@ -52,6 +52,7 @@ fn scapy_built_ted_probes_are_handed_on_and_look_alikes_are_not() {
             ("probe", 500),
             ("probe", 41000),
             ("ikev2", 500),
+            ("main-mode", 500),
             ("short", 500),
             ("dns", 5353),
         ] {
@@ -75,7 +76,7 @@ fn scapy_built_ted_probes_are_handed_on_and_look_alikes_are_not() {
         let mut frames = [PacketBuf::new(&mut buf, HEADROOM, frame.len())];
         let mut actions = [Action::ToKernel];
         process_batch(&mut t, WAN_IF, &mut frames, &mut actions, &c);
-        if b["ikev1"] == true {
+        if b["ted"] == true {
             probes += 1;
             assert_eq!(
                 actions[0],

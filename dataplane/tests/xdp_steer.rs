@@ -511,7 +511,7 @@ fn isakmp_v1(extra: usize) -> Vec<u8> {
     m[..8].copy_from_slice(&[0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
     m[16] = 1; // next payload: SA
     m[17] = 0x10; // version 1.0
-    m[18] = 2; // Identity Protection (Main Mode)
+    m[18] = 243; // Espada's TED exchange (private use)
     m[24..28].copy_from_slice(&((28 + extra) as u32).to_be_bytes());
     m
 }
@@ -574,6 +574,15 @@ fn transit_ike_to_a_host_behind_us_is_a_ted_probe_for_the_dataplane() {
         &ipv6_frame(GW_MAC, PEER_V6, WAN_V6, UDP, &udp(500, 500, &isakmp_v1(40))),
         Pass,
         &[R::Ike],
+    );
+    let mut main_mode = isakmp_v1(40);
+    main_mode[18] = 2;
+    lab.expect(
+        "transit IKEv1 Main Mode on UDP 500 (not a TED probe)",
+        w,
+        &ipv4_frame(GW_MAC, PEER_V4, REMOTE_V4, UDP, &udp(500, 500, &main_mode)),
+        Pass,
+        &[R::Transit],
     );
     let mut v2 = isakmp_v1(40);
     v2[17] = 0x20;

@@ -1186,8 +1186,14 @@ fn transit_udp_500_that_is_not_ikev1_follows_the_transit_path() {
     let dst = Ipv4Addr::new(198, 19, 2, 10);
     let mut v2 = crate::testkit::isakmp_v1(40);
     v2[17] = 0x20;
+    let mut main_mode = crate::testkit::isakmp_v1(40);
+    main_mode[18] = 2;
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("IKEv2", crate::testkit::udp_v4(src, dst, 500, 500, &v2)),
+        (
+            "IKEv1 Main Mode",
+            crate::testkit::udp_v4(src, dst, 500, 500, &main_mode),
+        ),
         (
             "27 bytes",
             crate::testkit::udp_v4(src, dst, 500, 500, &crate::testkit::isakmp_v1(0)[..27]),
