@@ -637,7 +637,26 @@ fn email(cmd: &mut Cmd<'_, '_>) -> PResult<String> {
 fn remote_id_match(cmd: &mut Cmd<'_, '_>) -> PResult<RemoteIdMatch> {
     Ok(
         match cmd.keyword(&["address", "fqdn", "email", "key-id"])? {
-            "address" => RemoteIdMatch::Address(key_address(cmd)?),
+            // `address P/L` as well as IOS's `address A [MASK]` /
+            // `address ipv6 P/L` (the lab's configs write IPv6 prefixes
+            // that way).
+            "address" => match cmd.peek().filter(|t| t.text.contains('/')) {
+                Some(t) => {
+                    let p = t.text.parse::<IpPrefix>().map_err(|_| {
+                        cmd.err_at(
+                            &t,
+                            ErrorKind::Syntax,
+                            format!(
+                                "expected an address prefix such as fd00::/64, found \"{}\"",
+                                t.text
+                            ),
+                        )
+                    })?;
+                    cmd.pos += 1;
+                    RemoteIdMatch::Address(p)
+                }
+                None => RemoteIdMatch::Address(key_address(cmd)?),
+            },
             "fqdn" if cmd.eat("domain") => RemoteIdMatch::FqdnDomain(fqdn(cmd)?),
             "fqdn" => RemoteIdMatch::Fqdn(fqdn(cmd)?),
             "email" if cmd.eat("domain") => RemoteIdMatch::EmailDomain(fqdn(cmd)?),

@@ -497,3 +497,17 @@ fn profile_and_identity_mistakes_are_reported_at_their_lines() {
         assert!(errs[0].message.contains(msg), "{:?}", errs[0].message);
     }
 }
+
+#[test]
+fn the_strongswan_lab_config_compiles_with_its_ipv6_identity_match() {
+    let c = compile_ok(include_str!(
+        "../../../../deploy/configs/lab-ikev2-gw-a.conf"
+    ));
+    assert_eq!(
+        c.ikev2.profiles[0].match_remote,
+        [
+            RemoteIdMatch::Address("198.18.1.1/32".parse().unwrap()),
+            RemoteIdMatch::Address("fd00:2::1/128".parse().unwrap()),
+        ]
+    );
+}
