@@ -30,6 +30,7 @@ use anyhow::{bail, Context, Result};
 use control::config::model::SecretBytes;
 use control::ike::crypto::DhGroup;
 use control::ikev2::policy::{EspTransform, IpsecLifetime, MapEntry};
+use control::ikev2::policy::{Ikev2ProfileSettings, RemoteIdMatch};
 use control::ikev2::{Engine, IkeEncr, IkeInteg, Ikev2Policy, Ikev2Proposal, KeyringPeer, Output};
 use dataplane::crypto::{AuthAlg, EncAlg};
 use dataplane::spd::{FlowKey, IpPrefix, PolicyTag, PortRange, TrafficSelector};
@@ -93,6 +94,7 @@ pub fn proposal(group: DhGroup) -> Ikev2Proposal {
         integ: vec![IkeInteg::Sha256_128],
         prf: Vec::new(),
         groups: vec![group],
+        local: Vec::new(),
     }
 }
 
@@ -118,13 +120,21 @@ pub fn map_entry(local: IpAddr, peers: Vec<IpAddr>, selectors: Vec<TrafficSelect
     }
 }
 
-fn keyring(peer: IpPrefix, psk: &[u8]) -> Vec<KeyringPeer> {
-    vec![KeyringPeer {
+/// One profile for any address identity, with one key for the peers in
+/// `peer`.
+fn profile(peer: IpPrefix, psk: &[u8]) -> Ikev2ProfileSettings {
+    Ikev2ProfileSettings {
         name: "BENCH".into(),
-        address: peer,
-        local_key: SecretBytes::new(psk.to_vec()),
-        remote_key: SecretBytes::new(psk.to_vec()),
-    }]
+        match_remote: vec![RemoteIdMatch::Address(IpPrefix::any_v4())],
+        keyring: vec![KeyringPeer {
+            name: "BENCH".into(),
+            address: Some(peer),
+            identity: None,
+            local_key: SecretBytes::new(psk.to_vec()),
+            remote_key: SecretBytes::new(psk.to_vec()),
+        }],
+        ..Ikev2ProfileSettings::default()
+    }
 }
 
 /// A hub: any peer with the one key, any CHILD_SA inside `local_lan` ↔
@@ -138,7 +148,7 @@ pub fn responder_policy(
 ) -> Ikev2Policy {
     Ikev2Policy {
         proposals: vec![proposal(group)],
-        keyring: keyring(IpPrefix::any_v4(), psk),
+        profiles: vec![profile(IpPrefix::any_v4(), psk)],
         maps: vec![map_entry(
             local,
             Vec::new(),
@@ -160,7 +170,7 @@ pub fn initiator_policy(
 ) -> Ikev2Policy {
     Ikev2Policy {
         proposals: vec![proposal(group)],
-        keyring: keyring(IpPrefix::host(peer), psk),
+        profiles: vec![profile(IpPrefix::host(peer), psk)],
         maps: vec![map_entry(local, vec![peer], vec![sel(lan, remote_lan)])],
         ..Ikev2Policy::default()
     }

@@ -181,7 +181,11 @@ pub fn config_check(
             ", {} IKEv2 map entries ({} proposals, {} keyring peers)",
             c.ikev2.maps.len(),
             c.ikev2.proposals.len(),
-            c.ikev2.keyring.len()
+            c.ikev2
+                .profiles
+                .iter()
+                .map(|p| p.keyring.len())
+                .sum::<usize>()
         ));
     }
     writeln!(

@@ -846,6 +846,8 @@ mod ikev2_show_tests {
             dpd: (0, 0),
             nat_t: false,
             initiator: true,
+            local_id: "198.18.0.1".into(),
+            remote_id: "198.18.1.1".into(),
         }
     }
 

@@ -23,6 +23,10 @@
 #     periodic) find a killed strongSwan dead and remove the SA;
 #   - asymmetric pre-shared keys (pre-shared-key local / remote) work; a
 #     wrong key gives no SA and Espada counts an authentication failure;
+#   - FQDN identities: strongSwan is gw-b.espada.lab, Espada "identity
+#     local fqdn gw-a.espada.lab" with "match identity remote fqdn" and a
+#     keyring peer with "identity fqdn": each side initiating, traffic,
+#     the identities in show crypto ikev2 sa detailed;
 #   - NAT traversal: gw_a behind the wan router's NAT (the mirror of
 #     deploy/lab.sh up --nat, which hides gw_b): Espada initiates, detects
 #     the NAT, and traffic passes.
@@ -406,6 +410,59 @@ check "with a wrong key strongSwan cannot initiate" swan_refused
 check "strongSwan was told AUTHENTICATION_FAILED" grep -q "received AUTHENTICATION_FAILED notify error" "$sb/charon.log"
 check "Espada counts the authentication failure" espada_stat "authentication failures" 1
 check "Espada has no SA with gw_b" no_pair_with 198.18.1.1
+
+# 10. FQDN identities: strongSwan is gw-b.espada.lab, Espada says
+# "identity local fqdn gw-a.espada.lab", its profile matches the remote
+# identity by FQDN and its keyring peer names it with "identity fqdn" (the
+# responder finds the key by identity first, IOS).
+fqdn_variant() {
+    swan_variant fqdn "s/^\( *id = \)198.18.1.1$/\1gw-b.espada.lab/" \
+        "s/^\( *id = \)198.18.0.1$/\1gw-a.espada.lab/" "/^secrets {/,\$d" || return 1
+    cat >>"$work/fqdn.conf" <<'EOS'
+secrets {
+    ike-fqdn {
+        id-local = gw-b.espada.lab
+        id-remote = gw-a.espada.lab
+        secret = espada-lab-fqdn-key
+    }
+}
+EOS
+    sed -e 's/^ match identity remote address 198.18.1.1 255.255.255.255$/ match identity remote fqdn gw-b.espada.lab\n identity local fqdn gw-a.espada.lab/' \
+        -e 's/^  address 198.18.1.1$/  address 198.18.1.1\n  identity fqdn gw-b.espada.lab/' \
+        -e 's/ espada-lab-psk$/ espada-lab-fqdn-key/' \
+        "$A_CONF" >"$work/fqdn-a.conf"
+    grep -q '^ identity local fqdn gw-a.espada.lab$' "$work/fqdn-a.conf" &&
+        grep -q '^  identity fqdn gw-b.espada.lab$' "$work/fqdn-a.conf" &&
+        [ "$(grep -c 'espada-lab-fqdn-key' "$work/fqdn-a.conf")" = 2 ] &&
+        grep -q 'id = gw-b.espada.lab' "$work/fqdn.conf"
+}
+swan_fqdn_up() {
+    swan_up vpn4 lan4 >/dev/null || { cat "$work/sas.txt"; return 1; }
+    grep -E "'gw-(a|b).espada.lab'" "$work/sas.txt"
+    grep -q "'gw-b.espada.lab' @ 198.18.1.1" "$work/sas.txt" &&
+        grep -q "'gw-a.espada.lab' @ 198.18.0.1" "$work/sas.txt"
+}
+espada_ids() { # Yes|No: who initiated
+    show_to "$work/ikev2-fqdn.txt" a show crypto ikev2 sa detailed >/dev/null || return 1
+    grep -E '^ *(Local|Remote) id:|Initiator of SA' "$work/ikev2-fqdn.txt"
+    grep -q 'Local id: gw-a.espada.lab' "$work/ikev2-fqdn.txt" &&
+        grep -q 'Remote id: gw-b.espada.lab' "$work/ikev2-fqdn.txt" &&
+        grep -q "Initiator of SA : $1" "$work/ikev2-fqdn.txt"
+}
+check "FQDN identities: configs for both sides" fqdn_variant
+stop_gateway a
+start_a "$work/fqdn-a.conf" || exit 1
+swan_fresh "$work/fqdn.conf"
+check "FQDN identities: Espada initiates, ping lan_a -> lan_b passes" pings lan_a 10 198.19.2.10
+check "FQDN identities: strongSwan has vpn4 up between gw-b.espada.lab and gw-a.espada.lab" swan_fqdn_up
+check "FQDN identities: Espada shows Local id gw-a.espada.lab, Remote id gw-b.espada.lab (initiator)" espada_ids Yes
+swan_terminate "$B" "$sb" vpn4 >/dev/null 2>&1
+sleep 0.5
+check "FQDN identities: strongSwan initiates, Espada responds" swan_initiate "$B" "$sb" lan4
+check "FQDN identities: ping lan_b -> lan_a passes" pings lan_b 10 198.19.1.10
+check "FQDN identities: Espada shows both identities as responder" espada_ids No
+check "FQDN identities: Espada chose profile PROF and the key by identity" \
+    grep -q "Choosing IKE profile PROF; getting preshared key by identity gw-b.espada.lab" "$work/espada-a.log"
 
 # 9. NAT-T: a fresh lab with gw_a behind the wan router's NAT.
 swan_stop "$B" "$sb"

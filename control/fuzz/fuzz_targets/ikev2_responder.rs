@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use control::config::model::SecretBytes;
 use control::ike::crypto::DhGroup;
 use control::ikev2::policy::{Dpd, EspTransform, IpsecLifetime, MapEntry};
+use control::ikev2::policy::{Ikev2ProfileSettings, RemoteIdMatch};
 use control::ikev2::{Engine, IkeEncr, IkeInteg, Ikev2Policy, Ikev2Proposal, KeyringPeer, Output};
 use dataplane::crypto::{AuthAlg, EncAlg};
 use dataplane::spd::{PolicyTag, PortRange, TrafficSelector};
@@ -43,19 +44,26 @@ fn policy(local: &str, peer: Option<&str>, selector: TrafficSelector) -> Ikev2Po
             integ: vec![IkeInteg::Sha256_128],
             prf: Vec::new(),
             groups: vec![DhGroup::Curve25519],
+            local: Vec::new(),
         }],
-        keyring: vec![KeyringPeer {
-            name: "K".into(),
-            address: "0.0.0.0/0".parse().unwrap(),
-            local_key: SecretBytes::new(b"fuzz".to_vec()),
-            remote_key: SecretBytes::new(b"fuzz".to_vec()),
+        profiles: vec![Ikev2ProfileSettings {
+            name: "PR".into(),
+            match_remote: vec![RemoteIdMatch::Address("0.0.0.0/0".parse().unwrap())],
+            local_id: None,
+            keyring: vec![KeyringPeer {
+                name: "K".into(),
+                address: Some("0.0.0.0/0".parse().unwrap()),
+                identity: None,
+                local_key: SecretBytes::new(b"fuzz".to_vec()),
+                remote_key: SecretBytes::new(b"fuzz".to_vec()),
+            }],
+            lifetime: 60,
+            dpd: Some(Dpd {
+                interval: 10,
+                retry: 2,
+                periodic: false,
+            }),
         }],
-        lifetime: 60,
-        dpd: Some(Dpd {
-            interval: 10,
-            retry: 2,
-            periodic: false,
-        }),
         maps: vec![MapEntry {
             tag: TAG,
             map: "VPN".into(),

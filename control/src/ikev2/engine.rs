@@ -18,6 +18,7 @@ use dataplane::spd::{FlowKey, PolicyTag, TrafficSelector};
 
 use crate::ike::crypto::v2::IkeSaKeys;
 use crate::ike::crypto::{random, DhGroup, DhPrivate, Prf};
+use crate::ike::wire::ident::Identity;
 use crate::ike::wire::ikev2::{
     ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadBody,
 };
@@ -174,6 +175,13 @@ struct IkeSa {
     /// Our own NAT_DETECTION_SOURCE_IP did not match: we are behind a NAT.
     behind_nat: bool,
     next_keepalive: Option<Instant>,
+    /// The `crypto ikev2 profile` (index in the policy's `profiles`):
+    /// the entry's as initiator, the one the peer's IDi chose as
+    /// responder (None until IKE_AUTH). Lifetime and DPD come from it.
+    profile: Option<usize>,
+    /// The identities of IKE_AUTH (IDi/IDr), for the view.
+    local_id: Option<Identity>,
+    remote_id: Option<Identity>,
 }
 
 impl IkeSa {
@@ -417,7 +425,10 @@ impl Engine {
             );
             return;
         }
-        if self.policy.peer_for(peer).is_none() {
+        if !self
+            .policy
+            .has_key_for(self.policy.entry_profile(entry), peer)
+        {
             self.stats.no_preshared_key += 1;
             self.log(format!(
                 "IKEv2:(SESSION ID = 0):No pre-shared key for peer {peer}"
@@ -500,14 +511,15 @@ impl Engine {
     /// alive as IKE does, so no liveness check goes out while traffic
     /// flows (periodic DPD checks regardless, as IOS does).
     pub fn esp_received(&mut self, now: Instant, peer: IpAddr) {
-        if self.policy.dpd.is_none_or(|d| d.periodic) {
-            return;
-        }
+        let policy = &self.policy;
         for s in self
             .sas
             .values_mut()
             .filter(|s| s.remote.ip() == peer && s.state == State::Established)
         {
+            if policy.dpd_of(s.profile).is_none_or(|d| d.periodic) {
+                continue;
+            }
             s.last_heard = s.last_heard.max(now);
         }
     }
@@ -517,7 +529,7 @@ impl Engine {
         if !s.usable() || s.flight.is_some() {
             return None;
         }
-        let d = self.policy.dpd?;
+        let d = self.policy.dpd_of(s.profile)?;
         Some(s.last_heard + Duration::from_secs(u64::from(d.interval.max(1))))
     }
 
@@ -582,7 +594,11 @@ impl Engine {
     /// [`MAX_RETRANSMITS`]; false when the SA is gone. Liveness checks
     /// are repeated every DPD `retry` seconds, the rest with back-off.
     fn retransmit(&mut self, now: Instant, k: [u8; 8]) -> bool {
-        let retry = self.policy.dpd.map(|d| d.retry.max(1));
+        let retry = self
+            .sas
+            .get(&k)
+            .and_then(|s| self.policy.dpd_of(s.profile))
+            .map(|d| d.retry.max(1));
         let Some(s) = self.sas.get_mut(&k) else {
             return false;
         };

@@ -17,6 +17,8 @@ pub struct Stats {
     pub invalid_ke_received: u64,
     pub bad_key_exchange: u64,
     pub auth_failed: u64,
+    /// IKE_AUTH whose peer identity no `crypto ikev2 profile` matches.
+    pub no_matching_profile: u64,
     pub ts_unacceptable: u64,
     pub cookies_sent: u64,
     pub cookie_retries: u64,
@@ -53,6 +55,7 @@ impl Stats {
             ("INVALID_KE_PAYLOAD received", self.invalid_ke_received),
             ("bad key exchange values", self.bad_key_exchange),
             ("authentication failures", self.auth_failed),
+            ("no matching IKEv2 profile", self.no_matching_profile),
             ("traffic selectors unacceptable", self.ts_unacceptable),
             ("cookies demanded", self.cookies_sent),
             ("IKE_SA_INIT repeated with a cookie", self.cookie_retries),

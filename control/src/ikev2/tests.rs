@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 
 use dataplane::api::{EspMode, SaParams};
 use dataplane::crypto::{AuthAlg, EncAlg, GcmIcv};
-use dataplane::spd::{FlowKey, PolicyTag, PortRange, TrafficSelector};
+use dataplane::spd::{FlowKey, IpPrefix, PolicyTag, PortRange, TrafficSelector};
 use proptest::prelude::*;
 
-use super::policy::{Dpd, EspTransform, IpsecLifetime, MapEntry};
+use super::policy::{
+    Dpd, EspTransform, IkeId, Ikev2ProfileSettings, IpsecLifetime, MapEntry, RemoteIdMatch,
+};
 use super::*;
 use crate::config::model::SecretBytes;
 use crate::ike::crypto::v2::{self as kdf, ChildSaKeys};
@@ -55,6 +57,7 @@ fn ike_proposal(encr: IkeEncr, integ: &[IkeInteg], groups: &[DhGroup]) -> Ikev2P
         integ: integ.to_vec(),
         prf: Vec::new(),
         groups: groups.to_vec(),
+        local: Vec::new(),
     }
 }
 
@@ -65,11 +68,17 @@ fn policy(s: &Side, local_key: &str, remote_key: &str) -> Ikev2Policy {
             &[IkeInteg::Sha256_128],
             &[DhGroup::Modp2048],
         )],
-        keyring: vec![KeyringPeer {
-            name: "R".into(),
-            address: format!("{}/32", s.peer).parse().unwrap(),
-            local_key: SecretBytes::new(local_key.as_bytes().to_vec()),
-            remote_key: SecretBytes::new(remote_key.as_bytes().to_vec()),
+        profiles: vec![Ikev2ProfileSettings {
+            name: "PR".into(),
+            match_remote: vec![RemoteIdMatch::Address("0.0.0.0/0".parse().unwrap())],
+            keyring: vec![KeyringPeer {
+                name: "R".into(),
+                address: Some(format!("{}/32", s.peer).parse().unwrap()),
+                identity: None,
+                local_key: SecretBytes::new(local_key.as_bytes().to_vec()),
+                remote_key: SecretBytes::new(remote_key.as_bytes().to_vec()),
+            }],
+            ..Ikev2ProfileSettings::default()
         }],
         maps: vec![MapEntry {
             tag: TAG,
@@ -351,6 +360,7 @@ fn seed_002_suites_gcm_and_ecp_negotiate() {
                 integ: vec![IkeInteg::Sha1_96],
                 prf: Vec::new(),
                 groups: vec![DhGroup::Modp1024],
+                local: Vec::new(),
             },
             EspTransform {
                 name: "ESP-3DES-SHA".into(),
@@ -525,7 +535,7 @@ fn nat_between_the_engines_moves_to_4500_and_encapsulates_esp() {
     // B knows A only by the NAT's address: a wildcard keyring peer and a
     // dynamic entry (any peer).
     let mut b = policy(&B4, "k", "k");
-    b.keyring[0].address = "0.0.0.0/0".parse().unwrap();
+    b.profiles[0].keyring[0].address = Some("0.0.0.0/0".parse().unwrap());
     b.maps[0].peers.clear();
     let mut net = Net::new(policy(&A4, "k", "k"), b);
     net.nat = true;
@@ -631,7 +641,7 @@ fn deletes_work_both_ways() {
 #[test]
 fn liveness_checks_are_answered_and_a_dead_peer_is_removed() {
     let mut a = policy(&A4, "k", "k");
-    a.dpd = Some(Dpd {
+    a.profiles[0].dpd = Some(Dpd {
         interval: 10,
         retry: 2,
         periodic: true,
@@ -873,7 +883,7 @@ fn show_crypto_ikev2_sa_detailed_as_in_seed_002() {
             &[IkeInteg::Sha1_96],
             &[DhGroup::Modp1024],
         )];
-        x.lifetime = 120;
+        x.profiles[0].lifetime = 120;
     }
     let mut net = Net::new(a, b);
     net.acquire_a();
@@ -1048,7 +1058,7 @@ fn same_ike_keys(net: &Net) -> Vec<u8> {
 }
 
 fn with_lifetime(mut p: Ikev2Policy, secs: u32) -> Ikev2Policy {
-    p.lifetime = secs;
+    p.profiles[0].lifetime = secs;
     p
 }
 
@@ -1366,7 +1376,7 @@ fn behind_a_nat_keepalives_go_out_every_n_seconds_when_configured() {
     let nat_net = |keepalive: Option<u32>| {
         let mut a = with_lifetime(policy(&A4, "k", "k"), 120);
         let mut b = with_lifetime(policy(&B4, "k", "k"), 120);
-        b.keyring[0].address = "0.0.0.0/0".parse().unwrap();
+        b.profiles[0].keyring[0].address = Some("0.0.0.0/0".parse().unwrap());
         b.maps[0].peers.clear();
         a.nat_keepalive = keepalive;
         b.nat_keepalive = keepalive;
@@ -1426,7 +1436,7 @@ fn run_logging_a(net: &mut Net, secs: u64, esp: bool) -> Vec<u64> {
 fn on_demand_dpd_counts_esp_as_life_and_periodic_does_not() {
     for periodic in [false, true] {
         let mut a = policy(&A4, "k", "k");
-        a.dpd = Some(Dpd {
+        a.profiles[0].dpd = Some(Dpd {
             interval: 10,
             retry: 2,
             periodic,
@@ -1463,7 +1473,7 @@ fn on_demand_dpd_counts_esp_as_life_and_periodic_does_not() {
 #[test]
 fn on_demand_dpd_finds_a_dead_peer_once_esp_stops() {
     let mut a = policy(&A4, "k", "k");
-    a.dpd = Some(Dpd {
+    a.profiles[0].dpd = Some(Dpd {
         interval: 10,
         retry: 2,
         periodic: false,
@@ -1577,4 +1587,267 @@ fn initial_contact_deletes_the_peers_older_ike_sas() {
     net.pump();
     assert!(!ic(&net, start));
     assert_eq!(net.b.stats().initial_contact_deletes, 1);
+}
+
+// Profiles, identities and per-local-address policies.
+
+/// Makes profile 0 send `local` as ID_FQDN, accept only `remote`, and
+/// find its keyring peer by that identity too.
+fn with_fqdn_ids(mut p: Ikev2Policy, local: &str, remote: &str) -> Ikev2Policy {
+    let pr = &mut p.profiles[0];
+    pr.local_id = Some(IkeId::Fqdn(local.into()));
+    pr.match_remote = vec![RemoteIdMatch::Fqdn(remote.into())];
+    pr.keyring[0].identity = Some(IkeId::Fqdn(remote.into()));
+    p
+}
+
+fn view_line(e: &Engine, now: Instant, prefix: &str) -> String {
+    let v = e.ikev2_sas(now);
+    v[0].lines(true)
+        .into_iter()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_default()
+}
+
+#[test]
+fn fqdn_identities_work_both_ways_and_are_shown() {
+    // A initiates; B knows A's key by identity only (no address).
+    let a = with_fqdn_ids(policy(&A4, "k", "k"), "gw-a.espada.lab", "GW-B.espada.lab");
+    let mut b = with_fqdn_ids(policy(&B4, "k", "k"), "gw-b.espada.lab", "gw-a.espada.lab");
+    b.profiles[0].keyring[0].address = None;
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    established(&net);
+    assert_eq!(
+        view_line(&net.a, net.now, "Local id"),
+        "Local id: gw-a.espada.lab"
+    );
+    assert_eq!(
+        view_line(&net.a, net.now, "Remote id"),
+        "Remote id: gw-b.espada.lab"
+    );
+    assert_eq!(
+        view_line(&net.b, net.now, "Remote id"),
+        "Remote id: gw-a.espada.lab"
+    );
+    assert!(net
+        .seen_b
+        .logs
+        .iter()
+        .any(|l| l.contains("Choosing IKE profile PR; getting preshared key by identity")));
+    // The ID payload went out as ID_FQDN.
+    let idi = open_wire(&net, 0)
+        .into_iter()
+        .flat_map(|o| o.payloads)
+        .find_map(|p| match p.body {
+            PayloadBody::IdInitiator(i) => Some(i),
+            _ => None,
+        });
+    assert_eq!(
+        idi,
+        Some(crate::ike::wire::ident::Identity::Fqdn(
+            b"gw-a.espada.lab".to_vec()
+        ))
+    );
+
+    // B initiates (keys by address), A answers by identity.
+    let a = with_fqdn_ids(policy(&A4, "k", "k"), "gw-a.espada.lab", "gw-b.espada.lab");
+    let b = with_fqdn_ids(policy(&B4, "k", "k"), "gw-b.espada.lab", "gw-a.espada.lab");
+    let mut net = Net::new(a, b);
+    net.b.acquire(
+        net.now,
+        TAG,
+        FlowKey {
+            src: "198.19.2.10".parse().unwrap(),
+            dst: "198.19.1.10".parse().unwrap(),
+            proto: 1,
+            src_port: 0,
+            dst_port: 0,
+        },
+    );
+    net.pump();
+    established(&net);
+    assert_eq!(
+        view_line(&net.b, net.now, "Local id"),
+        "Local id: gw-b.espada.lab"
+    );
+    assert_eq!(
+        view_line(&net.a, net.now, "Remote id"),
+        "Remote id: gw-b.espada.lab"
+    );
+}
+
+#[test]
+fn an_initiator_refuses_a_responder_whose_identity_its_profile_does_not_match() {
+    let a = with_fqdn_ids(policy(&A4, "k", "k"), "gw-a.espada.lab", "gw-c.espada.lab");
+    let b = with_fqdn_ids(policy(&B4, "k", "k"), "gw-b.espada.lab", "gw-a.espada.lab");
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    assert!(net.seen_a.installs.is_empty());
+    assert_eq!(net.a.stats().no_matching_profile, 1);
+}
+
+#[test]
+fn the_responder_chooses_the_profile_by_identity_with_its_key_and_lifetime() {
+    const TAG2: PolicyTag = PolicyTag { map: 1, seq: 20 };
+    let mut a = with_fqdn_ids(policy(&A4, "k", "k"), "gw-a.espada.lab", "gw-b.espada.lab");
+    a.profiles[0].lifetime = 600;
+    // B: profile 0 (entry 10) for someone else, with another key by A's
+    // address; profile 1 (entry 20) for gw-a by identity.
+    let mut b = policy(&B4, "wrong", "wrong");
+    b.profiles[0].name = "OTHERS".into();
+    b.profiles[0].match_remote = vec![RemoteIdMatch::FqdnDomain("example.net".into())];
+    b.profiles[0].lifetime = 300;
+    let mut p1 = b.profiles[0].clone();
+    p1.name = "GW-A".into();
+    p1.match_remote = vec![RemoteIdMatch::FqdnDomain("espada.lab".into())];
+    p1.lifetime = 600;
+    p1.local_id = Some(IkeId::Fqdn("gw-b.espada.lab".into()));
+    p1.keyring = vec![KeyringPeer {
+        name: "gw-a".into(),
+        address: None,
+        identity: Some(IkeId::Fqdn("gw-a.espada.lab".into())),
+        local_key: SecretBytes::new(b"k".to_vec()),
+        remote_key: SecretBytes::new(b"k".to_vec()),
+    }];
+    b.profiles.push(p1);
+    let mut b2 = b.maps[0].clone();
+    b2.tag = TAG2;
+    b2.seq = 20;
+    b.maps.push(b2);
+    b.entry_profiles = vec![0, 1];
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    established(&net);
+    assert_eq!(net.seen_b.installs[0].0, TAG2, "the chosen profile's entry");
+    assert!(net
+        .seen_b
+        .logs
+        .iter()
+        .any(|l| l.contains("Choosing IKE profile GW-A")));
+    assert_eq!(net.b.ikev2_sas(net.now)[0].lifetime, 600);
+    assert_eq!(net.a.ikev2_sas(net.now)[0].lifetime, 600);
+}
+
+#[test]
+fn no_matching_profile_fails_with_authentication_failed_and_is_counted() {
+    let mut b = policy(&B4, "k", "k");
+    b.profiles[0].match_remote = vec![RemoteIdMatch::Fqdn("gw-z.espada.lab".into())];
+    let mut net = Net::new(policy(&A4, "k", "k"), b);
+    net.acquire_a();
+    net.run_for(5);
+    assert!(net.seen_a.installs.is_empty() && net.seen_b.installs.is_empty());
+    assert_eq!(net.b.stats().no_matching_profile, 1);
+    assert_eq!(net.b.stats().auth_failed, 1);
+    assert_eq!(
+        net.a.stats().auth_failed,
+        1,
+        "A heard AUTHENTICATION_FAILED"
+    );
+    assert!(net
+        .seen_b
+        .logs
+        .iter()
+        .any(|l| l.contains("Choosing IKE profile: none matches remote identity 198.18.0.1")));
+    assert!(net.b.ike_sas().is_empty());
+}
+
+#[test]
+fn policies_with_match_address_local_offer_different_proposals_per_address() {
+    let l1: IpAddr = "198.18.1.1".parse().unwrap();
+    let l2: IpAddr = "198.18.1.2".parse().unwrap();
+    let mut p256 = ike_proposal(
+        IkeEncr::AesCbc(256),
+        &[IkeInteg::Sha256_128],
+        &[DhGroup::Modp2048],
+    );
+    p256.name = "P256".into();
+    p256.local = vec![l1];
+    let mut p128 = ike_proposal(
+        IkeEncr::AesCbc(128),
+        &[IkeInteg::Sha1_96],
+        &[DhGroup::Modp2048],
+    );
+    p128.name = "P128".into();
+    p128.local = vec![l2];
+    let mut any = ike_proposal(
+        IkeEncr::AesCbc(192),
+        &[IkeInteg::Sha1_96],
+        &[DhGroup::Modp2048],
+    );
+    any.name = "ANY".into();
+    let proposals = vec![any.clone(), p256.clone(), p128.clone()];
+    let b_policy = |local: &'static str| {
+        let side = Side { local, ..B4 };
+        let mut b = policy(&side, "k", "k");
+        b.proposals = proposals.clone();
+        b
+    };
+    let names = |p: &Ikev2Policy, l: IpAddr| -> Vec<String> {
+        p.proposals_for(l).into_iter().map(|x| x.name).collect()
+    };
+    let b = b_policy("198.18.1.1");
+    assert_eq!(names(&b, l1), ["P256", "ANY"], "explicit ones first");
+    assert_eq!(names(&b, l2), ["P128", "ANY"]);
+    assert_eq!(names(&b, "198.18.1.3".parse().unwrap()), ["ANY"]);
+
+    // A offers all three (any address) to B on each address: B answers
+    // with its first proposal for that address.
+    for (b_local, keysize) in [("198.18.1.1", 256), ("198.18.1.2", 128)] {
+        let a_side = Side {
+            peer: b_local,
+            ..A4
+        };
+        let mut a = policy(&a_side, "k", "k");
+        let mut offer = vec![any.clone(), p128.clone(), p256.clone()];
+        for p in &mut offer {
+            p.local.clear();
+        }
+        a.proposals = offer;
+        let mut net = Net::new(a, b_policy(b_local));
+        net.acquire_a();
+        established(&net);
+        let v = net.b.ikev2_sas(net.now);
+        assert_eq!((v[0].encr, v[0].keysize), ("AES-CBC", Some(keysize)));
+        assert_eq!(v[0].local.ip().to_string(), b_local);
+    }
+
+    // Only the .2 proposal offered to .1: nothing acceptable there.
+    let a_side = Side {
+        peer: "198.18.1.1",
+        ..A4
+    };
+    let mut a = policy(&a_side, "k", "k");
+    let mut only = p128.clone();
+    only.local.clear();
+    a.proposals = vec![only];
+    let mut b = b_policy("198.18.1.1");
+    b.proposals = vec![p256, p128];
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    assert!(net.seen_a.installs.is_empty());
+    assert_eq!(net.b.stats().no_proposal_chosen, 1);
+}
+
+#[test]
+fn remote_identity_matches_follow_ios() {
+    use crate::ike::wire::ident::Identity;
+    let fq = |s: &str| Identity::Fqdn(s.as_bytes().to_vec());
+    let any: IpPrefix = "0.0.0.0/32".parse().unwrap();
+    assert!(RemoteIdMatch::Address(any).matches(&Identity::Ipv4("203.0.113.9".parse().unwrap())));
+    assert!(RemoteIdMatch::Address(any).matches(&Identity::Ipv6("2001:db8::1".parse().unwrap())));
+    assert!(!RemoteIdMatch::Address(any).matches(&fq("gw.example")));
+    let net: IpPrefix = "198.18.1.0/24".parse().unwrap();
+    assert!(RemoteIdMatch::Address(net).matches(&Identity::Ipv4("198.18.1.7".parse().unwrap())));
+    assert!(!RemoteIdMatch::Address(net).matches(&Identity::Ipv4("198.18.2.7".parse().unwrap())));
+    assert!(RemoteIdMatch::Fqdn("GW.Example".into()).matches(&fq("gw.example")));
+    assert!(!RemoteIdMatch::Fqdn("gw.example".into()).matches(&fq("gw.example.net")));
+    let dom = RemoteIdMatch::FqdnDomain("example".into());
+    assert!(dom.matches(&fq("gw.EXAMPLE")));
+    assert!(!dom.matches(&fq("gwexample")));
+    let mail = |s: &str| Identity::UserFqdn(s.as_bytes().to_vec());
+    assert!(RemoteIdMatch::Email("vpn@example.net".into()).matches(&mail("VPN@example.net")));
+    assert!(RemoteIdMatch::EmailDomain("example.net".into()).matches(&mail("a@example.net")));
+    assert!(!RemoteIdMatch::EmailDomain("example.net".into()).matches(&mail("a@badexample.net")));
+    assert!(!RemoteIdMatch::Email("vpn@example.net".into()).matches(&fq("vpn@example.net")));
 }

@@ -13,14 +13,22 @@
 //! - a keyring peer's `pre-shared-key KEY` is both keys; `local` / `remote`
 //!   set one each (they may differ, seed 002).
 //!
-//! What the engine cannot do yet is refused at its line: identities other
-//! than addresses, several profiles with different lifetimes or DPD.
+//! - a `crypto ikev2 policy` with `match address local A` applies to IKE
+//!   SAs on those local addresses only, one without to every address; on
+//!   an address the explicitly matching policies' proposals come first;
+//! - each entry keeps its own profile (keyring, identities, lifetime,
+//!   DPD): the initiator uses its entry's, the responder the first
+//!   profile of an entry on that address whose `match identity remote`
+//!   matches the peer's IDi.
+
+use std::net::IpAddr;
 
 use super::super::error::{ErrorKind, Spanned};
 use super::super::ike::{IkeHash, Ikev2Profile, Keepalive};
 use super::Cx;
 use crate::ike::crypto::{DhGroup, Prf};
 use crate::ikev1::policy::{Dpd, MapEntry};
+use crate::ikev2::policy::Ikev2ProfileSettings;
 use crate::ikev2::policy::{DEFAULT_COOKIE_THRESHOLD, DEFAULT_IKEV2_LIFETIME};
 use crate::ikev2::{IkeEncr, IkeInteg, Ikev2Policy, Ikev2Proposal, KeyringPeer};
 
@@ -47,6 +55,7 @@ fn default_proposal() -> Ikev2Proposal {
         prf: integ.iter().map(|&i| prf_of_integ(i)).collect(),
         integ,
         groups: vec![DhGroup::Modp1536, DhGroup::Modp1024],
+        local: Vec::new(),
     }
 }
 
@@ -108,32 +117,19 @@ impl<'c> Cx<'c> {
                 );
                 continue;
             };
-            if !profiles.iter().any(|q| q.name == p.name) {
-                profiles.push(p);
-            }
-            policy.maps.push(entry);
-        }
-        let mut first: Option<(&Ikev2Profile, u32, Option<Dpd>)> = None;
-        for p in profiles {
-            let (lifetime, dpd) = self.ikev2_profile(p, &mut policy.keyring);
-            match first {
+            let i = match profiles.iter().position(|q| q.name == p.name) {
+                Some(i) => i,
                 None => {
-                    policy.lifetime = lifetime;
-                    policy.dpd = dpd;
-                    first = Some((p, lifetime, dpd));
+                    profiles.push(p);
+                    profiles.len() - 1
                 }
-                Some((f, l, d)) if l != lifetime || d != dpd => self.error(
-                    ErrorKind::NotSupportedYet,
-                    p.span,
-                    &p.name,
-                    format!(
-                        "crypto ikev2 profile {} sets another lifetime or dpd than profile {}: \
-                         espada applies one IKEv2 lifetime and DPD setting to every peer yet",
-                        p.name, f.name
-                    ),
-                ),
-                Some(_) => {}
-            }
+            };
+            policy.maps.push(entry);
+            policy.entry_profiles.push(i);
+        }
+        for p in profiles {
+            let settings = self.ikev2_profile(p);
+            policy.profiles.push(settings);
         }
         self.ikev2_complete(&policy);
         policy
@@ -156,6 +152,9 @@ impl<'c> Cx<'c> {
             }
             return vec![default_proposal()];
         }
+        // Each proposal is compiled once (its errors reported once); a
+        // policy adds a copy carrying its `match address local`s.
+        let mut compiled: Vec<(String, Option<Ikev2Proposal>)> = Vec::new();
         let mut out: Vec<Ikev2Proposal> = Vec::new();
         for pol in &ike.ikev2_policies {
             if pol.proposals.is_empty() {
@@ -166,21 +165,33 @@ impl<'c> Cx<'c> {
                     format!("crypto ikev2 policy {} has no \"proposal\"", pol.name),
                 );
             }
+            let local: Vec<IpAddr> = pol.match_local.iter().map(|a| a.value).collect();
             for name in &pol.proposals {
-                match ike.ikev2_proposals.iter().find(|p| p.name == name.value) {
-                    None => self.error(
+                let Some(p) = ike.ikev2_proposals.iter().find(|p| p.name == name.value) else {
+                    self.error(
                         ErrorKind::Undefined,
                         name.span,
                         &name.value,
                         format!("crypto ikev2 proposal {} is not defined", name.value),
-                    ),
-                    Some(p) if out.iter().any(|x| x.name == p.name) => {}
-                    Some(p) => {
-                        if let Some(c) = self.ikev2_proposal(p) {
-                            out.push(c);
-                        }
+                    );
+                    continue;
+                };
+                let c = match compiled.iter().find(|(n, _)| *n == p.name) {
+                    Some((_, c)) => c.clone(),
+                    None => {
+                        let c = self.ikev2_proposal(p);
+                        compiled.push((p.name.clone(), c.clone()));
+                        c
                     }
+                };
+                let Some(mut c) = c else {
+                    continue;
+                };
+                if out.iter().any(|x| x.name == c.name && x.local == local) {
+                    continue;
                 }
+                c.local = local.clone();
+                out.push(c);
             }
         }
         for p in &ike.ikev2_proposals {
@@ -283,16 +294,12 @@ impl<'c> Cx<'c> {
             integ,
             prf,
             groups,
+            local: Vec::new(),
         })
     }
 
-    /// Checks one profile and adds its keyring's peers; returns its IKE SA
-    /// lifetime and DPD.
-    fn ikev2_profile(
-        &mut self,
-        p: &Ikev2Profile,
-        keyring: &mut Vec<KeyringPeer>,
-    ) -> (u32, Option<Dpd>) {
+    /// Checks one profile and compiles it with its keyring's peers.
+    fn ikev2_profile(&mut self, p: &Ikev2Profile) -> Ikev2ProfileSettings {
         let id = format!("crypto ikev2 profile {}", p.name);
         let missing = |cx: &mut Self, what: &str| {
             cx.error(
@@ -303,20 +310,10 @@ impl<'c> Cx<'c> {
             );
         };
         if p.match_identity_remote.is_empty() {
-            missing(self, "match identity remote address A [MASK]");
-        }
-        for m in &p.match_identity_remote {
-            if !m.starts_with("address ") {
-                self.error(
-                    ErrorKind::NotSupportedYet,
-                    p.span,
-                    m,
-                    format!(
-                        "{id}: match identity remote {m} is not supported yet: espada identifies \
-                         peers by address (match identity remote address A [MASK])"
-                    ),
-                );
-            }
+            missing(
+                self,
+                "match identity remote address A [MASK] | fqdn [domain] NAME | email [domain] X",
+            );
         }
         if p.auth_local.is_none() {
             missing(self, "authentication local pre-share");
@@ -324,21 +321,10 @@ impl<'c> Cx<'c> {
         if p.auth_remote.is_empty() {
             missing(self, "authentication remote pre-share");
         }
-        if let Some(l) = &p.identity_local {
-            if !l.starts_with("address") {
-                self.error(
-                    ErrorKind::NotSupportedYet,
-                    p.span,
-                    l,
-                    format!(
-                        "{id}: identity local {l} is not supported yet: espada sends its address"
-                    ),
-                );
-            }
-        }
+        let mut keyring = Vec::new();
         match &p.keyring {
             None => missing(self, "keyring local NAME"),
-            Some(name) => self.ikev2_keyring(name, keyring),
+            Some(name) => self.ikev2_keyring(name, &mut keyring),
         }
         let dpd = p
             .dpd
@@ -348,10 +334,21 @@ impl<'c> Cx<'c> {
                 retry: k.retry.unwrap_or(DEFAULT_DPD_RETRY),
                 periodic: k.periodic,
             });
-        (p.lifetime.unwrap_or(DEFAULT_IKEV2_LIFETIME), dpd)
+        Ikev2ProfileSettings {
+            name: p.name.clone(),
+            match_remote: p
+                .match_identity_remote
+                .iter()
+                .map(|m| m.value.clone())
+                .collect(),
+            local_id: p.identity_local.as_ref().and_then(|l| l.value.clone()),
+            keyring,
+            lifetime: p.lifetime.unwrap_or(DEFAULT_IKEV2_LIFETIME),
+            dpd,
+        }
     }
 
-    /// Adds keyring `name`'s peers to `out` (once per keyring).
+    /// Adds keyring `name`'s peers to `out`.
     fn ikev2_keyring(&mut self, name: &Spanned<String>, out: &mut Vec<KeyringPeer>) {
         let Some(ring) = self
             .cfg
@@ -370,23 +367,18 @@ impl<'c> Cx<'c> {
         };
         for peer in &ring.peers {
             let id = format!("crypto ikev2 keyring {} peer {}", ring.name, peer.name);
-            let Some(address) = peer.address else {
+            if peer.address.is_none() && peer.identity.is_none() {
                 self.error(
                     ErrorKind::NotSupportedYet,
                     peer.span,
                     &peer.name,
                     format!(
-                        "{id} has no \"address A [MASK]\": espada finds a peer's keys by its \
-                         address (hostname and identity alone are not supported yet)"
+                        "{id} has neither \"address A [MASK]\" nor \"identity ...\": espada finds \
+                         a peer's keys by its address or identity (hostname alone is not \
+                         supported yet)"
                     ),
                 );
                 continue;
-            };
-            if peer.identity.is_some() {
-                self.warn(
-                    peer.span,
-                    format!("{id}: identity is not used yet; the peer's keys are found by address"),
-                );
             }
             let local = peer.psk_local.clone().or_else(|| peer.psk.clone());
             let remote = peer.psk_remote.clone().or_else(|| peer.psk.clone());
@@ -402,26 +394,23 @@ impl<'c> Cx<'c> {
                 );
                 continue;
             };
-            if out
-                .iter()
-                .any(|k| k.name == peer.name && k.address == address)
-            {
-                continue;
-            }
             out.push(KeyringPeer {
                 name: peer.name.clone(),
-                address,
+                address: peer.address,
+                identity: peer.identity.clone(),
                 local_key,
                 remote_key,
             });
         }
     }
 
-    /// Every static peer of an IKEv2 entry needs keys.
+    /// Every static peer of an IKEv2 entry needs keys in its profile's
+    /// keyring, found by address (as the initiator looks them up).
     fn ikev2_complete(&mut self, p: &Ikev2Policy) {
-        for e in &p.maps {
+        for (i, e) in p.maps.iter().enumerate() {
+            let profile = p.entry_profile(i);
             for &peer in &e.peers {
-                if p.peer_for(peer).is_none() {
+                if !p.has_key_for(profile, peer) {
                     let (span, id) = self.entry_site(e);
                     self.error(
                         ErrorKind::Missing,

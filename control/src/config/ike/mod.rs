@@ -16,6 +16,7 @@ use dataplane::spd::IpPrefix;
 
 use super::error::{Span, Spanned};
 use super::model::SecretBytes;
+pub use crate::ikev2::policy::{IkeId, RemoteIdMatch};
 pub use crate::ikev2::IkeEncr;
 
 pub use parse::{
@@ -143,6 +144,9 @@ pub struct Ikev2Policy {
     pub name: String,
     pub span: Span,
     pub proposals: Vec<Spanned<String>>,
+    /// `match address local A` (several allowed): the local addresses
+    /// the policy applies to; none is every address.
+    pub match_local: Vec<Spanned<IpAddr>>,
 }
 
 /// One `peer NAME` block of a keyring.
@@ -152,7 +156,9 @@ pub struct Ikev2KeyringPeer {
     pub span: Span,
     pub address: Option<IpPrefix>,
     pub hostname: Option<String>,
-    pub identity: Option<String>,
+    /// `identity address|fqdn|email|key-id ...`: the IKE identity the
+    /// responder finds this peer's keys by.
+    pub identity: Option<IkeId>,
     /// `pre-shared-key KEY` (both directions).
     pub psk: Option<SecretBytes>,
     pub psk_local: Option<SecretBytes>,
@@ -172,14 +178,17 @@ pub struct Ikev2Keyring {
 pub struct Ikev2Profile {
     pub name: String,
     pub span: Span,
-    /// `match identity remote address A [M]` / `fqdn NAME` / `email ...`.
-    pub match_identity_remote: Vec<String>,
+    /// `match identity remote address A [M]` / `fqdn [domain] NAME` /
+    /// `email [domain] X` / `key-id X`.
+    pub match_identity_remote: Vec<Spanned<RemoteIdMatch>>,
     pub auth_local: Option<String>,
     pub auth_remote: Vec<String>,
     pub keyring: Option<Spanned<String>>,
     pub lifetime: Option<u32>,
     pub dpd: Option<Keepalive>,
-    pub identity_local: Option<String>,
+    /// `identity local address|fqdn|email|key-id`; `Some(None)` is
+    /// `identity local address` without an address (ours, the default).
+    pub identity_local: Option<Spanned<Option<IkeId>>>,
 }
 
 /// `crypto ipsec profile NAME` (for `tunnel protection`).

@@ -9,9 +9,10 @@ use super::super::cursor::{Cmd, PResult};
 use super::super::error::{ErrorKind, Spanned};
 use super::super::model::SecretBytes;
 use super::{
-    DynamicMapEntry, IkeCipher, IkeConfig, IkeEncr, IkeHash, IkeMode, Ikev2Keyring,
+    DynamicMapEntry, IkeCipher, IkeConfig, IkeEncr, IkeHash, IkeId, IkeMode, Ikev2Keyring,
     Ikev2KeyringPeer, Ikev2Policy, Ikev2Profile, Ikev2Proposal, IpsecProfile, IsakmpKey,
-    IsakmpMapEntry, IsakmpPolicy, Keepalive, KeyPeer, SaLifetime, TunnelConfig, TunnelMode,
+    IsakmpMapEntry, IsakmpPolicy, Keepalive, KeyPeer, RemoteIdMatch, SaLifetime, TunnelConfig,
+    TunnelMode,
 };
 
 /// The rest of `crypto map NAME SEQ ipsec-isakmp [dynamic D [discover]]`.
@@ -372,7 +373,8 @@ pub fn parse_ikev2(cmd: &mut Cmd<'_, '_>, ike: &mut IkeConfig) -> PResult<Option
             Ikev2Policy {
                 name: name.clone(),
                 span,
-                proposals: vec![]
+                proposals: vec![],
+                match_local: vec![]
             }
         ),
         "keyring" => open!(
@@ -437,12 +439,20 @@ pub fn parse_ikev2_line(
                 .proposals
                 .push(cmd.name("proposal name")?),
             _ => {
-                return Err(cmd.err_span(
-                    span,
-                    "match",
-                    ErrorKind::NotSupportedYet,
-                    "IKEv2 policy match clauses are not supported yet",
-                ))
+                // `match address local A`; `match vrf` / `match fvrf` are
+                // not for Espada (no VRFs).
+                let what = cmd.keyword(&["address", "fvrf", "vrf"])?;
+                if what != "address" {
+                    return Err(cmd.err_span(
+                        span,
+                        what,
+                        ErrorKind::NotSupportedYet,
+                        format!("IKEv2 policy match {what} is not supported (espada has no VRFs)"),
+                    ));
+                }
+                cmd.keyword(&["local"])?;
+                let a = cmd.ip("local address")?;
+                ike.ikev2_policies[i].match_local.push(a);
             }
         },
         IkeMode::Ikev2Keyring(i) => {
@@ -479,11 +489,8 @@ pub fn parse_ikev2_line(
             ])? {
                 "address" => peer.address = Some(key_address(cmd)?),
                 "hostname" => peer.hostname = Some(cmd.name("host name")?.value),
-                "identity" => {
-                    cmd.word("identity type")?;
-                    peer.identity = Some(cmd.line.rest_from(cmd.pos - 1).to_string());
-                    cmd.pos = cmd.line.tokens.len();
-                }
+                // Without `address_optional` an identity is always read.
+                "identity" => peer.identity = ike_id(cmd, false)?,
                 "description" => cmd.pos = cmd.line.tokens.len(),
                 _ => {
                     let which = match cmd.peek_kw().as_deref() {
@@ -529,10 +536,8 @@ pub fn parse_ikev2_line(
                 "match" => {
                     cmd.keyword(&["identity"])?;
                     cmd.keyword(&["remote"])?;
-                    cmd.keyword(&["address", "fqdn", "email", "key-id"])?;
-                    p.match_identity_remote
-                        .push(cmd.line.rest_from(cmd.pos - 1).to_string());
-                    cmd.pos = cmd.line.tokens.len();
+                    let m = remote_id_match(cmd)?;
+                    p.match_identity_remote.push(Spanned::new(m, span));
                 }
                 "authentication" => {
                     let side = cmd.keyword(&["local", "remote"])?;
@@ -561,8 +566,7 @@ pub fn parse_ikev2_line(
                 "dpd" => p.dpd = Some(keepalive(cmd)?),
                 "identity" => {
                     cmd.keyword(&["local"])?;
-                    p.identity_local = Some(cmd.line.rest_from(cmd.pos).to_string());
-                    cmd.pos = cmd.line.tokens.len();
+                    p.identity_local = Some(Spanned::new(ike_id(cmd, true)?, span));
                 }
                 _ => cmd.pos = cmd.line.tokens.len(),
             }
@@ -571,6 +575,95 @@ pub fn parse_ikev2_line(
     }
     cmd.end()?;
     Ok(None)
+}
+
+/// `address A|fqdn NAME|email X|key-id X` of a keyring peer's `identity`
+/// or a profile's `identity local`; with `address_optional` (identity
+/// local) `address` alone is `None`: our own address.
+fn ike_id(cmd: &mut Cmd<'_, '_>, address_optional: bool) -> PResult<Option<IkeId>> {
+    let at = cmd.pos;
+    let kw = cmd.keyword(&["address", "fqdn", "email", "key-id", "dn"])?;
+    Ok(Some(match kw {
+        "address" if address_optional && cmd.at_end() => return Ok(None),
+        "address" => IkeId::Address(cmd.ip("identity address")?.value),
+        "fqdn" => IkeId::Fqdn(fqdn(cmd)?),
+        "email" => IkeId::Email(email(cmd)?),
+        "key-id" => IkeId::KeyId(cmd.word("key id")?.text.as_bytes().to_vec()),
+        _ => {
+            cmd.pos = at;
+            return Err(cmd.err_here(
+                ErrorKind::NotSupportedYet,
+                "identity dn needs certificates, which are not supported",
+            ));
+        }
+    }))
+}
+
+/// A host name: letters, digits, '-', '.', '_' (no empty label).
+fn fqdn(cmd: &mut Cmd<'_, '_>) -> PResult<String> {
+    let t = cmd.word("fully-qualified domain name")?;
+    let ok = t.text.len() <= 253
+        && t.text.trim_end_matches('.').split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if !ok {
+        return Err(cmd.err_at(
+            &t,
+            ErrorKind::InvalidValue,
+            format!("\"{}\" is not a domain name", t.text),
+        ));
+    }
+    Ok(t.text.to_string())
+}
+
+/// `user@domain`.
+fn email(cmd: &mut Cmd<'_, '_>) -> PResult<String> {
+    let t = cmd.word("e-mail address")?;
+    match t.text.split_once('@') {
+        Some((u, d)) if !u.is_empty() && !d.is_empty() && !d.contains('@') => {
+            Ok(t.text.to_string())
+        }
+        _ => Err(cmd.err_at(
+            &t,
+            ErrorKind::InvalidValue,
+            format!("\"{}\" is not an e-mail address (user@domain)", t.text),
+        )),
+    }
+}
+
+/// What follows `match identity remote`.
+fn remote_id_match(cmd: &mut Cmd<'_, '_>) -> PResult<RemoteIdMatch> {
+    Ok(
+        match cmd.keyword(&["address", "fqdn", "email", "key-id"])? {
+            // `address P/L` as well as IOS's `address A [MASK]` /
+            // `address ipv6 P/L` (the lab's configs write IPv6 prefixes
+            // that way).
+            "address" => match cmd.peek().filter(|t| t.text.contains('/')) {
+                Some(t) => {
+                    let p = t.text.parse::<IpPrefix>().map_err(|_| {
+                        cmd.err_at(
+                            &t,
+                            ErrorKind::Syntax,
+                            format!(
+                                "expected an address prefix such as fd00::/64, found \"{}\"",
+                                t.text
+                            ),
+                        )
+                    })?;
+                    cmd.pos += 1;
+                    RemoteIdMatch::Address(p)
+                }
+                None => RemoteIdMatch::Address(key_address(cmd)?),
+            },
+            "fqdn" if cmd.eat("domain") => RemoteIdMatch::FqdnDomain(fqdn(cmd)?),
+            "fqdn" => RemoteIdMatch::Fqdn(fqdn(cmd)?),
+            "email" if cmd.eat("domain") => RemoteIdMatch::EmailDomain(fqdn(cmd)?),
+            "email" => RemoteIdMatch::Email(email(cmd)?),
+            _ => RemoteIdMatch::KeyId(cmd.word("key id")?.text.as_bytes().to_vec()),
+        },
+    )
 }
 
 /// `crypto ipsec profile NAME`; `crypto ipsec profile` consumed.

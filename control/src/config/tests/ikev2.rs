@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use super::super::{compile, Compiled, ConfigAddresses, ConfigError, ErrorKind};
 use super::parse_ok;
 use crate::ike::crypto::{DhGroup, Prf};
+use crate::ikev2::policy::{IkeId, RemoteIdMatch};
 use crate::ikev2::{IkeEncr, IkeInteg};
 
 const R1: &str = include_str!("../../../../deploy/configs/seeds/002-router1.conf");
@@ -57,9 +58,18 @@ fn seed_002_router1_compiles_its_vti_into_the_ikev2_policy() {
     assert_eq!(prop.integ, [IkeInteg::Sha1_96]);
     assert_eq!(prop.prf, [Prf::HmacSha1], "the integrity's hash is the PRF");
     assert_eq!(prop.groups, [DhGroup::Modp1024]);
-    assert_eq!(p.lifetime, 120);
-    assert!(p.dpd.is_none());
-    let peer = p.peer_for(ip("198.18.1.1")).expect("keyring peer");
+    assert_eq!(p.profiles.len(), 1);
+    assert_eq!(p.entry_profiles, [0]);
+    let prof = &p.profiles[0];
+    assert_eq!(prof.lifetime, 120);
+    assert!(prof.dpd.is_none());
+    assert_eq!(
+        prof.match_remote,
+        [RemoteIdMatch::Address("0.0.0.0/32".parse().unwrap())]
+    );
+    let peer = prof
+        .peer_by_address(ip("198.18.1.1"))
+        .expect("keyring peer");
     assert_eq!(peer.name, "peer1");
     assert_eq!(peer.local_key.expose(), b"cisco");
     assert_eq!(peer.remote_key.expose(), b"cisco");
@@ -145,12 +155,13 @@ fn a_crypto_map_with_an_ikev2_profile_compiles_asymmetric_keys_gcm_and_dpd() {
     assert!(p.proposals[0].integ.is_empty(), "AEAD has no integrity");
     assert_eq!(p.proposals[0].prf, [Prf::HmacSha256]);
     assert_eq!(p.proposals[0].groups, [DhGroup::Ecp256]);
-    let k = p.peer_for(ip("198.18.1.1")).unwrap();
+    let prof = &p.profiles[0];
+    let k = prof.peer_by_address(ip("198.18.1.1")).unwrap();
     assert_eq!(k.local_key.expose(), b"here-key");
     assert_eq!(k.remote_key.expose(), b"there-key");
-    let dpd = p.dpd.unwrap();
+    let dpd = prof.dpd.unwrap();
     assert_eq!((dpd.interval, dpd.retry, dpd.periodic), (10, 3, false));
-    assert_eq!(p.lifetime, 86_400, "IOS's default IKEv2 SA lifetime");
+    assert_eq!(prof.lifetime, 86_400, "IOS's default IKEv2 SA lifetime");
     assert_eq!(p.cookie_threshold, 8);
     assert_eq!(p.nat_keepalive, Some(20));
     let e = &p.maps[0];
@@ -239,15 +250,13 @@ fn ikev2_mistakes_are_reported_at_their_lines() {
     assert!(errs
         .iter()
         .any(|e| e.message.contains("authentication remote pre-share")));
-    // Identities other than addresses.
-    let src = MAP.replace(
-        " match identity remote address 198.18.1.1 255.255.255.255",
-        " match identity remote fqdn far.example",
-    );
-    assert_errs(
-        &compile_errs(&src),
-        &[(24, ErrorKind::NotSupportedYet, "match identity remote fqdn")],
-    );
+    // A keyring peer with neither address nor identity.
+    let src = MAP.replace("  address 198.18.1.1\n", "  hostname far\n");
+    let errs = compile_errs(&src);
+    assert!(errs.iter().any(|e| e.span.line == 20
+        && e.kind == ErrorKind::NotSupportedYet
+        && e.message
+            .contains("has neither \"address A [MASK]\" nor \"identity ...\"")));
 }
 
 #[test]
@@ -256,4 +265,249 @@ fn des_is_refused_in_an_ikev2_proposal_at_its_column() {
     assert_eq!((errs[0].span.line, errs[0].span.col), (2, 25));
     assert_eq!(errs[0].kind, ErrorKind::NotSupportedYet);
     assert!(errs[0].message.contains("DES is not supported for IKEv2"));
+}
+
+/// Two profiles on one map, FQDN identities, IKEv2 policies per local
+/// address.
+const PROFILES: &str = "\
+interface a-wan
+ ip address 198.18.0.1 255.255.255.0
+ ipv6 address 2001:db8::1/64
+ crypto map VPN
+interface a-lan
+ ip address 198.19.1.1 255.255.255.0
+access-list 101 permit ip 198.19.1.0 0.0.0.255 198.19.2.0 0.0.0.255
+access-list 102 permit ip 198.19.1.0 0.0.0.255 198.19.3.0 0.0.0.255
+crypto ipsec transform-set TS esp-aes 256 esp-sha256-hmac
+crypto ikev2 proposal P1
+ encryption aes-cbc-256
+ integrity sha256
+ group 14
+crypto ikev2 proposal P2
+ encryption aes-cbc-128
+ integrity sha1
+ group 14
+crypto ikev2 policy LOCAL
+ match address local 198.18.0.1
+ match address local 2001:db8::1
+ proposal P1
+crypto ikev2 policy ANY
+ proposal P2
+crypto ikev2 keyring KB
+ peer b
+  address 198.18.1.1
+  identity fqdn gw-b.espada.lab
+  pre-shared-key kb
+crypto ikev2 keyring KC
+ peer c
+  address 198.18.2.1 255.255.255.0
+  identity email vpn@c.example
+  pre-shared-key kc
+ peer d
+  identity key-id 12ab
+  pre-shared-key kd
+crypto ikev2 profile PB
+ match identity remote fqdn gw-b.espada.lab
+ match identity remote fqdn domain b.espada.lab
+ identity local fqdn gw-a.espada.lab
+ authentication local pre-share
+ authentication remote pre-share
+ keyring local KB
+ lifetime 3600
+crypto ikev2 profile PC
+ match identity remote email vpn@c.example
+ match identity remote email domain c.example
+ match identity remote address 198.18.2.0 255.255.255.0
+ match identity remote key-id 12ab
+ identity local email vpn@a.example
+ authentication local pre-share
+ authentication remote pre-share
+ keyring local KC
+ dpd 10 2 periodic
+crypto map VPN 10 ipsec-isakmp
+ set peer 198.18.1.1
+ set transform-set TS
+ set ikev2-profile PB
+ match address 101
+crypto map VPN 20 ipsec-isakmp
+ set peer 198.18.2.1
+ set transform-set TS
+ set ikev2-profile PC
+ match address 102
+";
+
+#[test]
+fn profiles_identities_and_local_policies_compile_per_entry() {
+    let c = compile_ok(PROFILES);
+    let p = &c.ikev2;
+    let props: Vec<_> = p
+        .proposals
+        .iter()
+        .map(|x| (x.name.as_str(), x.local.clone()))
+        .collect();
+    assert_eq!(
+        props,
+        [
+            ("P1", vec![ip("198.18.0.1"), ip("2001:db8::1")]),
+            ("P2", vec![])
+        ]
+    );
+    let on =
+        |a: &str| -> Vec<String> { p.proposals_for(ip(a)).into_iter().map(|x| x.name).collect() };
+    assert_eq!(on("198.18.0.1"), ["P1", "P2"]);
+    assert_eq!(on("2001:db8::1"), ["P1", "P2"]);
+    assert_eq!(on("198.18.0.9"), ["P2"]);
+    assert_eq!(p.entry_profiles, [0, 1]);
+    let (pb, pc) = (&p.profiles[0], &p.profiles[1]);
+    assert_eq!((pb.name.as_str(), pb.lifetime, pb.dpd), ("PB", 3600, None));
+    assert_eq!(
+        pb.match_remote,
+        [
+            RemoteIdMatch::Fqdn("gw-b.espada.lab".into()),
+            RemoteIdMatch::FqdnDomain("b.espada.lab".into())
+        ]
+    );
+    assert_eq!(pb.local_id, Some(IkeId::Fqdn("gw-a.espada.lab".into())));
+    assert_eq!(pb.keyring.len(), 1, "only its own keyring");
+    assert_eq!(
+        pb.keyring[0].identity,
+        Some(IkeId::Fqdn("gw-b.espada.lab".into()))
+    );
+    assert_eq!(pc.lifetime, 86_400);
+    assert_eq!(
+        pc.dpd.map(|d| (d.interval, d.retry, d.periodic)),
+        Some((10, 2, true))
+    );
+    assert_eq!(pc.local_id, Some(IkeId::Email("vpn@a.example".into())));
+    assert_eq!(
+        pc.match_remote,
+        [
+            RemoteIdMatch::Email("vpn@c.example".into()),
+            RemoteIdMatch::EmailDomain("c.example".into()),
+            RemoteIdMatch::Address("198.18.2.0/24".parse().unwrap()),
+            RemoteIdMatch::KeyId(b"12ab".to_vec()),
+        ]
+    );
+    assert_eq!(
+        pc.keyring[0].identity,
+        Some(IkeId::Email("vpn@c.example".into()))
+    );
+    assert_eq!(pc.keyring[1].identity, Some(IkeId::KeyId(b"12ab".to_vec())));
+    assert!(pc.keyring[1].address.is_none());
+    assert_eq!(pc.keyring[1].local_key.expose(), b"kd");
+    // `identity local address` is our address (the default).
+    let src = PROFILES.replace(
+        " identity local fqdn gw-a.espada.lab",
+        " identity local address",
+    );
+    assert_eq!(compile_ok(&src).ikev2.profiles[0].local_id, None);
+    let src = PROFILES.replace(
+        " identity local fqdn gw-a.espada.lab",
+        " identity local address 192.0.2.1",
+    );
+    assert_eq!(
+        compile_ok(&src).ikev2.profiles[0].local_id,
+        Some(IkeId::Address(ip("192.0.2.1")))
+    );
+}
+
+#[test]
+fn profile_and_identity_mistakes_are_reported_at_their_lines() {
+    // The static peer of entry 20 has no key in PC's keyring by address
+    // (KB's does not count).
+    let src = PROFILES.replace("  address 198.18.2.1 255.255.255.0\n", "");
+    assert_errs(
+        &compile_errs(&src),
+        &[(
+            59,
+            ErrorKind::Missing,
+            "no crypto ikev2 keyring peer has an address matching 198.18.2.1",
+        )],
+    );
+    // Undefined proposal in a policy with match address local.
+    let src = PROFILES.replace("\n proposal P1\n", "\n proposal P9\n");
+    assert_errs(
+        &compile_errs(&src),
+        &[(
+            21,
+            ErrorKind::Undefined,
+            "crypto ikev2 proposal P9 is not defined",
+        )],
+    );
+    for (from, to, line, kind, msg) in [
+        (
+            " match address local 198.18.0.1",
+            " match address local 198.18.0",
+            19,
+            ErrorKind::Syntax,
+            "",
+        ),
+        (
+            " match address local 198.18.0.1",
+            " match fvrf any",
+            19,
+            ErrorKind::NotSupportedYet,
+            "no VRFs",
+        ),
+        (
+            " match identity remote fqdn gw-b.espada.lab",
+            " match identity remote fqdn gw..b",
+            38,
+            ErrorKind::InvalidValue,
+            "not a domain name",
+        ),
+        (
+            " match identity remote email vpn@c.example",
+            " match identity remote email vpn",
+            46,
+            ErrorKind::InvalidValue,
+            "not an e-mail address",
+        ),
+        (
+            " identity local fqdn gw-a.espada.lab",
+            " identity local dn",
+            40,
+            ErrorKind::NotSupportedYet,
+            "certificates",
+        ),
+        (
+            "  identity fqdn gw-b.espada.lab",
+            "  identity fqdn",
+            27,
+            ErrorKind::Syntax,
+            "",
+        ),
+        (
+            "  identity email vpn@c.example",
+            "  identity email c.example",
+            32,
+            ErrorKind::InvalidValue,
+            "not an e-mail address",
+        ),
+    ] {
+        let src = PROFILES.replace(from, to);
+        assert_ne!(src, PROFILES, "{from}");
+        let errs = super::parse_errs(&src);
+        assert_eq!(errs.len(), 1, "{to}: {errs:#?}");
+        assert_eq!(
+            (errs[0].span.line, errs[0].kind),
+            (line, kind),
+            "{to}: {errs:#?}"
+        );
+        assert!(errs[0].message.contains(msg), "{:?}", errs[0].message);
+    }
+}
+
+#[test]
+fn the_strongswan_lab_config_compiles_with_its_ipv6_identity_match() {
+    let c = compile_ok(include_str!(
+        "../../../../deploy/configs/lab-ikev2-gw-a.conf"
+    ));
+    assert_eq!(
+        c.ikev2.profiles[0].match_remote,
+        [
+            RemoteIdMatch::Address("198.18.1.1/32".parse().unwrap()),
+            RemoteIdMatch::Address("fd00:2::1/128".parse().unwrap()),
+        ]
+    );
 }

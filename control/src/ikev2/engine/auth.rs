@@ -15,16 +15,9 @@ use crate::ike::wire::ikev2::{
     AuthMethod, Authentication, ExchangeType, Notify, NotifyType, Payload, PayloadBody,
 };
 
-use super::super::policy::{EspTransform, MapEntry};
+use super::super::policy::{show_identity, EspTransform, MapEntry};
 use super::super::{proposal, selectors};
 use super::{find_notify, Child, Engine, IkeSa, PairInfo, Request, State};
-
-fn identity(a: IpAddr) -> Identity {
-    match a {
-        IpAddr::V4(x) => Identity::Ipv4(x),
-        IpAddr::V6(x) => Identity::Ipv6(x),
-    }
-}
 
 /// The ID payload after its generic header, as AUTH signs it.
 fn id_body(body: &PayloadBody) -> Vec<u8> {
@@ -148,7 +141,10 @@ impl Engine {
         let Some(s) = self.sas.get(&k) else {
             return;
         };
-        let Some(peer) = self.policy.peer_for(s.remote.ip()) else {
+        let profile = s.profile.and_then(|p| self.policy.profile(p));
+        let Some((profile, peer)) =
+            profile.and_then(|p| Some((p, p.peer_by_address(s.remote.ip())?)))
+        else {
             self.stats.no_preshared_key += 1;
             self.fail_init(now, k);
             return;
@@ -157,7 +153,8 @@ impl Engine {
             return;
         };
         let e = &self.policy.maps[pending.entry];
-        let id = PayloadBody::IdInitiator(identity(s.local.ip()));
+        let local_id = profile.local_identity(s.local.ip());
+        let id = PayloadBody::IdInitiator(local_id.clone());
         let signed = kdf::auth_signed_octets(s.prf(), &s.init_i, &s.nr, &keys.sk_pi, &id_body(&id));
         let auth = kdf::psk_auth(s.prf(), peer.local_key.expose(), &signed);
         let first_contact = !self
@@ -195,6 +192,7 @@ impl Engine {
         payloads.push(PayloadBody::TsResponder(tsr).into());
         if let Some(s) = self.sas.get_mut(&k) {
             s.state = State::AuthSent;
+            s.local_id = Some(local_id);
         }
         self.send_request(now, k, ExchangeType::IKE_AUTH, payloads, Request::Auth);
     }
@@ -216,14 +214,43 @@ impl Engine {
         // The initiator moves to port 4500 when it detected a NAT.
         s.local = local;
         s.remote = remote;
-        let (Some(id @ PayloadBody::IdInitiator(_)), Some(auth)) = (a.id, a.auth) else {
+        let (Some(id @ PayloadBody::IdInitiator(idi)), Some(auth)) = (a.id, a.auth) else {
             self.stats.malformed += 1;
             self.auth_failed(k, "no IDi or AUTH");
             return;
         };
-        let Some(peer) = self.policy.peer_for(remote.ip()) else {
+        let Some(pi) = self.choose_profile(local.ip(), idi) else {
+            self.stats.no_matching_profile += 1;
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):Choosing IKE profile: none matches remote identity {} of {remote}",
+                show_identity(idi)
+            ));
+            self.auth_failed(k, "no matching IKEv2 profile");
+            return;
+        };
+        let profile = &self.policy.profiles[pi];
+        let by_id = profile
+            .keyring
+            .iter()
+            .any(|p| p.identity.as_ref().is_some_and(|x| x.matches(idi)));
+        let log = format!(
+            "IKEv2:(SESSION ID = 0):Choosing IKE profile {}; getting preshared key by {}",
+            profile.name,
+            if by_id {
+                format!("identity {}", show_identity(idi))
+            } else {
+                format!("address {}", remote.ip())
+            }
+        );
+        let Some(peer) = profile.peer_for(Some(idi), remote.ip()) else {
             self.stats.no_preshared_key += 1;
             self.auth_failed(k, "no keyring peer");
+            return;
+        };
+        let local_id = profile.local_identity(local.ip());
+        let (local_key, remote_key) = (peer.local_key.clone(), peer.remote_key.clone());
+        self.log(log);
+        let Some(s) = self.sas.get_mut(&k) else {
             return;
         };
         let Some(keys) = s.keys.as_ref() else {
@@ -231,15 +258,18 @@ impl Engine {
         };
         let signed = kdf::auth_signed_octets(s.prf(), &s.init_i, &s.nr, &keys.sk_pi, &id_body(id));
         if auth.method != AuthMethod::SHARED_KEY_MIC
-            || !kdf::verify_psk_auth(s.prf(), peer.remote_key.expose(), &signed, &auth.data)
+            || !kdf::verify_psk_auth(s.prf(), remote_key.expose(), &signed, &auth.data)
         {
             self.auth_failed(k, "AUTH payload does not verify with the remote key");
             return;
         }
-        let idr = PayloadBody::IdResponder(identity(local.ip()));
+        let idr = PayloadBody::IdResponder(local_id.clone());
         let signed =
             kdf::auth_signed_octets(s.prf(), &s.init_r, &s.ni, &keys.sk_pr, &id_body(&idr));
-        let our_auth = kdf::psk_auth(s.prf(), peer.local_key.expose(), &signed);
+        let our_auth = kdf::psk_auth(s.prf(), local_key.expose(), &signed);
+        s.profile = Some(pi);
+        s.local_id = Some(local_id);
+        s.remote_id = Some(idi.clone());
         s.state = State::Established;
         s.last_heard = now;
         self.stats.ike_established += 1;
@@ -272,7 +302,7 @@ impl Engine {
         let mut install = None;
         if let (Some(sa), Some(tsi), Some(tsr)) = (a.sa, a.tsi, a.tsr) {
             {
-                match self.choose_child(remote.ip(), sa, tsi, tsr, false) {
+                match self.choose_child(remote.ip(), Some(pi), sa, tsi, tsr, false) {
                     Ok((entry, set, number, spi_out, proxy, rtsi, rtsr)) => {
                         let spi_in = super::random_spi();
                         let t = &self.policy.maps[entry].transforms[set];
@@ -328,6 +358,7 @@ impl Engine {
     pub(super) fn choose_child(
         &self,
         peer: IpAddr,
+        profile: Option<usize>,
         sa: &crate::ike::wire::ikev2::SecurityAssociation,
         tsi: &[crate::ike::wire::ikev2::TrafficSelector],
         tsr: &[crate::ike::wire::ikev2::TrafficSelector],
@@ -346,7 +377,9 @@ impl Engine {
     > {
         let mut transform_matched = false;
         for (i, e) in self.policy.maps.iter().enumerate() {
-            if !(e.peers.is_empty() || e.peers.contains(&peer)) {
+            if !(e.peers.is_empty() || e.peers.contains(&peer))
+                || profile.is_some_and(|p| self.policy.entry_profile(i) != p)
+            {
                 continue;
             }
             let Some((set, number, spi_out)) =
@@ -407,6 +440,16 @@ impl Engine {
         });
     }
 
+    /// Responder: the profile for a peer that sent `idi` to `local`: the
+    /// first, among the profiles of the entries on `local`, whose `match
+    /// identity remote` matches (IOS "Choosing IKE profile").
+    fn choose_profile(&self, local: IpAddr, idi: &Identity) -> Option<usize> {
+        self.policy
+            .profiles_on(local)
+            .into_iter()
+            .find(|&i| self.policy.profiles[i].matches_remote(idi))
+    }
+
     /// Responder: AUTHENTICATION_FAILED sent, the IKE SA forgotten.
     fn auth_failed(&mut self, k: [u8; 8], why: &str) {
         self.stats.auth_failed += 1;
@@ -440,12 +483,28 @@ impl Engine {
             return;
         }
         let a = collect(payloads);
-        let (Some(id @ PayloadBody::IdResponder(_)), Some(auth)) = (a.id, a.auth) else {
+        let (Some(id @ PayloadBody::IdResponder(idr)), Some(auth)) = (a.id, a.auth) else {
             self.stats.malformed += 1;
             self.fail_init(now, k);
             return;
         };
-        let Some(peer) = self.policy.peer_for(remote.ip()) else {
+        let Some(profile) = s.profile.and_then(|p| self.policy.profile(p)) else {
+            self.fail_init(now, k);
+            return;
+        };
+        if !profile.matches_remote(idr) {
+            // IOS checks the responder's identity against the profile too.
+            self.stats.no_matching_profile += 1;
+            self.stats.auth_failed += 1;
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):Identity {} of {remote} does not match IKE profile {}",
+                show_identity(idr),
+                profile.name
+            ));
+            self.fail_init(now, k);
+            return;
+        }
+        let Some(peer) = profile.peer_by_address(remote.ip()) else {
             self.fail_init(now, k);
             return;
         };
@@ -471,6 +530,7 @@ impl Engine {
             self.fail_init(now, k);
             return;
         }
+        s.remote_id = Some(idr.clone());
         s.state = State::Established;
         s.last_heard = now;
         let pending = s.pending.take();

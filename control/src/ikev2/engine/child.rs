@@ -171,8 +171,9 @@ impl Engine {
             None => None,
         };
         let _ = old;
+        let profile = self.sas.get(&self.home(k)).and_then(|s| s.profile);
         let (entry, set, number, spi_out, proxy, rtsi, rtsr) =
-            match self.choose_child(remote, sa, tsi, tsr, true) {
+            match self.choose_child(remote, profile, sa, tsi, tsr, true) {
                 Ok(x) => x,
                 Err(n) => {
                     if n == NotifyType::TS_UNACCEPTABLE {

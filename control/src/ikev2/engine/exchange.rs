@@ -123,7 +123,7 @@ impl Engine {
         };
         s.next_mid = mid.wrapping_add(1);
         // A liveness check is repeated every DPD `retry` seconds.
-        let wait = match (&kind, self.policy.dpd) {
+        let wait = match (&kind, self.policy.dpd_of(s.profile)) {
             (Request::Liveness, Some(d)) => Duration::from_secs(u64::from(d.retry.max(1))),
             _ => RETRANSMIT_BASE,
         };

@@ -49,7 +49,7 @@ impl Engine {
     ) {
         let Some(group) = self
             .policy
-            .proposals
+            .proposals_for(local.ip())
             .first()
             .and_then(|p| p.groups.first())
             .copied()
@@ -100,6 +100,9 @@ impl Engine {
             retire_at: None,
             behind_nat: false,
             next_keepalive: None,
+            profile: Some(self.policy.entry_profile(entry)),
+            local_id: None,
+            remote_id: None,
         };
         self.sas.insert(spi_i, s);
         self.log(format!(
@@ -112,7 +115,10 @@ impl Engine {
     /// (Re)builds and sends the initiator's IKE_SA_INIT with the current
     /// group and cookie.
     fn send_init(&mut self, now: Instant, k: [u8; 8]) {
-        let proposals = self.policy.proposals.clone();
+        let Some(local) = self.sas.get(&k).map(|s| s.local.ip()) else {
+            return;
+        };
+        let proposals = self.policy.proposals_for(local);
         let Some(s) = self.sas.get_mut(&k) else {
             return;
         };
@@ -234,7 +240,8 @@ impl Engine {
                 return;
             }
         }
-        let (choice, number) = match proposal::select_ike(&self.policy.proposals, sa, ke.group) {
+        let ours = self.policy.proposals_for(local.ip());
+        let (choice, number) = match proposal::select_ike(&ours, sa, ke.group) {
             Ok(c) => c,
             Err(IkeSelectError::NoProposal) => {
                 self.stats.no_proposal_chosen += 1;
@@ -337,6 +344,9 @@ impl Engine {
             retire_at: None,
             behind_nat: us_natted,
             next_keepalive: None,
+            profile: None,
+            local_id: None,
+            remote_id: None,
         };
         self.sas.insert(spi_r, s);
         self.by_peer_spi.insert((remote, spi_i), spi_r);
@@ -374,7 +384,7 @@ impl Engine {
             self.stats.invalid_ke_received += 1;
             let offered = self
                 .policy
-                .proposals
+                .proposals_for(s.local.ip())
                 .iter()
                 .flat_map(|p| p.groups.iter())
                 .copied()
@@ -420,7 +430,8 @@ impl Engine {
             self.stats.malformed += 1;
             return;
         };
-        let Some(choice) = proposal::accept_ike(&self.policy.proposals, sa) else {
+        let Some(choice) = proposal::accept_ike(&self.policy.proposals_for(s.local.ip()), sa)
+        else {
             self.stats.no_proposal_chosen += 1;
             self.fail_init(now, k);
             return;

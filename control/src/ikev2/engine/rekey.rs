@@ -116,7 +116,8 @@ struct NewSa {
 impl Engine {
     /// The IKE SA is up: its rekey point and, behind a NAT, keepalives.
     pub(super) fn arm_established(&mut self, now: Instant, k: [u8; 8]) {
-        let lifetime = u64::from(self.policy.lifetime.max(1));
+        let profile = self.sas.get(&k).and_then(|s| s.profile);
+        let lifetime = u64::from(self.policy.lifetime_of(profile).max(1));
         let keepalive = self.policy.nat_keepalive;
         let Some(s) = self.sas.get_mut(&k) else {
             return;
@@ -210,8 +211,12 @@ impl Engine {
         };
         let spi = random::<8>();
         let ni = random::<NONCE_LEN>().to_vec();
+        let Some(local) = self.sas.get(&k).map(|s| s.local.ip()) else {
+            return;
+        };
+        let ours = self.policy.proposals_for(local);
         let payloads: Vec<Payload> = vec![
-            PayloadBody::Sa(proposal::ike_sa_payload(&self.policy.proposals, &spi)).into(),
+            PayloadBody::Sa(proposal::ike_sa_payload(&ours, &spi)).into(),
             PayloadBody::Nonce(ni.clone()).into(),
             PayloadBody::KeyExchange(KeyExchange {
                 group: group.id(),
@@ -270,7 +275,8 @@ impl Engine {
             self.refuse(k, mid, NotifyType::INVALID_SYNTAX, Vec::new());
             return;
         };
-        let (choice, number) = match proposal::select_ike(&self.policy.proposals, sa, ke.group) {
+        let ours = self.policy.proposals_for(s.local.ip());
+        let (choice, number) = match proposal::select_ike(&ours, sa, ke.group) {
             Ok(c) => c,
             Err(IkeSelectError::NoProposal) => {
                 self.stats.no_proposal_chosen += 1;
@@ -359,12 +365,13 @@ impl Engine {
             return;
         };
         let remote = s.remote;
+        let local = s.local.ip();
         if let Some(n) = find_notify(payloads, NotifyType::INVALID_KE_PAYLOAD) {
             self.stats.invalid_ke_received += 1;
             let asked = n.accepted_group();
             let g = self
                 .policy
-                .proposals
+                .proposals_for(local)
                 .iter()
                 .flat_map(|p| p.groups.iter())
                 .copied()
@@ -394,7 +401,7 @@ impl Engine {
         let p = collect(payloads);
         let accepted = (|| {
             let sa = p.sa?;
-            let choice = proposal::accept_ike(&self.policy.proposals, sa)?;
+            let choice = proposal::accept_ike(&self.policy.proposals_for(local), sa)?;
             let spi_r = ike_spi(sa, None)?;
             let (nr, ke) = (p.nonce?, p.ke?);
             if !valid_nonce(nr) || choice.group != ours.dh.group() || ke.group != choice.group.id()
@@ -555,6 +562,9 @@ impl Engine {
             retire_at: None,
             behind_nat: old.behind_nat,
             next_keepalive: None,
+            profile: old.profile,
+            local_id: old.local_id.clone(),
+            remote_id: old.remote_id.clone(),
         };
         self.tunnel_id();
         self.sas.insert(ours, s);

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::super::policy::{IkeEncr, IkeInteg};
+use super::super::policy::{show_identity, IkeEncr, IkeInteg};
 use super::{Engine, State};
 
 /// One IKE SA as `show crypto ikev2 sa` sees it.
@@ -31,6 +31,10 @@ pub struct Ikev2SaView {
     pub dpd: (u32, u32),
     pub nat_t: bool,
     pub initiator: bool,
+    /// The identities of IKE_AUTH as IOS prints them (addresses until
+    /// IKE_AUTH is done).
+    pub local_id: String,
+    pub remote_id: String,
 }
 
 fn hex(spi: &[u8; 8]) -> String {
@@ -78,8 +82,8 @@ impl Ikev2SaView {
             hex(&self.local_spi),
             hex(&self.remote_spi)
         ));
-        v.push(format!("Local id: {}", self.local.ip()));
-        v.push(format!("Remote id: {}", self.remote.ip()));
+        v.push(format!("Local id: {}", self.local_id));
+        v.push(format!("Remote id: {}", self.remote_id));
         v.push(format!(
             "Local next msg id: {} Remote next msg id: {}",
             self.local_next_msg_id, self.remote_next_msg_id
@@ -141,15 +145,26 @@ impl Engine {
                     keysize,
                     hash,
                     dh_group: s.choice.map(|c| c.group.id()),
-                    lifetime: self.policy.lifetime,
+                    lifetime: self.policy.lifetime_of(s.profile),
                     active_secs: now.saturating_duration_since(s.created).as_secs(),
                     local_spi,
                     remote_spi,
                     local_next_msg_id: s.next_mid,
                     remote_next_msg_id: s.peer_mid,
-                    dpd: self.policy.dpd.map_or((0, 0), |d| (d.interval, d.retry)),
+                    dpd: self
+                        .policy
+                        .dpd_of(s.profile)
+                        .map_or((0, 0), |d| (d.interval, d.retry)),
                     nat_t: s.nat,
                     initiator: s.initiator,
+                    local_id: s
+                        .local_id
+                        .as_ref()
+                        .map_or_else(|| s.local.ip().to_string(), show_identity),
+                    remote_id: s
+                        .remote_id
+                        .as_ref()
+                        .map_or_else(|| s.remote.ip().to_string(), show_identity),
                 }
             })
             .collect();
