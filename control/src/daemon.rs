@@ -479,8 +479,10 @@ pub fn answer(
         _ => format!(
             "% Invalid input: {cmd:?}\n% supported: show crypto ipsec sa, show crypto isakmp sa [detail], \
              show crypto isakmp stats, show crypto session [detail], show crypto map, show dataplane, \
-             show ip nat statistics, show version, clear crypto sa, clear crypto isakmp, \
-             debug crypto isakmp, undebug all\n"
+             show crypto ikev2 sa [detailed], show crypto ikev2 session [detailed], \
+             show crypto ikev2 stats, show ip nat statistics, show version, clear crypto sa, \
+             clear crypto isakmp, clear crypto ikev2 sa, debug crypto isakmp, debug crypto ikev2, \
+             debug crypto ipsec, undebug all\n"
         ),
     }
 }
@@ -491,6 +493,7 @@ fn crypto_map_views(c: &Compiled, ike: Option<&IkeDriver>) -> Vec<show::CryptoMa
     c.ikev1
         .maps
         .iter()
+        .chain(&c.ikev2.maps)
         .map(|e| show::CryptoMapView {
             map: e.map.clone(),
             seq: e.seq,
@@ -687,7 +690,11 @@ pub fn serve(
             }
         }
         for e in dp.take_events() {
-            println!("{}", event_log_line(&e, &c.map_names));
+            // A TED probe is IKE's to report (debug crypto isakmp): a
+            // line per probe would let any prober fill the log.
+            if !matches!(e, Event::TedProbe { .. }) {
+                println!("{}", event_log_line(&e, &c.map_names));
+            }
             if let Some(ike) = &mut ike {
                 ike.dataplane_event(now, &e);
             }

@@ -103,6 +103,9 @@ pub struct IkeDriver {
     /// tunnel interface's SA up without waiting for traffic).
     vtis: Vec<VtiKeeper>,
     next_vti_check: Option<Instant>,
+    /// The local addresses of the IKEv1 `discover` entries: where
+    /// intercepted TED probes are answered from.
+    ted_locals: Vec<IpAddr>,
 }
 
 /// How often the IKEv2 VTIs are looked at.
@@ -116,6 +119,8 @@ const VTI_DEFER: std::time::Duration = std::time::Duration::from_secs(10);
 /// One IKEv2 VTI entry kept up.
 struct VtiKeeper {
     tag: PolicyTag,
+    /// The tunnel destination.
+    peer: Option<IpAddr>,
     /// Wait this long after the tunnel went down before initiating.
     defer: std::time::Duration,
     down_since: Option<Instant>,
@@ -160,6 +165,7 @@ impl IkeDriver {
                 .filter(|m| m.seq == VTI_SEQ)
                 .map(|m| VtiKeeper {
                     tag: m.tag,
+                    peer: m.peers.first().copied(),
                     defer: if m.peers.first().is_some_and(|p| m.local > *p) {
                         VTI_DEFER
                     } else {
@@ -169,6 +175,13 @@ impl IkeDriver {
                 })
                 .collect(),
             next_vti_check: None,
+            ted_locals: c
+                .ikev1
+                .maps
+                .iter()
+                .filter(|m| m.discover)
+                .map(|m| m.local)
+                .collect(),
         }))
     }
 
@@ -213,11 +226,12 @@ impl IkeDriver {
         } = e
         {
             // TED is IKEv1 (seed 004): the probe arrived on the outside
-            // interface, whose address of the probe's family is ours.
+            // interface; answer from the address of a discover entry of
+            // the probe's family.
             let outside = self
-                .socks
-                .locals()
-                .map(|(a, _)| a.ip())
+                .ted_locals
+                .iter()
+                .copied()
                 .find(|a| a.is_ipv4() == from.is_ipv4());
             if let Some(local) = outside {
                 self.v1
@@ -280,8 +294,12 @@ impl IkeDriver {
     /// down for its deferral (the engine ignores a start already under
     /// way).
     fn keep_vtis_up(&mut self, now: Instant) {
+        // An IKE SA with the peer in any state (ours or the peer's, still
+        // negotiating) means the tunnel is on its way up.
+        let sas = self.v2.ikev2_sas(now);
         for k in &mut self.vtis {
-            if self.v2.pairs().any(|p| p.tag == k.tag) {
+            let negotiating = sas.iter().any(|s| Some(s.remote.ip()) == k.peer);
+            if negotiating || self.v2.pairs().any(|p| p.tag == k.tag) {
                 k.down_since = None;
                 continue;
             }
@@ -525,12 +543,7 @@ impl IkeDriver {
             .iter()
             .map(|sa| show::Ikev2SessionView {
                 sa: sa.clone(),
-                children: self
-                    .v2
-                    .pairs()
-                    .filter(|p| p.peer == sa.remote.ip() && p.local == sa.local.ip())
-                    .cloned()
-                    .collect(),
+                children: self.v2.children_of(sa.tunnel_id),
             })
             .collect();
         show::crypto_ikev2_session(&sessions, detailed)

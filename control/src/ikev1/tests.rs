@@ -1288,6 +1288,38 @@ fn ted_between_every_pair_of_three_gateways() {
 }
 
 #[test]
+fn a_probe_naming_another_gateway_than_its_sender_is_not_answered() {
+    let mut net = TedNet::seed();
+    let probe = TedMessage {
+        probe_id: [1; 8],
+        responder_cookie: [0; 8],
+        nonce: vec![2; 16],
+        // Names 11.11.11.1 as the prober, but comes from 11.11.11.66: an
+        // answer would go to a third party.
+        gateway: "11.11.11.1".parse().unwrap(),
+        local_proxy: proxy::identification(&sel("13.13.13.0/24", "12.12.12.0/24"), true),
+        remote_proxy: proxy::identification(&sel("13.13.13.0/24", "12.12.12.0/24"), false),
+    }
+    .encode()
+    .unwrap();
+    let (now, fred) = (net.now, &mut net.gws[1]);
+    fred.engine.handle_ted_probe(
+        now,
+        fred.outside,
+        "11.11.11.66:500".parse().unwrap(),
+        "12.12.12.13".parse().unwrap(),
+        &probe,
+    );
+    let s = fred.engine.stats();
+    assert_eq!((s.ted_probes_answered, s.ted_probes_refused), (0, 1));
+    let mut sent = 0;
+    while let Some(o) = fred.engine.poll_output() {
+        sent += usize::from(matches!(o, crate::ikev1::Output::Send { .. }));
+    }
+    assert_eq!(sent, 0, "nothing is sent for a forged probe");
+}
+
+#[test]
 fn probe_answers_are_rate_limited() {
     let mut net = TedNet::seed();
     let probe = TedMessage {

@@ -105,7 +105,9 @@ pub fn show_identity(id: &Identity) -> String {
     match id {
         Identity::Ipv4(a) => a.to_string(),
         Identity::Ipv6(a) => a.to_string(),
-        Identity::Fqdn(n) | Identity::UserFqdn(n) => String::from_utf8_lossy(n).into_owned(),
+        // Peer-chosen bytes: printable ASCII as is, the rest escaped, so
+        // an identity cannot write control sequences to a terminal or log.
+        Identity::Fqdn(n) | Identity::UserFqdn(n) => n.escape_ascii().to_string(),
         Identity::KeyId(k) => k.iter().map(|b| format!("{b:02x}")).collect(),
         other => format!("{other:?}"),
     }

@@ -325,6 +325,17 @@ impl Engine {
             self.stats.ted_probes_refused += 1;
             return;
         }
+        // The answer goes to the gateway the probe names: only when that
+        // is who sent it (TED works without NAT only), so a forged probe
+        // cannot aim our answers at a third party.
+        if m.gateway != from.ip() {
+            self.stats.ted_probes_refused += 1;
+            self.log(format!(
+                "ISAKMP: peer discovery probe from {from} names gateway {}: not its sender, dropped",
+                m.gateway
+            ));
+            return;
+        }
         if self.policy.key_for(m.gateway).is_none() {
             self.stats.no_preshared_key += 1;
             self.log(format!(

@@ -107,6 +107,16 @@ impl Ikev2SaView {
 }
 
 impl Engine {
+    /// The CHILD_SAs of the IKE SA `tunnel_id` (for `show crypto ikev2
+    /// session`: several IKE SAs with one peer each have their own).
+    pub fn children_of(&self, tunnel_id: u32) -> Vec<crate::ikev1::PairInfo> {
+        self.sas
+            .values()
+            .filter(|s| s.id == tunnel_id)
+            .flat_map(|s| s.children.iter().map(|c| c.info.clone()))
+            .collect()
+    }
+
     /// Every IKE SA, by tunnel id.
     pub fn ikev2_sas(&self, now: Instant) -> Vec<Ikev2SaView> {
         let mut v: Vec<Ikev2SaView> = self
