@@ -756,10 +756,11 @@ pub fn crypto_ikev2_session(sessions: &[Ikev2SessionView], detailed: bool) -> St
     let mut s = String::new();
     for (fam, v6) in [("IPv4", false), ("IPv6", true)] {
         let _ = writeln!(s, " {fam} Crypto IKEv2 Session \n");
+        // Session ids count every session, IPv4 and IPv6 alike.
         for (i, v) in sessions
             .iter()
-            .filter(|v| v.sa.remote.is_ipv6() == v6)
             .enumerate()
+            .filter(|(_, v)| v.sa.remote.is_ipv6() == v6)
         {
             let status = match (v.sa.status == "READY", v.children.is_empty()) {
                 (true, false) => "UP-ACTIVE",

@@ -1589,6 +1589,27 @@ fn initial_contact_deletes_the_peers_older_ike_sas() {
     assert_eq!(net.b.stats().initial_contact_deletes, 1);
 }
 
+#[test]
+fn initial_contact_from_another_identity_at_the_same_address_deletes_nothing() {
+    // Two peers behind one NAT look like one address: B accepts address
+    // identities and the FQDN "other.espada.lab".
+    let mut b = policy(&B4, "k", "k");
+    b.profiles[0]
+        .match_remote
+        .push(RemoteIdMatch::Fqdn("other.espada.lab".into()));
+    let mut net = Net::new(policy(&A4, "k", "k"), b);
+    net.acquire_a();
+    established(&net);
+    // A second peer from the same address, first contact, another identity.
+    let mut other = policy(&A4, "k", "k");
+    other.profiles[0].local_id = Some(IkeId::Fqdn("other.espada.lab".into()));
+    net.a = Engine::new(other);
+    net.acquire_a();
+    assert_eq!(net.b.stats().initial_contact_deletes, 0);
+    assert_eq!(net.b.ike_sas().len(), 2, "the first peer keeps its IKE SA");
+    assert!(net.seen_b.deletes.is_empty());
+}
+
 // Profiles, identities and per-local-address policies.
 
 /// Makes profile 0 send `local` as ID_FQDN, accept only `remote`, and

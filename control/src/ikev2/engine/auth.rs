@@ -281,8 +281,13 @@ impl Engine {
             let old: Vec<[u8; 8]> = self
                 .sas
                 .iter()
+                // RFC 7296 §2.4: the peer's *identity* starts over; other
+                // peers behind the same address (a NAT) keep their SAs.
                 .filter(|(o, x)| {
-                    **o != k && x.state == State::Established && x.remote.ip() == remote.ip()
+                    **o != k
+                        && x.state == State::Established
+                        && x.remote.ip() == remote.ip()
+                        && x.remote_id.as_ref() == Some(idi)
                 })
                 .map(|(o, _)| *o)
                 .collect();
