@@ -11,8 +11,7 @@
 //!   AES-CBC);
 //! - a proposal without `prf` uses its integrity algorithms as PRFs;
 //! - a keyring peer's `pre-shared-key KEY` is both keys; `local` / `remote`
-//!   set one each (they may differ, seed 002).
-//!
+//!   set one each (they may differ, seed 002);
 //! - a `crypto ikev2 policy` with `match address local A` applies to IKE
 //!   SAs on those local addresses only, one without to every address; on
 //!   an address the explicitly matching policies' proposals come first;
