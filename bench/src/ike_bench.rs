@@ -56,7 +56,8 @@ pub const GROUPS: [u16; 2] = [2, 14];
 pub const SUITE: &str =
     "ISAKMP aes-256/sha256/pre-share, ESP aes128-sha1 tunnel, no PFS, dynamic map";
 
-const TAG: PolicyTag = PolicyTag { map: 1, seq: 10 };
+/// The one crypto map entry of the IKEv1 and IKEv2 setup benchmarks.
+pub const TAG: PolicyTag = PolicyTag { map: 1, seq: 10 };
 const PSK: &[u8] = b"espada-bench-psk";
 const RESPONDER: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 /// The responder's protected network.
@@ -490,7 +491,9 @@ fn isakmp(group: DhGroup) -> Vec<IsakmpProposal> {
     }]
 }
 
-fn map_entry(local: IpAddr, peers: Vec<IpAddr>, selectors: Vec<TrafficSelector>) -> MapEntry {
+/// The crypto map entry both setup benchmarks negotiate (the same
+/// `MapEntry` type serves IKEv1 and IKEv2).
+pub fn map_entry(local: IpAddr, peers: Vec<IpAddr>, selectors: Vec<TrafficSelector>) -> MapEntry {
     MapEntry {
         tag: TAG,
         map: "BENCH".into(),

@@ -29,11 +29,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use control::config::model::SecretBytes;
 use control::ike::crypto::DhGroup;
-use control::ikev2::policy::{EspTransform, IpsecLifetime, MapEntry};
 use control::ikev2::policy::{Ikev2ProfileSettings, RemoteIdMatch};
 use control::ikev2::{Engine, IkeEncr, IkeInteg, Ikev2Policy, Ikev2Proposal, KeyringPeer, Output};
-use dataplane::crypto::{AuthAlg, EncAlg};
-use dataplane::spd::{FlowKey, IpPrefix, PolicyTag, PortRange, TrafficSelector};
+use dataplane::spd::{FlowKey, IpPrefix, PortRange, TrafficSelector};
 use hdrhistogram::Histogram;
 
 use crate::ike_bench::{self, Measurement, Options, Progress, SetupRig};
@@ -46,7 +44,7 @@ pub const DEFAULT_GROUPS: [u16; 2] = [14, 19];
 pub const SUITE: &str =
     "IKE aes-cbc-256/sha256 (prf sha256), PSK, ESP aes128-sha1 tunnel, no PFS, keyring 0.0.0.0/0";
 
-pub const TAG: PolicyTag = PolicyTag { map: 1, seq: 10 };
+pub use crate::ike_bench::{map_entry, TAG};
 const PSK: &[u8] = b"espada-bench-psk";
 const RESPONDER: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 const RESPONDER_LAN: &str = "198.19.0.0/16";
@@ -95,28 +93,6 @@ pub fn proposal(group: DhGroup) -> Ikev2Proposal {
         prf: Vec::new(),
         groups: vec![group],
         local: Vec::new(),
-    }
-}
-
-pub fn map_entry(local: IpAddr, peers: Vec<IpAddr>, selectors: Vec<TrafficSelector>) -> MapEntry {
-    MapEntry {
-        tag: TAG,
-        map: "BENCH".into(),
-        seq: 10,
-        dynamic: None,
-        peers,
-        discover: false,
-        local,
-        transforms: vec![EspTransform {
-            name: "AES128-SHA1".into(),
-            enc: EncAlg::AesCbc128,
-            auth: AuthAlg::HmacSha1_96,
-            tunnel: true,
-        }],
-        selectors,
-        pfs: None,
-        lifetime: IpsecLifetime::default(),
-        replay_window: 64,
     }
 }
 
