@@ -1287,21 +1287,27 @@ fn ted_between_every_pair_of_three_gateways() {
     assert_eq!(net.sent, before);
 }
 
-#[test]
-fn a_probe_naming_another_gateway_than_its_sender_is_not_answered() {
-    let mut net = TedNet::seed();
-    let probe = TedMessage {
+/// Daphne's probe (seed 004) for 13.13.13.0/24 -> 12.12.12.0/24, naming
+/// 11.11.11.1 as the prober.
+fn daphne_probe() -> Vec<u8> {
+    TedMessage {
         probe_id: [1; 8],
         responder_cookie: [0; 8],
         nonce: vec![2; 16],
-        // Names 11.11.11.1 as the prober, but comes from 11.11.11.66: an
-        // answer would go to a third party.
         gateway: "11.11.11.1".parse().unwrap(),
         local_proxy: proxy::identification(&sel("13.13.13.0/24", "12.12.12.0/24"), true),
         remote_proxy: proxy::identification(&sel("13.13.13.0/24", "12.12.12.0/24"), false),
     }
     .encode()
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_probe_naming_another_gateway_than_its_sender_is_not_answered() {
+    let mut net = TedNet::seed();
+    // Names 11.11.11.1 as the prober, but comes from 11.11.11.66: an
+    // answer would go to a third party.
+    let probe = daphne_probe();
     let (now, fred) = (net.now, &mut net.gws[1]);
     fred.engine.handle_ted_probe(
         now,
@@ -1322,16 +1328,7 @@ fn a_probe_naming_another_gateway_than_its_sender_is_not_answered() {
 #[test]
 fn probe_answers_are_rate_limited() {
     let mut net = TedNet::seed();
-    let probe = TedMessage {
-        probe_id: [1; 8],
-        responder_cookie: [0; 8],
-        nonce: vec![2; 16],
-        gateway: "11.11.11.1".parse().unwrap(),
-        local_proxy: proxy::identification(&sel("13.13.13.0/24", "12.12.12.0/24"), true),
-        remote_proxy: proxy::identification(&sel("13.13.13.0/24", "12.12.12.0/24"), false),
-    }
-    .encode()
-    .unwrap();
+    let probe = daphne_probe();
     let (now, fred) = (net.now, &mut net.gws[1]);
     for _ in 0..100 {
         fred.engine.handle_ted_probe(
