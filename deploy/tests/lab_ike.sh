@@ -168,7 +168,7 @@ start_gateway a "$work/rekey-a.conf" || exit 1
 start_gateway b deploy/configs/lab-ike-gw-b.conf || exit 1
 check "short-lifetime tunnel comes up" pings lan_a 5 198.19.2.10
 rekey_lossless() {
-    in_ns lan_b iperf3 -s -1 -B 198.19.2.10 >/dev/null 2>&1 &
+    ip netns exec "$prefix-lan_b" iperf3 -s -1 -B 198.19.2.10 >/dev/null 2>&1 &
     local srv=$! ping_pid
     sleep 0.5
     in_ns lan_a ping -c 700 -i 0.05 -W 1 198.19.2.10 >"$work/rekey-ping.txt" &
