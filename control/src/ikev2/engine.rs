@@ -185,6 +185,65 @@ struct IkeSa {
 }
 
 impl IkeSa {
+    /// An SA with nothing negotiated yet: no keys, nonces, flights,
+    /// children or timers. Each way an SA is born (our IKE_SA_INIT, the
+    /// peer's, a rekey) sets what it knows on top of this.
+    #[allow(clippy::too_many_arguments)]
+    fn blank(
+        id: u32,
+        spi_i: [u8; 8],
+        spi_r: [u8; 8],
+        initiator: bool,
+        local: SocketAddr,
+        remote: SocketAddr,
+        state: State,
+        group: DhGroup,
+        now: Instant,
+    ) -> IkeSa {
+        IkeSa {
+            id,
+            spi_i,
+            spi_r,
+            initiator,
+            local,
+            remote,
+            state,
+            created: now,
+            group,
+            dh: None,
+            choice: None,
+            ni: Vec::new(),
+            nr: Vec::new(),
+            init_i: Vec::new(),
+            init_r: Vec::new(),
+            cookie: None,
+            keys: None,
+            tx: None,
+            rx: None,
+            nat: false,
+            next_mid: 0,
+            peer_mid: 0,
+            flight: None,
+            queue: VecDeque::new(),
+            last_response: None,
+            pending: None,
+            creating: None,
+            children: Vec::new(),
+            last_heard: now,
+            rekey_at: None,
+            rekey: None,
+            peer_rekeyed: None,
+            successor: None,
+            predecessor: None,
+            retire_at: None,
+            behind_nat: false,
+            next_keepalive: None,
+            profile: None,
+            local_id: None,
+            remote_id: None,
+        }
+    }
+
     /// Established and not replaced by a rekey: new exchanges go here.
     fn usable(&self) -> bool {
         self.state == State::Established && self.successor.is_none() && self.retire_at.is_none()
