@@ -160,6 +160,9 @@ struct IkeSa {
     last_heard: Instant,
     /// When this side rekeys the IKE SA (None while a rekey runs).
     rekey_at: Option<Instant>,
+    /// The lifetime plus a grace period: an SA whose rekeys all failed
+    /// is deleted then rather than kept forever.
+    expires_at: Option<Instant>,
     /// Our IKE SA rekey request in flight.
     rekey: Option<rekey::IkeRekey>,
     /// We answered the peer's rekey of this SA: (the new SA, the lowest
@@ -231,6 +234,7 @@ impl IkeSa {
             children: Vec::new(),
             last_heard: now,
             rekey_at: None,
+            expires_at: None,
             rekey: None,
             peer_rekeyed: None,
             successor: None,
@@ -373,6 +377,12 @@ impl Engine {
     #[cfg(test)]
     pub(crate) fn policy_for_tests(&self) -> &Ikev2Policy {
         &self.policy
+    }
+
+    /// Tests: change what the engine accepts from now on.
+    #[cfg(test)]
+    pub(crate) fn policy_mut_for_tests(&mut self) -> &mut Ikev2Policy {
+        &mut self.policy
     }
 
     /// Every IKE SA's (SPIi, SPIr, keys), for the tests' decoding of
@@ -600,6 +610,7 @@ impl Engine {
             half_open,
             self.liveness_at(s),
             s.rekey_at.filter(|_| usable),
+            s.expires_at.filter(|_| usable),
             s.next_keepalive.filter(|_| usable),
             s.retire_at,
         ]
@@ -633,6 +644,10 @@ impl Engine {
         }
         if s.state == State::HalfOpen && s.created + HALF_OPEN_TIMEOUT <= now {
             self.remove_sa(k);
+            return;
+        }
+        if s.usable() && s.expires_at.is_some_and(|t| t <= now) {
+            self.expire(now, k);
             return;
         }
         if s.flight.as_ref().is_some_and(|f| f.next_at <= now) && !self.retransmit(now, k) {

@@ -33,6 +33,8 @@ pub struct Stats {
     /// IKE SAs rekeyed (either side starting it), simultaneous ones once
     /// per exchange.
     pub ike_rekeyed: u64,
+    /// IKE SAs deleted at their lifetime because every rekey failed.
+    pub ike_expired: u64,
     /// Other IKE SAs with a peer deleted on its INITIAL_CONTACT.
     pub initial_contact_deletes: u64,
 }
@@ -68,6 +70,7 @@ impl Stats {
             ("liveness checks sent", self.liveness_sent),
             ("liveness checks answered", self.liveness_answered),
             ("IKE SAs rekeyed", self.ike_rekeyed),
+            ("IKE SAs expired without a rekey", self.ike_expired),
             (
                 "IKE SAs deleted on INITIAL_CONTACT",
                 self.initial_contact_deletes,

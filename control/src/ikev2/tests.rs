@@ -1345,6 +1345,40 @@ fn a_lost_ike_sa_rekey_request_is_retransmitted_and_the_old_sa_kept_meanwhile() 
 }
 
 #[test]
+fn an_ike_sa_whose_rekeys_are_all_refused_is_deleted_after_its_lifetime() {
+    // A's lifetime is 120 s; B (a day) stops accepting A's cipher, so
+    // every rekey A tries is refused with NO_PROPOSAL_CHOSEN.
+    let a = with_lifetime(policy(&A4, "k", "k"), 120);
+    let b = with_lifetime(policy(&B4, "k", "k"), 86_400);
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    established(&net);
+    let old = spis(&net);
+    for p in &mut net.b.policy_mut_for_tests().proposals {
+        p.encr = vec![IkeEncr::TripleDes];
+    }
+    net.run_for(140);
+    assert_eq!(spis(&net), old, "kept while rekeys are refused");
+    assert!(net.b.stats().no_proposal_chosen >= 2, "A retried");
+    assert_eq!(net.a.stats().ike_expired, 0);
+    assert!(net.seen_a.deletes.is_empty());
+    // 120 s + the 30 s grace: A deletes the SA and its CHILD_SA, tells
+    // B, and both are empty.
+    net.run_for(11);
+    assert_eq!(net.a.stats().ike_expired, 1, "{:#?}", net.seen_a.logs);
+    assert!(net.a.ikev2_sas(net.now).is_empty());
+    assert!(net.b.ikev2_sas(net.now).is_empty());
+    assert_eq!(net.seen_a.deletes.len(), 1);
+    assert_eq!(net.seen_b.deletes.len(), 1);
+    assert_eq!(net.seen_a.deletes[0].0, net.seen_a.installs[0].2.spi);
+    assert!(net
+        .seen_a
+        .logs
+        .iter()
+        .any(|l| l.contains("expired without a rekey")));
+}
+
+#[test]
 fn a_simultaneous_rekey_with_one_request_lost_still_converges() {
     for lost_from_a in [true, false] {
         let mut net = Net::v4();

@@ -28,6 +28,10 @@ use super::{find_notify, Engine, IkeSa, Output, Request, State, NONCE_LEN};
 
 /// A failed IKE SA rekey is tried again after this long.
 const REKEY_RETRY: Duration = Duration::from_secs(10);
+/// How long past its lifetime an IKE SA whose rekeys keep failing stays
+/// (at least; a tenth of the lifetime when that is longer), so a peer
+/// that answers but refuses every rekey does not keep it forever.
+const EXPIRY_GRACE: Duration = Duration::from_secs(30);
 /// A rekeyed SA the peer should delete is forgotten after this long
 /// (longer than the peer's retransmissions of its Delete).
 const RETIRE_AFTER: Duration = Duration::from_secs(60);
@@ -129,6 +133,8 @@ impl Engine {
             1000
         };
         s.rekey_at = Some(now + Duration::from_millis(lifetime * permille));
+        let lifetime = Duration::from_secs(lifetime);
+        s.expires_at = Some(now + lifetime + EXPIRY_GRACE.max(lifetime / 10));
         s.next_keepalive = keepalive
             .filter(|_| s.behind_nat)
             .map(|secs| now + Duration::from_secs(u64::from(secs.max(1))));
@@ -479,6 +485,23 @@ impl Engine {
         }
         self.request(now, m, Request::DeleteIke);
         self.send_next_request(now, n);
+    }
+
+    /// The lifetime and its grace passed without a rekey: delete the SA
+    /// and its CHILD_SAs (the next packet or the VTI keeper starts anew).
+    pub(super) fn expire(&mut self, now: Instant, k: [u8; 8]) {
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        // Once: the SA lives on until the peer answers the delete.
+        s.expires_at = None;
+        s.rekey_at = None;
+        let remote = s.remote;
+        self.stats.ike_expired += 1;
+        self.log(format!(
+            "IKEv2:(SESSION ID = 0):IKE SA with {remote} expired without a rekey: deleting it"
+        ));
+        self.delete_ike_local(now, k);
     }
 
     /// Our rekey was refused: unless the peer rekeyed meanwhile, try
