@@ -149,8 +149,8 @@ pub struct Stats {
     pub ted_proxy_mismatch: u64,
     /// Peers discovered (IKE started with them).
     pub ted_peers_discovered: u64,
-    /// Local addresses that went away (DHCP re-lease): the SAs bound to
-    /// them were removed.
+    /// Local addresses that went away (DHCP re-lease) with SAs bound to
+    /// them, which were removed.
     pub local_addresses_lost: u64,
     /// SA pairs of a dynamic-map entry deleted because the same proxy
     /// identities were negotiated from another peer address or port.
@@ -205,7 +205,7 @@ impl Stats {
             ),
             ("TED peers discovered", self.ted_peers_discovered),
             (
-                "local addresses lost (their SAs removed)",
+                "local addresses lost with SAs (SAs removed)",
                 self.local_addresses_lost,
             ),
             (
@@ -850,10 +850,12 @@ impl Engine {
                 outbound_spi: p.info.outbound_spi,
             });
         }
-        self.stats.local_addresses_lost += 1;
-        self.log(format!(
-            "ISAKMP: local address {addr} is gone: deleted {isakmp} ISAKMP SA(s) and {pairs} SA pair(s) bound to it"
-        ));
+        if isakmp + pairs > 0 {
+            self.stats.local_addresses_lost += 1;
+            self.log(format!(
+                "ISAKMP: local address {addr} is gone: deleted {isakmp} ISAKMP SA(s) and {pairs} SA pair(s) bound to it"
+            ));
+        }
         (isakmp, pairs)
     }
 
