@@ -71,6 +71,9 @@ deploy/tests/lab_vti.sh | tee -a target/lab-output.txt
 step "seed 003 in the lab: dynamic crypto map hub, spoke behind NAT, NAT exemption and PAT, clear, DPD"
 deploy/tests/lab_seed003.sh | tee -a target/lab-output.txt
 
+step "seed 003's spoke re-leases its address: no NAT, onto a NAT, new NAT ports; the hub replaces the stale SAs"
+deploy/tests/lab_release.sh | tee -a target/lab-output.txt
+
 step "IKEv2 interop with strongSwan (kernel-libipsec): both roles, four suites, asymmetric keys, rekeys, DPD, NAT-T"
 deploy/tests/lab_swan_ikev2.sh | tee -a target/lab-output.txt
 

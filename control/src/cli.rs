@@ -211,6 +211,16 @@ pub fn load_and_compile(
     kernel: bool,
     err: &mut dyn Write,
 ) -> io::Result<Option<Compiled>> {
+    Ok(load_config_and_compile(file, kernel, err)?.map(|(_, c)| c))
+}
+
+/// As [`load_and_compile`], keeping the parsed config too: `espada run`
+/// compiles it again when the kernel's addresses change.
+pub fn load_config_and_compile(
+    file: &Path,
+    kernel: bool,
+    err: &mut dyn Write,
+) -> io::Result<Option<(config::Config, Compiled)>> {
     let shown = file.display();
     let cfg = match config::load(file) {
         Ok(cfg) => cfg,
@@ -229,7 +239,7 @@ pub fn load_and_compile(
         config::compile(&cfg, &ConfigAddresses(&cfg))
     };
     match compiled {
-        Ok(c) => Ok(Some(c)),
+        Ok(c) => Ok(Some((cfg, c))),
         Err(errors) => {
             for w in &cfg.warnings {
                 writeln!(err, "{shown}: {w}\n")?;

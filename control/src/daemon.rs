@@ -22,6 +22,7 @@ use dataplane::api::{Direction, EspMode, Event, Request, SaCounts, SaParams};
 use dataplane::counters::DropReason;
 use dataplane::spd::{IpPrefix, PortRange, TrafficSelector};
 
+use crate::addrwatch::AddrWatch;
 use crate::cliserver::CliListener;
 use crate::config::Compiled;
 use crate::dpclient::{DataplaneClient, DpError};
@@ -622,14 +623,89 @@ fn wait_readable(fds: &[RawFd], timeout: Duration) {
 /// late a stop signal is noticed.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 
+/// The kernel's addresses changed: the config compiled again against
+/// them (`recompile`) replaces `c` when it compiles, its NAT rules go to
+/// the dataplane if the PAT address moved, and IKE moves to the new local
+/// addresses, dropping the SAs bound to the ones that went
+/// ([`IkeDriver::addresses_changed`]).
+fn follow_addresses(
+    now: Instant,
+    c: &mut Compiled,
+    recompile: &mut dyn FnMut() -> Option<Compiled>,
+    dp: &mut DataplaneClient,
+    ike: Option<&mut IkeDriver>,
+) {
+    let Ok(k) = crate::config::KernelInterfaces::snapshot() else {
+        return;
+    };
+    let present = k.addresses();
+    let locals = |c: &Compiled| -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = c
+            .ikev1
+            .maps
+            .iter()
+            .chain(&c.ikev2.maps)
+            .map(|m| m.local)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let before = locals(c);
+    let new = recompile();
+    let lost = before.iter().any(|a| !present.contains(a));
+    let moved = new.as_ref().is_some_and(|n| locals(n) != before);
+    let nat = new.as_ref().is_some_and(|n| n.nat != c.nat);
+    if !(lost || moved || nat) {
+        return;
+    }
+    if let Some(n) = new.as_ref().filter(|_| nat) {
+        match dp.expect_ack(
+            "LoadNat",
+            Request::LoadNat {
+                rules: n.nat.clone(),
+            },
+        ) {
+            Ok(()) => println!("espada: NAT rules reloaded for the new outside address"),
+            Err(e) => eprintln!("espada: reloading NAT rules: {e}"),
+        }
+    }
+    if let Some(ike) = ike {
+        ike.addresses_changed(now, &present, new.as_ref(), dp);
+    }
+    if let Some(n) = new {
+        if moved {
+            let show: Vec<String> = locals(&n).iter().map(ToString::to_string).collect();
+            println!(
+                "espada: outside address changed: IKE now on {}",
+                show.join(", ")
+            );
+        }
+        *c = n;
+    }
+}
+
 /// Serves the CLI, logs events and runs IKE until `stop` is set. A lost
 /// dataplane connection is retried (the dataplane may be restarting).
+/// When the kernel's addresses change (the outside interface's DHCP
+/// lease), `recompile` compiles the config against them and the daemon
+/// follows ([`follow_addresses`]).
 pub fn serve(
     o: &DaemonOptions,
     c: &Compiled,
+    recompile: &mut dyn FnMut() -> Option<Compiled>,
     mut dp: DataplaneClient,
     stop: &AtomicBool,
 ) -> Result<()> {
+    let mut compiled = c.clone();
+    let c = &mut compiled;
+    let mut watch = match AddrWatch::subscribe() {
+        Ok(w) => Some(w),
+        Err(e) => {
+            eprintln!("espada: not following address changes (rtnetlink: {e})");
+            None
+        }
+    };
     let cli = CliListener::bind(&o.cli_socket())
         .with_context(|| format!("CLI socket {}", o.cli_socket().display()))?;
     println!("espada: CLI at {}", o.cli_socket().display());
@@ -653,6 +729,9 @@ pub fn serve(
         let mut fds = vec![cli.as_raw_fd(), dp.as_raw_fd()];
         if let Some(ike) = &ike {
             fds.extend(ike.fds());
+        }
+        if let Some(w) = &watch {
+            fds.push(w.fd());
         }
         wait_readable(&fds, wait);
         let now = Instant::now();
@@ -688,6 +767,9 @@ pub fn serve(
                 }
                 continue;
             }
+        }
+        if watch.as_mut().is_some_and(AddrWatch::changed) {
+            follow_addresses(now, c, recompile, &mut dp, ike.as_mut());
         }
         for e in dp.take_events() {
             // A TED probe is IKE's to report (debug crypto isakmp): a

@@ -106,6 +106,8 @@ pub struct IkeDriver {
     /// The local addresses of the IKEv1 `discover` entries: where
     /// intercepted TED probes are answered from.
     ted_locals: Vec<IpAddr>,
+    /// The local addresses of the config as last compiled.
+    locals: BTreeSet<IpAddr>,
 }
 
 /// How often the IKEv2 VTIs are looked at.
@@ -139,8 +141,8 @@ impl IkeDriver {
         if maps().next().is_none() {
             return Ok(None);
         }
-        let locals: BTreeSet<IpAddr> = maps().map(|m| m.local).collect();
-        let locals: Vec<IpAddr> = locals.into_iter().collect();
+        let local_set: BTreeSet<IpAddr> = maps().map(|m| m.local).collect();
+        let locals: Vec<IpAddr> = local_set.iter().copied().collect();
         let mut v1 = ikev1::Engine::new(c.ikev1.clone());
         let mut v2 = ikev2::Engine::new(c.ikev2.clone());
         v1.set_ports(ike, nat_t);
@@ -182,6 +184,7 @@ impl IkeDriver {
                 .filter(|m| m.discover)
                 .map(|m| m.local)
                 .collect(),
+            locals: local_set,
         }))
     }
 
@@ -465,6 +468,82 @@ impl IkeDriver {
             },
         )?;
         Ok(self.installed.len())
+    }
+
+    /// The machine's addresses changed (the outside interface was
+    /// re-leased an address). `present` is every address the kernel has
+    /// now; `recompiled` the config compiled against them, `None` when it
+    /// does not compile now (the outside interface has no address yet).
+    ///
+    /// IKE's local addresses become the recompiled entries' (without a
+    /// recompiled config: the current ones the kernel still has). Every
+    /// local address that goes takes its ISAKMP SAs and SA pairs with it
+    /// (they are deleted from the dataplane here), and its sockets are
+    /// closed; the new addresses' sockets are bound and the engines
+    /// negotiate from them on the next packet. Returns the addresses lost.
+    pub fn addresses_changed(
+        &mut self,
+        now: Instant,
+        present: &[IpAddr],
+        recompiled: Option<&Compiled>,
+        dp: &mut DataplaneClient,
+    ) -> Vec<IpAddr> {
+        let mut current: BTreeSet<IpAddr> = self.socks.locals().map(|(a, _)| a.ip()).collect();
+        // The last compiled addresses too: an acquire that came while the
+        // outside interface had no address started from the old one.
+        current.extend(self.locals.iter().copied());
+        let locals: BTreeSet<IpAddr> = match recompiled {
+            Some(c) => c
+                .ikev1
+                .maps
+                .iter()
+                .chain(&c.ikev2.maps)
+                .map(|m| m.local)
+                .collect(),
+            None => current
+                .iter()
+                .copied()
+                .filter(|a| present.contains(a))
+                .collect(),
+        };
+        if let Some(c) = recompiled {
+            self.locals = locals.clone();
+            self.v1.set_policy(c.ikev1.clone());
+            self.v2.set_policy(c.ikev2.clone());
+            self.spd.set_base(c.spd.clone());
+            self.ted_locals = c
+                .ikev1
+                .maps
+                .iter()
+                .filter(|m| m.discover)
+                .map(|m| m.local)
+                .collect();
+        }
+        let gone: Vec<IpAddr> = current.difference(&locals).copied().collect();
+        for &a in &gone {
+            let (isakmp, pairs) = self.v1.local_address_gone(now, a);
+            if isakmp + pairs > 0 {
+                println!(
+                    "espada: local address {a} is gone: {isakmp} ISAKMP SA(s) and {pairs} IKEv1 SA pair(s) deleted"
+                );
+            }
+            if self.v2.ike_sas().iter().any(|(l, _, _)| l.ip() == a) {
+                // IKEv2 SAs cannot move either; new ones come from the
+                // new address.
+                self.v2.clear(now);
+            }
+        }
+        // Deletes first, while the old sockets still exist.
+        self.flush(dp);
+        let locals: Vec<IpAddr> = locals.into_iter().collect();
+        if let Err(e) = self.socks.rebind(&locals) {
+            self.failures += 1;
+            eprintln!("espada: IKE sockets: {e}");
+        }
+        if recompiled.is_some() {
+            self.load_spd(dp);
+        }
+        gone
     }
 
     /// The CLI commands IKE answers; `None` for the others.

@@ -58,6 +58,8 @@ struct Sock {
 /// Every IKE socket of the daemon.
 pub struct IkeSockets {
     socks: Vec<Sock>,
+    ike_port: u16,
+    nat_t_port: u16,
     buf: Box<[u8]>,
     /// Datagrams on 4500 that were neither IKE nor keepalives.
     pub dropped: u64,
@@ -69,26 +71,53 @@ impl IkeSockets {
     pub fn bind(locals: &[IpAddr], ike_port: u16, nat_t_port: u16) -> io::Result<IkeSockets> {
         let mut socks = Vec::new();
         for &addr in locals {
-            for (port, nat_t) in [(ike_port, false), (nat_t_port, true)] {
-                let socket = UdpSocket::bind(SocketAddr::new(addr, port)).map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("binding IKE socket {}: {e}", SocketAddr::new(addr, port)),
-                    )
-                })?;
-                socket.set_nonblocking(true)?;
-                socks.push(Sock {
-                    local: socket.local_addr()?,
-                    nat_t,
-                    socket,
-                });
-            }
+            socks.extend(Self::bind_one(addr, ike_port, nat_t_port)?);
         }
         Ok(IkeSockets {
             socks,
+            ike_port,
+            nat_t_port,
             buf: vec![0; MAX_DATAGRAM].into_boxed_slice(),
             dropped: 0,
         })
+    }
+
+    /// The IKE and NAT-T sockets of one address.
+    fn bind_one(addr: IpAddr, ike_port: u16, nat_t_port: u16) -> io::Result<[Sock; 2]> {
+        let one = |port: u16, nat_t: bool| -> io::Result<Sock> {
+            let socket = UdpSocket::bind(SocketAddr::new(addr, port)).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("binding IKE socket {}: {e}", SocketAddr::new(addr, port)),
+                )
+            })?;
+            socket.set_nonblocking(true)?;
+            Ok(Sock {
+                local: socket.local_addr()?,
+                nat_t,
+                socket,
+            })
+        };
+        Ok([one(ike_port, false)?, one(nat_t_port, true)?])
+    }
+
+    /// Follows a change of the local addresses (a DHCP re-lease): the
+    /// sockets of addresses no longer in `locals` are closed, those of
+    /// new ones bound; the others stay as they are. An address that
+    /// cannot be bound is reported, and the others are still served.
+    pub fn rebind(&mut self, locals: &[IpAddr]) -> io::Result<()> {
+        self.socks.retain(|s| locals.contains(&s.local.ip()));
+        let mut failed = Ok(());
+        for &addr in locals {
+            if self.socks.iter().any(|s| s.local.ip() == addr) {
+                continue;
+            }
+            match Self::bind_one(addr, self.ike_port, self.nat_t_port) {
+                Ok(two) => self.socks.extend(two),
+                Err(e) => failed = Err(e),
+            }
+        }
+        failed
     }
 
     /// The bound addresses and whether each is the NAT-T port.
@@ -206,5 +235,24 @@ mod tests {
         want.sort();
         assert_eq!(got, want);
         assert!(a.send(b_socks[0].0, a_socks[0].0, b"x").is_err());
+    }
+
+    #[test]
+    fn rebinding_closes_the_sockets_of_lost_addresses_and_opens_new_ones() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let lo2: IpAddr = "127.0.0.2".parse().unwrap();
+        let mut s = IkeSockets::bind(&[lo], 0, 0).unwrap();
+        let kept: Vec<_> = s.locals().collect();
+        s.rebind(&[lo, lo2]).unwrap();
+        let now: Vec<_> = s.locals().collect();
+        assert_eq!(now.len(), 4);
+        assert_eq!(&now[..2], &kept[..], "the sockets of a kept address stay");
+        assert!(now[2..].iter().all(|(a, _)| a.ip() == lo2));
+        s.rebind(&[lo2]).unwrap();
+        assert!(s.locals().all(|(a, _)| a.ip() == lo2));
+        assert_eq!(s.fds().len(), 2);
+        // An address this machine does not have is an error; the rest stay.
+        assert!(s.rebind(&[lo2, "192.0.2.1".parse().unwrap()]).is_err());
+        assert_eq!(s.fds().len(), 2);
     }
 }

@@ -6,6 +6,7 @@
 /// Version string shared by `espada --version` and `show version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+pub mod addrwatch;
 pub mod cli;
 pub mod cliserver;
 pub mod config;

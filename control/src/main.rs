@@ -67,7 +67,7 @@ fn execute(command: Command) -> Result<i32> {
 /// `espada run`: compile against this machine's interfaces, start or find
 /// the dataplane, install, then serve until SIGINT or SIGTERM.
 fn run(file: &Path, o: DaemonOptions) -> Result<i32> {
-    let Some(c) = cli::load_and_compile(file, true, &mut std::io::stderr())? else {
+    let Some((cfg, c)) = cli::load_config_and_compile(file, true, &mut std::io::stderr())? else {
         return Ok(1);
     };
     for w in &c.warnings {
@@ -91,7 +91,13 @@ fn run(file: &Path, o: DaemonOptions) -> Result<i32> {
         // SAFETY: the handler only stores to an atomic.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
-    daemon::serve(&o, &c, dp, &STOP)?;
+    // The outside address may change (DHCP): the daemon compiles the
+    // same config again against the kernel's addresses then.
+    let mut recompile = || {
+        let k = control::config::KernelInterfaces::snapshot().ok()?;
+        control::config::compile(&cfg, &k).ok()
+    };
+    daemon::serve(&o, &c, &mut recompile, dp, &STOP)?;
     println!("espada: stopped; the dataplane keeps forwarding with the installed SAs");
     Ok(0)
 }

@@ -2,9 +2,8 @@
 //! addresses read once with `getifaddrs(3)` and `if_nametoindex(3)`.
 //!
 //! A snapshot, not a live view: a config is compiled against the machine
-//! as it is at that moment; the daemon takes a new snapshot when it
-//! reloads (and will follow changes over netlink with the dataplane's
-//! route mirror).
+//! as it is at that moment; `espada run` takes a new snapshot and
+//! recompiles when rtnetlink says an address changed (`addrwatch`).
 
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -67,6 +66,16 @@ impl KernelInterfaces {
     }
 }
 
+impl KernelInterfaces {
+    /// Every address of every interface.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        self.by_name
+            .values()
+            .flat_map(|i| i.addrs.iter().copied())
+            .collect()
+    }
+}
+
 /// The IP address in a sockaddr, if it holds one.
 ///
 /// # Safety
@@ -110,5 +119,6 @@ mod tests {
             "{lo:?}"
         );
         assert!(k.resolve("no-such-if0").is_none());
+        assert!(k.addresses().contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)));
     }
 }

@@ -149,6 +149,12 @@ pub struct Stats {
     pub ted_proxy_mismatch: u64,
     /// Peers discovered (IKE started with them).
     pub ted_peers_discovered: u64,
+    /// Local addresses that went away (DHCP re-lease) with SAs bound to
+    /// them, which were removed.
+    pub local_addresses_lost: u64,
+    /// SA pairs of a dynamic-map entry deleted because the same proxy
+    /// identities were negotiated from another peer address or port.
+    pub stale_pairs_replaced: u64,
 }
 
 impl Stats {
@@ -198,6 +204,14 @@ impl Stats {
                 self.ted_proxy_mismatch,
             ),
             ("TED peers discovered", self.ted_peers_discovered),
+            (
+                "local addresses lost with SAs (SAs removed)",
+                self.local_addresses_lost,
+            ),
+            (
+                "SA pairs replaced by a peer at a new address",
+                self.stale_pairs_replaced,
+            ),
         ]
     }
 }
@@ -421,6 +435,10 @@ struct QuickMode {
 /// An installed pair.
 struct Pair {
     info: PairInfo,
+    /// The peer's IKE address and port when the pair was negotiated (the
+    /// NAT's port for a peer behind one): two peers behind one NAT, or
+    /// one peer before and after its NAT mapping changed, differ here.
+    remote: SocketAddr,
     entry: usize,
     /// A newer pair for the same entry and proxy replaced this one.
     superseded: bool,
@@ -803,6 +821,44 @@ impl Engine {
         self.pending.clear();
     }
 
+    /// Our address `addr` is gone (the outside interface was re-leased a
+    /// new one, or lost it): nothing bound to it can be used any more.
+    /// Its ISAKMP SAs, Quick Modes, waiting acquires and SA pairs are
+    /// removed without telling the peers (nothing can be sent from the
+    /// address), so the next packet negotiates from the address the
+    /// policy ([`Engine::set_policy`]) names now. Returns how many ISAKMP
+    /// SAs and pairs went.
+    pub fn local_address_gone(&mut self, now: Instant, addr: IpAddr) -> (usize, usize) {
+        let mut isakmp = 0;
+        let mut k = self.p1.len();
+        while k > 0 {
+            k -= 1;
+            if self.p1[k].local.ip() == addr {
+                self.delete_isakmp(now, k, false);
+                isakmp += 1;
+            }
+        }
+        self.pending.retain(|p| p.local != addr);
+        let (gone, kept): (Vec<Pair>, Vec<Pair>) = std::mem::take(&mut self.pairs)
+            .into_iter()
+            .partition(|p| p.info.local == addr);
+        self.pairs = kept;
+        let pairs = gone.len();
+        for p in gone {
+            self.out.push_back(Output::Delete {
+                inbound_spi: p.info.inbound_spi,
+                outbound_spi: p.info.outbound_spi,
+            });
+        }
+        if isakmp + pairs > 0 {
+            self.stats.local_addresses_lost += 1;
+            self.log(format!(
+                "ISAKMP: local address {addr} is gone: deleted {isakmp} ISAKMP SA(s) and {pairs} SA pair(s) bound to it"
+            ));
+        }
+        (isakmp, pairs)
+    }
+
     /// A negotiation for `proxy` of map entry `entry` failed: acquires for
     /// it are ignored for [`HOLD_DOWN`], and a pair that was being rekeyed
     /// may try again at its next soft expiry.
@@ -1153,18 +1209,17 @@ impl Engine {
 
     fn peer_dead(&mut self, now: Instant, i: usize) {
         self.stats.dpd_dead += 1;
-        let (local, peer, conn) = (
-            self.p1[i].local.ip(),
-            self.p1[i].remote.ip(),
-            self.p1[i].conn_id,
-        );
+        let (local, remote, conn) = (self.p1[i].local.ip(), self.p1[i].remote, self.p1[i].conn_id);
+        let peer = remote.ip();
         self.log(format!(
             "%CRYPTO-5-IKE_DPD: ISAKMP:({conn}):peer {peer} is dead: deleting its SAs"
         ));
         self.delete_isakmp(now, i, false);
+        // The pairs negotiated with this endpoint: another peer behind the
+        // same NAT (another port) keeps its own.
         let (gone, kept): (Vec<Pair>, Vec<Pair>) = std::mem::take(&mut self.pairs)
             .into_iter()
-            .partition(|p| p.info.peer == peer && p.info.local == local);
+            .partition(|p| p.remote == remote && p.info.local == local);
         self.pairs = kept;
         for p in gone {
             self.out.push_back(Output::Delete {
@@ -1243,8 +1298,12 @@ impl Engine {
             if let Some(i) = self.find_p1(&msg.header, remote) {
                 let p = &mut self.p1[i];
                 if p.nat_detected && p.remote != remote {
+                    let old = p.remote;
                     p.remote = remote;
                     p.local = local;
+                    for x in self.pairs.iter_mut().filter(|x| x.remote == old) {
+                        x.remote = remote;
+                    }
                 }
             }
         }

@@ -14,6 +14,8 @@ use crate::config::ike::{IkeCipher, IkeHash};
 use crate::config::model::SecretBytes;
 use crate::ike::crypto::DhGroup;
 
+mod dynpeer;
+
 const TAG: PolicyTag = PolicyTag { map: 1, seq: 10 };
 
 fn sel(src: &str, dst: &str) -> TrafficSelector {
@@ -134,18 +136,20 @@ struct Net {
     /// Every datagram that crossed, for the fuzz tests.
     wire: Vec<(bool, Vec<u8>)>,
     /// A NAT in front of A: B sees A's packets from 198.18.0.99 and the
-    /// port + 1000.
+    /// port + `nat_shift`.
     nat: bool,
+    /// 1000 unless a test changes the NAT's mapping.
+    nat_shift: u16,
 }
 
 const NAT_ADDR: &str = "198.18.0.99";
 
-fn nat_out(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(NAT_ADDR.parse().unwrap(), a.port() + 1000)
+fn nat_out(a: SocketAddr, shift: u16) -> SocketAddr {
+    SocketAddr::new(NAT_ADDR.parse().unwrap(), a.port() + shift)
 }
 
-fn nat_in(a: SocketAddr, real: IpAddr) -> SocketAddr {
-    SocketAddr::new(real, a.port() - 1000)
+fn nat_in(a: SocketAddr, real: IpAddr, shift: u16) -> SocketAddr {
+    SocketAddr::new(real, a.port() - shift)
 }
 
 impl Net {
@@ -164,6 +168,7 @@ impl Net {
             lose: Box::new(|_, _, _| false),
             wire: Vec::new(),
             nat: false,
+            nat_shift: 1000,
         }
     }
 
@@ -222,11 +227,14 @@ impl Net {
                     }
                     match (self.nat, from_a) {
                         (false, _) => dst.handle_datagram(self.now, remote, local, &data),
-                        (true, true) => {
-                            dst.handle_datagram(self.now, remote, nat_out(local), &data)
-                        }
+                        (true, true) => dst.handle_datagram(
+                            self.now,
+                            remote,
+                            nat_out(local, self.nat_shift),
+                            &data,
+                        ),
                         (true, false) => {
-                            let to = nat_in(remote, self.a_addr.ip());
+                            let to = nat_in(remote, self.a_addr.ip(), self.nat_shift);
                             dst.handle_datagram(self.now, to, local, &data)
                         }
                     }

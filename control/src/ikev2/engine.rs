@@ -344,6 +344,12 @@ impl Engine {
         self.nat_t_port = nat_t;
     }
 
+    /// A new configuration (the outside address changed): established
+    /// SAs stay, new negotiations use it.
+    pub fn set_policy(&mut self, policy: Ikev2Policy) {
+        self.policy = policy;
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.stats
     }

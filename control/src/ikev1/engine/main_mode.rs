@@ -418,11 +418,30 @@ impl Engine {
             flags: Flags::ENCRYPTION,
             ..msg.header.clone()
         };
+        let mut payloads = vec![id, Payload::Hash(hash)];
+        // INITIAL-CONTACT (RFC 2407 §4.6.3.3) only when we hold nothing
+        // with this peer, as IOS does: after a restart or an address
+        // change, not when a new ISAKMP SA replaces one whose IPsec SAs
+        // are still in use (the peer would delete them).
+        let (local, peer, cookies) = (p.local.ip(), p.remote.ip(), (p.cky_i, p.cky_r));
+        let known = self.p1.iter().any(|q| {
+            q.state == P1State::Established
+                && q.local.ip() == local
+                && q.remote.ip() == peer
+                && (q.cky_i, q.cky_r) != cookies
+        }) || self
+            .pairs
+            .iter()
+            .any(|x| x.info.local == local && x.info.peer == peer);
+        if !known {
+            payloads.push(contact);
+        }
+        let p = &mut self.p1[i];
         let out = seal(
             p.cipher.as_ref().expect("derived above"),
             &mut p.iv,
             header,
-            &[id, Payload::Hash(hash), contact],
+            &payloads,
         )?;
         p.state = P1State::I5;
         p.flight = Some(Flight::new(now, out.clone()));
@@ -497,6 +516,12 @@ impl Engine {
                 return Err(e);
             }
         };
+        let p = &mut self.p1[i];
+        if local.port() != p.local.port() {
+            // The initiator moved to the NAT-T port (or its NAT did).
+            p.local = local;
+            p.remote = remote;
+        }
         if contact {
             self.initial_contact(now, i);
         }
@@ -508,11 +533,6 @@ impl Engine {
             })
             .ok_or(Drop::Unexpected("ISAKMP SA gone"))?;
         let p = &mut self.p1[i];
-        if local.port() != p.local.port() {
-            // The initiator moved to the NAT-T port (or its NAT did).
-            p.local = local;
-            p.remote = remote;
-        }
         let my_id = Payload::Identification(phase1_id(p.local.ip()));
         let idir_b = body(&my_id);
         let t = p.transcript();
@@ -592,13 +612,20 @@ impl Engine {
     /// The peer says it has no other state with us (it restarted):
     /// every other ISAKMP SA and every pair with it goes (RFC 2407
     /// §4.6.3.3), so traffic moves to what it negotiates now.
+    ///
+    /// Behind a NAT the peer is its address *and port*, as IOS has it
+    /// ("bring down existing phase 1 and 2 SA's with local L remote R
+    /// remote port P"): another peer behind the same NAT keeps its SAs.
     pub(super) fn initial_contact(&mut self, now: Instant, keep: usize) {
-        let (local, peer) = (self.p1[keep].local.ip(), self.p1[keep].remote.ip());
+        let (local, remote) = (self.p1[keep].local.ip(), self.p1[keep].remote);
+        let peer = remote.ip();
+        let nat = self.p1[keep].nat_detected;
+        let same = move |r: SocketAddr| r.ip() == peer && (!nat || r.port() == remote.port());
         let (ci, cr) = (self.p1[keep].cky_i, self.p1[keep].cky_r);
         let stale: Vec<usize> = (0..self.p1.len())
             .filter(|&k| {
                 let p = &self.p1[k];
-                p.local.ip() == local && p.remote.ip() == peer && !(p.cky_i == ci && p.cky_r == cr)
+                p.local.ip() == local && same(p.remote) && !(p.cky_i == ci && p.cky_r == cr)
             })
             .rev()
             .collect();
@@ -607,7 +634,7 @@ impl Engine {
         }
         let (gone, kept): (Vec<Pair>, Vec<Pair>) = std::mem::take(&mut self.pairs)
             .into_iter()
-            .partition(|p| p.info.peer == peer && p.info.local == local);
+            .partition(|p| same(p.remote) && p.info.local == local);
         self.pairs = kept;
         if !gone.is_empty() {
             self.log(format!(

@@ -435,7 +435,7 @@ impl Engine {
         q.answered = data.to_vec();
         q.reply = out.clone();
         self.send(l, r, out);
-        self.install(i, k);
+        self.install(now, i, k);
         Ok(())
     }
 
@@ -457,7 +457,7 @@ impl Engine {
         q.done_at = Some(now);
         q.flight = None;
         q.dh = None;
-        self.install(i, k);
+        self.install(now, i, k);
         Ok(())
     }
 
@@ -591,7 +591,7 @@ impl Engine {
     }
 
     /// Derives the pair's keys and hands it to the driver.
-    fn install(&mut self, i: usize, k: usize) {
+    fn install(&mut self, now: Instant, i: usize, k: usize) {
         let Some((inbound, outbound, info)) = self.pair_params(i, k) else {
             return;
         };
@@ -601,9 +601,12 @@ impl Engine {
         else {
             return;
         };
-        for old in self.pairs.iter_mut().filter(|x| {
-            x.info.tag == info.tag && x.info.proxy == info.proxy && x.info.peer == info.peer
-        }) {
+        let remote = self.p1[i].remote;
+        for old in self
+            .pairs
+            .iter_mut()
+            .filter(|x| x.info.tag == info.tag && x.info.proxy == info.proxy && x.remote == remote)
+        {
             old.superseded = true;
         }
         self.stats.phase2_established += 1;
@@ -619,12 +622,85 @@ impl Engine {
             outbound: Box::new(outbound),
             inbound_ready,
         });
+        let dynamic = self
+            .policy
+            .maps
+            .get(entry)
+            .is_some_and(|e| e.dynamic.is_some());
+        let (tag, proxy, local) = (info.tag, info.proxy, info.local);
         self.pairs.push(Pair {
             info,
+            remote,
             entry,
             superseded: false,
             rekeying: false,
         });
+        if dynamic {
+            self.replace_stale(now, tag, proxy, local, remote);
+        }
+    }
+
+    /// A peer of dynamic-map entry `tag` negotiated `proxy` from `remote`:
+    /// the pairs for the same entry and proxy negotiated from another
+    /// address or port belong to the same peer before its address (or its
+    /// NAT's mapping) changed. They are deleted at once, so the dataplane
+    /// never sends to the stale address, and so is every ISAKMP SA with
+    /// that stale endpoint that is left without pairs. The stale peer is
+    /// not told: it is usually unreachable, and it may share its address
+    /// with the new one (behind the same NAT).
+    fn replace_stale(
+        &mut self,
+        now: Instant,
+        tag: PolicyTag,
+        proxy: TrafficSelector,
+        local: IpAddr,
+        remote: SocketAddr,
+    ) {
+        let (stale, kept): (Vec<Pair>, Vec<Pair>) =
+            std::mem::take(&mut self.pairs).into_iter().partition(|x| {
+                x.info.tag == tag
+                    && x.info.proxy == proxy
+                    && x.info.local == local
+                    && x.remote != remote
+            });
+        self.pairs = kept;
+        let mut endpoints: Vec<SocketAddr> = Vec::new();
+        for x in stale {
+            self.stats.stale_pairs_replaced += 1;
+            self.log(format!(
+                "IPSEC(delete_sa): dynamic peer {}:{} replaces {}:{} for the same proxy identities: deleting SA pair {:#010x}/{:#010x}",
+                remote.ip(),
+                remote.port(),
+                x.remote.ip(),
+                x.remote.port(),
+                x.info.inbound_spi,
+                x.info.outbound_spi
+            ));
+            self.out.push_back(Output::Delete {
+                inbound_spi: x.info.inbound_spi,
+                outbound_spi: x.info.outbound_spi,
+            });
+            if !endpoints.contains(&x.remote) {
+                endpoints.push(x.remote);
+            }
+        }
+        for r in endpoints {
+            if self
+                .pairs
+                .iter()
+                .any(|x| x.remote == r && x.info.local == local)
+            {
+                continue;
+            }
+            let mut k = self.p1.len();
+            while k > 0 {
+                k -= 1;
+                let p = &self.p1[k];
+                if p.remote == r && p.local.ip() == local {
+                    self.delete_isakmp(now, k, false);
+                }
+            }
+        }
     }
 }
 
