@@ -467,6 +467,85 @@ mod tests {
         }
     }
 
+    /// scapy (the independent reader, `bench/tests/scapy_gen_frames.py`)
+    /// reads the stamped frames as built and finds every checksum right.
+    /// Needs Debian's python3-scapy (deploy/setup.sh installs it) and fails,
+    /// rather than skips, without it.
+    #[test]
+    fn scapy_reads_the_stamped_frames_and_agrees_with_their_checksums() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+
+        let mut frames = Vec::new();
+        let mut want = Vec::new();
+        for v6 in [false, true] {
+            for proto in [Proto::Udp, Proto::Tcp] {
+                let s = spec(v6, proto);
+                for len in [min_ip_len(v6, proto), 101, 576, 1400, 1500] {
+                    let t = Template::build(&s, len).unwrap();
+                    for (flow, seq, ts) in [
+                        (0u32, 0u64, 1u64),
+                        (49_999, u64::MAX, 0x8000_0000_0000_0001),
+                        (12, 0xffff, 0xffff_0000),
+                    ] {
+                        let mut f = t.bytes.clone();
+                        t.stamp(&mut f, flow, seq, ts);
+                        frames.push(f.iter().map(|b| format!("{b:02x}")).collect::<String>());
+                        want.push((v6, proto, len, flow, seq, ts, s));
+                    }
+                }
+            }
+        }
+        let python = std::env::var("ESPADA_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+        let script = format!("{}/tests/scapy_gen_frames.py", env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {python}: {e} (deploy/setup.sh installs python3-scapy)")
+            });
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(serde_json::to_string(&frames).unwrap().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "scapy_gen_frames.py failed (is python3-scapy installed?):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(got.len(), want.len());
+        for (g, (v6, proto, len, flow, seq, ts, s)) in got.iter().zip(want) {
+            let what = format!("v6={v6} {proto:?} len {len} flow {flow}: {g}");
+            assert_eq!(g["family"], if v6 { 6 } else { 4 }, "{what}");
+            assert_eq!(g["src"], s.src.to_string(), "{what}");
+            assert_eq!(g["dst"], s.dst.to_string(), "{what}");
+            assert_eq!(g["ip_len"], len, "{what}");
+            assert_eq!(g["len"], len + ETH_LEN, "{what}");
+            assert_eq!(g["proto"], proto.name(), "{what}");
+            assert_eq!(g["sport"], BASE_SPORT + flow as u16, "{what}");
+            assert_eq!(g["dport"], 9000, "{what}");
+            assert_eq!(g["l4_checksum_ok"], true, "{what}");
+            if !v6 {
+                assert_eq!(g["ip_checksum_ok"], true, "{what}");
+                assert_eq!(g["df"], true, "{what}");
+            }
+            if proto == Proto::Udp {
+                assert_eq!(g["udp_len"], len - if v6 { 40 } else { 20 }, "{what}");
+            }
+            assert_eq!(g["magic"], MAGIC, "{what}");
+            assert_eq!(g["flow"], flow, "{what}");
+            assert_eq!(g["seq"], seq.to_string(), "{what}");
+            assert_eq!(g["tx_ns"], ts.to_string(), "{what}");
+        }
+    }
+
     #[test]
     fn the_ipv4_header_checksum_is_valid_and_lengths_match() {
         let t = Template::build(&spec(false, Proto::Udp), 100).unwrap();
