@@ -2,8 +2,9 @@
 # espada-bench gen and sink (the AF_XDP packet generator and receiver) in
 # network namespaces:
 #   - over a veth pair: IPv4/UDP and IPv6/TCP-like IMIX flows at a modest
-#     rate arrive complete (no loss, JSON summaries agree), then a short run
-#     at the maximum rate (its figure is printed, not asserted);
+#     rate arrive complete (no loss, JSON summaries agree), also from two
+#     TX queues to two RX queues, then a short run at the maximum rate (its
+#     figure is printed, not asserted);
 #   - the tool's own errors: unknown interface, not root, an interface
 #     whose XDP hook is taken, a rate above the link: one line each;
 #   - through the two Espada gateways of deploy/lab.sh (manual keys,
@@ -86,7 +87,10 @@ for n in g1 g2; do
     ip netns add "$prefix-$n"
     in_ns "$n" ip link set lo up
 done
-ip link add g1 netns "$prefix-g1" type veth peer name g2 netns "$prefix-g2"
+# Two queues each way: a veth hands a frame sent on TX queue N to its
+# peer's RX queue N, so a two-queue generator feeds both receiver workers.
+ip link add g1 numtxqueues 2 numrxqueues 2 netns "$prefix-g1" type veth \
+    peer name g2 numtxqueues 2 numrxqueues 2 netns "$prefix-g2"
 in_ns g1 ip addr add 198.18.100.1/24 dev g1
 in_ns g2 ip addr add 198.18.100.2/24 dev g2
 in_ns g1 ip -6 addr add fd00:100::1/64 dev g1 nodad
@@ -107,6 +111,13 @@ v6() {
         verdict v6 "s['probes'] == g['packets'] == 10000 and s['lost'] == 0 and s['flows_seen'] == 8 and abs(s['bytes_l2'] / s['packets'] - (346 + 14 + 7 * 20 / 12)) < 1"
 }
 check "veth, IPv6/TCP-like IMIX, 8 flows at 5 kpps: all arrive, IMIX mean size" v6
+
+queues2() {
+    run q2 g1 g2 g2 -- --dev g1 --src 198.18.100.1 --dst 198.18.100.2 \
+        --queues 2 --rate 10000 --count 20000 --flows 16 &&
+        verdict q2 "g['queues'] == 2 and s['queues'] == 2 and s['probes'] == g['packets'] == 20000 and s['lost'] == 0 and s['flows_seen'] == 16"
+}
+check "veth, two queues each side: 16 flows from two workers arrive complete" queues2
 
 maxrate() {
     run max g1 g2 g2 -- --dev g1 --src 198.18.100.1 --dst 198.18.100.2 \

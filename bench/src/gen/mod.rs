@@ -376,13 +376,13 @@ struct Live {
     expected: AtomicU64,
     reordered: AtomicU64,
     esp: AtomicU64,
-    last_ns: AtomicU64,
 }
 
 /// What every generator worker shares.
 struct TxPlan {
     templates: Vec<Template>,
-    /// Per-template flow-field offsets: frames are stamped in place.
+    /// With `--esp`: the SA, the Ethernet addresses (destination, source)
+    /// and the outer ethertype.
     esp: Option<(Arc<OutboundSa>, [u8; 12], u16)>,
     flows: u32,
     queues: u32,
@@ -1035,7 +1035,6 @@ fn rx_worker(mut sock: XskSocket, umem: Umem, stop: &AtomicBool, live: &Live) ->
         live.expected.store(tally.expected, Ordering::Relaxed);
         live.reordered.store(tally.reordered, Ordering::Relaxed);
         live.esp.store(tally.esp, Ordering::Relaxed);
-        live.last_ns.store(now, Ordering::Relaxed);
     }
     drop(sock);
     drop(umem);
