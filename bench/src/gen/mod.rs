@@ -1354,26 +1354,39 @@ mod tests {
     /// addresses, and the probe intact.
     #[test]
     fn esp_frames_decrypt_with_the_same_sa_to_the_stamped_probe() {
-        for (suite, enc, auth, natt) in [
+        for (suite, enc, auth, natt, local, peer) in [
             (
                 "aes128-sha1",
                 "000102030405060708090a0b0c0d0e0f",
                 "101112131415161718191a1b1c1d1e1f20212223",
                 false,
+                "198.18.0.1",
+                "198.18.1.1",
             ),
             (
                 "aes128gcm16",
                 "000102030405060708090a0b0c0d0e0f10111213",
                 "",
                 true,
+                "198.18.0.1",
+                "198.18.1.1",
+            ),
+            // IPv4 flows in an IPv6 tunnel.
+            (
+                "aes256-sha256",
+                "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+                "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f",
+                false,
+                "fd00:1::1",
+                "fd00:2::1",
             ),
         ] {
             let spec = EspSpec::parse(&format!(
-                "spi=4096,suite={suite},enc={enc},auth={auth},peer=198.18.1.1{}",
+                "spi=4096,suite={suite},enc={enc},auth={auth},peer={peer}{}",
                 if natt { ",natt" } else { "" }
             ))
             .unwrap();
-            let local: IpAddr = "198.18.0.1".parse().unwrap();
+            let local: IpAddr = local.parse().unwrap();
             let sa = spec.sa(local).unwrap();
             let t = Template::build(&frame::test_spec(false, Proto::Udp), 100).unwrap();
             let mut buf = vec![0u8; 2048];
@@ -1419,7 +1432,8 @@ mod tests {
             assert_eq!(p.data(), &inner[..], "{suite}");
             // The sink counts the ESP frame by SPI before any decryption.
             let mut eth = vec![0u8; ETH_LEN];
-            eth[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+            let ethertype: u16 = if local.is_ipv4() { 0x0800 } else { 0x86dd };
+            eth[12..14].copy_from_slice(&ethertype.to_be_bytes());
             eth.extend_from_slice(&outer);
             assert_eq!(frame::classify(&eth), Received::Esp { spi: 4096 });
             // A wrong key does not decrypt.
