@@ -7,7 +7,8 @@
 # IKEv1 between two Espada gateways (deploy/tests/lab_ike.sh) and against
 # strongSwan (deploy/tests/lab_swan_ikev1.sh), IKEv2 against strongSwan
 # (lab_swan_ikev2.sh) and between two Espada gateways with seed 002's
-# configuration (lab_seed002.sh), and a smoke run of the benchmark tool.
+# configuration (lab_seed002.sh), the AF_XDP packet generator and receiver
+# (lab_gen.sh), and a smoke run of the benchmark tool.
 #
 #   deploy/test.sh                    everything
 #   ESPADA_FUZZ_SECONDS=60 deploy/test.sh   longer fuzzing
@@ -82,6 +83,9 @@ deploy/tests/lab_seed002.sh | tee -a target/lab-output.txt
 
 step "seed 004 in the lab: Tunnel Endpoint Discovery between two Espada gateways"
 deploy/tests/lab_ted.sh | tee -a target/lab-output.txt
+
+step "espada-bench gen/sink: veth, tool errors, through the two gateways, pre-encrypted ESP to gw_b"
+ESPADA_BENCH=target/release/espada-bench deploy/tests/lab_gen.sh | tee -a target/lab-output.txt
 
 step "benchmark smoke run (figures are not asserted; see espada-bench)"
 target/release/espada-bench crypto --quick --suites aes128-sha1,aes128gcm16 --sizes 64,imix >/dev/null

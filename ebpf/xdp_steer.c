@@ -102,6 +102,10 @@ static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
 
 #define STEER_ROLE_INSIDE 1
 #define STEER_ROLE_OUTSIDE 2
+/* Not a gateway port: a measuring receiver (espada-bench sink) takes every
+ * TCP, UDP and ESP packet of the interface; ARP, ND, ICMP and the rest stay
+ * with the kernel, so the host keeps answering its neighbours. */
+#define STEER_ROLE_CAPTURE 3
 
 /* Outside: ESP (protocol 50) to the gateway goes to AF_XDP. */
 #define STEER_F_ESP 0x01
@@ -149,6 +153,8 @@ enum steer_rule {
 	 * Appended so the other counters keep their numbers; every rule from
 	 * STEER_REDIRECT_ESP on that rule_for() returns redirects. */
 	STEER_REDIRECT_TED,
+	/* Capture role: TCP, UDP or ESP (fragments included), to AF_XDP. */
+	STEER_REDIRECT_CAPTURE,
 	STEER_RULES,
 };
 
@@ -585,6 +591,19 @@ static __always_inline int inside_rule(void *data, void *end, struct flow *f)
 	return STEER_REDIRECT_INSIDE;
 }
 
+/* A measuring receiver: everything a traffic generator sends (TCP, UDP,
+ * ESP) to AF_XDP, except to broadcast or multicast MACs. */
+static __always_inline int capture_rule(void *data, void *end, struct flow *f)
+{
+	if (is_nd(data, end, f))
+		return STEER_PASS_ND;
+	if (f->l2_group)
+		return STEER_PASS_LINK_SCOPE;
+	if (f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP || f->proto == IPPROTO_ESP)
+		return STEER_REDIRECT_CAPTURE;
+	return STEER_PASS_LOCAL;
+}
+
 static __always_inline int rule_for(struct xdp_md *ctx, struct steer_iface *cfg)
 {
 	void *data = (void *)(long)ctx->data;
@@ -622,6 +641,8 @@ static __always_inline int rule_for(struct xdp_md *ctx, struct steer_iface *cfg)
 
 	if (cfg->role == STEER_ROLE_OUTSIDE)
 		return outside_rule(data, end, &f, cfg);
+	if (cfg->role == STEER_ROLE_CAPTURE)
+		return capture_rule(data, end, &f);
 	return inside_rule(data, end, &f);
 }
 
@@ -631,7 +652,8 @@ int xdp_steer(struct xdp_md *ctx)
 	__u32 ifindex = ctx->ingress_ifindex;
 	struct steer_iface *cfg = bpf_map_lookup_elem(&steer_ifaces, &ifindex);
 
-	if (!cfg || (cfg->role != STEER_ROLE_INSIDE && cfg->role != STEER_ROLE_OUTSIDE)) {
+	if (!cfg || (cfg->role != STEER_ROLE_INSIDE && cfg->role != STEER_ROLE_OUTSIDE &&
+		     cfg->role != STEER_ROLE_CAPTURE)) {
 		count(STEER_PASS_UNCONFIGURED);
 		return XDP_PASS;
 	}

@@ -9,7 +9,11 @@
 //!                     [--no-openssl] [--quick] [--format text|json]
 //! espada-bench ike    [--ikev2] [--groups 2,14] [--duration SECS] [--held N]
 //!                     [--quick] [--format text|json]
+//! espada-bench gen    --dev IF --src ADDR --dst ADDR [--rate PPS|max] ...
+//! espada-bench sink   --dev IF [--duration SECS] [--idle SECS] ...
 //! ```
+//!
+//! `gen` / `sink`: the AF_XDP packet generator and receiver (`gen/`).
 //!
 //! `crypto`: ESP encapsulation and decapsulation per suite and size, against
 //! `openssl speed`. `ike`: IKEv1 Main Mode + Quick Mode setups per second of
@@ -24,6 +28,7 @@
 //! IKE_SA_INIT.
 
 mod crypto_bench;
+mod gen;
 mod ike_bench;
 mod ike_flood;
 mod ikev2_bench;
@@ -51,7 +56,11 @@ const USAGE: &str = "usage: espada-bench crypto [--suites aes128-sha1,aes128gcm1
        espada-bench ike-responder --listen 198.18.1.1 --psk KEY [--groups 14,19] \
 [--cookie-threshold 16] [--port 500] [--duration 300] [--quiet]
 (ike-flood and ike-responder: IKEv2 on real sockets; addresses in 198.18.0.0/15 only; \
-ike-flood needs root for its raw socket)";
+ike-flood needs root for its raw socket)
+       espada-bench gen --dev IF --src ADDR --dst ADDR [--rate PPS|max] [--size 64..1500|imix] \
+[--flows N] [--esp spi=N,suite=S,enc=HEX,auth=HEX,peer=ADDR] ... (gen --help)
+       espada-bench sink --dev IF [--duration SECS] [--idle SECS] [--json FILE] ... (sink --help) \
+(AF_XDP packet generator and receiver, root; docs/performance.md)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -60,6 +69,8 @@ fn main() -> Result<()> {
         Some("ike") => ike(&args[1..]),
         Some("ike-flood") => ike_flood(&args[1..]),
         Some("ike-responder") => ike_responder(&args[1..]),
+        Some("gen") => gen::gen_main(&args[1..]),
+        Some("sink") => gen::sink_main(&args[1..]),
         Some("--help") | Some("-h") | None => {
             println!("{USAGE}");
             Ok(())

@@ -1200,6 +1200,91 @@ fn a_queue_beyond_the_xskmap_is_passed_and_counted() {
     assert_eq!(after.get(R::Inside) - before.get(R::Inside), 2);
 }
 
+#[test]
+fn a_capture_interface_takes_tcp_udp_and_esp_and_leaves_the_rest_to_the_kernel() {
+    let Some(lab) = Lab::new("xdp-capture") else {
+        return;
+    };
+    // espada-bench sink's role, on an interface of its own program.
+    lab.ns
+        .run("ip link add cap0 type veth peer name cap1 && ip link set cap0 up");
+    let cap = lab.ns.ifindex("cap0");
+    let mut steer = XdpSteer::load().expect("load");
+    steer.set_capture(cap).expect("capture");
+    let umem = Umem::new(64).expect("umem");
+    let sock = XskSocket::new(&umem, None, cap, 0, 64, BindMode::Copy).expect("xsk");
+    steer.register_xsk(cap, 0, sock.fd()).expect("register");
+    let cases: [(&str, Vec<u8>, XdpAction, SteerRule); 9] = [
+        (
+            "UDP over IPv4",
+            ipv4_frame(GW_MAC, HOST_V4, REMOTE_V4, UDP, &udp(10000, 9000, &[1; 24])),
+            Redirect,
+            R::Capture,
+        ),
+        (
+            "TCP over IPv4",
+            ipv4_frame(GW_MAC, HOST_V4, REMOTE_V4, TCP, &tcp(10000, 9000)),
+            Redirect,
+            R::Capture,
+        ),
+        (
+            "ESP over IPv4",
+            ipv4_frame(GW_MAC, PEER_V4, WAN_V4, ESP, &esp(0x1000)),
+            Redirect,
+            R::Capture,
+        ),
+        (
+            "UDP over IPv6",
+            ipv6_frame(GW_MAC, HOST_V6, REMOTE_V6, UDP, &udp(10000, 9000, &[1; 24])),
+            Redirect,
+            R::Capture,
+        ),
+        (
+            "ESP over IPv6",
+            ipv6_frame(GW_MAC, PEER_V6, WAN_V6, ESP, &esp(0x1001)),
+            Redirect,
+            R::Capture,
+        ),
+        (
+            "ICMP echo",
+            ipv4_frame(GW_MAC, HOST_V4, REMOTE_V4, ICMP, &icmp_echo(8, 7)),
+            Pass,
+            R::Local,
+        ),
+        ("ARP", arp(HOST_V4), Pass, R::Arp),
+        (
+            "neighbour solicitation",
+            neighbour_solicitation(HOST_V6, REMOTE_V6),
+            Pass,
+            R::NeighbourDiscovery,
+        ),
+        (
+            "UDP to the broadcast MAC",
+            ipv4_frame(BROADCAST, HOST_V4, REMOTE_V4, UDP, &udp(1, 2, &[0; 4])),
+            Pass,
+            R::LinkScope,
+        ),
+    ];
+    for (what, frame, action, rule) in cases {
+        let before = steer.counters().expect("counters");
+        assert_eq!(
+            steer.test_run(&frame, cap, 0).expect("run"),
+            action,
+            "{what}"
+        );
+        let after = steer.counters().expect("counters");
+        for r in SteerRule::ALL {
+            let want = u64::from(r == rule);
+            assert_eq!(
+                after.get(r) - before.get(r),
+                want,
+                "{what}: counter {}",
+                r.name()
+            );
+        }
+    }
+}
+
 /// A TCP header with these ports (SYN-ACK), 20 bytes.
 fn tcp(sport: u16, dport: u16) -> Vec<u8> {
     let mut t = sport.to_be_bytes().to_vec();

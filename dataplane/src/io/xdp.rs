@@ -60,6 +60,7 @@ const MAP_COUNTERS: &str = "steer_counters";
 
 const ROLE_INSIDE: u8 = 1;
 const ROLE_OUTSIDE: u8 = 2;
+const ROLE_CAPTURE: u8 = 3;
 const F_ESP: u8 = 0x01;
 const F_NATT: u8 = 0x02;
 
@@ -202,10 +203,13 @@ pub enum SteerRule {
     /// probe for a host behind us, to AF_XDP (the dataplane hands it to the
     /// control process). Last so the other rules keep their numbers.
     Ted,
+    /// A capture interface ([`XdpSteer::set_capture`], `espada-bench
+    /// sink`): TCP, UDP or ESP to a unicast MAC, to AF_XDP.
+    Capture,
 }
 
 impl SteerRule {
-    pub const COUNT: usize = 18;
+    pub const COUNT: usize = 19;
     pub const ALL: [SteerRule; SteerRule::COUNT] = [
         SteerRule::Unconfigured,
         SteerRule::Malformed,
@@ -225,6 +229,7 @@ impl SteerRule {
         SteerRule::NoSocket,
         SteerRule::BadQueue,
         SteerRule::Ted,
+        SteerRule::Capture,
     ];
 
     /// The counter's name for operators.
@@ -248,6 +253,7 @@ impl SteerRule {
             SteerRule::NoSocket => "pass-no-socket",
             SteerRule::BadQueue => "pass-bad-queue",
             SteerRule::Ted => "xsk-ted",
+            SteerRule::Capture => "xsk-capture",
         }
     }
 
@@ -260,6 +266,7 @@ impl SteerRule {
                 | SteerRule::Inside
                 | SteerRule::Pat
                 | SteerRule::Ted
+                | SteerRule::Capture
         )
     }
 }
@@ -559,6 +566,30 @@ impl XdpSteer {
         role: PortRole,
         esp: EspSteering,
     ) -> Result<u32, XdpError> {
+        let mut flags = 0;
+        if esp.esp {
+            flags |= F_ESP;
+        }
+        if esp.udp_encapsulated {
+            flags |= F_NATT;
+        }
+        let role = match role {
+            PortRole::Inside => ROLE_INSIDE,
+            PortRole::Outside => ROLE_OUTSIDE,
+        };
+        self.set_role(ifindex, role, flags)
+    }
+
+    /// Makes `ifindex` a capture interface for a measuring receiver
+    /// (`espada-bench sink`), not a gateway port: every TCP, UDP and ESP
+    /// packet to a unicast MAC goes to its AF_XDP sockets, the rest (ARP,
+    /// ND, ICMP) to the kernel. Returns the slot, as
+    /// [`XdpSteer::set_interface`] does.
+    pub fn set_capture(&mut self, ifindex: u32) -> Result<u32, XdpError> {
+        self.set_role(ifindex, ROLE_CAPTURE, 0)
+    }
+
+    fn set_role(&mut self, ifindex: u32, role: u8, flags: u8) -> Result<u32, XdpError> {
         let slot = match self.slot_of(ifindex) {
             Some(s) => s,
             None => self
@@ -567,19 +598,9 @@ impl XdpSteer {
                 .position(Option::is_none)
                 .ok_or(XdpError::NoFreeSlot)? as u32,
         };
-        let mut flags = 0;
-        if esp.esp {
-            flags |= F_ESP;
-        }
-        if esp.udp_encapsulated {
-            flags |= F_NATT;
-        }
         let cfg = IfaceConfig {
             slot,
-            role: match role {
-                PortRole::Inside => ROLE_INSIDE,
-                PortRole::Outside => ROLE_OUTSIDE,
-            },
+            role,
             flags,
             pad: 0,
             pat_lo: 0,
@@ -854,7 +875,8 @@ mod tests {
                 &SteerRule::NattEsp,
                 &SteerRule::Inside,
                 &SteerRule::Pat,
-                &SteerRule::Ted
+                &SteerRule::Ted,
+                &SteerRule::Capture
             ]
         );
     }

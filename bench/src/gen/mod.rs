@@ -1,0 +1,1481 @@
+//! `espada-bench gen` and `espada-bench sink`: an AF_XDP packet generator
+//! and receiver on the dataplane's own AF_XDP code (`dataplane::io::xsk`).
+//!
+//! gen: one worker per TX queue, pinned to a core, sends batches straight
+//! from its UMEM (TX ring only). Every UMEM frame is built once for one
+//! size of the pattern (`frame::Template`); per packet only the flow's
+//! source port, the probe header (flow, sequence number, CLOCK_MONOTONIC
+//! transmit time) and the checksum are written. A token bucket
+//! (`pace::Pacer`) holds the target rate. With `--esp` every packet is
+//! encrypted for the given SA (tunnel mode, to a gateway's outside
+//! address) by `dataplane::esp::encap_batch`, so a gateway's decryption
+//! path can be driven alone.
+//!
+//! sink: the dataplane's XDP program in its capture role sends every TCP,
+//! UDP and ESP packet of the interface to one AF_XDP socket per RX queue;
+//! workers account each packet (`track::Tally`): per-flow sequence numbers
+//! (loss, reordering), one-way latency (both ends on one host, one
+//! monotonic clock), ESP by SPI.
+//!
+//! Both print a progress line a second on stderr and a JSON summary on
+//! stdout (or `--json FILE`). Rates: `gbps_l2` counts Ethernet header + IP
+//! packet (what AF_XDP sends and receives, no FCS); `gbps_wire` adds 24
+//! bytes per frame (FCS 4, preamble and delimiter 8, inter-frame gap 12),
+//! what the frames occupy on a physical link.
+
+pub mod frame;
+pub mod net;
+pub mod pace;
+pub mod track;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use dataplane::api::{Direction, EspMode, Lifetime, SaKeys, SaParams, UdpEncap};
+use dataplane::esp::{encap_batch, PacketBuf};
+use dataplane::io::xdp::{AttachMode, XdpSteer};
+use dataplane::io::xsk::{BindMode, Desc, Umem, XskSocket, FRAME_SIZE};
+use dataplane::netlink::RtNetlink;
+use dataplane::sa::OutboundSa;
+use serde::Serialize;
+
+use frame::{FlowSpec, Proto, Received, Size, Template, ETH_LEN, MAX_FLOWS, WIRE_OVERHEAD};
+use track::{Latency, Tally};
+
+/// UMEM frames per worker: a multiple of the IMIX pattern's 12, so every
+/// size keeps its share when frames rotate.
+const FRAMES: u32 = 4080;
+const RING: u32 = 2048;
+/// The receiver buffers more: a descheduled sink (a shared machine) must
+/// not turn a modest rate into loss. 4096 packets are 400 ms at 10 kpps.
+const SINK_FRAMES: u32 = 8192;
+const SINK_RING: u32 = 4096;
+const MAX_BATCH: usize = 256;
+/// Where an ESP packet's inner IP packet is written in its frame: room in
+/// front for the outer headers encapsulation adds and the Ethernet header.
+const ESP_HEADROOM: usize = 256;
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::Relaxed);
+}
+
+/// Ctrl-C / SIGTERM end the run cleanly (summary printed, XDP detached).
+fn catch_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (vDSO, no syscall): the clock both ends
+/// stamp with, so one-way latency is meaningful on one host.
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn pin(core: usize) {
+    if let Some(ids) = core_affinity::get_core_ids() {
+        if !ids.is_empty() {
+            core_affinity::set_for_current(ids[core % ids.len()]);
+        }
+    }
+}
+
+fn gbps(bytes: f64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        bytes * 8.0 / secs / 1e9
+    } else {
+        0.0
+    }
+}
+
+fn write_json<T: Serialize>(v: &T, path: &Option<PathBuf>) -> Result<()> {
+    let text = serde_json::to_string_pretty(v)?;
+    match path {
+        Some(p) => {
+            std::fs::write(p, text + "\n").map_err(|e| anyhow!("writing {}: {e}", p.display()))
+        }
+        None => {
+            println!("{text}");
+            Ok(())
+        }
+    }
+}
+
+// ---------------------------------------------------------------- options
+
+/// `--esp spi=N,suite=S,enc=HEX[,auth=HEX],peer=ADDR[,local=ADDR][,natt]`.
+#[derive(Debug, Clone)]
+pub struct EspSpec {
+    pub spi: u32,
+    pub suite: String,
+    pub keys: SaKeys,
+    pub enc: dataplane::crypto::EncAlg,
+    pub auth: dataplane::crypto::AuthAlg,
+    pub peer: IpAddr,
+    pub local: Option<IpAddr>,
+    pub natt: bool,
+}
+
+impl EspSpec {
+    pub fn parse(s: &str) -> Result<EspSpec> {
+        let (mut spi, mut suite, mut enc, mut auth, mut peer, mut local, mut natt) =
+            (None, None, None, None, None, None, false);
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            match k {
+                "spi" => {
+                    let n = match v.strip_prefix("0x") {
+                        Some(h) => u32::from_str_radix(h, 16).ok(),
+                        None => v.parse().ok(),
+                    };
+                    spi = Some(n.filter(|&n| n >= 256).ok_or_else(|| {
+                        anyhow!("--esp spi={v}: give the SPI the gateway expects, 256 to 4294967295 (decimal or 0x hex)")
+                    })?);
+                }
+                "suite" => suite = Some(v.to_string()),
+                "enc" => enc = Some(net::parse_hex("--esp enc", v)?),
+                "auth" => auth = Some(net::parse_hex("--esp auth", v)?),
+                "peer" => {
+                    peer = Some(v.parse::<IpAddr>().map_err(|_| {
+                        anyhow!(
+                        "--esp peer={v}: an IPv4 or IPv6 address (the gateway's outside address)"
+                    )
+                    })?)
+                }
+                "local" => {
+                    local = Some(
+                        v.parse::<IpAddr>()
+                            .map_err(|_| anyhow!("--esp local={v}: an IPv4 or IPv6 address"))?,
+                    )
+                }
+                "natt" => natt = true,
+                other => {
+                    bail!("--esp: unknown key {other:?} (spi, suite, enc, auth, peer, local, natt)")
+                }
+            }
+        }
+        let spi = spi.context("--esp needs spi=N")?;
+        let suite = suite.context("--esp needs suite= (aes128-sha1, aes128gcm16, ...)")?;
+        let (e, a) = crate::crypto_bench::parse_suite(&suite)?;
+        let keys = SaKeys {
+            enc: enc.unwrap_or_default(),
+            auth: auth.unwrap_or_default(),
+        };
+        if keys.enc.len() != e.key_len() {
+            bail!("--esp enc: {suite} needs a {}-byte cipher key (hex; AES-GCM: key + 4-byte salt), got {}", e.key_len(), keys.enc.len());
+        }
+        if keys.auth.len() != a.key_len() {
+            bail!(
+                "--esp auth: {suite} needs a {}-byte integrity key (hex), got {}",
+                a.key_len(),
+                keys.auth.len()
+            );
+        }
+        Ok(EspSpec {
+            spi,
+            suite,
+            keys,
+            enc: e,
+            auth: a,
+            peer: peer.context("--esp needs peer=ADDR (the gateway's outside address)")?,
+            local,
+            natt,
+        })
+    }
+
+    /// The outbound SA the generator encrypts with.
+    pub fn sa(&self, local: IpAddr) -> Result<OutboundSa> {
+        if local.is_ipv4() != self.peer.is_ipv4() {
+            bail!("--esp local= and peer= must be of one family");
+        }
+        let params = SaParams {
+            spi: self.spi,
+            direction: Direction::Outbound,
+            enc: self.enc,
+            auth: self.auth,
+            keys: self.keys.clone(),
+            mode: EspMode::Tunnel {
+                local,
+                remote: self.peer,
+            },
+            udp_encap: self.natt.then(UdpEncap::default),
+            esn: false,
+            replay_window: 0,
+            lifetime: Lifetime::default(),
+        };
+        OutboundSa::new(&params, 0).map_err(|e| anyhow!("--esp: {e}"))
+    }
+}
+
+pub struct GenOptions {
+    pub dev: String,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub src_mac: Option<[u8; 6]>,
+    pub dst_mac: Option<[u8; 6]>,
+    /// Packets per second in all; `None` = as fast as possible.
+    pub rate: Option<u64>,
+    pub size: Size,
+    pub flows: u32,
+    pub proto: Proto,
+    pub dst_port: u16,
+    pub duration: Duration,
+    pub count: Option<u64>,
+    pub queues: u32,
+    pub batch: usize,
+    pub cpu: usize,
+    pub zero_copy: bool,
+    pub esp: Option<EspSpec>,
+    pub json: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+pub const GEN_USAGE: &str = "espada-bench gen --dev IF --src ADDR --dst ADDR [--dst-mac MAC] [--src-mac MAC] \
+[--rate PPS|max (100000)] [--size 64..1500|imix (64, IP bytes)] [--flows N (1)] [--proto udp|tcp] [--ipv6] \
+[--dst-port 9000] [--duration SECS (10)] [--count N] [--queues N (1)] [--batch 64] [--cpu FIRST (0)] \
+[--zero-copy] [--esp spi=N,suite=S,enc=HEX[,auth=HEX],peer=ADDR[,local=ADDR][,natt]] [--json FILE] [--quiet]";
+
+pub const SINK_USAGE: &str = "espada-bench sink --dev IF [--queues N (all)] [--duration SECS (60)] \
+[--idle SECS (0 = off)] [--count N] [--cpu FIRST (0)] [--zero-copy] [--xdp-mode auto|native|generic] \
+[--json FILE] [--quiet]";
+
+fn secs(name: &str, v: &str) -> Result<Duration> {
+    let s: f64 = v
+        .parse()
+        .map_err(|_| anyhow!("{name} {v:?}: give seconds"))?;
+    if !(0.0..=86_400.0).contains(&s) {
+        bail!("{name} {s}: give 0 to 86400 seconds");
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
+    v.parse()
+        .map_err(|_| anyhow!("{name} {v:?}: give a number"))
+}
+
+pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
+    let mut o = GenOptions {
+        dev: String::new(),
+        src: IpAddr::from([0, 0, 0, 0]),
+        dst: IpAddr::from([0, 0, 0, 0]),
+        src_mac: None,
+        dst_mac: None,
+        rate: Some(100_000),
+        size: Size::Fixed(64),
+        flows: 1,
+        proto: Proto::Udp,
+        dst_port: 9000,
+        duration: Duration::from_secs(10),
+        count: None,
+        queues: 1,
+        batch: 64,
+        cpu: 0,
+        zero_copy: false,
+        esp: None,
+        json: None,
+        quiet: false,
+    };
+    let (mut dev, mut src, mut dst, mut ipv6) = (None, None, None, false);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| anyhow!("{name} needs a value\nusage: {GEN_USAGE}"))
+        };
+        match a.as_str() {
+            "--dev" => dev = Some(value("--dev")?),
+            "--src" => src = Some(value("--src")?),
+            "--dst" => dst = Some(value("--dst")?),
+            "--src-mac" => o.src_mac = Some(net::parse_mac(&value("--src-mac")?)?),
+            "--dst-mac" => o.dst_mac = Some(net::parse_mac(&value("--dst-mac")?)?),
+            "--rate" => {
+                let v = value("--rate")?;
+                o.rate = if v == "max" {
+                    None
+                } else {
+                    match v.parse::<u64>() {
+                        Ok(n) if n > 0 => Some(n),
+                        _ => bail!("--rate {v:?}: packets per second above 0, or max"),
+                    }
+                }
+            }
+            "--size" => o.size = Size::parse(&value("--size")?)?,
+            "--flows" => o.flows = number("--flows", &value("--flows")?)?,
+            "--proto" => o.proto = Proto::parse(&value("--proto")?)?,
+            "--ipv6" => ipv6 = true,
+            "--dst-port" => o.dst_port = number("--dst-port", &value("--dst-port")?)?,
+            "--duration" => o.duration = secs("--duration", &value("--duration")?)?,
+            "--count" => o.count = Some(number("--count", &value("--count")?)?),
+            "--queues" => o.queues = number("--queues", &value("--queues")?)?,
+            "--batch" => o.batch = number("--batch", &value("--batch")?)?,
+            "--cpu" => o.cpu = number("--cpu", &value("--cpu")?)?,
+            "--zero-copy" => o.zero_copy = true,
+            "--esp" => o.esp = Some(EspSpec::parse(&value("--esp")?)?),
+            "--json" => o.json = Some(PathBuf::from(value("--json")?)),
+            "--quiet" => o.quiet = true,
+            other => bail!("unknown option {other:?}\nusage: {GEN_USAGE}"),
+        }
+    }
+    o.dev = dev.ok_or_else(|| anyhow!("--dev IF is required: the interface to send on"))?;
+    let addr = |name: &str, v: Option<String>| -> Result<IpAddr> {
+        let v = v.ok_or_else(|| anyhow!("{name} ADDR is required"))?;
+        v.parse()
+            .map_err(|_| anyhow!("{name} {v:?}: an IPv4 or IPv6 address"))
+    };
+    o.src = addr("--src", src)?;
+    o.dst = addr("--dst", dst)?;
+    if o.src.is_ipv4() != o.dst.is_ipv4() {
+        bail!("--src {} and --dst {} must be of one family", o.src, o.dst);
+    }
+    if ipv6 && o.src.is_ipv4() {
+        bail!("--ipv6: give IPv6 --src and --dst addresses");
+    }
+    if !(1..=MAX_FLOWS).contains(&o.flows) {
+        bail!("--flows {}: give 1 to {MAX_FLOWS}", o.flows);
+    }
+    if !(1..=64).contains(&o.queues) {
+        bail!("--queues {}: give 1 to 64", o.queues);
+    }
+    if o.flows < o.queues {
+        bail!("--flows {} < --queues {}: each queue sends flows of its own, give at least one flow per queue", o.flows, o.queues);
+    }
+    if !(1..=MAX_BATCH).contains(&o.batch) {
+        bail!("--batch {}: give 1 to {MAX_BATCH}", o.batch);
+    }
+    if o.count == Some(0) || o.duration.is_zero() {
+        bail!("--count and --duration must be above 0");
+    }
+    Ok(o)
+}
+
+// ---------------------------------------------------------------- gen
+
+/// Per-worker counters the progress line reads (relaxed stores once a
+/// batch: no locks on the packet path).
+#[derive(Default)]
+struct Live {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+    /// sink only: probes, Σ next (expected), reordered, ESP.
+    probes: AtomicU64,
+    expected: AtomicU64,
+    reordered: AtomicU64,
+    esp: AtomicU64,
+}
+
+/// What every generator worker shares.
+struct TxPlan {
+    templates: Vec<Template>,
+    /// With `--esp`: the SA, the Ethernet addresses (destination, source)
+    /// and the outer ethertype.
+    esp: Option<(Arc<OutboundSa>, [u8; 12], u16)>,
+    flows: u32,
+    queues: u32,
+    batch: usize,
+}
+
+struct TxResult {
+    packets: u64,
+    bytes: u64,
+    encap_errors: u64,
+}
+
+/// A fixed-capacity FIFO of free frame addresses: frames rotate through
+/// the UMEM in order, so each size of the pattern keeps its share.
+struct FreeFrames {
+    buf: Vec<u64>,
+    head: usize,
+    len: usize,
+}
+
+impl FreeFrames {
+    fn full(addrs: impl Iterator<Item = u64>) -> FreeFrames {
+        let buf: Vec<u64> = addrs.collect();
+        let len = buf.len();
+        FreeFrames { buf, head: 0, len }
+    }
+
+    fn pop(&mut self) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
+        let a = self.buf[self.head];
+        self.head = (self.head + 1) % self.buf.len();
+        self.len -= 1;
+        Some(a)
+    }
+
+    fn push(&mut self, a: u64) {
+        if self.len == self.buf.len() {
+            return; // cannot happen: every frame is in here or in flight
+        }
+        let tail = (self.head + self.len) % self.buf.len();
+        self.buf[tail] = a;
+        self.len += 1;
+    }
+}
+
+fn frame_base(addr: u64) -> u64 {
+    addr & !(u64::from(FRAME_SIZE) - 1)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tx_worker(
+    plan: &TxPlan,
+    worker: u32,
+    mut sock: XskSocket,
+    umem: Umem,
+    quota: Option<u64>,
+    rate: Option<u64>,
+    deadline_ns: u64,
+    stop: &AtomicBool,
+    live: &Live,
+) -> TxResult {
+    let n_templates = plan.templates.len();
+    let template_of = |base: u64| (base / u64::from(FRAME_SIZE)) as usize % n_templates;
+    // Plain frames are written once; ESP frames are encrypted in place and
+    // rewritten per packet.
+    if plan.esp.is_none() {
+        for base in umem.frame_addrs() {
+            let t = &plan.templates[template_of(base)];
+            // SAFETY: no ring holds any frame yet; one slice at a time.
+            if let Some(chunk) = unsafe { umem.chunk_mut(base) } {
+                chunk[..t.len()].copy_from_slice(&t.bytes);
+            }
+        }
+    }
+    let mut free = FreeFrames::full(umem.frame_addrs());
+    // Flows of this worker: worker, worker + queues, ...
+    let my_flows: Vec<u32> = (worker..plan.flows).step_by(plan.queues as usize).collect();
+    let mut seqs = vec![0u64; my_flows.len()];
+    let mut next_flow = 0usize;
+    let mut pacer = pace::Pacer::new(rate.unwrap_or(0), plan.batch as u64 * 2, now_ns());
+    let mut comp = [0u64; MAX_BATCH];
+    let mut descs = [Desc {
+        addr: 0,
+        len: 0,
+        options: 0,
+    }; MAX_BATCH];
+    let mut res = TxResult {
+        packets: 0,
+        bytes: 0,
+        encap_errors: 0,
+    };
+    loop {
+        if stop.load(Ordering::Relaxed) || SIGNALLED.load(Ordering::Relaxed) {
+            break;
+        }
+        let left = quota.map_or(u64::MAX, |q| q - res.packets);
+        if left == 0 {
+            break;
+        }
+        let n = sock.completed(&mut comp);
+        for &a in &comp[..n] {
+            free.push(frame_base(a));
+        }
+        let room = (RING - sock.tx_pending()) as usize;
+        let want = plan.batch.min(free.len).min(room).min(left as usize) as u64;
+        let now = now_ns();
+        if now >= deadline_ns {
+            break;
+        }
+        if want == 0 {
+            sock.kick_tx();
+            std::hint::spin_loop();
+            continue;
+        }
+        let n = pacer.take(now, want) as usize;
+        if n == 0 {
+            sock.kick_tx();
+            let wait = pacer.wait_ns(want);
+            if wait > 200_000 {
+                std::thread::sleep(Duration::from_nanos((wait - 100_000).min(10_000_000)));
+            } else {
+                std::thread::yield_now();
+            }
+            continue;
+        }
+        let mut m = 0;
+        let mut bytes = 0u64;
+        match &plan.esp {
+            None => {
+                for _ in 0..n {
+                    let Some(base) = free.pop() else { break };
+                    let t = &plan.templates[template_of(base)];
+                    let slot = next_flow;
+                    next_flow = (next_flow + 1) % my_flows.len();
+                    // SAFETY: the frame came off the free list: ours alone.
+                    if let Some(chunk) = unsafe { umem.chunk_mut(base) } {
+                        t.stamp(chunk, my_flows[slot], seqs[slot], now);
+                    }
+                    seqs[slot] += 1;
+                    descs[m] = Desc {
+                        addr: base,
+                        len: t.len() as u32,
+                        options: 0,
+                    };
+                    bytes += t.len() as u64;
+                    m += 1;
+                }
+            }
+            Some((sa, macs, ethertype)) => {
+                let mut pkts: [PacketBuf<'_>; MAX_BATCH] =
+                    std::array::from_fn(|_| PacketBuf::new(&mut [], 0, 0));
+                let mut bases = [0u64; MAX_BATCH];
+                let mut k = 0;
+                for _ in 0..n {
+                    let Some(base) = free.pop() else { break };
+                    let t = &plan.templates[template_of(base)];
+                    let slot = next_flow;
+                    next_flow = (next_flow + 1) % my_flows.len();
+                    // SAFETY: the frame came off the free list: ours alone,
+                    // and each frame is taken once per batch.
+                    let Some(chunk) = (unsafe { umem.chunk_mut(base) }) else {
+                        continue;
+                    };
+                    let ip_len = t.len() - ETH_LEN;
+                    chunk[ESP_HEADROOM..ESP_HEADROOM + ip_len].copy_from_slice(&t.bytes[ETH_LEN..]);
+                    t.stamp(
+                        &mut chunk[ESP_HEADROOM - ETH_LEN..],
+                        my_flows[slot],
+                        seqs[slot],
+                        now,
+                    );
+                    seqs[slot] += 1;
+                    pkts[k] = PacketBuf::new(chunk, ESP_HEADROOM, ip_len);
+                    bases[k] = base;
+                    k += 1;
+                }
+                encap_batch(sa, &mut pkts[..k]);
+                for (p, &base) in pkts[..k].iter_mut().zip(&bases[..k]) {
+                    if p.verdict.is_err() || p.start < ETH_LEN {
+                        res.encap_errors += 1;
+                        free.push(base);
+                        continue;
+                    }
+                    let eth = p.start - ETH_LEN;
+                    p.frame[eth..eth + 12].copy_from_slice(macs);
+                    p.frame[eth + 12..eth + 14].copy_from_slice(&ethertype.to_be_bytes());
+                    let len = p.len + ETH_LEN;
+                    descs[m] = Desc {
+                        addr: base + eth as u64,
+                        len: len as u32,
+                        options: 0,
+                    };
+                    bytes += len as u64;
+                    m += 1;
+                }
+            }
+        }
+        let sent = sock.send(&descs[..m]);
+        // `room` made space for all of them; anything refused goes back.
+        for d in &descs[sent..m] {
+            free.push(frame_base(d.addr));
+        }
+        sock.kick_tx();
+        res.packets += sent as u64;
+        res.bytes += if sent == m {
+            bytes
+        } else {
+            descs[..sent].iter().map(|d| u64::from(d.len)).sum()
+        };
+        live.packets.store(res.packets, Ordering::Relaxed);
+        live.bytes.store(res.bytes, Ordering::Relaxed);
+    }
+    // Let the kernel finish what is queued (copy mode sends on kicks).
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while sock.tx_pending() > 0 && Instant::now() < deadline {
+        sock.kick_tx();
+        let _ = sock.completed(&mut comp);
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    drop(sock);
+    drop(umem);
+    res
+}
+
+#[derive(Serialize)]
+struct EspSummary {
+    spi: String,
+    suite: String,
+    local: IpAddr,
+    peer: IpAddr,
+    natt: bool,
+    encap_errors: u64,
+}
+
+#[derive(Serialize)]
+struct GenSummary {
+    tool: &'static str,
+    interface: String,
+    queues: u32,
+    src: IpAddr,
+    dst: IpAddr,
+    src_mac: String,
+    dst_mac: String,
+    proto: &'static str,
+    size: String,
+    mean_ip_len: f64,
+    flows: u32,
+    rate_target_pps: Option<u64>,
+    seconds: f64,
+    packets: u64,
+    bytes_l2: u64,
+    pps: f64,
+    gbps_l2: f64,
+    gbps_wire: f64,
+    esp: Option<EspSummary>,
+}
+
+/// Runs `espada-bench gen`. An error is one line on stderr (no "Caused
+/// by" chain, no backtrace, whatever RUST_BACKTRACE says) and exit code 1:
+/// the tool's own errors say what to do, and nothing more is needed.
+pub fn gen_main(args: &[String]) -> Result<()> {
+    one_line("gen", gen_run(args))
+}
+
+/// Runs `espada-bench sink`; errors as for [`gen_main`].
+pub fn sink_main(args: &[String]) -> Result<()> {
+    one_line("sink", sink_run(args))
+}
+
+fn one_line(tool: &str, r: Result<()>) -> Result<()> {
+    if let Err(e) = r {
+        eprintln!("espada-bench {tool}: {e}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn gen_run(args: &[String]) -> Result<()> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("usage: {GEN_USAGE}");
+        return Ok(());
+    }
+    let o = parse_gen(args)?;
+    net::require_root(net::euid())?;
+    let ifindex = net::interface(&o.dev)?;
+    let mut nl = RtNetlink::open().map_err(|e| anyhow!("netlink: {e}"))?;
+    let iface = net::iface_info(&mut nl, &o.dev, ifindex)?;
+    let tx_queues = net::queue_count(&o.dev, "tx");
+    if o.queues > tx_queues {
+        bail!(
+            "{} has {tx_queues} TX queue(s): give --queues {tx_queues} or less",
+            o.dev
+        );
+    }
+    let v6 = o.src.is_ipv6();
+    let pattern = o.size.pattern(v6, o.proto)?;
+    // Outer addresses: the flows' own, or the ESP tunnel's.
+    let (outer_local, outer_dst) = match &o.esp {
+        Some(e) => {
+            let local = match e.local {
+                Some(l) => l,
+                None => iface
+                    .addrs
+                    .iter()
+                    .copied()
+                    .find(|a| a.is_ipv4() == e.peer.is_ipv4())
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "{} has no IPv{} address for the ESP tunnel: give --esp ...,local=ADDR",
+                            o.dev,
+                            if e.peer.is_ipv4() { 4 } else { 6 }
+                        )
+                    })?,
+            };
+            (local, e.peer)
+        }
+        None => (o.src, o.dst),
+    };
+    let src_mac = o.src_mac.unwrap_or(iface.mac);
+    let dst_mac = match o.dst_mac {
+        Some(m) => m,
+        None => {
+            let hop = net::next_hop(&mut nl, &o.dev, ifindex, outer_dst)?;
+            net::resolve_mac(&mut nl, &o.dev, ifindex, hop)?
+        }
+    };
+    let spec = FlowSpec {
+        src: o.src,
+        dst: o.dst,
+        src_mac,
+        dst_mac,
+        proto: o.proto,
+        dst_port: o.dst_port,
+    };
+    let templates = pattern
+        .iter()
+        .map(|&n| Template::build(&spec, n))
+        .collect::<Result<Vec<_>>>()?;
+    let mut esp_state = None;
+    let mut l2_mean = frame::mean_len(&pattern) + ETH_LEN as f64;
+    if let Some(e) = &o.esp {
+        let sa = e.sa(outer_local)?;
+        let longest = pattern.iter().copied().max().unwrap_or(0);
+        let outer = dataplane::esp::encapsulated_len(&sa, longest);
+        if outer > iface.mtu as usize {
+            bail!("--size {}: ESP makes {longest}-byte packets {outer} bytes, above {}'s MTU {}: give a smaller --size (or imix, whose largest is 1400)", o.size.label(), o.dev, iface.mtu);
+        }
+        l2_mean = pattern
+            .iter()
+            .map(|&n| dataplane::esp::encapsulated_len(&sa, n) + ETH_LEN)
+            .sum::<usize>() as f64
+            / pattern.len() as f64;
+        let mut macs = [0u8; 12];
+        macs[..6].copy_from_slice(&dst_mac);
+        macs[6..].copy_from_slice(&src_mac);
+        let ethertype = if outer_local.is_ipv4() {
+            0x0800
+        } else {
+            0x86dd
+        };
+        esp_state = Some((Arc::new(sa), macs, ethertype));
+    } else if pattern.iter().any(|&n| n > iface.mtu as usize) {
+        bail!(
+            "--size {}: above {}'s MTU {}: give {} or less",
+            o.size.label(),
+            o.dev,
+            iface.mtu,
+            iface.mtu
+        );
+    }
+    if let Some(rate) = o.rate {
+        pace::check_link_rate(rate, l2_mean, net::link_speed_mbps(&o.dev))
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    let mode = if o.zero_copy {
+        BindMode::Auto
+    } else {
+        BindMode::Copy
+    };
+    // Sockets first, all of them: a busy queue fails before any traffic.
+    let mut socks = Vec::new();
+    for q in 0..o.queues {
+        let umem = Umem::new(FRAMES).map_err(|e| anyhow!("allocating the UMEM: {e}"))?;
+        let sock = XskSocket::new(&umem, None, ifindex, q, RING, mode)
+            .map_err(|e| net::xsk_error(e, &o.dev, q))?;
+        socks.push((sock, umem));
+    }
+    let esp_summary = o.esp.as_ref().map(|e| EspSummary {
+        spi: format!("0x{:08x}", e.spi),
+        suite: e.suite.clone(),
+        local: outer_local,
+        peer: e.peer,
+        natt: e.natt,
+        encap_errors: 0,
+    });
+    let plan = Arc::new(TxPlan {
+        templates,
+        esp: esp_state,
+        flows: o.flows,
+        queues: o.queues,
+        batch: o.batch,
+    });
+    if !o.quiet {
+        eprintln!(
+            "gen: {} -> {} on {} ({} -> {}), {} flows, size {} ({}), rate {}, {} queue(s){}",
+            o.src,
+            o.dst,
+            o.dev,
+            net::fmt_mac(&src_mac),
+            net::fmt_mac(&dst_mac),
+            o.flows,
+            o.size.label(),
+            o.proto.name(),
+            o.rate.map_or("max".to_string(), |r| format!("{r} pps")),
+            o.queues,
+            o.esp.as_ref().map_or(String::new(), |e| format!(
+                ", ESP SPI 0x{:08x} {} to {}",
+                e.spi, e.suite, e.peer
+            ))
+        );
+    }
+    catch_signals();
+    let stop = Arc::new(AtomicBool::new(false));
+    let lives: Arc<Vec<Live>> = Arc::new((0..o.queues).map(|_| Live::default()).collect());
+    let start = Instant::now();
+    let start_ns = now_ns();
+    let deadline_ns = start_ns + o.duration.as_nanos() as u64;
+    let mut handles = Vec::new();
+    for (q, (sock, umem)) in socks.into_iter().enumerate() {
+        let q = q as u32;
+        let quota = o
+            .count
+            .map(|c| c / u64::from(o.queues) + u64::from(q < (c % u64::from(o.queues)) as u32));
+        let rate = o.rate.map(|r| (r / u64::from(o.queues)).max(1));
+        let (plan, stop, lives) = (plan.clone(), stop.clone(), lives.clone());
+        let core = o.cpu + q as usize;
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("gen-q{q}"))
+                .spawn(move || {
+                    pin(core);
+                    tx_worker(
+                        &plan,
+                        q,
+                        sock,
+                        umem,
+                        quota,
+                        rate,
+                        deadline_ns,
+                        &stop,
+                        &lives[q as usize],
+                    )
+                })?,
+        );
+    }
+    let mut last = (0u64, 0u64, Instant::now());
+    let mut next_report = start + Duration::from_secs(1);
+    while handles.iter().any(|h| !h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() >= next_report {
+            next_report += Duration::from_secs(1);
+            let p: u64 = lives
+                .iter()
+                .map(|l| l.packets.load(Ordering::Relaxed))
+                .sum();
+            let b: u64 = lives.iter().map(|l| l.bytes.load(Ordering::Relaxed)).sum();
+            let dt = last.2.elapsed().as_secs_f64();
+            if !o.quiet {
+                eprintln!(
+                    "gen {:5.1}s: {:>10.0} pps {:>7.3} Gbps (L2)  sent {p}",
+                    start.elapsed().as_secs_f64(),
+                    (p - last.0) as f64 / dt,
+                    gbps((b - last.1) as f64, dt)
+                );
+            }
+            last = (p, b, Instant::now());
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let mut total = TxResult {
+        packets: 0,
+        bytes: 0,
+        encap_errors: 0,
+    };
+    for h in handles {
+        let r = h
+            .join()
+            .map_err(|_| anyhow!("a generator worker panicked"))?;
+        total.packets += r.packets;
+        total.bytes += r.bytes;
+        total.encap_errors += r.encap_errors;
+    }
+    let summary = GenSummary {
+        tool: "espada-bench gen",
+        interface: o.dev.clone(),
+        queues: o.queues,
+        src: o.src,
+        dst: o.dst,
+        src_mac: net::fmt_mac(&src_mac),
+        dst_mac: net::fmt_mac(&dst_mac),
+        proto: o.proto.name(),
+        size: o.size.label(),
+        mean_ip_len: frame::mean_len(&pattern),
+        flows: o.flows,
+        rate_target_pps: o.rate,
+        seconds,
+        packets: total.packets,
+        bytes_l2: total.bytes,
+        pps: total.packets as f64 / seconds.max(1e-9),
+        gbps_l2: gbps(total.bytes as f64, seconds),
+        gbps_wire: gbps(
+            (total.bytes + total.packets * WIRE_OVERHEAD as u64) as f64,
+            seconds,
+        ),
+        esp: esp_summary.map(|mut e| {
+            e.encap_errors = total.encap_errors;
+            e
+        }),
+    };
+    if !o.quiet {
+        eprintln!(
+            "gen: sent {} packets in {:.2} s: {:.0} pps, {:.3} Gbps L2, {:.3} Gbps on the wire",
+            summary.packets, seconds, summary.pps, summary.gbps_l2, summary.gbps_wire
+        );
+    }
+    write_json(&summary, &o.json)
+}
+
+// ---------------------------------------------------------------- sink
+
+pub struct SinkOptions {
+    pub dev: String,
+    pub queues: Option<u32>,
+    pub duration: Duration,
+    pub idle: Option<Duration>,
+    pub count: Option<u64>,
+    pub cpu: usize,
+    pub zero_copy: bool,
+    pub attach: AttachMode,
+    pub json: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+pub fn parse_sink(args: &[String]) -> Result<SinkOptions> {
+    let mut o = SinkOptions {
+        dev: String::new(),
+        queues: None,
+        duration: Duration::from_secs(60),
+        idle: None,
+        count: None,
+        cpu: 0,
+        zero_copy: false,
+        attach: AttachMode::Auto,
+        json: None,
+        quiet: false,
+    };
+    let mut dev = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| anyhow!("{name} needs a value\nusage: {SINK_USAGE}"))
+        };
+        match a.as_str() {
+            "--dev" => dev = Some(value("--dev")?),
+            "--queues" => o.queues = Some(number("--queues", &value("--queues")?)?),
+            "--duration" => o.duration = secs("--duration", &value("--duration")?)?,
+            "--idle" => {
+                let d = secs("--idle", &value("--idle")?)?;
+                o.idle = (!d.is_zero()).then_some(d);
+            }
+            "--count" => o.count = Some(number("--count", &value("--count")?)?),
+            "--cpu" => o.cpu = number("--cpu", &value("--cpu")?)?,
+            "--zero-copy" => o.zero_copy = true,
+            "--xdp-mode" => {
+                o.attach = match value("--xdp-mode")?.as_str() {
+                    "auto" => AttachMode::Auto,
+                    "native" => AttachMode::Native,
+                    "generic" => AttachMode::Generic,
+                    other => bail!("--xdp-mode {other:?}: auto, native or generic"),
+                }
+            }
+            "--json" => o.json = Some(PathBuf::from(value("--json")?)),
+            "--quiet" => o.quiet = true,
+            other => bail!("unknown option {other:?}\nusage: {SINK_USAGE}"),
+        }
+    }
+    o.dev = dev.ok_or_else(|| anyhow!("--dev IF is required: the interface to receive on"))?;
+    if o.duration.is_zero() {
+        bail!("--duration must be above 0");
+    }
+    if let Some(q) = o.queues {
+        if !(1..=64).contains(&q) {
+            bail!("--queues {q}: give 1 to 64");
+        }
+    }
+    Ok(o)
+}
+
+fn rx_worker(mut sock: XskSocket, umem: Umem, stop: &AtomicBool, live: &Live) -> Tally {
+    let mut tally = Tally::new();
+    let mut free: Vec<u64> = umem.frame_addrs().collect();
+    let mut descs = [Desc {
+        addr: 0,
+        len: 0,
+        options: 0,
+    }; MAX_BATCH];
+    let refill = |sock: &mut XskSocket, free: &mut Vec<u64>| {
+        let room = (sock.fill_free() as usize).min(free.len());
+        if room > 0 {
+            let from = free.len() - room;
+            let n = sock.fill(&free[from..]);
+            free.drain(from..from + n);
+        }
+    };
+    refill(&mut sock, &mut free);
+    while !stop.load(Ordering::Relaxed) && !SIGNALLED.load(Ordering::Relaxed) {
+        let n = sock.recv(&mut descs);
+        if n == 0 {
+            let mut pfd = libc::pollfd {
+                fd: sock.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; a 50 ms timeout bounds the wait.
+            unsafe { libc::poll(&mut pfd, 1, 50) };
+            continue;
+        }
+        let now = now_ns();
+        for d in &descs[..n] {
+            let base = frame_base(d.addr);
+            let off = (d.addr - base) as usize;
+            // SAFETY: the frame came off the RX ring: ours until refilled.
+            let what = match unsafe { umem.chunk_mut(base) } {
+                Some(chunk) => chunk
+                    .get(off..off + d.len as usize)
+                    .map_or(Received::Other, frame::classify),
+                None => Received::Other,
+            };
+            tally.record(what, d.len as usize, now);
+            free.push(base);
+        }
+        refill(&mut sock, &mut free);
+        live.packets.store(tally.packets, Ordering::Relaxed);
+        live.bytes.store(tally.bytes, Ordering::Relaxed);
+        live.probes.store(tally.probes, Ordering::Relaxed);
+        live.expected.store(tally.expected, Ordering::Relaxed);
+        live.reordered.store(tally.reordered, Ordering::Relaxed);
+        live.esp.store(tally.esp, Ordering::Relaxed);
+    }
+    drop(sock);
+    drop(umem);
+    tally
+}
+
+#[derive(Serialize)]
+struct SpiCount {
+    spi: String,
+    packets: u64,
+}
+
+#[derive(Serialize)]
+struct EspCounts {
+    packets: u64,
+    by_spi: Vec<SpiCount>,
+    other_spis: u64,
+}
+
+#[derive(Serialize)]
+struct SinkSummary {
+    tool: &'static str,
+    interface: String,
+    queues: u32,
+    xdp_mode: String,
+    /// From the first to the last packet received: what rates are over.
+    seconds: f64,
+    packets: u64,
+    bytes_l2: u64,
+    pps: f64,
+    gbps_l2: f64,
+    gbps_wire: f64,
+    probes: u64,
+    flows_seen: usize,
+    lost: u64,
+    loss_ratio: f64,
+    reordered: u64,
+    latency_us: Option<Latency>,
+    latency_future_stamps: u64,
+    unknown_flow: u64,
+    esp: EspCounts,
+    other_packets: u64,
+}
+
+fn sink_run(args: &[String]) -> Result<()> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("usage: {SINK_USAGE}");
+        return Ok(());
+    }
+    let o = parse_sink(args)?;
+    net::require_root(net::euid())?;
+    let ifindex = net::interface(&o.dev)?;
+    let rx_queues = net::queue_count(&o.dev, "rx");
+    let queues = o.queues.unwrap_or(rx_queues);
+    if queues > rx_queues {
+        bail!(
+            "{} has {rx_queues} RX queue(s): give --queues {rx_queues} or less",
+            o.dev
+        );
+    }
+    let attached = XdpSteer::attached_programs(ifindex)
+        .map_err(|e| anyhow!("querying XDP programs on {}: {e}", o.dev))?;
+    if let Some((id, name)) = attached.first() {
+        bail!("{} already has an XDP program attached ({name}, id {id}: an Espada dataplane or another sink?): stop it first, or receive on another interface", o.dev);
+    }
+    let mut steer = XdpSteer::load().map_err(|e| anyhow!("loading the XDP program: {e}"))?;
+    let mode = steer.attach_with(ifindex, o.attach).map_err(|e| {
+        anyhow!(
+            "attaching XDP to {}: {e}: is another program attached? (ip link show {})",
+            o.dev,
+            o.dev
+        )
+    })?;
+    steer
+        .set_capture(ifindex)
+        .map_err(|e| anyhow!("configuring capture on {}: {e}", o.dev))?;
+    let bind = if o.zero_copy {
+        BindMode::Auto
+    } else {
+        BindMode::Copy
+    };
+    let mut socks = Vec::new();
+    for q in 0..queues {
+        let umem = Umem::new(SINK_FRAMES).map_err(|e| anyhow!("allocating the UMEM: {e}"))?;
+        let sock = XskSocket::new(&umem, None, ifindex, q, SINK_RING, bind)
+            .map_err(|e| net::xsk_error(e, &o.dev, q))?;
+        steer
+            .register_xsk(ifindex, q, sock.fd())
+            .map_err(|e| anyhow!("registering the socket of queue {q}: {e}"))?;
+        socks.push((sock, umem));
+    }
+    if !o.quiet {
+        eprintln!(
+            "sink: receiving on {} ({} XDP, {queues} queue(s)), up to {:.0} s{}",
+            o.dev,
+            mode,
+            o.duration.as_secs_f64(),
+            o.idle.map_or(String::new(), |i| format!(
+                ", ending {:.1} s after traffic stops",
+                i.as_secs_f64()
+            ))
+        );
+    }
+    catch_signals();
+    let stop = Arc::new(AtomicBool::new(false));
+    let lives: Arc<Vec<Live>> = Arc::new((0..queues).map(|_| Live::default()).collect());
+    let mut handles = Vec::new();
+    for (q, (sock, umem)) in socks.into_iter().enumerate() {
+        let (stop, lives) = (stop.clone(), lives.clone());
+        let core = o.cpu + q;
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("sink-q{q}"))
+                .spawn(move || {
+                    pin(core);
+                    rx_worker(sock, umem, &stop, &lives[q])
+                })?,
+        );
+    }
+    let start = Instant::now();
+    let mut next_report = start + Duration::from_secs(1);
+    let mut last = (0u64, 0u64, Instant::now());
+    let mut last_change = (0u64, Instant::now());
+    let sum = |f: fn(&Live) -> &AtomicU64| -> u64 {
+        lives.iter().map(|l| f(l).load(Ordering::Relaxed)).sum()
+    };
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let p = sum(|l| &l.packets);
+        let now = Instant::now();
+        if p != last_change.0 {
+            last_change = (p, now);
+        }
+        let idle_over = o
+            .idle
+            .is_some_and(|i| p > 0 && now.duration_since(last_change.1) >= i);
+        let done = SIGNALLED.load(Ordering::Relaxed)
+            || now.duration_since(start) >= o.duration
+            || o.count.is_some_and(|c| p >= c)
+            || idle_over
+            || handles.iter().any(|h| h.is_finished());
+        if now >= next_report || done {
+            next_report += Duration::from_secs(1);
+            let b = sum(|l| &l.bytes);
+            let dt = last.2.elapsed().as_secs_f64().max(1e-9);
+            let lost = sum(|l| &l.expected).saturating_sub(sum(|l| &l.probes));
+            if !o.quiet {
+                eprintln!(
+                    "sink {:5.1}s: {:>10.0} pps {:>7.3} Gbps (L2)  received {p}, lost {lost}, reordered {}, ESP {}",
+                    start.elapsed().as_secs_f64(),
+                    (p - last.0) as f64 / dt,
+                    gbps((b - last.1) as f64, dt),
+                    sum(|l| &l.reordered),
+                    sum(|l| &l.esp)
+                );
+            }
+            last = (p, b, Instant::now());
+        }
+        if done {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = Tally::new();
+    for h in handles {
+        let t = h
+            .join()
+            .map_err(|_| anyhow!("a receiver worker panicked"))?;
+        total.merge(&t);
+    }
+    drop(steer);
+    let seconds = match total.first_ns {
+        Some(f) if total.last_ns > f => (total.last_ns - f) as f64 / 1e9,
+        _ => 0.0,
+    };
+    let lost = total.lost();
+    let summary = SinkSummary {
+        tool: "espada-bench sink",
+        interface: o.dev.clone(),
+        queues,
+        xdp_mode: mode.to_string(),
+        seconds,
+        packets: total.packets,
+        bytes_l2: total.bytes,
+        pps: if seconds > 0.0 {
+            total.packets as f64 / seconds
+        } else {
+            0.0
+        },
+        gbps_l2: gbps(total.bytes as f64, seconds),
+        gbps_wire: gbps(
+            (total.bytes + total.packets * WIRE_OVERHEAD as u64) as f64,
+            seconds,
+        ),
+        probes: total.probes,
+        flows_seen: total.flows_seen(),
+        lost,
+        loss_ratio: if total.expected > 0 {
+            lost as f64 / total.expected as f64
+        } else {
+            0.0
+        },
+        reordered: total.reordered,
+        latency_us: Latency::of(&total.latency_ns),
+        latency_future_stamps: total.future_stamps,
+        unknown_flow: total.unknown_flow,
+        esp: EspCounts {
+            packets: total.esp,
+            by_spi: total
+                .spis()
+                .map(|(spi, packets)| SpiCount {
+                    spi: format!("0x{spi:08x}"),
+                    packets,
+                })
+                .collect(),
+            other_spis: total.other_spis,
+        },
+        other_packets: total.other,
+    };
+    if !o.quiet {
+        let lat = summary.latency_us.map_or("no probes".to_string(), |l| {
+            format!(
+                "latency us p50 {:.1} p90 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
+                l.p50, l.p90, l.p99, l.p99_9, l.max
+            )
+        });
+        eprintln!(
+            "sink: {} packets ({} probes, {} ESP) in {:.2} s: {:.0} pps, {:.3} Gbps L2; lost {}, reordered {}; {lat}",
+            summary.packets, summary.probes, summary.esp.packets, seconds, summary.pps, summary.gbps_l2, lost, summary.reordered
+        );
+    }
+    write_json(&summary, &o.json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::counters::DropCounters;
+    use dataplane::esp::{decap, Decapped};
+    use dataplane::sa::Sadb;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn gen_options_parse_and_bad_ones_say_what_to_give() {
+        let o = parse_gen(&args("--dev a-host --src 198.19.1.10 --dst 198.19.2.10 --rate max --size imix --flows 100 --queues 2 --count 1000")).unwrap();
+        assert_eq!(
+            (o.rate, o.size, o.flows, o.queues, o.count),
+            (None, Size::Imix, 100, 2, Some(1000))
+        );
+        for (bad, says) in [
+            (
+                "--src 198.19.1.10 --dst 198.19.2.10",
+                "--dev IF is required",
+            ),
+            ("--dev x --src 198.19.1.10 --dst fd00::1", "one family"),
+            ("--dev x --src 198.19.1.10 --dst 198.19.2.10 --ipv6", "IPv6"),
+            (
+                "--dev x --src 198.19.1.10 --dst 198.19.2.10 --rate 0",
+                "above 0",
+            ),
+            (
+                "--dev x --src 198.19.1.10 --dst 198.19.2.10 --flows 60000",
+                "1 to 50000",
+            ),
+            (
+                "--dev x --src 198.19.1.10 --dst 198.19.2.10 --flows 1 --queues 2",
+                "at least one flow per queue",
+            ),
+            (
+                "--dev x --src 198.19.1.10 --dst 198.19.2.10 --size 40",
+                "64 to 1500",
+            ),
+            (
+                "--dev x --src 198.19.1.10 --dst 198.19.2.10 --bogus",
+                "unknown option",
+            ),
+            (
+                "--dev x --src 198.19.1.10 --dst 198.19.2.10 --dst-mac 1:2",
+                "MAC",
+            ),
+        ] {
+            let e = parse_gen(&args(bad))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let s = parse_sink(&args("--dev b-host --idle 2 --duration 30")).unwrap();
+        assert_eq!(
+            (s.idle, s.duration),
+            (Some(Duration::from_secs(2)), Duration::from_secs(30))
+        );
+        assert!(parse_sink(&args("--idle 2")).is_err());
+    }
+
+    #[test]
+    fn esp_options_check_keys_against_the_suite() {
+        let e = EspSpec::parse("spi=4096,suite=aes128-sha1,enc=000102030405060708090a0b0c0d0e0f,auth=101112131415161718191a1b1c1d1e1f20212223,peer=198.18.1.1").unwrap();
+        assert_eq!((e.spi, e.natt, e.local), (4096, false, None));
+        for (bad, says) in [
+            ("spi=12,suite=aes128-sha1,peer=198.18.1.1", "256 to"),
+            ("spi=4096,suite=aes128-sha1,enc=00,auth=00,peer=198.18.1.1", "16-byte cipher key"),
+            ("spi=4096,suite=aes128gcm16,enc=00112233445566778899aabbccddeeff,peer=198.18.1.1", "20-byte"),
+            ("spi=4096,suite=aes128-sha1,enc=000102030405060708090a0b0c0d0e0f,auth=101112131415161718191a1b1c1d1e1f20212223", "peer="),
+            ("spi=0x1000,suite=rot13", "unknown cipher"),
+        ] {
+            let e = EspSpec::parse(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    /// What the generator sends with `--esp` decrypts, with the gateway's
+    /// inbound SA, to the very packet it built: right SPI, keys, tunnel
+    /// addresses, and the probe intact.
+    #[test]
+    fn esp_frames_decrypt_with_the_same_sa_to_the_stamped_probe() {
+        for (suite, enc, auth, natt, local, peer) in [
+            (
+                "aes128-sha1",
+                "000102030405060708090a0b0c0d0e0f",
+                "101112131415161718191a1b1c1d1e1f20212223",
+                false,
+                "198.18.0.1",
+                "198.18.1.1",
+            ),
+            (
+                "aes128gcm16",
+                "000102030405060708090a0b0c0d0e0f10111213",
+                "",
+                true,
+                "198.18.0.1",
+                "198.18.1.1",
+            ),
+            // IPv4 flows in an IPv6 tunnel.
+            (
+                "aes256-sha256",
+                "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+                "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f",
+                false,
+                "fd00:1::1",
+                "fd00:2::1",
+            ),
+        ] {
+            let spec = EspSpec::parse(&format!(
+                "spi=4096,suite={suite},enc={enc},auth={auth},peer={peer}{}",
+                if natt { ",natt" } else { "" }
+            ))
+            .unwrap();
+            let local: IpAddr = local.parse().unwrap();
+            let sa = spec.sa(local).unwrap();
+            let t = Template::build(&frame::test_spec(false, Proto::Udp), 100).unwrap();
+            let mut buf = vec![0u8; 2048];
+            buf[ESP_HEADROOM..ESP_HEADROOM + 100].copy_from_slice(&t.bytes[ETH_LEN..]);
+            t.stamp(&mut buf[ESP_HEADROOM - ETH_LEN..], 5, 42, 777);
+            let inner = buf[ESP_HEADROOM..ESP_HEADROOM + 100].to_vec();
+            let mut pkts = [PacketBuf::new(&mut buf, ESP_HEADROOM, 100)];
+            encap_batch(&sa, &mut pkts);
+            assert!(pkts[0].verdict.is_ok());
+            let (start, len) = (pkts[0].start, pkts[0].len);
+            assert_eq!(len, dataplane::esp::encapsulated_len(&sa, 100));
+            let outer = buf[start..start + len].to_vec();
+
+            let mut inbound = SaParams {
+                spi: 4096,
+                direction: Direction::Inbound,
+                enc: spec.enc,
+                auth: spec.auth,
+                keys: spec.keys.clone(),
+                mode: EspMode::Tunnel {
+                    local: spec.peer,
+                    remote: local,
+                },
+                udp_encap: natt.then(UdpEncap::default),
+                esn: false,
+                replay_window: 64,
+                lifetime: Lifetime::default(),
+            };
+            let mut sadb = Sadb::new();
+            sadb.install(&inbound, 0).unwrap();
+            let mut frame = vec![0u8; 2048];
+            frame[64..64 + outer.len()].copy_from_slice(&outer);
+            let mut p = PacketBuf::new(&mut frame, 64, outer.len());
+            let got = decap(&sadb, &mut p, &DropCounters::default());
+            assert_eq!(
+                got,
+                Ok(Decapped::Inner {
+                    spi: 4096,
+                    inner_version: 4
+                }),
+                "{suite}"
+            );
+            assert_eq!(p.data(), &inner[..], "{suite}");
+            // The sink counts the ESP frame by SPI before any decryption.
+            let mut eth = vec![0u8; ETH_LEN];
+            let ethertype: u16 = if local.is_ipv4() { 0x0800 } else { 0x86dd };
+            eth[12..14].copy_from_slice(&ethertype.to_be_bytes());
+            eth.extend_from_slice(&outer);
+            assert_eq!(frame::classify(&eth), Received::Esp { spi: 4096 });
+            // A wrong key does not decrypt.
+            inbound.keys.enc[0] ^= 1;
+            let mut sadb = Sadb::new();
+            sadb.install(&inbound, 0).unwrap();
+            let mut frame = vec![0u8; 2048];
+            frame[64..64 + outer.len()].copy_from_slice(&outer);
+            let mut p = PacketBuf::new(&mut frame, 64, outer.len());
+            assert!(
+                decap(&sadb, &mut p, &DropCounters::default()).is_err(),
+                "{suite}"
+            );
+        }
+    }
+
+    #[test]
+    fn free_frames_rotate_in_order() {
+        let mut f = FreeFrames::full([0u64, 1, 2].into_iter());
+        assert_eq!((f.pop(), f.pop()), (Some(0), Some(1)));
+        f.push(0);
+        assert_eq!((f.pop(), f.pop(), f.pop()), (Some(2), Some(0), None));
+        f.push(7);
+        f.push(8);
+        f.push(9);
+        f.push(10); // over capacity: dropped, cannot happen in use
+        assert_eq!(f.len, 3);
+    }
+
+    #[test]
+    fn frames_cycle_through_the_imix_pattern_in_its_proportions() {
+        // Frame k holds pattern[k % 12]; FRAMES is a multiple of 12.
+        assert_eq!(FRAMES % 12, 0);
+        let p = Size::Imix.pattern(false, Proto::Udp).unwrap();
+        let mut counts = std::collections::HashMap::new();
+        for k in 0..FRAMES as usize {
+            *counts.entry(p[k % p.len()]).or_insert(0) += 1;
+        }
+        let f = FRAMES as usize / 12;
+        assert_eq!(
+            (counts[&64], counts[&576], counts[&1400]),
+            (7 * f, 4 * f, f)
+        );
+    }
+}
