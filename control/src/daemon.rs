@@ -312,6 +312,51 @@ pub fn show_crypto_ipsec_sa(
     show::crypto_ipsec_sa(&views)
 }
 
+/// Renders `show crypto engine connections active`: each established
+/// ISAKMP SA, then each ESP SA with the packets it encrypted (outbound)
+/// or decrypted (inbound); the ESP SAs' ids are `show crypto ipsec sa`'s
+/// conn ids.
+pub fn show_crypto_engine_connections(
+    pairs: &[PairView<'_>],
+    counters: &[SaCounts],
+    isakmp: &[show::IsakmpSaView],
+) -> String {
+    let mut rows: Vec<show::EngineConnView> = isakmp
+        .iter()
+        .filter(|sa| sa.status == "ACTIVE")
+        .map(|sa| show::EngineConnView {
+            id: sa.conn_id,
+            interface: None,
+            addr: None,
+            algorithm: show::ike_engine_algorithm(&sa.encr, &sa.hash),
+            encrypt: 0,
+            decrypt: 0,
+        })
+        .collect();
+    for (i, e) in pairs.iter().enumerate() {
+        for (k, sa) in e.sas.iter().enumerate() {
+            let c = counters
+                .iter()
+                .find(|c| c.spi == sa.spi && c.direction == sa.direction);
+            rows.push(show::EngineConnView {
+                id: 2000 + (i as u32) * 10 + k as u32,
+                interface: Some(e.interface.to_string()),
+                addr: Some(e.local),
+                algorithm: show::esp_engine_algorithm(sa.enc, sa.auth),
+                encrypt: match sa.direction {
+                    Direction::Outbound => c.map_or(0, |c| c.encrypt),
+                    Direction::Inbound => 0,
+                },
+                decrypt: match sa.direction {
+                    Direction::Inbound => c.map_or(0, |c| c.decrypt),
+                    Direction::Outbound => 0,
+                },
+            });
+        }
+    }
+    show::crypto_engine_connections(&rows)
+}
+
 /// One side of an entry's proxy identities as IOS prints it: a port only
 /// when the selector names exactly one.
 fn ident(prefix: IpPrefix, ports: PortRange, proto: Option<u8>) -> Ident {
@@ -456,6 +501,15 @@ pub fn answer(
             Ok(counters) => show_crypto_ipsec_sa(&pair_views(c, ike), &counters, &interface_mtu),
             Err(e) => format!("% dataplane unreachable: {e}\n"),
         },
+        ["show", "crypto", "engine", "connections"]
+        | ["show", "crypto", "engine", "connections", "active"] => match dp.counters(None) {
+            Ok(counters) => show_crypto_engine_connections(
+                &pair_views(c, ike),
+                &counters,
+                &ike.map_or_else(Vec::new, |i| i.isakmp_sas(Instant::now())),
+            ),
+            Err(e) => format!("% dataplane unreachable: {e}\n"),
+        },
         ["show", "dataplane"] | ["show", "dataplane", "counters"] => match dp.all_counters(None) {
             Ok((sas, drops)) => show_dataplane(&sas, &drops),
             Err(e) => format!("% dataplane unreachable: {e}\n"),
@@ -478,7 +532,8 @@ pub fn answer(
         [] => String::new(),
         _ => format!(
             "% Invalid input: {cmd:?}\n% supported: show crypto ipsec sa, show crypto isakmp sa [detail], \
-             show crypto isakmp stats, show crypto session [detail], show crypto map, show dataplane, \
+             show crypto isakmp stats, show crypto session [detail], show crypto map, \
+             show crypto engine connections active, show dataplane, \
              show crypto ikev2 sa [detailed], show crypto ikev2 session [detailed], \
              show crypto ikev2 stats, show ip nat statistics, show version, clear crypto sa, \
              clear crypto isakmp, clear crypto ikev2 sa, debug crypto isakmp, debug crypto ikev2, \
@@ -783,6 +838,108 @@ mod tests {
         ] {
             assert!(s.lines().any(|l| l == line), "missing {line:?} in\n{s}");
         }
+    }
+
+    #[test]
+    fn engine_connections_list_each_sa_with_its_algorithm_and_packets() {
+        let c = lab_a();
+        let counts = |spi, direction, encrypt, decrypt| SaCounts {
+            spi,
+            direction,
+            encaps: encrypt,
+            encrypt,
+            digest: encrypt,
+            decaps: decrypt,
+            decrypt,
+            verify: decrypt,
+            bytes: 0,
+            last_used: 0,
+            drops: DropCounts::default(),
+        };
+        // Entry VPN 10 of gw_a (inbound SPI 4097, outbound 4096) after
+        // 9 pings out and their 9 answers in; the IPv6 entry idle.
+        let live = [
+            counts(4097, Direction::Inbound, 0, 9),
+            counts(4096, Direction::Outbound, 9, 0),
+        ];
+        let isakmp = |conn_id, status| show::IsakmpSaView {
+            conn_id,
+            dst: "198.18.1.1".parse().unwrap(),
+            src: "198.18.0.1".parse().unwrap(),
+            local: "198.18.0.1".parse().unwrap(),
+            remote: "198.18.1.1".parse().unwrap(),
+            state: "QM_IDLE",
+            status,
+            encr: "aes:256".into(),
+            hash: "sha".into(),
+            group: Some(14),
+            lifetime_remaining: None,
+            dpd: false,
+            nat_t: false,
+        };
+        let s = show_crypto_engine_connections(
+            &pair_views(&c, None),
+            &live,
+            &[isakmp(1001, "ACTIVE"), isakmp(1002, "")],
+        );
+        let rows: Vec<Vec<&str>> = s
+            .lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows[0],
+            [
+                "1001",
+                "<none>",
+                "<none>",
+                "set",
+                "HMAC_SHA+AES_256_CB",
+                "0",
+                "0"
+            ],
+            "{s}"
+        );
+        assert_eq!(
+            rows[1],
+            [
+                "2000",
+                "a-wan",
+                "198.18.0.1",
+                "set",
+                "HMAC_SHA+AES_128_CB",
+                "0",
+                "9"
+            ],
+            "{s}"
+        );
+        assert_eq!(
+            rows[2],
+            [
+                "2001",
+                "a-wan",
+                "198.18.0.1",
+                "set",
+                "HMAC_SHA+AES_128_CB",
+                "9",
+                "0"
+            ],
+            "{s}"
+        );
+        // The ISAKMP SA still negotiating is not active; every other row
+        // is an ESP SA of the config's entries.
+        assert!(!s.contains("1002"), "{s}");
+        let esp = c.sas.len();
+        assert_eq!(rows.len(), 1 + esp, "{s}");
+        assert!(s.lines().nth(1).unwrap().split_whitespace().eq([
+            "ID",
+            "Interface",
+            "IP-Address",
+            "State",
+            "Algorithm",
+            "Encrypt",
+            "Decrypt"
+        ]));
     }
 
     #[test]
