@@ -390,9 +390,10 @@ pub fn show_dataplane(sas: &[SaCounts], drops: &dataplane::api::DropCounts) -> S
     );
     let _ = writeln!(
         out,
-        "  TED probes: {} delivered to IKE, {} rate-limited",
+        "  TED probes: {} delivered to IKE, {} rate-limited, {} over one source's share",
         drops.get(DropReason::TedProbeDelivered),
-        drops.get(DropReason::TedProbeRateLimited)
+        drops.get(DropReason::TedProbeRateLimited),
+        drops.get(DropReason::TedProbeSourceLimited)
     );
     let _ = writeln!(out, "Drops outside any SA:");
     let mut any = false;
@@ -986,11 +987,15 @@ mod tests {
         let mut drops = dataplane::api::DropCounts::default();
         drops.set(DropReason::TedProbeDelivered, 4);
         drops.set(DropReason::TedProbeRateLimited, 2);
+        drops.set(DropReason::TedProbeSourceLimited, 3);
         let s = show_dataplane(&[], &drops);
         assert!(
-            s.contains("  TED probes: 4 delivered to IKE, 2 rate-limited\n"),
+            s.contains(
+                "  TED probes: 4 delivered to IKE, 2 rate-limited, 3 over one source's share\n"
+            ),
             "{s}"
         );
+        assert!(s.contains("ted-probe-source-limited"), "{s}");
         assert!(s.contains("ted-probe-rate-limited"), "{s}");
         assert!(!s.contains("ted-probes-delivered"), "{s}");
     }
