@@ -18,7 +18,10 @@
 #     and answered another; tshark sees each answer;
 #   - `show crypto engine connections active` lists the ISAKMP SAs and
 #     the ESP SAs (HMAC_MD5+DES_56_CB, the seed's transform) with packets
-#     encrypted and decrypted on both tunnels.
+#     encrypted and decrypted on both tunnels;
+#   - 12 probes from one source and 1 from another at once: gw_a's
+#     dataplane passes 4 of the flood (its per-source share), counts the
+#     rest, and the other prober is answered.
 # Prints "lab ted3: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -72,7 +75,7 @@ start_gateway a deploy/configs/lab-ted3-gw-a.conf || exit 1
 start_gateway b deploy/configs/lab-ted3-gw-b.conf || exit 1
 show a debug crypto isakmp >/dev/null
 show b debug crypto isakmp >/dev/null
-in_ns wan /usr/bin/python3 deploy/tests/ted_forge.py wan-a 198.18.0.1 198.19.3.10 \
+in_ns wan /usr/bin/python3 deploy/tests/ted_forge.py answers wan-a 198.18.0.1 198.19.3.10 \
     198.18.0.254 198.18.2.1 "$work/forge.ready" >"$work/forge.out" 2>&1 &
 forge_pid=$!
 for _ in $(seq 1 80); do
@@ -188,6 +191,30 @@ engine_rows() {
     [ "$(echo "$s" | awk '$2 == "a-wan" && $3 == "198.18.0.1" && $5 == "HMAC_MD5+DES_56_CB" && $6 == 0 && $7 > 5' | wc -l)" -eq 2 ]
 }
 check "gw_a: show crypto engine connections active has both tunnels' SAs moving packets" engine_rows
+
+# One prober flooding gw_a with (well-formed) probes for lan_a: gw_a's
+# dataplane hands on 4 a second from it, drops the rest as over its
+# share, and still takes the next prober's probe, which is answered.
+flood() {
+    local before after s
+    before=$(show a show dataplane | sed -n "s/.*, \([0-9]*\) over one source's share/\1/p")
+    in_ns wan /usr/bin/python3 deploy/tests/ted_forge.py probes 198.19.1.10 198.19.9.0/24 \
+        198.18.0.254:12 198.18.1.254:1 || return 1
+    for _ in $(seq 1 40); do
+        grep -q "peer's address is 198.18.1.254" "$work/espada-a.log" && break
+        sleep 0.25
+    done
+    s=$(show a show dataplane)
+    after=$(echo "$s" | sed -n "s/.*, \([0-9]*\) over one source's share/\1/p")
+    local flooder other
+    flooder=$(grep -c "peer's address is 198.18.0.254" "$work/espada-a.log")
+    other=$(grep -c "peer's address is 198.18.1.254" "$work/espada-a.log")
+    echo "$s" | grep 'TED probes'
+    echo "over one source's share: ${before:-?} -> ${after:-?}; answered: flooder $flooder, the other $other"
+    [ "${after:-0}" -ge $((${before:-0} + 4)) ] && [ "$flooder" -ge 1 ] && [ "$flooder" -le 8 ] &&
+        [ "$other" -eq 1 ]
+}
+check "gw_a: a flooding prober gets its share (4/s), the next prober is still answered" flood
 
 sleep 1
 kill "$cap_pid" 2>/dev/null

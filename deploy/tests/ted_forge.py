@@ -1,7 +1,10 @@
 #!/usr/bin/python3
-"""Forged TED answers for deploy/tests/lab_ted3.sh.
+"""Forged TED answers and a probe flood for deploy/tests/lab_ted3.sh.
 
-Run in the lab's `wan` namespace: waits for the prober's TED probe to a
+  ted_forge.py answers IFACE PROBER HOST FORGER OTHER READY_FILE
+  ted_forge.py probes HOST PROXY_NET SRC:COUNT...
+
+`answers`, run in the lab's `wan` namespace, waits for the prober's TED probe to a
 host (Espada's format, control/src/ike/wire/ikev1/ted.rs: exchange 243,
 VID, NONCE, ID gateway, ID local proxy, ID remote proxy), then sends the
 prober three answers it must ignore:
@@ -12,8 +15,12 @@ prober three answers it must ignore:
      probe's id but a wrong nonce;
   3. a probe id the prober never used (matches no outstanding probe).
 
-usage: ted_forge.py IFACE PROBER HOST FORGER OTHER READY_FILE
 Prints one line per answer sent; exits 1 if no probe was seen in 20 s.
+
+`probes` sends COUNT well-formed probes from each SRC (naming itself, as
+an honest prober does) to HOST, all at once, each with a fresh probe id
+and nonce, for PROXY_NET (the prober's side) towards HOST's /16: what a
+flooding gateway and then an ordinary one would send.
 """
 
 import os
@@ -64,8 +71,46 @@ def answer(probe, gateway, new_id=False, bad_nonce=False):
     return build(hdr, pl)
 
 
+def probe(gateway, local_net, remote_net):
+    """A probe from `gateway` for local_net -> remote_net (a.b.c.d/len)."""
+
+    def subnet(net):
+        addr, length = net.split("/")
+        mask = (0xFFFFFFFF << (32 - int(length))) & 0xFFFFFFFF
+        # ID_IPV4_ADDR_SUBNET (4), protocol 0, port 0.
+        return bytearray(struct.pack("!BBH", 4, 0, 0) + socket.inet_aton(addr) + struct.pack("!I", mask))
+
+    hdr = bytearray(os.urandom(7) + b"\x03" + bytes(8) + bytes([0, 0x10, 243, 0]) + bytes(8))
+    pl = [
+        [13, bytearray(b"Espada TED v1\0\0\0")],
+        [NONCE, bytearray(os.urandom(16))],
+        # ID_IPV4_ADDR (1), UDP, port 500.
+        [ID, bytearray(struct.pack("!BBH", 1, 17, 500) + socket.inet_aton(gateway))],
+        [ID, subnet(local_net)],
+        [ID, subnet(remote_net)],
+    ]
+    return build(hdr, pl)
+
+
+def flood(args):
+    host, local_net = args[0], args[1]
+    remote_net = ".".join(host.split(".")[:2]) + ".0.0/16"
+    packets = []
+    for spec in args[2:]:
+        src, count = spec.split(":")
+        packets += [
+            IP(src=src, dst=host) / UDP(sport=500, dport=500) / Raw(probe(src, local_net, remote_net))
+            for _ in range(int(count))
+        ]
+    send(packets)
+    print(f"sent {len(packets)} probes to {host}: {' '.join(args[2:])}")
+    return 0
+
+
 def main():
-    iface, prober, host, forger, other, ready = sys.argv[1:7]
+    if sys.argv[1] == "probes":
+        return flood(sys.argv[2:])
+    iface, prober, host, forger, other, ready = sys.argv[2:8]
     sniffer = AsyncSniffer(
         iface=iface,
         filter=f"udp dst port 500 and src host {prober} and dst host {host}",
