@@ -313,13 +313,14 @@ pub fn show_crypto_ipsec_sa(
 }
 
 /// Renders `show crypto engine connections active`: each established
-/// ISAKMP SA, then each ESP SA with the packets it encrypted (outbound)
-/// or decrypted (inbound); the ESP SAs' ids are `show crypto ipsec sa`'s
-/// conn ids.
+/// ISAKMP SA and IKEv2 SA, then each ESP SA with the packets it encrypted
+/// (outbound) or decrypted (inbound); the ESP SAs' ids are `show crypto
+/// ipsec sa`'s conn ids.
 pub fn show_crypto_engine_connections(
     pairs: &[PairView<'_>],
     counters: &[SaCounts],
     isakmp: &[show::IsakmpSaView],
+    ikev2: &[crate::ikev2::Ikev2SaView],
 ) -> String {
     let mut rows: Vec<show::EngineConnView> = isakmp
         .iter()
@@ -333,6 +334,19 @@ pub fn show_crypto_engine_connections(
             decrypt: 0,
         })
         .collect();
+    rows.extend(
+        ikev2
+            .iter()
+            .filter(|sa| sa.status == "READY")
+            .map(|sa| show::EngineConnView {
+                id: sa.tunnel_id,
+                interface: None,
+                addr: None,
+                algorithm: show::ikev2_engine_algorithm(sa.encr, sa.keysize, sa.hash),
+                encrypt: 0,
+                decrypt: 0,
+            }),
+    );
     for (i, e) in pairs.iter().enumerate() {
         for (k, sa) in e.sas.iter().enumerate() {
             let c = counters
@@ -508,6 +522,7 @@ pub fn answer(
                 &pair_views(c, ike),
                 &counters,
                 &ike.map_or_else(Vec::new, |i| i.isakmp_sas(Instant::now())),
+                &ike.map_or_else(Vec::new, |i| i.ikev2_sas(Instant::now())),
             ),
             Err(e) => format!("% dataplane unreachable: {e}\n"),
         },
@@ -878,60 +893,61 @@ mod tests {
             dpd: false,
             nat_t: false,
         };
+        let ikev2 = |tunnel_id, status| crate::ikev2::Ikev2SaView {
+            tunnel_id,
+            local: "198.18.0.1:500".parse().unwrap(),
+            remote: "198.18.2.1:500".parse().unwrap(),
+            status,
+            encr: "AES-CBC",
+            keysize: Some(128),
+            hash: "SHA96",
+            dh_group: Some(2),
+            lifetime: 86400,
+            active_secs: 10,
+            local_spi: [1; 8],
+            remote_spi: [2; 8],
+            local_next_msg_id: 2,
+            remote_next_msg_id: 0,
+            dpd: (0, 0),
+            nat_t: false,
+            initiator: true,
+            local_id: "198.18.0.1".into(),
+            remote_id: "198.18.2.1".into(),
+        };
         let s = show_crypto_engine_connections(
             &pair_views(&c, None),
             &live,
             &[isakmp(1001, "ACTIVE"), isakmp(1002, "")],
+            &[ikev2(1, "READY"), ikev2(2, "IN-NEG")],
         );
-        let rows: Vec<Vec<&str>> = s
+        // Each row's columns, one space apart.
+        let rows: Vec<String> = s
             .lines()
             .skip(2)
-            .map(|l| l.split_whitespace().collect())
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
             .collect();
         assert_eq!(
-            rows[0],
-            [
-                "1001",
-                "<none>",
-                "<none>",
-                "set",
-                "HMAC_SHA+AES_256_CB",
-                "0",
-                "0"
-            ],
+            rows[0], "1 <none> <none> set HMAC_SHA+AES_128_CB 0 0",
             "{s}"
         );
         assert_eq!(
-            rows[1],
-            [
-                "2000",
-                "a-wan",
-                "198.18.0.1",
-                "set",
-                "HMAC_SHA+AES_128_CB",
-                "0",
-                "9"
-            ],
+            rows[1], "1001 <none> <none> set HMAC_SHA+AES_256_CB 0 0",
             "{s}"
         );
         assert_eq!(
-            rows[2],
-            [
-                "2001",
-                "a-wan",
-                "198.18.0.1",
-                "set",
-                "HMAC_SHA+AES_128_CB",
-                "9",
-                "0"
-            ],
+            rows[2], "2000 a-wan 198.18.0.1 set HMAC_SHA+AES_128_CB 0 9",
             "{s}"
         );
-        // The ISAKMP SA still negotiating is not active; every other row
+        assert_eq!(
+            rows[3], "2001 a-wan 198.18.0.1 set HMAC_SHA+AES_128_CB 9 0",
+            "{s}"
+        );
+        // The IKE SAs still negotiating are not active; every other row
         // is an ESP SA of the config's entries.
         assert!(!s.contains("1002"), "{s}");
+        assert!(!rows.iter().any(|r| r.starts_with("2 ")), "{s}");
         let esp = c.sas.len();
-        assert_eq!(rows.len(), 1 + esp, "{s}");
+        assert_eq!(rows.len(), 2 + esp, "{s}");
         assert!(s.lines().nth(1).unwrap().split_whitespace().eq([
             "ID",
             "Interface",

@@ -287,13 +287,13 @@ mod tests {
 }
 
 /// One row of `show crypto engine connections active`: an established
-/// ISAKMP SA or one ESP SA.
+/// ISAKMP or IKEv2 SA, or one ESP SA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConnView {
-    /// The ISAKMP SA's conn-id, or the ESP SA's (`show crypto ipsec sa`'s
-    /// `conn id`).
+    /// The ISAKMP SA's conn-id, the IKEv2 SA's Tunnel-id, or the ESP
+    /// SA's (`show crypto ipsec sa`'s `conn id`).
     pub id: u32,
-    /// Interface and local address of an ESP SA; an ISAKMP SA has none
+    /// Interface and local address of an ESP SA; an IKE SA has none
     /// (IOS prints `<none>`, as seed 004 shows).
     pub interface: Option<String>,
     pub addr: Option<IpAddr>,
@@ -348,8 +348,25 @@ pub fn ike_engine_algorithm(encr: &str, hash: &str) -> String {
     format!("{mac}+{cipher}")
 }
 
+/// The same name for an IKEv2 SA, from `show crypto ikev2 sa`'s words
+/// (`AES-CBC` with its key size, `SHA96`; AES-GCM has no HMAC).
+pub fn ikev2_engine_algorithm(encr: &str, keysize: Option<u16>, hash: &str) -> String {
+    let bits = keysize.unwrap_or(128);
+    let cipher = match encr {
+        "3DES" => "3DES_56_C".to_string(),
+        "AES-CBC" => format!("AES_{bits}_CB"),
+        "AES-GCM" => format!("AES_GCM_{bits}"),
+        e => e.to_uppercase(),
+    };
+    match hash {
+        "None" | "" => cipher,
+        "SHA96" => format!("HMAC_SHA+{cipher}"),
+        h => format!("HMAC_{h}+{cipher}"),
+    }
+}
+
 /// `show crypto engine connections active`, seed 004's layout: one row
-/// per active connection (ISAKMP SAs, then ESP SAs), by id.
+/// per active connection (IKE SAs, then ESP SAs), by id.
 pub fn crypto_engine_connections(rows: &[EngineConnView]) -> String {
     let mut rows: Vec<&EngineConnView> = rows.iter().collect();
     rows.sort_by_key(|r| r.id);
@@ -402,6 +419,18 @@ mod engine_tests {
             "HMAC_SHA256+AES_256_CB"
         );
         assert_eq!(ike_engine_algorithm("3des", "md5"), "HMAC_MD5+3DES_56_C");
+        assert_eq!(
+            ikev2_engine_algorithm("AES-CBC", Some(256), "SHA256"),
+            "HMAC_SHA256+AES_256_CB"
+        );
+        assert_eq!(
+            ikev2_engine_algorithm("AES-CBC", Some(128), "SHA96"),
+            "HMAC_SHA+AES_128_CB"
+        );
+        assert_eq!(
+            ikev2_engine_algorithm("AES-GCM", Some(128), "None"),
+            "AES_GCM_128"
+        );
     }
 
     #[test]
