@@ -87,6 +87,9 @@ deploy/tests/lab_ted.sh | tee -a target/lab-output.txt
 step "espada-bench gen/sink: veth, tool errors, through the two gateways, pre-encrypted ESP to gw_b"
 ESPADA_BENCH=target/release/espada-bench deploy/tests/lab_gen.sh | tee -a target/lab-output.txt
 
+step "seed 004 with three gateways: TED between every pair, forged answers ignored, engine connections"
+deploy/tests/lab_ted3.sh | tee -a target/lab-output.txt
+
 step "benchmark smoke run (figures are not asserted; see espada-bench)"
 target/release/espada-bench crypto --quick --suites aes128-sha1,aes128gcm16 --sizes 64,imix >/dev/null
 target/release/espada-bench ike --quick >/dev/null
