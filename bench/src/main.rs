@@ -21,13 +21,16 @@
 //! seconds in all. `ike --ikev2`: the same for IKEv2 (IKE_SA_INIT +
 //! IKE_AUTH with the first CHILD_SA), groups 14 and 19 unless `--groups`
 //! (2, 5, 14, 19, 20, 31), the baseline being the responder's DH work per
-//! IKE_SA_INIT.
+//! IKE_SA_INIT. `scale`: the dataplane pipeline's per-packet cost with 1,
+//! 1 000 and 100 000 SAs, 1 against 2 workers, one SA shared by 2 workers
+//! (see `scale.rs`).
 
 mod crypto_bench;
 mod ike_bench;
 mod ike_flood;
 mod ikev2_bench;
 mod openssl;
+mod scale;
 
 use std::time::Duration;
 
@@ -60,6 +63,7 @@ fn main() -> Result<()> {
         Some("ike") => ike(&args[1..]),
         Some("ike-flood") => ike_flood(&args[1..]),
         Some("ike-responder") => ike_responder(&args[1..]),
+        Some("scale") => scale::cli(&args[1..]),
         Some("--help") | Some("-h") | None => {
             println!("{USAGE}");
             Ok(())
