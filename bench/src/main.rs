@@ -30,6 +30,7 @@ mod ike_bench;
 mod ike_flood;
 mod ikev2_bench;
 mod openssl;
+mod report;
 mod scale;
 
 use std::time::Duration;
@@ -64,6 +65,7 @@ fn main() -> Result<()> {
         Some("ike-flood") => ike_flood(&args[1..]),
         Some("ike-responder") => ike_responder(&args[1..]),
         Some("scale") => scale::cli(&args[1..]),
+        Some("report") => report::cli(&args[1..]),
         Some("--help") | Some("-h") | None => {
             println!("{USAGE}");
             Ok(())
