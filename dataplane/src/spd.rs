@@ -248,7 +248,25 @@ impl Hasher for AddrHasher {
 }
 
 /// Destination network (masked) to the indexes of its rules, ascending.
-type AddrMap = HashMap<u128, Box<[u32]>, BuildHasherDefault<AddrHasher>>;
+type AddrMap = HashMap<u128, Candidates, BuildHasherDefault<AddrHasher>>;
+
+/// The rules of one destination network: usually one (a rule per peer or
+/// per SA), kept in the table itself so a lookup misses the cache once
+/// less.
+#[derive(Debug, Clone)]
+enum Candidates {
+    One(u32),
+    Many(Box<[u32]>),
+}
+
+impl Candidates {
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Candidates::One(i) => std::slice::from_ref(i),
+            Candidates::Many(v) => v,
+        }
+    }
+}
 
 /// A family's rules by destination prefix: per distinct destination prefix
 /// length, the rule indexes (ascending) of each destination network.
@@ -297,7 +315,13 @@ impl DstIndex {
                 .into_iter()
                 .map(|(len, m)| {
                     let mut t = HashMap::with_capacity_and_hasher(m.len(), Default::default());
-                    t.extend(m.into_iter().map(|(k, v)| (k, v.into_boxed_slice())));
+                    t.extend(m.into_iter().map(|(k, v)| {
+                        let c = match v.as_slice() {
+                            [one] => Candidates::One(*one),
+                            _ => Candidates::Many(v.into_boxed_slice()),
+                        };
+                        (k, c)
+                    }));
                     (len, t)
                 })
                 .collect(),
@@ -311,7 +335,7 @@ impl DstIndex {
             let Some(cands) = table.get(&masked(&flow.dst, *len)) else {
                 continue;
             };
-            for &i in cands.iter() {
+            for &i in cands.as_slice() {
                 let i = i as usize;
                 if best.is_some_and(|b| i >= b) {
                     break;
