@@ -100,45 +100,49 @@ fn lines(
     Ok(())
 }
 
-/// One bar per (label, value).
-fn bars(path: &Path, title: &str, y_desc: &str, bars: &[(String, f64)]) -> Result<()> {
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let ymax = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9) * 1.15;
+/// One horizontal bar per (label, value), labels on the left.
+fn bars(path: &Path, title: &str, x_desc: &str, bars: &[(String, f64)]) -> Result<()> {
     let n = bars.len().max(1);
+    let height = (90 + 34 * n as u32).max(200);
+    let root = SVGBackend::new(path, (SIZE.0, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let xmax = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9) * 1.15;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
         .margin(12)
-        .x_label_area_size(70)
-        .y_label_area_size(60)
-        .build_cartesian_2d((0..n).into_segmented(), 0.0..ymax)
+        .x_label_area_size(40)
+        .y_label_area_size(200)
+        .build_cartesian_2d(0.0..xmax, (0..n).into_segmented())
         .map_err(err)?;
     let names: Vec<&str> = bars.iter().map(|b| b.0.as_str()).collect();
     chart
         .configure_mesh()
-        .disable_x_mesh()
-        .y_desc(y_desc)
-        .x_labels(n)
-        .x_label_style(("sans-serif", 11))
-        .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
-                names.get(*i).map_or(String::new(), |s| s.to_string())
-            }
-            SegmentValue::Last => String::new(),
+        .disable_y_mesh()
+        .x_desc(x_desc)
+        .y_labels(n)
+        .y_label_style(("sans-serif", 12))
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => names.get(*i).map_or(String::new(), |s| s.to_string()),
+            _ => String::new(),
         })
         .draw()
         .map_err(err)?;
     chart
-        .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
-            let c = COLORS[i % COLORS.len()];
+        .draw_series(bars.iter().enumerate().map(|(i, (name, v))| {
+            // One colour per first word (the path, or the worker count).
+            let first = |s: &str| s.split(' ').next().unwrap_or("").to_string();
+            let mut groups: Vec<String> = bars.iter().map(|b| first(&b.0)).collect();
+            groups.dedup();
+            let g = groups.iter().position(|w| *w == first(name)).unwrap_or(i);
+            let c = COLORS[g % COLORS.len()];
             let mut r = Rectangle::new(
                 [
-                    (SegmentValue::Exact(i), 0.0),
-                    (SegmentValue::Exact(i + 1), *v),
+                    (0.0, SegmentValue::Exact(i)),
+                    (*v, SegmentValue::Exact(i + 1)),
                 ],
                 c.filled(),
             );
-            r.set_margin(0, 0, 8, 8);
+            r.set_margin(4, 4, 0, 0);
             r
         }))
         .map_err(err)?;
