@@ -96,6 +96,14 @@ step "benchmark smoke run (figures are not asserted; see espada-bench)"
 target/release/espada-bench crypto --quick --suites aes128-sha1,aes128gcm16 --sizes 64,imix >/dev/null
 target/release/espada-bench ike --quick >/dev/null
 target/release/espada-bench ike --ikev2 --quick >/dev/null
+# The report on a copy of the page (crypto, scale and ike, short; no lab):
+# it must regenerate its section and draw its plots (~5 s).
+smoke=$(mktemp -d /tmp/espada-report-smoke.XXXXXX)
+cp docs/performance.md "$smoke/performance.md"
+target/release/espada-bench report --quick --doc "$smoke/performance.md" --plots "$smoke/bench" >/dev/null
+grep -q '^<!-- END espada-bench report -->' "$smoke/performance.md"
+[ -s "$smoke/bench/scale-sas.svg" ] && [ -s "$smoke/bench/report.json" ]
+rm -rf "$smoke"
 
 step "summary"
 passed=$(cat target/test-output.txt target/lab-output.txt | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')

@@ -34,9 +34,9 @@ pub use pat::PatState;
 use crate::api::{EspMode, Event, MAX_TED_PROBE_LEN};
 use crate::clock;
 use crate::counters::{DropCounters, DropReason};
-use crate::esp::{decap, encap_batch_where, encapsulated_len, Decapped, PacketBuf};
+use crate::esp::{decap, encap_batch_where, encapsulated_len, inbound_sa_of, Decapped, PacketBuf};
 use crate::route::{Fib, FibMiss, NextHop, PortRole};
-use crate::sa::Sadb;
+use crate::sa::{InboundSa, OutboundSa, Sadb};
 use crate::spd::{FlowKey, PolicyAction, PolicyTag, Spd};
 use crate::wire::{ethernet, ip_proto, ipv4, ipv6};
 
@@ -370,6 +370,7 @@ fn process_chunk(
             }
         }
     }
+    prefetch_sas(t, &stage[..n], frames);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         if *s == Stage::Decap {
             // `decap` counts its own drops (on the SA, or globally).
@@ -419,6 +420,48 @@ fn process_chunk(
             // Counted per fragment by `fragment_frames`; handed-off frames
             // by the worker that takes them.
             Action::Drop(_) | Action::Fragment(_) | Action::Handoff { .. } => {}
+        }
+    }
+}
+
+/// Asks for the SAs of the batch's ESP frames and of the frames to encrypt
+/// before any is used, in two passes: the SADB probes and the SAs' own
+/// state, then (the SAs now at hand) their keys and replay slots. With
+/// many SAs each of these is a cache miss; requested together they
+/// overlap instead of stalling every packet in turn (`espada-bench scale`:
+/// 100 000 SAs in random order). Only hints: nothing is checked here.
+fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) {
+    let mut inbound: [Option<(&InboundSa, u32)>; MAX_BATCH] = [None; MAX_BATCH];
+    let mut outbound: [Option<&OutboundSa>; MAX_BATCH] = [None; MAX_BATCH];
+    let mut any = false;
+    for (i, (s, f)) in stage.iter().zip(frames).enumerate() {
+        match *s {
+            Stage::Decap => {
+                inbound[i] = inbound_sa_of(&t.sadb, f.data());
+                if let Some((sa, _)) = inbound[i] {
+                    sa.prefetch_state();
+                    any = true;
+                }
+            }
+            Stage::Encap(spi) => {
+                outbound[i] = t.sadb.outbound(spi).map(|sa| &**sa);
+                if let Some(sa) = outbound[i] {
+                    sa.prefetch_state();
+                    any = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    if !any {
+        return;
+    }
+    for (inb, out) in inbound.iter().zip(&outbound).take(stage.len()) {
+        if let Some((sa, seq)) = inb {
+            sa.prefetch_keys_and_window(u64::from(*seq));
+        }
+        if let Some(sa) = out {
+            sa.prefetch_keys();
         }
     }
 }

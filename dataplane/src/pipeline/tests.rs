@@ -1365,3 +1365,23 @@ fn a_ted_probe_with_nowhere_to_go_is_dropped_as_rate_limited() {
     assert_eq!(probes.try_iter().count(), 1);
     assert_eq!(c.drops.get(DropReason::TedProbeRateLimited), 2);
 }
+
+#[test]
+fn the_prefetch_pass_finds_an_esp_frames_sa_and_sequence_number() {
+    let (mut a, b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let ca = PipelineCounters::default();
+    let sent = host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64);
+    let mut seqs = Vec::new();
+    for _ in 0..2 {
+        let (act, wire) = run(&mut a, LAN_IF, &sent, &ca);
+        assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+        let (sa, seq) = inbound_sa_of(&b.sadb, &wire[14..]).expect("B's inbound SA");
+        assert_eq!(sa.spi(), 0x1000);
+        seqs.push(seq);
+    }
+    assert_eq!(seqs, [1, 2]);
+    // Not ESP, or an SPI B does not hold: nothing.
+    assert!(inbound_sa_of(&b.sadb, &sent[14..]).is_none());
+    let (_, wire) = run(&mut a, LAN_IF, &sent, &ca);
+    assert!(inbound_sa_of(&a.sadb, &wire[14..]).is_none());
+}
