@@ -31,10 +31,8 @@ pings() { # ns, want, ping args...
 iperf_from() { # server namespace, server address, client args...
     local server_ns=$1 addr=$2
     shift 2
-    # Not through in_ns: a backgrounded function is a subshell, and killing
-    # it would leave iperf3 behind. `ip netns exec` execs iperf3 in place,
-    # so $! is iperf3 itself.
-    ip netns exec "$prefix-$server_ns" iperf3 -s -1 -B "$addr" >/dev/null 2>&1 &
+    # bg_in_ns: $! is iperf3 itself, so the kill below stops it.
+    bg_in_ns "$server_ns" iperf3 -s -1 -B "$addr" >/dev/null 2>&1
     local s=$!
     sleep 0.5
     in_ns lan_a timeout 20 iperf3 -c "$addr" -t 3 "$@" -J >"$work/iperf.json"

@@ -9,6 +9,10 @@ ESPADA=${ESPADA:-target/release/espada}
 gw_ns() { echo "$prefix-gw_$1"; }          # a | b | c
 gw_run_dir() { echo "/run/espada-$prefix/gw_$1"; }
 in_ns() { local n=$1; shift; ip netns exec "$prefix-$n" "$@"; }
+# bg_in_ns NS CMD...: CMD in the background, with $! its own PID (ip netns
+# exec execs it), so `kill $!` stops it. `in_ns NS CMD &` would make $! a
+# subshell, and killing that leaves CMD running.
+bg_in_ns() { local n=$1; shift; ip netns exec "$prefix-$n" "$@" & }
 
 # start_gateway a|b|c CONFIG [espada run flags...]: copies the config to a
 # 0600 file (git checkouts are 0644, and espada refuses world-readable key

@@ -40,7 +40,7 @@ trap cleanup EXIT
 A_CONF=deploy/configs/lab-seed002-gw-a.conf
 B_CONF=deploy/configs/lab-seed002-gw-b.conf
 deploy/lab.sh up --prefix "$prefix" >/dev/null
-in_ns wan timeout 60 tshark -i any -w "$work/wan.pcap" -f "udp port 500 or udp port 4500 or ip proto 50" >/dev/null 2>&1 &
+bg_in_ns wan timeout 60 tshark -i any -w "$work/wan.pcap" -f "udp port 500 or udp port 4500 or ip proto 50" >/dev/null 2>&1
 cap_pid=$!
 sleep 2
 start_gateway b "$B_CONF" || exit 1
@@ -112,7 +112,7 @@ check "the ESP SPIs on the wire are the negotiated outbound SPI" esp_spis_match
 # lifetime 120: the IKE SA is rekeyed (new SPIs) under continuous ping.
 spi_a_before=$(show a show crypto ikev2 sa detailed | awk '/Local spi:/ {print $3}')
 if [ "${ESPADA_SEED002_QUICK:-0}" = 1 ]; then echo "lab seed 002: $passed passed, $failed failed (quick)"; exit 0; fi
-in_ns lan_a ping -c 700 -i 0.2 -W 1 198.19.2.10 >"$work/rekey-ping.txt" 2>&1 &
+bg_in_ns lan_a ping -c 700 -i 0.2 -W 1 198.19.2.10 >"$work/rekey-ping.txt" 2>&1
 ping_pid=$!
 wait "$ping_pid"
 ping_pid=

@@ -192,7 +192,7 @@ check "iperf3 TCP lan_b -> lan_a through the tunnel (reverse)" iperf_from lan_b 
 # PAT for everything else. The WAN router has no route to either LAN:
 # replies come back only because a gateway translated the source.
 pat_sources() { # iface host-ns dest expected-source
-    in_ns wan timeout 8 tshark -i "$1" -w "$work/pat-$1.pcap" -a duration:4 -f "icmp" >/dev/null 2>&1 &
+    bg_in_ns wan timeout 8 tshark -i "$1" -w "$work/pat-$1.pcap" -a duration:4 -f "icmp" >/dev/null 2>&1
     local t=$!
     sleep 1.5
     in_ns "$2" ping -c 3 -i 0.2 -W 1 "$3" >/dev/null
@@ -207,7 +207,7 @@ check "spoke PAT: the WAN router sees gw_b's 198.18.1.1, not lan_b" pat_sources 
 check "hub PAT: ping lan_a -> the WAN router 198.18.0.254 passes" pings lan_a 10 198.18.0.254
 check "hub PAT: the WAN router sees gw_a's 198.18.0.1, not lan_a" pat_sources wan-a lan_a 198.18.0.254 198.18.0.1
 vpn_exempt() {
-    in_ns lan_a timeout 8 tshark -i a-host -w "$work/lan-a.pcap" -a duration:4 -f "icmp" >/dev/null 2>&1 &
+    bg_in_ns lan_a timeout 8 tshark -i a-host -w "$work/lan-a.pcap" -a duration:4 -f "icmp" >/dev/null 2>&1
     local t=$!
     sleep 1.5
     in_ns lan_b ping -c 3 -i 0.2 -W 1 198.19.1.10 >/dev/null

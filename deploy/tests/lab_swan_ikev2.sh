@@ -156,7 +156,7 @@ swan_spis() {
 # ping_window SECONDS ADDRESS: a ping every 0.2 s from lan_a in the
 # background; ping_result then wants every reply back.
 ping_window() {
-    in_ns lan_a ping -i 0.2 -c $(($1 * 5)) -W 2 "$2" >"$work/ping-window.txt" 2>&1 &
+    bg_in_ns lan_a ping -i 0.2 -c $(($1 * 5)) -W 2 "$2" >"$work/ping-window.txt" 2>&1
     ping_pid=$!
 }
 ping_result() {

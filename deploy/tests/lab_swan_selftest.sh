@@ -59,7 +59,7 @@ swan_gateway_setup "$B"
 
 # capture_start NAME: everything on the WAN next to gw_a, until capture_stop.
 capture_start() {
-    in_ns wan tshark -i wan-a -w "$work/$1.pcap" -a duration:60 >"$work/$1.tshark" 2>&1 &
+    bg_in_ns wan tshark -i wan-a -w "$work/$1.pcap" -a duration:60 >"$work/$1.tshark" 2>&1
     capture_pid=$!
     local _
     for _ in $(seq 1 50); do

@@ -125,7 +125,7 @@ check "ping lan_b -> lan_a over the discovered tunnel" pings lan_b 18 198.19.1.1
 check "ping lan_c -> lan_b over the discovered tunnel" pings lan_c 18 198.19.2.10
 check "ping lan_a -> lan_c over the discovered tunnel" pings lan_a 18 198.19.3.10
 iperf_pair() { # client namespace, server namespace, server address
-    in_ns "$2" iperf3 -s -1 -B "$3" >/dev/null 2>&1 &
+    bg_in_ns "$2" iperf3 -s -1 -B "$3" >/dev/null 2>&1
     local s=$! rc
     sleep 0.5
     in_ns "$1" timeout 15 iperf3 -c "$3" -t 2 -J >"$work/iperf.json"

@@ -34,7 +34,7 @@ start_gateway a deploy/configs/lab-vti-gw-a.conf || exit 1
 start_gateway b deploy/configs/lab-vti-gw-b.conf || exit 1
 show a debug crypto isakmp >/dev/null
 
-in_ns wan timeout 40 tshark -i any -w "$work/wan.pcap" -f "udp port 500 or ip proto 50 or ip6 proto 50" >/dev/null 2>&1 &
+bg_in_ns wan timeout 40 tshark -i any -w "$work/wan.pcap" -f "udp port 500 or ip proto 50 or ip6 proto 50" >/dev/null 2>&1
 cap_pid=$!
 sleep 2
 
