@@ -27,13 +27,10 @@ work=$(mktemp -d /tmp/espada-ike.XXXXXX)
 # shellcheck source=deploy/lib/checks.sh
 . deploy/lib/checks.sh
 cap_pid=
-cleanup() {
+lab_cleanup() {
     [ -n "$cap_pid" ] && kill "$cap_pid" 2>/dev/null
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    rm -rf "$work"
 }
-trap cleanup EXIT
+lab_begin "ike"
 
 deploy/lab.sh up --prefix "$prefix" >/dev/null
 start_gateway a deploy/configs/lab-ike-gw-a.conf || exit 1
@@ -203,5 +200,4 @@ no_active_sa_on_a() {
 }
 check "gw_a has no established ISAKMP SA" no_active_sa_on_a
 
-echo "lab ike: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

@@ -28,14 +28,11 @@ work=$(mktemp -d /tmp/espada-seed002.XXXXXX)
 . deploy/lib/checks.sh
 cap_pid=
 ping_pid=
-cleanup() {
+lab_cleanup() {
     [ -n "$cap_pid" ] && kill "$cap_pid" 2>/dev/null
     [ -n "$ping_pid" ] && kill "$ping_pid" 2>/dev/null
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    rm -rf "$work"
 }
-trap cleanup EXIT
+lab_begin "seed 002"
 
 A_CONF=deploy/configs/lab-seed002-gw-a.conf
 B_CONF=deploy/configs/lab-seed002-gw-b.conf
@@ -172,5 +169,4 @@ auth_failure_counted() {
 }
 check "a wrong remote key: no SA, gw_b counts an authentication failure" auth_failure_counted
 
-echo "lab seed 002: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

@@ -28,14 +28,11 @@ work=$(mktemp -d /tmp/espada-ted.XXXXXX)
 . deploy/lib/checks.sh
 cap_pid=
 lan_cap=
-cleanup() {
+lab_cleanup() {
     [ -n "$cap_pid" ] && kill "$cap_pid" 2>/dev/null
     [ -n "$lan_cap" ] && kill "$lan_cap" 2>/dev/null
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
 }
-trap cleanup EXIT
+lab_begin "ted"
 
 deploy/lab.sh up --prefix "$prefix" >/dev/null
 in_ns gw_a ip route add 198.19.2.0/24 via 198.18.0.254
@@ -106,5 +103,4 @@ unanswered() {
 }
 check "with gw_b stopped, the probe is resent, then given up and counted" unanswered
 
-echo "lab ted: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

@@ -33,14 +33,11 @@ work=$(mktemp -d /tmp/espada-ted3.XXXXXX)
 . deploy/lib/checks.sh
 cap_pid=
 forge_pid=
-cleanup() {
+lab_cleanup() {
     [ -n "$cap_pid" ] && kill "$cap_pid" 2>/dev/null
     [ -n "$forge_pid" ] && kill "$forge_pid" 2>/dev/null
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
 }
-trap cleanup EXIT
+lab_begin "ted3"
 
 deploy/lab.sh up --three --prefix "$prefix" >/dev/null
 # TED probes carry the protected hosts' addresses: the LANs are routable
@@ -231,5 +228,4 @@ answers_on_the_wire() {
 }
 check "tshark: gw_b answered gw_a, gw_c answered gw_b, gw_a answered gw_c" answers_on_the_wire
 
-echo "lab ted3: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

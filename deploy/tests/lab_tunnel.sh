@@ -22,13 +22,10 @@ iperf() { # server address, client args...
     iperf_from lan_b "$@"
 }
 bg_pids=()
-cleanup() {
+lab_cleanup() {
     for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null; done
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    rm -rf "$work"
 }
-trap cleanup EXIT
+lab_begin "tunnel"
 
 deploy/lab.sh up --prefix "$prefix" >/dev/null
 start_gateway a deploy/configs/lab-gw-a.conf || exit 1
@@ -92,5 +89,4 @@ start_gateway b "$work/wrong-b.conf"
 check "with a wrong key on gw_b no ping gets through" sh -c "! ip netns exec $prefix-lan_a ping -c 5 -i 0.2 -W 1 198.19.2.10"
 check "gw_b counts integrity failures" sh -c "ip netns exec $(gw_ns b) $ESPADA show crypto ipsec sa --run-dir $(gw_run_dir b) | grep -E '#drops integrity-failed: [1-9]'"
 
-echo "lab tunnel: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end
