@@ -180,8 +180,15 @@ fn lab(s: &mut String, lab: &Option<LabData>, skipped: Option<&str>, plots: &str
     let _ = writeln!(
         s,
         "{}, {}-second {} runs, lan_a -> lan_b; ratios against the forwarder and \
-         strongSwan rows of the same protocol and frame size.\n",
-        l.date, l.seconds, l.traffic
+         strongSwan rows of the same {}.\n",
+        l.date,
+        l.seconds,
+        l.traffic,
+        if l.is_gen() {
+            "packet size"
+        } else {
+            "protocol and frame size"
+        }
     );
     if l.is_gen() {
         lab_gen(s, l, plots);
