@@ -79,7 +79,12 @@ fn lines(
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
+                .position(if log_x && ymax <= 1.2 {
+                    // A CDF on a log axis: its lower right is empty.
+                    SeriesLabelPosition::LowerRight
+                } else {
+                    SeriesLabelPosition::UpperLeft
+                })
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .draw()
