@@ -13,22 +13,39 @@
 #                a TUN device, ESP in UDP 4500) on both gateways, IKEv2
 #                (deploy/configs/swan/gw-*-ikev2.conf), the same two suites.
 #
-# For each: TCP (Mbit/s) and UDP at several Ethernet frame sizes (frame =
-# UDP payload + 46 bytes, FCS counted as in lab_figures.sh), sent as fast as
-# the traffic source can, received Mbit/s and packets per second.
+# Traffic (--traffic):
 #
-#   sudo deploy/lab_compare.sh [--seconds N] [--sizes 64,512,1400]
+#   gen      (default) espada-bench gen on lan_a (AF_XDP, a-host, 64 flows,
+#            pinned to core 0) -> espada-bench sink on lan_b (b-host, core
+#            1): for every size of --sizes (IP packet bytes, gen's --size:
+#            64..1500 or imix; default 64,512,1400,imix) at the maximum rate
+#            gen reaches, then one run at a fixed rate every path carries
+#            (--fixed-rate PPS, default 2000, at --fixed-size, default 1400)
+#            so that latencies compare paths, not queues (at the maximum
+#            rate latency is queueing). Received pps and Gbit/s (the sink's:
+#            Ethernet header + IP), loss (1 - probes received / sent) and
+#            the sink's one-way latency percentiles;
+#   iperf3   TCP (Mbit/s) and UDP at several Ethernet frame sizes (frame =
+#            UDP payload + 46 bytes, FCS counted as in lab_figures.sh; default
+#            64,512,1400), sent as fast as one iperf3 sender can. iperf3 is
+#            the lab's ceiling: the forwarder measures no faster than the
+#            tunnels.
+#
+#   sudo deploy/lab_compare.sh [--seconds N] [--sizes 64,512,1400,imix]
 #        [--paths forwarder,espada,strongswan] [--suites aes128gcm16,aes128-sha1]
-#        [--json FILE] [--traffic iperf3]
+#        [--json FILE] [--traffic gen|iperf3] [--fixed-rate PPS] [--fixed-size N]
 #
 # JSON (stdout, or --json FILE): {"date", "cores", "seconds", "traffic",
 # "results": [{"path", "suite", "proto", "frame", "mbps", "pps",
-# "retransmits"}...]}; progress on stderr. `espada-bench report` reads it
-# and computes the ratios (espada / forwarder, espada / strongswan).
+# "retransmits"}...]}; gen rows also have "size" (gen's --size: "64",
+# "imix"; "frame" is null for imix), "rate" (null at the maximum, else the
+# fixed pps), "sent_pps", "loss" (0..1) and "latency_us" (the sink's
+# {samples, min, mean, p50, p90, p99, p99.9, max} or null). Progress on
+# stderr. `espada-bench report` reads it and computes the ratios (espada /
+# forwarder, espada / strongswan) from the maximum-rate rows.
 #
-# The traffic source is one function, traffic_iperf3; a packet generator
-# (espada-bench gen/sink) can be added as traffic_gen with the same
-# arguments and output, and chosen with --traffic gen.
+# ESPADA_BENCH names espada-bench (default $CARGO_TARGET_DIR/release or
+# target/release).
 #
 # Release binaries must be built (ESPADA, see deploy/lib/gateways.sh). One
 # worker core per gateway; the gateways, hosts and traffic share this
@@ -39,11 +56,13 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)" >&2; exit 1; }
 
 secs=5
-sizes=64,512,1400
+sizes=
+fixed_rate=2000
+fixed_size=1400
 paths=forwarder,espada,strongswan
 suites=aes128gcm16,aes128-sha1
 json_out=
-traffic=iperf3
+traffic=gen
 while [ $# -gt 0 ]; do
     case $1 in
         --seconds) secs=$2; shift 2 ;;
@@ -52,11 +71,23 @@ while [ $# -gt 0 ]; do
         --suites) suites=$2; shift 2 ;;
         --json) json_out=$2; shift 2 ;;
         --traffic) traffic=$2; shift 2 ;;
+        --fixed-rate) fixed_rate=$2; shift 2 ;;
+        --fixed-size) fixed_size=$2; shift 2 ;;
         *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
     esac
 done
 case $secs in ''|*[!0-9]*) echo "--seconds takes whole seconds" >&2; exit 2 ;; esac
 if [ "$secs" -lt 1 ] || [ "$secs" -gt 120 ]; then echo "--seconds: 1 to 120" >&2; exit 2; fi
+case $fixed_rate in ''|*[!0-9]*) echo "--fixed-rate takes packets per second" >&2; exit 2 ;; esac
+bench=${ESPADA_BENCH:-${CARGO_TARGET_DIR:-target}/release/espada-bench}
+case $traffic in
+    gen)
+        sizes=${sizes:-64,512,1400,imix}
+        [ -x "$bench" ] || { echo "$bench: build it first (cargo build --release -p bench), or give ESPADA_BENCH" >&2; exit 1; }
+        ;;
+    iperf3) sizes=${sizes:-64,512,1400} ;;
+    *) echo "--traffic: gen or iperf3" >&2; exit 2 ;;
+esac
 
 prefix="espc$$"
 work=$(mktemp -d /tmp/espada-compare.XXXXXX)
@@ -112,21 +143,76 @@ print(f"{bps / 1e6:.1f} {pkts / secs:.0f} {rtx}")
 PY
 }
 
-# traffic_gen PROTO FRAME: the AF_XDP generator, once espada-bench has it.
+# traffic_gen PATH SUITE RATE SIZE: espada-bench gen on lan_a (a-host) to
+# the sink on lan_b (b-host) for $secs seconds at RATE (max or pps), gen's
+# --size SIZE; prints the result's JSON row.
 traffic_gen() {
-    echo "lab_compare: --traffic gen needs espada-bench gen/sink (not built yet)" >&2
-    return 1
+    local path=$1 suite=$2 rate=$3 size=$4
+    rm -f "$work/g.json" "$work/s.json"
+    in_ns lan_b "$bench" sink --dev b-host --idle 2 --duration $((secs + 30)) --cpu 1 \
+        --json "$work/s.json" >/dev/null 2>"$work/s.err" &
+    server=$!
+    for _ in $(seq 1 100); do
+        grep -q "sink: receiving" "$work/s.err" 2>/dev/null && break
+        kill -0 "$server" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! in_ns lan_a timeout $((secs + 20)) "$bench" gen --dev a-host --src 198.19.1.10 \
+        --dst 198.19.2.10 --cpu 0 --quiet --flows 64 --duration "$secs" --rate "$rate" \
+        --size "$size" --json "$work/g.json" >/dev/null 2>"$work/g.err"; then
+        log "gen failed: $(tail -n 1 "$work/g.err")"
+        kill "$server" 2>/dev/null || true
+    fi
+    wait "$server" 2>/dev/null || log "sink: $(tail -n 1 "$work/s.err")"
+    server=
+    /usr/bin/python3 - "$work/g.json" "$work/s.json" "$path" "$suite" "$rate" "$size" <<'PY'
+import json, sys
+def load(p):
+    try:
+        return json.load(open(p))
+    except Exception:
+        return {}
+g, s = load(sys.argv[1]), load(sys.argv[2])
+path, suite, rate, size = sys.argv[3:7]
+sent = g.get("packets", 0)
+probes = s.get("probes", 0)
+print(json.dumps({
+    "path": path, "suite": suite, "proto": "udp",
+    "frame": int(size) if size.isdigit() else None, "size": size,
+    "rate": None if rate == "max" else int(rate),
+    "mbps": round(s.get("gbps_l2", 0) * 1000, 1), "pps": round(s.get("pps", 0)),
+    "retransmits": 0, "sent_pps": round(g.get("pps", 0)),
+    "loss": round(max(0.0, 1 - probes / sent), 4) if sent else 1.0,
+    "latency_us": s.get("latency_us"),
+}))
+l = s.get("latency_us") or {}
+print(f"lab_compare: {path:<10} {suite:<12} {size:>5} {rate:>6}: {s.get('pps', 0):>9.0f} pps "
+      f"{s.get('gbps_l2', 0) * 1000:>7.1f} Mbit/s (sent {g.get('pps', 0):.0f} pps), loss "
+      f"{100 * (1 - probes / sent) if sent else 100:.1f}%, latency us p50 {l.get('p50', 0):.0f} "
+      f"p99 {l.get('p99', 0):.0f}", file=sys.stderr)
+PY
 }
-
 results="$work/results.jsonl"
 : >"$results"
-# measure PATH SUITE: TCP, then UDP at every size, appended to $results.
+# measure PATH SUITE: with iperf3, TCP, then UDP at every size; with gen,
+# every size at the maximum rate, then the fixed rate; appended to $results.
 measure() {
-    local path=$1 suite=$2 proto frame out
+    local path=$1 suite=$2 proto frame out row
+    if [ "$traffic" = gen ]; then
+        for frame in ${sizes//,/ } "fixed"; do
+            if [ "$frame" = fixed ]; then
+                row=$(traffic_gen "$path" "$suite" "$fixed_rate" "$fixed_size")
+            else
+                row=$(traffic_gen "$path" "$suite" max "$frame")
+            fi
+            printf '%s\n' "$row" >>"$results"
+        done
+        return
+    fi
     for proto in tcp udp; do
         for frame in ${sizes//,/ }; do
             [ "$proto" = tcp ] && [ "$frame" != "${sizes##*,}" ] && continue
-            out=$("traffic_$traffic" "$proto" "$frame") || out="0 0 0"
+            out=$(traffic_iperf3 "$proto" "$frame") || out="0 0 0"
             read -r mbps pps rtx <<<"$out"
             log "$(printf '%-10s %-12s %s %5s  %8s Mbit/s %9s pps' "$path" "$suite" "$proto" "$frame" "$mbps" "$pps")"
             printf '{"path":"%s","suite":"%s","proto":"%s","frame":%s,"mbps":%s,"pps":%s,"retransmits":%s}\n' \

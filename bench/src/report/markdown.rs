@@ -180,9 +180,20 @@ fn lab(s: &mut String, lab: &Option<LabData>, skipped: Option<&str>, plots: &str
     let _ = writeln!(
         s,
         "{}, {}-second {} runs, lan_a -> lan_b; ratios against the forwarder and \
-         strongSwan rows of the same protocol and frame size.\n",
-        l.date, l.seconds, l.traffic
+         strongSwan rows of the same {}.\n",
+        l.date,
+        l.seconds,
+        l.traffic,
+        if l.is_gen() {
+            "packet size"
+        } else {
+            "protocol and frame size"
+        }
     );
+    if l.is_gen() {
+        lab_gen(s, l, plots);
+        return;
+    }
     let _ = writeln!(s, "![lab throughput]({plots}/lab.svg)\n");
     let _ = writeln!(
         s,
@@ -208,6 +219,79 @@ fn lab(s: &mut String, lab: &Option<LabData>, skipped: Option<&str>, plots: &str
             },
             opt(l.ratio(r, "forwarder"), x),
             opt(l.ratio(r, "strongswan"), x)
+        );
+    }
+    s.push('\n');
+}
+
+/// The lab table of espada-bench gen data: maximum-rate rows (received
+/// rates, loss, ratios), then the fixed-rate rows (latency).
+fn lab_gen(s: &mut String, l: &LabData, plots: &str) {
+    let _ = writeln!(
+        s,
+        "![lab throughput at 1400 bytes]({plots}/lab.svg)\n\n\
+         ![lab packets per second]({plots}/lab-pps.svg)\n\n\
+         ![lab Gbit/s]({plots}/lab-gbps.svg)\n"
+    );
+    let _ = writeln!(
+        s,
+        "Maximum rate: gen sends as fast as it can; received by the sink. \
+         Sizes are IP packet bytes (gen's `--size`), Mbit/s count the Ethernet header and \
+         the IP packet; ratios against the forwarder and strongSwan rows of the same size.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| path | suite | size | sent pps | received pps | Mbit/s | loss | vs forwarder | vs strongSwan |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    for r in l.results.iter().filter(|r| r.rate.is_none()) {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.0} | {:.1} | {} | {} | {} |",
+            r.path,
+            r.suite,
+            r.size_label(),
+            opt(r.sent_pps, |p| format!("{p:.0}")),
+            r.pps,
+            r.mbps,
+            opt(r.loss, |v| format!("{:.1}%", 100.0 * v)),
+            opt(l.ratio(r, "forwarder"), x),
+            opt(l.ratio(r, "strongswan"), x)
+        );
+    }
+    let fixed: Vec<_> = l.results.iter().filter(|r| r.rate.is_some()).collect();
+    if fixed.is_empty() {
+        s.push('\n');
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nFixed rate, the same on every path (latency at the maximum rate is queueing): \
+         the sink's one-way latency, µs.\n\n![lab latency]({plots}/lab-latency.svg)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| path | suite | size | rate pps | received pps | loss | p50 | p90 | p99 | p99.9 | max |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in fixed {
+        let lat = r
+            .latency_us
+            .map_or("n/a | n/a | n/a | n/a | n/a".into(), |l| {
+                format!(
+                    "{:.0} | {:.0} | {:.0} | {:.0} | {:.0}",
+                    l.p50, l.p90, l.p99, l.p99_9, l.max
+                )
+            });
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.0} | {} | {lat} |",
+            r.path,
+            r.suite,
+            r.size_label(),
+            r.rate.unwrap_or(0),
+            r.pps,
+            opt(r.loss, |v| format!("{:.1}%", 100.0 * v)),
         );
     }
     s.push('\n');
@@ -297,5 +381,36 @@ mod tests {
         assert!(md.contains("Not run: not root"));
         assert!(md.contains("| sas | encap | 100000 | 1 | 550 |"), "{md}");
         assert!(md.contains("![ns per packet by SA count](bench/scale-sas.svg)"));
+    }
+
+    #[test]
+    fn gen_lab_tables_give_rates_and_loss_then_fixed_rate_latency() {
+        let d = super::super::tests::sample_gen();
+        let md = render(&d, "bench");
+        assert!(
+            md.contains("2026-12-05T12:00:00Z, 5-second gen runs"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| espada | aes128gcm16 | 1400 | 800000 | 61881 | 700.0 | 25.0% | 0.62x | 12.50x |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| forwarder | none | imix | 800000 | 300000 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| strongswan | aes128gcm16 | 1400 | 2000 | 1990 | 0.0% | 3000 | 6000 | 12000 | 24000 | 30000 |"),
+            "{md}"
+        );
+        assert!(md.contains("![lab latency](bench/lab-latency.svg)"));
+        // A fixed-rate row is not in the maximum-rate table.
+        assert!(
+            !md.contains("| espada | aes128gcm16 | 1400 | 2000 | 2000 | 22"),
+            "{md}"
+        );
+        assert!(md.contains("| AES-128-GCM-16 through the lab, 1400-byte packets (espada-bench gen, maximum rate) ≥ 10x strongSwan kernel-libipsec | 12.50x | **met** |"), "{md}");
     }
 }

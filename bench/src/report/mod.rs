@@ -6,11 +6,14 @@
 //!
 //! ```text
 //! espada-bench report [--quick] [--no-lab] [--lab-seconds 5]
+//!                     [--lab-traffic gen|iperf3]
 //!                     [--doc docs/performance.md] [--plots docs/bench]
 //!                     [--from REPORT.json]
 //! ```
 //!
 //! `--quick`: a smoke run (short points, no OpenSSL baseline, no lab).
+//! `--lab-traffic`: the lab's traffic source, `gen` (default: this
+//! binary's AF_XDP generator and sink) or `iperf3`.
 //! `--from`: render a saved `report.json` again without measuring.
 
 mod markdown;
@@ -27,7 +30,7 @@ use crate::crypto_bench::{self, SizeSpec};
 use crate::{ike_bench, ikev2_bench, scale};
 
 pub const USAGE: &str = "usage: espada-bench report [--quick] [--no-lab] [--lab-seconds 5] \
-[--doc docs/performance.md] [--plots docs/bench] [--from REPORT.json]";
+[--lab-traffic gen|iperf3] [--doc docs/performance.md] [--plots docs/bench] [--from REPORT.json]";
 
 /// Suites the report measures: the targets' two.
 const SUITES: [&str; 2] = ["aes128gcm16", "aes128-sha1"];
@@ -94,6 +97,72 @@ pub struct LabRow {
     pub pps: f64,
     #[serde(default)]
     pub retransmits: u64,
+    /// gen's `--size` ("64", "imix"); `None` in iperf3 data.
+    #[serde(default)]
+    pub size: Option<String>,
+    /// The fixed rate in pps; `None` at the maximum rate (and for iperf3).
+    #[serde(default)]
+    pub rate: Option<u64>,
+    /// What gen sent, pps.
+    #[serde(default)]
+    pub sent_pps: Option<f64>,
+    /// 1 - probes received / sent (gen only).
+    #[serde(default)]
+    pub loss: Option<f64>,
+    /// The sink's one-way latency percentiles (gen only).
+    #[serde(default)]
+    pub latency_us: Option<LabLatency>,
+}
+
+/// The sink's latency summary, microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LabLatency {
+    pub samples: u64,
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    #[serde(rename = "p99.9")]
+    pub p99_9: f64,
+    pub max: f64,
+}
+
+impl LabLatency {
+    /// (microseconds, fraction of packets at or below) points of the CDF
+    /// the percentiles give.
+    pub fn cdf(&self) -> Vec<(f64, f64)> {
+        vec![
+            (self.min, 0.0),
+            (self.p50, 0.5),
+            (self.p90, 0.9),
+            (self.p99, 0.99),
+            (self.p99_9, 0.999),
+            (self.max, 1.0),
+        ]
+    }
+}
+
+impl LabRow {
+    /// The size as shown: gen's size, else the frame, else "TCP".
+    pub fn size_label(&self) -> String {
+        match (&self.size, self.frame) {
+            (Some(s), _) => s.clone(),
+            (None, Some(f)) => f.to_string(),
+            (None, None) => "TCP".into(),
+        }
+    }
+
+    /// "espada GCM", "forwarder", "strongswan CBC".
+    pub fn path_label(&self) -> String {
+        let suite = match self.suite.as_str() {
+            "none" => "",
+            "aes128gcm16" => " GCM",
+            "aes128-sha1" => " CBC",
+            s => s,
+        };
+        format!("{}{suite}", self.path)
+    }
 }
 
 impl LabData {
@@ -103,19 +172,31 @@ impl LabData {
         if r.path == against || r.path == "forwarder" {
             return None;
         }
+        if r.rate.is_some() {
+            // A fixed rate is the same on every path: compare latencies.
+            return None;
+        }
         let base = self.results.iter().find(|b| {
             b.path == against
+                && b.rate.is_none()
                 && b.proto == r.proto
                 && b.frame == r.frame
+                && b.size == r.size
                 && (against == "forwarder" || b.suite == r.suite)
         })?;
         (base.mbps > 0.0).then(|| r.mbps / base.mbps)
     }
 
-    fn find(&self, path: &str, suite: &str, frame: Option<u32>) -> Option<&LabRow> {
+    /// The maximum-rate row of `path`/`suite` at `frame`.
+    pub fn find(&self, path: &str, suite: &str, frame: Option<u32>) -> Option<&LabRow> {
         self.results
             .iter()
-            .find(|r| r.path == path && r.suite == suite && r.frame == frame)
+            .find(|r| r.path == path && r.suite == suite && r.frame == frame && r.rate.is_none())
+    }
+
+    /// Whether the data came from espada-bench gen (not iperf3).
+    pub fn is_gen(&self) -> bool {
+        self.traffic == "gen"
     }
 }
 
@@ -152,6 +233,7 @@ struct Options {
     quick: bool,
     lab: bool,
     lab_seconds: u32,
+    lab_traffic: String,
     doc: PathBuf,
     plots: PathBuf,
     from: Option<PathBuf>,
@@ -162,6 +244,7 @@ pub fn cli(args: &[String]) -> Result<()> {
         quick: false,
         lab: true,
         lab_seconds: 5,
+        lab_traffic: "gen".into(),
         doc: "docs/performance.md".into(),
         plots: "docs/bench".into(),
         from: None,
@@ -182,6 +265,12 @@ pub fn cli(args: &[String]) -> Result<()> {
                     .context("--lab-seconds takes whole seconds")?;
                 if !(1..=120).contains(&o.lab_seconds) {
                     bail!("--lab-seconds: 1 to 120");
+                }
+            }
+            "--lab-traffic" => {
+                o.lab_traffic = value("--lab-traffic")?;
+                if !["gen", "iperf3"].contains(&o.lab_traffic.as_str()) {
+                    bail!("--lab-traffic: gen or iperf3");
                 }
             }
             "--doc" => o.doc = value("--doc")?.into(),
@@ -305,7 +394,7 @@ fn measure(o: &Options) -> Result<ReportData> {
             Some(if o.quick { "--quick" } else { "--no-lab" }.to_string()),
         )
     } else {
-        match run_lab(o.lab_seconds) {
+        match run_lab(o.lab_seconds, &o.lab_traffic) {
             Ok(l) => (Some(l), None),
             Err(e) => {
                 progress(&format!("lab not run: {e:#}"));
@@ -331,7 +420,7 @@ fn measure(o: &Options) -> Result<ReportData> {
 }
 
 /// Runs `deploy/lab_compare.sh` (root, from the repository root).
-fn run_lab(seconds: u32) -> Result<LabData> {
+fn run_lab(seconds: u32, traffic: &str) -> Result<LabData> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         bail!("not root (the lab needs network namespaces)");
@@ -346,11 +435,22 @@ fn run_lab(seconds: u32) -> Result<LabData> {
     }
     progress("lab comparison (deploy/lab_compare.sh)");
     let out = std::env::temp_dir().join(format!("espada-report-lab-{}.json", std::process::id()));
-    let status = Command::new(script)
-        .args(["--seconds", &seconds.to_string(), "--json"])
-        .arg(&out)
-        .status()
-        .context("running deploy/lab_compare.sh")?;
+    let mut cmd = Command::new(script);
+    cmd.args([
+        "--seconds",
+        &seconds.to_string(),
+        "--traffic",
+        traffic,
+        "--json",
+    ])
+    .arg(&out);
+    if std::env::var_os("ESPADA_BENCH").is_none() {
+        // The generator and sink of this very build.
+        if let Ok(me) = std::env::current_exe() {
+            cmd.env("ESPADA_BENCH", me);
+        }
+    }
+    let status = cmd.status().context("running deploy/lab_compare.sh")?;
     if !status.success() {
         bail!("deploy/lab_compare.sh failed ({status})");
     }
@@ -457,24 +557,52 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
             .find(|c| c.suite == suite && c.direction == dir && c.size == "1400")
             .map(|c| c.gbps)
     };
+    let gen = d.lab.as_ref().is_some_and(LabData::is_gen);
+    let unit = if gen {
+        "1400-byte packets (espada-bench gen, maximum rate)"
+    } else {
+        "UDP 1400-byte frames"
+    };
+    let find = |path: &str, suite: &str| d.lab.as_ref()?.find(path, suite, Some(1400));
+    // "N pps (M Mbit/s, L% lost)" of a gen row, "M Mbit/s" of iperf3's.
+    let carried = |r: Option<&LabRow>| match r {
+        None => "nothing".to_string(),
+        Some(r) if gen => format!(
+            "{:.0} pps ({:.0} Mbit/s, {:.1}% lost)",
+            r.pps,
+            r.mbps,
+            100.0 * r.loss.unwrap_or(0.0)
+        ),
+        Some(r) => format!("{:.0} Mbit/s", r.mbps),
+    };
     for (suite, label, want) in [
         ("aes128gcm16", "AES-128-GCM-16", 0.5),
         ("aes128-sha1", "AES-128-CBC + HMAC-SHA1-96", 0.35),
     ] {
-        let row = d
-            .lab
-            .as_ref()
-            .and_then(|l| l.find("espada", suite, Some(1400)));
+        let row = find("espada", suite);
         let ratio = row.and_then(|r| d.lab.as_ref()?.ratio(r, "forwarder"));
-        let why = format!(
-            "Espada carried {:.0} Mbit/s; one core's ESP limit here is {:.1} Gbps (encap, crypto table), \
-             so the tunnel is not crypto-bound: both gateways' workers, both hosts and iperf3 share 2 cores \
-             and the encrypting path crosses two AF_XDP dataplanes (the forwarder one)",
-            row.map_or(0.0, |r| r.mbps),
-            crypto_gbps(suite, "encap").unwrap_or(0.0)
-        );
+        let why = if gen {
+            format!(
+                "Espada received {}, the forwarder {}; one core's ESP limit here is {:.1} Gbps \
+                 (encap, crypto table): gen, the sink and both gateways' workers share {} cores, \
+                 and the tunnel crosses two AF_XDP dataplanes where the forwarder's clear traffic \
+                 crosses one (gw_b passes it to the kernel)",
+                carried(row),
+                carried(find("forwarder", "none")),
+                crypto_gbps(suite, "encap").unwrap_or(0.0),
+                d.lab.as_ref().map_or(d.cores, |l| l.cores)
+            )
+        } else {
+            format!(
+                "Espada carried {:.0} Mbit/s; one core's ESP limit here is {:.1} Gbps (encap, crypto table), \
+                 so the tunnel is not crypto-bound: both gateways' workers, both hosts and iperf3 share 2 cores \
+                 and the encrypting path crosses two AF_XDP dataplanes (the forwarder one)",
+                row.map_or(0.0, |r| r.mbps),
+                crypto_gbps(suite, "encap").unwrap_or(0.0)
+            )
+        };
         t.push(target(
-            format!("{label} through the lab, UDP 1400-byte frames ≥ {want:.2}x the forwarder"),
+            format!("{label} through the lab, {unit} ≥ {want:.2}x the forwarder"),
             ratio,
             |m| m >= want,
             why,
@@ -485,33 +613,36 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
         ("aes128gcm16", "AES-128-GCM-16"),
         ("aes128-sha1", "AES-128-CBC + HMAC-SHA1-96"),
     ] {
-        let row = d
-            .lab
-            .as_ref()
-            .and_then(|l| l.find("espada", suite, Some(1400)));
+        let row = find("espada", suite);
         let ratio = row.and_then(|r| d.lab.as_ref()?.ratio(r, "strongswan"));
-        let swan = d
-            .lab
-            .as_ref()
-            .and_then(|l| l.find("strongswan", suite, Some(1400)));
-        let fwd = d
-            .lab
-            .as_ref()
-            .and_then(|l| l.find("forwarder", "none", Some(1400)));
-        let why = format!(
-            "strongSwan carried {:.0} Mbit/s, Espada {:.0} and the forwarder without crypto {:.0}: \
-             Espada runs at the lab's ceiling, not its dataplane's (one iperf3 sender and every namespace \
-             on 2 shared cores; one core encrypts {:.1} Gbps in the crypto table), so the ratio is that \
-             ceiling over strongSwan; showing the gap needs a sender faster than iperf3 (espada-bench gen)",
-            swan.map_or(0.0, |r| r.mbps),
-            row.map_or(0.0, |r| r.mbps),
-            fwd.map_or(0.0, |r| r.mbps),
-            crypto_gbps(suite, "encap").unwrap_or(0.0)
-        );
-        t.push(target(
+        let swan = find("strongswan", suite);
+        let fwd = find("forwarder", "none");
+        let why = if gen {
             format!(
-                "{label} through the lab, UDP 1400-byte frames ≥ 10x strongSwan kernel-libipsec"
-            ),
+                "strongSwan received {}, Espada {} and the forwarder without crypto {}: \
+                 gen, the sink, both gateways and strongSwan's daemons share {} cores, so Espada's \
+                 figure is what the lab's CPU leaves it, not its dataplane's limit (one core \
+                 encrypts {:.1} Gbps in the crypto table)",
+                carried(swan),
+                carried(row),
+                carried(fwd),
+                d.lab.as_ref().map_or(d.cores, |l| l.cores),
+                crypto_gbps(suite, "encap").unwrap_or(0.0)
+            )
+        } else {
+            format!(
+                "strongSwan carried {:.0} Mbit/s, Espada {:.0} and the forwarder without crypto {:.0}: \
+                 Espada runs at the lab's ceiling, not its dataplane's (one iperf3 sender and every namespace \
+                 on 2 shared cores; one core encrypts {:.1} Gbps in the crypto table), so the ratio is that \
+                 ceiling over strongSwan; showing the gap needs a sender faster than iperf3 (espada-bench gen)",
+                swan.map_or(0.0, |r| r.mbps),
+                row.map_or(0.0, |r| r.mbps),
+                fwd.map_or(0.0, |r| r.mbps),
+                crypto_gbps(suite, "encap").unwrap_or(0.0)
+            )
+        };
+        t.push(target(
+            format!("{label} through the lab, {unit} ≥ 10x strongSwan kernel-libipsec"),
             ratio,
             |m| m >= 10.0,
             why,
@@ -587,6 +718,11 @@ mod tests {
             mbps,
             pps: mbps * 1e6 / 8.0 / 1400.0,
             retransmits: 0,
+            size: None,
+            rate: None,
+            sent_pps: None,
+            loss: None,
+            latency_us: None,
         };
         let scale_row = |dir: &str, sas, ns| ScaleRow {
             test: "sas".into(),
@@ -642,6 +778,180 @@ mod tests {
         d
     }
 
+    /// A report whose lab ran with espada-bench gen: maximum-rate rows at
+    /// 64 and 1400 bytes and IMIX, and one fixed-rate row per path.
+    pub(super) fn sample_gen() -> ReportData {
+        let row = |path: &str, suite: &str, size: &str, rate: Option<u64>, pps: f64, p50: f64| {
+            let frame: Option<u32> = size.parse().ok();
+            let bytes = f64::from(frame.unwrap_or(360)) + 14.0;
+            LabRow {
+                path: path.into(),
+                suite: suite.into(),
+                proto: "udp".into(),
+                frame,
+                mbps: pps * bytes * 8.0 / 1e6,
+                pps,
+                retransmits: 0,
+                size: Some(size.into()),
+                rate,
+                sent_pps: Some(rate.map_or(800_000.0, |r| r as f64)),
+                loss: Some(if rate.is_some() { 0.0 } else { 0.25 }),
+                latency_us: Some(LabLatency {
+                    samples: 1000,
+                    min: p50 / 2.0,
+                    mean: p50,
+                    p50,
+                    p90: p50 * 2.0,
+                    p99: p50 * 4.0,
+                    p99_9: p50 * 8.0,
+                    max: p50 * 10.0,
+                }),
+            }
+        };
+        let mut d = sample();
+        d.lab = Some(LabData {
+            date: "2026-12-05T12:00:00Z".into(),
+            cores: 2,
+            seconds: 5,
+            traffic: "gen".into(),
+            results: vec![
+                row("forwarder", "none", "64", None, 500_000.0, 900.0),
+                row(
+                    "forwarder",
+                    "none",
+                    "1400",
+                    None,
+                    1120e6 / 8.0 / 1414.0,
+                    900.0,
+                ),
+                row("forwarder", "none", "imix", None, 300_000.0, 900.0),
+                row("forwarder", "none", "1400", Some(2000), 2000.0, 100.0),
+                row(
+                    "espada",
+                    "aes128gcm16",
+                    "1400",
+                    None,
+                    700e6 / 8.0 / 1414.0,
+                    5000.0,
+                ),
+                row("espada", "aes128gcm16", "1400", Some(2000), 2000.0, 150.0),
+                row(
+                    "strongswan",
+                    "aes128gcm16",
+                    "1400",
+                    None,
+                    56e6 / 8.0 / 1414.0,
+                    50_000.0,
+                ),
+                row(
+                    "strongswan",
+                    "aes128gcm16",
+                    "1400",
+                    Some(2000),
+                    1990.0,
+                    3000.0,
+                ),
+            ],
+        });
+        d.lab_skipped = None;
+        d.targets = targets(&d);
+        d
+    }
+
+    #[test]
+    fn gen_targets_come_from_the_maximum_rate_rows_at_1400_bytes() {
+        let d = sample_gen();
+        let by = |prefix: &str| {
+            d.targets
+                .iter()
+                .find(|t| t.name.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no target {prefix}"))
+        };
+        let close = |m: Option<f64>, want: f64| m.is_some_and(|m| (m - want).abs() < 1e-9);
+        let fwd = by("AES-128-GCM-16 through the lab, 1400-byte packets (espada-bench gen, maximum rate) ≥ 0.50x the forwarder");
+        assert!(close(fwd.measured, 0.625), "{:?}", fwd.measured);
+        assert_eq!(fwd.verdict, Verdict::Met);
+        let swan = by("AES-128-GCM-16 through the lab, 1400-byte packets (espada-bench gen, maximum rate) ≥ 10x");
+        assert!(close(swan.measured, 12.5), "{:?}", swan.measured);
+        assert_eq!(swan.verdict, Verdict::Met);
+        let cbc = by("AES-128-CBC + HMAC-SHA1-96 through the lab, 1400-byte packets");
+        assert_eq!(cbc.verdict, Verdict::NotMeasured);
+        // A fixed-rate row has no ratio: every path carries the same rate.
+        let l = d.lab.as_ref().unwrap();
+        let fixed = l
+            .results
+            .iter()
+            .find(|r| r.rate.is_some() && r.path == "espada")
+            .unwrap();
+        assert_eq!(l.ratio(fixed, "forwarder"), None);
+        // IMIX compares with IMIX only (no espada IMIX row here).
+        let imix = l
+            .results
+            .iter()
+            .find(|r| r.size.as_deref() == Some("imix"))
+            .unwrap();
+        assert_eq!(l.ratio(imix, "forwarder"), None);
+    }
+
+    #[test]
+    fn a_missed_gen_target_says_what_each_path_received() {
+        let mut d = sample_gen();
+        let l = d.lab.as_mut().unwrap();
+        for r in &mut l.results {
+            if r.path == "strongswan" && r.rate.is_none() {
+                r.pps *= 4.0;
+                r.mbps *= 4.0;
+            }
+        }
+        d.targets = targets(&d);
+        let swan = d
+            .targets
+            .iter()
+            .find(|t| {
+                t.name.starts_with("AES-128-GCM-16")
+                    && t.name.ends_with("strongSwan kernel-libipsec")
+            })
+            .unwrap();
+        assert_eq!(swan.verdict, Verdict::Missed);
+        assert!(close_to(swan.measured, 3.125));
+        assert!(
+            swan.why.starts_with("strongSwan received 19802 pps (224 Mbit/s, 25.0% lost), Espada 61881 pps (700 Mbit/s, 25.0% lost) and the forwarder without crypto 99010 pps (1120 Mbit/s, 25.0% lost)"),
+            "{}",
+            swan.why
+        );
+    }
+
+    fn close_to(m: Option<f64>, want: f64) -> bool {
+        m.is_some_and(|m| (m - want).abs() < 1e-9)
+    }
+
+    #[test]
+    fn lab_json_of_both_traffic_sources_parses() {
+        let iperf = r#"{"date":"d","cores":2,"seconds":5,"traffic":"iperf3","results":[
+            {"path":"forwarder","suite":"none","proto":"udp","frame":1400,"mbps":813.0,"pps":72000,"retransmits":0}]}"#;
+        let l: LabData = serde_json::from_str(iperf).unwrap();
+        assert!(!l.is_gen());
+        assert_eq!(
+            (l.results[0].rate, l.results[0].size_label()),
+            (None, "1400".into())
+        );
+        let gen = r#"{"date":"d","cores":2,"seconds":5,"traffic":"gen","results":[
+            {"path":"espada","suite":"aes128gcm16","proto":"udp","frame":null,"size":"imix","rate":null,
+             "mbps":500.5,"pps":170000,"retransmits":0,"sent_pps":900000,"loss":0.81,"latency_us":null},
+            {"path":"espada","suite":"aes128gcm16","proto":"udp","frame":1400,"size":"1400","rate":2000,
+             "mbps":22.6,"pps":2000,"retransmits":0,"sent_pps":2000,"loss":0.0,"latency_us":
+             {"samples":10000,"min":80.1,"mean":300.0,"p50":250.0,"p90":400.0,"p99":900.0,"p99.9":2000.5,"max":3000.0}}]}"#;
+        let l: LabData = serde_json::from_str(gen).unwrap();
+        assert!(l.is_gen());
+        assert_eq!(l.results[0].size_label(), "imix");
+        assert_eq!(l.results[0].latency_us, None);
+        assert_eq!(l.results[1].rate, Some(2000));
+        assert_eq!(l.results[1].latency_us.unwrap().p99_9, 2000.5);
+        assert_eq!(l.results[1].path_label(), "espada GCM");
+        // find() is the maximum-rate row only.
+        assert!(l.find("espada", "aes128gcm16", Some(1400)).is_none());
+    }
+
     #[test]
     fn targets_are_met_missed_or_not_measured_from_the_data() {
         let d = sample();
@@ -682,6 +992,7 @@ mod tests {
             quick: true,
             lab: false,
             lab_seconds: 1,
+            lab_traffic: "gen".into(),
             doc: doc.clone(),
             plots: dir.join("bench"),
             from: None,
@@ -693,6 +1004,16 @@ mod tests {
         let svg = std::fs::read_to_string(dir.join("bench/scale-sas.svg")).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("100000"), "{svg}");
         assert!(dir.join("bench/report.json").exists());
+        // With gen lab data: the per-size and latency plots, and their links.
+        write(&o, &sample_gen()).unwrap();
+        let md = std::fs::read_to_string(&doc).unwrap();
+        for plot in ["lab.svg", "lab-pps.svg", "lab-gbps.svg", "lab-latency.svg"] {
+            assert!(md.contains(&format!("(bench/{plot})")), "{plot}: {md}");
+            let svg = std::fs::read_to_string(dir.join("bench").join(plot)).unwrap();
+            assert!(svg.starts_with("<svg"), "{plot}");
+        }
+        let svg = std::fs::read_to_string(dir.join("bench/lab-latency.svg")).unwrap();
+        assert!(svg.contains("strongswan GCM (1400 B, 2000 pps)"), "{svg}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

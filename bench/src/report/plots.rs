@@ -79,7 +79,12 @@ fn lines(
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
+                .position(if log_x && ymax <= 1.2 {
+                    // A CDF on a log axis: its lower right is empty.
+                    SeriesLabelPosition::LowerRight
+                } else {
+                    SeriesLabelPosition::UpperLeft
+                })
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .draw()
@@ -252,16 +257,15 @@ pub fn draw_all(d: &ReportData, dir: &Path) -> Result<()> {
         let lab: Vec<(String, f64)> = l
             .results
             .iter()
-            .filter(|r| r.frame.is_none() || r.frame == Some(1400))
+            .filter(|r| r.rate.is_none() && (r.frame.is_none() || r.frame == Some(1400)))
+            .filter(|r| !l.is_gen() || r.frame.is_some())
             .map(|r| {
-                let suite = match r.suite.as_str() {
-                    "none" => "",
-                    "aes128gcm16" => " GCM",
-                    "aes128-sha1" => " CBC",
-                    s => s,
+                let traffic = match (l.is_gen(), r.frame.is_some()) {
+                    (true, _) => "1400 B",
+                    (false, true) => "UDP1400",
+                    (false, false) => "TCP",
                 };
-                let traffic = if r.frame.is_some() { "UDP1400" } else { "TCP" };
-                (format!("{}{suite} {traffic}", r.path), r.mbps)
+                (format!("{} {traffic}", r.path_label()), r.mbps)
             })
             .collect();
         bars(
@@ -270,6 +274,101 @@ pub fn draw_all(d: &ReportData, dir: &Path) -> Result<()> {
             "Mbit/s",
             &lab,
         )?;
+        if l.is_gen() {
+            let (pps, gbps, lat) = lab_series(l);
+            lines(
+                &dir.join("lab-pps.svg"),
+                "Lab, gen at the maximum rate: received kpps by packet size",
+                "IP packet bytes",
+                "kpps received",
+                &pps,
+                false,
+            )?;
+            lines(
+                &dir.join("lab-gbps.svg"),
+                "Lab, gen at the maximum rate: received Gbit/s by packet size",
+                "IP packet bytes",
+                "Gbit/s (Ethernet header + IP)",
+                &gbps,
+                false,
+            )?;
+            if !lat.is_empty() {
+                lines(
+                    &dir.join("lab-latency.svg"),
+                    "Lab at a fixed rate: one-way latency, fraction of packets at or below",
+                    "µs (log)",
+                    "fraction",
+                    &lat,
+                    true,
+                )?;
+            }
+        }
     }
     Ok(())
+}
+
+/// The gen lab's series, one per path and suite: kpps and Gbit/s by fixed
+/// packet size at the maximum rate, and the latency CDF at the fixed rate.
+fn lab_series(l: &super::LabData) -> (Vec<Series>, Vec<Series>, Vec<Series>) {
+    let mut pps: Vec<Series> = Vec::new();
+    let mut gbps: Vec<Series> = Vec::new();
+    let mut lat: Vec<Series> = Vec::new();
+    for r in &l.results {
+        let name = r.path_label();
+        match (r.rate, r.frame) {
+            (None, Some(f)) => {
+                let f = f64::from(f);
+                match pps.iter().position(|s| s.0 == name) {
+                    Some(i) => {
+                        pps[i].1.push((f, r.pps / 1e3));
+                        gbps[i].1.push((f, r.mbps / 1e3));
+                    }
+                    None => {
+                        pps.push((name.clone(), vec![(f, r.pps / 1e3)]));
+                        gbps.push((name, vec![(f, r.mbps / 1e3)]));
+                    }
+                }
+            }
+            (Some(rate), _) => {
+                if let Some(c) = r.latency_us {
+                    lat.push((
+                        format!("{name} ({} B, {rate} pps)", r.size_label()),
+                        c.cdf()
+                            .into_iter()
+                            .map(|(us, f)| (us.max(1.0), f))
+                            .collect(),
+                    ));
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    (pps, gbps, lat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gen_lab_series_split_maximum_rate_sizes_from_fixed_rate_latency() {
+        let d = super::super::tests::sample_gen();
+        let l = d.lab.as_ref().unwrap();
+        let (pps, gbps, lat) = lab_series(l);
+        let names: Vec<&str> = pps.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(names, ["forwarder", "espada GCM", "strongswan GCM"]);
+        // IMIX (no frame) is in the tables, not on a size axis.
+        let xs: Vec<f64> = pps[0].1.iter().map(|p| p.0).collect();
+        assert_eq!(xs, [64.0, 1400.0]);
+        assert_eq!(pps[0].1[0].1, 500.0);
+        assert!((pps[0].1[1].1 - 1120e3 / 8.0 / 1414.0).abs() < 1e-9);
+        assert!((gbps[0].1[1].1 - 1.12).abs() < 1e-9, "{:?}", gbps[0]);
+        assert_eq!(lat.len(), 3);
+        assert_eq!(lat[1].0, "espada GCM (1400 B, 2000 pps)");
+        let fracs: Vec<f64> = lat[1].1.iter().map(|p| p.1).collect();
+        assert_eq!(fracs, [0.0, 0.5, 0.9, 0.99, 0.999, 1.0]);
+        assert_eq!(lat[1].1[1].0, 150.0);
+        // The CDF is drawn on a log axis: no point below 1 µs.
+        assert!(lat.iter().all(|s| s.1.iter().all(|p| p.0 >= 1.0)));
+    }
 }
