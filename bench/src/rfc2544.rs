@@ -155,7 +155,7 @@ pub fn search<T>(
     let mut short = 1.0f64;
     while trials.len() < cap {
         let last_chance = trials.len() + 1 == cap;
-        if best.is_none() && (last_chance || hi - lo <= resolution) {
+        if best.is_none() && (last_chance || hi.saturating_sub(lo) <= resolution) {
             // Nothing passed yet: the lower bound decides.
             let (pass, achieved, data) = run(Offer::Pps(lo), trials.len())?;
             trials.push(Trial {
@@ -166,21 +166,21 @@ pub fn search<T>(
             });
             if pass {
                 best = Some(trials.len() - 1);
-                converged = hi - lo <= resolution;
+                converged = hi.saturating_sub(lo) <= resolution;
             } else {
                 hi = lo;
                 converged = true;
             }
             break;
         }
-        if hi - lo <= resolution {
+        if hi.saturating_sub(lo) <= resolution {
             converged = true;
             break;
         }
         let mid = lo + (hi - lo) / 2;
         // Asks for more when the last trial sent less than asked, so what
         // is sent lands near the middle.
-        let ask = ((mid as f64 / short).round() as u64).max(1);
+        let ask = ((mid as f64 / short).round() as u64).max(mid);
         let (pass, achieved, data) = run(Offer::Pps(ask), trials.len())?;
         short = (achieved / ask as f64).clamp(0.5, 1.0);
         trials.push(Trial {
@@ -194,7 +194,10 @@ pub fn search<T>(
         // was sent.
         let offered = ask.min(achieved.max(0.0).floor() as u64);
         if pass {
+            // A pass at or above a loss (a noisy path) closes the bracket
+            // there: the highest rate shown lossless wins.
             lo = lo.max(offered);
+            hi = hi.max(lo);
             let n = trials.len() - 1;
             if best.is_none_or(|b: usize| trials[b].achieved_pps < achieved) {
                 best = Some(n);
@@ -204,7 +207,7 @@ pub fn search<T>(
             hi = offered.max(lo);
         }
     }
-    if !converged && best.is_some() && hi - lo <= resolution {
+    if !converged && best.is_some() && hi.saturating_sub(lo) <= resolution {
         converged = true;
     }
     Ok(SearchResult {
@@ -1008,6 +1011,37 @@ mod tests {
         assert_eq!(r.trials.len(), 3);
         assert_eq!(r.bracket, (50_500, 50_500));
         assert_eq!(r.throughput_rate(), Some(50_500));
+    }
+
+    /// A path and a generator that are both noise: verdicts at random,
+    /// the generator sending 50% to 120% of what it is asked. The search
+    /// does not panic (no bracket arithmetic underflows), keeps its
+    /// bracket ordered and within the cap, and its result is a pass.
+    #[test]
+    fn random_verdicts_and_rates_keep_the_bracket_ordered() {
+        let mut seed = 0x2544_u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            seed >> 33
+        };
+        for round in 0..2000 {
+            let cap = 2 + (next() % 20) as u32;
+            let r = search(&cfg(cap), |offer, _| {
+                let rate = match offer {
+                    Offer::Max => 50_000.0 + (next() % 500_000) as f64,
+                    Offer::Pps(r) => r as f64 * (50 + next() % 71) as f64 / 100.0,
+                };
+                Ok((next() % 2 == 0, rate, ()))
+            })
+            .unwrap();
+            assert!(r.trials.len() <= cap as usize);
+            assert!(r.bracket.0 <= r.bracket.1, "round {round}: {:?}", r.bracket);
+            if let Some(b) = r.best {
+                assert!(r.trials[b].pass);
+            }
+        }
     }
 
     #[test]
