@@ -5,7 +5,10 @@
 //! loses more than `--loss`, a binary search of the offered rate between a
 //! lower bound and that maximum, until the bracket is within
 //! `--resolution` percent of the maximum or `--max-trials` is spent. Then
-//! one more trial at the rate found, for the latency percentiles.
+//! one more trial at the rate found, for the latency percentiles. The
+//! bracket moves by the rates gen actually sent, not the ones asked: on a
+//! loaded machine the generator falls short of its target, and the next
+//! ask is scaled up by the last trial's shortfall.
 //!
 //! Each trial runs `espada-bench sink` and `espada-bench gen` as child
 //! processes of this very binary (`ip netns exec NS` when a namespace is

@@ -225,12 +225,11 @@ rfc2544_smoke() {
         --warmup 200 --json "$work/rfc.json" >"$work/rfc.out" 2>"$work/rfc.err"
     local rc=$?
     cat "$work/rfc.err" "$work/rfc.out"
-    echo "in $((SECONDS - t0)) s"
     [ $rc -eq 0 ] || return 1
     # The table has a row per size with the latency percentiles.
     grep -Eq '^64 .* [0-9]+/[0-9]+/[0-9]+/[0-9]+ ' "$work/rfc.out" &&
         grep -Eq '^512 .* [0-9]+/[0-9]+/[0-9]+/[0-9]+ ' "$work/rfc.out" &&
-        /usr/bin/python3 - "$work/rfc.json" <<'PY'
+        /usr/bin/python3 - "$work/rfc.json" $((SECONDS - t0)) <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 ok = [x["size"] for x in r["results"]] == ["64", "512"]
@@ -241,7 +240,7 @@ for x in r["results"]:
     ok = ok and x["latency"] is not None and x["latency"]["latency_us"]["samples"] > 0
 print("; ".join(f"{x['size']} B: {x['throughput_pps'] or 0:.0f} pps of max {x['max_pps']:.0f}, "
                 f"latency p50 {((x['latency'] or {}).get('latency_us') or {}).get('p50', 0):.0f} us"
-                for x in r["results"]))
+                for x in r["results"]) + f"; {sys.argv[2]} s")
 sys.exit(0 if ok else 1)
 PY
 }
