@@ -183,7 +183,8 @@ pub fn search<T>(
         let mid = lo + (hi - lo) / 2;
         // Asks for more when the last trial sent less than asked, so what
         // is sent lands near the middle.
-        let ask = ((mid as f64 / short).round() as u64).max(mid);
+        // (never above the maximum: that is `--rate max`'s trial)
+        let ask = ((mid as f64 / short).round() as u64).clamp(mid, max);
         let (pass, achieved, data) = run(Offer::Pps(ask), trials.len())?;
         short = (achieved / ask as f64).clamp(0.5, 1.0);
         trials.push(Trial {
@@ -1018,8 +1019,9 @@ mod tests {
 
     /// A path and a generator that are both noise: verdicts at random,
     /// the generator sending 50% to 120% of what it is asked. The search
-    /// does not panic (no bracket arithmetic underflows), keeps its
-    /// bracket ordered and within the cap, and its result is a pass.
+    /// does not panic (no bracket arithmetic underflows), never asks above
+    /// the maximum, keeps its bracket ordered and within the cap, and its
+    /// result is a pass.
     #[test]
     fn random_verdicts_and_rates_keep_the_bracket_ordered() {
         let mut seed = 0x2544_u64;
@@ -1031,10 +1033,17 @@ mod tests {
         };
         for round in 0..2000 {
             let cap = 2 + (next() % 20) as u32;
+            let mut max = 0;
             let r = search(&cfg(cap), |offer, _| {
                 let rate = match offer {
-                    Offer::Max => 50_000.0 + (next() % 500_000) as f64,
-                    Offer::Pps(r) => r as f64 * (50 + next() % 71) as f64 / 100.0,
+                    Offer::Max => {
+                        max = 50_000 + next() % 500_000;
+                        max as f64
+                    }
+                    Offer::Pps(r) => {
+                        assert!(r <= max, "round {round}: asked {r} above the maximum {max}");
+                        r as f64 * (50 + next() % 71) as f64 / 100.0
+                    }
                 };
                 Ok((next() % 2 == 0, rate, ()))
             })

@@ -236,6 +236,7 @@ ok = [x["size"] for x in r["results"]] == ["64", "512"]
 for x in r["results"]:
     best = [t for t in x["trials"] if t["pass"]]
     ok = ok and x["throughput_rate_pps"] is not None and 0 < x["throughput_rate_pps"] <= x["max_pps"]
+    ok = ok and 0 < x["throughput_pps"] <= x["max_pps"]
     ok = ok and 1 <= len(x["trials"]) <= 3 and best and all(t["lost"] == 0 for t in best)
     ok = ok and x["latency"] is not None and x["latency"]["latency_us"]["samples"] > 0
 print("; ".join(f"{x['size']} B: {x['throughput_pps'] or 0:.0f} pps of max {x['max_pps']:.0f}, "
