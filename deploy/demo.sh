@@ -63,7 +63,7 @@ in_ns lan_a ping -6 -c 5 -i 0.2 -W 1 fd00:b::10 || true
 
 secs=${ESPADA_DEMO_SECONDS:-10}
 step "iperf3 TCP, ${secs} s, lan_a -> lan_b"
-ip netns exec "$prefix-lan_b" iperf3 -s -1 -B 198.19.2.10 >/dev/null 2>&1 &
+bg_in_ns lan_b iperf3 -s -1 -B 198.19.2.10 >/dev/null 2>&1
 iperf_pid=$!
 sleep 0.5
 in_ns lan_a iperf3 -c 198.19.2.10 -t "$secs" -f m | tee "$work/iperf.txt"

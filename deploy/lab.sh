@@ -7,19 +7,26 @@
 #
 # `wan` is a router between the two outside networks; with --nat it also
 # masquerades gw_b's side (gw_b sits behind a NAT, as in seed 003), so
-# gateways must use NAT-T. Addresses come only from 198.18.0.0/15 and
-# fd00::/8; no namespace has a route out of the lab.
+# gateways must use NAT-T. --three adds a third gateway on a third outside
+# network (seed 004's TED between three LANs):
 #
-#   deploy/lab.sh up [--nat] [--prefix P]   build the topology
-#   deploy/lab.sh down [--prefix P]         delete it (only namespaces it made)
-#   deploy/lab.sh status [--prefix P]       show namespaces and addresses
+#   wan ──(c-wan)── gw_c ──(c-lan)── lan_c
+#       198.18.2.0/24        198.19.3.0/24
+#       fd00:3::/64          fd00:c::/64
+#
+# Addresses come only from 198.18.0.0/15 and fd00::/8; no namespace has a
+# route out of the lab.
+#
+#   deploy/lab.sh up [--nat] [--three] [--prefix P]   build the topology
+#   deploy/lab.sh down [--prefix P]   delete it (only namespaces it made)
+#   deploy/lab.sh status [--prefix P] show namespaces and addresses
 #
 # The prefix (default "esp") names every namespace (esp-lan_a, ...) so tests
 # running side by side do not collide.
 set -euo pipefail
 
 usage() {
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -27,10 +34,12 @@ cmd=${1:-}
 [ -n "$cmd" ] || usage
 shift
 nat=0
+three=0
 prefix=esp
 while [ $# -gt 0 ]; do
     case "$1" in
         --nat) nat=1 ;;
+        --three) three=1 ;;
         --prefix) prefix=${2:?--prefix needs a value}; shift ;;
         *) echo "lab.sh: unknown option $1" >&2; usage ;;
     esac
@@ -42,6 +51,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 NODES=(lan_a gw_a wan gw_b lan_b)
+[ "$three" = 1 ] && NODES+=(gw_c lan_c)
+# `down` deletes the third gateway's namespaces too, whichever way the
+# lab was built.
+ALL_NODES=(lan_a gw_a wan gw_b lan_b gw_c lan_c)
 ns() { echo "$prefix-$1"; }
 inns() { local n; n=$(ns "$1"); shift; ip netns exec "$n" "$@"; }
 
@@ -52,9 +65,13 @@ LINKS=(
     "b-wan gw_b wan-b wan"
     "b-lan gw_b b-host lan_b"
 )
+[ "$three" = 1 ] && LINKS+=(
+    "c-wan gw_c wan-c wan"
+    "c-lan gw_c c-host lan_c"
+)
 
 down() {
-    for n in "${NODES[@]}"; do
+    for n in "${ALL_NODES[@]}"; do
         if ip netns list | grep -qw "$(ns "$n")"; then
             ip netns del "$(ns "$n")"
         fi
@@ -87,6 +104,12 @@ up() {
     addr gw_b b-wan 198.18.1.1/24 fd00:2::1/64
     addr gw_b b-lan 198.19.2.1/24 fd00:b::1/64
     addr lan_b b-host 198.19.2.10/24 fd00:b::10/64
+    if [ "$three" = 1 ]; then
+        addr wan wan-c 198.18.2.254/24 fd00:3::fe/64
+        addr gw_c c-wan 198.18.2.1/24 fd00:3::1/64
+        addr gw_c c-lan 198.19.3.1/24 fd00:c::1/64
+        addr lan_c c-host 198.19.3.10/24 fd00:c::10/64
+    fi
 
     # A veth hands the kernel's half-done (CHECKSUM_PARTIAL) TCP/UDP
     # checksums to its peer as metadata that AF_XDP does not carry; a real
@@ -97,6 +120,10 @@ up() {
     # The WAN router too: its replies to PAT'ed flows cross AF_XDP.
     inns wan ethtool -K wan-a tx off >/dev/null
     inns wan ethtool -K wan-b tx off >/dev/null
+    if [ "$three" = 1 ]; then
+        inns lan_c ethtool -K c-host tx off >/dev/null
+        inns wan ethtool -K wan-c tx off >/dev/null
+    fi
 
     # Hosts reach everything through their gateway; gateways reach the
     # other outside network through `wan`. Nothing routes past the lab.
@@ -108,7 +135,19 @@ up() {
     inns gw_a ip -6 route add fd00:2::/64 via fd00:1::fe
     inns gw_b ip route add 198.18.0.0/24 via 198.18.1.254
     inns gw_b ip -6 route add fd00:1::/64 via fd00:2::fe
-    for n in gw_a gw_b wan; do
+    if [ "$three" = 1 ]; then
+        inns lan_c ip route add default via 198.19.3.1
+        inns lan_c ip -6 route add default via fd00:c::1
+        inns gw_a ip route add 198.18.2.0/24 via 198.18.0.254
+        inns gw_a ip -6 route add fd00:3::/64 via fd00:1::fe
+        inns gw_b ip route add 198.18.2.0/24 via 198.18.1.254
+        inns gw_b ip -6 route add fd00:3::/64 via fd00:2::fe
+        inns gw_c ip route add 198.18.0.0/24 via 198.18.2.254
+        inns gw_c ip -6 route add fd00:1::/64 via fd00:3::fe
+        inns gw_c ip route add 198.18.1.0/24 via 198.18.2.254
+        inns gw_c ip -6 route add fd00:2::/64 via fd00:3::fe
+    fi
+    for n in gw_a gw_b wan $([ "$three" = 1 ] && echo gw_c); do
         inns "$n" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
     done
 
@@ -117,11 +156,11 @@ up() {
         # the way to gw_a's network (seed 003's DHCP-addressed peer).
         inns wan iptables -t nat -A POSTROUTING -s 198.18.1.0/24 -o wan-a -j MASQUERADE
     fi
-    echo "lab up: namespaces $(printf '%s ' "${NODES[@]/#/$prefix-}")(nat=$nat)"
+    echo "lab up: namespaces $(printf '%s ' "${NODES[@]/#/$prefix-}")(nat=$nat three=$three)"
 }
 
 status() {
-    for n in "${NODES[@]}"; do
+    for n in "${ALL_NODES[@]}"; do
         if ip netns list | grep -qw "$(ns "$n")"; then
             echo "== $(ns "$n")"
             inns "$n" ip -br addr show | grep -v '^lo'

@@ -39,7 +39,7 @@ trap cleanup EXIT
 measure() { # ns addr iperf-client-args...
     local ns=$1 addr=$2
     shift 2
-    ip netns exec "$prefix-$ns" iperf3 -s -1 -B "$addr" >/dev/null 2>&1 &
+    bg_in_ns "$ns" iperf3 -s -1 -B "$addr" >/dev/null 2>&1
     server=$!
     sleep 0.5
     if ! in_ns lan_a timeout $((secs + 15)) iperf3 -c "$addr" -t "$secs" "$@" -J >"$work/r.json"; then

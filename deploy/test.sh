@@ -15,7 +15,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step says when it started (seconds since the start): CI's budget
+# for this script is 30 minutes.
+step() { printf '\n=== %s [%d:%02d]\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }
 
 step "setup"
 deploy/setup.sh
@@ -31,7 +33,7 @@ step "unit, property, known-answer and scapy cross-check tests"
 export ESPADA_PYTHON=/usr/bin/python3
 cargo test --workspace --quiet 2>&1 | tee target/test-output.txt
 
-step "fuzz targets (${ESPADA_FUZZ_SECONDS:-15}s each)"
+step "fuzz targets (${ESPADA_FUZZ_SECONDS:-10}s each)"
 if cargo fuzz --version >/dev/null 2>&1; then
     # dataplane: packet parsers and ESP; control: IKE messages.
     for dir in dataplane/fuzz control/fuzz; do
@@ -39,7 +41,7 @@ if cargo fuzz --version >/dev/null 2>&1; then
             cd "$dir"
             for t in $(cargo +nightly fuzz list); do
                 printf -- '--- %s/%s\n' "$dir" "$t"
-                cargo +nightly fuzz run "$t" -- -max_total_time="${ESPADA_FUZZ_SECONDS:-15}" -print_final_stats=0 2>&1 |
+                cargo +nightly fuzz run "$t" -- -max_total_time="${ESPADA_FUZZ_SECONDS:-10}" -print_final_stats=0 2>&1 |
                     grep -E '^(Done|INFO: Done|==.*ERROR|SUMMARY)' || true
                 # libFuzzer exits non-zero and leaves an artifact on a crash.
                 if ls artifacts/"$t"/crash-* >/dev/null 2>&1; then
@@ -87,12 +89,23 @@ deploy/tests/lab_ted.sh | tee -a target/lab-output.txt
 step "espada-bench gen/sink: veth, tool errors, through the two gateways, pre-encrypted ESP to gw_b"
 ESPADA_BENCH=target/release/espada-bench deploy/tests/lab_gen.sh | tee -a target/lab-output.txt
 
+step "seed 004 with three gateways: TED between every pair, forged answers ignored, engine connections"
+deploy/tests/lab_ted3.sh | tee -a target/lab-output.txt
+
 step "benchmark smoke run (figures are not asserted; see espada-bench)"
 target/release/espada-bench crypto --quick --suites aes128-sha1,aes128gcm16 --sizes 64,imix >/dev/null
 target/release/espada-bench ike --quick >/dev/null
 target/release/espada-bench ike --ikev2 --quick >/dev/null
+# The report on a copy of the page (crypto, scale and ike, short; no lab):
+# it must regenerate its section and draw its plots (~5 s).
+smoke=$(mktemp -d /tmp/espada-report-smoke.XXXXXX)
+cp docs/performance.md "$smoke/performance.md"
+target/release/espada-bench report --quick --doc "$smoke/performance.md" --plots "$smoke/bench" >/dev/null
+grep -q '^<!-- END espada-bench report -->' "$smoke/performance.md"
+[ -s "$smoke/bench/scale-sas.svg" ] && [ -s "$smoke/bench/report.json" ]
+rm -rf "$smoke"
 
 step "summary"
 passed=$(cat target/test-output.txt target/lab-output.txt | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(cat target/test-output.txt target/lab-output.txt | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
-echo "summary: $passed passed, $failed failed"
+echo "summary: $passed passed, $failed failed in $((SECONDS / 60)) min $((SECONDS % 60)) s"

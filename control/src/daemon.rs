@@ -313,6 +313,65 @@ pub fn show_crypto_ipsec_sa(
     show::crypto_ipsec_sa(&views)
 }
 
+/// Renders `show crypto engine connections active`: each established
+/// ISAKMP SA and IKEv2 SA, then each ESP SA with the packets it encrypted
+/// (outbound) or decrypted (inbound); the ESP SAs' ids are `show crypto
+/// ipsec sa`'s conn ids.
+pub fn show_crypto_engine_connections(
+    pairs: &[PairView<'_>],
+    counters: &[SaCounts],
+    isakmp: &[show::IsakmpSaView],
+    ikev2: &[crate::ikev2::Ikev2SaView],
+) -> String {
+    let mut rows: Vec<show::EngineConnView> = isakmp
+        .iter()
+        .filter(|sa| sa.status == "ACTIVE")
+        .map(|sa| show::EngineConnView {
+            id: sa.conn_id,
+            interface: None,
+            addr: None,
+            algorithm: show::ike_engine_algorithm(&sa.encr, &sa.hash),
+            encrypt: 0,
+            decrypt: 0,
+        })
+        .collect();
+    rows.extend(
+        ikev2
+            .iter()
+            .filter(|sa| sa.status == "READY")
+            .map(|sa| show::EngineConnView {
+                id: sa.tunnel_id,
+                interface: None,
+                addr: None,
+                algorithm: show::ikev2_engine_algorithm(sa.encr, sa.keysize, sa.hash),
+                encrypt: 0,
+                decrypt: 0,
+            }),
+    );
+    for (i, e) in pairs.iter().enumerate() {
+        for (k, sa) in e.sas.iter().enumerate() {
+            let c = counters
+                .iter()
+                .find(|c| c.spi == sa.spi && c.direction == sa.direction);
+            rows.push(show::EngineConnView {
+                id: 2000 + (i as u32) * 10 + k as u32,
+                interface: Some(e.interface.to_string()),
+                addr: Some(e.local),
+                algorithm: show::esp_engine_algorithm(sa.enc, sa.auth),
+                encrypt: match sa.direction {
+                    Direction::Outbound => c.map_or(0, |c| c.encrypt),
+                    Direction::Inbound => 0,
+                },
+                decrypt: match sa.direction {
+                    Direction::Inbound => c.map_or(0, |c| c.decrypt),
+                    Direction::Outbound => 0,
+                },
+            });
+        }
+    }
+    show::crypto_engine_connections(&rows)
+}
+
 /// One side of an entry's proxy identities as IOS prints it: a port only
 /// when the selector names exactly one.
 fn ident(prefix: IpPrefix, ports: PortRange, proto: Option<u8>) -> Ident {
@@ -346,9 +405,10 @@ pub fn show_dataplane(sas: &[SaCounts], drops: &dataplane::api::DropCounts) -> S
     );
     let _ = writeln!(
         out,
-        "  TED probes: {} delivered to IKE, {} rate-limited",
+        "  TED probes: {} delivered to IKE, {} rate-limited, {} over one source's share",
         drops.get(DropReason::TedProbeDelivered),
-        drops.get(DropReason::TedProbeRateLimited)
+        drops.get(DropReason::TedProbeRateLimited),
+        drops.get(DropReason::TedProbeSourceLimited)
     );
     let _ = writeln!(out, "Drops outside any SA:");
     let mut any = false;
@@ -457,6 +517,16 @@ pub fn answer(
             Ok(counters) => show_crypto_ipsec_sa(&pair_views(c, ike), &counters, &interface_mtu),
             Err(e) => format!("% dataplane unreachable: {e}\n"),
         },
+        ["show", "crypto", "engine", "connections"]
+        | ["show", "crypto", "engine", "connections", "active"] => match dp.counters(None) {
+            Ok(counters) => show_crypto_engine_connections(
+                &pair_views(c, ike),
+                &counters,
+                &ike.map_or_else(Vec::new, |i| i.isakmp_sas(Instant::now())),
+                &ike.map_or_else(Vec::new, |i| i.ikev2_sas(Instant::now())),
+            ),
+            Err(e) => format!("% dataplane unreachable: {e}\n"),
+        },
         ["show", "dataplane"] | ["show", "dataplane", "counters"] => match dp.all_counters(None) {
             Ok((sas, drops)) => show_dataplane(&sas, &drops),
             Err(e) => format!("% dataplane unreachable: {e}\n"),
@@ -479,7 +549,8 @@ pub fn answer(
         [] => String::new(),
         _ => format!(
             "% Invalid input: {cmd:?}\n% supported: show crypto ipsec sa, show crypto isakmp sa [detail], \
-             show crypto isakmp stats, show crypto session [detail], show crypto map, show dataplane, \
+             show crypto isakmp stats, show crypto session [detail], show crypto map, \
+             show crypto engine connections active, show dataplane, \
              show crypto ikev2 sa [detailed], show crypto ikev2 session [detailed], \
              show crypto ikev2 stats, show ip nat statistics, show version, clear crypto sa, \
              clear crypto isakmp, clear crypto ikev2 sa, debug crypto isakmp, debug crypto ikev2, \
@@ -868,6 +939,109 @@ mod tests {
     }
 
     #[test]
+    fn engine_connections_list_each_sa_with_its_algorithm_and_packets() {
+        let c = lab_a();
+        let counts = |spi, direction, encrypt, decrypt| SaCounts {
+            spi,
+            direction,
+            encaps: encrypt,
+            encrypt,
+            digest: encrypt,
+            decaps: decrypt,
+            decrypt,
+            verify: decrypt,
+            bytes: 0,
+            last_used: 0,
+            drops: DropCounts::default(),
+        };
+        // Entry VPN 10 of gw_a (inbound SPI 4097, outbound 4096) after
+        // 9 pings out and their 9 answers in; the IPv6 entry idle.
+        let live = [
+            counts(4097, Direction::Inbound, 0, 9),
+            counts(4096, Direction::Outbound, 9, 0),
+        ];
+        let isakmp = |conn_id, status| show::IsakmpSaView {
+            conn_id,
+            dst: "198.18.1.1".parse().unwrap(),
+            src: "198.18.0.1".parse().unwrap(),
+            local: "198.18.0.1".parse().unwrap(),
+            remote: "198.18.1.1".parse().unwrap(),
+            state: "QM_IDLE",
+            status,
+            encr: "aes:256".into(),
+            hash: "sha".into(),
+            group: Some(14),
+            lifetime_remaining: None,
+            dpd: false,
+            nat_t: false,
+        };
+        let ikev2 = |tunnel_id, status| crate::ikev2::Ikev2SaView {
+            tunnel_id,
+            local: "198.18.0.1:500".parse().unwrap(),
+            remote: "198.18.2.1:500".parse().unwrap(),
+            status,
+            encr: "AES-CBC",
+            keysize: Some(128),
+            hash: "SHA96",
+            dh_group: Some(2),
+            lifetime: 86400,
+            active_secs: 10,
+            local_spi: [1; 8],
+            remote_spi: [2; 8],
+            local_next_msg_id: 2,
+            remote_next_msg_id: 0,
+            dpd: (0, 0),
+            nat_t: false,
+            initiator: true,
+            local_id: "198.18.0.1".into(),
+            remote_id: "198.18.2.1".into(),
+        };
+        let s = show_crypto_engine_connections(
+            &pair_views(&c, None),
+            &live,
+            &[isakmp(1001, "ACTIVE"), isakmp(1002, "")],
+            &[ikev2(1, "READY"), ikev2(2, "IN-NEG")],
+        );
+        // Each row's columns, one space apart.
+        let rows: Vec<String> = s
+            .lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            rows[0], "1 <none> <none> set HMAC_SHA+AES_128_CB 0 0",
+            "{s}"
+        );
+        assert_eq!(
+            rows[1], "1001 <none> <none> set HMAC_SHA+AES_256_CB 0 0",
+            "{s}"
+        );
+        assert_eq!(
+            rows[2], "2000 a-wan 198.18.0.1 set HMAC_SHA+AES_128_CB 0 9",
+            "{s}"
+        );
+        assert_eq!(
+            rows[3], "2001 a-wan 198.18.0.1 set HMAC_SHA+AES_128_CB 9 0",
+            "{s}"
+        );
+        // The IKE SAs still negotiating are not active; every other row
+        // is an ESP SA of the config's entries.
+        assert!(!s.contains("1002"), "{s}");
+        assert!(!rows.iter().any(|r| r.starts_with("2 ")), "{s}");
+        let esp = c.sas.len();
+        assert_eq!(rows.len(), 2 + esp, "{s}");
+        assert!(s.lines().nth(1).unwrap().split_whitespace().eq([
+            "ID",
+            "Interface",
+            "IP-Address",
+            "State",
+            "Algorithm",
+            "Encrypt",
+            "Decrypt"
+        ]));
+    }
+
+    #[test]
     fn events_become_ios_style_log_lines() {
         let names = lab_a().map_names;
         let l = event_log_line(
@@ -911,11 +1085,15 @@ mod tests {
         let mut drops = dataplane::api::DropCounts::default();
         drops.set(DropReason::TedProbeDelivered, 4);
         drops.set(DropReason::TedProbeRateLimited, 2);
+        drops.set(DropReason::TedProbeSourceLimited, 3);
         let s = show_dataplane(&[], &drops);
         assert!(
-            s.contains("  TED probes: 4 delivered to IKE, 2 rate-limited\n"),
+            s.contains(
+                "  TED probes: 4 delivered to IKE, 2 rate-limited, 3 over one source's share\n"
+            ),
             "{s}"
         );
+        assert!(s.contains("ted-probe-source-limited"), "{s}");
         assert!(s.contains("ted-probe-rate-limited"), "{s}");
         assert!(!s.contains("ted-probes-delivered"), "{s}");
     }

@@ -66,10 +66,12 @@ pub enum DropReason {
     /// A TED probe over the worker's per-second budget, or one the
     /// management queue had no room for: not forwarded, not delivered.
     TedProbeRateLimited,
+    /// A TED probe over its source's share of that budget.
+    TedProbeSourceLimited,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 24;
+    pub const COUNT: usize = 25;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NoSa,
         DropReason::Replay,
@@ -95,6 +97,7 @@ impl DropReason {
         DropReason::HandoffFull,
         DropReason::TedProbeDelivered,
         DropReason::TedProbeRateLimited,
+        DropReason::TedProbeSourceLimited,
     ];
 
     /// Stable one-byte code of the reason on the control socket: its
@@ -134,6 +137,7 @@ impl DropReason {
             DropReason::HandoffFull => "handoff-full",
             DropReason::TedProbeDelivered => "ted-probes-delivered",
             DropReason::TedProbeRateLimited => "ted-probe-rate-limited",
+            DropReason::TedProbeSourceLimited => "ted-probe-source-limited",
         }
     }
 }

@@ -34,9 +34,9 @@ pub use pat::PatState;
 use crate::api::{EspMode, Event, MAX_TED_PROBE_LEN};
 use crate::clock;
 use crate::counters::{DropCounters, DropReason};
-use crate::esp::{decap, encap_batch_where, encapsulated_len, Decapped, PacketBuf};
+use crate::esp::{decap, encap_batch_where, encapsulated_len, inbound_sa_of, Decapped, PacketBuf};
 use crate::route::{Fib, FibMiss, NextHop, PortRole};
-use crate::sa::Sadb;
+use crate::sa::{InboundSa, OutboundSa, Sadb};
 use crate::spd::{FlowKey, PolicyAction, PolicyTag, Spd};
 use crate::wire::{ethernet, ip_proto, ipv4, ipv6};
 
@@ -128,27 +128,87 @@ impl std::fmt::Debug for TedProbeRequest {
 /// of forged probes costs the worker and the IKE daemon.
 pub const TED_PROBES_PER_SEC: u32 = 16;
 
+/// Of those, at most this many from one source address (by bucket, see
+/// [`TedLimiter`]); the rest are dropped as
+/// [`DropReason::TedProbeSourceLimited`], so that one prober flooding
+/// cannot use up the whole budget and keep the other gateways' probes
+/// from being answered.
+pub const TED_PROBES_PER_SOURCE_PER_SEC: u32 = 4;
+
+/// Source buckets of [`TedLimiter`].
+const TED_SOURCE_BUCKETS: usize = 64;
+
 /// A per-worker budget of [`TED_PROBES_PER_SEC`] probes in each second of
-/// the dataplane clock (relaxed atomics: only its worker takes from it).
-#[derive(Debug, Default)]
+/// the dataplane clock, and of [`TED_PROBES_PER_SOURCE_PER_SEC`] per
+/// source bucket (a hash of the source address picks one of 64; sources
+/// that share a bucket share its budget). Relaxed atomics: only its
+/// worker takes from it. A forger spoofing many sources is bounded by the
+/// total budget only.
+#[derive(Debug)]
 pub struct TedLimiter {
     second: AtomicU64,
     used: AtomicU32,
+    /// (second, used) per source bucket.
+    sources: [(AtomicU64, AtomicU32); TED_SOURCE_BUCKETS],
+}
+
+impl Default for TedLimiter {
+    fn default() -> TedLimiter {
+        TedLimiter {
+            second: AtomicU64::new(0),
+            used: AtomicU32::new(0),
+            sources: std::array::from_fn(|_| (AtomicU64::new(0), AtomicU32::new(0))),
+        }
+    }
+}
+
+/// What [`TedLimiter::admit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TedAdmit {
+    Yes,
+    /// The worker's budget for this second is spent.
+    OverTotal,
+    /// The source's share of it is.
+    OverSource,
 }
 
 impl TedLimiter {
-    /// Takes one probe from the budget of second `now`.
-    pub fn admit(&self, now: u64) -> bool {
+    /// Takes one probe from `source` from the budget of second `now`.
+    pub fn admit(&self, now: u64, source: IpAddr) -> TedAdmit {
         if self.second.load(Ordering::Relaxed) != now {
             self.second.store(now, Ordering::Relaxed);
             self.used.store(0, Ordering::Relaxed);
         }
-        self.used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                (u < TED_PROBES_PER_SEC).then_some(u + 1)
-            })
-            .is_ok()
+        let used = self.used.load(Ordering::Relaxed);
+        if used >= TED_PROBES_PER_SEC {
+            return TedAdmit::OverTotal;
+        }
+        let (second, from_source) = &self.sources[ted_source_bucket(source)];
+        if second.load(Ordering::Relaxed) != now {
+            second.store(now, Ordering::Relaxed);
+            from_source.store(0, Ordering::Relaxed);
+        }
+        let n = from_source.load(Ordering::Relaxed);
+        if n >= TED_PROBES_PER_SOURCE_PER_SEC {
+            return TedAdmit::OverSource;
+        }
+        from_source.store(n + 1, Ordering::Relaxed);
+        self.used.store(used + 1, Ordering::Relaxed);
+        TedAdmit::Yes
     }
+}
+
+/// The bucket of a source address (Fibonacci hashing of its bits).
+fn ted_source_bucket(a: IpAddr) -> usize {
+    let x = match a {
+        IpAddr::V4(v) => u64::from(u32::from(v)),
+        IpAddr::V6(v) => {
+            let b = u128::from(v);
+            (b as u64) ^ ((b >> 64) as u64)
+        }
+    };
+    // The top 6 bits of the product: 64 buckets.
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize
 }
 
 /// Traffic a crypto map protects but no SA covers yet: the management
@@ -310,6 +370,7 @@ fn process_chunk(
             }
         }
     }
+    prefetch_sas(t, &stage[..n], frames);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         if *s == Stage::Decap {
             // `decap` counts its own drops (on the SA, or globally).
@@ -359,6 +420,48 @@ fn process_chunk(
             // Counted per fragment by `fragment_frames`; handed-off frames
             // by the worker that takes them.
             Action::Drop(_) | Action::Fragment(_) | Action::Handoff { .. } => {}
+        }
+    }
+}
+
+/// Asks for the SAs of the batch's ESP frames and of the frames to encrypt
+/// before any is used, in two passes: the SADB probes and the SAs' own
+/// state, then (the SAs now at hand) their keys and replay slots. With
+/// many SAs each of these is a cache miss; requested together they
+/// overlap instead of stalling every packet in turn (`espada-bench scale`:
+/// 100 000 SAs in random order). Only hints: nothing is checked here.
+fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) {
+    let mut inbound: [Option<(&InboundSa, u32)>; MAX_BATCH] = [None; MAX_BATCH];
+    let mut outbound: [Option<&OutboundSa>; MAX_BATCH] = [None; MAX_BATCH];
+    let mut any = false;
+    for (i, (s, f)) in stage.iter().zip(frames).enumerate() {
+        match *s {
+            Stage::Decap => {
+                inbound[i] = inbound_sa_of(&t.sadb, f.data());
+                if let Some((sa, _)) = inbound[i] {
+                    sa.prefetch_state();
+                    any = true;
+                }
+            }
+            Stage::Encap(spi) => {
+                outbound[i] = t.sadb.outbound(spi).map(|sa| &**sa);
+                if let Some(sa) = outbound[i] {
+                    sa.prefetch_state();
+                    any = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    if !any {
+        return;
+    }
+    for (inb, out) in inbound.iter().zip(&outbound).take(stage.len()) {
+        if let Some((sa, seq)) = inb {
+            sa.prefetch_keys_and_window(u64::from(*seq));
+        }
+        if let Some(sa) = out {
+            sa.prefetch_keys();
         }
     }
 }
@@ -647,8 +750,10 @@ fn ted_probe(t: &Tables, packet: &[u8], flow: &FlowKey, now: u64, c: &PipelineCo
     let Some(req) = TedProbeRequest::new(from, flow.dst, payload) else {
         return Stage::Done(Action::ToKernel);
     };
-    if !c.ted.admit(now) {
-        return drop(DropReason::TedProbeRateLimited);
+    match c.ted.admit(now, flow.src) {
+        TedAdmit::Yes => {}
+        TedAdmit::OverTotal => return drop(DropReason::TedProbeRateLimited),
+        TedAdmit::OverSource => return drop(DropReason::TedProbeSourceLimited),
     }
     // A full queue: the management thread is behind; the peer retries.
     match &t.ted {

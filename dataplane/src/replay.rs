@@ -84,6 +84,11 @@ impl ReplayWindow {
         self.top.load(Ordering::Acquire)
     }
 
+    /// The slot word `seq` will be checked against (for a prefetch).
+    pub fn slot_addr(&self, seq: u64) -> *const u8 {
+        self.locate(seq).0.as_ptr().cast::<u8>().cast_const()
+    }
+
     fn locate(&self, seq: u64) -> (&AtomicU64, u32, u64) {
         let block = seq / BITS_PER_SLOT;
         let slot = &self.slots[(block & self.slot_mask) as usize];

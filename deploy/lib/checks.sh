@@ -1,12 +1,64 @@
 # shellcheck shell=bash
-# Shared by the lab tests: check lines and traffic helpers. Source it
-# after deploy/lib/gateways.sh (for in_ns) with $work set; the caller
-# prints "$passed passed, $failed failed" at the end for deploy/test.sh's
-# summary.
+# Shared by the lab tests: check lines, traffic helpers and one way in and
+# out. Source it after deploy/lib/gateways.sh (for in_ns, stop_gateways)
+# with $prefix and $work set, then:
+#
+#   lab_begin NAME [LOGS]
+#                    on any exit (the end, an error, a signal) run the
+#                    test's lab_cleanup, stop the gateways, delete the lab
+#                    and remove $work, which is kept when a check failed,
+#                    the test stopped early or KEEP_LOGS=1 is set (LOGS
+#                    says what is in it). A test
+#                    that stops before lab_end prints a failing summary
+#                    line, so deploy/test.sh counts it.
+#   lab_cleanup()    defined by a test (after sourcing this) for what it
+#                    started itself: captures, strongSwan, extra namespaces.
+#   lab_end          the summary deploy/test.sh adds up, "lab NAME (N s):
+#                    P passed, F failed"; non-zero when a check failed.
 
 : "${work:?set work before sourcing checks.sh}"
+: "${prefix:?set prefix before sourcing checks.sh}"
 passed=0
 failed=0
+
+lab_cleanup() { :; }
+
+lab_begin() { # name [what the logs in $work are]
+    lab_name=$1
+    lab_logs=${2:-}
+    lab_started=$SECONDS
+    lab_ended=0
+    # A signal may arrive while check() has stdout and stderr in check.out.
+    exec 3>&1 4>&2
+    trap lab_exit EXIT
+    trap 'exit 130' INT TERM
+}
+
+lab_exit() {
+    local rc=$?
+    exec 1>&3 2>&4
+    # A second signal (timeout(1) signals its whole process group) must not
+    # cut the cleanup short; every step below is bounded.
+    trap '' INT TERM
+    lab_cleanup || true
+    stop_gateways || true
+    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
+    if [ "$lab_ended" = 0 ]; then
+        echo "FAIL: the test stopped early (exit status $rc)" >&2
+        echo "lab $lab_name: $passed passed, $((failed + 1)) failed"
+    fi
+    if [ "$failed" -gt 0 ] || [ "$lab_ended" = 0 ] || [ -n "${KEEP_LOGS:-}" ]; then
+        echo "logs kept in $work${lab_logs:+ ($lab_logs)}" >&2
+    else
+        rm -rf "$work"
+    fi
+}
+
+lab_end() {
+    lab_ended=1
+    echo "lab $lab_name ($((SECONDS - lab_started)) s): $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
 check() { # description, command...
     local what=$1
     shift
@@ -31,10 +83,8 @@ pings() { # ns, want, ping args...
 iperf_from() { # server namespace, server address, client args...
     local server_ns=$1 addr=$2
     shift 2
-    # Not through in_ns: a backgrounded function is a subshell, and killing
-    # it would leave iperf3 behind. `ip netns exec` execs iperf3 in place,
-    # so $! is iperf3 itself.
-    ip netns exec "$prefix-$server_ns" iperf3 -s -1 -B "$addr" >/dev/null 2>&1 &
+    # bg_in_ns: $! is iperf3 itself, so the kill below stops it.
+    bg_in_ns "$server_ns" iperf3 -s -1 -B "$addr" >/dev/null 2>&1
     local s=$!
     sleep 0.5
     in_ns lan_a timeout 20 iperf3 -c "$addr" -t 3 "$@" -J >"$work/iperf.json"

@@ -1,16 +1,20 @@
-# Shared by deploy/demo.sh and the lab tests: start and stop the two Espada
-# gateways of deploy/lab.sh's topology. Source it after setting $prefix
+# Shared by deploy/demo.sh and the lab tests: start and stop the Espada
+# gateways of deploy/lab.sh's topology (a and b; c with `lab.sh --three`). Source it after setting $prefix
 # (the lab's namespace prefix) and $work (a private scratch directory).
 #
 # Every process started here is recorded by PID and stopped by that PID.
 
 ESPADA=${ESPADA:-target/release/espada}
 
-gw_ns() { echo "$prefix-gw_$1"; }          # a | b
+gw_ns() { echo "$prefix-gw_$1"; }          # a | b | c
 gw_run_dir() { echo "/run/espada-$prefix/gw_$1"; }
 in_ns() { local n=$1; shift; ip netns exec "$prefix-$n" "$@"; }
+# bg_in_ns NS CMD...: CMD in the background, with $! its own PID (ip netns
+# exec execs it), so `kill $!` stops it. `in_ns NS CMD &` would make $! a
+# subshell, and killing that leaves CMD running.
+bg_in_ns() { local n=$1; shift; ip netns exec "$prefix-$n" "$@" & }
 
-# start_gateway a|b CONFIG [espada run flags...]: copies the config to a
+# start_gateway a|b|c CONFIG [espada run flags...]: copies the config to a
 # 0600 file (git checkouts are 0644, and espada refuses world-readable key
 # files), starts espada in the gateway's namespace and waits for its CLI.
 start_gateway() {
@@ -37,14 +41,14 @@ start_gateway() {
     return 1
 }
 
-# show a|b COMMAND...: an espada CLI command against that gateway.
+# show a|b|c COMMAND...: an espada CLI command against that gateway.
 show() {
     local side=$1
     shift
     ip netns exec "$(gw_ns "$side")" "$ESPADA" "$@" --run-dir "$(gw_run_dir "$side")"
 }
 
-# stop_control a|b: stops the control process only (the dataplane stays).
+# stop_control a|b|c: stops the control process only (the dataplane stays).
 stop_control() {
     local f="$work/espada-$1.pid" pid i
     if [ -f "$f" ]; then
@@ -59,7 +63,7 @@ stop_control() {
     fi
 }
 
-# stop_gateway a|b: control process, then the dataplane it started (its PID
+# stop_gateway a|b|c: control process, then the dataplane it started (its PID
 # is in the run directory), then the run directory.
 stop_gateway() {
     local side=$1 dir pid i
@@ -80,5 +84,6 @@ stop_gateway() {
 stop_gateways() {
     stop_gateway a
     stop_gateway b
+    stop_gateway c
     rmdir "/run/espada-$prefix" 2>/dev/null || true
 }

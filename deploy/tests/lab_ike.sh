@@ -27,13 +27,10 @@ work=$(mktemp -d /tmp/espada-ike.XXXXXX)
 # shellcheck source=deploy/lib/checks.sh
 . deploy/lib/checks.sh
 cap_pid=
-cleanup() {
+lab_cleanup() {
     [ -n "$cap_pid" ] && kill "$cap_pid" 2>/dev/null
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    rm -rf "$work"
 }
-trap cleanup EXIT
+lab_begin "ike"
 
 deploy/lab.sh up --prefix "$prefix" >/dev/null
 start_gateway a deploy/configs/lab-ike-gw-a.conf || exit 1
@@ -42,7 +39,7 @@ show a debug crypto isakmp >/dev/null
 show b debug crypto isakmp >/dev/null
 
 # Capture IKE and ESP on the WAN from the start.
-in_ns wan timeout 60 tshark -i any -w "$work/wan.pcap" -f "udp port 500 or ip proto 50 or ip6 proto 50" >/dev/null 2>&1 &
+bg_in_ns wan timeout 60 tshark -i any -w "$work/wan.pcap" -f "udp port 500 or ip proto 50 or ip6 proto 50" >/dev/null 2>&1
 cap_pid=$!
 sleep 2
 
@@ -168,10 +165,10 @@ start_gateway a "$work/rekey-a.conf" || exit 1
 start_gateway b deploy/configs/lab-ike-gw-b.conf || exit 1
 check "short-lifetime tunnel comes up" pings lan_a 5 198.19.2.10
 rekey_lossless() {
-    ip netns exec "$prefix-lan_b" iperf3 -s -1 -B 198.19.2.10 >/dev/null 2>&1 &
+    bg_in_ns lan_b iperf3 -s -1 -B 198.19.2.10 >/dev/null 2>&1
     local srv=$! ping_pid
     sleep 0.5
-    in_ns lan_a ping -c 700 -i 0.05 -W 1 198.19.2.10 >"$work/rekey-ping.txt" &
+    bg_in_ns lan_a ping -c 700 -i 0.05 -W 1 198.19.2.10 >"$work/rekey-ping.txt"
     ping_pid=$!
     in_ns lan_a timeout 60 iperf3 -c 198.19.2.10 -u -b 1.2M -l 1000 -t 34 >"$work/rekey-iperf.txt" || kill "$srv" 2>/dev/null
     wait "$ping_pid"
@@ -203,5 +200,4 @@ no_active_sa_on_a() {
 }
 check "gw_a has no established ISAKMP SA" no_active_sa_on_a
 
-echo "lab ike: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

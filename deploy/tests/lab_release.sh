@@ -34,36 +34,18 @@ HUB_CONF=deploy/configs/lab-seed003-gw-a.conf
 SPOKE_CONF=deploy/configs/lab-seed003-gw-b.conf
 NAT_ADDR=198.18.0.254
 cap_pid=
-summary_printed=0
-exec 3>&1 4>&2
-cleanup() {
-    local rc=$?
-    exec 1>&3 2>&4
-    trap '' INT TERM
+lab_cleanup() {
     if [ -n "$cap_pid" ]; then
         kill "$cap_pid" 2>/dev/null
         wait "$cap_pid" 2>/dev/null
     fi
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    if [ "$summary_printed" = 0 ]; then
-        echo "FAIL: the test stopped early (exit status $rc)" >&2
-        echo "lab re-lease: $passed passed, $((failed + 1)) failed"
-    fi
-    if [ "$failed" -gt 0 ] || [ "$summary_printed" = 0 ] || [ -n "${KEEP_LOGS:-}" ]; then
-        echo "logs kept in $work (espada-a.log, espada-b.log with debug crypto isakmp)" >&2
-    else
-        rm -rf "$work"
-    fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lab_begin "re-lease" "espada-a.log, espada-b.log with debug crypto isakmp"
 
 stat_of() { # side counter-regex: a `show crypto isakmp stats` counter
     show "$1" show crypto isakmp stats | grep -E "^ +[0-9]+ +$2" | awk '{print $1}' | head -1
 }
 
-started=$SECONDS
 deploy/lab.sh up --prefix "$prefix" >/dev/null || exit 1
 start_gateway a "$HUB_CONF" || exit 1
 start_gateway b "$SPOKE_CONF" || exit 1
@@ -185,7 +167,4 @@ check "(c) ping lan_a -> lan_b passes over the new pair" pings lan_a 10 198.19.2
 check "(c) tshark: no ESP from the hub to $NAT_ADDR port $old_port after the move" \
     no_esp_to "ip.dst == $NAT_ADDR && udp.dstport == $old_port" "$t_c"
 
-summary_printed=1
-echo "lab re-lease ($((SECONDS - started)) s)"
-echo "lab re-lease: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

@@ -28,19 +28,16 @@ work=$(mktemp -d /tmp/espada-seed002.XXXXXX)
 . deploy/lib/checks.sh
 cap_pid=
 ping_pid=
-cleanup() {
+lab_cleanup() {
     [ -n "$cap_pid" ] && kill "$cap_pid" 2>/dev/null
     [ -n "$ping_pid" ] && kill "$ping_pid" 2>/dev/null
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    rm -rf "$work"
 }
-trap cleanup EXIT
+lab_begin "seed 002"
 
 A_CONF=deploy/configs/lab-seed002-gw-a.conf
 B_CONF=deploy/configs/lab-seed002-gw-b.conf
 deploy/lab.sh up --prefix "$prefix" >/dev/null
-in_ns wan timeout 60 tshark -i any -w "$work/wan.pcap" -f "udp port 500 or udp port 4500 or ip proto 50" >/dev/null 2>&1 &
+bg_in_ns wan timeout 60 tshark -i any -w "$work/wan.pcap" -f "udp port 500 or udp port 4500 or ip proto 50" >/dev/null 2>&1
 cap_pid=$!
 sleep 2
 start_gateway b "$B_CONF" || exit 1
@@ -112,7 +109,7 @@ check "the ESP SPIs on the wire are the negotiated outbound SPI" esp_spis_match
 # lifetime 120: the IKE SA is rekeyed (new SPIs) under continuous ping.
 spi_a_before=$(show a show crypto ikev2 sa detailed | awk '/Local spi:/ {print $3}')
 if [ "${ESPADA_SEED002_QUICK:-0}" = 1 ]; then echo "lab seed 002: $passed passed, $failed failed (quick)"; exit 0; fi
-in_ns lan_a ping -c 700 -i 0.2 -W 1 198.19.2.10 >"$work/rekey-ping.txt" 2>&1 &
+bg_in_ns lan_a ping -c 700 -i 0.2 -W 1 198.19.2.10 >"$work/rekey-ping.txt" 2>&1
 ping_pid=$!
 wait "$ping_pid"
 ping_pid=
@@ -172,5 +169,4 @@ auth_failure_counted() {
 }
 check "a wrong remote key: no SA, gw_b counts an authentication failure" auth_failure_counted
 
-echo "lab seed 002: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

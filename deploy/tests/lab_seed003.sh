@@ -38,31 +38,13 @@ HUB_CONF=deploy/configs/lab-seed003-gw-a.conf
 SPOKE_CONF=deploy/configs/lab-seed003-gw-b.conf
 NAT_ADDR=198.18.0.254 # the spoke's address as the hub sees it
 cap_pid=
-summary_printed=0
-# A signal may arrive while check() has stdout and stderr in check.out.
-exec 3>&1 4>&2
-cleanup() {
-    local rc=$?
-    exec 1>&3 2>&4
-    trap '' INT TERM
+lab_cleanup() {
     if [ -n "$cap_pid" ]; then
         kill "$cap_pid" 2>/dev/null
         wait "$cap_pid" 2>/dev/null
     fi
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    if [ "$summary_printed" = 0 ]; then
-        echo "FAIL: the test stopped early (exit status $rc)" >&2
-        echo "lab seed 003: $passed passed, $((failed + 1)) failed"
-    fi
-    if [ "$failed" -gt 0 ] || [ "$summary_printed" = 0 ] || [ -n "${KEEP_LOGS:-}" ]; then
-        echo "logs kept in $work (espada-a.log, espada-b.log with debug crypto isakmp)" >&2
-    else
-        rm -rf "$work"
-    fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lab_begin "seed 003" "espada-a.log, espada-b.log with debug crypto isakmp"
 
 # show_to FILE SIDE COMMAND...: the command's output, saved and printed.
 show_to() {
@@ -85,7 +67,6 @@ pairs_on() { # side: number of IPsec SA pairs shown
     show "$1" show crypto ipsec sa | grep -c 'current_peer'
 }
 
-started=$SECONDS
 deploy/lab.sh up --nat --prefix "$prefix" >/dev/null || exit 1
 
 # Both configs compile against the lab's interfaces (as `espada run` does).
@@ -192,7 +173,7 @@ check "iperf3 TCP lan_b -> lan_a through the tunnel (reverse)" iperf_from lan_b 
 # PAT for everything else. The WAN router has no route to either LAN:
 # replies come back only because a gateway translated the source.
 pat_sources() { # iface host-ns dest expected-source
-    in_ns wan timeout 8 tshark -i "$1" -w "$work/pat-$1.pcap" -a duration:4 -f "icmp" >/dev/null 2>&1 &
+    bg_in_ns wan timeout 8 tshark -i "$1" -w "$work/pat-$1.pcap" -a duration:4 -f "icmp" >/dev/null 2>&1
     local t=$!
     sleep 1.5
     in_ns "$2" ping -c 3 -i 0.2 -W 1 "$3" >/dev/null
@@ -207,7 +188,7 @@ check "spoke PAT: the WAN router sees gw_b's 198.18.1.1, not lan_b" pat_sources 
 check "hub PAT: ping lan_a -> the WAN router 198.18.0.254 passes" pings lan_a 10 198.18.0.254
 check "hub PAT: the WAN router sees gw_a's 198.18.0.1, not lan_a" pat_sources wan-a lan_a 198.18.0.254 198.18.0.1
 vpn_exempt() {
-    in_ns lan_a timeout 8 tshark -i a-host -w "$work/lan-a.pcap" -a duration:4 -f "icmp" >/dev/null 2>&1 &
+    bg_in_ns lan_a timeout 8 tshark -i a-host -w "$work/lan-a.pcap" -a duration:4 -f "icmp" >/dev/null 2>&1
     local t=$!
     sleep 1.5
     in_ns lan_b ping -c 3 -i 0.2 -W 1 198.19.1.10 >/dev/null
@@ -275,7 +256,4 @@ check "DPD: show crypto isakmp stats on the hub counts a dead peer" stat_at_leas
 check "DPD: the hub's debug log names the dead peer $NAT_ADDR" \
     grep -m1 "IKE_DPD.*peer $NAT_ADDR is dead" "$work/espada-a.log"
 
-summary_printed=1
-echo "lab seed 003 ($((SECONDS - started)) s)"
-echo "lab seed 003: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

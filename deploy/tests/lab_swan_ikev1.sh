@@ -29,29 +29,11 @@ work=$(mktemp -d /tmp/espada-swan-ikev1.XXXXXX)
 
 B=$(gw_ns b)
 sb="$work/swan-b"
-summary_printed=0
-exec 3>&1 4>&2
-cleanup() {
-    local rc=$?
-    exec 1>&3 2>&4
-    trap '' INT TERM
+lab_cleanup() {
     swan_stop_all
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    if [ "$summary_printed" = 0 ]; then
-        echo "FAIL: the interop test stopped early (exit status $rc)" >&2
-        echo "lab strongSwan IKEv1 interop: $passed passed, $((failed + 1)) failed"
-    fi
-    if [ "$failed" -gt 0 ] || [ "$summary_printed" = 0 ]; then
-        echo "logs kept in $work (espada-a.log, swan-b/charon.log)" >&2
-    else
-        rm -rf "$work"
-    fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lab_begin "strongSwan IKEv1 interop" "espada-a.log, swan-b/charon.log"
 
-started=$SECONDS
 deploy/lab.sh up --prefix "$prefix" >/dev/null
 swan_gateway_setup "$B"
 check "strongSwan starts on gw_b" swan_start b "$B" "$sb"
@@ -165,6 +147,4 @@ swan_refused() { ! swan_initiate "$B" "$sb" lan4 8; }
 check "with a wrong key strongSwan cannot initiate" swan_refused
 check "Espada counts the failure" espada_stat "(decryption failures|hash/authentication failures)" 1
 
-summary_printed=1
-echo "lab strongSwan IKEv1 interop ($((SECONDS - started)) s): $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

@@ -48,31 +48,14 @@ B_CONF=deploy/configs/swan/gw-b-ikev2.conf
 B=$(gw_ns b)
 sb="$work/swan-b"
 ping_pid=
-summary_printed=0
-exec 3>&1 4>&2
-cleanup() {
-    local rc=$?
-    exec 1>&3 2>&4
-    trap '' INT TERM
+lab_cleanup() {
     if [ -n "$ping_pid" ]; then
         kill "$ping_pid" 2>/dev/null
         wait "$ping_pid" 2>/dev/null
     fi
     swan_stop_all
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    if [ "$summary_printed" = 0 ]; then
-        echo "FAIL: the interop test stopped early (exit status $rc)" >&2
-        echo "lab strongSwan IKEv2 interop: $passed passed, $((failed + 1)) failed"
-    fi
-    if [ "$failed" -gt 0 ] || [ "$summary_printed" = 0 ] || [ -n "${KEEP_LOGS:-}" ]; then
-        echo "logs kept in $work (espada-a*.log with debug crypto ikev2, swan-b*/charon.log)" >&2
-    else
-        rm -rf "$work"
-    fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lab_begin "strongSwan IKEv2 interop" "espada-a*.log with debug crypto ikev2, swan-b*/charon.log"
 
 # swan_variant NAME SED-EXPRESSION...: $work/NAME.conf, the strongSwan
 # config with those substitutions; fails if one of them changed nothing.
@@ -156,7 +139,7 @@ swan_spis() {
 # ping_window SECONDS ADDRESS: a ping every 0.2 s from lan_a in the
 # background; ping_result then wants every reply back.
 ping_window() {
-    in_ns lan_a ping -i 0.2 -c $(($1 * 5)) -W 2 "$2" >"$work/ping-window.txt" 2>&1 &
+    bg_in_ns lan_a ping -i 0.2 -c $(($1 * 5)) -W 2 "$2" >"$work/ping-window.txt" 2>&1
     ping_pid=$!
 }
 ping_result() {
@@ -166,7 +149,6 @@ ping_result() {
     grep -Eq '^([0-9]+) packets transmitted, \1 received' "$work/ping-window.txt"
 }
 
-started=$SECONDS
 deploy/lab.sh up --prefix "$prefix" >/dev/null || exit 1
 swan_gateway_setup "$B"
 check "strongSwan starts on gw_b" swan_start b "$B" "$sb"
@@ -496,6 +478,4 @@ check "NAT: strongSwan sees gw_a at the NAT's address" swan_sees_nat
 check "NAT: ping lan_b -> lan_a passes" pings lan_b 10 198.19.1.10
 check "NAT: iperf3 TCP lan_a -> lan_b" iperf_from lan_b 198.19.2.10
 
-summary_printed=1
-echo "lab strongSwan IKEv2 interop ($((SECONDS - started)) s): $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

@@ -26,40 +26,19 @@ work=$(mktemp -d /tmp/espada-swan.XXXXXX)
 A=$(gw_ns a)
 B=$(gw_ns b)
 capture_pid=
-summary_printed=0
-# The script's own stdout and stderr: a signal can run the EXIT trap while a
-# check has them redirected to check.out.
-exec 3>&1 4>&2
-cleanup() {
-    local rc=$?
-    exec 1>&3 2>&4
-    # A second signal (e.g. timeout(1) signals its whole process group) must
-    # not cut the cleanup short; every step below is bounded.
-    trap '' INT TERM
+lab_cleanup() {
     if [ -n "$capture_pid" ]; then kill "$capture_pid" 2>/dev/null || true; fi
     swan_stop_all
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    if [ "$summary_printed" = 0 ]; then
-        echo "FAIL: the self-test stopped early (exit status $rc)" >&2
-        echo "lab strongSwan self-test: $passed passed, $((failed + 1)) failed"
-    fi
-    if [ "$failed" -gt 0 ] || [ "$summary_printed" = 0 ]; then
-        echo "logs kept in $work (charon.log of each gateway and IKE version)" >&2
-    else
-        rm -rf "$work"
-    fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lab_begin "strongSwan self-test" "charon.log of each gateway and IKE version"
 
-started=$SECONDS
 deploy/lab.sh up --prefix "$prefix" >/dev/null
 swan_gateway_setup "$A"
 swan_gateway_setup "$B"
 
 # capture_start NAME: everything on the WAN next to gw_a, until capture_stop.
 capture_start() {
-    in_ns wan tshark -i wan-a -w "$work/$1.pcap" -a duration:60 >"$work/$1.tshark" 2>&1 &
+    bg_in_ns wan tshark -i wan-a -w "$work/$1.pcap" -a duration:60 >"$work/$1.tshark" 2>&1
     capture_pid=$!
     local _
     for _ in $(seq 1 50); do
@@ -192,6 +171,4 @@ run_version 2
 
 deploy/lab.sh down --prefix "$prefix" >/dev/null
 check "the lab's namespaces are gone" sh -c "! ip netns list | grep -q '^$prefix-'"
-summary_printed=1
-echo "lab strongSwan self-test ($((SECONDS - started)) s): $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

@@ -28,23 +28,22 @@ work=$(mktemp -d /tmp/espada-ted.XXXXXX)
 . deploy/lib/checks.sh
 cap_pid=
 lan_cap=
-cleanup() {
+lab_cleanup() {
     [ -n "$cap_pid" ] && kill "$cap_pid" 2>/dev/null
     [ -n "$lan_cap" ] && kill "$lan_cap" 2>/dev/null
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
 }
-trap cleanup EXIT
+lab_begin "ted"
 
 deploy/lab.sh up --prefix "$prefix" >/dev/null
 in_ns gw_a ip route add 198.19.2.0/24 via 198.18.0.254
 in_ns gw_b ip route add 198.19.1.0/24 via 198.18.1.254
 in_ns wan ip route add 198.19.1.0/24 via 198.18.0.1
 in_ns wan ip route add 198.19.2.0/24 via 198.18.1.1
-in_ns wan timeout 40 tshark -i any -w "$work/wan.pcap" -f "udp port 500" >/dev/null 2>&1 &
+# $! is the capture itself (see bg_in_ns), so kill stops it: timeout
+# passes the signal on to tshark.
+bg_in_ns wan timeout 40 tshark -i any -w "$work/wan.pcap" -f "udp port 500" >/dev/null 2>&1
 cap_pid=$!
-in_ns lan_b timeout 40 tshark -i any -w "$work/lanb.pcap" -f "udp port 500" >/dev/null 2>&1 &
+bg_in_ns lan_b timeout 40 tshark -i any -w "$work/lanb.pcap" -f "udp port 500" >/dev/null 2>&1
 lan_cap=$!
 sleep 2
 start_gateway a deploy/configs/seeds/004-daphne.conf || exit 1
@@ -104,5 +103,4 @@ unanswered() {
 }
 check "with gw_b stopped, the probe is resent, then given up and counted" unanswered
 
-echo "lab ted: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

@@ -22,13 +22,10 @@ iperf() { # server address, client args...
     iperf_from lan_b "$@"
 }
 bg_pids=()
-cleanup() {
+lab_cleanup() {
     for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null; done
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    rm -rf "$work"
 }
-trap cleanup EXIT
+lab_begin "tunnel"
 
 deploy/lab.sh up --prefix "$prefix" >/dev/null
 start_gateway a deploy/configs/lab-gw-a.conf || exit 1
@@ -47,7 +44,7 @@ check "gw_a counted encapsulations" sh -c "ip netns exec $(gw_ns a) $ESPADA show
 # lan_a: replies only come back because gw_a translated the source to its
 # own address (198.18.0.1) and translates the replies back.
 pat_seen_on_wan() {
-    in_ns wan timeout 8 tshark -i wan-a -w "$work/pat.pcap" -a duration:5 -f "icmp or udp port 5201" >/dev/null 2>&1 &
+    bg_in_ns wan timeout 8 tshark -i wan-a -w "$work/pat.pcap" -a duration:5 -f "icmp or udp port 5201" >/dev/null 2>&1
     local t=$!
     sleep 2
     in_ns lan_a ping -c 3 -i 0.2 198.18.0.254 >/dev/null
@@ -65,7 +62,7 @@ check "PAT: show ip nat statistics counts translations both ways" sh -c "ip netn
 
 # tshark decrypts what crosses the WAN with the configured keys.
 esp_capture() {
-    in_ns wan timeout 8 tshark -i wan-a -w "$work/esp.pcap" -a duration:6 -f "ip proto 50" >/dev/null 2>&1 &
+    bg_in_ns wan timeout 8 tshark -i wan-a -w "$work/esp.pcap" -a duration:6 -f "ip proto 50" >/dev/null 2>&1
     local t=$!
     sleep 2
     in_ns lan_a ping -c 5 -i 0.2 -p 45737061646121 198.19.2.10 >/dev/null
@@ -92,5 +89,4 @@ start_gateway b "$work/wrong-b.conf"
 check "with a wrong key on gw_b no ping gets through" sh -c "! ip netns exec $prefix-lan_a ping -c 5 -i 0.2 -W 1 198.19.2.10"
 check "gw_b counts integrity failures" sh -c "ip netns exec $(gw_ns b) $ESPADA show crypto ipsec sa --run-dir $(gw_run_dir b) | grep -E '#drops integrity-failed: [1-9]'"
 
-echo "lab tunnel: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

@@ -21,20 +21,17 @@ work=$(mktemp -d /tmp/espada-vti.XXXXXX)
 # shellcheck source=deploy/lib/checks.sh
 . deploy/lib/checks.sh
 cap_pid=
-cleanup() {
+lab_cleanup() {
     [ -n "$cap_pid" ] && kill "$cap_pid" 2>/dev/null
-    stop_gateways
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    rm -rf "$work"
 }
-trap cleanup EXIT
+lab_begin "vti"
 
 deploy/lab.sh up --prefix "$prefix" >/dev/null
 start_gateway a deploy/configs/lab-vti-gw-a.conf || exit 1
 start_gateway b deploy/configs/lab-vti-gw-b.conf || exit 1
 show a debug crypto isakmp >/dev/null
 
-in_ns wan timeout 40 tshark -i any -w "$work/wan.pcap" -f "udp port 500 or ip proto 50 or ip6 proto 50" >/dev/null 2>&1 &
+bg_in_ns wan timeout 40 tshark -i any -w "$work/wan.pcap" -f "udp port 500 or ip proto 50 or ip6 proto 50" >/dev/null 2>&1
 cap_pid=$!
 sleep 2
 
@@ -83,5 +80,4 @@ no_clear_lan_traffic() {
 }
 check "no lan_b IPv6 traffic crosses the WAN in the clear" no_clear_lan_traffic
 
-echo "lab vti: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end

@@ -141,6 +141,9 @@ pub struct Stats {
     pub ted_probes_answered: u64,
     /// Other gateways' probes not answered: over the answer rate limit.
     pub ted_answers_rate_limited: u64,
+    /// Other gateways' probes not answered: their sender is over its
+    /// share of the answer rate limit.
+    pub ted_answers_source_limited: u64,
     /// Other gateways' probes no discover entry of ours covers.
     pub ted_probes_refused: u64,
     /// Responses that match no probe of ours (id, nonce, addresses).
@@ -193,6 +196,10 @@ impl Stats {
             (
                 "TED probes over the answer rate limit (dropped)",
                 self.ted_answers_rate_limited,
+            ),
+            (
+                "TED probes over the per-source answer limit (dropped)",
+                self.ted_answers_source_limited,
             ),
             ("TED probes not ours (dropped)", self.ted_probes_refused),
             (
@@ -465,8 +472,8 @@ pub struct Engine {
     probes: Vec<ted::Probe>,
     /// Destinations whose probe went unanswered, per entry, until when.
     ted_hold: Vec<(PolicyTag, IpAddr, Instant)>,
-    /// Probes answered in the current one-second window (its start).
-    ted_answers: Option<(Instant, u32)>,
+    /// Probes answered in the current one-second window.
+    ted_answers: Option<ted::AnswerWindow>,
     out: VecDeque<Output>,
     next_conn_id: u32,
     stats: Stats,

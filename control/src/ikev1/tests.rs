@@ -1333,35 +1333,106 @@ fn a_probe_naming_another_gateway_than_its_sender_is_not_answered() {
     assert_eq!(sent, 0, "nothing is sent for a forged probe");
 }
 
-#[test]
-fn probe_answers_are_rate_limited() {
-    let mut net = TedNet::seed();
-    let probe = daphne_probe();
-    let (now, fred) = (net.now, &mut net.gws[1]);
-    for _ in 0..100 {
+/// A probe like Daphne's for 13.13.13.0/24 -> 12.12.12.0/24, from and
+/// naming the prober `gateway`.
+fn probe_from(gateway: &str, id: u8) -> Vec<u8> {
+    TedMessage {
+        probe_id: [id.max(1); 8],
+        gateway: gateway.parse().unwrap(),
+        ..TedMessage::decode(&daphne_probe()).unwrap()
+    }
+    .encode()
+    .unwrap()
+}
+
+/// `n` probes from `gateway` reach Fred at `now`, for host 12.12.12.13.
+fn probe_fred(net: &mut TedNet, now: Instant, gateway: &str, n: u8) {
+    let fred = &mut net.gws[1];
+    for i in 0..n {
         fred.engine.handle_ted_probe(
             now,
             fred.outside,
-            "11.11.11.1:500".parse().unwrap(),
+            SocketAddr::new(gateway.parse().unwrap(), 500),
             "12.12.12.13".parse().unwrap(),
-            &probe,
+            &probe_from(gateway, i),
         );
     }
-    let s = fred.engine.stats();
+}
+
+#[test]
+fn probe_answers_are_rate_limited() {
+    let mut net = TedNet::seed();
+    let now = net.now;
+    // Ten gateways probe ten times each within one second: 64 answers in
+    // all, at most 16 to any one of them.
+    for g in 1..=10 {
+        probe_fred(&mut net, now, &format!("11.11.11.{g}"), 10);
+    }
+    let s = net.gws[1].engine.stats().clone();
     assert_eq!(
-        (s.ted_probes_answered, s.ted_answers_rate_limited),
-        (64, 36)
+        (
+            s.ted_probes_answered,
+            s.ted_answers_rate_limited,
+            s.ted_answers_source_limited
+        ),
+        (64, 36, 0)
     );
+    let mut answered_to = std::collections::HashMap::new();
+    while let Some(o) = net.gws[1].engine.poll_output() {
+        if let Output::Send { remote, .. } = o {
+            *answered_to.entry(remote.ip()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(answered_to.values().sum::<u32>(), 64);
+    assert!(answered_to.values().all(|&n| n <= 10));
     // The next second has room again.
-    let later = now + Duration::from_secs(1);
-    fred.engine.handle_ted_probe(
-        later,
-        fred.outside,
-        "11.11.11.1:500".parse().unwrap(),
-        "12.12.12.13".parse().unwrap(),
-        &probe,
+    probe_fred(&mut net, now + Duration::from_secs(1), "11.11.11.1", 1);
+    assert_eq!(net.gws[1].engine.stats().ted_probes_answered, 65);
+}
+
+#[test]
+fn one_source_cannot_use_the_whole_answer_rate() {
+    let mut net = TedNet::seed();
+    let now = net.now;
+    // One gateway floods 100 probes: 16 are answered, the rest dropped
+    // and counted as over its share...
+    probe_fred(&mut net, now, "11.11.11.1", 100);
+    let s = net.gws[1].engine.stats().clone();
+    assert_eq!(
+        (
+            s.ted_probes_answered,
+            s.ted_answers_source_limited,
+            s.ted_answers_rate_limited
+        ),
+        (16, 84, 0)
     );
-    assert_eq!(fred.engine.stats().ted_probes_answered, 65);
+    let logs: Vec<String> = std::iter::from_fn(|| net.gws[1].engine.poll_output())
+        .filter_map(|o| match o {
+            Output::Log(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    assert!(logs.iter().any(|l| {
+        l == "ISAKMP: peer discovery probe from 11.11.11.1: over 16 answers a second to it: dropped"
+    }));
+    // ...while another gateway's probe in the same second is answered.
+    probe_fred(&mut net, now, "11.11.11.7", 1);
+    let sends: Vec<SocketAddr> = std::iter::from_fn(|| net.gws[1].engine.poll_output())
+        .filter_map(|o| match o {
+            Output::Send { remote, .. } => Some(remote),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sends.last(), Some(&"11.11.11.7:500".parse().unwrap()));
+    assert_eq!(net.gws[1].engine.stats().ted_probes_answered, 17);
+    // A second later the flooder's share is back.
+    probe_fred(&mut net, now + Duration::from_secs(1), "11.11.11.1", 1);
+    assert_eq!(net.gws[1].engine.stats().ted_probes_answered, 18);
+    let s = net.gws[1].engine.stats();
+    assert!(s
+        .lines()
+        .iter()
+        .any(|(n, v)| *n == "TED probes over the per-source answer limit (dropped)" && *v == 84));
 }
 
 proptest! {

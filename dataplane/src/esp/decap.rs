@@ -97,6 +97,15 @@ pub fn decap(
 }
 
 /// Finds the ESP header, or says what else the packet is.
+/// The inbound SA of an ESP packet and its sequence number (low 32 bits),
+/// without checking anything beyond what finding them needs: the
+/// pipeline's prefetch pass, before the batch is decapsulated.
+pub fn inbound_sa_of<'a>(sadb: &'a Sadb, packet: &[u8]) -> Option<(&'a InboundSa, u32)> {
+    let l = locate(packet).ok()?.ok()?;
+    let hdr = esp::Packet::new_checked(packet.get(l.esp_off..l.esp_end)?).ok()?;
+    sadb.inbound(hdr.spi()).map(|sa| (&**sa, hdr.seq()))
+}
+
 fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
     let (ip_len, proto, upper_off, dst, nh_offset) = match ip_version(packet) {
         Some(4) => {

@@ -96,6 +96,11 @@ pub fn encap_batch_where(
                 }
             }
         }
+        // Traffic over many SAs leaves most chunks with nothing for this
+        // one: no seal call, no pass over the chunk.
+        if !prepared.contains(&true) {
+            continue;
+        }
         seal_chunk(sa, chunk, &ranges, &seqs, &prepared);
         for (i, p) in chunk.iter_mut().enumerate() {
             if prepared[i] && p.verdict.is_ok() {

@@ -1108,8 +1108,13 @@ fn at_b_outside(packet: &[u8]) -> Vec<u8> {
 
 /// A TED probe from the host behind A (198.19.1.10) to the host behind B.
 fn probe_v4(extra: usize) -> Vec<u8> {
+    probe_v4_from(Ipv4Addr::new(198, 19, 1, 10), extra)
+}
+
+/// The same probe from another source.
+fn probe_v4_from(src: Ipv4Addr, extra: usize) -> Vec<u8> {
     crate::testkit::udp_v4(
-        Ipv4Addr::new(198, 19, 1, 10),
+        src,
         Ipv4Addr::new(198, 19, 2, 10),
         500,
         500,
@@ -1244,13 +1249,17 @@ fn ted_probes_are_rate_limited_per_worker_and_counted() {
     let mut b = gateway(2, 0x2000, 0x1000);
     let probes = with_ted(&mut b, 64);
     let c = PipelineCounters::default();
-    let frame = at_b_outside(&probe_v4(20));
     let n = TED_PROBES_PER_SEC as usize + 3;
-    // One batch: one clock reading, so one second's budget.
-    let mut bufs: Vec<Vec<u8>> = (0..n).map(|_| framed(&frame)).collect();
+    // One batch: one clock reading, so one second's budget; each probe
+    // from another gateway (distinct source buckets).
+    let frames_in: Vec<Vec<u8>> = (0..n)
+        .map(|i| at_b_outside(&probe_v4_from(distinct_source(i), 20)))
+        .collect();
+    let mut bufs: Vec<Vec<u8>> = frames_in.iter().map(|f| framed(f)).collect();
     let mut frames: Vec<PacketBuf<'_>> = bufs
         .iter_mut()
-        .map(|b| PacketBuf::new(b, HEADROOM, frame.len()))
+        .zip(&frames_in)
+        .map(|(b, f)| PacketBuf::new(b, HEADROOM, f.len()))
         .collect();
     let mut actions = vec![Action::ToKernel; n];
     process_batch(&mut b, WAN_IF, &mut frames, &mut actions, &c);
@@ -1267,9 +1276,70 @@ fn ted_probes_are_rate_limited_per_worker_and_counted() {
 
     // The budget is per second of the dataplane clock.
     let l = TedLimiter::default();
-    assert!((0..TED_PROBES_PER_SEC).all(|_| l.admit(7)));
-    assert!(!l.admit(7));
-    assert!(l.admit(8));
+    assert!((0..TED_PROBES_PER_SEC as usize)
+        .all(|i| l.admit(7, distinct_source(i).into()) == TedAdmit::Yes));
+    assert_eq!(
+        l.admit(7, distinct_source(TED_PROBES_PER_SEC as usize).into()),
+        TedAdmit::OverTotal
+    );
+    assert_eq!(l.admit(8, distinct_source(0).into()), TedAdmit::Yes);
+}
+
+/// The `i`th of the addresses 198.18.x.1 whose source buckets all
+/// differ (found by walking the addresses, not assumed).
+fn distinct_source(i: usize) -> Ipv4Addr {
+    let mut buckets = Vec::new();
+    for x in 0..=255u8 {
+        let a = Ipv4Addr::new(198, 18, x, 1);
+        let b = ted_source_bucket(a.into());
+        if !buckets.contains(&b) {
+            buckets.push(b);
+            if buckets.len() > i {
+                return a;
+            }
+        }
+    }
+    panic!("fewer than {} distinct source buckets in 198.18.x.1", i + 1);
+}
+
+#[test]
+fn one_source_gets_only_its_share_of_the_probe_budget() {
+    let mut b = gateway(2, 0x2000, 0x1000);
+    let probes = with_ted(&mut b, 64);
+    let c = PipelineCounters::default();
+    let flood = at_b_outside(&probe_v4(20));
+    let other = at_b_outside(&probe_v4_from(Ipv4Addr::new(198, 19, 1, 11), 20));
+    let n = TED_PROBES_PER_SOURCE_PER_SEC as usize + 6;
+    // One batch (one second): the flooder's probes, then another's.
+    let frames_in: Vec<&Vec<u8>> = std::iter::repeat_n(&flood, n).chain([&other]).collect();
+    let mut bufs: Vec<Vec<u8>> = frames_in.iter().map(|f| framed(f)).collect();
+    let mut frames: Vec<PacketBuf<'_>> = bufs
+        .iter_mut()
+        .zip(&frames_in)
+        .map(|(b, f)| PacketBuf::new(b, HEADROOM, f.len()))
+        .collect();
+    let mut actions = vec![Action::ToKernel; n + 1];
+    process_batch(&mut b, WAN_IF, &mut frames, &mut actions, &c);
+    let share = TED_PROBES_PER_SOURCE_PER_SEC as usize;
+    assert!(actions[..share]
+        .iter()
+        .all(|a| *a == Action::Drop(DropReason::TedProbeDelivered)));
+    assert!(actions[share..n]
+        .iter()
+        .all(|a| *a == Action::Drop(DropReason::TedProbeSourceLimited)));
+    assert_eq!(actions[n], Action::Drop(DropReason::TedProbeDelivered));
+    let delivered: Vec<_> = probes.try_iter().collect();
+    assert_eq!(delivered.len(), share + 1);
+    assert_eq!(
+        delivered.last().unwrap().from,
+        "198.19.1.11:500".parse().unwrap()
+    );
+    assert_eq!(c.drops.get(DropReason::TedProbeSourceLimited), 6);
+    assert_eq!(c.drops.get(DropReason::TedProbeRateLimited), 0);
+    assert_eq!(
+        DropReason::TedProbeSourceLimited.name(),
+        "ted-probe-source-limited"
+    );
 }
 
 #[test]
@@ -1294,4 +1364,24 @@ fn a_ted_probe_with_nowhere_to_go_is_dropped_as_rate_limited() {
     );
     assert_eq!(probes.try_iter().count(), 1);
     assert_eq!(c.drops.get(DropReason::TedProbeRateLimited), 2);
+}
+
+#[test]
+fn the_prefetch_pass_finds_an_esp_frames_sa_and_sequence_number() {
+    let (mut a, b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let ca = PipelineCounters::default();
+    let sent = host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64);
+    let mut seqs = Vec::new();
+    for _ in 0..2 {
+        let (act, wire) = run(&mut a, LAN_IF, &sent, &ca);
+        assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+        let (sa, seq) = inbound_sa_of(&b.sadb, &wire[14..]).expect("B's inbound SA");
+        assert_eq!(sa.spi(), 0x1000);
+        seqs.push(seq);
+    }
+    assert_eq!(seqs, [1, 2]);
+    // Not ESP, or an SPI B does not hold: nothing.
+    assert!(inbound_sa_of(&b.sadb, &sent[14..]).is_none());
+    let (_, wire) = run(&mut a, LAN_IF, &sent, &ca);
+    assert!(inbound_sa_of(&a.sadb, &wire[14..]).is_none());
 }

@@ -23,8 +23,9 @@
 //! only from the address it names, with the probe's id and nonce, and
 //! with proxies that mirror the probed ones; anything else is counted and
 //! dropped. Answers to other gateways' probes are capped at
-//! [`TED_ANSWERS_PER_SECOND`]: a probe is unauthenticated and names the
-//! address the answer goes to.
+//! [`TED_ANSWERS_PER_SECOND`], and at [`TED_ANSWERS_PER_SOURCE`] for one
+//! sender: a probe is unauthenticated and names the address the answer
+//! goes to.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -49,6 +50,57 @@ const TED_PROBE_LIMIT: usize = 1024;
 /// (unauthenticated) probe names, so a forger could aim answers at a third
 /// party; they are no larger than the probe, and this caps their rate.
 const TED_ANSWERS_PER_SECOND: u32 = 64;
+/// Probes answered per second for one sender at most, so that one source
+/// (a forger, or a gateway probing a whole LAN host by host) cannot use
+/// up [`TED_ANSWERS_PER_SECOND`] and starve the other gateways. An
+/// honest prober sends one probe per destination host and stops at the
+/// first answer, so this is ample.
+const TED_ANSWERS_PER_SOURCE: u32 = 16;
+
+/// The answers of the current one-second window: in all and per sender
+/// (at most [`TED_ANSWERS_PER_SECOND`] senders, since only answers count).
+pub(super) struct AnswerWindow {
+    start: Instant,
+    total: u32,
+    per_source: Vec<(IpAddr, u32)>,
+}
+
+impl AnswerWindow {
+    /// Whether one more answer to `source` fits the window starting no
+    /// earlier than one second before `now`; counts it if so.
+    fn admit(window: &mut Option<AnswerWindow>, now: Instant, source: IpAddr) -> Admit {
+        let w = match window {
+            Some(w) if now.saturating_duration_since(w.start) < Duration::from_secs(1) => w,
+            _ => window.insert(AnswerWindow {
+                start: now,
+                total: 0,
+                per_source: Vec::new(),
+            }),
+        };
+        if w.total >= TED_ANSWERS_PER_SECOND {
+            return Admit::OverTotal;
+        }
+        let i = match w.per_source.iter().position(|s| s.0 == source) {
+            Some(i) => i,
+            None => {
+                w.per_source.push((source, 0));
+                w.per_source.len() - 1
+            }
+        };
+        if w.per_source[i].1 >= TED_ANSWERS_PER_SOURCE {
+            return Admit::OverSource;
+        }
+        w.per_source[i].1 += 1;
+        w.total += 1;
+        Admit::Yes
+    }
+}
+
+enum Admit {
+    Yes,
+    OverTotal,
+    OverSource,
+}
 
 /// A probe sent, waiting for its answer.
 pub(super) struct Probe {
@@ -344,15 +396,20 @@ impl Engine {
             ));
             return;
         }
-        match &mut self.ted_answers {
-            Some((start, n)) if now.saturating_duration_since(*start) < Duration::from_secs(1) => {
-                if *n >= TED_ANSWERS_PER_SECOND {
-                    self.stats.ted_answers_rate_limited += 1;
-                    return;
-                }
-                *n += 1;
+        match AnswerWindow::admit(&mut self.ted_answers, now, m.gateway) {
+            Admit::Yes => {}
+            Admit::OverTotal => {
+                self.stats.ted_answers_rate_limited += 1;
+                return;
             }
-            window => *window = Some((now, 1)),
+            Admit::OverSource => {
+                self.stats.ted_answers_source_limited += 1;
+                self.log(format!(
+                    "ISAKMP: peer discovery probe from {}: over {TED_ANSWERS_PER_SOURCE} answers a second to it: dropped",
+                    m.gateway
+                ));
+                return;
+            }
         }
         let cookie = loop {
             let c: [u8; 8] = random();
