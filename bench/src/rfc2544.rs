@@ -46,6 +46,9 @@ pub const USAGE: &str = "espada-bench rfc2544 --gen-dev IF --sink-dev IF [--gen-
 const DEFAULT_SIZES: &str = "64,128,256,512,1024,1280,1400,imix";
 /// Most trials per size; the search needs about log2(100 / resolution) + 2.
 pub const MAX_TRIALS_LIMIT: u32 = 64;
+/// Passes in a row at the maximum ask that do not raise the bracket before
+/// the search gives up on the generator ([`SearchResult::stalled`]).
+pub const STALL_TRIALS: u32 = 3;
 /// The warm-up's rate: slow enough for any path that works at all.
 const WARMUP_PPS: u64 = 1000;
 
@@ -101,6 +104,10 @@ pub struct SearchResult<T> {
     /// The bracket [highest pass, lowest failure] is within the resolution
     /// (or the lower bound failed); false: `max_trials` ran out first.
     pub converged: bool,
+    /// The search stopped because `STALL_TRIALS` passes in a row, asked
+    /// for the maximum, did not raise the bracket: the generator cannot
+    /// send more than the low end outside its `--rate max` trial.
+    pub stalled: bool,
     /// The search's final bracket in offered packets a second.
     pub bracket: (u64, u64),
     pub resolution_pps: u64,
@@ -147,6 +154,7 @@ pub fn search<T>(
             best: Some(0),
             limited_by_generator: true,
             converged: true,
+            stalled: false,
             bracket: (max, max),
             resolution_pps: resolution,
         });
@@ -156,6 +164,7 @@ pub fn search<T>(
     let mut converged = false;
     // What the generator sent per packet asked, in the last trial.
     let mut short = 1.0f64;
+    let mut stalled = 0;
     while trials.len() < cap {
         let last_chance = trials.len() + 1 == cap;
         if best.is_none() && (last_chance || hi.saturating_sub(lo) <= resolution) {
@@ -198,6 +207,13 @@ pub fn search<T>(
         // was sent.
         let offered = ask.min(achieved.max(0.0).floor() as u64);
         if pass {
+            // Asked for the maximum, sent less, and that is no higher
+            // than what already passed: the generator is the limit.
+            stalled = if ask == max && offered <= lo {
+                stalled + 1
+            } else {
+                0
+            };
             // A pass at or above a loss (a noisy path) closes the bracket
             // there: the highest rate shown lossless wins.
             lo = lo.max(offered);
@@ -207,8 +223,12 @@ pub fn search<T>(
                 best = Some(n);
             }
         } else {
+            stalled = 0;
             // A loss at or below a pass: a noisy path; the bracket closes.
             hi = offered.max(lo);
+        }
+        if stalled >= STALL_TRIALS {
+            break;
         }
     }
     if !converged && best.is_some() && hi.saturating_sub(lo) <= resolution {
@@ -220,6 +240,7 @@ pub fn search<T>(
         best,
         limited_by_generator: false,
         converged,
+        stalled: stalled >= STALL_TRIALS,
         bracket: (lo, hi),
         resolution_pps: resolution,
     })
@@ -638,6 +659,7 @@ pub struct SizeReport {
     pub percent_of_max: Option<f64>,
     pub limited_by_generator: bool,
     pub converged: bool,
+    pub stalled: bool,
     pub bracket_pps: (u64, u64),
     pub resolution_pps: u64,
     pub trials: Vec<TrialReport>,
@@ -720,7 +742,12 @@ fn print_table(o: &Options, results: &[SizeReport]) {
         if r.throughput_pps.is_none() {
             note.push(format!("loss even at {} pps", r.bracket_pps.0));
         }
-        if !r.converged {
+        if r.stalled {
+            note.push(format!(
+                "gen sent no more than {} pps below its max {} pps",
+                r.bracket_pps.0, r.bracket_pps.1
+            ));
+        } else if !r.converged {
             note.push(format!(
                 "trial cap: between {} and {} pps",
                 r.bracket_pps.0, r.bracket_pps.1
@@ -836,6 +863,7 @@ fn run(args: &[String]) -> Result<()> {
             percent_of_max: best.map(|t| t.sent_pps * 100.0 / r.max_pps.max(1e-9)),
             limited_by_generator: r.limited_by_generator,
             converged: r.converged,
+            stalled: r.stalled,
             bracket_pps: r.bracket,
             resolution_pps: r.resolution_pps,
             trials: r.trials.into_iter().map(|t| t.data).collect(),
@@ -1054,6 +1082,34 @@ mod tests {
                 assert!(r.trials[b].pass);
             }
         }
+    }
+
+    #[test]
+    fn a_generator_that_cannot_reach_its_maximum_again_stops_the_search() {
+        // --rate max reached 100 kpps once; asked for a rate it sends at
+        // most 90 kpps; the path takes 95 kpps.
+        let mut calls = 0;
+        let r = search(&cfg(16), |offer, _| {
+            calls += 1;
+            let rate = match offer {
+                Offer::Max => 100_000.0,
+                Offer::Pps(r) => (r as f64).min(90_000.0),
+            };
+            Ok((matches!(offer, Offer::Pps(_)) && rate <= 95_000.0, rate, ()))
+        })
+        .unwrap();
+        assert!(r.stalled && !r.converged);
+        assert_eq!(r.bracket, (90_000, 100_000));
+        assert!(calls < 16, "{calls} trials");
+        assert_eq!(r.trials[r.best.unwrap()].achieved_pps, 90_000.0);
+        // Three passes at the maximum ask in a row, no more.
+        let at_max = r
+            .trials
+            .iter()
+            .rev()
+            .take_while(|t| t.offer == Offer::Pps(100_000))
+            .count();
+        assert_eq!(at_max, STALL_TRIALS as usize);
     }
 
     #[test]
