@@ -11,6 +11,7 @@
 //!                     [--quick] [--format text|json]
 //! espada-bench gen    --dev IF --src ADDR --dst ADDR [--rate PPS|max] ...
 //! espada-bench sink   --dev IF [--duration SECS] [--idle SECS] ...
+//! espada-bench rfc2544 --gen-dev IF --sink-dev IF --src ADDR --dst ADDR ...
 //! ```
 //!
 //! `gen` / `sink`: the AF_XDP packet generator and receiver (`gen/`).
@@ -36,6 +37,7 @@ mod ike_flood;
 mod ikev2_bench;
 mod openssl;
 mod report;
+mod rfc2544;
 mod scale;
 
 use std::time::Duration;
@@ -64,7 +66,10 @@ ike-flood needs root for its raw socket)
        espada-bench gen --dev IF --src ADDR --dst ADDR [--rate PPS|max] [--size 64..1500|imix] \
 [--flows N] [--esp spi=N,suite=S,enc=HEX,auth=HEX,peer=ADDR] ... (gen --help)
        espada-bench sink --dev IF [--duration SECS] [--idle SECS] [--json FILE] ... (sink --help) \
-(AF_XDP packet generator and receiver, root; docs/performance.md)";
+(AF_XDP packet generator and receiver, root; docs/performance.md)
+       espada-bench rfc2544 --gen-netns NS --gen-dev IF --sink-netns NS --sink-dev IF --src ADDR --dst ADDR \
+[--sizes 64,...,imix] [--trial 5] [--loss 0] [--resolution 1] ... (rfc2544 --help: RFC 2544 throughput and \
+latency through a path, with gen and sink)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -75,6 +80,7 @@ fn main() -> Result<()> {
         Some("ike-responder") => ike_responder(&args[1..]),
         Some("gen") => gen::gen_main(&args[1..]),
         Some("sink") => gen::sink_main(&args[1..]),
+        Some("rfc2544") => rfc2544::main(&args[1..]),
         Some("scale") => scale::cli(&args[1..]),
         Some("report") => report::cli(&args[1..]),
         None | Some("--help" | "-h") => {

@@ -12,7 +12,10 @@
 #     arrives; a sink on the WAN counts gw_a's ESP by SPI;
 #   - ESP mode: gen encrypts for gw_b's inbound SA and sends from the WAN
 #     to gw_b's outside address; gw_b decrypts and forwards to lan_b, where
-#     the sink counts the probes.
+#     the sink counts the probes;
+#   - espada-bench rfc2544 through the gateways, a short run (2 sizes,
+#     1-s trials, 3 trials a size): a zero-loss rate above 0 and at most
+#     the generator's maximum per size, and its latency.
 # Prints "lab gen: N passed, M failed" for deploy/test.sh's summary.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -210,6 +213,39 @@ esp_decapped() {
     [ $((after - before)) -ge 9900 ]
 }
 check "gw_b counted the generator's ESP as decapsulated" esp_decapped
+
+# RFC 2544 through the tunnel, short: 2 sizes, 3 trials a size (the
+# maximum, one halving, the 2 kpps lower bound if nothing passed), 1-s
+# trials, then a latency trial at the rate found; about 25 s, 40 at most.
+rfc2544_smoke() {
+    local t0=$SECONDS
+    timeout 40 "$BENCH" rfc2544 --gen-netns "$prefix-lan_a" --gen-dev a-host \
+        --sink-netns "$prefix-lan_b" --sink-dev b-host --src 198.19.1.10 --dst 198.19.2.10 \
+        --flows 8 --sizes 64,512 --trial 1 --settle 0.5 --max-trials 3 --min-rate 2000 \
+        --warmup 200 --json "$work/rfc.json" >"$work/rfc.out" 2>"$work/rfc.err"
+    local rc=$?
+    cat "$work/rfc.err" "$work/rfc.out"
+    [ $rc -eq 0 ] || return 1
+    # The table has a row per size with the latency percentiles.
+    grep -Eq '^64 .* [0-9]+/[0-9]+/[0-9]+/[0-9]+ ' "$work/rfc.out" &&
+        grep -Eq '^512 .* [0-9]+/[0-9]+/[0-9]+/[0-9]+ ' "$work/rfc.out" &&
+        /usr/bin/python3 - "$work/rfc.json" $((SECONDS - t0)) <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+ok = [x["size"] for x in r["results"]] == ["64", "512"]
+for x in r["results"]:
+    best = [t for t in x["trials"] if t["pass"]]
+    ok = ok and x["throughput_rate_pps"] is not None and 0 < x["throughput_rate_pps"] <= x["max_pps"]
+    ok = ok and 0 < x["throughput_pps"] <= x["max_pps"]
+    ok = ok and 1 <= len(x["trials"]) <= 3 and best and all(t["lost"] == 0 for t in best)
+    ok = ok and x["latency"] is not None and x["latency"]["latency_us"]["samples"] > 0
+print("; ".join(f"{x['size']} B: {x['throughput_pps'] or 0:.0f} pps of max {x['max_pps']:.0f}, "
+                f"latency p50 {((x['latency'] or {}).get('latency_us') or {}).get('p50', 0):.0f} us"
+                for x in r["results"]) + f"; {sys.argv[2]} s")
+sys.exit(0 if ok else 1)
+PY
+}
+check "rfc2544 lan_a -> lan_b through the gateways: a zero-loss rate > 0, <= the maximum, and its latency" rfc2544_smoke
 
 echo "lab gen: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

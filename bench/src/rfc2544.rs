@@ -1,0 +1,1331 @@
+//! `espada-bench rfc2544`: RFC 2544 throughput (§26.1) and latency
+//! (§26.2) through a path, on the AF_XDP generator and receiver of `gen/`.
+//!
+//! Per frame size: a trial at the generator's maximum rate first; if that
+//! loses more than `--loss`, a binary search of the offered rate between a
+//! lower bound and that maximum, until the bracket is within
+//! `--resolution` percent of the maximum or `--max-trials` is spent. Then
+//! one more trial at the rate found, for the latency percentiles. The
+//! bracket moves by the rates gen actually sent, not the ones asked: on a
+//! loaded machine the generator falls short of its target, and the next
+//! ask is scaled up by the last trial's shortfall.
+//!
+//! Each trial runs `espada-bench sink` and `espada-bench gen` as child
+//! processes of this very binary (`ip netns exec NS` when a namespace is
+//! given), the sink first, and reads their JSON summaries: the receiver
+//! and the generator stay the tools that are tested on their own, and each
+//! runs in its interface's namespace. A trial: the sink attaches, gen sends
+//! at the rate for `--trial` seconds, the sink keeps counting for
+//! `--settle` seconds (late packets, RFC 2544 §23 asks for two), then is
+//! stopped by SIGTERM and prints its summary. Loss is what gen sent minus
+//! the probes the sink received (a flow's lost tail included).
+//!
+//! Before the first size a warm-up (RFC 2544 §23's learning frames) sends
+//! `--warmup` packets at 1000 pps so ARP/ND and the gateways' neighbours
+//! are settled; nothing arriving at all is an error, not a zero rate.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::gen::frame::Size;
+use crate::gen::{self, net};
+
+pub const USAGE: &str = "espada-bench rfc2544 --gen-dev IF --sink-dev IF [--gen-netns NS] [--sink-netns NS] \
+--src ADDR --dst ADDR [--sizes 64,128,256,512,1024,1280,1400,imix] [--trial SECS (5)] [--loss PCT (0)] \
+[--resolution PCT (1)] [--min-rate PPS (resolution)] [--max-trials N (16)] [--settle SECS (2)] \
+[--warmup N (1000)] [--no-latency] [gen options: --flows N --proto udp|tcp --ipv6 --dst-port P --src-mac MAC \
+--dst-mac MAC --queues N --batch N --cpu N --zero-copy --esp SPEC] [--sink-cpu N (1)] [--sink-queues N] \
+[--xdp-mode auto|native|generic] [--format text|json] [--json FILE]";
+
+const DEFAULT_SIZES: &str = "64,128,256,512,1024,1280,1400,imix";
+/// Most trials per size; the search needs about log2(100 / resolution) + 2.
+pub const MAX_TRIALS_LIMIT: u32 = 64;
+/// Passes in a row at the maximum ask that do not raise the bracket before
+/// the search gives up on the generator ([`SearchResult::stalled`]).
+pub const STALL_TRIALS: u32 = 3;
+/// The warm-up's rate: slow enough for any path that works at all.
+const WARMUP_PPS: u64 = 1000;
+
+// ---------------------------------------------------------------- search
+
+/// The rate a trial offers: the generator's maximum, or packets a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Offer {
+    Max,
+    Pps(u64),
+}
+
+impl Offer {
+    fn label(self) -> String {
+        match self {
+            Offer::Max => "max".into(),
+            Offer::Pps(r) => format!("{r} pps"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchConfig {
+    /// The search's lower bound; `None`: one resolution step.
+    pub min_rate: Option<u64>,
+    /// The search ends when the bracket is this percent of the maximum.
+    pub resolution_pct: f64,
+    /// Trials in all, the one at the maximum rate included.
+    pub max_trials: u32,
+}
+
+/// One trial as the search sees it: the offer, what the generator
+/// achieved (packets a second actually sent) and the verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial<T> {
+    pub offer: Offer,
+    pub achieved_pps: f64,
+    pub pass: bool,
+    pub data: T,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchResult<T> {
+    /// What the generator achieved in the trial at its maximum rate.
+    pub max_pps: f64,
+    pub trials: Vec<Trial<T>>,
+    /// The passing trial with the highest achieved rate (index in `trials`).
+    pub best: Option<usize>,
+    /// The maximum rate passed: the path keeps up with the generator, the
+    /// throughput is at least that.
+    pub limited_by_generator: bool,
+    /// The bracket [highest pass, lowest failure] is within the resolution
+    /// (or the lower bound failed); false: `max_trials` ran out first.
+    pub converged: bool,
+    /// The search stopped because `STALL_TRIALS` passes in a row, asked
+    /// for the maximum, did not raise the bracket: the generator cannot
+    /// send more than the low end outside its `--rate max` trial.
+    pub stalled: bool,
+    /// The search's final bracket in offered packets a second.
+    pub bracket: (u64, u64),
+    pub resolution_pps: u64,
+}
+
+impl<T> SearchResult<T> {
+    /// The highest passing offer's rate, in offered packets a second.
+    pub fn throughput_rate(&self) -> Option<u64> {
+        self.best.map(|i| match self.trials[i].offer {
+            Offer::Max => self.max_pps as u64,
+            Offer::Pps(r) => r,
+        })
+    }
+}
+
+/// RFC 2544 §26.1's search. `run(offer, n)` runs trial `n` (from 0) and
+/// returns (passed, achieved packets a second, what to keep). The first
+/// trial is at the maximum; after a loss there, a binary search over
+/// offered rates in [lower bound, maximum]; when no trial has passed by the
+/// end (resolution reached or one trial left), the lower bound itself is
+/// tried, so a path lossy even there reports no throughput.
+pub fn search<T>(
+    cfg: &SearchConfig,
+    mut run: impl FnMut(Offer, usize) -> Result<(bool, f64, T)>,
+) -> Result<SearchResult<T>> {
+    let cap = cfg.max_trials.max(1) as usize;
+    let mut trials = Vec::new();
+    let (pass, achieved, data) = run(Offer::Max, 0)?;
+    trials.push(Trial {
+        offer: Offer::Max,
+        achieved_pps: achieved,
+        pass,
+        data,
+    });
+    let max = achieved.max(0.0).floor() as u64;
+    if max == 0 {
+        bail!("the generator sent nothing in the trial at its maximum rate");
+    }
+    let resolution = ((max as f64 * cfg.resolution_pct / 100.0).round() as u64).max(1);
+    if pass {
+        return Ok(SearchResult {
+            max_pps: achieved,
+            trials,
+            best: Some(0),
+            limited_by_generator: true,
+            converged: true,
+            stalled: false,
+            bracket: (max, max),
+            resolution_pps: resolution,
+        });
+    }
+    let (mut lo, mut hi) = (cfg.min_rate.unwrap_or(resolution).clamp(1, max), max);
+    let mut best = None;
+    let mut converged = false;
+    // What the generator sent per packet asked, in the last trial.
+    let mut short = 1.0f64;
+    let mut stalled = 0;
+    while trials.len() < cap {
+        let last_chance = trials.len() + 1 == cap;
+        if best.is_none() && (last_chance || hi.saturating_sub(lo) <= resolution) {
+            // Nothing passed yet: the lower bound decides.
+            let (pass, achieved, data) = run(Offer::Pps(lo), trials.len())?;
+            trials.push(Trial {
+                offer: Offer::Pps(lo),
+                achieved_pps: achieved,
+                pass,
+                data,
+            });
+            if pass {
+                best = Some(trials.len() - 1);
+                converged = hi.saturating_sub(lo) <= resolution;
+            } else {
+                hi = lo;
+                converged = true;
+            }
+            break;
+        }
+        if hi.saturating_sub(lo) <= resolution {
+            converged = true;
+            break;
+        }
+        let mid = lo + (hi - lo) / 2;
+        // Asks for more when the last trial sent less than asked, so what
+        // is sent lands near the middle.
+        // (never above the maximum: that is `--rate max`'s trial)
+        let ask = ((mid as f64 / short).round() as u64).clamp(mid, max);
+        let (pass, achieved, data) = run(Offer::Pps(ask), trials.len())?;
+        short = (achieved / ask as f64).clamp(0.5, 1.0);
+        trials.push(Trial {
+            offer: Offer::Pps(ask),
+            achieved_pps: achieved,
+            pass,
+            data,
+        });
+        // The bracket moves to the rate actually offered: a generator
+        // short of CPU sends less than asked, and a verdict is about what
+        // was sent.
+        let offered = ask.min(achieved.max(0.0).floor() as u64);
+        if pass {
+            // Asked for the maximum, sent less, and that is no higher
+            // than what already passed: the generator is the limit.
+            stalled = if ask == max && offered <= lo {
+                stalled + 1
+            } else {
+                0
+            };
+            // A pass at or above a loss (a noisy path) closes the bracket
+            // there: the highest rate shown lossless wins.
+            lo = lo.max(offered);
+            hi = hi.max(lo);
+            let n = trials.len() - 1;
+            if best.is_none_or(|b: usize| trials[b].achieved_pps < achieved) {
+                best = Some(n);
+            }
+        } else {
+            stalled = 0;
+            // A loss at or below a pass: a noisy path; the bracket closes.
+            hi = offered.max(lo);
+        }
+        if stalled >= STALL_TRIALS {
+            break;
+        }
+    }
+    if !converged && best.is_some() && hi.saturating_sub(lo) <= resolution {
+        converged = true;
+    }
+    Ok(SearchResult {
+        max_pps: achieved_of(&trials),
+        trials,
+        best,
+        limited_by_generator: false,
+        converged,
+        stalled: stalled >= STALL_TRIALS,
+        bracket: (lo, hi),
+        resolution_pps: resolution,
+    })
+}
+
+fn achieved_of<T>(trials: &[Trial<T>]) -> f64 {
+    trials.first().map_or(0.0, |t| t.achieved_pps)
+}
+
+/// A trial passes when it sent something and lost at most `loss_pct`
+/// percent of it.
+pub fn passes(sent: u64, received: u64, loss_pct: f64) -> bool {
+    let lost = sent.saturating_sub(received);
+    sent > 0 && (lost as f64) * 100.0 <= loss_pct * sent as f64
+}
+
+// ---------------------------------------------------------------- options
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub gen_netns: Option<String>,
+    pub gen_dev: String,
+    pub sink_netns: Option<String>,
+    pub sink_dev: String,
+    pub sizes: Vec<Size>,
+    pub trial: Duration,
+    pub loss_pct: f64,
+    pub search: SearchConfig,
+    pub settle: Duration,
+    pub warmup: u64,
+    pub latency: bool,
+    /// Passed to every `gen` as they are (validated by `gen`'s parser).
+    pub gen_args: Vec<String>,
+    pub sink_args: Vec<String>,
+    pub json: bool,
+    pub json_file: Option<PathBuf>,
+}
+
+fn seconds(name: &str, v: &str, min: f64, max: f64) -> Result<Duration> {
+    let s: f64 = v
+        .parse()
+        .map_err(|_| anyhow!("{name} {v:?}: give seconds"))?;
+    if !(min..=max).contains(&s) {
+        bail!("{name} {s}: give {min} to {max} seconds");
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn percent(name: &str, v: &str, min: f64, max: f64) -> Result<f64> {
+    match v.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (min..=max).contains(&p) => Ok(p),
+        _ => bail!("{name} {v:?}: give a percentage from {min} to {max}"),
+    }
+}
+
+fn netns_name(name: &str, v: String) -> Result<String> {
+    if v.is_empty() || v.contains('/') || v.starts_with('.') {
+        bail!("{name} {v:?}: a network namespace name (ip netns list)");
+    }
+    Ok(v)
+}
+
+pub fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        gen_netns: None,
+        gen_dev: String::new(),
+        sink_netns: None,
+        sink_dev: String::new(),
+        sizes: Vec::new(),
+        trial: Duration::from_secs(5),
+        loss_pct: 0.0,
+        search: SearchConfig {
+            min_rate: None,
+            resolution_pct: 1.0,
+            max_trials: 16,
+        },
+        settle: Duration::from_secs(2),
+        warmup: 1000,
+        latency: true,
+        gen_args: Vec::new(),
+        sink_args: vec!["--cpu".into(), "1".into()],
+        json: false,
+        json_file: None,
+    };
+    let (mut gen_dev, mut sink_dev) = (None, None);
+    let mut sizes = DEFAULT_SIZES.to_string();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| anyhow!("{name} needs a value (espada-bench rfc2544 --help)"))
+        };
+        match a.as_str() {
+            "--gen-netns" => o.gen_netns = Some(netns_name(a, value(a)?)?),
+            "--sink-netns" => o.sink_netns = Some(netns_name(a, value(a)?)?),
+            "--gen-dev" => gen_dev = Some(value(a)?),
+            "--sink-dev" => sink_dev = Some(value(a)?),
+            "--sizes" => sizes = value(a)?,
+            "--trial" => o.trial = seconds(a, &value(a)?, 0.1, 3600.0)?,
+            "--settle" => o.settle = seconds(a, &value(a)?, 0.0, 60.0)?,
+            "--loss" => o.loss_pct = percent(a, &value(a)?, 0.0, 100.0)?,
+            "--resolution" => {
+                o.search.resolution_pct = percent(a, &value(a)?, 0.01, 50.0)?;
+            }
+            "--min-rate" => {
+                let v = value(a)?;
+                o.search.min_rate = Some(match v.parse::<u64>() {
+                    Ok(n) if n > 0 => n,
+                    _ => bail!("--min-rate {v:?}: packets per second above 0"),
+                });
+            }
+            "--max-trials" => {
+                let v = value(a)?;
+                o.search.max_trials = match v.parse::<u32>() {
+                    Ok(n) if (2..=MAX_TRIALS_LIMIT).contains(&n) => n,
+                    _ => bail!("--max-trials {v:?}: give 2 to {MAX_TRIALS_LIMIT} trials per size (the first is at the maximum rate)"),
+                };
+            }
+            "--warmup" => {
+                let v = value(a)?;
+                o.warmup =
+                    v.parse().ok().filter(|&n| n <= 1_000_000).ok_or_else(|| {
+                        anyhow!("--warmup {v:?}: give 0 (none) to 1000000 packets")
+                    })?;
+            }
+            "--no-latency" => o.latency = false,
+            "--format" => match value(a)?.as_str() {
+                "json" => o.json = true,
+                "text" => o.json = false,
+                other => bail!("--format {other:?}: text or json"),
+            },
+            "--json" => o.json_file = Some(PathBuf::from(value(a)?)),
+            // The generator's own options, checked by its parser below.
+            "--src" | "--dst" | "--src-mac" | "--dst-mac" | "--flows" | "--proto"
+            | "--dst-port" | "--queues" | "--batch" | "--cpu" | "--esp" => {
+                let v = value(a)?;
+                o.gen_args.extend([a.clone(), v]);
+            }
+            "--ipv6" | "--zero-copy" => o.gen_args.push(a.clone()),
+            "--sink-cpu" | "--sink-queues" | "--xdp-mode" => {
+                let v = value(a)?;
+                let name = match a.as_str() {
+                    "--sink-cpu" => "--cpu",
+                    "--sink-queues" => "--queues",
+                    _ => "--xdp-mode",
+                };
+                o.sink_args.extend([name.to_string(), v]);
+            }
+            "--size" | "--rate" | "--duration" | "--count" | "--dev" => {
+                bail!("{a}: rfc2544 sets it per trial (--sizes, --trial; --gen-dev, --sink-dev)")
+            }
+            other => bail!("unknown option {other:?} (espada-bench rfc2544 --help)"),
+        }
+    }
+    o.gen_dev =
+        gen_dev.ok_or_else(|| anyhow!("--gen-dev IF is required: the interface gen sends on"))?;
+    o.sink_dev = sink_dev
+        .ok_or_else(|| anyhow!("--sink-dev IF is required: the interface the sink receives on"))?;
+    if o.gen_netns == o.sink_netns && o.gen_dev == o.sink_dev {
+        bail!(
+            "--gen-dev and --sink-dev are both {} in one namespace: the sink receives on the far side of the path (another namespace, or another interface)",
+            o.gen_dev
+        );
+    }
+    o.sizes = sizes
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Size::parse(s).map_err(|e| anyhow!("--sizes: {e}")))
+        .collect::<Result<_>>()?;
+    if o.sizes.is_empty() {
+        bail!("--sizes: give a list such as 64,512,1400,imix");
+    }
+    // gen's and sink's own checks, on the arguments every trial passes.
+    let g = gen::parse_gen(&gen_args(&o, o.sizes[0], Offer::Max, o.trial))?;
+    for &s in &o.sizes {
+        s.pattern(g.src.is_ipv6(), g.proto)
+            .map_err(|e| anyhow!("--sizes: {e}"))?;
+    }
+    gen::parse_sink(&sink_args(&o, Duration::from_secs(60)))?;
+    if let Some(min) = o.search.min_rate {
+        if min > 100_000_000 {
+            bail!("--min-rate {min}: 100000000 pps at most");
+        }
+    }
+    Ok(o)
+}
+
+fn gen_args(o: &Options, size: Size, offer: Offer, duration: Duration) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "--dev".into(),
+        o.gen_dev.clone(),
+        "--size".into(),
+        size.label(),
+        "--rate".into(),
+        match offer {
+            Offer::Max => "max".into(),
+            Offer::Pps(r) => r.to_string(),
+        },
+        "--duration".into(),
+        format!("{:.3}", duration.as_secs_f64()),
+        "--quiet".into(),
+    ];
+    a.extend(o.gen_args.iter().cloned());
+    a
+}
+
+fn sink_args(o: &Options, duration: Duration) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "--dev".into(),
+        o.sink_dev.clone(),
+        "--duration".into(),
+        format!("{:.0}", duration.as_secs_f64().ceil()),
+    ];
+    a.extend(o.sink_args.iter().cloned());
+    a
+}
+
+// ---------------------------------------------------------------- trials
+
+/// The fields of `gen`'s JSON summary used here.
+#[derive(Debug, Deserialize)]
+struct GenJson {
+    packets: u64,
+    pps: f64,
+    gbps_l2: f64,
+    gbps_wire: f64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+pub struct LatencyJson {
+    pub samples: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    #[serde(rename = "p99.9")]
+    pub p99_9: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct SinkJson {
+    probes: u64,
+    reordered: u64,
+    latency_us: Option<LatencyJson>,
+}
+
+/// One trial's figures, as kept in the JSON summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialReport {
+    pub offered: Offer,
+    /// What the generator achieved.
+    pub sent_pps: f64,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub loss_pct: f64,
+    pub reordered: u64,
+    pub gbps_l2: f64,
+    pub gbps_wire: f64,
+    pub latency_us: Option<LatencyJson>,
+    pub pass: bool,
+}
+
+fn command(netns: &Option<String>, exe: &PathBuf, args: &[String]) -> Command {
+    let mut c = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    c.args(args);
+    c
+}
+
+/// The last line a child wrote on stderr: its one-line error.
+fn last_line(s: &str) -> &str {
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no message)")
+}
+
+struct SinkChild {
+    child: Child,
+    /// stderr lines after "sink: receiving", kept for errors.
+    err: mpsc::Receiver<String>,
+}
+
+impl SinkChild {
+    fn start(o: &Options, exe: &PathBuf, duration: Duration) -> Result<SinkChild> {
+        let mut args = vec!["sink".to_string()];
+        args.extend(sink_args(o, duration));
+        let mut child = command(&o.sink_netns, exe, &args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting the sink")?;
+        let stderr = child.stderr.take().context("the sink's stderr")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) if l.starts_with("sink: receiving") => break,
+                Ok(l) => seen.push(l),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = child.wait();
+                    bail!("sink: {}", last_line(&seen.join("\n")));
+                }
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the sink did not start receiving in 15 s");
+            }
+        }
+        Ok(SinkChild { child, err: rx })
+    }
+
+    /// SIGTERM, then its summary (the sink prints it on the signal).
+    fn finish(mut self) -> Result<SinkJson> {
+        let pid = libc::pid_t::try_from(self.child.id()).context("the sink's pid")?;
+        // SAFETY: signals our own child, still unreaped (its pid is ours).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let mut out = String::new();
+        if let Some(mut s) = self.child.stdout.take() {
+            s.read_to_string(&mut out).context("the sink's output")?;
+        }
+        let status = self.child.wait().context("waiting for the sink")?;
+        let err: Vec<String> = self.err.try_iter().collect();
+        if !status.success() {
+            bail!("sink: {}", last_line(&err.join("\n")));
+        }
+        serde_json::from_str(&out).map_err(|e| anyhow!("the sink's summary: {e}"))
+    }
+
+    fn abort(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_trial(
+    o: &Options,
+    exe: &PathBuf,
+    size: Size,
+    offer: Offer,
+    duration: Duration,
+) -> Result<TrialReport> {
+    let sink = SinkChild::start(o, exe, duration + o.settle + Duration::from_secs(30))?;
+    let mut args = vec!["gen".to_string()];
+    args.extend(gen_args(o, size, offer, duration));
+    let out = match command(&o.gen_netns, exe, &args)
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            sink.abort();
+            bail!("starting gen: {e}");
+        }
+    };
+    if !out.status.success() {
+        sink.abort();
+        bail!("gen: {}", last_line(&String::from_utf8_lossy(&out.stderr)));
+    }
+    std::thread::sleep(o.settle);
+    let s = sink.finish()?;
+    let g: GenJson =
+        serde_json::from_slice(&out.stdout).map_err(|e| anyhow!("gen's summary: {e}"))?;
+    let lost = g.packets.saturating_sub(s.probes);
+    Ok(TrialReport {
+        offered: offer,
+        sent_pps: g.pps,
+        sent: g.packets,
+        received: s.probes,
+        lost,
+        loss_pct: if g.packets > 0 {
+            lost as f64 * 100.0 / g.packets as f64
+        } else {
+            0.0
+        },
+        reordered: s.reordered,
+        gbps_l2: g.gbps_l2,
+        gbps_wire: g.gbps_wire,
+        latency_us: s.latency_us,
+        pass: passes(g.packets, s.probes, o.loss_pct),
+    })
+}
+
+// ---------------------------------------------------------------- report
+
+#[derive(Serialize)]
+pub struct SizeReport {
+    pub size: String,
+    /// What the generator achieved at its maximum rate.
+    pub max_pps: f64,
+    /// The highest offered rate that passed, as requested and as sent.
+    pub throughput_rate_pps: Option<u64>,
+    pub throughput_pps: Option<f64>,
+    pub throughput_gbps_l2: Option<f64>,
+    pub throughput_gbps_wire: Option<f64>,
+    pub percent_of_max: Option<f64>,
+    pub limited_by_generator: bool,
+    pub converged: bool,
+    pub stalled: bool,
+    pub bracket_pps: (u64, u64),
+    pub resolution_pps: u64,
+    pub trials: Vec<TrialReport>,
+    /// The latency trial at the throughput rate.
+    pub latency: Option<TrialReport>,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    tool: &'static str,
+    gen_netns: &'a Option<String>,
+    gen_dev: &'a str,
+    sink_netns: &'a Option<String>,
+    sink_dev: &'a str,
+    gen_args: &'a [String],
+    trial_seconds: f64,
+    settle_seconds: f64,
+    loss_pct: f64,
+    resolution_pct: f64,
+    max_trials: u32,
+    warmup_packets: u64,
+    warmup_received: Option<u64>,
+    results: &'a [SizeReport],
+}
+
+fn where_(ns: &Option<String>, dev: &str) -> String {
+    match ns {
+        Some(n) => format!("{n}:{dev}"),
+        None => dev.to_string(),
+    }
+}
+
+fn progress(size: Size, n: usize, t: &TrialReport, what: &str) {
+    eprintln!(
+        "rfc2544 {:>4} {what} {:>2}: offered {:>12} (sent {} at {:.0} pps), received {}, lost {} ({:.3}%): {}",
+        size.label(),
+        n,
+        t.offered.label(),
+        t.sent,
+        t.sent_pps,
+        t.received,
+        t.lost,
+        t.loss_pct,
+        if t.pass { "pass" } else { "LOSS" }
+    );
+}
+
+fn print_table(o: &Options, results: &[SizeReport]) {
+    println!(
+        "RFC 2544 throughput: {} -> {}, trials {:.1} s (+{:.1} s settle), accepted loss {}%, resolution {}% of the maximum",
+        where_(&o.gen_netns, &o.gen_dev),
+        where_(&o.sink_netns, &o.sink_dev),
+        o.trial.as_secs_f64(),
+        o.settle.as_secs_f64(),
+        o.loss_pct,
+        o.search.resolution_pct
+    );
+    println!(
+        "{:<5} {:>11} {:>14} {:>6} {:>9} {:>6} {:>30}  note",
+        "size",
+        "gen max pps",
+        "throughput pps",
+        "% max",
+        "Mbit/s L2",
+        "trials",
+        "latency us p50/p90/p99/max"
+    );
+    for r in results {
+        let lat = r
+            .latency
+            .as_ref()
+            .and_then(|t| t.latency_us)
+            .map_or("n/a".to_string(), |l| {
+                format!("{:.0}/{:.0}/{:.0}/{:.0}", l.p50, l.p90, l.p99, l.max)
+            });
+        let mut note = Vec::new();
+        if r.limited_by_generator {
+            note.push("no loss at the generator's maximum".to_string());
+        }
+        if r.throughput_pps.is_none() {
+            note.push(format!("loss even at {} pps", r.bracket_pps.0));
+        }
+        if r.stalled {
+            note.push(format!(
+                "gen sent no more than {} pps below its max {} pps",
+                r.bracket_pps.0, r.bracket_pps.1
+            ));
+        } else if !r.converged {
+            note.push(format!(
+                "trial cap: between {} and {} pps",
+                r.bracket_pps.0, r.bracket_pps.1
+            ));
+        }
+        if let (Some(rate), Some(pps)) = (r.throughput_rate_pps, r.throughput_pps) {
+            if !r.limited_by_generator && pps < 0.95 * rate as f64 {
+                note.push(format!("gen sent {pps:.0} of {rate} pps asked"));
+            }
+        }
+        if let Some(l) = &r.latency {
+            if l.lost > 0 {
+                note.push(format!("latency trial lost {:.3}%", l.loss_pct));
+            }
+        }
+        println!(
+            "{:<5} {:>11.0} {:>14} {:>6} {:>9} {:>6} {:>30}  {}",
+            r.size,
+            r.max_pps,
+            r.throughput_pps.map_or("0".into(), |p| format!("{p:.0}")),
+            r.percent_of_max.map_or("0".into(), |p| format!("{p:.1}")),
+            r.throughput_gbps_l2
+                .map_or("0".into(), |g| format!("{:.1}", g * 1000.0)),
+            r.trials.len(),
+            lat,
+            note.join("; ")
+        );
+    }
+    println!("latency: one-way (sink's receive time - the probe's transmit time, one clock), in a trial at the throughput rate");
+}
+
+/// Runs `espada-bench rfc2544`; an error is one line, exit code 1.
+pub fn main(args: &[String]) -> Result<()> {
+    if let Err(e) = run(args) {
+        eprintln!("espada-bench rfc2544: {e}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn run(args: &[String]) -> Result<()> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("usage: {USAGE}");
+        return Ok(());
+    }
+    let o = parse(args)?;
+    net::require_root(net::euid())?;
+    for (name, ns) in [
+        ("--gen-netns", &o.gen_netns),
+        ("--sink-netns", &o.sink_netns),
+    ] {
+        if let Some(ns) = ns {
+            if !std::path::Path::new("/run/netns").join(ns).exists() {
+                bail!("{name} {ns}: no such network namespace (ip netns list)");
+            }
+        }
+    }
+    let exe = std::env::current_exe().context("finding espada-bench's own path")?;
+    let mut warmup_received = None;
+    if o.warmup > 0 {
+        let secs = (o.warmup as f64 / WARMUP_PPS as f64).max(0.1);
+        let t = run_trial(
+            &o,
+            &exe,
+            o.sizes[0],
+            Offer::Pps(WARMUP_PPS),
+            Duration::from_secs_f64(secs),
+        )
+        .map_err(|e| anyhow!("warm-up: {e}"))?;
+        eprintln!(
+            "rfc2544 warm-up: sent {} at {WARMUP_PPS} pps, received {}",
+            t.sent, t.received
+        );
+        if t.received == 0 {
+            bail!(
+                "warm-up: none of {} packets reached the sink on {}: is the path up (routes, tunnel, addresses)?",
+                t.sent,
+                where_(&o.sink_netns, &o.sink_dev)
+            );
+        }
+        warmup_received = Some(t.received);
+    }
+    let mut results = Vec::new();
+    for &size in &o.sizes {
+        let r = search(&o.search, |offer, n| {
+            let t = run_trial(&o, &exe, size, offer, o.trial)?;
+            progress(size, n + 1, &t, "trial");
+            Ok((t.pass, t.sent_pps, t))
+        })
+        .map_err(|e| anyhow!("size {}: {e}", size.label()))?;
+        let best = r.best.map(|i| &r.trials[i].data);
+        let latency = match (o.latency, r.throughput_rate()) {
+            (true, Some(rate)) => {
+                let offer = if r.limited_by_generator {
+                    Offer::Max
+                } else {
+                    Offer::Pps(rate)
+                };
+                let t = run_trial(&o, &exe, size, offer, o.trial)
+                    .map_err(|e| anyhow!("size {}: latency trial: {e}", size.label()))?;
+                progress(size, 0, &t, "latency");
+                Some(t)
+            }
+            _ => None,
+        };
+        results.push(SizeReport {
+            size: size.label(),
+            max_pps: r.max_pps,
+            throughput_rate_pps: r.throughput_rate(),
+            throughput_pps: best.map(|t| t.sent_pps),
+            throughput_gbps_l2: best.map(|t| t.gbps_l2),
+            throughput_gbps_wire: best.map(|t| t.gbps_wire),
+            percent_of_max: best.map(|t| t.sent_pps * 100.0 / r.max_pps.max(1e-9)),
+            limited_by_generator: r.limited_by_generator,
+            converged: r.converged,
+            stalled: r.stalled,
+            bracket_pps: r.bracket,
+            resolution_pps: r.resolution_pps,
+            trials: r.trials.into_iter().map(|t| t.data).collect(),
+            latency,
+        });
+    }
+    let report = Report {
+        tool: "espada-bench rfc2544",
+        gen_netns: &o.gen_netns,
+        gen_dev: &o.gen_dev,
+        sink_netns: &o.sink_netns,
+        sink_dev: &o.sink_dev,
+        gen_args: &o.gen_args,
+        trial_seconds: o.trial.as_secs_f64(),
+        settle_seconds: o.settle.as_secs_f64(),
+        loss_pct: o.loss_pct,
+        resolution_pct: o.search.resolution_pct,
+        max_trials: o.search.max_trials,
+        warmup_packets: o.warmup,
+        warmup_received,
+        results: &results,
+    };
+    let text = serde_json::to_string_pretty(&report)?;
+    if let Some(p) = &o.json_file {
+        std::fs::write(p, text.clone() + "\n")
+            .map_err(|e| anyhow!("writing {}: {e}", p.display()))?;
+    }
+    if o.json {
+        println!("{text}");
+    } else {
+        print_table(&o, &results);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    /// A simulated path: lossless up to `capacity` pps, beyond that it
+    /// delivers only `capacity`; the generator reaches `gen_max` at most.
+    fn device(
+        capacity: f64,
+        gen_max: f64,
+        loss_pct: f64,
+    ) -> impl FnMut(Offer, usize) -> Result<(bool, f64, f64)> {
+        move |offer, _| {
+            let rate = match offer {
+                Offer::Max => gen_max,
+                Offer::Pps(r) => (r as f64).min(gen_max),
+            };
+            let sent = (rate * 10.0) as u64;
+            let received = (rate.min(capacity) * 10.0) as u64;
+            Ok((passes(sent, received, loss_pct), rate, rate))
+        }
+    }
+
+    fn cfg(max_trials: u32) -> SearchConfig {
+        SearchConfig {
+            min_rate: None,
+            resolution_pct: 1.0,
+            max_trials,
+        }
+    }
+
+    #[test]
+    fn the_search_converges_to_the_capacity_within_the_resolution() {
+        for capacity in [
+            10_000.0, 12_345.0, 186_000.0, 499_999.0, 710_000.0, 839_000.0,
+        ] {
+            let r = search(&cfg(20), device(capacity, 840_000.0, 0.0)).unwrap();
+            let found = r.throughput_rate().unwrap() as f64;
+            assert!(
+                found <= capacity,
+                "{capacity}: {found} passed above the capacity"
+            );
+            assert!(
+                capacity - found <= r.resolution_pps as f64,
+                "{capacity}: {found} is further than {} below",
+                r.resolution_pps
+            );
+            assert_eq!(r.resolution_pps, 8_400);
+            assert!(r.converged && !r.limited_by_generator);
+            assert_eq!(r.trials[0].offer, Offer::Max);
+            // log2(100 / 1) rounds up to 7 halvings, plus the first trial
+            // (and the lower bound's, for the smallest capacity).
+            assert!(r.trials.len() <= 9, "{capacity}: {} trials", r.trials.len());
+            // Every pass is below every failure (a consistent device).
+            let lowest_fail = r
+                .trials
+                .iter()
+                .filter(|t| !t.pass)
+                .map(|t| t.achieved_pps)
+                .fold(f64::INFINITY, f64::min);
+            assert!(r
+                .trials
+                .iter()
+                .filter(|t| t.pass)
+                .all(|t| t.achieved_pps < lowest_fail));
+        }
+    }
+
+    #[test]
+    fn a_finer_resolution_gets_closer() {
+        let coarse = search(&cfg(64), device(123_456.0, 500_000.0, 0.0)).unwrap();
+        let fine = search(
+            &SearchConfig {
+                resolution_pct: 0.01,
+                ..cfg(64)
+            },
+            device(123_456.0, 500_000.0, 0.0),
+        )
+        .unwrap();
+        let (c, f) = (
+            coarse.throughput_rate().unwrap(),
+            fine.throughput_rate().unwrap(),
+        );
+        assert!(123_456 - f <= 50 && f <= 123_456, "{f}");
+        assert!(f >= c && fine.trials.len() > coarse.trials.len());
+    }
+
+    #[test]
+    fn accepted_loss_moves_the_threshold() {
+        // 1% loss allowed: the device passes up to capacity / 0.99.
+        let r = search(
+            &SearchConfig {
+                resolution_pct: 0.1,
+                ..cfg(40)
+            },
+            device(99_000.0, 300_000.0, 1.0),
+        )
+        .unwrap();
+        let found = r.throughput_rate().unwrap();
+        assert!((99_700..=100_000).contains(&found), "{found}");
+    }
+
+    #[test]
+    fn a_generator_short_of_its_rate_is_judged_by_what_it_sent() {
+        // Sends 80% of what it is asked (a generator short of CPU); the
+        // path passes up to 100 kpps of what is actually sent.
+        let mut short = |offer: Offer, _| -> Result<(bool, f64, ())> {
+            let rate = match offer {
+                Offer::Max => 400_000.0,
+                Offer::Pps(r) => 0.8 * r as f64,
+            };
+            Ok((rate <= 100_000.0, rate, ()))
+        };
+        let r = search(&cfg(40), &mut short).unwrap();
+        let best = &r.trials[r.best.unwrap()];
+        assert!(best.achieved_pps <= 100_000.0);
+        assert!(
+            100_000.0 - best.achieved_pps <= r.resolution_pps as f64,
+            "{}",
+            best.achieved_pps
+        );
+        assert!(r.converged);
+        // The bracket is in sent rates: its top is a loss actually seen.
+        assert!(r.bracket.1 > 100_000 && r.bracket.1 - r.bracket.0 <= r.resolution_pps);
+        // A loss below a pass (a noisy path) closes the bracket there.
+        let mut noisy = |offer: Offer, n: usize| -> Result<(bool, f64, ())> {
+            let rate = match offer {
+                Offer::Max => 100_000.0,
+                Offer::Pps(r) => r as f64,
+            };
+            // Trial 2 sends only 40 kpps and loses.
+            Ok(if n == 2 {
+                (false, 40_000.0, ())
+            } else {
+                (n == 1, rate, ())
+            })
+        };
+        let r = search(&cfg(16), &mut noisy).unwrap();
+        assert_eq!(r.trials.len(), 3);
+        assert_eq!(r.bracket, (50_500, 50_500));
+        assert_eq!(r.throughput_rate(), Some(50_500));
+    }
+
+    /// A path and a generator that are both noise: verdicts at random,
+    /// the generator sending 50% to 120% of what it is asked. The search
+    /// does not panic (no bracket arithmetic underflows), never asks above
+    /// the maximum, keeps its bracket ordered and within the cap, and its
+    /// result is a pass.
+    #[test]
+    fn random_verdicts_and_rates_keep_the_bracket_ordered() {
+        let mut seed = 0x2544_u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            seed >> 33
+        };
+        for round in 0..2000 {
+            let cap = 2 + (next() % 20) as u32;
+            let mut max = 0;
+            let r = search(&cfg(cap), |offer, _| {
+                let rate = match offer {
+                    Offer::Max => {
+                        max = 50_000 + next() % 500_000;
+                        max as f64
+                    }
+                    Offer::Pps(r) => {
+                        assert!(r <= max, "round {round}: asked {r} above the maximum {max}");
+                        r as f64 * (50 + next() % 71) as f64 / 100.0
+                    }
+                };
+                Ok((next() % 2 == 0, rate, ()))
+            })
+            .unwrap();
+            assert!(r.trials.len() <= cap as usize);
+            assert!(r.bracket.0 <= r.bracket.1, "round {round}: {:?}", r.bracket);
+            if let Some(b) = r.best {
+                assert!(r.trials[b].pass);
+            }
+        }
+    }
+
+    #[test]
+    fn a_generator_that_cannot_reach_its_maximum_again_stops_the_search() {
+        // --rate max reached 100 kpps once; asked for a rate it sends at
+        // most 90 kpps; the path takes 95 kpps.
+        let mut calls = 0;
+        let r = search(&cfg(16), |offer, _| {
+            calls += 1;
+            let rate = match offer {
+                Offer::Max => 100_000.0,
+                Offer::Pps(r) => (r as f64).min(90_000.0),
+            };
+            Ok((matches!(offer, Offer::Pps(_)) && rate <= 95_000.0, rate, ()))
+        })
+        .unwrap();
+        assert!(r.stalled && !r.converged);
+        assert_eq!(r.bracket, (90_000, 100_000));
+        assert!(calls < 16, "{calls} trials");
+        assert_eq!(r.trials[r.best.unwrap()].achieved_pps, 90_000.0);
+        // Three passes at the maximum ask in a row, no more.
+        let at_max = r
+            .trials
+            .iter()
+            .rev()
+            .take_while(|t| t.offer == Offer::Pps(100_000))
+            .count();
+        assert_eq!(at_max, STALL_TRIALS as usize);
+    }
+
+    #[test]
+    fn a_path_faster_than_the_generator_takes_one_trial() {
+        let r = search(&cfg(16), device(1e9, 300_000.0, 0.0)).unwrap();
+        assert_eq!(r.trials.len(), 1);
+        assert!(r.limited_by_generator && r.converged);
+        assert_eq!(r.throughput_rate(), Some(300_000));
+    }
+
+    #[test]
+    fn a_path_lossy_even_at_the_lowest_rate_has_no_throughput() {
+        // Loses 10% at any rate.
+        let lossy = |offer: Offer, _| -> Result<(bool, f64, ())> {
+            let rate = match offer {
+                Offer::Max => 200_000.0,
+                Offer::Pps(r) => r as f64,
+            };
+            let sent = (rate * 5.0) as u64;
+            Ok((passes(sent, sent * 9 / 10, 0.0), rate, ()))
+        };
+        let r = search(&cfg(16), lossy).unwrap();
+        assert_eq!(r.throughput_rate(), None);
+        assert!(r.converged);
+        // The lower bound (one resolution step: 1% of the maximum) was
+        // tried last and failed.
+        assert_eq!(r.trials.last().map(|t| t.offer), Some(Offer::Pps(2_000)));
+        assert!(r.trials.len() <= 16);
+        // A configured lower bound is the one tried.
+        let r = search(
+            &SearchConfig {
+                min_rate: Some(500),
+                ..cfg(16)
+            },
+            lossy,
+        )
+        .unwrap();
+        assert_eq!(r.trials.last().map(|t| t.offer), Some(Offer::Pps(500)));
+        // Below the lower bound: the capacity is 300, the bound 500.
+        let r = search(
+            &SearchConfig {
+                min_rate: Some(500),
+                ..cfg(16)
+            },
+            device(300.0, 100_000.0, 0.0),
+        )
+        .unwrap();
+        assert_eq!((r.throughput_rate(), r.bracket), (None, (500, 500)));
+    }
+
+    #[test]
+    fn the_trial_cap_bounds_the_search_and_more_trials_never_find_less() {
+        let mut last = 0;
+        for cap in 2..=20 {
+            let mut calls = 0;
+            let mut dev = device(77_777.0, 800_000.0, 0.0);
+            let r = search(&cfg(cap), |o, n| {
+                calls += 1;
+                assert_eq!(n + 1, calls, "trials numbered in order");
+                dev(o, n)
+            })
+            .unwrap();
+            assert!(
+                r.trials.len() <= cap as usize,
+                "cap {cap}: {}",
+                r.trials.len()
+            );
+            assert_eq!(calls, r.trials.len());
+            // The last trial is kept for the lower bound: something passes.
+            let found = r.throughput_rate().expect("the lower bound passes");
+            assert!(found >= last, "cap {cap}: {found} < {last}");
+            assert!(found <= 77_777);
+            last = found;
+            if !r.converged {
+                assert!(r.bracket.1 - r.bracket.0 > r.resolution_pps);
+            }
+        }
+        assert!(77_777 - last <= 8_000);
+        // With 2 trials: the maximum, then the lower bound.
+        let r = search(&cfg(2), device(77_777.0, 800_000.0, 0.0)).unwrap();
+        assert_eq!(
+            r.trials.iter().map(|t| t.offer).collect::<Vec<_>>(),
+            [Offer::Max, Offer::Pps(8_000)]
+        );
+        assert!(!r.converged);
+    }
+
+    #[test]
+    fn a_generator_that_sends_nothing_is_an_error() {
+        let r = search(&cfg(16), |_, _| Ok((false, 0.0, ())));
+        assert!(r.unwrap_err().to_string().contains("sent nothing"));
+    }
+
+    #[test]
+    fn errors_of_a_trial_end_the_search() {
+        let r = search(&cfg(16), |o, _| match o {
+            Offer::Max => Ok((false, 1000.0, ())),
+            Offer::Pps(_) => bail!("gen: boom"),
+        });
+        assert_eq!(r.unwrap_err().to_string(), "gen: boom");
+    }
+
+    #[test]
+    fn verdicts_count_loss_against_what_was_sent() {
+        assert!(passes(1000, 1000, 0.0));
+        assert!(!passes(1000, 999, 0.0));
+        assert!(passes(1000, 990, 1.0));
+        assert!(!passes(1000, 989, 1.0));
+        assert!(!passes(0, 0, 100.0), "nothing sent is no pass");
+        assert!(passes(1000, 1003, 0.0), "duplicates are not negative loss");
+    }
+
+    const BASE: &str = "--gen-netns a --gen-dev a-host --sink-netns b --sink-dev b-host --src 198.19.1.10 --dst 198.19.2.10";
+
+    #[test]
+    fn options_parse_with_their_defaults() {
+        let o = parse(&args(BASE)).unwrap();
+        assert_eq!(o.sizes.len(), 8);
+        assert_eq!(o.sizes[7], Size::Imix);
+        assert_eq!(
+            (o.trial, o.settle, o.loss_pct),
+            (Duration::from_secs(5), Duration::from_secs(2), 0.0)
+        );
+        assert_eq!(o.search, cfg(16));
+        assert_eq!(o.gen_args, args("--src 198.19.1.10 --dst 198.19.2.10"));
+        let o = parse(&args(&format!(
+            "{BASE} --sizes 64,imix --trial 60 --loss 0.5% --resolution 0.1 --min-rate 1000 --max-trials 30 --flows 64 --ipv6x"
+        )));
+        assert!(o
+            .unwrap_err()
+            .to_string()
+            .contains("unknown option \"--ipv6x\""));
+        let o = parse(&args(&format!(
+            "{BASE} --sizes 64,imix --trial 60 --loss 0.5% --resolution 0.1 --min-rate 1000 --max-trials 30 --flows 64 --sink-cpu 0 --format json"
+        )))
+        .unwrap();
+        assert_eq!(o.sizes, [Size::Fixed(64), Size::Imix]);
+        assert_eq!((o.trial, o.loss_pct), (Duration::from_secs(60), 0.5));
+        assert_eq!(
+            o.search,
+            SearchConfig {
+                min_rate: Some(1000),
+                resolution_pct: 0.1,
+                max_trials: 30
+            }
+        );
+        assert!(o.json);
+        assert_eq!(
+            sink_args(&o, Duration::from_secs(9)),
+            args("--dev b-host --duration 9 --cpu 1 --cpu 0")
+        );
+        assert_eq!(
+            gen_args(&o, Size::Imix, Offer::Pps(5000), Duration::from_secs(1)),
+            args("--dev a-host --size imix --rate 5000 --duration 1.000 --quiet --src 198.19.1.10 --dst 198.19.2.10 --flows 64")
+        );
+    }
+
+    #[test]
+    fn bad_options_say_what_to_give() {
+        for (bad, says) in [
+            (
+                "--gen-dev a --src 198.19.1.10 --dst 198.19.2.10",
+                "--sink-dev IF is required",
+            ),
+            (
+                "--sink-dev b --src 198.19.1.10 --dst 198.19.2.10",
+                "--gen-dev IF is required",
+            ),
+            (
+                "--gen-dev a --sink-dev a --src 198.19.1.10 --dst 198.19.2.10",
+                "both a in one namespace",
+            ),
+            (&format!("{BASE} --sizes 64,40"), "--sizes: --size \"40\""),
+            (&format!("{BASE} --sizes ,"), "give a list"),
+            (&format!("{BASE} --trial 0"), "--trial 0: give 0.1 to 3600"),
+            (&format!("{BASE} --trial x"), "give seconds"),
+            (&format!("{BASE} --loss 101"), "percentage from 0 to 100"),
+            (&format!("{BASE} --resolution 0"), "percentage from 0.01"),
+            (&format!("{BASE} --max-trials 1"), "give 2 to 64"),
+            (&format!("{BASE} --min-rate 0"), "above 0"),
+            (&format!("{BASE} --warmup -1"), "--warmup"),
+            (&format!("{BASE} --rate 5"), "sets it per trial"),
+            (&format!("{BASE} --flows 0"), "--flows 0: give 1 to"),
+            (&format!("{BASE} --format xml"), "text or json"),
+            (
+                &format!("{BASE} --xdp-mode turbo"),
+                "auto, native or generic",
+            ),
+            (&format!("{BASE} --ipv6"), "IPv6"),
+            (
+                "--gen-dev a --sink-dev b --src 198.19.1.10",
+                "--dst ADDR is required",
+            ),
+            (&format!("{BASE} --gen-netns ../x"), "namespace name"),
+            (&format!("{BASE} --src fd00:a::10"), "one family"),
+            (
+                "--gen-dev a --sink-dev b --src fd00:a::10 --dst fd00:b::10 --ipv6 --sizes 64",
+                "give 72 or more",
+            ),
+            (&format!("{BASE} --trial"), "--trial needs a value"),
+        ] {
+            let e = parse(&args(bad))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(says), "{bad}: {e:?}");
+            assert_eq!(e.lines().count(), 1, "{bad}: one line: {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_child_error_is_its_last_line() {
+        assert_eq!(
+            last_line("noise\nespada-bench gen: no interface \"x\"\n\n"),
+            "espada-bench gen: no interface \"x\""
+        );
+        assert_eq!(last_line(""), "(no message)");
+    }
+}
