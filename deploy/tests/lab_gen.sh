@@ -27,14 +27,11 @@ BENCH=${ESPADA_BENCH:-target/release/espada-bench}
 # shellcheck source=deploy/lib/checks.sh
 . deploy/lib/checks.sh
 sink_pid=
-cleanup() {
+lab_cleanup() {
     [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null
-    stop_gateways
     for n in g1 g2; do ip netns del "$prefix-$n" 2>/dev/null; done
-    deploy/lab.sh down --prefix "$prefix" >/dev/null 2>&1 || true
-    rm -rf "$work"
 }
-trap cleanup EXIT
+lab_begin "gen"
 
 # start_sink NS DEV NAME [sink args...]: a sink that ends 2 s after the
 # traffic stops (40 s at most), its JSON in $work/NAME.json; waits until
@@ -247,5 +244,4 @@ PY
 }
 check "rfc2544 lan_a -> lan_b through the gateways: a zero-loss rate > 0, <= the maximum, and its latency" rfc2544_smoke
 
-echo "lab gen: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_end
