@@ -34,7 +34,9 @@ pub use pat::PatState;
 use crate::api::{EspMode, Event, MAX_TED_PROBE_LEN};
 use crate::clock;
 use crate::counters::{DropCounters, DropReason};
-use crate::esp::{decap, encap_batch_where, encapsulated_len, esp_spi_seq, Decapped, PacketBuf};
+use crate::esp::{
+    decap, encap_batch_where, encap_single, encapsulated_len, esp_spi_seq, Decapped, PacketBuf,
+};
 use crate::route::{Fib, FibMiss, NextHop, PortRole};
 use crate::sa::{InboundSa, OutboundSa, Sadb};
 use crate::spd::{FlowKey, PolicyAction, PolicyTag, Spd};
@@ -985,31 +987,33 @@ fn decrement_ttl(frame: &mut [u8], start: usize, len: usize) -> Result<(), DropR
 }
 
 /// Encrypts per SA, each SA's packets in one batched call, frames staying
-/// where they are.
+/// where they are. An SA with one packet in the batch (traffic over many
+/// SAs) takes the single-packet path, not a batch of one.
 fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &PipelineCounters) {
-    let mut next = 0;
-    while let Some(i) = (next..stage.len()).find(|&i| matches!(stage[i], Stage::Encap(_))) {
-        next = i;
-        let Stage::Encap(spi) = stage[i] else { break };
+    for i in 0..stage.len() {
+        let Stage::Encap(spi) = stage[i] else {
+            continue;
+        };
+        // Earlier packets of this SA are done already: look from `i` on.
+        let mine = Stage::Encap(spi);
+        let alone = !stage[i + 1..].contains(&mine);
         match t.sadb.outbound(spi) {
-            Some(sa) => {
-                let chosen = |j: usize| stage[j] == Stage::Encap(spi);
-                encap_batch_where(sa, frames, chosen);
-            }
+            Some(sa) if alone => encap_single(sa, &mut frames[i]),
+            Some(sa) => encap_batch_where(sa, &mut frames[i..], |j| stage[i + j] == mine),
             None => {
                 // The SPD names an SA that was deleted: as if none yet.
-                for f in frames
+                for (f, _) in frames[i..]
                     .iter_mut()
-                    .zip(stage.iter())
-                    .filter(|(_, s)| **s == Stage::Encap(spi))
+                    .zip(&stage[i..])
+                    .filter(|(_, s)| **s == mine)
                 {
-                    f.0.verdict = Err(DropReason::NoOutboundSa);
+                    f.verdict = Err(DropReason::NoOutboundSa);
                     c.drops.inc(DropReason::NoOutboundSa);
                 }
             }
         }
-        for (s, f) in stage.iter_mut().zip(frames.iter()) {
-            if *s == Stage::Encap(spi) {
+        for (s, f) in stage[i..].iter_mut().zip(frames[i..].iter()) {
+            if *s == mine {
                 *s = match f.verdict {
                     Ok(()) => {
                         bump(&c.encapsulated);

@@ -21,7 +21,9 @@ mod decap;
 mod encap;
 
 pub use decap::{decap, decap_batch, esp_spi_seq, inbound_sa_of, Decapped};
-pub use encap::{encap_batch, encap_batch_where, encap_overhead, encapsulated_len, max_inner_len};
+pub use encap::{
+    encap_batch, encap_batch_where, encap_overhead, encap_single, encapsulated_len, max_inner_len,
+};
 
 use crate::counters::DropReason;
 
