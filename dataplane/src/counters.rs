@@ -160,7 +160,12 @@ impl DropCounters {
 }
 
 /// The IOS `show crypto ipsec sa` packet counters of one SA.
+///
+/// In declaration order (`repr(C)`): the eight counters every packet
+/// updates fill one cache line, the drop counters (rare) come after, so
+/// an SA's per-packet state stays in few lines (see `sa::SaCore`).
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct SaCounters {
     pub encaps: AtomicU64,
     pub encrypt: AtomicU64,

@@ -34,7 +34,9 @@ pub use pat::PatState;
 use crate::api::{EspMode, Event, MAX_TED_PROBE_LEN};
 use crate::clock;
 use crate::counters::{DropCounters, DropReason};
-use crate::esp::{decap, encap_batch_where, encapsulated_len, inbound_sa_of, Decapped, PacketBuf};
+use crate::esp::{
+    decap, encap_batch_where, encap_single, encapsulated_len, esp_spi_seq, Decapped, PacketBuf,
+};
 use crate::route::{Fib, FibMiss, NextHop, PortRole};
 use crate::sa::{InboundSa, OutboundSa, Sadb};
 use crate::spd::{FlowKey, PolicyAction, PolicyTag, Spd};
@@ -425,36 +427,55 @@ fn process_chunk(
 }
 
 /// Asks for the SAs of the batch's ESP frames and of the frames to encrypt
-/// before any is used, in two passes: the SADB probes and the SAs' own
-/// state, then (the SAs now at hand) their keys and replay slots. With
-/// many SAs each of these is a cache miss; requested together they
-/// overlap instead of stalling every packet in turn (`espada-bench scale`:
-/// 100 000 SAs in random order). Only hints: nothing is checked here.
+/// before any is used, in three passes: the SADB slots (found from the
+/// SPI alone), then the SAs' per-packet lines, then (the SAs now at hand)
+/// their keys and replay slots. With many SAs each of these is a cache
+/// miss; requested together they overlap instead of stalling every packet
+/// in turn (`espada-bench scale`: 100 000 SAs in random order). Only
+/// hints: nothing is checked here.
 fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) {
-    let mut inbound: [Option<(&InboundSa, u32)>; MAX_BATCH] = [None; MAX_BATCH];
-    let mut outbound: [Option<&OutboundSa>; MAX_BATCH] = [None; MAX_BATCH];
+    // (SPI, sequence number) of each frame to decapsulate.
+    let mut esp: [Option<(u32, u32)>; MAX_BATCH] = [None; MAX_BATCH];
     let mut any = false;
     for (i, (s, f)) in stage.iter().zip(frames).enumerate() {
         match *s {
             Stage::Decap => {
-                inbound[i] = inbound_sa_of(&t.sadb, f.data());
-                if let Some((sa, _)) = inbound[i] {
-                    sa.prefetch_state();
+                esp[i] = esp_spi_seq(f.data());
+                if let Some((spi, _)) = esp[i] {
+                    t.sadb.prefetch_inbound(spi);
                     any = true;
                 }
             }
             Stage::Encap(spi) => {
-                outbound[i] = t.sadb.outbound(spi).map(|sa| &**sa);
-                if let Some(sa) = outbound[i] {
-                    sa.prefetch_state();
-                    any = true;
-                }
+                t.sadb.prefetch_outbound(spi);
+                any = true;
             }
             _ => {}
         }
     }
     if !any {
         return;
+    }
+    let mut inbound: [Option<(&InboundSa, u32)>; MAX_BATCH] = [None; MAX_BATCH];
+    let mut outbound: [Option<&OutboundSa>; MAX_BATCH] = [None; MAX_BATCH];
+    for (i, s) in stage.iter().enumerate() {
+        match *s {
+            Stage::Decap => {
+                if let Some((spi, seq)) = esp[i] {
+                    inbound[i] = t.sadb.inbound(spi).map(|sa| (&**sa, seq));
+                    if let Some((sa, _)) = inbound[i] {
+                        sa.prefetch_state();
+                    }
+                }
+            }
+            Stage::Encap(spi) => {
+                outbound[i] = t.sadb.outbound(spi).map(|sa| &**sa);
+                if let Some(sa) = outbound[i] {
+                    sa.prefetch_state();
+                }
+            }
+            _ => {}
+        }
     }
     for (inb, out) in inbound.iter().zip(&outbound).take(stage.len()) {
         if let Some((sa, seq)) = inb {
@@ -966,31 +987,33 @@ fn decrement_ttl(frame: &mut [u8], start: usize, len: usize) -> Result<(), DropR
 }
 
 /// Encrypts per SA, each SA's packets in one batched call, frames staying
-/// where they are.
+/// where they are. An SA with one packet in the batch (traffic over many
+/// SAs) takes the single-packet path, not a batch of one.
 fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &PipelineCounters) {
-    let mut next = 0;
-    while let Some(i) = (next..stage.len()).find(|&i| matches!(stage[i], Stage::Encap(_))) {
-        next = i;
-        let Stage::Encap(spi) = stage[i] else { break };
+    for i in 0..stage.len() {
+        let Stage::Encap(spi) = stage[i] else {
+            continue;
+        };
+        // Earlier packets of this SA are done already: look from `i` on.
+        let mine = Stage::Encap(spi);
+        let alone = !stage[i + 1..].contains(&mine);
         match t.sadb.outbound(spi) {
-            Some(sa) => {
-                let chosen = |j: usize| stage[j] == Stage::Encap(spi);
-                encap_batch_where(sa, frames, chosen);
-            }
+            Some(sa) if alone => encap_single(sa, &mut frames[i]),
+            Some(sa) => encap_batch_where(sa, &mut frames[i..], |j| stage[i + j] == mine),
             None => {
                 // The SPD names an SA that was deleted: as if none yet.
-                for f in frames
+                for (f, _) in frames[i..]
                     .iter_mut()
-                    .zip(stage.iter())
-                    .filter(|(_, s)| **s == Stage::Encap(spi))
+                    .zip(&stage[i..])
+                    .filter(|(_, s)| **s == mine)
                 {
-                    f.0.verdict = Err(DropReason::NoOutboundSa);
+                    f.verdict = Err(DropReason::NoOutboundSa);
                     c.drops.inc(DropReason::NoOutboundSa);
                 }
             }
         }
-        for (s, f) in stage.iter_mut().zip(frames.iter()) {
-            if *s == Stage::Encap(spi) {
+        for (s, f) in stage[i..].iter_mut().zip(frames[i..].iter()) {
+            if *s == mine {
                 *s = match f.verdict {
                     Ok(()) => {
                         bump(&c.encapsulated);

@@ -81,13 +81,18 @@ type Parts<'a> = (&'a mut [u8], &'a mut [u8], &'a mut [u8]);
 /// GHASH key `H` of the truncated-tag path are wiped on drop (the crates'
 /// `zeroize` features are on), ring's key schedule is not (ring offers no
 /// way to); the salt is zeroized.
+///
+/// In declaration order (`repr(C)`): what a packet with the full 16-byte
+/// ICV reads (salt, flags, ring's key) first, the truncated-tag path's
+/// schedules after, so [`EspSuite::hot_bytes`] can leave them out.
+#[repr(C)]
 pub(crate) struct GcmSuite<A: GcmAes> {
-    ring_key: LessSafeKey,
-    aes: A,
-    ghash: GHash,
     salt: Zeroizing<[u8; SALT_LEN]>,
     icv: GcmIcv,
     esn: bool,
+    ring_key: LessSafeKey,
+    aes: A,
+    ghash: GHash,
 }
 
 impl<A: GcmAes> GcmSuite<A> {
@@ -278,6 +283,15 @@ impl<A: GcmAes> EspSuite for GcmSuite<A> {
 
     fn esn(&self) -> bool {
         self.esn
+    }
+
+    fn hot_bytes(&self) -> (usize, usize) {
+        if self.icv.len() == TAG_LEN {
+            // ring's path: the soft schedules are never read.
+            (0, std::mem::offset_of!(Self, aes))
+        } else {
+            (0, std::mem::size_of::<Self>())
+        }
     }
 
     fn seal(&self, esp: &mut [u8], seq: u64) -> Result<(), CryptoError> {

@@ -320,6 +320,15 @@ pub trait EspSuite: Send + Sync {
         self.enc_alg().icv_len() + self.auth_alg().icv_len()
     }
 
+    /// Where in `self` the state a packet reads lies, as (offset from
+    /// `self`'s address, length): what the pipeline prefetches for a batch
+    /// when SAs are many and each suite is a cache miss. The default is
+    /// all of it; a suite holding key schedules for a path it does not
+    /// take narrows it.
+    fn hot_bytes(&self) -> (usize, usize) {
+        (0, std::mem::size_of_val(self))
+    }
+
     /// Writes the IV, encrypts the payload and writes the ICV, in place.
     fn seal(&self, esp: &mut [u8], seq: u64) -> Result<(), CryptoError>;
 

@@ -96,16 +96,23 @@ pub fn decap(
     result
 }
 
-/// Finds the ESP header, or says what else the packet is.
-/// The inbound SA of an ESP packet and its sequence number (low 32 bits),
-/// without checking anything beyond what finding them needs: the
-/// pipeline's prefetch pass, before the batch is decapsulated.
-pub fn inbound_sa_of<'a>(sadb: &'a Sadb, packet: &[u8]) -> Option<(&'a InboundSa, u32)> {
+/// The SPI and sequence number (low 32 bits) of an ESP packet, without
+/// checking anything beyond what finding them needs: the pipeline's
+/// prefetch passes, before the batch is decapsulated.
+pub fn esp_spi_seq(packet: &[u8]) -> Option<(u32, u32)> {
     let l = locate(packet).ok()?.ok()?;
     let hdr = esp::Packet::new_checked(packet.get(l.esp_off..l.esp_end)?).ok()?;
-    sadb.inbound(hdr.spi()).map(|sa| (&**sa, hdr.seq()))
+    Some((hdr.spi(), hdr.seq()))
 }
 
+/// The inbound SA of an ESP packet and its sequence number (low 32 bits),
+/// as [`esp_spi_seq`] finds them.
+pub fn inbound_sa_of<'a>(sadb: &'a Sadb, packet: &[u8]) -> Option<(&'a InboundSa, u32)> {
+    let (spi, seq) = esp_spi_seq(packet)?;
+    sadb.inbound(spi).map(|sa| (&**sa, seq))
+}
+
+/// Finds the ESP header, or says what else the packet is.
 fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
     let (ip_len, proto, upper_off, dst, nh_offset) = match ip_version(packet) {
         Some(4) => {

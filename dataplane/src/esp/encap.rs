@@ -8,7 +8,7 @@ use std::ops::Range;
 use super::{ip_version, PacketBuf, OUTER_TTL};
 use crate::api::EspMode;
 use crate::counters::{DropReason, SaCounters};
-use crate::crypto::SealJob;
+use crate::crypto::{CryptoError, SealJob};
 use crate::sa::OutboundSa;
 use crate::wire::{esp, ip_proto, ipv4, ipv6, udp};
 
@@ -106,6 +106,46 @@ pub fn encap_batch_where(
             if prepared[i] && p.verdict.is_ok() {
                 finish(sa, p, ranges[i].len());
             }
+        }
+    }
+}
+
+/// Encapsulates one packet: what [`encap_batch_where`] does for a packet
+/// that is its SA's only one in the batch (the usual case when traffic is
+/// spread over many SAs), without setting up and scanning the chunk's
+/// 32-entry job arrays for a single job.
+pub fn encap_single(sa: &OutboundSa, p: &mut PacketBuf<'_>) {
+    if p.verdict.is_err() {
+        return;
+    }
+    let (range, seq) = match prepare(sa, p) {
+        Ok(prepared) => prepared,
+        Err(reason) => {
+            p.verdict = Err(reason);
+            sa.counters().drops.inc(reason);
+            return;
+        }
+    };
+    let esp_len = range.len();
+    // `prepare` checked the range against the frame; a miss is refused
+    // rather than sent in the clear.
+    let result = match p.frame.get_mut(range) {
+        Some(esp) => {
+            let mut job = [SealJob {
+                esp,
+                seq,
+                result: Ok(()),
+            }];
+            sa.suite().seal_batch(&mut job);
+            job[0].result
+        }
+        None => Err(CryptoError::BadLength),
+    };
+    match result {
+        Ok(()) => finish(sa, p, esp_len),
+        Err(_) => {
+            p.verdict = Err(DropReason::BadCipherLength);
+            sa.counters().drops.inc(DropReason::BadCipherLength);
         }
     }
 }

@@ -20,8 +20,10 @@
 mod decap;
 mod encap;
 
-pub use decap::{decap, decap_batch, inbound_sa_of, Decapped};
-pub use encap::{encap_batch, encap_batch_where, encap_overhead, encapsulated_len, max_inner_len};
+pub use decap::{decap, decap_batch, esp_spi_seq, inbound_sa_of, Decapped};
+pub use encap::{
+    encap_batch, encap_batch_where, encap_overhead, encap_single, encapsulated_len, max_inner_len,
+};
 
 use crate::counters::DropReason;
 

@@ -8,7 +8,7 @@ use super::*;
 use crate::api::{Direction, EspMode, Lifetime, SaParams};
 use crate::counters::SaCounters;
 use crate::crypto::{AuthAlg, EncAlg};
-use crate::esp::encapsulated_len;
+use crate::esp::{encapsulated_len, inbound_sa_of};
 use crate::route::{Interface, Route};
 use crate::spd::{IpPrefix, PolicyTag, PortRange, SpdRule, TrafficSelector};
 use crate::testkit::{framed, inner_v4, inner_v6, keys, FRAME, HEADROOM};
