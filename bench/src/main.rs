@@ -31,6 +31,7 @@
 //! (see `scale.rs`).
 
 mod crypto_bench;
+mod flags;
 mod gen;
 mod ike_bench;
 mod ike_flood;
@@ -46,6 +47,7 @@ use anyhow::{bail, Context, Result};
 use mimalloc::MiMalloc;
 
 use crypto_bench::{Measurement, Options, SizeSpec};
+use flags::Flags;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -108,16 +110,11 @@ fn crypto(args: &[String]) -> Result<()> {
         openssl: true,
     };
     let mut json = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))
-                .cloned()
-        };
-        match a.as_str() {
+    let mut flags = Flags::new(args, format!("\n{USAGE}"));
+    while let Some(a) = flags.next_flag() {
+        match a {
             "--suites" => {
-                let v = value("--suites")?;
+                let v = flags.value("--suites")?;
                 opts.suites = if v == "all" {
                     crypto_bench::all_suite_names()
                 } else {
@@ -128,18 +125,20 @@ fn crypto(args: &[String]) -> Result<()> {
                 }
             }
             "--sizes" => {
-                opts.sizes = split(&value("--sizes")?)
+                opts.sizes = split(&flags.value("--sizes")?)
                     .iter()
                     .map(|s| SizeSpec::parse(s))
                     .collect::<Result<_>>()?;
             }
             "--batch" => {
-                opts.batch = value("--batch")?
+                opts.batch = flags
+                    .value("--batch")?
                     .parse()
                     .context("--batch takes a number of packets")?
             }
             "--duration" => {
-                let secs: f64 = value("--duration")?
+                let secs: f64 = flags
+                    .value("--duration")?
                     .parse()
                     .context("--duration takes seconds")?;
                 if !(0.01..=600.0).contains(&secs) {
@@ -148,13 +147,14 @@ fn crypto(args: &[String]) -> Result<()> {
                 opts.duration = Duration::from_secs_f64(secs);
             }
             "--openssl-seconds" => {
-                opts.openssl_seconds = value("--openssl-seconds")?
+                opts.openssl_seconds = flags
+                    .value("--openssl-seconds")?
                     .parse()
                     .context("--openssl-seconds takes seconds")?
             }
             "--no-openssl" => opts.openssl = false,
             "--quick" => opts.duration = Duration::from_millis(100),
-            "--format" => match value("--format")?.as_str() {
+            "--format" => match flags.value("--format")?.as_str() {
                 "json" => json = true,
                 "text" => json = false,
                 other => bail!("--format {other:?}: text or json"),
@@ -198,24 +198,20 @@ fn ike(args: &[String]) -> Result<()> {
     let mut json = false;
     let mut v2 = false;
     let mut groups: Option<Vec<String>> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))
-                .cloned()
-        };
-        match a.as_str() {
+    let mut flags = Flags::new(args, format!("\n{USAGE}"));
+    while let Some(a) = flags.next_flag() {
+        match a {
             "--ikev2" => v2 = true,
             "--groups" => {
-                let g = split(&value("--groups")?);
+                let g = split(&flags.value("--groups")?);
                 if g.is_empty() {
                     bail!("--groups: give a list such as 2,14 (IKEv1) or 14,19 (--ikev2)");
                 }
                 groups = Some(g);
             }
             "--duration" => {
-                let secs: f64 = value("--duration")?
+                let secs: f64 = flags
+                    .value("--duration")?
                     .parse()
                     .context("--duration takes seconds")?;
                 if !(0.1..=600.0).contains(&secs) {
@@ -224,12 +220,13 @@ fn ike(args: &[String]) -> Result<()> {
                 opts.duration = Duration::from_secs_f64(secs);
             }
             "--held" => {
-                opts.held = value("--held")?
+                opts.held = flags
+                    .value("--held")?
                     .parse()
                     .context("--held takes a number of setups")?
             }
             "--quick" => opts.duration = Duration::from_millis(500),
-            "--format" => match value("--format")?.as_str() {
+            "--format" => match flags.value("--format")?.as_str() {
                 "json" => json = true,
                 "text" => json = false,
                 other => bail!("--format {other:?}: text or json"),
@@ -374,46 +371,53 @@ fn ike_flood(args: &[String]) -> Result<()> {
         setup_timeout: Duration::from_secs(10),
     };
     let mut json = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))
-                .cloned()
-        };
-        match a.as_str() {
-            "--target" => target = Some(value("--target")?),
-            "--local" => local = Some(value("--local")?),
-            "--psk" => psk = Some(value("--psk")?),
-            "--spoof-from" => spoof = value("--spoof-from")?,
+    let mut flags = Flags::new(args, format!("\n{USAGE}"));
+    while let Some(a) = flags.next_flag() {
+        match a {
+            "--target" => target = Some(flags.value("--target")?),
+            "--local" => local = Some(flags.value("--local")?),
+            "--psk" => psk = Some(flags.value("--psk")?),
+            "--spoof-from" => spoof = flags.value("--spoof-from")?,
             "--count" => {
-                o.count = value("--count")?
+                o.count = flags
+                    .value("--count")?
                     .parse()
                     .context("--count takes a number of packets")?
             }
-            "--duration" => o.duration = secs_flag("--duration", &value("--duration")?, 600.0)?,
+            "--duration" => {
+                o.duration = secs_flag("--duration", &flags.value("--duration")?, 600.0)?
+            }
             "--rate" => {
-                o.rate = value("--rate")?
+                o.rate = flags
+                    .value("--rate")?
                     .parse()
                     .context("--rate takes packets per second")?
             }
             "--setups" => {
-                o.setups = value("--setups")?
+                o.setups = flags
+                    .value("--setups")?
                     .parse()
                     .context("--setups takes a number")?
             }
             "--baseline-setups" => {
-                o.baseline_setups = value("--baseline-setups")?
+                o.baseline_setups = flags
+                    .value("--baseline-setups")?
                     .parse()
                     .context("--baseline-setups takes a number")?
             }
-            "--group" => o.group = ikev2_bench::parse_group(&value("--group")?)?,
-            "--port" => o.port = value("--port")?.parse().context("--port takes a port")?,
-            "--lead" => o.lead = secs_flag("--lead", &value("--lead")?, 60.0)?,
-            "--setup-timeout" => {
-                o.setup_timeout = secs_flag("--setup-timeout", &value("--setup-timeout")?, 120.0)?
+            "--group" => o.group = ikev2_bench::parse_group(&flags.value("--group")?)?,
+            "--port" => {
+                o.port = flags
+                    .value("--port")?
+                    .parse()
+                    .context("--port takes a port")?
             }
-            "--format" => match value("--format")?.as_str() {
+            "--lead" => o.lead = secs_flag("--lead", &flags.value("--lead")?, 60.0)?,
+            "--setup-timeout" => {
+                o.setup_timeout =
+                    secs_flag("--setup-timeout", &flags.value("--setup-timeout")?, 120.0)?
+            }
+            "--format" => match flags.value("--format")?.as_str() {
                 "json" => json = true,
                 "text" => json = false,
                 other => bail!("--format {other:?}: text or json"),
@@ -553,24 +557,27 @@ fn ike_responder(args: &[String]) -> Result<()> {
         quiet: false,
     };
     let mut groups = "14,19".to_string();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))
-                .cloned()
-        };
-        match a.as_str() {
-            "--listen" => listen = Some(value("--listen")?),
-            "--psk" => psk = Some(value("--psk")?),
-            "--groups" => groups = value("--groups")?,
+    let mut flags = Flags::new(args, format!("\n{USAGE}"));
+    while let Some(a) = flags.next_flag() {
+        match a {
+            "--listen" => listen = Some(flags.value("--listen")?),
+            "--psk" => psk = Some(flags.value("--psk")?),
+            "--groups" => groups = flags.value("--groups")?,
             "--cookie-threshold" => {
-                o.cookie_threshold = value("--cookie-threshold")?
+                o.cookie_threshold = flags
+                    .value("--cookie-threshold")?
                     .parse()
                     .context("--cookie-threshold takes a number of half-open SAs")?
             }
-            "--port" => o.port = value("--port")?.parse().context("--port takes a port")?,
-            "--duration" => o.duration = secs_flag("--duration", &value("--duration")?, 3600.0)?,
+            "--port" => {
+                o.port = flags
+                    .value("--port")?
+                    .parse()
+                    .context("--port takes a port")?
+            }
+            "--duration" => {
+                o.duration = secs_flag("--duration", &flags.value("--duration")?, 3600.0)?
+            }
             "--quiet" => o.quiet = true,
             other => bail!("unknown option {other:?}\n{USAGE}"),
         }

@@ -24,6 +24,7 @@
 //! `--warmup` packets at 1000 pps so ARP/ND and the gateways' neighbours
 //! are settled; nothing arriving at all is an error, not a zero rate.
 
+use crate::flags::Flags;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -327,63 +328,58 @@ pub fn parse(args: &[String]) -> Result<Options> {
     };
     let (mut gen_dev, mut sink_dev) = (None, None);
     let mut sizes = DEFAULT_SIZES.to_string();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| anyhow!("{name} needs a value (espada-bench rfc2544 --help)"))
-        };
-        match a.as_str() {
-            "--gen-netns" => o.gen_netns = Some(netns_name(a, value(a)?)?),
-            "--sink-netns" => o.sink_netns = Some(netns_name(a, value(a)?)?),
-            "--gen-dev" => gen_dev = Some(value(a)?),
-            "--sink-dev" => sink_dev = Some(value(a)?),
-            "--sizes" => sizes = value(a)?,
-            "--trial" => o.trial = seconds(a, &value(a)?, 0.1, 3600.0)?,
-            "--settle" => o.settle = seconds(a, &value(a)?, 0.0, 60.0)?,
-            "--loss" => o.loss_pct = percent(a, &value(a)?, 0.0, 100.0)?,
+    let mut flags = Flags::new(args, " (espada-bench rfc2544 --help)");
+    while let Some(a) = flags.next_flag() {
+        match a {
+            "--gen-netns" => o.gen_netns = Some(netns_name(a, flags.value(a)?)?),
+            "--sink-netns" => o.sink_netns = Some(netns_name(a, flags.value(a)?)?),
+            "--gen-dev" => gen_dev = Some(flags.value(a)?),
+            "--sink-dev" => sink_dev = Some(flags.value(a)?),
+            "--sizes" => sizes = flags.value(a)?,
+            "--trial" => o.trial = seconds(a, &flags.value(a)?, 0.1, 3600.0)?,
+            "--settle" => o.settle = seconds(a, &flags.value(a)?, 0.0, 60.0)?,
+            "--loss" => o.loss_pct = percent(a, &flags.value(a)?, 0.0, 100.0)?,
             "--resolution" => {
-                o.search.resolution_pct = percent(a, &value(a)?, 0.01, 50.0)?;
+                o.search.resolution_pct = percent(a, &flags.value(a)?, 0.01, 50.0)?;
             }
             "--min-rate" => {
-                let v = value(a)?;
+                let v = flags.value(a)?;
                 o.search.min_rate = Some(match v.parse::<u64>() {
                     Ok(n) if n > 0 => n,
                     _ => bail!("--min-rate {v:?}: packets per second above 0"),
                 });
             }
             "--max-trials" => {
-                let v = value(a)?;
+                let v = flags.value(a)?;
                 o.search.max_trials = match v.parse::<u32>() {
                     Ok(n) if (2..=MAX_TRIALS_LIMIT).contains(&n) => n,
                     _ => bail!("--max-trials {v:?}: give 2 to {MAX_TRIALS_LIMIT} trials per size (the first is at the maximum rate)"),
                 };
             }
             "--warmup" => {
-                let v = value(a)?;
+                let v = flags.value(a)?;
                 o.warmup =
                     v.parse().ok().filter(|&n| n <= 1_000_000).ok_or_else(|| {
                         anyhow!("--warmup {v:?}: give 0 (none) to 1000000 packets")
                     })?;
             }
             "--no-latency" => o.latency = false,
-            "--format" => match value(a)?.as_str() {
+            "--format" => match flags.value(a)?.as_str() {
                 "json" => o.json = true,
                 "text" => o.json = false,
                 other => bail!("--format {other:?}: text or json"),
             },
-            "--json" => o.json_file = Some(PathBuf::from(value(a)?)),
+            "--json" => o.json_file = Some(PathBuf::from(flags.value(a)?)),
             // The generator's own options, checked by its parser below.
             "--src" | "--dst" | "--src-mac" | "--dst-mac" | "--flows" | "--proto"
             | "--dst-port" | "--queues" | "--batch" | "--cpu" | "--esp" => {
-                let v = value(a)?;
-                o.gen_args.extend([a.clone(), v]);
+                let v = flags.value(a)?;
+                o.gen_args.extend([a.to_string(), v]);
             }
-            "--ipv6" | "--zero-copy" => o.gen_args.push(a.clone()),
+            "--ipv6" | "--zero-copy" => o.gen_args.push(a.to_string()),
             "--sink-cpu" | "--sink-queues" | "--xdp-mode" => {
-                let v = value(a)?;
-                let name = match a.as_str() {
+                let v = flags.value(a)?;
+                let name = match a {
                     "--sink-cpu" => "--cpu",
                     "--sink-queues" => "--queues",
                     _ => "--xdp-mode",

@@ -13,6 +13,7 @@
 //! inbound SAs. Frames are copied into the batch's buffers before each pass
 //! (as a NIC writes a received frame), and that copy is timed.
 
+use crate::flags::Flags;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -691,28 +692,35 @@ pub fn cli(args: &[String]) -> Result<()> {
         replay_window: 1024,
     };
     let mut json = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))
-                .cloned()
-        };
-        match a.as_str() {
+    let mut flags = Flags::new(args, format!("\n{USAGE}"));
+    while let Some(a) = flags.next_flag() {
+        match a {
             "--sas" => {
-                o.sa_counts = value("--sas")?
+                o.sa_counts = flags
+                    .value("--sas")?
                     .split(',')
                     .map(parse_count)
                     .collect::<Result<_>>()?
             }
             "--suite" => {
-                o.suite = value("--suite")?;
+                o.suite = flags.value("--suite")?;
                 (o.enc, o.auth) = crate::crypto_bench::parse_suite(&o.suite)?;
             }
-            "--size" => o.size = value("--size")?.parse().context("--size takes bytes")?,
-            "--batch" => o.batch = value("--batch")?.parse().context("--batch takes packets")?,
+            "--size" => {
+                o.size = flags
+                    .value("--size")?
+                    .parse()
+                    .context("--size takes bytes")?
+            }
+            "--batch" => {
+                o.batch = flags
+                    .value("--batch")?
+                    .parse()
+                    .context("--batch takes packets")?
+            }
             "--duration" => {
-                let secs: f64 = value("--duration")?
+                let secs: f64 = flags
+                    .value("--duration")?
                     .parse()
                     .context("--duration takes seconds")?;
                 if !(0.01..=600.0).contains(&secs) {
@@ -720,9 +728,10 @@ pub fn cli(args: &[String]) -> Result<()> {
                 }
                 o.duration = Duration::from_secs_f64(secs);
             }
-            "--worker-sas" => o.worker_sas = parse_count(&value("--worker-sas")?)?,
+            "--worker-sas" => o.worker_sas = parse_count(&flags.value("--worker-sas")?)?,
             "--replay-window" => {
-                o.replay_window = value("--replay-window")?
+                o.replay_window = flags
+                    .value("--replay-window")?
                     .parse()
                     .context("--replay-window takes packets")?
             }
@@ -730,7 +739,7 @@ pub fn cli(args: &[String]) -> Result<()> {
                 o.duration = Duration::from_millis(100);
                 o.sa_counts = vec![1, 1000, 10_000];
             }
-            "--format" => match value("--format")?.as_str() {
+            "--format" => match flags.value("--format")?.as_str() {
                 "json" => json = true,
                 "text" => json = false,
                 other => bail!("--format {other:?}: text or json"),

@@ -28,6 +28,7 @@ pub mod net;
 pub mod pace;
 pub mod track;
 
+use crate::flags::Flags;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -290,21 +291,16 @@ pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
         quiet: false,
     };
     let (mut dev, mut src, mut dst, mut ipv6) = (None, None, None, false);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| anyhow!("{name} needs a value\nusage: {GEN_USAGE}"))
-        };
-        match a.as_str() {
-            "--dev" => dev = Some(value("--dev")?),
-            "--src" => src = Some(value("--src")?),
-            "--dst" => dst = Some(value("--dst")?),
-            "--src-mac" => o.src_mac = Some(net::parse_mac(&value("--src-mac")?)?),
-            "--dst-mac" => o.dst_mac = Some(net::parse_mac(&value("--dst-mac")?)?),
+    let mut flags = Flags::new(args, format!("\nusage: {GEN_USAGE}"));
+    while let Some(a) = flags.next_flag() {
+        match a {
+            "--dev" => dev = Some(flags.value("--dev")?),
+            "--src" => src = Some(flags.value("--src")?),
+            "--dst" => dst = Some(flags.value("--dst")?),
+            "--src-mac" => o.src_mac = Some(net::parse_mac(&flags.value("--src-mac")?)?),
+            "--dst-mac" => o.dst_mac = Some(net::parse_mac(&flags.value("--dst-mac")?)?),
             "--rate" => {
-                let v = value("--rate")?;
+                let v = flags.value("--rate")?;
                 o.rate = if v == "max" {
                     None
                 } else {
@@ -314,19 +310,19 @@ pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
                     }
                 }
             }
-            "--size" => o.size = Size::parse(&value("--size")?)?,
-            "--flows" => o.flows = number("--flows", &value("--flows")?)?,
-            "--proto" => o.proto = Proto::parse(&value("--proto")?)?,
+            "--size" => o.size = Size::parse(&flags.value("--size")?)?,
+            "--flows" => o.flows = number("--flows", &flags.value("--flows")?)?,
+            "--proto" => o.proto = Proto::parse(&flags.value("--proto")?)?,
             "--ipv6" => ipv6 = true,
-            "--dst-port" => o.dst_port = number("--dst-port", &value("--dst-port")?)?,
-            "--duration" => o.duration = secs("--duration", &value("--duration")?)?,
-            "--count" => o.count = Some(number("--count", &value("--count")?)?),
-            "--queues" => o.queues = number("--queues", &value("--queues")?)?,
-            "--batch" => o.batch = number("--batch", &value("--batch")?)?,
-            "--cpu" => o.cpu = number("--cpu", &value("--cpu")?)?,
+            "--dst-port" => o.dst_port = number("--dst-port", &flags.value("--dst-port")?)?,
+            "--duration" => o.duration = secs("--duration", &flags.value("--duration")?)?,
+            "--count" => o.count = Some(number("--count", &flags.value("--count")?)?),
+            "--queues" => o.queues = number("--queues", &flags.value("--queues")?)?,
+            "--batch" => o.batch = number("--batch", &flags.value("--batch")?)?,
+            "--cpu" => o.cpu = number("--cpu", &flags.value("--cpu")?)?,
             "--zero-copy" => o.zero_copy = true,
-            "--esp" => o.esp = Some(EspSpec::parse(&value("--esp")?)?),
-            "--json" => o.json = Some(PathBuf::from(value("--json")?)),
+            "--esp" => o.esp = Some(EspSpec::parse(&flags.value("--esp")?)?),
+            "--json" => o.json = Some(PathBuf::from(flags.value("--json")?)),
             "--quiet" => o.quiet = true,
             other => bail!("unknown option {other:?}\nusage: {GEN_USAGE}"),
         }
@@ -942,33 +938,28 @@ pub fn parse_sink(args: &[String]) -> Result<SinkOptions> {
         quiet: false,
     };
     let mut dev = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| anyhow!("{name} needs a value\nusage: {SINK_USAGE}"))
-        };
-        match a.as_str() {
-            "--dev" => dev = Some(value("--dev")?),
-            "--queues" => o.queues = Some(number("--queues", &value("--queues")?)?),
-            "--duration" => o.duration = secs("--duration", &value("--duration")?)?,
+    let mut flags = Flags::new(args, format!("\nusage: {SINK_USAGE}"));
+    while let Some(a) = flags.next_flag() {
+        match a {
+            "--dev" => dev = Some(flags.value("--dev")?),
+            "--queues" => o.queues = Some(number("--queues", &flags.value("--queues")?)?),
+            "--duration" => o.duration = secs("--duration", &flags.value("--duration")?)?,
             "--idle" => {
-                let d = secs("--idle", &value("--idle")?)?;
+                let d = secs("--idle", &flags.value("--idle")?)?;
                 o.idle = (!d.is_zero()).then_some(d);
             }
-            "--count" => o.count = Some(number("--count", &value("--count")?)?),
-            "--cpu" => o.cpu = number("--cpu", &value("--cpu")?)?,
+            "--count" => o.count = Some(number("--count", &flags.value("--count")?)?),
+            "--cpu" => o.cpu = number("--cpu", &flags.value("--cpu")?)?,
             "--zero-copy" => o.zero_copy = true,
             "--xdp-mode" => {
-                o.attach = match value("--xdp-mode")?.as_str() {
+                o.attach = match flags.value("--xdp-mode")?.as_str() {
                     "auto" => AttachMode::Auto,
                     "native" => AttachMode::Native,
                     "generic" => AttachMode::Generic,
                     other => bail!("--xdp-mode {other:?}: auto, native or generic"),
                 }
             }
-            "--json" => o.json = Some(PathBuf::from(value("--json")?)),
+            "--json" => o.json = Some(PathBuf::from(flags.value("--json")?)),
             "--quiet" => o.quiet = true,
             other => bail!("unknown option {other:?}\nusage: {SINK_USAGE}"),
         }

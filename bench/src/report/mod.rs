@@ -19,6 +19,7 @@
 mod markdown;
 mod plots;
 
+use crate::flags::Flags;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -249,18 +250,14 @@ pub fn cli(args: &[String]) -> Result<()> {
         plots: "docs/bench".into(),
         from: None,
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))
-                .cloned()
-        };
-        match a.as_str() {
+    let mut flags = Flags::new(args, format!("\n{USAGE}"));
+    while let Some(a) = flags.next_flag() {
+        match a {
             "--quick" => o.quick = true,
             "--no-lab" => o.lab = false,
             "--lab-seconds" => {
-                o.lab_seconds = value("--lab-seconds")?
+                o.lab_seconds = flags
+                    .value("--lab-seconds")?
                     .parse()
                     .context("--lab-seconds takes whole seconds")?;
                 if !(1..=120).contains(&o.lab_seconds) {
@@ -268,14 +265,14 @@ pub fn cli(args: &[String]) -> Result<()> {
                 }
             }
             "--lab-traffic" => {
-                o.lab_traffic = value("--lab-traffic")?;
+                o.lab_traffic = flags.value("--lab-traffic")?;
                 if !["gen", "iperf3"].contains(&o.lab_traffic.as_str()) {
                     bail!("--lab-traffic: gen or iperf3");
                 }
             }
-            "--doc" => o.doc = value("--doc")?.into(),
-            "--plots" => o.plots = value("--plots")?.into(),
-            "--from" => o.from = Some(value("--from")?.into()),
+            "--doc" => o.doc = flags.value("--doc")?.into(),
+            "--plots" => o.plots = flags.value("--plots")?.into(),
+            "--from" => o.from = Some(flags.value("--from")?.into()),
             other => bail!("unknown option {other:?}\n{USAGE}"),
         }
     }
