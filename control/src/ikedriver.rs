@@ -527,10 +527,11 @@ impl IkeDriver {
                     "espada: local address {a} is gone: {isakmp} ISAKMP SA(s) and {pairs} IKEv1 SA pair(s) deleted"
                 );
             }
-            if self.v2.ike_sas().iter().any(|(l, _, _)| l.ip() == a) {
-                // IKEv2 SAs cannot move either; new ones come from the
-                // new address.
-                self.v2.clear(now);
+            // IKEv2 SAs cannot move either; new ones come from the new
+            // address, and SAs on other addresses stay.
+            let ikev2 = self.v2.local_address_gone(a);
+            if ikev2 > 0 {
+                println!("espada: local address {a} is gone: {ikev2} IKEv2 SA(s) deleted");
             }
         }
         // Deletes first, while the old sockets still exist.

@@ -718,6 +718,30 @@ impl Engine {
         }
     }
 
+    /// Our address `addr` went (a DHCP re-lease): the IKE SAs bound to it
+    /// and their CHILD_SAs can never be used again and go at once,
+    /// without a Delete (nothing can be sent from that address); SAs on
+    /// other addresses stay. Returns how many IKE SAs went.
+    pub fn local_address_gone(&mut self, addr: IpAddr) -> usize {
+        let gone: Vec<[u8; 8]> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| s.local.ip() == addr)
+            .map(|(k, _)| *k)
+            .collect();
+        for &k in &gone {
+            self.remove_sa(k);
+        }
+        if !gone.is_empty() {
+            self.stats.local_addresses_lost += 1;
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):Local address {addr} is gone: deleted {} IKE SA(s) bound to it",
+                gone.len()
+            ));
+        }
+        gone.len()
+    }
+
     /// Forgets an IKE SA and removes its CHILD_SAs from the dataplane.
     fn remove_sa(&mut self, k: [u8; 8]) {
         let Some(s) = self.sas.remove(&k) else {

@@ -35,6 +35,8 @@ pub struct Stats {
     pub ike_rekeyed: u64,
     /// IKE SAs deleted at their lifetime because every rekey failed.
     pub ike_expired: u64,
+    /// Local addresses that went with IKE SAs bound to them.
+    pub local_addresses_lost: u64,
     /// Other IKE SAs with a peer deleted on its INITIAL_CONTACT.
     pub initial_contact_deletes: u64,
 }
@@ -71,6 +73,10 @@ impl Stats {
             ("liveness checks answered", self.liveness_answered),
             ("IKE SAs rekeyed", self.ike_rekeyed),
             ("IKE SAs expired without a rekey", self.ike_expired),
+            (
+                "local addresses lost with IKE SAs",
+                self.local_addresses_lost,
+            ),
             (
                 "IKE SAs deleted on INITIAL_CONTACT",
                 self.initial_contact_deletes,

@@ -1379,6 +1379,27 @@ fn an_ike_sa_whose_rekeys_are_all_refused_is_deleted_after_its_lifetime() {
 }
 
 #[test]
+fn a_lost_local_address_drops_only_the_sas_bound_to_it_without_a_word() {
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    let sent = net.wire.len();
+    // Another address of A's: nothing on it.
+    assert_eq!(net.a.local_address_gone("198.18.0.77".parse().unwrap()), 0);
+    assert_eq!(net.a.ikev2_sas(net.now).len(), 1);
+    assert_eq!(net.a.stats().local_addresses_lost, 0);
+    // A's own address: the IKE SA and its CHILD_SA go, no Delete is sent.
+    assert_eq!(net.a.local_address_gone(net.a_addr.ip()), 1);
+    net.pump();
+    assert!(net.a.ikev2_sas(net.now).is_empty());
+    assert_eq!(net.seen_a.deletes.len(), 1);
+    assert_eq!(net.seen_a.deletes[0].0, net.seen_a.installs[0].2.spi);
+    assert_eq!(net.wire.len(), sent, "nothing sent from a gone address");
+    assert_eq!(net.a.stats().local_addresses_lost, 1);
+    assert_eq!(net.b.ikev2_sas(net.now).len(), 1, "B is not told");
+}
+
+#[test]
 fn a_simultaneous_rekey_with_one_request_lost_still_converges() {
     for lost_from_a in [true, false] {
         let mut net = Net::v4();
