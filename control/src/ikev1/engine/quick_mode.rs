@@ -602,11 +602,12 @@ impl Engine {
             return;
         };
         let remote = self.p1[i].remote;
-        for old in self
-            .pairs
-            .iter_mut()
-            .filter(|x| x.info.tag == info.tag && x.info.proxy == info.proxy && x.remote == remote)
-        {
+        // By the peer's address, not its port: a static peer whose NAT
+        // mapping changed must not rekey its old pair too (a dynamic
+        // entry's old pair from another endpoint is deleted just below).
+        for old in self.pairs.iter_mut().filter(|x| {
+            x.info.tag == info.tag && x.info.proxy == info.proxy && x.info.peer == info.peer
+        }) {
             old.superseded = true;
         }
         self.stats.phase2_established += 1;
