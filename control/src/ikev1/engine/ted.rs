@@ -87,8 +87,13 @@ impl AnswerWindow {
                 w.per_source.len() - 1
             }
         };
-        if w.per_source[i].1 >= TED_ANSWERS_PER_SOURCE {
-            return Admit::OverSource;
+        let count = &mut w.per_source[i].1;
+        if *count >= TED_ANSWERS_PER_SOURCE {
+            // Counting on past the limit tells the first drop of the
+            // window (logged) from the rest (counted only).
+            let first = *count == TED_ANSWERS_PER_SOURCE;
+            *count = count.saturating_add(1);
+            return Admit::OverSource { first };
         }
         w.per_source[i].1 += 1;
         w.total += 1;
@@ -99,7 +104,10 @@ impl AnswerWindow {
 enum Admit {
     Yes,
     OverTotal,
-    OverSource,
+    /// `first`: the source's first probe over its share this window.
+    OverSource {
+        first: bool,
+    },
 }
 
 /// A probe sent, waiting for its answer.
@@ -402,12 +410,15 @@ impl Engine {
                 self.stats.ted_answers_rate_limited += 1;
                 return;
             }
-            Admit::OverSource => {
+            Admit::OverSource { first } => {
                 self.stats.ted_answers_source_limited += 1;
-                self.log(format!(
-                    "ISAKMP: peer discovery probe from {}: over {TED_ANSWERS_PER_SOURCE} answers a second to it: dropped",
-                    m.gateway
-                ));
+                // Once a window per source: a prober must not fill the log.
+                if first {
+                    self.log(format!(
+                        "ISAKMP: peer discovery probe from {}: over {TED_ANSWERS_PER_SOURCE} answers a second to it: dropped (more this second are counted only)",
+                        m.gateway
+                    ));
+                }
                 return;
             }
         }
