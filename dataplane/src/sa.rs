@@ -56,6 +56,10 @@ pub enum LifetimeState {
 struct SaCore {
     suite: Box<dyn EspSuite>,
     spi: u32,
+    /// The suite's [`EspSuite::hot_bytes`] (offset, length), asked once
+    /// here: asking the suite per packet would read the very line the
+    /// prefetch is for.
+    suite_hot: (u32, u32),
     esn: bool,
     udp_encap: Option<UdpEncap>,
     mode: EspMode,
@@ -115,8 +119,11 @@ impl SaCore {
             spi: params.spi,
             source,
         })?;
+        let (at, len) = suite.hot_bytes();
+        let narrow = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         Ok(SaCore {
             spi: params.spi,
+            suite_hot: (narrow(at), narrow(len)),
             suite,
             mode: params.mode,
             udp_encap: params.udp_encap,
@@ -175,10 +182,12 @@ impl SaCore {
     #[inline(always)]
     fn prefetch_suite(&self) {
         let suite: &dyn EspSuite = self.suite.as_ref();
-        let (at, len) = suite.hot_bytes();
+        let (at, len) = self.suite_hot;
         prefetch_bytes(
-            (suite as *const dyn EspSuite).cast::<u8>().wrapping_add(at),
-            len,
+            (suite as *const dyn EspSuite)
+                .cast::<u8>()
+                .wrapping_add(at as usize),
+            len as usize,
         );
     }
 }
