@@ -15,6 +15,11 @@ use serde::Serialize;
 
 use super::frame::{Probe, Received};
 
+/// The largest forward jump of a flow's sequence number taken as loss;
+/// gen sends at most a few million packets a second per flow, so a jump
+/// of 2^32 is never a real gap.
+const MAX_SEQ_JUMP: u64 = 1 << 32;
+
 /// Flow ids the receiver tracks (the generator sends fewer).
 pub const FLOW_SLOTS: usize = 65_536;
 /// Distinct SPIs counted one by one; more land in `other_spis`.
@@ -102,11 +107,17 @@ impl Tally {
             self.unknown_flow += 1;
             return;
         };
+        if p.seq.saturating_sub(f.next) > MAX_SEQ_JUMP {
+            // Not a packet of this run (a stray or corrupted frame that
+            // happens to carry the magic): it would count as billions lost.
+            self.other += 1;
+            return;
+        }
         self.probes += 1;
         f.received += 1;
         if p.seq >= f.next {
             let next = p.seq.saturating_add(1);
-            self.expected += next - f.next;
+            self.expected = self.expected.saturating_add(next - f.next);
             f.next = next;
         } else {
             f.reordered += 1;
@@ -242,6 +253,17 @@ mod tests {
         );
         assert_eq!(t.expected, 300);
         assert_eq!(t.bytes, 30_000);
+    }
+
+    #[test]
+    fn a_stray_probe_with_a_huge_sequence_number_is_not_counted_as_loss() {
+        let mut t = Tally::new();
+        t.record(probe(7, 0, 0), 64, 10);
+        t.record(probe(7, u64::MAX - 1, 0), 64, 10);
+        t.record(probe(7, u64::MAX, 0), 64, 10);
+        t.record(probe(7, 1, 0), 64, 10);
+        assert_eq!((t.probes, t.lost(), t.reordered, t.other), (2, 0, 0, 2));
+        assert_eq!(t.expected, 2);
     }
 
     #[test]
