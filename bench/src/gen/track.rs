@@ -11,7 +11,7 @@
 //! seen here; the generator's `packets` is the reference for that.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::frame::{Probe, Received};
 
@@ -198,8 +198,9 @@ impl Tally {
     }
 }
 
-/// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+/// Latency percentiles in microseconds (read back by `report` from the
+/// sink's JSON).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Latency {
     pub samples: u64,
     pub min: f64,

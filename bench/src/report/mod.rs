@@ -115,19 +115,8 @@ pub struct LabRow {
     pub latency_us: Option<LabLatency>,
 }
 
-/// The sink's latency summary, microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LabLatency {
-    pub samples: u64,
-    pub min: f64,
-    pub mean: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    #[serde(rename = "p99.9")]
-    pub p99_9: f64,
-    pub max: f64,
-}
+/// The sink's latency summary, microseconds, as the sink's JSON has it.
+pub type LabLatency = crate::gen::track::Latency;
 
 impl LabLatency {
     /// (microseconds, fraction of packets at or below) points of the CDF
