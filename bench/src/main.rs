@@ -73,8 +73,34 @@ ike-flood needs root for its raw socket)
 [--sizes 64,...,imix] [--trial 5] [--loss 0] [--resolution 1] ... (rfc2544 --help: RFC 2544 throughput and \
 latency through a path, with gen and sink)";
 
-fn main() -> Result<()> {
+/// Errors end the run as one line (context chain included) and exit 1, so
+/// a mistyped flag never shows a backtrace even with `RUST_BACKTRACE` set.
+fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(e) = run(&args) {
+        eprintln!("espada-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The usage text of a subcommand that does not print its own on `--help`.
+fn usage_of(subcommand: &str) -> Option<&'static str> {
+    match subcommand {
+        "scale" => Some(scale::USAGE),
+        "report" => Some(report::USAGE),
+        "crypto" | "ike" | "ike-flood" | "ike-responder" => Some(USAGE),
+        _ => None,
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    if let Some(sub) = args.first() {
+        let help = args[1..].iter().any(|a| a == "--help" || a == "-h");
+        if let (true, Some(usage)) = (help, usage_of(sub)) {
+            println!("{usage}");
+            return Ok(());
+        }
+    }
     match args.first().map(String::as_str) {
         Some("crypto") => crypto(&args[1..]),
         Some("ike") => ike(&args[1..]),
