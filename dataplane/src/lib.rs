@@ -28,6 +28,7 @@ pub mod mgmt;
 pub mod nat;
 pub mod netlink;
 pub mod pipeline;
+mod prefetch;
 pub mod replay;
 pub mod route;
 pub mod sa;

@@ -312,6 +312,14 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Adds a batch's tally: one locked add per batch instead of one per
+/// packet (a locked add waits for the packet's stores to drain).
+fn add(c: &AtomicU64, n: u64) {
+    if n > 0 {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Decap,
@@ -358,6 +366,9 @@ fn process_chunk(
     c.rx.fetch_add(n as u64, Ordering::Relaxed);
 
     let now = clock::now_secs();
+    if role == Some(PortRole::Inside) {
+        prefetch_spd(t, frames);
+    }
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         *s = classify(t, role, f, now, c);
     }
@@ -373,12 +384,17 @@ fn process_chunk(
         }
     }
     prefetch_sas(t, &stage[..n], frames);
-    for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
-        if *s == Stage::Decap {
+    for i in 0..KEYS_AHEAD {
+        prefetch_decap_keys(t, &stage[..n], frames, i);
+    }
+    let mut decapsulated = 0;
+    for i in 0..n {
+        prefetch_decap_keys(t, &stage[..n], frames, i + KEYS_AHEAD);
+        if stage[i] == Stage::Decap {
             // `decap` counts its own drops (on the SA, or globally).
-            *s = match decap(&t.sadb, f, &c.drops) {
+            stage[i] = match decap(&t.sadb, &mut frames[i], &c.drops) {
                 Ok(Decapped::Inner { .. }) => {
-                    bump(&c.decapsulated);
+                    decapsulated += 1;
                     Stage::Forward { bypass: false }
                 }
                 Ok(_) => Stage::Done(Action::ToKernel),
@@ -386,6 +402,7 @@ fn process_chunk(
             };
         }
     }
+    add(&c.decapsulated, decapsulated);
     let from_inside = role == Some(PortRole::Inside);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         if matches!(s, Stage::Forward { .. } | Stage::Encap(_)) {
@@ -410,6 +427,7 @@ fn process_chunk(
             *s = forward(t, rx_ifindex, f, bypass, translate, now, c);
         }
     }
+    let (mut tx, mut to_kernel) = (0, 0);
     for (a, s) in actions.iter_mut().zip(&stage[..n]) {
         *a = match *s {
             Stage::Done(action) => action,
@@ -417,22 +435,61 @@ fn process_chunk(
             _ => Action::Drop(DropReason::Malformed),
         };
         match a {
-            Action::Transmit { .. } => bump(&c.tx),
-            Action::ToKernel => bump(&c.to_kernel),
+            Action::Transmit { .. } => tx += 1,
+            Action::ToKernel => to_kernel += 1,
             // Counted per fragment by `fragment_frames`; handed-off frames
             // by the worker that takes them.
             Action::Drop(_) | Action::Fragment(_) | Action::Handoff { .. } => {}
         }
     }
+    add(&c.tx, tx);
+    add(&c.to_kernel, to_kernel);
+}
+
+/// Frames from the inside are looked up in the SPD: asks for the index
+/// slots of the whole batch's destinations, then (the slots at hand) their
+/// first candidate rules, before any is classified. With many rules both
+/// are cache misses; asked for together they overlap (see
+/// [`prefetch_sas`]). Only hints: a frame that does not parse is left to
+/// `classify`.
+fn prefetch_spd(t: &Tables, frames: &[PacketBuf<'_>]) {
+    if t.spd.is_empty() {
+        return;
+    }
+    let mut dst: [Option<IpAddr>; MAX_BATCH] = [None; MAX_BATCH];
+    for (d, f) in dst.iter_mut().zip(frames) {
+        *d = frame_dst(f.data());
+        if let Some(a) = d {
+            t.spd.prefetch_index(a);
+        }
+    }
+    for a in dst.iter().take(frames.len()).flatten() {
+        t.spd.prefetch_rules(a);
+    }
+}
+
+/// The destination address of an Ethernet frame's IP packet, read without
+/// checks beyond bounds (for a prefetch; `classify` validates).
+fn frame_dst(frame: &[u8]) -> Option<IpAddr> {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    let ip = frame.get(eth.header_len()..)?;
+    match ip.first()? >> 4 {
+        4 => <[u8; 4]>::try_from(ip.get(16..20)?).ok().map(IpAddr::from),
+        6 => <[u8; 16]>::try_from(ip.get(24..40)?).ok().map(IpAddr::from),
+        _ => None,
+    }
 }
 
 /// Asks for the SAs of the batch's ESP frames and of the frames to encrypt
-/// before any is used, in three passes: the SADB slots (found from the
-/// SPI alone), then the SAs' per-packet lines, then (the SAs now at hand)
-/// their keys and replay slots. With many SAs each of these is a cache
-/// miss; requested together they overlap instead of stalling every packet
-/// in turn (`espada-bench scale`: 100 000 SAs in random order). Only
-/// hints: nothing is checked here.
+/// before any is used, in two passes: the SADB slots (found from the SPI
+/// alone), then the SAs' per-packet lines. With many SAs each of these is
+/// a cache miss; requested together they overlap instead of stalling every
+/// packet in turn (`espada-bench scale`: 100 000 SAs in random order).
+/// The key schedules, the bulk (9 lines for AES-GCM), are asked for by
+/// the crypto loops themselves, [`KEYS_AHEAD`] packets ahead
+/// ([`prefetch_decap_keys`], [`prefetch_encap_keys`]), so that they arrive while earlier packets are
+/// encrypted instead of queueing behind each other here. Only hints:
+/// nothing is checked here.
 fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) {
     // (SPI, sequence number) of each frame to decapsulate.
     let mut esp: [Option<(u32, u32)>; MAX_BATCH] = [None; MAX_BATCH];
@@ -477,11 +534,31 @@ fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) {
             _ => {}
         }
     }
-    for (inb, out) in inbound.iter().zip(&outbound).take(stage.len()) {
-        if let Some((sa, seq)) = inb {
-            sa.prefetch_keys_and_window(u64::from(*seq));
-        }
-        if let Some(sa) = out {
+}
+
+/// How many packets ahead the crypto loops ask for a later packet's key
+/// schedules: one packet's crypto (~300 ns) is time enough for its lines
+/// to arrive, and a few packets' worth stays well inside L1.
+const KEYS_AHEAD: usize = 3;
+
+/// Asks for the key schedules and replay-window slot that frame `i` will
+/// use if it is to be decrypted. Reads its SA, which [`prefetch_sas`]
+/// asked for earlier.
+fn prefetch_decap_keys(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>], i: usize) {
+    if stage.get(i) != Some(&Stage::Decap) {
+        return;
+    }
+    let esp = frames.get(i).and_then(|f| esp_spi_seq(f.data()));
+    if let Some((sa, seq)) = esp.and_then(|(spi, seq)| Some((t.sadb.inbound(spi)?, seq))) {
+        sa.prefetch_keys_and_window(u64::from(seq));
+    }
+}
+
+/// Asks for the key schedules frame `i` will use if it is to be
+/// encrypted (see [`prefetch_decap_keys`]).
+fn prefetch_encap_keys(t: &Tables, stage: &[Stage], i: usize) {
+    if let Some(Stage::Encap(spi)) = stage.get(i) {
+        if let Some(sa) = t.sadb.outbound(*spi) {
             sa.prefetch_keys();
         }
     }
@@ -990,7 +1067,12 @@ fn decrement_ttl(frame: &mut [u8], start: usize, len: usize) -> Result<(), DropR
 /// where they are. An SA with one packet in the batch (traffic over many
 /// SAs) takes the single-packet path, not a batch of one.
 fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &PipelineCounters) {
+    for i in 0..KEYS_AHEAD {
+        prefetch_encap_keys(t, stage, i);
+    }
+    let mut encapsulated = 0;
     for i in 0..stage.len() {
+        prefetch_encap_keys(t, stage, i + KEYS_AHEAD);
         let Stage::Encap(spi) = stage[i] else {
             continue;
         };
@@ -1016,7 +1098,7 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
             if *s == mine {
                 *s = match f.verdict {
                     Ok(()) => {
-                        bump(&c.encapsulated);
+                        encapsulated += 1;
                         Stage::Forward { bypass: false }
                     }
                     Err(reason) => Stage::Done(Action::Drop(reason)),
@@ -1024,6 +1106,7 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
             }
         }
     }
+    add(&c.encapsulated, encapsulated);
 }
 
 /// Looks the destination up, checks the MTU and writes the Ethernet header

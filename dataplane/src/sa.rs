@@ -17,6 +17,7 @@ use thiserror::Error;
 use crate::api::{Direction, EspMode, Lifetime, SaParams, UdpEncap};
 use crate::counters::SaCounters;
 use crate::crypto::{new_suite, CryptoError, EspSuite};
+use crate::prefetch::prefetch_bytes;
 use crate::replay::{ReplayError, ReplayWindow};
 
 /// Why an SA could not be installed.
@@ -60,12 +61,51 @@ struct SaCore {
     /// here: asking the suite per packet would read the very line the
     /// prefetch is for.
     suite_hot: (u32, u32),
+    /// The suite's lengths, asked once here for the same reason: the MTU
+    /// check and the ESP framing need them before the keys.
+    shape: SuiteShape,
     esn: bool,
     udp_encap: Option<UdpEncap>,
     mode: EspMode,
     counters: SaCounters,
     lifetime: LifetimeLimits,
     installed_at: u64,
+}
+
+/// An SA's ESP framing lengths (RFC 4303 §2): what its suite adds around
+/// a payload, held in the SA's hot lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SuiteShape {
+    iv_len: u8,
+    icv_len: u8,
+    block_align: u8,
+}
+
+impl SuiteShape {
+    fn of(suite: &dyn EspSuite) -> SuiteShape {
+        // Every suite's lengths are a few dozen bytes at most.
+        let narrow = |v: usize| u8::try_from(v).unwrap_or(u8::MAX);
+        SuiteShape {
+            iv_len: narrow(suite.iv_len()),
+            icv_len: narrow(suite.icv_len()),
+            block_align: narrow(suite.block_align()),
+        }
+    }
+
+    /// Bytes of IV after the ESP header.
+    pub fn iv_len(self) -> usize {
+        usize::from(self.iv_len)
+    }
+
+    /// Bytes of ICV at the end of the ESP packet.
+    pub fn icv_len(self) -> usize {
+        usize::from(self.icv_len)
+    }
+
+    /// What the payload, padding, pad length and next header are padded to.
+    pub fn block_align(self) -> usize {
+        usize::from(self.block_align)
+    }
 }
 
 /// [`Lifetime`] in atomics (`u64::MAX` = no limit), so the control process
@@ -124,6 +164,7 @@ impl SaCore {
         Ok(SaCore {
             spi: params.spi,
             suite_hot: (narrow(at), narrow(len)),
+            shape: SuiteShape::of(suite.as_ref()),
             suite,
             mode: params.mode,
             udp_encap: params.udp_encap,
@@ -147,28 +188,6 @@ impl SaCore {
             LifetimeState::Fresh
         }
     }
-}
-
-/// Asks the CPU to bring `len` bytes from `p` into its caches (capped at
-/// 1 KiB): a hint that reads nothing and cannot fault.
-#[inline(always)]
-fn prefetch_bytes(p: *const u8, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let mut off = 0;
-        while off < len.min(1024) {
-            // SAFETY: PREFETCHT0 is a hint: it has no architectural effect,
-            // never faults, whatever the address, and reads nothing Rust sees.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    p.wrapping_add(off).cast::<i8>(),
-                )
-            };
-            off += 64;
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, len);
 }
 
 impl SaCore {
@@ -218,6 +237,10 @@ macro_rules! sa_accessors {
         }
         pub fn suite(&self) -> &dyn EspSuite {
             self.core.suite.as_ref()
+        }
+        /// The suite's framing lengths, without reading the suite.
+        pub fn shape(&self) -> SuiteShape {
+            self.core.shape
         }
         pub fn mode(&self) -> EspMode {
             self.core.mode

@@ -202,15 +202,14 @@ fn decap_with_sa(
         w.check(seq).map_err(|_| DropReason::Replay)?;
     }
 
-    let suite = sa.suite();
-    let (iv_len, icv_len) = (suite.iv_len(), suite.icv_len());
+    let (iv_len, icv_len) = (sa.shape().iv_len(), sa.shape().icv_len());
     let esp_start = p.start + at.esp_off;
     let esp_end = p.start + at.esp_end;
     if at.esp_end - at.esp_off < esp::HEADER_LEN + iv_len + icv_len + 2 {
         return Err(DropReason::Malformed);
     }
     let esp_bytes = &mut p.frame[esp_start..esp_end];
-    suite
+    sa.suite()
         .open(esp_bytes, sa.esn().then_some(seq_hi))
         .map_err(|e| match e {
             crate::crypto::CryptoError::IntegrityFailed => DropReason::IntegrityFailed,

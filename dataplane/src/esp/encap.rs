@@ -20,7 +20,7 @@ const SEAL_CHUNK: usize = 32;
 /// for this SA. The dataplane reserves this head- and tailroom in frames and
 /// uses it for the MTU check.
 pub fn encap_overhead(sa: &OutboundSa) -> (usize, usize) {
-    let suite = sa.suite();
+    let shape = sa.shape();
     let udp = if sa.udp_encap().is_some() {
         udp::HEADER_LEN
     } else {
@@ -37,8 +37,8 @@ pub fn encap_overhead(sa: &OutboundSa) -> (usize, usize) {
         } => ipv6::HEADER_LEN,
         EspMode::Transport => 0,
     };
-    let front = outer + udp + esp::HEADER_LEN + suite.iv_len();
-    let back = suite.block_align() - 1 + 2 + suite.icv_len();
+    let front = outer + udp + esp::HEADER_LEN + shape.iv_len();
+    let back = shape.block_align() - 1 + 2 + shape.icv_len();
     (front, back)
 }
 
@@ -47,17 +47,17 @@ pub fn encap_overhead(sa: &OutboundSa) -> (usize, usize) {
 /// may differ by less than one cipher block).
 pub fn encapsulated_len(sa: &OutboundSa, inner_len: usize) -> usize {
     let (front, _) = encap_overhead(sa);
-    let suite = sa.suite();
-    inner_len + front + esp::pad_len_for(inner_len, suite.block_align()) + 2 + suite.icv_len()
+    let shape = sa.shape();
+    inner_len + front + esp::pad_len_for(inner_len, shape.block_align()) + 2 + shape.icv_len()
 }
 
 /// The largest inner packet whose encapsulation fits `mtu`: the MTU to
 /// announce in "fragmentation needed" / "packet too big".
 pub fn max_inner_len(sa: &OutboundSa, mtu: usize) -> usize {
     let (front, _) = encap_overhead(sa);
-    let suite = sa.suite();
-    let align = suite.block_align().max(4);
-    let room = mtu.saturating_sub(front + suite.icv_len());
+    let shape = sa.shape();
+    let align = shape.block_align().max(4);
+    let room = mtu.saturating_sub(front + shape.icv_len());
     (room / align * align).saturating_sub(2)
 }
 
@@ -192,8 +192,8 @@ fn seal_chunk(
 /// Writes the outer headers, ESP header and trailer; returns the range of
 /// the ESP packet in the frame and the sequence number it carries.
 fn prepare(sa: &OutboundSa, p: &mut PacketBuf<'_>) -> Result<(Range<usize>, u64), DropReason> {
-    let suite = sa.suite();
-    let (iv_len, icv_len, align) = (suite.iv_len(), suite.icv_len(), suite.block_align());
+    let shape = sa.shape();
+    let (iv_len, icv_len, align) = (shape.iv_len(), shape.icv_len(), shape.block_align());
     let udp_len = if sa.udp_encap().is_some() {
         udp::HEADER_LEN
     } else {

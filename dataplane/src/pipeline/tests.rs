@@ -1387,3 +1387,26 @@ fn the_prefetch_pass_finds_an_esp_frames_sa_and_sequence_number() {
     let (_, wire) = run(&mut a, LAN_IF, &sent, &ca);
     assert!(inbound_sa_of(&a.sadb, &wire[14..]).is_none());
 }
+
+#[test]
+fn the_spd_prefetch_reads_the_destination_of_ipv4_and_ipv6_frames_and_nothing_else() {
+    let eth = |ethertype: u16, packet: &[u8]| {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(packet);
+        f
+    };
+    assert_eq!(
+        frame_dst(&eth(0x0800, &inner_v4(4))),
+        Some(IpAddr::V4(Ipv4Addr::new(198, 19, 2, 2)))
+    );
+    assert_eq!(
+        frame_dst(&eth(0x86dd, &inner_v6(4))),
+        Some("fd00:2::2".parse().unwrap())
+    );
+    // Truncated headers, another IP version, a runt frame: no address.
+    assert_eq!(frame_dst(&eth(0x0800, &inner_v4(4)[..19])), None);
+    assert_eq!(frame_dst(&eth(0x86dd, &inner_v6(4)[..39])), None);
+    assert_eq!(frame_dst(&eth(0x0800, &[0x50; 40])), None);
+    assert_eq!(frame_dst(&[0u8; 10]), None);
+}
