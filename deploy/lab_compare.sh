@@ -22,9 +22,16 @@
 #            gen reaches, then one run at a fixed rate every path carries
 #            (--fixed-rate PPS, default 2000, at --fixed-size, default 1400)
 #            so that latencies compare paths, not queues (at the maximum
-#            rate latency is queueing). Received pps and Gbit/s (the sink's:
-#            Ethernet header + IP), loss (1 - probes received / sent) and
-#            the sink's one-way latency percentiles;
+#            rate latency is queueing), and one at --cpu-rate PPS (default
+#            20000, 0: none; --fixed-size bytes), a rate every path still
+#            carries here, for the CPU each path spends per packet.
+#            Received pps and Gbit/s (the sink's: Ethernet header + IP),
+#            loss (1 - probes received / sent), the sink's one-way latency
+#            percentiles, and CPU per received packet: of the gateways'
+#            processes (Espada's control and dataplane processes, or
+#            strongSwan's charon, on both gateways; /proc/PID/stat) and of
+#            the whole machine (every core: user, system, irq, softirq;
+#            gen and the sink included; /proc/stat);
 #   iperf3   TCP (Mbit/s) and UDP at several Ethernet frame sizes (frame =
 #            UDP payload + 46 bytes, FCS counted as in lab_figures.sh; default
 #            64,512,1400), sent as fast as one iperf3 sender can. iperf3 is
@@ -34,13 +41,16 @@
 #   sudo deploy/lab_compare.sh [--seconds N] [--sizes 64,512,1400,imix]
 #        [--paths forwarder,espada,strongswan] [--suites aes128gcm16,aes128-sha1]
 #        [--json FILE] [--traffic gen|iperf3] [--fixed-rate PPS] [--fixed-size N]
+#        [--cpu-rate PPS]
 #
 # JSON (stdout, or --json FILE): {"date", "cores", "seconds", "traffic",
 # "results": [{"path", "suite", "proto", "frame", "mbps", "pps",
 # "retransmits"}...]}; gen rows also have "size" (gen's --size: "64",
 # "imix"; "frame" is null for imix), "rate" (null at the maximum, else the
-# fixed pps), "sent_pps", "loss" (0..1) and "latency_us" (the sink's
-# {samples, min, mean, p50, p90, p99, p99.9, max} or null). Progress on
+# fixed pps), "sent_pps", "loss" (0..1), "latency_us" (the sink's
+# {samples, min, mean, p50, p90, p99, p99.9, max} or null) and "cpu_us"
+# ({"gateways", "machine"}: CPU microseconds per received packet, or null);
+# the top level then has "cpu_rate" (the CPU run's pps, or null). Progress on
 # stderr. `espada-bench report` reads it and computes the ratios (espada /
 # forwarder, espada / strongswan) from the maximum-rate rows.
 #
@@ -59,6 +69,7 @@ secs=5
 sizes=
 fixed_rate=2000
 fixed_size=1400
+cpu_rate=20000
 paths=forwarder,espada,strongswan
 suites=aes128gcm16,aes128-sha1
 json_out=
@@ -73,12 +84,14 @@ while [ $# -gt 0 ]; do
         --traffic) traffic=$2; shift 2 ;;
         --fixed-rate) fixed_rate=$2; shift 2 ;;
         --fixed-size) fixed_size=$2; shift 2 ;;
+        --cpu-rate) cpu_rate=$2; shift 2 ;;
         *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
     esac
 done
 case $secs in ''|*[!0-9]*) echo "--seconds takes whole seconds" >&2; exit 2 ;; esac
 if [ "$secs" -lt 1 ] || [ "$secs" -gt 120 ]; then echo "--seconds: 1 to 120" >&2; exit 2; fi
 case $fixed_rate in ''|*[!0-9]*) echo "--fixed-rate takes packets per second" >&2; exit 2 ;; esac
+case $cpu_rate in ''|*[!0-9]*) echo "--cpu-rate takes packets per second (0: no CPU run)" >&2; exit 2 ;; esac
 bench=${ESPADA_BENCH:-${CARGO_TARGET_DIR:-target}/release/espada-bench}
 case $traffic in
     gen)
@@ -143,6 +156,29 @@ print(f"{bps / 1e6:.1f} {pkts / secs:.0f} {rtx}")
 PY
 }
 
+# The PIDs of the current path's gateway processes (set per path below),
+# whose CPU time traffic_gen counts.
+gw_pids=
+# cpu_ticks PID...: clock ticks of user and system time the processes have
+# used, all their threads (fields 14 and 15 of /proc/PID/stat; the command
+# name in parentheses may hold spaces, so fields count after it).
+cpu_ticks() {
+    local pid stats=()
+    for pid in "$@"; do stats+=("/proc/$pid/stat"); done
+    [ ${#stats[@]} -gt 0 ] || { echo 0; return; }
+    cat "${stats[@]}" 2>/dev/null | awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
+}
+# machine_ticks: busy clock ticks of every core (user, nice, system, irq,
+# softirq; not idle, iowait or steal).
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+# espada_pids: both gateways' espada control and dataplane processes.
+espada_pids() {
+    local side
+    for side in a b; do
+        cat "$work/espada-$side.pid" "$(gw_run_dir "$side")/dataplane.pid" 2>/dev/null
+    done | tr '\n' ' '
+}
+
 # traffic_gen PATH SUITE RATE SIZE: espada-bench gen on lan_a (a-host) to
 # the sink on lan_b (b-host) for $secs seconds at RATE (max or pps), gen's
 # --size SIZE; prints the result's JSON row.
@@ -157,15 +193,23 @@ traffic_gen() {
         kill -0 "$server" 2>/dev/null || break
         sleep 0.1
     done
+    local g0 m0 g1 m1
+    # shellcheck disable=SC2086 # a list of PIDs
+    g0=$(cpu_ticks $gw_pids)
+    m0=$(machine_ticks)
     if ! in_ns lan_a timeout $((secs + 20)) "$bench" gen --dev a-host --src 198.19.1.10 \
         --dst 198.19.2.10 --cpu 0 --quiet --flows 64 --duration "$secs" --rate "$rate" \
         --size "$size" --json "$work/g.json" >/dev/null 2>"$work/g.err"; then
         log "gen failed: $(tail -n 1 "$work/g.err")"
         kill "$server" 2>/dev/null || true
     fi
+    # shellcheck disable=SC2086
+    g1=$(cpu_ticks $gw_pids)
+    m1=$(machine_ticks)
     wait "$server" 2>/dev/null || log "sink: $(tail -n 1 "$work/s.err")"
     server=
-    /usr/bin/python3 - "$work/g.json" "$work/s.json" "$path" "$suite" "$rate" "$size" <<'PY'
+    /usr/bin/python3 - "$work/g.json" "$work/s.json" "$path" "$suite" "$rate" "$size" \
+        $((g1 - g0)) $((m1 - m0)) "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 def load(p):
     try:
@@ -174,8 +218,13 @@ def load(p):
         return {}
 g, s = load(sys.argv[1]), load(sys.argv[2])
 path, suite, rate, size = sys.argv[3:7]
+gw_ticks, machine_ticks, hz = int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9])
 sent = g.get("packets", 0)
 probes = s.get("probes", 0)
+cpu = None
+if probes > 0:
+    per = lambda ticks: round(ticks / hz * 1e6 / probes, 3)
+    cpu = {"gateways": per(gw_ticks), "machine": per(machine_ticks)}
 print(json.dumps({
     "path": path, "suite": suite, "proto": "udp",
     "frame": int(size) if size.isdigit() else None, "size": size,
@@ -184,12 +233,14 @@ print(json.dumps({
     "retransmits": 0, "sent_pps": round(g.get("pps", 0)),
     "loss": round(max(0.0, 1 - probes / sent), 4) if sent else 1.0,
     "latency_us": s.get("latency_us"),
+    "cpu_us": cpu,
 }))
 l = s.get("latency_us") or {}
 print(f"lab_compare: {path:<10} {suite:<12} {size:>5} {rate:>6}: {s.get('pps', 0):>9.0f} pps "
       f"{s.get('gbps_l2', 0) * 1000:>7.1f} Mbit/s (sent {g.get('pps', 0):.0f} pps), loss "
       f"{100 * (1 - probes / sent) if sent else 100:.1f}%, latency us p50 {l.get('p50', 0):.0f} "
-      f"p99 {l.get('p99', 0):.0f}", file=sys.stderr)
+      f"p99 {l.get('p99', 0):.0f}, CPU us/packet gateways {(cpu or {}).get('gateways', 0):.2f} "
+      f"machine {(cpu or {}).get('machine', 0):.2f}", file=sys.stderr)
 PY
 }
 results="$work/results.jsonl"
@@ -199,9 +250,12 @@ results="$work/results.jsonl"
 measure() {
     local path=$1 suite=$2 proto frame out row
     if [ "$traffic" = gen ]; then
-        for frame in ${sizes//,/ } "fixed"; do
+        for frame in ${sizes//,/ } "fixed" "cpu"; do
             if [ "$frame" = fixed ]; then
                 row=$(traffic_gen "$path" "$suite" "$fixed_rate" "$fixed_size")
+            elif [ "$frame" = cpu ]; then
+                [ "$cpu_rate" -gt 0 ] || continue
+                row=$(traffic_gen "$path" "$suite" "$cpu_rate" "$fixed_size")
             else
                 row=$(traffic_gen "$path" "$suite" max "$frame")
             fi
@@ -259,6 +313,7 @@ for path in ${paths//,/ }; do
             start_gateway a "$work/clear-a.conf"
             start_gateway b "$work/clear-b.conf"
             reaches || log "forwarder: lan_a does not reach lan_b"
+            gw_pids=$(espada_pids)
             measure forwarder none
             stop_gateways
             in_ns wan ip route del 198.19.1.0/24
@@ -273,6 +328,7 @@ for path in ${paths//,/ }; do
                 start_gateway a "$work/esp-a.conf"
                 start_gateway b "$work/esp-b.conf"
                 reaches || log "espada $suite: lan_a does not reach lan_b"
+                gw_pids=$(espada_pids)
                 measure espada "$suite"
                 stop_gateways
             done
@@ -292,6 +348,7 @@ for path in ${paths//,/ }; do
                     swan_initiate "$A" "$da" lan4 20 >/dev/null ||
                     log "strongswan $suite: the tunnel did not come up"
                 reaches || log "strongswan $suite: lan_a does not reach lan_b"
+                gw_pids="$(cat "$da/charon.pid" "$db/charon.pid" 2>/dev/null | tr '\n' ' ')"
                 measure strongswan "$suite"
                 swan_stop "$A" "$da"
                 swan_stop "$B" "$db"
@@ -301,14 +358,16 @@ for path in ${paths//,/ }; do
     esac
 done
 
-json=$(/usr/bin/python3 - "$results" "$secs" "$traffic" "$(nproc)" <<'PY'
+json=$(/usr/bin/python3 - "$results" "$secs" "$traffic" "$(nproc)" "$cpu_rate" <<'PY'
 import datetime, json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+cpu_rate = int(sys.argv[5])
 print(json.dumps({
     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     "cores": int(sys.argv[4]),
     "seconds": int(sys.argv[2]),
     "traffic": sys.argv[3],
+    "cpu_rate": cpu_rate if cpu_rate > 0 and sys.argv[3] == "gen" else None,
     "results": rows,
 }, indent=1))
 PY

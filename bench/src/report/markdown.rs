@@ -259,8 +259,14 @@ fn lab_gen(s: &mut String, l: &LabData, plots: &str) {
             opt(l.ratio(r, "strongswan"), x)
         );
     }
-    let fixed: Vec<_> = l.results.iter().filter(|r| r.rate.is_some()).collect();
+    // The CPU run's rows go to the CPU table.
+    let fixed: Vec<_> = l
+        .results
+        .iter()
+        .filter(|r| r.rate.is_some() && r.rate != l.cpu_rate)
+        .collect();
     if fixed.is_empty() {
+        lab_cpu(s, l);
         s.push('\n');
         return;
     }
@@ -294,7 +300,53 @@ fn lab_gen(s: &mut String, l: &LabData, plots: &str) {
             opt(r.loss, |v| format!("{:.1}%", 100.0 * v)),
         );
     }
+    lab_cpu(s, l);
     s.push('\n');
+}
+
+/// CPU per packet of every path at 1400 bytes: at the maximum rate and at
+/// the CPU run's rate (one every path carries).
+fn lab_cpu(s: &mut String, l: &LabData) {
+    let rows: Vec<_> = l
+        .results
+        .iter()
+        .filter(|r| {
+            r.cpu_us.is_some()
+                && r.size.as_deref() == Some("1400")
+                && (r.rate.is_none() || r.rate == l.cpu_rate)
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nCPU per received packet, 1400 bytes, at the maximum rate and at a rate every path \
+         carries: the gateways' own processes (Espada's control and dataplane, or strongSwan's \
+         charon, both gateways; `/proc/PID/stat`; a process's sends include the receiving \
+         namespaces' veth and XDP work) and the whole machine (every core, gen and the sink \
+         included; `/proc/stat`), µs.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| path | suite | rate pps | received pps | loss | gateways µs/packet | machine µs/packet | strongSwan ÷ this (gateways) |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let cpu = r.cpu_us.map_or((0.0, 0.0), |c| (c.gateways, c.machine));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {} |",
+            r.path,
+            r.suite,
+            r.rate.map_or("max".into(), |p| p.to_string()),
+            r.pps,
+            opt(r.loss, |v| format!("{:.1}%", 100.0 * v)),
+            cpu.0,
+            cpu.1,
+            opt(l.cpu_ratio_to_strongswan(r), x)
+        );
+    }
 }
 
 fn ike(s: &mut String, rows: &[IkeRow]) {
@@ -412,5 +464,24 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| AES-128-GCM-16 through the lab, 1400-byte packets (espada-bench gen, maximum rate) ≥ 10x strongSwan kernel-libipsec | 12.50x | **met** |"), "{md}");
+        // CPU per packet: at the maximum rate and at the CPU run's rate,
+        // against strongSwan's at the same rate.
+        assert!(
+            md.contains("| espada | aes128gcm16 | max | 61881 | 25.0% | 5.00 | 15.00 | 4.00x |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| espada | aes128gcm16 | 20000 | 20000 | 0.0% | 10.00 | 60.00 | 1.50x |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| strongswan | aes128gcm16 | max | 4950 | 25.0% | 20.00 | 40.00 | n/a |"),
+            "{md}"
+        );
+        // The fixed-rate latency row of 2000 pps is not a CPU row.
+        assert!(
+            !md.contains("| espada | aes128gcm16 | 2000 | 2000 | 0.0% | "),
+            "{md}"
+        );
     }
 }

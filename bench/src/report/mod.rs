@@ -84,6 +84,9 @@ pub struct LabData {
     pub cores: usize,
     pub seconds: u32,
     pub traffic: String,
+    /// The pps of the run that measures CPU per packet (gen only).
+    #[serde(default)]
+    pub cpu_rate: Option<u64>,
     pub results: Vec<LabRow>,
 }
 
@@ -113,6 +116,20 @@ pub struct LabRow {
     /// The sink's one-way latency percentiles (gen only).
     #[serde(default)]
     pub latency_us: Option<LabLatency>,
+    /// CPU microseconds per received packet (gen only).
+    #[serde(default)]
+    pub cpu_us: Option<LabCpu>,
+}
+
+/// CPU time per received packet, microseconds: what each path costs when
+/// the machine's cores are not the limit.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct LabCpu {
+    /// The gateways' own processes (Espada's control and dataplane, or
+    /// strongSwan's charon), both gateways.
+    pub gateways: f64,
+    /// Every core of the machine: gen, the sink, interrupts included.
+    pub machine: f64,
 }
 
 /// The sink's latency summary, microseconds, as the sink's JSON has it.
@@ -182,6 +199,36 @@ impl LabData {
         self.results
             .iter()
             .find(|r| r.path == path && r.suite == suite && r.frame == frame && r.rate.is_none())
+    }
+
+    /// The row of `path`/`suite` at `size` and `rate` (`None`: maximum)
+    /// that measured CPU per packet.
+    pub fn cpu_row(
+        &self,
+        path: &str,
+        suite: &str,
+        size: &str,
+        rate: Option<u64>,
+    ) -> Option<&LabRow> {
+        self.results.iter().find(|r| {
+            r.path == path
+                && r.suite == suite
+                && r.size.as_deref() == Some(size)
+                && r.rate == rate
+                && r.cpu_us.is_some()
+        })
+    }
+
+    /// How many times the gateways' CPU per packet of `r` strongSwan's
+    /// gateways spend for the same suite, size and rate.
+    pub fn cpu_ratio_to_strongswan(&self, r: &LabRow) -> Option<f64> {
+        let mine = r.cpu_us?.gateways;
+        let size = r.size.as_deref()?;
+        let swan = self
+            .cpu_row("strongswan", &r.suite, size, r.rate)?
+            .cpu_us?
+            .gateways;
+        (mine > 0.0 && r.path != "strongswan").then(|| swan / mine)
     }
 
     /// Whether the data came from espada-bench gen (not iperf3).
@@ -604,16 +651,37 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
         let swan = find("strongswan", suite);
         let fwd = find("forwarder", "none");
         let why = if gen {
+            let cpu = d.lab.as_ref().and_then(|l| {
+                let mine = l.cpu_row("espada", suite, "1400", None)?;
+                let fwd = l.cpu_row("forwarder", "none", "1400", None)?;
+                let at_rate = l.cpu_rate.and_then(|rate| {
+                    let r = l.cpu_row("espada", suite, "1400", Some(rate))?;
+                    Some(format!(", {:.1}x at {rate} pps", l.cpu_ratio_to_strongswan(r)?))
+                });
+                Some(format!(
+                    ". CPU per received packet of the gateways' processes, strongSwan ÷ Espada: \
+                     {:.1}x at the maximum rate{} (the throughput ratio each would reach with cores \
+                     of its own). Of Espada's {:.1} µs per packet at the maximum rate the forwarder \
+                     without crypto spends {:.1}: in this lab veth and AF_XDP copy-mode work, not \
+                     ESP, is most of a packet's cost, so 10x needs zero-copy AF_XDP on a real NIC, \
+                     which this machine does not have",
+                    l.cpu_ratio_to_strongswan(mine)?,
+                    at_rate.unwrap_or_default(),
+                    mine.cpu_us?.gateways,
+                    fwd.cpu_us?.gateways,
+                ))
+            });
             format!(
                 "strongSwan received {}, Espada {} and the forwarder without crypto {}: \
                  gen, the sink, both gateways and strongSwan's daemons share {} cores, so Espada's \
                  figure is what the lab's CPU leaves it, not its dataplane's limit (one core \
-                 encrypts {:.1} Gbps in the crypto table)",
+                 encrypts {:.1} Gbps in the crypto table){}",
                 carried(swan),
                 carried(row),
                 carried(fwd),
                 d.lab.as_ref().map_or(d.cores, |l| l.cores),
-                crypto_gbps(suite, "encap").unwrap_or(0.0)
+                crypto_gbps(suite, "encap").unwrap_or(0.0),
+                cpu.unwrap_or_default()
             )
         } else {
             format!(
@@ -714,6 +782,7 @@ mod tests {
             sent_pps: None,
             loss: None,
             latency_us: None,
+            cpu_us: None,
         };
         let scale_row = |dir: &str, sas, ns| ScaleRow {
             test: "sas".into(),
@@ -753,6 +822,7 @@ mod tests {
                 cores: 2,
                 seconds: 5,
                 traffic: "iperf3".into(),
+                cpu_rate: None,
                 results: vec![
                     lab_row("forwarder", "none", Some(1400), 1000.0),
                     lab_row("espada", "aes128gcm16", Some(1400), 620.0),
@@ -797,7 +867,12 @@ mod tests {
                     p99_9: p50 * 8.0,
                     max: p50 * 10.0,
                 }),
+                cpu_us: None,
             }
+        };
+        let with_cpu = |mut r: LabRow, gateways: f64, machine: f64| {
+            r.cpu_us = Some(LabCpu { gateways, machine });
+            r
         };
         let mut d = sample();
         d.lab = Some(LabData {
@@ -805,34 +880,76 @@ mod tests {
             cores: 2,
             seconds: 5,
             traffic: "gen".into(),
+            cpu_rate: Some(20_000),
             results: vec![
+                with_cpu(
+                    row("forwarder", "none", "1400", Some(20_000), 20_000.0, 300.0),
+                    9.0,
+                    60.0,
+                ),
+                with_cpu(
+                    row(
+                        "espada",
+                        "aes128gcm16",
+                        "1400",
+                        Some(20_000),
+                        20_000.0,
+                        400.0,
+                    ),
+                    10.0,
+                    60.0,
+                ),
+                with_cpu(
+                    row(
+                        "strongswan",
+                        "aes128gcm16",
+                        "1400",
+                        Some(20_000),
+                        20_000.0,
+                        900.0,
+                    ),
+                    15.0,
+                    19.0,
+                ),
                 row("forwarder", "none", "64", None, 500_000.0, 900.0),
-                row(
-                    "forwarder",
-                    "none",
-                    "1400",
-                    None,
-                    1120e6 / 8.0 / 1414.0,
-                    900.0,
+                with_cpu(
+                    row(
+                        "forwarder",
+                        "none",
+                        "1400",
+                        None,
+                        1120e6 / 8.0 / 1414.0,
+                        900.0,
+                    ),
+                    4.0,
+                    8.0,
                 ),
                 row("forwarder", "none", "imix", None, 300_000.0, 900.0),
                 row("forwarder", "none", "1400", Some(2000), 2000.0, 100.0),
-                row(
-                    "espada",
-                    "aes128gcm16",
-                    "1400",
-                    None,
-                    700e6 / 8.0 / 1414.0,
-                    5000.0,
+                with_cpu(
+                    row(
+                        "espada",
+                        "aes128gcm16",
+                        "1400",
+                        None,
+                        700e6 / 8.0 / 1414.0,
+                        5000.0,
+                    ),
+                    5.0,
+                    15.0,
                 ),
                 row("espada", "aes128gcm16", "1400", Some(2000), 2000.0, 150.0),
-                row(
-                    "strongswan",
-                    "aes128gcm16",
-                    "1400",
-                    None,
-                    56e6 / 8.0 / 1414.0,
-                    50_000.0,
+                with_cpu(
+                    row(
+                        "strongswan",
+                        "aes128gcm16",
+                        "1400",
+                        None,
+                        56e6 / 8.0 / 1414.0,
+                        50_000.0,
+                    ),
+                    20.0,
+                    40.0,
                 ),
                 row(
                     "strongswan",
@@ -907,6 +1024,19 @@ mod tests {
         assert!(close_to(swan.measured, 3.125));
         assert!(
             swan.why.starts_with("strongSwan received 19802 pps (224 Mbit/s, 25.0% lost), Espada 61881 pps (700 Mbit/s, 25.0% lost) and the forwarder without crypto 99010 pps (1120 Mbit/s, 25.0% lost)"),
+            "{}",
+            swan.why
+        ); // And what each path's gateways spend per packet, at both rates.
+        assert!(
+            swan.why
+                .contains("strongSwan ÷ Espada: 4.0x at the maximum rate, 1.5x at 20000 pps"),
+            "{}",
+            swan.why
+        );
+        assert!(
+            swan.why.contains(
+                "Of Espada's 5.0 µs per packet at the maximum rate the forwarder without crypto spends 4.0"
+            ),
             "{}",
             swan.why
         );

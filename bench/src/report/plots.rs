@@ -329,6 +329,8 @@ fn lab_series(l: &super::LabData) -> (Vec<Series>, Vec<Series>, Vec<Series>) {
                     }
                 }
             }
+            // The CPU run's rows are in the CPU table, not the latency plot.
+            (Some(rate), _) if Some(rate) == l.cpu_rate => {}
             (Some(rate), _) => {
                 if let Some(c) = r.latency_us {
                     lat.push((
