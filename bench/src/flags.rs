@@ -2,6 +2,8 @@
 //! flag without its value reads the same everywhere and says where the
 //! usage is.
 
+use std::time::Duration;
+
 use anyhow::{anyhow, Result};
 
 /// A subcommand's arguments, taken one flag (and its value) at a time.
@@ -22,6 +24,19 @@ impl<'a> Flags<'a> {
     /// The next flag, or None when the arguments are done.
     pub fn next_flag(&mut self) -> Option<&'a str> {
         self.args.next().map(String::as_str)
+    }
+
+    /// The argument after `flag` as seconds within `min..=max`, with the
+    /// one-line error every subcommand gives for a bad duration.
+    pub fn seconds(&mut self, flag: &str, min: f64, max: f64) -> Result<Duration> {
+        let v = self.value(flag)?;
+        let secs: f64 = v
+            .parse()
+            .map_err(|_| anyhow!("{flag} {v:?}: give seconds, {min} to {max}"))?;
+        if !(min..=max).contains(&secs) {
+            return Err(anyhow!("{flag} {secs}: give {min} to {max} seconds"));
+        }
+        Ok(Duration::from_secs_f64(secs))
     }
 
     /// The argument after `flag`: its value.
@@ -50,5 +65,27 @@ mod tests {
         let e = f.value("--size").unwrap_err().to_string();
         assert_eq!(e, "--size needs a value\nusage: x");
         assert_eq!(f.next_flag(), None);
+    }
+
+    #[test]
+    fn seconds_are_bounded_and_a_bad_value_says_what_to_give() {
+        let args: Vec<String> = ["--duration", "2.5", "--duration", "0", "--duration", "soon"]
+            .map(String::from)
+            .to_vec();
+        let mut f = Flags::new(&args, "");
+        f.next_flag();
+        assert_eq!(
+            f.seconds("--duration", 0.01, 600.0).unwrap(),
+            Duration::from_millis(2500)
+        );
+        f.next_flag();
+        let e = f
+            .seconds("--duration", 0.01, 600.0)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "--duration 0: give 0.01 to 600 seconds");
+        f.next_flag();
+        let e = f.seconds("--duration", 0.0, 60.0).unwrap_err().to_string();
+        assert_eq!(e, "--duration \"soon\": give seconds, 0 to 60");
     }
 }

@@ -162,16 +162,7 @@ fn crypto(args: &[String]) -> Result<()> {
                     .parse()
                     .context("--batch takes a number of packets")?
             }
-            "--duration" => {
-                let secs: f64 = flags
-                    .value("--duration")?
-                    .parse()
-                    .context("--duration takes seconds")?;
-                if !(0.01..=600.0).contains(&secs) {
-                    bail!("--duration {secs}: give 0.01 to 600 seconds");
-                }
-                opts.duration = Duration::from_secs_f64(secs);
-            }
+            "--duration" => opts.duration = flags.seconds("--duration", 0.01, 600.0)?,
             "--openssl-seconds" => {
                 opts.openssl_seconds = flags
                     .value("--openssl-seconds")?
@@ -235,16 +226,8 @@ fn ike(args: &[String]) -> Result<()> {
                 }
                 groups = Some(g);
             }
-            "--duration" => {
-                let secs: f64 = flags
-                    .value("--duration")?
-                    .parse()
-                    .context("--duration takes seconds")?;
-                if !(0.1..=600.0).contains(&secs) {
-                    bail!("--duration {secs}: give 0.1 to 600 seconds per group");
-                }
-                opts.duration = Duration::from_secs_f64(secs);
-            }
+            // Per group.
+            "--duration" => opts.duration = flags.seconds("--duration", 0.1, 600.0)?,
             "--held" => {
                 opts.held = flags
                     .value("--held")?
@@ -367,14 +350,6 @@ fn ike(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn secs_flag(name: &str, v: &str, max: f64) -> Result<Duration> {
-    let secs: f64 = v.parse().with_context(|| format!("{name} takes seconds"))?;
-    if !(0.0..=max).contains(&secs) {
-        bail!("{name} {secs}: give 0 to {max} seconds");
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 fn ike_flood(args: &[String]) -> Result<()> {
     let mut target = None;
     let mut local = None;
@@ -410,9 +385,7 @@ fn ike_flood(args: &[String]) -> Result<()> {
                     .parse()
                     .context("--count takes a number of packets")?
             }
-            "--duration" => {
-                o.duration = secs_flag("--duration", &flags.value("--duration")?, 600.0)?
-            }
+            "--duration" => o.duration = flags.seconds("--duration", 0.0, 600.0)?,
             "--rate" => {
                 o.rate = flags
                     .value("--rate")?
@@ -438,11 +411,8 @@ fn ike_flood(args: &[String]) -> Result<()> {
                     .parse()
                     .context("--port takes a port")?
             }
-            "--lead" => o.lead = secs_flag("--lead", &flags.value("--lead")?, 60.0)?,
-            "--setup-timeout" => {
-                o.setup_timeout =
-                    secs_flag("--setup-timeout", &flags.value("--setup-timeout")?, 120.0)?
-            }
+            "--lead" => o.lead = flags.seconds("--lead", 0.0, 60.0)?,
+            "--setup-timeout" => o.setup_timeout = flags.seconds("--setup-timeout", 0.0, 120.0)?,
             "--format" => match flags.value("--format")?.as_str() {
                 "json" => json = true,
                 "text" => json = false,
@@ -601,9 +571,7 @@ fn ike_responder(args: &[String]) -> Result<()> {
                     .parse()
                     .context("--port takes a port")?
             }
-            "--duration" => {
-                o.duration = secs_flag("--duration", &flags.value("--duration")?, 3600.0)?
-            }
+            "--duration" => o.duration = flags.seconds("--duration", 0.0, 3600.0)?,
             "--quiet" => o.quiet = true,
             other => bail!("unknown option {other:?}\n{USAGE}"),
         }

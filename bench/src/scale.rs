@@ -718,16 +718,7 @@ pub fn cli(args: &[String]) -> Result<()> {
                     .parse()
                     .context("--batch takes packets")?
             }
-            "--duration" => {
-                let secs: f64 = flags
-                    .value("--duration")?
-                    .parse()
-                    .context("--duration takes seconds")?;
-                if !(0.01..=600.0).contains(&secs) {
-                    bail!("--duration {secs}: give 0.01 to 600 seconds");
-                }
-                o.duration = Duration::from_secs_f64(secs);
-            }
+            "--duration" => o.duration = flags.seconds("--duration", 0.01, 600.0)?,
             "--worker-sas" => o.worker_sas = parse_count(&flags.value("--worker-sas")?)?,
             "--replay-window" => {
                 o.replay_window = flags

@@ -38,7 +38,7 @@ use crate::esp::{
     decap, encap_batch_where, encap_single, encapsulated_len, esp_spi_seq, Decapped, PacketBuf,
 };
 use crate::route::{Fib, FibMiss, NextHop, PortRole};
-use crate::sa::{InboundSa, OutboundSa, Sadb};
+use crate::sa::Sadb;
 use crate::spd::{FlowKey, PolicyAction, PolicyTag, Spd};
 use crate::wire::{ethernet, ip_proto, ipv4, ipv6};
 
@@ -491,14 +491,14 @@ fn frame_dst(frame: &[u8]) -> Option<IpAddr> {
 /// encrypted instead of queueing behind each other here. Only hints:
 /// nothing is checked here.
 fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) {
-    // (SPI, sequence number) of each frame to decapsulate.
-    let mut esp: [Option<(u32, u32)>; MAX_BATCH] = [None; MAX_BATCH];
+    // The SPI of each frame to decapsulate.
+    let mut esp: [Option<u32>; MAX_BATCH] = [None; MAX_BATCH];
     let mut any = false;
     for (i, (s, f)) in stage.iter().zip(frames).enumerate() {
         match *s {
             Stage::Decap => {
-                esp[i] = esp_spi_seq(f.data());
-                if let Some((spi, _)) = esp[i] {
+                esp[i] = esp_spi_seq(f.data()).map(|(spi, _)| spi);
+                if let Some(spi) = esp[i] {
                     t.sadb.prefetch_inbound(spi);
                     any = true;
                 }
@@ -513,21 +513,15 @@ fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) {
     if !any {
         return;
     }
-    let mut inbound: [Option<(&InboundSa, u32)>; MAX_BATCH] = [None; MAX_BATCH];
-    let mut outbound: [Option<&OutboundSa>; MAX_BATCH] = [None; MAX_BATCH];
-    for (i, s) in stage.iter().enumerate() {
+    for (s, spi) in stage.iter().zip(esp) {
         match *s {
             Stage::Decap => {
-                if let Some((spi, seq)) = esp[i] {
-                    inbound[i] = t.sadb.inbound(spi).map(|sa| (&**sa, seq));
-                    if let Some((sa, _)) = inbound[i] {
-                        sa.prefetch_state();
-                    }
+                if let Some(sa) = spi.and_then(|spi| t.sadb.inbound(spi)) {
+                    sa.prefetch_state();
                 }
             }
             Stage::Encap(spi) => {
-                outbound[i] = t.sadb.outbound(spi).map(|sa| &**sa);
-                if let Some(sa) = outbound[i] {
+                if let Some(sa) = t.sadb.outbound(spi) {
                     sa.prefetch_state();
                 }
             }

@@ -253,16 +253,6 @@ pub const SINK_USAGE: &str = "espada-bench sink --dev IF [--queues N (all)] [--d
 [--idle SECS (0 = off)] [--count N] [--cpu FIRST (0)] [--zero-copy] [--xdp-mode auto|native|generic] \
 [--json FILE] [--quiet]";
 
-fn secs(name: &str, v: &str) -> Result<Duration> {
-    let s: f64 = v
-        .parse()
-        .map_err(|_| anyhow!("{name} {v:?}: give seconds"))?;
-    if !(0.0..=86_400.0).contains(&s) {
-        bail!("{name} {s}: give 0 to 86400 seconds");
-    }
-    Ok(Duration::from_secs_f64(s))
-}
-
 fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
     v.parse()
         .map_err(|_| anyhow!("{name} {v:?}: give a number"))
@@ -315,7 +305,7 @@ pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
             "--proto" => o.proto = Proto::parse(&flags.value("--proto")?)?,
             "--ipv6" => ipv6 = true,
             "--dst-port" => o.dst_port = number("--dst-port", &flags.value("--dst-port")?)?,
-            "--duration" => o.duration = secs("--duration", &flags.value("--duration")?)?,
+            "--duration" => o.duration = flags.seconds("--duration", 0.0, 86_400.0)?,
             "--count" => o.count = Some(number("--count", &flags.value("--count")?)?),
             "--queues" => o.queues = number("--queues", &flags.value("--queues")?)?,
             "--batch" => o.batch = number("--batch", &flags.value("--batch")?)?,
@@ -943,9 +933,9 @@ pub fn parse_sink(args: &[String]) -> Result<SinkOptions> {
         match a {
             "--dev" => dev = Some(flags.value("--dev")?),
             "--queues" => o.queues = Some(number("--queues", &flags.value("--queues")?)?),
-            "--duration" => o.duration = secs("--duration", &flags.value("--duration")?)?,
+            "--duration" => o.duration = flags.seconds("--duration", 0.0, 86_400.0)?,
             "--idle" => {
-                let d = secs("--idle", &flags.value("--idle")?)?;
+                let d = flags.seconds("--idle", 0.0, 86_400.0)?;
                 o.idle = (!d.is_zero()).then_some(d);
             }
             "--count" => o.count = Some(number("--count", &flags.value("--count")?)?),

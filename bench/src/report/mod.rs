@@ -313,10 +313,15 @@ pub fn cli(args: &[String]) -> Result<()> {
         }
     }
     let data = match &o.from {
-        Some(p) => serde_json::from_str(
-            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        )
-        .with_context(|| format!("{} is not a report", p.display()))?,
+        Some(p) => {
+            let mut d: ReportData = serde_json::from_str(
+                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| format!("{} is not a report", p.display()))?;
+            // The verdicts and their reasons as this version states them.
+            d.targets = targets(&d);
+            d
+        }
         None => measure(&o)?,
     };
     write(&o, &data)
@@ -660,11 +665,12 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
                 });
                 Some(format!(
                     ". CPU per received packet of the gateways' processes, strongSwan ÷ Espada: \
-                     {:.1}x at the maximum rate{} (the throughput ratio each would reach with cores \
-                     of its own). Of Espada's {:.1} µs per packet at the maximum rate the forwarder \
-                     without crypto spends {:.1}: in this lab veth and AF_XDP copy-mode work, not \
-                     ESP, is most of a packet's cost, so 10x needs zero-copy AF_XDP on a real NIC, \
-                     which this machine does not have",
+                     {:.1}x at the maximum rate{} (what the throughput ratio would be with cores to \
+                     spare, if the per-packet costs held). Of Espada's {:.1} µs per packet at the \
+                     maximum rate the forwarder without crypto spends {:.1}: in this lab veth and \
+                     AF_XDP copy-mode work, not ESP, is most of a packet's cost and bounds the \
+                     ratio; zero-copy AF_XDP on a real NIC, which this machine does not have, is \
+                     what lowers it",
                     l.cpu_ratio_to_strongswan(mine)?,
                     at_rate.unwrap_or_default(),
                     mine.cpu_us?.gateways,
