@@ -92,6 +92,10 @@ case $secs in ''|*[!0-9]*) echo "--seconds takes whole seconds" >&2; exit 2 ;; e
 if [ "$secs" -lt 1 ] || [ "$secs" -gt 120 ]; then echo "--seconds: 1 to 120" >&2; exit 2; fi
 case $fixed_rate in ''|*[!0-9]*) echo "--fixed-rate takes packets per second" >&2; exit 2 ;; esac
 case $cpu_rate in ''|*[!0-9]*) echo "--cpu-rate takes packets per second (0: no CPU run)" >&2; exit 2 ;; esac
+if [ "$cpu_rate" -gt 0 ] && [ "$cpu_rate" -eq "$fixed_rate" ]; then
+    echo "--cpu-rate and --fixed-rate must differ (the report tells their rows apart by rate)" >&2
+    exit 2
+fi
 bench=${ESPADA_BENCH:-${CARGO_TARGET_DIR:-target}/release/espada-bench}
 case $traffic in
     gen)
@@ -175,7 +179,7 @@ machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 espada_pids() {
     local side
     for side in a b; do
-        cat "$work/espada-$side.pid" "$(gw_run_dir "$side")/dataplane.pid" 2>/dev/null
+        cat "$work/espada-$side.pid" "$(gw_run_dir "$side")/dataplane.pid" 2>/dev/null || true
     done | tr '\n' ' '
 }
 
@@ -209,7 +213,7 @@ traffic_gen() {
     wait "$server" 2>/dev/null || log "sink: $(tail -n 1 "$work/s.err")"
     server=
     /usr/bin/python3 - "$work/g.json" "$work/s.json" "$path" "$suite" "$rate" "$size" \
-        $((g1 - g0)) $((m1 - m0)) "$(getconf CLK_TCK)" <<'PY'
+        $((g1 - g0)) $((m1 - m0)) "$(getconf CLK_TCK)" "$(echo "$gw_pids" | wc -w)" <<'PY'
 import json, sys
 def load(p):
     try:
@@ -219,10 +223,13 @@ def load(p):
 g, s = load(sys.argv[1]), load(sys.argv[2])
 path, suite, rate, size = sys.argv[3:7]
 gw_ticks, machine_ticks, hz = int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9])
+gw_count = int(sys.argv[10])
 sent = g.get("packets", 0)
 probes = s.get("probes", 0)
 cpu = None
-if probes > 0:
+# No gateway PIDs, or one that exited during the run (its ticks vanish):
+# no CPU figure rather than a wrong one.
+if probes > 0 and gw_count > 0 and gw_ticks >= 0:
     per = lambda ticks: round(ticks / hz * 1e6 / probes, 3)
     cpu = {"gateways": per(gw_ticks), "machine": per(machine_ticks)}
 print(json.dumps({
@@ -348,7 +355,8 @@ for path in ${paths//,/ }; do
                     swan_initiate "$A" "$da" lan4 20 >/dev/null ||
                     log "strongswan $suite: the tunnel did not come up"
                 reaches || log "strongswan $suite: lan_a does not reach lan_b"
-                gw_pids="$(cat "$da/charon.pid" "$db/charon.pid" 2>/dev/null | tr '\n' ' ')"
+                # A charon that did not start has no PID file: no CPU figure.
+                gw_pids=$(cat "$da/charon.pid" "$db/charon.pid" 2>/dev/null | tr '\n' ' ' || true)
                 measure strongswan "$suite"
                 swan_stop "$A" "$da"
                 swan_stop "$B" "$db"

@@ -325,7 +325,8 @@ fn lab_cpu(s: &mut String, l: &LabData) {
          carries: the gateways' own processes (Espada's control and dataplane, or strongSwan's \
          charon, both gateways; `/proc/PID/stat`; a process's sends include the receiving \
          namespaces' veth and XDP work) and the whole machine (every core, gen and the sink \
-         included; `/proc/stat`), µs.\n"
+         included; `/proc/stat`, which samples each core per tick and so reads low when work \
+         comes in short bursts, as at low rates), µs.\n"
     );
     let _ = writeln!(
         s,
