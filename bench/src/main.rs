@@ -73,8 +73,9 @@ ike-flood needs root for its raw socket)
 [--sizes 64,...,imix] [--trial 5] [--loss 0] [--resolution 1] ... (rfc2544 --help: RFC 2544 throughput and \
 latency through a path, with gen and sink)";
 
-/// Errors end the run as one line (context chain included) and exit 1, so
-/// a mistyped flag never shows a backtrace even with `RUST_BACKTRACE` set.
+/// Errors end the run with their message (context chain on one line; a
+/// usage error adds the usage) and exit 1, so a mistyped flag never shows
+/// a backtrace even with `RUST_BACKTRACE` set.
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Err(e) = run(&args) {

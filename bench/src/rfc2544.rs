@@ -280,16 +280,6 @@ pub struct Options {
     pub json_file: Option<PathBuf>,
 }
 
-fn seconds(name: &str, v: &str, min: f64, max: f64) -> Result<Duration> {
-    let s: f64 = v
-        .parse()
-        .map_err(|_| anyhow!("{name} {v:?}: give seconds"))?;
-    if !(min..=max).contains(&s) {
-        bail!("{name} {s}: give {min} to {max} seconds");
-    }
-    Ok(Duration::from_secs_f64(s))
-}
-
 fn percent(name: &str, v: &str, min: f64, max: f64) -> Result<f64> {
     match v.trim_end_matches('%').parse::<f64>() {
         Ok(p) if (min..=max).contains(&p) => Ok(p),
@@ -336,8 +326,8 @@ pub fn parse(args: &[String]) -> Result<Options> {
             "--gen-dev" => gen_dev = Some(flags.value(a)?),
             "--sink-dev" => sink_dev = Some(flags.value(a)?),
             "--sizes" => sizes = flags.value(a)?,
-            "--trial" => o.trial = seconds(a, &flags.value(a)?, 0.1, 3600.0)?,
-            "--settle" => o.settle = seconds(a, &flags.value(a)?, 0.0, 60.0)?,
+            "--trial" => o.trial = flags.seconds(a, 0.1, 3600.0)?,
+            "--settle" => o.settle = flags.seconds(a, 0.0, 60.0)?,
             "--loss" => o.loss_pct = percent(a, &flags.value(a)?, 0.0, 100.0)?,
             "--resolution" => {
                 o.search.resolution_pct = percent(a, &flags.value(a)?, 0.01, 50.0)?;

@@ -487,9 +487,9 @@ fn frame_dst(frame: &[u8]) -> Option<IpAddr> {
 /// packet in turn (`espada-bench scale`: 100 000 SAs in random order).
 /// The key schedules, the bulk (9 lines for AES-GCM), are asked for by
 /// the crypto loops themselves, [`KEYS_AHEAD`] packets ahead
-/// ([`prefetch_decap_keys`], [`prefetch_encap_keys`]), so that they arrive while earlier packets are
-/// encrypted instead of queueing behind each other here. Only hints:
-/// nothing is checked here.
+/// ([`prefetch_decap_keys`], [`prefetch_encap_keys`]), so that they
+/// arrive while earlier packets are decrypted or encrypted instead of
+/// queueing behind each other here. Only hints: nothing is checked here.
 fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) {
     // The SPI of each frame to decapsulate.
     let mut esp: [Option<u32>; MAX_BATCH] = [None; MAX_BATCH];

@@ -3,7 +3,8 @@
 //! schedules) before any packet uses them, so their misses overlap.
 
 /// Asks the CPU to bring `len` bytes from `p` into its caches (capped at
-/// 1 KiB): a hint that reads nothing and cannot fault.
+/// 1 KiB, plus the first line's misalignment): a hint that reads nothing
+/// and cannot fault.
 #[inline(always)]
 pub(crate) fn prefetch_bytes(p: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]

@@ -83,7 +83,9 @@ pub struct SuiteShape {
 
 impl SuiteShape {
     fn of(suite: &dyn EspSuite) -> SuiteShape {
-        // Every suite's lengths are a few dozen bytes at most.
+        // Every suite's lengths are a few dozen bytes at most (and
+        // `encapsulated_len_is_exact...` in esp/tests.rs checks the framing
+        // these give against every suite's real output).
         let narrow = |v: usize| u8::try_from(v).unwrap_or(u8::MAX);
         SuiteShape {
             iv_len: narrow(suite.iv_len()),

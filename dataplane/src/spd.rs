@@ -248,7 +248,7 @@ struct NetSlot {
 /// lookup starts from follows from the address alone and a whole batch's
 /// slots can be prefetched before any is read ([`Spd::prefetch_index`]).
 /// Keys are addresses the configuration chose, not attacker input.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct NetTable {
     slots: Box<[NetSlot]>,
     mask: usize,
@@ -320,6 +320,12 @@ impl NetTable {
         prefetch_bytes(slot.cast(), std::mem::size_of::<NetSlot>());
     }
 }
+
+// What the layout promises above: a rule is one line, a slot half of one.
+const _: () = {
+    assert!(std::mem::size_of::<SpdRule>() == 64);
+    assert!(std::mem::size_of::<NetSlot>() == 32);
+};
 
 /// A family's rules by destination prefix: per distinct destination prefix
 /// length, longest first, the rule indexes of each destination network.
