@@ -50,7 +50,11 @@ pub const MAX_SAS: usize = 1_000_000;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub sa_counts: Vec<usize>,
-    /// Inner IP packet size in bytes.
+    /// Inner IP packet sizes in bytes the SA-count test runs at, each
+    /// against its own 1-SA figure: small packets show the table and key
+    /// misses at their starkest, 1400 bytes is the size the targets name.
+    pub sa_sizes: Vec<usize>,
+    /// Inner IP packet size in bytes of the worker tests.
     pub size: usize,
     pub batch: usize,
     /// Per measurement point.
@@ -510,8 +514,11 @@ pub fn run(o: &Options, mut progress: impl FnMut(&Measurement)) -> Result<Vec<Me
     if !(1..=256).contains(&o.batch) {
         bail!("--batch {}: give 1 to 256 packets", o.batch);
     }
-    if !(28..=1400).contains(&o.size) {
-        bail!("--size {}: give 28 to 1400 bytes", o.size);
+    if let Some(bad) = std::iter::once(&o.size)
+        .chain(&o.sa_sizes)
+        .find(|s| !(28..=1400).contains(*s))
+    {
+        bail!("--size {bad}: give 28 to 1400 bytes");
     }
     if o.sa_counts.is_empty() || o.sa_counts.iter().any(|&n| n == 0 || n > MAX_SAS) {
         bail!("--sas: give counts from 1 to {MAX_SAS}");
@@ -521,7 +528,7 @@ pub fn run(o: &Options, mut progress: impl FnMut(&Measurement)) -> Result<Vec<Me
     let mut push = |mut m: Measurement, out: &mut Vec<Measurement>| {
         if let Some(first) = out
             .iter()
-            .find(|b| b.test == m.test && b.direction == m.direction)
+            .find(|b| b.test == m.test && b.direction == m.direction && b.size == m.size)
         {
             m.cpu_ratio = m.ns_per_packet / first.ns_per_packet;
             m.ratio = if m.test == "sas" {
@@ -534,8 +541,16 @@ pub fn run(o: &Options, mut progress: impl FnMut(&Measurement)) -> Result<Vec<Me
         out.push(m);
     };
 
-    // SA count, one core: encap then decap.
-    for &n in &o.sa_counts {
+    // SA count, one core: encap then decap, per size.
+    let sized: Vec<Options> = o
+        .sa_sizes
+        .iter()
+        .map(|&size| Options { size, ..o.clone() })
+        .collect();
+    for (o, &n) in sized
+        .iter()
+        .flat_map(|o| o.sa_counts.iter().map(move |n| (o, n)))
+    {
         let mut a = gateway_a(o, n)?;
         let (set, order) = traffic(o, n, 1 << 16, &mut rng)?;
         let (p, s, c) = encap_loop(&mut a, &set, &order, o.batch, o.duration, None)?;
@@ -675,13 +690,14 @@ pub fn run(o: &Options, mut progress: impl FnMut(&Measurement)) -> Result<Vec<Me
 }
 
 pub const USAGE: &str = "usage: espada-bench scale [--sas 1,1000,100000] [--suite aes128gcm16] \
-[--size 64 (inner IP bytes)] [--batch 32] [--duration SECS per point] [--worker-sas 1000] \
+[--size 64[,1400...] (inner IP bytes; the SA test runs at each, the worker tests at the first)] [--batch 32] [--duration SECS per point] [--worker-sas 1000] \
 [--replay-window 1024] [--quick] [--format text|json]";
 
 /// `espada-bench scale ARGS`.
 pub fn cli(args: &[String]) -> Result<()> {
     let mut o = Options {
         sa_counts: vec![1, 1000, 100_000],
+        sa_sizes: vec![64],
         size: 64,
         batch: 32,
         duration: Duration::from_secs(2),
@@ -707,10 +723,16 @@ pub fn cli(args: &[String]) -> Result<()> {
                 (o.enc, o.auth) = crate::crypto_bench::parse_suite(&o.suite)?;
             }
             "--size" => {
-                o.size = flags
+                o.sa_sizes = flags
                     .value("--size")?
-                    .parse()
-                    .context("--size takes bytes")?
+                    .split(',')
+                    .map(|v| {
+                        v.trim()
+                            .parse()
+                            .context("--size takes bytes, comma-separated")
+                    })
+                    .collect::<Result<_>>()?;
+                o.size = o.sa_sizes.first().copied().unwrap_or(64);
             }
             "--batch" => {
                 o.batch = flags
@@ -743,13 +765,21 @@ pub fn cli(args: &[String]) -> Result<()> {
     }
     if !json {
         println!(
-            "dataplane pipeline per packet, {} , {}-byte inner packets, batch {}, {:.2} s per point; SAs visited in random order",
-            o.suite, o.size, o.batch, o.duration.as_secs_f64()
+            "dataplane pipeline per packet, {}, {}-byte inner packets, batch {}, {:.2} s per point; SAs visited in random order",
+            o.suite,
+            o.sa_sizes
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
+            o.batch,
+            o.duration.as_secs_f64()
         );
         println!(
-            "{:<10} {:<6} {:>7} {:>7} {:>9} {:>8} {:>8} {:>9} {:>12}",
+            "{:<10} {:<6} {:>5} {:>7} {:>7} {:>9} {:>8} {:>8} {:>9} {:>12}",
             "test",
             "dir",
+            "bytes",
             "SAs",
             "workers",
             "CPU ns/pkt",
@@ -762,14 +792,15 @@ pub fn cli(args: &[String]) -> Result<()> {
     let r = run(&o, |m| {
         if json {
             eprintln!(
-                "scale {} {} {} SAs {} workers: {:.1} ns/packet",
-                m.test, m.direction, m.sas, m.workers, m.ns_per_packet
+                "scale {} {} {} B {} SAs {} workers: {:.1} ns/packet",
+                m.test, m.direction, m.size, m.sas, m.workers, m.ns_per_packet
             );
         } else {
             println!(
-                "{:<10} {:<6} {:>7} {:>7} {:>9.1} {:>8.3} {:>7.2}x {:>8.2}x {:>12}",
+                "{:<10} {:<6} {:>5} {:>7} {:>7} {:>9.1} {:>8.3} {:>7.2}x {:>8.2}x {:>12}",
                 m.test,
                 m.direction,
+                m.size,
                 m.sas,
                 m.workers,
                 m.ns_per_packet,
@@ -809,6 +840,7 @@ mod tests {
     fn opts() -> Options {
         Options {
             sa_counts: vec![1, 50],
+            sa_sizes: vec![64],
             size: 64,
             batch: 32,
             duration: Duration::from_millis(10),
@@ -864,6 +896,45 @@ mod tests {
         assert_eq!(r[0].ratio, 1.0);
         let want = r[2].ns_per_packet / r[0].ns_per_packet;
         assert!((r[2].ratio - want).abs() < 1e-9);
+    }
+
+    #[test]
+    fn each_size_of_the_sa_test_is_against_its_own_one_sa_figure() {
+        let o = Options {
+            sa_sizes: vec![64, 400],
+            ..opts()
+        };
+        let r = run(&o, |_| {}).unwrap();
+        let sas: Vec<_> = r
+            .iter()
+            .filter(|m| m.test == "sas")
+            .map(|m| (m.direction, m.size, m.sas))
+            .collect();
+        assert_eq!(
+            sas,
+            [
+                ("encap", 64, 1),
+                ("decap", 64, 1),
+                ("encap", 64, 50),
+                ("decap", 64, 50),
+                ("encap", 400, 1),
+                ("decap", 400, 1),
+                ("encap", 400, 50),
+                ("decap", 400, 50),
+            ]
+        );
+        // The 400-byte 1-SA rows are baselines, not ratios to 64 bytes.
+        assert_eq!((r[4].ratio, r[5].ratio), (1.0, 1.0));
+        let want = r[6].ns_per_packet / r[4].ns_per_packet;
+        assert!((r[6].ratio - want).abs() < 1e-9);
+        // The worker tests run at `size` only.
+        assert!(r.iter().filter(|m| m.test != "sas").all(|m| m.size == 64));
+        let bad = Options {
+            sa_sizes: vec![64, 1500],
+            ..opts()
+        };
+        let e = run(&bad, |_| {}).unwrap_err().to_string();
+        assert!(e.contains("--size 1500"), "{e}");
     }
 
     #[test]

@@ -144,15 +144,16 @@ fn scale(s: &mut String, rows: &[ScaleRow], plots: &str) {
     );
     let _ = writeln!(
         s,
-        "| test | dir | SAs | workers | CPU ns/packet | Mpps | ratio | CPU ratio | replay drops |"
+        "| test | dir | bytes | SAs | workers | CPU ns/packet | Mpps | ratio | CPU ratio | replay drops |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.0} | {:.3} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {:.3} | {} | {} | {} |",
             r.test,
             r.direction,
+            r.size,
             r.sas,
             r.workers,
             r.ns_per_packet,
@@ -164,7 +165,7 @@ fn scale(s: &mut String, rows: &[ScaleRow], plots: &str) {
     }
     let _ = writeln!(
         s,
-        "\n\"sas\": one core, CPU time; ratio = ns/packet over the 1-SA figure. \
+        "\n\"sas\": one core, CPU time; ratio = ns/packet over the 1-SA figure of the same size. \
          \"workers\": each worker its own SAs, ratio = packets per wall second over one \
          worker's. \"shared_sa\": one inbound SA, its replay window shared by the workers. \
          CPU ratio: CPU per packet over the first row's (1.00x = no extra cost).\n"
@@ -432,7 +433,10 @@ mod tests {
         assert!(md.contains("| 0.62x | **met** |"), "{md}");
         assert!(md.contains("**missed**"));
         assert!(md.contains("Not run: not root"));
-        assert!(md.contains("| sas | encap | 100000 | 1 | 550 |"), "{md}");
+        assert!(
+            md.contains("| sas | encap | 64 | 100000 | 1 | 550 |"),
+            "{md}"
+        );
         assert!(md.contains("![ns per packet by SA count](bench/scale-sas.svg)"));
     }
 

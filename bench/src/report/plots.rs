@@ -216,7 +216,7 @@ pub fn draw_all(d: &ReportData, dir: &Path) -> Result<()> {
     // SA scaling: ns per packet by SA count.
     let mut sas: Vec<Series> = Vec::new();
     for r in d.scale.iter().filter(|r| r.test == "sas") {
-        let name = format!("{} (aes128gcm16, 64 B)", r.direction);
+        let name = format!("{} (aes128gcm16, {} B)", r.direction, r.size);
         match sas.iter().position(|s| s.0 == name) {
             Some(i) => sas[i].1.push((r.sas as f64, r.ns_per_packet)),
             None => sas.push((name, vec![(r.sas as f64, r.ns_per_packet)])),
@@ -248,7 +248,13 @@ pub fn draw_all(d: &ReportData, dir: &Path) -> Result<()> {
     if !workers.is_empty() {
         bars(
             &dir.join("scale-workers.svg"),
-            "Workers: Mpps (wall clock), 64-byte packets",
+            &format!(
+                "Workers: Mpps (wall clock), {}-byte packets",
+                d.scale
+                    .iter()
+                    .find(|r| r.test != "sas")
+                    .map_or(64, |r| r.size)
+            ),
             "Mpps",
             &workers,
         )?;
