@@ -40,6 +40,9 @@ mod openssl;
 mod report;
 mod rfc2544;
 mod scale;
+#[cfg(test)]
+#[path = "../../dataplane/tests/common/scapy.rs"]
+mod scapy;
 
 use std::time::Duration;
 

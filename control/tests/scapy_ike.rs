@@ -7,7 +7,7 @@
 //! This test needs Debian's python3-scapy (`deploy/setup.sh` installs it)
 //! and fails, rather than skips, without it.
 
-#[path = "common/scapy.rs"]
+#[path = "../../dataplane/tests/common/scapy.rs"]
 mod scapy;
 
 use std::net::{Ipv4Addr, Ipv6Addr};

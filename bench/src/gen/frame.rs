@@ -473,9 +473,6 @@ mod tests {
     /// rather than skips, without it.
     #[test]
     fn scapy_reads_the_stamped_frames_and_agrees_with_their_checksums() {
-        use std::io::Write;
-        use std::process::{Command, Stdio};
-
         let mut frames = Vec::new();
         let mut want = Vec::new();
         for v6 in [false, true] {
@@ -496,30 +493,7 @@ mod tests {
                 }
             }
         }
-        let python = std::env::var("ESPADA_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-        let script = format!("{}/tests/scapy_gen_frames.py", env!("CARGO_MANIFEST_DIR"));
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {python}: {e} (deploy/setup.sh installs python3-scapy)")
-            });
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(serde_json::to_string(&frames).unwrap().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "scapy_gen_frames.py failed (is python3-scapy installed?):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let got: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let got = crate::scapy::run("scapy_gen_frames.py", &serde_json::json!(frames));
         assert_eq!(got.len(), want.len());
         for (g, (v6, proto, len, flow, seq, ts, s)) in got.iter().zip(want) {
             let what = format!("v6={v6} {proto:?} len {len} flow {flow}: {g}");

@@ -1,6 +1,9 @@
 //! Runs one of the tests' scapy scripts (the independent decoder): a JSON
 //! array on its stdin, a JSON array back on its stdout. Included with
-//! `#[path = "common/scapy.rs"] mod scapy;` by the scapy cross-checks.
+//! `#[path = ...] mod scapy;` by the scapy cross-checks of the dataplane
+//! and control crates' integration tests and by `espada-bench`'s unit
+//! tests (three crates, one file: no test-support crate needed for one
+//! function). The script is the including crate's `tests/SCRIPT`.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
