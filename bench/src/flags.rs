@@ -2,6 +2,8 @@
 //! flag without its value reads the same everywhere and says where the
 //! usage is.
 
+use std::fmt::Display;
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -39,6 +41,17 @@ impl<'a> Flags<'a> {
         Ok(Duration::from_secs_f64(secs))
     }
 
+    /// The argument after `flag` as a `T`; a bad one reads "FLAG takes
+    /// WHAT: why", the same for every subcommand.
+    pub fn parsed<T>(&mut self, flag: &str, what: &str) -> Result<T>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        let v = self.value(flag)?;
+        v.parse().map_err(|e| anyhow!("{flag} takes {what}: {e}"))
+    }
+
     /// The argument after `flag`: its value.
     pub fn value(&mut self, flag: &str) -> Result<String> {
         self.args
@@ -65,6 +78,22 @@ mod tests {
         let e = f.value("--size").unwrap_err().to_string();
         assert_eq!(e, "--size needs a value\nusage: x");
         assert_eq!(f.next_flag(), None);
+    }
+
+    #[test]
+    fn a_parsed_value_or_what_the_flag_takes() {
+        let args: Vec<String> = ["--batch", "32", "--batch", "lots"]
+            .map(String::from)
+            .to_vec();
+        let mut f = Flags::new(&args, "");
+        f.next_flag();
+        assert_eq!(f.parsed::<usize>("--batch", "packets").unwrap(), 32);
+        f.next_flag();
+        let e = f.parsed::<usize>("--batch", "packets").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--batch takes packets: invalid digit found in string"
+        );
     }
 
     #[test]

@@ -160,18 +160,10 @@ fn crypto(args: &[String]) -> Result<()> {
                     .map(|s| SizeSpec::parse(s))
                     .collect::<Result<_>>()?;
             }
-            "--batch" => {
-                opts.batch = flags
-                    .value("--batch")?
-                    .parse()
-                    .context("--batch takes a number of packets")?
-            }
+            "--batch" => opts.batch = flags.parsed("--batch", "a number of packets")?,
             "--duration" => opts.duration = flags.seconds("--duration", 0.01, 600.0)?,
             "--openssl-seconds" => {
-                opts.openssl_seconds = flags
-                    .value("--openssl-seconds")?
-                    .parse()
-                    .context("--openssl-seconds takes seconds")?
+                opts.openssl_seconds = flags.parsed("--openssl-seconds", "seconds")?
             }
             "--no-openssl" => opts.openssl = false,
             "--quick" => opts.duration = Duration::from_millis(100),
@@ -232,12 +224,7 @@ fn ike(args: &[String]) -> Result<()> {
             }
             // Per group.
             "--duration" => opts.duration = flags.seconds("--duration", 0.1, 600.0)?,
-            "--held" => {
-                opts.held = flags
-                    .value("--held")?
-                    .parse()
-                    .context("--held takes a number of setups")?
-            }
+            "--held" => opts.held = flags.parsed("--held", "a number of setups")?,
             "--quick" => opts.duration = Duration::from_millis(500),
             "--format" => match flags.value("--format")?.as_str() {
                 "json" => json = true,
@@ -383,38 +370,15 @@ fn ike_flood(args: &[String]) -> Result<()> {
             "--local" => local = Some(flags.value("--local")?),
             "--psk" => psk = Some(flags.value("--psk")?),
             "--spoof-from" => spoof = flags.value("--spoof-from")?,
-            "--count" => {
-                o.count = flags
-                    .value("--count")?
-                    .parse()
-                    .context("--count takes a number of packets")?
-            }
+            "--count" => o.count = flags.parsed("--count", "a number of packets")?,
             "--duration" => o.duration = flags.seconds("--duration", 0.0, 600.0)?,
-            "--rate" => {
-                o.rate = flags
-                    .value("--rate")?
-                    .parse()
-                    .context("--rate takes packets per second")?
-            }
-            "--setups" => {
-                o.setups = flags
-                    .value("--setups")?
-                    .parse()
-                    .context("--setups takes a number")?
-            }
+            "--rate" => o.rate = flags.parsed("--rate", "packets per second")?,
+            "--setups" => o.setups = flags.parsed("--setups", "a number")?,
             "--baseline-setups" => {
-                o.baseline_setups = flags
-                    .value("--baseline-setups")?
-                    .parse()
-                    .context("--baseline-setups takes a number")?
+                o.baseline_setups = flags.parsed("--baseline-setups", "a number")?
             }
             "--group" => o.group = ikev2_bench::parse_group(&flags.value("--group")?)?,
-            "--port" => {
-                o.port = flags
-                    .value("--port")?
-                    .parse()
-                    .context("--port takes a port")?
-            }
+            "--port" => o.port = flags.parsed("--port", "a port")?,
             "--lead" => o.lead = flags.seconds("--lead", 0.0, 60.0)?,
             "--setup-timeout" => o.setup_timeout = flags.seconds("--setup-timeout", 0.0, 120.0)?,
             "--format" => match flags.value("--format")?.as_str() {
@@ -564,17 +528,10 @@ fn ike_responder(args: &[String]) -> Result<()> {
             "--psk" => psk = Some(flags.value("--psk")?),
             "--groups" => groups = flags.value("--groups")?,
             "--cookie-threshold" => {
-                o.cookie_threshold = flags
-                    .value("--cookie-threshold")?
-                    .parse()
-                    .context("--cookie-threshold takes a number of half-open SAs")?
+                o.cookie_threshold =
+                    flags.parsed("--cookie-threshold", "a number of half-open SAs")?
             }
-            "--port" => {
-                o.port = flags
-                    .value("--port")?
-                    .parse()
-                    .context("--port takes a port")?
-            }
+            "--port" => o.port = flags.parsed("--port", "a port")?,
             "--duration" => o.duration = flags.seconds("--duration", 0.0, 3600.0)?,
             "--quiet" => o.quiet = true,
             other => bail!("unknown option {other:?}\n{USAGE}"),

@@ -734,20 +734,10 @@ pub fn cli(args: &[String]) -> Result<()> {
                     .collect::<Result<_>>()?;
                 o.size = o.sa_sizes.first().copied().unwrap_or(64);
             }
-            "--batch" => {
-                o.batch = flags
-                    .value("--batch")?
-                    .parse()
-                    .context("--batch takes packets")?
-            }
+            "--batch" => o.batch = flags.parsed("--batch", "packets")?,
             "--duration" => o.duration = flags.seconds("--duration", 0.01, 600.0)?,
             "--worker-sas" => o.worker_sas = parse_count(&flags.value("--worker-sas")?)?,
-            "--replay-window" => {
-                o.replay_window = flags
-                    .value("--replay-window")?
-                    .parse()
-                    .context("--replay-window takes packets")?
-            }
+            "--replay-window" => o.replay_window = flags.parsed("--replay-window", "packets")?,
             "--quick" => {
                 o.duration = Duration::from_millis(100);
                 o.sa_counts = vec![1, 1000, 10_000];
