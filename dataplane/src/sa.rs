@@ -9,7 +9,7 @@
 //! atomics so any worker can process any SA without a lock.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -247,9 +247,6 @@ macro_rules! sa_accessors {
         pub fn mode(&self) -> EspMode {
             self.core.mode
         }
-        pub fn udp_encap(&self) -> Option<UdpEncap> {
-            self.core.udp_encap
-        }
         pub fn esn(&self) -> bool {
             self.core.esn
         }
@@ -280,6 +277,9 @@ macro_rules! sa_accessors {
 pub struct OutboundSa {
     /// Last sequence number used; the next packet takes `seq + 1`.
     seq: AtomicU64,
+    /// The peer's UDP port when the SA is UDP-encapsulated: its NAT may
+    /// move it while the SA is in use ([`Self::set_peer_port`]).
+    peer_port: AtomicU16,
     core: SaCore,
 }
 
@@ -294,10 +294,32 @@ impl OutboundSa {
         Ok(OutboundSa {
             core: SaCore::new(params, now_secs)?,
             seq: AtomicU64::new(0),
+            peer_port: AtomicU16::new(params.udp_encap.map_or(0, |u| u.dst_port)),
         })
     }
 
     sa_accessors!();
+
+    /// ESP-in-UDP ports (RFC 3948), the peer's as it is now; `None`: plain
+    /// ESP.
+    pub fn udp_encap(&self) -> Option<UdpEncap> {
+        self.core.udp_encap.map(|u| UdpEncap {
+            dst_port: self.peer_port.load(Ordering::Relaxed),
+            ..u
+        })
+    }
+
+    /// Sends to `port` of the peer from the next packet on: its NAT mapped
+    /// it anew (the control process saw an authenticated IKE message from
+    /// there). Returns false, changing nothing, for an SA that is not
+    /// UDP-encapsulated.
+    pub fn set_peer_port(&self, port: u16) -> bool {
+        if self.core.udp_encap.is_none() {
+            return false;
+        }
+        self.peer_port.store(port, Ordering::Relaxed);
+        true
+    }
 
     /// Takes the next sequence number, or `None` when the space is spent:
     /// RFC 4303 §3.3.3 forbids cycling, the SA must be rekeyed instead.
@@ -342,6 +364,11 @@ pub struct InboundSa {
 impl InboundSa {
     /// Bytes from the start of the SA that every packet touches.
     const HOT_LEN: usize = std::mem::offset_of!(InboundSa, core) + SaCore::HOT_END;
+
+    /// ESP-in-UDP ports (RFC 3948) as negotiated; `None`: plain ESP.
+    pub fn udp_encap(&self) -> Option<UdpEncap> {
+        self.core.udp_encap
+    }
 
     pub fn new(params: &SaParams, now_secs: u64) -> Result<InboundSa, SaError> {
         if params.direction != Direction::Inbound {

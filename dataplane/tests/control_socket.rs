@@ -66,6 +66,7 @@ fn handle(sadb: &mut Sadb, request_id: u32, request: Request) -> Vec<Message> {
         Request::GetNatStats => reply(Reply::NatStats(Default::default())),
         Request::Ping
         | Request::UpdateSa { .. }
+        | Request::SetPeerPort { .. }
         | Request::LoadSpd { .. }
         | Request::LoadNat { .. } => reply(Reply::Ack),
     }

@@ -57,6 +57,13 @@ pub enum Request {
         direction: Direction,
         spi: u32,
     },
+    /// Send an outbound UDP-encapsulated SA's ESP to this port of its peer
+    /// from now on: the peer's NAT changed its mapping (an authenticated
+    /// IKE message came from a new port, RFC 7296 §2.23, RFC 3947 §4).
+    SetPeerPort {
+        spi: u32,
+        port: u16,
+    },
     /// Replace the whole SPD atomically with these rules, in crypto-map
     /// order. An SPD too large for one message is refused by the encoder
     /// ([`super::EncodeError::TooLarge`]), never split, so a half-loaded
@@ -349,6 +356,7 @@ impl Message {
                 Request::AddSa(_) => "AddSa",
                 Request::UpdateSa { .. } => "UpdateSa",
                 Request::DeleteSa { .. } => "DeleteSa",
+                Request::SetPeerPort { .. } => "SetPeerPort",
                 Request::LoadSpd { .. } => "LoadSpd",
                 Request::LoadNat { .. } => "LoadNat",
                 Request::GetCounters { .. } => "GetCounters",
@@ -406,6 +414,9 @@ impl PartialEq for Request {
                     spi: s2,
                 },
             ) => d1 == d2 && s1 == s2,
+            (SetPeerPort { spi: s1, port: p1 }, SetPeerPort { spi: s2, port: p2 }) => {
+                s1 == s2 && p1 == p2
+            }
             (LoadSpd { rules: a }, LoadSpd { rules: b }) => a == b,
             (LoadNat { rules: a }, LoadNat { rules: b }) => a == b,
             (GetCounters { spi: a }, GetCounters { spi: b }) => a == b,

@@ -262,6 +262,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
         }),
         (arb_direction(), any::<u32>())
             .prop_map(|(direction, spi)| Request::DeleteSa { direction, spi }),
+        (any::<u32>(), any::<u16>()).prop_map(|(spi, port)| Request::SetPeerPort { spi, port }),
         prop::collection::vec(arb_spd_rule(), 0..20).prop_map(|rules| Request::LoadSpd { rules }),
         prop::collection::vec(arb_nat_rule(), 0..20).prop_map(|rules| Request::LoadNat { rules }),
         any::<Option<u32>>().prop_map(|spi| Request::GetCounters { spi }),

@@ -56,6 +56,7 @@ pub mod msg_type {
     pub const GET_COUNTERS: u16 = 0x0007;
     pub const PING: u16 = 0x0008;
     pub const GET_NAT_STATS: u16 = 0x0009;
+    pub const SET_PEER_PORT: u16 = 0x000a;
 
     pub const HELLO_ACK: u16 = 0x0101;
     pub const ACK: u16 = 0x0102;
@@ -262,6 +263,7 @@ fn type_of(p: &Payload) -> u16 {
             Request::AddSa(_) => ADD_SA,
             Request::UpdateSa { .. } => UPDATE_SA,
             Request::DeleteSa { .. } => DELETE_SA,
+            Request::SetPeerPort { .. } => SET_PEER_PORT,
             Request::LoadSpd { .. } => LOAD_SPD,
             Request::LoadNat { .. } => LOAD_NAT,
             Request::GetCounters { .. } => GET_COUNTERS,
@@ -294,6 +296,7 @@ fn type_name(t: u16) -> Option<&'static str> {
         ADD_SA => "AddSa",
         UPDATE_SA => "UpdateSa",
         DELETE_SA => "DeleteSa",
+        SET_PEER_PORT => "SetPeerPort",
         LOAD_SPD => "LoadSpd",
         LOAD_NAT => "LoadNat",
         GET_COUNTERS => "GetCounters",
@@ -332,6 +335,10 @@ fn encode_body(p: &Payload, w: &mut Writer) {
             Request::DeleteSa { direction, spi } => {
                 direction.encode(w);
                 w.u32(*spi);
+            }
+            Request::SetPeerPort { spi, port } => {
+                w.u32(*spi);
+                w.u16(*port);
             }
             Request::LoadSpd { rules } => w.vec(rules),
             Request::LoadNat { rules } => w.vec(rules),
@@ -418,6 +425,10 @@ fn decode_body(t: u16, r: &mut Reader<'_>) -> Result<Payload, DecodeError> {
         DELETE_SA => req(Request::DeleteSa {
             direction: Direction::decode(r)?,
             spi: r.u32("spi")?,
+        }),
+        SET_PEER_PORT => req(Request::SetPeerPort {
+            spi: r.u32("spi")?,
+            port: r.u16("port")?,
         }),
         LOAD_SPD => req(Request::LoadSpd {
             rules: r.vec("SPD rule")?,

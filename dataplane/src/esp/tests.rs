@@ -204,6 +204,41 @@ fn packet_for_another_tunnel_endpoint_is_refused() {
 }
 
 #[test]
+fn a_new_peer_port_takes_effect_from_the_next_packet() {
+    let (o, i) = aes_sha1(tunnel(false), true);
+    let (a, b) = install(&o, &i);
+    let sa = a.outbound(o.spi).unwrap();
+    // Outer IPv4 (20 bytes), then UDP: source port, destination port.
+    let ports = |outer: &[u8]| {
+        (
+            u16::from_be_bytes([outer[20], outer[21]]),
+            u16::from_be_bytes([outer[22], outer[23]]),
+        )
+    };
+    let first = encap_one(sa, &inner_v4(100)).unwrap();
+    assert_eq!(ports(&first), (4500, 4500));
+    assert!(sa.set_peer_port(61_234));
+    let second = encap_one(sa, &inner_v4(100)).unwrap();
+    assert_eq!(ports(&second), (4500, 61_234));
+    // The peer's NAT forwards the new port to its 4500 (the UDP checksum
+    // is zero over IPv4, RFC 3948 §2.1, so nothing else changes) and the
+    // peer decrypts both packets: its SA does not look at our ports.
+    let mut natted = second.clone();
+    assert_eq!(&natted[26..28], &[0, 0]);
+    natted[22..24].copy_from_slice(&4500u16.to_be_bytes());
+    for outer in [&first, &natted] {
+        let (r, _) = decap_one(&b, outer, &DropCounters::default());
+        assert!(matches!(r, Ok(Decapped::Inner { .. })), "{r:?}");
+    }
+    // Plain ESP has no port to move.
+    let (plain, _) = aes_sha1(tunnel(false), false);
+    let (a, _) = install(&plain, &i);
+    let sa = a.outbound(plain.spi).unwrap();
+    assert!(!sa.set_peer_port(61_234));
+    assert_eq!(sa.udp_encap(), None);
+}
+
+#[test]
 fn nat_keepalive_and_ike_on_port_4500_are_recognised_not_dropped() {
     let (_, i) = aes_sha1(tunnel(false), true);
     let (_, b) = install(

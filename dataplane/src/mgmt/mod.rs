@@ -148,6 +148,18 @@ impl Mgmt {
                 }
                 None => unknown_sa(direction, spi),
             },
+            Request::SetPeerPort { spi, port } => {
+                match self.sas.get(&(Direction::Outbound, spi)).map(|e| &e.sa) {
+                    Some(SaRef::Outbound(sa)) if sa.set_peer_port(port) => Reply::Ack,
+                    Some(_) => error(
+                        ErrorCode::InvalidSa,
+                        format!(
+                            "outbound SA 0x{spi:08x} is not UDP-encapsulated: no peer port to set"
+                        ),
+                    ),
+                    None => unknown_sa(Direction::Outbound, spi),
+                }
+            }
             Request::DeleteSa { direction, spi } => {
                 if self.delete_sa(direction, spi) {
                     Reply::Ack

@@ -6,7 +6,7 @@ use crossbeam_channel::{bounded, Receiver};
 
 use super::server::Server;
 use super::*;
-use crate::api::{ControlConn, ControlListener, Lifetime, Payload};
+use crate::api::{ControlConn, ControlListener, Lifetime, Payload, UdpEncap};
 use crate::crypto::{AuthAlg, EncAlg};
 use crate::pipeline::{AcquireRequest, Tables};
 use crate::spd::{IpPrefix, PolicyAction, PolicyTag, PortRange, TrafficSelector};
@@ -132,6 +132,48 @@ fn an_installed_sa_reaches_every_worker_as_the_same_shared_sa() {
             ..
         }
     ));
+}
+
+#[test]
+fn a_new_peer_port_reaches_the_workers_sa_and_is_refused_for_plain_esp() {
+    let (mut m, rx, mut tables) = mgmt(2);
+    let (mut out, _) = pair();
+    out.udp_encap = Some(UdpEncap::default());
+    let (mut plain, _) = pair();
+    plain.spi = out.spi + 1;
+    for sa in [&out, &plain] {
+        assert_eq!(
+            reply(m.handle(1, Request::AddSa(Box::new(sa.clone())), 0)),
+            Reply::Ack
+        );
+    }
+    drain(&rx, &mut tables);
+    let set = |spi, port| Request::SetPeerPort { spi, port };
+    assert_eq!(reply(m.handle(2, set(out.spi, 61_234), 0)), Reply::Ack);
+    // The workers hold the same SA: no table update needed.
+    assert!(rx.iter().all(|r| r.is_empty()));
+    for t in &tables {
+        let u = t.sadb.outbound(out.spi).unwrap().udp_encap().unwrap();
+        assert_eq!((u.src_port, u.dst_port), (4500, 61_234));
+    }
+    let code = |r| match r {
+        Reply::Error { code, .. } => code,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        code(reply(m.handle(3, set(plain.spi, 1), 0))),
+        ErrorCode::InvalidSa
+    );
+    assert!(tables[0]
+        .sadb
+        .outbound(plain.spi)
+        .unwrap()
+        .udp_encap()
+        .is_none());
+    assert_eq!(
+        code(reply(m.handle(4, set(0xdead, 1), 0))),
+        ErrorCode::UnknownSa
+    );
 }
 
 #[test]
