@@ -18,7 +18,8 @@ fi
 # Build: clang/llvm/libelf/zlib/pkg-config/m4/libpcap for the C XDP program,
 # libssl-dev for the OpenSSL-backed 3DES/DES/MD5/SHA-512 code. Tests: scapy
 # + cryptography (independent ESP decoder), tshark (ESP/IKE dissection), iperf3 and ping for the lab,
-# iproute2 for namespaces, iptables for the lab's NAT box, openssl for the benchmark baseline.
+# iproute2 for namespaces, iptables for the lab's NAT box (conntrack to make it forget
+# its mappings, as a rebooted NAT does), openssl for the benchmark baseline.
 # strongSwan is the IKE interop peer in the lab (deploy/lib/strongswan.sh): the
 # kernel has no ESP, so charon runs with kernel-libipsec (libcharon-extra-plugins);
 # libstrongswan-standard-plugins brings the openssl plugin (3DES, MODP, AES-GCM),
@@ -26,7 +27,7 @@ fi
 PACKAGES=(
     build-essential clang llvm libelf-dev zlib1g-dev pkg-config m4 libpcap-dev libssl-dev
     python3 python3-scapy python3-cryptography tshark
-    iperf3 iputils-ping iproute2 iptables ethtool openssl ca-certificates
+    iperf3 iputils-ping iproute2 iptables conntrack ethtool openssl ca-certificates
     strongswan strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
 )
 

@@ -429,6 +429,26 @@ impl IkeDriver {
                         !(p.inbound.spi == inbound_spi && p.outbound.spi == outbound_spi)
                     });
                 }
+                Output::PeerPort { outbound_spi, port } => {
+                    let req = Request::SetPeerPort {
+                        spi: outbound_spi,
+                        port,
+                    };
+                    if let Err(e) = dp.expect_ack("SetPeerPort", req) {
+                        self.failures += 1;
+                        eprintln!(
+                            "espada: moving SA {outbound_spi:#010x} to peer port {port}: {e}"
+                        );
+                        continue;
+                    }
+                    for p in self.installed.iter_mut() {
+                        if p.outbound.spi == outbound_spi {
+                            if let Some(u) = p.outbound.udp_encap.as_mut() {
+                                u.dst_port = port;
+                            }
+                        }
+                    }
+                }
                 Output::Keepalive { local, remote } => {
                     if let Err(e) = self.socks.send_keepalive(local, remote) {
                         self.failures += 1;

@@ -93,6 +93,10 @@ pub enum Output {
     InstallInbound(Box<SaParams>),
     /// Remove a pair (peer's delete, expiry, `clear crypto sa`, dead peer).
     Delete { inbound_spi: u32, outbound_spi: u32 },
+    /// The peer's NAT moved it to another UDP port (RFC 7296 §2.23, RFC
+    /// 3947 §4: an authenticated message came from there): the pair's
+    /// outbound SA sends its ESP-in-UDP to `port` from now on.
+    PeerPort { outbound_spi: u32, port: u16 },
     /// Send a NAT keepalive (RFC 3948 §2.3) from the NAT-T socket.
     Keepalive {
         local: SocketAddr,
@@ -1308,9 +1312,22 @@ impl Engine {
                     let old = p.remote;
                     p.remote = remote;
                     p.local = local;
+                    let mut moved = 0;
                     for x in self.pairs.iter_mut().filter(|x| x.remote == old) {
                         x.remote = remote;
+                        // The same address (`find_p1`): only the port moved.
+                        self.out.push_back(Output::PeerPort {
+                            outbound_spi: x.info.outbound_spi,
+                            port: remote.port(),
+                        });
+                        moved += 1;
                     }
+                    self.log(format!(
+                        "ISAKMP: peer {}'s NAT mapping moved from port {} to {}: ISAKMP SA and {moved} IPsec SA(s) follow",
+                        remote.ip(),
+                        old.port(),
+                        remote.port()
+                    ));
                 }
             }
         }

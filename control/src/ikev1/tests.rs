@@ -119,6 +119,8 @@ struct Seen {
     deletes: Vec<(u32, u32)>,
     logs: Vec<String>,
     preinstalled: Vec<u32>,
+    /// (outbound SPI, new peer port) of every [`Output::PeerPort`].
+    peer_ports: Vec<(u32, u16)>,
 }
 
 struct Net {
@@ -215,6 +217,9 @@ impl Net {
                             outbound_spi,
                         } => seen.deletes.push((inbound_spi, outbound_spi)),
                         Output::Log(l) => seen.logs.push(l),
+                        Output::PeerPort { outbound_spi, port } => {
+                            seen.peer_ports.push((outbound_spi, port))
+                        }
                         Output::Keepalive { .. } => {}
                     }
                 }
@@ -723,6 +728,45 @@ fn a_nat_between_the_peers_moves_ike_to_4500_and_encapsulates_esp() {
 }
 
 #[test]
+fn a_new_nat_mapping_moves_the_isakmp_sa_and_the_outbound_esp_to_the_new_port() {
+    let dpd = Dpd {
+        interval: 10,
+        retry: 2,
+        periodic: true,
+    };
+    let mut a = policy(&A4, "espada-lab-psk");
+    a.dpd = Some(dpd);
+    let mut b = policy(&B4, "espada-lab-psk");
+    b.dpd = Some(dpd);
+    b.keys[0].peer = format!("{NAT_ADDR}/32").parse().unwrap();
+    b.maps[0].peers = vec![NAT_ADDR.parse().unwrap()];
+    let mut net = Net::new(a, b);
+    net.nat = true;
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let b_out = net.seen_b.installs[0].3.clone();
+    assert_eq!(b_out.udp_encap.map(|u| u.dst_port), Some(5500));
+    // The NAT reboots: A's 4500 now leaves from 6500. A's next DPD
+    // R-U-THERE (authenticated, on 4500) shows B the new mapping.
+    net.nat_shift = 2000;
+    net.run_for(25);
+    assert_eq!(
+        net.seen_b.peer_ports,
+        vec![(b_out.spi, 6500)],
+        "{:#?}",
+        net.seen_b.logs
+    );
+    assert!(net
+        .seen_b
+        .logs
+        .iter()
+        .any(|l| l.contains("NAT mapping moved from port 5500 to 6500")));
+    assert!(net.seen_a.peer_ports.is_empty(), "A's peer did not move");
+    // B answers the new port, so DPD keeps the peers alive: nothing deleted.
+    assert!(net.seen_a.deletes.is_empty() && net.seen_b.deletes.is_empty());
+    assert_eq!(net.b.pairs().count(), 1);
+}
+
+#[test]
 fn a_responder_s_early_inbound_sa_goes_if_qm3_never_comes() {
     let mut net = Net::v4();
     // A's fifth message is QM3: lose it and everything after.
@@ -940,6 +984,9 @@ impl TedNet {
                             outbound_spi,
                         } => g.seen.deletes.push((inbound_spi, outbound_spi)),
                         Output::Log(l) => g.seen.logs.push(l),
+                        Output::PeerPort { outbound_spi, port } => {
+                            g.seen.peer_ports.push((outbound_spi, port))
+                        }
                         Output::Keepalive { .. } => {}
                     }
                 }

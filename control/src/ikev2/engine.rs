@@ -757,6 +757,39 @@ impl Engine {
     }
 
     /// One datagram from `remote` to our `local`.
+    /// RFC 7296 §2.23: an authenticated message of an IKE SA through a NAT
+    /// came from another port of the peer's address: its NAT mapped it
+    /// anew (a reboot, a timeout). The IKE SA and its CHILD_SAs' ESP
+    /// follow to the new port.
+    fn follow_nat_mapping(&mut self, k: [u8; 8], local: SocketAddr, remote: SocketAddr) {
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        if !s.nat
+            || local.port() != self.nat_t_port
+            || remote.ip() != s.remote.ip()
+            || remote.port() == s.remote.port()
+        {
+            return;
+        }
+        let old = s.remote.port();
+        s.remote = remote;
+        s.local = local;
+        let spis: Vec<u32> = s.children.iter().map(|c| c.info.outbound_spi).collect();
+        for &outbound_spi in &spis {
+            self.out.push_back(Output::PeerPort {
+                outbound_spi,
+                port: remote.port(),
+            });
+        }
+        self.log(format!(
+            "IKEv2: peer {}'s NAT mapping moved from port {old} to {}: IKE SA and {} CHILD_SA(s) follow",
+            remote.ip(),
+            remote.port(),
+            spis.len()
+        ));
+    }
+
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -835,6 +868,12 @@ impl Engine {
             return;
         };
         s.last_heard = now;
+        if s.state == State::Established {
+            self.follow_nat_mapping(ours, local, remote);
+        }
+        let Some(s) = self.sas.get(&ours) else {
+            return;
+        };
         match (exchange, response) {
             (ExchangeType::IKE_AUTH, false) if s.state == State::HalfOpen => {
                 self.respond_auth(now, ours, local, remote, &payloads)

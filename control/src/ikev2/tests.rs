@@ -112,6 +112,8 @@ struct Seen {
     logs: Vec<String>,
     preinstalled: Vec<u32>,
     keepalives: Vec<(SocketAddr, SocketAddr, Instant)>,
+    /// (outbound SPI, new peer port) of every [`Output::PeerPort`].
+    peer_ports: Vec<(u32, u16)>,
 }
 
 struct Net {
@@ -125,8 +127,10 @@ struct Net {
     lose: LossModel,
     wire: Vec<(bool, SocketAddr, SocketAddr, Vec<u8>)>,
     /// A NAT in front of A: B sees A's packets from 198.18.0.99 and the
-    /// port + 1000.
+    /// port + `nat_shift`.
     nat: bool,
+    /// 1000 unless a test changes the NAT's mapping.
+    nat_shift: u16,
     /// Every IKE SA's (SPIi, SPIr) → (SK_ei, SK_ai, SK_er, SK_ar) either
     /// side ever held, to open messages of SAs gone since.
     sk: Vec<SkSnapshot>,
@@ -153,12 +157,12 @@ fn snapshot_keys(e: &Engine, into: &mut Vec<SkSnapshot>) {
 
 const NAT_ADDR: &str = "198.18.0.99";
 
-fn nat_out(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(NAT_ADDR.parse().unwrap(), a.port() + 1000)
+fn nat_out(a: SocketAddr, shift: u16) -> SocketAddr {
+    SocketAddr::new(NAT_ADDR.parse().unwrap(), a.port() + shift)
 }
 
-fn nat_in(a: SocketAddr, real: IpAddr) -> SocketAddr {
-    SocketAddr::new(real, a.port() - 1000)
+fn nat_in(a: SocketAddr, real: IpAddr, shift: u16) -> SocketAddr {
+    SocketAddr::new(real, a.port().wrapping_sub(shift))
 }
 
 impl Net {
@@ -175,6 +179,7 @@ impl Net {
             lose: Box::new(|_, _, _| false),
             wire: Vec::new(),
             nat: false,
+            nat_shift: 1000,
             sk: Vec::new(),
         }
     }
@@ -227,6 +232,9 @@ impl Net {
                         Output::Keepalive { local, remote } => {
                             seen.keepalives.push((local, remote, self.now))
                         }
+                        Output::PeerPort { outbound_spi, port } => {
+                            seen.peer_ports.push((outbound_spi, port))
+                        }
                     }
                 }
                 snapshot_keys(src, &mut self.sk);
@@ -239,11 +247,14 @@ impl Net {
                     }
                     match (self.nat, from_a) {
                         (false, _) => dst.handle_datagram(self.now, remote, local, &data),
-                        (true, true) => {
-                            dst.handle_datagram(self.now, remote, nat_out(local), &data)
-                        }
+                        (true, true) => dst.handle_datagram(
+                            self.now,
+                            remote,
+                            nat_out(local, self.nat_shift),
+                            &data,
+                        ),
                         (true, false) => {
-                            let to = nat_in(remote, self.a_addr.ip());
+                            let to = nat_in(remote, self.a_addr.ip(), self.nat_shift);
                             dst.handle_datagram(self.now, to, local, &data)
                         }
                     }
@@ -564,6 +575,45 @@ fn nat_between_the_engines_moves_to_4500_and_encapsulates_esp() {
     assert_eq!(net.wire[2].1.port(), 4500);
     assert_eq!(net.wire[2].2.port(), 4500);
     assert!(net.a.ike_sas()[0].2 && net.b.ike_sas()[0].2);
+}
+
+#[test]
+fn a_new_nat_mapping_moves_the_ike_sa_and_the_outbound_esp_to_the_new_port() {
+    let mut a = policy(&A4, "k", "k");
+    a.profiles[0].dpd = Some(Dpd {
+        interval: 10,
+        retry: 2,
+        periodic: true,
+    });
+    let mut b = policy(&B4, "k", "k");
+    b.profiles[0].keyring[0].address = Some("0.0.0.0/0".parse().unwrap());
+    b.maps[0].peers.clear();
+    let mut net = Net::new(a, b);
+    net.nat = true;
+    net.acquire_a();
+    established(&net);
+    let b_out = net.seen_b.installs[0].3.clone();
+    assert_eq!(b_out.udp_encap.map(|u| u.dst_port), Some(5500));
+    // The NAT reboots: A's 4500 now leaves from 6500. A's next liveness
+    // check (authenticated, on 4500) shows B the new mapping.
+    net.nat_shift = 2000;
+    net.run_for(25);
+    assert_eq!(
+        net.seen_b.peer_ports,
+        vec![(b_out.spi, 6500)],
+        "{:#?}",
+        net.seen_b.logs
+    );
+    assert!(net
+        .seen_b
+        .logs
+        .iter()
+        .any(|l| l.contains("NAT mapping moved from port 5500 to 6500")));
+    assert!(net.seen_a.peer_ports.is_empty());
+    // B answers the new port: the checks go on, nobody is declared dead.
+    assert!(net.b.stats().liveness_answered >= 2);
+    assert!(net.seen_a.deletes.is_empty() && net.seen_b.deletes.is_empty());
+    assert_eq!(net.a.stats().dead_peers, 0);
 }
 
 #[test]
