@@ -910,6 +910,7 @@ mod tests {
             },
             bytes: 0,
             last_used: 0,
+            peer_port: 0,
             drops,
         };
         // Entry VPN 10 of gw_a: inbound SPI 4097, outbound SPI 4096.
@@ -952,6 +953,7 @@ mod tests {
             verify: decrypt,
             bytes: 0,
             last_used: 0,
+            peer_port: 0,
             drops: DropCounts::default(),
         };
         // Entry VPN 10 of gw_a (inbound SPI 4097, outbound 4096) after

@@ -358,6 +358,10 @@ pub struct InboundSa {
     /// `None` when the SA was installed with a window of 0 (no replay check,
     /// RFC 4303 §3.4.3 lets the receiver disable it).
     replay: Option<ReplayWindow>,
+    /// The UDP source port of the last authenticated ESP-in-UDP packet (0:
+    /// none yet): when the peer's NAT maps it anew, the control process
+    /// sees the new port here and moves the pair's outbound ESP to it.
+    peer_port: AtomicU16,
     core: SaCore,
 }
 
@@ -368,6 +372,21 @@ impl InboundSa {
     /// ESP-in-UDP ports (RFC 3948) as negotiated; `None`: plain ESP.
     pub fn udp_encap(&self) -> Option<UdpEncap> {
         self.core.udp_encap
+    }
+
+    /// The UDP source port of the last authenticated ESP-in-UDP packet;
+    /// 0 when none came (or the SA is plain ESP).
+    pub fn peer_port_seen(&self) -> u16 {
+        self.peer_port.load(Ordering::Relaxed)
+    }
+
+    /// Records the source port of a packet that passed the ICV and the
+    /// replay window. Written only when it changes, so workers sharing
+    /// the SA do not bounce the line for nothing.
+    pub(crate) fn note_peer_port(&self, port: u16) {
+        if self.peer_port.load(Ordering::Relaxed) != port {
+            self.peer_port.store(port, Ordering::Relaxed);
+        }
     }
 
     pub fn new(params: &SaParams, now_secs: u64) -> Result<InboundSa, SaError> {
@@ -384,6 +403,7 @@ impl InboundSa {
         Ok(InboundSa {
             core: SaCore::new(params, now_secs)?,
             replay,
+            peer_port: AtomicU16::new(0),
         })
     }
 
@@ -424,6 +444,13 @@ impl SaRef {
         match self {
             SaRef::Inbound(sa) => sa.spi(),
             SaRef::Outbound(sa) => sa.spi(),
+        }
+    }
+    /// [`InboundSa::peer_port_seen`]; 0 for an outbound SA.
+    pub fn peer_port_seen(&self) -> u16 {
+        match self {
+            SaRef::Inbound(sa) => sa.peer_port_seen(),
+            SaRef::Outbound(_) => 0,
         }
     }
     pub fn direction(&self) -> Direction {

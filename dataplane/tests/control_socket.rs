@@ -54,12 +54,19 @@ fn handle(sadb: &mut Sadb, request_id: u32, request: Request) -> Vec<Message> {
             let mut sas: Vec<SaCounts> = sadb
                 .inbound_sas()
                 .filter(|sa| wanted(sa.spi()))
-                .map(|sa| SaCounts::snapshot(sa.spi(), Direction::Inbound, sa.counters()))
+                .map(|sa| {
+                    SaCounts::snapshot(
+                        sa.spi(),
+                        Direction::Inbound,
+                        sa.counters(),
+                        sa.peer_port_seen(),
+                    )
+                })
                 .collect();
             sas.extend(
                 sadb.outbound_sas()
                     .filter(|sa| wanted(sa.spi()))
-                    .map(|sa| SaCounts::snapshot(sa.spi(), Direction::Outbound, sa.counters())),
+                    .map(|sa| SaCounts::snapshot(sa.spi(), Direction::Outbound, sa.counters(), 0)),
             );
             Reply::counters(request_id, &sas, DropCounts::default())
         }

@@ -59,7 +59,7 @@ pub enum Request {
     },
     /// Send an outbound UDP-encapsulated SA's ESP to this port of its peer
     /// from now on: the peer's NAT changed its mapping (an authenticated
-    /// IKE message came from a new port, RFC 7296 §2.23, RFC 3947 §4).
+    /// IKE message or ESP came from a new port, RFC 7296 §2.23, RFC 3947 §7).
     SetPeerPort {
         spi: u32,
         port: u16,
@@ -222,12 +222,16 @@ pub struct SaCounts {
     pub bytes: u64,
     /// Seconds (dataplane clock) of the last packet.
     pub last_used: u64,
+    /// Inbound ESP in UDP: the source port of the last authenticated
+    /// packet (0: none). A port other than the negotiated one means the
+    /// peer's NAT mapped it anew; the control process follows it.
+    pub peer_port: u16,
     pub drops: DropCounts,
 }
 
 impl SaCounts {
-    /// Reads the live counters of one SA.
-    pub fn snapshot(spi: u32, direction: Direction, c: &SaCounters) -> SaCounts {
+    /// Reads the live counters of one SA (`peer_port`: see the field).
+    pub fn snapshot(spi: u32, direction: Direction, c: &SaCounters, peer_port: u16) -> SaCounts {
         SaCounts {
             spi,
             direction,
@@ -239,6 +243,7 @@ impl SaCounts {
             verify: SaCounters::read(&c.verify),
             bytes: SaCounters::read(&c.bytes),
             last_used: SaCounters::read(&c.last_used),
+            peer_port,
             drops: DropCounts::snapshot(&c.drops),
         }
     }
@@ -282,7 +287,7 @@ impl Reply {
     /// overflow a reply.
     pub const SAS_PER_COUNTERS: usize = {
         let drops_max = 1 + DropReason::COUNT * 9;
-        let sa_max = 4 + 1 + 8 * 8 + drops_max;
+        let sa_max = 4 + 1 + 8 * 8 + 2 + drops_max;
         (super::MAX_MESSAGE_LEN - 64 - drops_max) / sa_max
     };
 

@@ -211,6 +211,7 @@ fn arb_sa_counts() -> impl Strategy<Value = SaCounts> {
         any::<u32>(),
         arb_direction(),
         any::<[u64; 8]>(),
+        any::<u16>(),
         arb_drops(),
     )
         .prop_map(
@@ -218,6 +219,7 @@ fn arb_sa_counts() -> impl Strategy<Value = SaCounts> {
                 spi,
                 direction,
                 [encaps, encrypt, digest, decaps, decrypt, verify, bytes, last_used],
+                peer_port,
                 drops,
             )| {
                 SaCounts {
@@ -231,6 +233,7 @@ fn arb_sa_counts() -> impl Strategy<Value = SaCounts> {
                     verify,
                     bytes,
                     last_used,
+                    peer_port,
                     drops,
                 }
             },
@@ -491,6 +494,7 @@ fn one_of_each_type() -> Vec<Message> {
                 verify: 10,
                 bytes: 1000,
                 last_used: 77,
+                peer_port: 4500,
                 drops,
             }],
             global_drops: drops,
@@ -943,6 +947,7 @@ fn a_counters_answer_for_many_sas_is_split_into_messages_that_fit() {
         verify: u64::MAX,
         bytes: u64::MAX,
         last_used: u64::MAX,
+        peer_port: u16::MAX,
         drops,
     };
     let sas: Vec<SaCounts> = (0..1000).map(sa).collect();

@@ -1250,7 +1250,7 @@ impl Codec for DropCounts {
 /// `spi u32 | direction | encaps | encrypt | digest | decaps | decrypt |
 /// verify | bytes | last_used (u64 each) | drops`.
 impl Codec for SaCounts {
-    const MIN_LEN: usize = 4 + 1 + 8 * 8 + DropCounts::MIN_LEN;
+    const MIN_LEN: usize = 4 + 1 + 8 * 8 + 2 + DropCounts::MIN_LEN;
     fn encode(&self, w: &mut Writer) {
         w.u32(self.spi);
         self.direction.encode(w);
@@ -1266,6 +1266,7 @@ impl Codec for SaCounts {
         ] {
             w.u64(v);
         }
+        w.u16(self.peer_port);
         self.drops.encode(w);
     }
     fn decode(r: &mut Reader<'_>) -> Result<SaCounts, DecodeError> {
@@ -1280,6 +1281,7 @@ impl Codec for SaCounts {
             verify: r.u64("verify")?,
             bytes: r.u64("bytes")?,
             last_used: r.u64("last_used")?,
+            peer_port: r.u16("peer port")?,
             drops: DropCounts::decode(r)?,
         })
     }

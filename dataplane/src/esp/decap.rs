@@ -41,6 +41,8 @@ struct Located {
     /// IPv6 the offset of the Next Header byte that pointed at ESP.
     ip_header_len: usize,
     nh_offset: usize,
+    /// ESP in UDP (RFC 3948): the sender's source port.
+    udp_src: Option<u16>,
 }
 
 /// Decapsulates a batch; `out[i]` receives the outcome of `pkts[i]`.
@@ -158,6 +160,7 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
         _ => return Err(DropReason::Malformed),
     };
     let packet = packet.get(..ip_len).ok_or(DropReason::Malformed)?;
+    let mut udp_src = None;
     let esp_off = match proto {
         ip_proto::ESP => upper_off,
         _ => {
@@ -166,6 +169,7 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
             if u.dst_port() != NATT_PORT {
                 return Ok(Err(Decapped::NotEsp));
             }
+            udp_src = Some(u.src_port());
             match natt::classify(u.payload()) {
                 NattPayload::Esp(_) => upper_off + udp::HEADER_LEN,
                 NattPayload::Ike(_) => return Ok(Err(Decapped::Ike)),
@@ -180,6 +184,7 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
         dst,
         ip_header_len: upper_off,
         nh_offset,
+        udp_src,
     }))
 }
 
@@ -245,6 +250,9 @@ fn decap_with_sa(
     };
     SaCounters::add(&c.decaps, 1);
     SaCounters::add(&c.bytes, payload_len as u64);
+    if let Some(port) = at.udp_src {
+        sa.note_peer_port(port);
+    }
     c.last_used.store(
         crate::clock::now_secs(),
         std::sync::atomic::Ordering::Relaxed,

@@ -230,6 +230,36 @@ fn a_new_peer_port_takes_effect_from_the_next_packet() {
         let (r, _) = decap_one(&b, outer, &DropCounters::default());
         assert!(matches!(r, Ok(Decapped::Inner { .. })), "{r:?}");
     }
+    // The peer's SA records the source port of what it authenticated:
+    // the control process compares it with where it sends.
+    let isa = b.inbound(i.spi).unwrap();
+    assert_eq!(isa.peer_port_seen(), 4500);
+    let mut from_new_port = first.clone();
+    from_new_port[20..22].copy_from_slice(&40_061u16.to_be_bytes());
+    // A forged copy (bad ICV) from yet another port changes nothing.
+    let mut forged = encap_one(sa, &inner_v4(100)).unwrap();
+    forged[20..22].copy_from_slice(&50_000u16.to_be_bytes());
+    forged[22..24].copy_from_slice(&4500u16.to_be_bytes());
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let g = DropCounters::default();
+    assert_eq!(
+        decap_one(&b, &forged, &g).0,
+        Err(DropReason::IntegrityFailed)
+    );
+    assert_eq!(isa.peer_port_seen(), 4500);
+    // A replayed packet (seq 1 again) from another port neither.
+    assert_eq!(decap_one(&b, &from_new_port, &g).0, Err(DropReason::Replay));
+    assert_eq!(isa.peer_port_seen(), 4500);
+    // A fresh authentic one does.
+    let mut fresh = encap_one(sa, &inner_v4(100)).unwrap();
+    fresh[20..22].copy_from_slice(&40_061u16.to_be_bytes());
+    fresh[22..24].copy_from_slice(&4500u16.to_be_bytes());
+    assert!(matches!(
+        decap_one(&b, &fresh, &g).0,
+        Ok(Decapped::Inner { .. })
+    ));
+    assert_eq!(isa.peer_port_seen(), 40_061);
     // Plain ESP has no port to move.
     let (plain, _) = aes_sha1(tunnel(false), false);
     let (a, _) = install(&plain, &i);

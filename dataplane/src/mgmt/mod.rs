@@ -148,6 +148,9 @@ impl Mgmt {
                 }
                 None => unknown_sa(direction, spi),
             },
+            Request::SetPeerPort { port: 0, .. } => {
+                error(ErrorCode::InvalidSa, "peer port 0".to_string())
+            }
             Request::SetPeerPort { spi, port } => {
                 match self.sas.get(&(Direction::Outbound, spi)).map(|e| &e.sa) {
                     Some(SaRef::Outbound(sa)) if sa.set_peer_port(port) => Reply::Ack,
@@ -193,7 +196,14 @@ impl Mgmt {
                     .sas
                     .values()
                     .filter(|e| spi.is_none_or(|s| s == e.sa.spi()))
-                    .map(|e| SaCounts::snapshot(e.sa.spi(), e.sa.direction(), e.sa.counters()))
+                    .map(|e| {
+                        SaCounts::snapshot(
+                            e.sa.spi(),
+                            e.sa.direction(),
+                            e.sa.counters(),
+                            e.sa.peer_port_seen(),
+                        )
+                    })
                     .collect();
                 sas.sort_by_key(|c| (c.spi, c.direction == Direction::Outbound));
                 return Reply::counters(request_id, &sas, self.global_drops());

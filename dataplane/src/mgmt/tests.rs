@@ -174,6 +174,10 @@ fn a_new_peer_port_reaches_the_workers_sa_and_is_refused_for_plain_esp() {
         code(reply(m.handle(4, set(0xdead, 1), 0))),
         ErrorCode::UnknownSa
     );
+    assert_eq!(
+        code(reply(m.handle(5, set(out.spi, 0), 0))),
+        ErrorCode::InvalidSa
+    );
 }
 
 #[test]
