@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use dataplane::api::{Direction, Event, Request, SaParams};
+use dataplane::api::{Direction, ErrorCode, Event, Request, SaParams};
 use dataplane::spd::{FlowKey, PolicyTag, TrafficSelector};
 
 use crate::config::compile::Compiled;
@@ -314,7 +314,8 @@ impl IkeDriver {
     }
 
     /// Once a second: which peers' inbound SAs decapsulated something
-    /// since the last look (one counters request, not per packet).
+    /// since the last look (one counters request, not per packet), and
+    /// from which UDP port (a NAT that mapped the peer anew).
     fn watch_esp(&mut self, now: Instant, dp: &mut DataplaneClient) {
         if self.installed.is_empty() {
             return;
@@ -337,6 +338,13 @@ impl IkeDriver {
                 if let dataplane::api::EspMode::Tunnel { remote, .. } = p.inbound.mode {
                     self.v1.esp_received(now, remote);
                     self.v2.esp_received(now, remote);
+                }
+                // Authenticated ESP from a port other than the one we send
+                // to: the peer's NAT mapped it anew.
+                let sending_to = p.outbound.udp_encap.map(|u| u.dst_port);
+                if sending_to.is_some_and(|port| c.peer_port != 0 && c.peer_port != port) {
+                    self.v1.esp_from_port(p.inbound.spi, c.peer_port);
+                    self.v2.esp_from_port(p.inbound.spi, c.peer_port);
                 }
             }
         }
@@ -434,13 +442,22 @@ impl IkeDriver {
                         spi: outbound_spi,
                         port,
                     };
-                    if let Err(e) = dp.expect_ack("SetPeerPort", req) {
-                        self.failures += 1;
-                        eprintln!(
-                            "espada: moving SA {outbound_spi:#010x} to peer port {port}: {e}"
-                        );
-                        continue;
+                    match dp.expect_ack("SetPeerPort", req) {
+                        Ok(()) => {}
+                        // Expired in the dataplane before we heard of it.
+                        Err(DpError::Refused {
+                            code: ErrorCode::UnknownSa,
+                            ..
+                        }) => {}
+                        Err(e) => {
+                            self.failures += 1;
+                            eprintln!(
+                                "espada: moving SA {outbound_spi:#010x} to peer port {port}: {e}"
+                            );
+                        }
                     }
+                    // Kept either way: a reinstall after a dataplane
+                    // restart then goes to where the peer is now.
                     for p in self.installed.iter_mut() {
                         if p.outbound.spi == outbound_spi {
                             if let Some(u) = p.outbound.udp_encap.as_mut() {

@@ -94,8 +94,9 @@ pub enum Output {
     /// Remove a pair (peer's delete, expiry, `clear crypto sa`, dead peer).
     Delete { inbound_spi: u32, outbound_spi: u32 },
     /// The peer's NAT moved it to another UDP port (RFC 7296 §2.23, RFC
-    /// 3947 §4: an authenticated message came from there): the pair's
-    /// outbound SA sends its ESP-in-UDP to `port` from now on.
+    /// 3947 §7: an authenticated, fresh IKE message or ESP came from
+    /// there): the pair's outbound SA sends its ESP-in-UDP to `port` from
+    /// now on.
     PeerPort { outbound_spi: u32, port: u16 },
     /// Send a NAT keepalive (RFC 3948 §2.3) from the NAT-T socket.
     Keepalive {
@@ -320,6 +321,10 @@ struct Phase1 {
     established_at: Option<Instant>,
     expires_at: Option<Instant>,
     peer_dpd: bool,
+    /// The highest R-U-THERE sequence number the peer sent: only a higher
+    /// one is fresh enough to follow a new NAT mapping (a replayed one
+    /// verifies too).
+    peer_dpd_seq: Option<u32>,
     /// The NAT traversal version both sides announced, if any.
     natt: Option<UdpEncapStyle>,
     /// NAT-D showed a NAT between us (either side): IKE moved to the NAT-T
@@ -380,6 +385,7 @@ impl Phase1 {
             established_at: None,
             expires_at: None,
             peer_dpd: false,
+            peer_dpd_seq: None,
             natt: None,
             nat_detected: false,
             behind_nat: false,
@@ -998,6 +1004,106 @@ impl Engine {
         }
     }
 
+    /// Authenticated ESP of the pair with `inbound_spi` came from `port` of
+    /// its peer (the dataplane's `SaCounts::peer_port`: past the ICV and
+    /// the replay window, so neither forged nor replayed): if that is not
+    /// the port the pair sends to and a NAT in front of the peer is
+    /// between us, the NAT mapped the peer anew; follow it.
+    pub fn esp_from_port(&mut self, inbound_spi: u32, port: u16) {
+        let Some(k) = self
+            .pairs
+            .iter()
+            .position(|x| x.info.inbound_spi == inbound_spi)
+        else {
+            return;
+        };
+        let old = self.pairs[k].remote;
+        if port == 0 || old.port() == port {
+            return;
+        }
+        let new = SocketAddr::new(old.ip(), port);
+        let owners: Vec<usize> = (0..self.p1.len())
+            .filter(|&i| self.p1[i].remote == old && self.p1[i].state == P1State::Established)
+            .collect();
+        // Only through a NAT in front of the peer, not of us (RFC 3947 §7).
+        if owners.is_empty()
+            || owners
+                .iter()
+                .any(|&i| !self.p1[i].nat_detected || self.p1[i].behind_nat)
+        {
+            return;
+        }
+        if let [i] = owners[..] {
+            let local = self.p1[i].local;
+            self.follow_mapping(i, local, new, "ESP");
+        } else {
+            // Several ISAKMP SAs share that endpoint (peers behind one NAT
+            // whose ports were reassigned): move this pair alone; each of
+            // the others follows its own ESP or IKE.
+            self.pairs[k].remote = new;
+            let outbound_spi = self.pairs[k].info.outbound_spi;
+            self.out.push_back(Output::PeerPort { outbound_spi, port });
+            self.log(format!(
+                "ISAKMP: peer {}'s NAT mapping moved from port {} to {port} (ESP): IPsec SA {outbound_spi:#010x} follows",
+                old.ip(),
+                old.port(),
+            ));
+        }
+    }
+
+    /// ISAKMP SA `i`, whose peer is behind a NAT, heard from `remote` (its
+    /// address, another port) in a message that is both authenticated and
+    /// fresh: the NAT mapped the peer anew (RFC 3947 §7, RFC 7296 §2.23).
+    /// The SA moves there, and so do the pairs at the old endpoint unless
+    /// another ISAKMP SA shares it (then each pair follows its own ESP).
+    /// Called before any answer is built, so the answer goes to the new
+    /// port.
+    pub(super) fn follow_mapping(
+        &mut self,
+        i: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        via: &str,
+    ) {
+        let p = &self.p1[i];
+        if !p.nat_detected
+            || p.behind_nat
+            || local.port() != self.nat_t_port
+            || local.ip() != p.local.ip()
+            || remote.ip() != p.remote.ip()
+            || remote.port() == p.remote.port()
+        {
+            return;
+        }
+        let old = p.remote;
+        let shared = self
+            .p1
+            .iter()
+            .enumerate()
+            .any(|(j, q)| j != i && q.remote == old && q.state == P1State::Established);
+        let p = &mut self.p1[i];
+        p.remote = remote;
+        p.local = local;
+        let conn = p.conn_id;
+        let mut moved = 0;
+        if !shared {
+            for x in self.pairs.iter_mut().filter(|x| x.remote == old) {
+                x.remote = remote;
+                self.out.push_back(Output::PeerPort {
+                    outbound_spi: x.info.outbound_spi,
+                    port: remote.port(),
+                });
+                moved += 1;
+            }
+        }
+        self.log(format!(
+            "ISAKMP:({conn}):peer {}'s NAT mapping moved from port {} to {} ({via}): ISAKMP SA and {moved} IPsec SA(s) follow",
+            remote.ip(),
+            old.port(),
+            remote.port()
+        ));
+    }
+
     /// Tests: behave as if no peer had announced DPD.
     #[cfg(test)]
     pub(crate) fn forget_peer_dpd_for_tests(&mut self) {
@@ -1285,8 +1391,8 @@ impl Engine {
         let result = match msg.header.exchange {
             ExchangeType::MAIN_MODE => self.main_mode(now, local, remote, data, &msg),
             ExchangeType::AGGRESSIVE => self.aggressive_mode(now, local, remote, data, &msg),
-            ExchangeType::QUICK_MODE => self.quick_mode(now, remote, data, &msg),
-            ExchangeType::INFORMATIONAL => self.informational(now, remote, &msg),
+            ExchangeType::QUICK_MODE => self.quick_mode(now, local, remote, data, &msg),
+            ExchangeType::INFORMATIONAL => self.informational(now, local, remote, &msg),
             ExchangeType::ESPADA_TED => self.ted_datagram(now, local, remote, data),
             other => {
                 self.stats.unsupported_exchange += 1;
@@ -1297,40 +1403,6 @@ impl Engine {
                 Ok(())
             }
         };
-        if result.is_ok()
-            && local.port() == self.nat_t_port
-            && matches!(
-                msg.header.exchange,
-                ExchangeType::QUICK_MODE | ExchangeType::INFORMATIONAL
-            )
-        {
-            // An authenticated message on the NAT-T port from a new source
-            // port: the peer's NAT changed its mapping; follow it.
-            if let Some(i) = self.find_p1(&msg.header, remote) {
-                let p = &mut self.p1[i];
-                if p.nat_detected && p.remote != remote {
-                    let old = p.remote;
-                    p.remote = remote;
-                    p.local = local;
-                    let mut moved = 0;
-                    for x in self.pairs.iter_mut().filter(|x| x.remote == old) {
-                        x.remote = remote;
-                        // The same address (`find_p1`): only the port moved.
-                        self.out.push_back(Output::PeerPort {
-                            outbound_spi: x.info.outbound_spi,
-                            port: remote.port(),
-                        });
-                        moved += 1;
-                    }
-                    self.log(format!(
-                        "ISAKMP: peer {}'s NAT mapping moved from port {} to {}: ISAKMP SA and {moved} IPsec SA(s) follow",
-                        remote.ip(),
-                        old.port(),
-                        remote.port()
-                    ));
-                }
-            }
-        }
         if let Err(d) = result {
             match d {
                 Drop::Malformed(why) => {

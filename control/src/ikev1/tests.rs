@@ -150,8 +150,13 @@ fn nat_out(a: SocketAddr, shift: u16) -> SocketAddr {
     SocketAddr::new(NAT_ADDR.parse().unwrap(), a.port() + shift)
 }
 
-fn nat_in(a: SocketAddr, real: IpAddr, shift: u16) -> SocketAddr {
-    SocketAddr::new(real, a.port() - shift)
+/// Where the NAT sends a datagram for its port `a`: A's port it maps
+/// there now, or nowhere (`None`) for a port of a mapping it forgot.
+fn nat_in(a: SocketAddr, real: IpAddr, shift: u16) -> Option<SocketAddr> {
+    let port = a.port().checked_sub(shift)?;
+    [500, 4500]
+        .contains(&port)
+        .then(|| SocketAddr::new(real, port))
 }
 
 impl Net {
@@ -239,8 +244,10 @@ impl Net {
                             &data,
                         ),
                         (true, false) => {
-                            let to = nat_in(remote, self.a_addr.ip(), self.nat_shift);
-                            dst.handle_datagram(self.now, to, local, &data)
+                            // A stale mapping: the NAT drops it.
+                            if let Some(to) = nat_in(remote, self.a_addr.ip(), self.nat_shift) {
+                                dst.handle_datagram(self.now, to, local, &data)
+                            }
                         }
                     }
                 }
@@ -734,10 +741,11 @@ fn a_new_nat_mapping_moves_the_isakmp_sa_and_the_outbound_esp_to_the_new_port() 
         retry: 2,
         periodic: true,
     };
+    // Only A runs DPD, so A's informationals are its R-U-THEREs (B still
+    // answers them: it announced DPD).
     let mut a = policy(&A4, "espada-lab-psk");
     a.dpd = Some(dpd);
     let mut b = policy(&B4, "espada-lab-psk");
-    b.dpd = Some(dpd);
     b.keys[0].peer = format!("{NAT_ADDR}/32").parse().unwrap();
     b.maps[0].peers = vec![NAT_ADDR.parse().unwrap()];
     let mut net = Net::new(a, b);
@@ -745,9 +753,27 @@ fn a_new_nat_mapping_moves_the_isakmp_sa_and_the_outbound_esp_to_the_new_port() 
     net.acquire_a(("198.19.1.10", "198.19.2.10"));
     let b_out = net.seen_b.installs[0].3.clone();
     assert_eq!(b_out.udp_encap.map(|u| u.dst_port), Some(5500));
-    // The NAT reboots: A's 4500 now leaves from 6500. A's next DPD
-    // R-U-THERE (authenticated, on 4500) shows B the new mapping.
+    // A's first R-U-THERE, answered; kept for a replay below.
+    net.run_for(12);
+    let informational = |d: &Vec<u8>| d.get(18) == Some(&5);
+    let rut = net
+        .wire
+        .iter()
+        .rev()
+        .find(|(from_a, d)| *from_a && informational(d))
+        .map(|(_, d)| d.clone())
+        .expect("A sent an R-U-THERE");
+    // The NAT reboots: A's 4500 now leaves from 6500. A replay of that
+    // R-U-THERE from the new port verifies (HASH(1)) but is not fresh (its
+    // sequence number is not higher): B stays.
     net.nat_shift = 2000;
+    let b_local: SocketAddr = "198.18.1.1:4500".parse().unwrap();
+    let from_new: SocketAddr = format!("{NAT_ADDR}:6500").parse().unwrap();
+    net.b.handle_datagram(net.now, b_local, from_new, &rut);
+    net.pump();
+    assert!(net.seen_b.peer_ports.is_empty(), "{:#?}", net.seen_b.logs);
+    // A's next DPD R-U-THERE (authenticated, fresh) shows B the new
+    // mapping; B's ACK goes there (the NAT drops what goes to 5500).
     net.run_for(25);
     assert_eq!(
         net.seen_b.peer_ports,
@@ -764,6 +790,54 @@ fn a_new_nat_mapping_moves_the_isakmp_sa_and_the_outbound_esp_to_the_new_port() 
     // B answers the new port, so DPD keeps the peers alive: nothing deleted.
     assert!(net.seen_a.deletes.is_empty() && net.seen_b.deletes.is_empty());
     assert_eq!(net.b.pairs().count(), 1);
+}
+
+#[test]
+fn authenticated_esp_from_a_new_port_moves_the_pair_without_waiting_for_ike() {
+    let mut b = policy(&B4, "espada-lab-psk");
+    b.keys[0].peer = format!("{NAT_ADDR}/32").parse().unwrap();
+    b.maps[0].peers = vec![NAT_ADDR.parse().unwrap()];
+    let mut net = Net::new(policy(&A4, "espada-lab-psk"), b);
+    net.nat = true;
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let (b_in, b_out) = (net.seen_b.installs[0].2.spi, net.seen_b.installs[0].3.spi);
+    // The dataplane reports ESP of the pair from the port B sends to
+    // already, or from nowhere yet: nothing moves.
+    net.b.esp_from_port(b_in, 5500);
+    net.b.esp_from_port(b_in, 0);
+    // An SPI of no pair: nothing either.
+    net.b.esp_from_port(b_in ^ 1, 6500);
+    // A is the side behind the NAT: its view of B never moves (RFC 3947
+    // §7, RFC 7296 §2.23), whatever port its dataplane reports.
+    let a_in = net.seen_a.installs[0].2.spi;
+    net.a.esp_from_port(a_in, 9999);
+    net.pump();
+    assert!(net.seen_b.peer_ports.is_empty());
+    assert!(net.seen_a.peer_ports.is_empty());
+    // From 6500: B's ISAKMP SA and the pair's outbound SA follow.
+    net.nat_shift = 2000;
+    net.b.esp_from_port(b_in, 6500);
+    net.pump();
+    assert_eq!(net.seen_b.peer_ports, vec![(b_out, 6500)]);
+    assert!(net
+        .seen_b
+        .logs
+        .iter()
+        .any(|l| l.contains("moved from port 5500 to 6500 (ESP)")));
+    // Reported again (the next second's counters): already there.
+    net.b.esp_from_port(b_in, 6500);
+    net.pump();
+    assert_eq!(net.seen_b.peer_ports.len(), 1);
+}
+
+#[test]
+fn esp_from_another_port_moves_nothing_without_a_nat() {
+    let mut net = Net::v4();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let b_in = net.seen_b.installs[0].2.spi;
+    net.b.esp_from_port(b_in, 6500);
+    net.pump();
+    assert!(net.seen_b.peer_ports.is_empty());
 }
 
 #[test]

@@ -599,6 +599,25 @@ impl Engine {
         }
     }
 
+    /// Authenticated ESP of the CHILD_SA with `inbound_spi` came from
+    /// `port` of its peer (the dataplane's `SaCounts::peer_port`): a port
+    /// other than its IKE SA's, through a NAT, is the peer's NAT mapping
+    /// it anew (RFC 7296 §2.23: any packet whose integrity protection
+    /// validates); follow it as for an IKE message.
+    pub fn esp_from_port(&mut self, inbound_spi: u32, port: u16) {
+        let found = self.sas.iter().find_map(|(k, s)| {
+            (s.state == State::Established
+                && s.children.iter().any(|c| c.info.inbound_spi == inbound_spi))
+            .then_some((*k, s.local, s.remote))
+        });
+        let Some((k, local, remote)) = found else {
+            return;
+        };
+        if port != 0 && port != remote.port() {
+            self.follow_nat_mapping(k, local, SocketAddr::new(remote.ip(), port), "ESP");
+        }
+    }
+
     /// When the liveness check of an idle established SA is due.
     fn liveness_at(&self, s: &IkeSa) -> Option<Instant> {
         if !s.usable() || s.flight.is_some() {
@@ -756,23 +775,25 @@ impl Engine {
         }
     }
 
-    /// One datagram from `remote` to our `local`.
     /// RFC 7296 §2.23: an authenticated message of an IKE SA through a NAT
-    /// came from another port of the peer's address: its NAT mapped it
-    /// anew (a reboot, a timeout). The IKE SA and its CHILD_SAs' ESP
-    /// follow to the new port.
-    fn follow_nat_mapping(&mut self, k: [u8; 8], local: SocketAddr, remote: SocketAddr) {
+    /// in front of the peer came from another port of the peer's address:
+    /// its NAT mapped it anew (a reboot, a timeout). The IKE SA and its
+    /// CHILD_SAs' ESP follow to the new port. A host behind the NAT itself
+    /// does not (§2.23: SHOULD NOT).
+    fn follow_nat_mapping(&mut self, k: [u8; 8], local: SocketAddr, remote: SocketAddr, via: &str) {
         let Some(s) = self.sas.get_mut(&k) else {
             return;
         };
         if !s.nat
+            || s.behind_nat
             || local.port() != self.nat_t_port
+            || local.ip() != s.local.ip()
             || remote.ip() != s.remote.ip()
             || remote.port() == s.remote.port()
         {
             return;
         }
-        let old = s.remote.port();
+        let (old, id) = (s.remote.port(), s.id);
         s.remote = remote;
         s.local = local;
         let spis: Vec<u32> = s.children.iter().map(|c| c.info.outbound_spi).collect();
@@ -783,13 +804,14 @@ impl Engine {
             });
         }
         self.log(format!(
-            "IKEv2: peer {}'s NAT mapping moved from port {old} to {}: IKE SA and {} CHILD_SA(s) follow",
+            "IKEv2:(SESSION ID = {id}):peer {}'s NAT mapping moved from port {old} to {} ({via}): IKE SA and {} CHILD_SA(s) follow",
             remote.ip(),
             remote.port(),
             spis.len()
         ));
     }
 
+    /// One datagram from `remote` to our `local`.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -869,7 +891,7 @@ impl Engine {
         };
         s.last_heard = now;
         if s.state == State::Established {
-            self.follow_nat_mapping(ours, local, remote);
+            self.follow_nat_mapping(ours, local, remote, "IKE");
         }
         let Some(s) = self.sas.get(&ours) else {
             return;

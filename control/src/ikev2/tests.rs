@@ -161,8 +161,13 @@ fn nat_out(a: SocketAddr, shift: u16) -> SocketAddr {
     SocketAddr::new(NAT_ADDR.parse().unwrap(), a.port() + shift)
 }
 
-fn nat_in(a: SocketAddr, real: IpAddr, shift: u16) -> SocketAddr {
-    SocketAddr::new(real, a.port().wrapping_sub(shift))
+/// Where the NAT sends a datagram for its port `a`: A's port it maps
+/// there now, or nowhere (`None`) for a port of a mapping it forgot.
+fn nat_in(a: SocketAddr, real: IpAddr, shift: u16) -> Option<SocketAddr> {
+    let port = a.port().checked_sub(shift)?;
+    [500, 4500]
+        .contains(&port)
+        .then(|| SocketAddr::new(real, port))
 }
 
 impl Net {
@@ -254,8 +259,10 @@ impl Net {
                             &data,
                         ),
                         (true, false) => {
-                            let to = nat_in(remote, self.a_addr.ip(), self.nat_shift);
-                            dst.handle_datagram(self.now, to, local, &data)
+                            // A stale mapping: the NAT drops it.
+                            if let Some(to) = nat_in(remote, self.a_addr.ip(), self.nat_shift) {
+                                dst.handle_datagram(self.now, to, local, &data)
+                            }
                         }
                     }
                     snapshot_keys(dst, &mut self.sk);
@@ -614,6 +621,38 @@ fn a_new_nat_mapping_moves_the_ike_sa_and_the_outbound_esp_to_the_new_port() {
     assert!(net.b.stats().liveness_answered >= 2);
     assert!(net.seen_a.deletes.is_empty() && net.seen_b.deletes.is_empty());
     assert_eq!(net.a.stats().dead_peers, 0);
+}
+
+#[test]
+fn authenticated_esp_from_a_new_port_moves_the_child_sas_without_waiting_for_ike() {
+    let mut b = policy(&B4, "k", "k");
+    b.profiles[0].keyring[0].address = Some("0.0.0.0/0".parse().unwrap());
+    b.maps[0].peers.clear();
+    let mut net = Net::new(policy(&A4, "k", "k"), b);
+    net.nat = true;
+    net.acquire_a();
+    established(&net);
+    let (b_in, b_out) = (net.seen_b.installs[0].2.spi, net.seen_b.installs[0].3.spi);
+    net.b.esp_from_port(b_in, 5500);
+    net.b.esp_from_port(b_in, 0);
+    net.b.esp_from_port(b_in ^ 1, 6500);
+    // A is the side behind the NAT: its view of B never moves (RFC 3947
+    // §7, RFC 7296 §2.23), whatever port its dataplane reports.
+    let a_in = net.seen_a.installs[0].2.spi;
+    net.a.esp_from_port(a_in, 9999);
+    net.pump();
+    assert!(net.seen_b.peer_ports.is_empty());
+    assert!(net.seen_a.peer_ports.is_empty());
+    net.nat_shift = 2000;
+    net.b.esp_from_port(b_in, 6500);
+    net.pump();
+    assert_eq!(net.seen_b.peer_ports, vec![(b_out, 6500)]);
+    assert!(net
+        .seen_b
+        .logs
+        .iter()
+        .any(|l| l.contains("moved from port 5500 to 6500 (ESP)")));
+    assert_eq!(net.b.ike_sas()[0].1.port(), 6500, "the IKE SA moved too");
 }
 
 #[test]

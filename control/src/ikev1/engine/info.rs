@@ -13,6 +13,7 @@ impl Engine {
     pub(super) fn informational(
         &mut self,
         now: Instant,
+        local: SocketAddr,
         remote: SocketAddr,
         msg: &Message,
     ) -> Result<(), Drop> {
@@ -65,7 +66,7 @@ impl Engine {
         self.p1[i].last_heard = now;
         for payload in opened.payloads.into_iter().skip(1) {
             match payload {
-                Payload::Notification(n) => self.notification(now, i, n),
+                Payload::Notification(n) => self.notification(now, (local, remote), i, n),
                 Payload::Delete(d) => {
                     self.stats.deletes_received += 1;
                     if d.protocol == ProtocolId::ISAKMP {
@@ -114,12 +115,30 @@ impl Engine {
         });
     }
 
-    fn notification(&mut self, now: Instant, i: usize, n: Notification) {
+    /// A notification in a protected informational from `from` (local,
+    /// remote) under ISAKMP SA `i`.
+    fn notification(
+        &mut self,
+        now: Instant,
+        from: (SocketAddr, SocketAddr),
+        i: usize,
+        n: Notification,
+    ) {
         self.stats.notifies_received += 1;
         let conn = self.p1[i].conn_id;
+        let (local, remote) = from;
         match n.notify_type {
             NotifyType::R_U_THERE => {
                 let Some(seq) = n.dpd_sequence() else { return };
+                // HASH(1) proves it authentic, not fresh: a replayed
+                // R-U-THERE verifies too. Only a higher sequence number
+                // (RFC 3706 §7) may move the SA to a new NAT mapping,
+                // before the ACK is sent.
+                let p = &mut self.p1[i];
+                if p.peer_dpd_seq.is_none_or(|last| seq > last) {
+                    p.peer_dpd_seq = Some(seq);
+                    self.follow_mapping(i, local, remote, "IKE");
+                }
                 let ack = Notification {
                     doi: 1,
                     protocol: ProtocolId::ISAKMP,
@@ -139,6 +158,8 @@ impl Engine {
                 if p.dpd_pending.is_some_and(|d| d.0 == seq) {
                     p.dpd_pending = None;
                     p.next_dpd = Some(now + Duration::from_secs(u64::from(interval)));
+                    // The answer to our pending R-U-THERE: fresh.
+                    self.follow_mapping(i, local, remote, "IKE");
                 }
             }
             t if t.0 < 8192 => {

@@ -118,6 +118,7 @@ impl Engine {
     pub(super) fn quick_mode(
         &mut self,
         now: Instant,
+        local: SocketAddr,
         remote: SocketAddr,
         data: &[u8],
         msg: &Message,
@@ -151,8 +152,8 @@ impl Engine {
             return Ok(());
         }
         match (self.qm[k].initiator, self.qm[k].state) {
-            (true, QmState::SentQm1) => self.qm2(now, i, k, data, msg),
-            (false, QmState::SentQm2) => self.qm3(now, i, k, msg),
+            (true, QmState::SentQm1) => self.qm2(now, Arrival { i, local, remote }, k, data, msg),
+            (false, QmState::SentQm2) => self.qm3(now, Arrival { i, local, remote }, k, msg),
             _ => Err(Drop::Unexpected(
                 "Quick Mode message after the exchange finished",
             )),
@@ -335,11 +336,12 @@ impl Engine {
     fn qm2(
         &mut self,
         now: Instant,
-        i: usize,
+        at: Arrival,
         k: usize,
         data: &[u8],
         msg: &Message,
     ) -> Result<(), Drop> {
+        let i = at.i;
         let p = &self.p1[i];
         let q = &self.qm[k];
         let cipher = p.cipher.as_ref().ok_or(Drop::Unexpected("no keys"))?;
@@ -420,7 +422,6 @@ impl Engine {
         };
         let mut iv = opened.next_iv.clone();
         let out = seal(cipher, &mut iv, header, &[Payload::Hash(hash3)])?;
-        let (l, r) = (p.local, p.remote);
         self.p1[i].last_heard = now;
         let q = &mut self.qm[k];
         q.iv = iv;
@@ -434,12 +435,17 @@ impl Engine {
         q.flight = None;
         q.answered = data.to_vec();
         q.reply = out.clone();
+        // Authentic and fresh (HASH(2) covers our nonce): a new NAT
+        // mapping shows here; QM3 and the new pair go to it.
+        self.follow_mapping(i, at.local, at.remote, "IKE");
+        let (l, r) = (self.p1[i].local, self.p1[i].remote);
         self.send(l, r, out);
         self.install(now, i, k);
         Ok(())
     }
 
-    fn qm3(&mut self, now: Instant, i: usize, k: usize, msg: &Message) -> Result<(), Drop> {
+    fn qm3(&mut self, now: Instant, at: Arrival, k: usize, msg: &Message) -> Result<(), Drop> {
+        let i = at.i;
         let p = &self.p1[i];
         let q = &self.qm[k];
         let cipher = p.cipher.as_ref().ok_or(Drop::Unexpected("no keys"))?;
@@ -451,6 +457,8 @@ impl Engine {
         if !bool::from(expected.ct_eq(hash)) {
             return Err(Drop::Hash("QM3 HASH(3)"));
         }
+        // Authentic and fresh (HASH(3) covers both nonces).
+        self.follow_mapping(i, at.local, at.remote, "IKE");
         self.p1[i].last_heard = now;
         let q = &mut self.qm[k];
         q.state = QmState::Done;
@@ -707,6 +715,15 @@ impl Engine {
 
 /// RESPONDER-LIFETIME (RFC 2407 §4.6.3.1) when we agreed to a shorter
 /// lifetime than the initiator proposed, so both sides expire together.
+/// The ISAKMP SA a Quick Mode message came under and its datagram's
+/// endpoints (a NAT may have moved the peer's port).
+#[derive(Clone, Copy)]
+struct Arrival {
+    i: usize,
+    local: SocketAddr,
+    remote: SocketAddr,
+}
+
 fn responder_lifetime(
     proposed: &crate::ike::wire::ikev1::Transform,
     agreed: &Phase2Choice,
