@@ -3,4 +3,6 @@
 
 pub mod crypto;
 pub mod packet_log;
+#[cfg(test)]
+pub(crate) mod test_nat;
 pub mod wire;

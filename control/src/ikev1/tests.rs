@@ -13,6 +13,7 @@ use super::*;
 use crate::config::ike::{IkeCipher, IkeHash};
 use crate::config::model::SecretBytes;
 use crate::ike::crypto::DhGroup;
+use crate::ike::test_nat::{nat_in, nat_out, NAT_ADDR};
 
 mod dynpeer;
 
@@ -142,21 +143,6 @@ struct Net {
     nat: bool,
     /// 1000 unless a test changes the NAT's mapping.
     nat_shift: u16,
-}
-
-const NAT_ADDR: &str = "198.18.0.99";
-
-fn nat_out(a: SocketAddr, shift: u16) -> SocketAddr {
-    SocketAddr::new(NAT_ADDR.parse().unwrap(), a.port() + shift)
-}
-
-/// Where the NAT sends a datagram for its port `a`: A's port it maps
-/// there now, or nowhere (`None`) for a port of a mapping it forgot.
-fn nat_in(a: SocketAddr, real: IpAddr, shift: u16) -> Option<SocketAddr> {
-    let port = a.port().checked_sub(shift)?;
-    [500, 4500]
-        .contains(&port)
-        .then(|| SocketAddr::new(real, port))
 }
 
 impl Net {

@@ -16,6 +16,7 @@ use super::*;
 use crate::config::model::SecretBytes;
 use crate::ike::crypto::v2::{self as kdf, ChildSaKeys};
 use crate::ike::crypto::{DhGroup, Prf};
+use crate::ike::test_nat::{nat_in, nat_out};
 use crate::ike::wire::ikev2::{ExchangeType, Message, PayloadBody};
 
 const TAG: PolicyTag = PolicyTag { map: 1, seq: 10 };
@@ -153,21 +154,6 @@ fn snapshot_keys(e: &Engine, into: &mut Vec<SkSnapshot>) {
             ));
         }
     }
-}
-
-const NAT_ADDR: &str = "198.18.0.99";
-
-fn nat_out(a: SocketAddr, shift: u16) -> SocketAddr {
-    SocketAddr::new(NAT_ADDR.parse().unwrap(), a.port() + shift)
-}
-
-/// Where the NAT sends a datagram for its port `a`: A's port it maps
-/// there now, or nowhere (`None`) for a port of a mapping it forgot.
-fn nat_in(a: SocketAddr, real: IpAddr, shift: u16) -> Option<SocketAddr> {
-    let port = a.port().checked_sub(shift)?;
-    [500, 4500]
-        .contains(&port)
-        .then(|| SocketAddr::new(real, port))
 }
 
 impl Net {
