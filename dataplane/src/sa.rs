@@ -310,9 +310,9 @@ impl OutboundSa {
     }
 
     /// Sends to `port` of the peer from the next packet on: its NAT mapped
-    /// it anew (the control process saw an authenticated IKE message from
-    /// there). Returns false, changing nothing, for an SA that is not
-    /// UDP-encapsulated.
+    /// it anew (the control process saw an authentic, fresh IKE message or
+    /// ESP from there). Returns false, changing nothing, for an SA that is
+    /// not UDP-encapsulated.
     pub fn set_peer_port(&self, port: u16) -> bool {
         if self.core.udp_encap.is_none() {
             return false;
@@ -358,10 +358,13 @@ pub struct InboundSa {
     /// `None` when the SA was installed with a window of 0 (no replay check,
     /// RFC 4303 §3.4.3 lets the receiver disable it).
     replay: Option<ReplayWindow>,
-    /// The UDP source port of the last authenticated ESP-in-UDP packet (0:
-    /// none yet): when the peer's NAT maps it anew, the control process
-    /// sees the new port here and moves the pair's outbound ESP to it.
-    peer_port: AtomicU16,
+    /// The UDP source port of the authenticated ESP-in-UDP packet with the
+    /// highest sequence number so far, in the low 16 bits, that sequence
+    /// number (low 48 bits) above them; 0: none yet. When the peer's NAT
+    /// maps it anew, the control process sees the new port here and moves
+    /// the pair's outbound ESP to it; a late packet from before the change
+    /// cannot put the old port back.
+    peer_port: AtomicU64,
     core: SaCore,
 }
 
@@ -374,18 +377,35 @@ impl InboundSa {
         self.core.udp_encap
     }
 
-    /// The UDP source port of the last authenticated ESP-in-UDP packet;
-    /// 0 when none came (or the SA is plain ESP).
+    /// The UDP source port of the newest authenticated ESP-in-UDP packet
+    /// (by sequence number); 0 when none came, or the SA is plain ESP.
     pub fn peer_port_seen(&self) -> u16 {
-        self.peer_port.load(Ordering::Relaxed)
+        (self.peer_port.load(Ordering::Relaxed) & 0xffff) as u16
     }
 
-    /// Records the source port of a packet that passed the ICV and the
-    /// replay window. Written only when it changes, so workers sharing
-    /// the SA do not bounce the line for nothing.
-    pub(crate) fn note_peer_port(&self, port: u16) {
-        if self.peer_port.load(Ordering::Relaxed) != port {
-            self.peer_port.store(port, Ordering::Relaxed);
+    /// Records the source port of packet `seq`, which passed the ICV and
+    /// the replay window, when it differs from the one recorded and the
+    /// packet is newer than the one that recorded it: the peer numbers
+    /// its packets in the order it sends them, so every packet sent
+    /// before its NAT moved it is older than the first one after. Written
+    /// only on a change, so workers sharing the SA do not bounce the line
+    /// (two workers racing may keep either: the next packet settles it).
+    pub(crate) fn note_peer_port(&self, port: u16, seq: u64) {
+        let cur = self.peer_port.load(Ordering::Relaxed);
+        let (cur_seq, cur_port) = (cur >> 16, (cur & 0xffff) as u16);
+        let seq = seq & ((1 << 48) - 1);
+        if port != cur_port && (cur == 0 || seq > cur_seq) {
+            self.peer_port
+                .store(seq << 16 | u64::from(port), Ordering::Relaxed);
+        }
+    }
+
+    /// The tunnel's remote endpoint (tunnel mode), whose packets alone may
+    /// report a port.
+    pub fn remote_addr(&self) -> Option<IpAddr> {
+        match self.core.mode {
+            EspMode::Tunnel { remote, .. } => Some(remote),
+            EspMode::Transport => None,
         }
     }
 
@@ -403,7 +423,7 @@ impl InboundSa {
         Ok(InboundSa {
             core: SaCore::new(params, now_secs)?,
             replay,
-            peer_port: AtomicU16::new(0),
+            peer_port: AtomicU64::new(0),
         })
     }
 

@@ -1248,7 +1248,7 @@ impl Codec for DropCounts {
 }
 
 /// `spi u32 | direction | encaps | encrypt | digest | decaps | decrypt |
-/// verify | bytes | last_used (u64 each) | drops`.
+/// verify | bytes | last_used (u64 each) | peer_port u16 | drops`.
 impl Codec for SaCounts {
     const MIN_LEN: usize = 4 + 1 + 8 * 8 + 2 + DropCounts::MIN_LEN;
     fn encode(&self, w: &mut Writer) {

@@ -36,6 +36,8 @@ struct Located {
     esp_off: usize,
     /// End of the ESP packet (the IP length, trailing link padding cut).
     esp_end: usize,
+    /// The outer source: only the tunnel's peer may report a new port.
+    src: IpAddr,
     dst: IpAddr,
     /// Transport mode needs the header that stays: its length, and for
     /// IPv6 the offset of the Next Header byte that pointed at ESP.
@@ -116,7 +118,7 @@ pub fn inbound_sa_of<'a>(sadb: &'a Sadb, packet: &[u8]) -> Option<(&'a InboundSa
 
 /// Finds the ESP header, or says what else the packet is.
 fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
-    let (ip_len, proto, upper_off, dst, nh_offset) = match ip_version(packet) {
+    let (ip_len, proto, upper_off, (src, dst), nh_offset) = match ip_version(packet) {
         Some(4) => {
             let ip = ipv4::Packet::new_checked(packet).map_err(|_| DropReason::Malformed)?;
             if ip.protocol() != ip_proto::ESP && ip.protocol() != ip_proto::UDP {
@@ -135,7 +137,7 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
                 usize::from(ip.total_len()),
                 ip.protocol(),
                 hl,
-                IpAddr::V4(ip.dst_addr()),
+                (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr())),
                 0,
             )
         }
@@ -155,7 +157,8 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
                 return Err(DropReason::Malformed);
             }
             let (off, nh) = (walk.upper_offset, walk.unfragmentable_nh_offset);
-            (len, walk.upper_proto, off, IpAddr::V6(ip.dst_addr()), nh)
+            let addrs = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
+            (len, walk.upper_proto, off, addrs, nh)
         }
         _ => return Err(DropReason::Malformed),
     };
@@ -181,6 +184,7 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
     Ok(Ok(Located {
         esp_off,
         esp_end: packet.len(),
+        src,
         dst,
         ip_header_len: upper_off,
         nh_offset,
@@ -250,8 +254,12 @@ fn decap_with_sa(
     };
     SaCounters::add(&c.decaps, 1);
     SaCounters::add(&c.bytes, payload_len as u64);
-    if let Some(port) = at.udp_src {
-        sa.note_peer_port(port);
+    // Only from the tunnel's own peer address, and only where the replay
+    // window proves the packet fresh (RFC 7296 §2.23).
+    if let (Some(port), Some(_)) = (at.udp_src, replay) {
+        if sa.remote_addr() == Some(at.src) {
+            sa.note_peer_port(port, seq);
+        }
     }
     c.last_used.store(
         crate::clock::now_secs(),

@@ -260,6 +260,32 @@ fn a_new_peer_port_takes_effect_from_the_next_packet() {
         Ok(Decapped::Inner { .. })
     ));
     assert_eq!(isa.peer_port_seen(), 40_061);
+    // Out of order: the newer packet from 40062, then an older one (still
+    // in the window) from the old port, which must not put it back.
+    let from_port = |port: u16| {
+        let mut p = encap_one(sa, &inner_v4(100)).unwrap();
+        p[20..22].copy_from_slice(&port.to_be_bytes());
+        p[22..24].copy_from_slice(&4500u16.to_be_bytes());
+        p
+    };
+    let (older, newer) = (from_port(4500), from_port(40_062));
+    for p in [&newer, &older] {
+        assert!(matches!(decap_one(&b, p, &g).0, Ok(Decapped::Inner { .. })));
+    }
+    assert_eq!(isa.peer_port_seen(), 40_062);
+    // Authentic, but from another address than the tunnel's peer: not
+    // recorded (only the peer's own NAT mapping may move us).
+    let mut elsewhere = from_port(40_063);
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut elsewhere[..]);
+        ip.set_src_addr(std::net::Ipv4Addr::new(198, 18, 0, 77));
+        ip.fill_checksum();
+    }
+    assert!(matches!(
+        decap_one(&b, &elsewhere, &g).0,
+        Ok(Decapped::Inner { .. })
+    ));
+    assert_eq!(isa.peer_port_seen(), 40_062);
     // Plain ESP has no port to move.
     let (plain, _) = aes_sha1(tunnel(false), false);
     let (a, _) = install(&plain, &i);
