@@ -98,6 +98,10 @@ pub struct IkeDriver {
     /// Inbound SA packet counts at the last look, and when that was:
     /// ESP from a peer is news for on-demand DPD.
     decaps_seen: std::collections::HashMap<u32, u64>,
+    /// Inbound SA: the peer port the dataplane reported at the last look.
+    /// Only a change is news: a report from before a move the IKE engine
+    /// made must not move the SA back.
+    ports_seen: std::collections::HashMap<u32, u16>,
     next_esp_check: Option<Instant>,
     /// IKEv2 VTI entries, brought up at start and kept up (IOS brings a
     /// tunnel interface's SA up without waiting for traffic).
@@ -159,6 +163,7 @@ impl IkeDriver {
             bad_version: 0,
             failures: 0,
             decaps_seen: std::collections::HashMap::new(),
+            ports_seen: std::collections::HashMap::new(),
             next_esp_check: None,
             vtis: c
                 .ikev2
@@ -339,18 +344,23 @@ impl IkeDriver {
                     self.v1.esp_received(now, remote);
                     self.v2.esp_received(now, remote);
                 }
-                // Authenticated ESP from a port other than the one we send
-                // to: the peer's NAT mapped it anew.
-                let sending_to = p.outbound.udp_encap.map(|u| u.dst_port);
-                if sending_to.is_some_and(|port| c.peer_port != 0 && c.peer_port != port) {
-                    self.v1.esp_from_port(p.inbound.spi, c.peer_port);
-                    self.v2.esp_from_port(p.inbound.spi, c.peer_port);
-                }
+            }
+            // Newer authenticated ESP from a port other than the one we
+            // send to: the peer's NAT mapped it anew.
+            let reported_before = self.ports_seen.insert(p.inbound.spi, c.peer_port);
+            let sending_to = p.outbound.udp_encap.map(|u| u.dst_port);
+            if c.peer_port != 0
+                && reported_before != Some(c.peer_port)
+                && sending_to.is_some_and(|port| port != c.peer_port)
+            {
+                self.v1.esp_from_port(p.inbound.spi, c.peer_port);
+                self.v2.esp_from_port(p.inbound.spi, c.peer_port);
             }
         }
         let live: std::collections::HashSet<u32> =
             self.installed.iter().map(|p| p.inbound.spi).collect();
         self.decaps_seen.retain(|spi, _| live.contains(spi));
+        self.ports_seen.retain(|spi, _| live.contains(spi));
     }
 
     fn flush(&mut self, dp: &mut DataplaneClient) {

@@ -460,6 +460,13 @@ struct Pair {
     /// A newer pair for the same entry and proxy replaced this one.
     superseded: bool,
     rekeying: bool,
+    /// The cookies of the ISAKMP SA that negotiated it: a NAT mapping
+    /// that SA follows moves this pair too. Outlives that SA (then the
+    /// pair follows only its own ESP).
+    owner: ([u8; 8], [u8; 8]),
+    /// A NAT in front of the peer (not of us) when it was negotiated:
+    /// the pair may follow the peer's ESP to a new port.
+    peer_natted: bool,
 }
 
 /// An acquire waiting for its ISAKMP SA.
@@ -1017,47 +1024,41 @@ impl Engine {
         else {
             return;
         };
-        let old = self.pairs[k].remote;
-        if port == 0 || old.port() == port {
+        let x = &self.pairs[k];
+        let old = x.remote;
+        // Only through a NAT in front of the peer, not of us (RFC 3947 §7).
+        if port == 0 || old.port() == port || !x.peer_natted {
             return;
         }
         let new = SocketAddr::new(old.ip(), port);
-        let owners: Vec<usize> = (0..self.p1.len())
-            .filter(|&i| self.p1[i].remote == old && self.p1[i].state == P1State::Established)
-            .collect();
-        // Only through a NAT in front of the peer, not of us (RFC 3947 §7).
-        if owners.is_empty()
-            || owners
-                .iter()
-                .any(|&i| !self.p1[i].nat_detected || self.p1[i].behind_nat)
-        {
-            return;
-        }
-        if let [i] = owners[..] {
+        let owner = self.p1.iter().position(|p| {
+            (p.cky_i, p.cky_r) == x.owner && p.state == P1State::Established && p.remote == old
+        });
+        if let Some(i) = owner {
+            // Its ISAKMP SA follows, and with it every pair it negotiated.
             let local = self.p1[i].local;
             self.follow_mapping(i, local, new, "ESP");
-        } else {
-            // Several ISAKMP SAs share that endpoint (peers behind one NAT
-            // whose ports were reassigned): move this pair alone; each of
-            // the others follows its own ESP or IKE.
-            self.pairs[k].remote = new;
-            let outbound_spi = self.pairs[k].info.outbound_spi;
-            self.out.push_back(Output::PeerPort { outbound_spi, port });
-            self.log(format!(
-                "ISAKMP: peer {}'s NAT mapping moved from port {} to {port} (ESP): IPsec SA {outbound_spi:#010x} follows",
-                old.ip(),
-                old.port(),
-            ));
+            return;
         }
+        // Its ISAKMP SA is gone (expired, deleted, rekeyed away) or already
+        // elsewhere: the pair moves alone.
+        self.pairs[k].remote = new;
+        let outbound_spi = self.pairs[k].info.outbound_spi;
+        self.out.push_back(Output::PeerPort { outbound_spi, port });
+        self.log(format!(
+            "ISAKMP: peer {}'s NAT mapping moved from port {} to {port} (ESP): IPsec SA {outbound_spi:#010x} follows",
+            old.ip(),
+            old.port(),
+        ));
     }
 
     /// ISAKMP SA `i`, whose peer is behind a NAT, heard from `remote` (its
     /// address, another port) in a message that is both authenticated and
     /// fresh: the NAT mapped the peer anew (RFC 3947 §7, RFC 7296 §2.23).
-    /// The SA moves there, and so do the pairs at the old endpoint unless
-    /// another ISAKMP SA shares it (then each pair follows its own ESP).
-    /// Called before any answer is built, so the answer goes to the new
-    /// port.
+    /// The SA moves there, and so do the pairs it negotiated (other pairs
+    /// at the old endpoint, another peer's or an older ISAKMP SA's, follow
+    /// their own ESP). Called before any answer is built, so the answer
+    /// goes to the new port.
     pub(super) fn follow_mapping(
         &mut self,
         i: usize,
@@ -1076,25 +1077,23 @@ impl Engine {
             return;
         }
         let old = p.remote;
-        let shared = self
-            .p1
-            .iter()
-            .enumerate()
-            .any(|(j, q)| j != i && q.remote == old && q.state == P1State::Established);
+        let me = (p.cky_i, p.cky_r);
         let p = &mut self.p1[i];
         p.remote = remote;
         p.local = local;
         let conn = p.conn_id;
         let mut moved = 0;
-        if !shared {
-            for x in self.pairs.iter_mut().filter(|x| x.remote == old) {
-                x.remote = remote;
-                self.out.push_back(Output::PeerPort {
-                    outbound_spi: x.info.outbound_spi,
-                    port: remote.port(),
-                });
-                moved += 1;
-            }
+        for x in self
+            .pairs
+            .iter_mut()
+            .filter(|x| x.owner == me && x.remote == old)
+        {
+            x.remote = remote;
+            self.out.push_back(Output::PeerPort {
+                outbound_spi: x.info.outbound_spi,
+                port: remote.port(),
+            });
+            moved += 1;
         }
         self.log(format!(
             "ISAKMP:({conn}):peer {}'s NAT mapping moved from port {} to {} ({via}): ISAKMP SA and {moved} IPsec SA(s) follow",

@@ -817,6 +817,35 @@ fn authenticated_esp_from_a_new_port_moves_the_pair_without_waiting_for_ike() {
 }
 
 #[test]
+fn a_pair_whose_isakmp_sa_is_gone_follows_its_esp_alone() {
+    let mut b = policy(&B4, "espada-lab-psk");
+    b.keys[0].peer = format!("{NAT_ADDR}/32").parse().unwrap();
+    b.maps[0].peers = vec![NAT_ADDR.parse().unwrap()];
+    let mut net = Net::new(policy(&A4, "espada-lab-psk"), b);
+    net.nat = true;
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let (b_in, b_out) = (net.seen_b.installs[0].2.spi, net.seen_b.installs[0].3.spi);
+    // `clear crypto isakmp` on B: the IPsec SAs stay (as in IOS).
+    net.b.clear_isakmp(net.now);
+    net.pump();
+    assert!(net.b.isakmp_sas(net.now).is_empty());
+    assert_eq!(net.b.pairs().count(), 1);
+    net.nat_shift = 2000;
+    net.b.esp_from_port(b_in, 6500);
+    net.pump();
+    assert_eq!(net.seen_b.peer_ports, vec![(b_out, 6500)]);
+    assert!(net
+        .seen_b
+        .logs
+        .iter()
+        .any(|l| l.contains(&format!("to 6500 (ESP): IPsec SA {b_out:#010x} follows"))));
+    // Reported again: already there.
+    net.b.esp_from_port(b_in, 6500);
+    net.pump();
+    assert_eq!(net.seen_b.peer_ports.len(), 1);
+}
+
+#[test]
 fn esp_from_another_port_moves_nothing_without_a_nat() {
     let mut net = Net::v4();
     net.acquire_a(("198.19.1.10", "198.19.2.10"));

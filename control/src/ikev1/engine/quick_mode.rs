@@ -139,16 +139,15 @@ impl Engine {
                 && q.cky_r == h.responder_cookie
                 && q.msg_id == h.message_id
         }) else {
-            return self.qm1(now, i, data, msg);
+            return self.qm1(now, Arrival { i, local, remote }, data, msg);
         };
         if self.qm[k].answered.as_slice() == data {
+            // Answered where it came from, which is where its sender is
+            // (a new NAT mapping, if any, is followed only on fresh
+            // messages: a duplicate is not one).
             self.stats.duplicates += 1;
-            let (l, r, d) = (
-                self.p1[i].local,
-                self.p1[i].remote,
-                self.qm[k].reply.clone(),
-            );
-            self.send(l, r, d);
+            let d = self.qm[k].reply.clone();
+            self.send(local, remote, d);
             return Ok(());
         }
         match (self.qm[k].initiator, self.qm[k].state) {
@@ -160,7 +159,8 @@ impl Engine {
         }
     }
 
-    fn qm1(&mut self, now: Instant, i: usize, data: &[u8], msg: &Message) -> Result<(), Drop> {
+    fn qm1(&mut self, now: Instant, at: Arrival, data: &[u8], msg: &Message) -> Result<(), Drop> {
+        let i = at.i;
         let msg_id = msg.header.message_id;
         let p = &self.p1[i];
         let cipher = p.cipher.as_ref().ok_or(Drop::Unexpected("no keys"))?;
@@ -327,7 +327,10 @@ impl Engine {
             reply: out.clone(),
             done_at: None,
         });
-        self.send(local, peer, out);
+        // To where QM1 came from: after a NAT's new mapping that is the
+        // peer's new port, which QM1 (replayable) does not move us to but
+        // QM3 will.
+        self.send(at.local, at.remote, out);
         let k = self.qm.len() - 1;
         self.preinstall_inbound(i, k);
         Ok(())
@@ -637,12 +640,16 @@ impl Engine {
             .get(entry)
             .is_some_and(|e| e.dynamic.is_some());
         let (tag, proxy, local) = (info.tag, info.proxy, info.local);
+        let p = &self.p1[i];
+        let (owner, peer_natted) = ((p.cky_i, p.cky_r), p.nat_detected && !p.behind_nat);
         self.pairs.push(Pair {
             info,
             remote,
             entry,
             superseded: false,
             rekeying: false,
+            owner,
+            peer_natted,
         });
         if dynamic {
             self.replace_stale(now, tag, proxy, local, remote);
@@ -713,8 +720,6 @@ impl Engine {
     }
 }
 
-/// RESPONDER-LIFETIME (RFC 2407 §4.6.3.1) when we agreed to a shorter
-/// lifetime than the initiator proposed, so both sides expire together.
 /// The ISAKMP SA a Quick Mode message came under and its datagram's
 /// endpoints (a NAT may have moved the peer's port).
 #[derive(Clone, Copy)]
@@ -724,6 +729,8 @@ struct Arrival {
     remote: SocketAddr,
 }
 
+/// RESPONDER-LIFETIME (RFC 2407 §4.6.3.1) when we agreed to a shorter
+/// lifetime than the initiator proposed, so both sides expire together.
 fn responder_lifetime(
     proposed: &crate::ike::wire::ikev1::Transform,
     agreed: &Phase2Choice,
