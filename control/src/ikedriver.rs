@@ -95,13 +95,11 @@ pub struct IkeDriver {
     /// Failures carrying out the engine's outputs (send or dataplane
     /// errors), for `show crypto isakmp stats`-like reports.
     pub failures: u64,
-    /// Inbound SA packet counts at the last look, and when that was:
-    /// ESP from a peer is news for on-demand DPD.
-    decaps_seen: std::collections::HashMap<u32, u64>,
-    /// Inbound SA: the peer port the dataplane reported at the last look.
-    /// Only a change is news: a report from before a move the IKE engine
-    /// made must not move the SA back.
-    ports_seen: std::collections::HashMap<u32, u16>,
+    /// Per inbound SA, what the dataplane reported at the last look: its
+    /// packet count (ESP from a peer is news for on-demand DPD) and peer
+    /// port (only a change is news: a report from before a move the IKE
+    /// engine made must not move the SA back).
+    inbound_seen: std::collections::HashMap<u32, (u64, u16)>,
     next_esp_check: Option<Instant>,
     /// IKEv2 VTI entries, brought up at start and kept up (IOS brings a
     /// tunnel interface's SA up without waiting for traffic).
@@ -162,8 +160,7 @@ impl IkeDriver {
             debug_v2: false,
             bad_version: 0,
             failures: 0,
-            decaps_seen: std::collections::HashMap::new(),
-            ports_seen: std::collections::HashMap::new(),
+            inbound_seen: std::collections::HashMap::new(),
             next_esp_check: None,
             vtis: c
                 .ikev2
@@ -335,11 +332,11 @@ impl IkeDriver {
             else {
                 continue;
             };
-            let before = self
-                .decaps_seen
-                .insert(p.inbound.spi, c.decaps)
-                .unwrap_or(0);
-            if c.decaps > before {
+            let (decaps_before, port_before) = self
+                .inbound_seen
+                .insert(p.inbound.spi, (c.decaps, c.peer_port))
+                .unzip();
+            if c.decaps > decaps_before.unwrap_or(0) {
                 if let dataplane::api::EspMode::Tunnel { remote, .. } = p.inbound.mode {
                     self.v1.esp_received(now, remote);
                     self.v2.esp_received(now, remote);
@@ -347,10 +344,9 @@ impl IkeDriver {
             }
             // Newer authenticated ESP from a port other than the one we
             // send to: the peer's NAT mapped it anew.
-            let reported_before = self.ports_seen.insert(p.inbound.spi, c.peer_port);
             let sending_to = p.outbound.udp_encap.map(|u| u.dst_port);
             if c.peer_port != 0
-                && reported_before != Some(c.peer_port)
+                && port_before != Some(c.peer_port)
                 && sending_to.is_some_and(|port| port != c.peer_port)
             {
                 self.v1.esp_from_port(p.inbound.spi, c.peer_port);
@@ -359,8 +355,7 @@ impl IkeDriver {
         }
         let live: std::collections::HashSet<u32> =
             self.installed.iter().map(|p| p.inbound.spi).collect();
-        self.decaps_seen.retain(|spi, _| live.contains(spi));
-        self.ports_seen.retain(|spi, _| live.contains(spi));
+        self.inbound_seen.retain(|spi, _| live.contains(spi));
     }
 
     fn flush(&mut self, dp: &mut DataplaneClient) {

@@ -762,7 +762,7 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
             (Some(a), Some(b)) if smallest != judged => format!(
                 " At {smallest} bytes, where the crypto is shortest, {:.0} ns more ({:.2}x).",
                 b.ns_per_packet - a.ns_per_packet,
-                b.ratio
+                b.ns_per_packet / a.ns_per_packet
             ),
             _ => String::new(),
         };
