@@ -24,7 +24,11 @@
 #            so that latencies compare paths, not queues (at the maximum
 #            rate latency is queueing), and one at --cpu-rate PPS (default
 #            20000, 0: none; --fixed-size bytes), a rate every path still
-#            carries here, for the CPU each path spends per packet.
+#            carries here, for the CPU each path spends per packet; with
+#            --rfc2544 SIZES, then the RFC 2544 throughput of every path at
+#            those sizes (espada-bench rfc2544: the highest rate that loses
+#            at most --rfc2544-loss percent, default 0, in trials of
+#            --rfc2544-trial seconds, default 3) and the latency there.
 #            Received pps and Gbit/s (the sink's: Ethernet header + IP),
 #            loss (1 - probes received / sent), the sink's one-way latency
 #            percentiles, and CPU per received packet: of the gateways'
@@ -41,7 +45,16 @@
 #   sudo deploy/lab_compare.sh [--seconds N] [--sizes 64,512,1400,imix]
 #        [--paths forwarder,espada,strongswan] [--suites aes128gcm16,aes128-sha1]
 #        [--json FILE] [--traffic gen|iperf3] [--fixed-rate PPS] [--fixed-size N]
-#        [--cpu-rate PPS]
+#        [--cpu-rate PPS] [--rfc2544 SIZES] [--rfc2544-trial SECS]
+#        [--rfc2544-loss PCT] [--gw-cores A,B] [--swan-pin]
+#
+# Cores: gen runs on core 0 and the sink on core 1; Espada's worker on
+# gw_a on core A and on gw_b on core B (--gw-cores, default 1,0: each
+# gateway on the core of the host it does not feed, so neither shares a
+# core with the traffic that floods it; 0,0 was this script's layout
+# before and halves what every AF_XDP path carries). strongSwan's charon
+# threads go where the kernel schedules them, or on the same cores as
+# Espada's workers with --swan-pin.
 #
 # JSON (stdout, or --json FILE): {"date", "cores", "seconds", "traffic",
 # "results": [{"path", "suite", "proto", "frame", "mbps", "pps",
@@ -50,7 +63,11 @@
 # fixed pps), "sent_pps", "loss" (0..1), "latency_us" (the sink's
 # {samples, min, mean, p50, p90, p99, p99.9, max} or null) and "cpu_us"
 # ({"gateways", "machine"}: CPU microseconds per received packet, or null);
-# the top level then has "cpu_rate" (the CPU run's pps, or null). Progress on
+# the top level then has "cpu_rate" (the CPU run's pps, or null),
+# "gw_cores" ([A, B]) and "rfc2544": [{"path", "suite", "size", "pps",
+# "mbps" (the throughput found), "loss_pct" (accepted), "trial_seconds",
+# "gen_max_pps", "trials", "converged", "limited_by_generator",
+# "latency_us"}...] (empty without --rfc2544). Progress on
 # stderr. `espada-bench report` reads it and computes the ratios (espada /
 # forwarder, espada / strongswan) from the maximum-rate rows.
 #
@@ -70,6 +87,11 @@ sizes=
 fixed_rate=2000
 fixed_size=1400
 cpu_rate=20000
+rfc_sizes=
+rfc_trial=3
+rfc_loss=0
+gw_cores=1,0
+swan_pin=0
 paths=forwarder,espada,strongswan
 suites=aes128gcm16,aes128-sha1
 json_out=
@@ -85,6 +107,11 @@ while [ $# -gt 0 ]; do
         --fixed-rate) fixed_rate=$2; shift 2 ;;
         --fixed-size) fixed_size=$2; shift 2 ;;
         --cpu-rate) cpu_rate=$2; shift 2 ;;
+        --rfc2544) rfc_sizes=$2; shift 2 ;;
+        --rfc2544-trial) rfc_trial=$2; shift 2 ;;
+        --rfc2544-loss) rfc_loss=$2; shift 2 ;;
+        --gw-cores) gw_cores=$2; shift 2 ;;
+        --swan-pin) swan_pin=1; shift ;;
         *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
     esac
 done
@@ -94,6 +121,15 @@ case $fixed_rate in ''|*[!0-9]*) echo "--fixed-rate takes packets per second" >&
 case $cpu_rate in ''|*[!0-9]*) echo "--cpu-rate takes packets per second (0: no CPU run)" >&2; exit 2 ;; esac
 if [ "$cpu_rate" -gt 0 ] && [ "$cpu_rate" -eq "$fixed_rate" ]; then
     echo "--cpu-rate and --fixed-rate must differ (the report tells their rows apart by rate)" >&2
+    exit 2
+fi
+case $gw_cores in
+    [0-9]*,[0-9]*) core_a=${gw_cores%,*} core_b=${gw_cores#*,} ;;
+    *) echo "--gw-cores takes two core numbers, gw_a's and gw_b's (e.g. 1,0)" >&2; exit 2 ;;
+esac
+case $core_a$core_b in *[!0-9]*) echo "--gw-cores takes two core numbers" >&2; exit 2 ;; esac
+if [ "$core_a" -ge "$(nproc)" ] || [ "$core_b" -ge "$(nproc)" ]; then
+    echo "--gw-cores: this machine has cores 0 to $(($(nproc) - 1))" >&2
     exit 2
 fi
 bench=${ESPADA_BENCH:-${CARGO_TARGET_DIR:-target}/release/espada-bench}
@@ -251,7 +287,48 @@ print(f"lab_compare: {path:<10} {suite:<12} {size:>5} {rate:>6}: {s.get('pps', 0
 PY
 }
 results="$work/results.jsonl"
+rfc_results="$work/rfc2544.jsonl"
 : >"$results"
+: >"$rfc_results"
+# rfc2544_gen PATH SUITE: espada-bench rfc2544 (gen on lan_a, sink on
+# lan_b, pinned as traffic_gen's) for every size of --rfc2544; prints one
+# JSON row per size: the throughput RFC 2544 §26.1 finds (the highest rate
+# with at most --rfc2544-loss percent lost) and the latency at that rate.
+rfc2544_gen() {
+    local path=$1 suite=$2
+    rm -f "$work/rfc.json"
+    timeout 1800 "$bench" rfc2544 --gen-netns "$prefix-lan_a" --gen-dev a-host \
+        --sink-netns "$prefix-lan_b" --sink-dev b-host \
+        --src 198.19.1.10 --dst 198.19.2.10 --flows 64 --cpu 0 --sink-cpu 1 \
+        --sizes "$rfc_sizes" --trial "$rfc_trial" --loss "$rfc_loss" \
+        --json "$work/rfc.json" >/dev/null 2>"$work/rfc.err" ||
+        log "rfc2544 $path $suite: $(tail -n 1 "$work/rfc.err")"
+    /usr/bin/python3 - "$work/rfc.json" "$path" "$suite" <<'PY'
+import json, sys
+try:
+    r = json.load(open(sys.argv[1]))
+except Exception:
+    sys.exit(0)
+path, suite = sys.argv[2:4]
+for s in r.get("results", []):
+    lat = (s.get("latency") or {}).get("latency_us")
+    print(json.dumps({
+        "path": path, "suite": suite, "size": s["size"],
+        "pps": round(s.get("throughput_pps") or 0),
+        "mbps": round((s.get("throughput_gbps_l2") or 0) * 1000, 1),
+        "loss_pct": r.get("loss_pct"), "trial_seconds": r.get("trial_seconds"),
+        "gen_max_pps": round(s.get("max_pps") or 0),
+        "trials": len(s.get("trials", [])),
+        "converged": bool(s.get("converged")),
+        "limited_by_generator": bool(s.get("limited_by_generator")),
+        "latency_us": lat,
+    }))
+    print(f"lab_compare: {path:<10} {suite:<12} {s['size']:>5} rfc2544: "
+          f"{s.get('throughput_pps') or 0:>9.0f} pps "
+          f"({(s.get('throughput_gbps_l2') or 0) * 1000:.1f} Mbit/s) at <= {r.get('loss_pct')}% loss, "
+          f"{len(s.get('trials', []))} trials", file=sys.stderr)
+PY
+}
 # measure PATH SUITE: with iperf3, TCP, then UDP at every size; with gen,
 # every size at the maximum rate, then the fixed rate; appended to $results.
 measure() {
@@ -268,6 +345,7 @@ measure() {
             fi
             printf '%s\n' "$row" >>"$results"
         done
+        [ -z "$rfc_sizes" ] || rfc2544_gen "$path" "$suite" >>"$rfc_results"
         return
     fi
     for proto in tcp udp; do
@@ -317,8 +395,8 @@ for path in ${paths//,/ }; do
             in_ns gw_b ip route add 198.19.1.0/24 via 198.18.1.254
             clear_conf a >"$work/clear-a.conf"
             clear_conf b >"$work/clear-b.conf"
-            start_gateway a "$work/clear-a.conf"
-            start_gateway b "$work/clear-b.conf"
+            start_gateway a "$work/clear-a.conf" --dataplane-args "--cores $core_a"
+            start_gateway b "$work/clear-b.conf" --dataplane-args "--cores $core_b"
             reaches || log "forwarder: lan_a does not reach lan_b"
             gw_pids=$(espada_pids)
             measure forwarder none
@@ -332,8 +410,8 @@ for path in ${paths//,/ }; do
             for suite in ${suites//,/ }; do
                 espada_conf a "$suite" >"$work/esp-a.conf"
                 espada_conf b "$suite" >"$work/esp-b.conf"
-                start_gateway a "$work/esp-a.conf"
-                start_gateway b "$work/esp-b.conf"
+                start_gateway a "$work/esp-a.conf" --dataplane-args "--cores $core_a"
+                start_gateway b "$work/esp-b.conf" --dataplane-args "--cores $core_b"
                 reaches || log "espada $suite: lan_a does not reach lan_b"
                 gw_pids=$(espada_pids)
                 measure espada "$suite"
@@ -357,6 +435,10 @@ for path in ${paths//,/ }; do
                 reaches || log "strongswan $suite: lan_a does not reach lan_b"
                 # A charon that did not start has no PID file: no CPU figure.
                 gw_pids=$(cat "$da/charon.pid" "$db/charon.pid" 2>/dev/null | tr '\n' ' ' || true)
+                if [ "$swan_pin" = 1 ]; then
+                    taskset -a -p -c "$core_a" "$(cat "$da/charon.pid")" >/dev/null
+                    taskset -a -p -c "$core_b" "$(cat "$db/charon.pid")" >/dev/null
+                fi
                 measure strongswan "$suite"
                 swan_stop "$A" "$da"
                 swan_stop "$B" "$db"
@@ -366,9 +448,11 @@ for path in ${paths//,/ }; do
     esac
 done
 
-json=$(/usr/bin/python3 - "$results" "$secs" "$traffic" "$(nproc)" "$cpu_rate" <<'PY'
+json=$(/usr/bin/python3 - "$results" "$secs" "$traffic" "$(nproc)" "$cpu_rate" "$rfc_results" \
+    "$core_a" "$core_b" <<'PY'
 import datetime, json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rfc = [json.loads(l) for l in open(sys.argv[6]) if l.strip()]
 cpu_rate = int(sys.argv[5])
 print(json.dumps({
     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -376,7 +460,9 @@ print(json.dumps({
     "seconds": int(sys.argv[2]),
     "traffic": sys.argv[3],
     "cpu_rate": cpu_rate if cpu_rate > 0 and sys.argv[3] == "gen" else None,
+    "gw_cores": [int(sys.argv[7]), int(sys.argv[8])],
     "results": rows,
+    "rfc2544": rfc,
 }, indent=1))
 PY
 )
