@@ -180,11 +180,19 @@ fn lab(s: &mut String, lab: &Option<LabData>, skipped: Option<&str>, plots: &str
     };
     let _ = writeln!(
         s,
-        "{}, {}-second {} runs, lan_a -> lan_b; ratios against the forwarder and \
+        "{}, {}-second {} runs, lan_a -> lan_b{}; ratios against the forwarder and \
          strongSwan rows of the same {}.\n",
         l.date,
         l.seconds,
         l.traffic,
+        l.gw_cores.map_or(String::new(), |[a, b]| format!(
+            " (gw_a's worker on core {a}, gw_b's on core {b}{})",
+            if l.is_gen() {
+                "; gen on core 0, the sink on core 1"
+            } else {
+                ""
+            }
+        )),
         if l.is_gen() {
             "packet size"
         } else {
@@ -260,6 +268,7 @@ fn lab_gen(s: &mut String, l: &LabData, plots: &str) {
             opt(l.ratio(r, "strongswan"), x)
         );
     }
+    lab_rfc2544(s, l);
     // The CPU run's rows go to the CPU table.
     let fixed: Vec<_> = l
         .results
@@ -303,6 +312,49 @@ fn lab_gen(s: &mut String, l: &LabData, plots: &str) {
     }
     lab_cpu(s, l);
     s.push('\n');
+}
+
+/// RFC 2544 throughput of every path (the highest rate without loss,
+/// RFC 1242's definition), with the latency at that rate.
+fn lab_rfc2544(s: &mut String, l: &LabData) {
+    let Some(first) = l.rfc2544.first() else {
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "\nRFC 2544 throughput (`espada-bench rfc2544`): the highest rate that lost at most {}% \
+         of the packets in {:.0}-second trials, found by binary search from gen's maximum; \
+         the sink's one-way latency at that rate, µs; ratios against the forwarder and \
+         strongSwan rows of the same size.\n",
+        first.loss_pct, first.trial_seconds
+    );
+    let _ = writeln!(
+        s,
+        "| path | suite | size | throughput pps | Mbit/s | gen max pps | trials | p50 | p99 | vs forwarder | vs strongSwan |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &l.rfc2544 {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.0}{} | {:.1} | {:.0} | {} | {} | {} | {} | {} |",
+            r.path,
+            r.suite,
+            r.size,
+            r.pps,
+            if r.limited_by_generator {
+                " (gen's limit)"
+            } else {
+                ""
+            },
+            r.mbps,
+            r.gen_max_pps,
+            r.trials,
+            opt(r.latency_us.map(|l| l.p50), |v| format!("{v:.0}")),
+            opt(r.latency_us.map(|l| l.p99), |v| format!("{v:.0}")),
+            opt(l.rfc_ratio(r, "forwarder"), x),
+            opt(l.rfc_ratio(r, "strongswan"), x)
+        );
+    }
 }
 
 /// CPU per packet of every path at 1400 bytes: at the maximum rate and at

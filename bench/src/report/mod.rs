@@ -97,7 +97,34 @@ pub struct LabData {
     /// The pps of the run that measures CPU per packet (gen only).
     #[serde(default)]
     pub cpu_rate: Option<u64>,
+    /// The cores of gw_a's and gw_b's workers (absent in older data: both 0).
+    #[serde(default)]
+    pub gw_cores: Option<[usize; 2]>,
     pub results: Vec<LabRow>,
+    /// RFC 2544 throughput per path (`--rfc2544`; absent in older data).
+    #[serde(default)]
+    pub rfc2544: Vec<LabRfcRow>,
+}
+
+/// One path's RFC 2544 throughput at one size: the highest offered rate
+/// that lost at most `loss_pct` percent, found by `espada-bench rfc2544`.
+/// This, not what a flooded path still delivers, is RFC 1242's throughput.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabRfcRow {
+    pub path: String,
+    pub suite: String,
+    pub size: String,
+    pub pps: f64,
+    pub mbps: f64,
+    pub loss_pct: f64,
+    pub trial_seconds: f64,
+    /// What gen reached at its maximum rate: the search's ceiling.
+    pub gen_max_pps: f64,
+    pub trials: u32,
+    pub converged: bool,
+    /// The path took everything gen could send: a lower bound.
+    pub limited_by_generator: bool,
+    pub latency_us: Option<crate::rfc2544::LatencyJson>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -239,6 +266,28 @@ impl LabData {
             .cpu_us?
             .gateways;
         (mine > 0.0 && r.path != "strongswan").then(|| swan / mine)
+    }
+
+    /// The RFC 2544 row of `path`/`suite` at `size`.
+    pub fn rfc(&self, path: &str, suite: &str, size: &str) -> Option<&LabRfcRow> {
+        self.rfc2544
+            .iter()
+            .find(|r| r.path == path && r.suite == suite && r.size == size)
+    }
+
+    /// `r`'s RFC 2544 throughput over path `against`'s at the same size
+    /// (the forwarder's suite is "none"; strongSwan's the same as `r`'s).
+    pub fn rfc_ratio(&self, r: &LabRfcRow, against: &str) -> Option<f64> {
+        if r.path == against || r.path == "forwarder" {
+            return None;
+        }
+        let suite = if against == "forwarder" {
+            "none"
+        } else {
+            &r.suite
+        };
+        let base = self.rfc(against, suite, &r.size)?;
+        (base.pps > 0.0).then(|| r.pps / base.pps)
     }
 
     /// Whether the data came from espada-bench gen (not iperf3).
@@ -497,6 +546,10 @@ fn run_lab(seconds: u32, traffic: &str) -> Result<LabData> {
         "--json",
     ])
     .arg(&out);
+    if traffic == "gen" {
+        // RFC 2544 throughput at the size the targets name.
+        cmd.args(["--rfc2544", "1400"]);
+    }
     if std::env::var_os("ESPADA_BENCH").is_none() {
         // The generator and sink of this very build.
         if let Ok(me) = std::env::current_exe() {
@@ -597,6 +650,11 @@ fn target(
     }
 }
 
+/// "1.23x", or "n/a" when there is nothing to divide.
+fn opt_x(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |m| format!("{m:.2}x"))
+}
+
 /// The benchmark issue's targets against what was measured.
 pub fn targets(d: &ReportData) -> Vec<Target> {
     let mut t = Vec::new();
@@ -611,12 +669,37 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
             .map(|c| c.gbps)
     };
     let gen = d.lab.as_ref().is_some_and(LabData::is_gen);
-    let unit = if gen {
+    // RFC 1242's throughput is the highest rate without loss: with the
+    // lab's RFC 2544 rows the throughput targets are judged on them, and
+    // the maximum-rate figures (what a flooded path still delivers) are
+    // given beside them.
+    let by_rfc = d.lab.as_ref().is_some_and(|l| !l.rfc2544.is_empty());
+    let unit = if by_rfc {
+        "1400-byte packets, RFC 2544 throughput (espada-bench rfc2544)"
+    } else if gen {
         "1400-byte packets (espada-bench gen, maximum rate)"
     } else {
         "UDP 1400-byte frames"
     };
     let find = |path: &str, suite: &str| d.lab.as_ref()?.find(path, suite, Some(1400));
+    let rfc = |path: &str, suite: &str| d.lab.as_ref()?.rfc(path, suite, "1400");
+    // The judged ratio of Espada's `suite` over `against`.
+    let lab_ratio = |suite: &str, against: &str| {
+        let l = d.lab.as_ref()?;
+        if by_rfc {
+            l.rfc_ratio(rfc("espada", suite)?, against)
+        } else {
+            l.ratio(find("espada", suite)?, against)
+        }
+    };
+    let max_ratio =
+        |suite: &str, against: &str| d.lab.as_ref()?.ratio(find("espada", suite)?, against);
+    let rfc_absent = |suite: &str, against: &str| {
+        if d.lab.is_none() {
+            return lab_absent.clone();
+        }
+        format!("the lab ran no RFC 2544 search at 1400 bytes for espada {suite} and {against}")
+    };
     // "N pps (M Mbit/s, L% lost)" of a gen row, "M Mbit/s" of iperf3's.
     let carried = |r: Option<&LabRow>| match r {
         None => "nothing".to_string(),
@@ -628,22 +711,51 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
         ),
         Some(r) => format!("{:.0} Mbit/s", r.mbps),
     };
+    // "N pps (M Mbit/s)" of an RFC 2544 row.
+    let rfc_carried = |r: Option<&LabRfcRow>| {
+        r.map_or("nothing".to_string(), |r| {
+            format!("{:.0} pps ({:.0} Mbit/s)", r.pps, r.mbps)
+        })
+    };
+    let rfc_terms = d
+        .lab
+        .as_ref()
+        .and_then(|l| l.rfc2544.first())
+        .map_or(String::new(), |r| {
+            format!(
+                "at most {}% lost, {:.0}-second trials",
+                r.loss_pct, r.trial_seconds
+            )
+        });
+    let cores = d.lab.as_ref().map_or(d.cores, |l| l.cores);
     for (suite, label, want) in [
         ("aes128gcm16", "AES-128-GCM-16", 0.5),
         ("aes128-sha1", "AES-128-CBC + HMAC-SHA1-96", 0.35),
     ] {
         let row = find("espada", suite);
-        let ratio = row.and_then(|r| d.lab.as_ref()?.ratio(r, "forwarder"));
-        let why = if gen {
+        let why = if by_rfc {
+            format!(
+                "RFC 2544 throughput ({rfc_terms}): Espada {}, the forwarder {}; at the maximum \
+                 rate Espada received {} and the forwarder {} ({}); one core's ESP limit here is \
+                 {:.1} Gbps (encap, crypto table): gen, the sink and both gateways' workers share \
+                 {cores} cores, and the tunnel crosses two AF_XDP dataplanes where the forwarder's \
+                 clear traffic crosses one (gw_b passes it to the kernel)",
+                rfc_carried(rfc("espada", suite)),
+                rfc_carried(rfc("forwarder", "none")),
+                carried(row),
+                carried(find("forwarder", "none")),
+                opt_x(max_ratio(suite, "forwarder")),
+                crypto_gbps(suite, "encap").unwrap_or(0.0),
+            )
+        } else if gen {
             format!(
                 "Espada received {}, the forwarder {}; one core's ESP limit here is {:.1} Gbps \
-                 (encap, crypto table): gen, the sink and both gateways' workers share {} cores, \
-                 and the tunnel crosses two AF_XDP dataplanes where the forwarder's clear traffic \
-                 crosses one (gw_b passes it to the kernel)",
+                 (encap, crypto table): gen, the sink and both gateways' workers share {cores} \
+                 cores, and the tunnel crosses two AF_XDP dataplanes where the forwarder's clear \
+                 traffic crosses one (gw_b passes it to the kernel)",
                 carried(row),
                 carried(find("forwarder", "none")),
                 crypto_gbps(suite, "encap").unwrap_or(0.0),
-                d.lab.as_ref().map_or(d.cores, |l| l.cores)
             )
         } else {
             format!(
@@ -656,10 +768,14 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
         };
         t.push(target(
             format!("{label} through the lab, {unit} ≥ {want:.2}x the forwarder"),
-            ratio,
+            lab_ratio(suite, "forwarder"),
             |m| m >= want,
             why,
-            &lab_absent,
+            &if by_rfc {
+                rfc_absent(suite, "the forwarder")
+            } else {
+                lab_absent.clone()
+            },
         ));
     }
     for (suite, label) in [
@@ -667,7 +783,6 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
         ("aes128-sha1", "AES-128-CBC + HMAC-SHA1-96"),
     ] {
         let row = find("espada", suite);
-        let ratio = row.and_then(|r| d.lab.as_ref()?.ratio(r, "strongswan"));
         let swan = find("strongswan", suite);
         let fwd = find("forwarder", "none");
         let why = if gen {
@@ -676,31 +791,72 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
                 let fwd = l.cpu_row("forwarder", "none", "1400", None)?;
                 let at_rate = l.cpu_rate.and_then(|rate| {
                     let r = l.cpu_row("espada", suite, "1400", Some(rate))?;
-                    Some(format!(", {:.1}x at {rate} pps", l.cpu_ratio_to_strongswan(r)?))
+                    Some(format!(
+                        ", {:.1}x at {rate} pps",
+                        l.cpu_ratio_to_strongswan(r)?
+                    ))
                 });
+                let (mine_us, fwd_us) = (mine.cpu_us?.gateways, fwd.cpu_us?.gateways);
                 Some(format!(
                     ". CPU per received packet of the gateways' processes, strongSwan ÷ Espada: \
-                     {:.1}x at the maximum rate{} (what the throughput ratio would be with cores to \
-                     spare, if the per-packet costs held). Of Espada's {:.1} µs per packet at the \
-                     maximum rate the forwarder without crypto spends {:.1}: in this lab veth and \
-                     AF_XDP copy-mode work, not ESP, is most of a packet's cost and bounds the \
-                     ratio; zero-copy AF_XDP on a real NIC, which this machine does not have, is \
-                     what lowers it",
+                     {:.1}x at the maximum rate{}. Espada's gateways spend {mine_us:.1} µs per \
+                     packet at the maximum rate, the forwarder {fwd_us:.1} for the one AF_XDP \
+                     crossing of its path (veth and copy-mode AF_XDP: three copies per hop); the \
+                     tunnel crosses two, which leaves about {:.1} µs for ESP on both gateways; \
+                     zero-copy AF_XDP on a real NIC, which this machine does not have, is what \
+                     lowers the crossings",
                     l.cpu_ratio_to_strongswan(mine)?,
                     at_rate.unwrap_or_default(),
-                    mine.cpu_us?.gateways,
-                    fwd.cpu_us?.gateways,
+                    (mine_us - 2.0 * fwd_us).max(0.0),
                 ))
             });
+            // The forwarder is the most any tunnel through this lab can
+            // carry: its ratio to strongSwan bounds what can be shown here.
+            let ceiling = (|| {
+                let (f, s) = if by_rfc {
+                    (rfc("forwarder", "none")?.pps, rfc("strongswan", suite)?.pps)
+                } else {
+                    (fwd?.pps, swan?.pps)
+                };
+                (s > 0.0).then(|| f / s)
+            })();
+            let measured = if by_rfc {
+                format!(
+                    "RFC 2544 throughput ({rfc_terms}): strongSwan {}, Espada {}, the forwarder \
+                     without crypto {}; at the maximum rate strongSwan received {}, Espada {} \
+                     ({}), the forwarder {}",
+                    rfc_carried(rfc("strongswan", suite)),
+                    rfc_carried(rfc("espada", suite)),
+                    rfc_carried(rfc("forwarder", "none")),
+                    carried(swan),
+                    carried(row),
+                    opt_x(max_ratio(suite, "strongswan")),
+                    carried(fwd),
+                )
+            } else {
+                format!(
+                    "strongSwan received {}, Espada {} and the forwarder without crypto {}",
+                    carried(swan),
+                    carried(row),
+                    carried(fwd)
+                )
+            };
+            let bound = match ceiling {
+                Some(c) if c < 10.0 => format!(
+                    "The forwarder, which does no crypto, carries {c:.2}x strongSwan's rate in \
+                     this lab: no tunnel through it can show more, so this target cannot be shown \
+                     on this machine"
+                ),
+                Some(c) => format!(
+                    "The forwarder, which does no crypto, carries {c:.2}x strongSwan's rate in \
+                     this lab, so the lab could show the target: Espada's own cost per packet is \
+                     what is short"
+                ),
+                None => "The forwarder's rate is not in the data".to_string(),
+            };
             format!(
-                "strongSwan received {}, Espada {} and the forwarder without crypto {}: \
-                 gen, the sink, both gateways and strongSwan's daemons share {} cores, so Espada's \
-                 figure is what the lab's CPU leaves it, not its dataplane's limit (one core \
-                 encrypts {:.1} Gbps in the crypto table){}",
-                carried(swan),
-                carried(row),
-                carried(fwd),
-                d.lab.as_ref().map_or(d.cores, |l| l.cores),
+                "{measured}. {bound} (gen, the sink, both gateways and strongSwan's daemons share \
+                 {cores} cores and veths; one core encrypts {:.1} Gbps in the crypto table){}",
                 crypto_gbps(suite, "encap").unwrap_or(0.0),
                 cpu.unwrap_or_default()
             )
@@ -718,10 +874,14 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
         };
         t.push(target(
             format!("{label} through the lab, {unit} ≥ 10x strongSwan kernel-libipsec"),
-            ratio,
+            lab_ratio(suite, "strongswan"),
             |m| m >= 10.0,
             why,
-            &lab_absent,
+            &if by_rfc {
+                rfc_absent(suite, "strongSwan")
+            } else {
+                lab_absent.clone()
+            },
         ));
     }
     // The targets name 1400-byte frames; a report without that size
@@ -879,6 +1039,8 @@ mod tests {
                 seconds: 5,
                 traffic: "iperf3".into(),
                 cpu_rate: None,
+                gw_cores: None,
+                rfc2544: Vec::new(),
                 results: vec![
                     lab_row("forwarder", "none", Some(1400), 1000.0),
                     lab_row("espada", "aes128gcm16", Some(1400), 620.0),
@@ -937,6 +1099,8 @@ mod tests {
             seconds: 5,
             traffic: "gen".into(),
             cpu_rate: Some(20_000),
+            gw_cores: Some([1, 0]),
+            rfc2544: Vec::new(),
             results: vec![
                 with_cpu(
                     row("forwarder", "none", "1400", Some(20_000), 20_000.0, 300.0),
@@ -1091,10 +1255,117 @@ mod tests {
         );
         assert!(
             swan.why.contains(
-                "Of Espada's 5.0 µs per packet at the maximum rate the forwarder without crypto spends 4.0"
+                "Espada's gateways spend 5.0 µs per packet at the maximum rate, the forwarder 4.0 \
+                 for the one AF_XDP crossing of its path"
             ),
             "{}",
             swan.why
+        );
+        assert!(
+            swan.why.contains("which leaves about 0.0 µs for ESP"),
+            "{}",
+            swan.why
+        );
+    }
+
+    /// `sample_gen` with RFC 2544 rows at 1400 bytes (pps): the forwarder,
+    /// Espada GCM and strongSwan GCM.
+    fn with_rfc2544(mut d: ReportData, fwd: f64, espada: f64, swan: f64) -> ReportData {
+        let row = |path: &str, suite: &str, pps: f64| LabRfcRow {
+            path: path.into(),
+            suite: suite.into(),
+            size: "1400".into(),
+            pps,
+            mbps: pps * 1414.0 * 8.0 / 1e6,
+            loss_pct: 0.0,
+            trial_seconds: 3.0,
+            gen_max_pps: 900_000.0,
+            trials: 8,
+            converged: true,
+            limited_by_generator: false,
+            latency_us: None,
+        };
+        let l = d.lab.as_mut().unwrap();
+        l.rfc2544 = vec![
+            row("forwarder", "none", fwd),
+            row("espada", "aes128gcm16", espada),
+            row("strongswan", "aes128gcm16", swan),
+        ];
+        d.targets = targets(&d);
+        d
+    }
+
+    #[test]
+    fn with_rfc2544_rows_the_throughput_targets_are_judged_on_them() {
+        // Maximum rate: Espada 0.625x the forwarder and 12.5x strongSwan;
+        // RFC 2544: 0.45x and 6x, with a ceiling of 13.3x.
+        let d = with_rfc2544(sample_gen(), 200_000.0, 90_000.0, 15_000.0);
+        let by = |prefix: &str| {
+            d.targets
+                .iter()
+                .find(|t| t.name.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no target {prefix}: {:#?}", d.targets))
+        };
+        let unit = "1400-byte packets, RFC 2544 throughput (espada-bench rfc2544)";
+        let fwd = by(&format!(
+            "AES-128-GCM-16 through the lab, {unit} ≥ 0.50x the forwarder"
+        ));
+        assert!(close_to(fwd.measured, 0.45), "{:?}", fwd.measured);
+        assert_eq!(fwd.verdict, Verdict::Missed);
+        assert!(
+            fwd.why.starts_with(
+                "RFC 2544 throughput (at most 0% lost, 3-second trials): Espada 90000 pps (1018 \
+                 Mbit/s), the forwarder 200000 pps (2262 Mbit/s); at the maximum rate Espada \
+                 received 61881 pps (700 Mbit/s, 25.0% lost) and the forwarder 99010 pps (1120 \
+                 Mbit/s, 25.0% lost) (0.62x)"
+            ),
+            "{}",
+            fwd.why
+        );
+        let swan = by(&format!("AES-128-GCM-16 through the lab, {unit} ≥ 10x"));
+        assert!(close_to(swan.measured, 6.0), "{:?}", swan.measured);
+        assert_eq!(swan.verdict, Verdict::Missed);
+        assert!(swan.why.contains("(12.50x), the forwarder"), "{}", swan.why);
+        assert!(
+            swan.why.contains(
+                "The forwarder, which does no crypto, carries 13.33x strongSwan's rate in this \
+                 lab, so the lab could show the target"
+            ),
+            "{}",
+            swan.why
+        );
+        // A lab whose forwarder itself is under 10x strongSwan cannot show it.
+        let low = with_rfc2544(sample_gen(), 200_000.0, 90_000.0, 25_000.0);
+        let swan = low
+            .targets
+            .iter()
+            .find(|t| {
+                t.name
+                    .starts_with(&format!("AES-128-GCM-16 through the lab, {unit} ≥ 10x"))
+            })
+            .unwrap();
+        assert!(
+            swan.why.contains(
+                "carries 8.00x strongSwan's rate in this lab: no tunnel through it can show more"
+            ),
+            "{}",
+            swan.why
+        );
+        // No CBC search: not measured, saying so.
+        let cbc = by(&format!(
+            "AES-128-CBC + HMAC-SHA1-96 through the lab, {unit} ≥ 0.35x"
+        ));
+        assert_eq!(cbc.verdict, Verdict::NotMeasured);
+        assert!(cbc.why.contains("no RFC 2544 search"), "{}", cbc.why);
+        // The table shows every row with its ratios.
+        let md = markdown::render(&d, "plots");
+        assert!(
+            md.contains("| espada | aes128gcm16 | 1400 | 90000 | 1018.1 | 900000 | 8 | n/a | n/a | 0.45x | 6.00x |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("gw_a's worker on core 1, gw_b's on core 0"),
+            "{md}"
         );
     }
 
@@ -1127,6 +1398,20 @@ mod tests {
         assert_eq!(l.results[1].path_label(), "espada GCM");
         // find() is the maximum-rate row only.
         assert!(l.find("espada", "aes128gcm16", Some(1400)).is_none());
+        // Data from before the RFC 2544 rows and the core layout.
+        assert!(l.rfc2544.is_empty() && l.gw_cores.is_none());
+        let rfc = r#"{"date":"d","cores":2,"seconds":5,"traffic":"gen","gw_cores":[1,0],"results":[],
+            "rfc2544":[{"path":"espada","suite":"aes128gcm16","size":"1400","pps":234597,"mbps":2653.8,
+             "loss_pct":0.0,"trial_seconds":3.0,"gen_max_pps":298000,"trials":9,"converged":true,
+             "limited_by_generator":false,"latency_us":{"samples":9000,"p50":410.0,"p90":500.0,
+             "p99":700.0,"p99.9":900.0,"max":1000.0}}]}"#;
+        let l: LabData = serde_json::from_str(rfc).unwrap();
+        assert_eq!(l.gw_cores, Some([1, 0]));
+        let r = l.rfc("espada", "aes128gcm16", "1400").unwrap();
+        assert_eq!(
+            (r.pps, r.trials, r.latency_us.unwrap().p99),
+            (234597.0, 9, 700.0)
+        );
     }
 
     #[test]
