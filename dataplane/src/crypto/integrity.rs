@@ -17,6 +17,8 @@ use hmac::{Hmac, Mac};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
+use super::sha1_mb::KeyedSha1;
+pub(crate) use super::sha1_mb::{MacInput, LANES as MB_LANES};
 use super::AuthAlg;
 
 /// Longest truncated ICV (HMAC-SHA-512-256); sizes the stack scratch.
@@ -48,6 +50,54 @@ pub(crate) trait Integrity: Send + Sync + Sized + 'static {
         let mut mine = [0u8; MAX_ICV];
         self.compute(data, trailer, &mut mine[..Self::ICV_LEN]);
         bool::from(mine[..Self::ICV_LEN].ct_eq(icv))
+    }
+
+    /// The ICVs of several inputs at once (their first `ICV_LEN` bytes
+    /// into `out`), where the backend hashes packets side by side; `false`
+    /// when it does not, and the caller computes one input at a time.
+    fn compute_many(&self, _inputs: &[MacInput<'_>], _out: &mut [[u8; MAX_ICV]]) -> bool {
+        false
+    }
+}
+
+/// HMAC-SHA1-96 that hashes a batch of up to 16 packets in one pass of
+/// AVX-512 lanes ([`KeyedSha1`]) and a lone packet with RustCrypto's
+/// SHA-NI code, the faster of the two for each case here.
+#[derive(Clone)]
+pub(crate) struct MbHmacSha1_96 {
+    one: RcHmacSha1_96,
+    many: KeyedSha1,
+}
+
+impl Integrity for MbHmacSha1_96 {
+    const ALG: AuthAlg = AuthAlg::HmacSha1_96;
+    const ICV_LEN: usize = 12;
+
+    fn with_key(key: &[u8]) -> Self {
+        MbHmacSha1_96 {
+            one: RcHmacSha1_96::with_key(key),
+            many: KeyedSha1::new(key),
+        }
+    }
+
+    fn compute(&self, data: &[u8], trailer: &[u8], icv: &mut [u8]) {
+        self.one.compute(data, trailer, icv);
+    }
+
+    fn compute_many(&self, inputs: &[MacInput<'_>], out: &mut [[u8; MAX_ICV]]) -> bool {
+        // A lone packet would fill one lane of sixteen: SHA-NI is faster.
+        if inputs.len() < 2 || out.len() < inputs.len() {
+            return false;
+        }
+        let mut full = [[0u8; 20]; MB_LANES];
+        if self.many.macs(inputs, &mut full[..inputs.len()]).is_none() {
+            return false;
+        }
+        for (o, f) in out.iter_mut().zip(&full[..inputs.len()]) {
+            o[..Self::ICV_LEN].copy_from_slice(&f[..Self::ICV_LEN]);
+        }
+        full.as_flattened_mut().zeroize();
+        true
     }
 }
 
@@ -377,7 +427,7 @@ openssl_hmac!(
 // compression function). Rerun `hmac_backends_timing_for_1400_byte_messages`
 // on new hardware.
 pub(crate) type HmacMd5_96 = OpenSslHmacMd5_96;
-pub(crate) type HmacSha1_96 = RcHmacSha1_96;
+pub(crate) type HmacSha1_96 = MbHmacSha1_96;
 pub(crate) type HmacSha256_128 = RcHmacSha256_128;
 pub(crate) type HmacSha384_192 = OpenSslHmacSha384_192;
 pub(crate) type HmacSha512_256 = OpenSslHmacSha512_256;

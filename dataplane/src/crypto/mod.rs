@@ -18,6 +18,7 @@ mod cbc;
 mod gcm;
 mod integrity;
 mod ivgen;
+mod sha1_mb;
 mod suite;
 
 pub use ivgen::IvGenerator;

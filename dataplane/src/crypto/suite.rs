@@ -15,7 +15,8 @@ use super::cbc::{
 };
 use super::gcm::GcmSuite;
 use super::integrity::{
-    HmacMd5_96, HmacSha1_96, HmacSha256_128, HmacSha384_192, HmacSha512_256, Integrity,
+    HmacMd5_96, HmacSha1_96, HmacSha256_128, HmacSha384_192, HmacSha512_256, Integrity, MacInput,
+    MAX_ICV, MB_LANES,
 };
 use super::{AuthAlg, CryptoError, EncAlg, EspSuite, IvGenerator, SealJob, ESP_HEADER_LEN};
 
@@ -283,14 +284,52 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
                 k += 1;
             }
             cbc::encrypt_multi(&self.cipher, &mut lanes[..k]);
-
             for (i, job) in group.iter_mut().enumerate() {
                 if valid[i] {
-                    let auth_len = job.esp.len() - I::ICV_LEN;
-                    let (authed, icv) = job.esp.split_at_mut(auth_len);
-                    let (t, tn) = trailer(self.esn, (job.seq >> 32) as u32);
-                    self.mac.compute(authed, &t[..tn], icv);
                     job.result = Ok(());
+                }
+            }
+        }
+        self.mac_batch(jobs);
+    }
+}
+
+impl<C: CbcCipher, I: Integrity> CbcSuite<C, I> {
+    /// The ICVs of the encrypted jobs (those whose result is `Ok`), as
+    /// many at once as the MAC can hash side by side.
+    fn mac_batch(&self, jobs: &mut [SealJob<'_>]) {
+        for chunk in jobs.chunks_mut(MB_LANES) {
+            let mut trailers = [([0u8; 4], 0usize); MB_LANES];
+            for (t, job) in trailers.iter_mut().zip(chunk.iter()) {
+                *t = trailer(self.esn, (job.seq >> 32) as u32);
+            }
+            let mut inputs: [MacInput<'_>; MB_LANES] = std::array::from_fn(|_| MacInput {
+                data: &[],
+                trailer: &[],
+            });
+            let mut icvs: [&mut [u8]; MB_LANES] = Default::default();
+            let mut n = 0;
+            for (job, (t, tn)) in chunk.iter_mut().zip(trailers.iter()) {
+                if job.result.is_err() {
+                    continue;
+                }
+                let auth_len = job.esp.len() - I::ICV_LEN;
+                let (authed, icv) = job.esp.split_at_mut(auth_len);
+                inputs[n] = MacInput {
+                    data: authed,
+                    trailer: &t[..*tn],
+                };
+                icvs[n] = icv;
+                n += 1;
+            }
+            let mut out = [[0u8; MAX_ICV]; MB_LANES];
+            if self.mac.compute_many(&inputs[..n], &mut out[..n]) {
+                for (icv, o) in icvs.iter_mut().zip(&out).take(n) {
+                    icv.copy_from_slice(&o[..I::ICV_LEN]);
+                }
+            } else {
+                for (icv, input) in icvs.iter_mut().zip(&inputs).take(n) {
+                    self.mac.compute(input.data, input.trailer, icv);
                 }
             }
         }
