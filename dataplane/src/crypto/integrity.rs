@@ -85,8 +85,13 @@ impl Integrity for MbHmacSha1_96 {
     }
 
     fn compute_many(&self, inputs: &[MacInput<'_>], out: &mut [[u8; MAX_ICV]]) -> bool {
-        // A lone packet would fill one lane of sixteen: SHA-NI is faster.
-        if inputs.len() < 2 || out.len() < inputs.len() {
+        // A pass costs the longest packet's blocks on all sixteen lanes,
+        // about 4.8 SHA-NI blocks per block here (193 against 40 ns): the
+        // lanes win only when the packets hold more blocks than that.
+        let blocks = |i: &MacInput<'_>| (i.data.len() + i.trailer.len() + 9) / 64 + 1;
+        let longest = inputs.iter().map(blocks).max().unwrap_or(0);
+        let total: usize = inputs.iter().map(blocks).sum();
+        if total * 10 < longest * 48 || out.len() < inputs.len() {
             return false;
         }
         let mut full = [[0u8; 20]; MB_LANES];

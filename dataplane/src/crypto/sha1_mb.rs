@@ -56,7 +56,9 @@ impl KeyedSha1 {
         let mut block = [0u8; 64];
         if key.len() > 64 {
             // RFC 2104 §2: longer keys are hashed first.
-            block[..20].copy_from_slice(&sha1::Sha1::digest(key));
+            let mut digest = sha1::Sha1::digest(key);
+            block[..20].copy_from_slice(&digest);
+            zeroize::Zeroize::zeroize(digest.as_mut_slice());
         } else {
             block[..key.len()].copy_from_slice(key);
         }
@@ -188,8 +190,10 @@ impl KeyedSha1 {
                 o[i * 4..i * 4 + 4].copy_from_slice(&words[i][l].to_be_bytes());
             }
         }
-        // The inner digests and the tails are key-dependent or packet data;
-        // the inner digest is secret-derived.
+        // The stored inner digests are keyed hashes: wiped. (The running
+        // states live in registers and spilled stack slots the compiler
+        // chooses, which this cannot reach; the tails hold only packet
+        // bytes.)
         zeroize::Zeroize::zeroize(&mut outer_blocks.as_flattened_mut()[..]);
         zeroize::Zeroize::zeroize(&mut inner.as_flattened_mut()[..]);
     }
