@@ -28,7 +28,9 @@
 #            --rfc2544 SIZES, then the RFC 2544 throughput of every path at
 #            those sizes (espada-bench rfc2544: the highest rate that loses
 #            at most --rfc2544-loss percent, default 0, in trials of
-#            --rfc2544-trial seconds, default 3) and the latency there.
+#            --rfc2544-trial seconds, default 10: a path with deep queues
+#            passes 3-second trials at rates it cannot sustain, delivering
+#            them during the settle time) and the latency there.
 #            Received pps and Gbit/s (the sink's: Ethernet header + IP),
 #            loss (1 - probes received / sent), the sink's one-way latency
 #            percentiles, and CPU per received packet: of the gateways'
@@ -69,7 +71,8 @@
 # "gen_max_pps", "trials", "converged", "limited_by_generator",
 # "latency_us"}...] (empty without --rfc2544). Progress on
 # stderr. `espada-bench report` reads it and computes the ratios (espada /
-# forwarder, espada / strongswan) from the maximum-rate rows.
+# forwarder, espada / strongswan) from the RFC 2544 rows where both paths
+# have one at 1400 bytes, else from the maximum-rate rows.
 #
 # ESPADA_BENCH names espada-bench (default $CARGO_TARGET_DIR/release or
 # target/release).
@@ -88,7 +91,7 @@ fixed_rate=2000
 fixed_size=1400
 cpu_rate=20000
 rfc_sizes=
-rfc_trial=3
+rfc_trial=10
 rfc_loss=0
 gw_cores=1,0
 swan_pin=0
@@ -123,11 +126,18 @@ if [ "$cpu_rate" -gt 0 ] && [ "$cpu_rate" -eq "$fixed_rate" ]; then
     echo "--cpu-rate and --fixed-rate must differ (the report tells their rows apart by rate)" >&2
     exit 2
 fi
+case $rfc_trial in ''|*[!0-9]*) echo "--rfc2544-trial takes whole seconds" >&2; exit 2 ;; esac
+if [ "${#rfc_trial}" -gt 3 ] || [ "$rfc_trial" -lt 1 ] || [ "$rfc_trial" -gt 120 ]; then
+    echo "--rfc2544-trial: 1 to 120 seconds" >&2
+    exit 2
+fi
+case $rfc_loss in ''|*[!0-9.]*|*.*.*) echo "--rfc2544-loss takes a percentage (0, 0.1, ...)" >&2; exit 2 ;; esac
 case $gw_cores in
     [0-9]*,[0-9]*) core_a=${gw_cores%,*} core_b=${gw_cores#*,} ;;
     *) echo "--gw-cores takes two core numbers, gw_a's and gw_b's (e.g. 1,0)" >&2; exit 2 ;;
 esac
 case $core_a$core_b in *[!0-9]*) echo "--gw-cores takes two core numbers" >&2; exit 2 ;; esac
+if [ "${#core_a}" -gt 4 ] || [ "${#core_b}" -gt 4 ]; then echo "--gw-cores: no such core" >&2; exit 2; fi
 if [ "$core_a" -ge "$(nproc)" ] || [ "$core_b" -ge "$(nproc)" ]; then
     echo "--gw-cores: this machine has cores 0 to $(($(nproc) - 1))" >&2
     exit 2
@@ -138,7 +148,10 @@ case $traffic in
         sizes=${sizes:-64,512,1400,imix}
         [ -x "$bench" ] || { echo "$bench: build it first (cargo build --release -p bench), or give ESPADA_BENCH" >&2; exit 1; }
         ;;
-    iperf3) sizes=${sizes:-64,512,1400} ;;
+    iperf3)
+        sizes=${sizes:-64,512,1400}
+        [ -z "$rfc_sizes" ] || { echo "--rfc2544 needs --traffic gen (espada-bench's generator)" >&2; exit 2; }
+        ;;
     *) echo "--traffic: gen or iperf3" >&2; exit 2 ;;
 esac
 
@@ -297,7 +310,11 @@ rfc_results="$work/rfc2544.jsonl"
 rfc2544_gen() {
     local path=$1 suite=$2
     rm -f "$work/rfc.json"
-    timeout 1800 "$bench" rfc2544 --gen-netns "$prefix-lan_a" --gen-dev a-host \
+    # Up to 16 trials and a latency trial per size, each trial plus its
+    # settle and start-up: a bound, not an estimate.
+    local nsizes
+    nsizes=$(echo "$rfc_sizes" | tr ',' '\n' | grep -c .)
+    timeout $(((rfc_trial + 6) * 18 * nsizes + 120)) "$bench" rfc2544 --gen-netns "$prefix-lan_a" --gen-dev a-host \
         --sink-netns "$prefix-lan_b" --sink-dev b-host \
         --src 198.19.1.10 --dst 198.19.2.10 --flows 64 --cpu 0 --sink-cpu 1 \
         --sizes "$rfc_sizes" --trial "$rfc_trial" --loss "$rfc_loss" \
@@ -314,7 +331,8 @@ for s in r.get("results", []):
     lat = (s.get("latency") or {}).get("latency_us")
     print(json.dumps({
         "path": path, "suite": suite, "size": s["size"],
-        "pps": round(s.get("throughput_pps") or 0),
+        # null: the path lost packets at every rate the search tried.
+        "pps": None if s.get("throughput_pps") is None else round(s["throughput_pps"]),
         "mbps": round((s.get("throughput_gbps_l2") or 0) * 1000, 1),
         "loss_pct": r.get("loss_pct"), "trial_seconds": r.get("trial_seconds"),
         "gen_max_pps": round(s.get("max_pps") or 0),
@@ -436,8 +454,13 @@ for path in ${paths//,/ }; do
                 # A charon that did not start has no PID file: no CPU figure.
                 gw_pids=$(cat "$da/charon.pid" "$db/charon.pid" 2>/dev/null | tr '\n' ' ' || true)
                 if [ "$swan_pin" = 1 ]; then
-                    taskset -a -p -c "$core_a" "$(cat "$da/charon.pid")" >/dev/null
-                    taskset -a -p -c "$core_b" "$(cat "$db/charon.pid")" >/dev/null
+                    # A charon that did not start has no PID to pin.
+                    { [ -s "$da/charon.pid" ] &&
+                        taskset -a -p -c "$core_a" "$(cat "$da/charon.pid")" >/dev/null; } ||
+                        log "strongswan $suite: gw_a's charon not pinned"
+                    { [ -s "$db/charon.pid" ] &&
+                        taskset -a -p -c "$core_b" "$(cat "$db/charon.pid")" >/dev/null; } ||
+                        log "strongswan $suite: gw_b's charon not pinned"
                 fi
                 measure strongswan "$suite"
                 swan_stop "$A" "$da"

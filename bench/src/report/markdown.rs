@@ -336,11 +336,12 @@ fn lab_rfc2544(s: &mut String, l: &LabData) {
     for r in &l.rfc2544 {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.0}{} | {:.1} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {}{} | {:.1} | {:.0} | {}{} | {} | {} | {} | {} |",
             r.path,
             r.suite,
             r.size,
-            r.pps,
+            r.pps
+                .map_or("none without loss".into(), |p| format!("{p:.0}")),
             if r.limited_by_generator {
                 " (gen's limit)"
             } else {
@@ -349,6 +350,7 @@ fn lab_rfc2544(s: &mut String, l: &LabData) {
             r.mbps,
             r.gen_max_pps,
             r.trials,
+            if r.converged { "" } else { " (not converged)" },
             opt(r.latency_us.map(|l| l.p50), |v| format!("{v:.0}")),
             opt(r.latency_us.map(|l| l.p99), |v| format!("{v:.0}")),
             opt(l.rfc_ratio(r, "forwarder"), x),
