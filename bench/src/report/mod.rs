@@ -1344,6 +1344,14 @@ mod tests {
         );
     }
 
+    /// The target whose name starts with `prefix`.
+    fn named<'a>(d: &'a ReportData, prefix: &str) -> &'a Target {
+        d.targets
+            .iter()
+            .find(|t| t.name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no target {prefix}: {:#?}", d.targets))
+    }
+
     /// `sample_gen` with RFC 2544 rows at 1400 bytes (pps): the forwarder,
     /// Espada GCM and strongSwan GCM.
     fn with_rfc2544(mut d: ReportData, fwd: f64, espada: f64, swan: f64) -> ReportData {
@@ -1412,14 +1420,10 @@ mod tests {
         );
         // A lab whose forwarder itself is under 10x strongSwan cannot show it.
         let low = with_rfc2544(sample_gen(), 200_000.0, 90_000.0, 25_000.0);
-        let swan = low
-            .targets
-            .iter()
-            .find(|t| {
-                t.name
-                    .starts_with(&format!("AES-128-GCM-16 through the lab, {unit} ≥ 10x"))
-            })
-            .unwrap();
+        let swan = named(
+            &low,
+            &format!("AES-128-GCM-16 through the lab, {unit} ≥ 10x"),
+        );
         assert!(
             swan.why.contains(
                 "carries 8.00x strongSwan's rate in this lab: no tunnel through it can show more"
@@ -1447,14 +1451,10 @@ mod tests {
             .unwrap()
             .pps = None;
         lossy.targets = targets(&lossy);
-        let swan = lossy
-            .targets
-            .iter()
-            .find(|t| {
-                t.name
-                    .starts_with(&format!("AES-128-GCM-16 through the lab, {unit} ≥ 10x"))
-            })
-            .unwrap();
+        let swan = named(
+            &lossy,
+            &format!("AES-128-GCM-16 through the lab, {unit} ≥ 10x"),
+        );
         assert_eq!(swan.verdict, Verdict::NotMeasured);
         assert!(
             swan.why
