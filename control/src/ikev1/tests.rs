@@ -651,16 +651,28 @@ fn a_restarted_peer_s_initial_contact_removes_its_old_sas() {
     assert_eq!(net.seen_b.installs.len(), 2);
 }
 
+/// B's policy for an A whose packets reach it from the simulated NAT.
+fn b_seeing_a_behind_nat() -> Ikev1Policy {
+    let mut b = policy(&B4, "espada-lab-psk");
+    b.keys[0].peer = format!("{NAT_ADDR}/32").parse().unwrap();
+    b.maps[0].peers = vec![NAT_ADDR.parse().unwrap()];
+    b
+}
+
+/// A (with `a`'s policy) behind the simulated NAT, B in front, and the
+/// pair A's first packet negotiates.
+fn through_nat(a: Ikev1Policy) -> Net {
+    let mut net = Net::new(a, b_seeing_a_behind_nat());
+    net.nat = true;
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    net
+}
+
 #[test]
 fn a_nat_between_the_peers_moves_ike_to_4500_and_encapsulates_esp() {
     let mut a = policy(&A4, "espada-lab-psk");
     a.nat_keepalive = Some(20);
-    let mut b = policy(&B4, "espada-lab-psk");
-    b.keys[0].peer = format!("{NAT_ADDR}/32").parse().unwrap();
-    b.maps[0].peers = vec![NAT_ADDR.parse().unwrap()];
-    let mut net = Net::new(a, b);
-    net.nat = true;
-    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let mut net = through_nat(a);
     assert_eq!(net.seen_a.installs.len(), 1, "{:#?}", net.seen_b.logs);
     assert_eq!(net.seen_b.installs.len(), 1, "{:#?}", net.seen_b.logs);
     assert_mirrored(&net.seen_a.installs[0], &net.seen_b.installs[0]);
@@ -731,12 +743,7 @@ fn a_new_nat_mapping_moves_the_isakmp_sa_and_the_outbound_esp_to_the_new_port() 
     // answers them: it announced DPD).
     let mut a = policy(&A4, "espada-lab-psk");
     a.dpd = Some(dpd);
-    let mut b = policy(&B4, "espada-lab-psk");
-    b.keys[0].peer = format!("{NAT_ADDR}/32").parse().unwrap();
-    b.maps[0].peers = vec![NAT_ADDR.parse().unwrap()];
-    let mut net = Net::new(a, b);
-    net.nat = true;
-    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let mut net = through_nat(a);
     let b_out = net.seen_b.installs[0].3.clone();
     assert_eq!(b_out.udp_encap.map(|u| u.dst_port), Some(5500));
     // A's first R-U-THERE, answered; kept for a replay below.
@@ -780,12 +787,7 @@ fn a_new_nat_mapping_moves_the_isakmp_sa_and_the_outbound_esp_to_the_new_port() 
 
 #[test]
 fn authenticated_esp_from_a_new_port_moves_the_pair_without_waiting_for_ike() {
-    let mut b = policy(&B4, "espada-lab-psk");
-    b.keys[0].peer = format!("{NAT_ADDR}/32").parse().unwrap();
-    b.maps[0].peers = vec![NAT_ADDR.parse().unwrap()];
-    let mut net = Net::new(policy(&A4, "espada-lab-psk"), b);
-    net.nat = true;
-    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let mut net = through_nat(policy(&A4, "espada-lab-psk"));
     let (b_in, b_out) = (net.seen_b.installs[0].2.spi, net.seen_b.installs[0].3.spi);
     // The dataplane reports ESP of the pair from the port B sends to
     // already, or from nowhere yet: nothing moves.
@@ -818,12 +820,7 @@ fn authenticated_esp_from_a_new_port_moves_the_pair_without_waiting_for_ike() {
 
 #[test]
 fn a_pair_whose_isakmp_sa_is_gone_follows_its_esp_alone() {
-    let mut b = policy(&B4, "espada-lab-psk");
-    b.keys[0].peer = format!("{NAT_ADDR}/32").parse().unwrap();
-    b.maps[0].peers = vec![NAT_ADDR.parse().unwrap()];
-    let mut net = Net::new(policy(&A4, "espada-lab-psk"), b);
-    net.nat = true;
-    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let mut net = through_nat(policy(&A4, "espada-lab-psk"));
     let (b_in, b_out) = (net.seen_b.installs[0].2.spi, net.seen_b.installs[0].3.spi);
     // `clear crypto isakmp` on B: the IPsec SAs stay (as in IOS).
     net.b.clear_isakmp(net.now);
@@ -916,12 +913,7 @@ fn aggressive_mode_negotiates_in_three_messages_and_quick_mode_follows() {
 fn aggressive_mode_through_a_nat_and_with_a_wrong_key() {
     let mut a = policy(&A4, "espada-lab-psk");
     a.aggressive = true;
-    let mut b = policy(&B4, "espada-lab-psk");
-    b.keys[0].peer = format!("{NAT_ADDR}/32").parse().unwrap();
-    b.maps[0].peers = vec![NAT_ADDR.parse().unwrap()];
-    let mut net = Net::new(a.clone(), b.clone());
-    net.nat = true;
-    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let net = through_nat(a.clone());
     assert_eq!(net.seen_b.installs.len(), 1, "{:#?}", net.seen_b.logs);
     assert_eq!(
         net.seen_b.installs[0].3.udp_encap.map(|u| u.dst_port),
@@ -929,6 +921,7 @@ fn aggressive_mode_through_a_nat_and_with_a_wrong_key() {
     );
     assert!(net.b.isakmp_sas(net.now)[0].nat_t);
 
+    let mut b = b_seeing_a_behind_nat();
     b.keys[0].key = SecretBytes::new(b"wrong".to_vec());
     let mut net = Net::new(a, b);
     net.nat = true;
