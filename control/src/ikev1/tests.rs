@@ -803,16 +803,22 @@ fn authenticated_esp_from_a_new_port_moves_the_pair_without_waiting_for_ike() {
     assert!(net.seen_b.peer_ports.is_empty());
     assert!(net.seen_a.peer_ports.is_empty());
     // From 6500: B's ISAKMP SA and the pair's outbound SA follow.
+    esp_moves_b_to_6500(&mut net, b_in, b_out, "moved from port 5500 to 6500 (ESP)");
+}
+
+/// The NAT maps A anew (port 6500) and B's dataplane reports the pair's
+/// ESP from there: B's outbound SA follows once, logging `log`, and the
+/// same report a second later moves nothing more.
+fn esp_moves_b_to_6500(net: &mut Net, b_in: u32, b_out: u32, log: &str) {
     net.nat_shift = 2000;
     net.b.esp_from_port(b_in, 6500);
     net.pump();
     assert_eq!(net.seen_b.peer_ports, vec![(b_out, 6500)]);
-    assert!(net
-        .seen_b
-        .logs
-        .iter()
-        .any(|l| l.contains("moved from port 5500 to 6500 (ESP)")));
-    // Reported again (the next second's counters): already there.
+    assert!(
+        net.seen_b.logs.iter().any(|l| l.contains(log)),
+        "{:#?}",
+        net.seen_b.logs
+    );
     net.b.esp_from_port(b_in, 6500);
     net.pump();
     assert_eq!(net.seen_b.peer_ports.len(), 1);
@@ -827,19 +833,12 @@ fn a_pair_whose_isakmp_sa_is_gone_follows_its_esp_alone() {
     net.pump();
     assert!(net.b.isakmp_sas(net.now).is_empty());
     assert_eq!(net.b.pairs().count(), 1);
-    net.nat_shift = 2000;
-    net.b.esp_from_port(b_in, 6500);
-    net.pump();
-    assert_eq!(net.seen_b.peer_ports, vec![(b_out, 6500)]);
-    assert!(net
-        .seen_b
-        .logs
-        .iter()
-        .any(|l| l.contains(&format!("to 6500 (ESP): IPsec SA {b_out:#010x} follows"))));
-    // Reported again: already there.
-    net.b.esp_from_port(b_in, 6500);
-    net.pump();
-    assert_eq!(net.seen_b.peer_ports.len(), 1);
+    esp_moves_b_to_6500(
+        &mut net,
+        b_in,
+        b_out,
+        &format!("to 6500 (ESP): IPsec SA {b_out:#010x} follows"),
+    );
 }
 
 #[test]
