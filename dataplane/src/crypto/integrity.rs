@@ -88,6 +88,9 @@ impl Integrity for MbHmacSha1_96 {
         // A pass costs the longest packet's blocks on all sixteen lanes,
         // about 4.8 SHA-NI blocks per block here (193 against 40 ns): the
         // lanes win only when the packets hold more blocks than that.
+        if inputs.is_empty() {
+            return true;
+        }
         let blocks = |i: &MacInput<'_>| (i.data.len() + i.trailer.len() + 9) / 64 + 1;
         let longest = inputs.iter().map(blocks).max().unwrap_or(0);
         let total: usize = inputs.iter().map(blocks).sum();
