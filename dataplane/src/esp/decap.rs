@@ -5,10 +5,12 @@
 //! SA when one was found, otherwise on the caller's global counters.
 
 use std::net::IpAddr;
+use std::ops::Range;
 
 use super::{ip_version, PacketBuf};
 use crate::api::EspMode;
 use crate::counters::{DropCounters, DropReason, SaCounters};
+use crate::crypto::{CryptoError, OpenJob};
 use crate::sa::{InboundSa, Sadb};
 use crate::wire::natt::{self, NattPayload};
 use crate::wire::{esp, ip_proto, ipv4, ipv6, udp};
@@ -47,6 +49,10 @@ struct Located {
     udp_src: Option<u16>,
 }
 
+/// How many frames [`decap_batch_where`] checks before their SA's suite
+/// opens them together: two passes of sixteen hash lanes.
+const OPEN_CHUNK: usize = 32;
+
 /// Decapsulates a batch; `out[i]` receives the outcome of `pkts[i]`.
 pub fn decap_batch(
     sadb: &Sadb,
@@ -54,16 +60,118 @@ pub fn decap_batch(
     out: &mut [Result<Decapped, DropReason>],
     global: &DropCounters,
 ) {
-    for (p, o) in pkts.iter_mut().zip(out.iter_mut()) {
-        *o = if let Err(reason) = p.verdict {
-            Err(reason)
-        } else {
-            decap(sadb, p, global)
+    decap_batch_where(sadb, pkts, |_| true, out, global);
+}
+
+/// Decapsulates the frames `selected` picks (by index), each SA's packets
+/// opened in one [`EspSuite::open_batch`](crate::crypto::EspSuite::open_batch)
+/// call, so a suite that verifies ICVs side by side can. `out[i]` receives
+/// the outcome of each picked `pkts[i]`; a failed one also gets it as its
+/// verdict. Every packet passes the same checks, in the same order, as
+/// through [`decap`]: the replay pre-check before the ICV, the window
+/// update after it. Only the drop reason of a forged copy of a packet
+/// earlier in the same batch differs: it fails its ICV instead of the
+/// replay pre-check.
+pub fn decap_batch_where(
+    sadb: &Sadb,
+    pkts: &mut [PacketBuf<'_>],
+    selected: impl Fn(usize) -> bool,
+    out: &mut [Result<Decapped, DropReason>],
+    global: &DropCounters,
+) {
+    let n = pkts.len().min(out.len());
+    for (base, (chunk, out)) in pkts[..n]
+        .chunks_mut(OPEN_CHUNK)
+        .zip(out[..n].chunks_mut(OPEN_CHUNK))
+        .enumerate()
+    {
+        let first = base * OPEN_CHUNK;
+        decap_chunk(sadb, chunk, |i| selected(first + i), out, global);
+    }
+}
+
+fn decap_chunk(
+    sadb: &Sadb,
+    chunk: &mut [PacketBuf<'_>],
+    selected: impl Fn(usize) -> bool,
+    out: &mut [Result<Decapped, DropReason>],
+    global: &DropCounters,
+) {
+    let mut checked: [Option<Checked<'_>>; OPEN_CHUNK] = std::array::from_fn(|_| None);
+    for (i, (p, o)) in chunk.iter_mut().zip(out.iter_mut()).enumerate() {
+        if !selected(i) {
+            continue;
+        }
+        *o = match p.verdict {
+            Err(reason) => Err(reason),
+            Ok(()) => match check(sadb, p, global) {
+                Ok(Ok(c)) => {
+                    checked[i] = Some(c);
+                    continue;
+                }
+                Ok(Err(other)) => Ok(other),
+                Err(reason) => Err(reason),
+            },
         };
-        if let Err(reason) = *o {
-            p.verdict = Err(reason);
+    }
+    let opened = open_per_sa(chunk, &checked);
+    for (i, (p, o)) in chunk.iter_mut().zip(out.iter_mut()).enumerate() {
+        if let Some(c) = &checked[i] {
+            *o = finish(c, p, opened[i]);
+        }
+        if selected(i) {
+            if let Err(reason) = *o {
+                p.verdict = Err(reason);
+            }
         }
     }
+}
+
+/// Opens the checked frames of a chunk, one `open_batch` call per SA;
+/// the result of each, by index.
+fn open_per_sa(
+    chunk: &mut [PacketBuf<'_>],
+    checked: &[Option<Checked<'_>>; OPEN_CHUNK],
+) -> [Result<(), CryptoError>; OPEN_CHUNK] {
+    let mut results = [Err(CryptoError::BadLength); OPEN_CHUNK];
+    let mut done = [false; OPEN_CHUNK];
+    for first in 0..chunk.len().min(OPEN_CHUNK) {
+        let Some(sa) = checked[first]
+            .as_ref()
+            .filter(|_| !done[first])
+            .map(|c| c.sa)
+        else {
+            continue;
+        };
+        let mut jobs: [OpenJob<'_>; OPEN_CHUNK] = std::array::from_fn(|_| OpenJob {
+            esp: &mut [],
+            seq_hi: None,
+            result: Ok(()),
+        });
+        let mut index = [0usize; OPEN_CHUNK];
+        let mut n = 0;
+        for (i, p) in chunk.iter_mut().enumerate().skip(first) {
+            let Some(c) = checked[i].as_ref() else {
+                continue;
+            };
+            if done[i] || !std::ptr::eq(c.sa, sa) {
+                continue;
+            }
+            done[i] = true;
+            jobs[n] = OpenJob {
+                esp: &mut p.frame[c.esp.clone()],
+                seq_hi: c.seq_hi(),
+                result: Ok(()),
+            };
+            index[n] = i;
+            n += 1;
+        }
+        sa.suite().open_batch(&mut jobs[..n]);
+        for (job, &i) in jobs[..n].iter().zip(&index) {
+            results[i] = job.result;
+        }
+    }
+    results
 }
 
 /// Decapsulates one packet, counting any drop.
@@ -72,9 +180,60 @@ pub fn decap(
     p: &mut PacketBuf<'_>,
     global: &DropCounters,
 ) -> Result<Decapped, DropReason> {
+    let c = match check(sadb, p, global)? {
+        Ok(c) => c,
+        Err(other) => return Ok(other),
+    };
+    let opened = c.sa.suite().open(&mut p.frame[c.esp.clone()], c.seq_hi());
+    finish(&c, p, opened)
+}
+
+/// A packet that passed every check that comes before its ICV, with what
+/// the steps after it need. Small on purpose: it is moved through two
+/// `Result`s per packet, and the addresses of [`Located`] are not needed
+/// after the checks.
+struct Checked<'s> {
+    sa: &'s InboundSa,
+    /// The ESP packet's place in the frame.
+    esp: Range<usize>,
+    /// The full sequence number (the high half inferred with ESN).
+    seq: u64,
+    /// Where the outer header's parts are, for a transport-mode rebuild.
+    outer: OuterHeader,
+    /// ESP in UDP from the tunnel's own peer address: its source port,
+    /// which may move the SA to the port a NAT gave the peer.
+    peer_port: Option<u16>,
+}
+
+/// The outer IP header as transport mode puts it back in front of the
+/// payload.
+#[derive(Clone, Copy)]
+struct OuterHeader {
+    v6: bool,
+    len: usize,
+    /// IPv6: the offset of the Next Header byte that pointed at ESP.
+    nh_offset: usize,
+}
+
+impl Checked<'_> {
+    /// The high sequence half the ICV covers, on an ESN SA.
+    fn seq_hi(&self) -> Option<u32> {
+        self.sa.esn().then_some((self.seq >> 32) as u32)
+    }
+}
+
+/// Everything before the ICV: where ESP is, its SA, the destination, the
+/// replay pre-check and the minimum length. Counts any drop (on the SA
+/// once there is one).
+#[inline(always)]
+fn check<'s>(
+    sadb: &'s Sadb,
+    p: &PacketBuf<'_>,
+    global: &DropCounters,
+) -> Result<Result<Checked<'s>, Decapped>, DropReason> {
     let located = match locate(p.data()) {
         Ok(Ok(l)) => l,
-        Ok(Err(other)) => return Ok(other),
+        Ok(Err(other)) => return Ok(Err(other)),
         Err(reason) => {
             global.inc(reason);
             return Err(reason);
@@ -93,11 +252,11 @@ pub fn decap(
         global.inc(DropReason::NoSa);
         return Err(DropReason::NoSa);
     };
-    let result = decap_with_sa(sa, p, &located, seq_lo);
-    if let Err(reason) = result {
+    let checked = check_with_sa(sa, p, located, seq_lo);
+    if let Err(reason) = checked {
         sa.counters().drops.inc(reason);
     }
-    result
+    checked.map(Ok)
 }
 
 /// The SPI and sequence number (low 32 bits) of an ESP packet, without
@@ -192,12 +351,13 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
     }))
 }
 
-fn decap_with_sa(
-    sa: &InboundSa,
-    p: &mut PacketBuf<'_>,
-    at: &Located,
+#[inline(always)]
+fn check_with_sa<'s>(
+    sa: &'s InboundSa,
+    p: &PacketBuf<'_>,
+    at: Located,
     seq_lo: u32,
-) -> Result<Decapped, DropReason> {
+) -> Result<Checked<'s>, DropReason> {
     if sa.local_addr().is_some_and(|local| local != at.dst) {
         return Err(DropReason::WrongDestination);
     }
@@ -210,21 +370,55 @@ fn decap_with_sa(
     if let Some(w) = replay {
         w.check(seq).map_err(|_| DropReason::Replay)?;
     }
-
     let (iv_len, icv_len) = (sa.shape().iv_len(), sa.shape().icv_len());
-    let esp_start = p.start + at.esp_off;
-    let esp_end = p.start + at.esp_end;
     if at.esp_end - at.esp_off < esp::HEADER_LEN + iv_len + icv_len + 2 {
         return Err(DropReason::Malformed);
     }
-    let esp_bytes = &mut p.frame[esp_start..esp_end];
-    sa.suite()
-        .open(esp_bytes, sa.esn().then_some(seq_hi))
-        .map_err(|e| match e {
-            crate::crypto::CryptoError::IntegrityFailed => DropReason::IntegrityFailed,
-            _ => DropReason::BadCipherLength,
-        })?;
+    let esp = p.start + at.esp_off..p.start + at.esp_end;
+    let outer = OuterHeader {
+        v6: at.dst.is_ipv6(),
+        len: at.ip_header_len,
+        nh_offset: at.nh_offset,
+    };
+    let peer_port = at.udp_src.filter(|_| sa.remote_addr() == Some(at.src));
+    Ok(Checked {
+        sa,
+        esp,
+        seq,
+        outer,
+        peer_port,
+    })
+}
+
+/// Everything after the suite opened the packet (verified its ICV, then
+/// decrypted it): the replay window, the ESP trailer, the inner packet,
+/// the counters. Counts any drop on the SA.
+#[inline(always)]
+fn finish(
+    c: &Checked<'_>,
+    p: &mut PacketBuf<'_>,
+    opened: Result<(), CryptoError>,
+) -> Result<Decapped, DropReason> {
+    let result = finish_opened(c, p, opened);
+    if let Err(reason) = result {
+        c.sa.counters().drops.inc(reason);
+    }
+    result
+}
+
+#[inline(always)]
+fn finish_opened(
+    checked: &Checked<'_>,
+    p: &mut PacketBuf<'_>,
+    opened: Result<(), CryptoError>,
+) -> Result<Decapped, DropReason> {
+    let (sa, seq) = (checked.sa, checked.seq);
+    opened.map_err(|e| match e {
+        CryptoError::IntegrityFailed => DropReason::IntegrityFailed,
+        _ => DropReason::BadCipherLength,
+    })?;
     // RFC 4303 §3.4.3: the window moves only for authenticated packets.
+    let replay = sa.replay();
     if let Some(w) = replay {
         w.check_and_update(seq).map_err(|_| DropReason::Replay)?;
     }
@@ -232,8 +426,9 @@ fn decap_with_sa(
     SaCounters::add(&c.verify, 1);
     SaCounters::add(&c.decrypt, 1);
 
-    let pt_start = esp_start + esp::HEADER_LEN + iv_len;
-    let pt_end = esp_end - icv_len;
+    let (iv_len, icv_len) = (sa.shape().iv_len(), sa.shape().icv_len());
+    let pt_start = checked.esp.start + esp::HEADER_LEN + iv_len;
+    let pt_end = checked.esp.end - icv_len;
     let (payload_len, trailer) =
         esp::parse_trailer(&p.frame[pt_start..pt_end]).map_err(|e| match e {
             crate::wire::Error::BadPadding => DropReason::BadPadding,
@@ -250,16 +445,16 @@ fn decap_with_sa(
             p.len = len;
             version
         }
-        EspMode::Transport => rebuild_transport(p, at, pt_start, payload_len, trailer.next_header)?,
+        EspMode::Transport => {
+            rebuild_transport(p, checked.outer, pt_start, payload_len, trailer.next_header)
+        }
     };
     SaCounters::add(&c.decaps, 1);
     SaCounters::add(&c.bytes, payload_len as u64);
     // Only from the tunnel's own peer address, and only where the replay
     // window proves the packet fresh (RFC 7296 §2.23).
-    if let (Some(port), Some(_)) = (at.udp_src, replay) {
-        if sa.remote_addr() == Some(at.src) {
-            sa.note_peer_port(port, seq);
-        }
+    if let (Some(port), Some(_)) = (checked.peer_port, replay) {
+        sa.note_peer_port(port, seq);
     }
     c.last_used.store(
         crate::clock::now_secs(),
@@ -292,32 +487,29 @@ fn inner_packet(inner: &[u8], next_header: u8) -> Result<(u8, usize), DropReason
 /// the decrypted payload, with its protocol and length restored.
 fn rebuild_transport(
     p: &mut PacketBuf<'_>,
-    at: &Located,
+    outer: OuterHeader,
     pt_start: usize,
     payload_len: usize,
     next_header: u8,
-) -> Result<u8, DropReason> {
-    let hl = at.ip_header_len;
+) -> u8 {
+    let hl = outer.len;
     let new_start = pt_start - hl;
     p.frame.copy_within(p.start..p.start + hl, new_start);
     let total = hl + payload_len;
     let buf = &mut p.frame[new_start..new_start + total];
-    let version = match at.dst {
-        IpAddr::V4(_) => {
-            let mut ip = ipv4::Packet::new_unchecked(&mut buf[..]);
-            ip.set_protocol(next_header);
-            ip.set_total_len(total as u16);
-            ip.fill_checksum();
-            4
-        }
-        IpAddr::V6(_) => {
-            buf[at.nh_offset] = next_header;
-            let mut ip = ipv6::Packet::new_unchecked(&mut buf[..]);
-            ip.set_payload_len((total - ipv6::HEADER_LEN) as u16);
-            6
-        }
+    let version = if outer.v6 {
+        buf[outer.nh_offset] = next_header;
+        let mut ip = ipv6::Packet::new_unchecked(&mut buf[..]);
+        ip.set_payload_len((total - ipv6::HEADER_LEN) as u16);
+        6
+    } else {
+        let mut ip = ipv4::Packet::new_unchecked(&mut buf[..]);
+        ip.set_protocol(next_header);
+        ip.set_total_len(total as u16);
+        ip.fill_checksum();
+        4
     };
     p.start = new_start;
     p.len = total;
-    Ok(version)
+    version
 }
