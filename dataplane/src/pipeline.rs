@@ -35,7 +35,8 @@ use crate::api::{EspMode, Event, MAX_TED_PROBE_LEN};
 use crate::clock;
 use crate::counters::{DropCounters, DropReason};
 use crate::esp::{
-    decap, encap_batch_where, encap_single, encapsulated_len, esp_spi_seq, Decapped, PacketBuf,
+    decap, decap_batch_where, encap_batch_where, encap_single, encapsulated_len, esp_spi_seq,
+    Decapped, PacketBuf,
 };
 use crate::route::{Fib, FibMiss, NextHop, PortRole};
 use crate::sa::Sadb;
@@ -383,25 +384,11 @@ fn process_chunk(
             }
         }
     }
-    prefetch_sas(t, &stage[..n], frames);
+    let spis = prefetch_sas(t, &stage[..n], frames);
     for i in 0..KEYS_AHEAD {
         prefetch_decap_keys(t, &stage[..n], frames, i);
     }
-    let mut decapsulated = 0;
-    for i in 0..n {
-        prefetch_decap_keys(t, &stage[..n], frames, i + KEYS_AHEAD);
-        if stage[i] == Stage::Decap {
-            // `decap` counts its own drops (on the SA, or globally).
-            stage[i] = match decap(&t.sadb, &mut frames[i], &c.drops) {
-                Ok(Decapped::Inner { .. }) => {
-                    decapsulated += 1;
-                    Stage::Forward { bypass: false }
-                }
-                Ok(_) => Stage::Done(Action::ToKernel),
-                Err(reason) => Stage::Done(Action::Drop(reason)),
-            };
-        }
-    }
+    let decapsulated = decrypt(t, frames, &mut stage[..n], &spis, c);
     add(&c.decapsulated, decapsulated);
     let from_inside = role == Some(PortRole::Inside);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
@@ -490,7 +477,8 @@ fn frame_dst(frame: &[u8]) -> Option<IpAddr> {
 /// ([`prefetch_decap_keys`], [`prefetch_encap_keys`]), so that they
 /// arrive while earlier packets are decrypted or encrypted instead of
 /// queueing behind each other here. Only hints: nothing is checked here.
-fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) {
+/// Returns the SPI of each frame to decapsulate, which groups them by SA.
+fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) -> [Option<u32>; MAX_BATCH] {
     // The SPI of each frame to decapsulate.
     let mut esp: [Option<u32>; MAX_BATCH] = [None; MAX_BATCH];
     let mut any = false;
@@ -511,7 +499,7 @@ fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) {
         }
     }
     if !any {
-        return;
+        return esp;
     }
     for (s, spi) in stage.iter().zip(esp) {
         match *s {
@@ -528,6 +516,7 @@ fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) {
             _ => {}
         }
     }
+    esp
 }
 
 /// How many packets ahead the crypto loops ask for a later packet's key
@@ -1055,6 +1044,58 @@ fn decrement_ttl(frame: &mut [u8], start: usize, len: usize) -> Result<(), DropR
         _ => return Err(DropReason::Malformed),
     }
     Ok(())
+}
+
+/// Decapsulates per SA: an SA with several packets in the batch has them
+/// opened in one batched call (its suite may verify their ICVs side by
+/// side), one with a single packet takes the single-packet path (traffic
+/// over many SAs), as [`encrypt`] does. Returns how many were decrypted.
+fn decrypt(
+    t: &Tables,
+    frames: &mut [PacketBuf<'_>],
+    stage: &mut [Stage],
+    spis: &[Option<u32>; MAX_BATCH],
+    c: &PipelineCounters,
+) -> u64 {
+    let n = stage.len().min(frames.len());
+    let mut decapsulated = 0;
+    let mut out = [Ok(Decapped::NotEsp); MAX_BATCH];
+    let to_stage = |r: Result<Decapped, DropReason>, count: &mut u64| match r {
+        Ok(Decapped::Inner { .. }) => {
+            *count += 1;
+            Stage::Forward { bypass: false }
+        }
+        Ok(_) => Stage::Done(Action::ToKernel),
+        Err(reason) => Stage::Done(Action::Drop(reason)),
+    };
+    for i in 0..n {
+        prefetch_decap_keys(t, stage, frames, i + KEYS_AHEAD);
+        if stage[i] != Stage::Decap {
+            continue;
+        }
+        // Earlier packets of this SA are done already: look from `i` on.
+        let mine = spis[i];
+        let ours = |j: usize| stage[j] == Stage::Decap && spis[j] == mine;
+        if mine.is_none() || !(i + 1..n).any(ours) {
+            // `decap` counts its own drops (on the SA, or globally).
+            stage[i] = to_stage(decap(&t.sadb, &mut frames[i], &c.drops), &mut decapsulated);
+            continue;
+        }
+        let picked: [bool; MAX_BATCH] = std::array::from_fn(|j| j >= i && j < n && ours(j));
+        decap_batch_where(
+            &t.sadb,
+            &mut frames[i..n],
+            |j| picked[i + j],
+            &mut out[i..n],
+            &c.drops,
+        );
+        for j in i..n {
+            if picked[j] {
+                stage[j] = to_stage(out[j], &mut decapsulated);
+            }
+        }
+    }
+    decapsulated
 }
 
 /// Encrypts per SA, each SA's packets in one batched call, frames staying

@@ -209,6 +209,83 @@ fn a_frame_crosses_both_gateways_as_esp_and_arrives_with_its_ttl_decremented() {
     assert_eq!(ca.drops.total() + cb.drops.total(), 0);
 }
 
+/// Runs frames through a gateway as one batch; the actions and frames out.
+fn run_batch(
+    t: &mut Tables,
+    ifindex: u32,
+    frames_in: &[Vec<u8>],
+    c: &PipelineCounters,
+) -> Vec<(Action, Vec<u8>)> {
+    let mut bufs: Vec<Vec<u8>> = frames_in.iter().map(|f| framed(f)).collect();
+    let mut frames: Vec<PacketBuf<'_>> = bufs
+        .iter_mut()
+        .zip(frames_in)
+        .map(|(b, f)| PacketBuf::new(b, HEADROOM, f.len()))
+        .collect();
+    let mut actions = vec![Action::ToKernel; frames.len()];
+    process_batch(t, ifindex, &mut frames, &mut actions, c);
+    actions
+        .into_iter()
+        .zip(frames.iter().map(|f| f.data().to_vec()))
+        .collect()
+}
+
+#[test]
+fn a_batch_of_one_tunnels_esp_is_opened_together_with_replays_and_forgeries_refused() {
+    // B receives 40 packets of one SA in one batch, with a replayed copy,
+    // a forged copy of a later one, and a frame for the kernel among them:
+    // the SA's packets are opened in one batched call (16 hash lanes for
+    // HMAC-SHA1), and every one still gets its own verdict.
+    let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
+    let sent: Vec<Vec<u8>> = (0..40)
+        .map(|i| host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64 + i))
+        .collect();
+    let esp: Vec<Vec<u8>> = run_batch(&mut a, LAN_IF, &sent, &ca)
+        .into_iter()
+        .map(|(act, wire)| {
+            assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+            at_b_outside(&wire[14..])
+        })
+        .collect();
+    let mut forged = esp[30].clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 0x80;
+    let to_kernel = at_b_outside(&crate::testkit::udp_v4(
+        Ipv4Addr::new(198, 18, 0, 1),
+        Ipv4Addr::new(198, 18, 1, 1),
+        500,
+        500,
+        &crate::testkit::isakmp_v1(40),
+    ));
+    let mut received = esp.clone();
+    received.insert(10, esp[3].clone());
+    received.insert(20, forged);
+    received.insert(25, to_kernel);
+    let out = run_batch(&mut b, WAN_IF, &received, &cb);
+    assert_eq!(out[10].0, Action::Drop(DropReason::Replay));
+    assert_eq!(out[20].0, Action::Drop(DropReason::IntegrityFailed));
+    assert_eq!(out[25].0, Action::ToKernel);
+    let delivered: Vec<&Vec<u8>> = out
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| ![10, 20, 25].contains(k))
+        .map(|(_, (act, frame))| {
+            assert_eq!(*act, Action::Transmit { ifindex: LAN_IF });
+            frame
+        })
+        .collect();
+    assert_eq!(delivered.len(), 40);
+    for (got, sent) in delivered.iter().zip(&sent) {
+        assert_eq!(&got[14 + 20..], &sent[14 + 20..], "payload unchanged");
+        assert_eq!(got[14 + 8], sent[14 + 8] - 2, "in order (by TTL)");
+    }
+    assert_eq!(cb.decapsulated.load(Ordering::Relaxed), 40);
+    let sa = b.sadb.inbound(0x1000).unwrap();
+    assert_eq!(sa.counters().drops.get(DropReason::Replay), 1);
+    assert_eq!(sa.counters().drops.get(DropReason::IntegrityFailed), 1);
+}
+
 #[test]
 fn ipv6_inner_traffic_is_protected_by_its_own_rule() {
     let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
