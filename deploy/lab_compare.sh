@@ -16,8 +16,8 @@
 # Traffic (--traffic):
 #
 #   gen      (default) espada-bench gen on lan_a (AF_XDP, a-host, 64 flows,
-#            pinned to core 0) -> espada-bench sink on lan_b (b-host, core
-#            1): for every size of --sizes (IP packet bytes, gen's --size:
+#            pinned to core G) -> espada-bench sink on lan_b (b-host, core
+#            S): for every size of --sizes (IP packet bytes, gen's --size:
 #            64..1500 or imix; default 64,512,1400,imix) at the maximum rate
 #            gen reaches, then one run at a fixed rate every path carries
 #            (--fixed-rate PPS, default 2000, at --fixed-size, default 1400)
@@ -48,13 +48,14 @@
 #        [--paths forwarder,espada,strongswan] [--suites aes128gcm16,aes128-sha1]
 #        [--json FILE] [--traffic gen|iperf3] [--fixed-rate PPS] [--fixed-size N]
 #        [--cpu-rate PPS] [--rfc2544 SIZES] [--rfc2544-trial SECS]
-#        [--rfc2544-loss PCT] [--gw-cores A,B] [--swan-pin]
+#        [--rfc2544-loss PCT] [--gw-cores A,B] [--host-cores G,S] [--swan-pin]
 #
-# Cores: gen runs on core 0 and the sink on core 1; Espada's worker on
-# gw_a on core A and on gw_b on core B (--gw-cores, default 1,0: each
-# gateway on the core of the host it does not feed, so neither shares a
-# core with the traffic that floods it; 0,0 was this script's layout
-# before and halves what every AF_XDP path carries). strongSwan's charon
+# Cores: gen runs on core G and the sink on core S (--host-cores, default
+# 0,1); Espada's worker on gw_a on core A and on gw_b on core B
+# (--gw-cores, default 1,0: each gateway on the core of the host it does
+# not feed, so neither shares a core with the traffic that floods it; 0,0
+# was this script's layout before and halves what every AF_XDP path
+# carries). On a machine with more cores, give each its own. strongSwan's charon
 # threads go where the kernel schedules them, or on the same cores as
 # Espada's workers with --swan-pin.
 #
@@ -66,7 +67,7 @@
 # {samples, min, mean, p50, p90, p99, p99.9, max} or null) and "cpu_us"
 # ({"gateways", "machine"}: CPU microseconds per received packet, or null);
 # the top level then has "cpu_rate" (the CPU run's pps, or null),
-# "gw_cores" ([A, B]) and "rfc2544": [{"path", "suite", "size", "pps",
+# "gw_cores" ([A, B]), "host_cores" ([G, S]) and "rfc2544": [{"path", "suite", "size", "pps",
 # "mbps" (the throughput found), "loss_pct" (accepted), "trial_seconds",
 # "gen_max_pps", "trials", "converged", "limited_by_generator",
 # "latency_us"}...] (empty without --rfc2544). Progress on
@@ -94,6 +95,7 @@ rfc_sizes=
 rfc_trial=10
 rfc_loss=0
 gw_cores=1,0
+host_cores=0,1
 swan_pin=0
 paths=forwarder,espada,strongswan
 suites=aes128gcm16,aes128-sha1
@@ -114,6 +116,7 @@ while [ $# -gt 0 ]; do
         --rfc2544-trial) rfc_trial=$2; shift 2 ;;
         --rfc2544-loss) rfc_loss=$2; shift 2 ;;
         --gw-cores) gw_cores=$2; shift 2 ;;
+        --host-cores) host_cores=$2; shift 2 ;;
         --swan-pin) swan_pin=1; shift ;;
         *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
     esac
@@ -132,16 +135,26 @@ if [ "${#rfc_trial}" -gt 3 ] || [ "$rfc_trial" -lt 1 ] || [ "$rfc_trial" -gt 120
     exit 2
 fi
 case $rfc_loss in ''|*[!0-9.]*|*.*.*) echo "--rfc2544-loss takes a percentage (0, 0.1, ...)" >&2; exit 2 ;; esac
-case $gw_cores in
-    [0-9]*,[0-9]*) core_a=${gw_cores%,*} core_b=${gw_cores#*,} ;;
-    *) echo "--gw-cores takes two core numbers, gw_a's and gw_b's (e.g. 1,0)" >&2; exit 2 ;;
-esac
-case $core_a$core_b in *[!0-9]*) echo "--gw-cores takes two core numbers" >&2; exit 2 ;; esac
-if [ "${#core_a}" -gt 4 ] || [ "${#core_b}" -gt 4 ]; then echo "--gw-cores: no such core" >&2; exit 2; fi
-if [ "$core_a" -ge "$(nproc)" ] || [ "$core_b" -ge "$(nproc)" ]; then
-    echo "--gw-cores: this machine has cores 0 to $(($(nproc) - 1))" >&2
-    exit 2
-fi
+# core_pair OPTION VALUE WHOSE: checks "N,M" (two cores of this machine)
+# and prints "N M".
+core_pair() {
+    local first=${2%%,*} second=${2#*,}
+    case $2 in
+        [0-9]*,[0-9]*) ;;
+        *) echo "$1 takes two core numbers, $3 (e.g. $4)" >&2; return 2 ;;
+    esac
+    case $first$second in *[!0-9]*) echo "$1 takes two core numbers" >&2; return 2 ;; esac
+    if [ "${#first}" -gt 4 ] || [ "${#second}" -gt 4 ] ||
+        [ "$first" -ge "$(nproc)" ] || [ "$second" -ge "$(nproc)" ]; then
+        echo "$1: this machine has cores 0 to $(($(nproc) - 1))" >&2
+        return 2
+    fi
+    echo "$first $second"
+}
+pair=$(core_pair --gw-cores "$gw_cores" "gw_a's and gw_b's" 1,0) || exit 2
+read -r core_a core_b <<<"$pair"
+pair=$(core_pair --host-cores "$host_cores" "gen's and the sink's" 0,1) || exit 2
+read -r core_gen core_sink <<<"$pair"
 bench=${ESPADA_BENCH:-${CARGO_TARGET_DIR:-target}/release/espada-bench}
 case $traffic in
     gen)
@@ -238,7 +251,7 @@ espada_pids() {
 traffic_gen() {
     local path=$1 suite=$2 rate=$3 size=$4
     rm -f "$work/g.json" "$work/s.json"
-    in_ns lan_b "$bench" sink --dev b-host --idle 2 --duration $((secs + 30)) --cpu 1 \
+    in_ns lan_b "$bench" sink --dev b-host --idle 2 --duration $((secs + 30)) --cpu "$core_sink" \
         --json "$work/s.json" >/dev/null 2>"$work/s.err" &
     server=$!
     for _ in $(seq 1 100); do
@@ -251,7 +264,7 @@ traffic_gen() {
     g0=$(cpu_ticks $gw_pids)
     m0=$(machine_ticks)
     if ! in_ns lan_a timeout $((secs + 20)) "$bench" gen --dev a-host --src 198.19.1.10 \
-        --dst 198.19.2.10 --cpu 0 --quiet --flows 64 --duration "$secs" --rate "$rate" \
+        --dst 198.19.2.10 --cpu "$core_gen" --quiet --flows 64 --duration "$secs" --rate "$rate" \
         --size "$size" --json "$work/g.json" >/dev/null 2>"$work/g.err"; then
         log "gen failed: $(tail -n 1 "$work/g.err")"
         kill "$server" 2>/dev/null || true
@@ -316,7 +329,7 @@ rfc2544_gen() {
     nsizes=$(echo "$rfc_sizes" | tr ',' '\n' | grep -c .)
     timeout $(((rfc_trial + 6) * 18 * nsizes + 120)) "$bench" rfc2544 --gen-netns "$prefix-lan_a" --gen-dev a-host \
         --sink-netns "$prefix-lan_b" --sink-dev b-host \
-        --src 198.19.1.10 --dst 198.19.2.10 --flows 64 --cpu 0 --sink-cpu 1 \
+        --src 198.19.1.10 --dst 198.19.2.10 --flows 64 --cpu "$core_gen" --sink-cpu "$core_sink" \
         --sizes "$rfc_sizes" --trial "$rfc_trial" --loss "$rfc_loss" \
         --json "$work/rfc.json" >/dev/null 2>"$work/rfc.err" ||
         log "rfc2544 $path $suite: $(tail -n 1 "$work/rfc.err")"
@@ -472,7 +485,7 @@ for path in ${paths//,/ }; do
 done
 
 json=$(/usr/bin/python3 - "$results" "$secs" "$traffic" "$(nproc)" "$cpu_rate" "$rfc_results" \
-    "$core_a" "$core_b" <<'PY'
+    "$core_a" "$core_b" "$core_gen" "$core_sink" <<'PY'
 import datetime, json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 rfc = [json.loads(l) for l in open(sys.argv[6]) if l.strip()]
@@ -484,6 +497,7 @@ print(json.dumps({
     "traffic": sys.argv[3],
     "cpu_rate": cpu_rate if cpu_rate > 0 and sys.argv[3] == "gen" else None,
     "gw_cores": [int(sys.argv[7]), int(sys.argv[8])],
+    "host_cores": [int(sys.argv[9]), int(sys.argv[10])],
     "results": rows,
     "rfc2544": rfc,
 }, indent=1))

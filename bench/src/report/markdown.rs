@@ -188,9 +188,10 @@ fn lab(s: &mut String, lab: &Option<LabData>, skipped: Option<&str>, plots: &str
         l.gw_cores.map_or(String::new(), |[a, b]| format!(
             " (gw_a's worker on core {a}, gw_b's on core {b}{})",
             if l.is_gen() {
-                "; gen on core 0, the sink on core 1"
+                let [g, k] = l.host_cores.unwrap_or([0, 1]);
+                format!("; gen on core {g}, the sink on core {k}")
             } else {
-                ""
+                String::new()
             }
         )),
         if l.is_gen() {

@@ -100,6 +100,9 @@ pub struct LabData {
     /// The cores of gw_a's and gw_b's workers (absent in older data: both 0).
     #[serde(default)]
     pub gw_cores: Option<[usize; 2]>,
+    /// The cores of gen and the sink (absent in older data: 0 and 1).
+    #[serde(default)]
+    pub host_cores: Option<[usize; 2]>,
     pub results: Vec<LabRow>,
     /// RFC 2544 throughput per path (`--rfc2544`; absent in older data).
     #[serde(default)]
@@ -1114,6 +1117,7 @@ mod tests {
                 traffic: "iperf3".into(),
                 cpu_rate: None,
                 gw_cores: None,
+                host_cores: None,
                 rfc2544: Vec::new(),
                 results: vec![
                     lab_row("forwarder", "none", Some(1400), 1000.0),
@@ -1174,6 +1178,7 @@ mod tests {
             traffic: "gen".into(),
             cpu_rate: Some(20_000),
             gw_cores: Some([1, 0]),
+            host_cores: None,
             rfc2544: Vec::new(),
             results: vec![
                 with_cpu(
