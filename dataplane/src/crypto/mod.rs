@@ -345,8 +345,10 @@ pub trait EspSuite: Send + Sync {
         }
     }
 
-    /// Opens a batch. CBC decryption is already parallel within a packet, so
-    /// the default loop is usually the right one.
+    /// Opens a batch: each job's ICV checked before any of it is decrypted,
+    /// as `open` does. The default is one packet after another; suites
+    /// whose MAC hashes packets side by side (CBC and NULL with HMAC-SHA1)
+    /// verify the whole batch first.
     fn open_batch(&self, jobs: &mut [OpenJob<'_>]) {
         for job in jobs {
             job.result = self.open(job.esp, job.seq_hi);

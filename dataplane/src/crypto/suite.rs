@@ -22,6 +22,7 @@ use super::{
     AuthAlg, CryptoError, EncAlg, EspSuite, IvGenerator, OpenJob, SealJob, ESP_HEADER_LEN,
 };
 use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
 
 /// Creates the suite for one SA. `enc_key` includes the GCM salt.
 ///
@@ -413,6 +414,8 @@ fn verify_chunk<I: Integrity>(
                 matched[at[k]] = mac.verify(inputs[k].data, inputs[k].trailer, icvs[k]);
             }
         }
+        // For a forgery these are the ICVs its bytes needed.
+        out.as_flattened_mut().zeroize();
     }
     for (i, job) in chunk.iter_mut().enumerate().take(MB_LANES) {
         if shaped[i] {

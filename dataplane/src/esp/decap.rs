@@ -69,9 +69,15 @@ pub fn decap_batch(
 /// the outcome of each picked `pkts[i]`; a failed one also gets it as its
 /// verdict. Every packet passes the same checks, in the same order, as
 /// through [`decap`]: the replay pre-check before the ICV, the window
-/// update after it. Only the drop reason of a forged copy of a packet
-/// earlier in the same batch differs: it fails its ICV instead of the
-/// replay pre-check.
+/// update after it; what is delivered is the same. What differs is that a
+/// chunk is checked against the window as it stood before any of its
+/// packets moved it, so a packet that an earlier one of the same chunk
+/// makes stale is verified (and decrypted, when its ICV passes) before the
+/// window update refuses it. Its drop reason may therefore differ: a
+/// forged copy of an earlier packet fails its ICV instead of the replay
+/// pre-check, and on an ESN SA a late packet whose high sequence half one
+/// at a time would be inferred past the wrap fails the update as a replay
+/// instead of its ICV.
 pub fn decap_batch_where(
     sadb: &Sadb,
     pkts: &mut [PacketBuf<'_>],

@@ -540,25 +540,44 @@ fn fate() -> impl Strategy<Value = Fate> {
     ]
 }
 
-/// Two tunnels into one SADB: the seeds' CBC+SHA1 over IPv4, and GCM in
-/// UDP over IPv6 in transport mode, so the batch meets both suites'
-/// `open_batch`, the transport rebuild and the NAT-T port note.
-fn two_tunnels() -> (Sadb, Vec<SaParams>) {
-    let (o1, i1) = aes_sha1(tunnel(false), false);
-    let (mut o2, mut i2) = sa_pair(
-        EncAlg::AesGcm128(GcmIcv::B16),
-        AuthAlg::None,
-        EspMode::Transport,
-        true,
-        false,
-        64,
-    );
-    o2.spi = 0x0bad_cafe;
-    i2.spi = o2.spi;
+/// Three tunnels into one SADB: the seeds' CBC+SHA1 over IPv4 with ESN,
+/// GCM in UDP over IPv6 in transport mode, and CBC+SHA1 in UDP over IPv6
+/// in tunnel mode, so a batch meets both suites' `open_batch`, the ESN
+/// inference, the transport rebuild and the NAT-T port note.
+fn three_tunnels() -> (Sadb, Vec<SaParams>) {
+    let suites = [
+        (
+            EncAlg::AesCbc128,
+            AuthAlg::HmacSha1_96,
+            tunnel(false),
+            false,
+            true,
+        ),
+        (
+            EncAlg::AesGcm128(GcmIcv::B16),
+            AuthAlg::None,
+            EspMode::Transport,
+            true,
+            false,
+        ),
+        (
+            EncAlg::AesCbc128,
+            AuthAlg::HmacSha1_96,
+            tunnel(true),
+            true,
+            false,
+        ),
+    ];
     let mut a = Sadb::new();
-    a.install(&o1, 0).unwrap();
-    a.install(&o2, 0).unwrap();
-    (a, vec![i1, i2])
+    let mut ins = Vec::new();
+    for (k, (enc, auth, mode, udp, esn)) in suites.into_iter().enumerate() {
+        let (mut o, mut i) = sa_pair(enc, auth, mode, udp, esn, 64);
+        o.spi = 0x100 + k as u32;
+        i.spi = o.spi;
+        a.install(&o, 0).unwrap();
+        ins.push(i);
+    }
+    (a, ins)
 }
 
 fn inbound_db(ins: &[SaParams]) -> Sadb {
@@ -570,11 +589,11 @@ fn inbound_db(ins: &[SaParams]) -> Sadb {
 }
 
 /// The outer packets of a list of (tunnel, size, fate), sealed in order.
-fn received(a: &Sadb, spis: [u32; 2], list: &[(bool, usize, Fate)]) -> Vec<Vec<u8>> {
+fn received(a: &Sadb, ins: &[SaParams], list: &[(usize, usize, Fate)]) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = Vec::new();
-    for &(second, size, fate) in list {
-        let spi = spis[usize::from(second)];
-        let inner = if second {
+    for &(tunnel, size, fate) in list {
+        let params = &ins[tunnel % ins.len()];
+        let inner = if params.mode == EspMode::Transport {
             udp_v6(V6_A, V6_B, 1000, 2000, &vec![7u8; size])
         } else {
             inner_v4(size)
@@ -582,7 +601,7 @@ fn received(a: &Sadb, spis: [u32; 2], list: &[(bool, usize, Fate)]) -> Vec<Vec<u
         let mut p = match fate {
             Fate::Clear => inner,
             Fate::Copy(k) if !out.is_empty() => out[k % out.len()].clone(),
-            _ => encap_one(a.outbound(spi).unwrap(), &inner).unwrap(),
+            _ => encap_one(a.outbound(params.spi).unwrap(), &inner).unwrap(),
         };
         if let Fate::Flipped(at) = fate {
             let at = at % (p.len() * 8);
@@ -593,19 +612,30 @@ fn received(a: &Sadb, spis: [u32; 2], list: &[(bool, usize, Fate)]) -> Vec<Vec<u
     out
 }
 
+/// The outcomes a batch may give where one at a time gives `single`: the
+/// same, or the other of the two drop reasons `decap_batch_where` says a
+/// stale packet's may turn into (the window moves after a chunk's ICVs).
+fn batch_may_give(single: Result<Decapped, DropReason>) -> Vec<Result<Decapped, DropReason>> {
+    let swap = [DropReason::Replay, DropReason::IntegrityFailed];
+    match single {
+        Err(r) if swap.contains(&r) => swap.iter().map(|&r| Err(r)).collect(),
+        other => vec![other],
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// The batch path (per-SA `open_batch`, replay pre-check of the whole
-    /// chunk before any window update) gives every packet the outcome,
-    /// inner bytes and counters of decapsulating one packet at a time.
+    /// chunk before any window update) delivers what decapsulating one
+    /// packet at a time delivers, the same bytes, and counts the same;
+    /// only the reason of a stale packet's drop may differ, as documented.
     #[test]
     fn a_batch_decapsulates_like_packets_one_at_a_time(
-        list in proptest::collection::vec((any::<bool>(), 0usize..1400, fate()), 0..80),
+        list in proptest::collection::vec((0usize..3, 0usize..1400, fate()), 0..80),
     ) {
-        let (a, ins) = two_tunnels();
-        let spis = [ins[0].spi, ins[1].spi];
-        let packets = received(&a, spis, &list);
+        let (a, ins) = three_tunnels();
+        let packets = received(&a, &ins, &list);
         let (alone, batched) = (inbound_db(&ins), inbound_db(&ins));
         let (g1, g2) = (DropCounters::default(), DropCounters::default());
         let one_by_one: Vec<_> = packets.iter().map(|p| decap_one(&alone, p, &g1)).collect();
@@ -619,18 +649,26 @@ proptest! {
         let mut out = vec![Ok(Decapped::NotEsp); pkts.len()];
         decap_batch(&batched, &mut pkts, &mut out, &g2);
         for (k, ((p, r), (want, want_inner))) in pkts.iter().zip(&out).zip(&one_by_one).enumerate() {
-            prop_assert_eq!(r, want, "packet {} ({:?})", k, list[k]);
+            prop_assert!(batch_may_give(*want).contains(r), "packet {} ({:?}): {:?}, alone {:?}", k, list[k], r, want);
             if let Ok(Decapped::Inner { .. }) = r {
                 prop_assert_eq!(p.data(), &want_inner[..], "packet {}", k);
             }
             prop_assert_eq!(p.verdict, r.map(|_| ()), "packet {}", k);
         }
-        prop_assert_eq!(g1.total(), g2.total());
-        for spi in spis {
-            let (c1, c2) = (alone.inbound(spi).unwrap().counters(), batched.inbound(spi).unwrap().counters());
-            prop_assert_eq!(SaCounters::read(&c1.decaps), SaCounters::read(&c2.decaps));
-            prop_assert_eq!(SaCounters::read(&c1.bytes), SaCounters::read(&c2.bytes));
+        for reason in DropReason::ALL {
+            prop_assert_eq!(g1.get(reason), g2.get(reason), "{:?}", reason);
+        }
+        for i in &ins {
+            let (s1, s2) = (alone.inbound(i.spi).unwrap(), batched.inbound(i.spi).unwrap());
+            let (c1, c2) = (s1.counters(), s2.counters());
+            let read = |c: &SaCounters| {
+                [&c.decaps, &c.bytes, &c.verify, &c.decrypt].map(SaCounters::read)
+            };
+            prop_assert_eq!(read(c1), read(c2));
+            let stale = |d: &DropCounters| d.get(DropReason::Replay) + d.get(DropReason::IntegrityFailed);
+            prop_assert_eq!(stale(&c1.drops), stale(&c2.drops));
             prop_assert_eq!(c1.drops.total(), c2.drops.total());
+            prop_assert_eq!(s1.peer_port_seen(), s2.peer_port_seen());
         }
     }
 }
@@ -640,7 +678,7 @@ fn a_forged_copy_in_the_same_batch_fails_its_icv_and_the_original_passes() {
     // One at a time, the copy would meet a window that already holds its
     // sequence number and fail the replay pre-check; in a batch the window
     // moves after the ICVs, so it fails its ICV instead. Dropped either way.
-    let (a, ins) = two_tunnels();
+    let (a, ins) = three_tunnels();
     let good = encap_one(a.outbound(ins[0].spi).unwrap(), &inner_v4(300)).unwrap();
     let mut forged = good.clone();
     let last = forged.len() - 1;
@@ -663,7 +701,7 @@ fn a_forged_copy_in_the_same_batch_fails_its_icv_and_the_original_passes() {
 
 #[test]
 fn a_batch_leaves_frames_already_refused_alone() {
-    let (a, ins) = two_tunnels();
+    let (a, ins) = three_tunnels();
     let good = encap_one(a.outbound(ins[0].spi).unwrap(), &inner_v4(64)).unwrap();
     let b = inbound_db(&ins);
     let mut frame = framed(&good);
