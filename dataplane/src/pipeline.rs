@@ -1046,6 +1046,39 @@ fn decrement_ttl(frame: &mut [u8], start: usize, len: usize) -> Result<(), DropR
     Ok(())
 }
 
+/// Hash buckets of [`SpiCounts`]: a batch holds at most [`MAX_BATCH`]
+/// SPIs, so few share a bucket.
+const SPI_BUCKETS: usize = 1024;
+
+/// How many of a batch's frames fall in each SPI hash bucket. A frame
+/// whose bucket holds only itself has its SA to itself in the batch,
+/// known without scanning the rest of the batch for another of its SA:
+/// that scan per frame is quadratic when every frame has its own SA,
+/// which is the many-SA case.
+struct SpiCounts([u8; SPI_BUCKETS]);
+
+impl SpiCounts {
+    fn new(spis: impl Iterator<Item = u32>) -> Self {
+        let mut counts = [0u8; SPI_BUCKETS];
+        for spi in spis {
+            let c = &mut counts[Self::bucket(spi)];
+            *c = c.saturating_add(1);
+        }
+        Self(counts)
+    }
+
+    /// The top 10 bits of a multiplicative hash: SPIs handed out in
+    /// sequence spread as well as random ones.
+    fn bucket(spi: u32) -> usize {
+        (spi.wrapping_mul(0x9e37_79b9) >> (32 - SPI_BUCKETS.trailing_zeros())) as usize
+    }
+
+    /// False only when no other frame counted can have `spi`.
+    fn maybe_shared(&self, spi: u32) -> bool {
+        self.0[Self::bucket(spi)] > 1
+    }
+}
+
 /// Decapsulates per SA: an SA with several packets in the batch has them
 /// opened in one batched call (its suite may verify their ICVs side by
 /// side), one with a single packet takes the single-packet path (traffic
@@ -1058,6 +1091,14 @@ fn decrypt(
     c: &PipelineCounters,
 ) -> u64 {
     let n = stage.len().min(frames.len());
+    if !stage[..n].contains(&Stage::Decap) {
+        return 0;
+    }
+    let counts = SpiCounts::new(
+        (0..n)
+            .filter(|&j| stage[j] == Stage::Decap)
+            .filter_map(|j| spis[j]),
+    );
     let mut decapsulated = 0;
     let mut out = [Ok(Decapped::NotEsp); MAX_BATCH];
     let to_stage = |r: Result<Decapped, DropReason>, count: &mut u64| match r {
@@ -1076,7 +1117,8 @@ fn decrypt(
         // Earlier packets of this SA are done already: look from `i` on.
         let mine = spis[i];
         let ours = |j: usize| stage[j] == Stage::Decap && spis[j] == mine;
-        if mine.is_none() || !(i + 1..n).any(ours) {
+        let shared = mine.is_some_and(|spi| counts.maybe_shared(spi));
+        if !shared || !(i + 1..n).any(ours) {
             // `decap` counts its own drops (on the SA, or globally).
             stage[i] = to_stage(decap(&t.sadb, &mut frames[i], &c.drops), &mut decapsulated);
             continue;
@@ -1102,6 +1144,14 @@ fn decrypt(
 /// where they are. An SA with one packet in the batch (traffic over many
 /// SAs) takes the single-packet path, not a batch of one.
 fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &PipelineCounters) {
+    let encap_spi = |s: &Stage| match *s {
+        Stage::Encap(spi) => Some(spi),
+        _ => None,
+    };
+    if !stage.iter().any(|s| encap_spi(s).is_some()) {
+        return;
+    }
+    let counts = SpiCounts::new(stage.iter().filter_map(encap_spi));
     for i in 0..KEYS_AHEAD {
         prefetch_encap_keys(t, stage, i);
     }
@@ -1113,7 +1163,7 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
         };
         // Earlier packets of this SA are done already: look from `i` on.
         let mine = Stage::Encap(spi);
-        let alone = !stage[i + 1..].contains(&mine);
+        let alone = !counts.maybe_shared(spi) || !stage[i + 1..].contains(&mine);
         match t.sadb.outbound(spi) {
             Some(sa) if alone => encap_single(sa, &mut frames[i]),
             Some(sa) => encap_batch_where(sa, &mut frames[i..], |j| stage[i + j] == mine),
