@@ -507,6 +507,43 @@ fn point(
     }
 }
 
+/// Rounds of the SA test: each SA count is measured once per round, for
+/// a slice of `--duration`, the counts in turn.
+const SA_ROUNDS: u32 = 4;
+
+/// Packets, wall seconds and thread CPU seconds, summed over rounds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally(u64, f64, f64);
+
+impl Tally {
+    fn add(&mut self, (packets, secs, cpu): (u64, f64, f64)) {
+        self.0 += packets;
+        self.1 += secs;
+        self.2 += cpu;
+    }
+}
+
+/// Gateway B with `n` SAs decapsulates `esp` (every SA's first packets a
+/// warm-up, untimed) until `duration` of thread CPU time, at least one
+/// pass; each pass needs fresh replay windows, so a new gateway B
+/// (untimed). Returns (packets, wall seconds, CPU seconds).
+fn decap_for(o: &Options, n: usize, esp: &FrameSet, duration: Duration) -> Result<(u64, f64, f64)> {
+    let idx: Vec<u32> = (0..esp.len() as u32).collect();
+    let mut total = Tally::default();
+    let deadline = Instant::now() + duration * 4;
+    while total.0 == 0 || (Instant::now() < deadline && total.2 < duration.as_secs_f64()) {
+        let mut b = gateway_b(o, n)?;
+        let warm = n.min(idx.len());
+        decap_pass(&mut b, esp, &idx[..warm], o.batch)?;
+        let (ok, drops, s, c) = decap_pass(&mut b, esp, &idx[warm..], o.batch)?;
+        if drops > 0 || ok != (idx.len() - warm) as u64 {
+            bail!("decap with {n} SAs: {drops} refused as replays");
+        }
+        total.add((ok, s, c));
+    }
+    Ok((total.0, total.1, total.2))
+}
+
 /// Packets gateway B decapsulates per pass in the SA test.
 const DECAP_PACKETS: usize = 1 << 18;
 
@@ -541,42 +578,39 @@ pub fn run(o: &Options, mut progress: impl FnMut(&Measurement)) -> Result<Vec<Me
         out.push(m);
     };
 
-    // SA count, one core: encap then decap, per size.
+    // SA count, one core, per size: encap and decap of every count in
+    // each of SA_ROUNDS rounds in turn, so that a slow spell of this shared
+    // machine falls on all counts alike rather than on one of them (their
+    // ratio is the figure that matters).
     let sized: Vec<Options> = o
         .sa_sizes
         .iter()
         .map(|&size| Options { size, ..o.clone() })
         .collect();
-    for (o, &n) in sized
-        .iter()
-        .flat_map(|o| o.sa_counts.iter().map(move |n| (o, n)))
-    {
-        let mut a = gateway_a(o, n)?;
-        let (set, order) = traffic(o, n, 1 << 16, &mut rng)?;
-        let (p, s, c) = encap_loop(&mut a, &set, &order, o.batch, o.duration, None)?;
-        push(point(o, "sas", "encap", n, 1, p, s, c), &mut out);
-        drop((a, set));
-
-        let rounds = DECAP_PACKETS.div_ceil(n);
-        let esp = esp_frames(o, n, rounds, &mut rng)?;
-        let idx: Vec<u32> = (0..esp.len() as u32).collect();
-        let (mut packets, mut secs, mut cpu) = (0u64, 0f64, 0f64);
-        // Each pass needs fresh replay windows: a new gateway B (untimed).
-        let deadline = Instant::now() + o.duration * 4;
-        while packets == 0 || (Instant::now() < deadline && cpu < o.duration.as_secs_f64()) {
-            let mut b = gateway_b(o, n)?;
-            // Warm-up: the SAs' first packets (untimed), then the rest.
-            let warm = n.min(idx.len());
-            decap_pass(&mut b, &esp, &idx[..warm], o.batch)?;
-            let (ok, drops, s, c) = decap_pass(&mut b, &esp, &idx[warm..], o.batch)?;
-            if drops > 0 || ok != (idx.len() - warm) as u64 {
-                bail!("decap with {n} SAs: {drops} refused as replays");
-            }
-            packets += ok;
-            secs += s;
-            cpu += c;
+    for o in &sized {
+        let slice = o.duration / SA_ROUNDS;
+        let mut senders = Vec::new();
+        let mut received = Vec::new();
+        for &n in &o.sa_counts {
+            let a = gateway_a(o, n)?;
+            let (set, order) = traffic(o, n, 1 << 16, &mut rng)?;
+            senders.push((a, set, order));
+            received.push(esp_frames(o, n, DECAP_PACKETS.div_ceil(n), &mut rng)?);
         }
-        push(point(o, "sas", "decap", n, 1, packets, secs, cpu), &mut out);
+        let mut encap = vec![Tally::default(); o.sa_counts.len()];
+        let mut decap = encap.clone();
+        for _ in 0..SA_ROUNDS {
+            for (k, &n) in o.sa_counts.iter().enumerate() {
+                let (a, set, order) = &mut senders[k];
+                encap[k].add(encap_loop(a, set, order, o.batch, slice, None)?);
+                decap[k].add(decap_for(o, n, &received[k], slice)?);
+            }
+        }
+        for (k, &n) in o.sa_counts.iter().enumerate() {
+            let (e, d) = (encap[k], decap[k]);
+            push(point(o, "sas", "encap", n, 1, e.0, e.1, e.2), &mut out);
+            push(point(o, "sas", "decap", n, 1, d.0, d.1, d.2), &mut out);
+        }
     }
 
     // Workers: each thread its own gateway A with `worker_sas` SAs.
