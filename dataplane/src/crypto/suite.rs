@@ -294,7 +294,7 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
                 }
             }
         }
-        self.mac_batch(jobs);
+        mac_batch(&self.mac, self.esn, jobs);
     }
 
     /// All the chunk's ICVs first, side by side where the MAC can hash
@@ -313,43 +313,41 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
     }
 }
 
-impl<C: CbcCipher, I: Integrity> CbcSuite<C, I> {
-    /// The ICVs of the encrypted jobs (those whose result is `Ok`), as
-    /// many at once as the MAC can hash side by side.
-    fn mac_batch(&self, jobs: &mut [SealJob<'_>]) {
-        for chunk in jobs.chunks_mut(MB_LANES) {
-            let mut trailers = [([0u8; 4], 0usize); MB_LANES];
-            for (t, job) in trailers.iter_mut().zip(chunk.iter()) {
-                *t = trailer(self.esn, (job.seq >> 32) as u32);
+/// The ICVs of the jobs whose result is `Ok` (encrypted, or laid out for
+/// NULL encryption), as many at once as the MAC can hash side by side.
+fn mac_batch<I: Integrity>(mac: &I, esn: bool, jobs: &mut [SealJob<'_>]) {
+    for chunk in jobs.chunks_mut(MB_LANES) {
+        let mut trailers = [([0u8; 4], 0usize); MB_LANES];
+        for (t, job) in trailers.iter_mut().zip(chunk.iter()) {
+            *t = trailer(esn, (job.seq >> 32) as u32);
+        }
+        let mut inputs: [MacInput<'_>; MB_LANES] = std::array::from_fn(|_| MacInput {
+            data: &[],
+            trailer: &[],
+        });
+        let mut icvs: [&mut [u8]; MB_LANES] = Default::default();
+        let mut n = 0;
+        for (job, (t, tn)) in chunk.iter_mut().zip(trailers.iter()) {
+            if job.result.is_err() {
+                continue;
             }
-            let mut inputs: [MacInput<'_>; MB_LANES] = std::array::from_fn(|_| MacInput {
-                data: &[],
-                trailer: &[],
-            });
-            let mut icvs: [&mut [u8]; MB_LANES] = Default::default();
-            let mut n = 0;
-            for (job, (t, tn)) in chunk.iter_mut().zip(trailers.iter()) {
-                if job.result.is_err() {
-                    continue;
-                }
-                let auth_len = job.esp.len() - I::ICV_LEN;
-                let (authed, icv) = job.esp.split_at_mut(auth_len);
-                inputs[n] = MacInput {
-                    data: authed,
-                    trailer: &t[..*tn],
-                };
-                icvs[n] = icv;
-                n += 1;
+            let auth_len = job.esp.len() - I::ICV_LEN;
+            let (authed, icv) = job.esp.split_at_mut(auth_len);
+            inputs[n] = MacInput {
+                data: authed,
+                trailer: &t[..*tn],
+            };
+            icvs[n] = icv;
+            n += 1;
+        }
+        let mut out = [[0u8; MAX_ICV]; MB_LANES];
+        if mac.compute_many(&inputs[..n], &mut out[..n]) {
+            for (icv, o) in icvs.iter_mut().zip(&out).take(n) {
+                icv.copy_from_slice(&o[..I::ICV_LEN]);
             }
-            let mut out = [[0u8; MAX_ICV]; MB_LANES];
-            if self.mac.compute_many(&inputs[..n], &mut out[..n]) {
-                for (icv, o) in icvs.iter_mut().zip(&out).take(n) {
-                    icv.copy_from_slice(&o[..I::ICV_LEN]);
-                }
-            } else {
-                for (icv, input) in icvs.iter_mut().zip(&inputs).take(n) {
-                    self.mac.compute(input.data, input.trailer, icv);
-                }
+        } else {
+            for (icv, input) in icvs.iter_mut().zip(&inputs).take(n) {
+                mac.compute(input.data, input.trailer, icv);
             }
         }
     }
@@ -465,6 +463,13 @@ impl<I: Integrity> EspSuite for NullSuite<I> {
         } else {
             Err(CryptoError::IntegrityFailed)
         }
+    }
+
+    fn seal_batch(&self, jobs: &mut [SealJob<'_>]) {
+        for job in jobs.iter_mut() {
+            job.result = check_layout(job.esp.len(), 0, I::ICV_LEN, 4).map(|_| ());
+        }
+        mac_batch(&self.mac, self.esn, jobs);
     }
 
     fn open_batch(&self, jobs: &mut [OpenJob<'_>]) {
