@@ -209,27 +209,6 @@ fn a_frame_crosses_both_gateways_as_esp_and_arrives_with_its_ttl_decremented() {
     assert_eq!(ca.drops.total() + cb.drops.total(), 0);
 }
 
-/// Runs frames through a gateway as one batch; the actions and frames out.
-fn run_batch(
-    t: &mut Tables,
-    ifindex: u32,
-    frames_in: &[Vec<u8>],
-    c: &PipelineCounters,
-) -> Vec<(Action, Vec<u8>)> {
-    let mut bufs: Vec<Vec<u8>> = frames_in.iter().map(|f| framed(f)).collect();
-    let mut frames: Vec<PacketBuf<'_>> = bufs
-        .iter_mut()
-        .zip(frames_in)
-        .map(|(b, f)| PacketBuf::new(b, HEADROOM, f.len()))
-        .collect();
-    let mut actions = vec![Action::ToKernel; frames.len()];
-    process_batch(t, ifindex, &mut frames, &mut actions, c);
-    actions
-        .into_iter()
-        .zip(frames.iter().map(|f| f.data().to_vec()))
-        .collect()
-}
-
 #[test]
 fn a_batch_of_one_tunnels_esp_is_delivered_in_order_with_replays_and_forgeries_refused() {
     // B receives 40 packets of one SA in one batch, with a replayed copy,
@@ -241,7 +220,7 @@ fn a_batch_of_one_tunnels_esp_is_delivered_in_order_with_replays_and_forgeries_r
     let sent: Vec<Vec<u8>> = (0..40)
         .map(|i| host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64 + i))
         .collect();
-    let esp: Vec<Vec<u8>> = run_batch(&mut a, LAN_IF, &sent, &ca)
+    let esp: Vec<Vec<u8>> = run_like_worker(&mut a, LAN_IF, &sent, &ca)
         .into_iter()
         .map(|(act, wire)| {
             assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
@@ -262,7 +241,7 @@ fn a_batch_of_one_tunnels_esp_is_delivered_in_order_with_replays_and_forgeries_r
     received.insert(10, esp[3].clone());
     received.insert(20, forged);
     received.insert(25, to_kernel);
-    let out = run_batch(&mut b, WAN_IF, &received, &cb);
+    let out = run_like_worker(&mut b, WAN_IF, &received, &cb);
     assert_eq!(out[10].0, Action::Drop(DropReason::Replay));
     assert_eq!(out[20].0, Action::Drop(DropReason::IntegrityFailed));
     assert_eq!(out[25].0, Action::ToKernel);
