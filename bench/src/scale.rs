@@ -588,6 +588,8 @@ pub fn run(o: &Options, mut progress: impl FnMut(&Measurement)) -> Result<Vec<Me
         .map(|&size| Options { size, ..o.clone() })
         .collect();
     for o in &sized {
+        // Every count's frames are held at once (at 1400 bytes, ~1.3 GB of
+        // ESP for 1, 1 000 and 100 000 SAs): the price of interleaving.
         let slice = o.duration / SA_ROUNDS;
         let mut senders = Vec::new();
         let mut received = Vec::new();

@@ -1046,9 +1046,11 @@ fn decrement_ttl(frame: &mut [u8], start: usize, len: usize) -> Result<(), DropR
     Ok(())
 }
 
-/// Hash buckets of [`SpiCounts`]: a batch holds at most [`MAX_BATCH`]
-/// SPIs, so few share a bucket.
+/// Hash buckets of [`SpiCounts`]. In a worker's batch of 64 frames of
+/// distinct SAs a frame shares its bucket with another about 6% of the
+/// time (then the batch is scanned for it as before); at 256, about 22%.
 const SPI_BUCKETS: usize = 1024;
+const _: () = assert!(SPI_BUCKETS.is_power_of_two() && SPI_BUCKETS > 1);
 
 /// How many of a batch's frames fall in each SPI hash bucket. A frame
 /// whose bucket holds only itself has its SA to itself in the batch,
