@@ -11,7 +11,9 @@ use dataplane::counters::{DropCounters, DropReason};
 use dataplane::crypto::{AuthAlg, EncAlg, GcmIcv};
 use dataplane::esp::{decap_batch, encap_batch, PacketBuf};
 use dataplane::sa::Sadb;
-use dataplane::testkit::{encap_one, framed, inner_v4, sa_pair, tunnel, FRAME, HEADROOM};
+use dataplane::testkit::{
+    encap_one, framed, inner_v4, packet_bufs, sa_pair, tunnel, FRAME, HEADROOM,
+};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -243,11 +245,7 @@ fn measure_encap(
         for (f, p) in frames.iter_mut().zip(&inners) {
             f[HEADROOM..HEADROOM + 28].copy_from_slice(&p[..28]);
         }
-        let mut pkts: Vec<PacketBuf<'_>> = frames
-            .iter_mut()
-            .zip(&inners)
-            .map(|(f, p)| PacketBuf::new(f, HEADROOM, p.len()))
-            .collect();
+        let mut pkts = packet_bufs(&mut frames, &inners);
         let t = Instant::now();
         encap_batch(sa, &mut pkts);
         let failed = pkts.iter().any(|p| p.verdict.is_err());

@@ -163,6 +163,19 @@ pub fn framed(packet: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// The batch over `frames`, which [`framed`] built from `packets` in
+/// order: one `PacketBuf` per frame, covering its packet.
+pub fn packet_bufs<'a, P: AsRef<[u8]>>(
+    frames: &'a mut [Vec<u8>],
+    packets: &[P],
+) -> Vec<PacketBuf<'a>> {
+    frames
+        .iter_mut()
+        .zip(packets)
+        .map(|(f, p)| PacketBuf::new(f, HEADROOM, p.as_ref().len()))
+        .collect()
+}
+
 /// Copies `inner` into a frame with headroom and encapsulates it.
 pub fn encap_one(sa: &OutboundSa, inner: &[u8]) -> Result<Vec<u8>, DropReason> {
     let mut frame = framed(inner);

@@ -449,11 +449,7 @@ fn a_batch_of_mixed_sizes_seals_like_packets_one_by_one() {
     let sizes: Vec<usize> = (0..70).map(|k| (k * 37) % 1400).collect();
     let inners: Vec<Vec<u8>> = sizes.iter().map(|&n| inner_v4(n)).collect();
     let mut frames: Vec<Vec<u8>> = inners.iter().map(|p| framed(p)).collect();
-    let mut pkts: Vec<PacketBuf<'_>> = frames
-        .iter_mut()
-        .zip(&inners)
-        .map(|(f, p)| PacketBuf::new(f, HEADROOM, p.len()))
-        .collect();
+    let mut pkts = packet_bufs(&mut frames, &inners);
     encap_batch(sa, &mut pkts);
     let g = DropCounters::default();
     for (p, inner) in pkts.iter().zip(&inners) {
@@ -635,6 +631,27 @@ fn batch_may_give(
     }
 }
 
+/// Decapsulates `packets` as one batch (`decap_batch`): each one's outcome
+/// and its bytes after, as `decap_one` gives them for a single packet. A
+/// refused frame carries its outcome as its verdict.
+fn decap_together<P: AsRef<[u8]>>(
+    db: &Sadb,
+    packets: &[P],
+    g: &DropCounters,
+) -> Vec<(Result<Decapped, DropReason>, Vec<u8>)> {
+    let mut frames: Vec<Vec<u8>> = packets.iter().map(|p| framed(p.as_ref())).collect();
+    let mut pkts = packet_bufs(&mut frames, packets);
+    let mut out = vec![Ok(Decapped::NotEsp); pkts.len()];
+    decap_batch(db, &mut pkts, &mut out, g);
+    pkts.iter()
+        .zip(out)
+        .map(|(p, r)| {
+            assert_eq!(p.verdict, r.map(|_| ()), "the verdict is the outcome");
+            (r, p.data().to_vec())
+        })
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -652,20 +669,12 @@ proptest! {
         let (g1, g2) = (DropCounters::default(), DropCounters::default());
         let one_by_one: Vec<_> = packets.iter().map(|p| decap_one(&alone, p, &g1)).collect();
 
-        let mut frames: Vec<Vec<u8>> = packets.iter().map(|p| framed(p)).collect();
-        let mut pkts: Vec<PacketBuf<'_>> = frames
-            .iter_mut()
-            .zip(&packets)
-            .map(|(f, p)| PacketBuf::new(f, HEADROOM, p.len()))
-            .collect();
-        let mut out = vec![Ok(Decapped::NotEsp); pkts.len()];
-        decap_batch(&batched, &mut pkts, &mut out, &g2);
-        for (k, ((p, r), (want, want_inner))) in pkts.iter().zip(&out).zip(&one_by_one).enumerate() {
+        let together = decap_together(&batched, &packets, &g2);
+        for (k, ((r, got), (want, want_inner))) in together.iter().zip(&one_by_one).enumerate() {
             prop_assert!(batch_may_give(&packets, k, *want).contains(r), "packet {} ({:?}): {:?}, alone {:?}", k, list[k], r, want);
             if let Ok(Decapped::Inner { .. }) = r {
-                prop_assert_eq!(p.data(), &want_inner[..], "packet {}", k);
+                prop_assert_eq!(got, want_inner, "packet {}", k);
             }
-            prop_assert_eq!(p.verdict, r.map(|_| ()), "packet {}", k);
         }
         for reason in DropReason::ALL {
             prop_assert_eq!(g1.get(reason), g2.get(reason), "{:?}", reason);
@@ -718,14 +727,10 @@ fn on_an_esn_sa_a_late_packet_behind_a_newer_one_in_its_batch_is_a_replay() {
         decap_one(&alone, late, &g).0,
         Err(DropReason::IntegrityFailed)
     );
-    let mut frames = [framed(newer), framed(late)];
-    let [f0, f1] = &mut frames;
-    let mut pkts = [
-        PacketBuf::new(f0, HEADROOM, newer.len()),
-        PacketBuf::new(f1, HEADROOM, late.len()),
-    ];
-    let mut out = [Ok(Decapped::NotEsp); 2];
-    decap_batch(&batched, &mut pkts, &mut out, &g);
+    let out: Vec<_> = decap_together(&batched, &[newer, late], &g)
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
     assert!(matches!(out[0], Ok(Decapped::Inner { .. })), "{:?}", out[0]);
     assert_eq!(out[1], Err(DropReason::Replay));
     let c = batched.inbound(i.spi).unwrap().counters();
@@ -744,14 +749,10 @@ fn a_forged_copy_in_the_same_batch_fails_its_icv_and_the_original_passes() {
     let last = forged.len() - 1;
     forged[last] ^= 1;
     let b = inbound_db(&ins);
-    let mut frames = [framed(&good), framed(&forged)];
-    let [f0, f1] = &mut frames;
-    let mut pkts = [
-        PacketBuf::new(f0, HEADROOM, good.len()),
-        PacketBuf::new(f1, HEADROOM, forged.len()),
-    ];
-    let mut out = [Ok(Decapped::NotEsp); 2];
-    decap_batch(&b, &mut pkts, &mut out, &DropCounters::default());
+    let out: Vec<_> = decap_together(&b, &[good, forged], &DropCounters::default())
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
     assert!(matches!(out[0], Ok(Decapped::Inner { .. })), "{:?}", out[0]);
     assert_eq!(out[1], Err(DropReason::IntegrityFailed));
     let c = b.inbound(ins[0].spi).unwrap().counters();

@@ -11,7 +11,7 @@ use crate::crypto::{AuthAlg, EncAlg};
 use crate::esp::{encapsulated_len, inbound_sa_of};
 use crate::route::{Interface, Route};
 use crate::spd::{IpPrefix, PolicyTag, PortRange, SpdRule, TrafficSelector};
-use crate::testkit::{framed, inner_v4, inner_v6, keys, FRAME, HEADROOM};
+use crate::testkit::{framed, inner_v4, inner_v6, keys, packet_bufs, FRAME, HEADROOM};
 use crate::wire::ethernet::EthernetAddress;
 
 const LAN_IF: u32 = 1;
@@ -442,11 +442,7 @@ fn a_mixed_batch_keeps_each_frames_fate_and_order() {
         .map(|&(n, h)| host_frame(1, Ipv4Addr::new(198, 19, n, h), 64))
         .collect();
     let mut bufs: Vec<Vec<u8>> = sent.iter().map(|f| framed(f)).collect();
-    let mut frames: Vec<PacketBuf<'_>> = bufs
-        .iter_mut()
-        .zip(&sent)
-        .map(|(b, f)| PacketBuf::new(b, HEADROOM, f.len()))
-        .collect();
+    let mut frames = packet_bufs(&mut bufs, &sent);
     let mut actions = vec![Action::ToKernel; frames.len()];
     process_batch(&mut a, LAN_IF, &mut frames, &mut actions, &c);
     assert!(
@@ -663,11 +659,7 @@ fn run_like_worker(
     c: &PipelineCounters,
 ) -> Vec<(Action, Vec<u8>)> {
     let mut bufs: Vec<Vec<u8>> = sent.iter().map(|f| framed(f)).collect();
-    let mut frames: Vec<PacketBuf<'_>> = bufs
-        .iter_mut()
-        .zip(sent)
-        .map(|(b, f)| PacketBuf::new(b, HEADROOM, f.len()))
-        .collect();
+    let mut frames = packet_bufs(&mut bufs, sent);
     let mut actions = vec![Action::ToKernel; frames.len()];
     process_batch(t, ifindex, &mut frames, &mut actions, c);
     let mut out = Vec::new();
@@ -1312,11 +1304,7 @@ fn ted_probes_are_rate_limited_per_worker_and_counted() {
         .map(|i| at_b_outside(&probe_v4_from(distinct_source(i), 20)))
         .collect();
     let mut bufs: Vec<Vec<u8>> = frames_in.iter().map(|f| framed(f)).collect();
-    let mut frames: Vec<PacketBuf<'_>> = bufs
-        .iter_mut()
-        .zip(&frames_in)
-        .map(|(b, f)| PacketBuf::new(b, HEADROOM, f.len()))
-        .collect();
+    let mut frames = packet_bufs(&mut bufs, &frames_in);
     let mut actions = vec![Action::ToKernel; n];
     process_batch(&mut b, WAN_IF, &mut frames, &mut actions, &c);
     let delivered = TED_PROBES_PER_SEC as usize;
@@ -1371,11 +1359,7 @@ fn one_source_gets_only_its_share_of_the_probe_budget() {
     // One batch (one second): the flooder's probes, then another's.
     let frames_in: Vec<&Vec<u8>> = std::iter::repeat_n(&flood, n).chain([&other]).collect();
     let mut bufs: Vec<Vec<u8>> = frames_in.iter().map(|f| framed(f)).collect();
-    let mut frames: Vec<PacketBuf<'_>> = bufs
-        .iter_mut()
-        .zip(&frames_in)
-        .map(|(b, f)| PacketBuf::new(b, HEADROOM, f.len()))
-        .collect();
+    let mut frames = packet_bufs(&mut bufs, &frames_in);
     let mut actions = vec![Action::ToKernel; n + 1];
     process_batch(&mut b, WAN_IF, &mut frames, &mut actions, &c);
     let share = TED_PROBES_PER_SOURCE_PER_SEC as usize;
