@@ -1326,27 +1326,26 @@ mod tests {
             "{}",
             swan.why
         ); // And what each path's gateways spend per packet, at both rates.
-        assert!(
-            swan.why
-                .contains("strongSwan ÷ Espada: 4.0x at the maximum rate, 1.5x at 20000 pps"),
-            "{}",
-            swan.why
+        assert_says(
+            swan,
+            "strongSwan ÷ Espada: 4.0x at the maximum rate, 1.5x at 20000 pps",
         );
-        assert!(
-            swan.why.contains(
-                "At 20000 pps Espada's gateways spend 10.0 µs per packet, the forwarder 9.0 for \
-                 the one AF_XDP crossing of its path"
-            ),
-            "{}",
-            swan.why
+        assert_says(
+            swan,
+            "At 20000 pps Espada's gateways spend 10.0 µs per packet, the forwarder 9.0 for \
+                 the one AF_XDP crossing of its path",
         );
         // 10 µs is less than two of the forwarder's 9 µs crossings.
-        assert!(
-            swan.why
-                .contains("leave nothing to put on ESP: the two-crossing split does not fit them"),
-            "{}",
-            swan.why
+        assert_says(
+            swan,
+            "leave nothing to put on ESP: the two-crossing split does not fit them",
         );
+    }
+
+    /// Asserts that a target's reason says `text`, showing the reason
+    /// when it does not.
+    fn assert_says(t: &Target, text: &str) {
+        assert!(t.why.contains(text), "{}", t.why);
     }
 
     /// The target whose name starts with `prefix`.
@@ -1414,14 +1413,11 @@ mod tests {
         let swan = by(&format!("AES-128-GCM-16 through the lab, {unit} ≥ 10x"));
         assert!(close_to(swan.measured, 6.0), "{:?}", swan.measured);
         assert_eq!(swan.verdict, Verdict::Missed);
-        assert!(swan.why.contains("(12.50x), the forwarder"), "{}", swan.why);
-        assert!(
-            swan.why.contains(
-                "The forwarder, which does no crypto, carries 13.33x strongSwan's rate in this \
-                 lab, so the lab could show the target"
-            ),
-            "{}",
-            swan.why
+        assert_says(swan, "(12.50x), the forwarder");
+        assert_says(
+            swan,
+            "The forwarder, which does no crypto, carries 13.33x strongSwan's rate in this \
+                 lab, so the lab could show the target",
         );
         // A lab whose forwarder itself is under 10x strongSwan cannot show it.
         let low = with_rfc2544(sample_gen(), 200_000.0, 90_000.0, 25_000.0);
@@ -1429,22 +1425,17 @@ mod tests {
             &low,
             &format!("AES-128-GCM-16 through the lab, {unit} ≥ 10x"),
         );
-        assert!(
-            swan.why.contains(
-                "carries 8.00x strongSwan's rate in this lab: no tunnel through it can show more"
-            ),
-            "{}",
-            swan.why
+        assert_says(
+            swan,
+            "carries 8.00x strongSwan's rate in this lab: no tunnel through it can show more",
         );
         // No CBC search: judged on the maximum-rate rows, which have no
         // CBC either: not measured, saying so.
         let cbc = by("AES-128-CBC + HMAC-SHA1-96 through the lab, 1400-byte packets (espada-bench gen, maximum rate) ≥ 0.35x");
         assert_eq!(cbc.verdict, Verdict::NotMeasured);
-        assert!(
-            cbc.why
-                .contains("no maximum-rate rows at 1400 bytes for Espada aes128-sha1"),
-            "{}",
-            cbc.why
+        assert_says(
+            cbc,
+            "no maximum-rate rows at 1400 bytes for Espada aes128-sha1",
         );
         // A path that lost packets at every rate has no throughput: the
         // target says who, not that nothing was searched.
