@@ -159,20 +159,29 @@ impl DropCounters {
     }
 }
 
-/// The IOS `show crypto ipsec sa` packet counters of one SA.
+/// The packet counters of one SA, from which the IOS `show crypto ipsec
+/// sa` counters are derived (`api::SaCounts::snapshot`).
 ///
-/// In declaration order (`repr(C)`): the eight counters every packet
-/// updates fill one cache line, the drop counters (rare) come after, so
-/// an SA's per-packet state stays in few lines (see `sa::SaCore`).
+/// IOS's "encaps", "encrypt" and "digest" always count the same packets
+/// here (a packet is sealed whole or dropped), so an outbound SA keeps one
+/// counter for the three; "decrypt" and "verify" likewise (the ICV and the
+/// replay check passed), and "decaps" the packets delivered after the
+/// trailer. Every counter costs a locked add per packet and, with many
+/// SAs, its share of a cache-line miss.
+///
+/// In declaration order (`repr(C)`): the counters every packet updates
+/// first, the drop counters (rare) after, so an SA's per-packet state
+/// stays in few lines (see `sa::SaCore`).
 #[derive(Debug, Default)]
 #[repr(C)]
 pub struct SaCounters {
-    pub encaps: AtomicU64,
-    pub encrypt: AtomicU64,
-    pub digest: AtomicU64,
-    pub decaps: AtomicU64,
-    pub decrypt: AtomicU64,
-    pub verify: AtomicU64,
+    /// Outbound: packets encapsulated (IOS encaps, encrypt, digest).
+    /// Inbound: packets delivered (IOS decaps).
+    pub packets: AtomicU64,
+    /// Inbound: packets that passed the ICV and the replay check (IOS
+    /// decrypt, verify), some of which the trailer may still refuse.
+    /// Outbound: unused (0).
+    pub verified: AtomicU64,
     /// Bytes of inner packets protected or recovered, for kilobyte lifetimes.
     pub bytes: AtomicU64,
     /// Seconds (dataplane clock) of the last packet, for DPD idle time.

@@ -230,17 +230,23 @@ pub struct SaCounts {
 }
 
 impl SaCounts {
-    /// Reads the live counters of one SA (`peer_port`: see the field).
+    /// Reads the live counters of one SA (`peer_port`: see the field),
+    /// spelling them out as IOS does (see [`SaCounters`]).
     pub fn snapshot(spi: u32, direction: Direction, c: &SaCounters, peer_port: u16) -> SaCounts {
+        let packets = SaCounters::read(&c.packets);
+        let (sealed, delivered, verified) = match direction {
+            Direction::Outbound => (packets, 0, 0),
+            Direction::Inbound => (0, packets, SaCounters::read(&c.verified)),
+        };
         SaCounts {
             spi,
             direction,
-            encaps: SaCounters::read(&c.encaps),
-            encrypt: SaCounters::read(&c.encrypt),
-            digest: SaCounters::read(&c.digest),
-            decaps: SaCounters::read(&c.decaps),
-            decrypt: SaCounters::read(&c.decrypt),
-            verify: SaCounters::read(&c.verify),
+            encaps: sealed,
+            encrypt: sealed,
+            digest: sealed,
+            decaps: delivered,
+            decrypt: verified,
+            verify: verified,
             bytes: SaCounters::read(&c.bytes),
             last_used: SaCounters::read(&c.last_used),
             peer_port,

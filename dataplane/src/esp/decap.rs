@@ -429,8 +429,7 @@ fn finish_opened(
         w.check_and_update(seq).map_err(|_| DropReason::Replay)?;
     }
     let c = sa.counters();
-    SaCounters::add(&c.verify, 1);
-    SaCounters::add(&c.decrypt, 1);
+    SaCounters::add(&c.verified, 1);
 
     let (iv_len, icv_len) = (sa.shape().iv_len(), sa.shape().icv_len());
     let pt_start = checked.esp.start + esp::HEADER_LEN + iv_len;
@@ -455,7 +454,7 @@ fn finish_opened(
             rebuild_transport(p, checked.outer, pt_start, payload_len, trailer.next_header)
         }
     };
-    SaCounters::add(&c.decaps, 1);
+    SaCounters::add(&c.packets, 1);
     SaCounters::add(&c.bytes, payload_len as u64);
     // Only from the tunnel's own peer address, and only where the replay
     // window proves the packet fresh (RFC 7296 §2.23).

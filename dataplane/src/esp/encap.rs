@@ -272,9 +272,7 @@ fn finish(sa: &OutboundSa, p: &mut PacketBuf<'_>, esp_len: usize) {
         udp::Packet::new_unchecked(&mut pkt[udp_start..]).fill_checksum_v6(&src, &dst);
     }
     let c = sa.counters();
-    SaCounters::add(&c.encaps, 1);
-    SaCounters::add(&c.encrypt, 1);
-    SaCounters::add(&c.digest, 1);
+    SaCounters::add(&c.packets, 1);
     c.last_used.store(
         crate::clock::now_secs(),
         std::sync::atomic::Ordering::Relaxed,
@@ -410,7 +408,7 @@ fn write_ip_header(
                 dscp_ecn: plan.tos,
                 ident: sa
                     .counters()
-                    .encaps
+                    .packets
                     .load(std::sync::atomic::Ordering::Relaxed) as u16,
                 // RFC 4301 §8.1: copy DF from the inner header.
                 dont_frag: plan.dont_frag,

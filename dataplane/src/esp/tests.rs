@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use proptest::prelude::*;
 
 use super::*;
-use crate::api::{EspMode, SaParams};
+use crate::api::{Direction, EspMode, SaCounts, SaParams};
 use crate::counters::{DropCounters, DropReason, SaCounters};
 use crate::crypto::{AuthAlg, EncAlg, GcmIcv};
 use crate::sa::Sadb;
@@ -64,8 +64,8 @@ fn every_suite_round_trips_in_every_tunnel_family_pairing_with_and_without_udp()
                     );
                     assert_eq!(got, inner, "{what}");
                     let isa = b.inbound(i.spi).unwrap();
-                    assert_eq!(SaCounters::read(&isa.counters().decaps), 1, "{what}");
-                    assert_eq!(SaCounters::read(&sa.counters().encaps), 1, "{what}");
+                    assert_eq!(SaCounters::read(&isa.counters().packets), 1, "{what}");
+                    assert_eq!(SaCounters::read(&sa.counters().packets), 1, "{what}");
                 }
             }
         }
@@ -156,7 +156,7 @@ fn replayed_packet_is_dropped_and_counted() {
     assert_eq!(decap_one(&b, &outer, &g).0, Err(DropReason::Replay));
     let c = b.inbound(i.spi).unwrap().counters();
     assert_eq!(c.drops.get(DropReason::Replay), 1);
-    assert_eq!(SaCounters::read(&c.decaps), 1);
+    assert_eq!(SaCounters::read(&c.packets), 1);
 }
 
 #[test]
@@ -388,6 +388,17 @@ fn bad_padding_behind_a_valid_icv_is_dropped_and_counted() {
         decap_one(&b, &outer, &DropCounters::default()).0,
         Err(DropReason::BadPadding)
     );
+    // Then one packet that goes through. The IOS counters: the bad one
+    // was decrypted and verified but not decapsulated.
+    let good = encap_one(sa, &inner_v4(11)).unwrap();
+    assert!(decap_one(&b, &good, &DropCounters::default()).0.is_ok());
+    let isa = b.inbound(i.spi).unwrap();
+    let inbound = SaCounts::snapshot(i.spi, Direction::Inbound, isa.counters(), 0);
+    let outbound = SaCounts::snapshot(o.spi, Direction::Outbound, sa.counters(), 0);
+    let ios = |c: &SaCounts| [c.encaps, c.encrypt, c.digest, c.decaps, c.decrypt, c.verify];
+    assert_eq!(ios(&inbound), [0, 0, 0, 1, 2, 2]);
+    assert_eq!(ios(&outbound), [2, 2, 2, 0, 0, 0]);
+    assert_eq!(inbound.drops.0[DropReason::BadPadding as usize], 1);
 }
 
 #[test]
@@ -459,7 +470,7 @@ fn a_batch_of_mixed_sizes_seals_like_packets_one_by_one() {
         assert_eq!(&got, inner);
     }
     assert_eq!(
-        SaCounters::read(&b.inbound(i.spi).unwrap().counters().decaps),
+        SaCounters::read(&b.inbound(i.spi).unwrap().counters().packets),
         70
     );
 }
@@ -488,7 +499,7 @@ fn the_single_packet_path_encapsulates_like_the_batch_path() {
             if deterministic {
                 assert_eq!(single, batched, "{what}");
             }
-            assert_eq!(SaCounters::read(&sa.counters().encaps), 1, "{what}");
+            assert_eq!(SaCounters::read(&sa.counters().packets), 1, "{what}");
             let g = DropCounters::default();
             let (r, got) = decap_one(&b, &single, &g);
             assert!(r.is_ok(), "{what}: {r:?}");
@@ -506,7 +517,7 @@ fn the_single_packet_path_encapsulates_like_the_batch_path() {
     p.verdict = Err(DropReason::TtlExceeded);
     encap_single(sa, &mut p);
     assert_eq!(p.verdict, Err(DropReason::TtlExceeded));
-    assert_eq!(SaCounters::read(&sa.counters().encaps), 0);
+    assert_eq!(SaCounters::read(&sa.counters().packets), 0);
     let mut frame = vec![0u8; inner.len() + 200];
     frame[10..10 + inner.len()].copy_from_slice(&inner);
     let mut p = PacketBuf::new(&mut frame, 10, inner.len());
@@ -683,7 +694,7 @@ proptest! {
             let (s1, s2) = (alone.inbound(i.spi).unwrap(), batched.inbound(i.spi).unwrap());
             let (c1, c2) = (s1.counters(), s2.counters());
             let read = |c: &SaCounters| {
-                [&c.decaps, &c.bytes, &c.verify, &c.decrypt].map(SaCounters::read)
+                [&c.packets, &c.bytes, &c.verified].map(SaCounters::read)
             };
             prop_assert_eq!(read(c1), read(c2));
             let swap = [DropReason::Replay, DropReason::IntegrityFailed];
@@ -734,7 +745,7 @@ fn on_an_esn_sa_a_late_packet_behind_a_newer_one_in_its_batch_is_a_replay() {
     assert!(matches!(out[0], Ok(Decapped::Inner { .. })), "{:?}", out[0]);
     assert_eq!(out[1], Err(DropReason::Replay));
     let c = batched.inbound(i.spi).unwrap().counters();
-    assert_eq!(SaCounters::read(&c.decaps), 1001);
+    assert_eq!(SaCounters::read(&c.packets), 1001);
     assert_eq!(c.drops.get(DropReason::Replay), 1);
 }
 
@@ -757,7 +768,7 @@ fn a_forged_copy_in_the_same_batch_fails_its_icv_and_the_original_passes() {
     assert_eq!(out[1], Err(DropReason::IntegrityFailed));
     let c = b.inbound(ins[0].spi).unwrap().counters();
     assert_eq!(c.drops.get(DropReason::IntegrityFailed), 1);
-    assert_eq!(SaCounters::read(&c.decaps), 1);
+    assert_eq!(SaCounters::read(&c.packets), 1);
 }
 
 #[test]
@@ -772,7 +783,7 @@ fn a_batch_leaves_frames_already_refused_alone() {
     decap_batch(&b, &mut pkts, &mut out, &DropCounters::default());
     assert_eq!(out[0], Err(DropReason::TtlExceeded));
     let c = b.inbound(ins[0].spi).unwrap().counters();
-    assert_eq!(SaCounters::read(&c.decaps), 0);
+    assert_eq!(SaCounters::read(&c.packets), 0);
     assert_eq!(c.drops.total(), 0);
 }
 

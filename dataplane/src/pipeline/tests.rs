@@ -758,7 +758,7 @@ fn a_1500_byte_packet_without_df_crosses_the_tunnel_as_two_esp_packets_that_reas
     assert_eq!(cb.decapsulated.load(Ordering::Relaxed), 2);
     assert_eq!(ca.drops.total() + cb.drops.total(), 0);
     let sa = a.sadb.outbound(0x1000).unwrap();
-    assert_eq!(SaCounters::read(&sa.counters().encaps), 2);
+    assert_eq!(SaCounters::read(&sa.counters().packets), 2);
 }
 
 #[test]
