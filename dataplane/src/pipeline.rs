@@ -384,11 +384,11 @@ fn process_chunk(
             }
         }
     }
-    let spis = prefetch_sas(t, &stage[..n], frames);
+    let esp = prefetch_sas(t, &stage[..n], frames);
     for i in 0..KEYS_AHEAD {
-        prefetch_decap_keys(t, &stage[..n], frames, i);
+        prefetch_decap_keys(t, &stage[..n], &esp, i);
     }
-    let decapsulated = decrypt(t, frames, &mut stage[..n], &spis, c);
+    let decapsulated = decrypt(t, frames, &mut stage[..n], &esp, c);
     add(&c.decapsulated, decapsulated);
     let from_inside = role == Some(PortRole::Inside);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
@@ -478,16 +478,17 @@ fn frame_dst(frame: &[u8]) -> Option<IpAddr> {
 /// ([`prefetch_decap_keys`], [`prefetch_encap_keys`]), so that they
 /// arrive while earlier packets are decrypted or encrypted instead of
 /// queueing behind each other here. Only hints: nothing is checked here.
-/// Returns the SPI of each frame to decapsulate, which groups them by SA.
-fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) -> [Option<u32>; MAX_BATCH] {
-    // The SPI of each frame to decapsulate.
-    let mut esp: [Option<u32>; MAX_BATCH] = [None; MAX_BATCH];
+/// Returns the SPI and sequence number (low 32 bits) of each frame to
+/// decapsulate, read once for the key and replay-slot prefetches and to
+/// group the frames by SA (`decap` reads them again, and checks them).
+fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) -> EspHeaders {
+    let mut esp: EspHeaders = [None; MAX_BATCH];
     let mut any = false;
     for (i, (s, f)) in stage.iter().zip(frames).enumerate() {
         match *s {
             Stage::Decap => {
-                esp[i] = esp_spi_seq(f.data()).map(|(spi, _)| spi);
-                if let Some(spi) = esp[i] {
+                esp[i] = esp_spi_seq(f.data());
+                if let Some((spi, _)) = esp[i] {
                     t.sadb.prefetch_inbound(spi);
                     any = true;
                 }
@@ -502,10 +503,10 @@ fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) -> [Optio
     if !any {
         return esp;
     }
-    for (s, spi) in stage.iter().zip(esp) {
+    for (s, header) in stage.iter().zip(esp) {
         match *s {
             Stage::Decap => {
-                if let Some(sa) = spi.and_then(|spi| t.sadb.inbound(spi)) {
+                if let Some(sa) = header.and_then(|(spi, _)| t.sadb.inbound(spi)) {
                     sa.prefetch_state();
                 }
             }
@@ -525,15 +526,23 @@ fn prefetch_sas(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>]) -> [Optio
 /// to arrive, and a few packets' worth stays well inside L1.
 const KEYS_AHEAD: usize = 3;
 
+/// The SPI and sequence number (low 32 bits) of each frame of a batch to
+/// decapsulate, as [`prefetch_sas`] read them.
+type EspHeaders = [Option<(u32, u32)>; MAX_BATCH];
+
+fn spi_of(header: Option<(u32, u32)>) -> Option<u32> {
+    header.map(|(spi, _)| spi)
+}
+
 /// Asks for the key schedules and replay-window slot that frame `i` will
 /// use if it is to be decrypted. Reads its SA, which [`prefetch_sas`]
 /// asked for earlier.
-fn prefetch_decap_keys(t: &Tables, stage: &[Stage], frames: &[PacketBuf<'_>], i: usize) {
+fn prefetch_decap_keys(t: &Tables, stage: &[Stage], esp: &EspHeaders, i: usize) {
     if stage.get(i) != Some(&Stage::Decap) {
         return;
     }
-    let esp = frames.get(i).and_then(|f| esp_spi_seq(f.data()));
-    if let Some((sa, seq)) = esp.and_then(|(spi, seq)| Some((t.sadb.inbound(spi)?, seq))) {
+    let header = esp.get(i).copied().flatten();
+    if let Some((sa, seq)) = header.and_then(|(spi, seq)| Some((t.sadb.inbound(spi)?, seq))) {
         sa.prefetch_keys_and_window(u64::from(seq));
     }
 }
@@ -1090,7 +1099,7 @@ fn decrypt(
     t: &Tables,
     frames: &mut [PacketBuf<'_>],
     stage: &mut [Stage],
-    spis: &[Option<u32>; MAX_BATCH],
+    esp: &EspHeaders,
     c: &PipelineCounters,
 ) -> u64 {
     let n = stage.len().min(frames.len());
@@ -1100,7 +1109,7 @@ fn decrypt(
     let counts = SpiCounts::new(
         (0..n)
             .filter(|&j| stage[j] == Stage::Decap)
-            .filter_map(|j| spis[j]),
+            .filter_map(|j| spi_of(esp[j])),
     );
     let mut decapsulated = 0;
     let mut out = [Ok(Decapped::NotEsp); MAX_BATCH];
@@ -1113,13 +1122,13 @@ fn decrypt(
         Err(reason) => Stage::Done(Action::Drop(reason)),
     };
     for i in 0..n {
-        prefetch_decap_keys(t, stage, frames, i + KEYS_AHEAD);
+        prefetch_decap_keys(t, stage, esp, i + KEYS_AHEAD);
         if stage[i] != Stage::Decap {
             continue;
         }
         // Earlier packets of this SA are done already: look from `i` on.
-        let mine = spis[i];
-        let ours = |j: usize| stage[j] == Stage::Decap && spis[j] == mine;
+        let mine = spi_of(esp[i]);
+        let ours = |j: usize| stage[j] == Stage::Decap && spi_of(esp[j]) == mine;
         let shared = mine.is_some_and(|spi| counts.maybe_shared(spi));
         if !shared || !(i + 1..n).any(ours) {
             // `decap` counts its own drops (on the SA, or globally).
