@@ -1009,16 +1009,18 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
             "{:.0} ns more per {judged}-byte packet with {n} SAs visited in random order (the \
              worst case: every packet of a batch a different SA).{worst} What such a packet reads \
              from beyond the core's caches: {}its SADB slot (1 line), the SA's per-packet state \
-             (2-3 lines), {}its cipher's key schedule (9 lines for AES-128-GCM, ring's round keys \
+             ({}), {}its cipher's key schedule (9 lines for AES-128-GCM, ring's round keys \
              and GHASH table: one key per SA, inherent). All of it is prefetched: the SPD slots and \
              rules, the SADB slots and the SAs of a whole batch in passes before use, the key \
-             schedules three packets ahead inside the crypto loop; ~15 lines per packet still \
-             queue on the core's fill buffers with the frame's own lines (docs/performance.md \
+             schedules and the SA's counters three packets ahead inside the crypto loop; ~14 \
+             lines per packet still queue on the core's fill buffers with the frame's own lines, \
+             and each pass before the crypto waits for the previous one's (docs/performance.md \
              lists what was measured and tried: no prefetches, huge pages, batch sizes, prefetch \
-             depth). Bursts of one flow share their SA's lines",
+             depth, a cycle count per stage). Bursts of one flow share their SA's lines",
             big.zip(base)
                 .map_or(0.0, |(b, a)| b.ns_per_packet - a.ns_per_packet),
             if dir == "encap" { "the SPD index slot and rule (2 lines), " } else { "" },
+            if dir == "encap" { "2 lines" } else { "3 lines" },
             if dir == "decap" { "its replay slot (1 line), " } else { "" },
         );
         t.push(target(
