@@ -237,7 +237,7 @@ fn prepare(sa: &OutboundSa, p: &mut PacketBuf<'_>) -> Result<(Range<usize>, u64)
     let esp_start = ip_end + udp_len;
     let total_len = end - new_start;
 
-    write_ip_header(sa, p.frame, new_start, &plan, total_len, udp_len)?;
+    write_ip_header(sa, p.frame, new_start, &plan, total_len, udp_len, seq)?;
     if let Some(encap) = sa.udp_encap() {
         let mut u = udp::Packet::new_unchecked(&mut p.frame[ip_end..end]);
         udp::Repr {
@@ -383,6 +383,7 @@ fn write_ip_header(
     plan: &Plan,
     total_len: usize,
     udp_len: usize,
+    seq: u64,
 ) -> Result<(), DropReason> {
     let protocol = if udp_len > 0 {
         ip_proto::UDP
@@ -406,10 +407,10 @@ fn write_ip_header(
                 ttl: OUTER_TTL,
                 // RFC 6040 normal mode: copy DSCP and ECN to the outer header.
                 dscp_ecn: plan.tos,
-                ident: sa
-                    .counters()
-                    .packets
-                    .load(std::sync::atomic::Ordering::Relaxed) as u16,
+                // Distinct for each packet of the SA (a batch's packets get
+                // their headers before any is counted), for reassembly of
+                // outer packets fragmented on the path (RFC 6864 §4.1).
+                ident: seq as u16,
                 // RFC 4301 §8.1: copy DF from the inner header.
                 dont_frag: plan.dont_frag,
             };

@@ -469,6 +469,13 @@ fn a_batch_of_mixed_sizes_seals_like_packets_one_by_one() {
         assert!(r.is_ok(), "{r:?}");
         assert_eq!(&got, inner);
     }
+    // Each outer IPv4 header its own identification, as a path that
+    // fragments them needs (they carry DF only if the inner one does).
+    let idents: std::collections::HashSet<u16> = pkts
+        .iter()
+        .map(|p| ipv4::Packet::new_checked(p.data()).unwrap().ident())
+        .collect();
+    assert_eq!(idents.len(), pkts.len());
     assert_eq!(
         SaCounters::read(&b.inbound(i.spi).unwrap().counters().packets),
         70
