@@ -1012,7 +1012,7 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
              ({}), {}its cipher's key schedule (9 lines for AES-128-GCM, ring's round keys \
              and GHASH table: one key per SA, inherent). All of it is prefetched: the SPD slots and \
              rules, the SADB slots and the SAs of a whole batch in passes before use, the key \
-             schedules and the SA's counters three packets ahead inside the crypto loop; ~14 \
+             schedules {}three packets ahead inside the crypto loop; ~14 \
              lines per packet still queue on the core's fill buffers with the frame's own lines, \
              and each pass before the crypto waits for the previous one's (docs/performance.md \
              lists what was measured and tried: no prefetches, huge pages, batch sizes, prefetch \
@@ -1022,6 +1022,7 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
             if dir == "encap" { "the SPD index slot and rule (2 lines), " } else { "" },
             if dir == "encap" { "2 lines" } else { "3 lines" },
             if dir == "decap" { "its replay slot (1 line), " } else { "" },
+            if dir == "decap" { "and the SA's counters " } else { "" },
         );
         t.push(target(
             format!(
