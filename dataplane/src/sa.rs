@@ -402,9 +402,10 @@ pub struct InboundSa {
     /// cannot put the old port back.
     peer_port: AtomicU64,
     /// Puts the core's counters, which every delivered packet writes, at
-    /// the start of a line of their own: the line before (SPI, mode,
-    /// keys' address) stays read-only, so workers sharing the SA do not
-    /// bounce it.
+    /// the start of a line of their own: the line before them (SPI, mode,
+    /// the suite's vtable) stays read-only, so workers sharing the SA do
+    /// not bounce it. Line 0 (the replay window's head, which every
+    /// verified packet moves) still goes between them.
     _counters_on_own_line: [u8; 8],
     core: SaCore,
 }

@@ -1,7 +1,8 @@
 //! `espada-bench sink`: the receiver half of the generator (see the
 //! parent module): the dataplane's XDP program in its capture role sends
-//! every TCP, UDP and ESP packet of the interface to one AF_XDP socket per
-//! RX queue, one pinned worker per socket accounts each packet
+//! every TCP, UDP and ESP packet to the interface's unicast MAC to an
+//! AF_XDP socket, one per RX queue listened on (`--queues`, all by
+//! default); one pinned worker per socket accounts each packet
 //! (`track::Tally`), a progress line a second and a JSON summary at the
 //! end.
 
