@@ -470,11 +470,12 @@ fn frame_dst(frame: &[u8]) -> Option<IpAddr> {
 /// Asks for the SAs of the batch's ESP frames and of the frames to encrypt
 /// before any is used, in two passes: the SADB slots (found from the SPI
 /// alone), then the SAs' lines that the stages before the crypto loop
-/// read ([`crate::sa::OutboundSa::prefetch_state`]). With many SAs each of these is
-/// a cache miss; requested together they overlap instead of stalling every
-/// packet in turn (`espada-bench scale`: 100 000 SAs in random order).
-/// The key schedules, the bulk (9 lines for AES-GCM), and an inbound
-/// SA's counter line are asked for by the crypto loops themselves, [`KEYS_AHEAD`] packets ahead
+/// read ([`crate::sa::OutboundSa::prefetch_state`]). With many SAs each
+/// of these is a cache miss; requested together they overlap instead of
+/// stalling every packet in turn (`espada-bench scale`: 100 000 SAs in
+/// random order). The key schedules, the bulk (9 lines for AES-GCM),
+/// and an inbound SA's counter line are asked for by the crypto loops
+/// themselves, [`KEYS_AHEAD`] packets ahead
 /// ([`prefetch_decap_keys`], [`prefetch_encap_keys`]), so that they
 /// arrive while earlier packets are decrypted or encrypted instead of
 /// queueing behind each other here. Only hints: nothing is checked here.

@@ -222,7 +222,7 @@ impl SaCore {
 /// hot lines (an inbound SA's counters; an outbound SA's hot state all
 /// fits in these) come with the keys, a few packets ahead of their use,
 /// where the crypto hides them. With 100 000 SAs, when both directions had
-/// three hot lines, moving the third out of the burst took 13-40 ns off a
+/// three hot lines, moving the third out of the burst took 10-45 ns off a
 /// packet (`espada-bench scale --sas 1,100000 --size 1400`), and asking
 /// for one line instead of two put 80-100 ns on it: the MTU check and
 /// the key prefetch then waited for the rest.
