@@ -87,12 +87,17 @@ fn main() {
     }
 }
 
-/// The usage text of a subcommand that does not print its own on `--help`.
-fn usage_of(subcommand: &str) -> Option<&'static str> {
+/// What a subcommand's `--help` prints: its own usage text where it has
+/// one, the tool's otherwise.
+fn usage_of(subcommand: &str) -> Option<String> {
+    let own = |usage: &str| format!("usage: {usage}");
     match subcommand {
-        "scale" => Some(scale::USAGE),
-        "report" => Some(report::USAGE),
-        "crypto" | "ike" | "ike-flood" | "ike-responder" => Some(USAGE),
+        "scale" => Some(scale::USAGE.into()),
+        "report" => Some(report::USAGE.into()),
+        "gen" => Some(own(gen::GEN_USAGE)),
+        "sink" => Some(own(gen::sink::SINK_USAGE)),
+        "rfc2544" => Some(own(rfc2544::USAGE)),
+        "crypto" | "ike" | "ike-flood" | "ike-responder" => Some(USAGE.into()),
         _ => None,
     }
 }

@@ -642,10 +642,6 @@ fn one_line(tool: &str, r: Result<()>) -> Result<()> {
 }
 
 fn gen_run(args: &[String]) -> Result<()> {
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: {GEN_USAGE}");
-        return Ok(());
-    }
     let o = parse_gen(args)?;
     net::require_root(net::euid())?;
     let ifindex = net::interface(&o.dev)?;

@@ -195,10 +195,6 @@ struct SinkSummary {
 
 /// Runs `espada-bench sink` (errors: see [`super::sink_main`]).
 pub(super) fn run(args: &[String]) -> Result<()> {
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: {SINK_USAGE}");
-        return Ok(());
-    }
     let o = parse_sink(args)?;
     net::require_root(net::euid())?;
     let ifindex = net::interface(&o.dev)?;

@@ -571,10 +571,6 @@ pub fn main(args: &[String]) -> Result<()> {
 }
 
 fn run(args: &[String]) -> Result<()> {
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: {USAGE}");
-        return Ok(());
-    }
     let o = parse(args)?;
     net::require_root(net::euid())?;
     for (name, ns) in [
