@@ -483,6 +483,32 @@ fn a_batch_of_mixed_sizes_seals_like_packets_one_by_one() {
 }
 
 #[test]
+fn a_second_sa_to_the_same_peer_does_not_repeat_the_first_ones_outer_ids() {
+    // Every SA counts from 1. A rekey's new SA (or a second tunnel to the
+    // same peer) whose outer IDs followed the count would repeat the ones
+    // the old SA has just used, and fragments of the two could be
+    // reassembled together.
+    let (o, i) = aes_sha1(tunnel(false), false);
+    let ids = |spi: u32| -> std::collections::HashSet<u16> {
+        let (mut o, mut i) = (o.clone(), i.clone());
+        (o.spi, i.spi) = (spi, spi);
+        let (a, _) = install(&o, &i);
+        let sa = a.outbound(spi).unwrap();
+        (0..1000)
+            .map(|_| {
+                let outer = encap_one(sa, &inner_v4(60)).unwrap();
+                ipv4::Packet::new_checked(&outer[..]).unwrap().ident()
+            })
+            .collect()
+    };
+    let old = ids(o.spi);
+    assert_eq!(old.len(), 1000, "distinct within the SA");
+    for spi in [o.spi + 1, o.spi ^ 0x8000_0000, 0x0000_1001] {
+        assert!(old.is_disjoint(&ids(spi)), "SPI {spi:#x}");
+    }
+}
+
+#[test]
 fn the_single_packet_path_encapsulates_like_the_batch_path() {
     // The pipeline's path for an SA with one packet in the batch: same
     // length, sequence number, counters and (for suites whose IV is the
