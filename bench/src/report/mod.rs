@@ -1012,11 +1012,12 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
              ({}), {}its cipher's key schedule (9 lines for AES-128-GCM, ring's round keys \
              and GHASH table: one key per SA, inherent). All of it is prefetched: the SPD slots and \
              rules, the SADB slots and the SAs of a whole batch in passes before use, the key \
-             schedules {}three packets ahead inside the crypto loop; ~14 \
-             lines per packet still queue on the core's fill buffers with the frame's own lines, \
-             and each pass before the crypto waits for the previous one's (docs/performance.md \
-             lists what was measured and tried: no prefetches, huge pages, batch sizes, prefetch \
-             depth, a cycle count per stage). Bursts of one flow share their SA's lines",
+             schedules {}three packets ahead inside the crypto loop. ~14 \
+             lines per packet still come from beyond L2, and asking for them earlier does not \
+             make them cheaper (docs/performance.md lists what was measured and tried: no \
+             prefetches, huge pages, batch sizes, prefetch depth, a cycle count per stage, the \
+             next slice's lookups during this one's crypto). Bursts of one flow share their \
+             SA's lines",
             big.zip(base)
                 .map_or(0.0, |(b, a)| b.ns_per_packet - a.ns_per_packet),
             if dir == "encap" { "the SPD index slot and rule (2 lines), " } else { "" },
