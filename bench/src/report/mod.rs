@@ -1013,8 +1013,8 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
              and GHASH table: one key per SA, inherent). All of it is prefetched: the SPD slots and \
              rules, the SADB slots and the SAs of a whole batch in passes before use, the key \
              schedules {}three packets ahead inside the crypto loop. ~14 \
-             lines per packet still come from beyond L2, and prefetched as they are they still \
-             cost the difference (docs/performance.md lists what was measured and tried: no \
+             lines per packet still come from beyond L2, and asking for them a slice earlier did \
+             not measurably help (docs/performance.md lists what was measured and tried: no \
              prefetches, huge pages, batch sizes, prefetch depth, a cycle count per stage, the \
              next slice's lookups during this one's crypto). Bursts of one flow share their \
              SA's lines",

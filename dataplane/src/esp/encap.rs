@@ -375,17 +375,18 @@ fn transport_plan(packet: &[u8], version: u8) -> Result<Plan, DropReason> {
     }
 }
 
-/// The outer IPv4 identification of the packet with sequence number `seq`:
-/// distinct for each packet of the SA (a batch's packets get their headers
-/// before any is counted), for reassembly of outer packets fragmented on
-/// the path (RFC 6864: unique per source, destination and protocol for
-/// datagrams that may be fragmented, which ours are when the inner packet
-/// lacks DF). Every SA counts from 1, so each starts the count from a
-/// point of the ID space its SPI picks, the multiplication spreading even
-/// neighbouring SPIs far apart: otherwise a new SA toward the same peer
-/// (a rekey, a second tunnel) would repeat, in step, the IDs the older
-/// one has just used. IDs are distinct within 65 536 packets of an SA;
-/// two SAs can still meet, as any 16-bit ID must at these rates.
+/// The outer IPv4 identification of the packet with sequence number `seq`,
+/// for reassembly of outer packets fragmented on the path (RFC 6864:
+/// unique per source, destination and protocol for datagrams that may be
+/// fragmented, which ours are when the inner packet lacks DF). Taken from
+/// the sequence number, not a counter bumped as headers are written (a
+/// batch's packets get their headers before any is counted), so IDs are
+/// distinct within 65 536 packets of an SA. Every SA counts from 1, so
+/// each starts from a point of the ID space its SPI picks, the
+/// multiplication spreading even neighbouring SPIs far apart: otherwise a
+/// new SA toward the same peer (a rekey, a second tunnel) would repeat, in
+/// step, the IDs the older one has just used. Two SAs can still meet, as
+/// any 16-bit ID must at these rates.
 fn outer_ident(spi: u32, seq: u64) -> u16 {
     let start = (spi.wrapping_mul(0x9E37_79B9) >> 16) as u16;
     start.wrapping_add(seq as u16)
