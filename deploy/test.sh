@@ -33,7 +33,7 @@ step "unit, property, known-answer and scapy cross-check tests"
 export ESPADA_PYTHON=/usr/bin/python3
 cargo test --workspace --quiet 2>&1 | tee target/test-output.txt
 
-step "fuzz targets (${ESPADA_FUZZ_SECONDS:-10}s each)"
+step "fuzz targets (${ESPADA_FUZZ_SECONDS:-5}s each)"
 if cargo fuzz --version >/dev/null 2>&1; then
     # dataplane: packet parsers and ESP; control: IKE messages.
     for dir in dataplane/fuzz control/fuzz; do
@@ -41,7 +41,7 @@ if cargo fuzz --version >/dev/null 2>&1; then
             cd "$dir"
             for t in $(cargo +nightly fuzz list); do
                 printf -- '--- %s/%s\n' "$dir" "$t"
-                cargo +nightly fuzz run "$t" -- -max_total_time="${ESPADA_FUZZ_SECONDS:-10}" -print_final_stats=0 2>&1 |
+                cargo +nightly fuzz run "$t" -- -max_total_time="${ESPADA_FUZZ_SECONDS:-5}" -print_final_stats=0 2>&1 |
                     grep -E '^(Done|INFO: Done|==.*ERROR|SUMMARY)' || true
                 # libFuzzer exits non-zero and leaves an artifact on a crash.
                 if ls artifacts/"$t"/crash-* >/dev/null 2>&1; then
