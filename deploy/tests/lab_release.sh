@@ -125,11 +125,12 @@ hub_replaced() { # at least N pairs replaced
 # recovery's and lan_a's pings each pass on 10 replies: the capture works).
 no_esp_to() {
     local to_new="esp && frame.time_epoch > $2 && ip.src == 198.18.0.1 && !($1)"
-    local first stale fresh
+    local times first stale fresh
     sleep 1.5 # tshark's buffer
-    first=$(tshark -r "$work/wan-a.pcap" -Y "$to_new" -T fields -e frame.time_epoch 2>/dev/null | head -1)
-    fresh=$(tshark -r "$work/wan-a.pcap" -Y "$to_new" 2>/dev/null | wc -l)
+    times=$(tshark -r "$work/wan-a.pcap" -Y "$to_new" -T fields -e frame.time_epoch 2>/dev/null)
+    first=$(head -1 <<<"$times")
     [ -n "$first" ] || { echo "no ESP from the hub to the new peer"; return 1; }
+    fresh=$(wc -l <<<"$times")
     stale=$(tshark -r "$work/wan-a.pcap" -Y "esp && frame.time_epoch >= $first && ($1)" 2>/dev/null | wc -l)
     echo "ESP from the hub after the move: $fresh to the new peer; to the old one from the first of those on: $stale"
     [ "$stale" -eq 0 ] && [ "$fresh" -ge 10 ]
