@@ -39,6 +39,9 @@ pub struct Stats {
     pub local_addresses_lost: u64,
     /// Other IKE SAs with a peer deleted on its INITIAL_CONTACT.
     pub initial_contact_deletes: u64,
+    /// CHILD_SA pairs of a dynamic-map entry deleted because the same
+    /// proxy identities were negotiated from another peer address or port.
+    pub stale_pairs_replaced: u64,
 }
 
 impl Stats {
@@ -80,6 +83,10 @@ impl Stats {
             (
                 "IKE SAs deleted on INITIAL_CONTACT",
                 self.initial_contact_deletes,
+            ),
+            (
+                "CHILD_SA pairs replaced by a peer at a new address",
+                self.stale_pairs_replaced,
             ),
         ]
     }

@@ -19,6 +19,8 @@ use crate::ike::crypto::{DhGroup, Prf};
 use crate::ike::test_nat::{nat_in, nat_out};
 use crate::ike::wire::ikev2::{ExchangeType, Message, PayloadBody};
 
+mod dynpeer;
+
 const TAG: PolicyTag = PolicyTag { map: 1, seq: 10 };
 
 fn sel(src: &str, dst: &str) -> TrafficSelector {

@@ -419,6 +419,7 @@ impl Engine {
         let Some(s) = self.sas.get_mut(&k) else {
             return;
         };
+        let (local, remote) = (s.local.ip(), s.remote);
         let info = PairInfo {
             tag,
             proxy,
@@ -443,6 +444,78 @@ impl Engine {
             outbound: Box::new(outbound),
             inbound_ready,
         });
+        let dynamic = self
+            .policy
+            .maps
+            .iter()
+            .any(|e| e.tag == tag && e.dynamic.is_some());
+        if dynamic {
+            self.replace_stale(k, tag, proxy, local, remote);
+        }
+    }
+
+    /// A peer of dynamic-map entry `tag` negotiated `proxy` from `remote`
+    /// (on IKE SA `k`): the pairs for the same entry and proxy negotiated
+    /// from another address or port belong to the same peer before its
+    /// address (or its NAT's mapping) changed. They are deleted at once,
+    /// so the dataplane never sends to the stale address, and so is every
+    /// IKE SA with that stale endpoint that is left without a CHILD_SA.
+    /// The stale peer is not told: it is usually unreachable. As IKEv1's
+    /// dynamic entries do (seed 003); INITIAL_CONTACT alone would not do
+    /// it, since it covers only the peer's address of now.
+    fn replace_stale(
+        &mut self,
+        k: [u8; 8],
+        tag: dataplane::spd::PolicyTag,
+        proxy: TrafficSelector,
+        local: IpAddr,
+        remote: SocketAddr,
+    ) {
+        let mut endpoints: Vec<SocketAddr> = Vec::new();
+        let mut gone: Vec<(SocketAddr, PairInfo)> = Vec::new();
+        for (o, s) in self.sas.iter_mut() {
+            if *o == k || s.remote == remote || s.local.ip() != local {
+                continue;
+            }
+            let before = s.children.len();
+            s.children.retain(|c| {
+                let stale = c.info.tag == tag && c.info.proxy == proxy;
+                if stale {
+                    gone.push((s.remote, c.info.clone()));
+                }
+                !stale
+            });
+            if s.children.len() != before && !endpoints.contains(&s.remote) {
+                endpoints.push(s.remote);
+            }
+        }
+        for (from, info) in gone {
+            self.stats.stale_pairs_replaced += 1;
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):dynamic peer {}:{} replaces {}:{} for the same proxy identities: deleting CHILD_SA pair 0x{:08X}/0x{:08X}",
+                remote.ip(),
+                remote.port(),
+                from.ip(),
+                from.port(),
+                info.inbound_spi,
+                info.outbound_spi
+            ));
+            self.out.push_back(super::Output::Delete {
+                inbound_spi: info.inbound_spi,
+                outbound_spi: info.outbound_spi,
+            });
+        }
+        let empty: Vec<[u8; 8]> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| {
+                endpoints.contains(&s.remote) && s.local.ip() == local && s.children.is_empty()
+            })
+            .map(|(o, _)| *o)
+            .collect();
+        for o in empty {
+            self.remove_sa(o);
+        }
     }
 
     /// Responder: the profile for a peer that sent `idi` to `local`: the
