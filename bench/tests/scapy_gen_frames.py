@@ -48,8 +48,9 @@ def check(hexframe):
     if l4 is UDP:
         out["udp_len"] = seg.len
     payload = bytes(seg.payload)
-    magic, flow, seq, tx = struct.unpack("!IIQQ", payload[:24])
-    out.update(magic=magic, flow=flow, seq=str(seq), tx_ns=str(tx), payload_len=len(payload))
+    magic, run, flow, seq, tx = struct.unpack("!IHHQQ", payload[:24])
+    out.update(magic=magic, run=run, flow=flow, seq=str(seq), tx_ns=str(tx),
+               payload_len=len(payload))
     return out
 
 

@@ -5,15 +5,17 @@
 //! differently) whose payload starts with a probe header:
 //!
 //! ```text
-//! 0      4      8              16             24
-//! +------+------+--------------+--------------+----------------
-//! |magic | flow |   sequence   |   tx time    |  filler bytes
-//! +------+------+--------------+--------------+----------------
-//!  "ESPG"  u32       u64          u64, ns of CLOCK_MONOTONIC
+//! 0      4   6   8              16             24
+//! +------+---+---+--------------+--------------+----------------
+//! |magic |run|flo|   sequence   |   tx time    |  filler bytes
+//! +------+---+---+--------------+--------------+----------------
+//!  "ESPG" u16 u16      u64          u64, ns of CLOCK_MONOTONIC
 //! ```
 //!
 //! all big-endian. A flow is one source port (`BASE_SPORT + flow`); its
-//! sequence numbers count from 0. Frames are built once ([`Template`]);
+//! sequence numbers count from 0. The run id tells one generator run from
+//! another: packets of an earlier run still queued in the path (an RFC
+//! 2544 trial after a lossy one) are not counted as this run's. Frames are built once ([`Template`]);
 //! per packet only the source port, the probe fields and the checksum are
 //! written ([`Template::stamp`]), the checksum from a sum precomputed over
 //! everything else.
@@ -259,20 +261,21 @@ impl Template {
     }
 
     /// Writes the per-packet fields into `frame`, a copy of `bytes`:
-    /// source port, flow, sequence number, transmit time and the
-    /// transport checksum.
+    /// source port, run and flow, sequence number, transmit time and the
+    /// transport checksum. `flow` is below [`MAX_FLOWS`].
     #[inline]
-    pub fn stamp(&self, frame: &mut [u8], flow: u32, seq: u64, tx_ns: u64) {
+    pub fn stamp(&self, frame: &mut [u8], run: u16, flow: u32, seq: u64, tx_ns: u64) {
         let sport = BASE_SPORT.wrapping_add(flow as u16);
         let p = self.probe_off;
+        let ids = (u32::from(run) << 16) | (flow & 0xffff);
         frame[self.l4_off..self.l4_off + 2].copy_from_slice(&sport.to_be_bytes());
-        frame[p + 4..p + 8].copy_from_slice(&flow.to_be_bytes());
+        frame[p + 4..p + 8].copy_from_slice(&ids.to_be_bytes());
         frame[p + 8..p + 16].copy_from_slice(&seq.to_be_bytes());
         frame[p + 16..p + 24].copy_from_slice(&tx_ns.to_be_bytes());
         let words = |v: u64| (v >> 48) + ((v >> 32) & 0xffff) + ((v >> 16) & 0xffff) + (v & 0xffff);
         let s = u64::from(self.base_sum)
             + u64::from(sport)
-            + words(u64::from(flow))
+            + words(u64::from(ids))
             + words(seq)
             + words(tx_ns);
         let mut c = !fold(s);
@@ -286,6 +289,8 @@ impl Template {
 /// A probe read back from a received packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {
+    /// The generator run that sent it.
+    pub run: u16,
     pub flow: u32,
     pub seq: u64,
     pub tx_ns: u64,
@@ -376,8 +381,10 @@ fn classify_inner(frame: &[u8]) -> Option<Received> {
     if be32(payload, 0)? != MAGIC {
         return None;
     }
+    let ids = be32(payload, 4)?;
     Some(Received::Probe(Probe {
-        flow: be32(payload, 4)?,
+        run: (ids >> 16) as u16,
+        flow: ids & 0xffff,
         seq: be64(payload, 8)?,
         tx_ns: be64(payload, 16)?,
     }))
@@ -443,17 +450,18 @@ mod tests {
                 ] {
                     let t = Template::build(&s, len).unwrap();
                     assert_eq!(t.len(), ETH_LEN + len);
-                    for (flow, seq, ts) in [
-                        (0u32, 0u64, 0u64),
-                        (49_999, u64::MAX, u64::MAX),
-                        (7, 0x0123_4567_89ab_cdef, 1_000_000_007),
+                    for (run, flow, seq, ts) in [
+                        (0u16, 0u32, 0u64, 0u64),
+                        (u16::MAX, 49_999, u64::MAX, u64::MAX),
+                        (0x8001, 7, 0x0123_4567_89ab_cdef, 1_000_000_007),
                     ] {
                         let mut f = t.bytes.clone();
-                        t.stamp(&mut f, flow, seq, ts);
+                        t.stamp(&mut f, run, flow, seq, ts);
                         assert!(verify(&f, v6), "v6={v6} {proto:?} len {len} flow {flow}");
                         assert_eq!(
                             classify(&f),
                             Received::Probe(Probe {
+                                run,
                                 flow,
                                 seq,
                                 tx_ns: ts
@@ -480,22 +488,22 @@ mod tests {
                 let s = spec(v6, proto);
                 for len in [min_ip_len(v6, proto), 101, 576, 1400, 1500] {
                     let t = Template::build(&s, len).unwrap();
-                    for (flow, seq, ts) in [
-                        (0u32, 0u64, 1u64),
-                        (49_999, u64::MAX, 0x8000_0000_0000_0001),
-                        (12, 0xffff, 0xffff_0000),
+                    for (run, flow, seq, ts) in [
+                        (0u16, 0u32, 0u64, 1u64),
+                        (u16::MAX, 49_999, u64::MAX, 0x8000_0000_0000_0001),
+                        (0x1234, 12, 0xffff, 0xffff_0000),
                     ] {
                         let mut f = t.bytes.clone();
-                        t.stamp(&mut f, flow, seq, ts);
+                        t.stamp(&mut f, run, flow, seq, ts);
                         frames.push(f.iter().map(|b| format!("{b:02x}")).collect::<String>());
-                        want.push((v6, proto, len, flow, seq, ts, s));
+                        want.push((v6, proto, len, run, flow, seq, ts, s));
                     }
                 }
             }
         }
         let got = crate::scapy::run("scapy_gen_frames.py", &serde_json::json!(frames));
         assert_eq!(got.len(), want.len());
-        for (g, (v6, proto, len, flow, seq, ts, s)) in got.iter().zip(want) {
+        for (g, (v6, proto, len, run, flow, seq, ts, s)) in got.iter().zip(want) {
             let what = format!("v6={v6} {proto:?} len {len} flow {flow}: {g}");
             assert_eq!(g["family"], if v6 { 6 } else { 4 }, "{what}");
             assert_eq!(g["src"], s.src.to_string(), "{what}");
@@ -514,6 +522,7 @@ mod tests {
                 assert_eq!(g["udp_len"], len - if v6 { 40 } else { 20 }, "{what}");
             }
             assert_eq!(g["magic"], MAGIC, "{what}");
+            assert_eq!(g["run"], run, "{what}");
             assert_eq!(g["flow"], flow, "{what}");
             assert_eq!(g["seq"], seq.to_string(), "{what}");
             assert_eq!(g["tx_ns"], ts.to_string(), "{what}");
@@ -571,7 +580,7 @@ mod tests {
 
         let t = Template::build(&spec(false, Proto::Udp), 100).unwrap();
         let mut f = t.bytes.clone();
-        t.stamp(&mut f, 1, 2, 3);
+        t.stamp(&mut f, 0, 1, 2, 3);
         f[t.probe_off] ^= 1; // not our magic
         assert_eq!(classify(&f), Received::Other);
         // UDP/4500 with the non-ESP marker is IKE, not ESP.
@@ -612,8 +621,8 @@ mod props {
         ) {
             let t = Template::build(&tests::spec(v6, Proto::Udp), len).unwrap();
             let mut f = t.bytes.clone();
-            t.stamp(&mut f, 3, 99, 12345);
-            let want = Received::Probe(Probe { flow: 3, seq: 99, tx_ns: 12345 });
+            t.stamp(&mut f, 5, 3, 99, 12345);
+            let want = Received::Probe(Probe { run: 5, flow: 3, seq: 99, tx_ns: 12345 });
             if cut < f.len() {
                 prop_assert_eq!(classify(&f[..cut]), Received::Other);
             }

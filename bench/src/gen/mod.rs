@@ -237,6 +237,9 @@ pub struct GenOptions {
     pub cpu: usize,
     pub zero_copy: bool,
     pub esp: Option<EspSpec>,
+    /// Stamped in every probe, so that a sink tells this run's packets
+    /// from an earlier run's still in the path.
+    pub run: u16,
     pub json: Option<PathBuf>,
     pub quiet: bool,
 }
@@ -244,7 +247,8 @@ pub struct GenOptions {
 pub const GEN_USAGE: &str = "espada-bench gen --dev IF --src ADDR --dst ADDR [--dst-mac MAC] [--src-mac MAC] \
 [--rate PPS|max (100000)] [--size 64..1500|imix (64, IP bytes)] [--flows N (1)] [--proto udp|tcp] [--ipv6] \
 [--dst-port 9000] [--duration SECS (10)] [--count N] [--queues N (1)] [--batch 64] [--cpu FIRST (0)] \
-[--zero-copy] [--esp spi=N,suite=S,enc=HEX[,auth=HEX],peer=ADDR[,local=ADDR][,natt]] [--json FILE] [--quiet]";
+[--zero-copy] [--esp spi=N,suite=S,enc=HEX[,auth=HEX],peer=ADDR[,local=ADDR][,natt]] [--run ID (from the clock)] \
+[--json FILE] [--quiet]";
 
 fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
     v.parse()
@@ -270,6 +274,8 @@ pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
         cpu: 0,
         zero_copy: false,
         esp: None,
+        // Another id for each run: microseconds are fresh enough.
+        run: (now_ns() / 1_000) as u16,
         json: None,
         quiet: false,
     };
@@ -305,6 +311,12 @@ pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
             "--cpu" => o.cpu = number("--cpu", &flags.value("--cpu")?)?,
             "--zero-copy" => o.zero_copy = true,
             "--esp" => o.esp = Some(EspSpec::parse(&flags.value("--esp")?)?),
+            "--run" => {
+                let v = flags.value("--run")?;
+                o.run = v
+                    .parse()
+                    .map_err(|_| anyhow!("--run {v:?}: a run id, 0 to 65535"))?;
+            }
             "--json" => o.json = Some(PathBuf::from(flags.value("--json")?)),
             "--quiet" => o.quiet = true,
             other => bail!("unknown option {other:?}\nusage: {GEN_USAGE}"),
@@ -366,12 +378,17 @@ struct TxPlan {
     flows: u32,
     queues: u32,
     batch: usize,
+    run: u16,
 }
 
 struct TxResult {
     packets: u64,
     bytes: u64,
     encap_errors: u64,
+    /// CLOCK_MONOTONIC of the first and the last batch sent: what the
+    /// rate is over (not the setup before, nor the TX drain after).
+    first_ns: Option<u64>,
+    last_ns: u64,
 }
 
 /// A fixed-capacity FIFO of free frame addresses: frames rotate through
@@ -443,7 +460,8 @@ fn tx_worker(
     let my_flows: Vec<u32> = (worker..plan.flows).step_by(plan.queues as usize).collect();
     let mut seqs = vec![0u64; my_flows.len()];
     let mut next_flow = 0usize;
-    let mut pacer = pace::Pacer::new(rate.unwrap_or(0), plan.batch as u64 * 2, now_ns());
+    let rate = rate.unwrap_or(0);
+    let mut pacer = pace::Pacer::new(rate, pace::burst(rate, plan.batch), now_ns());
     let mut comp = [0u64; MAX_BATCH];
     let mut descs = [Desc {
         addr: 0,
@@ -454,6 +472,8 @@ fn tx_worker(
         packets: 0,
         bytes: 0,
         encap_errors: 0,
+        first_ns: None,
+        last_ns: 0,
     };
     loop {
         if stop.load(Ordering::Relaxed) || SIGNALLED.load(Ordering::Relaxed) {
@@ -500,7 +520,7 @@ fn tx_worker(
                     next_flow = (next_flow + 1) % my_flows.len();
                     // SAFETY: the frame came off the free list: ours alone.
                     if let Some(chunk) = unsafe { umem.chunk_mut(base) } {
-                        t.stamp(chunk, my_flows[slot], seqs[slot], now);
+                        t.stamp(chunk, plan.run, my_flows[slot], seqs[slot], now);
                     }
                     seqs[slot] += 1;
                     descs[m] = Desc {
@@ -531,6 +551,7 @@ fn tx_worker(
                     chunk[ESP_HEADROOM..ESP_HEADROOM + ip_len].copy_from_slice(&t.bytes[ETH_LEN..]);
                     t.stamp(
                         &mut chunk[ESP_HEADROOM - ETH_LEN..],
+                        plan.run,
                         my_flows[slot],
                         seqs[slot],
                         now,
@@ -567,6 +588,10 @@ fn tx_worker(
             free.push(frame_base(d.addr));
         }
         sock.kick_tx();
+        if sent > 0 {
+            res.first_ns.get_or_insert(now);
+            res.last_ns = now;
+        }
         res.packets += sent as u64;
         res.bytes += if sent == m {
             bytes
@@ -611,6 +636,8 @@ struct GenSummary {
     size: String,
     mean_ip_len: f64,
     flows: u32,
+    /// The run id in every probe (`sink --run`).
+    run: u16,
     rate_target_pps: Option<u64>,
     seconds: f64,
     packets: u64,
@@ -761,10 +788,12 @@ fn gen_run(args: &[String]) -> Result<()> {
         flows: o.flows,
         queues: o.queues,
         batch: o.batch,
+        run: o.run,
     });
     if !o.quiet {
         eprintln!(
-            "gen: {} -> {} on {} ({} -> {}), {} flows, size {} ({}), rate {}, {} queue(s){}",
+            "gen: run {}: {} -> {} on {} ({} -> {}), {} flows, size {} ({}), rate {}, {} queue(s){}",
+            o.run,
             o.src,
             o.dst,
             o.dev,
@@ -838,11 +867,13 @@ fn gen_run(args: &[String]) -> Result<()> {
             last = (p, b, Instant::now());
         }
     }
-    let seconds = start.elapsed().as_secs_f64();
+    let elapsed = start.elapsed().as_secs_f64();
     let mut total = TxResult {
         packets: 0,
         bytes: 0,
         encap_errors: 0,
+        first_ns: None,
+        last_ns: 0,
     };
     for h in handles {
         let r = h
@@ -851,7 +882,18 @@ fn gen_run(args: &[String]) -> Result<()> {
         total.packets += r.packets;
         total.bytes += r.bytes;
         total.encap_errors += r.encap_errors;
+        total.first_ns = match (total.first_ns, r.first_ns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        total.last_ns = total.last_ns.max(r.last_ns);
     }
+    // From the first batch sent to the last: one batch short of the whole
+    // time, negligible over a run; a run of one batch has no span.
+    let seconds = match total.first_ns {
+        Some(f) if total.last_ns > f => (total.last_ns - f) as f64 / 1e9,
+        _ => elapsed,
+    };
     let summary = GenSummary {
         tool: "espada-bench gen",
         interface: o.dev.clone(),
@@ -864,6 +906,7 @@ fn gen_run(args: &[String]) -> Result<()> {
         size: o.size.label(),
         mean_ip_len: frame::mean_len(&pattern),
         flows: o.flows,
+        run: o.run,
         rate_target_pps: o.rate,
         seconds,
         packets: total.packets,
@@ -884,8 +927,27 @@ fn gen_run(args: &[String]) -> Result<()> {
             "gen: sent {} packets in {:.2} s: {:.0} pps, {:.3} Gbps L2, {:.3} Gbps on the wire",
             summary.packets, seconds, summary.pps, summary.gbps_l2, summary.gbps_wire
         );
+        if let Some(short) = rate_shortfall(o.rate, summary.pps, o.count, total.packets) {
+            eprintln!("gen: {short}");
+        }
     }
     write_json(&summary, &o.json)
+}
+
+/// A paced run that sent less than 99% of its target rate (a busy
+/// machine: the workers were not scheduled in time), said in one line;
+/// `None` when the rate was met, not paced, or the run ended on its
+/// `--count` before a rate could be measured.
+fn rate_shortfall(target: Option<u64>, pps: f64, count: Option<u64>, sent: u64) -> Option<String> {
+    let target = target?;
+    if count.is_some_and(|c| sent >= c && (c as f64) < target as f64) || pps >= 0.99 * target as f64
+    {
+        return None;
+    }
+    Some(format!(
+        "sent {pps:.0} pps, {:.1}% below the {target} asked: the workers were not scheduled in time (a busy machine); give them cores of their own (--cpu) or a lower --rate",
+        100.0 * (1.0 - pps / target as f64)
+    ))
 }
 
 #[cfg(test)]
@@ -898,6 +960,16 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn a_paced_run_below_its_rate_says_so() {
+        assert!(rate_shortfall(Some(100_000), 99_500.0, None, 995_000).is_none());
+        let says = rate_shortfall(Some(100_000), 88_674.0, None, 443_370).unwrap();
+        assert!(says.contains("11.3% below the 100000"), "{says}");
+        assert!(rate_shortfall(None, 5.0, None, 5).is_none());
+        // --count 1000 at 100 kpps: done in one batch or so, no rate.
+        assert!(rate_shortfall(Some(100_000), 50_000.0, Some(1_000), 1_000).is_none());
     }
 
     #[test]
@@ -1011,7 +1083,7 @@ mod tests {
             let t = Template::build(&frame::test_spec(false, Proto::Udp), 100).unwrap();
             let mut buf = vec![0u8; 2048];
             buf[ESP_HEADROOM..ESP_HEADROOM + 100].copy_from_slice(&t.bytes[ETH_LEN..]);
-            t.stamp(&mut buf[ESP_HEADROOM - ETH_LEN..], 5, 42, 777);
+            t.stamp(&mut buf[ESP_HEADROOM - ETH_LEN..], 1, 5, 42, 777);
             let inner = buf[ESP_HEADROOM..ESP_HEADROOM + 100].to_vec();
             let mut pkts = [PacketBuf::new(&mut buf, ESP_HEADROOM, 100)];
             encap_batch(&sa, &mut pkts);

@@ -17,7 +17,7 @@ use dataplane::io::xsk::{BindMode, Desc, Umem, XskSocket};
 use serde::Serialize;
 
 use super::frame::{self, Received, WIRE_OVERHEAD};
-use super::track::{Latency, Tally};
+use super::track::{Latency, RunFilter, Tally};
 use super::{
     catch_signals, frame_base, gbps, net, now_ns, number, pin, write_json, Live, MAX_BATCH,
     SIGNALLED,
@@ -30,9 +30,10 @@ use crate::flags::Flags;
 const SINK_FRAMES: u32 = 8192;
 const SINK_RING: u32 = 4096;
 
-pub const SINK_USAGE: &str = "espada-bench sink --dev IF [--queues N (all)] [--duration SECS (60)] \
-[--idle SECS (0 = off)] [--count N] [--cpu FIRST (0)] [--zero-copy] [--xdp-mode auto|native|generic] \
-[--json FILE] [--quiet]";
+pub const SINK_USAGE: &str =
+    "espada-bench sink --dev IF [--queues N (all)] [--duration SECS (60)] \
+[--idle SECS (0 = off)] [--count N] [--run ID (the first seen)] [--cpu FIRST (0)] [--zero-copy] \
+[--xdp-mode auto|native|generic] [--json FILE] [--quiet]";
 
 pub struct SinkOptions {
     pub dev: String,
@@ -40,6 +41,8 @@ pub struct SinkOptions {
     pub duration: Duration,
     pub idle: Option<Duration>,
     pub count: Option<u64>,
+    /// The generator run to count (`gen --run`); `None`: the first seen.
+    pub run: Option<u16>,
     pub cpu: usize,
     pub zero_copy: bool,
     pub attach: AttachMode,
@@ -54,6 +57,7 @@ pub fn parse_sink(args: &[String]) -> Result<SinkOptions> {
         duration: Duration::from_secs(60),
         idle: None,
         count: None,
+        run: None,
         cpu: 0,
         zero_copy: false,
         attach: AttachMode::Auto,
@@ -72,6 +76,13 @@ pub fn parse_sink(args: &[String]) -> Result<SinkOptions> {
                 o.idle = (!d.is_zero()).then_some(d);
             }
             "--count" => o.count = Some(number("--count", &flags.value("--count")?)?),
+            "--run" => {
+                let v = flags.value("--run")?;
+                o.run =
+                    Some(v.parse().map_err(|_| {
+                        anyhow!("--run {v:?}: the run id gen printed (0 to 65535)")
+                    })?);
+            }
             "--cpu" => o.cpu = number("--cpu", &flags.value("--cpu")?)?,
             "--zero-copy" => o.zero_copy = true,
             "--xdp-mode" => {
@@ -99,8 +110,14 @@ pub fn parse_sink(args: &[String]) -> Result<SinkOptions> {
     Ok(o)
 }
 
-fn rx_worker(mut sock: XskSocket, umem: Umem, stop: &AtomicBool, live: &Live) -> Tally {
-    let mut tally = Tally::new();
+fn rx_worker(
+    mut sock: XskSocket,
+    umem: Umem,
+    runs: Arc<RunFilter>,
+    stop: &AtomicBool,
+    live: &Live,
+) -> Tally {
+    let mut tally = Tally::of_runs(runs);
     let mut free: Vec<u64> = umem.frame_addrs().collect();
     let mut descs = [Desc {
         addr: 0,
@@ -188,7 +205,11 @@ struct SinkSummary {
     reordered: u64,
     latency_us: Option<Latency>,
     latency_future_stamps: u64,
-    unknown_flow: u64,
+    /// The generator run counted (`None`: no probe seen).
+    run: Option<u16>,
+    /// Probes of another run: late packets of an earlier one still
+    /// queued in the path, or another generator.
+    other_run_probes: u64,
     esp: EspCounts,
     other_packets: u64,
 }
@@ -252,16 +273,17 @@ pub(super) fn run(args: &[String]) -> Result<()> {
     catch_signals();
     let stop = Arc::new(AtomicBool::new(false));
     let lives: Arc<Vec<Live>> = Arc::new((0..queues).map(|_| Live::default()).collect());
+    let runs = Arc::new(RunFilter::new(o.run));
     let mut handles = Vec::new();
     for (q, (sock, umem)) in socks.into_iter().enumerate() {
-        let (stop, lives) = (stop.clone(), lives.clone());
+        let (stop, lives, runs) = (stop.clone(), lives.clone(), runs.clone());
         let core = o.cpu + q;
         handles.push(
             std::thread::Builder::new()
                 .name(format!("sink-q{q}"))
                 .spawn(move || {
                     pin(core);
-                    rx_worker(sock, umem, &stop, &lives[q])
+                    rx_worker(sock, umem, runs, &stop, &lives[q])
                 })?,
         );
     }
@@ -351,7 +373,8 @@ pub(super) fn run(args: &[String]) -> Result<()> {
         reordered: total.reordered,
         latency_us: Latency::of(&total.latency_ns),
         latency_future_stamps: total.future_stamps,
-        unknown_flow: total.unknown_flow,
+        run: runs.run(),
+        other_run_probes: total.other_runs,
         esp: EspCounts {
             packets: total.esp,
             by_spi: total
@@ -376,6 +399,9 @@ pub(super) fn run(args: &[String]) -> Result<()> {
             "sink: {} packets ({} probes, {} ESP) in {:.2} s: {:.0} pps, {:.3} Gbps L2; lost {}, reordered {}; {lat}",
             summary.packets, summary.probes, summary.esp.packets, seconds, summary.pps, summary.gbps_l2, lost, summary.reordered
         );
+        if let (Some(run), n @ 1..) = (summary.run, summary.other_run_probes) {
+            eprintln!("sink: counted gen run {run}; {n} probes of other runs set apart (late packets of an earlier run, or another generator: give --run to choose)");
+        }
     }
     write_json(&summary, &o.json)
 }

@@ -10,6 +10,9 @@
 //! number seen. A flow's tail lost after its last received packet is not
 //! seen here; the generator's `packets` is the reference for that.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +30,46 @@ pub const SPI_SLOTS: usize = 16;
 /// Latencies above this (60 s) are clamped: a wrong clock, not a path.
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
 
+/// Which generator run the receiver counts (the probe's run id, fresh
+/// for each `gen` run): the one given, or the first one seen. Probes of
+/// any other run (late packets of an earlier run still queued in the
+/// path, or a second generator) are counted apart, not as this run's
+/// loss, reordering or latency. Shared by the receiver's workers.
+#[derive(Debug)]
+pub struct RunFilter(AtomicU32);
+
+/// [`RunFilter`]'s "none seen yet" (run ids are 16 bits).
+const ANY_RUN: u32 = u32::MAX;
+
+impl RunFilter {
+    pub fn new(run: Option<u16>) -> RunFilter {
+        RunFilter(AtomicU32::new(run.map_or(ANY_RUN, u32::from)))
+    }
+
+    /// The run counted, once known.
+    pub fn run(&self) -> Option<u16> {
+        u16::try_from(self.0.load(Ordering::Relaxed)).ok()
+    }
+
+    #[inline]
+    fn admits(&self, run: u16) -> bool {
+        let run = u32::from(run);
+        match self.0.load(Ordering::Relaxed) {
+            r if r == run => true,
+            ANY_RUN => {
+                match self
+                    .0
+                    .compare_exchange(ANY_RUN, run, Ordering::Relaxed, Ordering::Relaxed)
+                {
+                    Ok(_) => true,
+                    Err(now) => now == run,
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct FlowTrack {
     next: u64,
@@ -43,8 +86,9 @@ pub struct Tally {
     /// Σ next over flows, kept up to date for the live progress line.
     pub expected: u64,
     pub reordered: u64,
-    /// Probes whose flow id is beyond [`FLOW_SLOTS`].
-    pub unknown_flow: u64,
+    /// Probes of another generator run than the one counted.
+    pub other_runs: u64,
+    runs: Arc<RunFilter>,
     /// Probes stamped after they arrived (different clocks): not in the
     /// latency histogram.
     pub future_stamps: u64,
@@ -63,7 +107,13 @@ impl Default for Tally {
 }
 
 impl Tally {
+    /// A tally of the first run it sees.
     pub fn new() -> Tally {
+        Tally::of_runs(Arc::new(RunFilter::new(None)))
+    }
+
+    /// A tally of the run `runs` admits.
+    pub fn of_runs(runs: Arc<RunFilter>) -> Tally {
         Tally {
             flows: vec![FlowTrack::default(); FLOW_SLOTS],
             packets: 0,
@@ -72,7 +122,8 @@ impl Tally {
             other: 0,
             expected: 0,
             reordered: 0,
-            unknown_flow: 0,
+            other_runs: 0,
+            runs,
             future_stamps: 0,
             esp: 0,
             spis: [(0, 0); SPI_SLOTS],
@@ -103,8 +154,13 @@ impl Tally {
     }
 
     fn probe(&mut self, p: Probe, now_ns: u64) {
+        if !self.runs.admits(p.run) {
+            self.other_runs += 1;
+            return;
+        }
+        // Flow ids are 16 bits: every one has its slot.
         let Some(f) = self.flows.get_mut(p.flow as usize) else {
-            self.unknown_flow += 1;
+            self.other += 1;
             return;
         };
         if p.seq.saturating_sub(f.next) > MAX_SEQ_JUMP {
@@ -182,7 +238,7 @@ impl Tally {
         self.probes += o.probes;
         self.other += o.other;
         self.reordered += o.reordered;
-        self.unknown_flow += o.unknown_flow;
+        self.other_runs += o.other_runs;
         self.future_stamps += o.future_stamps;
         for (spi, n) in o.spis() {
             self.add_spi(spi, n);
@@ -237,7 +293,52 @@ mod tests {
     use super::*;
 
     fn probe(flow: u32, seq: u64, tx_ns: u64) -> Received {
-        Received::Probe(Probe { flow, seq, tx_ns })
+        Received::Probe(Probe {
+            run: 7,
+            flow,
+            seq,
+            tx_ns,
+        })
+    }
+
+    #[test]
+    fn probes_of_another_run_are_set_apart_not_counted_as_this_ones() {
+        // The first run seen is counted; a late packet of an earlier run
+        // (its sequence numbers far ahead or behind) changes nothing.
+        let late = |seq| {
+            Received::Probe(Probe {
+                run: 6,
+                flow: 0,
+                seq,
+                tx_ns: 0,
+            })
+        };
+        let mut t = Tally::new();
+        t.record(probe(0, 0, 0), 64, 10);
+        t.record(late(5_000), 64, 10);
+        t.record(probe(0, 1, 0), 64, 10);
+        t.record(late(0), 64, 10);
+        assert_eq!(
+            (t.probes, t.lost(), t.reordered, t.other_runs),
+            (2, 0, 0, 2)
+        );
+        assert_eq!(t.latency_ns.len(), 2);
+        // A run given up front: even the first packet seen must match,
+        // and every worker's tally follows the one filter.
+        let runs = Arc::new(RunFilter::new(Some(7)));
+        let (mut a, mut b) = (Tally::of_runs(runs.clone()), Tally::of_runs(runs));
+        a.record(late(0), 64, 10);
+        b.record(probe(0, 0, 0), 64, 10);
+        a.record(probe(0, 1, 0), 64, 10);
+        a.merge(&b);
+        assert_eq!((a.probes, a.lost(), a.other_runs), (2, 0, 1));
+        // Without one, two workers agree on the first run either saw.
+        let runs = Arc::new(RunFilter::new(None));
+        let (mut a, mut b) = (Tally::of_runs(runs.clone()), Tally::of_runs(runs.clone()));
+        b.record(late(0), 64, 10);
+        a.record(probe(0, 0, 0), 64, 10);
+        assert_eq!((a.probes, a.other_runs, b.probes), (0, 1, 1));
+        assert_eq!(runs.run(), Some(6));
     }
 
     #[test]
@@ -317,8 +418,6 @@ mod tests {
         assert_eq!(spis, [(0x1000, 2), (0x2000, 1)]);
         assert_eq!(t.other_spis, 5);
         assert_eq!((t.other, t.packets, t.probes), (1, t.esp + 1, 0));
-        t.record(probe(FLOW_SLOTS as u32, 0, 0), 60, 1);
-        assert_eq!((t.unknown_flow, t.probes), (1, 0));
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::flags::Flags;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -198,12 +199,12 @@ pub fn parse(args: &[String]) -> Result<Options> {
         bail!("--sizes: give a list such as 64,512,1400,imix");
     }
     // gen's and sink's own checks, on the arguments every trial passes.
-    let g = gen::parse_gen(&gen_args(&o, o.sizes[0], Offer::Max, o.trial))?;
+    let g = gen::parse_gen(&gen_args(&o, o.sizes[0], Offer::Max, o.trial, 0))?;
     for &s in &o.sizes {
         s.pattern(g.src.is_ipv6(), g.proto)
             .map_err(|e| anyhow!("--sizes: {e}"))?;
     }
-    gen::parse_sink(&sink_args(&o, Duration::from_secs(60)))?;
+    gen::parse_sink(&sink_args(&o, Duration::from_secs(60), 0))?;
     if let Some(min) = o.search.min_rate {
         if min > 100_000_000 {
             bail!("--min-rate {min}: 100000000 pps at most");
@@ -212,10 +213,24 @@ pub fn parse(args: &[String]) -> Result<Options> {
     Ok(o)
 }
 
-fn gen_args(o: &Options, size: Size, offer: Offer, duration: Duration) -> Vec<String> {
+/// A fresh run id for each trial (`gen --run`, `sink --run`): the sink
+/// then counts only the trial's own probes, not late ones of the trial
+/// before still queued in the path (at overload strongSwan's queue holds
+/// seconds of traffic, more than the settle time), which would hide this
+/// trial's loss.
+fn next_run() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let seed = (gen::now_ns() / 1_000) as u32 & 0xffff;
+    let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::Relaxed, Ordering::Relaxed);
+    (NEXT.fetch_add(1, Ordering::Relaxed) & 0xffff) as u16
+}
+
+fn gen_args(o: &Options, size: Size, offer: Offer, duration: Duration, run: u16) -> Vec<String> {
     let mut a: Vec<String> = vec![
         "--dev".into(),
         o.gen_dev.clone(),
+        "--run".into(),
+        run.to_string(),
         "--size".into(),
         size.label(),
         "--rate".into(),
@@ -231,10 +246,12 @@ fn gen_args(o: &Options, size: Size, offer: Offer, duration: Duration) -> Vec<St
     a
 }
 
-fn sink_args(o: &Options, duration: Duration) -> Vec<String> {
+fn sink_args(o: &Options, duration: Duration, run: u16) -> Vec<String> {
     let mut a: Vec<String> = vec![
         "--dev".into(),
         o.sink_dev.clone(),
+        "--run".into(),
+        run.to_string(),
         "--duration".into(),
         format!("{:.0}", duration.as_secs_f64().ceil()),
     ];
@@ -268,6 +285,7 @@ pub struct LatencyJson {
 struct SinkJson {
     probes: u64,
     reordered: u64,
+    other_run_probes: u64,
     latency_us: Option<LatencyJson>,
 }
 
@@ -282,6 +300,9 @@ pub struct TrialReport {
     pub lost: u64,
     pub loss_pct: f64,
     pub reordered: u64,
+    /// Probes of an earlier trial that arrived during this one (not
+    /// counted as received).
+    pub late_from_before: u64,
     pub gbps_l2: f64,
     pub gbps_wire: f64,
     pub latency_us: Option<LatencyJson>,
@@ -316,9 +337,9 @@ struct SinkChild {
 }
 
 impl SinkChild {
-    fn start(o: &Options, exe: &PathBuf, duration: Duration) -> Result<SinkChild> {
+    fn start(o: &Options, exe: &PathBuf, duration: Duration, run: u16) -> Result<SinkChild> {
         let mut args = vec!["sink".to_string()];
-        args.extend(sink_args(o, duration));
+        args.extend(sink_args(o, duration, run));
         let mut child = command(&o.sink_netns, exe, &args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -385,9 +406,10 @@ fn run_trial(
     offer: Offer,
     duration: Duration,
 ) -> Result<TrialReport> {
-    let sink = SinkChild::start(o, exe, duration + o.settle + Duration::from_secs(30))?;
+    let run = next_run();
+    let sink = SinkChild::start(o, exe, duration + o.settle + Duration::from_secs(30), run)?;
     let mut args = vec!["gen".to_string()];
-    args.extend(gen_args(o, size, offer, duration));
+    args.extend(gen_args(o, size, offer, duration, run));
     let out = match command(&o.gen_netns, exe, &args)
         .stdin(Stdio::null())
         .output()
@@ -419,6 +441,7 @@ fn run_trial(
             0.0
         },
         reordered: s.reordered,
+        late_from_before: s.other_run_probes,
         gbps_l2: g.gbps_l2,
         gbps_wire: g.gbps_wire,
         latency_us: s.latency_us,
@@ -726,13 +749,15 @@ mod tests {
         );
         assert!(o.json);
         assert_eq!(
-            sink_args(&o, Duration::from_secs(9)),
-            args("--dev b-host --duration 9 --cpu 1 --cpu 0")
+            sink_args(&o, Duration::from_secs(9), 65535),
+            args("--dev b-host --run 65535 --duration 9 --cpu 1 --cpu 0")
         );
         assert_eq!(
-            gen_args(&o, Size::Imix, Offer::Pps(5000), Duration::from_secs(1)),
-            args("--dev a-host --size imix --rate 5000 --duration 1.000 --quiet --src 198.19.1.10 --dst 198.19.2.10 --flows 64")
+            gen_args(&o, Size::Imix, Offer::Pps(5000), Duration::from_secs(1), 65535),
+            args("--dev a-host --run 65535 --size imix --rate 5000 --duration 1.000 --quiet --src 198.19.1.10 --dst 198.19.2.10 --flows 64")
         );
+        // Each trial its own run id.
+        assert_ne!(next_run(), next_run());
     }
 
     #[test]
