@@ -69,7 +69,7 @@
 # the top level then has "cpu_rate" (the CPU run's pps, or null),
 # "gw_cores" ([A, B]), "host_cores" ([G, S]) and "rfc2544": [{"path", "suite", "size", "pps",
 # "mbps" (the throughput found), "loss_pct" (accepted), "trial_seconds",
-# "gen_max_pps", "trials", "converged", "limited_by_generator",
+# "gen_max_pps", "trials", "converged", "retested", "limited_by_generator",
 # "latency_us"}...] (empty without --rfc2544). Progress on
 # stderr. `espada-bench report` reads it and computes the ratios (espada /
 # forwarder, espada / strongswan) from the RFC 2544 rows where both paths
@@ -351,8 +351,13 @@ for s in r.get("results", []):
         "gen_max_pps": round(s.get("max_pps") or 0),
         "trials": len(s.get("trials", [])),
         "converged": bool(s.get("converged")),
+        "retested": s.get("retested", 0),
         "limited_by_generator": bool(s.get("limited_by_generator")),
         "latency_us": lat,
+        # What the latency trial sent and lost: its percentiles are at the
+        # throughput rate only if it sent that rate within the loss allowed.
+        "latency_sent_pps": (s.get("latency") or {}).get("sent_pps"),
+        "latency_loss_pct": (s.get("latency") or {}).get("loss_pct"),
     }))
     print(f"lab_compare: {path:<10} {suite:<12} {s['size']:>5} rfc2544: "
           f"{s.get('throughput_pps') or 0:>9.0f} pps "

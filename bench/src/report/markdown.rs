@@ -351,11 +351,23 @@ fn lab_rfc2544(s: &mut String, l: &LabData) {
             r.mbps,
             r.gen_max_pps,
             r.trials,
-            if r.converged { "" } else { " (not converged)" },
+            match (r.converged, r.retested) {
+                (false, _) => " (not converged)".to_string(),
+                (true, 0) => String::new(),
+                (true, n) => format!(" ({n} retested)"),
+            },
             opt(r.latency_us.map(|l| l.p50), |v| format!("{v:.0}")),
             opt(r.latency_us.map(|l| l.p99), |v| format!("{v:.0}")),
             opt(l.rfc_ratio(r, "forwarder"), x),
             opt(l.rfc_ratio(r, "strongswan"), x)
+        );
+    }
+    let off_rate: Vec<String> = l.rfc2544.iter().filter_map(latency_off_rate).collect();
+    if !off_rate.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nLatency trials that did not run at their throughput rate (sent more than 2% off it, or lost more than allowed), so their percentiles are at another load: {}.",
+            off_rate.join("; ")
         );
     }
 }
@@ -435,6 +447,26 @@ fn ike(s: &mut String, rows: &[IkeRow]) {
         );
     }
     s.push('\n');
+}
+
+/// A row whose latency trial sent more than 2% off the throughput rate or
+/// lost more than the search allowed, said as "path suite size: what it
+/// did"; `None` when it ran as asked (or was not recorded).
+fn latency_off_rate(r: &super::LabRfcRow) -> Option<String> {
+    let pps = r.pps?;
+    let sent = r.latency_sent_pps?;
+    let lost = r.latency_loss_pct.unwrap_or(0.0);
+    let off = sent / pps - 1.0;
+    if off.abs() <= 0.02 && lost <= r.loss_pct {
+        return None;
+    }
+    Some(format!(
+        "{} {} {}: {sent:.0} pps ({:+.1}%), {lost:.2}% lost",
+        r.path,
+        r.suite,
+        r.size,
+        off * 100.0
+    ))
 }
 
 #[cfg(test)]

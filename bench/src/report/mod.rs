@@ -126,9 +126,20 @@ pub struct LabRfcRow {
     pub gen_max_pps: f64,
     pub trials: u32,
     pub converged: bool,
+    /// Rates tried twice because their verdict contradicted an earlier
+    /// one (a noisy path); absent from runs before it was counted.
+    #[serde(default)]
+    pub retested: u32,
     /// The path took everything gen could send: a lower bound.
     pub limited_by_generator: bool,
     pub latency_us: Option<crate::rfc2544::LatencyJson>,
+    /// What the latency trial sent and lost (absent before they were
+    /// kept): its percentiles are at the throughput rate only if it sent
+    /// that rate.
+    #[serde(default)]
+    pub latency_sent_pps: Option<f64>,
+    #[serde(default)]
+    pub latency_loss_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1374,8 +1385,11 @@ mod tests {
             gen_max_pps: 900_000.0,
             trials: 8,
             converged: true,
+            retested: 0,
             limited_by_generator: false,
             latency_us: None,
+            latency_sent_pps: None,
+            latency_loss_pct: None,
         };
         let l = d.lab.as_mut().unwrap();
         l.rfc2544 = vec![
@@ -1472,6 +1486,28 @@ mod tests {
         );
         assert!(
             md.contains("gw_a's worker on core 1, gw_b's on core 0"),
+            "{md}"
+        );
+        assert!(!md.contains("Latency trials that did not run"), "{md}");
+        // A noisy search and a latency trial off its rate are shown.
+        let mut noisy = d.clone();
+        let lab = noisy.lab.as_mut().unwrap();
+        lab.rfc2544[1].retested = 2;
+        lab.rfc2544[1].latency_sent_pps = Some(83_700.0);
+        lab.rfc2544[1].latency_loss_pct = Some(0.0);
+        lab.rfc2544[2].latency_sent_pps = Some(15_100.0);
+        lab.rfc2544[2].latency_loss_pct = Some(0.4);
+        lab.rfc2544[0].latency_sent_pps = Some(201_000.0);
+        lab.rfc2544[0].latency_loss_pct = Some(0.0);
+        let md = markdown::render(&noisy, "plots");
+        assert!(
+            md.contains(
+                "| espada | aes128gcm16 | 1400 | 90000 | 1018.1 | 900000 | 8 (2 retested) |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("so their percentiles are at another load: espada aes128gcm16 1400: 83700 pps (-7.0%), 0.00% lost; strongswan aes128gcm16 1400: 15100 pps (+0.7%), 0.40% lost."),
             "{md}"
         );
     }

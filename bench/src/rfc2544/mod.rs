@@ -4,7 +4,8 @@
 //! Per frame size: a trial at the generator's maximum rate first; if that
 //! loses more than `--loss`, a binary search of the offered rate between a
 //! lower bound and that maximum, until the bracket is within
-//! `--resolution` percent of the maximum or `--max-trials` is spent. Then
+//! `--resolution` percent of its low end or `--max-trials` is spent (a
+//! verdict contradicting an earlier one is tried again first). Then
 //! one more trial at the rate found, for the latency percentiles. The
 //! bracket moves by the rates gen actually sent, not the ones asked: on a
 //! loaded machine the generator falls short of its target, and the next
@@ -467,6 +468,8 @@ pub struct SizeReport {
     pub stalled: bool,
     pub bracket_pps: (u64, u64),
     pub resolution_pps: u64,
+    /// Rates tried twice because their verdict contradicted an earlier one.
+    pub retested: u32,
     pub trials: Vec<TrialReport>,
     /// The latency trial at the throughput rate.
     pub latency: Option<TrialReport>,
@@ -514,7 +517,7 @@ fn progress(size: Size, n: usize, t: &TrialReport, what: &str) {
 
 fn print_table(o: &Options, results: &[SizeReport]) {
     println!(
-        "RFC 2544 throughput: {} -> {}, trials {:.1} s (+{:.1} s settle), accepted loss {}%, resolution {}% of the maximum",
+        "RFC 2544 throughput: {} -> {}, trials {:.1} s (+{:.1} s settle), accepted loss {}%, resolution {}% of the rate found",
         where_(&o.gen_netns, &o.gen_dev),
         where_(&o.sink_netns, &o.sink_dev),
         o.trial.as_secs_f64(),
@@ -546,6 +549,9 @@ fn print_table(o: &Options, results: &[SizeReport]) {
         }
         if r.throughput_pps.is_none() {
             note.push(format!("loss even at {} pps", r.bracket_pps.0));
+        }
+        if r.retested > 0 {
+            note.push(format!("{} verdicts retested", r.retested));
         }
         if r.stalled {
             note.push(format!(
@@ -667,6 +673,7 @@ fn run(args: &[String]) -> Result<()> {
             stalled: r.stalled,
             bracket_pps: r.bracket,
             resolution_pps: r.resolution_pps,
+            retested: r.retested,
             trials: r.trials.into_iter().map(|t| t.data).collect(),
             latency,
         });

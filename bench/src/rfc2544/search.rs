@@ -31,7 +31,8 @@ impl Offer {
 pub struct SearchConfig {
     /// The search's lower bound; `None`: one resolution step.
     pub min_rate: Option<u64>,
-    /// The search ends when the bracket is this percent of the maximum.
+    /// The search ends when the bracket is this percent of its low end;
+    /// the default lower bound is this percent of the maximum.
     pub resolution_pct: f64,
     /// Trials in all, the one at the maximum rate included.
     pub max_trials: u32,
@@ -66,7 +67,12 @@ pub struct SearchResult<T> {
     pub stalled: bool,
     /// The search's final bracket in offered packets a second.
     pub bracket: (u64, u64),
+    /// The step the search ended at: the resolution's share of the
+    /// bracket's low end.
     pub resolution_pps: u64,
+    /// Rates tried twice because their verdict contradicted an earlier
+    /// one (a pass above a loss or a loss below a pass): a noisy path.
+    pub retested: u32,
 }
 
 impl<T> SearchResult<T> {
@@ -102,7 +108,13 @@ pub fn search<T>(
     if max == 0 {
         bail!("the generator sent nothing in the trial at its maximum rate");
     }
-    let resolution = ((max as f64 * cfg.resolution_pct / 100.0).round() as u64).max(1);
+    // The default lower bound: the resolution's share of the maximum.
+    let floor = ((max as f64 * cfg.resolution_pct / 100.0).round() as u64).max(1);
+    // The bracket is narrow enough at the resolution's share of its low
+    // end (the rate found), not of the generator's maximum: against a
+    // maximum 30 times the path's rate, a step of 1% of the maximum was
+    // 30% of the answer.
+    let step = |lo: u64| ((lo as f64 * cfg.resolution_pct / 100.0).round() as u64).max(1);
     if pass {
         return Ok(SearchResult {
             max_pps: achieved,
@@ -112,36 +124,44 @@ pub fn search<T>(
             converged: true,
             stalled: false,
             bracket: (max, max),
-            resolution_pps: resolution,
+            resolution_pps: step(max),
+            retested: 0,
         });
     }
-    let (mut lo, mut hi) = (cfg.min_rate.unwrap_or(resolution).clamp(1, max), max);
+    let bottom = cfg.min_rate.unwrap_or(floor).clamp(1, max);
+    let (mut lo, mut hi) = (bottom, max);
     let mut best = None;
     let mut converged = false;
+    let mut retested = 0;
     // What the generator sent per packet asked, in the last trial.
     let mut short = 1.0f64;
     let mut stalled = 0;
+    // Runs the next trial at `offer`; returns its index.
+    let mut trial = |trials: &mut Vec<Trial<T>>, offer| -> Result<usize> {
+        let (pass, achieved_pps, data) = run(offer, trials.len())?;
+        trials.push(Trial {
+            offer,
+            achieved_pps,
+            pass,
+            data,
+        });
+        Ok(trials.len() - 1)
+    };
     while trials.len() < cap {
         let last_chance = trials.len() + 1 == cap;
-        if best.is_none() && (last_chance || hi.saturating_sub(lo) <= resolution) {
+        if best.is_none() && (last_chance || hi.saturating_sub(lo) <= step(lo)) {
             // Nothing passed yet: the lower bound decides.
-            let (pass, achieved, data) = run(Offer::Pps(lo), trials.len())?;
-            trials.push(Trial {
-                offer: Offer::Pps(lo),
-                achieved_pps: achieved,
-                pass,
-                data,
-            });
-            if pass {
-                best = Some(trials.len() - 1);
-                converged = hi.saturating_sub(lo) <= resolution;
+            let n = trial(&mut trials, Offer::Pps(lo))?;
+            if trials[n].pass {
+                best = Some(n);
+                converged = hi.saturating_sub(lo) <= step(lo);
             } else {
                 hi = lo;
                 converged = true;
             }
             break;
         }
-        if hi.saturating_sub(lo) <= resolution {
+        if hi.saturating_sub(lo) <= step(lo) {
             converged = true;
             break;
         }
@@ -150,18 +170,60 @@ pub fn search<T>(
         // is sent lands near the middle.
         // (never above the maximum: that is `--rate max`'s trial)
         let ask = ((mid as f64 / short).round() as u64).clamp(mid, max);
-        let (pass, achieved, data) = run(Offer::Pps(ask), trials.len())?;
+        let n = trial(&mut trials, Offer::Pps(ask))?;
+        let (pass, achieved) = (trials[n].pass, trials[n].achieved_pps);
         short = (achieved / ask as f64).clamp(0.5, 1.0);
-        trials.push(Trial {
-            offer: Offer::Pps(ask),
-            achieved_pps: achieved,
-            pass,
-            data,
-        });
         // The bracket moves to the rate actually offered: a generator
         // short of CPU sends less than asked, and a verdict is about what
         // was sent.
         let offered = ask.min(achieved.max(0.0).floor() as u64);
+        // A pass at or above a loss, or a loss at or below a pass: one of
+        // the two verdicts is the noise of a busy path. The rate is tried
+        // again (if a trial is left) and two verdicts alike decide.
+        let contradicts = if pass {
+            offered >= hi
+        } else {
+            offered <= lo && best.is_some()
+        };
+        if contradicts && trials.len() < cap {
+            // The rate this trial sent is tried again, and the majority
+            // of the three verdicts about it (the earlier one, this one
+            // and the retest) stands.
+            retested += 1;
+            let m = trial(&mut trials, Offer::Pps(offered.max(1)))?;
+            let again = offered.min(trials[m].achieved_pps.max(0.0).floor() as u64);
+            match (pass, trials[m].pass) {
+                (true, true) => {
+                    // The earlier loss was the noise: search above.
+                    lo = lo.max(offered.min(again));
+                    hi = max.max(lo);
+                    let k = if trials[n].achieved_pps <= trials[m].achieved_pps {
+                        n
+                    } else {
+                        m
+                    };
+                    if best.is_none_or(|b: usize| trials[b].achieved_pps < trials[k].achieved_pps) {
+                        best = Some(k);
+                    }
+                }
+                (false, false) => {
+                    // The earlier pass was the noise: the passes at or
+                    // above this rate no longer count; search below it.
+                    hi = offered.min(again).max(bottom);
+                    lo = bottom;
+                    best = (0..trials.len())
+                        .filter(|&i| trials[i].pass && (trials[i].achieved_pps as u64) < hi)
+                        .max_by(|&a, &b| trials[a].achieved_pps.total_cmp(&trials[b].achieved_pps));
+                    if let Some(b) = best {
+                        lo = lo.max(trials[b].achieved_pps as u64).min(hi);
+                    }
+                }
+                // This verdict was the noise: the bracket stays.
+                _ => {}
+            }
+            stalled = 0;
+            continue;
+        }
         if pass {
             // Asked for the maximum, sent less, and that is no higher
             // than what already passed: the generator is the limit.
@@ -170,24 +232,23 @@ pub fn search<T>(
             } else {
                 0
             };
-            // A pass at or above a loss (a noisy path) closes the bracket
-            // there: the highest rate shown lossless wins.
+            // Without a trial left to retest, a pass at or above a loss
+            // closes the bracket there.
             lo = lo.max(offered);
             hi = hi.max(lo);
-            let n = trials.len() - 1;
             if best.is_none_or(|b: usize| trials[b].achieved_pps < achieved) {
                 best = Some(n);
             }
         } else {
             stalled = 0;
-            // A loss at or below a pass: a noisy path; the bracket closes.
+            // Likewise a loss at or below a pass, without a retest.
             hi = offered.max(lo);
         }
         if stalled >= STALL_TRIALS {
             break;
         }
     }
-    if !converged && best.is_some() && hi.saturating_sub(lo) <= resolution {
+    if !converged && best.is_some() && hi.saturating_sub(lo) <= step(lo) {
         converged = true;
     }
     Ok(SearchResult {
@@ -198,7 +259,8 @@ pub fn search<T>(
         converged,
         stalled: stalled >= STALL_TRIALS,
         bracket: (lo, hi),
-        resolution_pps: resolution,
+        resolution_pps: step(lo),
+        retested,
     })
 }
 
@@ -259,12 +321,19 @@ mod tests {
                 "{capacity}: {found} is further than {} below",
                 r.resolution_pps
             );
-            assert_eq!(r.resolution_pps, 8_400);
+            // The step is 1% of the rate found, not of the maximum.
+            assert_eq!(r.resolution_pps, (found / 100.0).round() as u64);
             assert!(r.converged && !r.limited_by_generator);
             assert_eq!(r.trials[0].offer, Offer::Max);
-            // log2(100 / 1) rounds up to 7 halvings, plus the first trial
-            // (and the lower bound's, for the smallest capacity).
-            assert!(r.trials.len() <= 9, "{capacity}: {} trials", r.trials.len());
+            assert_eq!(r.retested, 0, "a consistent device is never retested");
+            // Halvings from the maximum down to that step, plus the first
+            // trial and the lower bound's.
+            let halvings = (840_000.0 / (capacity / 100.0)).log2().ceil() as usize;
+            assert!(
+                r.trials.len() <= halvings + 2,
+                "{capacity}: {} trials",
+                r.trials.len()
+            );
             // Every pass is below every failure (a consistent device).
             let lowest_fail = r
                 .trials
@@ -336,23 +405,45 @@ mod tests {
         assert!(r.converged);
         // The bracket is in sent rates: its top is a loss actually seen.
         assert!(r.bracket.1 > 100_000 && r.bracket.1 - r.bracket.0 <= r.resolution_pps);
-        // A loss below a pass (a noisy path) closes the bracket there.
-        let mut noisy = |offer: Offer, n: usize| -> Result<(bool, f64, ())> {
-            let rate = match offer {
-                Offer::Max => 100_000.0,
-                Offer::Pps(r) => r as f64,
-            };
-            // Trial 2 sends only 40 kpps and loses.
-            Ok(if n == 2 {
-                (false, 40_000.0, ())
-            } else {
-                (n == 1, rate, ())
+        // A loss below a pass (the generator sent 40 kpps when asked for
+        // 75 250, and that trial lost by chance) is retested at 40 kpps:
+        // it passes, the loss was the noise, the search goes on to the
+        // path's 60 kpps.
+        let mut spurious_loss = |offer: Offer, n: usize| -> Result<(bool, f64, ())> {
+            Ok(match offer {
+                Offer::Max => (false, 100_000.0, ()),
+                Offer::Pps(_) if n == 2 => (false, 40_000.0, ()),
+                Offer::Pps(r) => (r <= 60_000, r as f64, ()),
             })
         };
-        let r = search(&cfg(16), &mut noisy).unwrap();
-        assert_eq!(r.trials.len(), 3);
-        assert_eq!(r.bracket, (50_500, 50_500));
-        assert_eq!(r.throughput_rate(), Some(50_500));
+        let r = search(&cfg(24), &mut spurious_loss).unwrap();
+        assert_eq!(r.retested, 1);
+        assert_eq!(
+            (r.trials[3].offer, r.trials[3].pass),
+            (Offer::Pps(40_000), true)
+        );
+        let found = r.throughput_rate().unwrap();
+        assert!((59_400..=60_000).contains(&found), "{found}");
+        // A pass that was the noise: the path takes 30 kpps, trial 1 at
+        // 50 500 passed by chance; the loss at 40 kpps below it is
+        // retested, loses again, and the search starts over below it.
+        let mut spurious_pass = |offer: Offer, n: usize| -> Result<(bool, f64, ())> {
+            Ok(match offer {
+                Offer::Max => (false, 100_000.0, ()),
+                Offer::Pps(r) if n == 1 => (true, r as f64, ()),
+                Offer::Pps(_) if n == 2 => (false, 40_000.0, ()),
+                Offer::Pps(r) => (r <= 30_000, r as f64, ()),
+            })
+        };
+        let r = search(&cfg(24), &mut spurious_pass).unwrap();
+        assert_eq!(r.retested, 1);
+        assert_eq!(
+            (r.trials[3].offer, r.trials[3].pass),
+            (Offer::Pps(40_000), false)
+        );
+        let found = r.throughput_rate().unwrap();
+        assert!((29_700..=30_000).contains(&found), "{found}");
+        assert!(r.converged);
     }
 
     /// A path and a generator that are both noise: verdicts at random,
