@@ -1169,6 +1169,13 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
         prefetch_encap_keys(t, stage, i);
     }
     let mut encapsulated = 0;
+    let to_stage = |verdict: Result<(), DropReason>, count: &mut u64| match verdict {
+        Ok(()) => {
+            *count += 1;
+            Stage::Forward { bypass: false }
+        }
+        Err(reason) => Stage::Done(Action::Drop(reason)),
+    };
     for i in 0..stage.len() {
         prefetch_encap_keys(t, stage, i + KEYS_AHEAD);
         let Stage::Encap(spi) = stage[i] else {
@@ -1178,7 +1185,14 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
         let mine = Stage::Encap(spi);
         let alone = !counts.maybe_shared(spi) || !stage[i + 1..].contains(&mine);
         match t.sadb.outbound(spi) {
-            Some(sa) if alone => encap_single(sa, &mut frames[i]),
+            Some(sa) if alone => {
+                // Its fate is its own: no pass over the rest of the batch
+                // (with every packet its SA's only one, that pass made
+                // the loop quadratic in the batch).
+                encap_single(sa, &mut frames[i]);
+                stage[i] = to_stage(frames[i].verdict, &mut encapsulated);
+                continue;
+            }
             Some(sa) => encap_batch_where(sa, &mut frames[i..], |j| stage[i + j] == mine),
             None => {
                 // The SPD names an SA that was deleted: as if none yet.
@@ -1194,13 +1208,7 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
         }
         for (s, f) in stage[i..].iter_mut().zip(frames[i..].iter()) {
             if *s == mine {
-                *s = match f.verdict {
-                    Ok(()) => {
-                        encapsulated += 1;
-                        Stage::Forward { bypass: false }
-                    }
-                    Err(reason) => Stage::Done(Action::Drop(reason)),
-                };
+                *s = to_stage(f.verdict, &mut encapsulated);
             }
         }
     }
