@@ -199,7 +199,7 @@ fn crypto(args: &[String]) -> Result<()> {
         }
     })?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        print_json("espada-bench crypto", &results)?;
     } else {
         print_targets(&results);
     }
@@ -309,12 +309,14 @@ fn ike(args: &[String]) -> Result<()> {
     if json {
         #[derive(serde::Serialize)]
         struct Report<'a> {
+            tool: &'static str,
             ike_version: u8,
             suite: &'static str,
             clock_read_ns: f64,
             results: &'a [ike_bench::Measurement],
         }
         let report = Report {
+            tool: "espada-bench ike",
             ike_version: if v2 { 2 } else { 1 },
             suite,
             clock_read_ns: clock_ns,
@@ -420,6 +422,7 @@ fn ike_flood(args: &[String]) -> Result<()> {
     if json {
         #[derive(serde::Serialize)]
         struct Report<'a> {
+            tool: &'static str,
             target: String,
             spoof_from: &'a str,
             group: u16,
@@ -431,6 +434,7 @@ fn ike_flood(args: &[String]) -> Result<()> {
             cookies_demanded_in_setups: usize,
         }
         let r = Report {
+            tool: "espada-bench ike-flood",
             target: format!("{}:{}", o.target, o.port),
             spoof_from: &spoof,
             group: o.group.id(),
@@ -639,4 +643,20 @@ fn print_targets(results: &[Measurement]) {
         let verdict = if r >= want { "met" } else { "NOT met" };
         println!("  {suite:<12} {dir}: {r:.2}x OpenSSL (target {want:.1}x) {verdict}");
     }
+}
+
+/// Prints a tool's results as every tool's JSON is shaped: an object
+/// naming the tool, its figures under `results` (rfc2544 and ike add
+/// their parameters beside them).
+pub fn print_json<T: serde::Serialize + ?Sized>(tool: &str, results: &T) -> Result<()> {
+    #[derive(serde::Serialize)]
+    struct Tagged<'a, T: ?Sized> {
+        tool: &'a str,
+        results: &'a T,
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&Tagged { tool, results })?
+    );
+    Ok(())
 }

@@ -838,7 +838,7 @@ pub fn cli(args: &[String]) -> Result<()> {
         }
     })?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        crate::print_json("espada-bench scale", &r)?;
     }
     Ok(())
 }

@@ -48,7 +48,8 @@ pub const WIRE_OVERHEAD: usize = 24;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ESP: u8 = 50;
-const NATT_PORT: u16 = 4500;
+/// ESP-in-UDP's port (RFC 3948): UDP to it is ESP or IKE, not a probe.
+pub const NATT_PORT: u16 = 4500;
 
 /// The transport header the flows use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -83,11 +83,27 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Pins the calling worker to `core`, modulo the cores there are (a
+/// small machine runs every queue anyway); says so on stderr when it
+/// wraps or the kernel refuses, since the figures then share a core.
 fn pin(core: usize) {
-    if let Some(ids) = core_affinity::get_core_ids() {
-        if !ids.is_empty() {
-            core_affinity::set_for_current(ids[core % ids.len()]);
-        }
+    let ids = core_affinity::get_core_ids().unwrap_or_default();
+    let Some(id) = ids.get(core % ids.len().max(1)) else {
+        eprintln!("espada-bench: cannot list the cores: worker for core {core} not pinned");
+        return;
+    };
+    if core >= ids.len() {
+        eprintln!(
+            "espada-bench: core {core} does not exist ({} cores): pinned to core {} instead",
+            ids.len(),
+            id.id
+        );
+    }
+    if !core_affinity::set_for_current(*id) {
+        eprintln!(
+            "espada-bench: pinning a worker to core {} failed: it runs unpinned",
+            id.id
+        );
     }
 }
 
@@ -114,7 +130,7 @@ fn write_json<T: Serialize>(v: &T, path: &Option<PathBuf>) -> Result<()> {
 
 // ---------------------------------------------------------------- options
 
-/// `--esp spi=N,suite=S,enc=HEX[,auth=HEX],peer=ADDR[,local=ADDR][,natt]`.
+/// `--esp spi=N,suite=S,enc=HEX[,auth=HEX],peer=ADDR[,local=ADDR][,natt][,seq=N]`.
 #[derive(Debug, Clone)]
 pub struct EspSpec {
     pub spi: u32,
@@ -125,12 +141,17 @@ pub struct EspSpec {
     pub peer: IpAddr,
     pub local: Option<IpAddr>,
     pub natt: bool,
+    /// The first sequence number sent (1 unless given): an SA with an
+    /// anti-replay window that has carried traffic drops anything at or
+    /// below what it has seen, so a second run starts above the first.
+    pub first_seq: u64,
 }
 
 impl EspSpec {
     pub fn parse(s: &str) -> Result<EspSpec> {
         let (mut spi, mut suite, mut enc, mut auth, mut peer, mut local, mut natt) =
             (None, None, None, None, None, None, false);
+        let mut first_seq = 1u64;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').unwrap_or((part, ""));
             match k {
@@ -160,8 +181,13 @@ impl EspSpec {
                     )
                 }
                 "natt" => natt = true,
+                "seq" => {
+                    first_seq = v.parse().ok().filter(|&n: &u64| (1..=u64::from(u32::MAX)).contains(&n)).ok_or_else(|| {
+                        anyhow!("--esp seq={v}: the first sequence number, 1 to 4294967295 (above the highest the gateway's SA has seen)")
+                    })?;
+                }
                 other => {
-                    bail!("--esp: unknown key {other:?} (spi, suite, enc, auth, peer, local, natt)")
+                    bail!("--esp: unknown key {other:?} (spi, suite, enc, auth, peer, local, natt, seq)")
                 }
             }
         }
@@ -191,6 +217,7 @@ impl EspSpec {
             peer: peer.context("--esp needs peer=ADDR (the gateway's outside address)")?,
             local,
             natt,
+            first_seq,
         })
     }
 
@@ -214,7 +241,9 @@ impl EspSpec {
             replay_window: 0,
             lifetime: Lifetime::default(),
         };
-        OutboundSa::new(&params, 0).map_err(|e| anyhow!("--esp: {e}"))
+        let sa = OutboundSa::new(&params, 0).map_err(|e| anyhow!("--esp: {e}"))?;
+        sa.set_last_seq(self.first_seq - 1);
+        Ok(sa)
     }
 }
 
@@ -247,7 +276,7 @@ pub struct GenOptions {
 pub const GEN_USAGE: &str = "espada-bench gen --dev IF --src ADDR --dst ADDR [--dst-mac MAC] [--src-mac MAC] \
 [--rate PPS|max (100000)] [--size 64..1500|imix (64, IP bytes)] [--flows N (1)] [--proto udp|tcp] [--ipv6] \
 [--dst-port 9000] [--duration SECS (10)] [--count N] [--queues N (1)] [--batch 64] [--cpu FIRST (0)] \
-[--zero-copy] [--esp spi=N,suite=S,enc=HEX[,auth=HEX],peer=ADDR[,local=ADDR][,natt]] [--run ID (from the clock)] \
+[--zero-copy] [--esp spi=N,suite=S,enc=HEX[,auth=HEX],peer=ADDR[,local=ADDR][,natt][,seq=N]] [--run ID (from the clock)] \
 [--json FILE] [--quiet]";
 
 fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
@@ -350,6 +379,9 @@ pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
     }
     if o.count == Some(0) || o.duration.is_zero() {
         bail!("--count and --duration must be above 0");
+    }
+    if o.proto == Proto::Udp && o.dst_port == frame::NATT_PORT {
+        bail!("--dst-port {}: ESP-in-UDP's port (RFC 3948), a sink would count the probes as ESP: give another port", frame::NATT_PORT);
     }
     Ok(o)
 }
@@ -987,6 +1019,10 @@ mod tests {
             ("--dev x --src 198.19.1.10 --dst fd00::1", "one family"),
             ("--dev x --src 198.19.1.10 --dst 198.19.2.10 --ipv6", "IPv6"),
             (
+                "--dev x --src 198.19.1.10 --dst 198.19.2.10 --dst-port 4500",
+                "ESP-in-UDP's port",
+            ),
+            (
                 "--dev x --src 198.19.1.10 --dst 198.19.2.10 --rate 0",
                 "above 0",
             ),
@@ -1028,8 +1064,18 @@ mod tests {
     #[test]
     fn esp_options_check_keys_against_the_suite() {
         let e = EspSpec::parse("spi=4096,suite=aes128-sha1,enc=000102030405060708090a0b0c0d0e0f,auth=101112131415161718191a1b1c1d1e1f20212223,peer=198.18.1.1").unwrap();
-        assert_eq!((e.spi, e.natt, e.local), (4096, false, None));
+        assert_eq!(
+            (e.spi, e.natt, e.local, e.first_seq),
+            (4096, false, None, 1)
+        );
+        // A second run toward an SA with a replay window starts above
+        // the first: the SA sends from the number given.
+        let e = EspSpec::parse("spi=4096,suite=aes128-sha1,enc=000102030405060708090a0b0c0d0e0f,auth=101112131415161718191a1b1c1d1e1f20212223,peer=198.18.1.1,seq=500001").unwrap();
+        let sa = e.sa("198.18.0.1".parse().unwrap()).unwrap();
+        assert_eq!(sa.next_seq(), Some(500_001));
         for (bad, says) in [
+            ("spi=4096,suite=aes128-sha1,peer=198.18.1.1,seq=0", "1 to 4294967295"),
+            ("spi=4096,suite=aes128-sha1,peer=198.18.1.1,seq=4294967296", "1 to 4294967295"),
             ("spi=12,suite=aes128-sha1,peer=198.18.1.1", "256 to"),
             ("spi=4096,suite=aes128-sha1,enc=00,auth=00,peer=198.18.1.1", "16-byte cipher key"),
             ("spi=4096,suite=aes128gcm16,enc=00112233445566778899aabbccddeeff,peer=198.18.1.1", "20-byte"),

@@ -32,7 +32,7 @@ const SINK_RING: u32 = 4096;
 
 pub const SINK_USAGE: &str =
     "espada-bench sink --dev IF [--queues N (all)] [--duration SECS (60)] \
-[--idle SECS (0 = off)] [--count N] [--run ID (the first seen)] [--cpu FIRST (0)] [--zero-copy] \
+[--idle SECS (0 = off)] [--count N] [--run ID (the first seen)] [--cpu FIRST (1)] [--zero-copy] \
 [--xdp-mode auto|native|generic] [--json FILE] [--quiet]";
 
 pub struct SinkOptions {
@@ -58,7 +58,8 @@ pub fn parse_sink(args: &[String]) -> Result<SinkOptions> {
         idle: None,
         count: None,
         run: None,
-        cpu: 0,
+        // gen's default is core 0: on two cores each gets one.
+        cpu: 1,
         zero_copy: false,
         attach: AttachMode::Auto,
         json: None,

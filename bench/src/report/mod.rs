@@ -1061,7 +1061,12 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
             .iter()
             .find(|c| c.suite == suite && c.direction == dir && c.size == "1400");
         t.push(target(
-            format!("{suite} {dir} at 1400 bytes ≥ {want:.1}x OpenSSL's single-core limit"),
+            // The issue asks for a comparison with OpenSSL, not a ratio:
+            // these thresholds are the project's own.
+            format!(
+                "{suite} {dir} at 1400 bytes ≥ {want:.1}x OpenSSL's single-core limit \
+                 (the project's own threshold)"
+            ),
             r.and_then(|r| r.ratio_to_openssl),
             |m| m >= want,
             openssl_reason(suite, dir),
