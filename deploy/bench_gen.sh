@@ -37,14 +37,14 @@ cleanup() {
 trap cleanup EXIT
 
 one() { # label gen_ns sink_ns sink_dev -- gen args...
-    local label=$1 gns=$2 sns=$3 sdev=$4 sp
+    local label=$1 gns=$2 sns=$3 sdev=$4 sp run=$((RANDOM % 65536))
     shift 5
     in_ns "$sns" "$bench" sink --dev "$sdev" --idle 1 --duration $((secs + 30)) --cpu 1 \
-        --quiet --json "$work/s.json" 2>"$work/s.err" &
+        --run "$run" --quiet --json "$work/s.json" 2>"$work/s.err" &
     sp=$!
     sleep 1
     in_ns "$gns" "$bench" gen --cpu 0 --quiet --duration "$secs" --flows 64 \
-        --json "$work/g.json" "$@" || { kill "$sp"; wait "$sp"; return 1; }
+        --run "$run" --json "$work/g.json" "$@" || { kill "$sp"; wait "$sp"; return 1; }
     wait "$sp"
     /usr/bin/python3 - "$label" "$work/g.json" "$work/s.json" <<'PY'
 import json, sys

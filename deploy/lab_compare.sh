@@ -70,6 +70,7 @@
 # "gw_cores" ([A, B]), "host_cores" ([G, S]) and "rfc2544": [{"path", "suite", "size", "pps",
 # "mbps" (the throughput found), "loss_pct" (accepted), "trial_seconds",
 # "gen_max_pps", "trials", "converged", "retested", "limited_by_generator",
+# "latency_sent_pps", "latency_loss_pct",
 # "latency_us"}...] (empty without --rfc2544). Progress on
 # stderr. `espada-bench report` reads it and computes the ratios (espada /
 # forwarder, espada / strongswan) from the RFC 2544 rows where both paths
@@ -250,9 +251,12 @@ espada_pids() {
 # --size SIZE; prints the result's JSON row.
 traffic_gen() {
     local path=$1 suite=$2 rate=$3 size=$4
+    # One run id for gen and the sink: late packets of the run before
+    # (strongSwan queues seconds of them at the maximum rate) are set apart.
+    local run=$((RANDOM % 65536))
     rm -f "$work/g.json" "$work/s.json"
     in_ns lan_b "$bench" sink --dev b-host --idle 2 --duration $((secs + 30)) --cpu "$core_sink" \
-        --json "$work/s.json" >/dev/null 2>"$work/s.err" &
+        --run "$run" --json "$work/s.json" >/dev/null 2>"$work/s.err" &
     server=$!
     for _ in $(seq 1 100); do
         grep -q "sink: receiving" "$work/s.err" 2>/dev/null && break
@@ -265,7 +269,7 @@ traffic_gen() {
     m0=$(machine_ticks)
     if ! in_ns lan_a timeout $((secs + 20)) "$bench" gen --dev a-host --src 198.19.1.10 \
         --dst 198.19.2.10 --cpu "$core_gen" --quiet --flows 64 --duration "$secs" --rate "$rate" \
-        --size "$size" --json "$work/g.json" >/dev/null 2>"$work/g.err"; then
+        --size "$size" --run "$run" --json "$work/g.json" >/dev/null 2>"$work/g.err"; then
         log "gen failed: $(tail -n 1 "$work/g.err")"
         kill "$server" 2>/dev/null || true
     fi

@@ -421,11 +421,7 @@ fn ike_flood(args: &[String]) -> Result<()> {
     let rate = f.sent as f64 / f.seconds.max(1e-9);
     if json {
         #[derive(serde::Serialize)]
-        struct Report<'a> {
-            tool: &'static str,
-            target: String,
-            spoof_from: &'a str,
-            group: u16,
+        struct Results<'a> {
             flood: &'a ike_flood::FloodCounters,
             spoofed_per_sec: f64,
             setups: &'a [ike_flood::SetupResult],
@@ -433,17 +429,27 @@ fn ike_flood(args: &[String]) -> Result<()> {
             latency_ms_under_flood: Option<[f64; 4]>,
             cookies_demanded_in_setups: usize,
         }
+        #[derive(serde::Serialize)]
+        struct Report<'a> {
+            tool: &'static str,
+            target: String,
+            spoof_from: &'a str,
+            group: u16,
+            results: Results<'a>,
+        }
         let r = Report {
             tool: "espada-bench ike-flood",
             target: format!("{}:{}", o.target, o.port),
             spoof_from: &spoof,
             group: o.group.id(),
-            flood: f,
-            spoofed_per_sec: rate,
-            setups: &report.setups,
-            latency_ms_baseline: lat_base,
-            latency_ms_under_flood: lat_flood,
-            cookies_demanded_in_setups: cookies,
+            results: Results {
+                flood: f,
+                spoofed_per_sec: rate,
+                setups: &report.setups,
+                latency_ms_baseline: lat_base,
+                latency_ms_under_flood: lat_flood,
+                cookies_demanded_in_setups: cookies,
+            },
         };
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());

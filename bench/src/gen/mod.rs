@@ -421,6 +421,10 @@ struct TxResult {
     /// rate is over (not the setup before, nor the TX drain after).
     first_ns: Option<u64>,
     last_ns: u64,
+    /// The first batch's packets and bytes: sent at `first_ns`, they are
+    /// not part of the rate over [first_ns, last_ns].
+    first_packets: u64,
+    first_bytes: u64,
 }
 
 /// A fixed-capacity FIFO of free frame addresses: frames rotate through
@@ -506,6 +510,8 @@ fn tx_worker(
         encap_errors: 0,
         first_ns: None,
         last_ns: 0,
+        first_packets: 0,
+        first_bytes: 0,
     };
     loop {
         if stop.load(Ordering::Relaxed) || SIGNALLED.load(Ordering::Relaxed) {
@@ -620,16 +626,21 @@ fn tx_worker(
             free.push(frame_base(d.addr));
         }
         sock.kick_tx();
-        if sent > 0 {
-            res.first_ns.get_or_insert(now);
-            res.last_ns = now;
-        }
-        res.packets += sent as u64;
-        res.bytes += if sent == m {
+        let sent_bytes = if sent == m {
             bytes
         } else {
             descs[..sent].iter().map(|d| u64::from(d.len)).sum()
         };
+        if sent > 0 {
+            if res.first_ns.is_none() {
+                res.first_ns = Some(now);
+                res.first_packets = sent as u64;
+                res.first_bytes = sent_bytes;
+            }
+            res.last_ns = now;
+        }
+        res.packets += sent as u64;
+        res.bytes += sent_bytes;
         live.packets.store(res.packets, Ordering::Relaxed);
         live.bytes.store(res.bytes, Ordering::Relaxed);
     }
@@ -906,6 +917,8 @@ fn gen_run(args: &[String]) -> Result<()> {
         encap_errors: 0,
         first_ns: None,
         last_ns: 0,
+        first_packets: 0,
+        first_bytes: 0,
     };
     for h in handles {
         let r = h
@@ -919,12 +932,20 @@ fn gen_run(args: &[String]) -> Result<()> {
             (a, b) => a.or(b),
         };
         total.last_ns = total.last_ns.max(r.last_ns);
+        total.first_packets += r.first_packets;
+        total.first_bytes += r.first_bytes;
     }
-    // From the first batch sent to the last: one batch short of the whole
-    // time, negligible over a run; a run of one batch has no span.
-    let seconds = match total.first_ns {
-        Some(f) if total.last_ns > f => (total.last_ns - f) as f64 / 1e9,
-        _ => elapsed,
+    // The rate is over the time from the first batch sent to the last, of
+    // the packets sent after the first batch (each worker's): N batches
+    // span N - 1 intervals. A run of one batch has no span: its elapsed
+    // time then.
+    let (seconds, rated_packets, rated_bytes) = match total.first_ns {
+        Some(f) if total.last_ns > f => (
+            (total.last_ns - f) as f64 / 1e9,
+            total.packets - total.first_packets,
+            total.bytes - total.first_bytes,
+        ),
+        _ => (elapsed, total.packets, total.bytes),
     };
     let summary = GenSummary {
         tool: "espada-bench gen",
@@ -943,10 +964,10 @@ fn gen_run(args: &[String]) -> Result<()> {
         seconds,
         packets: total.packets,
         bytes_l2: total.bytes,
-        pps: total.packets as f64 / seconds.max(1e-9),
-        gbps_l2: gbps(total.bytes as f64, seconds),
+        pps: rated_packets as f64 / seconds.max(1e-9),
+        gbps_l2: gbps(rated_bytes as f64, seconds),
         gbps_wire: gbps(
-            (total.bytes + total.packets * WIRE_OVERHEAD as u64) as f64,
+            (rated_bytes + rated_packets * WIRE_OVERHEAD as u64) as f64,
             seconds,
         ),
         esp: esp_summary.map(|mut e| {

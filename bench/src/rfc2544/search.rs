@@ -133,6 +133,8 @@ pub fn search<T>(
     let mut best = None;
     let mut converged = false;
     let mut retested = 0;
+    // Trials whose verdict two others outvoted (see the retest below).
+    let mut overruled: Vec<usize> = Vec::new();
     // What the generator sent per packet asked, in the last trial.
     let mut short = 1.0f64;
     let mut stalled = 0;
@@ -188,38 +190,50 @@ pub fn search<T>(
         if contradicts && trials.len() < cap {
             // The rate this trial sent is tried again, and the majority
             // of the three verdicts about it (the earlier one, this one
-            // and the retest) stands.
+            // and the retest) stands; the verdicts outvoted no longer
+            // bound the bracket.
             retested += 1;
             let m = trial(&mut trials, Offer::Pps(offered.max(1)))?;
-            let again = offered.min(trials[m].achieved_pps.max(0.0).floor() as u64);
+            short = (trials[m].achieved_pps / offered.max(1) as f64).clamp(0.5, 1.0);
+            let low = offered.min(sent(&trials[m]));
             match (pass, trials[m].pass) {
                 (true, true) => {
-                    // The earlier loss was the noise: search above.
-                    lo = lo.max(offered.min(again));
-                    hi = max.max(lo);
-                    let k = if trials[n].achieved_pps <= trials[m].achieved_pps {
+                    // The losses at or below this rate were the noise.
+                    overruled
+                        .extend((0..m).filter(|&i| !trials[i].pass && sent(&trials[i]) <= low));
+                    lo = lo.max(low);
+                    hi = (0..trials.len())
+                        .filter(|&i| !trials[i].pass && !overruled.contains(&i))
+                        .map(|i| sent(&trials[i]))
+                        .filter(|&r| r > lo)
+                        .min()
+                        .unwrap_or(max)
+                        .max(lo);
+                    let k = if sent(&trials[n]) <= sent(&trials[m]) {
                         n
                     } else {
                         m
                     };
-                    if best.is_none_or(|b: usize| trials[b].achieved_pps < trials[k].achieved_pps) {
+                    if best.is_none_or(|b: usize| sent(&trials[b]) < sent(&trials[k])) {
                         best = Some(k);
                     }
                 }
                 (false, false) => {
-                    // The earlier pass was the noise: the passes at or
-                    // above this rate no longer count; search below it.
-                    hi = offered.min(again).max(bottom);
-                    lo = bottom;
+                    // The passes that would report this rate or more were
+                    // the noise; what passed below it stands.
+                    overruled.extend(
+                        (0..m).filter(|&i| trials[i].pass && rate_of(&trials[i], max) >= low),
+                    );
+                    hi = low.max(bottom);
                     best = (0..trials.len())
-                        .filter(|&i| trials[i].pass && (trials[i].achieved_pps as u64) < hi)
-                        .max_by(|&a, &b| trials[a].achieved_pps.total_cmp(&trials[b].achieved_pps));
-                    if let Some(b) = best {
-                        lo = lo.max(trials[b].achieved_pps as u64).min(hi);
-                    }
+                        .filter(|&i| trials[i].pass && !overruled.contains(&i))
+                        .max_by_key(|&i| sent(&trials[i]));
+                    lo = best
+                        .map_or(bottom, |b| sent(&trials[b]).max(bottom))
+                        .min(hi);
                 }
-                // This verdict was the noise: the bracket stays.
-                _ => {}
+                // This trial's verdict was the noise: the bracket stays.
+                _ => overruled.push(n),
             }
             stalled = 0;
             continue;
@@ -262,6 +276,25 @@ pub fn search<T>(
         resolution_pps: step(lo),
         retested,
     })
+}
+
+/// What a trial sent, in packets a second: its ask, or less when the
+/// generator fell short (the bracket is in these).
+fn sent<T>(t: &Trial<T>) -> u64 {
+    let achieved = t.achieved_pps.max(0.0).floor() as u64;
+    match t.offer {
+        Offer::Max => achieved,
+        Offer::Pps(r) => r.min(achieved),
+    }
+}
+
+/// The rate a passing trial reports as the throughput (its ask, as
+/// [`SearchResult::throughput_rate`] does; the maximum's trial: `max`).
+fn rate_of<T>(t: &Trial<T>, max: u64) -> u64 {
+    match t.offer {
+        Offer::Max => max,
+        Offer::Pps(r) => r,
+    }
 }
 
 fn achieved_of<T>(trials: &[Trial<T>]) -> f64 {
@@ -444,6 +477,46 @@ mod tests {
         let found = r.throughput_rate().unwrap();
         assert!((29_700..=30_000).contains(&found), "{found}");
         assert!(r.converged);
+        // A pass above a loss, retested: the path takes 60 kpps; trial 3
+        // sends 60% of its ask (the next ask is scaled up to the maximum)
+        // and trial 4 passes there by chance; its retest loses, trial 4
+        // is outvoted and the search goes on to 60 kpps.
+        let mut chance_pass = |offer: Offer, n: usize| -> Result<(bool, f64, ())> {
+            Ok(match offer {
+                Offer::Max => (false, 100_000.0, ()),
+                Offer::Pps(r) if n == 3 => (true, 0.6 * r as f64, ()),
+                Offer::Pps(r) if n == 4 => (true, r as f64, ()),
+                Offer::Pps(r) => (r <= 60_000, r as f64, ()),
+            })
+        };
+        let r = search(&cfg(24), &mut chance_pass).unwrap();
+        assert_eq!(r.retested, 1);
+        assert_eq!(
+            (r.trials[4].offer, r.trials[4].pass),
+            (Offer::Pps(100_000), true)
+        );
+        assert_eq!(
+            (r.trials[5].offer, r.trials[5].pass),
+            (Offer::Pps(100_000), false)
+        );
+        let found = r.throughput_rate().unwrap();
+        assert!((59_400..=60_000).contains(&found), "{found}");
+        assert_ne!(r.best, Some(4));
+        // The same, but the retest passes too: the losses below (the
+        // maximum's trial and trial 2) are outvoted, 100 kpps stands.
+        let mut noisy_max = |offer: Offer, n: usize| -> Result<(bool, f64, ())> {
+            Ok(match offer {
+                Offer::Max => (false, 100_000.0, ()),
+                Offer::Pps(r) if n == 2 => (false, r as f64, ()),
+                Offer::Pps(r) if n == 3 => (true, 0.6 * r as f64, ()),
+                Offer::Pps(r) => (true, r as f64, ()),
+            })
+        };
+        let r = search(&cfg(24), &mut noisy_max).unwrap();
+        assert_eq!(r.retested, 1);
+        assert_eq!(r.throughput_rate(), Some(100_000));
+        assert_eq!(r.bracket, (100_000, 100_000));
+        assert!(r.converged);
     }
 
     /// A path and a generator that are both noise: verdicts at random,
@@ -481,6 +554,11 @@ mod tests {
             assert!(r.bracket.0 <= r.bracket.1, "round {round}: {:?}", r.bracket);
             if let Some(b) = r.best {
                 assert!(r.trials[b].pass);
+                assert!(
+                    sent(&r.trials[b]) <= r.bracket.1,
+                    "round {round}: {:?}",
+                    r.bracket
+                );
             }
         }
     }

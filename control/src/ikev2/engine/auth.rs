@@ -471,7 +471,8 @@ impl Engine {
         local: IpAddr,
         remote: SocketAddr,
     ) {
-        let mut endpoints: Vec<SocketAddr> = Vec::new();
+        // IKE SAs this leaves without a CHILD_SA.
+        let mut emptied: Vec<[u8; 8]> = Vec::new();
         let mut gone: Vec<(SocketAddr, PairInfo)> = Vec::new();
         for (o, s) in self.sas.iter_mut() {
             if *o == k || s.remote == remote || s.local.ip() != local {
@@ -485,8 +486,8 @@ impl Engine {
                 }
                 !stale
             });
-            if s.children.len() != before && !endpoints.contains(&s.remote) {
-                endpoints.push(s.remote);
+            if before > 0 && s.children.is_empty() {
+                emptied.push(*o);
             }
         }
         for (from, info) in gone {
@@ -505,15 +506,18 @@ impl Engine {
                 outbound_spi: info.outbound_spi,
             });
         }
-        let empty: Vec<[u8; 8]> = self
-            .sas
-            .iter()
-            .filter(|(_, s)| {
-                endpoints.contains(&s.remote) && s.local.ip() == local && s.children.is_empty()
-            })
-            .map(|(o, _)| *o)
+        // An emptied IKE SA goes once nothing is left with its endpoint
+        // (as IKEv1's ISAKMP SAs do): other proxies of the peer there
+        // keep theirs; IKE SAs still negotiating are not touched.
+        let held = |sas: &std::collections::HashMap<[u8; 8], IkeSa>, at: SocketAddr| {
+            sas.values()
+                .any(|s| s.remote == at && s.local.ip() == local && !s.children.is_empty())
+        };
+        let stale: Vec<[u8; 8]> = emptied
+            .into_iter()
+            .filter(|o| self.sas.get(o).is_some_and(|s| !held(&self.sas, s.remote)))
             .collect();
-        for o in empty {
+        for o in stale {
             self.remove_sa(o);
         }
     }

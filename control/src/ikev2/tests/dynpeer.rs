@@ -107,11 +107,12 @@ fn the_hub_replaces_the_child_sas_of_a_spoke_back_from_a_new_address() {
 fn other_proxy_identities_from_a_new_address_and_rekeys_replace_nothing() {
     let mut net = Net::new(spoke(A4.local, A4.lan), hub());
     acquire_from(&mut net, "198.19.1.10");
-    // A CHILD_SA rekey and an IKE SA rekey from the same endpoint.
+    // An IKE SA rekey (the CHILD_SA moves to the new IKE SA), then a
+    // CHILD_SA rekey on it, from the same endpoint: nothing is replaced.
+    net.a.rekey_ike_sas_now(net.now, None);
+    net.pump();
     let a_in = net.seen_a.installs[0].2.spi;
     net.a.sa_expired(net.now, a_in, false);
-    net.pump();
-    net.a.rekey_ike_sas_now(net.now, None);
     net.pump();
     assert_eq!(net.seen_b.installs.len(), 2, "{:#?}", net.seen_b.logs);
     assert_eq!(net.b.pairs().count(), 1);
