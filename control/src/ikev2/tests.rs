@@ -280,8 +280,13 @@ impl Net {
     }
 
     fn acquire_a(&mut self) {
+        self.acquire_from("198.19.1.10");
+    }
+
+    /// A's first packet from `src` (on A's LAN) to 198.19.2.10.
+    fn acquire_from(&mut self, src: &str) {
         let f = FlowKey {
-            src: "198.19.1.10".parse().unwrap(),
+            src: src.parse().unwrap(),
             dst: "198.19.2.10".parse().unwrap(),
             proto: 1,
             src_port: 0,

@@ -35,18 +35,6 @@ fn relocate_spoke(net: &mut Net, new: &str, lan: &'static str) {
     assert_eq!(net.sent, sent, "nothing can be sent from a lost address");
 }
 
-fn acquire_from(net: &mut Net, src: &str) {
-    let f = FlowKey {
-        src: src.parse().unwrap(),
-        dst: "198.19.2.10".parse().unwrap(),
-        proto: 1,
-        src_port: 0,
-        dst_port: 0,
-    };
-    net.a.acquire(net.now, TAG, f);
-    net.pump();
-}
-
 /// The outbound SAs still installed on one side (installs minus deletes).
 fn live(seen: &Seen) -> Vec<&SaParams> {
     seen.installs
@@ -59,12 +47,12 @@ fn live(seen: &Seen) -> Vec<&SaParams> {
 #[test]
 fn the_hub_replaces_the_child_sas_of_a_spoke_back_from_a_new_address() {
     let mut net = Net::new(spoke(A4.local, A4.lan), hub());
-    acquire_from(&mut net, "198.19.1.10");
+    net.acquire_from("198.19.1.10");
     established(&net);
     let b_old = (net.seen_b.installs[0].2.spi, net.seen_b.installs[0].3.spi);
     relocate_spoke(&mut net, "198.18.0.2", A4.lan);
     let mark = net.wire.len();
-    acquire_from(&mut net, "198.19.1.10");
+    net.acquire_from("198.19.1.10");
     assert_eq!(net.seen_b.installs.len(), 2, "{:#?}", net.seen_b.logs);
     assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
     // The old pair and its IKE SA went the moment the new pair was in;
@@ -106,7 +94,7 @@ fn the_hub_replaces_the_child_sas_of_a_spoke_back_from_a_new_address() {
 #[test]
 fn other_proxy_identities_from_a_new_address_and_rekeys_replace_nothing() {
     let mut net = Net::new(spoke(A4.local, A4.lan), hub());
-    acquire_from(&mut net, "198.19.1.10");
+    net.acquire_from("198.19.1.10");
     // An IKE SA rekey (the CHILD_SA moves to the new IKE SA), then a
     // CHILD_SA rekey on it, from the same endpoint: nothing is replaced.
     net.a.rekey_ike_sas_now(net.now, None);
@@ -121,7 +109,7 @@ fn other_proxy_identities_from_a_new_address_and_rekeys_replace_nothing() {
     // address: a different proxy, both pairs stay.
     relocate_spoke(&mut net, "198.18.0.2", "198.19.3.0/24");
     let deletes = net.seen_b.deletes.len();
-    acquire_from(&mut net, "198.19.3.10");
+    net.acquire_from("198.19.3.10");
     assert_eq!(net.seen_b.installs.len(), 3, "{:#?}", net.seen_b.logs);
     assert_eq!(net.seen_b.deletes.len(), deletes);
     assert_eq!(net.b.pairs().count(), 2);
@@ -137,9 +125,9 @@ fn a_static_entry_keeps_a_pair_from_another_address() {
     b.maps[0].dynamic = None;
     b.maps[0].peers = vec![A4.local.parse().unwrap(), "198.18.0.2".parse().unwrap()];
     let mut net = Net::new(spoke(A4.local, A4.lan), b);
-    acquire_from(&mut net, "198.19.1.10");
+    net.acquire_from("198.19.1.10");
     relocate_spoke(&mut net, "198.18.0.2", A4.lan);
-    acquire_from(&mut net, "198.19.1.10");
+    net.acquire_from("198.19.1.10");
     assert_eq!(net.seen_b.installs.len(), 2, "{:#?}", net.seen_b.logs);
     assert!(net.seen_b.deletes.is_empty());
     assert_eq!(net.b.stats().stale_pairs_replaced, 0);
