@@ -458,9 +458,10 @@ impl Engine {
     /// (on IKE SA `k`): the pairs for the same entry and proxy negotiated
     /// from another address or port belong to the same peer before its
     /// address (or its NAT's mapping) changed. They are deleted at once,
-    /// so the dataplane never sends to the stale address, and so is every
-    /// IKE SA with that stale endpoint that is left without a CHILD_SA.
-    /// The stale peer is not told: it is usually unreachable. As IKEv1's
+    /// so the dataplane never sends to the stale address, and so are the
+    /// IKE SAs this leaves without a CHILD_SA once nothing is held with
+    /// that endpoint. The stale peer is not told: it is usually
+    /// unreachable. As IKEv1's
     /// dynamic entries do (seed 003); INITIAL_CONTACT alone would not do
     /// it, since it covers only the peer's address of now.
     fn replace_stale(
