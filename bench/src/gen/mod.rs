@@ -927,17 +927,18 @@ fn gen_run(args: &[String]) -> Result<()> {
         total.packets += r.packets;
         total.bytes += r.bytes;
         total.encap_errors += r.encap_errors;
-        total.first_ns = match (total.first_ns, r.first_ns) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        // The span starts at the earliest worker's first batch: that batch
+        // alone is left out of the rate.
+        if r.first_ns.is_some() && total.first_ns.is_none_or(|f| r.first_ns < Some(f)) {
+            total.first_ns = r.first_ns;
+            total.first_packets = r.first_packets;
+            total.first_bytes = r.first_bytes;
+        }
         total.last_ns = total.last_ns.max(r.last_ns);
-        total.first_packets += r.first_packets;
-        total.first_bytes += r.first_bytes;
     }
     // The rate is over the time from the first batch sent to the last, of
-    // the packets sent after the first batch (each worker's): N batches
-    // span N - 1 intervals. A run of one batch has no span: its elapsed
+    // the packets sent after that first batch: N batches span N - 1
+    // intervals. A run of one batch has no span: its elapsed
     // time then.
     let (seconds, rated_packets, rated_bytes) = match total.first_ns {
         Some(f) if total.last_ns > f => (

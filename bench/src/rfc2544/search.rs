@@ -209,7 +209,9 @@ pub fn search<T>(
                         .min()
                         .unwrap_or(max)
                         .max(lo);
-                    let k = if sent(&trials[n]) <= sent(&trials[m]) {
+                    // The lower of the two; on a tie the retest, whose ask
+                    // is the rate sent (trial n's may have been scaled up).
+                    let k = if sent(&trials[n]) < sent(&trials[m]) {
                         n
                     } else {
                         m
@@ -250,7 +252,7 @@ pub fn search<T>(
             // closes the bracket there.
             lo = lo.max(offered);
             hi = hi.max(lo);
-            if best.is_none_or(|b: usize| trials[b].achieved_pps < achieved) {
+            if best.is_none_or(|b: usize| sent(&trials[b]) < offered) {
                 best = Some(n);
             }
         } else {
@@ -515,6 +517,7 @@ mod tests {
         let r = search(&cfg(24), &mut noisy_max).unwrap();
         assert_eq!(r.retested, 1);
         assert_eq!(r.throughput_rate(), Some(100_000));
+        assert_eq!(r.best, Some(5), "the retest, on a tie");
         assert_eq!(r.bracket, (100_000, 100_000));
         assert!(r.converged);
     }

@@ -459,8 +459,8 @@ impl Engine {
     /// from another address or port belong to the same peer before its
     /// address (or its NAT's mapping) changed. They are deleted at once,
     /// so the dataplane never sends to the stale address, and so are the
-    /// IKE SAs this leaves without a CHILD_SA once nothing is held with
-    /// that endpoint. The stale peer is not told: it is usually
+    /// established IKE SAs without a CHILD_SA at that endpoint once
+    /// nothing is held there. The stale peer is not told: it is usually
     /// unreachable. As IKEv1's
     /// dynamic entries do (seed 003); INITIAL_CONTACT alone would not do
     /// it, since it covers only the peer's address of now.
@@ -472,14 +472,11 @@ impl Engine {
         local: IpAddr,
         remote: SocketAddr,
     ) {
-        // IKE SAs this leaves without a CHILD_SA.
-        let mut emptied: Vec<[u8; 8]> = Vec::new();
         let mut gone: Vec<(SocketAddr, PairInfo)> = Vec::new();
         for (o, s) in self.sas.iter_mut() {
             if *o == k || s.remote == remote || s.local.ip() != local {
                 continue;
             }
-            let before = s.children.len();
             s.children.retain(|c| {
                 let stale = c.info.tag == tag && c.info.proxy == proxy;
                 if stale {
@@ -487,10 +484,8 @@ impl Engine {
                 }
                 !stale
             });
-            if before > 0 && s.children.is_empty() {
-                emptied.push(*o);
-            }
         }
+        let endpoints: Vec<SocketAddr> = gone.iter().map(|(at, _)| *at).collect();
         for (from, info) in gone {
             self.stats.stale_pairs_replaced += 1;
             self.log(format!(
@@ -507,16 +502,29 @@ impl Engine {
                 outbound_spi: info.outbound_spi,
             });
         }
-        // An emptied IKE SA goes once nothing is left with its endpoint
-        // (as IKEv1's ISAKMP SAs do): other proxies of the peer there
-        // keep theirs; IKE SAs still negotiating are not touched.
-        let held = |sas: &std::collections::HashMap<[u8; 8], IkeSa>, at: SocketAddr| {
-            sas.values()
-                .any(|s| s.remote == at && s.local.ip() == local && !s.children.is_empty())
+        // Once nothing is left with a stale endpoint, its established IKE
+        // SAs without a CHILD_SA go (as IKEv1's ISAKMP SAs do), also one
+        // emptied by an earlier replacement while other pairs were still
+        // held there; other proxies of the peer there keep theirs, and IKE
+        // SAs still negotiating (or creating a CHILD_SA) are not touched.
+        let held = |at: &SocketAddr| {
+            self.sas
+                .values()
+                .any(|s| s.remote == *at && s.local.ip() == local && !s.children.is_empty())
         };
-        let stale: Vec<[u8; 8]> = emptied
-            .into_iter()
-            .filter(|o| self.sas.get(o).is_some_and(|s| !held(&self.sas, s.remote)))
+        let stale: Vec<[u8; 8]> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| {
+                endpoints.contains(&s.remote)
+                    && s.local.ip() == local
+                    && s.state == State::Established
+                    && s.children.is_empty()
+                    && s.pending.is_none()
+                    && s.creating.is_none()
+                    && !held(&s.remote)
+            })
+            .map(|(o, _)| *o)
             .collect();
         for o in stale {
             self.remove_sa(o);

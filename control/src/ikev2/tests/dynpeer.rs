@@ -132,3 +132,55 @@ fn a_static_entry_keeps_a_pair_from_another_address() {
     assert!(net.seen_b.deletes.is_empty());
     assert_eq!(net.b.stats().stale_pairs_replaced, 0);
 }
+
+#[test]
+fn an_ike_sa_with_pairs_of_other_proxies_stays_until_its_last_is_replaced() {
+    // The spoke protects two LANs, two entries: two CHILD_SAs on one IKE
+    // SA at the hub.
+    const TAG2: PolicyTag = PolicyTag { map: 1, seq: 20 };
+    let two_lans = |local: &str| {
+        let mut a = spoke(local, A4.lan);
+        let mut e = a.maps[0].clone();
+        e.tag = TAG2;
+        e.seq = 20;
+        e.selectors = vec![sel("198.19.3.0/24", A4.remote_lan)];
+        a.maps.push(e);
+        a
+    };
+    let second_lan = |net: &mut Net| {
+        let f = FlowKey {
+            src: "198.19.3.10".parse().unwrap(),
+            dst: "198.19.2.10".parse().unwrap(),
+            proto: 1,
+            src_port: 0,
+            dst_port: 0,
+        };
+        net.a.acquire(net.now, TAG2, f);
+        net.pump();
+    };
+    let mut net = Net::new(two_lans(A4.local), hub());
+    net.acquire_from("198.19.1.10");
+    second_lan(&mut net);
+    assert_eq!((net.b.ike_sas().len(), net.b.pairs().count()), (1, 2));
+    // Back from .2, the spoke's first LAN alone: its old pair goes, the
+    // old IKE SA stays for the second LAN's pair, still in use there.
+    net.a.set_policy(two_lans("198.18.0.2"));
+    net.a_addr = SocketAddr::new("198.18.0.2".parse().unwrap(), 500);
+    assert_eq!(net.a.local_address_gone(A4.local.parse().unwrap()), 1);
+    net.pump();
+    net.acquire_from("198.19.1.10");
+    assert_eq!(net.b.stats().stale_pairs_replaced, 1);
+    assert_eq!((net.b.ike_sas().len(), net.b.pairs().count()), (2, 2));
+    // The second LAN from .2 too: the last old pair goes, and the old IKE
+    // SA with it.
+    second_lan(&mut net);
+    assert_eq!(net.b.stats().stale_pairs_replaced, 2);
+    let sas = net.b.ike_sas();
+    assert_eq!(
+        (sas.len(), net.b.pairs().count()),
+        (1, 2),
+        "{:#?}",
+        net.seen_b.logs
+    );
+    assert_eq!(sas[0].1, net.a_addr);
+}
