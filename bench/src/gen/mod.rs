@@ -107,6 +107,12 @@ fn pin(core: usize) {
     }
 }
 
+/// A probe run id for a run started now: the clock's microseconds, fresh
+/// enough that two runs in a row differ.
+pub fn clock_run_id() -> u16 {
+    (now_ns() / 1_000) as u16
+}
+
 fn gbps(bytes: f64, secs: f64) -> f64 {
     if secs > 0.0 {
         bytes * 8.0 / secs / 1e9
@@ -303,8 +309,7 @@ pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
         cpu: 0,
         zero_copy: false,
         esp: None,
-        // Another id for each run: microseconds are fresh enough.
-        run: (now_ns() / 1_000) as u16,
+        run: clock_run_id(),
         json: None,
         quiet: false,
     };

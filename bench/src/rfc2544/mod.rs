@@ -221,7 +221,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
 /// trial's loss.
 fn next_run() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let seed = (gen::now_ns() / 1_000) as u32 & 0xffff;
+    let seed = u32::from(gen::clock_run_id());
     let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::Relaxed, Ordering::Relaxed);
     (NEXT.fetch_add(1, Ordering::Relaxed) & 0xffff) as u16
 }

@@ -173,12 +173,12 @@ pub fn search<T>(
         // (never above the maximum: that is `--rate max`'s trial)
         let ask = ((mid as f64 / short).round() as u64).clamp(mid, max);
         let n = trial(&mut trials, Offer::Pps(ask))?;
-        let (pass, achieved) = (trials[n].pass, trials[n].achieved_pps);
-        short = (achieved / ask as f64).clamp(0.5, 1.0);
+        let pass = trials[n].pass;
+        short = (trials[n].achieved_pps / ask as f64).clamp(0.5, 1.0);
         // The bracket moves to the rate actually offered: a generator
         // short of CPU sends less than asked, and a verdict is about what
         // was sent.
-        let offered = ask.min(achieved.max(0.0).floor() as u64);
+        let offered = sent(&trials[n]);
         // A pass at or above a loss, or a loss at or below a pass: one of
         // the two verdicts is the noise of a busy path. The rate is tried
         // again (if a trial is left) and two verdicts alike decide.

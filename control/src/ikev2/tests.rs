@@ -285,6 +285,11 @@ impl Net {
 
     /// A's first packet from `src` (on A's LAN) to 198.19.2.10.
     fn acquire_from(&mut self, src: &str) {
+        self.acquire_for(TAG, src);
+    }
+
+    /// A's first packet from `src` to 198.19.2.10, under entry `tag`.
+    fn acquire_for(&mut self, tag: PolicyTag, src: &str) {
         let f = FlowKey {
             src: src.parse().unwrap(),
             dst: "198.19.2.10".parse().unwrap(),
@@ -292,7 +297,7 @@ impl Net {
             src_port: 0,
             dst_port: 0,
         };
-        self.a.acquire(self.now, TAG, f);
+        self.a.acquire(self.now, tag, f);
         self.pump();
     }
 }

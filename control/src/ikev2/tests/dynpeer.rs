@@ -147,20 +147,9 @@ fn an_ike_sa_with_pairs_of_other_proxies_stays_until_its_last_is_replaced() {
         a.maps.push(e);
         a
     };
-    let second_lan = |net: &mut Net| {
-        let f = FlowKey {
-            src: "198.19.3.10".parse().unwrap(),
-            dst: "198.19.2.10".parse().unwrap(),
-            proto: 1,
-            src_port: 0,
-            dst_port: 0,
-        };
-        net.a.acquire(net.now, TAG2, f);
-        net.pump();
-    };
     let mut net = Net::new(two_lans(A4.local), hub());
     net.acquire_from("198.19.1.10");
-    second_lan(&mut net);
+    net.acquire_for(TAG2, "198.19.3.10");
     assert_eq!((net.b.ike_sas().len(), net.b.pairs().count()), (1, 2));
     // Back from .2, the spoke's first LAN alone: its old pair goes, the
     // old IKE SA stays for the second LAN's pair, still in use there.
@@ -173,7 +162,7 @@ fn an_ike_sa_with_pairs_of_other_proxies_stays_until_its_last_is_replaced() {
     assert_eq!((net.b.ike_sas().len(), net.b.pairs().count()), (2, 2));
     // The second LAN from .2 too: the last old pair goes, and the old IKE
     // SA with it.
-    second_lan(&mut net);
+    net.acquire_for(TAG2, "198.19.3.10");
     assert_eq!(net.b.stats().stale_pairs_replaced, 2);
     let sas = net.b.ike_sas();
     assert_eq!(
