@@ -713,6 +713,7 @@ impl Engine {
                 self.log(format!(
                     "IKEv2:(SESSION ID = 0):Peer {peer} did not answer ({kind:?}): deleting the IKE SA"
                 ));
+                self.remove_predecessors(k);
             }
             self.fail_initiator_hold(now, k);
             self.remove_sa(k);
@@ -728,6 +729,25 @@ impl Engine {
         self.stats.retransmitted += 1;
         self.send(local, remote, data);
         true
+    }
+
+    /// The SAs that IKE SA `k` replaced and that still wait for the
+    /// peer's Delete: a dead peer never sends it, and they would stay
+    /// READY in `show` until they retire.
+    fn remove_predecessors(&mut self, k: [u8; 8]) {
+        let mut next = vec![k];
+        while let Some(n) = next.pop() {
+            let old: Vec<[u8; 8]> = self
+                .sas
+                .iter()
+                .filter(|(_, s)| s.successor == Some(n))
+                .map(|(o, _)| *o)
+                .collect();
+            for o in old {
+                self.remove_sa(o);
+                next.push(o);
+            }
+        }
     }
 
     fn fail_initiator_hold(&mut self, now: Instant, k: [u8; 8]) {

@@ -2014,3 +2014,52 @@ fn remote_identity_matches_follow_ios() {
     assert!(!RemoteIdMatch::EmailDomain("example.net".into()).matches(&mail("a@badexample.net")));
     assert!(!RemoteIdMatch::Email("vpn@example.net".into()).matches(&fq("vpn@example.net")));
 }
+
+#[test]
+fn a_peer_dead_right_after_its_ike_sa_rekey_takes_every_sa_with_it() {
+    // As in the strongSwan lab: A initiates, rekeys the IKE SA and dies
+    // before its Delete of the old SA goes out. B's DPD must find A dead
+    // and take the CHILD_SAs and both IKE SAs down.
+    let a = with_lifetime(policy(&A4, "k", "k"), 120);
+    let mut b = with_lifetime(policy(&B4, "k", "k"), 86_400);
+    b.profiles[0].dpd = Some(Dpd {
+        interval: 10,
+        retry: 2,
+        periodic: true,
+    });
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    established(&net);
+    // Everything A sends after its CREATE_CHILD_SA request is lost.
+    let mut dead = false;
+    net.lose = Box::new(move |_, from_a, data| {
+        if !from_a {
+            return false;
+        }
+        if dead {
+            return true;
+        }
+        dead = data.get(18) == Some(&(ExchangeType::CREATE_CHILD_SA.0));
+        false
+    });
+    let mut waited = 0;
+    while net.b.stats().ike_rekeyed == 0 && waited < 130 {
+        net.run_for(1);
+        waited += 1;
+    }
+    assert_eq!(net.b.stats().ike_rekeyed, 1, "A rekeyed the IKE SA");
+    assert_eq!(
+        net.b.ikev2_sas(net.now).len(),
+        2,
+        "the old one awaits A's Delete"
+    );
+    assert_eq!(net.b.pairs().count(), 1);
+    // One interval to the check, five retries 2 s apart, and 2 s more.
+    net.run_for(24);
+    assert_eq!(net.b.stats().dead_peers, 1, "{:#?}", net.seen_b.logs);
+    assert_eq!(net.b.pairs().count(), 0, "{:#?}", net.seen_b.logs);
+    assert_eq!(net.seen_b.deletes.len(), 1);
+    // The old IKE SA goes too: it used to stay READY in `show` until it
+    // retired a minute later.
+    assert!(net.b.ikev2_sas(net.now).is_empty());
+}
