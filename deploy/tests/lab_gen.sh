@@ -5,6 +5,8 @@
 #     rate arrive complete (no loss, JSON summaries agree), also from two
 #     TX queues to two RX queues, then a short run at the maximum rate (its
 #     figure is printed, not asserted);
+#   - through a kernel router that drops every 50th probe (iptables):
+#     the sink's loss equals the router's drop counter;
 #   - the tool's own errors: unknown interface, not root, an interface
 #     whose XDP hook is taken, a rate above the link: one line each;
 #   - through the two Espada gateways of deploy/lab.sh (manual keys,
@@ -29,7 +31,7 @@ BENCH=${ESPADA_BENCH:-target/release/espada-bench}
 sink_pid=
 lab_cleanup() {
     [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null
-    for n in g1 g2; do ip netns del "$prefix-$n" 2>/dev/null; done
+    for n in g1 g2 g3 r; do ip netns del "$prefix-$n" 2>/dev/null; done
 }
 lab_begin "gen"
 
@@ -132,6 +134,41 @@ other_run() {
     verdict runs "g['run'] == s['run'] == 7 and s['probes'] == 2000 and s['lost'] == 0 and s['reordered'] == 0 and s['other_run_probes'] == 3000"
 }
 check "veth, a sink given --run 7: another run's 3000 probes set apart, run 7's 2000 counted whole" other_run
+
+# Loss the sink did not make up: a kernel router (namespace r) between g1
+# and g3 drops every 50th probe with iptables (statistic nth, an
+# independent counter), 400 of 20000, none of them a flow's last. The
+# sink's gap count and gen-minus-sink must both equal iptables' count.
+ip netns add "$prefix-r"
+ip netns add "$prefix-g3"
+in_ns r ip link set lo up
+in_ns g3 ip link set lo up
+ip link add g1r netns "$prefix-g1" type veth peer name ra netns "$prefix-r"
+ip link add rb netns "$prefix-r" type veth peer name g3 netns "$prefix-g3"
+in_ns g1 ip addr add 198.18.101.1/24 dev g1r
+in_ns r ip addr add 198.18.101.254/24 dev ra
+in_ns r ip addr add 198.18.102.254/24 dev rb
+in_ns g3 ip addr add 198.18.102.2/24 dev g3
+for l in "g1 g1r" "r ra" "r rb" "g3 g3"; do
+    # shellcheck disable=SC2086 # "namespace device"
+    set -- $l
+    in_ns "$1" ip link set "$2" up
+done
+in_ns g1 ip route add 198.18.102.0/24 via 198.18.101.254 dev g1r
+in_ns g3 ip route add 198.18.101.0/24 via 198.18.102.254 dev g3
+in_ns r sysctl -qw net.ipv4.ip_forward=1
+in_ns r iptables -A FORWARD -p udp -d 198.18.102.2 -m statistic --mode nth --every 50 --packet 25 -j DROP
+routed_loss() {
+    # The router learns g3's MAC (and g1 the router's) before the run.
+    in_ns g1 ping -c 2 -i 0.2 -W 1 198.18.102.2 >/dev/null || return 1
+    run loss g1 g3 g3 -- --dev g1r --src 198.18.101.1 --dst 198.18.102.2 \
+        --rate 10000 --count 20000 --flows 16 || return 1
+    local dropped
+    dropped=$(in_ns r iptables -L FORWARD -v -x -n | awk '$3 == "DROP" { print $1 }')
+    echo "iptables dropped ${dropped:-none}"
+    verdict loss "g['packets'] == 20000 and ${dropped:-0} == 400 and s['lost'] == $dropped and g['packets'] - s['probes'] == $dropped and s['reordered'] == 0"
+}
+check "veth through a kernel router dropping every 50th probe: the sink's loss equals iptables' 400" routed_loss
 
 maxrate() {
     run max g1 g2 g2 -- --dev g1 --src 198.18.100.1 --dst 198.18.100.2 \
