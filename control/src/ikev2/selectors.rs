@@ -172,6 +172,18 @@ fn to_selector(local: &Range, remote: &Range) -> Option<TrafficSelector> {
 /// Responder: the initiator's TSi (its local side) and TSr narrowed to
 /// one of `policy` (our local → remote selectors). Returns the selector
 /// to install (our view) and the (TSi, TSr) to answer with.
+/// Every IPv4 and every IPv6 flow: what a dynamic entry without a
+/// crypto ACL protects (the peer's proposal, narrowed to nothing).
+pub fn any() -> [TrafficSelector; 2] {
+    [IpPrefix::any_v4(), IpPrefix::any_v6()].map(|p| TrafficSelector {
+        src: p,
+        dst: p,
+        proto: None,
+        src_ports: PortRange::ANY,
+        dst_ports: PortRange::ANY,
+    })
+}
+
 pub fn narrow(
     policy: &[TrafficSelector],
     tsi: &[Ts],

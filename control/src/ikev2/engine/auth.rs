@@ -393,7 +393,16 @@ impl Engine {
                 continue;
             };
             transform_matched = true;
-            if let Some((proxy, rtsi, rtsr)) = selectors::narrow(&e.selectors, tsi, tsr) {
+            // A dynamic entry without `match address` takes the traffic
+            // the peer proposes, as in IKEv1 (seed 003's hub has none).
+            let any;
+            let ours = if e.selectors.is_empty() && e.dynamic.is_some() {
+                any = selectors::any();
+                &any[..]
+            } else {
+                &e.selectors[..]
+            };
+            if let Some((proxy, rtsi, rtsr)) = selectors::narrow(ours, tsi, tsr) {
                 return Ok((i, set, number, spi_out, proxy, rtsi, rtsr));
             }
         }

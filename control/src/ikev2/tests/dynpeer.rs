@@ -173,3 +173,29 @@ fn an_ike_sa_with_pairs_of_other_proxies_stays_until_its_last_is_replaced() {
     );
     assert_eq!(sas[0].1, net.a_addr);
 }
+
+#[test]
+fn a_dynamic_entry_without_a_crypto_acl_takes_the_spokes_proposal() {
+    // Seed 003's hub has no `match address` in its dynamic map: the
+    // CHILD_SA protects what the spoke proposes, IPv4 or IPv6.
+    let mut b = hub();
+    b.maps[0].selectors.clear();
+    let mut net = Net::new(spoke(A4.local, A4.lan), b);
+    net.acquire_from("198.19.1.10");
+    established(&net);
+    let (_, proxy, _, _) = &net.seen_b.installs[0];
+    assert_eq!(
+        *proxy,
+        sel(B4.lan, A4.lan),
+        "the spoke's proposal, mirrored"
+    );
+    assert_mirrored(&net.seen_a.installs[0], &net.seen_b.installs[0]);
+    // A static entry with no selectors takes nothing (the config compiler
+    // refuses one, but the engine must not read it as "any").
+    let mut b = policy(&B4, "k", "k");
+    b.maps[0].selectors.clear();
+    let mut net = Net::new(spoke(A4.local, A4.lan), b);
+    net.acquire_from("198.19.1.10");
+    assert!(net.seen_b.installs.is_empty());
+    assert_eq!(net.b.stats().ts_unacceptable, 1);
+}
