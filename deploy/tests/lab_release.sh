@@ -5,6 +5,9 @@
 #   gw_a = the hub (deploy/configs/lab-seed003-gw-a.conf: dynamic crypto
 #          map, wildcard key, DPD);
 #   gw_b = the spoke (deploy/configs/lab-seed003-gw-b.conf: it initiates).
+# With IKE=v2 the same over IKEv2 (lab-ikev2-dyn-gw-a.conf, a dynamic map
+# with a wildcard keyring, and lab-ikev2-dyn-gw-b.conf): "ISAKMP SA"
+# below is then the IKE SA, "pair" the CHILD_SA pair.
 # Three moves, each followed by the same checks:
 #   (a) no NAT: 198.18.1.1 -> 198.18.1.2;
 #   (b) the WAN router starts masquerading, then 198.18.1.2 -> 198.18.1.3:
@@ -22,9 +25,10 @@
 # and a packet it sends on the old SA in that moment is authentic, so the
 # hub answers it on the old pair (seen in CI in (b) and (c), one reply
 # each), before the spoke has negotiated from its new address.
-# Prints "lab re-lease: N passed, M failed". Root only; about a minute.
-# Logs (espada-a.log, espada-b.log, debug crypto isakmp on) are kept when
-# a check fails, or always with KEEP_LOGS=1.
+# Prints "lab re-lease: N passed, M failed" ("lab IKEv2 re-lease" with
+# IKE=v2). Root only; about a minute.
+# Logs (espada-a.log, espada-b.log, debug crypto isakmp|ikev2 on) are
+# kept when a check fails, or always with KEEP_LOGS=1.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 prefix="erl$$"
@@ -34,8 +38,18 @@ work=$(mktemp -d /tmp/espada-release.XXXXXX)
 # shellcheck source=deploy/lib/checks.sh
 . deploy/lib/checks.sh
 
-HUB_CONF=deploy/configs/lab-seed003-gw-a.conf
-SPOKE_CONF=deploy/configs/lab-seed003-gw-b.conf
+IKE=${IKE:-v1}
+if [ "$IKE" = v2 ]; then
+    HUB_CONF=deploy/configs/lab-ikev2-dyn-gw-a.conf
+    SPOKE_CONF=deploy/configs/lab-ikev2-dyn-gw-b.conf
+    name="IKEv2 re-lease" debug=ikev2 stats="crypto ikev2 stats" sa_name="IKE SA"
+    replaced="CHILD_SA pairs replaced"
+else
+    HUB_CONF=deploy/configs/lab-seed003-gw-a.conf
+    SPOKE_CONF=deploy/configs/lab-seed003-gw-b.conf
+    name="re-lease" debug=isakmp stats="crypto isakmp stats" sa_name="ISAKMP SA"
+    replaced="SA pairs replaced"
+fi
 NAT_ADDR=198.18.0.254
 cap_pid=
 lab_cleanup() {
@@ -44,17 +58,18 @@ lab_cleanup() {
         wait "$cap_pid" 2>/dev/null
     fi
 }
-lab_begin "re-lease" "espada-a.log, espada-b.log with debug crypto isakmp"
+lab_begin "$name" "espada-a.log, espada-b.log with debug crypto $debug"
 
-stat_of() { # side counter-regex: a `show crypto isakmp stats` counter
-    show "$1" show crypto isakmp stats | grep -E "^ +[0-9]+ +$2" | awk '{print $1}' | head -1
+stat_of() { # side counter-regex: a `show crypto isakmp|ikev2 stats` counter
+    # shellcheck disable=SC2086 # "crypto isakmp stats": three words
+    show "$1" show $stats | grep -E "^ +[0-9]+ +$2" | awk '{print $1}' | head -1
 }
 
 deploy/lab.sh up --prefix "$prefix" >/dev/null || exit 1
 start_gateway a "$HUB_CONF" || exit 1
 start_gateway b "$SPOKE_CONF" || exit 1
-show a debug crypto isakmp >/dev/null
-show b debug crypto isakmp >/dev/null
+show a debug crypto "$debug" >/dev/null
+show b debug crypto "$debug" >/dev/null
 
 # IKE and ESP on the hub's side of the WAN, for the whole test.
 in_ns wan timeout 180 tshark -i wan-a -s 128 -w "$work/wan-a.pcap" \
@@ -67,6 +82,7 @@ check "before any move: lan_b -> lan_a, the spoke initiates from 198.18.1.1" pin
 # hub_holds PEER: exactly one ISAKMP SA and one pair on the hub, both
 # with PEER; prints the pair's peer port.
 hub_holds() {
+    [ "$IKE" = v2 ] && { hub_holds_v2 "$@"; return; }
     local peer=$1
     show a show crypto isakmp sa >"$work/isakmp-a.txt" || return 1
     show a show crypto ipsec sa >"$work/ipsec-a.txt" || return 1
@@ -78,10 +94,21 @@ hub_holds() {
         [ "$(grep -c current_peer "$work/ipsec-a.txt")" -eq 1 ] &&
         grep -q "current_peer $peer port" "$work/ipsec-a.txt"
 }
+hub_holds_v2() { # the same with IKE SAs (seed 002's layout, READY)
+    local peer=$1
+    show a show crypto ikev2 sa >"$work/ikev2-a.txt" || return 1
+    show a show crypto ipsec sa >"$work/ipsec-a.txt" || return 1
+    cat "$work/ikev2-a.txt"
+    grep current_peer "$work/ipsec-a.txt"
+    [ "$(grep -Ec '^ *[0-9]+ +[0-9a-f.:]+/[0-9]+ ' "$work/ikev2-a.txt")" -eq 1 ] &&
+        grep -Eq "^ *[0-9]+ +198\.18\.0\.1/[0-9]+ +${peer//./\\.}/[0-9]+ .* READY" "$work/ikev2-a.txt" &&
+        [ "$(grep -c current_peer "$work/ipsec-a.txt")" -eq 1 ] &&
+        grep -q "current_peer $peer port" "$work/ipsec-a.txt"
+}
 peer_port() { # the hub's one pair's peer port
     show a show crypto ipsec sa | awk '/current_peer/ {print $4; exit}'
 }
-check "the hub holds one ISAKMP SA and one pair, with 198.18.1.1" hub_holds 198.18.1.1
+check "the hub holds one $sa_name and one pair, with 198.18.1.1" hub_holds 198.18.1.1
 
 # move OLD NEW: the spoke's b-wan address changes as a DHCP re-lease does.
 move() {
@@ -110,14 +137,17 @@ spoke_dropped_old() { # old address, lost count expected at least
     local n
     n=$(stat_of b 'local addresses lost')
     echo "spoke: local addresses lost with SAs: ${n:-none}"
-    grep -q "local address $1 is gone: deleted 1 ISAKMP SA(s) and 1 SA pair(s)" "$work/espada-b.log" &&
-        [ "${n:-0}" -ge "$2" ]
+    if [ "$IKE" = v2 ]; then
+        grep -q "Local address $1 is gone: deleted 1 IKE SA(s) bound to it" "$work/espada-b.log"
+    else
+        grep -q "local address $1 is gone: deleted 1 ISAKMP SA(s) and 1 SA pair(s)" "$work/espada-b.log"
+    fi && [ "${n:-0}" -ge "$2" ]
 }
 hub_replaced() { # at least N pairs replaced
     local n
-    n=$(stat_of a 'SA pairs replaced')
-    echo "hub: SA pairs replaced by a peer at a new address: ${n:-none}"
-    [ "${n:-0}" -ge "$1" ] && grep -q "IPSEC(delete_sa): dynamic peer .* replaces" "$work/espada-a.log"
+    n=$(stat_of a "$replaced")
+    echo "hub: $replaced by a peer at a new address: ${n:-none}"
+    [ "${n:-0}" -ge "$1" ] && grep -Eq "(IPSEC\(delete_sa\): |IKEv2:\(SESSION ID = 0\):)dynamic peer .* replaces" "$work/espada-a.log"
 }
 # no_esp_to FILTER SINCE: ESP from the hub not matching FILTER after
 # epoch SINCE (the move) goes to the new peer; from the first of it on, no
@@ -141,7 +171,7 @@ t_a=$(date +%s.%N)
 check "(a) the spoke's b-wan moves 198.18.1.1 -> 198.18.1.2" move 198.18.1.1 198.18.1.2
 check "(a) ping lan_b -> lan_a recovers within 15 s" recovers
 check "(a) the spoke dropped the SAs of 198.18.1.1 (debug line, counter)" spoke_dropped_old 198.18.1.1 1
-check "(a) the hub holds one ISAKMP SA and one pair, with 198.18.1.2 only" hub_holds 198.18.1.2
+check "(a) the hub holds one $sa_name and one pair, with 198.18.1.2 only" hub_holds 198.18.1.2
 check "(a) the hub replaced the stale pair (counter, debug line)" hub_replaced 1
 check "(a) ping lan_a -> lan_b passes over the new pair" pings lan_a 10 198.19.2.10
 check "(a) tshark: no ESP from the hub to 198.18.1.1 after the new pair's first packet" no_esp_to "ip.dst == 198.18.1.1" "$t_a"
@@ -153,7 +183,7 @@ t_b=$(date +%s.%N)
 check "(b) behind the NAT, the spoke's b-wan moves 198.18.1.2 -> 198.18.1.3" move 198.18.1.2 198.18.1.3
 check "(b) ping lan_b -> lan_a recovers within 15 s (NAT-T)" recovers
 check "(b) the spoke dropped the SAs of 198.18.1.2" spoke_dropped_old 198.18.1.2 2
-check "(b) the hub holds one ISAKMP SA and one pair, with the NAT's $NAT_ADDR only" hub_holds "$NAT_ADDR"
+check "(b) the hub holds one $sa_name and one pair, with the NAT's $NAT_ADDR only" hub_holds "$NAT_ADDR"
 check "(b) the hub replaced the stale pair" hub_replaced 2
 check "(b) ping lan_a -> lan_b passes over the new pair" pings lan_a 10 198.19.2.10
 check "(b) tshark: no ESP from the hub to 198.18.1.2 after the new pair's first packet" no_esp_to "ip.dst == 198.18.1.2" "$t_b"
@@ -164,7 +194,7 @@ t_c=$(date +%s.%N)
 check "(c) behind the same NAT, the spoke's b-wan moves 198.18.1.3 -> 198.18.1.4" move 198.18.1.3 198.18.1.4
 check "(c) ping lan_b -> lan_a recovers within 15 s" recovers
 check "(c) the spoke dropped the SAs of 198.18.1.3" spoke_dropped_old 198.18.1.3 3
-check "(c) the hub holds one ISAKMP SA and one pair, with $NAT_ADDR" hub_holds "$NAT_ADDR"
+check "(c) the hub holds one $sa_name and one pair, with $NAT_ADDR" hub_holds "$NAT_ADDR"
 new_port_differs() {
     local p
     p=$(peer_port)

@@ -511,3 +511,25 @@ fn the_strongswan_lab_config_compiles_with_its_ipv6_identity_match() {
         ]
     );
 }
+
+#[test]
+fn the_ikev2_hub_and_spoke_lab_configs_compile_to_a_dynamic_entry_without_an_acl() {
+    let hub = compile_ok(include_str!(
+        "../../../../deploy/configs/lab-ikev2-dyn-gw-a.conf"
+    ));
+    let e = &hub.ikev2.maps[0];
+    assert_eq!(e.dynamic, Some(("DYN".to_string(), 10)));
+    assert!(e.peers.is_empty() && e.selectors.is_empty());
+    assert_eq!(
+        hub.ikev2.profiles[0].keyring[0].address,
+        Some("0.0.0.0/0".parse().unwrap())
+    );
+    assert!(hub.ikev2.profiles[0].dpd.is_some_and(|d| d.periodic));
+    let spoke = compile_ok(include_str!(
+        "../../../../deploy/configs/lab-ikev2-dyn-gw-b.conf"
+    ));
+    let e = &spoke.ikev2.maps[0];
+    assert_eq!(e.dynamic, None);
+    assert_eq!(e.peers, ["198.18.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(e.selectors.len(), 1);
+}
