@@ -44,11 +44,17 @@ if [ "$IKE" = v2 ]; then
     SPOKE_CONF=deploy/configs/lab-ikev2-dyn-gw-b.conf
     name="IKEv2 re-lease" debug=ikev2 stats="crypto ikev2 stats" sa_name="IKE SA"
     replaced="CHILD_SA pairs replaced"
+    # `show crypto ikev2 sa` (seed 002's layout): its rows, and ours
+    # with the peer's address (%s) READY.
+    sa_show="crypto ikev2 sa" sa_row='^ *[0-9]+ +[0-9a-f.:]+/[0-9]+ '
+    sa_ours='^ *[0-9]+ +198\.18\.0\.1/[0-9]+ +%s/[0-9]+ .* READY'
 else
     HUB_CONF=deploy/configs/lab-seed003-gw-a.conf
     SPOKE_CONF=deploy/configs/lab-seed003-gw-b.conf
     name="re-lease" debug=isakmp stats="crypto isakmp stats" sa_name="ISAKMP SA"
     replaced="SA pairs replaced"
+    sa_show="crypto isakmp sa" sa_row='^[0-9a-f.:]+ +[0-9a-f.:]+ +[A-Z_]+'
+    sa_ours='^198\.18\.0\.1 +%s +QM_IDLE .*ACTIVE'
 fi
 NAT_ADDR=198.18.0.254
 cap_pid=
@@ -82,26 +88,14 @@ check "before any move: lan_b -> lan_a, the spoke initiates from 198.18.1.1" pin
 # hub_holds PEER: exactly one ISAKMP SA and one pair on the hub, both
 # with PEER; prints the pair's peer port.
 hub_holds() {
-    [ "$IKE" = v2 ] && { hub_holds_v2 "$@"; return; }
     local peer=$1
-    show a show crypto isakmp sa >"$work/isakmp-a.txt" || return 1
+    # shellcheck disable=SC2086 # "crypto isakmp sa": three words
+    show a show $sa_show >"$work/ike-a.txt" || return 1
     show a show crypto ipsec sa >"$work/ipsec-a.txt" || return 1
-    cat "$work/isakmp-a.txt"
+    cat "$work/ike-a.txt"
     grep current_peer "$work/ipsec-a.txt"
-    [ "$(grep -c 'ACTIVE' "$work/isakmp-a.txt")" -eq 1 ] &&
-        [ "$(grep -Ec '^[0-9a-f.:]+ +[0-9a-f.:]+ +[A-Z_]+' "$work/isakmp-a.txt")" -eq 1 ] &&
-        grep -Eq "^198\.18\.0\.1 +${peer//./\\.} +QM_IDLE" "$work/isakmp-a.txt" &&
-        [ "$(grep -c current_peer "$work/ipsec-a.txt")" -eq 1 ] &&
-        grep -q "current_peer $peer port" "$work/ipsec-a.txt"
-}
-hub_holds_v2() { # the same with IKE SAs (seed 002's layout, READY)
-    local peer=$1
-    show a show crypto ikev2 sa >"$work/ikev2-a.txt" || return 1
-    show a show crypto ipsec sa >"$work/ipsec-a.txt" || return 1
-    cat "$work/ikev2-a.txt"
-    grep current_peer "$work/ipsec-a.txt"
-    [ "$(grep -Ec '^ *[0-9]+ +[0-9a-f.:]+/[0-9]+ ' "$work/ikev2-a.txt")" -eq 1 ] &&
-        grep -Eq "^ *[0-9]+ +198\.18\.0\.1/[0-9]+ +${peer//./\\.}/[0-9]+ .* READY" "$work/ikev2-a.txt" &&
+    [ "$(grep -Ec "$sa_row" "$work/ike-a.txt")" -eq 1 ] &&
+        grep -Eq "${sa_ours//%s/${peer//./\\.}}" "$work/ike-a.txt" &&
         [ "$(grep -c current_peer "$work/ipsec-a.txt")" -eq 1 ] &&
         grep -q "current_peer $peer port" "$work/ipsec-a.txt"
 }
