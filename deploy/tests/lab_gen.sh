@@ -166,7 +166,8 @@ routed_loss() {
     local dropped
     dropped=$(in_ns r iptables -L FORWARD -v -x -n | awk '$3 == "DROP" { print $1 }')
     echo "iptables dropped ${dropped:-none}"
-    verdict loss "g['packets'] == 20000 and ${dropped:-0} == 400 and s['lost'] == $dropped and g['packets'] - s['probes'] == $dropped and s['reordered'] == 0"
+    [ -n "$dropped" ] || return 1
+    verdict loss "g['packets'] == 20000 and $dropped == 400 and s['lost'] == $dropped and g['packets'] - s['probes'] == $dropped and s['reordered'] == 0"
 }
 check "veth through a kernel router dropping every 50th probe: the sink's loss equals iptables' 400" routed_loss
 

@@ -169,9 +169,6 @@ fn to_selector(local: &Range, remote: &Range) -> Option<TrafficSelector> {
     })
 }
 
-/// Responder: the initiator's TSi (its local side) and TSr narrowed to
-/// one of `policy` (our local → remote selectors). Returns the selector
-/// to install (our view) and the (TSi, TSr) to answer with.
 /// Every IPv4 and every IPv6 flow: what a dynamic entry without a
 /// crypto ACL protects (the peer's proposal, narrowed to nothing).
 pub fn any() -> [TrafficSelector; 2] {
@@ -184,6 +181,9 @@ pub fn any() -> [TrafficSelector; 2] {
     })
 }
 
+/// Responder: the initiator's TSi (its local side) and TSr narrowed to
+/// one of `policy` (our local → remote selectors). Returns the selector
+/// to install (our view) and the (TSi, TSr) to answer with.
 pub fn narrow(
     policy: &[TrafficSelector],
     tsi: &[Ts],
@@ -200,6 +200,10 @@ pub fn narrow(
                 let Some(remote) = intersect(&ours_remote, &i) else {
                     continue;
                 };
+                if local.proto != 0 && remote.proto != 0 && local.proto != remote.proto {
+                    // One protocol each way: no flow is in both.
+                    continue;
+                }
                 let proto = if local.proto != 0 {
                     local.proto
                 } else {
@@ -260,5 +264,27 @@ mod tests {
             hi: 65535,
         };
         assert_eq!(range_prefix(&r), None);
+    }
+
+    fn ts(prefix: &str, proto: u8) -> Ts {
+        to_wire(&prefix_range(&p(prefix), Some(proto), PortRange::ANY))
+    }
+
+    #[test]
+    fn any_takes_the_proposal_of_either_family_as_it_is() {
+        for (i, r) in [
+            ("198.19.1.0/24", "198.19.2.0/24"),
+            ("fd00:a::/64", "fd00:b::/64"),
+        ] {
+            let (sel, tsi, tsr) = narrow(&any(), &[ts(i, 0)], &[ts(r, 0)]).unwrap();
+            assert_eq!((sel.src, sel.dst, sel.proto), (p(r), p(i), None));
+            assert_eq!((tsi, tsr), (vec![ts(i, 0)], vec![ts(r, 0)]));
+        }
+        // TCP one way and UDP the other: nothing to protect.
+        let tsi = [ts("198.19.1.0/24", 6)];
+        let tsr = [ts("198.19.2.0/24", 17)];
+        assert!(narrow(&any(), &tsi, &tsr).is_none());
+        let tsr = [ts("198.19.2.0/24", 6)];
+        assert_eq!(narrow(&any(), &tsi, &tsr).unwrap().0.proto, Some(6));
     }
 }
