@@ -24,14 +24,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto_bench::{self, SizeSpec};
+use crate::gen::frame::Size;
 use crate::{ike_bench, ikev2_bench, scale};
 
 pub const USAGE: &str = "usage: espada-bench report [--quick] [--no-lab] [--lab-seconds 5] \
-[--lab-traffic gen|iperf3] [--doc docs/performance.md] [--plots docs/bench] [--from REPORT.json]";
+[--lab-traffic gen|iperf3] [--rfc2544-sizes 1400] [--doc docs/performance.md] [--plots docs/bench] \
+[--from REPORT.json]";
 
 /// Suites the report measures: the targets' two.
 const SUITES: [&str; 2] = ["aes128gcm16", "aes128-sha1"];
@@ -340,22 +342,44 @@ pub struct ReportData {
     pub targets: Vec<Target>,
 }
 
+#[derive(Debug)]
 struct Options {
     quick: bool,
     lab: bool,
     lab_seconds: u32,
     lab_traffic: String,
+    /// Sizes of the lab's RFC 2544 searches: the targets name 1400; each
+    /// more size adds some ten minutes (five paths, 10-second trials).
+    rfc_sizes: String,
     doc: PathBuf,
     plots: PathBuf,
     from: Option<PathBuf>,
 }
 
 pub fn cli(args: &[String]) -> Result<()> {
+    let o = options(args)?;
+    let data = match &o.from {
+        Some(p) => {
+            let mut d: ReportData = serde_json::from_str(
+                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| format!("{} is not a report", p.display()))?;
+            // The verdicts and their reasons as this version states them.
+            d.targets = targets(&d);
+            d
+        }
+        None => measure(&o)?,
+    };
+    write(&o, &data)
+}
+
+fn options(args: &[String]) -> Result<Options> {
     let mut o = Options {
         quick: false,
         lab: true,
         lab_seconds: 5,
         lab_traffic: "gen".into(),
+        rfc_sizes: "1400".into(),
         doc: "docs/performance.md".into(),
         plots: "docs/bench".into(),
         from: None,
@@ -380,25 +404,23 @@ pub fn cli(args: &[String]) -> Result<()> {
                     bail!("--lab-traffic: gen or iperf3");
                 }
             }
+            "--rfc2544-sizes" => {
+                o.rfc_sizes = flags.value("--rfc2544-sizes")?;
+                let sizes: Vec<&str> = o.rfc_sizes.split(',').collect();
+                for v in &sizes {
+                    Size::parse(v).map_err(|e| anyhow!("--rfc2544-sizes: {e}"))?;
+                }
+                if !sizes.contains(&"1400") {
+                    bail!("--rfc2544-sizes: include 1400, the size the targets are judged at");
+                }
+            }
             "--doc" => o.doc = flags.value("--doc")?.into(),
             "--plots" => o.plots = flags.value("--plots")?.into(),
             "--from" => o.from = Some(flags.value("--from")?.into()),
             other => bail!("unknown option {other:?}\n{USAGE}"),
         }
     }
-    let data = match &o.from {
-        Some(p) => {
-            let mut d: ReportData = serde_json::from_str(
-                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-            )
-            .with_context(|| format!("{} is not a report", p.display()))?;
-            // The verdicts and their reasons as this version states them.
-            d.targets = targets(&d);
-            d
-        }
-        None => measure(&o)?,
-    };
-    write(&o, &data)
+    Ok(o)
 }
 
 fn progress(what: &str) {
@@ -511,7 +533,7 @@ fn measure(o: &Options) -> Result<ReportData> {
             Some(if o.quick { "--quick" } else { "--no-lab" }.to_string()),
         )
     } else {
-        match run_lab(o.lab_seconds, &o.lab_traffic) {
+        match run_lab(o.lab_seconds, &o.lab_traffic, &o.rfc_sizes) {
             Ok(l) => (Some(l), None),
             Err(e) => {
                 progress(&format!("lab not run: {e:#}"));
@@ -537,7 +559,7 @@ fn measure(o: &Options) -> Result<ReportData> {
 }
 
 /// Runs `deploy/lab_compare.sh` (root, from the repository root).
-fn run_lab(seconds: u32, traffic: &str) -> Result<LabData> {
+fn run_lab(seconds: u32, traffic: &str, rfc_sizes: &str) -> Result<LabData> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         bail!("not root (the lab needs network namespaces)");
@@ -562,8 +584,9 @@ fn run_lab(seconds: u32, traffic: &str) -> Result<LabData> {
     ])
     .arg(&out);
     if traffic == "gen" {
-        // RFC 2544 throughput at the size the targets name.
-        cmd.args(["--rfc2544", "1400"]);
+        // RFC 2544 throughput at the size the targets name, and any others
+        // asked for.
+        cmd.args(["--rfc2544", rfc_sizes]);
     }
     if std::env::var_os("ESPADA_BENCH").is_none() {
         // The generator and sink of this very build.
@@ -1079,6 +1102,20 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc2544_sizes_are_checked_and_must_hold_the_targets_size() {
+        let opts = |a: &str| options(&a.split(' ').map(String::from).collect::<Vec<_>>());
+        assert_eq!(opts("--quick").unwrap().rfc_sizes, "1400");
+        assert_eq!(
+            opts("--rfc2544-sizes 64,512,1400,imix").unwrap().rfc_sizes,
+            "64,512,1400,imix"
+        );
+        let e = opts("--rfc2544-sizes 64,512").unwrap_err().to_string();
+        assert!(e.contains("include 1400"), "{e}");
+        let e = opts("--rfc2544-sizes 63,1400").unwrap_err().to_string();
+        assert!(e.contains("64 to 1500"), "{e}");
+    }
 
     pub(super) fn sample() -> ReportData {
         let lab_row = |path: &str, suite: &str, frame: Option<u32>, mbps: f64| LabRow {
@@ -1656,6 +1693,7 @@ mod tests {
             lab: false,
             lab_seconds: 1,
             lab_traffic: "gen".into(),
+            rfc_sizes: "1400".into(),
             doc: doc.clone(),
             plots: dir.join("bench"),
             from: None,
