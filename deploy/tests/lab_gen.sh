@@ -181,11 +181,14 @@ check "veth through a kernel router dropping every 50th probe: the sink's loss e
 # about two of the 200 arrive late (CI: 198), and none is lost.
 routed_reorder() {
     in_ns r iptables -F FORWARD
-    in_ns r tc qdisc add dev rb root handle 1: htb default 10 &&
-        in_ns r tc class add dev rb parent 1: classid 1:10 htb rate 1gbit 2>/dev/null &&
-        in_ns r tc class add dev rb parent 1: classid 1:20 htb rate 16kbit burst 100 cburst 100 2>/dev/null &&
+    in_ns g1 ping -c 2 -i 0.2 -W 1 198.18.102.2 >/dev/null || return 1
+    # HTB warns of its classes' quanta on stderr: kept apart, shown on failure.
+    { in_ns r tc qdisc add dev rb root handle 1: htb default 10 &&
+        in_ns r tc class add dev rb parent 1: classid 1:10 htb rate 1gbit &&
+        in_ns r tc class add dev rb parent 1: classid 1:20 htb rate 16kbit burst 100 cburst 100 &&
         in_ns r iptables -t mangle -A POSTROUTING -o rb -p udp -d 198.18.102.2 \
-            -m statistic --mode nth --every 50 --packet 25 -j CLASSIFY --set-class 1:20 || return 1
+            -m statistic --mode nth --every 50 --packet 25 -j CLASSIFY --set-class 1:20; } \
+        2>"$work/tc.err" || { cat "$work/tc.err"; return 1; }
     run reorder g1 g3 g3 -- --dev g1r --src 198.18.101.1 --dst 198.18.102.2 \
         --rate 10000 --count 10000 --flows 16 || return 1
     local held

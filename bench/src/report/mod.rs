@@ -384,6 +384,7 @@ fn options(args: &[String]) -> Result<Options> {
         plots: "docs/bench".into(),
         from: None,
     };
+    let mut rfc_sizes_given = false;
     let mut flags = Flags::new(args, format!("\n{USAGE}"));
     while let Some(a) = flags.next_flag() {
         match a {
@@ -405,14 +406,8 @@ fn options(args: &[String]) -> Result<Options> {
                 }
             }
             "--rfc2544-sizes" => {
-                o.rfc_sizes = flags.value("--rfc2544-sizes")?;
-                let sizes: Vec<&str> = o.rfc_sizes.split(',').collect();
-                for v in &sizes {
-                    Size::parse(v).map_err(|e| anyhow!("--rfc2544-sizes: {e}"))?;
-                }
-                if !sizes.contains(&"1400") {
-                    bail!("--rfc2544-sizes: include 1400, the size the targets are judged at");
-                }
+                o.rfc_sizes = rfc_sizes(&flags.value("--rfc2544-sizes")?)?;
+                rfc_sizes_given = true;
             }
             "--doc" => o.doc = flags.value("--doc")?.into(),
             "--plots" => o.plots = flags.value("--plots")?.into(),
@@ -420,7 +415,38 @@ fn options(args: &[String]) -> Result<Options> {
             other => bail!("unknown option {other:?}\n{USAGE}"),
         }
     }
+    let no_search = if o.quick {
+        Some("--quick")
+    } else if !o.lab {
+        Some("--no-lab")
+    } else if o.from.is_some() {
+        Some("--from")
+    } else if o.lab_traffic != "gen" {
+        Some("--lab-traffic iperf3")
+    } else {
+        None
+    };
+    if let (true, Some(why)) = (rfc_sizes_given, no_search) {
+        bail!("--rfc2544-sizes: no RFC 2544 search runs with {why} (it runs in the lab, with gen)");
+    }
     Ok(o)
+}
+
+/// `--rfc2544-sizes`: sizes as rfc2544 reads them, each once, 1400 among
+/// them; returns the list in rfc2544's spelling.
+fn rfc_sizes(list: &str) -> Result<String> {
+    let mut sizes: Vec<Size> = Vec::new();
+    for v in list.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+        let s = Size::parse(v).map_err(|e| anyhow!("--rfc2544-sizes: {e}"))?;
+        if sizes.contains(&s) {
+            bail!("--rfc2544-sizes: {} is listed twice", s.label());
+        }
+        sizes.push(s);
+    }
+    if !sizes.contains(&Size::Fixed(1400)) {
+        bail!("--rfc2544-sizes: include 1400, the size the targets are judged at");
+    }
+    Ok(sizes.iter().map(|s| s.label()).collect::<Vec<_>>().join(","))
 }
 
 fn progress(what: &str) {
@@ -1108,13 +1134,20 @@ mod tests {
         let opts = |a: &str| options(&a.split(' ').map(String::from).collect::<Vec<_>>());
         assert_eq!(opts("--quick").unwrap().rfc_sizes, "1400");
         assert_eq!(
-            opts("--rfc2544-sizes 64,512,1400,imix").unwrap().rfc_sizes,
+            opts("--rfc2544-sizes 64,512,01400,IMIX,").unwrap().rfc_sizes,
             "64,512,1400,imix"
         );
-        let e = opts("--rfc2544-sizes 64,512").unwrap_err().to_string();
+        let err = |a: &str| opts(a).unwrap_err().to_string();
+        let e = err("--rfc2544-sizes 64,512");
         assert!(e.contains("include 1400"), "{e}");
-        let e = opts("--rfc2544-sizes 63,1400").unwrap_err().to_string();
+        let e = err("--rfc2544-sizes 63,1400");
         assert!(e.contains("64 to 1500"), "{e}");
+        let e = err("--rfc2544-sizes 1400,1400");
+        assert!(e.contains("1400 is listed twice"), "{e}");
+        for other in ["--quick", "--no-lab", "--lab-traffic iperf3", "--from r.json"] {
+            let e = err(&format!("--rfc2544-sizes 64,1400 {other}"));
+            assert!(e.contains("no RFC 2544 search runs with"), "{other}: {e}");
+        }
     }
 
     pub(super) fn sample() -> ReportData {
