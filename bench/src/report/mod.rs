@@ -446,7 +446,11 @@ fn rfc_sizes(list: &str) -> Result<String> {
     if !sizes.contains(&Size::Fixed(1400)) {
         bail!("--rfc2544-sizes: include 1400, the size the targets are judged at");
     }
-    Ok(sizes.iter().map(|s| s.label()).collect::<Vec<_>>().join(","))
+    Ok(sizes
+        .iter()
+        .map(|s| s.label())
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 fn progress(what: &str) {
@@ -1134,7 +1138,9 @@ mod tests {
         let opts = |a: &str| options(&a.split(' ').map(String::from).collect::<Vec<_>>());
         assert_eq!(opts("--quick").unwrap().rfc_sizes, "1400");
         assert_eq!(
-            opts("--rfc2544-sizes 64,512,01400,IMIX,").unwrap().rfc_sizes,
+            opts("--rfc2544-sizes 64,512,01400,IMIX,")
+                .unwrap()
+                .rfc_sizes,
             "64,512,1400,imix"
         );
         let err = |a: &str| opts(a).unwrap_err().to_string();
@@ -1144,7 +1150,12 @@ mod tests {
         assert!(e.contains("64 to 1500"), "{e}");
         let e = err("--rfc2544-sizes 1400,1400");
         assert!(e.contains("1400 is listed twice"), "{e}");
-        for other in ["--quick", "--no-lab", "--lab-traffic iperf3", "--from r.json"] {
+        for other in [
+            "--quick",
+            "--no-lab",
+            "--lab-traffic iperf3",
+            "--from r.json",
+        ] {
             let e = err(&format!("--rfc2544-sizes 64,1400 {other}"));
             assert!(e.contains("no RFC 2544 search runs with"), "{other}: {e}");
         }

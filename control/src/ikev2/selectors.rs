@@ -170,7 +170,7 @@ fn to_selector(local: &Range, remote: &Range) -> Option<TrafficSelector> {
 }
 
 /// Every IPv4 and every IPv6 flow: what a dynamic entry without a
-/// crypto ACL protects (the peer's proposal, narrowed to nothing).
+/// crypto ACL protects: the peer's proposal, not narrowed at all.
 pub fn any() -> [TrafficSelector; 2] {
     [IpPrefix::any_v4(), IpPrefix::any_v6()].map(|p| TrafficSelector {
         src: p,
