@@ -25,7 +25,7 @@
 
 use std::net::IpAddr;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use dataplane::wire::checksum;
 
 /// "ESPG".
@@ -115,6 +115,16 @@ impl Size {
             Ok(n) if (MIN_SIZE..=MAX_IP_LEN).contains(&n) => Ok(Size::Fixed(n)),
             _ => bail!("--size {s:?}: give an IP packet size from {MIN_SIZE} to {MAX_IP_LEN} bytes, or imix"),
         }
+    }
+
+    /// A comma-separated list (`64,512,imix`), blanks and empty items
+    /// skipped; errors name `flag`.
+    pub fn parse_list(list: &str, flag: &str) -> Result<Vec<Size>> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Size::parse(s).map_err(|e| anyhow!("{flag}: {e}")))
+            .collect()
     }
 
     pub fn label(self) -> String {

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto_bench::{self, SizeSpec};
@@ -435,13 +435,11 @@ fn options(args: &[String]) -> Result<Options> {
 /// `--rfc2544-sizes`: sizes as rfc2544 reads them, each once, 1400 among
 /// them; returns the list in rfc2544's spelling.
 fn rfc_sizes(list: &str) -> Result<String> {
-    let mut sizes: Vec<Size> = Vec::new();
-    for v in list.split(',').map(str::trim).filter(|v| !v.is_empty()) {
-        let s = Size::parse(v).map_err(|e| anyhow!("--rfc2544-sizes: {e}"))?;
-        if sizes.contains(&s) {
+    let sizes = Size::parse_list(list, "--rfc2544-sizes")?;
+    for (i, s) in sizes.iter().enumerate() {
+        if sizes[..i].contains(s) {
             bail!("--rfc2544-sizes: {} is listed twice", s.label());
         }
-        sizes.push(s);
     }
     if !sizes.contains(&Size::Fixed(1400)) {
         bail!("--rfc2544-sizes: include 1400, the size the targets are judged at");

@@ -190,12 +190,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
             o.gen_dev
         );
     }
-    o.sizes = sizes
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| Size::parse(s).map_err(|e| anyhow!("--sizes: {e}")))
-        .collect::<Result<_>>()?;
+    o.sizes = Size::parse_list(&sizes, "--sizes")?;
     if o.sizes.is_empty() {
         bail!("--sizes: give a list such as 64,512,1400,imix");
     }
