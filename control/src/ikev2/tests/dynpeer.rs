@@ -26,8 +26,13 @@ fn spoke(local: &str, lan: &'static str) -> Ikev2Policy {
 /// The spoke's outside address changes to `new` (and its LAN to `lan`):
 /// it drops what it held, without a word from the lost address.
 fn relocate_spoke(net: &mut Net, new: &str, lan: &'static str) {
+    relocate_spoke_with(net, new, spoke(new, lan));
+}
+
+/// The same with the spoke's whole policy at its new address.
+fn relocate_spoke_with(net: &mut Net, new: &str, policy: Ikev2Policy) {
     let old = net.a_addr.ip();
-    net.a.set_policy(spoke(new, lan));
+    net.a.set_policy(policy);
     net.a_addr = SocketAddr::new(new.parse().unwrap(), 500);
     let sent = net.sent;
     assert_eq!(net.a.local_address_gone(old), 1);
@@ -153,10 +158,7 @@ fn an_ike_sa_with_pairs_of_other_proxies_stays_until_its_last_is_replaced() {
     assert_eq!((net.b.ike_sas().len(), net.b.pairs().count()), (1, 2));
     // Back from .2, the spoke's first LAN alone: its old pair goes, the
     // old IKE SA stays for the second LAN's pair, still in use there.
-    net.a.set_policy(two_lans("198.18.0.2"));
-    net.a_addr = SocketAddr::new("198.18.0.2".parse().unwrap(), 500);
-    assert_eq!(net.a.local_address_gone(A4.local.parse().unwrap()), 1);
-    net.pump();
+    relocate_spoke_with(&mut net, "198.18.0.2", two_lans("198.18.0.2"));
     net.acquire_from("198.19.1.10");
     assert_eq!(net.b.stats().stale_pairs_replaced, 1);
     assert_eq!((net.b.ike_sas().len(), net.b.pairs().count()), (2, 2));
