@@ -159,15 +159,24 @@ in_ns g1 ip route add 198.18.102.0/24 via 198.18.101.254 dev g1r
 in_ns g3 ip route add 198.18.101.0/24 via 198.18.102.254 dev g3
 in_ns r sysctl -qw net.ipv4.ip_forward=1
 in_ns r iptables -A FORWARD -p udp -d 198.18.102.2 -m statistic --mode nth --every 50 --packet 25 -j DROP
-routed_loss() {
+# routed_run NAME COUNT TABLE CHAIN TARGET: gen on g1 -> the router -> a
+# sink on g3, COUNT probes at 10 kpps in 16 flows; prints how many packets
+# the router's TARGET rule in CHAIN matched (iptables' own counter), and
+# fails without such a rule.
+routed_run() {
     # The router learns g3's MAC (and g1 the router's) before the run.
     in_ns g1 ping -c 2 -i 0.2 -W 1 198.18.102.2 >/dev/null || return 1
-    run loss g1 g3 g3 -- --dev g1r --src 198.18.101.1 --dst 198.18.102.2 \
-        --rate 10000 --count 20000 --flows 16 || return 1
+    run "$1" g1 g3 g3 -- --dev g1r --src 198.18.101.1 --dst 198.18.102.2 \
+        --rate 10000 --count "$2" --flows 16 >&2 || return 1
+    local n
+    n=$(in_ns r iptables -t "$3" -L "$4" -v -x -n | awk -v t="$5" '$3 == t { print $1 }')
+    [ -n "$n" ] || { echo "no iptables $5 rule in $4" >&2; return 1; }
+    echo "$n"
+}
+routed_loss() {
     local dropped
-    dropped=$(in_ns r iptables -L FORWARD -v -x -n | awk '$3 == "DROP" { print $1 }')
-    echo "iptables dropped ${dropped:-none}"
-    [ -n "$dropped" ] || return 1
+    dropped=$(routed_run loss 20000 filter FORWARD DROP) || return 1
+    echo "iptables dropped $dropped"
     verdict loss "g['packets'] == 20000 and $dropped == 400 and s['lost'] == $dropped and g['packets'] - s['probes'] == $dropped and s['reordered'] == 0"
 }
 check "veth through a kernel router dropping every 50th probe: the sink's loss equals iptables' 400" routed_loss
@@ -181,7 +190,6 @@ check "veth through a kernel router dropping every 50th probe: the sink's loss e
 # about two of the 200 arrive late (CI: 198), and none is lost.
 routed_reorder() {
     in_ns r iptables -F FORWARD
-    in_ns g1 ping -c 2 -i 0.2 -W 1 198.18.102.2 >/dev/null || return 1
     # HTB warns of its classes' quanta on stderr: kept apart, shown on failure.
     { in_ns r tc qdisc add dev rb root handle 1: htb default 10 &&
         in_ns r tc class add dev rb parent 1: classid 1:10 htb rate 1gbit &&
@@ -189,12 +197,9 @@ routed_reorder() {
         in_ns r iptables -t mangle -A POSTROUTING -o rb -p udp -d 198.18.102.2 \
             -m statistic --mode nth --every 50 --packet 25 -j CLASSIFY --set-class 1:20; } \
         2>"$work/tc.err" || { cat "$work/tc.err"; return 1; }
-    run reorder g1 g3 g3 -- --dev g1r --src 198.18.101.1 --dst 198.18.102.2 \
-        --rate 10000 --count 10000 --flows 16 || return 1
     local held
-    held=$(in_ns r iptables -t mangle -L POSTROUTING -v -x -n | awk '$3 == "CLASSIFY" { print $1 }')
-    echo "iptables held back ${held:-none}"
-    [ -n "$held" ] || return 1
+    held=$(routed_run reorder 10000 mangle POSTROUTING CLASSIFY) || return 1
+    echo "iptables held back $held"
     verdict reorder "$held == 200 and s['probes'] == g['packets'] == 10000 and s['lost'] == 0 and $held - 5 <= s['reordered'] <= $held"
 }
 check "veth through a kernel router holding every 50th probe back: the sink counts them late, none lost" routed_reorder
