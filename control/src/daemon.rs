@@ -160,18 +160,8 @@ pub fn install(dp: &mut DataplaneClient, c: &Compiled) -> Result<InstallReport, 
         dp.expect_ack("AddSa", Request::AddSa(Box::new(sa.clone())))?;
         report.added += 1;
     }
-    dp.expect_ack(
-        "LoadSpd",
-        Request::LoadSpd {
-            rules: c.spd.clone(),
-        },
-    )?;
-    dp.expect_ack(
-        "LoadNat",
-        Request::LoadNat {
-            rules: c.nat.clone(),
-        },
-    )?;
+    dp.load_spd(&c.spd)?;
+    dp.load_nat(&c.nat)?;
     Ok(report)
 }
 
@@ -731,12 +721,7 @@ fn follow_addresses(
         return;
     }
     if let Some(n) = new.as_ref().filter(|_| nat) {
-        match dp.expect_ack(
-            "LoadNat",
-            Request::LoadNat {
-                rules: n.nat.clone(),
-            },
-        ) {
+        match dp.load_nat(&n.nat) {
             Ok(()) => println!("espada: NAT rules reloaded for the new outside address"),
             Err(e) => eprintln!("espada: reloading NAT rules: {e}"),
         }

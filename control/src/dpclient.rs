@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dataplane::api::{
-    ConnError, ControlConn, DropCounts, ErrorCode, Event, Message, Payload, Reply, Request,
-    SaCounts, PROTOCOL_VERSION,
+    ConnError, ControlConn, DropCounts, ErrorCode, Event, Message, NatRule, Payload, Reply,
+    Request, SaCounts, PROTOCOL_VERSION,
 };
+use dataplane::spd::SpdRule;
 use thiserror::Error;
 
 /// Where the dataplane listens unless told otherwise.
@@ -102,6 +103,24 @@ impl DataplaneClient {
             Reply::Ack => Ok(()),
             other => Err(unexpected(what, &other)),
         }
+    }
+
+    /// Replaces the dataplane's SPD with `rules`, in as many messages as
+    /// it takes (a hub's SPD grows with its peers); the dataplane swaps
+    /// it in at the last, so a refusal half-way leaves the old one.
+    pub fn load_spd(&mut self, rules: &[SpdRule]) -> Result<(), DpError> {
+        for part in Request::load_spd(rules) {
+            self.expect_ack("LoadSpd", part)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the NAT rule list, as [`Self::load_spd`].
+    pub fn load_nat(&mut self, rules: &[NatRule]) -> Result<(), DpError> {
+        for part in Request::load_nat(rules) {
+            self.expect_ack("LoadNat", part)?;
+        }
+        Ok(())
     }
 
     /// Every SA's counters (or one SPI's), joined across split replies.
@@ -233,5 +252,69 @@ fn unexpected(what: &'static str, r: &Reply) -> DpError {
             Reply::Counters { .. } => "Counters",
             Reply::NatStats(_) => "NatStats",
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use dataplane::api::ControlListener;
+    use dataplane::mgmt::server::Server;
+    use dataplane::mgmt::Mgmt;
+    use dataplane::spd::{IpPrefix, PolicyAction, PolicyTag, PortRange, TrafficSelector};
+
+    use super::*;
+
+    /// A hub's per-peer rule: its LAN to peer `i`'s, IPv6 to make the
+    /// rules as large as they get.
+    fn peer_rule(i: u32) -> SpdRule {
+        let lan = |n: u32| {
+            let [a, b, c, d] = n.to_be_bytes();
+            let addr: IpAddr = format!("fd00:{a:x}{b:02x}:{c:x}{d:02x}::").parse().unwrap();
+            IpPrefix::new(addr, 64).unwrap()
+        };
+        SpdRule {
+            selector: TrafficSelector {
+                src: lan(0xffff_ffff),
+                dst: lan(i),
+                proto: Some(17),
+                src_ports: PortRange::ANY,
+                dst_ports: PortRange::single(4789),
+            },
+            action: PolicyAction::Protect {
+                sa: Some(0x1000_0000 + i),
+                map: PolicyTag { map: 1, seq: 10 },
+            },
+        }
+    }
+
+    #[test]
+    fn an_spd_of_many_peers_reaches_a_real_dataplane_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dp.sock");
+        let listener = ControlListener::bind(&path).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let server = std::thread::spawn(move || {
+            let mut mgmt = Mgmt::new(Vec::new(), Vec::new());
+            let mut s = Server::new(listener);
+            while !stop2.load(Ordering::Relaxed) {
+                s.poll_once(&mut mgmt, 0, Duration::from_millis(20));
+            }
+            mgmt
+        });
+        let mut dp = DataplaneClient::connect_until(&path, Instant::now() + REPLY_TIMEOUT).unwrap();
+        // 10 000 peers: over nine messages of the largest rules.
+        let rules: Vec<SpdRule> = (0..10_000).map(peer_rule).collect();
+        dp.load_spd(&rules).unwrap();
+        // The next load replaces the list, never appends to it.
+        let fewer = dp.load_spd(&rules[..5000]);
+        stop.store(true, Ordering::Relaxed);
+        let mgmt = server.join().unwrap();
+        fewer.unwrap();
+        assert_eq!(mgmt.spd(), &rules[..5000]);
     }
 }

@@ -9,7 +9,7 @@
 //! - what comes out is carried out here: datagrams sent, a negotiated
 //!   pair installed (inbound first, so the peer's first packet is never
 //!   dropped for want of the SA it just keyed, then outbound) and bound to
-//!   its crypto-map rules with one `LoadSpd`; a deleted pair unbound first
+//!   its crypto-map rules with one SPD load; a deleted pair unbound first
 //!   and then removed, so no rule ever names a missing SA;
 //! - the installed pairs are kept (keys included, zeroized on drop) so a
 //!   restarted dataplane gets them back;
@@ -490,8 +490,7 @@ impl IkeDriver {
     }
 
     fn load_spd(&mut self, dp: &mut DataplaneClient) {
-        let rules = self.spd.rules();
-        if let Err(e) = dp.expect_ack("LoadSpd", Request::LoadSpd { rules }) {
+        if let Err(e) = dp.load_spd(&self.spd.rules()) {
             self.failures += 1;
             eprintln!("espada: loading the SPD: {e}");
         }
@@ -503,12 +502,7 @@ impl IkeDriver {
         for p in &self.installed {
             add_pair(dp, &p.inbound, &p.outbound)?;
         }
-        dp.expect_ack(
-            "LoadSpd",
-            Request::LoadSpd {
-                rules: self.spd.rules(),
-            },
-        )?;
+        dp.load_spd(&self.spd.rules())?;
         Ok(self.installed.len())
     }
 

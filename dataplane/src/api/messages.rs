@@ -7,7 +7,9 @@
 //! Every message travels with a `request_id` in its header. A request gets
 //! exactly one reply with the same `request_id` (a large `Counters` answer
 //! may be split over several replies, all but the last with `more` set);
-//! events are unsolicited and carry `request_id` 0.
+//! events are unsolicited and carry `request_id` 0. A rule list too long
+//! for one message goes as several requests ([`Request::load_spd`]), each
+//! acknowledged, none in force before the last.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -65,14 +67,17 @@ pub enum Request {
         port: u16,
     },
     /// Replace the whole SPD atomically with these rules, in crypto-map
-    /// order. An SPD too large for one message is refused by the encoder
-    /// ([`super::EncodeError::TooLarge`]), never split, so a half-loaded
-    /// SPD can never be in force.
+    /// order. A hub's SPD grows with its peers past one message, so a
+    /// list may come in parts ([`Request::load_spd`]); the dataplane
+    /// stages them per connection and swaps the table in only at the last,
+    /// so a half-loaded SPD is never in force.
     LoadSpd {
+        part: ListPart,
         rules: Vec<SpdRule>,
     },
-    /// Replace the NAT rule list atomically (same size rule as `LoadSpd`).
+    /// Replace the NAT rule list atomically (in parts, as `LoadSpd`).
     LoadNat {
+        part: ListPart,
         rules: Vec<NatRule>,
     },
     /// Port address translation totals over every worker: IOS `show ip
@@ -84,6 +89,86 @@ pub enum Request {
     },
     /// Liveness check; answered by [`Reply::Ack`].
     Ping,
+}
+
+/// Where one `LoadSpd` / `LoadNat` message sits in the list it loads.
+///
+/// The offset lets the receiver check that no part was lost or repeated
+/// (a part at offset 0 always starts a new list, so a load abandoned
+/// half-way never leaks into the next one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListPart {
+    /// Index in the whole list of this message's first rule.
+    pub offset: u32,
+    /// More parts follow; the list is not in force until the last.
+    pub more: bool,
+}
+
+impl ListPart {
+    /// A list sent in one message.
+    pub const WHOLE: ListPart = ListPart {
+        offset: 0,
+        more: false,
+    };
+}
+
+/// Splits a rule list into parts that each fit one message. Always at
+/// least one part, so an empty list still replaces the one in force.
+fn list_parts<T: Clone>(rules: &[T], per_message: usize) -> Vec<(ListPart, Vec<T>)> {
+    let mut chunks: Vec<&[T]> = rules.chunks(per_message.max(1)).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    let last = chunks.len() - 1;
+    let mut offset = 0u32;
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let part = ListPart {
+                offset,
+                more: i != last,
+            };
+            // A list of 4 billion rules cannot be built in memory, let
+            // alone staged (`MAX_LIST_RULES`): saturating is never reached.
+            offset = offset.saturating_add(u32::try_from(chunk.len()).unwrap_or(u32::MAX));
+            (part, chunk.to_vec())
+        })
+        .collect()
+}
+
+impl Request {
+    /// The most rules one list (SPD or NAT) may hold, over all its parts:
+    /// a bound on what a client can make the dataplane stage (about
+    /// 60 MiB of SPD rules), far above any crypto-map configuration.
+    pub const MAX_LIST_RULES: usize = 1 << 20;
+
+    /// SPD rules per `LoadSpd` message: the largest rule (IPv6, protect,
+    /// with an SA) times this fits [`super::MAX_MESSAGE_LEN`] with the
+    /// header and the part's fields.
+    pub const SPD_RULES_PER_MESSAGE: usize =
+        (super::MAX_MESSAGE_LEN - 64) / super::wire::SPD_RULE_MAX_LEN;
+
+    /// NAT rules per `LoadNat` message, as for the SPD.
+    pub const NAT_RULES_PER_MESSAGE: usize =
+        (super::MAX_MESSAGE_LEN - 64) / super::wire::NAT_RULE_MAX_LEN;
+
+    /// The `LoadSpd` requests that replace the SPD with `rules`, in order:
+    /// each to be acknowledged before the next is sent.
+    pub fn load_spd(rules: &[SpdRule]) -> Vec<Request> {
+        list_parts(rules, Self::SPD_RULES_PER_MESSAGE)
+            .into_iter()
+            .map(|(part, rules)| Request::LoadSpd { part, rules })
+            .collect()
+    }
+
+    /// The `LoadNat` requests that replace the NAT rules, as [`Self::load_spd`].
+    pub fn load_nat(rules: &[NatRule]) -> Vec<Request> {
+        list_parts(rules, Self::NAT_RULES_PER_MESSAGE)
+            .into_iter()
+            .map(|(part, rules)| Request::LoadNat { part, rules })
+            .collect()
+    }
 }
 
 /// Dataplane → control process, answering the request with the same
@@ -428,8 +513,8 @@ impl PartialEq for Request {
             (SetPeerPort { spi: s1, port: p1 }, SetPeerPort { spi: s2, port: p2 }) => {
                 s1 == s2 && p1 == p2
             }
-            (LoadSpd { rules: a }, LoadSpd { rules: b }) => a == b,
-            (LoadNat { rules: a }, LoadNat { rules: b }) => a == b,
+            (LoadSpd { part: p, rules: a }, LoadSpd { part: q, rules: b }) => p == q && a == b,
+            (LoadNat { part: p, rules: a }, LoadNat { part: q, rules: b }) => p == q && a == b,
             (GetCounters { spi: a }, GetCounters { spi: b }) => a == b,
             (Ping, Ping) | (GetNatStats, GetNatStats) => true,
             _ => false,

@@ -18,7 +18,8 @@ pub mod wire;
 mod tests;
 
 pub use messages::{
-    DropCounts, ErrorCode, Event, Message, Payload, Reply, Request, SaCounts, MAX_TED_PROBE_LEN,
+    DropCounts, ErrorCode, Event, ListPart, Message, Payload, Reply, Request, SaCounts,
+    MAX_TED_PROBE_LEN,
 };
 pub use socket::{ConnError, ControlConn, ControlListener};
 pub use wire::{decode, encode, DecodeError, EncodeError, MAX_MESSAGE_LEN, PROTOCOL_VERSION};

@@ -127,6 +127,10 @@ fn arb_nat_rule() -> impl Strategy<Value = NatRule> {
     (arb_selector(), action).prop_map(|(selector, action)| NatRule { selector, action })
 }
 
+fn arb_part() -> impl Strategy<Value = ListPart> {
+    (any::<u32>(), any::<bool>()).prop_map(|(offset, more)| ListPart { offset, more })
+}
+
 fn arb_direction() -> impl Strategy<Value = Direction> {
     prop_oneof![Just(Direction::Inbound), Just(Direction::Outbound)]
 }
@@ -266,8 +270,10 @@ fn arb_request() -> impl Strategy<Value = Request> {
         (arb_direction(), any::<u32>())
             .prop_map(|(direction, spi)| Request::DeleteSa { direction, spi }),
         (any::<u32>(), any::<u16>()).prop_map(|(spi, port)| Request::SetPeerPort { spi, port }),
-        prop::collection::vec(arb_spd_rule(), 0..20).prop_map(|rules| Request::LoadSpd { rules }),
-        prop::collection::vec(arb_nat_rule(), 0..20).prop_map(|rules| Request::LoadNat { rules }),
+        (arb_part(), prop::collection::vec(arb_spd_rule(), 0..20))
+            .prop_map(|(part, rules)| Request::LoadSpd { part, rules }),
+        (arb_part(), prop::collection::vec(arb_nat_rule(), 0..20))
+            .prop_map(|(part, rules)| Request::LoadNat { part, rules }),
         any::<Option<u32>>().prop_map(|spi| Request::GetCounters { spi }),
         Just(Request::Ping),
         Just(Request::GetNatStats),
@@ -460,9 +466,14 @@ fn one_of_each_type() -> Vec<Message> {
             spi: 9,
         }),
         req(Request::LoadSpd {
+            part: ListPart {
+                offset: 1800,
+                more: true,
+            },
             rules: vec![v4_rule(1), v4_rule(2)],
         }),
         req(Request::LoadNat {
+            part: ListPart::WHOLE,
             rules: vec![NatRule {
                 selector: v4_rule(1).selector,
                 action: NatAction::Pat {
@@ -592,7 +603,8 @@ proptest! {
         count in 100u32..,
         tail in prop::collection::vec(any::<u8>(), 0..64),
     ) {
-        let mut body = count.to_be_bytes().to_vec();
+        let mut body = vec![0, 0, 0, 0, 0]; // the whole list: offset 0, no more
+        body.extend_from_slice(&count.to_be_bytes());
         body.extend_from_slice(&tail);
         let bytes = v1(t, &body);
         let (result, largest) = largest_allocation_of(|| decode(&bytes));
@@ -856,20 +868,21 @@ fn non_canonical_values_are_refused() {
     sel.push(0); // any protocol
     sel.extend_from_slice(&[0, 0, 0xff, 0xff, 0, 0, 0xff, 0xff]);
     sel.push(0); // exempt
-    let mut body = 1u32.to_be_bytes().to_vec();
+    let mut body = vec![0, 0, 0, 0, 0]; // the whole list: offset 0, no more
+    body.extend_from_slice(&1u32.to_be_bytes());
     body.extend_from_slice(&sel);
     assert!(matches!(
         decode(&v1(msg_type::LOAD_NAT, &body)),
         Err(DecodeError::Invalid {
             what: "prefix",
             why: "host bits set",
-            offset: 4,
+            offset: 9,
             ..
         })
     ));
     // A reversed port range.
-    body[4 + 4] = 0; // fix the prefix: 198.18.0.0/16
-    body[4 + 13..4 + 17].copy_from_slice(&[0, 9, 0, 8]);
+    body[9 + 4] = 0; // fix the prefix: 198.18.0.0/16
+    body[9 + 13..9 + 17].copy_from_slice(&[0, 9, 0, 8]);
     assert!(matches!(
         decode(&v1(msg_type::LOAD_NAT, &body)),
         Err(DecodeError::Invalid {
@@ -912,15 +925,82 @@ fn non_canonical_values_are_refused() {
 // ---------------------------------------------------------------------------
 // Size limits.
 
+/// The largest rules the wire can carry, to check the size bounds.
+fn widest_selector() -> TrafficSelector {
+    let v6: IpAddr = "fd00::1".parse().expect("literal");
+    TrafficSelector {
+        src: IpPrefix::host(v6),
+        dst: IpPrefix::host(v6),
+        proto: Some(17),
+        src_ports: PortRange::single(500),
+        dst_ports: PortRange::single(4500),
+    }
+}
+
+fn widest_spd_rule() -> SpdRule {
+    SpdRule {
+        selector: widest_selector(),
+        action: PolicyAction::Protect {
+            sa: Some(u32::MAX),
+            map: PolicyTag {
+                map: u32::MAX,
+                seq: u32::MAX,
+            },
+        },
+    }
+}
+
+fn widest_nat_rule() -> NatRule {
+    NatRule {
+        selector: widest_selector(),
+        action: NatAction::Pat {
+            outside_ifindex: u32::MAX,
+            outside_addr: "fd00::2".parse().expect("literal"),
+        },
+    }
+}
+
+/// Bytes one more rule adds to a list message.
+fn rule_len(one: Request, two: Request) -> usize {
+    let len = |r| encode(&Message::request(1, r)).expect("fits").len();
+    len(two) - len(one)
+}
+
 #[test]
-fn an_spd_too_large_for_one_message_is_refused_not_split() {
+fn the_rule_size_bounds_are_the_widest_rules_encoded() {
+    let spd = |n| Request::LoadSpd {
+        part: ListPart::WHOLE,
+        rules: vec![widest_spd_rule(); n],
+    };
+    let nat = |n| Request::LoadNat {
+        part: ListPart::WHOLE,
+        rules: vec![widest_nat_rule(); n],
+    };
+    assert_eq!(rule_len(spd(1), spd(2)), wire::SPD_RULE_MAX_LEN);
+    assert_eq!(rule_len(nat(1), nat(2)), wire::NAT_RULE_MAX_LEN);
+}
+
+#[test]
+fn one_message_too_large_is_refused_by_the_encoder() {
     // An IPv4 rule like these takes 36 bytes: 1800 fit, 1900 do not.
     let fits: Vec<SpdRule> = (0..1800).map(v4_rule).collect();
-    let m = Message::request(1, Request::LoadSpd { rules: fits });
+    let m = Message::request(
+        1,
+        Request::LoadSpd {
+            part: ListPart::WHOLE,
+            rules: fits,
+        },
+    );
     assert!(encode(&m).expect("fits").len() <= MAX_MESSAGE_LEN);
 
     let too_many: Vec<SpdRule> = (0..1900).map(v4_rule).collect();
-    let m = Message::request(1, Request::LoadSpd { rules: too_many });
+    let m = Message::request(
+        1,
+        Request::LoadSpd {
+            part: ListPart::WHOLE,
+            rules: too_many,
+        },
+    );
     match encode(&m) {
         Err(EncodeError::TooLarge { msg, len }) => {
             assert_eq!(msg, "LoadSpd");
@@ -928,6 +1008,51 @@ fn an_spd_too_large_for_one_message_is_refused_not_split() {
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }
+}
+
+#[test]
+fn a_long_list_is_split_into_parts_that_fit_and_join_in_order() {
+    // 5 000 of the widest rules: five parts of the SPD, six of NAT.
+    let spd = vec![widest_spd_rule(); 5000];
+    let parts = Request::load_spd(&spd);
+    assert_eq!(
+        parts.len(),
+        5000usize.div_ceil(Request::SPD_RULES_PER_MESSAGE)
+    );
+    let mut joined = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let bytes = encode(&Message::request(1, p.clone())).expect("each part fits");
+        assert!(bytes.len() <= MAX_MESSAGE_LEN);
+        match p {
+            Request::LoadSpd { part, rules } => {
+                assert_eq!(part.offset as usize, joined.len());
+                assert_eq!(part.more, i + 1 < parts.len());
+                joined.extend_from_slice(rules);
+            }
+            other => panic!("not LoadSpd: {other:?}"),
+        }
+    }
+    assert_eq!(joined, spd);
+
+    let nat = vec![widest_nat_rule(); 5000];
+    let parts = Request::load_nat(&nat);
+    assert_eq!(
+        parts.len(),
+        5000usize.div_ceil(Request::NAT_RULES_PER_MESSAGE)
+    );
+    for p in &parts {
+        let bytes = encode(&Message::request(1, p.clone())).expect("each part fits");
+        assert!(bytes.len() <= MAX_MESSAGE_LEN);
+    }
+
+    // An empty list is still one request: it clears the table.
+    assert_eq!(
+        Request::load_spd(&[]),
+        vec![Request::LoadSpd {
+            part: ListPart::WHOLE,
+            rules: vec![],
+        }]
+    );
 }
 
 #[test]

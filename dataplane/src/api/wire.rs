@@ -27,7 +27,8 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use super::messages::{
-    DropCounts, ErrorCode, Event, Message, Payload, Reply, Request, SaCounts, MAX_TED_PROBE_LEN,
+    DropCounts, ErrorCode, Event, ListPart, Message, Payload, Reply, Request, SaCounts,
+    MAX_TED_PROBE_LEN,
 };
 use super::{Direction, EspMode, Lifetime, NatAction, NatRule, SaKeys, SaParams, UdpEncap};
 use crate::counters::DropReason;
@@ -44,6 +45,13 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 16;
 /// The largest datagram, header included, either side sends or accepts.
 pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
+
+/// The longest encoded [`SpdRule`]: IPv6 prefixes (18 bytes each), a
+/// protocol, two port ranges, and protect with an SPI and a policy tag.
+pub const SPD_RULE_MAX_LEN: usize = 60;
+/// The longest encoded [`NatRule`]: the same selector, then PAT to an
+/// interface and an IPv6 address.
+pub const NAT_RULE_MAX_LEN: usize = 68;
 
 /// Message type codes: requests `0x00xx`, replies `0x01xx`, events `0x02xx`.
 pub mod msg_type {
@@ -340,8 +348,14 @@ fn encode_body(p: &Payload, w: &mut Writer) {
                 w.u32(*spi);
                 w.u16(*port);
             }
-            Request::LoadSpd { rules } => w.vec(rules),
-            Request::LoadNat { rules } => w.vec(rules),
+            Request::LoadSpd { part, rules } => {
+                part.encode(w);
+                w.vec(rules);
+            }
+            Request::LoadNat { part, rules } => {
+                part.encode(w);
+                w.vec(rules);
+            }
             Request::GetCounters { spi } => spi.encode(w),
             Request::Ping | Request::GetNatStats => {}
         },
@@ -431,9 +445,11 @@ fn decode_body(t: u16, r: &mut Reader<'_>) -> Result<Payload, DecodeError> {
             port: r.u16("port")?,
         }),
         LOAD_SPD => req(Request::LoadSpd {
+            part: ListPart::decode(r)?,
             rules: r.vec("SPD rule")?,
         }),
         LOAD_NAT => req(Request::LoadNat {
+            part: ListPart::decode(r)?,
             rules: r.vec("NAT rule")?,
         }),
         GET_COUNTERS => req(Request::GetCounters {
@@ -920,6 +936,21 @@ impl Codec for SpdRule {
         Ok(SpdRule {
             selector: TrafficSelector::decode(r)?,
             action: PolicyAction::decode(r)?,
+        })
+    }
+}
+
+/// `offset u32 | more bool`.
+impl Codec for ListPart {
+    const MIN_LEN: usize = 5;
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.offset);
+        self.more.encode(w);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<ListPart, DecodeError> {
+        Ok(ListPart {
+            offset: r.u32("list offset")?,
+            more: bool::decode(r)?,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! and every tick is a plain function call in the tests.
 
 pub mod server;
+pub mod staging;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,8 +15,8 @@ use std::sync::Arc;
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::api::{
-    Direction, DropCounts, ErrorCode, Event, Message, NatAction, NatRule, Reply, Request, SaCounts,
-    SaParams, PROTOCOL_VERSION,
+    Direction, DropCounts, ErrorCode, Event, ListPart, Message, NatAction, NatRule, Reply, Request,
+    SaCounts, SaParams, PROTOCOL_VERSION,
 };
 use crate::counters::DropReason;
 use crate::nat::{NatCounters, NatRules, NatStats};
@@ -170,7 +171,15 @@ impl Mgmt {
                     unknown_sa(direction, spi)
                 }
             }
-            Request::LoadSpd { rules } => {
+            Request::LoadSpd { part, .. } | Request::LoadNat { part, .. }
+                if part != ListPart::WHOLE =>
+            {
+                error(
+                    ErrorCode::Unexpected,
+                    "a part of a rule list reached the tables before it was joined".to_string(),
+                )
+            }
+            Request::LoadSpd { rules, .. } => {
                 self.spd = rules;
                 for w in 0..self.workers.len() {
                     self.send(
@@ -180,7 +189,7 @@ impl Mgmt {
                 }
                 Reply::Ack
             }
-            Request::LoadNat { rules } => match NatRules::compile(&rules) {
+            Request::LoadNat { rules, .. } => match NatRules::compile(&rules) {
                 Ok(compiled) => {
                     self.nat = rules;
                     self.nat_generation += 1;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::api::{ConnError, ControlConn, ControlListener, Event, Message, Payload};
 
+use super::staging::ListStaging;
 use super::Mgmt;
 
 /// One connected client.
@@ -16,6 +17,8 @@ struct Client {
     conn: ControlConn,
     /// Said Hello with our version: gets events.
     ready: bool,
+    /// Its SPD or NAT list sent in parts, until the last part.
+    staging: ListStaging,
 }
 
 /// The listening socket and its clients.
@@ -71,7 +74,11 @@ impl Server {
                     // A client that stops reading must not stall us: bound
                     // each receive (poll said one is ready anyway).
                     let _ = conn.set_recv_timeout(Some(Duration::from_millis(100)));
-                    self.clients.push(Client { conn, ready: false });
+                    self.clients.push(Client {
+                        conn,
+                        ready: false,
+                        staging: ListStaging::default(),
+                    });
                 }
                 Err(e) => self.errors.push(format!("control socket: {e}")),
             }
@@ -94,19 +101,22 @@ impl Server {
             }
         };
         let replies = match msg.payload {
-            Payload::Request(req) => {
-                let hello = matches!(req, crate::api::Request::Hello { .. });
-                let replies = mgmt.handle(msg.request_id, req, now);
-                if hello {
-                    client.ready = replies.iter().any(|r| {
-                        matches!(
-                            r.payload,
-                            Payload::Reply(crate::api::Reply::HelloAck { .. })
-                        )
-                    });
+            Payload::Request(req) => match client.staging.join(req) {
+                Err(held) => vec![Message::reply(msg.request_id, held.reply())],
+                Ok(req) => {
+                    let hello = matches!(req, crate::api::Request::Hello { .. });
+                    let replies = mgmt.handle(msg.request_id, req, now);
+                    if hello {
+                        client.ready = replies.iter().any(|r| {
+                            matches!(
+                                r.payload,
+                                Payload::Reply(crate::api::Reply::HelloAck { .. })
+                            )
+                        });
+                    }
+                    replies
                 }
-                replies
-            }
+            },
             Payload::Reply(_) | Payload::Event(_) => vec![Message::reply(
                 msg.request_id,
                 crate::api::Reply::Error {

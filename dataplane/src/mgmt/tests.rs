@@ -196,7 +196,14 @@ fn a_loaded_spd_replaces_every_workers_spd() {
             map: PolicyTag { map: 1, seq: 10 },
         },
     };
-    let r = reply(m.handle(1, Request::LoadSpd { rules: vec![rule] }, 0));
+    let r = reply(m.handle(
+        1,
+        Request::LoadSpd {
+            part: ListPart::WHOLE,
+            rules: vec![rule],
+        },
+        0,
+    ));
     assert_eq!(r, Reply::Ack);
     drain(&rx, &mut tables);
     for t in &tables {
@@ -229,6 +236,7 @@ fn a_loaded_nat_list_reaches_every_worker_and_an_ipv6_pat_rule_is_refused() {
     let r = reply(m.handle(
         1,
         Request::LoadNat {
+            part: ListPart::WHOLE,
             rules: vec![pat("198.19.1.0/24", "198.18.0.1")],
         },
         0,
@@ -245,6 +253,7 @@ fn a_loaded_nat_list_reaches_every_worker_and_an_ipv6_pat_rule_is_refused() {
     let r = reply(m.handle(
         2,
         Request::LoadNat {
+            part: ListPart::WHOLE,
             rules: vec![pat("fd00:a::/64", "fd00:1::1")],
         },
         0,
@@ -454,4 +463,205 @@ fn acquires_are_raised_once_a_second_per_map_entry_and_address_pair() {
         "another destination gets its own"
     );
     assert!(m.acquire(req, 6).is_some(), "a second later: again");
+}
+
+fn numbered_rule(i: u32) -> SpdRule {
+    SpdRule {
+        selector: TrafficSelector {
+            src: "198.19.1.0/24".parse::<IpPrefix>().unwrap(),
+            dst: IpPrefix::host(IpAddr::V4(std::net::Ipv4Addr::from(0xc613_0000 | i))),
+            proto: None,
+            src_ports: PortRange::ANY,
+            dst_ports: PortRange::ANY,
+        },
+        action: PolicyAction::Protect {
+            sa: Some(0x1000 + i),
+            map: PolicyTag { map: 1, seq: i },
+        },
+    }
+}
+
+fn part(offset: u32, more: bool) -> ListPart {
+    ListPart { offset, more }
+}
+
+fn load_spd(part: ListPart, rules: Vec<SpdRule>) -> Request {
+    Request::LoadSpd { part, rules }
+}
+
+#[test]
+fn list_parts_are_staged_until_the_last_and_the_whole_list_comes_out() {
+    let mut st = staging::ListStaging::default();
+    let rules: Vec<SpdRule> = (0..5).map(numbered_rule).collect();
+    assert_eq!(
+        st.join(load_spd(part(0, true), rules[..2].to_vec())),
+        Err(staging::Held::Staged)
+    );
+    assert_eq!(
+        st.join(load_spd(part(2, true), rules[2..4].to_vec())),
+        Err(staging::Held::Staged)
+    );
+    // Another request in between passes through and changes nothing.
+    assert_eq!(st.join(Request::Ping), Ok(Request::Ping));
+    assert_eq!(
+        st.join(load_spd(part(4, false), rules[4..].to_vec())),
+        Ok(load_spd(ListPart::WHOLE, rules.clone()))
+    );
+    // A whole list in one message passes as it is.
+    assert_eq!(
+        st.join(load_spd(ListPart::WHOLE, rules[..1].to_vec())),
+        Ok(load_spd(ListPart::WHOLE, rules[..1].to_vec()))
+    );
+}
+
+#[test]
+fn a_missing_part_discards_the_list_and_offset_zero_starts_afresh() {
+    let mut st = staging::ListStaging::default();
+    let rules: Vec<SpdRule> = (0..6).map(numbered_rule).collect();
+    assert_eq!(
+        st.join(load_spd(part(0, true), rules[..2].to_vec())),
+        Err(staging::Held::Staged)
+    );
+    // The part at 2 was lost: the one at 4 is refused and the list dropped.
+    let r = st.join(load_spd(part(4, false), rules[4..].to_vec()));
+    assert!(
+        matches!(&r, Err(staging::Held::Refused { code: ErrorCode::Unexpected, message })
+            if message.contains("part at rule 4, but 2 rules were staged")),
+        "{r:?}"
+    );
+    // Nothing of it survives: a part at 2 now is out of sequence too.
+    assert!(matches!(
+        st.join(load_spd(part(2, false), rules[2..4].to_vec())),
+        Err(staging::Held::Refused {
+            code: ErrorCode::Unexpected,
+            ..
+        })
+    ));
+    // A load abandoned half-way does not leak into the next one.
+    assert_eq!(
+        st.join(load_spd(part(0, true), rules[..3].to_vec())),
+        Err(staging::Held::Staged)
+    );
+    assert_eq!(
+        st.join(load_spd(part(0, true), rules[3..5].to_vec())),
+        Err(staging::Held::Staged)
+    );
+    assert_eq!(
+        st.join(load_spd(part(2, false), rules[5..].to_vec())),
+        Ok(load_spd(ListPart::WHOLE, rules[3..].to_vec()))
+    );
+    // SPD and NAT lists are staged apart.
+    assert_eq!(
+        st.join(load_spd(part(0, true), rules[..1].to_vec())),
+        Err(staging::Held::Staged)
+    );
+    assert_eq!(
+        st.join(Request::LoadNat {
+            part: ListPart::WHOLE,
+            rules: vec![],
+        }),
+        Ok(Request::LoadNat {
+            part: ListPart::WHOLE,
+            rules: vec![],
+        })
+    );
+    assert_eq!(
+        st.join(load_spd(part(1, false), rules[1..2].to_vec())),
+        Ok(load_spd(ListPart::WHOLE, rules[..2].to_vec()))
+    );
+}
+
+#[test]
+fn a_list_longer_than_the_bound_is_refused() {
+    let mut st = staging::ListStaging::default();
+    let max = Request::MAX_LIST_RULES;
+    assert_eq!(
+        st.join(load_spd(part(0, true), vec![numbered_rule(0); max])),
+        Err(staging::Held::Staged)
+    );
+    let r = st.join(load_spd(part(max as u32, false), vec![numbered_rule(1)]));
+    assert!(
+        matches!(&r, Err(staging::Held::Refused { code: ErrorCode::TooLarge, message })
+            if message.contains("more than 1048576 rules")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn the_tables_refuse_a_part_that_was_not_joined() {
+    let (mut m, _, _) = mgmt(1);
+    let r = reply(m.handle(1, load_spd(part(0, true), vec![numbered_rule(0)]), 0));
+    assert!(
+        matches!(
+            r,
+            Reply::Error {
+                code: ErrorCode::Unexpected,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    assert!(m.spd().is_empty());
+}
+
+#[test]
+fn an_spd_in_parts_over_the_socket_is_in_force_only_after_its_last_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ctl.sock");
+    let listener = ControlListener::bind(&path).unwrap();
+    let (mut m, rx, mut tables) = mgmt(1);
+    let mut s = Server::new(listener);
+    let mut c = ControlConn::connect(&path).unwrap();
+    c.set_recv_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut other = ControlConn::connect(&path).unwrap();
+    other
+        .set_recv_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut id = 0;
+    let mut ask = |conn: &mut ControlConn, s: &mut Server, m: &mut Mgmt, req: Request| {
+        id += 1;
+        conn.send(&Message::request(id, req)).unwrap();
+        // Accept pending connections, then serve the request.
+        for _ in 0..3 {
+            s.poll_once(m, 0, Duration::from_millis(20));
+        }
+        let r = conn.recv().unwrap();
+        assert_eq!(r.request_id, id);
+        match r.payload {
+            Payload::Reply(r) => r,
+            p => panic!("not a reply: {p:?}"),
+        }
+    };
+    // 4 000 rules: more than one message holds.
+    let rules: Vec<SpdRule> = (0..4000).map(numbered_rule).collect();
+    let parts = Request::load_spd(&rules);
+    assert!(parts.len() > 2, "{} parts", parts.len());
+    let last = parts.len() - 1;
+    for (i, p) in parts.into_iter().enumerate() {
+        assert_eq!(ask(&mut c, &mut s, &mut m, p), Reply::Ack);
+        if i == 0 {
+            // Another client loads a whole list while the first is half
+            // way: each connection stages its own.
+            let one = load_spd(ListPart::WHOLE, vec![numbered_rule(9999)]);
+            assert_eq!(ask(&mut other, &mut s, &mut m, one), Reply::Ack);
+        }
+        if i < last {
+            assert!(m.spd().len() <= 1, "part {i}: nothing new in force yet");
+        }
+    }
+    assert_eq!(m.spd(), &rules[..]);
+    drain(&rx, &mut tables);
+    assert_eq!(tables[0].spd.rules(), &rules[..]);
+    // The first half of a list from a client that then leaves changes nothing.
+    let parts = Request::load_spd(&rules[..2000]);
+    assert_eq!(
+        ask(&mut other, &mut s, &mut m, parts[0].clone()),
+        Reply::Ack
+    );
+    drop(other);
+    for _ in 0..3 {
+        s.poll_once(&mut m, 0, Duration::from_millis(20));
+    }
+    assert_eq!(s.clients(), 1);
+    assert_eq!(m.spd().len(), 4000);
 }
