@@ -1182,7 +1182,8 @@ impl Engine {
                 .get(i)
                 .is_some_and(|p| p.dpd_pending.is_some_and(|d| d.1 > DPD_RETRIES))
             {
-                self.peer_dead(now, i);
+                // Those that went before `i` shift the rest down.
+                i -= self.peer_dead(now, i);
                 continue;
             }
             i += 1;
@@ -1323,14 +1324,43 @@ impl Engine {
         self.send_informational(now, i, Payload::Notification(n));
     }
 
-    fn peer_dead(&mut self, now: Instant, i: usize) {
-        self.stats.dpd_dead += 1;
+    /// ISAKMP SA `i` got no answer to DPD. Returns how many ISAKMP SAs
+    /// before `i` went with it.
+    ///
+    /// A peer may hold several ISAKMP SAs with us (it negotiated a new one
+    /// to rekey a pair while an old one lingered, its Delete lost). If it
+    /// answered on another of them after it last answered on this one, it
+    /// is alive and has forgotten this SA: only this SA goes. Otherwise it
+    /// is dead, once: every ISAKMP SA and pair with it goes now, so no
+    /// other SA of it waits out its own DPD to declare it dead again.
+    fn peer_dead(&mut self, now: Instant, i: usize) -> usize {
         let (local, remote, conn) = (self.p1[i].local.ip(), self.p1[i].remote, self.p1[i].conn_id);
+        let heard = self.p1[i].last_heard;
         let peer = remote.ip();
+        let with_peer = |q: &Phase1| q.local.ip() == local && q.remote == remote;
+        let alive_on = self
+            .p1
+            .iter()
+            .find(|q| q.conn_id != conn && with_peer(q) && q.last_heard > heard)
+            .map(|q| q.conn_id);
+        if let Some(other) = alive_on {
+            self.log(format!(
+                "ISAKMP:({conn}):peer {peer} does not answer DPD on this SA but does on ({other}): deleting this SA only"
+            ));
+            self.delete_isakmp(now, i, false);
+            return 0;
+        }
+        self.stats.dpd_dead += 1;
         self.log(format!(
             "%CRYPTO-5-IKE_DPD: ISAKMP:({conn}):peer {peer} is dead: deleting its SAs"
         ));
-        self.delete_isakmp(now, i, false);
+        let mut before = 0;
+        for j in (0..self.p1.len()).rev() {
+            if with_peer(&self.p1[j]) {
+                before += usize::from(j < i);
+                self.delete_isakmp(now, j, false);
+            }
+        }
         // The pairs negotiated with this endpoint: another peer behind the
         // same NAT (another port) keeps its own.
         let (gone, kept): (Vec<Pair>, Vec<Pair>) = std::mem::take(&mut self.pairs)
@@ -1343,6 +1373,7 @@ impl Engine {
                 outbound_spi: p.info.outbound_spi,
             });
         }
+        before
     }
 
     fn fail_pending(&mut self, now: Instant, local: IpAddr, peer: IpAddr) {

@@ -550,8 +550,8 @@ fn soft_expiry_rekeys_and_hard_expiry_deletes() {
     assert_eq!(net.a.pairs().count(), 1);
 }
 
-#[test]
-fn dead_peer_detection_keeps_live_peers_and_removes_dead_ones() {
+/// A and B with `crypto isakmp keepalive 10 2 periodic`.
+fn periodic_dpd_net() -> Net {
     let dpd = Dpd {
         interval: 10,
         retry: 2,
@@ -561,7 +561,12 @@ fn dead_peer_detection_keeps_live_peers_and_removes_dead_ones() {
     let mut b = policy(&B4, "espada-lab-psk");
     a.dpd = Some(dpd);
     b.dpd = Some(dpd);
-    let mut net = Net::new(a, b);
+    Net::new(a, b)
+}
+
+#[test]
+fn dead_peer_detection_keeps_live_peers_and_removes_dead_ones() {
+    let mut net = periodic_dpd_net();
     net.acquire_a(("198.19.1.10", "198.19.2.10"));
     net.run_for(35);
     assert!(net.seen_a.logs.iter().any(|l| l.contains("R_U_THERE")));
@@ -1628,4 +1633,57 @@ fn a_discovered_peer_with_another_key_fails_and_is_held_down_before_probing_agai
     net.acquire(0, "13.13.13.14", "12.12.12.13");
     net.pump();
     assert_eq!(net.gws[0].engine.stats().ted_probes_sent, 2);
+}
+
+/// A and B with periodic DPD, one pair up, and two ISAKMP SAs at A: B
+/// cleared its first one and A never got the Delete, then B negotiated a
+/// new one to rekey the pair (still up, so without INITIAL-CONTACT).
+fn two_isakmp_sas_at_a() -> Net {
+    let mut net = periodic_dpd_net();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    net.lose = Box::new(|_, from_a, _| !from_a);
+    net.b.clear_isakmp(net.now);
+    net.pump();
+    net.lose = Box::new(|_, _, _| false);
+    // B's pair nears its lifetime: B rekeys it, over a new ISAKMP SA.
+    let b_out = net.seen_b.installs[0].3.spi;
+    net.b.sa_expired(net.now, b_out, false);
+    net.pump();
+    assert_eq!(net.a.isakmp_sas(net.now).len(), 2, "{:#?}", net.seen_a.logs);
+    assert_eq!(net.b.isakmp_sas(net.now).len(), 1);
+    net
+}
+
+#[test]
+fn an_isakmp_sa_the_peer_forgot_goes_alone_while_the_peer_answers_on_another() {
+    let mut net = two_isakmp_sas_at_a();
+    let pairs = net.a.pairs().count();
+    let deletes = net.seen_a.deletes.len();
+    net.run_for(60);
+    assert_eq!(net.a.isakmp_sas(net.now).len(), 1, "the forgotten SA went");
+    assert_eq!(net.a.stats().dpd_dead, 0, "{:#?}", net.seen_a.logs);
+    assert_eq!(net.a.pairs().count(), pairs, "the pairs stay");
+    assert_eq!(net.seen_a.deletes.len(), deletes);
+}
+
+#[test]
+fn a_dead_peer_takes_every_isakmp_sa_it_had_with_us_and_counts_once() {
+    let mut net = two_isakmp_sas_at_a();
+    // B goes silent.
+    net.lose = Box::new(|_, from_a, _| !from_a);
+    net.run_for(60);
+    assert!(
+        net.a.isakmp_sas(net.now).is_empty(),
+        "{:#?}",
+        net.a.isakmp_sas(net.now)
+    );
+    assert!(net.a.pairs().next().is_none());
+    assert_eq!(net.a.stats().dpd_dead, 1, "one peer died once");
+    let dead = net
+        .seen_a
+        .logs
+        .iter()
+        .filter(|l| l.contains("is dead"))
+        .count();
+    assert_eq!(dead, 1, "{:#?}", net.seen_a.logs);
 }
