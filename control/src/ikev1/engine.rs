@@ -337,9 +337,20 @@ struct Phase1 {
     aggressive_id: Vec<u8>,
     last_heard: Instant,
     dpd_seq: u32,
-    /// Sequence, retries so far and when to retry.
-    dpd_pending: Option<(u32, u32, Instant)>,
+    /// The R-U-THERE waiting for its ACK.
+    dpd_pending: Option<DpdProbe>,
     next_dpd: Option<Instant>,
+}
+
+/// An R-U-THERE of ours waiting for its ACK (RFC 3706 §5).
+#[derive(Debug, Clone, Copy)]
+struct DpdProbe {
+    seq: u32,
+    /// Retries sent so far.
+    tries: u32,
+    retry_at: Instant,
+    /// When the first R-U-THERE of this sequence went out.
+    since: Instant,
 }
 
 impl Phase1 {
@@ -1134,7 +1145,7 @@ impl Engine {
                 p.flight.as_ref().map(|f| f.next_at),
                 p.expires_at,
                 p.next_dpd,
-                p.dpd_pending.map(|d| d.2),
+                p.dpd_pending.map(|d| d.retry_at),
                 p.next_keepalive,
             ]
         });
@@ -1180,7 +1191,7 @@ impl Engine {
             if self
                 .p1
                 .get(i)
-                .is_some_and(|p| p.dpd_pending.is_some_and(|d| d.1 > DPD_RETRIES))
+                .is_some_and(|p| p.dpd_pending.is_some_and(|d| d.tries > DPD_RETRIES))
             {
                 // Those that went before `i` shift the rest down.
                 i -= self.peer_dead(now, i);
@@ -1275,7 +1286,7 @@ impl Engine {
             return;
         }
         let due = match p.dpd_pending {
-            Some((_, _, at)) => at <= now,
+            Some(d) => d.retry_at <= now,
             None => p.next_dpd.is_some_and(|t| t <= now),
         };
         if !due {
@@ -1289,18 +1300,19 @@ impl Engine {
             p.next_dpd = Some(p.last_heard + Duration::from_secs(u64::from(dpd.interval)));
             return;
         }
-        let (seq, tries) = match p.dpd_pending {
-            Some((seq, tries, _)) => (seq, tries + 1),
+        let (seq, tries, since) = match p.dpd_pending {
+            Some(d) => (d.seq, d.tries + 1, d.since),
             None => {
                 p.dpd_seq = p.dpd_seq.wrapping_add(1);
-                (p.dpd_seq, 0)
+                (p.dpd_seq, 0, now)
             }
         };
-        p.dpd_pending = Some((
+        p.dpd_pending = Some(DpdProbe {
             seq,
             tries,
-            now + Duration::from_secs(u64::from(dpd.retry.max(1))),
-        ));
+            retry_at: now + Duration::from_secs(u64::from(dpd.retry.max(1))),
+            since,
+        });
         // The retries run on dpd_pending's clock until the ACK restarts
         // the interval.
         p.next_dpd = None;
@@ -1329,19 +1341,28 @@ impl Engine {
     ///
     /// A peer may hold several ISAKMP SAs with us (it negotiated a new one
     /// to rekey a pair while an old one lingered, its Delete lost). If it
-    /// answered on another of them after it last answered on this one, it
-    /// is alive and has forgotten this SA: only this SA goes. Otherwise it
-    /// is dead, once: every ISAKMP SA and pair with it goes now, so no
-    /// other SA of it waits out its own DPD to declare it dead again.
+    /// answered on another established one since our first unanswered
+    /// R-U-THERE on this one, and no DPD of ours waits there, it is alive
+    /// and has forgotten this SA: only this SA goes. (Established SAs hear
+    /// only authenticated messages; a half-open one proves nothing.)
+    /// Otherwise it is dead, once: every ISAKMP SA and pair with it goes
+    /// now, so no other SA of it waits out its own DPD to declare it dead
+    /// again.
     fn peer_dead(&mut self, now: Instant, i: usize) -> usize {
         let (local, remote, conn) = (self.p1[i].local.ip(), self.p1[i].remote, self.p1[i].conn_id);
-        let heard = self.p1[i].last_heard;
+        let unanswered_since = self.p1[i].dpd_pending.map_or(now, |d| d.since);
         let peer = remote.ip();
         let with_peer = |q: &Phase1| q.local.ip() == local && q.remote == remote;
         let alive_on = self
             .p1
             .iter()
-            .find(|q| q.conn_id != conn && with_peer(q) && q.last_heard > heard)
+            .find(|q| {
+                q.conn_id != conn
+                    && with_peer(q)
+                    && q.state == P1State::Established
+                    && q.dpd_pending.is_none()
+                    && q.last_heard > unanswered_since
+            })
             .map(|q| q.conn_id);
         if let Some(other) = alive_on {
             self.log(format!(

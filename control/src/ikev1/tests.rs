@@ -1687,3 +1687,34 @@ fn a_dead_peer_takes_every_isakmp_sa_it_had_with_us_and_counts_once() {
         .count();
     assert_eq!(dead, 1, "{:#?}", net.seen_a.logs);
 }
+
+#[test]
+fn a_main_mode_from_a_dead_peer_s_address_does_not_keep_it_alive() {
+    let mut net = periodic_dpd_net();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    // B goes silent; 15 s later an MM1 arrives from its address (spoofed,
+    // or a stray): a half-open SA at A that has heard "from B" lately.
+    net.lose = Box::new(|_, from_a, _| !from_a);
+    net.run_for(15);
+    let mut stray = Engine::new(policy(&B4, "espada-lab-psk"));
+    let flow = FlowKey {
+        src: "198.19.2.10".parse().unwrap(),
+        dst: "198.19.1.10".parse().unwrap(),
+        proto: 1,
+        src_port: 0,
+        dst_port: 0,
+    };
+    stray.acquire(net.now, TAG, flow);
+    let mm1 = std::iter::from_fn(|| stray.poll_output())
+        .find_map(|o| match o {
+            Output::Send { data, .. } => Some(data),
+            _ => None,
+        })
+        .expect("an MM1");
+    net.a.handle_datagram(net.now, net.a_addr, net.b_addr, &mm1);
+    net.pump();
+    assert_eq!(net.a.isakmp_sas(net.now).len(), 2);
+    net.run_for(45);
+    assert_eq!(net.a.stats().dpd_dead, 1, "{:#?}", net.seen_a.logs);
+    assert!(net.a.pairs().next().is_none(), "the dead peer's pairs went");
+}

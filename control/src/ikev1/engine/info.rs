@@ -155,7 +155,7 @@ impl Engine {
                 let Some(seq) = n.dpd_sequence() else { return };
                 let interval = self.policy.dpd.map_or(10, |d| d.interval);
                 let p = &mut self.p1[i];
-                if p.dpd_pending.is_some_and(|d| d.0 == seq) {
+                if p.dpd_pending.is_some_and(|d| d.seq == seq) {
                     p.dpd_pending = None;
                     p.next_dpd = Some(now + Duration::from_secs(u64::from(interval)));
                     // The answer to our pending R-U-THERE: fresh.
