@@ -138,9 +138,10 @@ fn list_parts<T: Clone>(rules: &[T], per_message: usize) -> Vec<(ListPart, Vec<T
 }
 
 impl Request {
-    /// The most rules one list (SPD or NAT) may hold, over all its parts:
-    /// a bound on what a client can make the dataplane stage (about
-    /// 60 MiB of SPD rules), far above any crypto-map configuration.
+    /// The most rules one list (SPD or NAT) may hold, and the most the
+    /// dataplane holds staged for lists in the making over all its
+    /// connections (64 bytes a rule in memory: 64 MiB), far above any
+    /// crypto-map configuration.
     pub const MAX_LIST_RULES: usize = 1 << 20;
 
     /// SPD rules per `LoadSpd` message: the largest rule (IPv6, protect,

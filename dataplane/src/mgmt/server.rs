@@ -87,6 +87,10 @@ impl Server {
 
     /// Handles one ready message; false when the client is gone.
     fn serve_client(&mut self, i: usize, mgmt: &mut Mgmt, now: u64) -> bool {
+        let elsewhere: usize = (self.clients.iter().enumerate())
+            .filter(|(j, _)| *j != i)
+            .map(|(_, c)| c.staging.staged())
+            .sum();
         let client = &mut self.clients[i];
         let msg = match client.conn.recv() {
             Ok(m) => m,
@@ -101,7 +105,7 @@ impl Server {
             }
         };
         let replies = match msg.payload {
-            Payload::Request(req) => match client.staging.join(req) {
+            Payload::Request(req) => match client.staging.join(req, elsewhere) {
                 Err(held) => vec![Message::reply(msg.request_id, held.reply())],
                 Ok(req) => {
                     let hello = matches!(req, crate::api::Request::Hello { .. });

@@ -45,7 +45,15 @@ impl<T> Staged<T> {
     /// Takes one part: the whole list once this was the last part, or
     /// why the tables see nothing yet (a part out of sequence or a list
     /// too long discards the list).
-    fn offer(&mut self, what: &str, part: ListPart, rules: Vec<T>) -> Result<Vec<T>, Held> {
+    /// `room`: how many rules this list may reach, the dataplane's bound
+    /// less what other lists in the making hold.
+    fn offer(
+        &mut self,
+        what: &str,
+        part: ListPart,
+        rules: Vec<T>,
+        room: usize,
+    ) -> Result<Vec<T>, Held> {
         let offset = part.offset as usize;
         if offset == 0 {
             self.rules.clear();
@@ -55,17 +63,19 @@ impl<T> Staged<T> {
                 code: ErrorCode::Unexpected,
                 message: format!(
                     "{what} part at rule {offset}, but {staged} rules were staged: \
-                     a part is missing; the list is discarded, the one in force kept"
+                     a part was lost or repeated; the list is discarded, the one in force kept"
                 ),
             });
         }
         let total = self.rules.len() + rules.len();
-        if total > Request::MAX_LIST_RULES {
+        if total > room {
             self.rules = Vec::new();
             return Err(Held::Refused {
                 code: ErrorCode::TooLarge,
                 message: format!(
-                    "{what} of more than {} rules refused; the one in force kept",
+                    "{what} refused: lists in the making may hold {} rules in all \
+                     (over every connection), this one would take {total} of the \
+                     {room} left; the one in force kept",
                     Request::MAX_LIST_RULES
                 ),
             });
@@ -90,19 +100,34 @@ pub struct ListStaging {
 }
 
 impl ListStaging {
+    /// Rules held until their lists' last parts.
+    pub fn staged(&self) -> usize {
+        self.spd.rules.len() + self.nat.rules.len()
+    }
+
     /// Passes every request through, except the parts of a list: a part
     /// before the last is held here (`Err`, answered by the connection),
-    /// the last becomes one request for the whole list.
-    pub fn join(&mut self, req: Request) -> Result<Request, Held> {
+    /// the last becomes one request for the whole list. `elsewhere`: the
+    /// rules other connections hold staged, so that all of them together
+    /// stay within [`Request::MAX_LIST_RULES`].
+    pub fn join(&mut self, req: Request, elsewhere: usize) -> Result<Request, Held> {
+        let room =
+            |other_list: usize| Request::MAX_LIST_RULES.saturating_sub(elsewhere + other_list);
         match req {
-            Request::LoadSpd { part, rules } => Ok(Request::LoadSpd {
-                part: ListPart::WHOLE,
-                rules: self.spd.offer("SPD", part, rules)?,
-            }),
-            Request::LoadNat { part, rules } => Ok(Request::LoadNat {
-                part: ListPart::WHOLE,
-                rules: self.nat.offer("NAT rule list", part, rules)?,
-            }),
+            Request::LoadSpd { part, rules } => {
+                let room = room(self.nat.rules.len());
+                Ok(Request::LoadSpd {
+                    part: ListPart::WHOLE,
+                    rules: self.spd.offer("SPD", part, rules, room)?,
+                })
+            }
+            Request::LoadNat { part, rules } => {
+                let room = room(self.spd.rules.len());
+                Ok(Request::LoadNat {
+                    part: ListPart::WHOLE,
+                    rules: self.nat.offer("NAT rule list", part, rules, room)?,
+                })
+            }
             other => Ok(other),
         }
     }

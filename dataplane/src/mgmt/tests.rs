@@ -494,22 +494,22 @@ fn list_parts_are_staged_until_the_last_and_the_whole_list_comes_out() {
     let mut st = staging::ListStaging::default();
     let rules: Vec<SpdRule> = (0..5).map(numbered_rule).collect();
     assert_eq!(
-        st.join(load_spd(part(0, true), rules[..2].to_vec())),
+        st.join(load_spd(part(0, true), rules[..2].to_vec()), 0),
         Err(staging::Held::Staged)
     );
     assert_eq!(
-        st.join(load_spd(part(2, true), rules[2..4].to_vec())),
+        st.join(load_spd(part(2, true), rules[2..4].to_vec()), 0),
         Err(staging::Held::Staged)
     );
     // Another request in between passes through and changes nothing.
-    assert_eq!(st.join(Request::Ping), Ok(Request::Ping));
+    assert_eq!(st.join(Request::Ping, 0), Ok(Request::Ping));
     assert_eq!(
-        st.join(load_spd(part(4, false), rules[4..].to_vec())),
+        st.join(load_spd(part(4, false), rules[4..].to_vec()), 0),
         Ok(load_spd(ListPart::WHOLE, rules.clone()))
     );
     // A whole list in one message passes as it is.
     assert_eq!(
-        st.join(load_spd(ListPart::WHOLE, rules[..1].to_vec())),
+        st.join(load_spd(ListPart::WHOLE, rules[..1].to_vec()), 0),
         Ok(load_spd(ListPart::WHOLE, rules[..1].to_vec()))
     );
 }
@@ -519,11 +519,11 @@ fn a_missing_part_discards_the_list_and_offset_zero_starts_afresh() {
     let mut st = staging::ListStaging::default();
     let rules: Vec<SpdRule> = (0..6).map(numbered_rule).collect();
     assert_eq!(
-        st.join(load_spd(part(0, true), rules[..2].to_vec())),
+        st.join(load_spd(part(0, true), rules[..2].to_vec()), 0),
         Err(staging::Held::Staged)
     );
     // The part at 2 was lost: the one at 4 is refused and the list dropped.
-    let r = st.join(load_spd(part(4, false), rules[4..].to_vec()));
+    let r = st.join(load_spd(part(4, false), rules[4..].to_vec()), 0);
     assert!(
         matches!(&r, Err(staging::Held::Refused { code: ErrorCode::Unexpected, message })
             if message.contains("part at rule 4, but 2 rules were staged")),
@@ -531,7 +531,7 @@ fn a_missing_part_discards_the_list_and_offset_zero_starts_afresh() {
     );
     // Nothing of it survives: a part at 2 now is out of sequence too.
     assert!(matches!(
-        st.join(load_spd(part(2, false), rules[2..4].to_vec())),
+        st.join(load_spd(part(2, false), rules[2..4].to_vec()), 0),
         Err(staging::Held::Refused {
             code: ErrorCode::Unexpected,
             ..
@@ -539,34 +539,37 @@ fn a_missing_part_discards_the_list_and_offset_zero_starts_afresh() {
     ));
     // A load abandoned half-way does not leak into the next one.
     assert_eq!(
-        st.join(load_spd(part(0, true), rules[..3].to_vec())),
+        st.join(load_spd(part(0, true), rules[..3].to_vec()), 0),
         Err(staging::Held::Staged)
     );
     assert_eq!(
-        st.join(load_spd(part(0, true), rules[3..5].to_vec())),
+        st.join(load_spd(part(0, true), rules[3..5].to_vec()), 0),
         Err(staging::Held::Staged)
     );
     assert_eq!(
-        st.join(load_spd(part(2, false), rules[5..].to_vec())),
+        st.join(load_spd(part(2, false), rules[5..].to_vec()), 0),
         Ok(load_spd(ListPart::WHOLE, rules[3..].to_vec()))
     );
     // SPD and NAT lists are staged apart.
     assert_eq!(
-        st.join(load_spd(part(0, true), rules[..1].to_vec())),
+        st.join(load_spd(part(0, true), rules[..1].to_vec()), 0),
         Err(staging::Held::Staged)
     );
     assert_eq!(
-        st.join(Request::LoadNat {
-            part: ListPart::WHOLE,
-            rules: vec![],
-        }),
+        st.join(
+            Request::LoadNat {
+                part: ListPart::WHOLE,
+                rules: vec![],
+            },
+            0,
+        ),
         Ok(Request::LoadNat {
             part: ListPart::WHOLE,
             rules: vec![],
         })
     );
     assert_eq!(
-        st.join(load_spd(part(1, false), rules[1..2].to_vec())),
+        st.join(load_spd(part(1, false), rules[1..2].to_vec()), 0),
         Ok(load_spd(ListPart::WHOLE, rules[..2].to_vec()))
     );
 }
@@ -576,14 +579,43 @@ fn a_list_longer_than_the_bound_is_refused() {
     let mut st = staging::ListStaging::default();
     let max = Request::MAX_LIST_RULES;
     assert_eq!(
-        st.join(load_spd(part(0, true), vec![numbered_rule(0); max])),
+        st.join(load_spd(part(0, true), vec![numbered_rule(0); max]), 0),
         Err(staging::Held::Staged)
     );
-    let r = st.join(load_spd(part(max as u32, false), vec![numbered_rule(1)]));
+    let r = st.join(load_spd(part(max as u32, false), vec![numbered_rule(1)]), 0);
     assert!(
         matches!(&r, Err(staging::Held::Refused { code: ErrorCode::TooLarge, message })
-            if message.contains("more than 1048576 rules")),
+            if message.contains("may hold 1048576 rules in all")),
         "{r:?}"
+    );
+}
+
+#[test]
+fn lists_in_the_making_share_one_bound_over_every_connection() {
+    let max = Request::MAX_LIST_RULES;
+    let mut first = staging::ListStaging::default();
+    assert_eq!(
+        first.join(load_spd(part(0, true), vec![numbered_rule(0); max - 10]), 0),
+        Err(staging::Held::Staged)
+    );
+    let mut second = staging::ListStaging::default();
+    let r = second.join(
+        load_spd(part(0, true), vec![numbered_rule(1); 20]),
+        first.staged(),
+    );
+    assert!(
+        matches!(&r, Err(staging::Held::Refused { code: ErrorCode::TooLarge, message })
+            if message.contains("take 20 of the 10 left")),
+        "{r:?}"
+    );
+    assert_eq!(second.staged(), 0);
+    // Within what is left, it stages.
+    assert_eq!(
+        second.join(
+            load_spd(part(0, true), vec![numbered_rule(1); 10]),
+            first.staged()
+        ),
+        Err(staging::Held::Staged)
     );
 }
 
