@@ -6,6 +6,8 @@
 #     and the inner packets are the ones sent;
 #   - stopping the control process leaves traffic flowing, and a restarted
 #     one adds no SA twice;
+#   - a 3 001-line crypto ACL loads (its SPD in several control messages)
+#     and traffic matching its last line is encrypted;
 #   - traffic from lan_a to the WAN itself is port-address-translated to
 #     gw_a's outside address (ping, TCP, UDP), tunnel traffic is not;
 #   - wrong keys on one side: no traffic, integrity failures counted.
@@ -24,6 +26,18 @@ iperf() { # server address, client args...
 bg_pids=()
 lab_cleanup() {
     for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null; done
+}
+# Pings lan_a -> lan_b; gw_a's encapsulations must grow by the pings.
+encaps_grow_with_ping() {
+    local before after
+    before=$(encaps_a)
+    pings lan_a 10 198.19.2.10 || return 1
+    after=$(encaps_a)
+    echo "gw_a encaps: $before -> $after"
+    [ "$after" -ge $((before + 10)) ]
+}
+encaps_a() {
+    show a show crypto ipsec sa | awk '/#pkts encaps:/ { sub(",", "", $3); n += $3 } END { print n + 0 }'
 }
 lab_begin "tunnel"
 
@@ -78,6 +92,19 @@ check "with espada stopped on gw_a, traffic still flows" pings lan_a 15 198.19.2
 start_gateway a deploy/configs/lab-gw-a.conf
 check "a restarted espada finds its SAs installed and adds none" grep -q "0 SA(s) added, 4 already installed" "$work/espada-a.log"
 check "traffic flows after the restart" pings lan_a 15 198.19.2.10
+
+# A crypto ACL as long as a hub's (3 000 more lines before the LAN's):
+# its SPD takes several control messages, loaded whole at the last.
+stop_control a
+awk '/^access-list 101 permit/ {
+        for (x = 100; x < 112; x++)
+            for (y = 1; y <= 250; y++)
+                printf "access-list 101 deny ip host 198.19.1.99 host 198.19.%d.%d\n", x, y
+     } { print }' deploy/configs/lab-gw-a.conf >"$work/long-acl-a.conf"
+check "espada starts with a 3 001-line crypto ACL" start_gateway a "$work/long-acl-a.conf"
+check "it loaded the 3 002 SPD rules into the dataplane" \
+    grep -q "4 already installed; 3002 SPD rule(s)" "$work/espada-a.log"
+check "traffic matching the ACL's last line is still encrypted" encaps_grow_with_ping
 
 # Wrong keys: gw_b's inbound authenticator differs.
 stop_gateways
