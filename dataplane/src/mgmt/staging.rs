@@ -45,6 +45,7 @@ impl<T> Staged<T> {
     /// Takes one part: the whole list once this was the last part, or
     /// why the tables see nothing yet (a part out of sequence or a list
     /// too long discards the list).
+    ///
     /// `room`: how many rules this list may reach, the dataplane's bound
     /// less what other lists in the making hold.
     fn offer(
