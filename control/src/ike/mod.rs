@@ -5,4 +5,6 @@ pub mod crypto;
 pub mod packet_log;
 #[cfg(test)]
 pub(crate) mod test_nat;
+#[cfg(test)]
+pub(crate) mod test_pairs;
 pub mod wire;

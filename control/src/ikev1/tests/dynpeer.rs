@@ -24,13 +24,9 @@ fn spoke(local: &str) -> Ikev1Policy {
     a
 }
 
-/// The pairs still installed on one side (installs minus deletes).
+/// The outbound SAs still installed on one side (installs minus deletes).
 fn live(seen: &Seen) -> Vec<&SaParams> {
-    seen.installs
-        .iter()
-        .filter(|(_, _, i, _)| !seen.deletes.iter().any(|d| d.0 == i.spi))
-        .map(|(_, _, _, o)| o)
-        .collect()
+    crate::ike::test_pairs::live_outbound(&seen.installs, &seen.deletes)
 }
 
 /// The spoke's outside address changes from A4's to `new`: the daemon

@@ -42,11 +42,7 @@ fn relocate_spoke_with(net: &mut Net, new: &str, policy: Ikev2Policy) {
 
 /// The outbound SAs still installed on one side (installs minus deletes).
 fn live(seen: &Seen) -> Vec<&SaParams> {
-    seen.installs
-        .iter()
-        .filter(|(_, _, i, _)| !seen.deletes.iter().any(|d| d.0 == i.spi))
-        .map(|(_, _, _, o)| o)
-        .collect()
+    crate::ike::test_pairs::live_outbound(&seen.installs, &seen.deletes)
 }
 
 #[test]
