@@ -510,6 +510,16 @@ pub struct Engine {
 }
 
 /// Why an incoming message was dropped (counted, logged, no answer).
+/// Where a Main or Aggressive Mode message goes ([`Engine::phase1_step`]).
+enum Phase1Step {
+    /// The initiator's first message of a new exchange.
+    First,
+    /// The next message of the exchange at this index.
+    Next(usize),
+    /// Answered again (a duplicate) or dropped (unknown cookies).
+    Handled,
+}
+
 enum Drop {
     Malformed(String),
     Unexpected(&'static str),
@@ -1476,6 +1486,52 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The checks every Main and Aggressive Mode message passes before its
+    /// exchange's own: Message ID zero; an initiator's first message that
+    /// is a retransmission answered again (a different one for the same
+    /// cookie refused with `second_first`); a later message matched to
+    /// its exchange by cookies (unknown cookies counted), a duplicate
+    /// answered again, the peer heard from.
+    fn phase1_step(
+        &mut self,
+        now: Instant,
+        mode: &str,
+        second_first: &'static str,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: &Message,
+    ) -> Result<Phase1Step, Drop> {
+        let h = &msg.header;
+        if h.message_id != 0 {
+            return Err(Drop::Malformed(format!(
+                "{mode} message with a non-zero Message ID"
+            )));
+        }
+        if h.responder_cookie == [0; 8] {
+            let known = self
+                .p1
+                .iter()
+                .position(|p| !p.initiator && p.cky_i == h.initiator_cookie && p.remote == remote);
+            return match known {
+                Some(i) if self.duplicate_p1(i, data) => Ok(Phase1Step::Handled),
+                Some(_) => Err(Drop::Unexpected(second_first)),
+                None => Ok(Phase1Step::First),
+            };
+        }
+        let Some(i) = self.find_p1(h, remote) else {
+            self.stats.unknown_cookies += 1;
+            self.log(format!(
+                "ISAKMP: {mode} message from {remote} with unknown cookies"
+            ));
+            return Ok(Phase1Step::Handled);
+        };
+        if self.duplicate_p1(i, data) {
+            return Ok(Phase1Step::Handled);
+        }
+        self.p1[i].last_heard = now;
+        Ok(Phase1Step::Next(i))
     }
 
     fn find_p1(&self, h: &Header, remote: SocketAddr) -> Option<usize> {

@@ -106,35 +106,18 @@ impl Engine {
         data: &[u8],
         msg: &Message,
     ) -> Result<(), Drop> {
-        let h = &msg.header;
-        if h.message_id != 0 {
-            return Err(Drop::Malformed(
-                "Aggressive Mode message with a non-zero Message ID".into(),
-            ));
-        }
-        if h.responder_cookie == [0; 8] {
-            if let Some(i) = self
-                .p1
-                .iter()
-                .position(|p| !p.initiator && p.cky_i == h.initiator_cookie && p.remote == remote)
-            {
-                if self.duplicate_p1(i, data) {
-                    return Ok(());
-                }
-                return Err(Drop::Unexpected(
-                    "a second, different AM1 for a known cookie",
-                ));
-            }
-            return self.am1(now, local, remote, data, msg);
-        }
-        let Some(i) = self.find_p1(h, remote) else {
-            self.stats.unknown_cookies += 1;
-            return Ok(());
+        let i = match self.phase1_step(
+            now,
+            "Aggressive Mode",
+            "a second, different AM1 for a known cookie",
+            remote,
+            data,
+            msg,
+        )? {
+            Phase1Step::First => return self.am1(now, local, remote, data, msg),
+            Phase1Step::Next(i) => i,
+            Phase1Step::Handled => return Ok(()),
         };
-        if self.duplicate_p1(i, data) {
-            return Ok(());
-        }
-        self.p1[i].last_heard = now;
         match self.p1[i].state {
             P1State::AmI1 => self.am2(now, i, data, msg),
             P1State::AmR2 => self.am3(now, i, local, remote, msg),

@@ -80,38 +80,18 @@ impl Engine {
         data: &[u8],
         msg: &Message,
     ) -> Result<(), Drop> {
-        let h = &msg.header;
-        if h.message_id != 0 {
-            return Err(Drop::Malformed(
-                "Main Mode message with a non-zero Message ID".into(),
-            ));
-        }
-        if h.responder_cookie == [0; 8] {
-            if let Some(i) = self
-                .p1
-                .iter()
-                .position(|p| !p.initiator && p.cky_i == h.initiator_cookie && p.remote == remote)
-            {
-                if self.duplicate_p1(i, data) {
-                    return Ok(());
-                }
-                return Err(Drop::Unexpected(
-                    "a second, different MM1 for a known cookie",
-                ));
-            }
-            return self.mm1(now, local, remote, data, msg);
-        }
-        let Some(i) = self.find_p1(h, remote) else {
-            self.stats.unknown_cookies += 1;
-            self.log(format!(
-                "ISAKMP: Main Mode message from {remote} with unknown cookies"
-            ));
-            return Ok(());
+        let i = match self.phase1_step(
+            now,
+            "Main Mode",
+            "a second, different MM1 for a known cookie",
+            remote,
+            data,
+            msg,
+        )? {
+            Phase1Step::First => return self.mm1(now, local, remote, data, msg),
+            Phase1Step::Next(i) => i,
+            Phase1Step::Handled => return Ok(()),
         };
-        if self.duplicate_p1(i, data) {
-            return Ok(());
-        }
-        self.p1[i].last_heard = now;
         match self.p1[i].state {
             P1State::I1 => self.mm2(now, i, data, msg),
             P1State::R2 => self.mm3(now, i, data, msg),
