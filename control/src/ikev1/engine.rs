@@ -509,7 +509,6 @@ pub struct Engine {
     nat_t_port: u16,
 }
 
-/// Why an incoming message was dropped (counted, logged, no answer).
 /// Where a Main or Aggressive Mode message goes ([`Engine::phase1_step`]).
 enum Phase1Step {
     /// The initiator's first message of a new exchange.
@@ -520,6 +519,7 @@ enum Phase1Step {
     Handled,
 }
 
+/// Why an incoming message was dropped (counted, logged, no answer).
 enum Drop {
     Malformed(String),
     Unexpected(&'static str),
@@ -1351,13 +1351,15 @@ impl Engine {
     ///
     /// A peer may hold several ISAKMP SAs with us (it negotiated a new one
     /// to rekey a pair while an old one lingered, its Delete lost). If it
-    /// answered on another established one since our first unanswered
-    /// R-U-THERE on this one, and no DPD of ours waits there, it is alive
-    /// and has forgotten this SA: only this SA goes. (Established SAs hear
-    /// only authenticated messages; a half-open one proves nothing.)
-    /// Otherwise it is dead, once: every ISAKMP SA and pair with it goes
-    /// now, so no other SA of it waits out its own DPD to declare it dead
-    /// again.
+    /// gave a sign of life on another established one since our first
+    /// unanswered R-U-THERE on this one, it is alive and has forgotten
+    /// this SA: only this SA goes, and that SA's own DPD says whether the
+    /// peer dies later. (An established SA's `last_heard` moves only on
+    /// fresh, authenticated messages: an ACK to our R-U-THERE, a peer's
+    /// R-U-THERE of a new sequence, a Quick Mode completed; a half-open
+    /// SA proves nothing.) Otherwise it is dead, once: every ISAKMP SA and
+    /// pair with it goes now, so no other SA of it waits out its own DPD
+    /// to declare it dead again.
     fn peer_dead(&mut self, now: Instant, i: usize) -> usize {
         let (local, remote, conn) = (self.p1[i].local.ip(), self.p1[i].remote, self.p1[i].conn_id);
         let unanswered_since = self.p1[i].dpd_pending.map_or(now, |d| d.since);
@@ -1370,7 +1372,6 @@ impl Engine {
                 q.conn_id != conn
                     && with_peer(q)
                     && q.state == P1State::Established
-                    && q.dpd_pending.is_none()
                     && q.last_heard > unanswered_since
             })
             .map(|q| q.conn_id);
@@ -1530,7 +1531,11 @@ impl Engine {
         if self.duplicate_p1(i, data) {
             return Ok(Phase1Step::Handled);
         }
-        self.p1[i].last_heard = now;
+        // Nothing here is authenticated yet: for an established SA (whose
+        // Main Mode is refused next) it would be no sign of life at all.
+        if self.p1[i].state != P1State::Established {
+            self.p1[i].last_heard = now;
+        }
         Ok(Phase1Step::Next(i))
     }
 

@@ -1718,3 +1718,33 @@ fn a_main_mode_from_a_dead_peer_s_address_does_not_keep_it_alive() {
     assert_eq!(net.a.stats().dpd_dead, 1, "{:#?}", net.seen_a.logs);
     assert!(net.a.pairs().next().is_none(), "the dead peer's pairs went");
 }
+
+#[test]
+fn replayed_messages_of_a_dead_peer_do_not_keep_it_alive() {
+    let mut net = periodic_dpd_net();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    net.run_for(25);
+    // What B sent so far: its last informational (an R-U-THERE-ACK or its
+    // own R-U-THERE) and its last Main Mode message, authentic both.
+    const INFORMATIONAL: u8 = 5;
+    const MAIN_MODE: u8 = 2;
+    let last_from_b = |exchange: u8| {
+        net.wire
+            .iter()
+            .rev()
+            .find(|(from_a, d)| !from_a && d.get(18) == Some(&exchange))
+            .map(|(_, d)| d.clone())
+            .expect("B sent one")
+    };
+    let (info, mm) = (last_from_b(INFORMATIONAL), last_from_b(MAIN_MODE));
+    // B dies; an attacker replays both at A every 5 s.
+    net.lose = Box::new(|_, from_a, _| !from_a);
+    for _ in 0..12 {
+        net.a
+            .handle_datagram(net.now, net.a_addr, net.b_addr, &info);
+        net.a.handle_datagram(net.now, net.a_addr, net.b_addr, &mm);
+        net.run_for(5);
+    }
+    assert_eq!(net.a.stats().dpd_dead, 1, "{:#?}", net.seen_a.logs);
+    assert!(net.a.pairs().next().is_none());
+}

@@ -63,7 +63,8 @@ impl Engine {
         if !bool::from(expected.ct_eq(hash)) {
             return Err(Drop::Hash("informational HASH(1)"));
         }
-        self.p1[i].last_heard = now;
+        // Authentic, not fresh (a replay verifies too): only the DPD
+        // notifications below count as signs of life.
         for payload in opened.payloads.into_iter().skip(1) {
             match payload {
                 Payload::Notification(n) => self.notification(now, (local, remote), i, n),
@@ -137,6 +138,7 @@ impl Engine {
                 let p = &mut self.p1[i];
                 if p.peer_dpd_seq.is_none_or(|last| seq > last) {
                     p.peer_dpd_seq = Some(seq);
+                    p.last_heard = now;
                     self.follow_mapping(i, local, remote, "IKE");
                 }
                 let ack = Notification {
@@ -157,6 +159,7 @@ impl Engine {
                 let p = &mut self.p1[i];
                 if p.dpd_pending.is_some_and(|d| d.seq == seq) {
                     p.dpd_pending = None;
+                    p.last_heard = now;
                     p.next_dpd = Some(now + Duration::from_secs(u64::from(interval)));
                     // The answer to our pending R-U-THERE: fresh.
                     self.follow_mapping(i, local, remote, "IKE");

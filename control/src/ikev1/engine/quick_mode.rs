@@ -173,8 +173,9 @@ impl Engine {
         if !bool::from(expected.ct_eq(hash)) {
             return Err(Drop::Hash("QM1 HASH(1)"));
         }
+        // Authentic, not fresh (a replayed QM1 verifies too): the peer
+        // counts as heard from at its QM3, which answers our nonce.
         let (local, peer, conn) = (p.local, p.remote, p.conn_id);
-        self.p1[i].last_heard = now;
         let mut sa = None;
         let mut nonce = None;
         let mut ke = None;
