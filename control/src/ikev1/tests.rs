@@ -14,6 +14,7 @@ use crate::config::ike::{IkeCipher, IkeHash};
 use crate::config::model::SecretBytes;
 use crate::ike::crypto::DhGroup;
 use crate::ike::test_nat::{nat_in, nat_out, NAT_ADDR};
+use crate::ike::wire::ikev1::{ExchangeType, Message};
 
 mod dynpeer;
 
@@ -265,15 +266,19 @@ impl Net {
     }
 
     fn acquire_a(&mut self, flow: (&str, &str)) {
-        let f = FlowKey {
-            src: flow.0.parse().unwrap(),
-            dst: flow.1.parse().unwrap(),
-            proto: 1,
-            src_port: 0,
-            dst_port: 0,
-        };
-        self.a.acquire(self.now, TAG, f);
+        self.a.acquire(self.now, TAG, ping(flow.0, flow.1));
         self.pump();
+    }
+}
+
+/// An ICMP flow from `src` to `dst`: what the tests' acquires carry.
+fn ping(src: &str, dst: &str) -> FlowKey {
+    FlowKey {
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        proto: 1,
+        src_port: 0,
+        dst_port: 0,
     }
 }
 
@@ -464,17 +469,8 @@ fn a_dynamic_entry_answers_any_peer_with_a_wildcard_key() {
     );
     // A dynamic entry never starts a negotiation itself.
     let sent = net.sent;
-    net.b.acquire(
-        net.now,
-        TAG,
-        FlowKey {
-            src: "198.19.2.10".parse().unwrap(),
-            dst: "198.19.1.99".parse().unwrap(),
-            proto: 1,
-            src_port: 0,
-            dst_port: 0,
-        },
-    );
+    net.b
+        .acquire(net.now, TAG, ping("198.19.2.10", "198.19.1.99"));
     net.pump();
     assert_eq!(net.sent, sent);
 }
@@ -1107,15 +1103,8 @@ impl TedNet {
     }
 
     fn acquire(&mut self, gw: usize, src: &str, dst: &str) {
-        let f = FlowKey {
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            proto: 1,
-            src_port: 0,
-            dst_port: 0,
-        };
         let now = self.now;
-        self.gws[gw].engine.acquire(now, TAG, f);
+        self.gws[gw].engine.acquire(now, TAG, ping(src, dst));
     }
 
     fn run_for(&mut self, secs: u64) {
@@ -1697,14 +1686,7 @@ fn a_main_mode_from_a_dead_peer_s_address_does_not_keep_it_alive() {
     net.lose = Box::new(|_, from_a, _| !from_a);
     net.run_for(15);
     let mut stray = Engine::new(policy(&B4, "espada-lab-psk"));
-    let flow = FlowKey {
-        src: "198.19.2.10".parse().unwrap(),
-        dst: "198.19.1.10".parse().unwrap(),
-        proto: 1,
-        src_port: 0,
-        dst_port: 0,
-    };
-    stray.acquire(net.now, TAG, flow);
+    stray.acquire(net.now, TAG, ping("198.19.2.10", "198.19.1.10"));
     let mm1 = std::iter::from_fn(|| stray.poll_output())
         .find_map(|o| match o {
             Output::Send { data, .. } => Some(data),
@@ -1726,17 +1708,20 @@ fn replayed_messages_of_a_dead_peer_do_not_keep_it_alive() {
     net.run_for(25);
     // What B sent so far: its last informational (an R-U-THERE-ACK or its
     // own R-U-THERE) and its last Main Mode message, authentic both.
-    const INFORMATIONAL: u8 = 5;
-    const MAIN_MODE: u8 = 2;
-    let last_from_b = |exchange: u8| {
+    let last_from_b = |exchange: ExchangeType| {
         net.wire
             .iter()
             .rev()
-            .find(|(from_a, d)| !from_a && d.get(18) == Some(&exchange))
+            .find(|(from_a, d)| {
+                !from_a && Message::decode(d).is_ok_and(|m| m.header.exchange == exchange)
+            })
             .map(|(_, d)| d.clone())
             .expect("B sent one")
     };
-    let (info, mm) = (last_from_b(INFORMATIONAL), last_from_b(MAIN_MODE));
+    let (info, mm) = (
+        last_from_b(ExchangeType::INFORMATIONAL),
+        last_from_b(ExchangeType::MAIN_MODE),
+    );
     // B dies; an attacker replays both at A every 5 s.
     net.lose = Box::new(|_, from_a, _| !from_a);
     for _ in 0..12 {
