@@ -181,7 +181,7 @@ pub struct FlowKey {
 }
 
 /// One ACL line's match part (RFC 4301 traffic selector).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TrafficSelector {
     pub src: IpPrefix,
     pub dst: IpPrefix,
