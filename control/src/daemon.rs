@@ -6,7 +6,7 @@
 //! what is missing (re-adding an SA would reset its sequence number and
 //! replay window).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
@@ -230,6 +230,20 @@ pub fn pair_views<'a>(c: &'a Compiled, ike: Option<&'a IkeDriver>) -> Vec<PairVi
     v
 }
 
+/// The dataplane's counters by SA, indexed once per `show` so that each
+/// of a hub's thousands of SAs is found without scanning the others.
+struct CountersBySa<'a>(HashMap<(u32, Direction), &'a SaCounts>);
+
+impl<'a> CountersBySa<'a> {
+    fn new(counters: &'a [SaCounts]) -> CountersBySa<'a> {
+        CountersBySa(counters.iter().map(|c| ((c.spi, c.direction), c)).collect())
+    }
+
+    fn get(&self, spi: u32, direction: Direction) -> Option<&'a SaCounts> {
+        self.0.get(&(spi, direction)).copied()
+    }
+}
+
 /// Renders `show crypto ipsec sa` from the pairs and live counters; `mtu`
 /// gives an interface's MTU (the path MTU IOS prints).
 pub fn show_crypto_ipsec_sa(
@@ -237,8 +251,8 @@ pub fn show_crypto_ipsec_sa(
     counters: &[SaCounts],
     mtu: &dyn Fn(&str) -> u16,
 ) -> String {
-    let find =
-        |spi: u32, dir: Direction| counters.iter().find(|c| c.spi == spi && c.direction == dir);
+    let by_sa = CountersBySa::new(counters);
+    let find = |spi: u32, dir: Direction| by_sa.get(spi, dir);
     let mut views = Vec::new();
     for (i, e) in pairs.iter().enumerate() {
         let mut v = IpsecSaView {
@@ -338,11 +352,10 @@ pub fn show_crypto_engine_connections(
                 decrypt: 0,
             }),
     );
+    let by_sa = CountersBySa::new(counters);
     for (i, e) in pairs.iter().enumerate() {
         for (k, sa) in e.sas.iter().enumerate() {
-            let c = counters
-                .iter()
-                .find(|c| c.spi == sa.spi && c.direction == sa.direction);
+            let c = by_sa.get(sa.spi, sa.direction);
             rows.push(show::EngineConnView {
                 id: 2000 + (i as u32) * 10 + k as u32,
                 interface: Some(e.interface.to_string()),
@@ -604,27 +617,41 @@ fn session_views(
     let interface = c.outside.clone().unwrap_or_default();
     let sas = ike.isakmp_sas(now);
     let v2 = ike.ikev2_sas(now);
+    // Everything by peer once: a hub has thousands.
+    let by_sa = CountersBySa::new(counters);
+    let endpoints = ike.endpoints_by_peer();
+    let mut isakmp_of: HashMap<IpAddr, &show::IsakmpSaView> = HashMap::new();
+    for s in sas.iter().filter(|s| s.status == "ACTIVE") {
+        isakmp_of.entry(s.remote).or_insert(s);
+    }
+    let mut ikev2_of: HashMap<IpAddr, &crate::ikev2::Ikev2SaView> = HashMap::new();
+    for s in v2.iter().filter(|s| s.status == "READY") {
+        ikev2_of.entry(s.remote.ip()).or_insert(s);
+    }
+    let mut pairs_of: HashMap<IpAddr, Vec<&crate::ikev1::PairInfo>> = HashMap::new();
+    for p in ike.pair_infos() {
+        pairs_of.entry(p.peer).or_default().push(p);
+    }
     let mut peers: Vec<IpAddr> = sas.iter().map(|s| s.remote).collect();
     peers.extend(v2.iter().map(|s| s.remote.ip()));
-    peers.extend(ike.pair_infos().map(|p| p.peer));
+    peers.extend(pairs_of.keys().copied());
     peers.sort();
     peers.dedup();
     peers
         .into_iter()
         .map(|peer| {
-            let sa = sas
-                .iter()
-                .find(|s| s.remote == peer && s.status == "ACTIVE");
+            let sa = isakmp_of.get(&peer).copied();
             let (local, local_port, peer_port) =
-                ike.endpoints(peer)
+                endpoints
+                    .get(&peer)
+                    .copied()
                     .unwrap_or((sa.map_or(peer, |s| s.local), 500, 500));
-            let flows = ike
-                .pair_infos()
-                .filter(|p| p.peer == peer)
+            let flows = pairs_of
+                .get(&peer)
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
                 .map(|p| {
-                    let count = |spi: u32, d: Direction| {
-                        counters.iter().find(|x| x.spi == spi && x.direction == d)
-                    };
+                    let count = |spi: u32, d: Direction| by_sa.get(spi, d);
                     let out = count(p.outbound_spi, Direction::Outbound);
                     let inb = count(p.inbound_spi, Direction::Inbound);
                     (
@@ -640,9 +667,7 @@ fn session_views(
                     )
                 })
                 .collect();
-            let v2sa = v2
-                .iter()
-                .find(|s| s.remote.ip() == peer && s.status == "READY");
+            let v2sa = ikev2_of.get(&peer).copied();
             let version = if sa.is_none() && v2sa.is_some() {
                 "IKEv2"
             } else {

@@ -10,19 +10,23 @@
 //!   pair installed (inbound first, so the peer's first packet is never
 //!   dropped for want of the SA it just keyed, then outbound) and bound to
 //!   its crypto-map rules with one SPD load; a deleted pair unbound first
-//!   and then removed, so no rule ever names a missing SA;
-//! - the installed pairs are kept (keys included, zeroized on drop) so a
-//!   restarted dataplane gets them back;
+//!   and then removed, so no rule ever names a missing SA (a burst of
+//!   deletes, a hub losing every peer at once, shares one SPD load);
+//! - the installed pairs are kept ([`InstalledPairs`]) so a restarted
+//!   dataplane gets them back;
+//! - nothing done per SA scans every other SA: a hub holds one pair per
+//!   peer, thousands of them, and the once-a-second look at the inbound
+//!   SAs' counters and the `show` commands are linear in their number;
 //! - `debug crypto isakmp|ikev2` lines are printed only while the operator
 //!   asked for them, as IOS does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use dataplane::api::{Direction, ErrorCode, Event, Request, SaParams};
+use dataplane::api::{Direction, ErrorCode, Event, Request, SaCounts, SaParams};
 use dataplane::spd::{FlowKey, PolicyTag, TrafficSelector};
 
 use crate::config::compile::Compiled;
@@ -32,18 +36,9 @@ use crate::ike::packet_log::ikev2_packet_lines;
 use crate::ikesock::{IkeSockets, IKE_PORT, NAT_T_PORT};
 use crate::ikev1::{self, Output, PairInfo};
 use crate::ikev2;
+use crate::installed::{Installed, InstalledPairs};
 use crate::show;
 use crate::spdbind::SpdBinder;
-
-/// One negotiated pair in the dataplane.
-struct Installed {
-    tag: PolicyTag,
-    proxy: TrafficSelector,
-    inbound: SaParams,
-    outbound: SaParams,
-    /// For the remaining lifetime `show crypto ipsec sa` prints.
-    installed_at: Instant,
-}
 
 /// What the driver asks of an IKE engine, whatever its version.
 trait Negotiator {
@@ -86,7 +81,11 @@ pub struct IkeDriver {
     v2: ikev2::Engine,
     socks: IkeSockets,
     spd: SpdBinder,
-    installed: Vec<Installed>,
+    installed: InstalledPairs,
+    /// Deleted pairs still in the dataplane: removed once the SPD that no
+    /// longer names them is loaded, so a burst of deletes (every peer of
+    /// a hub gone at once) costs one SPD load, not one per pair.
+    doomed: Vec<(u32, u32)>,
     /// `debug crypto isakmp` (IKEv1) / `debug crypto ikev2` is on.
     pub debug_v1: bool,
     pub debug_v2: bool,
@@ -155,7 +154,8 @@ impl IkeDriver {
             socks: IkeSockets::bind(&locals, ike, nat_t)?,
             spd: SpdBinder::new(c.spd.clone())
                 .with_route_based(maps().filter(|m| m.seq == VTI_SEQ).map(|m| m.tag)),
-            installed: Vec::new(),
+            installed: InstalledPairs::default(),
+            doomed: Vec::new(),
             debug_v1: false,
             debug_v2: false,
             bad_version: 0,
@@ -325,11 +325,15 @@ impl IkeDriver {
         let Ok(counters) = dp.counters(None) else {
             return;
         };
-        for p in &self.installed {
-            let Some(c) = counters
-                .iter()
-                .find(|c| c.spi == p.inbound.spi && c.direction == Direction::Inbound)
-            else {
+        let inbound: HashMap<u32, &SaCounts> = counters
+            .iter()
+            .filter(|c| c.direction == Direction::Inbound)
+            .map(|c| (c.spi, c))
+            .collect();
+        let mut heard = HashSet::new();
+        let mut moved = Vec::new();
+        for p in self.installed.iter() {
+            let Some(c) = inbound.get(&p.inbound.spi) else {
                 continue;
             };
             let (decaps_before, port_before) = self
@@ -338,8 +342,7 @@ impl IkeDriver {
                 .unzip();
             if c.decaps > decaps_before.unwrap_or(0) {
                 if let dataplane::api::EspMode::Tunnel { remote, .. } = p.inbound.mode {
-                    self.v1.esp_received(now, remote);
-                    self.v2.esp_received(now, remote);
+                    heard.insert(remote);
                 }
             }
             // Newer authenticated ESP from a port other than the one we
@@ -349,12 +352,16 @@ impl IkeDriver {
                 && port_before != Some(c.peer_port)
                 && sending_to.is_some_and(|port| port != c.peer_port)
             {
-                self.v1.esp_from_port(p.inbound.spi, c.peer_port);
-                self.v2.esp_from_port(p.inbound.spi, c.peer_port);
+                moved.push((p.inbound.spi, c.peer_port));
             }
         }
-        let live: std::collections::HashSet<u32> =
-            self.installed.iter().map(|p| p.inbound.spi).collect();
+        self.v1.esp_received(now, &heard);
+        self.v2.esp_received(now, &heard);
+        for (spi, port) in moved {
+            self.v1.esp_from_port(spi, port);
+            self.v2.esp_from_port(spi, port);
+        }
+        let live: HashSet<u32> = self.installed.iter().map(|p| p.inbound.spi).collect();
         self.inbound_seen.retain(|spi, _| live.contains(spi));
     }
 
@@ -383,6 +390,7 @@ impl IkeDriver {
                     }
                 }
                 Output::InstallInbound(sa) => {
+                    self.settle(dp, &mut spd_changed);
                     if let Err(e) = dp.expect_ack("AddSa", Request::AddSa(sa.clone())) {
                         self.failures += 1;
                         eprintln!("espada: installing inbound SA {:#010x}: {e}", sa.spi);
@@ -395,6 +403,9 @@ impl IkeDriver {
                     outbound,
                     inbound_ready,
                 } => {
+                    // A pending delete goes first: the new pair may reuse
+                    // one of its SPIs.
+                    self.settle(dp, &mut spd_changed);
                     let added = if inbound_ready {
                         dp.expect_ack("AddSa", Request::AddSa(outbound.clone()))
                     } else {
@@ -409,7 +420,7 @@ impl IkeDriver {
                         continue;
                     }
                     self.spd.bind(tag, proxy, outbound.spi);
-                    self.installed.push(Installed {
+                    self.installed.insert(Installed {
                         tag,
                         proxy,
                         inbound: *inbound,
@@ -426,21 +437,10 @@ impl IkeDriver {
                     if self.spd.unbind(outbound_spi) {
                         spd_changed = true;
                     }
-                    // The rules must stop naming the SA before it goes.
-                    if spd_changed {
-                        self.load_spd(dp);
-                        spd_changed = false;
-                    }
-                    for (direction, spi) in [
-                        (Direction::Outbound, outbound_spi),
-                        (Direction::Inbound, inbound_spi),
-                    ] {
-                        // Gone already (expired, dataplane restarted) is fine.
-                        let _ = dp.expect_ack("DeleteSa", Request::DeleteSa { direction, spi });
-                    }
-                    self.installed.retain(|p| {
-                        !(p.inbound.spi == inbound_spi && p.outbound.spi == outbound_spi)
-                    });
+                    // The rules must stop naming the SA before it goes:
+                    // it goes after the next SPD load (`settle`).
+                    self.doomed.push((inbound_spi, outbound_spi));
+                    self.installed.remove(inbound_spi, outbound_spi);
                 }
                 Output::PeerPort { outbound_spi, port } => {
                     let req = Request::SetPeerPort {
@@ -463,11 +463,9 @@ impl IkeDriver {
                     }
                     // Kept either way: a reinstall after a dataplane
                     // restart then goes to where the peer is now.
-                    for p in self.installed.iter_mut() {
-                        if p.outbound.spi == outbound_spi {
-                            if let Some(u) = p.outbound.udp_encap.as_mut() {
-                                u.dst_port = port;
-                            }
+                    if let Some(p) = self.installed.by_outbound_mut(outbound_spi) {
+                        if let Some(u) = p.outbound.udp_encap.as_mut() {
+                            u.dst_port = port;
                         }
                     }
                 }
@@ -484,8 +482,26 @@ impl IkeDriver {
                 }
             }
         }
-        if spd_changed {
+        self.settle(dp, &mut spd_changed);
+    }
+
+    /// Loads the SPD if it changed, then removes the deleted pairs from
+    /// the dataplane (after the load, so no rule names a missing SA).
+    fn settle(&mut self, dp: &mut DataplaneClient, spd_changed: &mut bool) {
+        if self.doomed.is_empty() && !*spd_changed {
+            return;
+        }
+        if std::mem::take(spd_changed) {
             self.load_spd(dp);
+        }
+        for (inbound_spi, outbound_spi) in std::mem::take(&mut self.doomed) {
+            for (direction, spi) in [
+                (Direction::Outbound, outbound_spi),
+                (Direction::Inbound, inbound_spi),
+            ] {
+                // Gone already (expired, dataplane restarted) is fine.
+                let _ = dp.expect_ack("DeleteSa", Request::DeleteSa { direction, spi });
+            }
         }
     }
 
@@ -499,7 +515,7 @@ impl IkeDriver {
     /// After the dataplane restarted: every negotiated pair and the bound
     /// SPD again.
     pub fn reinstall(&mut self, dp: &mut DataplaneClient) -> Result<usize, DpError> {
-        for p in &self.installed {
+        for p in self.installed.iter() {
             add_pair(dp, &p.inbound, &p.outbound)?;
         }
         dp.load_spd(&self.spd.rules())?;
@@ -680,16 +696,19 @@ impl IkeDriver {
         self.v1.pairs().chain(self.v2.pairs())
     }
 
-    /// Our address and port and the peer's port for `peer`'s IKE SA
-    /// (ISAKMP first, then IKEv2).
-    pub fn endpoints(&self, peer: IpAddr) -> Option<(IpAddr, u16, u16)> {
-        self.v1.endpoints(peer).or_else(|| {
-            self.v2
-                .ike_sas()
-                .into_iter()
-                .find(|(_, r, _)| r.ip() == peer)
-                .map(|(l, r, _)| (l.ip(), l.port(), r.port()))
-        })
+    /// Per peer, our address and port and the peer's port of its IKE SA
+    /// (an established ISAKMP SA first, then an IKEv2 SA).
+    pub fn endpoints_by_peer(&self) -> HashMap<IpAddr, (IpAddr, u16, u16)> {
+        let mut by_peer = HashMap::new();
+        for (peer, e) in self.v1.established_endpoints() {
+            by_peer.entry(peer).or_insert(e);
+        }
+        for (l, r, _) in self.v2.ike_sas() {
+            by_peer
+                .entry(r.ip())
+                .or_insert((l.ip(), l.port(), r.port()));
+        }
+        by_peer
     }
 
     /// The negotiated pairs with their age in seconds, for `show crypto

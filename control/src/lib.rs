@@ -17,5 +17,6 @@ pub mod ikedriver;
 pub mod ikesock;
 pub mod ikev1;
 pub mod ikev2;
+pub mod installed;
 pub mod show;
 pub mod spdbind;

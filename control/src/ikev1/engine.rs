@@ -18,7 +18,7 @@
 //! answer is a [`Flight`], retransmitted on a timer and on a duplicate of
 //! the message it answered.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -1018,15 +1018,16 @@ impl Engine {
     /// counters). With `crypto isakmp keepalive ... on-demand` that is
     /// proof enough that the peer lives: R-U-THERE is only sent when
     /// neither IKE nor ESP came back for the interval, as IOS does.
-    /// Periodic DPD ignores it.
-    pub fn esp_received(&mut self, now: Instant, peer: IpAddr) {
-        if self.policy.dpd.is_some_and(|d| d.periodic) {
+    /// Periodic DPD ignores it. One call for every peer heard from (a
+    /// hub's thousands) walks the ISAKMP SAs once.
+    pub fn esp_received(&mut self, now: Instant, peers: &HashSet<IpAddr>) {
+        if self.policy.dpd.is_some_and(|d| d.periodic) || peers.is_empty() {
             return;
         }
         for p in self
             .p1
             .iter_mut()
-            .filter(|p| p.remote.ip() == peer && p.state == P1State::Established)
+            .filter(|p| p.state == P1State::Established && peers.contains(&p.remote.ip()))
         {
             p.last_heard = p.last_heard.max(now);
         }
@@ -1135,10 +1136,22 @@ impl Engine {
     /// Our address and port and the peer's port of the established
     /// ISAKMP SA with `peer` (4500 after NAT-T), if any.
     pub fn endpoints(&self, peer: IpAddr) -> Option<(IpAddr, u16, u16)> {
+        self.established_endpoints()
+            .find(|(p, _)| *p == peer)
+            .map(|(_, e)| e)
+    }
+
+    /// [`Engine::endpoints`] of every established ISAKMP SA, with its peer.
+    pub fn established_endpoints(&self) -> impl Iterator<Item = (IpAddr, (IpAddr, u16, u16))> + '_ {
         self.p1
             .iter()
-            .find(|p| p.remote.ip() == peer && p.state == P1State::Established)
-            .map(|p| (p.local.ip(), p.local.port(), p.remote.port()))
+            .filter(|p| p.state == P1State::Established)
+            .map(|p| {
+                (
+                    p.remote.ip(),
+                    (p.local.ip(), p.local.port(), p.remote.port()),
+                )
+            })
     }
 
     /// The installed pairs.

@@ -944,7 +944,7 @@ fn on_demand_dpd_stays_quiet_while_esp_arrives() {
     net.acquire_a(("198.19.1.10", "198.19.2.10"));
     let peer: IpAddr = "198.18.1.1".parse().unwrap();
     for _ in 0..30 {
-        net.a.esp_received(net.now, peer);
+        net.a.esp_received(net.now, &[peer].into());
         net.run_for(1);
     }
     assert!(!net.seen_a.logs.iter().any(|l| l.contains("R_U_THERE")));

@@ -10,7 +10,7 @@
 //! back-off; the last response sent is kept and sent again when the
 //! peer repeats its request.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -584,13 +584,17 @@ impl Engine {
 
     /// ESP from `peer` arrived: with on-demand DPD it proves the peer
     /// alive as IKE does, so no liveness check goes out while traffic
-    /// flows (periodic DPD checks regardless, as IOS does).
-    pub fn esp_received(&mut self, now: Instant, peer: IpAddr) {
+    /// flows (periodic DPD checks regardless, as IOS does). One call for
+    /// every peer heard from walks the IKE SAs once.
+    pub fn esp_received(&mut self, now: Instant, peers: &HashSet<IpAddr>) {
+        if peers.is_empty() {
+            return;
+        }
         let policy = &self.policy;
         for s in self
             .sas
             .values_mut()
-            .filter(|s| s.remote.ip() == peer && s.state == State::Established)
+            .filter(|s| s.state == State::Established && peers.contains(&s.remote.ip()))
         {
             if policy.dpd_of(s.profile).is_none_or(|d| d.periodic) {
                 continue;

@@ -1564,7 +1564,7 @@ fn run_logging_a(net: &mut Net, secs: u64, esp: bool) -> Vec<u64> {
     for s in 1..=secs {
         let before = net.wire.iter().filter(|w| w.0).count();
         if esp {
-            net.a.esp_received(net.now, b_ip);
+            net.a.esp_received(net.now, &[b_ip].into());
         }
         net.run_for(1);
         if net.wire.iter().filter(|w| w.0).count() > before {
