@@ -43,7 +43,7 @@ use crate::spdbind::SpdBinder;
 /// What the driver asks of an IKE engine, whatever its version.
 trait Negotiator {
     fn acquire(&mut self, now: Instant, tag: PolicyTag, flow: FlowKey);
-    fn sa_expired(&mut self, now: Instant, spi: u32, hard: bool);
+    fn sa_expired(&mut self, now: Instant, direction: Direction, spi: u32, hard: bool);
     fn poll_timeout(&self) -> Option<Instant>;
     fn handle_timeout(&mut self, now: Instant);
 }
@@ -54,8 +54,8 @@ macro_rules! negotiator {
             fn acquire(&mut self, now: Instant, tag: PolicyTag, flow: FlowKey) {
                 <$engine>::acquire(self, now, tag, flow)
             }
-            fn sa_expired(&mut self, now: Instant, spi: u32, hard: bool) {
-                <$engine>::sa_expired(self, now, spi, hard)
+            fn sa_expired(&mut self, now: Instant, direction: Direction, spi: u32, hard: bool) {
+                <$engine>::sa_expired(self, now, direction, spi, hard)
             }
             fn poll_timeout(&self) -> Option<Instant> {
                 <$engine>::poll_timeout(self)
@@ -86,6 +86,10 @@ pub struct IkeDriver {
     /// longer names them is loaded, so a burst of deletes (every peer of
     /// a hub gone at once) costs one SPD load, not one per pair.
     doomed: Vec<(u32, u32)>,
+    /// Inbound SPIs of the pairs the dataplane refused (an SPI another SA
+    /// already has), until the engine deletes them: their deletes must not
+    /// reach the dataplane, where the SPIs name that other SA.
+    refused: HashSet<u32>,
     /// `debug crypto isakmp` (IKEv1) / `debug crypto ikev2` is on.
     pub debug_v1: bool,
     pub debug_v2: bool,
@@ -156,6 +160,7 @@ impl IkeDriver {
                 .with_route_based(maps().filter(|m| m.seq == VTI_SEQ).map(|m| m.tag)),
             installed: InstalledPairs::default(),
             doomed: Vec::new(),
+            refused: HashSet::new(),
             debug_v1: false,
             debug_v2: false,
             bad_version: 0,
@@ -247,8 +252,12 @@ impl IkeDriver {
         for engine in self.engines() {
             match *e {
                 Event::Acquire { tag, flow } => engine.acquire(now, tag, flow),
-                Event::SoftExpire { spi, .. } => engine.sa_expired(now, spi, false),
-                Event::HardExpire { spi, .. } => engine.sa_expired(now, spi, true),
+                Event::SoftExpire { spi, direction } => {
+                    engine.sa_expired(now, direction, spi, false)
+                }
+                Event::HardExpire { spi, direction } => {
+                    engine.sa_expired(now, direction, spi, true)
+                }
                 _ => {}
             }
         }
@@ -292,7 +301,7 @@ impl IkeDriver {
                 engine.handle_timeout(now);
             }
         }
-        self.flush(dp);
+        self.flush(now, dp);
     }
 
     /// Initiates each IKEv2 VTI that has no CHILD_SA once it has been
@@ -365,7 +374,7 @@ impl IkeDriver {
         self.inbound_seen.retain(|spi, _| live.contains(spi));
     }
 
-    fn flush(&mut self, dp: &mut DataplaneClient) {
+    fn flush(&mut self, now: Instant, dp: &mut DataplaneClient) {
         let mut spd_changed = false;
         loop {
             let (o, debug, v2) = match self.v1.poll_output() {
@@ -394,6 +403,8 @@ impl IkeDriver {
                     if let Err(e) = dp.expect_ack("AddSa", Request::AddSa(sa.clone())) {
                         self.failures += 1;
                         eprintln!("espada: installing inbound SA {:#010x}: {e}", sa.spi);
+                        // Its pair is refused when the engine completes it.
+                        self.refused.insert(sa.spi);
                     }
                 }
                 Output::Install {
@@ -406,17 +417,28 @@ impl IkeDriver {
                     // A pending delete goes first: the new pair may reuse
                     // one of its SPIs.
                     self.settle(dp, &mut spd_changed);
-                    let added = if inbound_ready {
-                        dp.expect_ack("AddSa", Request::AddSa(outbound.clone()))
+                    let refused = if inbound_ready && self.refused.contains(&inbound.spi) {
+                        Some("its inbound SA was refused".to_string())
                     } else {
-                        add_pair(dp, &inbound, &outbound)
+                        add_pair(dp, &inbound, &outbound, inbound_ready)
+                            .err()
+                            .map(|e| e.to_string())
                     };
-                    if let Err(e) = added {
+                    if let Some(why) = refused {
+                        // Nothing of it stays in the dataplane; the engine
+                        // deletes it and tells the peer, which negotiates
+                        // again (with other SPIs).
                         self.failures += 1;
                         eprintln!(
-                            "espada: installing SA pair {:#010x}/{:#010x}: {e}",
+                            "espada: installing SA pair {:#010x}/{:#010x}: {why}; deleting it",
                             inbound.spi, outbound.spi
                         );
+                        self.refused.insert(inbound.spi);
+                        if v2 {
+                            self.v2.pair_refused(now, inbound.spi);
+                        } else {
+                            self.v1.pair_refused(now, inbound.spi);
+                        }
                         continue;
                     }
                     self.spd.bind(tag, proxy, outbound.spi);
@@ -434,6 +456,10 @@ impl IkeDriver {
                     outbound_spi,
                     ..
                 } => {
+                    if self.refused.remove(&inbound_spi) {
+                        // Never installed: its SPIs may be another SA's.
+                        continue;
+                    }
                     if self.spd.unbind(outbound_spi) {
                         spd_changed = true;
                     }
@@ -516,7 +542,7 @@ impl IkeDriver {
     /// SPD again.
     pub fn reinstall(&mut self, dp: &mut DataplaneClient) -> Result<usize, DpError> {
         for p in self.installed.iter() {
-            add_pair(dp, &p.inbound, &p.outbound)?;
+            add_pair(dp, &p.inbound, &p.outbound, false)?;
         }
         dp.load_spd(&self.spd.rules())?;
         Ok(self.installed.len())
@@ -587,7 +613,7 @@ impl IkeDriver {
             }
         }
         // Deletes first, while the old sockets still exist.
-        self.flush(dp);
+        self.flush(now, dp);
         let locals: Vec<IpAddr> = locals.into_iter().collect();
         if let Err(e) = self.socks.rebind(&locals) {
             self.failures += 1;
@@ -729,11 +755,27 @@ fn print_lines(lines: Vec<String>) {
     }
 }
 
+/// Installs a pair, inbound first (unless `inbound_ready`: installed
+/// before). If the outbound SA is refused the inbound one is taken out
+/// again: a pair is in the dataplane whole or not at all.
 fn add_pair(
     dp: &mut DataplaneClient,
     inbound: &SaParams,
     outbound: &SaParams,
+    inbound_ready: bool,
 ) -> Result<(), DpError> {
-    dp.expect_ack("AddSa", Request::AddSa(Box::new(inbound.clone())))?;
-    dp.expect_ack("AddSa", Request::AddSa(Box::new(outbound.clone())))
+    if !inbound_ready {
+        dp.expect_ack("AddSa", Request::AddSa(Box::new(inbound.clone())))?;
+    }
+    let added = dp.expect_ack("AddSa", Request::AddSa(Box::new(outbound.clone())));
+    if added.is_err() {
+        let _ = dp.expect_ack(
+            "DeleteSa",
+            Request::DeleteSa {
+                direction: Direction::Inbound,
+                spi: inbound.spi,
+            },
+        );
+    }
+    added
 }

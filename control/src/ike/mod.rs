@@ -3,6 +3,7 @@
 
 pub mod crypto;
 pub mod packet_log;
+pub mod spi;
 #[cfg(test)]
 pub(crate) mod test_nat;
 #[cfg(test)]

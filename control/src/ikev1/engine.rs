@@ -29,6 +29,7 @@ use zeroize::Zeroizing;
 use crate::config::ike::IkeHash;
 use crate::ike::crypto::v1::{self as kdf, KeymatInput, Phase1Keys, Phase1Transcript};
 use crate::ike::crypto::{random, random_vec, DhGroup, DhPrivate, Prf};
+use crate::ike::spi::SpiSpace;
 use crate::ike::wire::chain::Walker;
 use crate::ike::wire::ident::Identity;
 use crate::ike::wire::ikev1::{
@@ -237,6 +238,16 @@ pub struct PairInfo {
     pub peer: IpAddr,
     pub inbound_spi: u32,
     pub outbound_spi: u32,
+}
+
+impl PairInfo {
+    /// The SPI of the pair's SA in `direction`.
+    pub fn spi(&self, direction: Direction) -> u32 {
+        match direction {
+            Direction::Inbound => self.inbound_spi,
+            Direction::Outbound => self.outbound_spi,
+        }
+    }
 }
 
 /// A message sent that waits for an answer.
@@ -507,6 +518,8 @@ pub struct Engine {
     stats: Stats,
     ike_port: u16,
     nat_t_port: u16,
+    #[cfg(test)]
+    forced_spi: std::cell::Cell<Option<u32>>,
 }
 
 /// Where a Main or Aggressive Mode message goes ([`Engine::phase1_step`]).
@@ -643,6 +656,8 @@ impl Engine {
             stats: Stats::default(),
             ike_port: 500,
             nat_t_port: 4500,
+            #[cfg(test)]
+            forced_spi: std::cell::Cell::new(None),
         }
     }
 
@@ -700,15 +715,27 @@ impl Engine {
         id
     }
 
+    /// A fresh inbound SPI: from IKEv1's half of the space (the IKEv2
+    /// engine has the other), held by none of our pairs or Quick Modes.
     fn alloc_spi(&self) -> u32 {
+        #[cfg(test)]
+        if let Some(spi) = self.forced_spi.take() {
+            return spi;
+        }
         loop {
-            let spi = u32::from_be_bytes(random());
+            let spi = SpiSpace::Ikev1.random();
             let used = self.pairs.iter().any(|p| p.info.inbound_spi == spi)
                 || self.qm.iter().any(|q| q.spi_in == spi);
-            if spi >= 0x100 && !used {
+            if !used {
                 return spi;
             }
         }
+    }
+
+    /// The next inbound SPI [`Engine::alloc_spi`] hands out (tests).
+    #[cfg(test)]
+    pub(crate) fn force_next_spi(&mut self, spi: u32) {
+        self.forced_spi.set(Some(spi));
     }
 
     // ----- acquires, expiry, clear -------------------------------------
@@ -803,13 +830,10 @@ impl Engine {
     }
 
     /// The dataplane says an SA passed its soft (rekey) or hard (delete)
-    /// lifetime.
-    pub fn sa_expired(&mut self, now: Instant, spi: u32, hard: bool) {
-        let Some(i) = self
-            .pairs
-            .iter()
-            .position(|p| p.info.inbound_spi == spi || p.info.outbound_spi == spi)
-        else {
+    /// lifetime. The direction matters: an outbound SPI is the peer's
+    /// choice and may equal the inbound SPI of another pair.
+    pub fn sa_expired(&mut self, now: Instant, direction: Direction, spi: u32, hard: bool) {
+        let Some(i) = self.pairs.iter().position(|p| p.info.spi(direction) == spi) else {
             return;
         };
         if hard {
@@ -836,6 +860,31 @@ impl Engine {
             spi
         ));
         self.negotiate(now, entry, proxy, local, peer);
+    }
+
+    /// The driver could not install the pair with inbound SPI
+    /// `inbound_spi` (the dataplane refused it: another peer's SA has the
+    /// same outbound SPI). It goes, and the peer is told, so that it
+    /// negotiates again with other SPIs instead of sending into an SA we
+    /// do not have.
+    pub fn pair_refused(&mut self, now: Instant, inbound_spi: u32) {
+        let Some(i) = self
+            .pairs
+            .iter()
+            .position(|p| p.info.inbound_spi == inbound_spi)
+        else {
+            return;
+        };
+        let p = self.pairs.remove(i);
+        self.log(format!(
+            "IPSEC(delete_sa): the dataplane refused SA pair sa_dest= {}, sa_spi= {:#010x}(inbound)/{:#010x}(outbound); deleting it",
+            p.info.peer, p.info.inbound_spi, p.info.outbound_spi
+        ));
+        self.send_esp_delete(now, p.info.local, p.info.peer, &[p.info.inbound_spi]);
+        self.out.push_back(Output::Delete {
+            inbound_spi: p.info.inbound_spi,
+            outbound_spi: p.info.outbound_spi,
+        });
     }
 
     /// `clear crypto sa`: every pair deleted, the peers told.

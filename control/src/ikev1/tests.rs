@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use dataplane::api::{EspMode, SaParams};
+use dataplane::api::{Direction, EspMode, SaParams};
 use dataplane::crypto::{AuthAlg, EncAlg};
 use dataplane::spd::{FlowKey, PolicyTag, PortRange, TrafficSelector};
 use proptest::prelude::*;
@@ -529,21 +529,62 @@ fn soft_expiry_rekeys_and_hard_expiry_deletes() {
     net.acquire_a(("198.19.1.10", "198.19.2.10"));
     let old_in = net.seen_a.installs[0].2.spi;
     let old_out = net.seen_a.installs[0].3.spi;
-    net.a.sa_expired(net.now, old_out, false);
+    net.a
+        .sa_expired(net.now, Direction::Outbound, old_out, false);
     net.pump();
     assert_eq!(net.seen_a.installs.len(), 2);
     assert_eq!(net.seen_b.installs.len(), 2);
     assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
     // A second soft expiry of the replaced pair does nothing.
     let sent = net.sent;
-    net.a.sa_expired(net.now, old_in, false);
+    net.a.sa_expired(net.now, Direction::Inbound, old_in, false);
     net.pump();
     assert_eq!(net.sent, sent);
-    net.a.sa_expired(net.now, old_in, true);
+    net.a.sa_expired(net.now, Direction::Inbound, old_in, true);
     net.pump();
     assert_eq!(net.seen_a.deletes, vec![(old_in, old_out)]);
     assert_eq!(net.seen_b.deletes, vec![(old_out, old_in)]);
     assert_eq!(net.a.pairs().count(), 1);
+}
+
+/// The peer picks our outbound SPIs, so a new pair's outbound SPI can be
+/// the inbound SPI of another pair (by chance at a hub's scale, or chosen
+/// by a peer that saw it on the wire): an expiry names its direction and
+/// touches only its own pair.
+#[test]
+fn an_expiry_reaches_only_the_pair_whose_sa_in_that_direction_has_the_spi() {
+    let mut net = Net::v4();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let (x, y) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+    // B answers the rekey with A's first inbound SPI as its own.
+    net.b.force_next_spi(x);
+    net.a.sa_expired(net.now, Direction::Outbound, y, false);
+    net.pump();
+    let z = net.seen_a.installs[1].2.spi;
+    assert_eq!(net.seen_a.installs[1].3.spi, x);
+    assert_eq!(net.a.pairs().count(), 2, "the old pair lives on to expire");
+    net.a.sa_expired(net.now, Direction::Outbound, x, true);
+    net.pump();
+    assert_eq!(net.seen_a.deletes, vec![(z, x)]);
+    net.a.sa_expired(net.now, Direction::Inbound, x, true);
+    net.pump();
+    assert_eq!(net.seen_a.deletes, vec![(z, x), (x, y)]);
+}
+
+#[test]
+fn a_pair_the_dataplane_refused_is_deleted_on_both_sides() {
+    let mut net = Net::v4();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let (ain, aout) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+    net.a.pair_refused(net.now, ain);
+    net.pump();
+    assert_eq!(net.seen_a.deletes, vec![(ain, aout)]);
+    assert_eq!(net.seen_b.deletes, vec![(aout, ain)]);
+    assert_eq!((net.a.pairs().count(), net.b.pairs().count()), (0, 0));
+    // The next packet negotiates a new pair, with new SPIs.
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.seen_a.installs.len(), 2);
+    assert_ne!(net.seen_a.installs[1].2.spi, ain);
 }
 
 /// A and B with `crypto isakmp keepalive 10 2 periodic`.
@@ -1636,7 +1677,7 @@ fn two_isakmp_sas_at_a() -> Net {
     net.lose = Box::new(|_, _, _| false);
     // B's pair nears its lifetime: B rekeys it, over a new ISAKMP SA.
     let b_out = net.seen_b.installs[0].3.spi;
-    net.b.sa_expired(net.now, b_out, false);
+    net.b.sa_expired(net.now, Direction::Outbound, b_out, false);
     net.pump();
     assert_eq!(net.a.isakmp_sas(net.now).len(), 2, "{:#?}", net.seen_a.logs);
     assert_eq!(net.b.isakmp_sas(net.now).len(), 1);

@@ -14,10 +14,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use dataplane::api::Direction;
 use dataplane::spd::{FlowKey, PolicyTag, TrafficSelector};
 
 use crate::ike::crypto::v2::IkeSaKeys;
 use crate::ike::crypto::{random, DhGroup, DhPrivate, Prf};
+use crate::ike::spi::SpiSpace;
 use crate::ike::wire::ident::Identity;
 use crate::ike::wire::ikev2::{
     ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadBody,
@@ -290,15 +292,8 @@ pub struct Engine {
     ike_port: u16,
     nat_t_port: u16,
     next_tunnel_id: u32,
-}
-
-fn random_spi() -> u32 {
-    loop {
-        let s = u32::from_be_bytes(random());
-        if s >= 256 {
-            return s;
-        }
-    }
+    #[cfg(test)]
+    forced_spi: std::cell::Cell<Option<u32>>,
 }
 
 /// NAT_DETECTION_*_IP data = SHA-1(SPIi | SPIr | IP | Port) (§2.23).
@@ -334,7 +329,36 @@ impl Engine {
             ike_port: 500,
             nat_t_port: NAT_T_PORT,
             next_tunnel_id: 1,
+            #[cfg(test)]
+            forced_spi: std::cell::Cell::new(None),
         }
+    }
+
+    /// A fresh inbound SPI: from IKEv2's half of the space (the IKEv1
+    /// engine has the other), held by none of our CHILD_SAs or requests
+    /// in flight.
+    fn alloc_spi(&self) -> u32 {
+        #[cfg(test)]
+        if let Some(spi) = self.forced_spi.take() {
+            return spi;
+        }
+        loop {
+            let spi = SpiSpace::Ikev2.random();
+            let used = self.sas.values().any(|s| {
+                s.children.iter().any(|c| c.info.inbound_spi == spi)
+                    || s.pending.as_ref().is_some_and(|p| p.spi_in == spi)
+                    || s.creating.as_ref().is_some_and(|c| c.spi_in == spi)
+            });
+            if !used {
+                return spi;
+            }
+        }
+    }
+
+    /// The next inbound SPI [`Engine::alloc_spi`] hands out (tests).
+    #[cfg(test)]
+    pub(crate) fn force_next_spi(&mut self, spi: u32) {
+        self.forced_spi.set(Some(spi));
     }
 
     /// The UDP ports the driver's sockets listen on (500/4500 unless
@@ -518,18 +542,14 @@ impl Engine {
     /// A CHILD_SA's lifetime ran out in the dataplane (`spi` inbound or
     /// outbound). A soft expiry starts a CREATE_CHILD_SA rekey
     /// (make-before-break); a hard one deletes the pair and tells the peer.
-    pub fn sa_expired(&mut self, now: Instant, spi: u32, hard: bool) {
-        let Some(k) = self.sa_of_child(spi) else {
+    pub fn sa_expired(&mut self, now: Instant, direction: Direction, spi: u32, hard: bool) {
+        let Some(k) = self.sa_of_child(direction, spi) else {
             return;
         };
         let Some(s) = self.sas.get_mut(&k) else {
             return;
         };
-        let Some(c) = s
-            .children
-            .iter_mut()
-            .find(|c| c.info.inbound_spi == spi || c.info.outbound_spi == spi)
-        else {
+        let Some(c) = s.children.iter_mut().find(|c| c.info.spi(direction) == spi) else {
             return;
         };
         let spi_in = c.info.inbound_spi;
@@ -559,15 +579,26 @@ impl Engine {
         );
     }
 
-    fn sa_of_child(&self, spi_in: u32) -> Option<[u8; 8]> {
+    /// The IKE SA of the CHILD_SA whose SA in `direction` has `spi`.
+    fn sa_of_child(&self, direction: Direction, spi: u32) -> Option<[u8; 8]> {
         self.sas
             .iter()
-            .find(|(_, s)| {
-                s.children
-                    .iter()
-                    .any(|c| c.info.inbound_spi == spi_in || c.info.outbound_spi == spi_in)
-            })
+            .find(|(_, s)| s.children.iter().any(|c| c.info.spi(direction) == spi))
             .map(|(k, _)| *k)
+    }
+
+    /// The driver could not install the CHILD_SA with inbound SPI
+    /// `inbound_spi` (the dataplane refused it: another peer's SA has the
+    /// same outbound SPI). It is deleted, and the peer told, so that it
+    /// negotiates again with other SPIs.
+    pub fn pair_refused(&mut self, now: Instant, inbound_spi: u32) {
+        let Some(k) = self.sa_of_child(Direction::Inbound, inbound_spi) else {
+            return;
+        };
+        self.log(format!(
+            "IKEv2:the dataplane refused CHILD_SA with inbound SPI 0x{inbound_spi:08X}; deleting it"
+        ));
+        self.delete_child_local(now, k, inbound_spi);
     }
 
     /// `clear crypto ikev2 sa`: every IKE SA deleted, peers told.

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use dataplane::api::{EspMode, SaParams};
+use dataplane::api::{Direction, EspMode, SaParams};
 use dataplane::crypto::{AuthAlg, EncAlg, GcmIcv};
 use dataplane::spd::{FlowKey, IpPrefix, PolicyTag, PortRange, TrafficSelector};
 use proptest::prelude::*;
@@ -699,6 +699,24 @@ fn a_flood_of_half_open_sas_makes_the_responder_demand_cookies() {
 }
 
 #[test]
+fn a_child_sa_the_dataplane_refused_is_deleted_on_both_sides() {
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    let a_in = net.seen_a.installs[0].2.spi;
+    let b_in = net.seen_b.installs[0].2.spi;
+    net.a.pair_refused(net.now, a_in);
+    net.pump();
+    assert_eq!(net.seen_a.deletes, vec![(a_in, b_in)]);
+    assert_eq!(net.seen_b.deletes, vec![(b_in, a_in)]);
+    assert_eq!(net.a.ike_sas().len(), 1, "the IKE SA stays");
+    // An outbound SPI is not an inbound one: nothing else goes.
+    net.a.pair_refused(net.now, b_in);
+    net.pump();
+    assert_eq!(net.seen_a.deletes.len(), 1);
+}
+
+#[test]
 fn deletes_work_both_ways() {
     // A child deleted by hard expiry at A.
     let mut net = Net::v4();
@@ -706,7 +724,7 @@ fn deletes_work_both_ways() {
     established(&net);
     let a_in = net.seen_a.installs[0].2.spi;
     let b_in = net.seen_b.installs[0].2.spi;
-    net.a.sa_expired(net.now, a_in, true);
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, true);
     net.pump();
     assert_eq!(net.seen_a.deletes, vec![(a_in, b_in)]);
     assert_eq!(net.seen_b.deletes, vec![(b_in, a_in)]);
@@ -867,7 +885,7 @@ fn soft_expiry_rekeys_make_before_break_with_pfs() {
         net.acquire_a();
         established(&net);
         let (a_in, b_in) = (net.seen_a.installs[0].2.spi, net.seen_b.installs[0].2.spi);
-        net.a.sa_expired(net.now, a_in, false);
+        net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
         net.pump();
         assert_eq!(
             net.seen_a.installs.len(),
@@ -892,12 +910,12 @@ fn soft_expiry_rekeys_make_before_break_with_pfs() {
         assert_eq!(net.a.pairs().count(), 1);
         assert_eq!(net.b.pairs().count(), 1);
         // A second soft expiry of the same (gone) SA does nothing.
-        net.a.sa_expired(net.now, a_in, false);
+        net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
         net.pump();
         assert_eq!(net.seen_a.installs.len(), 2);
         // And the rekeyed pair rekeys again, from B this time.
         let b_in2 = net.seen_b.installs[1].2.spi;
-        net.b.sa_expired(net.now, b_in2, false);
+        net.b.sa_expired(net.now, Direction::Inbound, b_in2, false);
         net.pump();
         assert_eq!(net.seen_a.installs.len(), 3);
         assert_mirrored(&net.seen_a.installs[2], &net.seen_b.installs[2]);
@@ -915,7 +933,7 @@ fn pfs_mismatch_at_rekey_is_refused_and_the_old_pair_stays() {
     net.acquire_a();
     established(&net);
     let a_in = net.seen_a.installs[0].2.spi;
-    net.a.sa_expired(net.now, a_in, false);
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
     net.pump();
     assert_eq!(net.seen_a.installs.len(), 1);
     assert_eq!(net.b.stats().no_proposal_chosen, 1);
@@ -923,9 +941,11 @@ fn pfs_mismatch_at_rekey_is_refused_and_the_old_pair_stays() {
     assert_eq!(net.a.pairs().count(), 1);
 }
 
-#[test]
-fn a_new_child_sa_for_another_entry_reuses_the_ike_sa() {
-    const TAG2: PolicyTag = PolicyTag { map: 1, seq: 20 };
+const TAG2: PolicyTag = PolicyTag { map: 1, seq: 20 };
+
+/// A and B with a second entry (`TAG2`, 198.19.11.0/24 to
+/// 198.19.12.0/24), and the first entry's CHILD_SA up.
+fn two_entry_net() -> Net {
     let mut a = policy(&A4, "k", "k");
     let mut b = policy(&B4, "k", "k");
     let mut a2 = a.maps[0].clone();
@@ -941,6 +961,11 @@ fn a_new_child_sa_for_another_entry_reuses_the_ike_sa() {
     let mut net = Net::new(a, b);
     net.acquire_a();
     established(&net);
+    net
+}
+
+/// A's first packet for the second entry of [`two_entry_net`].
+fn acquire_second_entry(net: &mut Net) {
     net.a.acquire(
         net.now,
         TAG2,
@@ -953,11 +978,37 @@ fn a_new_child_sa_for_another_entry_reuses_the_ike_sa() {
         },
     );
     net.pump();
+}
+
+#[test]
+fn a_new_child_sa_for_another_entry_reuses_the_ike_sa() {
+    let mut net = two_entry_net();
+    acquire_second_entry(&mut net);
     assert_eq!(net.seen_a.installs.len(), 2);
     assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
     assert_eq!(net.seen_b.installs[1].0, TAG2);
     assert_eq!(net.a.ike_sas().len(), 1);
     assert_eq!(net.sent, 6);
+}
+
+/// The peer picks our outbound SPIs, so one CHILD_SA's outbound SPI can
+/// be another's inbound SPI: an expiry names its direction and touches
+/// only its own CHILD_SA.
+#[test]
+fn an_expiry_reaches_only_the_child_sa_whose_sa_in_that_direction_has_the_spi() {
+    let mut net = two_entry_net();
+    let (x, y) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+    // B answers the second CHILD_SA with A's first inbound SPI as its own.
+    net.b.force_next_spi(x);
+    acquire_second_entry(&mut net);
+    let z = net.seen_a.installs[1].2.spi;
+    assert_eq!(net.seen_a.installs[1].3.spi, x);
+    net.a.sa_expired(net.now, Direction::Outbound, x, true);
+    net.pump();
+    assert_eq!(net.seen_a.deletes, vec![(z, x)]);
+    net.a.sa_expired(net.now, Direction::Inbound, x, true);
+    net.pump();
+    assert_eq!(net.seen_a.deletes, vec![(z, x), (x, y)]);
 }
 
 #[test]
@@ -1269,7 +1320,8 @@ fn the_initiator_rekeys_the_ike_sa_before_its_lifetime_and_the_child_sas_stay() 
     );
     // A CHILD_SA rekey on the rekeyed IKE SA: Message ID 0, new SPIs.
     let start = net.wire.len();
-    net.a.sa_expired(net.now, pair_a.0, false);
+    net.a
+        .sa_expired(net.now, Direction::Inbound, pair_a.0, false);
     net.pump();
     assert_eq!(net.seen_a.installs.len(), 2, "{:#?}", net.seen_a.logs);
     assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
@@ -1330,8 +1382,12 @@ fn the_responder_rekeys_only_when_the_initiator_did_not_by_the_lifetime() {
     assert!(net.seen_a.deletes.is_empty() && net.seen_b.deletes.is_empty());
     // And the child SAs go on to be rekeyed on it, from either side.
     let a_in = net.seen_a.installs[0].2.spi;
-    net.b
-        .sa_expired(net.now, net.seen_b.installs[0].2.spi, false);
+    net.b.sa_expired(
+        net.now,
+        Direction::Inbound,
+        net.seen_b.installs[0].2.spi,
+        false,
+    );
     net.pump();
     assert_eq!(net.seen_a.installs.len(), 2);
     assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
@@ -1367,7 +1423,7 @@ fn simultaneous_ike_sa_rekeys_leave_one_sa_and_never_touch_the_child_sas() {
         spis(&net);
         assert!(net.seen_a.deletes.is_empty() && net.seen_b.deletes.is_empty());
         let a_in = net.seen_a.installs[0].2.spi;
-        net.a.sa_expired(net.now, a_in, false);
+        net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
         net.pump();
         assert_eq!(net.seen_a.installs.len(), 2);
         assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
@@ -1507,7 +1563,7 @@ fn a_simultaneous_rekey_with_one_request_lost_still_converges() {
         assert!(net.seen_a.deletes.is_empty() && net.seen_b.deletes.is_empty());
         assert_eq!(net.a.stats().dead_peers + net.b.stats().dead_peers, 0);
         let a_in = net.seen_a.installs[0].2.spi;
-        net.a.sa_expired(net.now, a_in, false);
+        net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
         net.pump();
         assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
     }

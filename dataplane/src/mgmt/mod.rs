@@ -231,10 +231,22 @@ impl Mgmt {
 
     fn add_sa(&mut self, params: &SaParams, now: u64) -> Reply {
         let key = (params.direction, params.spi);
-        if params.direction == Direction::Inbound && self.sas.contains_key(&key) {
+        // Outbound too: the SPD names an outbound SA by its SPI, which the
+        // peer chose and which is unique only among that peer's SAs.
+        // Replacing would hand another peer's flows to the newcomer (an
+        // authenticated peer that saw the SPI on the wire could ask for it
+        // on purpose); the control process renegotiates instead.
+        if self.sas.contains_key(&key) {
             return error(
                 ErrorCode::DuplicateSa,
-                format!("inbound SPI 0x{:08x} is already installed", params.spi),
+                format!(
+                    "{} SPI 0x{:08x} is already installed",
+                    match params.direction {
+                        Direction::Inbound => "inbound",
+                        Direction::Outbound => "outbound",
+                    },
+                    params.spi
+                ),
             );
         }
         let sa = match params.direction {

@@ -94,15 +94,21 @@ fn an_installed_sa_reaches_every_worker_as_the_same_shared_sa() {
     assert!(Arc::ptr_eq(a, b), "one SA, one replay window, shared");
     assert!(tables[1].sadb.outbound(out.spi).is_some());
 
-    // A duplicate inbound SPI and a bad key are refused, nothing sent.
-    let dup = reply(m.handle(3, Request::AddSa(Box::new(inb.clone())), 0));
-    assert!(matches!(
-        dup,
-        Reply::Error {
-            code: ErrorCode::DuplicateSa,
-            ..
-        }
-    ));
+    // A duplicate SPI in either direction and a bad key are refused,
+    // nothing sent: an outbound SA of another peer with the same SPI must
+    // not take over the flows the SPD gives the first.
+    for dup in [&inb, &out] {
+        let mut other_peer = dup.clone();
+        other_peer.keys.enc[0] ^= 1;
+        let dup = reply(m.handle(3, Request::AddSa(Box::new(other_peer)), 0));
+        assert!(matches!(
+            dup,
+            Reply::Error {
+                code: ErrorCode::DuplicateSa,
+                ..
+            }
+        ));
+    }
     let mut bad = inb.clone();
     bad.spi += 1;
     bad.keys.enc.truncate(3);

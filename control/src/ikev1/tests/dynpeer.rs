@@ -111,7 +111,7 @@ fn the_hub_replaces_the_sas_of_a_spoke_back_from_a_new_address() {
     // And traffic keeps flowing: a rekey from the spoke supersedes, it
     // does not replace (same address and port).
     let out = net.seen_a.installs[1].3.spi;
-    net.a.sa_expired(net.now, out, false);
+    net.a.sa_expired(net.now, Direction::Outbound, out, false);
     net.pump();
     assert_eq!(net.seen_b.installs.len(), 3);
     assert_eq!(net.seen_b.deletes.len(), 1);
@@ -159,7 +159,7 @@ fn initial_contact_only_when_nothing_is_held_with_the_peer() {
     net.pump();
     assert!(net.b.isakmp_sas(net.now).is_empty());
     let out = net.seen_a.installs[0].3.spi;
-    net.a.sa_expired(net.now, out, false);
+    net.a.sa_expired(net.now, Direction::Outbound, out, false);
     net.pump();
     assert_eq!(net.a.stats().phase1_established, 2);
     assert_eq!(net.seen_b.installs.len(), 2, "{:#?}", net.seen_b.logs);

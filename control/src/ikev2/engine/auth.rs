@@ -309,7 +309,7 @@ impl Engine {
             {
                 match self.choose_child(remote.ip(), Some(pi), sa, tsi, tsr, false) {
                     Ok((entry, set, number, spi_out, proxy, rtsi, rtsr)) => {
-                        let spi_in = super::random_spi();
+                        let spi_in = self.alloc_spi();
                         let t = &self.policy.maps[entry].transforms[set];
                         reply.push(
                             PayloadBody::Sa(proposal::esp_choice_payload(t, number, spi_in, None))

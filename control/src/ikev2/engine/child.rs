@@ -65,7 +65,7 @@ impl Engine {
             Some(Err(_)) => return,
             None => None,
         };
-        let spi_in = super::random_spi();
+        let spi_in = self.alloc_spi();
         let ni = random::<NONCE_LEN>().to_vec();
         let mut payloads: Vec<Payload> = Vec::new();
         if e.transforms.first().is_some_and(|t| !t.tunnel) {
@@ -217,7 +217,7 @@ impl Engine {
             }
         };
         let nr = random::<NONCE_LEN>().to_vec();
-        let spi_in = super::random_spi();
+        let spi_in = self.alloc_spi();
         let t = &e.transforms[set];
         let Some(keys) = child_keys(s, t, g_ir.as_deref().map(|v| &v[..]), ni, &nr) else {
             return;

@@ -116,7 +116,9 @@ impl Engine {
     /// Deletes one CHILD_SA here and tells the peer.
     pub(super) fn delete_child_local(&mut self, now: Instant, k: [u8; 8], spi_in: u32) {
         // The pair may have moved to a rekeyed IKE SA meanwhile.
-        let k = self.sa_of_child(spi_in).unwrap_or(k);
+        let k = self
+            .sa_of_child(dataplane::api::Direction::Inbound, spi_in)
+            .unwrap_or(k);
         let Some(s) = self.sas.get_mut(&k) else {
             return;
         };

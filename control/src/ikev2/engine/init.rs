@@ -64,7 +64,7 @@ impl Engine {
             pending: Some(PendingChild {
                 entry,
                 selector,
-                spi_in: super::random_spi(),
+                spi_in: self.alloc_spi(),
             }),
             profile: Some(self.policy.entry_profile(entry)),
             ..IkeSa::blank(

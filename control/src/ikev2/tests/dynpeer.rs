@@ -101,7 +101,7 @@ fn other_proxy_identities_from_a_new_address_and_rekeys_replace_nothing() {
     net.a.rekey_ike_sas_now(net.now, None);
     net.pump();
     let a_in = net.seen_a.installs[0].2.spi;
-    net.a.sa_expired(net.now, a_in, false);
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
     net.pump();
     assert_eq!(net.seen_b.installs.len(), 2, "{:#?}", net.seen_b.logs);
     assert_eq!(net.b.pairs().count(), 1);
