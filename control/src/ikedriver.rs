@@ -113,6 +113,7 @@ pub struct IkeDriver {
     ted_locals: Vec<IpAddr>,
     /// The local addresses of the config as last compiled.
     locals: BTreeSet<IpAddr>,
+    timers: TimerGate,
 }
 
 /// How often the IKEv2 VTIs are looked at.
@@ -122,6 +123,51 @@ const VTI_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 /// once there would be two IKE SAs. The lower address goes first; the
 /// higher one only steps in when the lower one does not.
 const VTI_DEFER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How often, at most, the engines' timers are walked.
+const TIMER_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// When to walk the engines' timers. An engine finds its next deadline by
+/// walking every SA, so a hub must not ask on every pass of the daemon's
+/// loop (four walks of 10 000 SAs per received datagram): the walks are
+/// at most one per [`TIMER_TICK`], which delays a deadline by at most
+/// that (IKE's shortest timer is a one-second retransmission), and the
+/// deadline found is kept until something arrives that may set a new one.
+#[derive(Debug, Default)]
+struct TimerGate {
+    /// The last walk.
+    walked_at: Option<Instant>,
+    /// The engines' earliest deadline as that walk found it.
+    due: Option<Instant>,
+    /// A datagram, event or command arrived since: a timer may have been
+    /// set that `due` does not know of.
+    input: bool,
+}
+
+impl TimerGate {
+    /// When the engines' timers must next be walked.
+    fn next(&self, now: Instant) -> Option<Instant> {
+        let Some(last) = self.walked_at else {
+            return Some(now);
+        };
+        let floor = last + TIMER_TICK;
+        if self.input {
+            return Some(floor);
+        }
+        self.due.map(|t| t.max(floor))
+    }
+
+    fn input(&mut self) {
+        self.input = true;
+    }
+
+    /// The walk at `now` found `due`.
+    fn walked(&mut self, now: Instant, due: Option<Instant>) {
+        self.walked_at = Some(now);
+        self.due = due;
+        self.input = false;
+    }
+}
 
 /// One IKEv2 VTI entry kept up.
 struct VtiKeeper {
@@ -192,6 +238,7 @@ impl IkeDriver {
                 .map(|m| m.local)
                 .collect(),
             locals: local_set,
+            timers: TimerGate::default(),
         }))
     }
 
@@ -215,20 +262,19 @@ impl IkeDriver {
     /// When an engine (or the VTI keeper) next needs [`IkeDriver::run`]
     /// without input.
     pub fn next_timer(&self) -> Option<Instant> {
+        let now = Instant::now();
         let vti = if self.vtis.is_empty() {
             None
         } else {
-            Some(self.next_vti_check.unwrap_or_else(Instant::now))
+            Some(self.next_vti_check.unwrap_or(now))
         };
-        [self.v1.poll_timeout(), self.v2.poll_timeout(), vti]
-            .into_iter()
-            .flatten()
-            .min()
+        [self.timers.next(now), vti].into_iter().flatten().min()
     }
 
     /// Feeds a dataplane event to the engine: acquires start
     /// negotiations, expiries rekey or remove SAs.
     pub fn dataplane_event(&mut self, now: Instant, e: &Event) {
+        self.timers.input();
         if let Event::TedProbe {
             from,
             original_dst,
@@ -274,7 +320,7 @@ impl IkeDriver {
             debug_v2,
             ..
         } = self;
-        socks.drain(
+        let received = socks.drain(
             |local, remote, m| match ike_major_version(m) {
                 Some(2) => {
                     if *debug_v2 {
@@ -288,18 +334,27 @@ impl IkeDriver {
             },
             |_, _| {},
         );
+        if received > 0 {
+            self.timers.input();
+        }
         if self.next_esp_check.is_none_or(|t| t <= now) {
             self.next_esp_check = Some(now + std::time::Duration::from_secs(1));
             self.watch_esp(now, dp);
+            self.timers.input();
         }
         if !self.vtis.is_empty() && self.next_vti_check.is_none_or(|t| t <= now) {
             self.next_vti_check = Some(now + VTI_CHECK);
             self.keep_vtis_up(now);
+            self.timers.input();
         }
-        for engine in self.engines() {
-            if engine.poll_timeout().is_some_and(|t| t <= now) {
-                engine.handle_timeout(now);
+        if self.timers.next(now).is_some_and(|t| t <= now) {
+            for engine in self.engines() {
+                if engine.poll_timeout().is_some_and(|t| t <= now) {
+                    engine.handle_timeout(now);
+                }
             }
+            let due = [self.v1.poll_timeout(), self.v2.poll_timeout()];
+            self.timers.walked(now, due.into_iter().flatten().min());
         }
         self.flush(now, dp);
     }
@@ -566,6 +621,7 @@ impl IkeDriver {
         recompiled: Option<&Compiled>,
         dp: &mut DataplaneClient,
     ) -> Vec<IpAddr> {
+        self.timers.input();
         let mut current: BTreeSet<IpAddr> = self.socks.locals().map(|(a, _)| a.ip()).collect();
         // The last compiled addresses too: an acquire that came while the
         // outside interface had no address started from the old one.
@@ -627,6 +683,7 @@ impl IkeDriver {
 
     /// The CLI commands IKE answers; `None` for the others.
     pub fn command(&mut self, now: Instant, words: &[&str]) -> Option<String> {
+        self.timers.input();
         Some(match words {
             ["show", "crypto", "isakmp", "sa"] => {
                 show::crypto_isakmp_sa(&self.v1.isakmp_sas(now), false)
@@ -778,4 +835,34 @@ fn add_pair(
         );
     }
     added
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timers_are_walked_at_once_then_at_most_once_a_tick() {
+        let t0 = Instant::now();
+        let mut g = TimerGate::default();
+        assert_eq!(g.next(t0), Some(t0), "the first pass walks");
+        // Nothing pending: no walk until something arrives.
+        g.walked(t0, None);
+        assert_eq!(g.next(t0), None);
+        // Input may have set a timer: a walk within a tick.
+        g.input();
+        assert_eq!(g.next(t0), Some(t0 + TIMER_TICK));
+        // A deadline found is kept, with no walk before it...
+        let later = t0 + Duration::from_secs(5);
+        g.walked(t0 + TIMER_TICK, Some(later));
+        assert_eq!(g.next(t0 + TIMER_TICK), Some(later));
+        // ...but one due at every instant (thousands of peers' DPD) is
+        // walked once a tick, not on every pass.
+        let t1 = t0 + Duration::from_secs(6);
+        g.walked(t1, Some(t1));
+        assert_eq!(g.next(t1), Some(t1 + TIMER_TICK));
+        g.input();
+        assert_eq!(g.next(t1), Some(t1 + TIMER_TICK));
+    }
 }

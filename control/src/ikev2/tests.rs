@@ -717,6 +717,18 @@ fn a_child_sa_the_dataplane_refused_is_deleted_on_both_sides() {
 }
 
 #[test]
+fn a_removed_ike_sa_takes_its_answered_init_along() {
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    assert_eq!(net.b.answered_inits(), 1);
+    net.a.clear(net.now);
+    net.pump();
+    assert!(net.b.ike_sas().is_empty());
+    assert_eq!(net.b.answered_inits(), 0);
+}
+
+#[test]
 fn deletes_work_both_ways() {
     // A child deleted by hard expiry at A.
     let mut net = Net::v4();

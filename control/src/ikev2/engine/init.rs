@@ -294,6 +294,7 @@ impl Engine {
             peer_mid: 1,
             last_response: Some((0, resp.clone())),
             behind_nat: us_natted,
+            init_from: Some(remote),
             ..IkeSa::blank(
                 self.tunnel_id(),
                 spi_i,
