@@ -82,10 +82,12 @@ pub struct IkeDriver {
     socks: IkeSockets,
     spd: SpdBinder,
     installed: InstalledPairs,
-    /// Deleted pairs still in the dataplane: removed once the SPD that no
-    /// longer names them is loaded, so a burst of deletes (every peer of
-    /// a hub gone at once) costs one SPD load, not one per pair.
-    doomed: Vec<(u32, u32)>,
+    /// SAs of deleted pairs still in the dataplane: removed once the SPD
+    /// that no longer names them is loaded, so a burst of deletes (every
+    /// peer of a hub gone at once) costs one SPD load, not one per pair.
+    doomed: Vec<(Direction, u32)>,
+    /// The same, to find an SPI a new pair reuses.
+    doomed_spis: HashSet<(Direction, u32)>,
     /// Inbound SPIs of the pairs the dataplane refused (an SPI another SA
     /// already has), until the engine deletes them: their deletes must not
     /// reach the dataplane, where the SPIs name that other SA.
@@ -206,6 +208,7 @@ impl IkeDriver {
                 .with_route_based(maps().filter(|m| m.seq == VTI_SEQ).map(|m| m.tag)),
             installed: InstalledPairs::default(),
             doomed: Vec::new(),
+            doomed_spis: HashSet::new(),
             refused: HashSet::new(),
             debug_v1: false,
             debug_v2: false,
@@ -454,12 +457,16 @@ impl IkeDriver {
                     }
                 }
                 Output::InstallInbound(sa) => {
-                    self.settle(dp, &mut spd_changed);
+                    if self.doomed_spis.contains(&(Direction::Inbound, sa.spi)) {
+                        self.settle(dp, &mut spd_changed);
+                    }
                     if let Err(e) = dp.expect_ack("AddSa", Request::AddSa(sa.clone())) {
                         self.failures += 1;
                         eprintln!("espada: installing inbound SA {:#010x}: {e}", sa.spi);
                         // Its pair is refused when the engine completes it.
                         self.refused.insert(sa.spi);
+                    } else {
+                        self.refused.remove(&sa.spi);
                     }
                 }
                 Output::Install {
@@ -469,11 +476,30 @@ impl IkeDriver {
                     outbound,
                     inbound_ready,
                 } => {
-                    // A pending delete goes first: the new pair may reuse
-                    // one of its SPIs.
-                    self.settle(dp, &mut spd_changed);
+                    // The SAs of a deleted pair whose SPI this one reuses go
+                    // first (the others wait, so a burst of installs still
+                    // shares one SPD load).
+                    if self
+                        .doomed_spis
+                        .contains(&(Direction::Inbound, inbound.spi))
+                        || self
+                            .doomed_spis
+                            .contains(&(Direction::Outbound, outbound.spi))
+                    {
+                        self.settle(dp, &mut spd_changed);
+                    }
                     let refused = if inbound_ready && self.refused.contains(&inbound.spi) {
                         Some("its inbound SA was refused".to_string())
+                    } else if self.installed.has_outbound(outbound.spi) {
+                        // Another peer's pair, whose delete has not come
+                        // yet (its SA expired in the dataplane already).
+                        if inbound_ready {
+                            delete_sa(dp, Direction::Inbound, inbound.spi);
+                        }
+                        Some(format!(
+                            "outbound SPI {:#010x} is another pair's",
+                            outbound.spi
+                        ))
                     } else {
                         add_pair(dp, &inbound, &outbound, inbound_ready)
                             .err()
@@ -496,14 +522,16 @@ impl IkeDriver {
                         }
                         continue;
                     }
+                    self.refused.remove(&inbound.spi);
                     self.spd.bind(tag, proxy, outbound.spi);
-                    self.installed.insert(Installed {
+                    let fresh = self.installed.insert(Installed {
                         tag,
                         proxy,
                         inbound: *inbound,
                         outbound: *outbound,
                         installed_at: Instant::now(),
                     });
+                    debug_assert!(fresh, "outbound SPIs checked above");
                     spd_changed = true;
                 }
                 Output::Delete {
@@ -515,13 +543,20 @@ impl IkeDriver {
                         // Never installed: its SPIs may be another SA's.
                         continue;
                     }
-                    if self.spd.unbind(outbound_spi) {
-                        spd_changed = true;
+                    // The outbound SA only if it is this pair's: its SPI,
+                    // the peer's choice, may be another pair's by now (this
+                    // one expired in the dataplane, that one installed).
+                    // An inbound SPI is ours: an inbound SA installed ahead
+                    // of its pair goes too.
+                    if self.installed.remove(inbound_spi, outbound_spi) {
+                        if self.spd.unbind(outbound_spi) {
+                            spd_changed = true;
+                        }
+                        self.doom(Direction::Outbound, outbound_spi);
                     }
                     // The rules must stop naming the SA before it goes:
                     // it goes after the next SPD load (`settle`).
-                    self.doomed.push((inbound_spi, outbound_spi));
-                    self.installed.remove(inbound_spi, outbound_spi);
+                    self.doom(Direction::Inbound, inbound_spi);
                 }
                 Output::PeerPort { outbound_spi, port } => {
                     let req = Request::SetPeerPort {
@@ -575,14 +610,16 @@ impl IkeDriver {
         if std::mem::take(spd_changed) {
             self.load_spd(dp);
         }
-        for (inbound_spi, outbound_spi) in std::mem::take(&mut self.doomed) {
-            for (direction, spi) in [
-                (Direction::Outbound, outbound_spi),
-                (Direction::Inbound, inbound_spi),
-            ] {
-                // Gone already (expired, dataplane restarted) is fine.
-                let _ = dp.expect_ack("DeleteSa", Request::DeleteSa { direction, spi });
-            }
+        for (direction, spi) in std::mem::take(&mut self.doomed) {
+            delete_sa(dp, direction, spi);
+        }
+        self.doomed_spis.clear();
+    }
+
+    /// Deletes an SA from the dataplane at the next [`Self::settle`].
+    fn doom(&mut self, direction: Direction, spi: u32) {
+        if spi != 0 && self.doomed_spis.insert((direction, spi)) {
+            self.doomed.push((direction, spi));
         }
     }
 
@@ -826,15 +863,15 @@ fn add_pair(
     }
     let added = dp.expect_ack("AddSa", Request::AddSa(Box::new(outbound.clone())));
     if added.is_err() {
-        let _ = dp.expect_ack(
-            "DeleteSa",
-            Request::DeleteSa {
-                direction: Direction::Inbound,
-                spi: inbound.spi,
-            },
-        );
+        delete_sa(dp, Direction::Inbound, inbound.spi);
     }
     added
+}
+
+/// Removes an SA from the dataplane; one gone already (expired, the
+/// dataplane restarted) is fine.
+fn delete_sa(dp: &mut DataplaneClient, direction: Direction, spi: u32) {
+    let _ = dp.expect_ack("DeleteSa", Request::DeleteSa { direction, spi });
 }
 
 #[cfg(test)]

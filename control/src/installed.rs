@@ -29,15 +29,22 @@ pub struct InstalledPairs {
 }
 
 impl InstalledPairs {
-    /// Adds a pair; one with the same outbound SPI (the dataplane holds
-    /// one SA per SPI) is replaced.
-    pub fn insert(&mut self, pair: Installed) {
+    /// Adds a pair, unless another has its outbound SPI (the dataplane
+    /// holds one SA per SPI): returns whether it was added.
+    pub fn insert(&mut self, pair: Installed) -> bool {
+        if self.has_outbound(pair.outbound.spi) {
+            return false;
+        }
         let seq = self.next;
         self.next += 1;
-        if let Some(old) = self.by_outbound.insert(pair.outbound.spi, seq) {
-            self.by_order.remove(&old);
-        }
+        self.by_outbound.insert(pair.outbound.spi, seq);
         self.by_order.insert(seq, pair);
+        true
+    }
+
+    /// Whether an installed pair has this outbound SPI.
+    pub fn has_outbound(&self, outbound_spi: u32) -> bool {
+        self.by_outbound.contains_key(&outbound_spi)
     }
 
     /// Removes the pair of these two SPIs. Returns whether it was there.
@@ -122,12 +129,12 @@ mod tests {
     fn pairs_stay_in_install_order_and_go_only_with_both_spis() {
         let mut p = InstalledPairs::default();
         for i in 1..=4 {
-            p.insert(pair(0x100 + i, 0x200 + i));
+            assert!(p.insert(pair(0x100 + i, 0x200 + i)));
         }
         assert!(!p.remove(0x102, 0x203), "not one pair");
         assert!(p.remove(0x102, 0x202));
         assert!(!p.remove(0x102, 0x202), "gone already");
-        p.insert(pair(0x105, 0x205));
+        assert!(p.insert(pair(0x105, 0x205)));
         assert_eq!(
             spis(&p),
             [
@@ -139,11 +146,12 @@ mod tests {
         );
         assert_eq!(p.by_outbound_mut(0x203).map(|x| x.inbound.spi), Some(0x103));
         assert!(p.by_outbound_mut(0x202).is_none());
-        // The same outbound SPI again replaces, and goes to the end.
-        p.insert(pair(0x106, 0x201));
+        // Another pair with an outbound SPI in use is refused.
+        assert!(p.has_outbound(0x201));
+        assert!(!p.insert(pair(0x106, 0x201)));
         assert_eq!(p.len(), 4);
-        assert_eq!(spis(&p)[3], (0x106, 0x201));
-        assert!(!p.remove(0x101, 0x201));
-        assert!(p.remove(0x106, 0x201));
+        assert!(!p.remove(0x106, 0x201));
+        assert!(p.remove(0x101, 0x201));
+        assert!(!p.has_outbound(0x201));
     }
 }

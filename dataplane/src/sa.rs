@@ -717,8 +717,12 @@ impl Sadb {
             }
             Direction::Outbound => {
                 // Outbound SPIs are chosen by peers and may collide across
-                // peers; the control plane keys them by SPI per rule, a
-                // rekey replaces the old SA.
+                // peers, but the SPD names an outbound SA by SPI: a second
+                // SA with the same SPI would take over the first one's
+                // flows, so it is refused as the management thread does.
+                if self.outbound.contains_key(params.spi) {
+                    return Err(SaError::DuplicateSpi(params.spi));
+                }
                 let sa = OutboundSa::new(params, now_secs)?;
                 self.outbound.insert(params.spi, Arc::new(sa));
             }
@@ -737,7 +741,9 @@ impl Sadb {
         Ok(())
     }
 
-    /// Adds or replaces (rekey with the same peer SPI) an outbound SA.
+    /// Adds an outbound SA; one with the same SPI is replaced. The
+    /// management thread, which feeds the workers, has refused a second SA
+    /// with an SPI already installed (`Mgmt::add_sa`).
     pub fn insert_outbound(&mut self, sa: Arc<OutboundSa>) -> Option<Arc<OutboundSa>> {
         self.outbound.insert(sa.spi(), sa)
     }
@@ -891,17 +897,19 @@ mod tests {
     }
 
     #[test]
-    fn reserved_spis_and_duplicate_inbound_spis_are_refused() {
+    fn reserved_spis_and_duplicate_spis_are_refused() {
         let mut db = Sadb::new();
         assert!(matches!(
             db.install(&params(255, Direction::Inbound), 0),
             Err(SaError::ReservedSpi(255))
         ));
-        db.install(&params(0x100, Direction::Inbound), 0).unwrap();
-        assert!(matches!(
-            db.install(&params(0x100, Direction::Inbound), 0),
-            Err(SaError::DuplicateSpi(0x100))
-        ));
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            db.install(&params(0x100, direction), 0).unwrap();
+            assert!(matches!(
+                db.install(&params(0x100, direction), 0),
+                Err(SaError::DuplicateSpi(0x100))
+            ));
+        }
     }
 
     #[test]
