@@ -2,7 +2,7 @@
 //! the dataplane if nothing listens), say Hello, send requests and collect
 //! their replies, keeping the events that arrive in between for the caller.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,9 @@ pub struct DataplaneClient {
     conn: ControlConn,
     next_id: u32,
     events: VecDeque<Event>,
+    /// Requests sent, by kind (`"LoadSpd"`, `"AddSa"`, ...): what the
+    /// control process asked of the dataplane, in messages.
+    sent: BTreeMap<&'static str, u64>,
     /// `espada-dataplane x.y.z`, from the Hello exchange.
     pub dataplane_version: String,
 }
@@ -62,6 +65,7 @@ impl DataplaneClient {
             conn,
             next_id: 1,
             events: VecDeque::new(),
+            sent: BTreeMap::new(),
             dataplane_version: String::new(),
         };
         match c.request(
@@ -93,8 +97,14 @@ impl DataplaneClient {
     /// Sends one request and waits for its reply (the first, for a split
     /// counters answer use [`counters`](Self::counters)).
     pub fn request(&mut self, what: &'static str, req: Request) -> Result<Reply, DpError> {
+        *self.sent.entry(what).or_default() += 1;
         let id = self.send(req)?;
         self.reply_to(what, id)
+    }
+
+    /// How many `what` requests went out on this connection.
+    pub fn sent(&self, what: &str) -> u64 {
+        self.sent.get(what).copied().unwrap_or(0)
     }
 
     /// A request that must be acknowledged.

@@ -6,14 +6,9 @@
 //!   ISAKMP header's major version: both share ports 500 and 4500, as on
 //!   IOS); the dataplane's acquires and expiry events go to both (each
 //!   knows only its own entries and SAs);
-//! - what comes out is carried out here: datagrams sent, a negotiated
-//!   pair installed (inbound first, so the peer's first packet is never
-//!   dropped for want of the SA it just keyed, then outbound) and bound to
-//!   its crypto-map rules with one SPD load; a deleted pair unbound first
-//!   and then removed, so no rule ever names a missing SA (a burst of
-//!   deletes, a hub losing every peer at once, shares one SPD load);
-//! - the installed pairs are kept ([`InstalledPairs`]) so a restarted
-//!   dataplane gets them back;
+//! - what comes out is carried out here: datagrams sent, SA pairs
+//!   installed, bound, deleted and followed to new NAT ports through the
+//!   [`Installer`] (its module says what it guarantees);
 //! - nothing done per SA scans every other SA: a hub holds one pair per
 //!   peer, thousands of them, and the once-a-second look at the inbound
 //!   SAs' counters and the `show` commands are linear in their number;
@@ -26,7 +21,7 @@ use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use dataplane::api::{Direction, ErrorCode, Event, Request, SaCounts, SaParams};
+use dataplane::api::{Direction, Event, SaCounts, SaParams};
 use dataplane::spd::{FlowKey, PolicyTag, TrafficSelector};
 
 use crate::config::compile::Compiled;
@@ -36,7 +31,7 @@ use crate::ike::packet_log::ikev2_packet_lines;
 use crate::ikesock::{IkeSockets, IKE_PORT, NAT_T_PORT};
 use crate::ikev1::{self, Output, PairInfo};
 use crate::ikev2;
-use crate::installed::{Installed, InstalledPairs};
+use crate::installer::Installer;
 use crate::show;
 use crate::spdbind::SpdBinder;
 
@@ -80,18 +75,7 @@ pub struct IkeDriver {
     v1: ikev1::Engine,
     v2: ikev2::Engine,
     socks: IkeSockets,
-    spd: SpdBinder,
-    installed: InstalledPairs,
-    /// SAs of deleted pairs still in the dataplane: removed once the SPD
-    /// that no longer names them is loaded, so a burst of deletes (every
-    /// peer of a hub gone at once) costs one SPD load, not one per pair.
-    doomed: Vec<(Direction, u32)>,
-    /// The same, to find an SPI a new pair reuses.
-    doomed_spis: HashSet<(Direction, u32)>,
-    /// Inbound SPIs of the pairs the dataplane refused (an SPI another SA
-    /// already has), until the engine deletes them: their deletes must not
-    /// reach the dataplane, where the SPIs name that other SA.
-    refused: HashSet<u32>,
+    installer: Installer,
     /// `debug crypto isakmp` (IKEv1) / `debug crypto ikev2` is on.
     pub debug_v1: bool,
     pub debug_v2: bool,
@@ -204,12 +188,10 @@ impl IkeDriver {
             v1,
             v2,
             socks: IkeSockets::bind(&locals, ike, nat_t)?,
-            spd: SpdBinder::new(c.spd.clone())
-                .with_route_based(maps().filter(|m| m.seq == VTI_SEQ).map(|m| m.tag)),
-            installed: InstalledPairs::default(),
-            doomed: Vec::new(),
-            doomed_spis: HashSet::new(),
-            refused: HashSet::new(),
+            installer: Installer::new(
+                SpdBinder::new(c.spd.clone())
+                    .with_route_based(maps().filter(|m| m.seq == VTI_SEQ).map(|m| m.tag)),
+            ),
             debug_v1: false,
             debug_v2: false,
             bad_version: 0,
@@ -386,7 +368,7 @@ impl IkeDriver {
     /// since the last look (one counters request, not per packet), and
     /// from which UDP port (a NAT that mapped the peer anew).
     fn watch_esp(&mut self, now: Instant, dp: &mut DataplaneClient) {
-        if self.installed.is_empty() {
+        if self.installer.pairs().is_empty() {
             return;
         }
         let Ok(counters) = dp.counters(None) else {
@@ -399,7 +381,7 @@ impl IkeDriver {
             .collect();
         let mut heard = HashSet::new();
         let mut moved = Vec::new();
-        for p in self.installed.iter() {
+        for p in self.installer.pairs().iter() {
             let Some(c) = inbound.get(&p.inbound.spi) else {
                 continue;
             };
@@ -428,12 +410,16 @@ impl IkeDriver {
             self.v1.esp_from_port(spi, port);
             self.v2.esp_from_port(spi, port);
         }
-        let live: HashSet<u32> = self.installed.iter().map(|p| p.inbound.spi).collect();
+        let live: HashSet<u32> = self
+            .installer
+            .pairs()
+            .iter()
+            .map(|p| p.inbound.spi)
+            .collect();
         self.inbound_seen.retain(|spi, _| live.contains(spi));
     }
 
     fn flush(&mut self, now: Instant, dp: &mut DataplaneClient) {
-        let mut spd_changed = false;
         loop {
             let (o, debug, v2) = match self.v1.poll_output() {
                 Some(o) => (o, self.debug_v1, false),
@@ -456,19 +442,7 @@ impl IkeDriver {
                         eprintln!("espada: IKE send {local} -> {remote}: {e}");
                     }
                 }
-                Output::InstallInbound(sa) => {
-                    if self.doomed_spis.contains(&(Direction::Inbound, sa.spi)) {
-                        self.settle(dp, &mut spd_changed);
-                    }
-                    if let Err(e) = dp.expect_ack("AddSa", Request::AddSa(sa.clone())) {
-                        self.failures += 1;
-                        eprintln!("espada: installing inbound SA {:#010x}: {e}", sa.spi);
-                        // Its pair is refused when the engine completes it.
-                        self.refused.insert(sa.spi);
-                    } else {
-                        self.refused.remove(&sa.spi);
-                    }
-                }
+                Output::InstallInbound(sa) => self.installer.install_inbound(dp, &sa),
                 Output::Install {
                     tag,
                     proxy,
@@ -476,114 +450,26 @@ impl IkeDriver {
                     outbound,
                     inbound_ready,
                 } => {
-                    // The SAs of a deleted pair whose SPI this one reuses go
-                    // first (the others wait, so a burst of installs still
-                    // shares one SPD load).
-                    if self
-                        .doomed_spis
-                        .contains(&(Direction::Inbound, inbound.spi))
-                        || self
-                            .doomed_spis
-                            .contains(&(Direction::Outbound, outbound.spi))
-                    {
-                        self.settle(dp, &mut spd_changed);
-                    }
-                    let refused = if inbound_ready && self.refused.contains(&inbound.spi) {
-                        Some("its inbound SA was refused".to_string())
-                    } else if self.installed.has_outbound(outbound.spi) {
-                        // Another peer's pair, whose delete has not come
-                        // yet (its SA expired in the dataplane already).
-                        if inbound_ready {
-                            delete_sa(dp, Direction::Inbound, inbound.spi);
-                        }
-                        Some(format!(
-                            "outbound SPI {:#010x} is another pair's",
-                            outbound.spi
-                        ))
-                    } else {
-                        add_pair(dp, &inbound, &outbound, inbound_ready)
-                            .err()
-                            .map(|e| e.to_string())
-                    };
-                    if let Some(why) = refused {
-                        // Nothing of it stays in the dataplane; the engine
-                        // deletes it and tells the peer, which negotiates
-                        // again (with other SPIs).
-                        self.failures += 1;
-                        eprintln!(
-                            "espada: installing SA pair {:#010x}/{:#010x}: {why}; deleting it",
-                            inbound.spi, outbound.spi
-                        );
-                        self.refused.insert(inbound.spi);
+                    let installed =
+                        self.installer
+                            .install(dp, tag, proxy, &inbound, &outbound, inbound_ready);
+                    if installed.is_err() {
+                        // The engine deletes it and tells the peer, which
+                        // negotiates again (with other SPIs).
                         if v2 {
                             self.v2.pair_refused(now, inbound.spi);
                         } else {
                             self.v1.pair_refused(now, inbound.spi);
                         }
-                        continue;
                     }
-                    self.refused.remove(&inbound.spi);
-                    self.spd.bind(tag, proxy, outbound.spi);
-                    let fresh = self.installed.insert(Installed {
-                        tag,
-                        proxy,
-                        inbound: *inbound,
-                        outbound: *outbound,
-                        installed_at: Instant::now(),
-                    });
-                    debug_assert!(fresh, "outbound SPIs checked above");
-                    spd_changed = true;
                 }
                 Output::Delete {
                     inbound_spi,
                     outbound_spi,
                     ..
-                } => {
-                    if self.refused.remove(&inbound_spi) {
-                        // Never installed: its SPIs may be another SA's.
-                        continue;
-                    }
-                    // The outbound SA only if it is this pair's: its SPI,
-                    // the peer's choice, may be another pair's by now (this
-                    // one expired in the dataplane, that one installed).
-                    // An inbound SPI is ours: an inbound SA installed ahead
-                    // of its pair goes too.
-                    if self.installed.remove(inbound_spi, outbound_spi) {
-                        if self.spd.unbind(outbound_spi) {
-                            spd_changed = true;
-                        }
-                        self.doom(Direction::Outbound, outbound_spi);
-                    }
-                    // The rules must stop naming the SA before it goes:
-                    // it goes after the next SPD load (`settle`).
-                    self.doom(Direction::Inbound, inbound_spi);
-                }
+                } => self.installer.delete(inbound_spi, outbound_spi),
                 Output::PeerPort { outbound_spi, port } => {
-                    let req = Request::SetPeerPort {
-                        spi: outbound_spi,
-                        port,
-                    };
-                    match dp.expect_ack("SetPeerPort", req) {
-                        Ok(()) => {}
-                        // Expired in the dataplane before we heard of it.
-                        Err(DpError::Refused {
-                            code: ErrorCode::UnknownSa,
-                            ..
-                        }) => {}
-                        Err(e) => {
-                            self.failures += 1;
-                            eprintln!(
-                                "espada: moving SA {outbound_spi:#010x} to peer port {port}: {e}"
-                            );
-                        }
-                    }
-                    // Kept either way: a reinstall after a dataplane
-                    // restart then goes to where the peer is now.
-                    if let Some(p) = self.installed.by_outbound_mut(outbound_spi) {
-                        if let Some(u) = p.outbound.udp_encap.as_mut() {
-                            u.dst_port = port;
-                        }
-                    }
+                    self.installer.peer_port(dp, outbound_spi, port)
                 }
                 Output::Keepalive { local, remote } => {
                     if let Err(e) = self.socks.send_keepalive(local, remote) {
@@ -598,46 +484,13 @@ impl IkeDriver {
                 }
             }
         }
-        self.settle(dp, &mut spd_changed);
-    }
-
-    /// Loads the SPD if it changed, then removes the deleted pairs from
-    /// the dataplane (after the load, so no rule names a missing SA).
-    fn settle(&mut self, dp: &mut DataplaneClient, spd_changed: &mut bool) {
-        if self.doomed.is_empty() && !*spd_changed {
-            return;
-        }
-        if std::mem::take(spd_changed) {
-            self.load_spd(dp);
-        }
-        for (direction, spi) in std::mem::take(&mut self.doomed) {
-            delete_sa(dp, direction, spi);
-        }
-        self.doomed_spis.clear();
-    }
-
-    /// Deletes an SA from the dataplane at the next [`Self::settle`].
-    fn doom(&mut self, direction: Direction, spi: u32) {
-        if spi != 0 && self.doomed_spis.insert((direction, spi)) {
-            self.doomed.push((direction, spi));
-        }
-    }
-
-    fn load_spd(&mut self, dp: &mut DataplaneClient) {
-        if let Err(e) = dp.load_spd(&self.spd.rules()) {
-            self.failures += 1;
-            eprintln!("espada: loading the SPD: {e}");
-        }
+        self.installer.settle(dp);
     }
 
     /// After the dataplane restarted: every negotiated pair and the bound
     /// SPD again.
     pub fn reinstall(&mut self, dp: &mut DataplaneClient) -> Result<usize, DpError> {
-        for p in self.installed.iter() {
-            add_pair(dp, &p.inbound, &p.outbound, false)?;
-        }
-        dp.load_spd(&self.spd.rules())?;
-        Ok(self.installed.len())
+        self.installer.reinstall(dp)
     }
 
     /// The machine's addresses changed (the outside interface was
@@ -681,7 +534,7 @@ impl IkeDriver {
             self.locals = locals.clone();
             self.v1.set_policy(c.ikev1.clone());
             self.v2.set_policy(c.ikev2.clone());
-            self.spd.set_base(c.spd.clone());
+            self.installer.set_base(c.spd.clone());
             self.ted_locals = c
                 .ikev1
                 .maps
@@ -711,9 +564,6 @@ impl IkeDriver {
         if let Err(e) = self.socks.rebind(&locals) {
             self.failures += 1;
             eprintln!("espada: IKE sockets: {e}");
-        }
-        if recompiled.is_some() {
-            self.load_spd(dp);
         }
         gone
     }
@@ -782,7 +632,8 @@ impl IkeDriver {
         s.push_str(&format!(
             "{:>12}  datagrams of an unknown IKE version\n{:>12}  dataplane or socket errors \
              carrying out IKE\n",
-            self.bad_version, self.failures
+            self.bad_version,
+            self.failures + self.installer.failures
         ));
         s
     }
@@ -836,7 +687,7 @@ impl IkeDriver {
     pub fn pairs(
         &self,
     ) -> impl Iterator<Item = (PolicyTag, &TrafficSelector, &SaParams, &SaParams, u64)> {
-        self.installed.iter().map(|p| {
+        self.installer.pairs().iter().map(|p| {
             let age = p.installed_at.elapsed().as_secs();
             (p.tag, &p.proxy, &p.inbound, &p.outbound, age)
         })
@@ -847,31 +698,6 @@ fn print_lines(lines: Vec<String>) {
     for l in lines {
         println!("{l}");
     }
-}
-
-/// Installs a pair, inbound first (unless `inbound_ready`: installed
-/// before). If the outbound SA is refused the inbound one is taken out
-/// again: a pair is in the dataplane whole or not at all.
-fn add_pair(
-    dp: &mut DataplaneClient,
-    inbound: &SaParams,
-    outbound: &SaParams,
-    inbound_ready: bool,
-) -> Result<(), DpError> {
-    if !inbound_ready {
-        dp.expect_ack("AddSa", Request::AddSa(Box::new(inbound.clone())))?;
-    }
-    let added = dp.expect_ack("AddSa", Request::AddSa(Box::new(outbound.clone())));
-    if added.is_err() {
-        delete_sa(dp, Direction::Inbound, inbound.spi);
-    }
-    added
-}
-
-/// Removes an SA from the dataplane; one gone already (expired, the
-/// dataplane restarted) is fine.
-fn delete_sa(dp: &mut DataplaneClient, direction: Direction, spi: u32) {
-    let _ = dp.expect_ack("DeleteSa", Request::DeleteSa { direction, spi });
 }
 
 #[cfg(test)]

@@ -18,5 +18,6 @@ pub mod ikesock;
 pub mod ikev1;
 pub mod ikev2;
 pub mod installed;
+pub mod installer;
 pub mod show;
 pub mod spdbind;

@@ -1,0 +1,501 @@
+//! Carries out the IKE engines' SA outputs against the dataplane: pairs
+//! installed and bound to their crypto-map rules, deleted pairs unbound
+//! and removed, peers' NAT ports followed, everything again after a
+//! dataplane restart. The rules that keep a hub of many peers correct
+//! and linear in time:
+//! - a pair goes in whole or not at all: inbound first (so the peer's
+//!   first packet never arrives before its SA), then outbound; a refused
+//!   outbound SA takes its inbound one out again;
+//! - no SPD rule ever names an SA the dataplane lacks: a deleted pair's
+//!   SAs go only after the SPD that no longer names them is loaded;
+//! - a burst of installs or deletes (a hub's peers coming up or all gone
+//!   at once) shares one SPD load, at [`Installer::settle`];
+//! - an outbound SPI is the peer's choice and may be another peer's SA's:
+//!   such a pair is refused (the caller's engine deletes it and the peer
+//!   negotiates again), and a delete removes an outbound SA only with the
+//!   installed pair of both its SPIs.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use dataplane::api::{Direction, ErrorCode, Request, SaParams};
+use dataplane::spd::{PolicyTag, SpdRule, TrafficSelector};
+
+use crate::dpclient::{DataplaneClient, DpError};
+use crate::installed::{Installed, InstalledPairs};
+use crate::spdbind::SpdBinder;
+
+/// The negotiated pairs in the dataplane and the SPD that names them.
+pub struct Installer {
+    spd: SpdBinder,
+    pairs: InstalledPairs,
+    /// The SPD changed since the last load.
+    spd_changed: bool,
+    /// SAs of deleted pairs still in the dataplane, until the next
+    /// [`Installer::settle`].
+    doomed: Vec<(Direction, u32)>,
+    /// The same, to find an SPI a new pair reuses.
+    doomed_spis: HashSet<(Direction, u32)>,
+    /// Inbound SPIs of the pairs the dataplane refused, until the engine
+    /// deletes them: their deletes must not reach the dataplane, where
+    /// the SPIs may name another SA.
+    refused: HashSet<u32>,
+    /// Dataplane requests that failed, for `show crypto isakmp stats`.
+    pub failures: u64,
+}
+
+impl Installer {
+    pub fn new(spd: SpdBinder) -> Installer {
+        Installer {
+            spd,
+            pairs: InstalledPairs::default(),
+            spd_changed: false,
+            doomed: Vec::new(),
+            doomed_spis: HashSet::new(),
+            refused: HashSet::new(),
+            failures: 0,
+        }
+    }
+
+    /// The installed pairs, in install order.
+    pub fn pairs(&self) -> &InstalledPairs {
+        &self.pairs
+    }
+
+    /// New compiled rules (the config recompiled); the bindings stay and
+    /// the SPD is loaded at the next [`Installer::settle`].
+    pub fn set_base(&mut self, base: Vec<SpdRule>) {
+        self.spd.set_base(base);
+        self.spd_changed = true;
+    }
+
+    /// An inbound SA installed ahead of its pair (an IKEv1 responder, at
+    /// Quick Mode's second message).
+    pub fn install_inbound(&mut self, dp: &mut DataplaneClient, sa: &SaParams) {
+        if self.doomed_spis.contains(&(Direction::Inbound, sa.spi)) {
+            self.settle(dp);
+        }
+        match dp.expect_ack("AddSa", Request::AddSa(Box::new(sa.clone()))) {
+            Ok(()) => {
+                self.refused.remove(&sa.spi);
+            }
+            Err(e) => {
+                self.failures += 1;
+                eprintln!("espada: installing inbound SA {:#010x}: {e}", sa.spi);
+                // Its pair is refused when the engine completes it.
+                self.refused.insert(sa.spi);
+            }
+        }
+    }
+
+    /// Installs a negotiated pair and binds it to the entry's rules
+    /// inside `proxy` (loaded at the next [`Installer::settle`]). `Err`
+    /// says why it was refused: nothing of it stays in the dataplane, and
+    /// the caller's engine must delete it ([`crate::ikev1::Engine::pair_refused`]).
+    pub fn install(
+        &mut self,
+        dp: &mut DataplaneClient,
+        tag: PolicyTag,
+        proxy: TrafficSelector,
+        inbound: &SaParams,
+        outbound: &SaParams,
+        inbound_ready: bool,
+    ) -> Result<(), String> {
+        // The SAs of a deleted pair whose SPI this one reuses go first
+        // (the others wait, so a burst of installs shares one SPD load).
+        if self
+            .doomed_spis
+            .contains(&(Direction::Inbound, inbound.spi))
+            || self
+                .doomed_spis
+                .contains(&(Direction::Outbound, outbound.spi))
+        {
+            self.settle(dp);
+        }
+        let refused = if inbound_ready && self.refused.contains(&inbound.spi) {
+            Some("its inbound SA was refused".to_string())
+        } else if self.pairs.has_outbound(outbound.spi) {
+            // Another pair's, whose delete has not come yet (its SA may
+            // have expired in the dataplane already).
+            if inbound_ready {
+                delete_sa(dp, Direction::Inbound, inbound.spi);
+            }
+            Some(format!(
+                "outbound SPI {:#010x} is another pair's",
+                outbound.spi
+            ))
+        } else {
+            add_pair(dp, inbound, outbound, inbound_ready)
+                .err()
+                .map(|e| e.to_string())
+        };
+        if let Some(why) = refused {
+            self.failures += 1;
+            eprintln!(
+                "espada: installing SA pair {:#010x}/{:#010x}: {why}; deleting it",
+                inbound.spi, outbound.spi
+            );
+            self.refused.insert(inbound.spi);
+            return Err(why);
+        }
+        self.refused.remove(&inbound.spi);
+        self.spd.bind(tag, proxy, outbound.spi);
+        let fresh = self.pairs.insert(Installed {
+            tag,
+            proxy,
+            inbound: inbound.clone(),
+            outbound: outbound.clone(),
+            installed_at: Instant::now(),
+        });
+        debug_assert!(fresh, "outbound SPIs checked above");
+        self.spd_changed = true;
+        Ok(())
+    }
+
+    /// A pair the engine deleted (`outbound_spi` 0: an inbound SA
+    /// installed ahead of a pair that never completed). Its SAs leave the
+    /// dataplane at the next [`Installer::settle`].
+    pub fn delete(&mut self, inbound_spi: u32, outbound_spi: u32) {
+        if self.refused.remove(&inbound_spi) {
+            // Never installed: its SPIs may be another SA's.
+            return;
+        }
+        // The outbound SA only if it is this pair's: its SPI, the peer's
+        // choice, may be another pair's by now (this one expired in the
+        // dataplane, that one installed). An inbound SPI is ours.
+        if self.pairs.remove(inbound_spi, outbound_spi) {
+            self.spd_changed |= self.spd.unbind(outbound_spi);
+            self.doom(Direction::Outbound, outbound_spi);
+        }
+        self.doom(Direction::Inbound, inbound_spi);
+    }
+
+    /// The peer's NAT moved it: the outbound SA sends to `port` now.
+    pub fn peer_port(&mut self, dp: &mut DataplaneClient, outbound_spi: u32, port: u16) {
+        let req = Request::SetPeerPort {
+            spi: outbound_spi,
+            port,
+        };
+        match dp.expect_ack("SetPeerPort", req) {
+            Ok(()) => {}
+            // Expired in the dataplane before we heard of it.
+            Err(DpError::Refused {
+                code: ErrorCode::UnknownSa,
+                ..
+            }) => {}
+            Err(e) => {
+                self.failures += 1;
+                eprintln!("espada: moving SA {outbound_spi:#010x} to peer port {port}: {e}");
+            }
+        }
+        // Kept either way: a reinstall after a dataplane restart then
+        // goes to where the peer is now.
+        if let Some(p) = self.pairs.by_outbound_mut(outbound_spi) {
+            if let Some(u) = p.outbound.udp_encap.as_mut() {
+                u.dst_port = port;
+            }
+        }
+    }
+
+    /// Loads the SPD if it changed, then removes the deleted pairs' SAs
+    /// (after the load, so no rule names a missing SA).
+    pub fn settle(&mut self, dp: &mut DataplaneClient) {
+        if std::mem::take(&mut self.spd_changed) {
+            self.load_spd(dp);
+        }
+        for (direction, spi) in std::mem::take(&mut self.doomed) {
+            delete_sa(dp, direction, spi);
+        }
+        self.doomed_spis.clear();
+    }
+
+    /// Loads the SPD now.
+    pub fn load_spd(&mut self, dp: &mut DataplaneClient) {
+        self.spd_changed = false;
+        if let Err(e) = dp.load_spd(&self.spd.rules()) {
+            self.failures += 1;
+            eprintln!("espada: loading the SPD: {e}");
+        }
+    }
+
+    /// After the dataplane restarted: every pair and the bound SPD again.
+    pub fn reinstall(&mut self, dp: &mut DataplaneClient) -> Result<usize, DpError> {
+        for p in self.pairs.iter() {
+            add_pair(dp, &p.inbound, &p.outbound, false)?;
+        }
+        dp.load_spd(&self.spd.rules())?;
+        Ok(self.pairs.len())
+    }
+
+    fn doom(&mut self, direction: Direction, spi: u32) {
+        if spi != 0 && self.doomed_spis.insert((direction, spi)) {
+            self.doomed.push((direction, spi));
+        }
+    }
+}
+
+/// Installs a pair, inbound first (unless `inbound_ready`: installed
+/// before). If the outbound SA is refused the inbound one is taken out
+/// again.
+fn add_pair(
+    dp: &mut DataplaneClient,
+    inbound: &SaParams,
+    outbound: &SaParams,
+    inbound_ready: bool,
+) -> Result<(), DpError> {
+    if !inbound_ready {
+        dp.expect_ack("AddSa", Request::AddSa(Box::new(inbound.clone())))?;
+    }
+    let added = dp.expect_ack("AddSa", Request::AddSa(Box::new(outbound.clone())));
+    if added.is_err() {
+        delete_sa(dp, Direction::Inbound, inbound.spi);
+    }
+    added
+}
+
+/// Removes an SA from the dataplane; one gone already (expired, the
+/// dataplane restarted) is fine.
+fn delete_sa(dp: &mut DataplaneClient, direction: Direction, spi: u32) {
+    let _ = dp.expect_ack("DeleteSa", Request::DeleteSa { direction, spi });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    use dataplane::api::ControlListener;
+    use dataplane::crypto::{AuthAlg, EncAlg};
+    use dataplane::mgmt::server::Server;
+    use dataplane::mgmt::Mgmt;
+    use dataplane::spd::{PolicyAction, PortRange};
+    use dataplane::testkit;
+
+    use super::*;
+
+    /// A real management thread behind a real socket, and a client.
+    struct Dataplane {
+        dp: DataplaneClient,
+        stop: Arc<AtomicBool>,
+        server: JoinHandle<Mgmt>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Dataplane {
+        fn start() -> Dataplane {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("dp.sock");
+            let listener = ControlListener::bind(&path).unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop2 = stop.clone();
+            let server = std::thread::spawn(move || {
+                let mut mgmt = Mgmt::new(Vec::new(), Vec::new());
+                let mut s = Server::new(listener);
+                while !stop2.load(Ordering::Relaxed) {
+                    s.poll_once(&mut mgmt, 0, Duration::from_millis(20));
+                }
+                mgmt
+            });
+            let dp = DataplaneClient::connect_until(&path, Instant::now() + Duration::from_secs(5))
+                .unwrap();
+            Dataplane {
+                dp,
+                stop,
+                server,
+                _dir: dir,
+            }
+        }
+
+        /// The SAs the dataplane holds: (outbound?, SPI).
+        fn sas(&mut self) -> BTreeSet<(bool, u32)> {
+            let c = self.dp.counters(None).unwrap();
+            c.iter()
+                .map(|c| (c.direction == Direction::Outbound, c.spi))
+                .collect()
+        }
+
+        fn stop(self) -> Mgmt {
+            self.stop.store(true, Ordering::Relaxed);
+            self.server.join().unwrap()
+        }
+    }
+
+    const DYN: PolicyTag = PolicyTag { map: 0, seq: 30 };
+
+    /// A peer's pair: its LAN 10.0.`i`.0/24, our SPI `inbound`, its
+    /// `outbound`.
+    fn pair(i: u8, inbound: u32, outbound: u32) -> (TrafficSelector, SaParams, SaParams) {
+        let (mut out, mut inb) = testkit::sa_pair(
+            EncAlg::AesCbc128,
+            AuthAlg::HmacSha1_96,
+            testkit::tunnel(false),
+            false,
+            false,
+            64,
+        );
+        (out.spi, inb.spi) = (outbound, inbound);
+        let proxy = TrafficSelector {
+            src: "198.18.0.0/24".parse().unwrap(),
+            dst: format!("10.0.{i}.0/24").parse().unwrap(),
+            proto: None,
+            src_ports: PortRange::ANY,
+            dst_ports: PortRange::ANY,
+        };
+        (proxy, inb, out)
+    }
+
+    fn install(
+        inst: &mut Installer,
+        d: &mut Dataplane,
+        (proxy, inb, out): &(TrafficSelector, SaParams, SaParams),
+    ) -> Result<(), String> {
+        inst.install(&mut d.dp, DYN, *proxy, inb, out, false)
+    }
+
+    fn in_out(inbound: u32, outbound: u32) -> BTreeSet<(bool, u32)> {
+        [(false, inbound), (true, outbound)].into()
+    }
+
+    #[test]
+    fn a_burst_of_installs_and_one_of_deletes_each_cost_one_spd_load() {
+        let mut d = Dataplane::start();
+        let mut inst = Installer::new(SpdBinder::new(Vec::new()));
+        let pairs: Vec<_> = (0..3u8)
+            .map(|i| pair(i, 0x100 + u32::from(i), 0x9000 + u32::from(i)))
+            .collect();
+        for p in &pairs {
+            install(&mut inst, &mut d, p).unwrap();
+        }
+        assert_eq!(d.dp.sent("LoadSpd"), 0, "the load waits for the burst");
+        inst.settle(&mut d.dp);
+        assert_eq!(d.dp.sent("LoadSpd"), 1);
+        assert_eq!(d.sas().len(), 6);
+        for (_, inb, out) in &pairs {
+            inst.delete(inb.spi, out.spi);
+        }
+        assert_eq!(d.dp.sent("DeleteSa"), 0, "no SA goes before the SPD");
+        assert_eq!(d.sas().len(), 6);
+        inst.settle(&mut d.dp);
+        assert_eq!(d.dp.sent("LoadSpd"), 2);
+        assert_eq!(d.dp.sent("DeleteSa"), 6);
+        assert!(d.sas().is_empty());
+        assert!(inst.pairs().is_empty());
+        assert!(d.stop().spd().is_empty());
+    }
+
+    #[test]
+    fn a_new_pair_reusing_a_deleted_pairs_spi_waits_for_that_delete_only() {
+        let mut d = Dataplane::start();
+        let mut inst = Installer::new(SpdBinder::new(Vec::new()));
+        let a = pair(1, 0x100, 0x9000);
+        install(&mut inst, &mut d, &a).unwrap();
+        inst.settle(&mut d.dp);
+        // A goes; another peer's pair comes with A's outbound SPI, which
+        // the dataplane still holds until A's delete is carried out.
+        inst.delete(0x100, 0x9000);
+        let b = pair(2, 0x101, 0x9000);
+        install(&mut inst, &mut d, &b).unwrap();
+        assert_eq!(d.dp.sent("LoadSpd"), 2, "A unbound before its SAs went");
+        let c = pair(3, 0x102, 0x9001);
+        install(&mut inst, &mut d, &c).unwrap();
+        assert_eq!(d.dp.sent("LoadSpd"), 2, "no SPI reused: no early load");
+        inst.settle(&mut d.dp);
+        let mut both = in_out(0x101, 0x9000);
+        both.extend(in_out(0x102, 0x9001));
+        assert_eq!(d.sas(), both);
+        let spd = d.stop();
+        let named: BTreeSet<Option<u32>> = spd
+            .spd()
+            .iter()
+            .map(|r| match r.action {
+                PolicyAction::Protect { sa, .. } => sa,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(named, [Some(0x9000), Some(0x9001)].into());
+    }
+
+    /// The outbound SPI is the peer's choice: a pair that asks for one an
+    /// installed pair holds is refused whole, and the engine's delete of
+    /// it (after `pair_refused`) leaves the other pair alone, also when
+    /// that pair's outbound SA already expired in the dataplane.
+    #[test]
+    fn a_pair_with_another_pairs_outbound_spi_is_refused_and_its_delete_harmless() {
+        let mut d = Dataplane::start();
+        let mut inst = Installer::new(SpdBinder::new(Vec::new()));
+        let a = pair(1, 0x100, 0x9000);
+        install(&mut inst, &mut d, &a).unwrap();
+        inst.settle(&mut d.dp);
+        let b = pair(2, 0x101, 0x9000);
+        assert!(install(&mut inst, &mut d, &b).is_err());
+        inst.delete(0x101, 0x9000);
+        inst.settle(&mut d.dp);
+        assert_eq!(d.sas(), in_out(0x100, 0x9000));
+        assert_eq!(inst.pairs().len(), 1);
+        // A's outbound SA expires in the dataplane; A's delete has not
+        // come yet. B again: still refused, else A's rules would name it.
+        d.dp.expect_ack(
+            "DeleteSa",
+            Request::DeleteSa {
+                direction: Direction::Outbound,
+                spi: 0x9000,
+            },
+        )
+        .unwrap();
+        let b2 = pair(2, 0x102, 0x9000);
+        assert!(install(&mut inst, &mut d, &b2).is_err());
+        inst.delete(0x102, 0x9000);
+        // A's delete now; then B's next try goes in.
+        inst.delete(0x100, 0x9000);
+        inst.settle(&mut d.dp);
+        assert!(d.sas().is_empty());
+        let b3 = pair(2, 0x103, 0x9000);
+        install(&mut inst, &mut d, &b3).unwrap();
+        inst.settle(&mut d.dp);
+        assert_eq!(d.sas(), in_out(0x103, 0x9000));
+        d.stop();
+    }
+
+    /// An SA the dataplane holds that is not a negotiated pair's (a
+    /// manual one, say): a pair colliding with it in either direction is
+    /// refused whole, and deleting that pair never removes the other SA.
+    #[test]
+    fn a_pair_the_dataplane_refuses_leaves_nothing_and_deletes_nothing() {
+        let mut d = Dataplane::start();
+        let mut inst = Installer::new(SpdBinder::new(Vec::new()));
+        let (_, manual_in, manual_out) = pair(9, 0x500, 0x9500);
+        for sa in [&manual_in, &manual_out] {
+            d.dp.expect_ack("AddSa", Request::AddSa(Box::new(sa.clone())))
+                .unwrap();
+        }
+        let manual = in_out(0x500, 0x9500);
+        // The outbound SPI taken: the inbound SA added first goes again.
+        let a = pair(1, 0x100, 0x9500);
+        assert!(install(&mut inst, &mut d, &a).is_err());
+        assert_eq!(d.sas(), manual);
+        inst.delete(0x100, 0x9500);
+        inst.settle(&mut d.dp);
+        assert_eq!(d.sas(), manual);
+        // The inbound SPI taken, installed ahead of its pair (an IKEv1
+        // responder): refused then, and its pair when it completes.
+        let (proxy, inb, out) = pair(2, 0x500, 0x9002);
+        inst.install_inbound(&mut d.dp, &inb);
+        assert!(inst
+            .install(&mut d.dp, DYN, proxy, &inb, &out, true)
+            .is_err());
+        inst.delete(0x500, 0x9002);
+        inst.settle(&mut d.dp);
+        assert_eq!(d.sas(), manual);
+        assert!(inst.pairs().is_empty());
+        // An inbound SA ahead of a pair that never completes goes alone.
+        let (_, inb, _) = pair(3, 0x600, 0x9003);
+        inst.install_inbound(&mut d.dp, &inb);
+        inst.delete(0x600, 0);
+        inst.settle(&mut d.dp);
+        assert_eq!(d.sas(), manual);
+        d.stop();
+    }
+}
