@@ -8,9 +8,9 @@
 //! without peers, as a hub answering many sites has) negotiates with one
 //! fresh initiator engine per setup, each from an address the responder
 //! holds nothing for. Only the responder's part is timed, as for IKEv1:
-//! its thread CPU time inside `handle_datagram`, `poll_timeout` (and
-//! `handle_timeout` had it been due) and the `poll_output` drain for each
-//! datagram. Every setup must take exactly two datagrams in and two out of
+//! its thread CPU time inside `handle_datagram` and the `poll_output`
+//! drain for each datagram, and the timer walks the daemon makes at most
+//! once per 100 ms. Every setup must take exactly two datagrams in and two out of
 //! the responder, end with its `InstallInbound` + `Install` (inbound
 //! ready) and the initiator's `Install`, and count one IKE SA and one
 //! CHILD_SA established, or the run fails.
@@ -184,6 +184,7 @@ struct Rig {
     held_limit: usize,
     held: usize,
     outs: Vec<Output>,
+    timers: ike_bench::TimerWalks,
     logs: Vec<String>,
 }
 
@@ -197,6 +198,7 @@ impl Rig {
             held_limit,
             held: 0,
             outs: Vec::with_capacity(16),
+            timers: ike_bench::TimerWalks::default(),
             logs: Vec::new(),
         }
     }
@@ -240,6 +242,7 @@ impl SetupRig for Rig {
             responder_addr,
             peer_ip,
             &mut self.outs,
+            &mut self.timers,
             &mut |who, line| ike_bench::push_log(&mut logs, who, line),
         );
         self.logs = logs;

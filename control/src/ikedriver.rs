@@ -110,8 +110,8 @@ const VTI_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 /// higher one only steps in when the lower one does not.
 const VTI_DEFER: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// How often, at most, the engines' timers are walked.
-const TIMER_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often, at most, the engines' timers are walked (see `TimerGate`).
+pub const TIMER_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// When to walk the engines' timers. An engine finds its next deadline by
 /// walking every SA, so a hub must not ask on every pass of the daemon's

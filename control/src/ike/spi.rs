@@ -4,6 +4,9 @@
 //! without the split the dataplane would refuse the second pair, and an
 //! expiry or delete naming the SPI would reach both engines.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+
 use crate::ike::crypto::random;
 
 /// Which engine's half.
@@ -39,9 +42,89 @@ impl SpiSpace {
     }
 }
 
+/// Hands out inbound SPIs of one half that none of the engine's SAs or
+/// negotiations holds, in constant time per SPI however many SAs a hub
+/// has: it remembers every SPI it handed out (a superset of those in
+/// use) and, whenever that set has doubled, forgets the ones no longer
+/// in use by asking the engine which are.
+///
+/// Interior mutability: engines allocate while they hold other parts of
+/// themselves borrowed.
+#[derive(Debug)]
+pub struct SpiAllocator {
+    space: SpiSpace,
+    handed_out: RefCell<HashSet<u32>>,
+    /// The size at which `handed_out` is next rebuilt from the SPIs in use.
+    rebuild_at: Cell<usize>,
+    #[cfg(test)]
+    forced: Cell<Option<u32>>,
+}
+
+impl SpiAllocator {
+    pub fn new(space: SpiSpace) -> SpiAllocator {
+        SpiAllocator {
+            space,
+            handed_out: RefCell::new(HashSet::new()),
+            rebuild_at: Cell::new(1024),
+            #[cfg(test)]
+            forced: Cell::new(None),
+        }
+    }
+
+    /// A fresh SPI. `in_use` lists every SPI of the engine's SAs and
+    /// negotiations; it is called only when the set is rebuilt.
+    pub fn alloc<I: IntoIterator<Item = u32>>(&self, in_use: impl FnOnce() -> I) -> u32 {
+        let mut handed_out = self.handed_out.borrow_mut();
+        if handed_out.len() >= self.rebuild_at.get() {
+            *handed_out = in_use().into_iter().collect();
+            self.rebuild_at.set(2 * handed_out.len() + 1024);
+        }
+        #[cfg(test)]
+        if let Some(spi) = self.forced.take() {
+            handed_out.insert(spi);
+            return spi;
+        }
+        loop {
+            let spi = self.space.random();
+            if handed_out.insert(spi) {
+                return spi;
+            }
+        }
+    }
+
+    /// The next SPI [`SpiAllocator::alloc`] hands out (tests).
+    #[cfg(test)]
+    pub fn force_next(&self, spi: u32) {
+        self.forced.set(Some(spi));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The set it remembers is rebuilt from what is in use, so it stays
+    /// bounded across rekeys, and an SPI in use is never handed out twice.
+    #[test]
+    fn spis_in_use_are_never_handed_out_and_the_rest_is_forgotten() {
+        let a = SpiAllocator::new(SpiSpace::Ikev2);
+        let mut live: Vec<u32> = Vec::new();
+        for round in 0..20_000 {
+            let spi = a.alloc(|| live.clone());
+            assert!(SpiSpace::Ikev2.contains(spi));
+            assert!(!live.contains(&spi));
+            live.push(spi);
+            // SAs come and go: 100 in use at any time.
+            if live.len() > 100 {
+                live.remove(round % 100);
+            }
+            assert!(a.handed_out.borrow().len() <= 2 * 100 + 1024 + 1);
+        }
+        // A forced SPI (tests) also counts as handed out.
+        a.force_next(0x8000_1234);
+        assert_eq!(a.alloc(Vec::new), 0x8000_1234);
+        assert!(a.handed_out.borrow().contains(&0x8000_1234));
+    }
 
     #[test]
     fn the_halves_are_disjoint_and_skip_the_reserved_spis() {

@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 use crate::config::ike::IkeHash;
 use crate::ike::crypto::v1::{self as kdf, KeymatInput, Phase1Keys, Phase1Transcript};
 use crate::ike::crypto::{random, random_vec, DhGroup, DhPrivate, Prf};
-use crate::ike::spi::SpiSpace;
+use crate::ike::spi::{SpiAllocator, SpiSpace};
 use crate::ike::wire::chain::Walker;
 use crate::ike::wire::ident::Identity;
 use crate::ike::wire::ikev1::{
@@ -518,8 +518,7 @@ pub struct Engine {
     stats: Stats,
     ike_port: u16,
     nat_t_port: u16,
-    #[cfg(test)]
-    forced_spi: std::cell::Cell<Option<u32>>,
+    spis: SpiAllocator,
 }
 
 /// Where a Main or Aggressive Mode message goes ([`Engine::phase1_step`]).
@@ -656,8 +655,7 @@ impl Engine {
             stats: Stats::default(),
             ike_port: 500,
             nat_t_port: 4500,
-            #[cfg(test)]
-            forced_spi: std::cell::Cell::new(None),
+            spis: SpiAllocator::new(SpiSpace::Ikev1),
         }
     }
 
@@ -718,24 +716,18 @@ impl Engine {
     /// A fresh inbound SPI: from IKEv1's half of the space (the IKEv2
     /// engine has the other), held by none of our pairs or Quick Modes.
     fn alloc_spi(&self) -> u32 {
-        #[cfg(test)]
-        if let Some(spi) = self.forced_spi.take() {
-            return spi;
-        }
-        loop {
-            let spi = SpiSpace::Ikev1.random();
-            let used = self.pairs.iter().any(|p| p.info.inbound_spi == spi)
-                || self.qm.iter().any(|q| q.spi_in == spi);
-            if !used {
-                return spi;
-            }
-        }
+        self.spis.alloc(|| {
+            let pairs = self.pairs.iter().map(|p| p.info.inbound_spi);
+            pairs
+                .chain(self.qm.iter().map(|q| q.spi_in))
+                .collect::<Vec<_>>()
+        })
     }
 
     /// The next inbound SPI [`Engine::alloc_spi`] hands out (tests).
     #[cfg(test)]
     pub(crate) fn force_next_spi(&mut self, spi: u32) {
-        self.forced_spi.set(Some(spi));
+        self.spis.force_next(spi);
     }
 
     // ----- acquires, expiry, clear -------------------------------------

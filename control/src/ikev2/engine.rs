@@ -19,7 +19,7 @@ use dataplane::spd::{FlowKey, PolicyTag, TrafficSelector};
 
 use crate::ike::crypto::v2::IkeSaKeys;
 use crate::ike::crypto::{random, DhGroup, DhPrivate, Prf};
-use crate::ike::spi::SpiSpace;
+use crate::ike::spi::{SpiAllocator, SpiSpace};
 use crate::ike::wire::ident::Identity;
 use crate::ike::wire::ikev2::{
     ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadBody,
@@ -296,8 +296,7 @@ pub struct Engine {
     ike_port: u16,
     nat_t_port: u16,
     next_tunnel_id: u32,
-    #[cfg(test)]
-    forced_spi: std::cell::Cell<Option<u32>>,
+    spis: SpiAllocator,
 }
 
 /// NAT_DETECTION_*_IP data = SHA-1(SPIi | SPIr | IP | Port) (§2.23).
@@ -333,8 +332,7 @@ impl Engine {
             ike_port: 500,
             nat_t_port: NAT_T_PORT,
             next_tunnel_id: 1,
-            #[cfg(test)]
-            forced_spi: std::cell::Cell::new(None),
+            spis: SpiAllocator::new(SpiSpace::Ikev2),
         }
     }
 
@@ -342,21 +340,15 @@ impl Engine {
     /// engine has the other), held by none of our CHILD_SAs or requests
     /// in flight.
     fn alloc_spi(&self) -> u32 {
-        #[cfg(test)]
-        if let Some(spi) = self.forced_spi.take() {
-            return spi;
-        }
-        loop {
-            let spi = SpiSpace::Ikev2.random();
-            let used = self.sas.values().any(|s| {
-                s.children.iter().any(|c| c.info.inbound_spi == spi)
-                    || s.pending.as_ref().is_some_and(|p| p.spi_in == spi)
-                    || s.creating.as_ref().is_some_and(|c| c.spi_in == spi)
-            });
-            if !used {
-                return spi;
+        self.spis.alloc(|| {
+            let mut in_use = Vec::new();
+            for s in self.sas.values() {
+                in_use.extend(s.children.iter().map(|c| c.info.inbound_spi));
+                in_use.extend(s.pending.as_ref().map(|p| p.spi_in));
+                in_use.extend(s.creating.as_ref().map(|c| c.spi_in));
             }
-        }
+            in_use
+        })
     }
 
     /// How many answered IKE_SA_INITs are remembered (tests).
@@ -368,7 +360,7 @@ impl Engine {
     /// The next inbound SPI [`Engine::alloc_spi`] hands out (tests).
     #[cfg(test)]
     pub(crate) fn force_next_spi(&mut self, spi: u32) {
-        self.forced_spi.set(Some(spi));
+        self.spis.force_next(spi);
     }
 
     /// The UDP ports the driver's sockets listen on (500/4500 unless
