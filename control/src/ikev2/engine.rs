@@ -296,6 +296,8 @@ pub struct Engine {
     ike_port: u16,
     nat_t_port: u16,
     next_tunnel_id: u32,
+    /// SAs in `State::HalfOpen` ([`Engine::half_open`]).
+    half_open_count: usize,
     spis: SpiAllocator,
 }
 
@@ -332,6 +334,7 @@ impl Engine {
             ike_port: 500,
             nat_t_port: NAT_T_PORT,
             next_tunnel_id: 1,
+            half_open_count: 0,
             spis: SpiAllocator::new(SpiSpace::Ikev2),
         }
     }
@@ -446,11 +449,17 @@ impl Engine {
         id
     }
 
+    /// Responder SAs waiting for IKE_AUTH: counted as they come and go,
+    /// since every IKE_SA_INIT asks (a walk would cost a hub per SA held).
     fn half_open(&self) -> usize {
-        self.sas
-            .values()
-            .filter(|s| s.state == State::HalfOpen)
-            .count()
+        debug_assert_eq!(
+            self.half_open_count,
+            self.sas
+                .values()
+                .filter(|s| s.state == State::HalfOpen)
+                .count()
+        );
+        self.half_open_count
     }
 
     /// The dataplane found no SA for `flow` of entry `tag`: start an IKE
@@ -823,6 +832,9 @@ impl Engine {
         let Some(s) = self.sas.remove(&k) else {
             return;
         };
+        if s.state == State::HalfOpen {
+            self.half_open_count -= 1;
+        }
         // Directly, not by a walk of the map: a hub removes thousands.
         if let Some(from) = s.init_from {
             if self.by_peer_spi.get(&(from, s.spi_i)) == Some(&k) {

@@ -270,6 +270,9 @@ impl Engine {
         s.profile = Some(pi);
         s.local_id = Some(local_id);
         s.remote_id = Some(idi.clone());
+        if s.state == State::HalfOpen {
+            self.half_open_count -= 1;
+        }
         s.state = State::Established;
         s.last_heard = now;
         self.stats.ike_established += 1;

@@ -308,6 +308,7 @@ impl Engine {
             )
         };
         self.sas.insert(spi_r, s);
+        self.half_open_count += 1;
         self.by_peer_spi.insert((remote, spi_i), spi_r);
         self.send(local, remote, resp);
     }
