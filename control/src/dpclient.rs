@@ -265,17 +265,67 @@ fn unexpected(what: &'static str, r: &Reply) -> DpError {
     }
 }
 
+/// The dataplane's management thread behind a real socket in a temporary
+/// directory, and a client of it: what the control process talks to,
+/// without packets or workers (tests).
 #[cfg(test)]
-mod tests {
-    use std::net::IpAddr;
+pub(crate) mod test_dataplane {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::thread::JoinHandle;
 
     use dataplane::api::ControlListener;
     use dataplane::mgmt::server::Server;
     use dataplane::mgmt::Mgmt;
+
+    use super::*;
+
+    pub struct TestDataplane {
+        pub dp: DataplaneClient,
+        stop: Arc<AtomicBool>,
+        server: JoinHandle<Mgmt>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl TestDataplane {
+        pub fn start() -> TestDataplane {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("dp.sock");
+            let listener = ControlListener::bind(&path).unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop2 = stop.clone();
+            let server = std::thread::spawn(move || {
+                let mut mgmt = Mgmt::new(Vec::new(), Vec::new());
+                let mut s = Server::new(listener);
+                while !stop2.load(Ordering::Relaxed) {
+                    s.poll_once(&mut mgmt, 0, Duration::from_millis(20));
+                }
+                mgmt
+            });
+            let dp = DataplaneClient::connect_until(&path, Instant::now() + REPLY_TIMEOUT).unwrap();
+            TestDataplane {
+                dp,
+                stop,
+                server,
+                _dir: dir,
+            }
+        }
+
+        /// Stops the management thread and hands over its state.
+        pub fn stop(self) -> Mgmt {
+            self.stop.store(true, Ordering::Relaxed);
+            self.server.join().unwrap()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
     use dataplane::spd::{IpPrefix, PolicyAction, PolicyTag, PortRange, TrafficSelector};
 
+    use super::test_dataplane::TestDataplane;
     use super::*;
 
     /// A hub's per-peer rule: its LAN to peer `i`'s, IPv6 to make the
@@ -303,27 +353,13 @@ mod tests {
 
     #[test]
     fn an_spd_of_many_peers_reaches_a_real_dataplane_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dp.sock");
-        let listener = ControlListener::bind(&path).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let server = std::thread::spawn(move || {
-            let mut mgmt = Mgmt::new(Vec::new(), Vec::new());
-            let mut s = Server::new(listener);
-            while !stop2.load(Ordering::Relaxed) {
-                s.poll_once(&mut mgmt, 0, Duration::from_millis(20));
-            }
-            mgmt
-        });
-        let mut dp = DataplaneClient::connect_until(&path, Instant::now() + REPLY_TIMEOUT).unwrap();
+        let mut d = TestDataplane::start();
         // 10 000 peers: over nine messages of the largest rules.
         let rules: Vec<SpdRule> = (0..10_000).map(peer_rule).collect();
-        dp.load_spd(&rules).unwrap();
+        d.dp.load_spd(&rules).unwrap();
         // The next load replaces the list, never appends to it.
-        let fewer = dp.load_spd(&rules[..5000]);
-        stop.store(true, Ordering::Relaxed);
-        let mgmt = server.join().unwrap();
+        let fewer = d.dp.load_spd(&rules[..5000]);
+        let mgmt = d.stop();
         fewer.unwrap();
         assert_eq!(mgmt.spd(), &rules[..5000]);
     }

@@ -262,65 +262,20 @@ fn delete_sa(dp: &mut DataplaneClient, direction: Direction, spi: u32) {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    use std::thread::JoinHandle;
-    use std::time::Duration;
 
-    use dataplane::api::ControlListener;
     use dataplane::crypto::{AuthAlg, EncAlg};
-    use dataplane::mgmt::server::Server;
-    use dataplane::mgmt::Mgmt;
     use dataplane::spd::{PolicyAction, PortRange};
     use dataplane::testkit;
 
     use super::*;
+    use crate::dpclient::test_dataplane::TestDataplane;
 
-    /// A real management thread behind a real socket, and a client.
-    struct Dataplane {
-        dp: DataplaneClient,
-        stop: Arc<AtomicBool>,
-        server: JoinHandle<Mgmt>,
-        _dir: tempfile::TempDir,
-    }
-
-    impl Dataplane {
-        fn start() -> Dataplane {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("dp.sock");
-            let listener = ControlListener::bind(&path).unwrap();
-            let stop = Arc::new(AtomicBool::new(false));
-            let stop2 = stop.clone();
-            let server = std::thread::spawn(move || {
-                let mut mgmt = Mgmt::new(Vec::new(), Vec::new());
-                let mut s = Server::new(listener);
-                while !stop2.load(Ordering::Relaxed) {
-                    s.poll_once(&mut mgmt, 0, Duration::from_millis(20));
-                }
-                mgmt
-            });
-            let dp = DataplaneClient::connect_until(&path, Instant::now() + Duration::from_secs(5))
-                .unwrap();
-            Dataplane {
-                dp,
-                stop,
-                server,
-                _dir: dir,
-            }
-        }
-
-        /// The SAs the dataplane holds: (outbound?, SPI).
-        fn sas(&mut self) -> BTreeSet<(bool, u32)> {
-            let c = self.dp.counters(None).unwrap();
-            c.iter()
-                .map(|c| (c.direction == Direction::Outbound, c.spi))
-                .collect()
-        }
-
-        fn stop(self) -> Mgmt {
-            self.stop.store(true, Ordering::Relaxed);
-            self.server.join().unwrap()
-        }
+    /// The SAs the dataplane holds: (outbound?, SPI).
+    fn sas(d: &mut TestDataplane) -> BTreeSet<(bool, u32)> {
+        let c = d.dp.counters(None).unwrap();
+        c.iter()
+            .map(|c| (c.direction == Direction::Outbound, c.spi))
+            .collect()
     }
 
     const DYN: PolicyTag = PolicyTag { map: 0, seq: 30 };
@@ -349,7 +304,7 @@ mod tests {
 
     fn install(
         inst: &mut Installer,
-        d: &mut Dataplane,
+        d: &mut TestDataplane,
         (proxy, inb, out): &(TrafficSelector, SaParams, SaParams),
     ) -> Result<(), String> {
         inst.install(&mut d.dp, DYN, *proxy, inb, out, false)
@@ -361,7 +316,7 @@ mod tests {
 
     #[test]
     fn a_burst_of_installs_and_one_of_deletes_each_cost_one_spd_load() {
-        let mut d = Dataplane::start();
+        let mut d = TestDataplane::start();
         let mut inst = Installer::new(SpdBinder::new(Vec::new()));
         let pairs: Vec<_> = (0..3u8)
             .map(|i| pair(i, 0x100 + u32::from(i), 0x9000 + u32::from(i)))
@@ -372,23 +327,23 @@ mod tests {
         assert_eq!(d.dp.sent("LoadSpd"), 0, "the load waits for the burst");
         inst.settle(&mut d.dp);
         assert_eq!(d.dp.sent("LoadSpd"), 1);
-        assert_eq!(d.sas().len(), 6);
+        assert_eq!(sas(&mut d).len(), 6);
         for (_, inb, out) in &pairs {
             inst.delete(inb.spi, out.spi);
         }
         assert_eq!(d.dp.sent("DeleteSa"), 0, "no SA goes before the SPD");
-        assert_eq!(d.sas().len(), 6);
+        assert_eq!(sas(&mut d).len(), 6);
         inst.settle(&mut d.dp);
         assert_eq!(d.dp.sent("LoadSpd"), 2);
         assert_eq!(d.dp.sent("DeleteSa"), 6);
-        assert!(d.sas().is_empty());
+        assert!(sas(&mut d).is_empty());
         assert!(inst.pairs().is_empty());
         assert!(d.stop().spd().is_empty());
     }
 
     #[test]
     fn a_new_pair_reusing_a_deleted_pairs_spi_waits_for_that_delete_only() {
-        let mut d = Dataplane::start();
+        let mut d = TestDataplane::start();
         let mut inst = Installer::new(SpdBinder::new(Vec::new()));
         let a = pair(1, 0x100, 0x9000);
         install(&mut inst, &mut d, &a).unwrap();
@@ -405,7 +360,7 @@ mod tests {
         inst.settle(&mut d.dp);
         let mut both = in_out(0x101, 0x9000);
         both.extend(in_out(0x102, 0x9001));
-        assert_eq!(d.sas(), both);
+        assert_eq!(sas(&mut d), both);
         let spd = d.stop();
         let named: BTreeSet<Option<u32>> = spd
             .spd()
@@ -424,7 +379,7 @@ mod tests {
     /// that pair's outbound SA already expired in the dataplane.
     #[test]
     fn a_pair_with_another_pairs_outbound_spi_is_refused_and_its_delete_harmless() {
-        let mut d = Dataplane::start();
+        let mut d = TestDataplane::start();
         let mut inst = Installer::new(SpdBinder::new(Vec::new()));
         let a = pair(1, 0x100, 0x9000);
         install(&mut inst, &mut d, &a).unwrap();
@@ -433,7 +388,7 @@ mod tests {
         assert!(install(&mut inst, &mut d, &b).is_err());
         inst.delete(0x101, 0x9000);
         inst.settle(&mut d.dp);
-        assert_eq!(d.sas(), in_out(0x100, 0x9000));
+        assert_eq!(sas(&mut d), in_out(0x100, 0x9000));
         assert_eq!(inst.pairs().len(), 1);
         // A's outbound SA expires in the dataplane; A's delete has not
         // come yet. B again: still refused, else A's rules would name it.
@@ -451,11 +406,11 @@ mod tests {
         // A's delete now; then B's next try goes in.
         inst.delete(0x100, 0x9000);
         inst.settle(&mut d.dp);
-        assert!(d.sas().is_empty());
+        assert!(sas(&mut d).is_empty());
         let b3 = pair(2, 0x103, 0x9000);
         install(&mut inst, &mut d, &b3).unwrap();
         inst.settle(&mut d.dp);
-        assert_eq!(d.sas(), in_out(0x103, 0x9000));
+        assert_eq!(sas(&mut d), in_out(0x103, 0x9000));
         d.stop();
     }
 
@@ -464,7 +419,7 @@ mod tests {
     /// refused whole, and deleting that pair never removes the other SA.
     #[test]
     fn a_pair_the_dataplane_refuses_leaves_nothing_and_deletes_nothing() {
-        let mut d = Dataplane::start();
+        let mut d = TestDataplane::start();
         let mut inst = Installer::new(SpdBinder::new(Vec::new()));
         let (_, manual_in, manual_out) = pair(9, 0x500, 0x9500);
         for sa in [&manual_in, &manual_out] {
@@ -475,10 +430,10 @@ mod tests {
         // The outbound SPI taken: the inbound SA added first goes again.
         let a = pair(1, 0x100, 0x9500);
         assert!(install(&mut inst, &mut d, &a).is_err());
-        assert_eq!(d.sas(), manual);
+        assert_eq!(sas(&mut d), manual);
         inst.delete(0x100, 0x9500);
         inst.settle(&mut d.dp);
-        assert_eq!(d.sas(), manual);
+        assert_eq!(sas(&mut d), manual);
         // The inbound SPI taken, installed ahead of its pair (an IKEv1
         // responder): refused then, and its pair when it completes.
         let (proxy, inb, out) = pair(2, 0x500, 0x9002);
@@ -488,14 +443,14 @@ mod tests {
             .is_err());
         inst.delete(0x500, 0x9002);
         inst.settle(&mut d.dp);
-        assert_eq!(d.sas(), manual);
+        assert_eq!(sas(&mut d), manual);
         assert!(inst.pairs().is_empty());
         // An inbound SA ahead of a pair that never completes goes alone.
         let (_, inb, _) = pair(3, 0x600, 0x9003);
         inst.install_inbound(&mut d.dp, &inb);
         inst.delete(0x600, 0);
         inst.settle(&mut d.dp);
-        assert_eq!(d.sas(), manual);
+        assert_eq!(sas(&mut d), manual);
         d.stop();
     }
 }

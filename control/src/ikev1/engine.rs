@@ -829,16 +829,7 @@ impl Engine {
             return;
         };
         if hard {
-            let p = self.pairs.remove(i);
-            self.log(format!(
-                "IPSEC(delete_sa): lifetime expired, deleting SA pair (sa) sa_dest= {}, sa_spi= {:#010x}(inbound)/{:#010x}(outbound)",
-                p.info.peer, p.info.inbound_spi, p.info.outbound_spi
-            ));
-            self.send_esp_delete(now, p.info.local, p.info.peer, &[p.info.inbound_spi]);
-            self.out.push_back(Output::Delete {
-                inbound_spi: p.info.inbound_spi,
-                outbound_spi: p.info.outbound_spi,
-            });
+            self.delete_pair(now, i, "lifetime expired, deleting SA pair (sa)");
             return;
         }
         let p = &mut self.pairs[i];
@@ -867,9 +858,14 @@ impl Engine {
         else {
             return;
         };
+        self.delete_pair(now, i, "the dataplane refused it, deleting SA pair");
+    }
+
+    /// Deletes pair `i` and tells its peer; `why` opens the log line.
+    fn delete_pair(&mut self, now: Instant, i: usize, why: &str) {
         let p = self.pairs.remove(i);
         self.log(format!(
-            "IPSEC(delete_sa): the dataplane refused SA pair sa_dest= {}, sa_spi= {:#010x}(inbound)/{:#010x}(outbound); deleting it",
+            "IPSEC(delete_sa): {why} sa_dest= {}, sa_spi= {:#010x}(inbound)/{:#010x}(outbound)",
             p.info.peer, p.info.inbound_spi, p.info.outbound_spi
         ));
         self.send_esp_delete(now, p.info.local, p.info.peer, &[p.info.inbound_spi]);
