@@ -836,7 +836,7 @@ pub fn serve(
                         }
                         if let Some(ike) = &mut ike {
                             match ike.reinstall(&mut client) {
-                                Ok(n) => println!("espada: reinstalled {n} negotiated SA pair(s)"),
+                                Ok(n) => println!("espada: reinstalled {n} negotiated SA(s)"),
                                 Err(e) => {
                                     eprintln!("espada: reinstalling negotiated SAs failed: {e}")
                                 }

@@ -9,9 +9,10 @@
 //! - what comes out is carried out here: datagrams sent, SA pairs
 //!   installed, bound, deleted and followed to new NAT ports through the
 //!   [`Installer`] (its module says what it guarantees);
-//! - nothing done per SA scans every other SA: a hub holds one pair per
-//!   peer, thousands of them, and the once-a-second look at the inbound
-//!   SAs' counters and the `show` commands are linear in their number;
+//! - nothing the driver does per SA scans every other SA: a hub holds one
+//!   pair per peer, thousands of them, and the once-a-second look at the
+//!   inbound SAs' counters and the `show` commands are linear in their
+//!   number (the engines' own scans: `docs/performance.md`);
 //! - `debug crypto isakmp|ikev2` lines are printed only while the operator
 //!   asked for them, as IOS does.
 
@@ -455,12 +456,14 @@ impl IkeDriver {
                             .install(dp, tag, proxy, &inbound, &outbound, inbound_ready);
                     if installed.is_err() {
                         // The engine deletes it and tells the peer, which
-                        // negotiates again (with other SPIs).
+                        // negotiates again (with other SPIs); the delete's
+                        // retransmission is a timer the walk must see.
                         if v2 {
                             self.v2.pair_refused(now, inbound.spi);
                         } else {
                             self.v1.pair_refused(now, inbound.spi);
                         }
+                        self.timers.input();
                     }
                 }
                 Output::Delete {
@@ -642,11 +645,12 @@ impl IkeDriver {
     /// CHILD_SAs.
     fn ikev2_session(&self, now: Instant, detailed: bool) -> String {
         let sas = self.v2.ikev2_sas(now);
+        let mut children = self.v2.children_by_tunnel();
         let sessions: Vec<show::Ikev2SessionView> = sas
             .iter()
             .map(|sa| show::Ikev2SessionView {
                 sa: sa.clone(),
-                children: self.v2.children_of(sa.tunnel_id),
+                children: children.remove(&sa.tunnel_id).unwrap_or_default(),
             })
             .collect();
         show::crypto_ikev2_session(&sessions, detailed)
@@ -725,7 +729,11 @@ mod tests {
         let t1 = t0 + Duration::from_secs(6);
         g.walked(t1, Some(t1));
         assert_eq!(g.next(t1), Some(t1 + TIMER_TICK));
+        // Input pulls a far deadline in to the next tick.
+        let t2 = t1 + TIMER_TICK;
+        g.walked(t2, Some(t2 + Duration::from_secs(5)));
+        assert_eq!(g.next(t2), Some(t2 + Duration::from_secs(5)));
         g.input();
-        assert_eq!(g.next(t1), Some(t1 + TIMER_TICK));
+        assert_eq!(g.next(t2), Some(t2 + TIMER_TICK));
     }
 }

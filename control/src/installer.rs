@@ -218,13 +218,34 @@ impl Installer {
         }
     }
 
-    /// After the dataplane restarted: every pair and the bound SPD again.
+    /// After a reconnect to the dataplane: every pair's SAs and the bound
+    /// SPD again. A dataplane that restarted has none of them; one that
+    /// kept running (only the connection dropped) has them already, which
+    /// is fine, and gets the bound SPD back over the config's (which the
+    /// daemon loaded first). Returns how many SAs were added; an error
+    /// is the first SA that failed, the SPD loaded all the same.
     pub fn reinstall(&mut self, dp: &mut DataplaneClient) -> Result<usize, DpError> {
+        let mut added = 0;
+        let mut failed = None;
         for p in self.pairs.iter() {
-            add_pair(dp, &p.inbound, &p.outbound, false)?;
+            for sa in [&p.inbound, &p.outbound] {
+                match dp.expect_ack("AddSa", Request::AddSa(Box::new(sa.clone()))) {
+                    Ok(()) => added += 1,
+                    Err(DpError::Refused {
+                        code: ErrorCode::DuplicateSa,
+                        ..
+                    }) => {}
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
         }
         dp.load_spd(&self.spd.rules())?;
-        Ok(self.pairs.len())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(added),
+        }
     }
 
     fn doom(&mut self, direction: Direction, spi: u32) {
@@ -452,5 +473,28 @@ mod tests {
         inst.settle(&mut d.dp);
         assert_eq!(sas(&mut d), manual);
         d.stop();
+    }
+
+    /// The daemon reconnects to a dataplane that kept running, or to a
+    /// new one: either way every pair and the bound SPD are back.
+    #[test]
+    fn a_reinstall_restores_pairs_and_spd_whether_the_dataplane_kept_them_or_not() {
+        let mut inst = Installer::new(SpdBinder::new(Vec::new()));
+        let mut d = TestDataplane::start();
+        for i in 0..3u8 {
+            let p = pair(i, 0x100 + u32::from(i), 0x9000 + u32::from(i));
+            install(&mut inst, &mut d, &p).unwrap();
+        }
+        inst.settle(&mut d.dp);
+        // Kept running: the config's SPD (empty here) went in first.
+        d.dp.load_spd(&[]).unwrap();
+        assert_eq!(inst.reinstall(&mut d.dp).unwrap(), 0);
+        assert_eq!(sas(&mut d).len(), 6);
+        assert_eq!(d.stop().spd().len(), 3);
+        // A new dataplane.
+        let mut d = TestDataplane::start();
+        assert_eq!(inst.reinstall(&mut d.dp).unwrap(), 6);
+        assert_eq!(sas(&mut d).len(), 6);
+        assert_eq!(d.stop().spd().len(), 3);
     }
 }

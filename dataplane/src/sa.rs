@@ -31,7 +31,7 @@ pub enum SaError {
     ReservedSpi(u32),
     #[error("SA 0x{0:08x} is {1:?}, installed in the wrong table")]
     WrongDirection(u32, Direction),
-    #[error("inbound SPI 0x{0:08x} is already installed")]
+    #[error("an SA with SPI 0x{0:08x} in that direction is already installed")]
     DuplicateSpi(u32),
 }
 

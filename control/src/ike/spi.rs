@@ -104,7 +104,9 @@ mod tests {
     use super::*;
 
     /// The set it remembers is rebuilt from what is in use, so it stays
-    /// bounded across rekeys, and an SPI in use is never handed out twice.
+    /// bounded across rekeys, and it always holds every SPI in use (which
+    /// is what keeps one from being handed out twice: a random SPI in the
+    /// set is drawn again).
     #[test]
     fn spis_in_use_are_never_handed_out_and_the_rest_is_forgotten() {
         let a = SpiAllocator::new(SpiSpace::Ikev2);
@@ -114,6 +116,9 @@ mod tests {
             assert!(SpiSpace::Ikev2.contains(spi));
             assert!(!live.contains(&spi));
             live.push(spi);
+            let remembered = a.handed_out.borrow();
+            assert!(live.iter().all(|s| remembered.contains(s)), "{round}");
+            drop(remembered);
             // SAs come and go: 100 in use at any time.
             if live.len() > 100 {
                 live.remove(round % 100);

@@ -849,7 +849,9 @@ impl Engine {
     /// `inbound_spi` (the dataplane refused it: another peer's SA has the
     /// same outbound SPI). It goes, and the peer is told, so that it
     /// negotiates again with other SPIs instead of sending into an SA we
-    /// do not have.
+    /// do not have. A refused rekey leaves the pair it was to replace in
+    /// use until its hard lifetime; the next packet after that negotiates
+    /// anew.
     pub fn pair_refused(&mut self, now: Instant, inbound_spi: u32) {
         let Some(i) = self
             .pairs

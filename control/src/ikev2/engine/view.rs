@@ -1,6 +1,7 @@
 //! What `show crypto ikev2 sa [detailed]` prints of one IKE SA, in the
 //! layout of seed 002's IOS output.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -107,14 +108,18 @@ impl Ikev2SaView {
 }
 
 impl Engine {
-    /// The CHILD_SAs of the IKE SA `tunnel_id` (for `show crypto ikev2
-    /// session`: several IKE SAs with one peer each have their own).
-    pub fn children_of(&self, tunnel_id: u32) -> Vec<crate::ikev1::PairInfo> {
-        self.sas
-            .values()
-            .filter(|s| s.id == tunnel_id)
-            .flat_map(|s| s.children.iter().map(|c| c.info.clone()))
-            .collect()
+    /// The CHILD_SAs of each IKE SA, by tunnel id (for `show crypto
+    /// ikev2 session`: several IKE SAs with one peer each have their
+    /// own), in one walk however many SAs a hub has.
+    pub fn children_by_tunnel(&self) -> HashMap<u32, Vec<crate::ikev1::PairInfo>> {
+        let mut by_tunnel: HashMap<u32, Vec<crate::ikev1::PairInfo>> = HashMap::new();
+        for s in self.sas.values() {
+            by_tunnel
+                .entry(s.id)
+                .or_default()
+                .extend(s.children.iter().map(|c| c.info.clone()));
+        }
+        by_tunnel
     }
 
     /// Every IKE SA, by tunnel id.
