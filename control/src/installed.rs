@@ -82,29 +82,20 @@ impl InstalledPairs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataplane::api::{Direction, EspMode, Lifetime, SaKeys};
     use dataplane::crypto::{AuthAlg, EncAlg};
     use dataplane::spd::PortRange;
+    use dataplane::testkit;
 
-    fn sa(spi: u32, direction: Direction) -> SaParams {
-        SaParams {
-            spi,
-            direction,
-            enc: EncAlg::Null,
-            auth: AuthAlg::HmacSha1_96,
-            keys: SaKeys {
-                enc: Vec::new(),
-                auth: vec![7; 20],
-            },
-            mode: EspMode::Transport,
-            udp_encap: None,
-            esn: false,
-            replay_window: 64,
-            lifetime: Lifetime::default(),
-        }
-    }
-
-    fn pair(inbound: u32, outbound: u32) -> Installed {
+    fn pair(inbound_spi: u32, outbound_spi: u32) -> Installed {
+        let (mut outbound, mut inbound) = testkit::sa_pair(
+            EncAlg::AesCbc128,
+            AuthAlg::HmacSha1_96,
+            testkit::tunnel(false),
+            false,
+            false,
+            64,
+        );
+        (inbound.spi, outbound.spi) = (inbound_spi, outbound_spi);
         let any = "0.0.0.0/0".parse().unwrap();
         Installed {
             tag: PolicyTag { map: 0, seq: 10 },
@@ -115,8 +106,8 @@ mod tests {
                 src_ports: PortRange::ANY,
                 dst_ports: PortRange::ANY,
             },
-            inbound: sa(inbound, Direction::Inbound),
-            outbound: sa(outbound, Direction::Outbound),
+            inbound,
+            outbound,
             installed_at: Instant::now(),
         }
     }

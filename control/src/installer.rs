@@ -32,10 +32,8 @@ pub struct Installer {
     /// The SPD changed since the last load.
     spd_changed: bool,
     /// SAs of deleted pairs still in the dataplane, until the next
-    /// [`Installer::settle`].
-    doomed: Vec<(Direction, u32)>,
-    /// The same, to find an SPI a new pair reuses.
-    doomed_spis: HashSet<(Direction, u32)>,
+    /// [`Installer::settle`] (a set: a new pair may reuse one's SPI).
+    doomed: HashSet<(Direction, u32)>,
     /// Inbound SPIs of the pairs the dataplane refused, until the engine
     /// deletes them: their deletes must not reach the dataplane, where
     /// the SPIs may name another SA.
@@ -50,8 +48,7 @@ impl Installer {
             spd,
             pairs: InstalledPairs::default(),
             spd_changed: false,
-            doomed: Vec::new(),
-            doomed_spis: HashSet::new(),
+            doomed: HashSet::new(),
             refused: HashSet::new(),
             failures: 0,
         }
@@ -72,7 +69,7 @@ impl Installer {
     /// An inbound SA installed ahead of its pair (an IKEv1 responder, at
     /// Quick Mode's second message).
     pub fn install_inbound(&mut self, dp: &mut DataplaneClient, sa: &SaParams) {
-        if self.doomed_spis.contains(&(Direction::Inbound, sa.spi)) {
+        if self.doomed.contains(&(Direction::Inbound, sa.spi)) {
             self.settle(dp);
         }
         match dp.expect_ack("AddSa", Request::AddSa(Box::new(sa.clone()))) {
@@ -103,12 +100,8 @@ impl Installer {
     ) -> Result<(), String> {
         // The SAs of a deleted pair whose SPI this one reuses go first
         // (the others wait, so a burst of installs shares one SPD load).
-        if self
-            .doomed_spis
-            .contains(&(Direction::Inbound, inbound.spi))
-            || self
-                .doomed_spis
-                .contains(&(Direction::Outbound, outbound.spi))
+        if self.doomed.contains(&(Direction::Inbound, inbound.spi))
+            || self.doomed.contains(&(Direction::Outbound, outbound.spi))
         {
             self.settle(dp);
         }
@@ -206,7 +199,6 @@ impl Installer {
         for (direction, spi) in std::mem::take(&mut self.doomed) {
             delete_sa(dp, direction, spi);
         }
-        self.doomed_spis.clear();
     }
 
     /// Loads the SPD now.
@@ -249,8 +241,8 @@ impl Installer {
     }
 
     fn doom(&mut self, direction: Direction, spi: u32) {
-        if spi != 0 && self.doomed_spis.insert((direction, spi)) {
-            self.doomed.push((direction, spi));
+        if spi != 0 {
+            self.doomed.insert((direction, spi));
         }
     }
 }
