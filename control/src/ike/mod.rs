@@ -4,6 +4,7 @@
 pub mod crypto;
 pub mod packet_log;
 pub mod spi;
+pub mod table;
 #[cfg(test)]
 pub(crate) mod test_nat;
 #[cfg(test)]

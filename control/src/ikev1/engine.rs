@@ -30,6 +30,7 @@ use crate::config::ike::IkeHash;
 use crate::ike::crypto::v1::{self as kdf, KeymatInput, Phase1Keys, Phase1Transcript};
 use crate::ike::crypto::{random, random_vec, DhGroup, DhPrivate, Prf};
 use crate::ike::spi::{SpiAllocator, SpiSpace};
+use crate::ike::table::{Keyed, RowId, Table};
 use crate::ike::wire::chain::Walker;
 use crate::ike::wire::ident::Identity;
 use crate::ike::wire::ikev1::{
@@ -365,6 +366,11 @@ struct DpdProbe {
 }
 
 impl Phase1 {
+    /// Counted by [`Engine::half_open`].
+    fn is_half_open(&self) -> bool {
+        !self.initiator && self.state != P1State::Established
+    }
+
     fn matches(&self, h: &Header) -> bool {
         self.cky_i == h.initiator_cookie
             && (self.cky_r == h.responder_cookie
@@ -491,6 +497,78 @@ struct Pair {
     peer_natted: bool,
 }
 
+/// What an ISAKMP SA is found by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum P1Key {
+    /// The peer's address: a message's source, a negotiation's or a
+    /// delete's peer. A NAT mapping that moves changes the port only.
+    Peer(IpAddr),
+    /// The initiator's cookie (the responder's is not known to an
+    /// initiator until MM2 or AM2).
+    Cookie([u8; 8]),
+}
+
+impl Keyed for Phase1 {
+    type Key = P1Key;
+    fn keys(&self) -> impl IntoIterator<Item = P1Key> {
+        [P1Key::Peer(self.remote.ip()), P1Key::Cookie(self.cky_i)]
+    }
+}
+
+/// What a Quick Mode is found by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum QmKey {
+    /// A message's exchange: the ISAKMP SA's cookies and the Message ID.
+    Exchange([u8; 8], [u8; 8], u32),
+    /// The Quick Modes under one ISAKMP SA.
+    Isakmp([u8; 8], [u8; 8]),
+    /// Message IDs in use (a new one must not be).
+    MsgId(u32),
+    /// The negotiations of one map entry and proxy.
+    Proxy(usize, TrafficSelector),
+}
+
+impl Keyed for QuickMode {
+    type Key = QmKey;
+    fn keys(&self) -> impl IntoIterator<Item = QmKey> {
+        [
+            QmKey::Exchange(self.cky_i, self.cky_r, self.msg_id),
+            QmKey::Isakmp(self.cky_i, self.cky_r),
+            QmKey::MsgId(self.msg_id),
+            QmKey::Proxy(self.entry, self.proxy),
+        ]
+    }
+}
+
+/// What a pair is found by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum PairKey {
+    Peer(IpAddr),
+    Inbound(u32),
+    Outbound(u32),
+    /// The pairs of one map entry and proxy.
+    Proxy(PolicyTag, TrafficSelector),
+    /// The same by the entry's place in the policy the pair was
+    /// negotiated under (a reload may have moved or removed the entry).
+    Entry(usize, TrafficSelector),
+    /// The pairs an ISAKMP SA negotiated.
+    Owner([u8; 8], [u8; 8]),
+}
+
+impl Keyed for Pair {
+    type Key = PairKey;
+    fn keys(&self) -> impl IntoIterator<Item = PairKey> {
+        [
+            PairKey::Peer(self.info.peer),
+            PairKey::Inbound(self.info.inbound_spi),
+            PairKey::Outbound(self.info.outbound_spi),
+            PairKey::Proxy(self.info.tag, self.info.proxy),
+            PairKey::Entry(self.entry, self.info.proxy),
+            PairKey::Owner(self.owner.0, self.owner.1),
+        ]
+    }
+}
+
 /// An acquire waiting for its ISAKMP SA.
 struct Pending {
     entry: usize,
@@ -502,9 +580,13 @@ struct Pending {
 /// The IKEv1 state machine for every peer.
 pub struct Engine {
     policy: Ikev1Policy,
-    p1: Vec<Phase1>,
-    qm: Vec<QuickMode>,
-    pairs: Vec<Pair>,
+    /// ISAKMP SAs, found by the peer's address.
+    p1: Table<Phase1>,
+    /// Quick Modes, kept [`QM_LINGER`] after they finish.
+    qm: Table<QuickMode>,
+    pairs: Table<Pair>,
+    /// Responder ISAKMP SAs not yet established ([`Engine::half_open`]).
+    half_open_count: usize,
     pending: Vec<Pending>,
     hold_down: Vec<(PolicyTag, TrafficSelector, Instant)>,
     /// TED probes in flight.
@@ -526,7 +608,7 @@ enum Phase1Step {
     /// The initiator's first message of a new exchange.
     First,
     /// The next message of the exchange at this index.
-    Next(usize),
+    Next(RowId),
     /// Answered again (a duplicate) or dropped (unknown cookies).
     Handled,
 }
@@ -642,9 +724,10 @@ impl Engine {
     pub fn new(policy: Ikev1Policy) -> Engine {
         Engine {
             policy,
-            p1: Vec::new(),
-            qm: Vec::new(),
-            pairs: Vec::new(),
+            p1: Table::new(),
+            qm: Table::new(),
+            pairs: Table::new(),
+            half_open_count: 0,
             pending: Vec::new(),
             hold_down: Vec::new(),
             probes: Vec::new(),
@@ -684,11 +767,11 @@ impl Engine {
 
     fn send(&mut self, local: SocketAddr, remote: SocketAddr, data: Vec<u8>) {
         self.stats.sent += 1;
-        if let Some(p) = self
+        let sender = self
             .p1
-            .iter()
-            .find(|p| p.local == local && p.remote == remote)
-        {
+            .with(&P1Key::Peer(remote.ip()))
+            .find(|(_, p)| p.local == local && p.remote == remote);
+        if let Some((_, p)) = sender {
             let line = format!(
                 "ISAKMP:({}):sending packet to {} my_port {} peer_port {} ({}) {}",
                 p.conn_id,
@@ -705,6 +788,31 @@ impl Engine {
             remote,
             data,
         });
+    }
+
+    /// Adds an ISAKMP SA (every one goes in through here).
+    fn push_p1(&mut self, p: Phase1) -> RowId {
+        self.half_open_count += usize::from(p.is_half_open());
+        self.p1.push(p)
+    }
+
+    /// Removes an ISAKMP SA (every one goes out through here).
+    fn remove_p1(&mut self, i: RowId) -> Option<Phase1> {
+        let p = self.p1.remove(i)?;
+        self.half_open_count -= usize::from(p.is_half_open());
+        Some(p)
+    }
+
+    /// Responder ISAKMP SAs not established yet, which
+    /// [`HALF_OPEN_LIMIT`] caps: counted as they come and go, since a hub
+    /// holds many established ones and a first message must not walk
+    /// them all.
+    fn half_open(&self) -> usize {
+        debug_assert_eq!(
+            self.half_open_count,
+            self.p1.iter().filter(|p| p.is_half_open()).count()
+        );
+        self.half_open_count
     }
 
     fn alloc_conn_id(&mut self) -> u32 {
@@ -763,12 +871,12 @@ impl Engine {
         };
         let busy = self
             .pairs
-            .iter()
-            .any(|p| p.info.tag == tag && p.info.proxy == proxy && !p.superseded)
+            .with(&PairKey::Proxy(tag, proxy))
+            .any(|(_, p)| !p.superseded)
             || self
                 .qm
-                .iter()
-                .any(|q| q.entry == entry && q.proxy == proxy && q.state != QmState::Done)
+                .with(&QmKey::Proxy(entry, proxy))
+                .any(|(_, q)| q.state != QmState::Done)
             || self
                 .pending
                 .iter()
@@ -796,8 +904,8 @@ impl Engine {
         local: IpAddr,
         peer: IpAddr,
     ) {
-        if let Some(i) = self.p1.iter().position(|p| {
-            p.state == P1State::Established && p.remote.ip() == peer && p.local.ip() == local
+        if let Some(i) = self.p1.find(&P1Key::Peer(peer), |p| {
+            p.state == P1State::Established && p.local.ip() == local
         }) {
             self.start_quick_mode(now, i, entry, proxy);
             return;
@@ -810,8 +918,8 @@ impl Engine {
         });
         let negotiating = self
             .p1
-            .iter()
-            .any(|p| p.initiator && p.remote.ip() == peer && p.local.ip() == local);
+            .with(&P1Key::Peer(peer))
+            .any(|(_, p)| p.initiator && p.local.ip() == local);
         if !negotiating {
             if self.policy.aggressive {
                 self.start_aggressive_mode(now, local, peer);
@@ -825,7 +933,11 @@ impl Engine {
     /// lifetime. The direction matters: an outbound SPI is the peer's
     /// choice and may equal the inbound SPI of another pair.
     pub fn sa_expired(&mut self, now: Instant, direction: Direction, spi: u32, hard: bool) {
-        let Some(i) = self.pairs.iter().position(|p| p.info.spi(direction) == spi) else {
+        let key = match direction {
+            Direction::Inbound => PairKey::Inbound(spi),
+            Direction::Outbound => PairKey::Outbound(spi),
+        };
+        let Some(i) = self.pairs.find(&key, |_| true) else {
             return;
         };
         if hard {
@@ -853,19 +965,17 @@ impl Engine {
     /// use until its hard lifetime; the next packet after that negotiates
     /// anew.
     pub fn pair_refused(&mut self, now: Instant, inbound_spi: u32) {
-        let Some(i) = self
-            .pairs
-            .iter()
-            .position(|p| p.info.inbound_spi == inbound_spi)
-        else {
+        let Some(i) = self.pairs.find(&PairKey::Inbound(inbound_spi), |_| true) else {
             return;
         };
         self.delete_pair(now, i, "the dataplane refused it, deleting SA pair");
     }
 
     /// Deletes pair `i` and tells its peer; `why` opens the log line.
-    fn delete_pair(&mut self, now: Instant, i: usize, why: &str) {
-        let p = self.pairs.remove(i);
+    fn delete_pair(&mut self, now: Instant, i: RowId, why: &str) {
+        let Some(p) = self.pairs.remove(i) else {
+            return;
+        };
         self.log(format!(
             "IPSEC(delete_sa): {why} sa_dest= {}, sa_spi= {:#010x}(inbound)/{:#010x}(outbound)",
             p.info.peer, p.info.inbound_spi, p.info.outbound_spi
@@ -879,15 +989,14 @@ impl Engine {
 
     /// `clear crypto sa`: every pair deleted, the peers told.
     pub fn clear_sa(&mut self, now: Instant) {
-        let pairs = std::mem::take(&mut self.pairs);
-        for p in pairs {
+        for p in self.pairs.take_all() {
             self.send_esp_delete(now, p.info.local, p.info.peer, &[p.info.inbound_spi]);
             self.out.push_back(Output::Delete {
                 inbound_spi: p.info.inbound_spi,
                 outbound_spi: p.info.outbound_spi,
             });
         }
-        for q in std::mem::take(&mut self.qm) {
+        for q in self.qm.take_all() {
             self.drop_qm(q);
         }
         self.pending.clear();
@@ -898,8 +1007,7 @@ impl Engine {
     /// `clear crypto isakmp`: every ISAKMP SA deleted, the peers told;
     /// IPsec SAs stay (as in IOS).
     pub fn clear_isakmp(&mut self, now: Instant) {
-        let all: Vec<usize> = (0..self.p1.len()).rev().collect();
-        for i in all {
+        for i in self.p1.ids().into_iter().rev() {
             self.delete_isakmp(now, i, true);
         }
         self.pending.clear();
@@ -914,19 +1022,15 @@ impl Engine {
     /// SAs and pairs went.
     pub fn local_address_gone(&mut self, now: Instant, addr: IpAddr) -> (usize, usize) {
         let mut isakmp = 0;
-        let mut k = self.p1.len();
-        while k > 0 {
-            k -= 1;
-            if self.p1[k].local.ip() == addr {
+        for k in self.p1.ids().into_iter().rev() {
+            if self.p1.get(k).is_some_and(|p| p.local.ip() == addr) {
                 self.delete_isakmp(now, k, false);
                 isakmp += 1;
             }
         }
         self.pending.retain(|p| p.local != addr);
-        let (gone, kept): (Vec<Pair>, Vec<Pair>) = std::mem::take(&mut self.pairs)
-            .into_iter()
-            .partition(|p| p.info.local == addr);
-        self.pairs = kept;
+        // Rare (an address lost), so a walk of every pair.
+        let gone = self.pairs.remove_where(|p| p.info.local == addr);
         let pairs = gone.len();
         for p in gone {
             self.out.push_back(Output::Delete {
@@ -950,12 +1054,8 @@ impl Engine {
         if let Some(e) = self.policy.maps.get(entry) {
             self.hold_down.push((e.tag, proxy, now + HOLD_DOWN));
         }
-        if let Some(pair) = self
-            .pairs
-            .iter_mut()
-            .find(|x| x.entry == entry && x.info.proxy == proxy)
-        {
-            pair.rekeying = false;
+        if let Some(k) = self.pairs.find(&PairKey::Entry(entry, proxy), |_| true) {
+            self.pairs[k].rekeying = false;
         }
     }
 
@@ -970,8 +1070,11 @@ impl Engine {
         }
     }
 
-    fn delete_isakmp(&mut self, now: Instant, i: usize, notify: bool) {
-        if notify && self.p1[i].state == P1State::Established {
+    fn delete_isakmp(&mut self, now: Instant, i: RowId, notify: bool) {
+        let Some(established) = self.p1.get(i).map(|p| p.state == P1State::Established) else {
+            return;
+        };
+        if notify && established {
             let spi = self.p1[i].cookies();
             let d = Delete {
                 doi: 1,
@@ -981,7 +1084,9 @@ impl Engine {
             };
             self.send_informational(now, i, Payload::Delete(d));
         }
-        let p = self.p1.remove(i);
+        let Some(p) = self.remove_p1(i) else {
+            return;
+        };
         self.log(format!(
             "ISAKMP:({}):deleting SA reason \"{}\" state ({}) {} (peer {})",
             p.conn_id,
@@ -995,11 +1100,7 @@ impl Engine {
             p.remote
         ));
         let (ci, cr) = (p.cky_i, p.cky_r);
-        let (gone, kept): (Vec<QuickMode>, Vec<QuickMode>) = std::mem::take(&mut self.qm)
-            .into_iter()
-            .partition(|q| q.cky_i == ci && q.cky_r == cr);
-        self.qm = kept;
-        for q in gone {
+        for q in self.qm.remove_with(&QmKey::Isakmp(ci, cr), |_| true) {
             self.drop_qm(q);
         }
     }
@@ -1063,12 +1164,13 @@ impl Engine {
         if self.policy.dpd.is_some_and(|d| d.periodic) || peers.is_empty() {
             return;
         }
-        for p in self
-            .p1
-            .iter_mut()
-            .filter(|p| p.state == P1State::Established && peers.contains(&p.remote.ip()))
-        {
-            p.last_heard = p.last_heard.max(now);
+        for peer in peers {
+            for i in self.p1.ids_with(&P1Key::Peer(*peer)) {
+                let p = &mut self.p1[i];
+                if p.state == P1State::Established {
+                    p.last_heard = p.last_heard.max(now);
+                }
+            }
         }
     }
 
@@ -1078,11 +1180,7 @@ impl Engine {
     /// the port the pair sends to and a NAT in front of the peer is
     /// between us, the NAT mapped the peer anew; follow it.
     pub fn esp_from_port(&mut self, inbound_spi: u32, port: u16) {
-        let Some(k) = self
-            .pairs
-            .iter()
-            .position(|x| x.info.inbound_spi == inbound_spi)
-        else {
+        let Some(k) = self.pairs.find(&PairKey::Inbound(inbound_spi), |_| true) else {
             return;
         };
         let x = &self.pairs[k];
@@ -1092,7 +1190,7 @@ impl Engine {
             return;
         }
         let new = SocketAddr::new(old.ip(), port);
-        let owner = self.p1.iter().position(|p| {
+        let owner = self.p1.find(&P1Key::Peer(old.ip()), |p| {
             (p.cky_i, p.cky_r) == x.owner && p.state == P1State::Established && p.remote == old
         });
         if let Some(i) = owner {
@@ -1122,7 +1220,7 @@ impl Engine {
     /// goes to the new port.
     pub(super) fn follow_mapping(
         &mut self,
-        i: usize,
+        i: RowId,
         local: SocketAddr,
         remote: SocketAddr,
         via: &str,
@@ -1144,11 +1242,11 @@ impl Engine {
         p.local = local;
         let conn = p.conn_id;
         let mut moved = 0;
-        for x in self
-            .pairs
-            .iter_mut()
-            .filter(|x| x.owner == me && x.remote == old)
-        {
+        for k in self.pairs.ids_with(&PairKey::Owner(me.0, me.1)) {
+            let x = &mut self.pairs[k];
+            if x.remote != old {
+                continue;
+            }
             x.remote = remote;
             self.out.push_back(Output::PeerPort {
                 outbound_spi: x.info.outbound_spi,
@@ -1167,7 +1265,7 @@ impl Engine {
     /// Tests: behave as if no peer had announced DPD.
     #[cfg(test)]
     pub(crate) fn forget_peer_dpd_for_tests(&mut self) {
-        for p in &mut self.p1 {
+        for p in self.p1.iter_mut() {
             p.peer_dpd = false;
         }
     }
@@ -1226,8 +1324,11 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.ted_timers(now);
         // Phase 1 retransmissions and expiry.
-        let mut i = 0;
-        while i < self.p1.len() {
+        for i in self.p1.ids() {
+            // Gone with an earlier one (a dead peer's other SAs).
+            if !self.p1.contains(i) {
+                continue;
+            }
             if self.p1[i].expires_at.is_some_and(|t| t <= now) {
                 self.delete_isakmp(now, i, true);
                 continue;
@@ -1255,16 +1356,14 @@ impl Engine {
                 .get(i)
                 .is_some_and(|p| p.dpd_pending.is_some_and(|d| d.tries > DPD_RETRIES))
             {
-                // Those that went before `i` shift the rest down.
-                i -= self.peer_dead(now, i);
-                continue;
+                self.peer_dead(now, i);
             }
-            i += 1;
         }
         // Quick Mode retransmissions and clean-up.
-        let mut i = 0;
-        while i < self.qm.len() {
-            let q = &self.qm[i];
+        for i in self.qm.ids() {
+            let Some(q) = self.qm.get(i) else {
+                continue;
+            };
             if q.done_at.is_some_and(|t| t + QM_LINGER <= now) {
                 self.qm.remove(i);
                 continue;
@@ -1273,7 +1372,9 @@ impl Engine {
                 if f.next_at <= now && q.state != QmState::Done {
                     if f.attempts >= MAX_RETRANSMITS {
                         self.stats.retransmit_limit += 1;
-                        let q = self.qm.remove(i);
+                        let Some(q) = self.qm.remove(i) else {
+                            continue;
+                        };
                         self.hold_off(now, q.entry, q.proxy);
                         self.log(format!(
                             "ISAKMP: quick mode {:#x} got no answer: retransmission limit reached",
@@ -1282,13 +1383,11 @@ impl Engine {
                         self.drop_qm(q);
                         continue;
                     }
-                    let Some(p) = self
-                        .p1
-                        .iter()
-                        .position(|p| p.cky_i == q.cky_i && p.cky_r == q.cky_r)
-                    else {
-                        let q = self.qm.remove(i);
-                        self.drop_qm(q);
+                    let (ci, cr) = (q.cky_i, q.cky_r);
+                    let Some(p) = self.p1.find(&P1Key::Cookie(ci), |p| p.cky_r == cr) else {
+                        if let Some(q) = self.qm.remove(i) {
+                            self.drop_qm(q);
+                        }
                         continue;
                     };
                     let (local, remote) = (self.p1[p].local, self.p1[p].remote);
@@ -1300,11 +1399,10 @@ impl Engine {
                     self.send(local, remote, data);
                 }
             }
-            i += 1;
         }
     }
 
-    fn retransmit_p1(&mut self, now: Instant, i: usize) {
+    fn retransmit_p1(&mut self, now: Instant, i: RowId) {
         let p = &mut self.p1[i];
         let Some(f) = p.flight.as_mut() else { return };
         f.attempts += 1;
@@ -1322,7 +1420,7 @@ impl Engine {
 
     /// Behind a NAT, a keepalive every `crypto isakmp nat keepalive`
     /// seconds keeps the NAT's mapping for UDP 4500 alive.
-    fn run_keepalive(&mut self, now: Instant, i: usize) {
+    fn run_keepalive(&mut self, now: Instant, i: RowId) {
         let p = &mut self.p1[i];
         let (Some(at), Some(secs)) = (p.next_keepalive, self.policy.nat_keepalive) else {
             return;
@@ -1335,7 +1433,7 @@ impl Engine {
         self.out.push_back(Output::Keepalive { local, remote });
     }
 
-    fn run_dpd(&mut self, now: Instant, i: usize) {
+    fn run_dpd(&mut self, now: Instant, i: RowId) {
         let Some(dpd) = self.policy.dpd else { return };
         let p = &mut self.p1[i];
         if p.state != P1State::Established {
@@ -1398,8 +1496,7 @@ impl Engine {
         self.send_informational(now, i, Payload::Notification(n));
     }
 
-    /// ISAKMP SA `i` got no answer to DPD. Returns how many ISAKMP SAs
-    /// before `i` went with it.
+    /// ISAKMP SA `i` got no answer to DPD.
     ///
     /// A peer may hold several ISAKMP SAs with us (it negotiated a new one
     /// to rekey a pair while an old one lingered, its Delete lost). If it
@@ -1412,14 +1509,15 @@ impl Engine {
     /// SA proves nothing.) Otherwise it is dead, once: every ISAKMP SA and
     /// pair with it goes now, so no other SA of it waits out its own DPD
     /// to declare it dead again.
-    fn peer_dead(&mut self, now: Instant, i: usize) -> usize {
+    fn peer_dead(&mut self, now: Instant, i: RowId) {
         let (local, remote, conn) = (self.p1[i].local.ip(), self.p1[i].remote, self.p1[i].conn_id);
         let unanswered_since = self.p1[i].dpd_pending.map_or(now, |d| d.since);
         let peer = remote.ip();
         let with_peer = |q: &Phase1| q.local.ip() == local && q.remote == remote;
         let alive_on = self
             .p1
-            .iter()
+            .with(&P1Key::Peer(peer))
+            .map(|(_, q)| q)
             .find(|q| {
                 q.conn_id != conn
                     && with_peer(q)
@@ -1432,32 +1530,28 @@ impl Engine {
                 "ISAKMP:({conn}):peer {peer} does not answer DPD on this SA but does on ({other}): deleting this SA only"
             ));
             self.delete_isakmp(now, i, false);
-            return 0;
+            return;
         }
         self.stats.dpd_dead += 1;
         self.log(format!(
             "%CRYPTO-5-IKE_DPD: ISAKMP:({conn}):peer {peer} is dead: deleting its SAs"
         ));
-        let mut before = 0;
-        for j in (0..self.p1.len()).rev() {
-            if with_peer(&self.p1[j]) {
-                before += usize::from(j < i);
+        for j in self.p1.ids_with(&P1Key::Peer(peer)).into_iter().rev() {
+            if self.p1.get(j).is_some_and(with_peer) {
                 self.delete_isakmp(now, j, false);
             }
         }
         // The pairs negotiated with this endpoint: another peer behind the
         // same NAT (another port) keeps its own.
-        let (gone, kept): (Vec<Pair>, Vec<Pair>) = std::mem::take(&mut self.pairs)
-            .into_iter()
-            .partition(|p| p.remote == remote && p.info.local == local);
-        self.pairs = kept;
+        let gone = self.pairs.remove_with(&PairKey::Peer(peer), |p| {
+            p.remote == remote && p.info.local == local
+        });
         for p in gone {
             self.out.push_back(Output::Delete {
                 inbound_spi: p.info.inbound_spi,
                 outbound_spi: p.info.outbound_spi,
             });
         }
-        before
     }
 
     fn fail_pending(&mut self, now: Instant, local: IpAddr, peer: IpAddr) {
@@ -1563,10 +1657,9 @@ impl Engine {
             )));
         }
         if h.responder_cookie == [0; 8] {
-            let known = self
-                .p1
-                .iter()
-                .position(|p| !p.initiator && p.cky_i == h.initiator_cookie && p.remote == remote);
+            let known = self.p1.find(&P1Key::Cookie(h.initiator_cookie), |p| {
+                !p.initiator && p.remote == remote
+            });
             return match known {
                 Some(i) if self.duplicate_p1(i, data) => Ok(Phase1Step::Handled),
                 Some(_) => Err(Drop::Unexpected(second_first)),
@@ -1591,14 +1684,14 @@ impl Engine {
         Ok(Phase1Step::Next(i))
     }
 
-    fn find_p1(&self, h: &Header, remote: SocketAddr) -> Option<usize> {
-        self.p1
-            .iter()
-            .position(|p| p.matches(h) && p.remote.ip() == remote.ip())
+    fn find_p1(&self, h: &Header, remote: SocketAddr) -> Option<RowId> {
+        self.p1.find(&P1Key::Cookie(h.initiator_cookie), |p| {
+            p.matches(h) && p.remote.ip() == remote.ip()
+        })
     }
 
     /// Resends the answer to a message received twice.
-    fn duplicate_p1(&mut self, i: usize, data: &[u8]) -> bool {
+    fn duplicate_p1(&mut self, i: RowId, data: &[u8]) -> bool {
         let p = &self.p1[i];
         if p.answered.as_slice() != data {
             return false;
@@ -1720,7 +1813,7 @@ impl Engine {
 
     /// A protected informational exchange (RFC 2409 §5.7) over ISAKMP SA
     /// `i`: HASH(1) then `payload`, with its own Message ID and IV.
-    fn send_informational(&mut self, _now: Instant, i: usize, payload: Payload) {
+    fn send_informational(&mut self, _now: Instant, i: RowId, payload: Payload) {
         let p = &self.p1[i];
         let (Some(cipher), Some(keys)) = (p.cipher.as_ref(), p.keys.as_ref()) else {
             return;
@@ -1750,8 +1843,8 @@ impl Engine {
 
     /// Tells `peer` we deleted our inbound SAs `spis`.
     fn send_esp_delete(&mut self, now: Instant, local: IpAddr, peer: IpAddr, spis: &[u32]) {
-        let Some(i) = self.p1.iter().position(|p| {
-            p.state == P1State::Established && p.local.ip() == local && p.remote.ip() == peer
+        let Some(i) = self.p1.find(&P1Key::Peer(peer), |p| {
+            p.state == P1State::Established && p.local.ip() == local
         }) else {
             return;
         };

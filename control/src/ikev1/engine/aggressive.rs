@@ -70,7 +70,7 @@ impl Engine {
         };
         let conn_id = self.alloc_conn_id();
         let port = self.ike_port;
-        self.p1.push(Phase1 {
+        self.push_p1(Phase1 {
             conn_id,
             initiator: true,
             local: SocketAddr::new(local, port),
@@ -133,12 +133,7 @@ impl Engine {
         data: &[u8],
         msg: &Message,
     ) -> Result<(), Drop> {
-        let half_open = self
-            .p1
-            .iter()
-            .filter(|p| !p.initiator && p.state != P1State::Established)
-            .count();
-        if half_open >= HALF_OPEN_LIMIT {
+        if self.half_open() >= HALF_OPEN_LIMIT {
             self.stats.half_open_limit += 1;
             return Ok(());
         }
@@ -203,7 +198,7 @@ impl Engine {
             .map_or(1, |p| p.number);
         let conn_id = self.alloc_conn_id();
         let cky_r: [u8; 8] = random();
-        self.p1.push(Phase1 {
+        let i = self.push_p1(Phase1 {
             conn_id,
             initiator: false,
             local,
@@ -224,9 +219,8 @@ impl Engine {
             aggressive_id: idii_b,
             ..Phase1::blank(now)
         });
-        let i = self.p1.len() - 1;
         if let Err(e) = self.key_exchange(i, payloads) {
-            self.p1.pop();
+            self.remove_p1(i);
             return Err(e);
         }
         let p = &mut self.p1[i];
@@ -274,7 +268,7 @@ impl Engine {
         Ok(())
     }
 
-    fn am2(&mut self, now: Instant, i: usize, data: &[u8], msg: &Message) -> Result<(), Drop> {
+    fn am2(&mut self, now: Instant, i: RowId, data: &[u8], msg: &Message) -> Result<(), Drop> {
         let Body::Payloads(payloads) = &msg.body else {
             return Err(Drop::Malformed("encrypted AM2".into()));
         };
@@ -360,7 +354,7 @@ impl Engine {
     fn am3(
         &mut self,
         now: Instant,
-        i: usize,
+        i: RowId,
         local: SocketAddr,
         remote: SocketAddr,
         msg: &Message,

@@ -98,12 +98,13 @@ impl Engine {
     fn peer_deleted(&mut self, spi: u32, remote: SocketAddr) {
         let Some(k) = self
             .pairs
-            .iter()
-            .position(|p| p.info.outbound_spi == spi && p.info.peer == remote.ip())
+            .find(&PairKey::Outbound(spi), |p| p.info.peer == remote.ip())
         else {
             return;
         };
-        let p = self.pairs.remove(k);
+        let Some(p) = self.pairs.remove(k) else {
+            return;
+        };
         self.log(format!(
             "ISAKMP: received DELETE for SPI {spi:#010x} from {}\nIPSEC(delete_sa): deleting SA pair {:#010x}/{:#010x}",
             remote.ip(),
@@ -122,7 +123,7 @@ impl Engine {
         &mut self,
         now: Instant,
         from: (SocketAddr, SocketAddr),
-        i: usize,
+        i: RowId,
         n: Notification,
     ) {
         self.stats.notifies_received += 1;
@@ -172,19 +173,10 @@ impl Engine {
                     .ok()
                     .map(u32::from_be_bytes);
                 let (ci, cr) = (self.p1[i].cky_i, self.p1[i].cky_r);
-                let failed: Vec<usize> = (0..self.qm.len())
-                    .filter(|&k| {
-                        let q = &self.qm[k];
-                        q.cky_i == ci
-                            && q.cky_r == cr
-                            && q.initiator
-                            && q.state == QmState::SentQm1
-                            && spi.is_none_or(|s| s == q.spi_in)
-                    })
-                    .rev()
-                    .collect();
-                for k in failed {
-                    let q = self.qm.remove(k);
+                let failed = self.qm.remove_with(&QmKey::Isakmp(ci, cr), |q| {
+                    q.initiator && q.state == QmState::SentQm1 && spi.is_none_or(|s| s == q.spi_in)
+                });
+                for q in failed.into_iter().rev() {
                     self.hold_off(now, q.entry, q.proxy);
                 }
                 self.log(format!(

@@ -68,7 +68,7 @@ impl Engine {
             "ISAKMP:({conn_id}):beginning Main Mode exchange with {peer}"
         ));
         let (l, r) = (p.local, p.remote);
-        self.p1.push(p);
+        self.push_p1(p);
         self.send(l, r, data);
     }
 
@@ -112,12 +112,7 @@ impl Engine {
         data: &[u8],
         msg: &Message,
     ) -> Result<(), Drop> {
-        let half_open = self
-            .p1
-            .iter()
-            .filter(|p| !p.initiator && p.state != P1State::Established)
-            .count();
-        if half_open >= HALF_OPEN_LIMIT {
+        if self.half_open() >= HALF_OPEN_LIMIT {
             self.stats.half_open_limit += 1;
             return Ok(());
         }
@@ -195,7 +190,7 @@ impl Engine {
             "ISAKMP:(0):found peer pre-shared key matching {}\nISAKMP:({conn_id}):atts are acceptable. Next payload is 0\nISAKMP:({conn_id}):Old State = IKE_READY  New State = IKE_R_MM2",
             remote.ip()
         ));
-        self.p1.push(Phase1 {
+        self.push_p1(Phase1 {
             conn_id,
             initiator: false,
             local,
@@ -218,7 +213,7 @@ impl Engine {
         Ok(())
     }
 
-    fn mm2(&mut self, now: Instant, i: usize, data: &[u8], msg: &Message) -> Result<(), Drop> {
+    fn mm2(&mut self, now: Instant, i: RowId, data: &[u8], msg: &Message) -> Result<(), Drop> {
         let Body::Payloads(payloads) = &msg.body else {
             return Err(Drop::Malformed("encrypted MM2".into()));
         };
@@ -276,7 +271,7 @@ impl Engine {
     }
 
     /// KE and nonce of the peer: the shared secret, the keys, the IV.
-    pub(super) fn key_exchange(&mut self, i: usize, payloads: &[Payload]) -> Result<(), Drop> {
+    pub(super) fn key_exchange(&mut self, i: RowId, payloads: &[Payload]) -> Result<(), Drop> {
         let ke = payloads.iter().find_map(|p| match p {
             Payload::KeyExchange(v) => Some(v.clone()),
             _ => None,
@@ -339,7 +334,7 @@ impl Engine {
         Ok(())
     }
 
-    fn mm3(&mut self, now: Instant, i: usize, data: &[u8], msg: &Message) -> Result<(), Drop> {
+    fn mm3(&mut self, now: Instant, i: RowId, data: &[u8], msg: &Message) -> Result<(), Drop> {
         let Body::Payloads(payloads) = &msg.body else {
             return Err(Drop::Malformed("encrypted MM3".into()));
         };
@@ -367,7 +362,7 @@ impl Engine {
         Ok(())
     }
 
-    fn mm4(&mut self, now: Instant, i: usize, data: &[u8], msg: &Message) -> Result<(), Drop> {
+    fn mm4(&mut self, now: Instant, i: RowId, data: &[u8], msg: &Message) -> Result<(), Drop> {
         let Body::Payloads(payloads) = &msg.body else {
             return Err(Drop::Malformed("encrypted MM4".into()));
         };
@@ -404,15 +399,14 @@ impl Engine {
         // change, not when a new ISAKMP SA replaces one whose IPsec SAs
         // are still in use (the peer would delete them).
         let (local, peer, cookies) = (p.local.ip(), p.remote.ip(), (p.cky_i, p.cky_r));
-        let known = self.p1.iter().any(|q| {
+        let known = self.p1.with(&P1Key::Peer(peer)).any(|(_, q)| {
             q.state == P1State::Established
                 && q.local.ip() == local
-                && q.remote.ip() == peer
                 && (q.cky_i, q.cky_r) != cookies
         }) || self
             .pairs
-            .iter()
-            .any(|x| x.info.local == local && x.info.peer == peer);
+            .with(&PairKey::Peer(peer))
+            .any(|(_, x)| x.info.local == local);
         if !known {
             payloads.push(contact);
         }
@@ -437,7 +431,7 @@ impl Engine {
     /// Returns the peer's identity and whether it sent INITIAL-CONTACT.
     fn verify_peer_hash(
         &mut self,
-        i: usize,
+        i: RowId,
         msg: &Message,
     ) -> Result<(Identification, bool), Drop> {
         let p = &self.p1[i];
@@ -483,7 +477,7 @@ impl Engine {
     fn mm5(
         &mut self,
         now: Instant,
-        i: usize,
+        i: RowId,
         local: SocketAddr,
         remote: SocketAddr,
         data: &[u8],
@@ -505,14 +499,10 @@ impl Engine {
         if contact {
             self.initial_contact(now, i);
         }
-        let i = self
+        let p = self
             .p1
-            .iter()
-            .position(|p| {
-                p.cky_i == msg.header.initiator_cookie && p.cky_r == msg.header.responder_cookie
-            })
+            .get_mut(i)
             .ok_or(Drop::Unexpected("ISAKMP SA gone"))?;
-        let p = &mut self.p1[i];
         let my_id = Payload::Identification(phase1_id(p.local.ip()));
         let idir_b = body(&my_id);
         let t = p.transcript();
@@ -541,7 +531,7 @@ impl Engine {
         Ok(())
     }
 
-    fn mm6(&mut self, now: Instant, i: usize, msg: &Message) -> Result<(), Drop> {
+    fn mm6(&mut self, now: Instant, i: RowId, msg: &Message) -> Result<(), Drop> {
         let (id, _) = match self.verify_peer_hash(i, msg) {
             Ok(v) => v,
             Err(e) => {
@@ -556,9 +546,10 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn established(&mut self, now: Instant, i: usize, peer_id: &Identification) {
+    pub(super) fn established(&mut self, now: Instant, i: RowId, peer_id: &Identification) {
         self.stats.phase1_established += 1;
         let dpd = self.policy.dpd;
+        self.half_open_count -= usize::from(self.p1[i].is_half_open());
         let p = &mut self.p1[i];
         p.state = P1State::Established;
         p.established_at = Some(now);
@@ -596,26 +587,27 @@ impl Engine {
     /// Behind a NAT the peer is its address *and port*, as IOS has it
     /// ("bring down existing phase 1 and 2 SA's with local L remote R
     /// remote port P"): another peer behind the same NAT keeps its SAs.
-    pub(super) fn initial_contact(&mut self, now: Instant, keep: usize) {
+    pub(super) fn initial_contact(&mut self, now: Instant, keep: RowId) {
         let (local, remote) = (self.p1[keep].local.ip(), self.p1[keep].remote);
         let peer = remote.ip();
         let nat = self.p1[keep].nat_detected;
         let same = move |r: SocketAddr| r.ip() == peer && (!nat || r.port() == remote.port());
         let (ci, cr) = (self.p1[keep].cky_i, self.p1[keep].cky_r);
-        let stale: Vec<usize> = (0..self.p1.len())
-            .filter(|&k| {
-                let p = &self.p1[k];
+        let stale: Vec<RowId> = self
+            .p1
+            .with(&P1Key::Peer(peer))
+            .filter(|(_, p)| {
                 p.local.ip() == local && same(p.remote) && !(p.cky_i == ci && p.cky_r == cr)
             })
+            .map(|(k, _)| k)
             .rev()
             .collect();
         for k in stale {
             self.delete_isakmp(now, k, false);
         }
-        let (gone, kept): (Vec<Pair>, Vec<Pair>) = std::mem::take(&mut self.pairs)
-            .into_iter()
-            .partition(|p| same(p.remote) && p.info.local == local);
-        self.pairs = kept;
+        let gone = self.pairs.remove_with(&PairKey::Peer(peer), |p| {
+            same(p.remote) && p.info.local == local
+        });
         if !gone.is_empty() {
             self.log(format!(
                 "ISAKMP: INITIAL-CONTACT from {peer}: deleting {} old SA pair(s)",
@@ -635,7 +627,7 @@ impl Engine {
     pub(super) fn phase1_refused(
         &mut self,
         now: Instant,
-        i: usize,
+        i: RowId,
         t: NotifyType,
     ) -> Result<(), Drop> {
         self.stats.notifies_received += 1;

@@ -26,7 +26,7 @@ impl Engine {
     pub(super) fn start_quick_mode(
         &mut self,
         now: Instant,
-        i: usize,
+        i: RowId,
         entry: usize,
         proxy: TrafficSelector,
     ) {
@@ -41,7 +41,7 @@ impl Engine {
         let spi_in = self.alloc_spi();
         let msg_id = loop {
             let id = u32::from_be_bytes(random());
-            if id != 0 && !self.qm.iter().any(|q| q.msg_id == id) {
+            if id != 0 && self.qm.with(&QmKey::MsgId(id)).next().is_none() {
                 break id;
             }
         };
@@ -134,11 +134,8 @@ impl Engine {
         if h.message_id == 0 {
             return Err(Drop::Malformed("Quick Mode with Message ID 0".into()));
         }
-        let Some(k) = self.qm.iter().position(|q| {
-            q.cky_i == h.initiator_cookie
-                && q.cky_r == h.responder_cookie
-                && q.msg_id == h.message_id
-        }) else {
+        let exchange = QmKey::Exchange(h.initiator_cookie, h.responder_cookie, h.message_id);
+        let Some(k) = self.qm.find(&exchange, |_| true) else {
             return self.qm1(now, Arrival { i, local, remote }, data, msg);
         };
         if self.qm[k].answered.as_slice() == data {
@@ -306,7 +303,7 @@ impl Engine {
             choice.enc.ios_name(),
             choice.auth.ios_name(),
         ));
-        self.qm.push(QuickMode {
+        let k = self.qm.push(QuickMode {
             cky_i: msg.header.initiator_cookie,
             cky_r: msg.header.responder_cookie,
             msg_id,
@@ -332,7 +329,6 @@ impl Engine {
         // peer's new port, which QM1 (replayable) does not move us to but
         // QM3 will.
         self.send(at.local, at.remote, out);
-        let k = self.qm.len() - 1;
         self.preinstall_inbound(i, k);
         Ok(())
     }
@@ -341,7 +337,7 @@ impl Engine {
         &mut self,
         now: Instant,
         at: Arrival,
-        k: usize,
+        k: RowId,
         data: &[u8],
         msg: &Message,
     ) -> Result<(), Drop> {
@@ -448,7 +444,7 @@ impl Engine {
         Ok(())
     }
 
-    fn qm3(&mut self, now: Instant, at: Arrival, k: usize, msg: &Message) -> Result<(), Drop> {
+    fn qm3(&mut self, now: Instant, at: Arrival, k: RowId, msg: &Message) -> Result<(), Drop> {
         let i = at.i;
         let p = &self.p1[i];
         let q = &self.qm[k];
@@ -473,8 +469,10 @@ impl Engine {
         Ok(())
     }
 
-    fn fail_qm(&mut self, now: Instant, k: usize, why: &str) {
-        let q = self.qm.remove(k);
+    fn fail_qm(&mut self, now: Instant, k: RowId, why: &str) {
+        let Some(q) = self.qm.remove(k) else {
+            return;
+        };
         self.hold_off(now, q.entry, q.proxy);
         self.log(format!("ISAKMP: Quick Mode {:#x} failed: {why}", q.msg_id));
     }
@@ -484,7 +482,7 @@ impl Engine {
     fn send_qm_notify(
         &mut self,
         now: Instant,
-        i: usize,
+        i: RowId,
         sa: &crate::ike::wire::ikev1::SecurityAssociation,
         t: NotifyType,
     ) {
@@ -504,7 +502,7 @@ impl Engine {
     }
 
     /// The pair's SA parameters, keys derived (RFC 2409 §5.5 KEYMAT).
-    fn pair_params(&self, i: usize, k: usize) -> Option<(SaParams, SaParams, PairInfo)> {
+    fn pair_params(&self, i: RowId, k: RowId) -> Option<(SaParams, SaParams, PairInfo)> {
         let p = &self.p1[i];
         let q = &self.qm[k];
         let (Some(choice), Some(keys)) = (q.choice, p.keys.as_ref()) else {
@@ -595,7 +593,7 @@ impl Engine {
     /// Responder, on sending QM2: the inbound SA goes in now, so the
     /// initiator's first packet after QM3 (sent on the new SA at once)
     /// never meets a missing SA, which keeps rekeys lossless.
-    fn preinstall_inbound(&mut self, i: usize, k: usize) {
+    fn preinstall_inbound(&mut self, i: RowId, k: RowId) {
         if let Some((inbound, _, _)) = self.pair_params(i, k) {
             self.out
                 .push_back(Output::InstallInbound(Box::new(inbound)));
@@ -603,7 +601,7 @@ impl Engine {
     }
 
     /// Derives the pair's keys and hands it to the driver.
-    fn install(&mut self, now: Instant, i: usize, k: usize) {
+    fn install(&mut self, now: Instant, i: RowId, k: RowId) {
         let Some((inbound, outbound, info)) = self.pair_params(i, k) else {
             return;
         };
@@ -617,10 +615,11 @@ impl Engine {
         // By the peer's address, not its port: a static peer whose NAT
         // mapping changed must not rekey its old pair too (a dynamic
         // entry's old pair from another endpoint is deleted just below).
-        for old in self.pairs.iter_mut().filter(|x| {
-            x.info.tag == info.tag && x.info.proxy == info.proxy && x.info.peer == info.peer
-        }) {
-            old.superseded = true;
+        for old in self.pairs.ids_with(&PairKey::Proxy(info.tag, info.proxy)) {
+            let x = &mut self.pairs[old];
+            if x.info.peer == info.peer {
+                x.superseded = true;
+            }
         }
         self.stats.phase2_established += 1;
         self.log(format!(
@@ -673,14 +672,9 @@ impl Engine {
         local: IpAddr,
         remote: SocketAddr,
     ) {
-        let (stale, kept): (Vec<Pair>, Vec<Pair>) =
-            std::mem::take(&mut self.pairs).into_iter().partition(|x| {
-                x.info.tag == tag
-                    && x.info.proxy == proxy
-                    && x.info.local == local
-                    && x.remote != remote
-            });
-        self.pairs = kept;
+        let stale = self.pairs.remove_with(&PairKey::Proxy(tag, proxy), |x| {
+            x.info.local == local && x.remote != remote
+        });
         let mut endpoints: Vec<SocketAddr> = Vec::new();
         for x in stale {
             self.stats.stale_pairs_replaced += 1;
@@ -704,16 +698,17 @@ impl Engine {
         for r in endpoints {
             if self
                 .pairs
-                .iter()
-                .any(|x| x.remote == r && x.info.local == local)
+                .with(&PairKey::Peer(r.ip()))
+                .any(|(_, x)| x.remote == r && x.info.local == local)
             {
                 continue;
             }
-            let mut k = self.p1.len();
-            while k > 0 {
-                k -= 1;
-                let p = &self.p1[k];
-                if p.remote == r && p.local.ip() == local {
+            for k in self.p1.ids_with(&P1Key::Peer(r.ip())).into_iter().rev() {
+                if self
+                    .p1
+                    .get(k)
+                    .is_some_and(|p| p.remote == r && p.local.ip() == local)
+                {
                     self.delete_isakmp(now, k, false);
                 }
             }
@@ -725,7 +720,7 @@ impl Engine {
 /// endpoints (a NAT may have moved the peer's port).
 #[derive(Clone, Copy)]
 struct Arrival {
-    i: usize,
+    i: RowId,
     local: SocketAddr,
     remote: SocketAddr,
 }
