@@ -35,6 +35,7 @@ pub use crate::ikev1::engine::{Output, PairInfo};
 mod auth;
 mod child;
 mod exchange;
+mod index;
 mod info;
 mod init;
 mod rekey;
@@ -299,6 +300,8 @@ pub struct Engine {
     /// SAs in `State::HalfOpen` ([`Engine::half_open`]).
     half_open_count: usize,
     spis: SpiAllocator,
+    /// The SAs by peer, SPI and proxy.
+    index: index::SaIndex,
 }
 
 /// NAT_DETECTION_*_IP data = SHA-1(SPIi | SPIr | IP | Port) (§2.23).
@@ -336,6 +339,7 @@ impl Engine {
             next_tunnel_id: 1,
             half_open_count: 0,
             spis: SpiAllocator::new(SpiSpace::Ikev2),
+            index: index::SaIndex::default(),
         }
     }
 
@@ -505,7 +509,8 @@ impl Engine {
         let Some(&peer) = e.peers.first() else {
             return;
         };
-        let busy = self.sas.values().any(|s| {
+        let with_peer = self.sas_with(peer);
+        let busy = with_peer.iter().filter_map(|k| self.sas.get(k)).any(|s| {
             s.remote.ip() == peer
                 && (s.pending.as_ref().is_some_and(|p| p.entry == entry)
                     || s.creating.as_ref().is_some_and(|c| c.entry == entry)
@@ -518,11 +523,14 @@ impl Engine {
             return;
         }
         // An IKE SA with the peer is up: a new CHILD_SA on it.
-        if let Some(k) = self
-            .sas
+        if let Some(k) = with_peer
             .iter()
-            .find(|(_, s)| s.usable() && s.remote.ip() == peer)
-            .map(|(k, _)| *k)
+            .find(|k| {
+                self.sas
+                    .get(*k)
+                    .is_some_and(|s| s.usable() && s.remote.ip() == peer)
+            })
+            .copied()
         {
             self.request(
                 now,
@@ -592,10 +600,66 @@ impl Engine {
 
     /// The IKE SA of the CHILD_SA whose SA in `direction` has `spi`.
     fn sa_of_child(&self, direction: Direction, spi: u32) -> Option<[u8; 8]> {
-        self.sas
+        let found = self
+            .index
+            .homes_of(direction, spi)
+            .into_iter()
+            .map(|(_, k)| k)
+            .find(|k| {
+                self.sas
+                    .get(k)
+                    .is_some_and(|s| s.children.iter().any(|c| c.info.spi(direction) == spi))
+            });
+        debug_assert!(
+            found.is_some()
+                || !self
+                    .sas
+                    .values()
+                    .any(|s| s.children.iter().any(|c| c.info.spi(direction) == spi)),
+            "the index lost a CHILD_SA"
+        );
+        found
+    }
+
+    /// Tests: the index holds exactly the SAs and CHILD_SAs there are.
+    #[cfg(test)]
+    pub(crate) fn check_index(&self) {
+        let (mut children, mut sas) = (self.index.dump_children(), self.index.dump_sas());
+        let mut want_children: Vec<(u32, [u8; 8])> = self
+            .sas
             .iter()
-            .find(|(_, s)| s.children.iter().any(|c| c.info.spi(direction) == spi))
-            .map(|(k, _)| *k)
+            .flat_map(|(k, s)| s.children.iter().map(move |c| (c.info.inbound_spi, *k)))
+            .collect();
+        let mut want_sas: Vec<(IpAddr, [u8; 8])> =
+            self.sas.iter().map(|(k, s)| (s.remote.ip(), *k)).collect();
+        for v in [&mut children, &mut want_children] {
+            v.sort_unstable();
+        }
+        sas.sort_unstable();
+        want_sas.sort_unstable();
+        assert_eq!(children, want_children, "CHILD_SAs indexed");
+        assert_eq!(sas, want_sas, "IKE SAs indexed by peer");
+    }
+
+    /// Adds an IKE SA (every one goes in through here).
+    fn insert_sa(&mut self, k: [u8; 8], s: IkeSa) {
+        let peer = s.remote.ip();
+        if let Some(old) = self.sas.insert(k, s) {
+            // Our SPIs are random and checked, so not expected.
+            self.index.sa_removed(old.remote.ip(), k);
+        }
+        self.index.sa_added(peer, k);
+    }
+
+    /// The IKE SAs with `peer`'s address.
+    fn sas_with(&self, peer: IpAddr) -> Vec<[u8; 8]> {
+        let found = self.index.sas_of(peer);
+        debug_assert_eq!(
+            found.iter().filter(|k| self.sas.contains_key(*k)).count(),
+            self.sas.values().filter(|s| s.remote.ip() == peer).count(),
+            "the index lost an IKE SA"
+        );
+        found
     }
 
     /// The driver could not install the CHILD_SA with inbound SPI
@@ -632,16 +696,19 @@ impl Engine {
         if peers.is_empty() {
             return;
         }
-        let policy = &self.policy;
-        for s in self
-            .sas
-            .values_mut()
-            .filter(|s| s.state == State::Established && peers.contains(&s.remote.ip()))
-        {
-            if policy.dpd_of(s.profile).is_none_or(|d| d.periodic) {
-                continue;
+        for &peer in peers {
+            for k in self.sas_with(peer) {
+                let policy = &self.policy;
+                let Some(s) = self.sas.get_mut(&k) else {
+                    continue;
+                };
+                if s.state != State::Established
+                    || policy.dpd_of(s.profile).is_none_or(|d| d.periodic)
+                {
+                    continue;
+                }
+                s.last_heard = s.last_heard.max(now);
             }
-            s.last_heard = s.last_heard.max(now);
         }
     }
 
@@ -651,11 +718,10 @@ impl Engine {
     /// it anew (RFC 7296 §2.23: any packet whose integrity protection
     /// validates); follow it as for an IKE message.
     pub fn esp_from_port(&mut self, inbound_spi: u32, port: u16) {
-        let found = self.sas.iter().find_map(|(k, s)| {
-            (s.state == State::Established
-                && s.children.iter().any(|c| c.info.inbound_spi == inbound_spi))
-            .then_some((*k, s.local, s.remote))
-        });
+        let found = self
+            .sa_of_child(Direction::Inbound, inbound_spi)
+            .and_then(|k| Some((k, self.sas.get(&k)?)))
+            .and_then(|(k, s)| (s.state == State::Established).then_some((k, s.local, s.remote)));
         let Some((k, local, remote)) = found else {
             return;
         };
@@ -780,14 +846,17 @@ impl Engine {
     /// The SAs that IKE SA `k` replaced and that still wait for the
     /// peer's Delete: a dead peer never sends it, and they would stay
     /// READY in `show` until they retire.
+    /// They are with the same peer: a rekey keeps the address.
     fn remove_predecessors(&mut self, k: [u8; 8]) {
+        let Some(peer) = self.sas.get(&k).map(|s| s.remote.ip()) else {
+            return;
+        };
         let mut next = vec![k];
         while let Some(n) = next.pop() {
             let old: Vec<[u8; 8]> = self
-                .sas
-                .iter()
-                .filter(|(_, s)| s.successor == Some(n))
-                .map(|(o, _)| *o)
+                .sas_with(peer)
+                .into_iter()
+                .filter(|o| self.sas.get(o).is_some_and(|s| s.successor == Some(n)))
                 .collect();
             for o in old {
                 self.remove_sa(o);
@@ -832,6 +901,7 @@ impl Engine {
         let Some(s) = self.sas.remove(&k) else {
             return;
         };
+        self.index.sa_removed(s.remote.ip(), k);
         if s.state == State::HalfOpen {
             self.half_open_count -= 1;
         }
@@ -842,6 +912,7 @@ impl Engine {
             }
         }
         for c in s.children {
+            self.index.child_removed(c.info.inbound_spi);
             self.out.push_back(Output::Delete {
                 inbound_spi: c.info.inbound_spi,
                 outbound_spi: c.info.outbound_spi,

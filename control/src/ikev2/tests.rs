@@ -257,6 +257,8 @@ impl Net {
                 }
             }
             if !moved {
+                self.a.check_index();
+                self.b.check_index();
                 return;
             }
         }

@@ -157,10 +157,11 @@ impl Engine {
         let id = PayloadBody::IdInitiator(local_id.clone());
         let signed = kdf::auth_signed_octets(s.prf(), &s.init_i, &s.nr, &keys.sk_pi, &id_body(&id));
         let auth = kdf::psk_auth(s.prf(), peer.local_key.expose(), &signed);
-        let first_contact = !self
-            .sas
-            .values()
-            .any(|o| o.state == State::Established && o.remote.ip() == s.remote.ip());
+        let first_contact = !self.sas_with(s.remote.ip()).iter().any(|o| {
+            self.sas
+                .get(o)
+                .is_some_and(|o| o.state == State::Established && o.remote.ip() == s.remote.ip())
+        });
         let mut payloads: Vec<Payload> = vec![id.into()];
         if first_contact {
             payloads.push(
@@ -212,8 +213,13 @@ impl Engine {
             return;
         };
         // The initiator moves to port 4500 when it detected a NAT.
+        let before = s.remote.ip();
         s.local = local;
         s.remote = remote;
+        if before != remote.ip() {
+            self.index.sa_removed(before, k);
+            self.index.sa_added(remote.ip(), k);
+        }
         let (Some(id @ PayloadBody::IdInitiator(idi)), Some(auth)) = (a.id, a.auth) else {
             self.stats.malformed += 1;
             self.auth_failed(k, "no IDi or AUTH");
@@ -282,17 +288,18 @@ impl Engine {
         ));
         if find_notify(payloads, NotifyType::INITIAL_CONTACT).is_some() {
             let old: Vec<[u8; 8]> = self
-                .sas
-                .iter()
+                .sas_with(remote.ip())
+                .into_iter()
                 // RFC 7296 §2.4: the peer's *identity* starts over; other
                 // peers behind the same address (a NAT) keep their SAs.
-                .filter(|(o, x)| {
-                    **o != k
-                        && x.state == State::Established
-                        && x.remote.ip() == remote.ip()
-                        && x.remote_id.as_ref() == Some(idi)
+                .filter(|o| {
+                    *o != k
+                        && self.sas.get(o).is_some_and(|x| {
+                            x.state == State::Established
+                                && x.remote.ip() == remote.ip()
+                                && x.remote_id.as_ref() == Some(idi)
+                        })
                 })
-                .map(|(o, _)| *o)
                 .collect();
             for o in old {
                 self.stats.initial_contact_deletes += 1;
@@ -440,6 +447,7 @@ impl Engine {
             inbound_spi: inbound.spi,
             outbound_spi: outbound.spi,
         };
+        self.index.child_added(&info, k);
         s.children.push(Child {
             info,
             rekeying: false,
@@ -485,18 +493,33 @@ impl Engine {
         remote: SocketAddr,
     ) {
         let mut gone: Vec<(SocketAddr, PairInfo)> = Vec::new();
-        for (o, s) in self.sas.iter_mut() {
-            if *o == k || s.remote == remote || s.local.ip() != local {
+        for (spi_in, o) in self.index.with_proxy(tag, proxy) {
+            let Some(s) = self.sas.get_mut(&o) else {
+                continue;
+            };
+            if o == k || s.remote == remote || s.local.ip() != local {
                 continue;
             }
-            s.children.retain(|c| {
-                let stale = c.info.tag == tag && c.info.proxy == proxy;
-                if stale {
-                    gone.push((s.remote, c.info.clone()));
-                }
-                !stale
-            });
+            let Some(i) = s.children.iter().position(|c| {
+                c.info.inbound_spi == spi_in && c.info.tag == tag && c.info.proxy == proxy
+            }) else {
+                continue;
+            };
+            let c = s.children.remove(i);
+            gone.push((s.remote, c.info));
         }
+        for (_, info) in &gone {
+            self.index.child_removed(info.inbound_spi);
+        }
+        debug_assert!(
+            !self.sas.iter().any(|(o, s)| *o != k
+                && s.remote != remote
+                && s.local.ip() == local
+                && s.children
+                    .iter()
+                    .any(|c| c.info.tag == tag && c.info.proxy == proxy)),
+            "the index lost a stale CHILD_SA"
+        );
         let endpoints: Vec<SocketAddr> = gone.iter().map(|(at, _)| *at).collect();
         for (from, info) in gone {
             self.stats.stale_pairs_replaced += 1;
@@ -519,25 +542,31 @@ impl Engine {
         // emptied by an earlier replacement while other pairs were still
         // held there; other proxies of the peer there keep theirs, and IKE
         // SAs still negotiating (or creating a CHILD_SA) are not touched.
-        let held = |at: &SocketAddr| {
-            self.sas
-                .values()
-                .any(|s| s.remote == *at && s.local.ip() == local && !s.children.is_empty())
+        let at_endpoint = |at: &SocketAddr| {
+            self.sas_with(at.ip())
+                .into_iter()
+                .filter_map(|o| Some((o, self.sas.get(&o)?)))
+                .filter(|(_, s)| s.remote == *at && s.local.ip() == local)
+                .collect::<Vec<_>>()
         };
-        let stale: Vec<[u8; 8]> = self
-            .sas
-            .iter()
-            .filter(|(_, s)| {
-                endpoints.contains(&s.remote)
-                    && s.local.ip() == local
-                    && s.state == State::Established
-                    && s.children.is_empty()
-                    && s.pending.is_none()
-                    && s.creating.is_none()
-                    && !held(&s.remote)
-            })
-            .map(|(o, _)| *o)
-            .collect();
+        let mut endpoints = endpoints;
+        endpoints.sort_unstable();
+        endpoints.dedup();
+        let mut stale: Vec<[u8; 8]> = Vec::new();
+        for at in &endpoints {
+            let there = at_endpoint(at);
+            if there.iter().any(|(_, s)| !s.children.is_empty()) {
+                continue;
+            }
+            stale.extend(
+                there
+                    .iter()
+                    .filter(|(_, s)| {
+                        s.state == State::Established && s.pending.is_none() && s.creating.is_none()
+                    })
+                    .map(|(o, _)| *o),
+            );
+        }
         for o in stale {
             self.remove_sa(o);
         }

@@ -63,6 +63,7 @@ impl Engine {
                     .position(|c| c.info.outbound_spi == out_spi)
                 {
                     let c = s.children.remove(i);
+                    self.index.child_removed(c.info.inbound_spi);
                     reply_spis.push(c.info.inbound_spi);
                     self.out.push_back(Output::Delete {
                         inbound_spi: c.info.inbound_spi,
@@ -126,6 +127,7 @@ impl Engine {
             return;
         };
         let c = s.children.remove(i);
+        self.index.child_removed(c.info.inbound_spi);
         self.out.push_back(Output::Delete {
             inbound_spi: c.info.inbound_spi,
             outbound_spi: c.info.outbound_spi,
@@ -144,6 +146,7 @@ impl Engine {
             return;
         }
         for c in std::mem::take(&mut s.children) {
+            self.index.child_removed(c.info.inbound_spi);
             self.out.push_back(Output::Delete {
                 inbound_spi: c.info.inbound_spi,
                 outbound_spi: c.info.outbound_spi,

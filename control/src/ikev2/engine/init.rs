@@ -79,7 +79,7 @@ impl Engine {
                 now,
             )
         };
-        self.sas.insert(spi_i, s);
+        self.insert_sa(spi_i, s);
         self.log(format!(
             "IKEv2:(SESSION ID = 0):Initiating IKE_SA_INIT to {remote}, group {}",
             group.id()
@@ -307,7 +307,7 @@ impl Engine {
                 now,
             )
         };
-        self.sas.insert(spi_r, s);
+        self.insert_sa(spi_r, s);
         self.half_open_count += 1;
         self.by_peer_spi.insert((remote, spi_i), spi_r);
         self.send(local, remote, resp);

@@ -572,7 +572,7 @@ impl Engine {
             )
         };
         self.tunnel_id();
-        self.sas.insert(ours, s);
+        self.insert_sa(ours, s);
         self.stats.ike_rekeyed += 1;
         self.arm_established(now, ours);
         if let Some(s) = self.sas.get_mut(&ours) {
@@ -607,6 +607,9 @@ impl Engine {
             return;
         };
         let children = std::mem::take(&mut f.children);
+        for c in &children {
+            self.index.child_moved(c.info.inbound_spi, to);
+        }
         if let Some(t) = self.sas.get_mut(&to) {
             t.children.extend(children);
         }
