@@ -2,6 +2,7 @@
 //! (`wire`) and the key-exchange and key-derivation primitives (`crypto`).
 
 pub mod crypto;
+pub mod lifetime;
 pub mod packet_log;
 pub mod spi;
 pub mod table;

@@ -29,6 +29,7 @@ use zeroize::Zeroizing;
 use crate::config::ike::IkeHash;
 use crate::ike::crypto::v1::{self as kdf, KeymatInput, Phase1Keys, Phase1Transcript};
 use crate::ike::crypto::{random, random_vec, DhGroup, DhPrivate, Prf};
+use crate::ike::lifetime;
 use crate::ike::spi::{SpiAllocator, SpiSpace};
 use crate::ike::table::{Keyed, RowId, Table};
 use crate::ike::wire::chain::Walker;

@@ -329,6 +329,11 @@ fn main_mode_and_quick_mode_install_mirrored_pairs() {
     assert_eq!(inb.lifetime.hard_seconds, Some(3600));
     assert_eq!(inb.lifetime.hard_kilobytes, Some(4_608_000));
     assert!(inb.lifetime.soft_seconds < inb.lifetime.hard_seconds);
+    // The initiator rekeys at 85-90% of the lifetime (spread), the
+    // responder at 95%.
+    let initiator_soft = inb.lifetime.soft_seconds.unwrap_or(0);
+    assert!((3060..=3240).contains(&initiator_soft), "{initiator_soft}");
+    assert_eq!(net.seen_b.installs[0].2.lifetime.soft_seconds, Some(3420));
     // Main Mode took six messages, Quick Mode three.
     assert_eq!(net.sent, 9);
     for (e, initiator) in [(&net.a, true), (&net.b, false)] {

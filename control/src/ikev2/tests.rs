@@ -354,6 +354,12 @@ fn ike_sa_init_and_ike_auth_install_mirrored_child_sas() {
     assert_eq!(inb.udp_encap, None);
     assert_eq!(inb.replay_window, 64);
     assert!(inb.lifetime.soft_seconds < inb.lifetime.hard_seconds);
+    assert_eq!(inb.lifetime.hard_seconds, Some(3600));
+    // The initiator rekeys at 85-90% of the lifetime (spread), the
+    // responder at 95%.
+    let initiator_soft = inb.lifetime.soft_seconds.unwrap_or(0);
+    assert!((3060..=3240).contains(&initiator_soft), "{initiator_soft}");
+    assert_eq!(net.seen_b.installs[0].2.lifetime.soft_seconds, Some(3420));
     // IKE_SA_INIT and IKE_AUTH: four messages.
     assert_eq!(net.sent, 4);
     assert_eq!(net.seen_b.preinstalled, vec![net.seen_b.installs[0].2.spi]);

@@ -539,19 +539,16 @@ impl Engine {
             dataplane::api::EspMode::Transport
         };
         // The initiator rekeys first, the responder only if the initiator
-        // did not: seconds at 90% / 95%, kilobytes at 80% / 90% (volume
-        // is checked once a second by the dataplane, so it needs the wider
-        // margin to rekey before the hard limit at high rates).
+        // did not: seconds at 85-90% (spread, `ike::lifetime`) / 95%,
+        // kilobytes at 80% / 90% (volume is checked once a second by the
+        // dataplane, so it needs the wider margin to rekey before the hard
+        // limit at high rates).
         let lifetime = {
             let secs = choice.lifetime.seconds;
             let kb = choice.lifetime.kilobytes;
-            let (s_num, s_den, k_num, k_den) = if q.initiator {
-                (9, 10, 8, 10)
-            } else {
-                (19, 20, 9, 10)
-            };
+            let (k_num, k_den) = if q.initiator { (8, 10) } else { (9, 10) };
             Lifetime {
-                soft_seconds: Some((secs / s_den * s_num).max(1)),
+                soft_seconds: Some(lifetime::soft_seconds(secs, q.initiator)),
                 hard_seconds: Some(secs),
                 soft_kilobytes: Some((kb / k_den * k_num).max(1)),
                 hard_kilobytes: Some(kb),

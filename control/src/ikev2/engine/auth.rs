@@ -75,9 +75,8 @@ pub(super) fn pair_params(
     };
     let secs = e.lifetime.seconds;
     let kb = e.lifetime.kilobytes;
-    let (s_num, s_den) = if s.initiator { (9, 10) } else { (19, 20) };
     let lifetime = Lifetime {
-        soft_seconds: Some((secs / s_den * s_num).max(1)),
+        soft_seconds: Some(crate::ike::lifetime::soft_seconds(secs, s.initiator)),
         hard_seconds: Some(secs),
         soft_kilobytes: Some((kb / 10 * 8).max(1)),
         hard_kilobytes: Some(kb),
