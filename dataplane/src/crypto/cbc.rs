@@ -25,6 +25,7 @@ use openssl::cipher_ctx::{CipherCtx, CipherCtxRef};
 use openssl::lib_ctx::LibCtx;
 use openssl::provider::Provider;
 
+use super::aes_lanes::{self, EncKeys};
 use super::{CryptoError, EncAlg};
 
 /// Packets interleaved by [`encrypt_multi`]; AES-NI pipelines 8 blocks.
@@ -62,6 +63,13 @@ pub(crate) trait CbcCipher: Send + Sync + Sized + 'static {
     /// which is left holding the packet's last ciphertext block. The default
     /// is one packet after another; ciphers whose block function pipelines
     /// override it with [`encrypt_interleaved`].
+    /// CBC-encrypts `lanes[i]` under `ciphers[i]`, packets of different
+    /// SAs side by side; `false`, having done nothing, where the cipher
+    /// cannot (the caller encrypts them one at a time).
+    fn cbc_encrypt_lanes_keyed(_ciphers: &[&Self], _lanes: &mut [Lane<'_>]) -> bool {
+        false
+    }
+
     fn cbc_encrypt_lanes(&self, lanes: &mut [Lane<'_>]) {
         let b = Self::BLOCK;
         for lane in lanes {
@@ -79,19 +87,32 @@ pub(crate) trait CbcCipher: Send + Sync + Sized + 'static {
 macro_rules! rustcrypto_cbc {
     ($(#[$m:meta])* $name:ident, $inner:ty, $alg:expr) => {
         $(#[$m])*
-        pub(crate) struct $name($inner);
+        /// Also its round keys for the lanes across SAs.
+        pub(crate) struct $name($inner, EncKeys);
 
         impl CbcCipher for $name {
             const ALG: EncAlg = $alg;
             const BLOCK: usize = <$inner as BlockSizeUser>::BlockSize::USIZE;
 
             fn with_key(key: &[u8]) -> Result<Self, CryptoError> {
-                <$inner as KeyInit>::new_from_slice(key)
-                    .map(Self)
-                    .map_err(|_| CryptoError::BadKeyLength {
-                        got: key.len(),
-                        expected: $alg.key_len(),
-                    })
+                let bad = || CryptoError::BadKeyLength {
+                    got: key.len(),
+                    expected: $alg.key_len(),
+                };
+                let inner = <$inner as KeyInit>::new_from_slice(key).map_err(|_| bad())?;
+                Ok(Self(inner, EncKeys::new(key).ok_or_else(bad)?))
+            }
+
+            fn cbc_encrypt_lanes_keyed(ciphers: &[&Self], lanes: &mut [Lane<'_>]) -> bool {
+                let Some(first) = ciphers.first() else {
+                    return lanes.is_empty();
+                };
+                if ciphers.len() != lanes.len() || lanes.len() > LANES {
+                    return false;
+                }
+                let keys: [&EncKeys; LANES] =
+                    std::array::from_fn(|i| &ciphers.get(i).unwrap_or(first).1);
+                aes_lanes::encrypt_lanes(&keys[..lanes.len()], lanes)
             }
 
             #[inline]

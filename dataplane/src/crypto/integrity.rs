@@ -56,9 +56,15 @@ pub(crate) trait Integrity: Send + Sync + Sized + 'static {
     }
 
     /// The ICVs of several inputs at once (their first `ICV_LEN` bytes
-    /// into `out`), where the backend hashes packets side by side; `false`
-    /// when it does not, and the caller computes one input at a time.
-    fn compute_many(&self, _inputs: &[MacInput<'_>], _out: &mut [[u8; MAX_ICV]]) -> bool {
+    /// into `out`), each under its own key, `macs[i]` for `inputs[i]` (one
+    /// SA's packets, or different SAs'), where the backend hashes packets
+    /// side by side; `false` when it does not, and the caller computes
+    /// one input at a time.
+    fn compute_many_keyed(
+        _macs: &[&Self],
+        _inputs: &[MacInput<'_>],
+        _out: &mut [[u8; MAX_ICV]],
+    ) -> bool {
         false
     }
 }
@@ -87,10 +93,29 @@ impl Integrity for MbHmacSha1_96 {
         self.one.compute(data, trailer, icv);
     }
 
-    fn compute_many(&self, inputs: &[MacInput<'_>], out: &mut [[u8; MAX_ICV]]) -> bool {
-        // A pass costs the longest packet's blocks on all sixteen lanes,
-        // about 4.8 SHA-NI blocks per block here (193 against 40 ns): the
-        // lanes win only when the packets hold more blocks than that.
+    fn compute_many_keyed(
+        macs: &[&Self],
+        inputs: &[MacInput<'_>],
+        out: &mut [[u8; MAX_ICV]],
+    ) -> bool {
+        let Some(first) = macs.first() else {
+            return inputs.is_empty();
+        };
+        if macs.len() != inputs.len() || inputs.len() > MB_LANES {
+            return false;
+        }
+        let keys: [&KeyedSha1; MB_LANES] =
+            std::array::from_fn(|i| &macs.get(i).unwrap_or(first).many);
+        Self::lanes(&keys[..inputs.len()], inputs, out)
+    }
+}
+
+impl MbHmacSha1_96 {
+    /// The 16-lane pass when it pays: `keys[i]` for `inputs[i]`. A pass
+    /// costs the longest packet's blocks on all sixteen lanes, about 4.8
+    /// SHA-NI blocks per block here (193 against 40 ns): the lanes win only
+    /// when the packets hold more blocks than that.
+    fn lanes(keys: &[&KeyedSha1], inputs: &[MacInput<'_>], out: &mut [[u8; MAX_ICV]]) -> bool {
         if inputs.is_empty() {
             return true;
         }
@@ -101,7 +126,7 @@ impl Integrity for MbHmacSha1_96 {
             return false;
         }
         let mut full = [[0u8; 20]; MB_LANES];
-        if self.many.macs(inputs, &mut full[..inputs.len()]).is_none() {
+        if KeyedSha1::macs_keyed(keys, inputs, &mut full[..inputs.len()]).is_none() {
             return false;
         }
         for (o, f) in out.iter_mut().zip(&full[..inputs.len()]) {

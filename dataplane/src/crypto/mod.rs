@@ -14,6 +14,7 @@
 //! AES-GCM key schedule and the pre-keyed RustCrypto HMAC states (SHA-1,
 //! SHA-256) offer no zeroization and are freed without wiping.
 
+mod aes_lanes;
 mod cbc;
 mod gcm;
 mod integrity;
@@ -23,6 +24,8 @@ mod suite;
 
 pub use ivgen::IvGenerator;
 pub use suite::new_suite;
+
+use std::any::Any;
 
 use thiserror::Error;
 
@@ -305,7 +308,9 @@ pub struct OpenJob<'a> {
 ///
 /// Implementations are immutable after construction (keys, key schedules),
 /// so one suite is shared by every worker handling the SA.
-pub trait EspSuite: Send + Sync {
+/// `Any` so that [`EspSuite::seal_across`] can reach the state of other
+/// SAs' suites of its own type.
+pub trait EspSuite: Any + Send + Sync {
     fn enc_alg(&self) -> EncAlg;
     fn auth_alg(&self) -> AuthAlg;
     /// Whether the high sequence bits enter the ICV (RFC 4303 §2.2.1).
@@ -354,6 +359,39 @@ pub trait EspSuite: Send + Sync {
             job.result = self.open(job.esp, job.seq_hi);
         }
     }
+
+    /// Whether [`EspSuite::seal_across`] and [`EspSuite::open_across`]
+    /// take packets of different SAs side by side (a key per lane), so
+    /// that a batch whose packets each have an SA of their own (a hub's
+    /// traffic) is worth handing over together.
+    fn lanes_across(&self) -> bool {
+        false
+    }
+
+    /// Seals `jobs[i]` with `suites[i]`: packets of different SAs whose
+    /// suites are all of this one's concrete type (callers check). The
+    /// default seals one after another.
+    fn seal_across(&self, suites: &[&dyn EspSuite], jobs: &mut [SealJob<'_>]) {
+        for (s, job) in suites.iter().zip(jobs.iter_mut()) {
+            s.seal_batch(std::slice::from_mut(job));
+        }
+    }
+
+    /// Opens `jobs[i]` with `suites[i]`, as [`EspSuite::seal_across`]
+    /// seals; each ICV still checked before any of its packet is
+    /// decrypted.
+    fn open_across(&self, suites: &[&dyn EspSuite], jobs: &mut [OpenJob<'_>]) {
+        for (s, job) in suites.iter().zip(jobs.iter_mut()) {
+            s.open_batch(std::slice::from_mut(job));
+        }
+    }
+}
+
+/// Whether two suites are of one concrete type: what
+/// [`EspSuite::seal_across`] takes together.
+pub fn same_suite_type(a: &dyn EspSuite, b: &dyn EspSuite) -> bool {
+    let (a, b): (&dyn Any, &dyn Any) = (a, b);
+    a.type_id() == b.type_id()
 }
 
 /// Offsets inside an ESP packet shared by all suites.

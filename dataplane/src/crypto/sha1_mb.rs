@@ -7,8 +7,11 @@
 //! hashing two packets' blocks in turn measured no faster (the SHA unit is
 //! busy, not waiting). Sixteen lanes of plain integer SIMD hash a 1400-byte
 //! packet in 265 ns each (3.3x), so a sealed batch of one SA hashes its
-//! packets together. Packets of different lengths share the pass: a lane
-//! whose packet has no block left keeps its state (masked blend).
+//! packets together, and so do the packets of different SAs that each
+//! have one in a batch (each lane starts from its own key's states,
+//! [`KeyedSha1::macs_keyed`]). Packets of different lengths share the
+//! pass: a lane whose packet has no block left keeps its state (masked
+//! blend).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -95,8 +98,21 @@ impl KeyedSha1 {
     /// `inputs`, at most [`LANES`]); `None` when this CPU has no AVX-512
     /// (the caller hashes one packet at a time instead) or a trailer is
     /// longer than an ESN's.
+    #[cfg(test)]
     pub(crate) fn macs(&self, inputs: &[MacInput<'_>], out: &mut [[u8; 20]]) -> Option<()> {
-        if inputs.len() > LANES
+        let keys = [self; LANES];
+        Self::macs_keyed(&keys[..inputs.len().min(LANES)], inputs, out)
+    }
+
+    /// [`Self::macs`] with each input under its own key: `keys[i]` for
+    /// `inputs[i]` (the packets of different SAs hashed side by side).
+    pub(crate) fn macs_keyed(
+        keys: &[&KeyedSha1],
+        inputs: &[MacInput<'_>],
+        out: &mut [[u8; 20]],
+    ) -> Option<()> {
+        if keys.len() != inputs.len()
+            || inputs.len() > LANES
             || out.len() < inputs.len()
             || inputs.iter().any(|i| i.trailer.len() > MAX_TRAILER)
             || !Self::multi_available()
@@ -106,16 +122,19 @@ impl KeyedSha1 {
         #[cfg(target_arch = "x86_64")]
         {
             // SAFETY: AVX-512F and BW were detected just above.
-            unsafe { self.macs_avx512(inputs, out) };
+            unsafe { macs_avx512(keys, inputs, out) };
             Some(())
         }
         #[cfg(not(target_arch = "x86_64"))]
         None
     }
+}
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn macs_avx512(&self, inputs: &[MacInput<'_>], out: &mut [[u8; 20]]) {
+/// The 16-lane pass of [`KeyedSha1::macs_keyed`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn macs_avx512(keys: &[&KeyedSha1], inputs: &[MacInput<'_>], out: &mut [[u8; 20]]) {
+    {
         // Each lane's blocks: its data's whole blocks in place, then a
         // tail of 1 or 2 blocks (the data's rest, the trailer, SHA-1's
         // padding and the bit length) built here. Lanes without a packet
@@ -140,9 +159,20 @@ impl KeyedSha1 {
             blocks[l] = n + tail_len / 64;
         }
         let most = blocks.iter().copied().max().unwrap_or(0);
+        // Each lane starts from its own key's states (lanes without a
+        // packet from zeros; masked out).
+        let mut inner_init = [[0u32; LANES]; 5];
+        let mut outer_init = [[0u32; LANES]; 5];
+        for (l, k) in keys.iter().enumerate() {
+            for i in 0..5 {
+                inner_init[i][l] = k.inner[i];
+                outer_init[i][l] = k.outer[i];
+            }
+        }
         let mut state = [_mm512_setzero_si512(); 5];
         for (i, s) in state.iter_mut().enumerate() {
-            *s = _mm512_set1_epi32(self.inner[i] as i32);
+            // SAFETY: 16 u32s, unaligned load.
+            *s = unsafe { _mm512_loadu_si512(inner_init[i].as_ptr().cast()) };
         }
         for k in 0..most {
             let mut ptrs = [zero.as_ptr(); LANES];
@@ -177,8 +207,12 @@ impl KeyedSha1 {
         }
         let mut outer_state = [_mm512_setzero_si512(); 5];
         for (i, s) in outer_state.iter_mut().enumerate() {
-            *s = _mm512_set1_epi32(self.outer[i] as i32);
+            // SAFETY: 16 u32s, unaligned load.
+            *s = unsafe { _mm512_loadu_si512(outer_init[i].as_ptr().cast()) };
         }
+        // Keyed states: wiped once in registers.
+        zeroize::Zeroize::zeroize(&mut inner_init.as_flattened_mut()[..]);
+        zeroize::Zeroize::zeroize(&mut outer_init.as_flattened_mut()[..]);
         let ptrs: [*const u8; LANES] = std::array::from_fn(|l| outer_blocks[l].as_ptr());
         let done = compress16(&outer_state, &ptrs);
         let mut words = [[0u32; 16]; 5];

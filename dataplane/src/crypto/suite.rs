@@ -311,44 +311,154 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
             }
         }
     }
+
+    fn lanes_across(&self) -> bool {
+        true
+    }
+
+    /// As `seal_batch`, each packet with its own SA's IV generator,
+    /// cipher and MAC: the CBC lanes and the MAC lanes each take a key
+    /// per lane.
+    fn seal_across(&self, suites: &[&dyn EspSuite], jobs: &mut [SealJob<'_>]) {
+        let b = C::BLOCK;
+        for (ss, group) in suites.chunks(MB_LANES).zip(jobs.chunks_mut(MB_LANES)) {
+            let Some(peers) = Self::peers(self, ss) else {
+                for (s, job) in ss.iter().zip(group.iter_mut()) {
+                    s.seal_batch(std::slice::from_mut(job));
+                }
+                continue;
+            };
+            let peers = &peers[..group.len()];
+            for (pg, jg) in peers.chunks(LANES).zip(group.chunks_mut(LANES)) {
+                let mut lanes: [Lane<'_>; LANES] = Default::default();
+                let mut ciphers: [&C; LANES] = [&self.cipher; LANES];
+                let mut k = 0;
+                for (p, job) in pg.iter().zip(jg.iter_mut()) {
+                    if let Err(e) = check_layout(job.esp.len(), b, I::ICV_LEN, b) {
+                        job.result = Err(e);
+                        continue;
+                    }
+                    // One AES block per IV, each SA's own key: batching
+                    // them across SAs in lanes measured slower here.
+                    let iv = p.ivs.iv(job.seq);
+                    let auth_len = job.esp.len() - I::ICV_LEN;
+                    let (head, payload) = job.esp[..auth_len].split_at_mut(ESP_HEADER_LEN + b);
+                    head[ESP_HEADER_LEN..].copy_from_slice(&iv[..b]);
+                    let mut chain = [0u8; MAX_BLOCK];
+                    chain[..b].copy_from_slice(&iv[..b]);
+                    lanes[k] = Lane {
+                        data: payload,
+                        chain,
+                    };
+                    ciphers[k] = &p.cipher;
+                    job.result = Ok(());
+                    k += 1;
+                }
+                if !C::cbc_encrypt_lanes_keyed(&ciphers[..k], &mut lanes[..k]) {
+                    for (c, lane) in ciphers.iter().zip(lanes.iter_mut()).take(k) {
+                        cbc::encrypt(*c, &lane.chain[..b], lane.data);
+                    }
+                }
+            }
+            let keys: [(&I, bool); MB_LANES] = std::array::from_fn(|i| {
+                let p = peers.get(i).unwrap_or(&peers[0]);
+                (&p.mac, p.esn)
+            });
+            mac_keyed(&keys[..group.len()], group);
+        }
+    }
+
+    /// As `open_batch`, each packet with its own SA's MAC and cipher:
+    /// the ICVs side by side, a key per lane, then the decryption of
+    /// those that passed.
+    fn open_across(&self, suites: &[&dyn EspSuite], jobs: &mut [OpenJob<'_>]) {
+        let b = C::BLOCK;
+        for (ss, group) in suites.chunks(MB_LANES).zip(jobs.chunks_mut(MB_LANES)) {
+            let Some(peers) = Self::peers(self, ss) else {
+                for (s, job) in ss.iter().zip(group.iter_mut()) {
+                    s.open_batch(std::slice::from_mut(job));
+                }
+                continue;
+            };
+            let peers = &peers[..group.len()];
+            let keys: [(&I, bool); MB_LANES] = std::array::from_fn(|i| {
+                let p = peers.get(i).unwrap_or(&peers[0]);
+                (&p.mac, p.esn)
+            });
+            verify_keyed(&keys[..group.len()], group, b, b);
+            for (p, job) in peers.iter().zip(group.iter_mut()) {
+                if job.result.is_ok() {
+                    let auth_len = job.esp.len() - I::ICV_LEN;
+                    let (head, payload) = job.esp[..auth_len].split_at_mut(ESP_HEADER_LEN + b);
+                    cbc::decrypt(&p.cipher, &head[ESP_HEADER_LEN..], payload);
+                }
+            }
+        }
+    }
+}
+
+impl<C: CbcCipher, I: Integrity> CbcSuite<C, I> {
+    /// `suites` (at most [`MB_LANES`]) as this type; `None` if one is not.
+    fn peers<'s>(&'s self, suites: &[&'s dyn EspSuite]) -> Option<[&'s Self; MB_LANES]> {
+        let mut peers = [self; MB_LANES];
+        if suites.len() > MB_LANES {
+            return None;
+        }
+        for (p, s) in peers.iter_mut().zip(suites) {
+            let any: &dyn std::any::Any = *s;
+            *p = any.downcast_ref::<Self>()?;
+        }
+        Some(peers)
+    }
 }
 
 /// The ICVs of the jobs whose result is `Ok` (encrypted, or laid out for
 /// NULL encryption), as many at once as the MAC can hash side by side.
 fn mac_batch<I: Integrity>(mac: &I, esn: bool, jobs: &mut [SealJob<'_>]) {
     for chunk in jobs.chunks_mut(MB_LANES) {
-        let mut trailers = [([0u8; 4], 0usize); MB_LANES];
-        for (t, job) in trailers.iter_mut().zip(chunk.iter()) {
-            *t = trailer(esn, (job.seq >> 32) as u32);
+        mac_keyed(&[(mac, esn); MB_LANES][..chunk.len()], chunk);
+    }
+}
+
+/// [`mac_batch`] of up to [`MB_LANES`] jobs, each with its own SA's MAC
+/// and ESN flag: `keys[i]` for `jobs[i]`.
+fn mac_keyed<I: Integrity>(keys: &[(&I, bool)], jobs: &mut [SealJob<'_>]) {
+    let Some(&(first, _)) = keys.first() else {
+        return;
+    };
+    let mut trailers = [([0u8; 4], 0usize); MB_LANES];
+    for ((t, job), (_, esn)) in trailers.iter_mut().zip(jobs.iter()).zip(keys) {
+        *t = trailer(*esn, (job.seq >> 32) as u32);
+    }
+    let mut inputs: [MacInput<'_>; MB_LANES] = std::array::from_fn(|_| MacInput {
+        data: &[],
+        trailer: &[],
+    });
+    let mut macs = [first; MB_LANES];
+    let mut icvs: [&mut [u8]; MB_LANES] = Default::default();
+    let mut n = 0;
+    for ((job, (t, tn)), (mac, _)) in jobs.iter_mut().zip(trailers.iter()).zip(keys) {
+        if job.result.is_err() {
+            continue;
         }
-        let mut inputs: [MacInput<'_>; MB_LANES] = std::array::from_fn(|_| MacInput {
-            data: &[],
-            trailer: &[],
-        });
-        let mut icvs: [&mut [u8]; MB_LANES] = Default::default();
-        let mut n = 0;
-        for (job, (t, tn)) in chunk.iter_mut().zip(trailers.iter()) {
-            if job.result.is_err() {
-                continue;
-            }
-            let auth_len = job.esp.len() - I::ICV_LEN;
-            let (authed, icv) = job.esp.split_at_mut(auth_len);
-            inputs[n] = MacInput {
-                data: authed,
-                trailer: &t[..*tn],
-            };
-            icvs[n] = icv;
-            n += 1;
+        let auth_len = job.esp.len() - I::ICV_LEN;
+        let (authed, icv) = job.esp.split_at_mut(auth_len);
+        inputs[n] = MacInput {
+            data: authed,
+            trailer: &t[..*tn],
+        };
+        macs[n] = mac;
+        icvs[n] = icv;
+        n += 1;
+    }
+    let mut out = [[0u8; MAX_ICV]; MB_LANES];
+    if I::compute_many_keyed(&macs[..n], &inputs[..n], &mut out[..n]) {
+        for (icv, o) in icvs.iter_mut().zip(&out).take(n) {
+            icv.copy_from_slice(&o[..I::ICV_LEN]);
         }
-        let mut out = [[0u8; MAX_ICV]; MB_LANES];
-        if mac.compute_many(&inputs[..n], &mut out[..n]) {
-            for (icv, o) in icvs.iter_mut().zip(&out).take(n) {
-                icv.copy_from_slice(&o[..I::ICV_LEN]);
-            }
-        } else {
-            for (icv, input) in icvs.iter_mut().zip(&inputs).take(n) {
-                mac.compute(input.data, input.trailer, icv);
-            }
+    } else {
+        for ((icv, input), mac) in icvs.iter_mut().zip(&inputs).zip(&macs).take(n) {
+            mac.compute(input.data, input.trailer, icv);
         }
     }
 }
@@ -356,7 +466,7 @@ fn mac_batch<I: Integrity>(mac: &I, esn: bool, jobs: &mut [SealJob<'_>]) {
 /// Checks the ICVs of up to [`MB_LANES`] packets: `result` becomes `Ok`
 /// for each packet whose ICV matches and the error otherwise (bad shape,
 /// ESN without `seq_hi`, integrity). The MAC hashes them side by side when
-/// it can ([`Integrity::compute_many`]), one at a time when not.
+/// it can ([`Integrity::compute_many_keyed`]), one at a time when not.
 fn verify_chunk<I: Integrity>(
     mac: &I,
     esn: bool,
@@ -364,11 +474,26 @@ fn verify_chunk<I: Integrity>(
     iv_len: usize,
     align: usize,
 ) {
+    let n = chunk.len().min(MB_LANES);
+    verify_keyed(&[(mac, esn); MB_LANES][..n], chunk, iv_len, align);
+}
+
+/// [`verify_chunk`] with each packet's own SA's MAC and ESN flag:
+/// `keys[i]` for `chunk[i]` (at most [`MB_LANES`]).
+fn verify_keyed<I: Integrity>(
+    keys: &[(&I, bool)],
+    chunk: &mut [OpenJob<'_>],
+    iv_len: usize,
+    align: usize,
+) {
+    let Some(&(first, _)) = keys.first() else {
+        return;
+    };
     let mut trailers = [([0u8; 4], 0usize); MB_LANES];
     let mut auth_lens = [0usize; MB_LANES];
     let mut shaped = [false; MB_LANES];
-    for (i, job) in chunk.iter_mut().enumerate().take(MB_LANES) {
-        let checked = open_trailer(esn, job.seq_hi)
+    for (i, (job, (_, esn))) in chunk.iter_mut().zip(keys).enumerate() {
+        let checked = open_trailer(*esn, job.seq_hi)
             .and_then(|t| Ok((t, check_layout(job.esp.len(), iv_len, I::ICV_LEN, align)?)));
         match checked {
             Ok((t, auth_len)) => {
@@ -385,13 +510,15 @@ fn verify_chunk<I: Integrity>(
             data: &[],
             trailer: &[],
         });
+        let mut macs = [first; MB_LANES];
         let mut icvs: [&[u8]; MB_LANES] = [&[]; MB_LANES];
         let mut at = [0usize; MB_LANES];
         let mut n = 0;
-        for (i, job) in chunk.iter().enumerate().take(MB_LANES) {
+        for (i, (job, (mac, _))) in chunk.iter().zip(keys).enumerate() {
             if !shaped[i] {
                 continue;
             }
+            macs[n] = mac;
             let (authed, icv) = job.esp.split_at(auth_lens[i]);
             let (t, tn) = &trailers[i];
             inputs[n] = MacInput {
@@ -403,19 +530,19 @@ fn verify_chunk<I: Integrity>(
             n += 1;
         }
         let mut out = [[0u8; MAX_ICV]; MB_LANES];
-        if mac.compute_many(&inputs[..n], &mut out[..n]) {
+        if I::compute_many_keyed(&macs[..n], &inputs[..n], &mut out[..n]) {
             for k in 0..n {
                 matched[at[k]] = bool::from(out[k][..I::ICV_LEN].ct_eq(icvs[k]));
             }
         } else {
             for k in 0..n {
-                matched[at[k]] = mac.verify(inputs[k].data, inputs[k].trailer, icvs[k]);
+                matched[at[k]] = macs[k].verify(inputs[k].data, inputs[k].trailer, icvs[k]);
             }
         }
         // For a forgery these are the ICVs its bytes needed.
         out.as_flattened_mut().zeroize();
     }
-    for (i, job) in chunk.iter_mut().enumerate().take(MB_LANES) {
+    for (i, job) in chunk.iter_mut().enumerate().take(keys.len()) {
         if shaped[i] {
             job.result = if matched[i] {
                 Ok(())
@@ -924,6 +1051,89 @@ mod tests {
         assert_eq!(sealed, alone, "{what}");
     }
 
+    /// `seal_across` and `open_across` against each SA's suite alone:
+    /// every job has its own suite (own keys, own IV generator, ESN or
+    /// not), as a hub's batch does; the same bytes and verdicts.
+    fn across_equals_alone(enc: EncAlg, auth: AuthAlg, p: &[(usize, u64, bool, Harm)]) {
+        // Each SA its own keys: a lane that used another's would differ.
+        let suites: Vec<Box<dyn EspSuite>> = p
+            .iter()
+            .enumerate()
+            .map(|(i, &(_, _, esn, _))| {
+                let (ke, ka) = (key(enc.key_len(), i as u8), key(auth.key_len(), !(i as u8)));
+                new_suite(enc, &ke, auth, &ka, esn).unwrap()
+            })
+            .collect();
+        let refs: Vec<&dyn EspSuite> = suites.iter().map(|s| &**s).collect();
+        let what = name(enc, auth, false);
+        if let Some(s) = suites.first() {
+            // The CBC suites take a key per lane; GCM and NULL do not.
+            assert_eq!(s.lanes_across(), enc.block_align() > 4, "{what}");
+        }
+        let make = |i: usize| packet(refs[i], p[i].1, p[i].0, i as u8);
+        let mut alone: Vec<Vec<u8>> = (0..p.len()).map(make).collect();
+        let alone_results: Vec<_> = alone
+            .iter_mut()
+            .enumerate()
+            .map(|(i, pkt)| refs[i].seal(pkt, p[i].1))
+            .collect();
+        let mut across: Vec<Vec<u8>> = (0..p.len()).map(make).collect();
+        let mut jobs: Vec<SealJob<'_>> = across
+            .iter_mut()
+            .enumerate()
+            .map(|(i, esp)| SealJob {
+                esp,
+                seq: p[i].1,
+                result: Err(CryptoError::BadLength),
+            })
+            .collect();
+        if let Some(first) = refs.first() {
+            first.seal_across(&refs, &mut jobs);
+        }
+        let results: Vec<_> = jobs.iter().map(|j| j.result).collect();
+        drop(jobs);
+        assert_eq!(results, alone_results, "{what}");
+        assert_eq!(across, alone, "{what}");
+        // Harmed copies, opened across and alone.
+        let mut his = Vec::new();
+        for (i, pkt) in across.iter_mut().enumerate() {
+            let (_, seq, esn, harm) = p[i];
+            let mut hi = (seq >> 32) as u32;
+            match harm {
+                Harm::None => {}
+                Harm::Flip(at) => {
+                    let at = at % pkt.len();
+                    pkt[at] ^= 1 << (at % 8);
+                }
+                Harm::WrongSeqHi => hi = hi.wrapping_add(1),
+                Harm::Cut(n) => pkt.truncate(pkt.len().saturating_sub(n)),
+            }
+            his.push(esn.then_some(hi));
+        }
+        let mut alone = across.clone();
+        let alone_results: Vec<_> = alone
+            .iter_mut()
+            .enumerate()
+            .map(|(i, pkt)| refs[i].open(pkt, his[i]))
+            .collect();
+        let mut jobs: Vec<OpenJob<'_>> = across
+            .iter_mut()
+            .enumerate()
+            .map(|(i, esp)| OpenJob {
+                esp,
+                seq_hi: his[i],
+                result: Ok(()),
+            })
+            .collect();
+        if let Some(first) = refs.first() {
+            first.open_across(&refs, &mut jobs);
+        }
+        let results: Vec<_> = jobs.iter().map(|j| j.result).collect();
+        drop(jobs);
+        assert_eq!(results, alone_results, "{what}");
+        assert_eq!(across, alone, "{what}");
+    }
+
     fn shapes() -> impl Strategy<Value = Vec<(usize, u64, bool)>> {
         prop::collection::vec((0usize..40, any::<u64>(), prop::bool::weighted(0.1)), 0..20)
     }
@@ -948,6 +1158,15 @@ mod tests {
                 for esn in [false, true] {
                     batch_open_equals_one_by_one(enc, auth, esn, &p);
                 }
+            }
+        }
+
+        #[test]
+        fn seal_and_open_across_sas_give_what_each_sa_gives_alone(
+            p in prop::collection::vec((1usize..40, any::<u64>(), any::<bool>(), harm()), 0..40),
+        ) {
+            for (enc, auth) in combinations() {
+                across_equals_alone(enc, auth, &p);
             }
         }
 
