@@ -20,7 +20,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dataplane::api::{Direction, EspMode, Lifetime, SaParams};
+use dataplane::api::{Direction, EspMode, Lifetime, SaKeys, SaParams};
 use dataplane::counters::DropReason;
 use dataplane::crypto::{AuthAlg, EncAlg};
 use dataplane::esp::PacketBuf;
@@ -115,6 +115,16 @@ fn spi(i: usize) -> u32 {
     0x1000_0000 | ((i as u32).wrapping_mul(0x9E37_79B1) & 0x0FFF_FFFF)
 }
 
+/// SA `i`'s keys: each SA its own, as a hub's are (the crypto that takes
+/// packets of different SAs side by side must give each its own key).
+fn sa_keys(o: &Options, i: usize) -> SaKeys {
+    let mut k = keys(o.enc, o.auth);
+    for (j, b) in k.enc.iter_mut().chain(k.auth.iter_mut()).enumerate() {
+        *b ^= (i >> (8 * (j % 4))) as u8;
+    }
+    k
+}
+
 fn sa_params(o: &Options, i: usize, direction: Direction) -> SaParams {
     let (a, b) = (IpAddr::V4(WAN_A), IpAddr::V4(WAN_B));
     let (local, remote) = match direction {
@@ -126,7 +136,7 @@ fn sa_params(o: &Options, i: usize, direction: Direction) -> SaParams {
         direction,
         enc: o.enc,
         auth: o.auth,
-        keys: keys(o.enc, o.auth),
+        keys: sa_keys(o, i),
         mode: EspMode::Tunnel { local, remote },
         udp_encap: None,
         esn: false,

@@ -34,12 +34,13 @@ pub use pat::PatState;
 use crate::api::{EspMode, Event, MAX_TED_PROBE_LEN};
 use crate::clock;
 use crate::counters::{DropCounters, DropReason};
+use crate::crypto::same_suite_type;
 use crate::esp::{
-    decap, decap_batch_where, encap_batch_where, encap_single, encapsulated_len, esp_spi_seq,
-    Decapped, PacketBuf,
+    decap, decap_across, decap_batch_where, encap_across, encap_batch_where, encap_single,
+    encapsulated_len, esp_spi_seq, Decapped, PacketBuf, ACROSS,
 };
 use crate::route::{Fib, FibMiss, NextHop, PortRole};
-use crate::sa::Sadb;
+use crate::sa::{InboundSa, OutboundSa, Sadb};
 use crate::spd::{FlowKey, PolicyAction, PolicyTag, Spd};
 use crate::wire::{ethernet, ip_proto, ipv4, ipv6};
 
@@ -1092,10 +1093,68 @@ impl SpiCounts {
     }
 }
 
+/// Packets of different SAs waiting to be decrypted together
+/// ([`decap_across`]), as [`Across`] for encryption.
+struct DecapAcross<'t> {
+    at: [usize; ACROSS],
+    first: Option<&'t InboundSa>,
+    n: usize,
+}
+
+impl<'t> DecapAcross<'t> {
+    fn new() -> Self {
+        DecapAcross {
+            at: [0; ACROSS],
+            first: None,
+            n: 0,
+        }
+    }
+
+    fn take(&mut self, i: usize, sa: &'t InboundSa) -> bool {
+        if !sa.suite().lanes_across()
+            || self
+                .first
+                .is_some_and(|first| !same_suite_type(first.suite(), sa.suite()))
+        {
+            return false;
+        }
+        self.first.get_or_insert(sa);
+        self.at[self.n] = i;
+        self.n += 1;
+        true
+    }
+
+    fn full(&self) -> bool {
+        self.n == ACROSS
+    }
+
+    /// Decrypts what was taken, each frame's outcome into `stage` by
+    /// `to_stage`.
+    fn flush(
+        &mut self,
+        sadb: &Sadb,
+        frames: &mut [PacketBuf<'_>],
+        stage: &mut [Stage],
+        drops: &DropCounters,
+        mut to_stage: impl FnMut(Result<Decapped, DropReason>) -> Stage,
+    ) {
+        if self.n == 0 {
+            return;
+        }
+        let out = decap_across(sadb, frames, &self.at[..self.n], drops);
+        for (&i, r) in self.at[..self.n].iter().zip(out) {
+            stage[i] = to_stage(r);
+        }
+        *self = DecapAcross::new();
+    }
+}
+
 /// Decapsulates per SA: an SA with several packets in the batch has them
 /// opened in one batched call (its suite may verify their ICVs side by
-/// side), one with a single packet takes the single-packet path (traffic
-/// over many SAs), as [`encrypt`] does. Returns how many were decrypted.
+/// side); SAs with a single packet (traffic over many SAs) have theirs
+/// opened together, a key per lane, where the suite can
+/// ([`DecapAcross`]), or one at a time, as [`encrypt`] does. Returns how
+/// many were decrypted.
 fn decrypt(
     t: &Tables,
     frames: &mut [PacketBuf<'_>],
@@ -1122,6 +1181,7 @@ fn decrypt(
         Ok(_) => Stage::Done(Action::ToKernel),
         Err(reason) => Stage::Done(Action::Drop(reason)),
     };
+    let mut across = DecapAcross::new();
     for i in 0..n {
         prefetch_decap_keys(t, stage, esp, i + KEYS_AHEAD);
         if stage[i] != Stage::Decap {
@@ -1132,6 +1192,15 @@ fn decrypt(
         let ours = |j: usize| stage[j] == Stage::Decap && spi_of(esp[j]) == mine;
         let shared = mine.is_some_and(|spi| counts.maybe_shared(spi));
         if !shared || !(i + 1..n).any(ours) {
+            let sa = mine.and_then(|spi| t.sadb.inbound(spi));
+            if sa.is_some_and(|sa| across.take(i, sa)) {
+                if across.full() {
+                    across.flush(&t.sadb, frames, stage, &c.drops, |r| {
+                        to_stage(r, &mut decapsulated)
+                    });
+                }
+                continue;
+            }
             // `decap` counts its own drops (on the SA, or globally).
             stage[i] = to_stage(decap(&t.sadb, &mut frames[i], &c.drops), &mut decapsulated);
             continue;
@@ -1150,12 +1219,80 @@ fn decrypt(
             }
         }
     }
+    across.flush(&t.sadb, frames, stage, &c.drops, |r| {
+        to_stage(r, &mut decapsulated)
+    });
     decapsulated
 }
 
+/// Packets of different SAs waiting to be encrypted together
+/// ([`encap_across`]): each one its SA's only packet in the batch, every
+/// SA's suite of one concrete type that takes a key per lane.
+struct Across<'t> {
+    at: [usize; ACROSS],
+    sas: [Option<&'t OutboundSa>; ACROSS],
+    n: usize,
+}
+
+impl<'t> Across<'t> {
+    fn new() -> Self {
+        Across {
+            at: [0; ACROSS],
+            sas: [None; ACROSS],
+            n: 0,
+        }
+    }
+
+    /// Takes frame `i` of `sa` if its suite goes with those taken;
+    /// `false` when it does not (the caller encrypts it alone).
+    fn take(&mut self, i: usize, sa: &'t OutboundSa) -> bool {
+        if !sa.suite().lanes_across()
+            || self.sas[0].is_some_and(|first| !same_suite_type(first.suite(), sa.suite()))
+        {
+            return false;
+        }
+        self.at[self.n] = i;
+        self.sas[self.n] = Some(sa);
+        self.n += 1;
+        true
+    }
+
+    fn full(&self) -> bool {
+        self.n == ACROSS
+    }
+
+    /// Encrypts what was taken; returns how many were encapsulated.
+    fn flush(&mut self, frames: &mut [PacketBuf<'_>], stage: &mut [Stage]) -> u64 {
+        let Some(first) = self.sas[0] else {
+            return 0;
+        };
+        let picked: [(usize, &OutboundSa); ACROSS] =
+            std::array::from_fn(|j| (self.at[j], self.sas[j].unwrap_or(first)));
+        encap_across(frames, &picked[..self.n]);
+        let mut encapsulated = 0;
+        for &i in &self.at[..self.n] {
+            stage[i] = encap_stage(frames[i].verdict, &mut encapsulated);
+        }
+        *self = Across::new();
+        encapsulated
+    }
+}
+
+/// A frame's stage after encapsulation, counting the encapsulated.
+fn encap_stage(verdict: Result<(), DropReason>, count: &mut u64) -> Stage {
+    match verdict {
+        Ok(()) => {
+            *count += 1;
+            Stage::Forward { bypass: false }
+        }
+        Err(reason) => Stage::Done(Action::Drop(reason)),
+    }
+}
+
 /// Encrypts per SA, each SA's packets in one batched call, frames staying
-/// where they are. An SA with one packet in the batch (traffic over many
-/// SAs) takes the single-packet path, not a batch of one.
+/// where they are. SAs with one packet in the batch (traffic over many
+/// SAs) have theirs encrypted together, a key per lane, where the suite
+/// can ([`Across`]), or one at a time, not as batches of one.
 fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &PipelineCounters) {
     let encap_spi = |s: &Stage| match *s {
         Stage::Encap(spi) => Some(spi),
@@ -1169,13 +1306,8 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
         prefetch_encap_keys(t, stage, i);
     }
     let mut encapsulated = 0;
-    let to_stage = |verdict: Result<(), DropReason>, count: &mut u64| match verdict {
-        Ok(()) => {
-            *count += 1;
-            Stage::Forward { bypass: false }
-        }
-        Err(reason) => Stage::Done(Action::Drop(reason)),
-    };
+    let to_stage = encap_stage;
+    let mut across = Across::new();
     for i in 0..stage.len() {
         prefetch_encap_keys(t, stage, i + KEYS_AHEAD);
         let Stage::Encap(spi) = stage[i] else {
@@ -1189,6 +1321,12 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
                 // Its fate is its own: no pass over the rest of the batch
                 // (with every packet its SA's only one, that pass made
                 // the loop quadratic in the batch).
+                if across.take(i, sa) {
+                    if across.full() {
+                        encapsulated += across.flush(frames, stage);
+                    }
+                    continue;
+                }
                 encap_single(sa, &mut frames[i]);
                 stage[i] = to_stage(frames[i].verdict, &mut encapsulated);
                 continue;
@@ -1212,6 +1350,7 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
             }
         }
     }
+    encapsulated += across.flush(frames, stage);
     add(&c.encapsulated, encapsulated);
 }
 

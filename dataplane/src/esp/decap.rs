@@ -10,7 +10,7 @@ use std::ops::Range;
 use super::{ip_version, PacketBuf};
 use crate::api::EspMode;
 use crate::counters::{DropCounters, DropReason, SaCounters};
-use crate::crypto::{CryptoError, OpenJob};
+use crate::crypto::{CryptoError, EspSuite, OpenJob};
 use crate::sa::{InboundSa, Sadb};
 use crate::wire::natt::{self, NattPayload};
 use crate::wire::{esp, ip_proto, ipv4, ipv6, udp};
@@ -178,6 +178,77 @@ fn open_per_sa(
         }
     }
     results
+}
+
+/// Decapsulates packets of *different* SAs together: the frames at
+/// `picked` (indices ascending, at most [`ACROSS`](super::ACROSS); their
+/// SAs' suites of one concrete type, which callers check). What [`decap`]
+/// does for each, with one
+/// [`EspSuite::open_across`](crate::crypto::EspSuite::open_across) call
+/// that checks their ICVs side by side, a key per lane: a hub's batch has
+/// one packet per SA. Returns the outcome of each picked frame, in order.
+pub fn decap_across(
+    sadb: &Sadb,
+    frames: &mut [PacketBuf<'_>],
+    picked: &[usize],
+    global: &DropCounters,
+) -> [Result<Decapped, DropReason>; super::ACROSS] {
+    const N: usize = super::ACROSS;
+    let picked = &picked[..picked.len().min(N)];
+    let mut out = [Err(DropReason::Malformed); N];
+    let mut pkts: [Option<&mut PacketBuf<'_>>; N] = std::array::from_fn(|_| None);
+    let mut k = 0;
+    for (i, f) in frames.iter_mut().enumerate() {
+        if picked.get(k) == Some(&i) {
+            pkts[k] = Some(f);
+            k += 1;
+        }
+    }
+    let mut checked: [Option<Checked<'_>>; N] = std::array::from_fn(|_| None);
+    for ((p, c), o) in pkts.iter().zip(checked.iter_mut()).zip(out.iter_mut()) {
+        let Some(p) = p else {
+            continue;
+        };
+        match check(sadb, p, global) {
+            Ok(Ok(ok)) => *c = Some(ok),
+            Ok(Err(other)) => *o = Ok(other),
+            Err(reason) => *o = Err(reason),
+        }
+    }
+    let mut suites: [Option<&dyn EspSuite>; N] = [None; N];
+    let mut jobs: [OpenJob<'_>; N] = std::array::from_fn(|_| OpenJob {
+        esp: &mut [],
+        seq_hi: None,
+        result: Ok(()),
+    });
+    let mut index = [0usize; N];
+    let mut n = 0;
+    for (i, (p, c)) in pkts.iter_mut().zip(&checked).enumerate() {
+        let (Some(p), Some(c)) = (p, c) else {
+            continue;
+        };
+        jobs[n] = OpenJob {
+            esp: &mut p.frame[c.esp.clone()],
+            seq_hi: c.seq_hi(),
+            result: Ok(()),
+        };
+        suites[n] = Some(c.sa.suite());
+        index[n] = i;
+        n += 1;
+    }
+    let Some(first) = suites[0] else {
+        return out;
+    };
+    let suites: [&dyn EspSuite; N] = std::array::from_fn(|j| suites[j].unwrap_or(first));
+    first.open_across(&suites[..n], &mut jobs[..n]);
+    let opened: [Result<(), CryptoError>; N] = std::array::from_fn(|j| jobs[j].result);
+    for j in 0..n {
+        let i = index[j];
+        if let (Some(p), Some(c)) = (&mut pkts[i], &checked[i]) {
+            out[i] = finish(c, p, opened[j]);
+        }
+    }
+    out
 }
 
 /// Decapsulates one packet, counting any drop.

@@ -8,7 +8,7 @@ use std::ops::Range;
 use super::{ip_version, PacketBuf, OUTER_TTL};
 use crate::api::EspMode;
 use crate::counters::{DropReason, SaCounters};
-use crate::crypto::{CryptoError, SealJob};
+use crate::crypto::{CryptoError, EspSuite, SealJob};
 use crate::sa::OutboundSa;
 use crate::wire::{esp, ip_proto, ipv4, ipv6, udp};
 
@@ -146,6 +146,90 @@ pub fn encap_single(sa: &OutboundSa, p: &mut PacketBuf<'_>) {
         Err(_) => {
             p.verdict = Err(DropReason::BadCipherLength);
             sa.counters().drops.inc(DropReason::BadCipherLength);
+        }
+    }
+}
+
+/// Most packets [`encap_across`] takes: the MAC's lanes (16) hold them
+/// all, the CBC lanes (8) twice.
+pub const ACROSS: usize = 16;
+
+/// Encapsulates packets of *different* SAs together: `frames[i]` with
+/// SA `sa` for each `(i, sa)` of `picked` (indices ascending, at most
+/// [`ACROSS`]; every SA's suite of one concrete type, which callers check
+/// with `crypto::same_suite_type`). What [`encap_single`] does for each,
+/// with one [`EspSuite::seal_across`](crate::crypto::EspSuite::seal_across)
+/// call that encrypts and hashes them side by side, a key per lane: a
+/// hub's batch has one packet per SA, and one at a time CBC and HMAC-SHA1
+/// run at their latency instead of their throughput.
+pub fn encap_across(frames: &mut [PacketBuf<'_>], picked: &[(usize, &OutboundSa)]) {
+    let picked = &picked[..picked.len().min(ACROSS)];
+    let mut pkts: [Option<&mut PacketBuf<'_>>; ACROSS] = std::array::from_fn(|_| None);
+    let mut k = 0;
+    for (i, f) in frames.iter_mut().enumerate() {
+        if picked.get(k).is_some_and(|(at, _)| *at == i) {
+            pkts[k] = Some(f);
+            k += 1;
+        }
+    }
+    let mut prepared: [Option<(Range<usize>, u64)>; ACROSS] = std::array::from_fn(|_| None);
+    for ((p, (_, sa)), slot) in pkts.iter_mut().zip(picked).zip(prepared.iter_mut()) {
+        let Some(p) = p else {
+            continue;
+        };
+        if p.verdict.is_err() {
+            continue;
+        }
+        match prepare(sa, p) {
+            Ok(ok) => *slot = Some(ok),
+            Err(reason) => {
+                p.verdict = Err(reason);
+                sa.counters().drops.inc(reason);
+            }
+        }
+    }
+    let mut suites: [Option<&dyn EspSuite>; ACROSS] = [None; ACROSS];
+    let mut jobs: [SealJob<'_>; ACROSS] = std::array::from_fn(|_| SealJob {
+        esp: &mut [],
+        seq: 0,
+        result: Ok(()),
+    });
+    let mut index = [0usize; ACROSS];
+    let mut n = 0;
+    for (i, ((p, (_, sa)), slot)) in pkts.iter_mut().zip(picked).zip(&prepared).enumerate() {
+        let (Some(p), Some((range, seq))) = (p, slot) else {
+            continue;
+        };
+        // `prepare` checked the range against the frame.
+        if let Some(esp) = p.frame.get_mut(range.clone()) {
+            jobs[n] = SealJob {
+                esp,
+                seq: *seq,
+                result: Ok(()),
+            };
+            suites[n] = Some(sa.suite());
+            index[n] = i;
+            n += 1;
+        }
+    }
+    let Some(first) = suites[0] else {
+        return;
+    };
+    let suites: [&dyn EspSuite; ACROSS] = std::array::from_fn(|j| suites[j].unwrap_or(first));
+    first.seal_across(&suites[..n], &mut jobs[..n]);
+    let results: [Result<(), CryptoError>; ACROSS] = std::array::from_fn(|j| jobs[j].result);
+    for j in 0..n {
+        let i = index[j];
+        let (Some(p), (_, sa)) = (&mut pkts[i], &picked[i]) else {
+            continue;
+        };
+        let esp_len = prepared[i].as_ref().map_or(0, |(r, _)| r.len());
+        match results[j] {
+            Ok(()) => finish(sa, p, esp_len),
+            Err(_) => {
+                p.verdict = Err(DropReason::BadCipherLength);
+                sa.counters().drops.inc(DropReason::BadCipherLength);
+            }
         }
     }
 }

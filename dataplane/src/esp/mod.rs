@@ -20,9 +20,12 @@
 mod decap;
 mod encap;
 
-pub use decap::{decap, decap_batch, decap_batch_where, esp_spi_seq, inbound_sa_of, Decapped};
+pub use decap::{
+    decap, decap_across, decap_batch, decap_batch_where, esp_spi_seq, inbound_sa_of, Decapped,
+};
 pub use encap::{
-    encap_batch, encap_batch_where, encap_overhead, encap_single, encapsulated_len, max_inner_len,
+    encap_across, encap_batch, encap_batch_where, encap_overhead, encap_single, encapsulated_len,
+    max_inner_len, ACROSS,
 };
 
 use crate::counters::DropReason;
