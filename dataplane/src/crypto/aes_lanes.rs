@@ -89,15 +89,21 @@ impl EncKeys {
             for b in 0..4 {
                 w[i][b] = w[i - nk][b] ^ t[b];
             }
+            t.zeroize();
         }
-        let mut rk = [[0u8; 16]; MAX_ROUNDS + 1];
-        for (r, k) in rk.iter_mut().enumerate().take(rounds + 1) {
+        // Filled in place, not built on the stack and moved in: no
+        // unwiped copy of the schedule left behind here.
+        let mut keys = EncKeys {
+            rk: [[0u8; 16]; MAX_ROUNDS + 1],
+            rounds,
+        };
+        for (r, k) in keys.rk.iter_mut().enumerate().take(rounds + 1) {
             for j in 0..4 {
                 k[4 * j..4 * j + 4].copy_from_slice(&w[4 * r + j]);
             }
         }
         w.as_flattened_mut().zeroize();
-        Some(EncKeys { rk, rounds })
+        Some(keys)
     }
 
     /// Whether [`encrypt_lanes`] runs here (AES-NI).

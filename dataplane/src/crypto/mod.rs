@@ -372,6 +372,7 @@ pub trait EspSuite: Any + Send + Sync {
     /// suites are all of this one's concrete type (callers check). The
     /// default seals one after another.
     fn seal_across(&self, suites: &[&dyn EspSuite], jobs: &mut [SealJob<'_>]) {
+        let jobs = unmatched_fail(suites.len(), jobs, |j| &mut j.result);
         for (s, job) in suites.iter().zip(jobs.iter_mut()) {
             s.seal_batch(std::slice::from_mut(job));
         }
@@ -381,10 +382,25 @@ pub trait EspSuite: Any + Send + Sync {
     /// seals; each ICV still checked before any of its packet is
     /// decrypted.
     fn open_across(&self, suites: &[&dyn EspSuite], jobs: &mut [OpenJob<'_>]) {
+        let jobs = unmatched_fail(suites.len(), jobs, |j| &mut j.result);
         for (s, job) in suites.iter().zip(jobs.iter_mut()) {
             s.open_batch(std::slice::from_mut(job));
         }
     }
+}
+
+/// The jobs that have a suite (the first `suites`); any beyond fail (a
+/// caller's mistake: never sealed or opened, never taken for done).
+pub(crate) fn unmatched_fail<J>(
+    suites: usize,
+    jobs: &mut [J],
+    result: impl Fn(&mut J) -> &mut Result<(), CryptoError>,
+) -> &mut [J] {
+    let n = suites.min(jobs.len());
+    for j in &mut jobs[n..] {
+        *result(j) = Err(CryptoError::InvalidSuite("no suite for the job"));
+    }
+    &mut jobs[..n]
 }
 
 /// Whether two suites are of one concrete type: what

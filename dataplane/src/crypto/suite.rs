@@ -19,7 +19,8 @@ use super::integrity::{
     MAX_ICV, MB_LANES,
 };
 use super::{
-    AuthAlg, CryptoError, EncAlg, EspSuite, IvGenerator, OpenJob, SealJob, ESP_HEADER_LEN,
+    unmatched_fail, AuthAlg, CryptoError, EncAlg, EspSuite, IvGenerator, OpenJob, SealJob,
+    ESP_HEADER_LEN,
 };
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
@@ -321,6 +322,7 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
     /// per lane.
     fn seal_across(&self, suites: &[&dyn EspSuite], jobs: &mut [SealJob<'_>]) {
         let b = C::BLOCK;
+        let jobs = unmatched_fail(suites.len(), jobs, |j| &mut j.result);
         for (ss, group) in suites.chunks(MB_LANES).zip(jobs.chunks_mut(MB_LANES)) {
             let Some(peers) = Self::peers(self, ss) else {
                 for (s, job) in ss.iter().zip(group.iter_mut()) {
@@ -373,6 +375,7 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
     /// those that passed.
     fn open_across(&self, suites: &[&dyn EspSuite], jobs: &mut [OpenJob<'_>]) {
         let b = C::BLOCK;
+        let jobs = unmatched_fail(suites.len(), jobs, |j| &mut j.result);
         for (ss, group) in suites.chunks(MB_LANES).zip(jobs.chunks_mut(MB_LANES)) {
             let Some(peers) = Self::peers(self, ss) else {
                 for (s, job) in ss.iter().zip(group.iter_mut()) {
@@ -1132,6 +1135,45 @@ mod tests {
         drop(jobs);
         assert_eq!(results, alone_results, "{what}");
         assert_eq!(across, alone, "{what}");
+    }
+
+    #[test]
+    fn jobs_without_a_suite_fail_never_pass_as_done() {
+        for (enc, auth) in combinations() {
+            let s = build(enc, auth, false);
+            let mut a = packet(&*s, 1, 2, 1);
+            let mut b = packet(&*s, 2, 2, 2);
+            let mut jobs = [
+                SealJob {
+                    esp: &mut a,
+                    seq: 1,
+                    result: Ok(()),
+                },
+                SealJob {
+                    esp: &mut b,
+                    seq: 2,
+                    result: Ok(()),
+                },
+            ];
+            s.seal_across(&[&*s], &mut jobs);
+            assert!(jobs[0].result.is_ok(), "{}", name(enc, auth, false));
+            assert!(jobs[1].result.is_err(), "{}", name(enc, auth, false));
+            let mut opens = [
+                OpenJob {
+                    esp: &mut a,
+                    seq_hi: None,
+                    result: Ok(()),
+                },
+                OpenJob {
+                    esp: &mut b,
+                    seq_hi: None,
+                    result: Ok(()),
+                },
+            ];
+            s.open_across(&[&*s], &mut opens);
+            assert!(opens[0].result.is_ok(), "{}", name(enc, auth, false));
+            assert!(opens[1].result.is_err(), "{}", name(enc, auth, false));
+        }
     }
 
     fn shapes() -> impl Strategy<Value = Vec<(usize, u64, bool)>> {

@@ -195,6 +195,7 @@ pub fn decap_across(
 ) -> [Result<Decapped, DropReason>; super::ACROSS] {
     const N: usize = super::ACROSS;
     let picked = &picked[..picked.len().min(N)];
+    debug_assert!(picked.windows(2).all(|w| w[0] < w[1]), "indices ascending");
     let mut out = [Err(DropReason::Malformed); N];
     let mut pkts: [Option<&mut PacketBuf<'_>>; N] = std::array::from_fn(|_| None);
     let mut k = 0;

@@ -164,6 +164,10 @@ pub const ACROSS: usize = 16;
 /// run at their latency instead of their throughput.
 pub fn encap_across(frames: &mut [PacketBuf<'_>], picked: &[(usize, &OutboundSa)]) {
     let picked = &picked[..picked.len().min(ACROSS)];
+    debug_assert!(
+        picked.windows(2).all(|w| w[0].0 < w[1].0),
+        "indices ascending"
+    );
     let mut pkts: [Option<&mut PacketBuf<'_>>; ACROSS] = std::array::from_fn(|_| None);
     let mut k = 0;
     for (i, f) in frames.iter_mut().enumerate() {
@@ -200,17 +204,21 @@ pub fn encap_across(frames: &mut [PacketBuf<'_>], picked: &[(usize, &OutboundSa)
         let (Some(p), Some((range, seq))) = (p, slot) else {
             continue;
         };
-        // `prepare` checked the range against the frame.
-        if let Some(esp) = p.frame.get_mut(range.clone()) {
-            jobs[n] = SealJob {
-                esp,
-                seq: *seq,
-                result: Ok(()),
-            };
-            suites[n] = Some(sa.suite());
-            index[n] = i;
-            n += 1;
-        }
+        // `prepare` checked the range against the frame; a miss is
+        // refused rather than sent in the clear, as in `encap_single`.
+        let Some(esp) = p.frame.get_mut(range.clone()) else {
+            p.verdict = Err(DropReason::BadCipherLength);
+            sa.counters().drops.inc(DropReason::BadCipherLength);
+            continue;
+        };
+        jobs[n] = SealJob {
+            esp,
+            seq: *seq,
+            result: Ok(()),
+        };
+        suites[n] = Some(sa.suite());
+        index[n] = i;
+        n += 1;
     }
     let Some(first) = suites[0] else {
         return;
