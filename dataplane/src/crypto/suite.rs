@@ -362,10 +362,7 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
                     }
                 }
             }
-            let keys: [(&I, bool); MB_LANES] = std::array::from_fn(|i| {
-                let p = peers.get(i).unwrap_or(&peers[0]);
-                (&p.mac, p.esn)
-            });
+            let keys = self.mac_keys(peers);
             mac_keyed(&keys[..group.len()], group);
         }
     }
@@ -384,10 +381,7 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
                 continue;
             };
             let peers = &peers[..group.len()];
-            let keys: [(&I, bool); MB_LANES] = std::array::from_fn(|i| {
-                let p = peers.get(i).unwrap_or(&peers[0]);
-                (&p.mac, p.esn)
-            });
+            let keys = self.mac_keys(peers);
             verify_keyed(&keys[..group.len()], group, b, b);
             for (p, job) in peers.iter().zip(group.iter_mut()) {
                 if job.result.is_ok() {
@@ -401,6 +395,15 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
 }
 
 impl<C: CbcCipher, I: Integrity> CbcSuite<C, I> {
+    /// Each peer's MAC and ESN flag, for [`mac_keyed`] and
+    /// [`verify_keyed`] (the first `peers.len()` entries).
+    fn mac_keys<'s>(&'s self, peers: &[&'s Self]) -> [(&'s I, bool); MB_LANES] {
+        std::array::from_fn(|i| {
+            let p = peers.get(i).copied().unwrap_or(self);
+            (&p.mac, p.esn)
+        })
+    }
+
     /// `suites` (at most [`MB_LANES`]) as this type; `None` if one is not.
     fn peers<'s>(&'s self, suites: &[&'s dyn EspSuite]) -> Option<[&'s Self; MB_LANES]> {
         let mut peers = [self; MB_LANES];
