@@ -34,7 +34,7 @@ pub use pat::PatState;
 use crate::api::{EspMode, Event, MAX_TED_PROBE_LEN};
 use crate::clock;
 use crate::counters::{DropCounters, DropReason};
-use crate::crypto::same_suite_type;
+use crate::crypto::{same_suite_type, EspSuite};
 use crate::esp::{
     decap, decap_across, decap_batch_where, encap_across, encap_batch_where, encap_single,
     encapsulated_len, esp_spi_seq, Decapped, PacketBuf, ACROSS,
@@ -1093,33 +1093,37 @@ impl SpiCounts {
     }
 }
 
-/// Packets of different SAs waiting to be decrypted together
-/// ([`decap_across`]), as [`Across`] for encryption.
-struct DecapAcross<'t> {
+/// The SAs of a batch with one packet each, waiting to be sealed
+/// ([`encap_across`]) or opened ([`decap_across`]) together: every SA's
+/// suite of one concrete type that takes a key per lane.
+struct Lone<'t, S> {
     at: [usize; ACROSS],
-    first: Option<&'t InboundSa>,
+    sas: [Option<&'t S>; ACROSS],
+    /// The first one's suite, which the others' must match.
+    kind: Option<&'t dyn EspSuite>,
     n: usize,
 }
 
-impl<'t> DecapAcross<'t> {
+impl<'t, S> Lone<'t, S> {
     fn new() -> Self {
-        DecapAcross {
+        Lone {
             at: [0; ACROSS],
-            first: None,
+            sas: [None; ACROSS],
+            kind: None,
             n: 0,
         }
     }
 
-    fn take(&mut self, i: usize, sa: &'t InboundSa) -> bool {
-        if !sa.suite().lanes_across()
-            || self
-                .first
-                .is_some_and(|first| !same_suite_type(first.suite(), sa.suite()))
-        {
+    /// Takes frame `i` of `sa` (whose suite is `suite`) if its suite goes
+    /// with those taken; `false` when it does not (the caller handles it
+    /// alone).
+    fn take(&mut self, i: usize, sa: &'t S, suite: &'t dyn EspSuite) -> bool {
+        if !suite.lanes_across() || self.kind.is_some_and(|k| !same_suite_type(k, suite)) {
             return false;
         }
-        self.first.get_or_insert(sa);
+        self.kind.get_or_insert(suite);
         self.at[self.n] = i;
+        self.sas[self.n] = Some(sa);
         self.n += 1;
         true
     }
@@ -1127,7 +1131,9 @@ impl<'t> DecapAcross<'t> {
     fn full(&self) -> bool {
         self.n == ACROSS
     }
+}
 
+impl Lone<'_, InboundSa> {
     /// Decrypts what was taken, each frame's outcome into `stage` by
     /// `to_stage`.
     fn flush(
@@ -1145,7 +1151,7 @@ impl<'t> DecapAcross<'t> {
         for (&i, r) in self.at[..self.n].iter().zip(out) {
             stage[i] = to_stage(r);
         }
-        *self = DecapAcross::new();
+        *self = Lone::new();
     }
 }
 
@@ -1153,7 +1159,7 @@ impl<'t> DecapAcross<'t> {
 /// opened in one batched call (its suite may verify their ICVs side by
 /// side); SAs with a single packet (traffic over many SAs) have theirs
 /// opened together, a key per lane, where the suite can
-/// ([`DecapAcross`]), or one at a time, as [`encrypt`] does. Returns how
+/// ([`Lone`]), or one at a time, as [`encrypt`] does. Returns how
 /// many were decrypted.
 fn decrypt(
     t: &Tables,
@@ -1181,7 +1187,7 @@ fn decrypt(
         Ok(_) => Stage::Done(Action::ToKernel),
         Err(reason) => Stage::Done(Action::Drop(reason)),
     };
-    let mut across = DecapAcross::new();
+    let mut across = Lone::<InboundSa>::new();
     for i in 0..n {
         prefetch_decap_keys(t, stage, esp, i + KEYS_AHEAD);
         if stage[i] != Stage::Decap {
@@ -1193,7 +1199,7 @@ fn decrypt(
         let shared = mine.is_some_and(|spi| counts.maybe_shared(spi));
         if !shared || !(i + 1..n).any(ours) {
             let sa = mine.and_then(|spi| t.sadb.inbound(spi));
-            if sa.is_some_and(|sa| across.take(i, sa)) {
+            if sa.is_some_and(|sa| across.take(i, sa, sa.suite())) {
                 if across.full() {
                     across.flush(&t.sadb, frames, stage, &c.drops, |r| {
                         to_stage(r, &mut decapsulated)
@@ -1225,42 +1231,7 @@ fn decrypt(
     decapsulated
 }
 
-/// Packets of different SAs waiting to be encrypted together
-/// ([`encap_across`]): each one its SA's only packet in the batch, every
-/// SA's suite of one concrete type that takes a key per lane.
-struct Across<'t> {
-    at: [usize; ACROSS],
-    sas: [Option<&'t OutboundSa>; ACROSS],
-    n: usize,
-}
-
-impl<'t> Across<'t> {
-    fn new() -> Self {
-        Across {
-            at: [0; ACROSS],
-            sas: [None; ACROSS],
-            n: 0,
-        }
-    }
-
-    /// Takes frame `i` of `sa` if its suite goes with those taken;
-    /// `false` when it does not (the caller encrypts it alone).
-    fn take(&mut self, i: usize, sa: &'t OutboundSa) -> bool {
-        if !sa.suite().lanes_across()
-            || self.sas[0].is_some_and(|first| !same_suite_type(first.suite(), sa.suite()))
-        {
-            return false;
-        }
-        self.at[self.n] = i;
-        self.sas[self.n] = Some(sa);
-        self.n += 1;
-        true
-    }
-
-    fn full(&self) -> bool {
-        self.n == ACROSS
-    }
-
+impl Lone<'_, OutboundSa> {
     /// Encrypts what was taken; returns how many were encapsulated.
     fn flush(&mut self, frames: &mut [PacketBuf<'_>], stage: &mut [Stage]) -> u64 {
         let Some(first) = self.sas[0] else {
@@ -1273,7 +1244,7 @@ impl<'t> Across<'t> {
         for &i in &self.at[..self.n] {
             stage[i] = encap_stage(frames[i].verdict, &mut encapsulated);
         }
-        *self = Across::new();
+        *self = Lone::new();
         encapsulated
     }
 }
@@ -1292,7 +1263,7 @@ fn encap_stage(verdict: Result<(), DropReason>, count: &mut u64) -> Stage {
 /// Encrypts per SA, each SA's packets in one batched call, frames staying
 /// where they are. SAs with one packet in the batch (traffic over many
 /// SAs) have theirs encrypted together, a key per lane, where the suite
-/// can ([`Across`]), or one at a time, not as batches of one.
+/// can ([`Lone`]), or one at a time, not as batches of one.
 fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &PipelineCounters) {
     let encap_spi = |s: &Stage| match *s {
         Stage::Encap(spi) => Some(spi),
@@ -1307,7 +1278,7 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
     }
     let mut encapsulated = 0;
     let to_stage = encap_stage;
-    let mut across = Across::new();
+    let mut across = Lone::<OutboundSa>::new();
     for i in 0..stage.len() {
         prefetch_encap_keys(t, stage, i + KEYS_AHEAD);
         let Stage::Encap(spi) = stage[i] else {
@@ -1321,7 +1292,7 @@ fn encrypt(t: &Tables, frames: &mut [PacketBuf<'_>], stage: &mut [Stage], c: &Pi
                 // Its fate is its own: no pass over the rest of the batch
                 // (with every packet its SA's only one, that pass made
                 // the loop quadratic in the batch).
-                if across.take(i, sa) {
+                if across.take(i, sa, sa.suite()) {
                     if across.full() {
                         encapsulated += across.flush(frames, stage);
                     }
