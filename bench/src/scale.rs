@@ -30,6 +30,7 @@ use dataplane::sa::InboundSa;
 use dataplane::spd::{IpPrefix, PolicyAction, PolicyTag, PortRange, Spd, SpdRule, TrafficSelector};
 use dataplane::testkit::{keys, udp_v4, FRAME, HEADROOM};
 use dataplane::wire::ethernet::{self, EthernetAddress};
+use dataplane::wire::ipv4;
 use serde::Serialize;
 
 use crate::ike_bench::thread_cpu_ns;
@@ -285,18 +286,67 @@ fn clear_frame(o: &Options, i: usize) -> Vec<u8> {
     f
 }
 
-/// The clear frames gateway A receives: at least `min` of them, every SA
-/// equally often, SAs in a random order, laid out in arrival order as in
-/// a receive ring (read front to back), and the indexes to visit them.
-fn traffic(o: &Options, n: usize, min: usize, rng: &mut Rng) -> Result<(FrameSet, Vec<u32>)> {
-    let mut sas: Vec<usize> = (0..n.max(min)).map(|k| k % n).collect();
-    rng.shuffle(&mut sas);
-    let mut set = FrameSet::new((o.size + ethernet::HEADER_LEN).next_multiple_of(64));
-    let frames: Vec<Vec<u8>> = (0..n).map(|i| clear_frame(o, i)).collect();
-    for &i in &sas {
-        set.push(&frames[i])?;
+/// Frame slots in gateway A's receive ring: the dataplane's default UMEM
+/// frames per worker (`espada-dataplane --frames`).
+const RX_RING: usize = 8192;
+
+/// The clear frames gateway A receives, as a receive ring holds them:
+/// `RX_RING` frame slots used in turn, each written with the next packet
+/// as it arrives. Packets go to the hosts of `hosts` (every SA equally
+/// often, at least `min` packets, in a random order), so the frames read
+/// per packet are the same few megabytes with 1 SA or 100 000; a ring
+/// with a frame per packet (one per SA at 100 000 SAs, ~150 MB at 1400
+/// bytes) would instead make the larger count stream its frames from
+/// memory and charge that to the SAs.
+struct Traffic {
+    ring: FrameSet,
+    hosts: Vec<u32>,
+}
+
+impl Traffic {
+    fn new(o: &Options, n: usize, min: usize, rng: &mut Rng) -> Result<Traffic> {
+        let packets = n.max(min).next_multiple_of(n);
+        let mut hosts: Vec<u32> = (0..packets).map(|k| (k % n) as u32).collect();
+        rng.shuffle(&mut hosts);
+        let mut ring = FrameSet::new((o.size + ethernet::HEADER_LEN).next_multiple_of(64));
+        for &h in hosts.iter().take(RX_RING) {
+            ring.push(&clear_frame(o, h as usize))?;
+        }
+        Ok(Traffic { ring, hosts })
     }
-    Ok((set, (0..sas.len() as u32).collect()))
+
+    /// Packets per visit of every SA's share (the positions `receive` takes).
+    fn len(&self) -> usize {
+        self.hosts.len()
+    }
+}
+
+/// Where a benchmark's received frames come from.
+trait Source {
+    /// Writes packet `i` as received into `buf`; returns its length.
+    fn receive(&self, i: usize, buf: &mut [u8]) -> usize;
+}
+
+/// Frames received as they were laid out (gateway B's ESP).
+impl Source for FrameSet {
+    fn receive(&self, i: usize, buf: &mut [u8]) -> usize {
+        let f = self.get(i);
+        buf[..f.len()].copy_from_slice(f);
+        f.len()
+    }
+}
+
+/// Packet `i` in ring slot `i % RX_RING`, addressed to its host: every
+/// clear frame is one template but for the destination (UDP checksum 0),
+/// so writing the address and the IPv4 checksum makes it that host's.
+impl Source for Traffic {
+    fn receive(&self, i: usize, buf: &mut [u8]) -> usize {
+        let len = self.ring.receive(i % self.ring.len(), buf);
+        let mut ip = ipv4::Packet::new_unchecked(&mut buf[ethernet::HEADER_LEN..len]);
+        ip.set_dst_addr(host(self.hosts[i] as usize));
+        ip.fill_checksum();
+        len
+    }
 }
 
 /// xorshift64*: a fixed-seed shuffle, no dependency.
@@ -316,8 +366,8 @@ impl Rng {
     }
 }
 
-/// Runs `frames[order[k]]` for k in `range` through `t` in batches; returns
-/// how many ended as `want` (others are counted by the caller).
+/// Runs received frames through a gateway's pipeline a batch at a time,
+/// in frame buffers reused from batch to batch (as a worker's UMEM).
 struct Runner {
     bufs: Vec<u8>,
     actions: Vec<Action>,
@@ -335,13 +385,13 @@ impl Runner {
         }
     }
 
-    /// One batch of the frames `idx` (at most `batch`) received on
-    /// `rx`; calls `out` with each frame's action and bytes.
+    /// One batch of the frames `idx` (at most `batch`) of `src` received
+    /// on `rx`; calls `out` with each frame's action and bytes.
     fn run(
         &mut self,
         t: &mut Tables,
         rx: u32,
-        set: &FrameSet,
+        src: &impl Source,
         idx: &[u32],
         mut out: impl FnMut(Action, &[u8]),
     ) {
@@ -354,9 +404,8 @@ impl Runner {
             .chunks_mut(FRAME)
             .zip(&idx[..n])
             .map(|(chunk, &i)| {
-                let f = set.get(i as usize);
-                chunk[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
-                PacketBuf::new(chunk, HEADROOM, f.len())
+                let len = src.receive(i as usize, &mut chunk[HEADROOM..]);
+                PacketBuf::new(chunk, HEADROOM, len)
             })
             .collect();
         process_batch(t, rx, &mut frames, &mut self.actions[..n], &self.counters);
@@ -374,18 +423,18 @@ fn is_transmit(a: Action, ifindex: u32) -> bool {
 /// order. Returns (packets, wall seconds, thread CPU seconds).
 fn encap_loop(
     t: &mut Tables,
-    set: &FrameSet,
-    order: &[u32],
+    traffic: &Traffic,
     batch: usize,
     duration: Duration,
     start: Option<&Barrier>,
 ) -> Result<(u64, f64, f64)> {
     let mut r = Runner::new(batch);
     let mut bad = 0u64;
+    let order: Vec<u32> = (0..traffic.len() as u32).collect();
     // Warm-up: one pass over every SA (caches and branch predictors as a
     // running gateway has them), untimed.
     for chunk in order.chunks(batch) {
-        r.run(t, LAN_IF, set, chunk, |a, _| {
+        r.run(t, LAN_IF, traffic, chunk, |a, _| {
             bad += u64::from(!is_transmit(a, WAN_IF))
         });
     }
@@ -398,7 +447,7 @@ fn encap_loop(
     loop {
         for _ in 0..64 {
             let end = (pos + batch).min(order.len());
-            r.run(t, LAN_IF, set, &order[pos..end], |a, _| {
+            r.run(t, LAN_IF, traffic, &order[pos..end], |a, _| {
                 bad += u64::from(!is_transmit(a, WAN_IF))
             });
             packets += (end - pos) as u64;
@@ -605,16 +654,15 @@ pub fn run(o: &Options, mut progress: impl FnMut(&Measurement)) -> Result<Vec<Me
         let mut received = Vec::new();
         for &n in &o.sa_counts {
             let a = gateway_a(o, n)?;
-            let (set, order) = traffic(o, n, 1 << 16, &mut rng)?;
-            senders.push((a, set, order));
+            senders.push((a, Traffic::new(o, n, 1 << 16, &mut rng)?));
             received.push(esp_frames(o, n, DECAP_PACKETS.div_ceil(n), &mut rng)?);
         }
         let mut encap = vec![Tally::default(); o.sa_counts.len()];
         let mut decap = encap.clone();
         for _ in 0..SA_ROUNDS {
             for (k, &n) in o.sa_counts.iter().enumerate() {
-                let (a, set, order) = &mut senders[k];
-                encap[k].add(encap_loop(a, set, order, o.batch, slice, None)?);
+                let (a, traffic) = &mut senders[k];
+                encap[k].add(encap_loop(a, traffic, o.batch, slice, None)?);
                 decap[k].add(decap_for(o, n, &received[k], slice)?);
             }
         }
@@ -636,8 +684,8 @@ pub fn run(o: &Options, mut progress: impl FnMut(&Measurement)) -> Result<Vec<Me
                         let n = o.worker_sas;
                         let mut a = gateway_a(o, n)?;
                         let mut rng = Rng(0x1234_5678 + w as u64);
-                        let (set, order) = traffic(o, n, 1 << 14, &mut rng)?;
-                        encap_loop(&mut a, &set, &order, o.batch, o.duration, Some(barrier))
+                        let traffic = Traffic::new(o, n, 1 << 14, &mut rng)?;
+                        encap_loop(&mut a, &traffic, o.batch, o.duration, Some(barrier))
                     })
                 })
                 .collect();
@@ -885,6 +933,26 @@ mod tests {
             suite: "aes128-sha1".into(),
             worker_sas: 8,
             replay_window: 1024,
+        }
+    }
+
+    #[test]
+    fn the_receive_ring_delivers_each_packet_as_built_for_its_host() {
+        for size in [64, 1400] {
+            let o = Options { size, ..opts() };
+            // More packets than ring slots, so slots are written again.
+            let traffic = Traffic::new(&o, 3000, RX_RING + 500, &mut Rng(11)).unwrap();
+            assert_eq!(traffic.ring.len(), RX_RING);
+            let mut seen = vec![0u32; 3000];
+            let mut buf = vec![0u8; FRAME];
+            for i in 0..traffic.len() {
+                let len = traffic.receive(i, &mut buf);
+                let h = traffic.hosts[i] as usize;
+                seen[h] += 1;
+                assert_eq!(&buf[..len], &clear_frame(&o, h)[..], "packet {i}");
+            }
+            // Every SA equally often (3 times: 8 692 packets rounded up).
+            assert!(seen.iter().all(|&k| k == 3), "{:?}", &seen[..8]);
         }
     }
 
