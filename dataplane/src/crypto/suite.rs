@@ -18,9 +18,9 @@ use super::integrity::{
     HmacMd5_96, HmacSha1_96, HmacSha256_128, HmacSha384_192, HmacSha512_256, Integrity, MacInput,
     MAX_ICV, MB_LANES,
 };
+use super::ivgen::fresh_ivs;
 use super::{
-    unmatched_fail, AuthAlg, CryptoError, EncAlg, EspSuite, IvGenerator, OpenJob, SealJob,
-    ESP_HEADER_LEN,
+    unmatched_fail, AuthAlg, CryptoError, EncAlg, EspSuite, OpenJob, SealJob, ESP_HEADER_LEN,
 };
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
@@ -131,7 +131,6 @@ impl<C: CbcCipher> MacBuild for CbcBuild<C> {
         Ok(Box::new(CbcSuite {
             cipher: self.cipher,
             mac,
-            ivs: IvGenerator::new()?,
             esn: self.esn,
         }))
     }
@@ -180,11 +179,13 @@ fn check_layout(
     Ok(len - icv_len)
 }
 
-/// Encrypt-then-MAC with a CBC cipher: ESP's classic suites.
+/// Encrypt-then-MAC with a CBC cipher: ESP's classic suites. The IVs come
+/// from the sealing thread's stream (`ivgen`), not from the SA: every
+/// packet sealed draws exactly one, in the order of its jobs, so a batch
+/// and the same packets one by one draw the same IVs from the same stream.
 pub(crate) struct CbcSuite<C: CbcCipher, I: Integrity> {
     cipher: C,
     mac: I,
-    ivs: IvGenerator,
     esn: bool,
 }
 
@@ -194,12 +195,11 @@ impl<C: CbcCipher, I: Integrity> CbcSuite<C, I> {
         Self {
             cipher: C::with_key(enc_key).unwrap(),
             mac: I::with_key(auth_key),
-            ivs: IvGenerator::new().unwrap(),
             esn,
         }
     }
 
-    /// Seals with a caller-chosen IV: `seal` passes the generator's IV,
+    /// Seals with a caller-chosen IV: `seal` passes the thread's next IV,
     /// known-answer tests the RFC's.
     pub(crate) fn seal_with_iv(
         &self,
@@ -233,8 +233,12 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
     }
 
     fn seal(&self, esp: &mut [u8], seq: u64) -> Result<(), CryptoError> {
-        let iv = self.ivs.iv(seq);
-        self.seal_with_iv(esp, seq, &iv)
+        // The shape first: a packet refused draws no IV, as in a batch.
+        let b = C::BLOCK;
+        check_layout(esp.len(), b, I::ICV_LEN, b)?;
+        let mut iv = [[0u8; MAX_BLOCK]];
+        fresh_ivs(&mut iv)?;
+        self.seal_with_iv(esp, seq, &iv[0])
     }
 
     fn open(&self, esp: &mut [u8], seq_hi: Option<u32>) -> Result<(), CryptoError> {
@@ -258,20 +262,25 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
         let b = C::BLOCK;
         for group in jobs.chunks_mut(LANES) {
             let mut valid = [false; LANES];
-            let mut seqs = [0u64; LANES];
             let mut n = 0;
             for (i, job) in group.iter_mut().enumerate() {
                 match check_layout(job.esp.len(), b, I::ICV_LEN, b) {
                     Ok(_) => {
                         valid[i] = true;
-                        seqs[n] = job.seq;
                         n += 1;
                     }
                     Err(e) => job.result = Err(e),
                 }
             }
             let mut ivs = [[0u8; MAX_BLOCK]; LANES];
-            self.ivs.ivs(&seqs[..n], &mut ivs[..n]);
+            if let Err(e) = fresh_ivs(&mut ivs[..n]) {
+                for (i, job) in group.iter_mut().enumerate() {
+                    if valid[i] {
+                        job.result = Err(e);
+                    }
+                }
+                continue;
+            }
 
             let mut lanes: [Lane<'_>; LANES] = Default::default();
             let mut k = 0;
@@ -317,9 +326,8 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
         true
     }
 
-    /// As `seal_batch`, each packet with its own SA's IV generator,
-    /// cipher and MAC: the CBC lanes and the MAC lanes each take a key
-    /// per lane.
+    /// As `seal_batch`, each packet with its own SA's cipher and MAC: the
+    /// CBC lanes and the MAC lanes each take a key per lane.
     fn seal_across(&self, suites: &[&dyn EspSuite], jobs: &mut [SealJob<'_>]) {
         let b = C::BLOCK;
         let jobs = unmatched_fail(suites.len(), jobs, |j| &mut j.result);
@@ -332,28 +340,32 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
             };
             let peers = &peers[..group.len()];
             for (pg, jg) in peers.chunks(LANES).zip(group.chunks_mut(LANES)) {
+                for job in jg.iter_mut() {
+                    job.result = check_layout(job.esp.len(), b, I::ICV_LEN, b).map(|_| ());
+                }
+                let n = jg.iter().filter(|j| j.result.is_ok()).count();
+                let mut ivs = [[0u8; MAX_BLOCK]; LANES];
+                if let Err(e) = fresh_ivs(&mut ivs[..n]) {
+                    for job in jg.iter_mut().filter(|j| j.result.is_ok()) {
+                        job.result = Err(e);
+                    }
+                    continue;
+                }
                 let mut lanes: [Lane<'_>; LANES] = Default::default();
                 let mut ciphers: [&C; LANES] = [&self.cipher; LANES];
                 let mut k = 0;
                 for (p, job) in pg.iter().zip(jg.iter_mut()) {
-                    if let Err(e) = check_layout(job.esp.len(), b, I::ICV_LEN, b) {
-                        job.result = Err(e);
+                    if job.result.is_err() {
                         continue;
                     }
-                    // One AES block per IV, each SA's own key: batching
-                    // them across SAs in lanes measured slower here.
-                    let iv = p.ivs.iv(job.seq);
                     let auth_len = job.esp.len() - I::ICV_LEN;
                     let (head, payload) = job.esp[..auth_len].split_at_mut(ESP_HEADER_LEN + b);
-                    head[ESP_HEADER_LEN..].copy_from_slice(&iv[..b]);
-                    let mut chain = [0u8; MAX_BLOCK];
-                    chain[..b].copy_from_slice(&iv[..b]);
+                    head[ESP_HEADER_LEN..].copy_from_slice(&ivs[k][..b]);
                     lanes[k] = Lane {
                         data: payload,
-                        chain,
+                        chain: ivs[k],
                     };
                     ciphers[k] = &p.cipher;
-                    job.result = Ok(());
                     k += 1;
                 }
                 if !C::cbc_encrypt_lanes_keyed(&ciphers[..k], &mut lanes[..k]) {
@@ -948,12 +960,15 @@ mod tests {
             }
             p
         };
+        // Both ways draw their IVs from the same stream, from its start.
+        crate::crypto::ivgen::reset_stream_for_test(3);
         let mut alone: Vec<Vec<u8>> = shapes.iter().map(make).collect();
         let alone_results: Vec<_> = alone
             .iter_mut()
             .zip(shapes)
             .map(|(p, &(_, seq, _))| s.seal(p, seq))
             .collect();
+        crate::crypto::ivgen::reset_stream_for_test(3);
         let mut batched: Vec<Vec<u8>> = shapes.iter().map(make).collect();
         let mut jobs: Vec<SealJob<'_>> = batched
             .iter_mut()
@@ -1058,8 +1073,8 @@ mod tests {
     }
 
     /// `seal_across` and `open_across` against each SA's suite alone:
-    /// every job has its own suite (own keys, own IV generator, ESN or
-    /// not), as a hub's batch does; the same bytes and verdicts.
+    /// every job has its own suite (own keys, ESN or not), as a hub's
+    /// batch does; the same bytes and verdicts.
     fn across_equals_alone(enc: EncAlg, auth: AuthAlg, p: &[(usize, u64, bool, Harm)]) {
         // Each SA its own keys: a lane that used another's would differ.
         let suites: Vec<Box<dyn EspSuite>> = p
@@ -1077,12 +1092,15 @@ mod tests {
             assert_eq!(s.lanes_across(), enc.block_align() > 4, "{what}");
         }
         let make = |i: usize| packet(refs[i], p[i].1, p[i].0, i as u8);
+        // Both ways draw their IVs from the same stream, from its start.
+        crate::crypto::ivgen::reset_stream_for_test(5);
         let mut alone: Vec<Vec<u8>> = (0..p.len()).map(make).collect();
         let alone_results: Vec<_> = alone
             .iter_mut()
             .enumerate()
             .map(|(i, pkt)| refs[i].seal(pkt, p[i].1))
             .collect();
+        crate::crypto::ivgen::reset_stream_for_test(5);
         let mut across: Vec<Vec<u8>> = (0..p.len()).map(make).collect();
         let mut jobs: Vec<SealJob<'_>> = across
             .iter_mut()
