@@ -61,7 +61,8 @@ impl IvGenerator {
         Ok(Self::from_parts(&key, nonce))
     }
 
-    /// Deterministic generator for known-answer tests and benchmarks.
+    /// A generator of known key and nonce: known-answer tests, and each
+    /// thread's stream once `new` has drawn them.
     pub(crate) fn from_parts(key: &[u8; 16], nonce: [u8; 8]) -> Self {
         Self {
             cipher: Aes128Enc::new(key.into()),
@@ -175,7 +176,8 @@ thread_local! {
 /// (one `getrandom`) on the thread's first call. Fails only if the OS
 /// gives no randomness, or if called while the thread is being torn down.
 pub(crate) fn fresh_ivs(out: &mut [[u8; 16]]) -> Result<(), CryptoError> {
-    const NO_STREAM: CryptoError = CryptoError::InvalidSuite("no randomness for the IV generator");
+    const NO_STREAM: CryptoError =
+        CryptoError::InvalidSuite("no IV stream on this thread (no randomness from the OS)");
     STREAM
         .try_with(|cell| {
             let mut slot = cell.try_borrow_mut().map_err(|_| NO_STREAM)?;
@@ -187,6 +189,12 @@ pub(crate) fn fresh_ivs(out: &mut [[u8; 16]]) -> Result<(), CryptoError> {
             Ok(())
         })
         .map_err(|_| NO_STREAM)?
+}
+
+/// Makes this thread's IV stream now, so that a worker finds out when it
+/// starts, not on its first CBC packet, that the OS gives no randomness.
+pub fn prime_thread_ivs() -> Result<(), CryptoError> {
+    fresh_ivs(&mut [])
 }
 
 /// Replaces this thread's stream with a known one (`IvGenerator::from_parts`

@@ -22,7 +22,7 @@ mod ivgen;
 mod sha1_mb;
 mod suite;
 
-pub use ivgen::IvGenerator;
+pub use ivgen::{prime_thread_ivs, IvGenerator};
 pub use suite::new_suite;
 
 use std::any::Any;
@@ -289,7 +289,8 @@ impl AuthAlg {
 pub struct SealJob<'a> {
     pub esp: &'a mut [u8],
     /// Full 64-bit sequence number: its low half is in the header, its high
-    /// half enters the ICV when ESN is on, and it seeds the IV.
+    /// half enters the ICV when ESN is on, and GCM's IV is made of it (CBC
+    /// draws its IV from the sealing thread's stream instead).
     pub seq: u64,
     pub result: Result<(), CryptoError>,
 }

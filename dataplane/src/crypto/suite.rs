@@ -254,7 +254,8 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
         Ok(())
     }
 
-    /// Multi-buffer: IVs for 8 packets in one AES call, then the 8 packets'
+    /// Multi-buffer: 8 packets' IVs from the thread's stream (computed 64
+    /// at a time), then the 8 packets'
     /// CBC encryption in one `cbc_encrypt_lanes` call (interleaved so each
     /// step is one pipelined block-cipher call for AES; packet after packet
     /// on OpenSSL for 3DES/DES), then the MACs. Stack scratch only.
@@ -1074,24 +1075,37 @@ mod tests {
 
     /// `seal_across` and `open_across` against each SA's suite alone:
     /// every job has its own suite (own keys, ESN or not), as a hub's
-    /// batch does; the same bytes and verdicts.
-    fn across_equals_alone(enc: EncAlg, auth: AuthAlg, p: &[(usize, u64, bool, Harm)]) {
+    /// batch does, packet `i` of algorithms `algs[i % algs.len()]`; the
+    /// same bytes and verdicts. Packets of `(blocks, seq, esn, harm,
+    /// misalign)`: no block or a stray byte makes a shape sealing refuses.
+    fn across_equals_alone(algs: &[(EncAlg, AuthAlg)], p: &[(usize, u64, bool, Harm, bool)]) {
         // Each SA its own keys: a lane that used another's would differ.
         let suites: Vec<Box<dyn EspSuite>> = p
             .iter()
             .enumerate()
-            .map(|(i, &(_, _, esn, _))| {
+            .map(|(i, &(_, _, esn, _, _))| {
+                let (enc, auth) = algs[i % algs.len()];
                 let (ke, ka) = (key(enc.key_len(), i as u8), key(auth.key_len(), !(i as u8)));
                 new_suite(enc, &ke, auth, &ka, esn).unwrap()
             })
             .collect();
         let refs: Vec<&dyn EspSuite> = suites.iter().map(|s| &**s).collect();
-        let what = name(enc, auth, false);
+        let what = algs
+            .iter()
+            .map(|&(enc, auth)| name(enc, auth, false))
+            .collect::<Vec<_>>()
+            .join(" / ");
         if let Some(s) = suites.first() {
             // The CBC suites take a key per lane; GCM and NULL do not.
-            assert_eq!(s.lanes_across(), enc.block_align() > 4, "{what}");
+            assert_eq!(s.lanes_across(), algs[0].0.block_align() > 4, "{what}");
         }
-        let make = |i: usize| packet(refs[i], p[i].1, p[i].0, i as u8);
+        let make = |i: usize| {
+            let mut pkt = packet(refs[i], p[i].1, p[i].0, i as u8);
+            if p[i].4 {
+                pkt.push(0);
+            }
+            pkt
+        };
         // Both ways draw their IVs from the same stream, from its start.
         crate::crypto::ivgen::reset_stream_for_test(5);
         let mut alone: Vec<Vec<u8>> = (0..p.len()).map(make).collect();
@@ -1121,7 +1135,7 @@ mod tests {
         // Harmed copies, opened across and alone.
         let mut his = Vec::new();
         for (i, pkt) in across.iter_mut().enumerate() {
-            let (_, seq, esn, harm) = p[i];
+            let (_, seq, esn, harm, _) = p[i];
             let mut hi = (seq >> 32) as u32;
             match harm {
                 Harm::None => {}
@@ -1226,11 +1240,24 @@ mod tests {
 
         #[test]
         fn seal_and_open_across_sas_give_what_each_sa_gives_alone(
-            p in prop::collection::vec((1usize..40, any::<u64>(), any::<bool>(), harm()), 0..40),
+            p in prop::collection::vec(
+                (0usize..40, any::<u64>(), any::<bool>(), harm(), prop::bool::weighted(0.1)),
+                0..40,
+            ),
         ) {
             for (enc, auth) in combinations() {
-                across_equals_alone(enc, auth, &p);
+                across_equals_alone(&[(enc, auth)], &p);
             }
+            // Suites of other types among the CBC ones: those are sealed
+            // one by one, and every packet still draws its IV in turn.
+            across_equals_alone(
+                &[
+                    (EncAlg::AesCbc128, AuthAlg::HmacSha1_96),
+                    (EncAlg::AesCbc256, AuthAlg::HmacSha256_128),
+                    (EncAlg::TripleDesCbc, AuthAlg::HmacSha1_96),
+                ],
+                &p,
+            );
         }
 
         #[test]

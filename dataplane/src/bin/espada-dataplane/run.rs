@@ -113,7 +113,8 @@ pub fn run(o: RunOptions) -> Result<()> {
     let (ted_tx, ted_rx) = bounded::<TedProbeRequest>(64);
     let mut counters = Vec::new();
     let mut nat_counters = Vec::new();
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    // Each worker returns whether it ran until told to stop.
+    let mut threads: Vec<JoinHandle<bool>> = Vec::new();
     let mode = if o.zero_copy {
         BindMode::Auto
     } else {
@@ -158,7 +159,12 @@ pub fn run(o: RunOptions) -> Result<()> {
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                     eprintln!("worker {w}: could not pin to core {core}; running unpinned");
                 }
+                if let Err(e) = dataplane::crypto::prime_thread_ivs() {
+                    eprintln!("worker {w}: cannot seal CBC packets: {e}; stopping");
+                    return false;
+                }
                 worker.run(&mut tables, &rx, &c2, idle, &stop);
+                true
             })
             .context("starting a worker thread")?;
         senders.push(tx);
@@ -231,7 +237,7 @@ pub fn run(o: RunOptions) -> Result<()> {
     stop.store(true, Ordering::Relaxed);
     let mut failed = false;
     for t in threads {
-        failed |= t.join().is_err();
+        failed |= !matches!(t.join(), Ok(true));
     }
     report(&counters);
     drop(steer);
