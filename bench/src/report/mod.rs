@@ -1074,21 +1074,34 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
              ({}), {}its cipher's key schedule (9 lines for AES-128-GCM, ring's round keys \
              and GHASH table). All of it is prefetched: the SPD slots and rules, the SADB slots \
              and the SAs of a whole batch in passes before use, the key schedules {}three \
-             packets ahead inside the crypto loop, where they overlap the encryption (with every \
-             SA sharing one key, encap measured only ~0.03 lower).{} Asking for the table lines a slice \
+             packets ahead inside the crypto loop, where they overlap the encryption.{} Asking \
+             for the table lines a slice \
              earlier did not measurably help (docs/performance.md lists what \
              was measured and tried: no prefetches, huge pages, batch sizes, prefetch depth, a \
              cycle count per stage, the next slice's lookups during this one's crypto, a shared \
              key). Bursts of one flow share their SA's lines",
             big.zip(base)
                 .map_or(0.0, |(b, a)| b.ns_per_packet - a.ns_per_packet),
-            if dir == "encap" { "the SPD index slot and rule (2 lines), " } else { "" },
-            if dir == "encap" { "2 lines" } else { "3 lines" },
-            if dir == "decap" { "its replay slot (1 line), " } else { "" },
-            if dir == "decap" { "and the SA's counters " } else { "" },
             if dir == "encap" {
-                " A profile puts most of what is left on the loads of the SPD's index slots, \
-                 each pass over the batch waiting for the lines the pass before asked for."
+                "the SPD index slot and rule (2 lines), "
+            } else {
+                ""
+            },
+            if dir == "encap" { "2 lines" } else { "3 lines" },
+            if dir == "decap" {
+                "its replay slot (1 line), "
+            } else {
+                ""
+            },
+            if dir == "decap" {
+                "and the SA's counters "
+            } else {
+                ""
+            },
+            if dir == "encap" {
+                " With every SA sharing one key, encap measured only ~0.03 lower; a profile \
+                 puts most of what is left on the loads of the SPD's index slots, each pass \
+                 over the batch waiting for the lines the pass before asked for."
             } else {
                 ""
             },
