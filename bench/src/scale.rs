@@ -294,7 +294,7 @@ const RX_RING: usize = 8192;
 /// `RX_RING` frame slots used in turn, each written with the next packet
 /// as it arrives. Packets go to the hosts of `hosts` (every SA equally
 /// often, at least `min` packets, in a random order), so the frames read
-/// per packet are the same few megabytes with 1 SA or 100 000; a ring
+/// are the same 12 MB (at 1400 bytes) with 1 SA or 100 000; a ring
 /// with a frame per packet (one per SA at 100 000 SAs, ~150 MB at 1400
 /// bytes) would instead make the larger count stream its frames from
 /// memory and charge that to the SAs.
