@@ -260,50 +260,9 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
     /// step is one pipelined block-cipher call for AES; packet after packet
     /// on OpenSSL for 3DES/DES), then the MACs. Stack scratch only.
     fn seal_batch(&self, jobs: &mut [SealJob<'_>]) {
-        let b = C::BLOCK;
         for group in jobs.chunks_mut(LANES) {
-            let mut valid = [false; LANES];
-            let mut n = 0;
-            for (i, job) in group.iter_mut().enumerate() {
-                match check_layout(job.esp.len(), b, I::ICV_LEN, b) {
-                    Ok(_) => {
-                        valid[i] = true;
-                        n += 1;
-                    }
-                    Err(e) => job.result = Err(e),
-                }
-            }
-            let mut ivs = [[0u8; MAX_BLOCK]; LANES];
-            if let Err(e) = fresh_ivs(&mut ivs[..n]) {
-                for (i, job) in group.iter_mut().enumerate() {
-                    if valid[i] {
-                        job.result = Err(e);
-                    }
-                }
-                continue;
-            }
-
-            let mut lanes: [Lane<'_>; LANES] = Default::default();
-            let mut k = 0;
-            for (i, job) in group.iter_mut().enumerate() {
-                if !valid[i] {
-                    continue;
-                }
-                let auth_len = job.esp.len() - I::ICV_LEN;
-                let (head, payload) = job.esp[..auth_len].split_at_mut(ESP_HEADER_LEN + b);
-                head[ESP_HEADER_LEN..].copy_from_slice(&ivs[k][..b]);
-                lanes[k] = Lane {
-                    data: payload,
-                    chain: ivs[k],
-                };
-                k += 1;
-            }
+            let (mut lanes, _, k) = Self::iv_lanes(group);
             cbc::encrypt_multi(&self.cipher, &mut lanes[..k]);
-            for (i, job) in group.iter_mut().enumerate() {
-                if valid[i] {
-                    job.result = Ok(());
-                }
-            }
         }
         mac_batch(&self.mac, self.esn, jobs);
     }
@@ -341,34 +300,14 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
             };
             let peers = &peers[..group.len()];
             for (pg, jg) in peers.chunks(LANES).zip(group.chunks_mut(LANES)) {
-                for job in jg.iter_mut() {
-                    job.result = check_layout(job.esp.len(), b, I::ICV_LEN, b).map(|_| ());
-                }
-                let n = jg.iter().filter(|j| j.result.is_ok()).count();
-                let mut ivs = [[0u8; MAX_BLOCK]; LANES];
-                if let Err(e) = fresh_ivs(&mut ivs[..n]) {
-                    for job in jg.iter_mut().filter(|j| j.result.is_ok()) {
-                        job.result = Err(e);
+                let (mut lanes, at, k) = Self::iv_lanes(jg);
+                let ciphers: [&C; LANES] = std::array::from_fn(|m| {
+                    if m < k {
+                        &pg[at[m]].cipher
+                    } else {
+                        &self.cipher
                     }
-                    continue;
-                }
-                let mut lanes: [Lane<'_>; LANES] = Default::default();
-                let mut ciphers: [&C; LANES] = [&self.cipher; LANES];
-                let mut k = 0;
-                for (p, job) in pg.iter().zip(jg.iter_mut()) {
-                    if job.result.is_err() {
-                        continue;
-                    }
-                    let auth_len = job.esp.len() - I::ICV_LEN;
-                    let (head, payload) = job.esp[..auth_len].split_at_mut(ESP_HEADER_LEN + b);
-                    head[ESP_HEADER_LEN..].copy_from_slice(&ivs[k][..b]);
-                    lanes[k] = Lane {
-                        data: payload,
-                        chain: ivs[k],
-                    };
-                    ciphers[k] = &p.cipher;
-                    k += 1;
-                }
+                });
                 if !C::cbc_encrypt_lanes_keyed(&ciphers[..k], &mut lanes[..k]) {
                     for (c, lane) in ciphers.iter().zip(lanes.iter_mut()).take(k) {
                         cbc::encrypt(*c, &lane.chain[..b], lane.data);
@@ -408,6 +347,46 @@ impl<C: CbcCipher, I: Integrity> EspSuite for CbcSuite<C, I> {
 }
 
 impl<C: CbcCipher, I: Integrity> CbcSuite<C, I> {
+    /// The CBC lanes of up to [`LANES`] jobs to seal: each job's shape
+    /// checked (a refused job gets its error, the others `Ok`), then one IV
+    /// from the thread's stream per accepted job, in job order, written
+    /// into its packet and its lane's chain. Returns the lanes, the index
+    /// of each lane's job and how many lanes; none if the stream gave no
+    /// IVs (the accepted jobs then carry that error).
+    fn iv_lanes<'a>(jobs: &'a mut [SealJob<'_>]) -> ([Lane<'a>; LANES], [usize; LANES], usize) {
+        debug_assert!(jobs.len() <= LANES);
+        let b = C::BLOCK;
+        for job in jobs.iter_mut() {
+            job.result = check_layout(job.esp.len(), b, I::ICV_LEN, b).map(|_| ());
+        }
+        let mut lanes: [Lane<'a>; LANES] = Default::default();
+        let mut at = [0usize; LANES];
+        let n = jobs.iter().filter(|j| j.result.is_ok()).count();
+        let mut ivs = [[0u8; MAX_BLOCK]; LANES];
+        if let Err(e) = fresh_ivs(&mut ivs[..n]) {
+            for job in jobs.iter_mut().filter(|j| j.result.is_ok()) {
+                job.result = Err(e);
+            }
+            return (lanes, at, 0);
+        }
+        let mut k = 0;
+        for (i, job) in jobs.iter_mut().enumerate() {
+            if job.result.is_err() {
+                continue;
+            }
+            let auth_len = job.esp.len() - I::ICV_LEN;
+            let (head, payload) = job.esp[..auth_len].split_at_mut(ESP_HEADER_LEN + b);
+            head[ESP_HEADER_LEN..].copy_from_slice(&ivs[k][..b]);
+            lanes[k] = Lane {
+                data: payload,
+                chain: ivs[k],
+            };
+            at[k] = i;
+            k += 1;
+        }
+        (lanes, at, k)
+    }
+
     /// Each peer's MAC and ESN flag, for [`mac_keyed`] and
     /// [`verify_keyed`] (the first `peers.len()` entries).
     fn mac_keys<'s>(&'s self, peers: &[&'s Self]) -> [(&'s I, bool); MB_LANES] {
