@@ -315,7 +315,7 @@ impl Traffic {
         Ok(Traffic { ring, hosts })
     }
 
-    /// Packets per visit of every SA's share (the positions `receive` takes).
+    /// How many packets: `receive` takes positions `0..len`.
     fn len(&self) -> usize {
         self.hosts.len()
     }
