@@ -63,6 +63,11 @@ const QM_LINGER: Duration = Duration::from_secs(30);
 /// After a failed negotiation for a flow, acquires for it are ignored for
 /// this long, so a misconfigured peer is not flooded.
 const HOLD_DOWN: Duration = Duration::from_secs(2);
+/// How long after a failed rekey of ours (refused, unanswered, or its
+/// pair refused by the dataplane) it is tried again: the old pair still
+/// carries the traffic, and without another try it would run into its
+/// hard lifetime, and the traffic would wait for a new negotiation.
+const REKEY_RETRY: Duration = Duration::from_secs(10);
 /// Half-open (responder, not yet authenticated) ISAKMP SAs kept at most.
 const HALF_OPEN_LIMIT: usize = 256;
 /// R-U-THERE retries before the peer is declared dead.
@@ -166,6 +171,9 @@ pub struct Stats {
     /// SA pairs of a dynamic-map entry deleted because the same proxy
     /// identities were negotiated from another peer address or port.
     pub stale_pairs_replaced: u64,
+    /// Rekeys of ours that failed and were scheduled again
+    /// ([`REKEY_RETRY`]).
+    pub rekeys_failed: u64,
 }
 
 impl Stats {
@@ -227,6 +235,7 @@ impl Stats {
                 "SA pairs replaced by a peer at a new address",
                 self.stale_pairs_replaced,
             ),
+            ("phase 2 rekeys failed (retried)", self.rekeys_failed),
         ]
     }
 }
@@ -489,6 +498,9 @@ struct Pair {
     /// A newer pair for the same entry and proxy replaced this one.
     superseded: bool,
     rekeying: bool,
+    /// The inbound SPI of the pair this one superseded when it was
+    /// installed: it takes over again if the dataplane refuses this one.
+    replaces: Option<u32>,
     /// The cookies of the ISAKMP SA that negotiated it: a NAT mapping
     /// that SA follows moves this pair too. Outlives that SA (then the
     /// pair follows only its own ESP).
@@ -590,6 +602,9 @@ pub struct Engine {
     half_open_count: usize,
     pending: Vec<Pending>,
     hold_down: Vec<(PolicyTag, TrafficSelector, Instant)>,
+    /// Pairs (by inbound SPI) whose failed rekey is to be tried again,
+    /// and when.
+    rekey_retries: Vec<(Instant, u32)>,
     /// TED probes in flight.
     probes: Vec<ted::Probe>,
     /// Destinations whose probe went unanswered, per entry, until when.
@@ -731,6 +746,7 @@ impl Engine {
             half_open_count: 0,
             pending: Vec::new(),
             hold_down: Vec::new(),
+            rekey_retries: Vec::new(),
             probes: Vec::new(),
             ted_hold: Vec::new(),
             ted_answers: None,
@@ -962,14 +978,65 @@ impl Engine {
     /// `inbound_spi` (the dataplane refused it: another peer's SA has the
     /// same outbound SPI). It goes, and the peer is told, so that it
     /// negotiates again with other SPIs instead of sending into an SA we
-    /// do not have. A refused rekey leaves the pair it was to replace in
-    /// use until its hard lifetime; the next packet after that negotiates
-    /// anew.
+    /// do not have. If it was to replace a pair, that pair is current
+    /// again (the dataplane still uses it) and, if the replacement was our
+    /// rekey, rekeyed again in [`REKEY_RETRY`].
     pub fn pair_refused(&mut self, now: Instant, inbound_spi: u32) {
         let Some(i) = self.pairs.find(&PairKey::Inbound(inbound_spi), |_| true) else {
             return;
         };
+        let replaced = self.pairs[i].replaces;
         self.delete_pair(now, i, "the dataplane refused it, deleting SA pair");
+        let Some(old) = replaced.and_then(|spi| self.pairs.find(&PairKey::Inbound(spi), |_| true))
+        else {
+            return;
+        };
+        self.pairs[old].superseded = false;
+        if self.pairs[old].rekeying {
+            self.rekey_later(now, old);
+        }
+    }
+
+    /// Our rekey of pair `i` failed: it stays in use, and is rekeyed
+    /// again in [`REKEY_RETRY`] (until it is, or its hard lifetime ends
+    /// it).
+    fn rekey_later(&mut self, now: Instant, i: RowId) {
+        let p = &mut self.pairs[i];
+        p.rekeying = false;
+        let (spi, peer) = (p.info.inbound_spi, p.info.peer);
+        self.rekey_retries.push((now + REKEY_RETRY, spi));
+        self.stats.rekeys_failed += 1;
+        self.log(format!(
+            "IPSEC(sa_request): rekey of {spi:#010x} with {peer} failed, retrying in {} seconds",
+            REKEY_RETRY.as_secs()
+        ));
+    }
+
+    /// Starts the rekeys [`Engine::rekey_later`] scheduled for `now` or
+    /// before, of the pairs still current and not being rekeyed.
+    fn retry_rekeys(&mut self, now: Instant) {
+        if !self.rekey_retries.iter().any(|r| r.0 <= now) {
+            return;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.rekey_retries)
+            .into_iter()
+            .partition(|r| r.0 <= now);
+        self.rekey_retries = later;
+        for (_, spi) in due {
+            let Some(i) = self.pairs.find(&PairKey::Inbound(spi), |_| true) else {
+                continue;
+            };
+            let p = &mut self.pairs[i];
+            if p.superseded || p.rekeying {
+                continue;
+            }
+            p.rekeying = true;
+            let (entry, proxy, local, peer) = (p.entry, p.info.proxy, p.info.local, p.info.peer);
+            self.log(format!(
+                "IPSEC(sa_request): rekeying {spi:#010x} with {peer} again"
+            ));
+            self.negotiate(now, entry, proxy, local, peer);
+        }
     }
 
     /// Deletes pair `i` and tells its peer; `why` opens the log line.
@@ -1001,6 +1068,7 @@ impl Engine {
             self.drop_qm(q);
         }
         self.pending.clear();
+        self.rekey_retries.clear();
         self.probes.clear();
         self.ted_hold.clear();
     }
@@ -1050,13 +1118,15 @@ impl Engine {
 
     /// A negotiation for `proxy` of map entry `entry` failed: acquires for
     /// it are ignored for [`HOLD_DOWN`], and a pair that was being rekeyed
-    /// may try again at its next soft expiry.
+    /// is tried again later ([`Engine::rekey_later`]).
     fn hold_off(&mut self, now: Instant, entry: usize, proxy: TrafficSelector) {
         if let Some(e) = self.policy.maps.get(entry) {
             self.hold_down.push((e.tag, proxy, now + HOLD_DOWN));
         }
-        if let Some(k) = self.pairs.find(&PairKey::Entry(entry, proxy), |_| true) {
-            self.pairs[k].rekeying = false;
+        for k in self.pairs.ids_with(&PairKey::Entry(entry, proxy)) {
+            if self.pairs[k].rekeying && !self.pairs[k].superseded {
+                self.rekey_later(now, k);
+            }
         }
     }
 
@@ -1317,13 +1387,16 @@ impl Engine {
             ]
         });
         let ted = self.probes.iter().map(|p| Some(p.next_at));
-        p1.chain(qm).chain(ted).flatten().min()
+        let retries = self.rekey_retries.iter().map(|r| Some(r.0));
+        p1.chain(qm).chain(ted).chain(retries).flatten().min()
     }
 
     /// Runs everything due at `now`: retransmissions, ISAKMP SA expiry,
-    /// dead peer detection, forgetting finished Quick Modes.
+    /// dead peer detection, forgetting finished Quick Modes, rekeys to
+    /// try again.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.ted_timers(now);
+        self.retry_rekeys(now);
         // Phase 1 retransmissions and expiry.
         for i in self.p1.ids() {
             // Gone with an earlier one (a dead peer's other SAs).

@@ -591,6 +591,83 @@ fn a_pair_the_dataplane_refused_is_deleted_on_both_sides() {
     assert_eq!(net.seen_a.installs.len(), 2);
 }
 
+/// A rekey that gets no answer gives up like any Quick Mode, but the old
+/// pair (still carrying the traffic) is rekeyed again 10 s later, and
+/// again, until the peer answers, instead of running into its hard
+/// lifetime.
+#[test]
+fn an_unanswered_rekey_is_tried_again_until_the_peer_answers() {
+    let mut net = Net::v4();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let old_out = net.seen_a.installs[0].3.spi;
+    net.lose = Box::new(|_, from_a, _| !from_a);
+    net.a
+        .sa_expired(net.now, Direction::Outbound, old_out, false);
+    net.pump();
+    // Five retransmissions (2 + 4 + 8 + 8 + 8 s), the Quick Mode given
+    // up, and the next try 10 s later.
+    net.run_for(50);
+    assert_eq!(net.a.stats().rekeys_failed, 1, "{:#?}", net.seen_a.logs);
+    assert!(net
+        .seen_a
+        .logs
+        .iter()
+        .any(|l| l.contains("failed, retrying in 10 seconds")));
+    assert!(net.seen_a.logs.iter().any(|l| l.contains("again")));
+    assert_eq!(net.seen_a.installs.len(), 1);
+    assert!(net.seen_a.deletes.is_empty(), "the old pair stays");
+    net.lose = Box::new(|_, _, _| false);
+    net.run_for(40);
+    assert_eq!(net.seen_a.installs.len(), 2);
+    let b_last = net.seen_b.installs.last().expect("B installed the pair");
+    assert_mirrored(&net.seen_a.installs[1], b_last);
+    // Rekeyed: nothing is tried again.
+    let (failed, sent) = (net.a.stats().rekeys_failed, net.sent);
+    net.run_for(30);
+    assert_eq!((net.a.stats().rekeys_failed, net.sent), (failed, sent));
+    assert_eq!(net.seen_a.installs.len(), 2);
+}
+
+/// Our rekey's pair refused by the dataplane (its outbound SPI taken):
+/// the pair it was to replace is current again, and is rekeyed again
+/// 10 s later.
+#[test]
+fn a_rekey_the_dataplane_refused_gives_the_old_pair_back_and_is_tried_again() {
+    let mut net = Net::v4();
+    let flow = ("198.19.1.10", "198.19.2.10");
+    net.acquire_a(flow);
+    let (old_in, old_out) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+    net.a
+        .sa_expired(net.now, Direction::Outbound, old_out, false);
+    net.pump();
+    assert_eq!(net.seen_a.installs.len(), 2);
+    let (new_in, new_out) = (net.seen_a.installs[1].2.spi, net.seen_a.installs[1].3.spi);
+    net.a.pair_refused(net.now, new_in);
+    net.pump();
+    assert_eq!(net.seen_a.deletes, vec![(new_in, new_out)]);
+    assert_eq!(net.seen_b.deletes, vec![(new_out, new_in)]);
+    assert_eq!(net.a.stats().rekeys_failed, 1);
+    // The old pair is the entry's current one again: a packet for its
+    // proxy negotiates nothing.
+    let sent = net.sent;
+    net.acquire_a(flow);
+    assert_eq!(net.sent, sent);
+    net.run_for(9);
+    assert_eq!(net.seen_a.installs.len(), 2, "not before 10 s");
+    net.run_for(2);
+    assert_eq!(net.seen_a.installs.len(), 3);
+    let b_last = net.seen_b.installs.last().expect("B installed the pair");
+    assert_mirrored(&net.seen_a.installs[2], b_last);
+    // The old pair goes at its hard lifetime; the new one stays.
+    net.a.sa_expired(net.now, Direction::Inbound, old_in, true);
+    net.pump();
+    assert_eq!(net.a.pairs().count(), 1);
+    assert_eq!(
+        net.a.pairs().next().map(|p| p.inbound_spi),
+        Some(net.seen_a.installs[2].2.spi)
+    );
+}
+
 /// A and B with `crypto isakmp keepalive 10 2 periodic`.
 fn periodic_dpd_net() -> Net {
     let dpd = Dpd {

@@ -122,6 +122,11 @@ struct Child {
     info: PairInfo,
     /// A rekey of this pair was started.
     rekeying: bool,
+    /// Our rekey was refused: when to try again
+    /// ([`rekey::REKEY_RETRY`] later; the pair carries the traffic
+    /// meanwhile, and without another try would run into its hard
+    /// lifetime).
+    rekey_retry_at: Option<Instant>,
 }
 
 struct IkeSa {
@@ -576,10 +581,24 @@ impl Engine {
             self.delete_child_local(now, k, spi_in);
             return;
         }
-        if c.rekeying || s.state != State::Established {
+        self.rekey_child(now, k, spi_in);
+    }
+
+    /// Starts a CREATE_CHILD_SA rekey of CHILD_SA `spi_in` of IKE SA `k`,
+    /// unless one is under way.
+    fn rekey_child(&mut self, now: Instant, k: [u8; 8], spi_in: u32) {
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        let established = s.state == State::Established;
+        let Some(c) = s.children.iter_mut().find(|c| c.info.inbound_spi == spi_in) else {
+            return;
+        };
+        if c.rekeying || !established {
             return;
         }
         c.rekeying = true;
+        c.rekey_retry_at = None;
         let (tag, selector) = (c.info.tag, c.info.proxy);
         let Some(entry) = self.policy.maps.iter().position(|e| e.tag == tag) else {
             return;
@@ -750,6 +769,11 @@ impl Engine {
             s.expires_at.filter(|_| usable),
             s.next_keepalive.filter(|_| usable),
             s.retire_at,
+            s.children
+                .iter()
+                .filter_map(|c| c.rekey_retry_at)
+                .min()
+                .filter(|_| usable),
         ]
         .into_iter()
         .flatten()
@@ -792,6 +816,7 @@ impl Engine {
         }
         self.run_keepalive(now, k);
         self.run_ike_rekey(now, k);
+        self.retry_child_rekeys(now, k);
         let Some(s) = self.sas.get(&k) else {
             return;
         };

@@ -35,6 +35,8 @@ pub struct Stats {
     pub ike_rekeyed: u64,
     /// IKE SAs deleted at their lifetime because every rekey failed.
     pub ike_expired: u64,
+    /// CHILD_SA rekeys of ours the peer refused, each tried again.
+    pub child_rekeys_failed: u64,
     /// Local addresses that went with IKE SAs bound to them.
     pub local_addresses_lost: u64,
     /// Other IKE SAs with a peer deleted on its INITIAL_CONTACT.
@@ -76,6 +78,10 @@ impl Stats {
             ("liveness checks answered", self.liveness_answered),
             ("IKE SAs rekeyed", self.ike_rekeyed),
             ("IKE SAs expired without a rekey", self.ike_expired),
+            (
+                "CHILD_SA rekeys refused (retried)",
+                self.child_rekeys_failed,
+            ),
             (
                 "local addresses lost with IKE SAs",
                 self.local_addresses_lost,

@@ -961,6 +961,50 @@ fn pfs_mismatch_at_rekey_is_refused_and_the_old_pair_stays() {
     assert_eq!(net.a.pairs().count(), 1);
 }
 
+/// A refused CHILD_SA rekey leaves the pair in use and is tried again
+/// every 10 s, until the peer accepts (here, once its PFS group is fixed).
+#[test]
+fn a_refused_child_rekey_is_tried_again_until_the_peer_accepts() {
+    let mut a = policy(&A4, "k", "k");
+    let mut b = policy(&B4, "k", "k");
+    a.maps[0].pfs = Some(DhGroup::Modp2048);
+    b.maps[0].pfs = Some(DhGroup::Modp1536);
+    let fixed_b = {
+        let mut b = b.clone();
+        b.maps[0].pfs = Some(DhGroup::Modp2048);
+        b
+    };
+    let mut net = Net::new(a, b);
+    net.acquire_a();
+    established(&net);
+    let (a_in, a_out) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
+    net.pump();
+    assert_eq!(net.a.stats().child_rekeys_failed, 1);
+    assert!(net
+        .seen_a
+        .logs
+        .iter()
+        .any(|l| l.contains("failed, retrying in 10 seconds")));
+    net.run_for(9);
+    assert_eq!(net.b.stats().no_proposal_chosen, 1, "not before 10 s");
+    net.run_for(2);
+    assert_eq!(net.b.stats().no_proposal_chosen, 2);
+    assert_eq!(net.a.stats().child_rekeys_failed, 2);
+    assert_eq!(net.seen_a.installs.len(), 1);
+    assert!(net.seen_a.deletes.is_empty(), "the pair stays meanwhile");
+    net.b.set_policy(fixed_b);
+    net.run_for(11);
+    assert_eq!(net.seen_a.installs.len(), 2, "{:#?}", net.seen_a.logs);
+    let b_last = net.seen_b.installs.last().expect("B installed the pair");
+    assert_mirrored(&net.seen_a.installs[1], b_last);
+    assert_eq!(net.seen_a.deletes, vec![(a_in, a_out)], "make-before-break");
+    // Rekeyed: nothing is tried again.
+    net.run_for(30);
+    assert_eq!(net.seen_a.installs.len(), 2);
+    assert_eq!(net.a.stats().child_rekeys_failed, 2);
+}
+
 const TAG2: PolicyTag = PolicyTag { map: 1, seq: 20 };
 
 /// A and B with a second entry (`TAG2`, 198.19.11.0/24 to

@@ -612,9 +612,13 @@ impl Engine {
         // By the peer's address, not its port: a static peer whose NAT
         // mapping changed must not rekey its old pair too (a dynamic
         // entry's old pair from another endpoint is deleted just below).
+        let mut replaces = None;
         for old in self.pairs.ids_with(&PairKey::Proxy(info.tag, info.proxy)) {
             let x = &mut self.pairs[old];
             if x.info.peer == info.peer {
+                if !x.superseded {
+                    replaces = Some(x.info.inbound_spi);
+                }
                 x.superseded = true;
             }
         }
@@ -645,6 +649,7 @@ impl Engine {
             entry,
             superseded: false,
             rekeying: false,
+            replaces,
             owner,
             peer_natted,
         });

@@ -450,6 +450,7 @@ impl Engine {
         s.children.push(Child {
             info,
             rekeying: false,
+            rekey_retry_at: None,
         });
         self.stats.child_established += 1;
         self.log(format!(

@@ -14,6 +14,7 @@ use crate::ike::wire::ikev2::{
 
 use super::super::{proposal, selectors};
 use super::auth::{child_keys, pair_params};
+use super::rekey::REKEY_RETRY;
 use super::{find_notify, random, Creating, Engine, Output, Request, NONCE_LEN};
 
 struct ChildPayloads<'a> {
@@ -276,6 +277,9 @@ impl Engine {
                 n.notify_type
             ));
             self.hold_down.push((tag, now + super::HOLD_DOWN));
+            if let Some(old) = cr.old_in {
+                self.child_rekey_failed(now, k, old);
+            }
             self.send_next_request(now, k);
             return;
         }
@@ -298,6 +302,9 @@ impl Engine {
             self.log(format!(
                 "IKEv2:(SESSION ID = 0):unacceptable CREATE_CHILD_SA answer from {remote}"
             ));
+            if let Some(old) = cr.old_in {
+                self.child_rekey_failed(now, k, old);
+            }
             self.send_next_request(now, k);
             return;
         };
@@ -315,5 +322,46 @@ impl Engine {
             self.delete_child_local(now, k, old);
         }
         self.send_next_request(now, k);
+    }
+
+    /// Our rekey of CHILD_SA `old_in` of IKE SA `k` failed: the pair
+    /// stays in use and is rekeyed again [`REKEY_RETRY`] later (until it
+    /// is, or its hard lifetime ends it).
+    fn child_rekey_failed(&mut self, now: Instant, k: [u8; 8], old_in: u32) {
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        let Some(c) = s.children.iter_mut().find(|c| c.info.inbound_spi == old_in) else {
+            return;
+        };
+        c.rekeying = false;
+        c.rekey_retry_at = Some(now + REKEY_RETRY);
+        self.stats.child_rekeys_failed += 1;
+        self.log(format!(
+            "IKEv2:(SESSION ID = 0):CHILD_SA rekey of inbound SPI 0x{old_in:08X} failed, retrying in {} seconds",
+            REKEY_RETRY.as_secs()
+        ));
+    }
+
+    /// Starts the CHILD_SA rekeys of IKE SA `k` that
+    /// [`Engine::child_rekey_failed`] scheduled for `now` or before.
+    pub(super) fn retry_child_rekeys(&mut self, now: Instant, k: [u8; 8]) {
+        let Some(s) = self.sas.get_mut(&k) else {
+            return;
+        };
+        if !s.usable() {
+            return;
+        }
+        let mut due = Vec::new();
+        for c in &mut s.children {
+            // Taken off first: a retry that cannot start now must not
+            // leave a timer in the past.
+            if c.rekey_retry_at.take_if(|t| *t <= now).is_some() {
+                due.push(c.info.inbound_spi);
+            }
+        }
+        for spi_in in due {
+            self.rekey_child(now, k, spi_in);
+        }
     }
 }

@@ -26,8 +26,8 @@ use super::super::proposal::{self, IkeChoice, IkeSelectError};
 use super::init::derive_from_seed;
 use super::{find_notify, Engine, IkeSa, Output, Request, State, NONCE_LEN};
 
-/// A failed IKE SA rekey is tried again after this long.
-const REKEY_RETRY: Duration = Duration::from_secs(10);
+/// A failed IKE SA or CHILD_SA rekey is tried again after this long.
+pub(super) const REKEY_RETRY: Duration = Duration::from_secs(10);
 /// How long past its lifetime an IKE SA whose rekeys keep failing stays
 /// (at least; a tenth of the lifetime when that is longer), so a peer
 /// that answers but refuses every rekey does not keep it forever.
