@@ -501,6 +501,8 @@ struct Pair {
     /// The inbound SPI of the pair this one superseded when it was
     /// installed: it takes over again if the dataplane refuses this one.
     replaces: Option<u32>,
+    /// We initiated the Quick Mode that made it.
+    ours: bool,
     /// The cookies of the ISAKMP SA that negotiated it: a NAT mapping
     /// that SA follows moves this pair too. Outlives that SA (then the
     /// pair follows only its own ESP).
@@ -961,16 +963,28 @@ impl Engine {
             self.delete_pair(now, i, "lifetime expired, deleting SA pair (sa)");
             return;
         }
-        let p = &mut self.pairs[i];
+        let p = &self.pairs[i];
         if p.superseded || p.rekeying {
             return;
         }
-        p.rekeying = true;
-        let (entry, proxy, local, peer) = (p.entry, p.info.proxy, p.info.local, p.info.peer);
+        let peer = p.info.peer;
         self.log(format!(
             "IPSEC(sa_request): rekeying {:#010x} with {peer} before it expires",
             spi
         ));
+        self.start_rekey(now, i);
+    }
+
+    /// Negotiates a successor for pair `i` under its map entry as the
+    /// policy has it now (found by tag: a reload may have moved it; gone,
+    /// nothing is negotiated and the pair lives out its lifetime).
+    fn start_rekey(&mut self, now: Instant, i: RowId) {
+        let p = &self.pairs[i];
+        let Some(entry) = self.policy.maps.iter().position(|m| m.tag == p.info.tag) else {
+            return;
+        };
+        let (proxy, local, peer) = (p.info.proxy, p.info.local, p.info.peer);
+        self.pairs[i].rekeying = true;
         self.negotiate(now, entry, proxy, local, peer);
     }
 
@@ -980,20 +994,38 @@ impl Engine {
     /// negotiates again with other SPIs instead of sending into an SA we
     /// do not have. If it was to replace a pair, that pair is current
     /// again (the dataplane still uses it) and, if the replacement was our
-    /// rekey, rekeyed again in [`REKEY_RETRY`].
+    /// rekey, rekeyed again in [`REKEY_RETRY`] (a peer's rekey is the
+    /// peer's to try again).
     pub fn pair_refused(&mut self, now: Instant, inbound_spi: u32) {
         let Some(i) = self.pairs.find(&PairKey::Inbound(inbound_spi), |_| true) else {
             return;
         };
-        let replaced = self.pairs[i].replaces;
+        let (replaced, ours) = (self.pairs[i].replaces, self.pairs[i].ours);
         self.delete_pair(now, i, "the dataplane refused it, deleting SA pair");
         let Some(old) = replaced.and_then(|spi| self.pairs.find(&PairKey::Inbound(spi), |_| true))
         else {
             return;
         };
         self.pairs[old].superseded = false;
-        if self.pairs[old].rekeying {
+        if ours && self.pairs[old].rekeying {
             self.rekey_later(now, old);
+        }
+    }
+
+    /// A negotiation of ours for `proxy` of map entry `entry` ended
+    /// without a pair: a current pair it was to rekey is rekeyed again
+    /// later ([`Engine::rekey_later`]).
+    fn rekey_failed(&mut self, now: Instant, entry: usize, proxy: TrafficSelector) {
+        // By tag when the entry is still there (a pair keeps the index it
+        // was negotiated under, which a reload may have moved).
+        let key = match self.policy.maps.get(entry) {
+            Some(e) => PairKey::Proxy(e.tag, proxy),
+            None => PairKey::Entry(entry, proxy),
+        };
+        for k in self.pairs.ids_with(&key) {
+            if self.pairs[k].rekeying && !self.pairs[k].superseded {
+                self.rekey_later(now, k);
+            }
         }
     }
 
@@ -1026,16 +1058,31 @@ impl Engine {
             let Some(i) = self.pairs.find(&PairKey::Inbound(spi), |_| true) else {
                 continue;
             };
-            let p = &mut self.pairs[i];
+            let p = &self.pairs[i];
             if p.superseded || p.rekeying {
                 continue;
             }
-            p.rekeying = true;
-            let (entry, proxy, local, peer) = (p.entry, p.info.proxy, p.info.local, p.info.peer);
+            let (tag, proxy, peer) = (p.info.tag, p.info.proxy, p.info.peer);
+            let entry = self.policy.maps.iter().position(|m| m.tag == tag);
+            let under_way = entry.is_some_and(|e| {
+                self.qm
+                    .with(&QmKey::Proxy(e, proxy))
+                    .any(|(_, q)| q.initiator && q.state != QmState::Done)
+                    || self
+                        .pending
+                        .iter()
+                        .any(|p| p.entry == e && p.proxy == proxy)
+            });
+            if under_way {
+                // A negotiation of ours for the proxy is the rekey: its
+                // failure schedules the next try.
+                self.pairs[i].rekeying = true;
+                continue;
+            }
             self.log(format!(
                 "IPSEC(sa_request): rekeying {spi:#010x} with {peer} again"
             ));
-            self.negotiate(now, entry, proxy, local, peer);
+            self.start_rekey(now, i);
         }
     }
 
@@ -1065,7 +1112,7 @@ impl Engine {
             });
         }
         for q in self.qm.take_all() {
-            self.drop_qm(q);
+            self.drop_qm(now, q);
         }
         self.pending.clear();
         self.rekey_retries.clear();
@@ -1079,7 +1126,9 @@ impl Engine {
         for i in self.p1.ids().into_iter().rev() {
             self.delete_isakmp(now, i, true);
         }
-        self.pending.clear();
+        for p in std::mem::take(&mut self.pending) {
+            self.rekey_failed(now, p.entry, p.proxy);
+        }
     }
 
     /// Our address `addr` is gone (the outside interface was re-leased a
@@ -1117,27 +1166,29 @@ impl Engine {
     }
 
     /// A negotiation for `proxy` of map entry `entry` failed: acquires for
-    /// it are ignored for [`HOLD_DOWN`], and a pair that was being rekeyed
-    /// is tried again later ([`Engine::rekey_later`]).
-    fn hold_off(&mut self, now: Instant, entry: usize, proxy: TrafficSelector) {
+    /// it are ignored for [`HOLD_DOWN`], and if it was ours, a pair it was
+    /// to rekey is tried again later ([`Engine::rekey_failed`]).
+    fn hold_off(&mut self, now: Instant, entry: usize, proxy: TrafficSelector, ours: bool) {
         if let Some(e) = self.policy.maps.get(entry) {
             self.hold_down.push((e.tag, proxy, now + HOLD_DOWN));
         }
-        for k in self.pairs.ids_with(&PairKey::Entry(entry, proxy)) {
-            if self.pairs[k].rekeying && !self.pairs[k].superseded {
-                self.rekey_later(now, k);
-            }
+        if ours {
+            self.rekey_failed(now, entry, proxy);
         }
     }
 
     /// Forgets a Quick Mode; a responder's inbound SA installed at QM2
-    /// goes too if QM3 never came.
-    fn drop_qm(&mut self, q: QuickMode) {
+    /// goes too if QM3 never came, and a pair our unfinished one was to
+    /// rekey is rekeyed again later (its ISAKMP SA went, or it gave up).
+    fn drop_qm(&mut self, now: Instant, q: QuickMode) {
         if !q.initiator && q.state == QmState::SentQm2 {
             self.out.push_back(Output::Delete {
                 inbound_spi: q.spi_in,
                 outbound_spi: 0,
             });
+        }
+        if q.initiator && q.state != QmState::Done {
+            self.rekey_failed(now, q.entry, q.proxy);
         }
     }
 
@@ -1172,7 +1223,7 @@ impl Engine {
         ));
         let (ci, cr) = (p.cky_i, p.cky_r);
         for q in self.qm.remove_with(&QmKey::Isakmp(ci, cr), |_| true) {
-            self.drop_qm(q);
+            self.drop_qm(now, q);
         }
     }
 
@@ -1449,18 +1500,18 @@ impl Engine {
                         let Some(q) = self.qm.remove(i) else {
                             continue;
                         };
-                        self.hold_off(now, q.entry, q.proxy);
+                        self.hold_off(now, q.entry, q.proxy, q.initiator);
                         self.log(format!(
                             "ISAKMP: quick mode {:#x} got no answer: retransmission limit reached",
                             q.msg_id
                         ));
-                        self.drop_qm(q);
+                        self.drop_qm(now, q);
                         continue;
                     }
                     let (ci, cr) = (q.cky_i, q.cky_r);
                     let Some(p) = self.p1.find(&P1Key::Cookie(ci), |p| p.cky_r == cr) else {
                         if let Some(q) = self.qm.remove(i) {
-                            self.drop_qm(q);
+                            self.drop_qm(now, q);
                         }
                         continue;
                     };
@@ -1634,7 +1685,7 @@ impl Engine {
             .partition(|p| p.peer == peer && p.local == local);
         self.pending = kept;
         for p in gone {
-            self.hold_off(now, p.entry, p.proxy);
+            self.hold_off(now, p.entry, p.proxy, true);
         }
     }
 

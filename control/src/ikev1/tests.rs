@@ -668,6 +668,60 @@ fn a_rekey_the_dataplane_refused_gives_the_old_pair_back_and_is_tried_again() {
     );
 }
 
+/// Our rekey's Quick Mode dropped with its ISAKMP SA (`clear crypto
+/// isakmp`, a peer's delete, its lifetime) is a failed rekey too: tried
+/// again 10 s later, over a new ISAKMP SA.
+#[test]
+fn a_rekey_whose_isakmp_sa_goes_is_tried_again() {
+    let mut net = Net::v4();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let old_out = net.seen_a.installs[0].3.spi;
+    net.lose = Box::new(|_, from_a, _| !from_a);
+    net.a
+        .sa_expired(net.now, Direction::Outbound, old_out, false);
+    net.pump();
+    net.run_for(2);
+    net.a.clear_isakmp(net.now);
+    net.pump();
+    assert_eq!(net.a.stats().rekeys_failed, 1, "{:#?}", net.seen_a.logs);
+    net.lose = Box::new(|_, _, _| false);
+    net.run_for(12);
+    assert_eq!(net.a.stats().phase1_established, 2);
+    assert_eq!(net.seen_a.installs.len(), 2);
+    let b_last = net.seen_b.installs.last().expect("B installed the pair");
+    assert_mirrored(&net.seen_a.installs[1], b_last);
+}
+
+/// A pair from the peer's rekey that our dataplane refused gives the old
+/// pair back too, but trying again is the peer's business: nothing is
+/// scheduled here.
+#[test]
+fn a_peer_rekey_the_dataplane_refused_gives_the_old_pair_back_without_a_retry() {
+    let mut net = Net::v4();
+    let flow = ("198.19.1.10", "198.19.2.10");
+    net.acquire_a(flow);
+    let b_out = net.seen_b.installs[0].3.spi;
+    net.b.sa_expired(net.now, Direction::Outbound, b_out, false);
+    net.pump();
+    assert_eq!(net.seen_a.installs.len(), 2);
+    let new_in = net.seen_a.installs[1].2.spi;
+    net.a.pair_refused(net.now, new_in);
+    net.pump();
+    assert_eq!(net.a.stats().rekeys_failed, 0);
+    assert_eq!(net.a.pairs().count(), 1);
+    // Current again: a packet for its proxy negotiates nothing, and no
+    // timer of A's starts anything.
+    let sent = net.sent;
+    net.acquire_a(flow);
+    net.lose = Box::new(|_, from_a, _| from_a);
+    net.run_for(30);
+    assert_eq!(net.seen_a.installs.len(), 2);
+    assert!(
+        net.wire[sent..].iter().all(|(from_a, _)| !from_a),
+        "A sent nothing"
+    );
+}
+
 /// A and B with `crypto isakmp keepalive 10 2 periodic`.
 fn periodic_dpd_net() -> Net {
     let dpd = Dpd {

@@ -35,7 +35,8 @@ pub struct Stats {
     pub ike_rekeyed: u64,
     /// IKE SAs deleted at their lifetime because every rekey failed.
     pub ike_expired: u64,
-    /// CHILD_SA rekeys of ours the peer refused, each tried again.
+    /// CHILD_SA rekeys of ours that failed (the peer refused, or its
+    /// answer was not acceptable), each tried again.
     pub child_rekeys_failed: u64,
     /// Local addresses that went with IKE SAs bound to them.
     pub local_addresses_lost: u64,
@@ -78,10 +79,7 @@ impl Stats {
             ("liveness checks answered", self.liveness_answered),
             ("IKE SAs rekeyed", self.ike_rekeyed),
             ("IKE SAs expired without a rekey", self.ike_expired),
-            (
-                "CHILD_SA rekeys refused (retried)",
-                self.child_rekeys_failed,
-            ),
+            ("CHILD_SA rekeys failed (retried)", self.child_rekeys_failed),
             (
                 "local addresses lost with IKE SAs",
                 self.local_addresses_lost,

@@ -177,7 +177,7 @@ impl Engine {
                     q.initiator && q.state == QmState::SentQm1 && spi.is_none_or(|s| s == q.spi_in)
                 });
                 for q in failed.into_iter().rev() {
-                    self.hold_off(now, q.entry, q.proxy);
+                    self.hold_off(now, q.entry, q.proxy, true);
                 }
                 self.log(format!(
                     "ISAKMP:({conn}):peer refused: {}",

@@ -473,7 +473,7 @@ impl Engine {
         let Some(q) = self.qm.remove(k) else {
             return;
         };
-        self.hold_off(now, q.entry, q.proxy);
+        self.hold_off(now, q.entry, q.proxy, q.initiator);
         self.log(format!("ISAKMP: Quick Mode {:#x} failed: {why}", q.msg_id));
     }
 
@@ -603,8 +603,8 @@ impl Engine {
             return;
         };
         let q = &self.qm[k];
-        let (Some(choice), entry, conn, inbound_ready) =
-            (q.choice, q.entry, self.p1[i].conn_id, !q.initiator)
+        let (Some(choice), entry, conn, ours) =
+            (q.choice, q.entry, self.p1[i].conn_id, q.initiator)
         else {
             return;
         };
@@ -633,7 +633,8 @@ impl Engine {
             proxy: info.proxy,
             inbound: Box::new(inbound),
             outbound: Box::new(outbound),
-            inbound_ready,
+            // A responder's inbound SA went in at QM2.
+            inbound_ready: !ours,
         });
         let dynamic = self
             .policy
@@ -650,6 +651,7 @@ impl Engine {
             superseded: false,
             rekeying: false,
             replaces,
+            ours,
             owner,
             peer_natted,
         });

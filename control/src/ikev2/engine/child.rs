@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use dataplane::api::Direction;
 use dataplane::spd::TrafficSelector;
 
 use crate::ike::crypto::DhGroup;
@@ -324,10 +325,12 @@ impl Engine {
         self.send_next_request(now, k);
     }
 
-    /// Our rekey of CHILD_SA `old_in` of IKE SA `k` failed: the pair
-    /// stays in use and is rekeyed again [`REKEY_RETRY`] later (until it
-    /// is, or its hard lifetime ends it).
+    /// Our rekey of CHILD_SA `old_in`, asked over IKE SA `k`, failed: the
+    /// pair stays in use and is rekeyed again [`REKEY_RETRY`] later (until
+    /// it is, or its hard lifetime ends it).
     fn child_rekey_failed(&mut self, now: Instant, k: [u8; 8], old_in: u32) {
+        // An IKE SA rekeyed meanwhile took the CHILD_SA along.
+        let k = self.sa_of_child(Direction::Inbound, old_in).unwrap_or(k);
         let Some(s) = self.sas.get_mut(&k) else {
             return;
         };
