@@ -1078,8 +1078,9 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
              for the table lines a slice \
              earlier did not measurably help (docs/performance.md lists what \
              was measured and tried: no prefetches, huge pages, batch sizes, prefetch depth, a \
-             cycle count per stage, the next slice's lookups during this one's crypto, a shared \
-             key). Bursts of one flow share their SA's lines",
+             cycle count per stage, the next slice's lookups during this one's crypto, the next \
+             batch's lookups during this batch's crypto, a shared key). Bursts of one flow \
+             share their SA's lines",
             big.zip(base)
                 .map_or(0.0, |(b, a)| b.ns_per_packet - a.ns_per_packet),
             if dir == "encap" {
