@@ -591,12 +591,9 @@ fn a_pair_the_dataplane_refused_is_deleted_on_both_sides() {
     assert_eq!(net.seen_a.installs.len(), 2);
 }
 
-/// A rekey that gets no answer gives up like any Quick Mode, but the old
-/// pair (still carrying the traffic) is rekeyed again 10 s later, and
-/// again, until the peer answers, instead of running into its hard
-/// lifetime.
-#[test]
-fn an_unanswered_rekey_is_tried_again_until_the_peer_answers() {
+/// A and B with a pair up, B's answers lost from here on, and A's rekey
+/// of the pair started.
+fn rekey_into_silence() -> Net {
     let mut net = Net::v4();
     net.acquire_a(("198.19.1.10", "198.19.2.10"));
     let old_out = net.seen_a.installs[0].3.spi;
@@ -604,6 +601,16 @@ fn an_unanswered_rekey_is_tried_again_until_the_peer_answers() {
     net.a
         .sa_expired(net.now, Direction::Outbound, old_out, false);
     net.pump();
+    net
+}
+
+/// A rekey that gets no answer gives up like any Quick Mode, but the old
+/// pair (still carrying the traffic) is rekeyed again 10 s later, and
+/// again, until the peer answers, instead of running into its hard
+/// lifetime.
+#[test]
+fn an_unanswered_rekey_is_tried_again_until_the_peer_answers() {
+    let mut net = rekey_into_silence();
     // Five retransmissions (2 + 4 + 8 + 8 + 8 s), the Quick Mode given
     // up, and the next try 10 s later.
     net.run_for(50);
@@ -673,13 +680,7 @@ fn a_rekey_the_dataplane_refused_gives_the_old_pair_back_and_is_tried_again() {
 /// again 10 s later, over a new ISAKMP SA.
 #[test]
 fn a_rekey_whose_isakmp_sa_goes_is_tried_again() {
-    let mut net = Net::v4();
-    net.acquire_a(("198.19.1.10", "198.19.2.10"));
-    let old_out = net.seen_a.installs[0].3.spi;
-    net.lose = Box::new(|_, from_a, _| !from_a);
-    net.a
-        .sa_expired(net.now, Direction::Outbound, old_out, false);
-    net.pump();
+    let mut net = rekey_into_silence();
     net.run_for(2);
     net.a.clear_isakmp(net.now);
     net.pump();
