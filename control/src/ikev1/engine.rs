@@ -862,7 +862,7 @@ impl Engine {
     /// A packet for `flow` hit entry `tag` with no SA: negotiate one, as
     /// IOS does on the first packet.
     pub fn acquire(&mut self, now: Instant, tag: PolicyTag, flow: FlowKey) {
-        let Some(entry) = self.policy.maps.iter().position(|m| m.tag == tag) else {
+        let Some(entry) = self.entry_of(tag) else {
             return;
         };
         let e = &self.policy.maps[entry];
@@ -967,24 +967,29 @@ impl Engine {
         if p.superseded || p.rekeying {
             return;
         }
+        let Some(entry) = self.entry_of(p.info.tag) else {
+            // The entry went with a reload: the pair lives out its lifetime.
+            return;
+        };
         let peer = p.info.peer;
         self.log(format!(
             "IPSEC(sa_request): rekeying {:#010x} with {peer} before it expires",
             spi
         ));
-        self.start_rekey(now, i);
+        self.start_rekey(now, i, entry);
     }
 
-    /// Negotiates a successor for pair `i` under its map entry as the
-    /// policy has it now (found by tag: a reload may have moved it; gone,
-    /// nothing is negotiated and the pair lives out its lifetime).
-    fn start_rekey(&mut self, now: Instant, i: RowId) {
-        let p = &self.pairs[i];
-        let Some(entry) = self.policy.maps.iter().position(|m| m.tag == p.info.tag) else {
-            return;
-        };
+    /// Where the map entry `tag` is in the policy as it is now (a reload
+    /// may have moved it since a pair or negotiation was made under it).
+    fn entry_of(&self, tag: PolicyTag) -> Option<usize> {
+        self.policy.maps.iter().position(|m| m.tag == tag)
+    }
+
+    /// Negotiates a successor for pair `i` under map entry `entry`.
+    fn start_rekey(&mut self, now: Instant, i: RowId, entry: usize) {
+        let p = &mut self.pairs[i];
+        p.rekeying = true;
         let (proxy, local, peer) = (p.info.proxy, p.info.local, p.info.peer);
-        self.pairs[i].rekeying = true;
         self.negotiate(now, entry, proxy, local, peer);
     }
 
@@ -1062,17 +1067,18 @@ impl Engine {
             if p.superseded || p.rekeying {
                 continue;
             }
-            let (tag, proxy, peer) = (p.info.tag, p.info.proxy, p.info.peer);
-            let entry = self.policy.maps.iter().position(|m| m.tag == tag);
-            let under_way = entry.is_some_and(|e| {
-                self.qm
-                    .with(&QmKey::Proxy(e, proxy))
-                    .any(|(_, q)| q.initiator && q.state != QmState::Done)
-                    || self
-                        .pending
-                        .iter()
-                        .any(|p| p.entry == e && p.proxy == proxy)
-            });
+            let (proxy, peer) = (p.info.proxy, p.info.peer);
+            let Some(entry) = self.entry_of(p.info.tag) else {
+                continue;
+            };
+            let under_way = self
+                .qm
+                .with(&QmKey::Proxy(entry, proxy))
+                .any(|(_, q)| q.initiator && q.state != QmState::Done)
+                || self
+                    .pending
+                    .iter()
+                    .any(|p| p.entry == entry && p.proxy == proxy);
             if under_way {
                 // A negotiation of ours for the proxy is the rekey: its
                 // failure schedules the next try.
@@ -1082,7 +1088,7 @@ impl Engine {
             self.log(format!(
                 "IPSEC(sa_request): rekeying {spi:#010x} with {peer} again"
             ));
-            self.start_rekey(now, i);
+            self.start_rekey(now, i, entry);
         }
     }
 
