@@ -36,6 +36,7 @@ mod gen;
 mod ike_bench;
 mod ike_flood;
 mod ikev2_bench;
+mod memprobe;
 mod openssl;
 mod report;
 mod rfc2544;

@@ -603,6 +603,9 @@ fn decap_for(o: &Options, n: usize, esp: &FrameSet, duration: Duration) -> Resul
     Ok((total.0, total.1, total.2))
 }
 
+/// Longest the memory probe before the SA test runs.
+pub const MEMORY_BUDGET: Duration = Duration::from_secs(1);
+
 /// Packets gateway B decapsulates per pass in the SA test.
 const DECAP_PACKETS: usize = 1 << 18;
 
@@ -859,6 +862,20 @@ pub fn cli(args: &[String]) -> Result<()> {
             o.batch,
             o.duration.as_secs_f64()
         );
+        if o.sa_counts.iter().any(|&n| n > 1) {
+            let m = crate::memprobe::measure(
+                crate::memprobe::TABLE_BYTES,
+                o.duration.min(MEMORY_BUDGET),
+            );
+            println!(
+                "memory: a random line of a {} MiB table {:.0} ns alone, {:.1} ns each {} at a time \
+                 (what a packet's SA, table and key lines cost once the SAs outgrow the caches)",
+                m.table_mib,
+                m.latency_ns,
+                m.line_ns,
+                crate::memprobe::IN_FLIGHT
+            );
+        }
         println!(
             "{:<10} {:<6} {:>5} {:>7} {:>7} {:>9} {:>8} {:>8} {:>9} {:>12}",
             "test",

@@ -28,7 +28,7 @@ pub mod mgmt;
 pub mod nat;
 pub mod netlink;
 pub mod pipeline;
-mod prefetch;
+pub mod prefetch;
 pub mod replay;
 pub mod route;
 pub mod sa;

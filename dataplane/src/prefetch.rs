@@ -1,12 +1,14 @@
 //! Cache prefetch hints for the per-batch passes that ask for a whole
 //! batch's table entries (SPD slots and rules, SADB slots, SAs, key
 //! schedules) before any packet uses them, so their misses overlap.
+//! Public so that `espada-bench`'s memory probe prices a line with the
+//! very hint the pipeline uses.
 
 /// Asks the CPU to bring `len` bytes from `p` into its caches (capped at
 /// 1 KiB, plus the first line's misalignment): a hint that reads nothing
 /// and cannot fault.
 #[inline(always)]
-pub(crate) fn prefetch_bytes(p: *const u8, len: usize) {
+pub fn prefetch_bytes(p: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         // Every line the range touches, from the one holding its first byte.

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use anyhow::{bail, Result};
 
 use super::{CryptoRow, IkeRow, LabData, ReportData, ScaleRow, Target, Verdict};
+use crate::memprobe::MemoryCost;
 
 pub const BEGIN: &str =
     "<!-- BEGIN espada-bench report: generated, edit the prose outside the markers -->";
@@ -66,7 +67,7 @@ pub fn render(d: &ReportData, plots_rel: &str) -> String {
     );
     targets(&mut s, &d.targets);
     crypto(&mut s, &d.crypto, plots_rel);
-    scale(&mut s, &d.scale, plots_rel);
+    scale(&mut s, &d.scale, d.memory, plots_rel);
     lab(&mut s, &d.lab, d.lab_skipped.as_deref(), plots_rel);
     ike(&mut s, &d.ike);
     s
@@ -130,7 +131,7 @@ fn crypto(s: &mut String, rows: &[CryptoRow], plots: &str) {
     s.push('\n');
 }
 
-fn scale(s: &mut String, rows: &[ScaleRow], plots: &str) {
+fn scale(s: &mut String, rows: &[ScaleRow], memory: Option<MemoryCost>, plots: &str) {
     if rows.is_empty() {
         return;
     }
@@ -170,6 +171,18 @@ fn scale(s: &mut String, rows: &[ScaleRow], plots: &str) {
          worker's. \"shared_sa\": one inbound SA, its replay window shared by the workers. \
          CPU ratio: CPU per packet over the first row's (1.00x = no extra cost).\n"
     );
+    if let Some(m) = memory {
+        let _ = writeln!(
+            s,
+            "Memory, measured in the same run: a random line of a {} MiB table costs {:.0} ns \
+             alone and {:.1} ns each when {} are asked for together, what a packet pays per \
+             table or key line once its SA has left the caches.\n",
+            m.table_mib,
+            m.latency_ns,
+            m.line_ns,
+            crate::memprobe::IN_FLIGHT
+        );
+    }
 }
 
 fn lab(s: &mut String, lab: &Option<LabData>, skipped: Option<&str>, plots: &str) {
@@ -525,6 +538,26 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("![ns per packet by SA count](bench/scale-sas.svg)"));
+        // A report made before the memory probe has no memory line.
+        assert!(!md.contains("Memory, measured in the same run"));
+    }
+
+    #[test]
+    fn the_scale_section_prices_a_line_from_memory_when_it_was_measured() {
+        let mut d = super::super::tests::sample();
+        d.memory = Some(MemoryCost {
+            table_mib: 256,
+            latency_ns: 187.4,
+            line_ns: 9.96,
+        });
+        let md = render(&d, "bench");
+        assert!(
+            md.contains(
+                "Memory, measured in the same run: a random line of a 256 MiB table costs 187 ns \
+                 alone and 10.0 ns each when 32 are asked for together"
+            ),
+            "{md}"
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto_bench::{self, SizeSpec};
 use crate::gen::frame::Size;
+use crate::memprobe::{self, MemoryCost};
 use crate::{ike_bench, ikev2_bench, scale};
 
 pub const USAGE: &str = "usage: espada-bench report [--quick] [--no-lab] [--lab-seconds 5] \
@@ -340,6 +341,10 @@ pub struct ReportData {
     pub lab: Option<LabData>,
     pub lab_skipped: Option<String>,
     pub targets: Vec<Target>,
+    /// This machine's cost of a line from beyond its caches, measured
+    /// right after `scale` (absent from reports made before it was).
+    #[serde(default)]
+    pub memory: Option<MemoryCost>,
 }
 
 #[derive(Debug)]
@@ -519,6 +524,22 @@ fn measure(o: &Options) -> Result<ReportData> {
         ))
     })?)?;
 
+    progress("memory");
+    let memory = memprobe::measure(
+        memprobe::TABLE_BYTES,
+        if o.quick {
+            Duration::from_millis(200)
+        } else {
+            scale::MEMORY_BUDGET
+        },
+    );
+    progress(&format!(
+        "memory: a line {:.0} ns alone, {:.1} ns each {} at a time",
+        memory.latency_ns,
+        memory.line_ns,
+        memprobe::IN_FLIGHT
+    ));
+
     progress("ike");
     let mut ike = Vec::new();
     for v2 in [false, true] {
@@ -581,6 +602,7 @@ fn measure(o: &Options) -> Result<ReportData> {
         lab,
         lab_skipped,
         targets: Vec::new(),
+        memory: Some(memory),
     };
     d.targets = targets(&d);
     Ok(d)
@@ -1067,12 +1089,28 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
             ),
             _ => String::new(),
         };
+        // The lines listed below: encap's SPD slot and rule, SADB slot, 2
+        // SA lines and 9 of keys; decap's SADB slot, 3 SA lines, replay
+        // slot and 9 of keys.
+        let lines = 14;
+        let memory = d.memory.map_or(String::new(), |m| {
+            format!(
+                " This run measured a random line of a {} MiB table at {:.0} ns alone and \
+                 {:.1} ns each when {} are asked for together: at that rate the {lines} lines \
+                 below cost ~{:.0} ns a packet, less what the crypto hides.",
+                m.table_mib,
+                m.latency_ns,
+                m.line_ns,
+                memprobe::IN_FLIGHT,
+                m.line_ns * f64::from(lines)
+            )
+        });
         let why = format!(
             "{:.0} ns more per {judged}-byte packet with {n} SAs visited in random order (the \
-             worst case: every packet of a batch a different SA).{worst} What such a packet reads \
-             from beyond the core's caches: {}its SADB slot (1 line), the SA's per-packet state \
-             ({}), {}its cipher's key schedule (9 lines for AES-128-GCM, ring's round keys \
-             and GHASH table). All of it is prefetched: the SPD slots and rules, the SADB slots \
+             worst case: every packet of a batch a different SA).{worst}{memory} What such a \
+             packet reads from beyond the core's caches: {}its SADB slot (1 line), the SA's \
+             per-packet state ({}), {}its cipher's key schedule (9 lines for AES-128-GCM, \
+             ring's round keys and GHASH table). All of it is prefetched: the SPD slots and rules, the SADB slots \
              and the SAs of a whole batch in passes before use, the key schedules {}three \
              packets ahead inside the crypto loop, where they overlap the encryption.{} Asking \
              for the table lines a slice \
@@ -1247,6 +1285,7 @@ mod tests {
             }),
             lab_skipped: None,
             targets: Vec::new(),
+            memory: None,
         };
         d.targets = targets(&d);
         d.lab = None;
@@ -1706,6 +1745,13 @@ mod tests {
             big(1400, 100_000, 1.18),
         ];
         d.targets = targets(&d);
+        let without = d.targets.clone();
+        d.memory = Some(MemoryCost {
+            table_mib: 256,
+            latency_ns: 190.0,
+            line_ns: 10.5,
+        });
+        d.targets = targets(&d);
         let sas = d
             .targets
             .iter()
@@ -1722,6 +1768,21 @@ mod tests {
         assert!(sas
             .why
             .contains("At 64 bytes, where the crypto is shortest, 240 ns more (1.40x)."));
+        // The same run's memory figures put a price on the lines listed.
+        assert!(
+            sas.why.contains(
+                "This run measured a random line of a 256 MiB table at 190 ns alone and 10.5 ns \
+                 each when 32 are asked for together: at that rate the 14 lines below cost ~147 \
+                 ns a packet, less what the crypto hides."
+            ),
+            "{}",
+            sas.why
+        );
+        let before = without
+            .iter()
+            .find(|t| t.name == sas.name)
+            .map(|t| t.why.as_str());
+        assert!(before.is_some_and(|w| !w.contains("This run measured")));
         // Old reports carry no size: their rows were 64 bytes.
         let old: ScaleRow = serde_json::from_value(serde_json::json!({
             "test": "sas", "direction": "encap", "sas": 1, "workers": 1,
