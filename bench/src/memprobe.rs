@@ -6,26 +6,30 @@
 //! code costs very different amounts on a host whose L3 holds them all
 //! and on one where each is a trip to DRAM.
 //!
-//! Two figures over a table far larger than any L3 here, lines taken in
-//! a random order: the latency of one line when each address depends on
-//! the line before (a pointer chase: nothing overlaps), and the cost per
-//! line when [`IN_FLIGHT`] independent lines are asked for together
-//! with the pipeline's own prefetch, then read, as its passes over a
-//! batch do (the misses overlap as far as the core allows).
+//! Two figures over a table larger than 100 000 SAs' tables and keys,
+//! lines taken in a random order: the latency of one line when each
+//! address depends on the line before (a pointer chase: nothing
+//! overlaps), and the cost per line when [`IN_FLIGHT`] independent lines
+//! are asked for together with the pipeline's own prefetch, then read, as
+//! its passes over a batch do (the misses overlap as far as the core
+//! allows). Both in thread CPU time, as `scale` counts a packet's cost.
 
 use std::time::{Duration, Instant};
 
 use dataplane::prefetch::prefetch_bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::ike_bench::thread_cpu_ns;
+
 /// Lines asked for together, as the pipeline's passes ask for a batch's
 /// (the bench's batch is 32 frames).
 pub const IN_FLIGHT: usize = 32;
 
-/// The table: larger than the caches of any machine this runs on, as the
-/// tables and key schedules of 100 000 SAs (~150 MB) are.
+/// The table: larger than the tables and key schedules of 100 000 SAs
+/// (~150 MB), and than the L3 of most machines.
 pub const TABLE_BYTES: usize = 256 << 20;
 
+/// A line's cost from beyond the caches, as [`measure`] found it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MemoryCost {
     /// Size of the table the lines were read from, MiB.
@@ -39,8 +43,8 @@ pub struct MemoryCost {
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
 struct Line {
-    next: u64,
-    _rest: [u64; 7],
+    next: u32,
+    _rest: [u32; 15],
 }
 
 /// A SplitMix64 step: the probe's addresses, reproducible run to run.
@@ -52,61 +56,60 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Measures over a table of `bytes` (at least [`IN_FLIGHT`] lines), each
-/// figure for about half of `budget`.
+/// Measures over a table of `bytes` (at least [`IN_FLIGHT`] lines, at
+/// most 2^32), each figure for about half of `budget` (building the
+/// table comes on top: ~1 s for [`TABLE_BYTES`]).
 pub fn measure(bytes: usize, budget: Duration) -> MemoryCost {
-    let lines = (bytes / 64).max(IN_FLIGHT);
+    let lines = (bytes / 64).clamp(IN_FLIGHT, u32::MAX as usize);
     let mut table = vec![
         Line {
             next: 0,
-            _rest: [0; 7],
+            _rest: [0; 15],
         };
         lines
     ];
-    // One cycle through every line in a random order (Sattolo's shuffle):
-    // the chase never settles into a part of the table the caches hold.
-    let mut order: Vec<u64> = (0..lines as u64).collect();
+    // Every line once, in a random order: the chase follows it as one
+    // cycle, and the overlapped figure reads it in groups, so both cover
+    // the whole table and neither settles into a part the caches hold.
+    let mut order: Vec<u32> = (0..lines as u32).collect();
     let mut rng = 0x5EED_u64;
     for i in (1..lines).rev() {
-        let j = (splitmix(&mut rng) % i as u64) as usize;
+        let j = (splitmix(&mut rng) % (i as u64 + 1)) as usize;
         order.swap(i, j);
     }
     for (k, &at) in order.iter().enumerate() {
         table[at as usize].next = order[(k + 1) % lines];
     }
-    drop(order);
-    // Random line indexes for the overlapped figure, read in order (a
-    // stream the hardware prefetcher follows, not a miss per index).
-    let picks: Vec<u32> = (0..1 << 20)
-        .map(|_| (splitmix(&mut rng) % lines as u64) as u32)
-        .collect();
     let half = budget / 2;
 
-    let (mut at, mut steps) = (0u64, 0u64);
-    let t0 = Instant::now();
+    let (mut at, mut steps) = (order[0], 0u64);
+    let (t0, c0) = (Instant::now(), thread_cpu_ns());
     while t0.elapsed() < half {
         for _ in 0..4096 {
             at = table[at as usize].next;
         }
         steps += 4096;
     }
-    let latency_ns = t0.elapsed().as_nanos() as f64 / steps as f64;
+    let latency_ns = (thread_cpu_ns() - c0) as f64 / steps as f64;
     std::hint::black_box(at);
 
     let (mut sum, mut read) = (0u64, 0u64);
-    let t0 = Instant::now();
-    while t0.elapsed() < half {
-        for group in picks.chunks_exact(IN_FLIGHT) {
+    let (t0, c0) = (Instant::now(), thread_cpu_ns());
+    'timed: loop {
+        for group in order.chunks_exact(IN_FLIGHT) {
             for &i in group {
                 prefetch_bytes((&table[i as usize] as *const Line).cast(), 1);
             }
             for &i in group {
-                sum = sum.wrapping_add(table[i as usize].next);
+                sum = sum.wrapping_add(u64::from(table[i as usize].next));
+            }
+            read += IN_FLIGHT as u64;
+            if read % (1 << 16) == 0 && t0.elapsed() >= half {
+                break 'timed;
             }
         }
-        read += (picks.len() / IN_FLIGHT * IN_FLIGHT) as u64;
     }
-    let line_ns = t0.elapsed().as_nanos() as f64 / read as f64;
+    let line_ns = (thread_cpu_ns() - c0) as f64 / read as f64;
     std::hint::black_box(sum);
 
     MemoryCost {
@@ -122,10 +125,11 @@ mod tests {
 
     #[test]
     fn lines_beyond_the_caches_cost_more_than_lines_inside_them() {
-        // 16 KiB stays in L1 everywhere; 256 MiB is beyond any L3 here.
+        // 16 KiB stays in L1 everywhere; 64 MiB is beyond every L2 (and
+        // most L3s), which is enough to tell the two apart.
         let small = measure(16 << 10, Duration::from_millis(100));
-        let large = measure(TABLE_BYTES, Duration::from_millis(400));
-        assert_eq!(large.table_mib, 256);
+        let large = measure(64 << 20, Duration::from_millis(400));
+        assert_eq!((small.table_mib, large.table_mib), (0, 64));
         assert!(small.latency_ns > 0.0 && small.line_ns > 0.0);
         assert!(
             large.latency_ns > 3.0 * small.latency_ns,

@@ -603,7 +603,9 @@ fn decap_for(o: &Options, n: usize, esp: &FrameSet, duration: Duration) -> Resul
     Ok((total.0, total.1, total.2))
 }
 
-/// Longest the memory probe before the SA test runs.
+/// Time the memory probe (`memprobe`) measures for, beside the SA test
+/// (before it in `scale`, after it in `report`); building its table
+/// takes about as long again.
 pub const MEMORY_BUDGET: Duration = Duration::from_secs(1);
 
 /// Packets gateway B decapsulates per pass in the SA test.
