@@ -421,6 +421,7 @@ impl IkeDriver {
     }
 
     fn flush(&mut self, now: Instant, dp: &mut DataplaneClient) {
+        let mut installed = false;
         loop {
             let (o, debug, v2) = match self.v1.poll_output() {
                 Some(o) => (o, self.debug_v1, false),
@@ -451,10 +452,11 @@ impl IkeDriver {
                     outbound,
                     inbound_ready,
                 } => {
-                    let installed =
+                    installed = true;
+                    let result =
                         self.installer
                             .install(dp, tag, proxy, &inbound, &outbound, inbound_ready);
-                    if installed.is_err() {
+                    if result.is_err() {
                         // The engine deletes it and tells the peer, which
                         // negotiates again (with other SPIs); the delete's
                         // retransmission is a timer the walk must see.
@@ -488,6 +490,12 @@ impl IkeDriver {
             }
         }
         self.installer.settle(dp);
+        if installed {
+            // A rekeyed pair's install lets the engine delete the old one
+            // (or try the rekey again): a retransmission or retry timer
+            // set while this loop took its outputs.
+            self.timers.input();
+        }
     }
 
     /// After the dataplane restarted: every negotiated pair and the bound

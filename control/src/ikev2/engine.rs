@@ -307,6 +307,27 @@ pub struct Engine {
     spis: SpiAllocator,
     /// The SAs by peer, SPI and proxy.
     index: index::SaIndex,
+    /// Outputs the driver has taken ([`Engine::poll_output`]).
+    outputs_taken: u64,
+    /// CHILD_SAs we rekeyed, waiting for their replacement's install.
+    retiring: Vec<Retiring>,
+}
+
+/// A CHILD_SA we rekeyed, kept until the driver has taken (and so carried
+/// out) the replacement's `Output::Install`: an install the dataplane
+/// refuses calls [`Engine::pair_refused`] before the driver takes the
+/// next output, so by then the replacement is either installed or gone.
+/// Installed: the old pair is deleted (make-before-break). Gone: the old
+/// pair stays in use and its rekey is tried again, rather than both going
+/// and the traffic waiting for a fresh negotiation.
+struct Retiring {
+    /// [`Engine::outputs_taken`] once the replacement's install is taken.
+    after: u64,
+    /// The IKE SA the rekey ran over.
+    k: [u8; 8],
+    old_in: u32,
+    new_in: u32,
+    at: Instant,
 }
 
 /// NAT_DETECTION_*_IP data = SHA-1(SPIi | SPIr | IP | Port) (§2.23).
@@ -336,6 +357,8 @@ impl Engine {
             sas: HashMap::new(),
             by_peer_spi: HashMap::new(),
             out: VecDeque::new(),
+            outputs_taken: 0,
+            retiring: Vec::new(),
             stats: Stats::default(),
             cookie_secret: random(),
             hold_down: Vec::new(),
@@ -393,7 +416,52 @@ impl Engine {
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        self.retire_rekeyed();
+        let o = self.out.pop_front();
+        self.outputs_taken += u64::from(o.is_some());
+        o
+    }
+
+    /// Deletes the CHILD_SA `old_in` that `new_in` replaced once the
+    /// driver has taken every output queued so far, the replacement's
+    /// install among them ([`Retiring`]).
+    pub(super) fn retire_after_install(
+        &mut self,
+        at: Instant,
+        k: [u8; 8],
+        old_in: u32,
+        new_in: u32,
+    ) {
+        self.retiring.push(Retiring {
+            after: self.outputs_taken + self.out.len() as u64,
+            k,
+            old_in,
+            new_in,
+            at,
+        });
+    }
+
+    fn retire_rekeyed(&mut self) {
+        if self.retiring.is_empty() {
+            return;
+        }
+        let taken = self.outputs_taken;
+        let (due, waiting): (Vec<Retiring>, Vec<Retiring>) = std::mem::take(&mut self.retiring)
+            .into_iter()
+            .partition(|r| r.after <= taken);
+        self.retiring = waiting;
+        for r in due {
+            if self.sa_of_child(Direction::Inbound, r.new_in).is_some() {
+                self.delete_child_local(r.at, r.k, r.old_in);
+            } else {
+                self.log(format!(
+                    "IKEv2:(SESSION ID = 0):the rekeyed CHILD_SA (inbound SPI 0x{:08X}) did not \
+                     go in; keeping inbound SPI 0x{:08X}",
+                    r.new_in, r.old_in
+                ));
+                self.child_rekey_failed(r.at, r.k, r.old_in);
+            }
+        }
     }
 
     /// The installed pairs.

@@ -117,6 +117,8 @@ struct Seen {
     keepalives: Vec<(SocketAddr, SocketAddr, Instant)>,
     /// (outbound SPI, new peer port) of every [`Output::PeerPort`].
     peer_ports: Vec<(u32, u16)>,
+    /// Pairs the test's dataplane refused (`Net::refuse_a`), as installs.
+    refused: Vec<(PolicyTag, TrafficSelector, SaParams, SaParams)>,
 }
 
 struct Net {
@@ -137,6 +139,9 @@ struct Net {
     /// Every IKE SA's (SPIi, SPIr) → (SK_ei, SK_ai, SK_er, SK_ar) either
     /// side ever held, to open messages of SAs gone since.
     sk: Vec<SkSnapshot>,
+    /// A's next this many pair installs are refused, as a dataplane
+    /// does: the driver calls `pair_refused` before taking the next output.
+    refuse_a: usize,
 }
 
 type SkSnapshot = ([u8; 8], [u8; 8], [Vec<u8>; 4]);
@@ -174,6 +179,7 @@ impl Net {
             nat: false,
             nat_shift: 1000,
             sk: Vec::new(),
+            refuse_a: 0,
         }
     }
 
@@ -211,7 +217,13 @@ impl Net {
                                 seen.preinstalled.contains(&inbound.spi),
                                 "a responder's inbound SA goes in before its reply"
                             );
-                            seen.installs.push((tag, proxy, *inbound, *outbound))
+                            if from_a && self.refuse_a > 0 {
+                                self.refuse_a -= 1;
+                                src.pair_refused(self.now, inbound.spi);
+                                seen.refused.push((tag, proxy, *inbound, *outbound));
+                            } else {
+                                seen.installs.push((tag, proxy, *inbound, *outbound))
+                            }
                         }
                         Output::InstallInbound(sa) => {
                             assert!(sends.is_empty(), "inbound SA before the reply");
@@ -988,6 +1000,52 @@ fn a_refused_child_rekey_keeps_the_pair_and_is_tried_again_until_the_peer_accept
     net.run_for(30);
     assert_eq!(net.seen_a.installs.len(), 2);
     assert_eq!(net.a.stats().child_rekeys_failed, 2);
+}
+
+#[test]
+fn a_rekeyed_child_sa_the_dataplane_refused_leaves_the_old_one_in_use_until_a_retry() {
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    let (a_in, a_out) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+    net.refuse_a = 1;
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
+    net.pump();
+    assert_eq!(
+        (net.seen_a.installs.len(), net.seen_a.refused.len()),
+        (1, 1)
+    );
+    let (new_in, new_out) = (net.seen_a.refused[0].2.spi, net.seen_a.refused[0].3.spi);
+    // The refused pair goes on both sides; the old one stays on both.
+    assert_eq!(net.seen_a.deletes, vec![(new_in, new_out)]);
+    assert_eq!(net.seen_b.deletes, vec![(new_out, new_in)]);
+    for e in [&net.a, &net.b] {
+        assert_eq!(e.pairs().count(), 1);
+    }
+    assert!(net
+        .a
+        .pairs()
+        .any(|p| (p.inbound_spi, p.outbound_spi) == (a_in, a_out)));
+    assert_eq!(net.a.stats().child_rekeys_failed, 1);
+    assert!(
+        net.seen_a
+            .logs
+            .iter()
+            .any(|l| l.contains(&format!("keeping inbound SPI 0x{a_in:08X}"))),
+        "{:#?}",
+        net.seen_a.logs
+    );
+    // Tried again after 10 s; this time the pair goes in and the old goes.
+    net.run_for(9);
+    assert_eq!(net.seen_b.installs.len(), 2, "not before 10 s");
+    net.run_for(2);
+    assert_eq!(net.seen_a.installs.len(), 2, "{:#?}", net.seen_a.logs);
+    assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[2]);
+    assert_eq!(net.seen_a.deletes, vec![(new_in, new_out), (a_in, a_out)]);
+    for e in [&net.a, &net.b] {
+        assert_eq!(e.pairs().count(), 1);
+    }
+    assert_eq!(net.a.stats().child_rekeys_failed, 1);
 }
 
 const TAG2: PolicyTag = PolicyTag { map: 1, seq: 20 };

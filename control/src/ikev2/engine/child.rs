@@ -317,10 +317,11 @@ impl Engine {
             return;
         };
         let (inb, outb) = pair_params(e, t, s, (cr.spi_in, spi_out), &keys, true);
+        let new_in = inb.spi;
         self.finish_install(k, tag, proxy, inb, outb, false);
         if let Some(old) = cr.old_in {
-            // Make-before-break: the new pair is in; the old one goes.
-            self.delete_child_local(now, k, old);
+            // Make-before-break: the old pair goes once the new one is in.
+            self.retire_after_install(now, k, old, new_in);
         }
         self.send_next_request(now, k);
     }
@@ -328,7 +329,7 @@ impl Engine {
     /// Our rekey of CHILD_SA `old_in`, asked over IKE SA `k`, failed: the
     /// pair stays in use and is rekeyed again [`REKEY_RETRY`] later (until
     /// it is, or its hard lifetime ends it).
-    fn child_rekey_failed(&mut self, now: Instant, k: [u8; 8], old_in: u32) {
+    pub(super) fn child_rekey_failed(&mut self, now: Instant, k: [u8; 8], old_in: u32) {
         // An IKE SA rekeyed meanwhile took the CHILD_SA along.
         let k = self.sa_of_child(Direction::Inbound, old_in).unwrap_or(k);
         let Some(s) = self.sas.get_mut(&k) else {
