@@ -453,7 +453,8 @@ impl Engine {
         for r in due {
             if self.sa_of_child(Direction::Inbound, r.new_in).is_some() {
                 self.delete_child_local(r.at, r.k, r.old_in);
-            } else {
+            } else if self.sa_of_child(Direction::Inbound, r.old_in).is_some() {
+                // (Both gone: their IKE SA went meanwhile.)
                 self.log(format!(
                     "IKEv2:(SESSION ID = 0):the rekeyed CHILD_SA (inbound SPI 0x{:08X}) did not \
                      go in; keeping inbound SPI 0x{:08X}",

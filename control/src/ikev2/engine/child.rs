@@ -320,7 +320,8 @@ impl Engine {
         let new_in = inb.spi;
         self.finish_install(k, tag, proxy, inb, outb, false);
         if let Some(old) = cr.old_in {
-            // Make-before-break: the old pair goes once the new one is in.
+            // Make-before-break: the old pair goes once the new one is in
+            // (its DELETE then queues behind any request sent below).
             self.retire_after_install(now, k, old, new_in);
         }
         self.send_next_request(now, k);
