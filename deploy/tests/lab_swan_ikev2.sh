@@ -18,7 +18,8 @@
 #     wants group 14 (which strongSwan offers too): the retry succeeds;
 #   - CHILD_SA rekey (strongSwan, every ~15 s) and IKE SA rekey
 #     (strongSwan, every ~20 s) under a continuous ping: no ping lost, the
-#     SPIs change;
+#     SPIs change; a CHILD_SA rekey by Espada (2560 KB lifetime) under 100
+#     pings a second, none lost, the old pair deleted;
 #   - DPD: strongSwan's liveness checks are answered; Espada's (dpd 10 2
 #     periodic) find a killed strongSwan dead and remove the SA;
 #   - asymmetric pre-shared keys (pre-shared-key local / remote) work; a
@@ -343,6 +344,46 @@ swan_stop "$B" "$sb"
 # every match is tried to verify).
 sb="$work/swan-b2"
 check "strongSwan starts again on gw_b" swan_start b "$B" "$sb"
+
+# 9. CHILD_SA rekey by Espada: a 2 560 KB lifetime (IOS's least) on its
+# SAs runs out under 1400-byte pings, 100 a second; Espada rekeys at 80%
+# (CREATE_CHILD_SA with REKEY_SA to strongSwan) and deletes the old pair
+# once the new one is in the dataplane.
+kb_variant() {
+    sed 's/^crypto ipsec transform-set LAB esp-aes esp-sha-hmac$/crypto ipsec security-association lifetime kilobytes 2560\n&/' \
+        "$A_CONF" >"$work/kb-a.conf"
+    grep -q '^crypto ipsec security-association lifetime kilobytes 2560$' "$work/kb-a.conf"
+}
+check "Espada config with SA lifetimes of 2560 KB" kb_variant
+stop_gateway a
+start_a "$work/kb-a.conf" || exit 1
+swan_load "$B" "$sb" "$B_CONF" >/dev/null
+check "2560 KB lifetimes: Espada initiates, ping lan_a -> lan_b passes" pings lan_a 10 198.19.2.10
+spis_before=$(swan_spis child)
+log_mark=$(($(wc -l <"$sb/charon.log") + 1))
+kb_pings() {
+    in_ns lan_a ping -c 2000 -i 0.01 -s 1400 -W 2 198.19.2.10 >"$work/kb-ping.txt" 2>&1
+    tail -3 "$work/kb-ping.txt"
+    grep -q '^2000 packets transmitted, 2000 received' "$work/kb-ping.txt"
+}
+check "no ping lost across Espada's CHILD_SA rekey (2000 of 1400 bytes in 20 s)" kb_pings
+check "the CHILD_SA was rekeyed: strongSwan's SPIs changed" spis_changed "$spis_before" "$(swan_spis child)"
+swan_answered_rekey() {
+    tail -n +"$log_mark" "$sb/charon.log" | grep -E 'CREATE_CHILD_SA|CHILD_SA lan4\{[0-9]+\}' | head -20
+    tail -n +"$log_mark" "$sb/charon.log" | grep -Eq 'parsed CREATE_CHILD_SA request .*N\(REKEY_SA\)'
+}
+check "strongSwan received Espada's CREATE_CHILD_SA with REKEY_SA" swan_answered_rekey
+one_pair() {
+    show_to "$work/ipsec.txt" a show crypto ipsec sa >/dev/null || return 1
+    [ "$(grep -c 'current outbound spi' "$work/ipsec.txt")" = 1 ]
+}
+check "Espada keeps one pair with gw_b (the old one deleted)" one_pair
+no_failed_rekey() {
+    show_to "$work/stats.txt" a show crypto ikev2 stats >/dev/null || return 1
+    grep -Eq '^ +0 +CHILD_SA rekeys failed' "$work/stats.txt"
+}
+check "Espada counts no failed CHILD_SA rekey" no_failed_rekey
+swan_terminate "$B" "$sb" vpn4 >/dev/null 2>&1
 asym_variant() {
     swan_variant asym "/^secrets {/,\$d" || return 1
     cat >>"$work/asym.conf" <<'EOS'
