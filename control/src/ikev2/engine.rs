@@ -454,7 +454,8 @@ impl Engine {
             if self.sa_of_child(Direction::Inbound, r.new_in).is_some() {
                 self.delete_child_local(r.at, r.k, r.old_in);
             } else if self.sa_of_child(Direction::Inbound, r.old_in).is_some() {
-                // (Both gone: their IKE SA went meanwhile.)
+                // Refused: the old pair stays. (Neither there: their IKE
+                // SA went meanwhile, and nothing is left to keep.)
                 self.log(format!(
                     "IKEv2:(SESSION ID = 0):the rekeyed CHILD_SA (inbound SPI 0x{:08X}) did not \
                      go in; keeping inbound SPI 0x{:08X}",
