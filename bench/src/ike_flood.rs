@@ -32,6 +32,7 @@ use control::ikev2::{Engine, Output, Stats};
 use dataplane::spd::IpPrefix;
 
 use crate::ikev2_bench::{self, flow, initiator_policy, responder_policy, TAG};
+use crate::rng::Rng;
 
 /// The only addresses the tools accept (RFC 2544 benchmarking range).
 pub const LAB: &str = "198.18.0.0/15";
@@ -130,32 +131,6 @@ pub fn ipv4_udp(
     }
     p[26..28].copy_from_slice(&sum.to_be_bytes());
     Ok(p)
-}
-
-/// xorshift64*: fast and good enough for addresses and SPIs.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let mut b = [0u8; 8];
-        // SAFETY: `b` is 8 writable bytes.
-        let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-        let seed = if n == 8 {
-            u64::from_ne_bytes(b)
-        } else {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
-        };
-        Rng(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 /// A raw IPv4 socket that takes whole IP datagrams (`IP_HDRINCL`).

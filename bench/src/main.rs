@@ -40,6 +40,7 @@ mod memprobe;
 mod openssl;
 mod report;
 mod rfc2544;
+mod rng;
 mod scale;
 #[cfg(test)]
 #[path = "../../dataplane/tests/common/scapy.rs"]

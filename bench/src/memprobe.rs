@@ -20,6 +20,7 @@ use dataplane::prefetch::prefetch_bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::ike_bench::thread_cpu_ns;
+use crate::rng::Rng;
 
 /// Lines asked for together, as the pipeline's passes ask for a batch's
 /// (the bench's batch is 32 frames).
@@ -47,15 +48,6 @@ struct Line {
     _rest: [u32; 15],
 }
 
-/// A SplitMix64 step: the probe's addresses, reproducible run to run.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Measures over a table of `bytes` (at least [`IN_FLIGHT`] lines, at
 /// most 2^32), each figure for about half of `budget` (building the
 /// table comes on top: ~1 s for [`TABLE_BYTES`]).
@@ -72,11 +64,7 @@ pub fn measure(bytes: usize, budget: Duration) -> MemoryCost {
     // cycle, and the overlapped figure reads it in groups, so both cover
     // the whole table and neither settles into a part the caches hold.
     let mut order: Vec<u32> = (0..lines as u32).collect();
-    let mut rng = 0x5EED_u64;
-    for i in (1..lines).rev() {
-        let j = (splitmix(&mut rng) % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
+    Rng(0x5EED).shuffle(&mut order);
     for (k, &at) in order.iter().enumerate() {
         table[at as usize].next = order[(k + 1) % lines];
     }

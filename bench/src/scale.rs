@@ -34,6 +34,7 @@ use dataplane::wire::ipv4;
 use serde::Serialize;
 
 use crate::ike_bench::thread_cpu_ns;
+use crate::rng::Rng;
 
 const LAN_IF: u32 = 1;
 const WAN_IF: u32 = 2;
@@ -346,23 +347,6 @@ impl Source for Traffic {
         ip.set_dst_addr(host(self.hosts[i] as usize));
         ip.fill_checksum();
         len
-    }
-}
-
-/// xorshift64*: a fixed-seed shuffle, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            v.swap(i, j);
-        }
     }
 }
 
