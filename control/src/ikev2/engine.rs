@@ -446,10 +446,7 @@ impl Engine {
             return;
         }
         let taken = self.outputs_taken;
-        let (due, waiting): (Vec<Retiring>, Vec<Retiring>) = std::mem::take(&mut self.retiring)
-            .into_iter()
-            .partition(|r| r.after <= taken);
-        self.retiring = waiting;
+        let due: Vec<Retiring> = self.retiring.extract_if(.., |r| r.after <= taken).collect();
         for r in due {
             if self.sa_of_child(Direction::Inbound, r.new_in).is_some() {
                 self.delete_child_local(r.at, r.k, r.old_in);

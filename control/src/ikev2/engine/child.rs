@@ -317,12 +317,11 @@ impl Engine {
             return;
         };
         let (inb, outb) = pair_params(e, t, s, (cr.spi_in, spi_out), &keys, true);
-        let new_in = inb.spi;
         self.finish_install(k, tag, proxy, inb, outb, false);
         if let Some(old) = cr.old_in {
             // Make-before-break: the old pair goes once the new one is in
             // (its DELETE then queues behind any request sent below).
-            self.retire_after_install(now, k, old, new_in);
+            self.retire_after_install(now, k, old, cr.spi_in);
         }
         self.send_next_request(now, k);
     }
