@@ -178,14 +178,16 @@ impl SaCore {
         })
     }
 
-    fn lifetime_state(&self, now_secs: u64) -> LifetimeState {
+    fn lifetime_state(&self, now_secs: u64, soft_ahead_bytes: u64) -> LifetimeState {
         let age = now_secs.saturating_sub(self.installed_at);
-        let kb = SaCounters::read(&self.counters.bytes) / 1024;
+        let bytes = SaCounters::read(&self.counters.bytes);
+        let kb = bytes / 1024;
+        let soft_kb = bytes.saturating_add(soft_ahead_bytes) / 1024;
         let past = |limit: Option<u64>, value: u64| limit.is_some_and(|l| value >= l);
         let lt = self.lifetime.get();
         if past(lt.hard_seconds, age) || past(lt.hard_kilobytes, kb) {
             LifetimeState::Hard
-        } else if past(lt.soft_seconds, age) || past(lt.soft_kilobytes, kb) {
+        } else if past(lt.soft_seconds, age) || past(lt.soft_kilobytes, soft_kb) {
             LifetimeState::Soft
         } else {
             LifetimeState::Fresh
@@ -276,9 +278,11 @@ macro_rules! sa_accessors {
         pub fn counters(&self) -> &SaCounters {
             &self.core.counters
         }
-        /// Checked by the management thread once a tick, not per packet.
-        pub fn lifetime_state(&self, now_secs: u64) -> LifetimeState {
-            self.core.lifetime_state(now_secs)
+        /// Checked by the management thread once a tick, not per packet;
+        /// `soft_ahead_bytes` more bytes count toward the soft limit (what
+        /// the SA will carry before the next tick).
+        pub fn lifetime_state(&self, now_secs: u64, soft_ahead_bytes: u64) -> LifetimeState {
+            self.core.lifetime_state(now_secs, soft_ahead_bytes)
         }
         pub fn lifetime(&self) -> Lifetime {
             self.core.lifetime.get()
@@ -528,10 +532,10 @@ impl SaRef {
             SaRef::Outbound(sa) => sa.counters(),
         }
     }
-    pub fn lifetime_state(&self, now_secs: u64) -> LifetimeState {
+    pub fn lifetime_state(&self, now_secs: u64, soft_ahead_bytes: u64) -> LifetimeState {
         match self {
-            SaRef::Inbound(sa) => sa.lifetime_state(now_secs),
-            SaRef::Outbound(sa) => sa.lifetime_state(now_secs),
+            SaRef::Inbound(sa) => sa.lifetime_state(now_secs, soft_ahead_bytes),
+            SaRef::Outbound(sa) => sa.lifetime_state(now_secs, soft_ahead_bytes),
         }
     }
     pub fn set_lifetime(&self, lifetime: Lifetime) {
@@ -949,13 +953,19 @@ mod tests {
             hard_kilobytes: Some(20),
         };
         let sa = OutboundSa::new(&p, 1000).unwrap();
-        assert_eq!(sa.lifetime_state(1050), LifetimeState::Fresh);
-        assert_eq!(sa.lifetime_state(1100), LifetimeState::Soft);
-        assert_eq!(sa.lifetime_state(1120), LifetimeState::Hard);
+        assert_eq!(sa.lifetime_state(1050, 0), LifetimeState::Fresh);
+        assert_eq!(sa.lifetime_state(1100, 0), LifetimeState::Soft);
+        assert_eq!(sa.lifetime_state(1120, 0), LifetimeState::Hard);
+        SaCounters::add(&sa.counters().bytes, 6 * 1024);
+        assert_eq!(sa.lifetime_state(1000, 0), LifetimeState::Fresh);
+        // 4 KiB more expected before the next look: soft now.
+        assert_eq!(sa.lifetime_state(1000, 4 * 1024), LifetimeState::Soft);
+        SaCounters::add(&sa.counters().bytes, 4 * 1024);
+        assert_eq!(sa.lifetime_state(1000, 0), LifetimeState::Soft);
+        // The look-ahead never brings the hard limit forward.
+        assert_eq!(sa.lifetime_state(1000, 100 * 1024), LifetimeState::Soft);
         SaCounters::add(&sa.counters().bytes, 10 * 1024);
-        assert_eq!(sa.lifetime_state(1000), LifetimeState::Soft);
-        SaCounters::add(&sa.counters().bytes, 10 * 1024);
-        assert_eq!(sa.lifetime_state(1000), LifetimeState::Hard);
+        assert_eq!(sa.lifetime_state(1000, 0), LifetimeState::Hard);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::api::{
     Direction, DropCounts, ErrorCode, Event, ListPart, Message, NatAction, NatRule, Reply, Request,
     SaCounts, SaParams, PROTOCOL_VERSION,
 };
-use crate::counters::DropReason;
+use crate::counters::{DropReason, SaCounters};
 use crate::nat::{NatCounters, NatRules, NatStats};
 use crate::pipeline::AcquireRequest;
 use crate::sa::{InboundSa, LifetimeState, OutboundSa, SaRef};
@@ -35,6 +35,9 @@ pub const DEFAULT_IDLE_SECS: u64 = 10;
 struct SaEntry {
     sa: SaRef,
     soft_sent: bool,
+    /// The SA's byte count at the last tick: the bytes of one tick, which
+    /// the next one is expected to carry too.
+    bytes_seen: u64,
     idle_sent_for: Option<u64>,
     replay_seen: u64,
     integrity_seen: u64,
@@ -273,6 +276,7 @@ impl Mgmt {
             SaEntry {
                 sa,
                 soft_sent: false,
+                bytes_seen: 0,
                 idle_sent_for: None,
                 replay_seen: 0,
                 integrity_seen: 0,
@@ -335,7 +339,14 @@ impl Mgmt {
         let mut events = Vec::new();
         let mut expired = Vec::new();
         for (&(direction, spi), e) in &mut self.sas {
-            match e.sa.lifetime_state(now) {
+            // A kilobyte limit is looked at once a tick: the soft one
+            // counts the bytes the next tick will likely bring, or a busy
+            // SA would pass soft and hard between two ticks and never be
+            // rekeyed (at 6 Mbit/s, IOS's least lifetime, 2560 KB, has
+            // under a second between 80% and 100%).
+            let bytes = SaCounters::read(&e.sa.counters().bytes);
+            let ahead = bytes.saturating_sub(std::mem::replace(&mut e.bytes_seen, bytes));
+            match e.sa.lifetime_state(now, ahead) {
                 LifetimeState::Hard => {
                     events.push(Event::HardExpire { spi, direction });
                     expired.push((direction, spi));

@@ -336,6 +336,43 @@ fn lifetimes_raise_soft_once_then_hard_which_removes_the_sa_everywhere() {
     assert!(tables.iter().all(|t| t.sadb.inbound(inb.spi).is_none()));
 }
 
+/// A kilobyte limit is looked at once a tick, so the soft one is raised
+/// a tick early when the SA's last tick's bytes would take it past: a
+/// busy SA then has a tick to rekey before its hard limit.
+#[test]
+fn a_kilobyte_soft_limit_the_next_tick_would_pass_is_raised_now() {
+    let (mut m, rx, mut tables) = mgmt(1);
+    let (_, mut inb) = pair();
+    inb.lifetime = Lifetime {
+        soft_kilobytes: Some(100),
+        hard_kilobytes: Some(120),
+        ..Lifetime::default()
+    };
+    m.set_idle_secs(1_000);
+    m.handle(1, Request::AddSa(Box::new(inb.clone())), 0);
+    drain(&rx, &mut tables);
+    let sa = tables[0].sadb.inbound(inb.spi).unwrap().clone();
+    let carry = |kb: u64| SaCounters::add(&sa.counters().bytes, kb * 1024);
+    carry(30);
+    assert!(m.tick(1).is_empty(), "30 KB, 30 a tick: 60 by the next");
+    carry(30);
+    assert!(m.tick(2).is_empty(), "60 KB, 30 a tick: 90 by the next");
+    carry(30);
+    let soft = Event::SoftExpire {
+        spi: inb.spi,
+        direction: Direction::Inbound,
+    };
+    assert_eq!(m.tick(3), vec![soft], "90 KB, 30 a tick: 120 by the next");
+    carry(30);
+    assert_eq!(
+        m.tick(4),
+        vec![Event::HardExpire {
+            spi: inb.spi,
+            direction: Direction::Inbound
+        }]
+    );
+}
+
 #[test]
 fn replay_and_integrity_failures_are_reported_as_deltas_and_idle_once() {
     let (mut m, rx, mut tables) = mgmt(1);
