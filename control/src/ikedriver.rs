@@ -32,7 +32,7 @@ use crate::ike::packet_log::ikev2_packet_lines;
 use crate::ikesock::{IkeSockets, IKE_PORT, NAT_T_PORT};
 use crate::ikev1::{self, Output, PairInfo};
 use crate::ikev2;
-use crate::installer::Installer;
+use crate::installer::{InstallMode, Installer};
 use crate::show;
 use crate::spdbind::SpdBinder;
 
@@ -254,7 +254,10 @@ impl IkeDriver {
         } else {
             Some(self.next_vti_check.unwrap_or(now))
         };
-        [self.timers.next(now), vti].into_iter().flatten().min()
+        [self.timers.next(now), vti, self.installer.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Feeds a dataplane event to the engine: acquires start
@@ -451,11 +454,16 @@ impl IkeDriver {
                     inbound,
                     outbound,
                     inbound_ready,
+                    keep_sending_on,
                 } => {
                     installed = true;
-                    let result =
-                        self.installer
-                            .install(dp, tag, proxy, &inbound, &outbound, inbound_ready);
+                    let mode = InstallMode {
+                        inbound_ready,
+                        keep_sending_on,
+                    };
+                    let result = self
+                        .installer
+                        .install(dp, tag, proxy, &inbound, &outbound, mode);
                     if result.is_err() {
                         // The engine deletes it and tells the peer, which
                         // negotiates again (with other SPIs); the delete's
@@ -473,6 +481,10 @@ impl IkeDriver {
                     outbound_spi,
                     ..
                 } => self.installer.delete(inbound_spi, outbound_spi),
+                Output::Retire {
+                    inbound_spi,
+                    outbound_spi,
+                } => self.installer.retire(inbound_spi, outbound_spi),
                 Output::PeerPort { outbound_spi, port } => {
                     self.installer.peer_port(dp, outbound_spi, port)
                 }
@@ -489,7 +501,7 @@ impl IkeDriver {
                 }
             }
         }
-        self.installer.settle(dp);
+        self.installer.settle(dp, now);
         if installed {
             // A rekeyed pair's install lets the engine delete the old one
             // (or try the rekey again): a retransmission or retry timer

@@ -13,10 +13,14 @@
 //! - an outbound SPI is the peer's choice and may be another peer's SA's:
 //!   such a pair is refused (the caller's engine deletes it and the peer
 //!   negotiates again), and a delete removes an outbound SA only with the
-//!   installed pair of both its SPIs.
+//!   installed pair of both its SPIs;
+//! - a rekey loses no packet: a pair the rekey replaced keeps its inbound
+//!   SA [`RETIRE_GRACE`] after the pair goes ([`Installer::retire`]),
+//!   and a responder's new pair takes the flows only when the pair it
+//!   replaces goes, or after [`STANDBY_LIMIT`] ([`InstallMode`]).
 
-use std::collections::HashSet;
-use std::time::Instant;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use dataplane::api::{Direction, ErrorCode, Request, SaParams};
 use dataplane::spd::{PolicyTag, SpdRule, TrafficSelector};
@@ -24,6 +28,47 @@ use dataplane::spd::{PolicyTag, SpdRule, TrafficSelector};
 use crate::dpclient::{DataplaneClient, DpError};
 use crate::installed::{Installed, InstalledPairs};
 use crate::spdbind::SpdBinder;
+
+/// How long a rekeyed pair's inbound SA outlives the pair. The peer
+/// sends on the old pair until our DELETE reaches it (or, when it
+/// rekeyed, until it has installed the new one); packets it sent before
+/// are still on their way. strongSwan's `delete_rekeyed_delay` is 5 s too.
+pub const RETIRE_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a responder's rekeyed pair waits at most for the pair it
+/// replaces to go before taking its flows anyway. The initiator has the
+/// new pair once our answer reached it; a lost DELETE must not keep the
+/// old pair in use until it expires.
+pub const STANDBY_LIMIT: Duration = Duration::from_secs(5);
+
+/// How a negotiated pair goes in ([`Installer::install`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstallMode {
+    /// Its inbound SA went in already ([`Installer::install_inbound`]).
+    pub inbound_ready: bool,
+    /// The outbound SA whose flows stay on it until its pair goes, or
+    /// [`STANDBY_LIMIT`]: the peer cannot decrypt the new pair yet.
+    pub keep_sending_on: Option<u32>,
+}
+
+impl InstallMode {
+    /// A responder's pair whose inbound SA went in before its answer.
+    pub const PREINSTALLED: InstallMode = InstallMode {
+        inbound_ready: true,
+        keep_sending_on: None,
+    };
+}
+
+/// A pair installed, not yet bound: the pair it replaces carries its
+/// flows meanwhile.
+#[derive(Debug, Clone, Copy)]
+struct Standby {
+    tag: PolicyTag,
+    proxy: TrafficSelector,
+    outbound_spi: u32,
+    replaces: u32,
+    until: Instant,
+}
 
 /// The negotiated pairs in the dataplane and the SPD that names them.
 pub struct Installer {
@@ -34,6 +79,16 @@ pub struct Installer {
     /// SAs of deleted pairs still in the dataplane, until the next
     /// [`Installer::settle`] (a set: a new pair may reuse one's SPI).
     doomed: HashSet<(Direction, u32)>,
+    /// Inbound SAs of retired pairs by when they go ([`RETIRE_GRACE`]),
+    /// in that order (the grace is a constant); an entry counts only while
+    /// `retiring_spis` has its SPI with the same time (a new pair may
+    /// reuse the SPI meanwhile).
+    retiring: VecDeque<(Instant, u32)>,
+    retiring_spis: HashMap<u32, Instant>,
+    /// Pairs waiting to take the flows of the pair they replace, by
+    /// their limit. A handful: only a peer's rekeys whose DELETE has not
+    /// come yet (milliseconds, normally).
+    standby: VecDeque<Standby>,
     /// Inbound SPIs of the pairs the dataplane refused, until the engine
     /// deletes them: their deletes must not reach the dataplane, where
     /// the SPIs may name another SA.
@@ -49,6 +104,9 @@ impl Installer {
             pairs: InstalledPairs::default(),
             spd_changed: false,
             doomed: HashSet::new(),
+            retiring: VecDeque::new(),
+            retiring_spis: HashMap::new(),
+            standby: VecDeque::new(),
             refused: HashSet::new(),
             failures: 0,
         }
@@ -69,8 +127,8 @@ impl Installer {
     /// An inbound SA installed ahead of its pair (an IKEv1 responder, at
     /// Quick Mode's second message).
     pub fn install_inbound(&mut self, dp: &mut DataplaneClient, sa: &SaParams) {
-        if self.doomed.contains(&(Direction::Inbound, sa.spi)) {
-            self.settle(dp);
+        if self.reuses_doomed(Direction::Inbound, sa.spi) {
+            self.apply(dp);
         }
         match dp.expect_ack("AddSa", Request::AddSa(Box::new(sa.clone()))) {
             Ok(()) => {
@@ -96,14 +154,15 @@ impl Installer {
         proxy: TrafficSelector,
         inbound: &SaParams,
         outbound: &SaParams,
-        inbound_ready: bool,
+        mode: InstallMode,
     ) -> Result<(), String> {
+        let inbound_ready = mode.inbound_ready;
         // The SAs of a deleted pair whose SPI this one reuses go first
         // (the others wait, so a burst of installs shares one SPD load).
-        if self.doomed.contains(&(Direction::Inbound, inbound.spi))
-            || self.doomed.contains(&(Direction::Outbound, outbound.spi))
+        if (!inbound_ready && self.reuses_doomed(Direction::Inbound, inbound.spi))
+            || self.reuses_doomed(Direction::Outbound, outbound.spi)
         {
-            self.settle(dp);
+            self.apply(dp);
         }
         let refused = if inbound_ready && self.refused.contains(&inbound.spi) {
             Some("its inbound SA was refused".to_string())
@@ -132,7 +191,19 @@ impl Installer {
             return Err(why);
         }
         self.refused.remove(&inbound.spi);
-        self.spd.bind(tag, proxy, outbound.spi);
+        match mode.keep_sending_on.filter(|&old| self.spd.is_bound(old)) {
+            Some(replaces) => self.standby.push_back(Standby {
+                tag,
+                proxy,
+                outbound_spi: outbound.spi,
+                replaces,
+                until: Instant::now() + STANDBY_LIMIT,
+            }),
+            None => {
+                self.spd.bind(tag, proxy, outbound.spi);
+                self.spd_changed = true;
+            }
+        }
         let fresh = self.pairs.insert(Installed {
             tag,
             proxy,
@@ -141,7 +212,6 @@ impl Installer {
             installed_at: Instant::now(),
         });
         debug_assert!(fresh, "outbound SPIs checked above");
-        self.spd_changed = true;
         Ok(())
     }
 
@@ -149,18 +219,71 @@ impl Installer {
     /// installed ahead of a pair that never completed). Its SAs leave the
     /// dataplane at the next [`Installer::settle`].
     pub fn delete(&mut self, inbound_spi: u32, outbound_spi: u32) {
+        if self.remove(inbound_spi, outbound_spi) {
+            self.doom(Direction::Inbound, inbound_spi);
+        }
+    }
+
+    /// A pair a rekey replaced: as [`Installer::delete`], but its inbound
+    /// SA stays [`RETIRE_GRACE`] for the peer's packets still on their way.
+    pub fn retire(&mut self, inbound_spi: u32, outbound_spi: u32) {
+        if self.remove(inbound_spi, outbound_spi) && inbound_spi != 0 {
+            let at = Instant::now() + RETIRE_GRACE;
+            self.retiring.push_back((at, inbound_spi));
+            self.retiring_spis.insert(inbound_spi, at);
+        }
+    }
+
+    /// Takes a pair out of the SPD and dooms its outbound SA; whether its
+    /// inbound SA is to go too (false: the pair was refused, never in).
+    fn remove(&mut self, inbound_spi: u32, outbound_spi: u32) -> bool {
         if self.refused.remove(&inbound_spi) {
             // Never installed: its SPIs may be another SA's.
-            return;
+            return false;
         }
         // The outbound SA only if it is this pair's: its SPI, the peer's
         // choice, may be another pair's by now (this one expired in the
         // dataplane, that one installed). An inbound SPI is ours.
         if self.pairs.remove(inbound_spi, outbound_spi) {
+            // A pair waiting for this one takes its flows now; one that
+            // goes while waiting is forgotten.
+            self.promote(|s| s.replaces == outbound_spi);
+            self.standby.retain(|s| s.outbound_spi != outbound_spi);
             self.spd_changed |= self.spd.unbind(outbound_spi);
             self.doom(Direction::Outbound, outbound_spi);
         }
-        self.doom(Direction::Inbound, inbound_spi);
+        true
+    }
+
+    /// Binds the waiting pairs `due` picks.
+    fn promote(&mut self, due: impl Fn(&Standby) -> bool) {
+        let spd = &mut self.spd;
+        let mut changed = false;
+        self.standby.retain(|s| {
+            if due(s) {
+                spd.bind(s.tag, s.proxy, s.outbound_spi);
+                changed = true;
+            }
+            !due(s)
+        });
+        self.spd_changed |= changed;
+    }
+
+    /// Whether SA `spi` of a gone pair is still in the dataplane; a
+    /// retired inbound SA is doomed now.
+    fn reuses_doomed(&mut self, direction: Direction, spi: u32) -> bool {
+        if direction == Direction::Inbound && self.retiring_spis.remove(&spi).is_some() {
+            self.doom(direction, spi);
+        }
+        self.doomed.contains(&(direction, spi))
+    }
+
+    /// When [`Installer::settle`] next has a retired inbound SA to remove
+    /// or a waiting pair to bind.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let retiring = self.retiring.front().map(|&(t, _)| t);
+        let standby = self.standby.front().map(|s| s.until);
+        retiring.into_iter().chain(standby).min()
     }
 
     /// The peer's NAT moved it: the outbound SA sends to `port` now.
@@ -190,9 +313,24 @@ impl Installer {
         }
     }
 
-    /// Loads the SPD if it changed, then removes the deleted pairs' SAs
-    /// (after the load, so no rule names a missing SA).
-    pub fn settle(&mut self, dp: &mut DataplaneClient) {
+    /// Binds the waiting pairs whose limit passed by `now`, loads the SPD
+    /// if it changed, then removes the deleted pairs' SAs (after the
+    /// load, so no rule names a missing SA) and the retired inbound SAs
+    /// whose grace passed.
+    pub fn settle(&mut self, dp: &mut DataplaneClient, now: Instant) {
+        self.promote(|s| s.until <= now);
+        while let Some(&(at, spi)) = self.retiring.front().filter(|(t, _)| *t <= now) {
+            self.retiring.pop_front();
+            if self.retiring_spis.get(&spi) == Some(&at) {
+                self.retiring_spis.remove(&spi);
+                self.doomed.insert((Direction::Inbound, spi));
+            }
+        }
+        self.apply(dp);
+    }
+
+    /// Loads the SPD if it changed, then removes the doomed SAs.
+    fn apply(&mut self, dp: &mut DataplaneClient) {
         if std::mem::take(&mut self.spd_changed) {
             self.load_spd(dp);
         }
@@ -320,7 +458,7 @@ mod tests {
         d: &mut TestDataplane,
         (proxy, inb, out): &(TrafficSelector, SaParams, SaParams),
     ) -> Result<(), String> {
-        inst.install(&mut d.dp, DYN, *proxy, inb, out, false)
+        inst.install(&mut d.dp, DYN, *proxy, inb, out, InstallMode::default())
     }
 
     fn in_out(inbound: u32, outbound: u32) -> BTreeSet<(bool, u32)> {
@@ -338,7 +476,7 @@ mod tests {
             install(&mut inst, &mut d, p).unwrap();
         }
         assert_eq!(d.dp.sent("LoadSpd"), 0, "the load waits for the burst");
-        inst.settle(&mut d.dp);
+        inst.settle(&mut d.dp, Instant::now());
         assert_eq!(d.dp.sent("LoadSpd"), 1);
         assert_eq!(sas(&mut d).len(), 6);
         for (_, inb, out) in &pairs {
@@ -346,7 +484,7 @@ mod tests {
         }
         assert_eq!(d.dp.sent("DeleteSa"), 0, "no SA goes before the SPD");
         assert_eq!(sas(&mut d).len(), 6);
-        inst.settle(&mut d.dp);
+        inst.settle(&mut d.dp, Instant::now());
         assert_eq!(d.dp.sent("LoadSpd"), 2);
         assert_eq!(d.dp.sent("DeleteSa"), 6);
         assert!(sas(&mut d).is_empty());
@@ -360,7 +498,7 @@ mod tests {
         let mut inst = Installer::new(SpdBinder::new(Vec::new()));
         let a = pair(1, 0x100, 0x9000);
         install(&mut inst, &mut d, &a).unwrap();
-        inst.settle(&mut d.dp);
+        inst.settle(&mut d.dp, Instant::now());
         // A goes; another peer's pair comes with A's outbound SPI, which
         // the dataplane still holds until A's delete is carried out.
         inst.delete(0x100, 0x9000);
@@ -370,7 +508,7 @@ mod tests {
         let c = pair(3, 0x102, 0x9001);
         install(&mut inst, &mut d, &c).unwrap();
         assert_eq!(d.dp.sent("LoadSpd"), 2, "no SPI reused: no early load");
-        inst.settle(&mut d.dp);
+        inst.settle(&mut d.dp, Instant::now());
         let mut both = in_out(0x101, 0x9000);
         both.extend(in_out(0x102, 0x9001));
         assert_eq!(sas(&mut d), both);
@@ -396,11 +534,11 @@ mod tests {
         let mut inst = Installer::new(SpdBinder::new(Vec::new()));
         let a = pair(1, 0x100, 0x9000);
         install(&mut inst, &mut d, &a).unwrap();
-        inst.settle(&mut d.dp);
+        inst.settle(&mut d.dp, Instant::now());
         let b = pair(2, 0x101, 0x9000);
         assert!(install(&mut inst, &mut d, &b).is_err());
         inst.delete(0x101, 0x9000);
-        inst.settle(&mut d.dp);
+        inst.settle(&mut d.dp, Instant::now());
         assert_eq!(sas(&mut d), in_out(0x100, 0x9000));
         assert_eq!(inst.pairs().len(), 1);
         // A's outbound SA expires in the dataplane; A's delete has not
@@ -418,11 +556,11 @@ mod tests {
         inst.delete(0x102, 0x9000);
         // A's delete now; then B's next try goes in.
         inst.delete(0x100, 0x9000);
-        inst.settle(&mut d.dp);
+        inst.settle(&mut d.dp, Instant::now());
         assert!(sas(&mut d).is_empty());
         let b3 = pair(2, 0x103, 0x9000);
         install(&mut inst, &mut d, &b3).unwrap();
-        inst.settle(&mut d.dp);
+        inst.settle(&mut d.dp, Instant::now());
         assert_eq!(sas(&mut d), in_out(0x103, 0x9000));
         d.stop();
     }
@@ -445,25 +583,136 @@ mod tests {
         assert!(install(&mut inst, &mut d, &a).is_err());
         assert_eq!(sas(&mut d), manual);
         inst.delete(0x100, 0x9500);
-        inst.settle(&mut d.dp);
+        inst.settle(&mut d.dp, Instant::now());
         assert_eq!(sas(&mut d), manual);
         // The inbound SPI taken, installed ahead of its pair (an IKEv1
         // responder): refused then, and its pair when it completes.
         let (proxy, inb, out) = pair(2, 0x500, 0x9002);
         inst.install_inbound(&mut d.dp, &inb);
         assert!(inst
-            .install(&mut d.dp, DYN, proxy, &inb, &out, true)
+            .install(&mut d.dp, DYN, proxy, &inb, &out, InstallMode::PREINSTALLED)
             .is_err());
         inst.delete(0x500, 0x9002);
-        inst.settle(&mut d.dp);
+        inst.settle(&mut d.dp, Instant::now());
         assert_eq!(sas(&mut d), manual);
         assert!(inst.pairs().is_empty());
         // An inbound SA ahead of a pair that never completes goes alone.
         let (_, inb, _) = pair(3, 0x600, 0x9003);
         inst.install_inbound(&mut d.dp, &inb);
         inst.delete(0x600, 0);
-        inst.settle(&mut d.dp);
+        inst.settle(&mut d.dp, Instant::now());
         assert_eq!(sas(&mut d), manual);
+        d.stop();
+    }
+
+    /// The outbound SAs the SPD the installer loads names.
+    fn bound(inst: &Installer) -> BTreeSet<u32> {
+        inst.spd
+            .rules()
+            .iter()
+            .filter_map(|r| match r.action {
+                PolicyAction::Protect { sa, .. } => sa,
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A pair our rekey replaced (or the peer's, when its DELETE comes)
+    /// leaves the SPD and loses its outbound SA at once; its inbound SA
+    /// stays [`RETIRE_GRACE`] for the peer's packets on their way.
+    #[test]
+    fn a_retired_pair_keeps_its_inbound_sa_for_the_grace_only() {
+        let mut d = TestDataplane::start();
+        let mut inst = Installer::new(SpdBinder::new(Vec::new()));
+        let old = pair(1, 0x100, 0x9000);
+        install(&mut inst, &mut d, &old).unwrap();
+        let new = pair(1, 0x101, 0x9001);
+        install(&mut inst, &mut d, &new).unwrap();
+        assert_eq!(inst.next_deadline(), None);
+        inst.retire(0x100, 0x9000);
+        let t0 = Instant::now();
+        inst.settle(&mut d.dp, t0);
+        assert_eq!(bound(&inst), [0x9001].into());
+        let mut left = in_out(0x101, 0x9001);
+        left.insert((false, 0x100));
+        assert_eq!(sas(&mut d), left, "the old inbound SA stays");
+        let due = inst.next_deadline().expect("the inbound SA's removal");
+        assert!(due >= t0 + RETIRE_GRACE - Duration::from_millis(500));
+        inst.settle(&mut d.dp, due - Duration::from_millis(1));
+        assert_eq!(sas(&mut d).len(), 3, "not before the grace");
+        inst.settle(&mut d.dp, due);
+        assert_eq!(sas(&mut d), in_out(0x101, 0x9001));
+        assert_eq!(inst.next_deadline(), None);
+        d.stop();
+    }
+
+    /// A retired inbound SPI negotiated again within the grace (SPIs are
+    /// random, so rarely): the old SA goes first, and the grace's end
+    /// does not take the new one.
+    #[test]
+    fn a_new_pair_reusing_a_retired_inbound_spi_replaces_it_and_keeps_it() {
+        let mut d = TestDataplane::start();
+        let mut inst = Installer::new(SpdBinder::new(Vec::new()));
+        install(&mut inst, &mut d, &pair(1, 0x100, 0x9000)).unwrap();
+        inst.retire(0x100, 0x9000);
+        install(&mut inst, &mut d, &pair(2, 0x100, 0x9002)).unwrap();
+        inst.settle(&mut d.dp, Instant::now() + RETIRE_GRACE * 2);
+        assert_eq!(sas(&mut d), in_out(0x100, 0x9002));
+        assert_eq!(inst.next_deadline(), None);
+        d.stop();
+    }
+
+    /// A responder's rekeyed pair: its flows stay on the pair it
+    /// replaces until that one goes (the initiator's DELETE), or until
+    /// [`STANDBY_LIMIT`] if it never does; with nothing to wait for it
+    /// takes them at once.
+    #[test]
+    fn a_pair_told_to_keep_sending_on_another_takes_its_flows_when_it_goes_or_at_the_limit() {
+        let mut d = TestDataplane::start();
+        let mut inst = Installer::new(SpdBinder::new(Vec::new()));
+        let wait_for = |old| InstallMode {
+            inbound_ready: false,
+            keep_sending_on: Some(old),
+        };
+        let (proxy, a_in, a_out) = pair(1, 0x100, 0x9000);
+        install(&mut inst, &mut d, &(proxy, a_in, a_out)).unwrap();
+        let (_, b_in, b_out) = pair(1, 0x101, 0x9001);
+        inst.install(&mut d.dp, DYN, proxy, &b_in, &b_out, wait_for(0x9000))
+            .unwrap();
+        let t0 = Instant::now();
+        inst.settle(&mut d.dp, t0);
+        assert_eq!(bound(&inst), [0x9000].into(), "still on the old pair");
+        assert_eq!(sas(&mut d).len(), 4, "the new pair is in");
+        assert_eq!(inst.pairs().len(), 2);
+        // The initiator's DELETE of the old pair.
+        inst.retire(0x100, 0x9000);
+        inst.settle(&mut d.dp, t0);
+        assert_eq!(bound(&inst), [0x9001].into());
+        // The next rekey's initiator never deletes: the limit moves it.
+        let (_, c_in, c_out) = pair(1, 0x102, 0x9002);
+        inst.install(&mut d.dp, DYN, proxy, &c_in, &c_out, wait_for(0x9001))
+            .unwrap();
+        inst.settle(&mut d.dp, t0);
+        assert_eq!(bound(&inst), [0x9001].into());
+        let limit = Instant::now() + STANDBY_LIMIT;
+        assert!(inst.next_deadline().is_some_and(|t| t <= limit));
+        inst.settle(&mut d.dp, limit);
+        assert_eq!(bound(&inst), [0x9002].into());
+        // Waiting for a pair already gone (or never bound): bound now.
+        inst.retire(0x101, 0x9001);
+        let (_, e_in, e_out) = pair(1, 0x103, 0x9003);
+        inst.install(&mut d.dp, DYN, proxy, &e_in, &e_out, wait_for(0x9001))
+            .unwrap();
+        inst.settle(&mut d.dp, limit);
+        assert_eq!(bound(&inst), [0x9003].into());
+        // A waiting pair deleted (its rekey undone) leaves the old bound.
+        let (_, f_in, f_out) = pair(1, 0x104, 0x9004);
+        inst.install(&mut d.dp, DYN, proxy, &f_in, &f_out, wait_for(0x9003))
+            .unwrap();
+        inst.delete(0x104, 0x9004);
+        inst.settle(&mut d.dp, limit + STANDBY_LIMIT * 2);
+        assert_eq!(bound(&inst), [0x9003].into());
+        assert!(inst.standby.is_empty());
         d.stop();
     }
 
@@ -477,7 +726,7 @@ mod tests {
             let p = pair(i, 0x100 + u32::from(i), 0x9000 + u32::from(i));
             install(&mut inst, &mut d, &p).unwrap();
         }
-        inst.settle(&mut d.dp);
+        inst.settle(&mut d.dp, Instant::now());
         // Kept running: the config's SPD (empty here) went in first.
         d.dp.load_spd(&[]).unwrap();
         assert_eq!(inst.reinstall(&mut d.dp).unwrap(), 0);

@@ -118,6 +118,11 @@ impl SpdBinder {
         true
     }
 
+    /// Whether outbound SA `spi` carries flows now.
+    pub fn is_bound(&self, spi: u32) -> bool {
+        self.by_spi.contains_key(&spi)
+    }
+
     /// Whether any SA is bound now.
     pub fn is_empty(&self) -> bool {
         self.bound.is_empty()

@@ -94,6 +94,11 @@ pub enum Output {
         outbound: Box<SaParams>,
         /// The inbound SA went in already ([`Output::InstallInbound`]).
         inbound_ready: bool,
+        /// The outbound SA the pair replaces, when the flows must stay on
+        /// it until it goes: an IKEv2 responder's rekeyed pair, whose
+        /// initiator installs its new inbound SA only when our answer
+        /// arrives, and deletes the old pair once it has.
+        keep_sending_on: Option<u32>,
     },
     /// Install only this inbound SA: a responder's, when it sends QM2, so
     /// the initiator may use the pair as soon as it has sent QM3. Removed
@@ -101,6 +106,10 @@ pub enum Output {
     InstallInbound(Box<SaParams>),
     /// Remove a pair (peer's delete, expiry, `clear crypto sa`, dead peer).
     Delete { inbound_spi: u32, outbound_spi: u32 },
+    /// Remove a pair a rekey replaced: its outbound SA now, its inbound
+    /// SA a little later, for the packets the peer sent on it before it
+    /// moved to the new pair ([`crate::installer::RETIRE_GRACE`]).
+    Retire { inbound_spi: u32, outbound_spi: u32 },
     /// The peer's NAT moved it to another UDP port (RFC 7296 §2.23, RFC
     /// 3947 §7: an authenticated, fresh IKE message or ESP came from
     /// there): the pair's outbound SA sends its ESP-in-UDP to `port` from

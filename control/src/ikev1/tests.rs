@@ -195,12 +195,14 @@ impl Net {
                             inbound,
                             outbound,
                             inbound_ready,
+                            keep_sending_on,
                         } => {
                             assert_eq!(
                                 inbound_ready,
                                 seen.preinstalled.contains(&inbound.spi),
                                 "a responder's inbound SA goes in at QM2, an initiator's with the pair"
                             );
+                            assert_eq!(keep_sending_on, None, "QM3 came: the peer has the pair");
                             seen.installs.push((tag, proxy, *inbound, *outbound))
                         }
                         Output::InstallInbound(sa) => seen.preinstalled.push(sa.spi),
@@ -208,6 +210,9 @@ impl Net {
                             inbound_spi,
                             outbound_spi,
                         } => seen.deletes.push((inbound_spi, outbound_spi)),
+                        Output::Retire { .. } => {
+                            panic!("IKEv1 keeps a rekeyed pair until it expires")
+                        }
                         Output::Log(l) => seen.logs.push(l),
                         Output::PeerPort { outbound_spi, port } => {
                             seen.peer_ports.push((outbound_spi, port))
@@ -1242,6 +1247,9 @@ impl TedNet {
                             inbound_spi,
                             outbound_spi,
                         } => g.seen.deletes.push((inbound_spi, outbound_spi)),
+                        Output::Retire { .. } => {
+                            panic!("IKEv1 keeps a rekeyed pair until it expires")
+                        }
                         Output::Log(l) => g.seen.logs.push(l),
                         Output::PeerPort { outbound_spi, port } => {
                             g.seen.peer_ports.push((outbound_spi, port))

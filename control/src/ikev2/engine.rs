@@ -127,6 +127,9 @@ struct Child {
     /// meanwhile, and without another try would run into its hard
     /// lifetime).
     rekey_retry_at: Option<Instant>,
+    /// The peer rekeyed this pair: its DELETE of it retires it
+    /// ([`Output::Retire`]).
+    replaced: bool,
 }
 
 struct IkeSa {
@@ -449,7 +452,7 @@ impl Engine {
         let due: Vec<Retiring> = self.retiring.extract_if(.., |r| r.after <= taken).collect();
         for r in due {
             if self.sa_of_child(Direction::Inbound, r.new_in).is_some() {
-                self.delete_child_local(r.at, r.k, r.old_in);
+                self.delete_child_local(r.at, r.k, r.old_in, true);
             } else if self.sa_of_child(Direction::Inbound, r.old_in).is_some() {
                 // Refused: the old pair stays. (Neither there: their IKE
                 // SA went meanwhile, and nothing is left to keep.)
@@ -645,7 +648,7 @@ impl Engine {
         };
         let spi_in = c.info.inbound_spi;
         if hard {
-            self.delete_child_local(now, k, spi_in);
+            self.delete_child_local(now, k, spi_in, false);
             return;
         }
         self.rekey_child(now, k, spi_in);
@@ -759,7 +762,7 @@ impl Engine {
         self.log(format!(
             "IKEv2:the dataplane refused CHILD_SA with inbound SPI 0x{inbound_spi:08X}; deleting it"
         ));
-        self.delete_child_local(now, k, inbound_spi);
+        self.delete_child_local(now, k, inbound_spi, false);
     }
 
     /// `clear crypto ikev2 sa`: every IKE SA deleted, peers told.

@@ -119,6 +119,12 @@ struct Seen {
     peer_ports: Vec<(u32, u16)>,
     /// Pairs the test's dataplane refused (`Net::refuse_a`), as installs.
     refused: Vec<(PolicyTag, TrafficSelector, SaParams, SaParams)>,
+    /// (inbound, outbound) SPIs of every [`Output::Retire`]: pairs a
+    /// rekey replaced.
+    retires: Vec<(u32, u32)>,
+    /// (new outbound SPI, the one it keeps sending on) of every install
+    /// that waits for the pair it replaces.
+    standby: Vec<(u32, u32)>,
 }
 
 struct Net {
@@ -211,12 +217,17 @@ impl Net {
                             inbound,
                             outbound,
                             inbound_ready,
+                            keep_sending_on,
                         } => {
                             assert_eq!(
                                 inbound_ready,
                                 seen.preinstalled.contains(&inbound.spi),
                                 "a responder's inbound SA goes in before its reply"
                             );
+                            if let Some(old) = keep_sending_on {
+                                assert!(inbound_ready, "only a responder waits");
+                                seen.standby.push((outbound.spi, old));
+                            }
                             if from_a && self.refuse_a > 0 {
                                 self.refuse_a -= 1;
                                 src.pair_refused(self.now, inbound.spi);
@@ -233,6 +244,10 @@ impl Net {
                             inbound_spi,
                             outbound_spi,
                         } => seen.deletes.push((inbound_spi, outbound_spi)),
+                        Output::Retire {
+                            inbound_spi,
+                            outbound_spi,
+                        } => seen.retires.push((inbound_spi, outbound_spi)),
                         Output::Log(l) => seen.logs.push(l),
                         Output::Keepalive { local, remote } => {
                             seen.keepalives.push((local, remote, self.now))
@@ -936,9 +951,21 @@ fn soft_expiry_rekeys_make_before_break_with_pfs() {
             net.seen_a.installs[1].3.keys.enc, net.seen_a.installs[0].3.keys.enc,
             "fresh keys"
         );
-        // The new pair went in before the old one was deleted.
-        assert_eq!(net.seen_a.deletes, vec![(a_in, b_in)]);
-        assert_eq!(net.seen_b.deletes, vec![(b_in, a_in)]);
+        // The new pair went in before the old one was retired (its
+        // inbound SA kept a while for packets on their way), on both
+        // sides; B, the responder, kept sending on the old pair until
+        // A's DELETE, as A installs the new one only on B's answer.
+        assert_eq!(net.seen_a.retires, vec![(a_in, b_in)]);
+        assert_eq!(net.seen_b.retires, vec![(b_in, a_in)]);
+        assert!(net.seen_a.deletes.is_empty() && net.seen_b.deletes.is_empty());
+        assert!(
+            net.seen_a.standby.is_empty(),
+            "the initiator switches at once"
+        );
+        assert_eq!(
+            net.seen_b.standby,
+            vec![(net.seen_b.installs[1].3.spi, a_in)]
+        );
         assert_eq!(net.a.pairs().count(), 1);
         assert_eq!(net.b.pairs().count(), 1);
         // A second soft expiry of the same (gone) SA does nothing.
@@ -952,6 +979,8 @@ fn soft_expiry_rekeys_make_before_break_with_pfs() {
         assert_eq!(net.seen_a.installs.len(), 3);
         assert_mirrored(&net.seen_a.installs[2], &net.seen_b.installs[2]);
         assert_eq!(net.a.pairs().count(), 1);
+        assert_eq!(net.seen_a.standby.len(), 1, "A answered this one");
+        assert_eq!((net.seen_a.retires.len(), net.seen_b.retires.len()), (2, 2));
     }
 }
 
@@ -989,13 +1018,17 @@ fn a_refused_child_rekey_keeps_the_pair_and_is_tried_again_until_the_peer_accept
     assert_eq!(net.b.stats().no_proposal_chosen, 2);
     assert_eq!(net.a.stats().child_rekeys_failed, 2);
     assert_eq!(net.seen_a.installs.len(), 1);
-    assert!(net.seen_a.deletes.is_empty(), "the pair stays meanwhile");
+    assert!(
+        net.seen_a.deletes.is_empty() && net.seen_a.retires.is_empty(),
+        "the pair stays meanwhile"
+    );
     net.b.set_policy(fixed_b);
     net.run_for(11);
     assert_eq!(net.seen_a.installs.len(), 2, "{:#?}", net.seen_a.logs);
     let b_last = net.seen_b.installs.last().expect("B installed the pair");
     assert_mirrored(&net.seen_a.installs[1], b_last);
-    assert_eq!(net.seen_a.deletes, vec![(a_in, a_out)], "make-before-break");
+    assert_eq!(net.seen_a.retires, vec![(a_in, a_out)], "make-before-break");
+    assert!(net.seen_a.deletes.is_empty());
     // Rekeyed: nothing is tried again.
     net.run_for(30);
     assert_eq!(net.seen_a.installs.len(), 2);
@@ -1041,7 +1074,8 @@ fn a_rekeyed_child_sa_the_dataplane_refused_leaves_the_old_one_in_use_until_a_re
     net.run_for(2);
     assert_eq!(net.seen_a.installs.len(), 2, "{:#?}", net.seen_a.logs);
     assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[2]);
-    assert_eq!(net.seen_a.deletes, vec![(new_in, new_out), (a_in, a_out)]);
+    assert_eq!(net.seen_a.deletes, vec![(new_in, new_out)]);
+    assert_eq!(net.seen_a.retires, vec![(a_in, a_out)]);
     for e in [&net.a, &net.b] {
         assert_eq!(e.pairs().count(), 1);
     }
@@ -1432,7 +1466,7 @@ fn the_initiator_rekeys_the_ike_sa_before_its_lifetime_and_the_child_sas_stay() 
     net.pump();
     assert_eq!(net.seen_a.installs.len(), 2, "{:#?}", net.seen_a.logs);
     assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
-    assert_eq!(net.seen_a.deletes, vec![pair_a]);
+    assert_eq!(net.seen_a.retires, vec![pair_a]);
     let msgs = open_wire(&net, start);
     assert_eq!(msgs[0].header.exchange, ExchangeType::CREATE_CHILD_SA);
     assert_eq!(msgs[0].header.message_id, 0);
@@ -1498,8 +1532,8 @@ fn the_responder_rekeys_only_when_the_initiator_did_not_by_the_lifetime() {
     net.pump();
     assert_eq!(net.seen_a.installs.len(), 2);
     assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
-    assert_eq!(net.seen_a.deletes.len(), 1);
-    assert_eq!(net.seen_a.deletes[0].0, a_in);
+    assert_eq!(net.seen_a.retires.len(), 1);
+    assert_eq!(net.seen_a.retires[0].0, a_in);
 }
 
 #[test]

@@ -635,6 +635,9 @@ impl Engine {
             outbound: Box::new(outbound),
             // A responder's inbound SA went in at QM2.
             inbound_ready: !ours,
+            // Its initiator uses the pair once it sent QM3, with its
+            // inbound SA in since QM2.
+            keep_sending_on: None,
         });
         let dynamic = self
             .policy

@@ -14,6 +14,7 @@ use crate::ike::wire::ident::Identity;
 use crate::ike::wire::ikev2::{
     AuthMethod, Authentication, ExchangeType, Notify, NotifyType, Payload, PayloadBody,
 };
+use crate::installer::InstallMode;
 
 use super::super::policy::{show_identity, EspTransform, MapEntry};
 use super::super::{proposal, selectors};
@@ -362,7 +363,7 @@ impl Engine {
         }
         self.respond(k, ExchangeType::IKE_AUTH, 1, reply);
         if let Some((tag, proxy, inb, outb)) = pair {
-            self.finish_install(k, tag, proxy, inb, outb, true);
+            self.finish_install(k, tag, proxy, inb, outb, InstallMode::PREINSTALLED);
         }
     }
 
@@ -429,7 +430,7 @@ impl Engine {
         proxy: TrafficSelector,
         inbound: SaParams,
         outbound: SaParams,
-        inbound_ready: bool,
+        mode: InstallMode,
     ) {
         // A pair negotiated on an IKE SA that was rekeyed meanwhile
         // belongs to the new SA.
@@ -451,6 +452,7 @@ impl Engine {
             info,
             rekeying: false,
             rekey_retry_at: None,
+            replaced: false,
         });
         self.stats.child_established += 1;
         self.log(format!(
@@ -462,7 +464,8 @@ impl Engine {
             proxy,
             inbound: Box::new(inbound),
             outbound: Box::new(outbound),
-            inbound_ready,
+            inbound_ready: mode.inbound_ready,
+            keep_sending_on: mode.keep_sending_on,
         });
         let dynamic = self
             .policy
@@ -700,7 +703,7 @@ impl Engine {
                 };
                 let (inb, outb) = pair_params(e, t, s, (pending.spi_in, spi_out), &keys, true);
                 let tag = e.tag;
-                self.finish_install(k, tag, proxy, inb, outb, false);
+                self.finish_install(k, tag, proxy, inb, outb, InstallMode::default());
             }
             Err(n) => {
                 if n == NotifyType::TS_UNACCEPTABLE {

@@ -12,6 +12,7 @@ use crate::ike::crypto::DhGroup;
 use crate::ike::wire::ikev2::{
     ExchangeType, KeyExchange, Notify, NotifyType, Payload, PayloadBody, ProtocolId,
 };
+use crate::installer::InstallMode;
 
 use super::super::{proposal, selectors};
 use super::auth::{child_keys, pair_params};
@@ -172,7 +173,6 @@ impl Engine {
             },
             None => None,
         };
-        let _ = old;
         let profile = self.sas.get(&self.home(k)).and_then(|s| s.profile);
         let (entry, set, number, spi_out, proxy, rtsi, rtsr) =
             match self.choose_child(remote, profile, sa, tsi, tsr, true) {
@@ -243,7 +243,23 @@ impl Engine {
         self.out
             .push_back(Output::InstallInbound(Box::new(inb.clone())));
         self.respond(k, ExchangeType::CREATE_CHILD_SA, mid, reply);
-        self.finish_install(k, tag, proxy, inb, outb, true);
+        // A rekey: the initiator installs the new pair when our answer
+        // arrives, then deletes the old one; until then (or
+        // [`crate::installer::STANDBY_LIMIT`]) we keep sending on the
+        // old pair, which it still decrypts (as strongSwan does).
+        let home = self.home(k);
+        if let Some(c) = self.sas.get_mut(&home).and_then(|h| {
+            h.children
+                .iter_mut()
+                .find(|c| Some(c.info.inbound_spi) == old)
+        }) {
+            c.replaced = true;
+        }
+        let mode = InstallMode {
+            inbound_ready: true,
+            keep_sending_on: old_out,
+        };
+        self.finish_install(k, tag, proxy, inb, outb, mode);
     }
 
     /// Initiator: the answer to our CREATE_CHILD_SA.
@@ -317,7 +333,7 @@ impl Engine {
             return;
         };
         let (inb, outb) = pair_params(e, t, s, (cr.spi_in, spi_out), &keys, true);
-        self.finish_install(k, tag, proxy, inb, outb, false);
+        self.finish_install(k, tag, proxy, inb, outb, InstallMode::default());
         if let Some(old) = cr.old_in {
             // Make-before-break: the old pair goes once the new one is in
             // (its DELETE then queues behind any request sent below).

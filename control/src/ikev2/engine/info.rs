@@ -65,9 +65,19 @@ impl Engine {
                     let c = s.children.remove(i);
                     self.index.child_removed(c.info.inbound_spi);
                     reply_spis.push(c.info.inbound_spi);
-                    self.out.push_back(Output::Delete {
-                        inbound_spi: c.info.inbound_spi,
-                        outbound_spi: c.info.outbound_spi,
+                    let (inbound_spi, outbound_spi) = (c.info.inbound_spi, c.info.outbound_spi);
+                    // The peer's packets on a pair it rekeyed may still
+                    // be on their way.
+                    self.out.push_back(if c.replaced {
+                        Output::Retire {
+                            inbound_spi,
+                            outbound_spi,
+                        }
+                    } else {
+                        Output::Delete {
+                            inbound_spi,
+                            outbound_spi,
+                        }
                     });
                 }
             }
@@ -114,8 +124,16 @@ impl Engine {
         self.send_next_request(now, k);
     }
 
-    /// Deletes one CHILD_SA here and tells the peer.
-    pub(super) fn delete_child_local(&mut self, now: Instant, k: [u8; 8], spi_in: u32) {
+    /// Deletes one CHILD_SA here and tells the peer; a rekeyed one
+    /// (`retire`) keeps its inbound SA a little longer, for the peer's
+    /// packets sent on it before our DELETE reached it.
+    pub(super) fn delete_child_local(
+        &mut self,
+        now: Instant,
+        k: [u8; 8],
+        spi_in: u32,
+        retire: bool,
+    ) {
         // The pair may have moved to a rekeyed IKE SA meanwhile.
         let k = self
             .sa_of_child(dataplane::api::Direction::Inbound, spi_in)
@@ -128,9 +146,17 @@ impl Engine {
         };
         let c = s.children.remove(i);
         self.index.child_removed(c.info.inbound_spi);
-        self.out.push_back(Output::Delete {
-            inbound_spi: c.info.inbound_spi,
-            outbound_spi: c.info.outbound_spi,
+        let (inbound_spi, outbound_spi) = (c.info.inbound_spi, c.info.outbound_spi);
+        self.out.push_back(if retire {
+            Output::Retire {
+                inbound_spi,
+                outbound_spi,
+            }
+        } else {
+            Output::Delete {
+                inbound_spi,
+                outbound_spi,
+            }
         });
         self.request(now, k, Request::DeleteChild(vec![spi_in]));
     }
