@@ -245,8 +245,9 @@ impl IkeDriver {
         [&mut self.v1, &mut self.v2]
     }
 
-    /// When an engine (or the VTI keeper) next needs [`IkeDriver::run`]
-    /// without input.
+    /// When an engine, the VTI keeper or the installer (a retired
+    /// inbound SA to remove, a waiting pair to bind) next needs
+    /// [`IkeDriver::run`] without input.
     pub fn next_timer(&self) -> Option<Instant> {
         let now = Instant::now();
         let vti = if self.vtis.is_empty() {

@@ -255,16 +255,22 @@ impl Installer {
         true
     }
 
-    /// Binds the waiting pairs `due` picks.
+    /// Binds the waiting pairs `due` picks, if the pair each waits for
+    /// still carries the flows; if not, another pair took them since (our
+    /// own rekey's, when both sides rekeyed at once) and keeps them: the
+    /// waiting pair stays installed, unbound, and its peer deletes it.
     fn promote(&mut self, due: impl Fn(&Standby) -> bool) {
         let spd = &mut self.spd;
         let mut changed = false;
         self.standby.retain(|s| {
-            if due(s) {
+            if !due(s) {
+                return true;
+            }
+            if spd.is_bound(s.replaces) {
                 spd.bind(s.tag, s.proxy, s.outbound_spi);
                 changed = true;
             }
-            !due(s)
+            false
         });
         self.spd_changed |= changed;
     }
@@ -713,6 +719,47 @@ mod tests {
         inst.settle(&mut d.dp, limit + STANDBY_LIMIT * 2);
         assert_eq!(bound(&inst), [0x9003].into());
         assert!(inst.standby.is_empty());
+        d.stop();
+    }
+
+    /// Both sides rekey the same pair at once (RFC 7296 §2.8.1): the
+    /// peer's new pair waits, ours is bound on the peer's answer, and the
+    /// old one retires. The flows stay on ours, so the peer deleting its
+    /// redundant pair (it had the lowest nonce) leaves them an SA.
+    #[test]
+    fn a_waiting_pair_never_takes_the_flows_from_a_newer_one() {
+        let mut d = TestDataplane::start();
+        let mut inst = Installer::new(SpdBinder::new(Vec::new()));
+        let (proxy, x_in, x_out) = pair(1, 0x100, 0x9000);
+        install(&mut inst, &mut d, &(proxy, x_in, x_out)).unwrap();
+        let (_, peers_in, peers_out) = pair(1, 0x101, 0x9001);
+        let waits = InstallMode {
+            inbound_ready: false,
+            keep_sending_on: Some(0x9000),
+        };
+        inst.install(&mut d.dp, DYN, proxy, &peers_in, &peers_out, waits)
+            .unwrap();
+        let ours = pair(1, 0x102, 0x9002);
+        install(&mut inst, &mut d, &ours).unwrap();
+        inst.retire(0x100, 0x9000);
+        let t0 = Instant::now();
+        inst.settle(&mut d.dp, t0);
+        assert_eq!(bound(&inst), [0x9002].into());
+        assert!(inst.standby.is_empty(), "nothing left to wait for");
+        inst.delete(0x101, 0x9001);
+        inst.settle(&mut d.dp, t0 + STANDBY_LIMIT * 2);
+        assert_eq!(bound(&inst), [0x9002].into());
+        // The same when the limit passes first.
+        let (_, w_in, w_out) = pair(1, 0x103, 0x9003);
+        let waits = InstallMode {
+            inbound_ready: false,
+            keep_sending_on: Some(0x9002),
+        };
+        inst.install(&mut d.dp, DYN, proxy, &w_in, &w_out, waits)
+            .unwrap();
+        install(&mut inst, &mut d, &pair(1, 0x104, 0x9004)).unwrap();
+        inst.settle(&mut d.dp, Instant::now() + STANDBY_LIMIT);
+        assert_eq!(bound(&inst), [0x9004].into());
         d.stop();
     }
 

@@ -664,7 +664,8 @@ impl Engine {
         let Some(c) = s.children.iter_mut().find(|c| c.info.inbound_spi == spi_in) else {
             return;
         };
-        if c.rekeying || !established {
+        // A pair the peer rekeyed already goes with its DELETE.
+        if c.rekeying || c.replaced || !established {
             return;
         }
         c.rekeying = true;

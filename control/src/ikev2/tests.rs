@@ -984,6 +984,41 @@ fn soft_expiry_rekeys_make_before_break_with_pfs() {
     }
 }
 
+/// A pair the peer rekeyed is not rekeyed again by us while its DELETE
+/// is on its way (here lost, then retransmitted): its soft expiry then
+/// does nothing, and the DELETE retires it.
+#[test]
+fn a_pair_the_peer_rekeyed_is_not_rekeyed_again_before_its_delete() {
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    let (a_in, a_out) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+    let b_in = net.seen_b.installs[0].2.spi;
+    // B's second message from now (its DELETE of the old pair) is lost.
+    let mut from_b = 0;
+    net.lose = Box::new(move |_, from_a, _| {
+        from_b += usize::from(!from_a);
+        !from_a && from_b == 2
+    });
+    net.b.sa_expired(net.now, Direction::Inbound, b_in, false);
+    net.pump();
+    assert_eq!(net.seen_a.installs.len(), 2, "{:#?}", net.seen_a.logs);
+    assert_eq!(net.seen_a.standby.len(), 1, "A answered: it waits");
+    assert!(net.seen_a.retires.is_empty(), "the DELETE was lost");
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
+    net.pump();
+    assert_eq!(net.seen_a.installs.len(), 2, "no second rekey");
+    assert!(!net
+        .seen_a
+        .logs
+        .iter()
+        .any(|l| l.contains(&format!("Rekeying CHILD_SA with inbound SPI 0x{a_in:08X}"))));
+    net.lose = Box::new(|_, _, _| false);
+    net.run_for(3);
+    assert_eq!(net.seen_a.retires, vec![(a_in, a_out)]);
+    assert_eq!(net.a.pairs().count(), 1);
+}
+
 /// A CHILD_SA rekey the peer refuses (PFS groups that differ) leaves the
 /// pair in use and is tried again every 10 s, until the peer accepts
 /// (here, once its PFS group is fixed).
