@@ -314,6 +314,27 @@ pub struct Engine {
     outputs_taken: u64,
     /// CHILD_SAs we rekeyed, waiting for their replacement's install.
     retiring: Vec<Retiring>,
+    /// CREATE_CHILD_SA answers waiting for their pair's install.
+    held: Vec<HeldAnswer>,
+}
+
+/// Our answer to a peer's CREATE_CHILD_SA, held until the driver has
+/// taken the new pair's install (as [`Retiring`]): the peer uses the pair
+/// (and, for a rekey, deletes the old one) once it has our answer, so
+/// a pair the dataplane refused is answered with TEMPORARY_FAILURE
+/// instead (RFC 7296 §1.3), and the peer keeps what it has and tries
+/// again later.
+struct HeldAnswer {
+    /// [`Engine::outputs_taken`] once the pair's install is taken.
+    after: u64,
+    /// The IKE SA the request came over.
+    k: [u8; 8],
+    mid: u32,
+    /// The new pair's inbound SPI.
+    spi_in: u32,
+    /// The inbound SPI of the pair it rekeys.
+    old_in: Option<u32>,
+    payloads: Vec<Payload>,
 }
 
 /// A CHILD_SA we rekeyed, kept until the driver has taken (and so carried
@@ -362,6 +383,7 @@ impl Engine {
             out: VecDeque::new(),
             outputs_taken: 0,
             retiring: Vec::new(),
+            held: Vec::new(),
             stats: Stats::default(),
             cookie_secret: random(),
             hold_down: Vec::new(),
@@ -420,6 +442,7 @@ impl Engine {
 
     pub fn poll_output(&mut self) -> Option<Output> {
         self.retire_rekeyed();
+        self.release_answers();
         let o = self.out.pop_front();
         self.outputs_taken += u64::from(o.is_some());
         o
@@ -441,6 +464,76 @@ impl Engine {
             old_in,
             new_in,
             at,
+        });
+    }
+
+    /// Sends the CREATE_CHILD_SA answers whose pair's install the driver
+    /// has taken: the answer if the pair went in, TEMPORARY_FAILURE if not.
+    fn release_answers(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let taken = self.outputs_taken;
+        let due: Vec<HeldAnswer> = self.held.extract_if(.., |h| h.after <= taken).collect();
+        for h in due {
+            if self.sa_of_child(Direction::Inbound, h.spi_in).is_some() {
+                if let Some(old_in) = h.old_in {
+                    self.mark_replaced(h.k, old_in);
+                }
+                self.respond(h.k, ExchangeType::CREATE_CHILD_SA, h.mid, h.payloads);
+            } else {
+                self.log(format!(
+                    "IKEv2:(SESSION ID = 0):the CHILD_SA with inbound SPI 0x{:08X} did not go in; \
+                     answering TEMPORARY_FAILURE",
+                    h.spi_in
+                ));
+                let n = Notify::new(NotifyType::TEMPORARY_FAILURE, Vec::new());
+                self.respond(
+                    h.k,
+                    ExchangeType::CREATE_CHILD_SA,
+                    h.mid,
+                    vec![PayloadBody::Notify(n).into()],
+                );
+            }
+        }
+    }
+
+    /// The peer rekeyed CHILD_SA `old_in`: its DELETE retires it, and we
+    /// do not rekey it meanwhile.
+    fn mark_replaced(&mut self, k: [u8; 8], old_in: u32) {
+        let home = self.home(k);
+        if let Some(c) = self
+            .sas
+            .get_mut(&home)
+            .and_then(|h| h.children.iter_mut().find(|c| c.info.inbound_spi == old_in))
+        {
+            c.replaced = true;
+        }
+    }
+
+    /// Holds our answer to CREATE_CHILD_SA `mid` until the driver has
+    /// taken every output queued so far, the new pair's install among
+    /// them ([`HeldAnswer`]). The request counts as answered already: a
+    /// retransmission of it meanwhile is dropped (the answer follows
+    /// within the same pass of the driver).
+    pub(super) fn hold_answer(
+        &mut self,
+        k: [u8; 8],
+        mid: u32,
+        spi_in: u32,
+        old_in: Option<u32>,
+        payloads: Vec<Payload>,
+    ) {
+        if let Some(s) = self.sas.get_mut(&k) {
+            s.peer_mid = mid.wrapping_add(1);
+        }
+        self.held.push(HeldAnswer {
+            after: self.outputs_taken + self.out.len() as u64,
+            k,
+            mid,
+            spi_in,
+            old_in,
+            payloads,
         });
     }
 
@@ -760,9 +853,15 @@ impl Engine {
         let Some(k) = self.sa_of_child(Direction::Inbound, inbound_spi) else {
             return;
         };
+        self.stats.dataplane_refused += 1;
         self.log(format!(
             "IKEv2:the dataplane refused CHILD_SA with inbound SPI 0x{inbound_spi:08X}; deleting it"
         ));
+        if self.held.iter().any(|h| h.spi_in == inbound_spi) {
+            // Not answered yet: the peer never hears of it.
+            self.drop_child(k, inbound_spi);
+            return;
+        }
         self.delete_child_local(now, k, inbound_spi, false);
     }
 

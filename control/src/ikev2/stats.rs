@@ -38,6 +38,10 @@ pub struct Stats {
     /// CHILD_SA rekeys of ours that failed (the peer refused, or its
     /// answer was not acceptable), each tried again.
     pub child_rekeys_failed: u64,
+    /// CHILD_SA pairs the dataplane refused (an outbound SPI another
+    /// pair has, or no room): deleted, or when not answered yet, answered
+    /// with TEMPORARY_FAILURE.
+    pub dataplane_refused: u64,
     /// Local addresses that went with IKE SAs bound to them.
     pub local_addresses_lost: u64,
     /// Other IKE SAs with a peer deleted on its INITIAL_CONTACT.
@@ -80,6 +84,10 @@ impl Stats {
             ("IKE SAs rekeyed", self.ike_rekeyed),
             ("IKE SAs expired without a rekey", self.ike_expired),
             ("CHILD_SA rekeys failed (retried)", self.child_rekeys_failed),
+            (
+                "CHILD_SA pairs the dataplane refused",
+                self.dataplane_refused,
+            ),
             (
                 "local addresses lost with IKE SAs",
                 self.local_addresses_lost,

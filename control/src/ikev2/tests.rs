@@ -17,7 +17,7 @@ use crate::config::model::SecretBytes;
 use crate::ike::crypto::v2::{self as kdf, ChildSaKeys};
 use crate::ike::crypto::{DhGroup, Prf};
 use crate::ike::test_nat::{nat_in, nat_out};
-use crate::ike::wire::ikev2::{ExchangeType, Message, PayloadBody};
+use crate::ike::wire::ikev2::{ExchangeType, Message, NotifyType, PayloadBody};
 
 mod dynpeer;
 
@@ -1115,6 +1115,63 @@ fn a_rekeyed_child_sa_the_dataplane_refused_leaves_the_old_one_in_use_until_a_re
         assert_eq!(e.pairs().count(), 1);
     }
     assert_eq!(net.a.stats().child_rekeys_failed, 1);
+}
+
+/// The peer rekeys and our dataplane refuses the new pair: we answer
+/// TEMPORARY_FAILURE instead of the pair, so the peer keeps the old one
+/// (rather than deleting it for a pair we do not have) and tries again.
+#[test]
+fn a_peers_rekey_whose_pair_the_dataplane_refused_is_answered_temporary_failure() {
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    let (a_in, a_out) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+    let b_in = net.seen_b.installs[0].2.spi;
+    net.refuse_a = 1;
+    let start = net.wire.len();
+    net.b.sa_expired(net.now, Direction::Inbound, b_in, false);
+    net.pump();
+    assert_eq!(net.seen_a.refused.len(), 1);
+    let (new_in, new_out) = (net.seen_a.refused[0].2.spi, net.seen_a.refused[0].3.spi);
+    let msgs = open_wire(&net, start);
+    let answer = msgs
+        .iter()
+        .find(|m| m.header.exchange == ExchangeType::CREATE_CHILD_SA && is_response(&m.header))
+        .expect("A answered");
+    assert!(
+        answer.payloads.iter().any(|p| matches!(&p.body,
+            PayloadBody::Notify(n) if n.notify_type == NotifyType::TEMPORARY_FAILURE)),
+        "{:?}",
+        answer.payloads
+    );
+    assert!(!answer
+        .payloads
+        .iter()
+        .any(|p| matches!(p.body, PayloadBody::Sa(_))));
+    // No DELETE either way: B never had the new pair, both keep the old.
+    assert!(msgs
+        .iter()
+        .all(|m| m.header.exchange != ExchangeType::INFORMATIONAL));
+    assert_eq!(net.seen_b.installs.len(), 1);
+    assert_eq!(net.seen_a.deletes, vec![(new_in, new_out)], "A's own copy");
+    assert!(net.seen_a.retires.is_empty() && net.seen_b.retires.is_empty());
+    for e in [&net.a, &net.b] {
+        assert_eq!(e.pairs().count(), 1);
+    }
+    assert!(net
+        .a
+        .pairs()
+        .any(|p| (p.inbound_spi, p.outbound_spi) == (a_in, a_out)));
+    assert_eq!(net.a.stats().dataplane_refused, 1);
+    assert_eq!(net.b.stats().child_rekeys_failed, 1);
+    // B tries again 10 s later; this time it goes in on both sides.
+    net.run_for(11);
+    assert_eq!(net.seen_a.installs.len(), 2, "{:#?}", net.seen_a.logs);
+    assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
+    assert_eq!(net.seen_a.retires, vec![(a_in, a_out)]);
+    for e in [&net.a, &net.b] {
+        assert_eq!(e.pairs().count(), 1);
+    }
 }
 
 const TAG2: PolicyTag = PolicyTag { map: 1, seq: 20 };

@@ -242,24 +242,16 @@ impl Engine {
         reply.push(PayloadBody::TsResponder(rtsr).into());
         self.out
             .push_back(Output::InstallInbound(Box::new(inb.clone())));
-        self.respond(k, ExchangeType::CREATE_CHILD_SA, mid, reply);
         // A rekey: the initiator installs the new pair when our answer
         // arrives, then deletes the old one; until then (or
         // [`crate::installer::STANDBY_LIMIT`]) we keep sending on the
         // old pair, which it still decrypts (as strongSwan does).
-        let home = self.home(k);
-        if let Some(c) = self.sas.get_mut(&home).and_then(|h| {
-            h.children
-                .iter_mut()
-                .find(|c| Some(c.info.inbound_spi) == old)
-        }) {
-            c.replaced = true;
-        }
         let mode = InstallMode {
             inbound_ready: true,
             keep_sending_on: old_out,
         };
         self.finish_install(k, tag, proxy, inb, outb, mode);
+        self.hold_answer(k, mid, spi_in, old, reply);
     }
 
     /// Initiator: the answer to our CREATE_CHILD_SA.

@@ -134,19 +134,9 @@ impl Engine {
         spi_in: u32,
         retire: bool,
     ) {
-        // The pair may have moved to a rekeyed IKE SA meanwhile.
-        let k = self
-            .sa_of_child(dataplane::api::Direction::Inbound, spi_in)
-            .unwrap_or(k);
-        let Some(s) = self.sas.get_mut(&k) else {
+        let Some((k, inbound_spi, outbound_spi)) = self.take_child(k, spi_in) else {
             return;
         };
-        let Some(i) = s.children.iter().position(|c| c.info.inbound_spi == spi_in) else {
-            return;
-        };
-        let c = s.children.remove(i);
-        self.index.child_removed(c.info.inbound_spi);
-        let (inbound_spi, outbound_spi) = (c.info.inbound_spi, c.info.outbound_spi);
         self.out.push_back(if retire {
             Output::Retire {
                 inbound_spi,
@@ -159,6 +149,32 @@ impl Engine {
             }
         });
         self.request(now, k, Request::DeleteChild(vec![spi_in]));
+    }
+
+    /// Deletes one CHILD_SA here only (the peer does not know of it).
+    pub(super) fn drop_child(&mut self, k: [u8; 8], spi_in: u32) {
+        if let Some((_, inbound_spi, outbound_spi)) = self.take_child(k, spi_in) {
+            self.out.push_back(Output::Delete {
+                inbound_spi,
+                outbound_spi,
+            });
+        }
+    }
+
+    /// Takes CHILD_SA `spi_in` out of its IKE SA (`k`, or the one it moved
+    /// to with a rekey): that SA and the pair's SPIs.
+    fn take_child(&mut self, k: [u8; 8], spi_in: u32) -> Option<([u8; 8], u32, u32)> {
+        let k = self
+            .sa_of_child(dataplane::api::Direction::Inbound, spi_in)
+            .unwrap_or(k);
+        let s = self.sas.get_mut(&k)?;
+        let i = s
+            .children
+            .iter()
+            .position(|c| c.info.inbound_spi == spi_in)?;
+        let c = s.children.remove(i);
+        self.index.child_removed(c.info.inbound_spi);
+        Some((k, c.info.inbound_spi, c.info.outbound_spi))
     }
 
     /// Deletes an IKE SA with its CHILD_SAs: the pairs go at once, the SA
