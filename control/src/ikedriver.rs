@@ -466,8 +466,10 @@ impl IkeDriver {
                         .installer
                         .install(dp, tag, proxy, &inbound, &outbound, mode);
                     if result.is_err() {
-                        // The engine deletes it and tells the peer, which
-                        // negotiates again (with other SPIs); the delete's
+                        // The engine deletes it and tells the peer (or,
+                        // for an IKEv2 request it has not answered yet,
+                        // answers TEMPORARY_FAILURE), which negotiates
+                        // again (with other SPIs); the delete's
                         // retransmission is a timer the walk must see.
                         if v2 {
                             self.v2.pair_refused(now, inbound.spi);

@@ -47,7 +47,9 @@ pub struct InstallMode {
     /// Its inbound SA went in already ([`Installer::install_inbound`]).
     pub inbound_ready: bool,
     /// The outbound SA whose flows stay on it until its pair goes, or
-    /// [`STANDBY_LIMIT`]: the peer cannot decrypt the new pair yet.
+    /// [`STANDBY_LIMIT`]: the peer cannot decrypt the new pair yet. If
+    /// it carries none, the SA that carries the entry's flows inside the
+    /// proxy (if any) keeps them as long.
     pub keep_sending_on: Option<u32>,
 }
 
@@ -191,7 +193,14 @@ impl Installer {
             return Err(why);
         }
         self.refused.remove(&inbound.spi);
-        match mode.keep_sending_on.filter(|&old| self.spd.is_bound(old)) {
+        // The pair it replaces, or if that carries no flows, the one
+        // that does (another pair rekeyed at the same time as it).
+        let waits_for = mode.keep_sending_on.and_then(|old| {
+            Some(old)
+                .filter(|&o| self.spd.is_bound(o))
+                .or_else(|| self.spd.bound_to(tag, proxy))
+        });
+        match waits_for {
             Some(replaces) => self.standby.push_back(Standby {
                 tag,
                 proxy,
@@ -704,8 +713,10 @@ mod tests {
         assert!(inst.next_deadline().is_some_and(|t| t <= limit));
         inst.settle(&mut d.dp, limit);
         assert_eq!(bound(&inst), [0x9002].into());
-        // Waiting for a pair already gone (or never bound): bound now.
+        // Waiting for a pair already gone, with no other pair carrying
+        // the flows: bound now.
         inst.retire(0x101, 0x9001);
+        inst.retire(0x102, 0x9002);
         let (_, e_in, e_out) = pair(1, 0x103, 0x9003);
         inst.install(&mut d.dp, DYN, proxy, &e_in, &e_out, wait_for(0x9001))
             .unwrap();
@@ -760,6 +771,20 @@ mod tests {
         install(&mut inst, &mut d, &pair(1, 0x104, 0x9004)).unwrap();
         inst.settle(&mut d.dp, Instant::now() + STANDBY_LIMIT);
         assert_eq!(bound(&inst), [0x9004].into());
+        // The peer rekeys a pair that carries no flows (its side of a
+        // collision): the new pair waits for the one that does.
+        let (_, z_in, z_out) = pair(1, 0x105, 0x9005);
+        let waits = InstallMode {
+            inbound_ready: false,
+            keep_sending_on: Some(0x9003),
+        };
+        inst.install(&mut d.dp, DYN, proxy, &z_in, &z_out, waits)
+            .unwrap();
+        let t1 = Instant::now();
+        inst.settle(&mut d.dp, t1);
+        assert_eq!(bound(&inst), [0x9004].into(), "not before the peer has it");
+        inst.settle(&mut d.dp, t1 + STANDBY_LIMIT);
+        assert_eq!(bound(&inst), [0x9005].into());
         d.stop();
     }
 

@@ -123,6 +123,12 @@ impl SpdBinder {
         self.by_spi.contains_key(&spi)
     }
 
+    /// The outbound SA the entry's flows inside `proxy` are bound to.
+    pub fn bound_to(&self, tag: PolicyTag, proxy: TrafficSelector) -> Option<u32> {
+        let seq = self.by_proxy.get(&(tag, proxy))?;
+        self.bound.get(seq).map(|b| b.spi)
+    }
+
     /// Whether any SA is bound now.
     pub fn is_empty(&self) -> bool {
         self.bound.is_empty()

@@ -130,6 +130,8 @@ struct Child {
     /// The peer rekeyed this pair: its DELETE of it retires it
     /// ([`Output::Retire`]).
     replaced: bool,
+    /// The peer's rekey of this inbound SPI's pair made this one.
+    replaces: Option<u32>,
 }
 
 struct IkeSa {
@@ -476,9 +478,17 @@ impl Engine {
         let taken = self.outputs_taken;
         let due: Vec<HeldAnswer> = self.held.extract_if(.., |h| h.after <= taken).collect();
         for h in due {
+            if !self.sas.contains_key(&h.k) {
+                // Its IKE SA went meanwhile: nobody to answer.
+                continue;
+            }
+            // The answer goes where it was held, right behind the pair's
+            // install: ahead of anything queued since (a DELETE of this
+            // IKE SA, say, after an IKE SA rekey it won).
+            let queued = self.out.len();
             if self.sa_of_child(Direction::Inbound, h.spi_in).is_some() {
                 if let Some(old_in) = h.old_in {
-                    self.mark_replaced(h.k, old_in);
+                    self.mark_replaced(h.k, old_in, h.spi_in);
                 }
                 self.respond(h.k, ExchangeType::CREATE_CHILD_SA, h.mid, h.payloads);
             } else {
@@ -495,19 +505,40 @@ impl Engine {
                     vec![PayloadBody::Notify(n).into()],
                 );
             }
+            let answer: Vec<Output> = self.out.drain(queued..).collect();
+            for o in answer.into_iter().rev() {
+                self.out.push_front(o);
+            }
         }
     }
 
-    /// The peer rekeyed CHILD_SA `old_in`: its DELETE retires it, and we
-    /// do not rekey it meanwhile.
-    fn mark_replaced(&mut self, k: [u8; 8], old_in: u32) {
+    /// The peer rekeyed CHILD_SA `old_in` into `new_in`: its DELETE
+    /// retires it, and we do not rekey it meanwhile (unless the peer
+    /// deletes the new one instead: [`Engine::unmark_replaced`]).
+    fn mark_replaced(&mut self, k: [u8; 8], old_in: u32, new_in: u32) {
+        let home = self.home(k);
+        let Some(h) = self.sas.get_mut(&home) else {
+            return;
+        };
+        for c in h.children.iter_mut() {
+            if c.info.inbound_spi == old_in {
+                c.replaced = true;
+            } else if c.info.inbound_spi == new_in {
+                c.replaces = Some(old_in);
+            }
+        }
+    }
+
+    /// The pair a peer's rekey made is gone: the pair it was to replace
+    /// is ours to rekey again.
+    pub(super) fn unmark_replaced(&mut self, k: [u8; 8], old_in: u32) {
         let home = self.home(k);
         if let Some(c) = self
             .sas
             .get_mut(&home)
             .and_then(|h| h.children.iter_mut().find(|c| c.info.inbound_spi == old_in))
         {
-            c.replaced = true;
+            c.replaced = false;
         }
     }
 
@@ -848,7 +879,9 @@ impl Engine {
     /// The driver could not install the CHILD_SA with inbound SPI
     /// `inbound_spi` (the dataplane refused it: another peer's SA has the
     /// same outbound SPI). It is deleted, and the peer told, so that it
-    /// negotiates again with other SPIs.
+    /// negotiates again with other SPIs; one whose CREATE_CHILD_SA we have
+    /// not answered yet is dropped here only, and answered
+    /// TEMPORARY_FAILURE ([`HeldAnswer`]).
     pub fn pair_refused(&mut self, now: Instant, inbound_spi: u32) {
         let Some(k) = self.sa_of_child(Direction::Inbound, inbound_spi) else {
             return;
@@ -1206,6 +1239,16 @@ impl Engine {
                         self.send(l, r, d);
                         return;
                     }
+                }
+                if self
+                    .held
+                    .iter()
+                    .any(|x| x.k == ours && x.mid == h.message_id)
+                {
+                    // Its answer is held for its pair's install and goes
+                    // out in this pass of the driver.
+                    self.stats.duplicates += 1;
+                    return;
                 }
             }
             if h.message_id != s.peer_mid {

@@ -1117,6 +1117,31 @@ fn a_rekeyed_child_sa_the_dataplane_refused_leaves_the_old_one_in_use_until_a_re
     assert_eq!(net.a.stats().child_rekeys_failed, 1);
 }
 
+/// The peer's rekey whose new pair the peer then deletes (its dataplane
+/// refused it) leaves the old pair ours to rekey again.
+#[test]
+fn a_pair_whose_rekeyed_successor_the_peer_deleted_is_rekeyed_again_by_us() {
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    let a_in = net.seen_a.installs[0].2.spi;
+    let b_in = net.seen_b.installs[0].2.spi;
+    net.refuse_a = 1;
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
+    net.pump();
+    assert_eq!(net.seen_a.refused.len(), 1);
+    assert_eq!(net.seen_b.installs.len(), 2, "B answered and installed");
+    assert_eq!(net.b.pairs().count(), 1, "A deleted the new pair");
+    // B may rekey the old pair itself now.
+    net.b.sa_expired(net.now, Direction::Inbound, b_in, false);
+    net.pump();
+    assert_eq!(net.seen_a.installs.len(), 2, "{:#?}", net.seen_b.logs);
+    assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[2]);
+    for e in [&net.a, &net.b] {
+        assert_eq!(e.pairs().count(), 1);
+    }
+}
+
 /// The peer rekeys and our dataplane refuses the new pair: we answer
 /// TEMPORARY_FAILURE instead of the pair, so the peer keeps the old one
 /// (rather than deleting it for a pair we do not have) and tries again.

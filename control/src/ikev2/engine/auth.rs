@@ -453,6 +453,7 @@ impl Engine {
             rekeying: false,
             rekey_retry_at: None,
             replaced: false,
+            replaces: None,
         });
         self.stats.child_established += 1;
         self.log(format!(

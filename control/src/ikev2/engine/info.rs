@@ -32,6 +32,7 @@ impl Engine {
             return;
         }
         let mut reply_spis = Vec::new();
+        let mut unmark = Vec::new();
         let mut delete_ike = false;
         let mut any = false;
         for p in payloads {
@@ -65,6 +66,10 @@ impl Engine {
                     let c = s.children.remove(i);
                     self.index.child_removed(c.info.inbound_spi);
                     reply_spis.push(c.info.inbound_spi);
+                    if let Some(old_in) = c.replaces {
+                        // It deleted its rekey's pair, not the old one.
+                        unmark.push(old_in);
+                    }
                     let (inbound_spi, outbound_spi) = (c.info.inbound_spi, c.info.outbound_spi);
                     // The peer's packets on a pair it rekeyed may still
                     // be on their way.
@@ -81,6 +86,9 @@ impl Engine {
                     });
                 }
             }
+        }
+        for old_in in unmark {
+            self.unmark_replaced(k, old_in);
         }
         if !any {
             self.stats.liveness_answered += 1;
