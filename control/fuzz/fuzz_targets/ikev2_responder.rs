@@ -8,8 +8,8 @@
 //! install an SA pair.
 #![no_main]
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::collections::{HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use control::config::model::SecretBytes;
@@ -192,7 +192,8 @@ fuzz_target!(|data: &[u8]| {
                         e.handle_timeout(now);
                     }
                 }
-                responder.esp_received(now, INITIATOR.parse().unwrap());
+                let heard = HashSet::from([INITIATOR.parse::<IpAddr>().unwrap()]);
+                responder.esp_received(now, &heard);
             }
         }
         drain(&mut initiator, &mut to_r, &mut installs_i);
