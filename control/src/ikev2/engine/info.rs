@@ -70,20 +70,13 @@ impl Engine {
                         // It deleted its rekey's pair, not the old one.
                         unmark.push(old_in);
                     }
-                    let (inbound_spi, outbound_spi) = (c.info.inbound_spi, c.info.outbound_spi);
                     // The peer's packets on a pair it rekeyed may still
                     // be on their way.
-                    self.out.push_back(if c.replaced {
-                        Output::Retire {
-                            inbound_spi,
-                            outbound_spi,
-                        }
-                    } else {
-                        Output::Delete {
-                            inbound_spi,
-                            outbound_spi,
-                        }
-                    });
+                    self.out.push_back(removal(
+                        c.replaced,
+                        c.info.inbound_spi,
+                        c.info.outbound_spi,
+                    ));
                 }
             }
         }
@@ -145,17 +138,8 @@ impl Engine {
         let Some((k, inbound_spi, outbound_spi)) = self.take_child(k, spi_in) else {
             return;
         };
-        self.out.push_back(if retire {
-            Output::Retire {
-                inbound_spi,
-                outbound_spi,
-            }
-        } else {
-            Output::Delete {
-                inbound_spi,
-                outbound_spi,
-            }
-        });
+        self.out
+            .push_back(removal(retire, inbound_spi, outbound_spi));
         self.request(now, k, Request::DeleteChild(vec![spi_in]));
     }
 
@@ -205,5 +189,21 @@ impl Engine {
         // The delete goes before anything queued.
         s.queue.clear();
         self.request(now, k, Request::DeleteIke);
+    }
+}
+
+/// The output that removes a pair: retired (its inbound SA kept a while)
+/// when a rekey replaced it, deleted otherwise.
+fn removal(retire: bool, inbound_spi: u32, outbound_spi: u32) -> Output {
+    if retire {
+        Output::Retire {
+            inbound_spi,
+            outbound_spi,
+        }
+    } else {
+        Output::Delete {
+            inbound_spi,
+            outbound_spi,
+        }
     }
 }
