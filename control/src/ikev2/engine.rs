@@ -324,7 +324,7 @@ pub struct Engine {
 /// taken the new pair's install (as [`Retiring`]): the peer uses the pair
 /// (and, for a rekey, deletes the old one) once it has our answer, so
 /// a pair the dataplane refused is answered with TEMPORARY_FAILURE
-/// instead (RFC 7296 §1.3), and the peer keeps what it has and tries
+/// instead (RFC 7296 §2.25), and the peer keeps what it has and tries
 /// again later.
 struct HeldAnswer {
     /// [`Engine::outputs_taken`] once the pair's install is taken.
