@@ -59,6 +59,13 @@ espada_stat() { # counter name (regex), minimum
     echo "$1: ${n:-none}"
     [ "${n:-0}" -ge "$2" ]
 }
+espada_stat_none() { # counter name (regex): zero or not shown
+    show a show crypto isakmp stats >"$work/stats.txt"
+    local n
+    n=$(grep -E "^ +[0-9]+ +$1" "$work/stats.txt" | awk '{print $1}' | head -1)
+    echo "$1: ${n:-0}"
+    [ "${n:-0}" -eq 0 ]
+}
 
 check "Espada initiates on the first IPv4 packet; ping lan_a -> lan_b passes" pings lan_a 10 198.19.2.10
 check "Espada initiates on the first IPv6 packet; ping lan_a -> lan_b passes" pings lan_a 10 -6 fd00:b::10
@@ -135,6 +142,59 @@ swan_load "$B" "$sb" deploy/configs/swan/gw-b-ikev1.conf >/dev/null
 sleep 25
 check "after 25 s idle strongSwan's DPD still finds Espada alive" swan_up vpn4 lan4
 check "Espada answered R-U-THEREs" espada_stat "notifications received" 2
+
+# Quick Mode rekeys under 500 pings a second (a switch-over that drops
+# a packet lasts about a millisecond; a slower ping would rarely see it).
+# ping_window SECONDS: pings from lan_a in the background; ping_result
+# then wants every reply back.
+ping_window() {
+    bg_in_ns lan_a ping -i 0.002 -c $(($1 * 500)) -W 2 198.19.2.10 >"$work/ping-window.txt" 2>&1
+    ping_pid=$!
+}
+ping_result() {
+    wait "$ping_pid"
+    tail -3 "$work/ping-window.txt"
+    grep -Eq '^([0-9]+) packets transmitted, \1 received' "$work/ping-window.txt"
+}
+child_spis() { # strongSwan's inbound SPIs of lan4
+    swan_list_sas "$B" "$sb" --ike vpn4 --raw | grep -Eo 'spi-in=[0-9a-f]+' | tr '\n' ' '
+}
+spis_changed() { # before, after
+    echo "before: $1 after: $2"
+    [ -n "$1" ] && [ -n "$2" ] && [ "$1" != "$2" ]
+}
+# 1. strongSwan rekeys lan4 every 13-15 s (its Quick Mode lifetime 30 s,
+# which Espada accepts as the lower one).
+sed -e "s/^\( *life_time = \)3600s/\130s/" -e "s/^\( *rekey_time = \)3240s/\115s\n                rand_time = 2s/" \
+    deploy/configs/swan/gw-b-ikev1.conf >"$work/child-rekey.conf"
+swan_terminate "$B" "$sb" vpn4 >/dev/null 2>&1 || true
+show a clear crypto sa >/dev/null
+swan_load "$B" "$sb" "$work/child-rekey.conf" >/dev/null
+check "strongSwan initiates lan4 with a 30 s Quick Mode lifetime" swan_initiate "$B" "$sb" lan4
+spis_before=$(child_spis)
+ping_window 25
+sleep 25
+check "no ping lost across strongSwan's Quick Mode rekeys (25 s, 500 a second)" ping_result
+check "strongSwan's lan4 SPIs changed: it rekeyed" spis_changed "$spis_before" "$(child_spis)"
+swan_load "$B" "$sb" deploy/configs/swan/gw-b-ikev1.conf >/dev/null
+# 2. Espada rekeys: a 2560 KB lifetime (IOS's least) runs out under
+# 1400-byte pings at 500 a second; Espada starts Quick Mode at 80%.
+stop_gateways
+sed 's/^crypto isakmp keepalive.*/&\ncrypto ipsec security-association lifetime kilobytes 2560/' \
+    deploy/configs/lab-ike-gw-a.conf >"$work/kb-a.conf"
+start_gateway a "$work/kb-a.conf" || exit 1
+swan_terminate "$B" "$sb" vpn4 >/dev/null 2>&1 || true
+check "2560 KB lifetimes: Espada initiates; ping lan_a -> lan_b passes" pings lan_a 10 198.19.2.10
+spis_before=$(child_spis)
+kb_pings() {
+    in_ns lan_a ping -c 2000 -i 0.002 -s 1400 -W 2 198.19.2.10 >"$work/kb-ping.txt" 2>&1
+    tail -3 "$work/kb-ping.txt"
+    grep -q '^2000 packets transmitted, 2000 received' "$work/kb-ping.txt"
+}
+check "no ping lost across Espada's Quick Mode rekey (2000 of 1400 bytes in 4 s)" kb_pings
+check "strongSwan's lan4 SPIs changed: Espada rekeyed" spis_changed "$spis_before" "$(child_spis)"
+check "Espada counts the rekey's phase 2" espada_stat "phase 2 SA pairs established" 2
+check "and no failed rekey" espada_stat_none "phase 2 rekeys failed"
 
 # A wrong pre-shared key on Espada.
 stop_gateways
