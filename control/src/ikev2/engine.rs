@@ -314,46 +314,40 @@ pub struct Engine {
     index: index::SaIndex,
     /// Outputs the driver has taken ([`Engine::poll_output`]).
     outputs_taken: u64,
-    /// CHILD_SAs we rekeyed, waiting for their replacement's install.
-    retiring: Vec<Retiring>,
-    /// CREATE_CHILD_SA answers waiting for their pair's install.
-    held: Vec<HeldAnswer>,
+    /// What waits for a new pair's install to be carried out.
+    awaiting_install: Vec<AfterInstall>,
 }
 
-/// Our answer to a peer's CREATE_CHILD_SA, held until the driver has
-/// taken the new pair's install (as [`Retiring`]): the peer uses the pair
-/// (and, for a rekey, deletes the old one) once it has our answer, so
-/// a pair the dataplane refused is answered with TEMPORARY_FAILURE
-/// instead (RFC 7296 §2.25), and the peer keeps what it has and tries
-/// again later.
-struct HeldAnswer {
-    /// [`Engine::outputs_taken`] once the pair's install is taken.
+/// What waits for the install of a new pair (inbound SPI `new_in`,
+/// negotiated over IKE SA `k`) to be carried out. The driver takes the
+/// outputs in order, and an install the dataplane refuses calls
+/// [`Engine::pair_refused`] before the driver takes the next output; so
+/// once the driver has taken every output queued up to `after`, the
+/// Install among them, the new pair is either installed or gone.
+struct AfterInstall {
+    /// [`Engine::outputs_taken`] once the install is taken.
     after: u64,
-    /// The IKE SA the request came over.
     k: [u8; 8],
-    mid: u32,
-    /// The new pair's inbound SPI.
-    spi_in: u32,
-    /// The inbound SPI of the pair it rekeys.
-    old_in: Option<u32>,
-    payloads: Vec<Payload>,
-}
-
-/// A CHILD_SA we rekeyed, kept until the driver has taken (and so carried
-/// out) the replacement's `Output::Install`: an install the dataplane
-/// refuses calls [`Engine::pair_refused`] before the driver takes the
-/// next output, so by then the replacement is either installed or gone.
-/// Installed: the old pair is deleted (make-before-break). Gone: the old
-/// pair stays in use and its rekey is tried again, rather than both going
-/// and the traffic waiting for a fresh negotiation.
-struct Retiring {
-    /// [`Engine::outputs_taken`] once the replacement's install is taken.
-    after: u64,
-    /// The IKE SA the rekey ran over.
-    k: [u8; 8],
-    old_in: u32,
     new_in: u32,
-    at: Instant,
+    then: AfterThen,
+}
+
+enum AfterThen {
+    /// Our rekey of CHILD_SA `old_in` (answered at `at`). Installed: the
+    /// old pair is retired (make-before-break). Gone: the old pair stays
+    /// in use and its rekey is tried again, rather than both going and
+    /// the traffic waiting for a fresh negotiation.
+    RetireOld { old_in: u32, at: Instant },
+    /// Our answer to the peer's CREATE_CHILD_SA `mid` (a rekey of
+    /// `old_in`, if any). The peer uses the pair (and, for a rekey,
+    /// deletes the old one) once it has our answer. Installed: the
+    /// answer. Gone: TEMPORARY_FAILURE (RFC 7296 §2.25), and the peer
+    /// keeps what it has and tries again later.
+    Answer {
+        mid: u32,
+        old_in: Option<u32>,
+        payloads: Vec<Payload>,
+    },
 }
 
 /// NAT_DETECTION_*_IP data = SHA-1(SPIi | SPIr | IP | Port) (§2.23).
@@ -384,8 +378,7 @@ impl Engine {
             by_peer_spi: HashMap::new(),
             out: VecDeque::new(),
             outputs_taken: 0,
-            retiring: Vec::new(),
-            held: Vec::new(),
+            awaiting_install: Vec::new(),
             stats: Stats::default(),
             cookie_secret: random(),
             hold_down: Vec::new(),
@@ -443,16 +436,14 @@ impl Engine {
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.retire_rekeyed();
-        self.release_answers();
+        self.run_after_installs();
         let o = self.out.pop_front();
         self.outputs_taken += u64::from(o.is_some());
         o
     }
 
-    /// Deletes the CHILD_SA `old_in` that `new_in` replaced once the
-    /// driver has taken every output queued so far, the replacement's
-    /// install among them ([`Retiring`]).
+    /// Retires CHILD_SA `old_in`, which our rekey replaced with `new_in`,
+    /// once `new_in` is installed ([`AfterThen::RetireOld`]).
     pub(super) fn retire_after_install(
         &mut self,
         at: Instant,
@@ -460,55 +451,85 @@ impl Engine {
         old_in: u32,
         new_in: u32,
     ) {
-        self.retiring.push(Retiring {
+        self.after_install(k, new_in, AfterThen::RetireOld { old_in, at });
+    }
+
+    /// Does `then` once the driver has taken every output queued so far,
+    /// the install of pair `new_in` among them ([`AfterInstall`]).
+    fn after_install(&mut self, k: [u8; 8], new_in: u32, then: AfterThen) {
+        self.awaiting_install.push(AfterInstall {
             after: self.outputs_taken + self.out.len() as u64,
             k,
-            old_in,
             new_in,
-            at,
+            then,
         });
     }
 
-    /// Sends the CREATE_CHILD_SA answers whose pair's install the driver
-    /// has taken: the answer if the pair went in, TEMPORARY_FAILURE if not.
-    fn release_answers(&mut self) {
-        if self.held.is_empty() {
+    /// Does what waited for installs the driver has now taken.
+    fn run_after_installs(&mut self) {
+        if self.awaiting_install.is_empty() {
             return;
         }
         let taken = self.outputs_taken;
-        let due: Vec<HeldAnswer> = self.held.extract_if(.., |h| h.after <= taken).collect();
-        for h in due {
-            if !self.sas.contains_key(&h.k) {
-                // Its IKE SA went meanwhile: nobody to answer.
-                continue;
-            }
-            // The answer goes where it was held, right behind the pair's
-            // install: ahead of anything queued since (a DELETE of this
-            // IKE SA, say, after an IKE SA rekey it won).
-            let queued = self.out.len();
-            if self.sa_of_child(Direction::Inbound, h.spi_in).is_some() {
-                if let Some(old_in) = h.old_in {
-                    self.mark_replaced(h.k, old_in, h.spi_in);
+        let due: Vec<AfterInstall> = self
+            .awaiting_install
+            .extract_if(.., |w| w.after <= taken)
+            .collect();
+        for w in due {
+            let installed = self.sa_of_child(Direction::Inbound, w.new_in).is_some();
+            match w.then {
+                AfterThen::RetireOld { old_in, at } => {
+                    self.retire_rekeyed(at, w.k, old_in, w.new_in, installed)
                 }
-                self.respond(h.k, ExchangeType::CREATE_CHILD_SA, h.mid, h.payloads);
-            } else {
-                self.log(format!(
-                    "IKEv2:(SESSION ID = 0):the CHILD_SA with inbound SPI 0x{:08X} did not go in; \
-                     answering TEMPORARY_FAILURE",
-                    h.spi_in
-                ));
-                let n = Notify::new(NotifyType::TEMPORARY_FAILURE, Vec::new());
-                self.respond(
-                    h.k,
-                    ExchangeType::CREATE_CHILD_SA,
-                    h.mid,
-                    vec![PayloadBody::Notify(n).into()],
-                );
+                AfterThen::Answer {
+                    mid,
+                    old_in,
+                    payloads,
+                } => self.release_answer(w.k, mid, w.new_in, old_in, payloads, installed),
             }
-            let answer: Vec<Output> = self.out.drain(queued..).collect();
-            for o in answer.into_iter().rev() {
-                self.out.push_front(o);
+        }
+    }
+
+    /// Sends our answer to CREATE_CHILD_SA `mid`: the answer if its pair
+    /// went in, TEMPORARY_FAILURE if not.
+    fn release_answer(
+        &mut self,
+        k: [u8; 8],
+        mid: u32,
+        new_in: u32,
+        old_in: Option<u32>,
+        payloads: Vec<Payload>,
+        installed: bool,
+    ) {
+        if !self.sas.contains_key(&k) {
+            // Its IKE SA went meanwhile: nobody to answer.
+            return;
+        }
+        // The answer goes where it was held, right behind the pair's
+        // install: ahead of anything queued since (a DELETE of this IKE
+        // SA, say, after an IKE SA rekey it won).
+        let queued = self.out.len();
+        if installed {
+            if let Some(old_in) = old_in {
+                self.mark_replaced(k, old_in, new_in);
             }
+            self.respond(k, ExchangeType::CREATE_CHILD_SA, mid, payloads);
+        } else {
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):the CHILD_SA with inbound SPI 0x{new_in:08X} did not go \
+                 in; answering TEMPORARY_FAILURE"
+            ));
+            let n = Notify::new(NotifyType::TEMPORARY_FAILURE, Vec::new());
+            self.respond(
+                k,
+                ExchangeType::CREATE_CHILD_SA,
+                mid,
+                vec![PayloadBody::Notify(n).into()],
+            );
+        }
+        let answer: Vec<Output> = self.out.drain(queued..).collect();
+        for o in answer.into_iter().rev() {
+            self.out.push_front(o);
         }
     }
 
@@ -544,7 +565,7 @@ impl Engine {
 
     /// Holds our answer to CREATE_CHILD_SA `mid` until the driver has
     /// taken every output queued so far, the new pair's install among
-    /// them ([`HeldAnswer`]). The request counts as answered already: a
+    /// them ([`AfterThen::Answer`]). The request counts as answered already: a
     /// retransmission of it meanwhile is dropped (the answer follows
     /// within the same pass of the driver).
     pub(super) fn hold_answer(
@@ -558,35 +579,43 @@ impl Engine {
         if let Some(s) = self.sas.get_mut(&k) {
             s.peer_mid = mid.wrapping_add(1);
         }
-        self.held.push(HeldAnswer {
-            after: self.outputs_taken + self.out.len() as u64,
-            k,
+        let then = AfterThen::Answer {
             mid,
-            spi_in,
             old_in,
             payloads,
-        });
+        };
+        self.after_install(k, spi_in, then);
     }
 
-    fn retire_rekeyed(&mut self) {
-        if self.retiring.is_empty() {
-            return;
-        }
-        let taken = self.outputs_taken;
-        let due: Vec<Retiring> = self.retiring.extract_if(.., |r| r.after <= taken).collect();
-        for r in due {
-            if self.sa_of_child(Direction::Inbound, r.new_in).is_some() {
-                self.delete_child_local(r.at, r.k, r.old_in, true);
-            } else if self.sa_of_child(Direction::Inbound, r.old_in).is_some() {
-                // Refused: the old pair stays. (Neither there: their IKE
-                // SA went meanwhile, and nothing is left to keep.)
-                self.log(format!(
-                    "IKEv2:(SESSION ID = 0):the rekeyed CHILD_SA (inbound SPI 0x{:08X}) did not \
-                     go in; keeping inbound SPI 0x{:08X}",
-                    r.new_in, r.old_in
-                ));
-                self.child_rekey_failed(r.at, r.k, r.old_in);
-            }
+    /// The answers held for their pair's install: (the request's IKE SA,
+    /// its Message ID, the pair's inbound SPI).
+    fn held_answers(&self) -> impl Iterator<Item = ([u8; 8], u32, u32)> + '_ {
+        self.awaiting_install.iter().filter_map(|w| match w.then {
+            AfterThen::Answer { mid, .. } => Some((w.k, mid, w.new_in)),
+            AfterThen::RetireOld { .. } => None,
+        })
+    }
+
+    /// Our rekey of `old_in` into `new_in` went in (the old pair is
+    /// retired), or did not (it stays, and the rekey is tried again).
+    fn retire_rekeyed(
+        &mut self,
+        at: Instant,
+        k: [u8; 8],
+        old_in: u32,
+        new_in: u32,
+        installed: bool,
+    ) {
+        if installed {
+            self.delete_child_local(at, k, old_in, true);
+        } else if self.sa_of_child(Direction::Inbound, old_in).is_some() {
+            // Refused: the old pair stays. (Neither there: their IKE SA
+            // went meanwhile, and nothing is left to keep.)
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):the rekeyed CHILD_SA (inbound SPI 0x{new_in:08X}) did not \
+                 go in; keeping inbound SPI 0x{old_in:08X}"
+            ));
+            self.child_rekey_failed(at, k, old_in);
         }
     }
 
@@ -881,7 +910,7 @@ impl Engine {
     /// same outbound SPI). It is deleted, and the peer told, so that it
     /// negotiates again with other SPIs; one whose CREATE_CHILD_SA we have
     /// not answered yet is dropped here only, and answered
-    /// TEMPORARY_FAILURE ([`HeldAnswer`]).
+    /// TEMPORARY_FAILURE ([`AfterThen::Answer`]).
     pub fn pair_refused(&mut self, now: Instant, inbound_spi: u32) {
         let Some(k) = self.sa_of_child(Direction::Inbound, inbound_spi) else {
             return;
@@ -890,7 +919,7 @@ impl Engine {
         self.log(format!(
             "IKEv2:the dataplane refused CHILD_SA with inbound SPI 0x{inbound_spi:08X}; deleting it"
         ));
-        if self.held.iter().any(|h| h.spi_in == inbound_spi) {
+        if self.held_answers().any(|(_, _, n)| n == inbound_spi) {
             // Not answered yet: the peer never hears of it.
             self.drop_child(k, inbound_spi);
             return;
@@ -1241,9 +1270,8 @@ impl Engine {
                     }
                 }
                 if self
-                    .held
-                    .iter()
-                    .any(|x| x.k == ours && x.mid == h.message_id)
+                    .held_answers()
+                    .any(|(k, mid, _)| k == ours && mid == h.message_id)
                 {
                     // Its answer is held for its pair's install and goes
                     // out in this pass of the driver.
