@@ -132,6 +132,18 @@ struct Child {
     replaced: bool,
     /// The peer's rekey of this inbound SPI's pair made this one.
     replaces: Option<u32>,
+    /// The peer rekeyed this pair while our own rekey of it was out
+    /// (RFC 7296 §2.8.1): what our rekey's answer is weighed against.
+    crossed_by: Option<CrossingRekey>,
+}
+
+/// The peer's rekey of a pair we were rekeying too.
+#[derive(Debug, Clone)]
+struct CrossingRekey {
+    /// Inbound SPI of the pair the peer's rekey made.
+    new_in: u32,
+    /// The lower of that exchange's two nonces.
+    low_nonce: Vec<u8>,
 }
 
 struct IkeSa {

@@ -38,6 +38,10 @@ pub struct Stats {
     /// CHILD_SA rekeys of ours that failed (the peer refused, or its
     /// answer was not acceptable), each tried again.
     pub child_rekeys_failed: u64,
+    /// CHILD_SA rekeys that crossed one of the peer's for the same pair
+    /// (RFC 7296 §2.8.1), counted when ours completes: the pair made
+    /// with the lowest nonce is deleted by its maker.
+    pub child_rekey_collisions: u64,
     /// CHILD_SA pairs the dataplane refused (an outbound SPI another
     /// pair has, or no room): deleted, or when not answered yet, answered
     /// with TEMPORARY_FAILURE.
@@ -84,6 +88,10 @@ impl Stats {
             ("IKE SAs rekeyed", self.ike_rekeyed),
             ("IKE SAs expired without a rekey", self.ike_expired),
             ("CHILD_SA rekeys failed (retried)", self.child_rekeys_failed),
+            (
+                "CHILD_SA rekeys crossing the peer's",
+                self.child_rekey_collisions,
+            ),
             (
                 "CHILD_SA pairs the dataplane refused",
                 self.dataplane_refused,

@@ -237,7 +237,13 @@ impl Net {
                             }
                         }
                         Output::InstallInbound(sa) => {
-                            assert!(sends.is_empty(), "inbound SA before the reply");
+                            // Only a request of its own (a rekey that
+                            // crossed the peer's) may go out before it.
+                            assert!(
+                                sends.iter().all(|(_, _, d)| Message::decode(d)
+                                    .is_ok_and(|m| !is_response(&m.header))),
+                                "inbound SA before the reply"
+                            );
                             seen.preinstalled.push(sa.spi)
                         }
                         Output::Delete {
@@ -1197,6 +1203,139 @@ fn a_peers_rekey_whose_pair_the_dataplane_refused_is_answered_temporary_failure(
     for e in [&net.a, &net.b] {
         assert_eq!(e.pairs().count(), 1);
     }
+}
+
+/// One side's CREATE_CHILD_SA exchange on the wire (from `start`): the
+/// lower of its two nonces (RFC 7296 §2.8.1) and the inbound SPI of the
+/// pair it made at the side that started it.
+fn child_exchange(msgs: &[Opened], by_a: bool) -> (Vec<u8>, u32) {
+    let part = |from_a: bool, response: bool| {
+        msgs.iter()
+            .find(|m| {
+                m.from_a == from_a
+                    && m.header.exchange == ExchangeType::CREATE_CHILD_SA
+                    && is_response(&m.header) == response
+            })
+            .expect("the exchange is on the wire")
+    };
+    let nonce = |m: &Opened| {
+        m.payloads
+            .iter()
+            .find_map(|p| match &p.body {
+                PayloadBody::Nonce(n) => Some(n.clone()),
+                _ => None,
+            })
+            .expect("a nonce")
+    };
+    let (request, response) = (part(by_a, false), part(!by_a, true));
+    let spi = request
+        .payloads
+        .iter()
+        .find_map(|p| match &p.body {
+            PayloadBody::Sa(sa) => Some(sa.proposals[0].spi.clone()),
+            _ => None,
+        })
+        .expect("an SA payload");
+    let spi = u32::from_be_bytes(spi.try_into().expect("a 4-byte SPI"));
+    (nonce(request).min(nonce(response)), spi)
+}
+
+/// Both sides rekey the same CHILD_SA at once (RFC 7296 §2.8.1): both
+/// exchanges complete, the pair made with the lowest of the four nonces
+/// is deleted by the side that started that exchange, and the other
+/// pair alone takes over from the old one, on both sides.
+#[test]
+fn simultaneous_child_sa_rekeys_leave_the_pair_without_the_lowest_nonce() {
+    // The nonces are random: rounds until either side lost (at least 8).
+    let (mut a_lost, mut rounds) = (0, 0);
+    while rounds < 8 || ((a_lost == 0 || a_lost == rounds) && rounds < 64) {
+        rounds += 1;
+        let mut net = Net::v4();
+        net.acquire_a();
+        established(&net);
+        let (a_in, a_out) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+        let start = net.wire.len();
+        net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
+        net.b.sa_expired(net.now, Direction::Inbound, a_out, false);
+        net.pump();
+        let msgs = open_wire(&net, start);
+        let (a_low, a_new_in) = child_exchange(&msgs, true);
+        let (b_low, b_new_in) = child_exchange(&msgs, false);
+        let a_loses = a_low < b_low;
+        a_lost += usize::from(a_loses);
+        net.run_for(6);
+        // One pair on each side: the winner's, mirrored.
+        let (pa, pb): (Vec<_>, Vec<_>) = (net.a.pairs().collect(), net.b.pairs().collect());
+        assert_eq!(
+            (pa.len(), pb.len()),
+            (1, 1),
+            "A {:#?}\nB {:#?}",
+            net.seen_a.logs,
+            net.seen_b.logs
+        );
+        assert_eq!(pa[0].inbound_spi, pb[0].outbound_spi);
+        assert_eq!(pa[0].outbound_spi, pb[0].inbound_spi);
+        // The winner's pair survived; the loser deleted its own, which
+        // the winner had installed as the responder.
+        if a_loses {
+            assert_eq!(pb[0].inbound_spi, b_new_in);
+        } else {
+            assert_eq!(pa[0].inbound_spi, a_new_in);
+        }
+        let (lost_in, winner) = if a_loses {
+            (a_new_in, &net.seen_b)
+        } else {
+            (b_new_in, &net.seen_a)
+        };
+        // (Retired: the winner marked it replaced, and keeps its inbound
+        // SA a while for packets on their way.)
+        assert!(
+            winner.retires.iter().any(|d| d.1 == lost_in),
+            "the redundant pair 0x{lost_in:08X} went: {:#?}",
+            winner.retires
+        );
+        assert!(
+            winner.deletes.is_empty()
+                && net.seen_a.deletes.is_empty()
+                && net.seen_b.deletes.is_empty()
+        );
+        // The old pair retired on both sides.
+        assert!(
+            net.seen_a.retires.contains(&(a_in, a_out)),
+            "{:#?}",
+            net.seen_a.logs
+        );
+        assert!(
+            net.seen_b.retires.contains(&(a_out, a_in)),
+            "{:#?}",
+            net.seen_b.logs
+        );
+        let collisions =
+            net.a.stats().child_rekey_collisions + net.b.stats().child_rekey_collisions;
+        assert_eq!(collisions, 2, "each side saw the collision");
+        let loser_logs = if a_loses {
+            &net.seen_a.logs
+        } else {
+            &net.seen_b.logs
+        };
+        assert!(loser_logs
+            .iter()
+            .any(|l| l.contains("collision") && l.contains("deleting our new pair")));
+        // The survivor rekeys on as any pair does.
+        let survivor = pa[0].inbound_spi;
+        net.a
+            .sa_expired(net.now, Direction::Inbound, survivor, false);
+        net.pump();
+        net.run_for(6);
+        let (pa, pb): (Vec<_>, Vec<_>) = (net.a.pairs().collect(), net.b.pairs().collect());
+        assert_eq!((pa.len(), pb.len()), (1, 1));
+        assert_ne!(pa[0].inbound_spi, survivor);
+        assert_eq!(pa[0].inbound_spi, pb[0].outbound_spi);
+    }
+    assert!(
+        a_lost > 0 && a_lost < rounds,
+        "either side loses: {a_lost}/{rounds}"
+    );
 }
 
 const TAG2: PolicyTag = PolicyTag { map: 1, seq: 20 };

@@ -1,7 +1,9 @@
 //! CREATE_CHILD_SA (RFC 7296 §1.3.1, §1.3.3): new CHILD_SAs on an
 //! established IKE SA and CHILD_SA rekeys on soft expiry, with PFS when
 //! the entry has `set pfs`. Make-before-break: the new pair goes in
-//! first; the rekeying side then deletes the old one.
+//! first; the rekeying side then deletes the old one. When both sides
+//! rekey the same pair at once, the pair of the exchange with the lowest
+//! nonce is deleted by its maker (RFC 7296 §2.8.1), as for IKE SAs.
 
 use std::time::Instant;
 
@@ -16,8 +18,8 @@ use crate::installer::InstallMode;
 
 use super::super::{proposal, selectors};
 use super::auth::{child_keys, pair_params};
-use super::rekey::REKEY_RETRY;
-use super::{find_notify, random, Creating, Engine, Output, Request, NONCE_LEN};
+use super::rekey::{lowest, REKEY_RETRY};
+use super::{find_notify, random, Creating, CrossingRekey, Engine, Output, Request, NONCE_LEN};
 
 struct ChildPayloads<'a> {
     sa: Option<&'a crate::ike::wire::ikev2::SecurityAssociation>,
@@ -220,6 +222,7 @@ impl Engine {
         };
         let nr = random::<NONCE_LEN>().to_vec();
         let spi_in = self.alloc_spi();
+        let low_nonce = lowest(ni, &nr);
         let t = &e.transforms[set];
         let Some(keys) = child_keys(s, t, g_ir.as_deref().map(|v| &v[..]), ni, &nr) else {
             return;
@@ -240,6 +243,9 @@ impl Engine {
         }
         reply.push(PayloadBody::TsInitiator(rtsi).into());
         reply.push(PayloadBody::TsResponder(rtsr).into());
+        if let Some(old_in) = old {
+            self.note_crossing(k, old_in, spi_in, low_nonce);
+        }
         self.out
             .push_back(Output::InstallInbound(Box::new(inb.clone())));
         // A rekey: the initiator installs the new pair when our answer
@@ -317,9 +323,20 @@ impl Engine {
             self.send_next_request(now, k);
             return;
         };
+        if let Some(old) = cr.old_in {
+            if self.lost_crossing(k, old, &lowest(&cr.ni, &nr)) {
+                // Ours is the redundant pair: never installed here, and
+                // deleted at the peer, which installed it as the
+                // responder. The peer, which won, deletes the old pair.
+                self.request(now, k, Request::DeleteChild(vec![cr.spi_in]));
+                self.send_next_request(now, k);
+                return;
+            }
+        }
         let Some(s) = self.sas.get(&k) else {
             return;
         };
+        let e = &self.policy.maps[cr.entry];
         let t = &e.transforms[set];
         let Some(keys) = child_keys(s, t, g_ir.as_deref().map(|v| &v[..]), &cr.ni, &nr) else {
             return;
@@ -332,6 +349,77 @@ impl Engine {
             self.retire_after_install(now, k, old, cr.spi_in);
         }
         self.send_next_request(now, k);
+    }
+
+    /// The peer rekeys pair `old_in` into `new_in` (an exchange whose
+    /// lower nonce is `low_nonce`): if our own rekey of it is out, the
+    /// two crossed (RFC 7296 §2.8.1), and its answer is weighed against
+    /// this exchange ([`Engine::lost_crossing`]).
+    fn note_crossing(&mut self, k: [u8; 8], old_in: u32, new_in: u32, low_nonce: Vec<u8>) {
+        let home = self.home(k);
+        let ours_out = [k, home].iter().any(|x| {
+            self.sas
+                .get(x)
+                .and_then(|s| s.creating.as_ref())
+                .is_some_and(|c| c.old_in == Some(old_in))
+        });
+        if !ours_out {
+            return;
+        }
+        if let Some(c) = self
+            .sas
+            .get_mut(&home)
+            .and_then(|h| h.children.iter_mut().find(|c| c.info.inbound_spi == old_in))
+        {
+            c.crossed_by = Some(CrossingRekey { new_in, low_nonce });
+        }
+    }
+
+    /// Our rekey of `old_in` completed with `our_low` as its lower nonce.
+    /// If the peer's rekey of the same pair crossed it and its pair is
+    /// still there, the exchange with the lowest of the four nonces made
+    /// the redundant pair, which its maker deletes (§2.8.1): true when
+    /// that is ours. When it is the peer's, its pair is marked replaced,
+    /// so that we never rekey it before the peer deletes it.
+    fn lost_crossing(&mut self, k: [u8; 8], old_in: u32, our_low: &[u8]) -> bool {
+        let home = self.home(k);
+        let Some(h) = self.sas.get_mut(&home) else {
+            return false;
+        };
+        let Some(c) = h.children.iter_mut().find(|c| c.info.inbound_spi == old_in) else {
+            return false;
+        };
+        let Some(crossing) = c.crossed_by.take() else {
+            return false;
+        };
+        // The peer deleted its pair already: it lost, or gave it up.
+        let Some(theirs) = h
+            .children
+            .iter()
+            .position(|c| c.info.inbound_spi == crossing.new_in)
+        else {
+            return false;
+        };
+        self.stats.child_rekey_collisions += 1;
+        let lost = our_low < crossing.low_nonce.as_slice();
+        if lost {
+            if let Some(c) = h.children.iter_mut().find(|c| c.info.inbound_spi == old_in) {
+                c.rekeying = false;
+            }
+        } else {
+            h.children[theirs].replaced = true;
+        }
+        let outcome = if lost {
+            "ours has the lowest nonce: deleting our new pair, keeping the peer's"
+        } else {
+            "the peer's has the lowest nonce: the peer deletes its new pair"
+        };
+        self.log(format!(
+            "IKEv2:(SESSION ID = 0):CHILD_SA rekey collision on inbound SPI 0x{old_in:08X} \
+             (the peer's new pair: 0x{:08X}): {outcome}",
+            crossing.new_in
+        ));
+        lost
     }
 
     /// Our rekey of CHILD_SA `old_in`, asked over IKE SA `k`, failed: the

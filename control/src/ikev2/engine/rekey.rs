@@ -102,7 +102,7 @@ fn valid_nonce(n: &[u8]) -> bool {
 }
 
 /// The lower of an exchange's two nonces, for §2.8.1.
-fn lowest(ni: &[u8], nr: &[u8]) -> Vec<u8> {
+pub(super) fn lowest(ni: &[u8], nr: &[u8]) -> Vec<u8> {
     ni.min(nr).to_vec()
 }
 
