@@ -18,8 +18,10 @@
 #     wants group 14 (which strongSwan offers too): the retry succeeds;
 #   - CHILD_SA rekey (strongSwan, every ~15 s) and IKE SA rekey
 #     (strongSwan, every ~20 s) under a continuous ping: no ping lost, the
-#     SPIs change; a CHILD_SA rekey by Espada (2560 KB lifetime) under 100
-#     pings a second, none lost, the old pair deleted;
+#     SPIs change; a CHILD_SA rekey by Espada (2560 KB lifetime) under 500
+#     pings a second, none lost, the old pair deleted; both rekeying the
+#     same CHILD_SA at once (RFC 7296 §2.8.1): one pair left, the same on
+#     both sides;
 #   - DPD: strongSwan's liveness checks are answered; Espada's (dpd 10 2
 #     periodic) find a killed strongSwan dead and remove the SA;
 #   - asymmetric pre-shared keys (pre-shared-key local / remote) work; a
@@ -386,6 +388,105 @@ no_failed_rekey() {
     grep -Eq '^ +0 +CHILD_SA rekeys failed' "$work/stats.txt"
 }
 check "Espada counts no failed CHILD_SA rekey" no_failed_rekey
+
+# 9b. Both sides rekey the same CHILD_SA at once (RFC 7296 §2.8.1). The
+# wan router drops Espada's IKE messages to gw_b (not its ESP: IKE on
+# port 4500 starts with the zero non-ESP marker) from before its next
+# rekey (the 2560 KB lifetime again) until strongSwan has started its
+# own rekey of the same pair (swanctl --rekey), and a little longer, so
+# that our answer to strongSwan's request is lost as well: our
+# retransmission (1 s) then reaches strongSwan while its exchange is
+# open, and its own retransmission (4 s) completes it. Both exchanges
+# complete; the one with the lowest nonce made the redundant pair,
+# deleted by its maker. strongSwan logs "collision won" when that is
+# ours, and "rekey/delete collision, deleting redundant child" when it is
+# its own and our DELETE of the old pair came first (as here). Two
+# rounds; which side wins is chance, and either must leave one pair, the
+# same on both sides, and carry traffic.
+ike_from_a() { # -A|-D: drop, or stop dropping, Espada's IKE to gw_b
+    in_ns wan iptables "$1" FORWARD -s 198.18.0.1 -d 198.18.1.1 -p udp --dport 4500 \
+        -m u32 --u32 "0>>22&0x3C@8=0" -j DROP
+}
+crossed_rekeys() {
+    local a_mark s_mark _
+    a_mark=$(($(wc -l <"$work/espada-a.log") + 1))
+    s_mark=$(($(wc -l <"$sb/charon.log") + 1))
+    ike_from_a -A || return 1
+    # 1400-byte pings, 500 a second, until Espada's rekey starts (80% of
+    # the 2560 KB); then 56-byte ones, 250 a second, through the crossing
+    # and both switch-overs: the old pair must not reach its hard limit
+    # while the rekeys wait for retransmissions.
+    bg_in_ns lan_a ping -c 1600 -i 0.002 -s 1400 -W 2 198.19.2.10 >/dev/null 2>&1
+    ping_pid=$!
+    for _ in $(seq 1 500); do
+        tail -n +"$a_mark" "$work/espada-a.log" | grep -q 'Rekeying CHILD_SA' && break
+        sleep 0.02
+    done
+    kill "$ping_pid" 2>/dev/null
+    wait "$ping_pid" 2>/dev/null
+    bg_in_ns lan_a ping -c 1500 -i 0.004 -W 2 198.19.2.10 >"$work/cross-ping.$round.txt" 2>&1
+    ping_pid=$!
+    swan_ctl "$B" "$sb" --rekey --child lan4 >/dev/null
+    sleep 0.4
+    ike_from_a -D
+    wait "$ping_pid"
+    ping_pid=
+    # strongSwan's retransmission (4 s) is in the ping's 6 s; then the
+    # DELETEs and the 5 s standby limit.
+    sleep 2
+    tail -n +"$s_mark" "$sb/charon.log" >"$work/cross-swan.txt"
+    tail -n +"$a_mark" "$work/espada-a.log" >"$work/cross-espada.txt"
+    grep -E 'Rekeying CHILD_SA|rekey collision|HARD_EXPIRE' "$work/cross-espada.txt"
+    grep -q 'rekey collision on inbound SPI' "$work/cross-espada.txt" &&
+        grep -Eq 'detected CHILD_REKEY collision with CHILD_REKEY' "$work/cross-swan.txt" &&
+        ! grep -q 'HARD_EXPIRE' "$work/cross-espada.txt"
+}
+cross_no_loss() {
+    tail -2 "$work/cross-ping.$round.txt"
+    grep -q '^1500 packets transmitted, 1500 received' "$work/cross-ping.$round.txt"
+}
+# The pair left is the winner's: the peer's new pair when Espada deleted
+# its own, Espada's otherwise; strongSwan deleted what Espada did not
+# keep (the old pair as winner, its own new one as loser).
+cross_agreed() {
+    local line theirs ours
+    line=$(grep 'rekey collision on inbound SPI' "$work/cross-espada.txt" | tail -1)
+    echo "$line"
+    grep -E 'collision (won|lost)|redundant child' "$work/cross-swan.txt"
+    theirs=$(echo "$line" | grep -Eo "the peer's new pair: 0x[0-9A-F]+" | grep -Eo '0x[0-9A-F]+')
+    show_to "$work/ipsec.txt" a show crypto ipsec sa >/dev/null || return 1
+    ours=$(grep -A1 'inbound esp sas:' "$work/ipsec.txt" | grep -Eo 'spi: 0x[0-9A-F]+' | grep -Eo '0x[0-9A-F]+')
+    echo "Espada's inbound SPI now: $ours; the peer's new pair: $theirs"
+    [ -n "$theirs" ] && [ -n "$ours" ] || return 1
+    if echo "$line" | grep -q 'deleting our new pair'; then
+        cross_outcomes="$cross_outcomes lost"
+        [ "$ours" = "$theirs" ] && grep -q 'CHILD_SA rekey collision won' "$work/cross-swan.txt"
+    else
+        cross_outcomes="$cross_outcomes won"
+        [ "$ours" != "$theirs" ] &&
+            grep -Eq 'CHILD_SA rekey collision lost|collision, deleting redundant child' "$work/cross-swan.txt"
+    fi
+}
+cross_one_pair() {
+    local ours theirs
+    show_to "$work/ipsec.txt" a show crypto ipsec sa >/dev/null || return 1
+    ours=$(grep -Eo 'current outbound spi: 0x[0-9A-F]+' "$work/ipsec.txt" | grep -Eo '0x[0-9A-F]+' | tr 'A-F' 'a-f')
+    swan_list_sas "$B" "$sb" --ike vpn4 --raw >"$work/raw.txt" || return 1
+    theirs=$(grep -Eo 'lan4-[0-9]+ \{[^}]*state=INSTALLED[^}]*spi-in=[0-9a-f]+' "$work/raw.txt" |
+        grep -Eo 'spi-in=[0-9a-f]+' | cut -d= -f2)
+    echo "Espada's outbound SPIs: $ours; strongSwan's INSTALLED lan4 inbound SPIs: $theirs"
+    [ "$(echo "$ours" | wc -w)" = 1 ] && [ "$(echo "$theirs" | wc -w)" = 1 ] && [ "$ours" = "0x$theirs" ]
+}
+cross_outcomes=
+for round in 1 2; do
+    check "round $round: Espada's and strongSwan's CHILD_SA rekeys of one pair cross" crossed_rekeys
+    check "round $round: both agree which made the redundant pair, and keep the other" cross_agreed
+    check "round $round: no ping lost (1500 in 6 s)" cross_no_loss
+    check "round $round: one pair left on each side, the same one" cross_one_pair
+    check "round $round: traffic passes on it" pings lan_a 5 198.19.2.10
+done
+echo "crossed CHILD_SA rekeys, Espada's outcomes:$cross_outcomes"
+check "Espada counts the crossings" espada_stat "CHILD_SA rekeys crossing the peer's" 2
 swan_terminate "$B" "$sb" vpn4 >/dev/null 2>&1
 asym_variant() {
     swan_variant asym "/^secrets {/,\$d" || return 1
