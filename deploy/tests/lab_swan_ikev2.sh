@@ -390,8 +390,8 @@ no_failed_rekey() {
 check "Espada counts no failed CHILD_SA rekey" no_failed_rekey
 
 # 9b. Both sides rekey the same CHILD_SA at once (RFC 7296 §2.8.1). The
-# wan router drops Espada's IKE messages to gw_b (not its ESP: IKE on
-# port 4500 starts with the zero non-ESP marker) from before its next
+# wan router drops Espada's CREATE_CHILD_SA messages to gw_b (not its
+# ESP: IKE on port 4500 starts with the zero non-ESP marker) from before its next
 # rekey (the 2560 KB lifetime again) until strongSwan has started its
 # own rekey of the same pair (swanctl --rekey), and a little longer, so
 # that our answer to strongSwan's request is lost as well: our
@@ -403,9 +403,13 @@ check "Espada counts no failed CHILD_SA rekey" no_failed_rekey
 # its own and our DELETE of the old pair came first (as here). Two
 # rounds; which side wins is chance, and either must leave one pair, the
 # same on both sides, and carry traffic.
-ike_from_a() { # -A|-D: drop, or stop dropping, Espada's IKE to gw_b
+# Only CREATE_CHILD_SA (exchange type 36, byte 22 of the UDP payload
+# behind the marker and the SPIs): a liveness check (dpd 10 2 periodic)
+# held back as well would queue the rekey behind it, and the rekeys
+# would not cross.
+ike_from_a() { # -A|-D: drop, or stop dropping, Espada's CREATE_CHILD_SA to gw_b
     in_ns wan iptables "$1" FORWARD -s 198.18.0.1 -d 198.18.1.1 -p udp --dport 4500 \
-        -m u32 --u32 "0>>22&0x3C@8=0" -j DROP
+        -m u32 --u32 "0>>22&0x3C@8=0&&0>>22&0x3C@28>>8&0xFF=36" -j DROP
 }
 crossed_rekeys() {
     local a_mark s_mark _

@@ -95,6 +95,11 @@ struct Creating {
     spi_in: u32,
     ni: Vec<u8>,
     dh: Option<DhPrivate>,
+    /// The peer rekeyed `old_in` too while this request was out (RFC
+    /// 7296 §2.8.1): what its answer is weighed against. Kept here, not
+    /// on the old pair, which the peer may delete before our answer
+    /// comes.
+    crossed_by: Option<CrossingRekey>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,9 +137,6 @@ struct Child {
     replaced: bool,
     /// The peer's rekey of this inbound SPI's pair made this one.
     replaces: Option<u32>,
-    /// The peer rekeyed this pair while our own rekey of it was out
-    /// (RFC 7296 §2.8.1): what our rekey's answer is weighed against.
-    crossed_by: Option<CrossingRekey>,
 }
 
 /// The peer's rekey of a pair we were rekeying too.
@@ -597,6 +599,23 @@ impl Engine {
             payloads,
         };
         self.after_install(k, spi_in, then);
+    }
+
+    /// Whether our own rekey of pair `old_in` completed and the pair
+    /// goes once the new one is in ([`AfterThen::RetireOld`]).
+    fn retiring_after_install(&self, old_in: u32) -> bool {
+        self.awaiting_install
+            .iter()
+            .any(|w| matches!(w.then, AfterThen::RetireOld { old_in: o, .. } if o == old_in))
+    }
+
+    /// Whether our answer to the peer's rekey of pair `old_in` is held
+    /// for its new pair's install ([`AfterThen::Answer`]): the pair is
+    /// the peer's rekey's, though not marked replaced yet.
+    fn peer_rekey_held(&self, old_in: u32) -> bool {
+        self.awaiting_install
+            .iter()
+            .any(|w| matches!(w.then, AfterThen::Answer { old_in: Some(o), .. } if o == old_in))
     }
 
     /// The answers held for their pair's install: (the request's IKE SA,

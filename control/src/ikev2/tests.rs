@@ -1338,6 +1338,132 @@ fn simultaneous_child_sa_rekeys_leave_the_pair_without_the_lowest_nonce() {
     );
 }
 
+/// A crossing where the peer's answer to our rekey is lost once: the
+/// peer completes its own exchange first and, if it won, deletes the
+/// old pair before our retransmission is answered. Our answer must
+/// still be weighed against the peer's rekey (the record of it is not
+/// on the old pair, which is gone by then), and both sides end with
+/// the same one pair.
+#[test]
+fn crossed_child_sa_rekeys_converge_when_the_peers_answer_is_lost_once() {
+    let (mut b_won, mut rounds) = (0, 0);
+    while rounds < 8 || ((b_won == 0 || b_won == rounds) && rounds < 64) {
+        rounds += 1;
+        let mut net = Net::v4();
+        net.acquire_a();
+        established(&net);
+        let (a_in, a_out) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+        let start = net.wire.len();
+        let mut lost = false;
+        net.lose = Box::new(move |_, from_a, data| {
+            let answer = !from_a
+                && Message::decode(data).is_ok_and(|m| {
+                    m.header.exchange == ExchangeType::CREATE_CHILD_SA && is_response(&m.header)
+                });
+            let drop = answer && !lost;
+            lost |= drop;
+            drop
+        });
+        net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
+        net.b.sa_expired(net.now, Direction::Inbound, a_out, false);
+        net.pump();
+        net.run_for(8);
+        let msgs = open_wire(&net, start);
+        let (a_low, a_new_in) = child_exchange(&msgs, true);
+        let (b_low, b_new_in) = child_exchange(&msgs, false);
+        let b_wins = a_low < b_low;
+        b_won += usize::from(b_wins);
+        let (pa, pb): (Vec<_>, Vec<_>) = (net.a.pairs().collect(), net.b.pairs().collect());
+        assert_eq!(
+            (pa.len(), pb.len()),
+            (1, 1),
+            "A {:#?}\nB {:#?}",
+            net.seen_a.logs,
+            net.seen_b.logs
+        );
+        assert_eq!(pa[0].inbound_spi, pb[0].outbound_spi);
+        assert_eq!(pa[0].outbound_spi, pb[0].inbound_spi);
+        if b_wins {
+            assert_eq!(pb[0].inbound_spi, b_new_in);
+        } else {
+            assert_eq!(pa[0].inbound_spi, a_new_in);
+        }
+        assert!(
+            net.seen_a.retires.contains(&(a_in, a_out))
+                || net.seen_a.deletes.contains(&(a_in, a_out))
+        );
+        assert!(
+            net.seen_b.retires.contains(&(a_out, a_in))
+                || net.seen_b.deletes.contains(&(a_out, a_in))
+        );
+        // Nothing is left to rekey twice: the survivor rekeys as usual.
+        let survivor = pa[0].inbound_spi;
+        net.run_for(20);
+        net.a
+            .sa_expired(net.now, Direction::Inbound, survivor, false);
+        net.pump();
+        net.run_for(6);
+        let (pa, pb): (Vec<_>, Vec<_>) = (net.a.pairs().collect(), net.b.pairs().collect());
+        assert_eq!((pa.len(), pb.len()), (1, 1));
+        assert_ne!(pa[0].inbound_spi, survivor);
+        assert_eq!(pa[0].inbound_spi, pb[0].outbound_spi);
+    }
+    assert!(
+        b_won > 0 && b_won < rounds,
+        "either side wins: {b_won}/{rounds}"
+    );
+}
+
+/// Our rekey waits behind a request in flight (a liveness check whose
+/// answer is slow to come) while the peer rekeys the same pair: once
+/// its turn comes, the pair is the peer's rekey's, and ours is dropped
+/// instead of sent for a pair that is gone.
+#[test]
+fn a_queued_rekey_of_a_pair_the_peer_rekeyed_meanwhile_is_dropped() {
+    let mut a = policy(&A4, "k", "k");
+    a.profiles[0].dpd = Some(Dpd {
+        interval: 10,
+        retry: 2,
+        periodic: true,
+    });
+    let mut net = Net::new(a, policy(&B4, "k", "k"));
+    net.acquire_a();
+    established(&net);
+    let (a_in, a_out) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+    // A's liveness checks are lost for now: the first stays in flight.
+    net.lose = Box::new(|_, from_a, data| {
+        from_a
+            && Message::decode(data).is_ok_and(|m| {
+                m.header.exchange == ExchangeType::INFORMATIONAL && !is_response(&m.header)
+            })
+    });
+    net.run_for(11);
+    assert!(net.a.stats().liveness_sent >= 1);
+    let start = net.wire.len();
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
+    net.b.sa_expired(net.now, Direction::Inbound, a_out, false);
+    net.pump();
+    net.lose = Box::new(|_, _, _| false);
+    net.run_for(8);
+    let msgs = open_wire(&net, start);
+    assert!(
+        !msgs.iter().any(|m| m.from_a
+            && m.header.exchange == ExchangeType::CREATE_CHILD_SA
+            && !is_response(&m.header)),
+        "A sent its rekey of a pair B had rekeyed"
+    );
+    assert!(net
+        .seen_a
+        .logs
+        .iter()
+        .any(|l| l.contains("rekeyed by the peer or deleted meanwhile")));
+    let (pa, pb): (Vec<_>, Vec<_>) = (net.a.pairs().collect(), net.b.pairs().collect());
+    assert_eq!((pa.len(), pb.len()), (1, 1));
+    assert_eq!(pa[0].inbound_spi, pb[0].outbound_spi);
+    assert_ne!(pa[0].inbound_spi, a_in);
+    assert_eq!(net.a.stats().dead_peers, 0);
+}
+
 const TAG2: PolicyTag = PolicyTag { map: 1, seq: 20 };
 
 /// A and B with a second entry (`TAG2`, 198.19.11.0/24 to

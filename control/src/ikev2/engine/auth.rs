@@ -454,7 +454,6 @@ impl Engine {
             rekey_retry_at: None,
             replaced: false,
             replaces: None,
-            crossed_by: None,
         });
         self.stats.child_established += 1;
         self.log(format!(

@@ -5,6 +5,7 @@
 //! rekey the same pair at once, the pair of the exchange with the lowest
 //! nonce is deleted by its maker (RFC 7296 §2.8.1), as for IKE SAs.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use dataplane::api::Direction;
@@ -19,7 +20,9 @@ use crate::installer::InstallMode;
 use super::super::{proposal, selectors};
 use super::auth::{child_keys, pair_params};
 use super::rekey::{lowest, REKEY_RETRY};
-use super::{find_notify, random, Creating, CrossingRekey, Engine, Output, Request, NONCE_LEN};
+use super::{
+    find_notify, random, Child, Creating, CrossingRekey, Engine, Output, Request, NONCE_LEN,
+};
 
 struct ChildPayloads<'a> {
     sa: Option<&'a crate::ike::wire::ikev2::SecurityAssociation>,
@@ -61,6 +64,21 @@ impl Engine {
         selector: TrafficSelector,
         old_in: Option<u32>,
     ) {
+        if let Some(old) = old_in.filter(|&o| !self.ours_to_rekey(k, o)) {
+            // Queued behind another request, and the peer rekeyed the
+            // pair (or it went) meanwhile: nothing left to rekey. Should
+            // the peer delete its new pair instead, the old one is ours
+            // to rekey again.
+            if let Some(c) = self.child_mut(k, old) {
+                c.rekeying = false;
+            }
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):CHILD_SA with inbound SPI 0x{old:08X} was rekeyed by \
+                 the peer or deleted meanwhile: not rekeying it"
+            ));
+            self.send_next_request(now, k);
+            return;
+        }
         let Some(e) = self.policy.maps.get(entry) else {
             return;
         };
@@ -108,6 +126,7 @@ impl Engine {
             spi_in,
             ni,
             dh,
+            crossed_by: None,
         });
         self.send_request(
             now,
@@ -159,6 +178,12 @@ impl Engine {
                 .get(&self.home(k))
                 .and_then(|h| h.children.iter().find(|c| c.info.outbound_spi == spi))
             {
+                Some(c) if self.retiring_after_install(c.info.inbound_spi) => {
+                    // Our rekey of it completed first and it is about to
+                    // go (§2.25): the peer takes the pair we made.
+                    refuse(self, NotifyType::TEMPORARY_FAILURE, Vec::new());
+                    return;
+                }
                 Some(c) => Some(c.info.inbound_spi),
                 None => {
                     let mut n = Notify::new(NotifyType::CHILD_SA_NOT_FOUND, Vec::new());
@@ -244,7 +269,7 @@ impl Engine {
         reply.push(PayloadBody::TsInitiator(rtsi).into());
         reply.push(PayloadBody::TsResponder(rtsr).into());
         if let Some(old_in) = old {
-            self.note_crossing(k, old_in, spi_in, low_nonce);
+            self.note_crossing(remote, old_in, spi_in, low_nonce);
         }
         self.out
             .push_back(Output::InstallInbound(Box::new(inb.clone())));
@@ -323,12 +348,13 @@ impl Engine {
             self.send_next_request(now, k);
             return;
         };
-        if let Some(old) = cr.old_in {
-            if self.lost_crossing(k, old, &lowest(&cr.ni, &nr)) {
+        if let (Some(old), Some(crossing)) = (cr.old_in, cr.crossed_by) {
+            if self.lost_crossing(now, old, crossing, &lowest(&cr.ni, &nr)) {
                 // Ours is the redundant pair: never installed here, and
                 // deleted at the peer, which installed it as the
                 // responder. The peer, which won, deletes the old pair.
-                self.request(now, k, Request::DeleteChild(vec![cr.spi_in]));
+                let home = self.home(k);
+                self.request(now, home, Request::DeleteChild(vec![cr.spi_in]));
                 self.send_next_request(now, k);
                 return;
             }
@@ -351,63 +377,78 @@ impl Engine {
         self.send_next_request(now, k);
     }
 
-    /// The peer rekeys pair `old_in` into `new_in` (an exchange whose
-    /// lower nonce is `low_nonce`): if our own rekey of it is out, the
-    /// two crossed (RFC 7296 §2.8.1), and its answer is weighed against
-    /// this exchange ([`Engine::lost_crossing`]).
-    fn note_crossing(&mut self, k: [u8; 8], old_in: u32, new_in: u32, low_nonce: Vec<u8>) {
-        let home = self.home(k);
-        let ours_out = [k, home].iter().any(|x| {
-            self.sas
-                .get(x)
-                .and_then(|s| s.creating.as_ref())
-                .is_some_and(|c| c.old_in == Some(old_in))
+    /// Whether pair `old_in` (of IKE SA `k`, or the one it moved to) is
+    /// still ours to rekey: there, and neither replaced by the peer's
+    /// rekey nor being replaced (our answer to it held for its install).
+    fn ours_to_rekey(&self, k: [u8; 8], old_in: u32) -> bool {
+        let k = self.sa_of_child(Direction::Inbound, old_in).unwrap_or(k);
+        let there = self.sas.get(&k).is_some_and(|s| {
+            s.children
+                .iter()
+                .any(|c| c.info.inbound_spi == old_in && !c.replaced)
         });
-        if !ours_out {
-            return;
-        }
-        if let Some(c) = self
-            .sas
-            .get_mut(&home)
-            .and_then(|h| h.children.iter_mut().find(|c| c.info.inbound_spi == old_in))
-        {
-            c.crossed_by = Some(CrossingRekey { new_in, low_nonce });
+        there && !self.peer_rekey_held(old_in)
+    }
+
+    /// CHILD_SA `spi_in` of IKE SA `k` (or of the one it moved to).
+    fn child_mut(&mut self, k: [u8; 8], spi_in: u32) -> Option<&mut Child> {
+        let k = self.sa_of_child(Direction::Inbound, spi_in).unwrap_or(k);
+        self.sas
+            .get_mut(&k)?
+            .children
+            .iter_mut()
+            .find(|c| c.info.inbound_spi == spi_in)
+    }
+
+    /// The peer at `peer` rekeys pair `old_in` into `new_in` (an exchange
+    /// whose lower nonce is `low_nonce`): if our own rekey of it is out
+    /// (on any IKE SA with the peer: one may have replaced another
+    /// meanwhile), the two crossed (RFC 7296 §2.8.1), and its answer is
+    /// weighed against this exchange ([`Engine::lost_crossing`]).
+    fn note_crossing(&mut self, peer: IpAddr, old_in: u32, new_in: u32, low_nonce: Vec<u8>) {
+        for k in self.sas_with(peer) {
+            if let Some(c) = self
+                .sas
+                .get_mut(&k)
+                .and_then(|s| s.creating.as_mut())
+                .filter(|c| c.old_in == Some(old_in))
+            {
+                c.crossed_by = Some(CrossingRekey { new_in, low_nonce });
+                return;
+            }
         }
     }
 
-    /// Our rekey of `old_in` completed with `our_low` as its lower nonce.
-    /// If the peer's rekey of the same pair crossed it and its pair is
-    /// still there, the exchange with the lowest of the four nonces made
-    /// the redundant pair, which its maker deletes (§2.8.1): true when
-    /// that is ours. When it is the peer's, its pair is marked replaced,
-    /// so that we never rekey it before the peer deletes it.
-    fn lost_crossing(&mut self, k: [u8; 8], old_in: u32, our_low: &[u8]) -> bool {
-        let home = self.home(k);
-        let Some(h) = self.sas.get_mut(&home) else {
-            return false;
-        };
-        let Some(c) = h.children.iter_mut().find(|c| c.info.inbound_spi == old_in) else {
-            return false;
-        };
-        let Some(crossing) = c.crossed_by.take() else {
-            return false;
-        };
+    /// Our rekey of `old_in` completed with `our_low` as its lower nonce,
+    /// and the peer's rekey of the same pair crossed it. If the peer's
+    /// pair is still there, the exchange with the lowest of the four
+    /// nonces made the redundant pair, which its maker deletes (§2.8.1):
+    /// true when that is ours. When it is the peer's, its pair is marked
+    /// replaced, so that we never rekey or send on it before the peer
+    /// deletes it.
+    fn lost_crossing(
+        &mut self,
+        now: Instant,
+        old_in: u32,
+        crossing: CrossingRekey,
+        our_low: &[u8],
+    ) -> bool {
         // The peer deleted its pair already: it lost, or gave it up.
-        let Some(theirs) = h
-            .children
-            .iter()
-            .position(|c| c.info.inbound_spi == crossing.new_in)
-        else {
+        let Some(theirs_at) = self.sa_of_child(Direction::Inbound, crossing.new_in) else {
             return false;
         };
         self.stats.child_rekey_collisions += 1;
         let lost = our_low < crossing.low_nonce.as_slice();
         if lost {
-            if let Some(c) = h.children.iter_mut().find(|c| c.info.inbound_spi == old_in) {
+            // The peer deletes the old pair. Should that never come and
+            // the peer's pair be gone by then, it is rekeyed again (a
+            // replaced pair is not).
+            if let Some(c) = self.child_mut(theirs_at, old_in) {
                 c.rekeying = false;
+                c.rekey_retry_at = Some(now + REKEY_RETRY);
             }
-        } else {
-            h.children[theirs].replaced = true;
+        } else if let Some(c) = self.child_mut(theirs_at, crossing.new_in) {
+            c.replaced = true;
         }
         let outcome = if lost {
             "ours has the lowest nonce: deleting our new pair, keeping the peer's"
