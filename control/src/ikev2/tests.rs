@@ -1240,6 +1240,30 @@ fn child_exchange(msgs: &[Opened], by_a: bool) -> (Vec<u8>, u32) {
     (nonce(request).min(nonce(response)), spi)
 }
 
+/// Each side's only CHILD_SA pair, checked mirrored: A's (inbound,
+/// outbound) SPIs.
+fn one_mirrored_pair(net: &Net) -> (u32, u32) {
+    let (pa, pb): (Vec<_>, Vec<_>) = (net.a.pairs().collect(), net.b.pairs().collect());
+    assert_eq!(
+        (pa.len(), pb.len()),
+        (1, 1),
+        "A {:#?}\nB {:#?}",
+        net.seen_a.logs,
+        net.seen_b.logs
+    );
+    assert_eq!(pa[0].inbound_spi, pb[0].outbound_spi);
+    assert_eq!(pa[0].outbound_spi, pb[0].inbound_spi);
+    (pa[0].inbound_spi, pa[0].outbound_spi)
+}
+
+/// A's pair `a_in`, left by a rekey collision, rekeys as any pair does.
+fn rekeys_on(net: &mut Net, a_in: u32) {
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
+    net.pump();
+    net.run_for(6);
+    assert_ne!(one_mirrored_pair(net).0, a_in);
+}
+
 /// Both sides rekey the same CHILD_SA at once (RFC 7296 §2.8.1): both
 /// exchanges complete, the pair made with the lowest of the four nonces
 /// is deleted by the side that started that exchange, and the other
@@ -1265,22 +1289,13 @@ fn simultaneous_child_sa_rekeys_leave_the_pair_without_the_lowest_nonce() {
         a_lost += usize::from(a_loses);
         net.run_for(6);
         // One pair on each side: the winner's, mirrored.
-        let (pa, pb): (Vec<_>, Vec<_>) = (net.a.pairs().collect(), net.b.pairs().collect());
-        assert_eq!(
-            (pa.len(), pb.len()),
-            (1, 1),
-            "A {:#?}\nB {:#?}",
-            net.seen_a.logs,
-            net.seen_b.logs
-        );
-        assert_eq!(pa[0].inbound_spi, pb[0].outbound_spi);
-        assert_eq!(pa[0].outbound_spi, pb[0].inbound_spi);
+        let (now_in, now_out) = one_mirrored_pair(&net);
         // The winner's pair survived; the loser deleted its own, which
         // the winner had installed as the responder.
         if a_loses {
-            assert_eq!(pb[0].inbound_spi, b_new_in);
+            assert_eq!(now_out, b_new_in);
         } else {
-            assert_eq!(pa[0].inbound_spi, a_new_in);
+            assert_eq!(now_in, a_new_in);
         }
         let (lost_in, winner) = if a_loses {
             (a_new_in, &net.seen_b)
@@ -1322,15 +1337,8 @@ fn simultaneous_child_sa_rekeys_leave_the_pair_without_the_lowest_nonce() {
             .iter()
             .any(|l| l.contains("collision") && l.contains("deleting our new pair")));
         // The survivor rekeys on as any pair does.
-        let survivor = pa[0].inbound_spi;
-        net.a
-            .sa_expired(net.now, Direction::Inbound, survivor, false);
-        net.pump();
-        net.run_for(6);
-        let (pa, pb): (Vec<_>, Vec<_>) = (net.a.pairs().collect(), net.b.pairs().collect());
-        assert_eq!((pa.len(), pb.len()), (1, 1));
-        assert_ne!(pa[0].inbound_spi, survivor);
-        assert_eq!(pa[0].inbound_spi, pb[0].outbound_spi);
+        let survivor = now_in;
+        rekeys_on(&mut net, survivor);
     }
     assert!(
         a_lost > 0 && a_lost < rounds,
@@ -1373,20 +1381,11 @@ fn crossed_child_sa_rekeys_converge_when_the_peers_answer_is_lost_once() {
         let (b_low, b_new_in) = child_exchange(&msgs, false);
         let b_wins = a_low < b_low;
         b_won += usize::from(b_wins);
-        let (pa, pb): (Vec<_>, Vec<_>) = (net.a.pairs().collect(), net.b.pairs().collect());
-        assert_eq!(
-            (pa.len(), pb.len()),
-            (1, 1),
-            "A {:#?}\nB {:#?}",
-            net.seen_a.logs,
-            net.seen_b.logs
-        );
-        assert_eq!(pa[0].inbound_spi, pb[0].outbound_spi);
-        assert_eq!(pa[0].outbound_spi, pb[0].inbound_spi);
+        let (now_in, now_out) = one_mirrored_pair(&net);
         if b_wins {
-            assert_eq!(pb[0].inbound_spi, b_new_in);
+            assert_eq!(now_out, b_new_in);
         } else {
-            assert_eq!(pa[0].inbound_spi, a_new_in);
+            assert_eq!(now_in, a_new_in);
         }
         assert!(
             net.seen_a.retires.contains(&(a_in, a_out))
@@ -1397,16 +1396,9 @@ fn crossed_child_sa_rekeys_converge_when_the_peers_answer_is_lost_once() {
                 || net.seen_b.deletes.contains(&(a_out, a_in))
         );
         // Nothing is left to rekey twice: the survivor rekeys as usual.
-        let survivor = pa[0].inbound_spi;
+        let survivor = now_in;
         net.run_for(20);
-        net.a
-            .sa_expired(net.now, Direction::Inbound, survivor, false);
-        net.pump();
-        net.run_for(6);
-        let (pa, pb): (Vec<_>, Vec<_>) = (net.a.pairs().collect(), net.b.pairs().collect());
-        assert_eq!((pa.len(), pb.len()), (1, 1));
-        assert_ne!(pa[0].inbound_spi, survivor);
-        assert_eq!(pa[0].inbound_spi, pb[0].outbound_spi);
+        rekeys_on(&mut net, survivor);
     }
     assert!(
         b_won > 0 && b_won < rounds,
@@ -1457,10 +1449,7 @@ fn a_queued_rekey_of_a_pair_the_peer_rekeyed_meanwhile_is_dropped() {
         .logs
         .iter()
         .any(|l| l.contains("rekeyed by the peer or deleted meanwhile")));
-    let (pa, pb): (Vec<_>, Vec<_>) = (net.a.pairs().collect(), net.b.pairs().collect());
-    assert_eq!((pa.len(), pb.len()), (1, 1));
-    assert_eq!(pa[0].inbound_spi, pb[0].outbound_spi);
-    assert_ne!(pa[0].inbound_spi, a_in);
+    assert_ne!(one_mirrored_pair(&net).0, a_in);
     assert_eq!(net.a.stats().dead_peers, 0);
 }
 
