@@ -67,10 +67,12 @@ impl Engine {
         if let Some(old) = old_in.filter(|&o| !self.ours_to_rekey(k, o)) {
             // Queued behind another request, and the peer rekeyed the
             // pair (or it went) meanwhile: nothing left to rekey. Should
+            // the peer's rekey fail after all (its pair refused here) or
             // the peer delete its new pair instead, the old one is ours
-            // to rekey again.
+            // to rekey again, a retry later (a replaced pair is not).
             if let Some(c) = self.child_mut(k, old) {
                 c.rekeying = false;
+                c.rekey_retry_at = Some(now + REKEY_RETRY);
             }
             self.log(format!(
                 "IKEv2:(SESSION ID = 0):CHILD_SA with inbound SPI 0x{old:08X} was rekeyed by \
