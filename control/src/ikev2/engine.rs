@@ -139,6 +139,15 @@ struct Child {
     replaces: Option<u32>,
 }
 
+impl Child {
+    /// Our rekey of it is not under way; it is tried [`rekey::REKEY_RETRY`]
+    /// from `now` (a pair the peer replaced meanwhile is not rekeyed).
+    fn rekey_later(&mut self, now: Instant) {
+        self.rekeying = false;
+        self.rekey_retry_at = Some(now + rekey::REKEY_RETRY);
+    }
+}
+
 /// The peer's rekey of a pair we were rekeying too.
 #[derive(Debug, Clone)]
 struct CrossingRekey {
@@ -567,12 +576,7 @@ impl Engine {
     /// The pair a peer's rekey made is gone: the pair it was to replace
     /// is ours to rekey again.
     pub(super) fn unmark_replaced(&mut self, k: [u8; 8], old_in: u32) {
-        let home = self.home(k);
-        if let Some(c) = self
-            .sas
-            .get_mut(&home)
-            .and_then(|h| h.children.iter_mut().find(|c| c.info.inbound_spi == old_in))
-        {
+        if let Some(c) = self.child_mut(k, old_in) {
             c.replaced = false;
         }
     }
@@ -870,6 +874,27 @@ impl Engine {
                 old_in: Some(spi_in),
             },
         );
+    }
+
+    /// CHILD_SA `spi_in` of IKE SA `k`, or of the one it moved to with
+    /// an IKE SA rekey.
+    fn child(&self, k: [u8; 8], spi_in: u32) -> Option<&Child> {
+        let k = self.sa_of_child(Direction::Inbound, spi_in).unwrap_or(k);
+        self.sas
+            .get(&k)?
+            .children
+            .iter()
+            .find(|c| c.info.inbound_spi == spi_in)
+    }
+
+    /// [`Engine::child`], to change.
+    fn child_mut(&mut self, k: [u8; 8], spi_in: u32) -> Option<&mut Child> {
+        let k = self.sa_of_child(Direction::Inbound, spi_in).unwrap_or(k);
+        self.sas
+            .get_mut(&k)?
+            .children
+            .iter_mut()
+            .find(|c| c.info.inbound_spi == spi_in)
     }
 
     /// The IKE SA of the CHILD_SA whose SA in `direction` has `spi`.

@@ -20,9 +20,7 @@ use crate::installer::InstallMode;
 use super::super::{proposal, selectors};
 use super::auth::{child_keys, pair_params};
 use super::rekey::{lowest, REKEY_RETRY};
-use super::{
-    find_notify, random, Child, Creating, CrossingRekey, Engine, Output, Request, NONCE_LEN,
-};
+use super::{find_notify, random, Creating, CrossingRekey, Engine, Output, Request, NONCE_LEN};
 
 struct ChildPayloads<'a> {
     sa: Option<&'a crate::ike::wire::ikev2::SecurityAssociation>,
@@ -71,8 +69,7 @@ impl Engine {
             // the peer delete its new pair instead, the old one is ours
             // to rekey again, a retry later (a replaced pair is not).
             if let Some(c) = self.child_mut(k, old) {
-                c.rekeying = false;
-                c.rekey_retry_at = Some(now + REKEY_RETRY);
+                c.rekey_later(now);
             }
             self.log(format!(
                 "IKEv2:(SESSION ID = 0):CHILD_SA with inbound SPI 0x{old:08X} was rekeyed by \
@@ -383,23 +380,7 @@ impl Engine {
     /// still ours to rekey: there, and neither replaced by the peer's
     /// rekey nor being replaced (our answer to it held for its install).
     fn ours_to_rekey(&self, k: [u8; 8], old_in: u32) -> bool {
-        let k = self.sa_of_child(Direction::Inbound, old_in).unwrap_or(k);
-        let there = self.sas.get(&k).is_some_and(|s| {
-            s.children
-                .iter()
-                .any(|c| c.info.inbound_spi == old_in && !c.replaced)
-        });
-        there && !self.peer_rekey_held(old_in)
-    }
-
-    /// CHILD_SA `spi_in` of IKE SA `k` (or of the one it moved to).
-    fn child_mut(&mut self, k: [u8; 8], spi_in: u32) -> Option<&mut Child> {
-        let k = self.sa_of_child(Direction::Inbound, spi_in).unwrap_or(k);
-        self.sas
-            .get_mut(&k)?
-            .children
-            .iter_mut()
-            .find(|c| c.info.inbound_spi == spi_in)
+        self.child(k, old_in).is_some_and(|c| !c.replaced) && !self.peer_rekey_held(old_in)
     }
 
     /// The peer at `peer` rekeys pair `old_in` into `new_in` (an exchange
@@ -446,8 +427,7 @@ impl Engine {
             // the peer's pair be gone by then, it is rekeyed again (a
             // replaced pair is not).
             if let Some(c) = self.child_mut(theirs_at, old_in) {
-                c.rekeying = false;
-                c.rekey_retry_at = Some(now + REKEY_RETRY);
+                c.rekey_later(now);
             }
         } else if let Some(c) = self.child_mut(theirs_at, crossing.new_in) {
             c.replaced = true;
@@ -469,16 +449,11 @@ impl Engine {
     /// pair stays in use and is rekeyed again [`REKEY_RETRY`] later (until
     /// it is, or its hard lifetime ends it).
     pub(super) fn child_rekey_failed(&mut self, now: Instant, k: [u8; 8], old_in: u32) {
-        // An IKE SA rekeyed meanwhile took the CHILD_SA along.
-        let k = self.sa_of_child(Direction::Inbound, old_in).unwrap_or(k);
-        let Some(s) = self.sas.get_mut(&k) else {
+        // An IKE SA rekeyed meanwhile took the CHILD_SA along (`child_mut`).
+        let Some(c) = self.child_mut(k, old_in) else {
             return;
         };
-        let Some(c) = s.children.iter_mut().find(|c| c.info.inbound_spi == old_in) else {
-            return;
-        };
-        c.rekeying = false;
-        c.rekey_retry_at = Some(now + REKEY_RETRY);
+        c.rekey_later(now);
         self.stats.child_rekeys_failed += 1;
         self.log(format!(
             "IKEv2:(SESSION ID = 0):CHILD_SA rekey of inbound SPI 0x{old_in:08X} failed, retrying in {} seconds",
