@@ -625,12 +625,7 @@ fn nat_between_the_engines_moves_to_4500_and_encapsulates_esp() {
 
 #[test]
 fn a_new_nat_mapping_moves_the_ike_sa_and_the_outbound_esp_to_the_new_port() {
-    let mut a = policy(&A4, "k", "k");
-    a.profiles[0].dpd = Some(Dpd {
-        interval: 10,
-        retry: 2,
-        periodic: true,
-    });
+    let a = with_dpd(policy(&A4, "k", "k"), true);
     let mut b = policy(&B4, "k", "k");
     b.profiles[0].keyring[0].address = Some("0.0.0.0/0".parse().unwrap());
     b.maps[0].peers.clear();
@@ -798,12 +793,7 @@ fn deletes_work_both_ways() {
 
 #[test]
 fn liveness_checks_are_answered_and_a_dead_peer_is_removed() {
-    let mut a = policy(&A4, "k", "k");
-    a.profiles[0].dpd = Some(Dpd {
-        interval: 10,
-        retry: 2,
-        periodic: true,
-    });
+    let a = with_dpd(policy(&A4, "k", "k"), true);
     let mut net = Net::new(a, policy(&B4, "k", "k"));
     net.acquire_a();
     established(&net);
@@ -1264,46 +1254,93 @@ fn rekeys_on(net: &mut Net, a_in: u32) {
     assert_ne!(one_mirrored_pair(net).0, a_in);
 }
 
+/// A crossing: A and B rekey A's only pair at once, `lose` dropping
+/// messages, then `settle` seconds pass.
+struct Crossed {
+    net: Net,
+    /// A's (inbound, outbound) SPIs of the pair both rekeyed.
+    old: (u32, u32),
+    /// The inbound SPI, at its maker, of the pair A's and B's rekey made.
+    a_new_in: u32,
+    b_new_in: u32,
+    /// A's exchange had the lowest of the four nonces: its pair is the
+    /// redundant one.
+    a_lowest: bool,
+    /// A's (inbound, outbound) SPIs of the one pair left.
+    now: (u32, u32),
+}
+
+/// Runs a crossing and checks its outcome: one pair left on each side,
+/// the one of the exchange without the lowest nonce (read off the wire).
+fn crossed_rekeys(lose: LossModel, settle: u64) -> Crossed {
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    let old = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+    let start = net.wire.len();
+    net.lose = lose;
+    net.a.sa_expired(net.now, Direction::Inbound, old.0, false);
+    net.b.sa_expired(net.now, Direction::Inbound, old.1, false);
+    net.pump();
+    net.run_for(settle);
+    let msgs = open_wire(&net, start);
+    let (a_low, a_new_in) = child_exchange(&msgs, true);
+    let (b_low, b_new_in) = child_exchange(&msgs, false);
+    let a_lowest = a_low < b_low;
+    let now = one_mirrored_pair(&net);
+    if a_lowest {
+        assert_eq!(now.1, b_new_in);
+    } else {
+        assert_eq!(now.0, a_new_in);
+    }
+    Crossed {
+        net,
+        old,
+        a_new_in,
+        b_new_in,
+        a_lowest,
+        now,
+    }
+}
+
+/// The nonces are random: runs `round` (true when A's exchange had the
+/// lowest nonce) until each side has had it (8 rounds at least, 64 at
+/// most).
+fn until_either_side_had_the_lowest_nonce(mut round: impl FnMut() -> bool) {
+    let (mut a_lowest, mut rounds) = (0, 0);
+    while rounds < 8 || ((a_lowest == 0 || a_lowest == rounds) && rounds < 64) {
+        rounds += 1;
+        a_lowest += usize::from(round());
+    }
+    assert!(
+        a_lowest > 0 && a_lowest < rounds,
+        "either side had the lowest nonce: {a_lowest}/{rounds}"
+    );
+}
+
 /// Both sides rekey the same CHILD_SA at once (RFC 7296 §2.8.1): both
 /// exchanges complete, the pair made with the lowest of the four nonces
 /// is deleted by the side that started that exchange, and the other
 /// pair alone takes over from the old one, on both sides.
 #[test]
 fn simultaneous_child_sa_rekeys_leave_the_pair_without_the_lowest_nonce() {
-    // The nonces are random: rounds until either side lost (at least 8).
-    let (mut a_lost, mut rounds) = (0, 0);
-    while rounds < 8 || ((a_lost == 0 || a_lost == rounds) && rounds < 64) {
-        rounds += 1;
-        let mut net = Net::v4();
-        net.acquire_a();
-        established(&net);
-        let (a_in, a_out) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
-        let start = net.wire.len();
-        net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
-        net.b.sa_expired(net.now, Direction::Inbound, a_out, false);
-        net.pump();
-        let msgs = open_wire(&net, start);
-        let (a_low, a_new_in) = child_exchange(&msgs, true);
-        let (b_low, b_new_in) = child_exchange(&msgs, false);
-        let a_loses = a_low < b_low;
-        a_lost += usize::from(a_loses);
-        net.run_for(6);
-        // One pair on each side: the winner's, mirrored.
-        let (now_in, now_out) = one_mirrored_pair(&net);
-        // The winner's pair survived; the loser deleted its own, which
-        // the winner had installed as the responder.
-        if a_loses {
-            assert_eq!(now_out, b_new_in);
-        } else {
-            assert_eq!(now_in, a_new_in);
-        }
-        let (lost_in, winner) = if a_loses {
+    until_either_side_had_the_lowest_nonce(|| {
+        let Crossed {
+            mut net,
+            old: (a_in, a_out),
+            a_new_in,
+            b_new_in,
+            a_lowest,
+            now: (now_in, _),
+        } = crossed_rekeys(Box::new(|_, _, _| false), 6);
+        // The loser deleted its own pair, which the winner had installed
+        // as the responder (retired: the winner marked it replaced, and
+        // keeps its inbound SA a while for packets on their way).
+        let (lost_in, winner) = if a_lowest {
             (a_new_in, &net.seen_b)
         } else {
             (b_new_in, &net.seen_a)
         };
-        // (Retired: the winner marked it replaced, and keeps its inbound
-        // SA a while for packets on their way.)
         assert!(
             winner.retires.iter().any(|d| d.1 == lost_in),
             "the redundant pair 0x{lost_in:08X} went: {:#?}",
@@ -1328,7 +1365,7 @@ fn simultaneous_child_sa_rekeys_leave_the_pair_without_the_lowest_nonce() {
         let collisions =
             net.a.stats().child_rekey_collisions + net.b.stats().child_rekey_collisions;
         assert_eq!(collisions, 2, "each side saw the collision");
-        let loser_logs = if a_loses {
+        let loser_logs = if a_lowest {
             &net.seen_a.logs
         } else {
             &net.seen_b.logs
@@ -1337,13 +1374,9 @@ fn simultaneous_child_sa_rekeys_leave_the_pair_without_the_lowest_nonce() {
             .iter()
             .any(|l| l.contains("collision") && l.contains("deleting our new pair")));
         // The survivor rekeys on as any pair does.
-        let survivor = now_in;
-        rekeys_on(&mut net, survivor);
-    }
-    assert!(
-        a_lost > 0 && a_lost < rounds,
-        "either side loses: {a_lost}/{rounds}"
-    );
+        rekeys_on(&mut net, now_in);
+        a_lowest
+    });
 }
 
 /// A crossing where the peer's answer to our rekey is lost once: the
@@ -1354,16 +1387,9 @@ fn simultaneous_child_sa_rekeys_leave_the_pair_without_the_lowest_nonce() {
 /// the same one pair.
 #[test]
 fn crossed_child_sa_rekeys_converge_when_the_peers_answer_is_lost_once() {
-    let (mut b_won, mut rounds) = (0, 0);
-    while rounds < 8 || ((b_won == 0 || b_won == rounds) && rounds < 64) {
-        rounds += 1;
-        let mut net = Net::v4();
-        net.acquire_a();
-        established(&net);
-        let (a_in, a_out) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
-        let start = net.wire.len();
+    until_either_side_had_the_lowest_nonce(|| {
         let mut lost = false;
-        net.lose = Box::new(move |_, from_a, data| {
+        let lose_b_answer_once: LossModel = Box::new(move |_, from_a, data| {
             let answer = !from_a
                 && Message::decode(data).is_ok_and(|m| {
                     m.header.exchange == ExchangeType::CREATE_CHILD_SA && is_response(&m.header)
@@ -1372,21 +1398,13 @@ fn crossed_child_sa_rekeys_converge_when_the_peers_answer_is_lost_once() {
             lost |= drop;
             drop
         });
-        net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
-        net.b.sa_expired(net.now, Direction::Inbound, a_out, false);
-        net.pump();
-        net.run_for(8);
-        let msgs = open_wire(&net, start);
-        let (a_low, a_new_in) = child_exchange(&msgs, true);
-        let (b_low, b_new_in) = child_exchange(&msgs, false);
-        let b_wins = a_low < b_low;
-        b_won += usize::from(b_wins);
-        let (now_in, now_out) = one_mirrored_pair(&net);
-        if b_wins {
-            assert_eq!(now_out, b_new_in);
-        } else {
-            assert_eq!(now_in, a_new_in);
-        }
+        let Crossed {
+            mut net,
+            old: (a_in, a_out),
+            a_lowest,
+            now: (now_in, _),
+            ..
+        } = crossed_rekeys(lose_b_answer_once, 8);
         assert!(
             net.seen_a.retires.contains(&(a_in, a_out))
                 || net.seen_a.deletes.contains(&(a_in, a_out))
@@ -1396,14 +1414,10 @@ fn crossed_child_sa_rekeys_converge_when_the_peers_answer_is_lost_once() {
                 || net.seen_b.deletes.contains(&(a_out, a_in))
         );
         // Nothing is left to rekey twice: the survivor rekeys as usual.
-        let survivor = now_in;
         net.run_for(20);
-        rekeys_on(&mut net, survivor);
-    }
-    assert!(
-        b_won > 0 && b_won < rounds,
-        "either side wins: {b_won}/{rounds}"
-    );
+        rekeys_on(&mut net, now_in);
+        a_lowest
+    });
 }
 
 /// Our rekey waits behind a request in flight (a liveness check whose
@@ -1412,12 +1426,7 @@ fn crossed_child_sa_rekeys_converge_when_the_peers_answer_is_lost_once() {
 /// instead of sent for a pair that is gone.
 #[test]
 fn a_queued_rekey_of_a_pair_the_peer_rekeyed_meanwhile_is_dropped() {
-    let mut a = policy(&A4, "k", "k");
-    a.profiles[0].dpd = Some(Dpd {
-        interval: 10,
-        retry: 2,
-        periodic: true,
-    });
+    let a = with_dpd(policy(&A4, "k", "k"), true);
     let mut net = Net::new(a, policy(&B4, "k", "k"));
     net.acquire_a();
     established(&net);
@@ -1709,6 +1718,16 @@ fn same_ike_keys(net: &Net) -> Vec<u8> {
 
 fn with_lifetime(mut p: Ikev2Policy, secs: u32) -> Ikev2Policy {
     p.profiles[0].lifetime = secs;
+    p
+}
+
+/// `dpd 10 2 periodic` (or on-demand) on the profile.
+fn with_dpd(mut p: Ikev2Policy, periodic: bool) -> Ikev2Policy {
+    p.profiles[0].dpd = Some(Dpd {
+        interval: 10,
+        retry: 2,
+        periodic,
+    });
     p
 }
 
@@ -2145,12 +2164,7 @@ fn run_logging_a(net: &mut Net, secs: u64, esp: bool) -> Vec<u64> {
 #[test]
 fn on_demand_dpd_counts_esp_as_life_and_periodic_does_not() {
     for periodic in [false, true] {
-        let mut a = policy(&A4, "k", "k");
-        a.profiles[0].dpd = Some(Dpd {
-            interval: 10,
-            retry: 2,
-            periodic,
-        });
+        let a = with_dpd(policy(&A4, "k", "k"), periodic);
         let mut net = Net::new(a, policy(&B4, "k", "k"));
         net.acquire_a();
         established(&net);
@@ -2182,12 +2196,7 @@ fn on_demand_dpd_counts_esp_as_life_and_periodic_does_not() {
 
 #[test]
 fn on_demand_dpd_finds_a_dead_peer_once_esp_stops() {
-    let mut a = policy(&A4, "k", "k");
-    a.profiles[0].dpd = Some(Dpd {
-        interval: 10,
-        retry: 2,
-        periodic: false,
-    });
+    let a = with_dpd(policy(&A4, "k", "k"), false);
     let mut net = Net::new(a, policy(&B4, "k", "k"));
     net.acquire_a();
     net.lose = Box::new(|_, _, _| true);
@@ -2589,12 +2598,7 @@ fn a_peer_dead_right_after_its_ike_sa_rekey_takes_every_sa_with_it() {
     // before its Delete of the old SA goes out. B's DPD must find A dead
     // and take the CHILD_SAs and both IKE SAs down.
     let a = with_lifetime(policy(&A4, "k", "k"), 120);
-    let mut b = with_lifetime(policy(&B4, "k", "k"), 86_400);
-    b.profiles[0].dpd = Some(Dpd {
-        interval: 10,
-        retry: 2,
-        periodic: true,
-    });
+    let b = with_dpd(with_lifetime(policy(&B4, "k", "k"), 86_400), true);
     let mut net = Net::new(a, b);
     net.acquire_a();
     established(&net);
