@@ -16,6 +16,14 @@ pub fn now_secs() -> u64 {
     NOW_SECS.load(Ordering::Relaxed)
 }
 
+/// Milliseconds since start, read from the monotonic clock (a vDSO
+/// call, no syscall): for the few per-packet decisions finer than a
+/// second, such as the ICMP error budget, which only ask when they act.
+pub fn now_ms() -> u64 {
+    let start = START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Advances the clock from the monotonic clock; returns the new value.
 /// Called by the management thread a few times a second.
 pub fn tick() -> u64 {

@@ -953,7 +953,7 @@ fn send_icmp(
     let Some(from) = t.addr_on(rx_ifindex, v6) else {
         return false;
     };
-    let sent = icmp::make_error(f, error, from, &c.icmp);
+    let sent = icmp::make_error(f, error, from, &c.icmp, clock::now_ms());
     if sent {
         bump(&c.icmp_sent);
     }

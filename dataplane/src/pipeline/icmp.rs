@@ -49,17 +49,26 @@ impl IcmpLimiter {
         }
     }
 
-    /// Adds the tokens earned since the last call (the worker calls this
-    /// once per turn with its clock).
+    /// Adds the tokens earned since the last refill. Called by
+    /// [`make_error`] with the time of each error it is asked for (a
+    /// budget refilled by nobody would let a worker's first `burst` errors
+    /// out and then none, PMTU discovery through the tunnel included);
+    /// the fraction of a token not yet earned carries over.
     pub fn refill(&self, now_ms: u64) {
         let last = self.last_ms.load(Ordering::Relaxed);
         let earned = now_ms.saturating_sub(last) * u64::from(self.per_sec) / 1000;
-        if earned > 0 {
-            let t = u64::from(self.tokens.load(Ordering::Relaxed)) + earned;
-            self.tokens
-                .store(t.min(u64::from(self.burst)) as u32, Ordering::Relaxed);
-            self.last_ms.store(now_ms, Ordering::Relaxed);
+        if earned == 0 {
+            return;
         }
+        let t = u64::from(self.tokens.load(Ordering::Relaxed)) + earned;
+        let (tokens, last) = if t >= u64::from(self.burst) {
+            (self.burst, now_ms)
+        } else {
+            // `earned` > 0, so `per_sec` > 0.
+            (t as u32, last + earned * 1000 / u64::from(self.per_sec))
+        };
+        self.tokens.store(tokens, Ordering::Relaxed);
+        self.last_ms.store(last, Ordering::Relaxed);
     }
 
     fn take(&self) -> bool {
@@ -81,13 +90,15 @@ fn unicast(ip: &IpAddr) -> bool {
 
 /// Turns the packet in `f` into `error` about it, addressed back to its
 /// source from `from`. Returns false (frame untouched) when no error may or
-/// can be sent.
+/// can be sent. `now_ms`: the limiter's clock ([`crate::clock::now_ms`]).
 pub fn make_error(
     f: &mut PacketBuf<'_>,
     error: IcmpError,
     from: IpAddr,
     limiter: &IcmpLimiter,
+    now_ms: u64,
 ) -> bool {
+    limiter.refill(now_ms);
     if limiter.tokens.load(Ordering::Relaxed) == 0 {
         return false;
     }
@@ -212,4 +223,36 @@ fn v6_error(f: &mut PacketBuf<'_>, error: IcmpError, from: std::net::Ipv6Addr) -
     f.start = start;
     f.len = total;
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(l: &IcmpLimiter) -> u32 {
+        l.tokens.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn the_budget_refills_at_its_rate_up_to_its_burst() {
+        let l = IcmpLimiter::new(100, 5);
+        (0..5).for_each(|_| assert!(l.take()));
+        assert!(!l.take());
+        l.refill(1_000_000);
+        assert_eq!(tokens(&l), 5, "capped at the burst");
+        (0..5).for_each(|_| assert!(l.take()));
+        l.refill(1_000_009);
+        assert_eq!(tokens(&l), 0, "9 ms earn nothing at 100 a second");
+        l.refill(1_000_015);
+        assert_eq!(tokens(&l), 1);
+        // The 5 ms beyond the first token count towards the next one.
+        l.refill(1_000_025);
+        assert_eq!(tokens(&l), 2);
+        l.refill(1_000_020);
+        assert_eq!(
+            tokens(&l),
+            2,
+            "a clock read late by another worker adds nothing"
+        );
+    }
 }
