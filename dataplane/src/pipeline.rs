@@ -805,9 +805,29 @@ fn classify(
         },
         _ => return Stage::Done(Action::ToKernel),
     };
+    // The IP packet only: a frame under Ethernet's 60-byte minimum comes
+    // padded, and the pad must neither be encrypted nor forwarded as
+    // part of the packet (in transport mode the peer would hand it to
+    // TCP as data). `flow_key` checked the IP length against the frame.
+    let ip_len = ip_packet_len(&f.data()[hl..]).unwrap_or(f.len - hl);
     f.start += hl;
-    f.len -= hl;
+    f.len = ip_len.min(f.len - hl);
     stage
+}
+
+/// The length an IP packet's header gives it: IPv4's total length, IPv6's
+/// fixed header and payload length.
+fn ip_packet_len(packet: &[u8]) -> Option<usize> {
+    match packet.first()? >> 4 {
+        4 => Some(usize::from(u16::from_be_bytes([
+            *packet.get(2)?,
+            *packet.get(3)?,
+        ]))),
+        6 => Some(
+            ipv6::HEADER_LEN + usize::from(u16::from_be_bytes([*packet.get(4)?, *packet.get(5)?])),
+        ),
+        _ => None,
+    }
 }
 
 const IKE_PORT: u16 = 500;

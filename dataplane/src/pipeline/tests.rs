@@ -291,6 +291,39 @@ fn ipv6_inner_traffic_is_protected_by_its_own_rule() {
 }
 
 #[test]
+fn ethernet_padding_is_neither_encrypted_nor_delivered() {
+    let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
+    // A 30-byte IP packet (44-byte frame) as a NIC hands it over: padded
+    // to Ethernet's 60-byte minimum. With its ESP trailer it fills two
+    // AES blocks; with the pad it would take three.
+    let mut p = inner_v4(2);
+    assert_eq!(p.len(), 30);
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr(Ipv4Addr::new(198, 19, 1, 10));
+        ip.set_dst_addr(Ipv4Addr::new(198, 19, 2, 10));
+        ip.fill_checksum();
+    }
+    let exact = eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV4, &p);
+    let mut padded = exact.clone();
+    padded.resize(60, 0xee);
+    let (act, wire_exact) = run(&mut gateway(1, 0x1000, 0x2000), LAN_IF, &exact, &ca);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let (act, wire) = run(&mut a, LAN_IF, &padded, &ca);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    assert_eq!(wire.len(), wire_exact.len(), "the pad is not encrypted");
+    let at_b = eth_frame(mac(0x22), mac(0xfe), ethernet::ethertype::IPV4, &wire[14..]);
+    let mut at_b_padded = at_b.clone();
+    at_b_padded.extend_from_slice(&[0xee; 6]);
+    let (act, delivered) = run(&mut b, WAN_IF, &at_b_padded, &cb);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    assert_eq!(delivered.len(), exact.len(), "nor delivered");
+    assert_eq!(&delivered[14 + 20..], &exact[14 + 20..]);
+    assert_eq!(ca.drops.total() + cb.drops.total(), 0);
+}
+
+#[test]
 fn arp_and_traffic_to_the_gateway_go_to_the_kernel_untouched() {
     let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
