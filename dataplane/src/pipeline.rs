@@ -776,7 +776,7 @@ fn classify(
     if ethertype != ethernet::ethertype::IPV4 && ethertype != ethernet::ethertype::IPV6 {
         return Stage::Done(Action::ToKernel);
     }
-    let Some(flow) = flow_key(&f.data()[hl..]) else {
+    let Some((flow, portless)) = flow_of(&f.data()[hl..]) else {
         return drop(DropReason::Malformed);
     };
     let to_us = t.local.contains(&flow.dst);
@@ -790,7 +790,7 @@ fn classify(
         {
             return ted_probe(t, &f.data()[hl..], &flow, now, c);
         }
-        (Some(PortRole::Inside), false) => match t.spd.lookup(&flow).map(|(_, r)| r.action) {
+        (Some(PortRole::Inside), false) => match policy(&t.spd, &flow, portless) {
             Some(PolicyAction::Protect { sa: Some(spi), .. }) => Stage::Encap(spi),
             // IOS drops the first packet and starts IKE (acquire).
             Some(PolicyAction::Protect { sa: None, map }) => {
@@ -828,6 +828,16 @@ fn ip_packet_len(packet: &[u8]) -> Option<usize> {
         ),
         _ => None,
     }
+}
+
+/// What the SPD does with an inside packet's flow.
+fn policy(spd: &Spd, flow: &FlowKey, portless: bool) -> Option<PolicyAction> {
+    let rule = if portless {
+        spd.lookup_portless(flow)
+    } else {
+        spd.lookup(flow)
+    };
+    rule.map(|(_, r)| r.action)
 }
 
 const IKE_PORT: u16 = 500;
@@ -910,54 +920,64 @@ fn is_esp(flow: &FlowKey) -> bool {
 /// Addresses, protocol and ports of an IP packet; ports are 0 when the
 /// protocol has none or the packet is a non-first fragment.
 pub fn flow_key(packet: &[u8]) -> Option<FlowKey> {
-    let (src, dst, proto, l4) = match packet.first()? >> 4 {
+    flow_of(packet).map(|(flow, _)| flow)
+}
+
+/// [`flow_key`], and whether the ports are unknown rather than absent: a
+/// TCP or UDP packet cut before them, or any fragment after the first
+/// ([`Spd::lookup_portless`]).
+fn flow_of(packet: &[u8]) -> Option<(FlowKey, bool)> {
+    let (src, dst, proto, l4, later_fragment) = match packet.first()? >> 4 {
         4 => {
             let ip = ipv4::Packet::new_checked(packet).ok()?;
             let body = packet.get(ip.header_len()..usize::from(ip.total_len()));
-            let l4 = if ip.frag_offset() == 0 {
-                body.unwrap_or(&[])
-            } else {
-                &[][..]
-            };
+            let later = ip.frag_offset() != 0;
+            let l4 = if later { &[][..] } else { body.unwrap_or(&[]) };
             (
                 IpAddr::V4(ip.src_addr()),
                 IpAddr::V4(ip.dst_addr()),
                 ip.protocol(),
                 l4,
+                later,
             )
         }
         6 => {
             let ip = ipv6::Packet::new_checked(packet).ok()?;
             let walk = ip.walk_ext_headers().ok()?;
-            let first = walk.fragment.is_none_or(|fr| fr.offset == 0);
+            let later = walk.fragment.is_some_and(|fr| fr.offset != 0);
             let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
-            let l4 = if first {
-                packet.get(walk.upper_offset..end).unwrap_or(&[])
-            } else {
+            let l4 = if later {
                 &[][..]
+            } else {
+                packet.get(walk.upper_offset..end).unwrap_or(&[])
             };
             (
                 IpAddr::V6(ip.src_addr()),
                 IpAddr::V6(ip.dst_addr()),
                 walk.upper_proto,
                 l4,
+                later,
             )
         }
         _ => return None,
     };
-    let (src_port, dst_port) = match (proto, l4) {
-        (ip_proto::TCP | ip_proto::UDP, [a, b, c, d, ..]) => {
-            (u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]))
-        }
-        _ => (0, 0),
+    let ported = matches!(proto, ip_proto::TCP | ip_proto::UDP);
+    let (src_port, dst_port, portless) = match l4 {
+        [a, b, c, d, ..] if ported => (
+            u16::from_be_bytes([*a, *b]),
+            u16::from_be_bytes([*c, *d]),
+            false,
+        ),
+        _ => (0, 0, later_fragment || ported),
     };
-    Some(FlowKey {
+    let flow = FlowKey {
         src,
         dst,
         proto,
         src_port,
         dst_port,
-    })
+    };
+    Some((flow, portless))
 }
 
 /// Replaces the frame's packet with an ICMP error about it, sent from our

@@ -193,11 +193,36 @@ pub struct TrafficSelector {
 
 impl TrafficSelector {
     pub fn matches(&self, flow: &FlowKey) -> bool {
+        self.matches_addresses(flow)
+            && self.src_ports.contains(flow.src_port)
+            && self.dst_ports.contains(flow.dst_port)
+    }
+
+    /// Addresses and protocol only.
+    fn matches_addresses(&self, flow: &FlowKey) -> bool {
         self.src.contains(&flow.src)
             && self.dst.contains(&flow.dst)
             && self.proto.is_none_or(|p| p == flow.proto)
-            && self.src_ports.contains(flow.src_port)
-            && self.dst_ports.contains(flow.dst_port)
+    }
+
+    fn names_ports(&self) -> bool {
+        self.src_ports != PortRange::ANY || self.dst_ports != PortRange::ANY
+    }
+}
+
+impl SpdRule {
+    /// Whether the rule takes a packet whose ports cannot be read (a
+    /// fragment after the first, or a first one cut before them), as an
+    /// IOS ACL line does: a line without ports as usual; a `permit` line
+    /// with ports (protect, or discard) when the addresses and protocol
+    /// match, so that a protected flow's later fragments are protected
+    /// too; a `deny` line with ports (bypass) never, so they are not sent
+    /// in the clear on the strength of ports they may not have.
+    fn takes_portless(&self, flow: &FlowKey) -> bool {
+        if !self.selector.names_ports() {
+            return self.selector.matches(flow);
+        }
+        !matches!(self.action, PolicyAction::Bypass) && self.selector.matches_addresses(flow)
     }
 }
 
@@ -382,8 +407,13 @@ impl DstIndex {
         }
     }
 
-    /// The lowest index of a rule that matches `flow`.
-    fn first_match(&self, rules: &[SpdRule], flow: &FlowKey) -> Option<usize> {
+    /// The lowest index of a rule that `takes` `flow`.
+    fn first_match(
+        &self,
+        rules: &[SpdRule],
+        flow: &FlowKey,
+        takes: impl Fn(&SpdRule, &FlowKey) -> bool,
+    ) -> Option<usize> {
         let mut best: Option<usize> = None;
         for (len, table) in &self.by_len {
             for &i in table.get(masked(&flow.dst, *len)) {
@@ -391,7 +421,7 @@ impl DstIndex {
                 if best.is_some_and(|b| i >= b) {
                     break;
                 }
-                if rules[i].selector.matches(flow) {
+                if takes(&rules[i], flow) {
                     best = Some(i);
                     break;
                 }
@@ -441,7 +471,17 @@ impl Spd {
     /// matches (the caller applies its default: forward in the clear).
     pub fn lookup(&self, flow: &FlowKey) -> Option<(usize, &SpdRule)> {
         self.index(&flow.dst)
-            .first_match(&self.rules, flow)
+            .first_match(&self.rules, flow, |r, f| r.selector.matches(f))
+            .map(|i| (i, &self.rules[i]))
+    }
+
+    /// [`Self::lookup`] for a packet whose ports are unknown (`flow`'s are
+    /// 0): a fragment after the first, or a first fragment too short to
+    /// hold them. See [`SpdRule::takes_portless`]: a later fragment of a
+    /// flow a port-specific rule protects must not go out in the clear.
+    pub fn lookup_portless(&self, flow: &FlowKey) -> Option<(usize, &SpdRule)> {
+        self.index(&flow.dst)
+            .first_match(&self.rules, flow, SpdRule::takes_portless)
             .map(|i| (i, &self.rules[i]))
     }
 
@@ -542,6 +582,49 @@ mod tests {
             assert!(t.get(miss).is_empty());
         }
         assert!(NetTable::new(HashMap::new()).get(0).is_empty());
+    }
+
+    #[test]
+    fn a_packet_without_ports_meets_a_permit_with_ports_and_passes_a_deny_with_them() {
+        let protect = PolicyAction::Protect {
+            sa: Some(7),
+            map: PolicyTag { map: 1, seq: 10 },
+        };
+        let spd = Spd::new(vec![
+            SpdRule {
+                // deny udp ... eq 53: says nothing about a later fragment.
+                selector: sel(
+                    "198.19.1.0/24",
+                    "198.19.2.0/24",
+                    Some(17),
+                    PortRange::single(53),
+                ),
+                action: PolicyAction::Bypass,
+            },
+            SpdRule {
+                selector: sel(
+                    "198.19.1.0/24",
+                    "198.19.2.0/24",
+                    Some(17),
+                    PortRange::single(5000),
+                ),
+                action: protect,
+            },
+            SpdRule {
+                selector: sel("198.19.1.0/24", "198.19.3.0/24", None, PortRange::ANY),
+                action: PolicyAction::Bypass,
+            },
+        ]);
+        let later = flow("198.19.1.1", "198.19.2.1", 17, 0);
+        assert!(
+            spd.lookup(&later).is_none(),
+            "with ports 0 as real ports: no rule"
+        );
+        assert_eq!(spd.lookup_portless(&later).map(|(i, _)| i), Some(1));
+        let tcp = flow("198.19.1.1", "198.19.2.1", 6, 0);
+        assert!(spd.lookup_portless(&tcp).is_none(), "another protocol");
+        let clear = flow("198.19.1.1", "198.19.3.1", 17, 0);
+        assert_eq!(spd.lookup_portless(&clear).map(|(i, _)| i), Some(2));
     }
 
     #[test]
@@ -758,6 +841,9 @@ mod tests {
                 spd.prefetch_index(&f.dst);
                 spd.prefetch_rules(&f.dst);
                 prop_assert_eq!(spd.lookup(&f).map(|(i, _)| i), want);
+                let portless = FlowKey { src_port: 0, dst_port: 0, ..f };
+                let want = rules.iter().position(|r| r.takes_portless(&portless));
+                prop_assert_eq!(spd.lookup_portless(&portless).map(|(i, _)| i), want);
             }
         }
 

@@ -324,6 +324,55 @@ fn ethernet_padding_is_neither_encrypted_nor_delivered() {
 }
 
 #[test]
+fn a_later_fragment_of_a_port_specific_protected_flow_is_encrypted_too() {
+    let mut a = gateway(1, 0x1000, 0x2000);
+    // permit udp 198.19.1.0/24 198.19.2.0/24 eq 5000 alone.
+    a.spd = Spd::new(vec![SpdRule {
+        selector: TrafficSelector {
+            src: "198.19.1.0/24".parse().unwrap(),
+            dst: "198.19.2.0/24".parse().unwrap(),
+            proto: Some(ip_proto::UDP),
+            src_ports: PortRange::ANY,
+            dst_ports: PortRange::single(5000),
+        },
+        action: PolicyAction::Protect {
+            sa: Some(0x1000),
+            map: TAG,
+        },
+    }]);
+    let c = PipelineCounters::default();
+    let fragment = |offset: u16, dport: u16| {
+        let mut p = inner_v4(64);
+        {
+            let mut ip = ipv4::Packet::new_unchecked(&mut p[..]);
+            ip.set_src_addr(Ipv4Addr::new(198, 19, 1, 10));
+            ip.set_dst_addr(Ipv4Addr::new(198, 19, 2, 10));
+            ip.set_more_frags(offset == 0);
+            ip.set_frag_offset(offset);
+            ip.fill_checksum();
+        }
+        p[22..24].copy_from_slice(&dport.to_be_bytes());
+        eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV4, &p)
+    };
+    let proto_out = |frame: &[u8]| ipv4::Packet::new_checked(&frame[14..]).unwrap().protocol();
+    let (act, first) = run(&mut a, LAN_IF, &fragment(0, 5000), &c);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    assert_eq!(proto_out(&first), ip_proto::ESP);
+    // A later fragment carries no ports (its first bytes are data, here
+    // 0x1388 = 5000 or not): the rule's addresses and protocol decide.
+    for data in [5000, 80] {
+        let (act, later) = run(&mut a, LAN_IF, &fragment(1480, data), &c);
+        assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+        assert_eq!(proto_out(&later), ip_proto::ESP, "not in the clear");
+    }
+    assert_eq!(c.encapsulated.load(Ordering::Relaxed), 3);
+    assert_eq!(c.bypassed.load(Ordering::Relaxed), 0);
+    // A first fragment to another port is no business of the rule.
+    let (_, other) = run(&mut a, LAN_IF, &fragment(0, 80), &c);
+    assert_eq!(proto_out(&other), ip_proto::UDP);
+}
+
+#[test]
 fn arp_and_traffic_to_the_gateway_go_to_the_kernel_untouched() {
     let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
