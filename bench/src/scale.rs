@@ -147,6 +147,19 @@ fn sa_params(o: &Options, i: usize, direction: Direction) -> SaParams {
             Direction::Inbound => o.replay_window,
         },
         lifetime: Lifetime::default(),
+        // The pair's crypto-map line, read from each gateway's side: B's
+        // inbound SAs check every decrypted packet against it.
+        selectors: vec![match direction {
+            Direction::Outbound => pair_selector(LAN, host(i)),
+            Direction::Inbound => {
+                let s = pair_selector(LAN, host(i));
+                TrafficSelector {
+                    src: s.dst,
+                    dst: s.src,
+                    ..s
+                }
+            }
+        }],
     }
 }
 
@@ -204,19 +217,26 @@ fn base_tables(side: u8) -> Result<Tables> {
     Ok(t)
 }
 
+/// A's LAN, where the traffic comes from.
+const LAN: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 0);
+
+/// Crypto-map line `i` as A reads it: A's LAN to host `i`.
+fn pair_selector(lan: Ipv4Addr, host: Ipv4Addr) -> TrafficSelector {
+    TrafficSelector {
+        src: IpPrefix::new(IpAddr::V4(lan), 24).unwrap_or_else(IpPrefix::any_v4),
+        dst: IpPrefix::host(IpAddr::V4(host)),
+        proto: None,
+        src_ports: PortRange::ANY,
+        dst_ports: PortRange::ANY,
+    }
+}
+
 /// Gateway A with `n` crypto-map rules, one outbound SA each.
 fn gateway_a(o: &Options, n: usize) -> Result<Tables> {
     let mut t = base_tables(1)?;
-    let lan: IpPrefix = "198.19.255.0/24".parse().context("lan prefix")?;
     let rules = (0..n)
         .map(|i| SpdRule {
-            selector: TrafficSelector {
-                src: lan,
-                dst: IpPrefix::host(IpAddr::V4(host(i))),
-                proto: None,
-                src_ports: PortRange::ANY,
-                dst_ports: PortRange::ANY,
-            },
+            selector: pair_selector(LAN, host(i)),
             action: PolicyAction::Protect {
                 sa: Some(spi(i)),
                 map: TAG,

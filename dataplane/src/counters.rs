@@ -68,10 +68,14 @@ pub enum DropReason {
     TedProbeRateLimited,
     /// A TED probe over its source's share of that budget.
     TedProbeSourceLimited,
+    /// Decrypted, authentic, but not traffic of its SA: no selector of the
+    /// pair (proxy identities, traffic selectors) takes it (RFC 4301 §5.2;
+    /// IOS counts these as `#pkts invalid identity (recv)`).
+    InvalidIdentity,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 25;
+    pub const COUNT: usize = 26;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NoSa,
         DropReason::Replay,
@@ -98,6 +102,7 @@ impl DropReason {
         DropReason::TedProbeDelivered,
         DropReason::TedProbeRateLimited,
         DropReason::TedProbeSourceLimited,
+        DropReason::InvalidIdentity,
     ];
 
     /// Stable one-byte code of the reason on the control socket: its
@@ -138,6 +143,7 @@ impl DropReason {
             DropReason::TedProbeDelivered => "ted-probes-delivered",
             DropReason::TedProbeRateLimited => "ted-probe-rate-limited",
             DropReason::TedProbeSourceLimited => "ted-probe-source-limited",
+            DropReason::InvalidIdentity => "invalid-identity",
         }
     }
 }

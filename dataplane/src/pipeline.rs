@@ -41,7 +41,7 @@ use crate::esp::{
 };
 use crate::route::{Fib, FibMiss, NextHop, PortRole};
 use crate::sa::{InboundSa, OutboundSa, Sadb};
-use crate::spd::{FlowKey, PolicyAction, PolicyTag, Spd};
+use crate::spd::{flow_of, FlowKey, PolicyAction, PolicyTag, Spd};
 use crate::wire::{ethernet, ip_proto, ipv4, ipv6};
 
 /// Frames handled per pass; larger batches are cut into passes.
@@ -921,63 +921,6 @@ fn is_esp(flow: &FlowKey) -> bool {
 /// protocol has none or the packet is a non-first fragment.
 pub fn flow_key(packet: &[u8]) -> Option<FlowKey> {
     flow_of(packet).map(|(flow, _)| flow)
-}
-
-/// [`flow_key`], and whether the ports are unknown rather than absent: a
-/// TCP or UDP packet cut before them, or any fragment after the first
-/// ([`Spd::lookup_portless`]).
-fn flow_of(packet: &[u8]) -> Option<(FlowKey, bool)> {
-    let (src, dst, proto, l4, later_fragment) = match packet.first()? >> 4 {
-        4 => {
-            let ip = ipv4::Packet::new_checked(packet).ok()?;
-            let body = packet.get(ip.header_len()..usize::from(ip.total_len()));
-            let later = ip.frag_offset() != 0;
-            let l4 = if later { &[][..] } else { body.unwrap_or(&[]) };
-            (
-                IpAddr::V4(ip.src_addr()),
-                IpAddr::V4(ip.dst_addr()),
-                ip.protocol(),
-                l4,
-                later,
-            )
-        }
-        6 => {
-            let ip = ipv6::Packet::new_checked(packet).ok()?;
-            let walk = ip.walk_ext_headers().ok()?;
-            let later = walk.fragment.is_some_and(|fr| fr.offset != 0);
-            let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
-            let l4 = if later {
-                &[][..]
-            } else {
-                packet.get(walk.upper_offset..end).unwrap_or(&[])
-            };
-            (
-                IpAddr::V6(ip.src_addr()),
-                IpAddr::V6(ip.dst_addr()),
-                walk.upper_proto,
-                l4,
-                later,
-            )
-        }
-        _ => return None,
-    };
-    let ported = matches!(proto, ip_proto::TCP | ip_proto::UDP);
-    let (src_port, dst_port, portless) = match l4 {
-        [a, b, c, d, ..] if ported => (
-            u16::from_be_bytes([*a, *b]),
-            u16::from_be_bytes([*c, *d]),
-            false,
-        ),
-        _ => (0, 0, later_fragment || ported),
-    };
-    let flow = FlowKey {
-        src,
-        dst,
-        proto,
-        src_port,
-        dst_port,
-    };
-    Some((flow, portless))
 }
 
 /// Replaces the frame's packet with an ICMP error about it, sent from our

@@ -19,6 +19,7 @@ use crate::counters::SaCounters;
 use crate::crypto::{new_suite, CryptoError, EspSuite};
 use crate::prefetch::prefetch_bytes;
 use crate::replay::{ReplayError, ReplayWindow};
+use crate::spd::InnerPolicy;
 
 /// Why an SA could not be installed.
 #[derive(Debug, Error)]
@@ -387,7 +388,7 @@ const _: () = {
     assert!(offset_of!(OutboundSa, peer_port) + size_of::<AtomicU16>() <= EARLY_LEN);
     assert!(offset_of!(InboundSa, replay) + size_of::<Option<ReplayWindow>>() <= EARLY_LEN);
     assert!(offset_of!(InboundSa, core) + early_end <= EARLY_LEN);
-    // An inbound SA's counters start a line (see `_counters_on_own_line`).
+    // An inbound SA's counters start a line (see `inner_policy`).
     assert!((offset_of!(InboundSa, core) + offset_of!(SaCore, counters)) % 64 == 0);
 };
 
@@ -405,12 +406,14 @@ pub struct InboundSa {
     /// the pair's outbound ESP to it; a late packet from before the change
     /// cannot put the old port back.
     peer_port: AtomicU64,
-    /// Puts the core's counters, which every delivered packet writes, at
-    /// the start of a line of their own: the line before them (SPI, mode,
-    /// the suite's vtable) stays read-only, so workers sharing the SA do
-    /// not bounce it. Line 0 (the replay window's head, which every
-    /// verified packet moves) still goes between them.
-    _counters_on_own_line: [u8; 8],
+    /// What decrypted packets the SA may deliver; `None`: any (read only
+    /// when a packet is delivered, in a line the burst already asked for).
+    /// Its 8 bytes also put the core's counters, which every delivered
+    /// packet writes, at the start of a line of their own: the line before
+    /// them (SPI, mode, the suite's vtable) stays read-only, so workers
+    /// sharing the SA do not bounce it. Line 0 (the replay window's head,
+    /// which every verified packet moves) still goes between them.
+    inner_policy: Option<Box<InnerPolicy>>,
     core: SaCore,
 }
 
@@ -470,18 +473,28 @@ impl InboundSa {
             core: SaCore::new(params, now_secs)?,
             replay,
             peer_port: AtomicU64::new(0),
-            _counters_on_own_line: [0; 8],
+            inner_policy: InnerPolicy::new(&params.selectors).map(Box::new),
         })
     }
 
     sa_accessors!();
 
-    /// [`Self::prefetch_keys`], plus the replay window's slot for `seq`.
+    /// What decrypted packets the SA may deliver (`None`: any).
+    pub fn inner_policy(&self) -> Option<&InnerPolicy> {
+        self.inner_policy.as_deref()
+    }
+
+    /// [`Self::prefetch_keys`], plus the replay window's slot for `seq`
+    /// and the SA's [`InnerPolicy`].
     #[inline(always)]
     pub fn prefetch_keys_and_window(&self, seq: u64) {
         self.prefetch_keys();
         if let Some(w) = &self.replay {
             prefetch_bytes(w.slot_addr(seq), 8);
+        }
+        if let Some(policy) = &self.inner_policy {
+            let line: *const InnerPolicy = &**policy;
+            prefetch_bytes(line.cast(), std::mem::size_of::<InnerPolicy>());
         }
     }
 
@@ -832,6 +845,7 @@ mod tests {
             esn: false,
             replay_window: 64,
             lifetime: Lifetime::default(),
+            selectors: Vec::new(),
         }
     }
 

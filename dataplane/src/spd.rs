@@ -21,6 +21,7 @@ use std::str::FromStr;
 use thiserror::Error;
 
 use crate::prefetch::prefetch_bytes;
+use crate::wire::{ip_proto, ipv4, ipv6};
 
 /// A prefix such as `198.18.0.0/15` or `fd00::/8`. Host bits are masked off
 /// when parsing, as IOS does for ACL wildcards.
@@ -223,6 +224,74 @@ impl SpdRule {
             return self.selector.matches(flow);
         }
         !matches!(self.action, PolicyAction::Bypass) && self.selector.matches_addresses(flow)
+    }
+}
+
+/// What an inbound SA may deliver: the selectors of its pair (proxy
+/// identities, traffic selectors, a manual map's `permit` lines) as the
+/// outbound SPD reads them. RFC 4301 §5.2 has a decrypted packet checked
+/// against its SA's selectors: without it a peer could send anything
+/// through its tunnel, to any host behind us or out of another port in
+/// the clear, under addresses that are not its own.
+///
+/// One cache line, its first selector inline: with many SAs it is one
+/// more line per decrypted packet, which the crypto loop asks for with
+/// the SA's keys ([`crate::sa::InboundSa::prefetch_keys_and_window`]), not
+/// a chain of misses after the packet is decrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub struct InnerPolicy {
+    /// Selectors after the first (IKEv2 may narrow to several, a manual
+    /// map's ACL may have several `permit` lines).
+    rest: Box<[TrafficSelector]>,
+    first: TrafficSelector,
+}
+
+const _: () = assert!(std::mem::size_of::<InnerPolicy>() == 64);
+
+impl InnerPolicy {
+    /// `None` when nothing is excluded: no selectors, or one that takes
+    /// every packet of both families.
+    pub fn new(selectors: &[TrafficSelector]) -> Option<InnerPolicy> {
+        let everything = |sel: &TrafficSelector| {
+            sel.src.prefix_len() == 0
+                && sel.dst.prefix_len() == 0
+                && sel.proto.is_none()
+                && !sel.names_ports()
+        };
+        let v4 = |sel: &TrafficSelector| sel.src.addr().is_ipv4();
+        let all_v4 = selectors.iter().any(|s| everything(s) && v4(s));
+        let all_v6 = selectors.iter().any(|s| everything(s) && !v4(s));
+        let (first, rest) = selectors.split_first()?;
+        if all_v4 && all_v6 {
+            return None;
+        }
+        Some(InnerPolicy {
+            rest: rest.into(),
+            first: *first,
+        })
+    }
+
+    /// Whether a decrypted packet of `flow` (its ports unknown when
+    /// `portless`, see [`Spd::lookup_portless`]) is traffic of the SA: one
+    /// selector, read from the peer's side, takes it.
+    pub fn admits(&self, flow: &FlowKey, portless: bool) -> bool {
+        let ours = FlowKey {
+            src: flow.dst,
+            dst: flow.src,
+            proto: flow.proto,
+            src_port: flow.dst_port,
+            dst_port: flow.src_port,
+        };
+        std::iter::once(&self.first)
+            .chain(self.rest.iter())
+            .any(|sel| {
+                if portless {
+                    sel.matches_addresses(&ours)
+                } else {
+                    sel.matches(&ours)
+                }
+            })
     }
 }
 
@@ -452,6 +521,64 @@ impl DstIndex {
     }
 }
 
+/// The [`FlowKey`] of an IP packet (ports 0 when the protocol has none or
+/// they cannot be read), and whether the ports are unknown rather than
+/// absent: a TCP or UDP packet cut before them, or any fragment after the
+/// first ([`Spd::lookup_portless`], [`InnerPolicy::admits`]).
+pub fn flow_of(packet: &[u8]) -> Option<(FlowKey, bool)> {
+    let (src, dst, proto, l4, later_fragment) = match packet.first()? >> 4 {
+        4 => {
+            let ip = ipv4::Packet::new_checked(packet).ok()?;
+            let body = packet.get(ip.header_len()..usize::from(ip.total_len()));
+            let later = ip.frag_offset() != 0;
+            let l4 = if later { &[][..] } else { body.unwrap_or(&[]) };
+            (
+                IpAddr::V4(ip.src_addr()),
+                IpAddr::V4(ip.dst_addr()),
+                ip.protocol(),
+                l4,
+                later,
+            )
+        }
+        6 => {
+            let ip = ipv6::Packet::new_checked(packet).ok()?;
+            let walk = ip.walk_ext_headers().ok()?;
+            let later = walk.fragment.is_some_and(|fr| fr.offset != 0);
+            let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+            let l4 = if later {
+                &[][..]
+            } else {
+                packet.get(walk.upper_offset..end).unwrap_or(&[])
+            };
+            (
+                IpAddr::V6(ip.src_addr()),
+                IpAddr::V6(ip.dst_addr()),
+                walk.upper_proto,
+                l4,
+                later,
+            )
+        }
+        _ => return None,
+    };
+    let ported = matches!(proto, ip_proto::TCP | ip_proto::UDP);
+    let (src_port, dst_port, portless) = match l4 {
+        [a, b, c, d, ..] if ported => (
+            u16::from_be_bytes([*a, *b]),
+            u16::from_be_bytes([*c, *d]),
+            false,
+        ),
+        _ => (0, 0, later_fragment || ported),
+    };
+    let flow = FlowKey {
+        src,
+        dst,
+        proto,
+        src_port,
+        dst_port,
+    };
+    Some((flow, portless))
+}
+
 /// The ordered rule list, indexed per family by destination prefix.
 #[derive(Debug, Clone, Default)]
 pub struct Spd {
@@ -582,6 +709,59 @@ mod tests {
             assert!(t.get(miss).is_empty());
         }
         assert!(NetTable::new(HashMap::new()).get(0).is_empty());
+    }
+
+    #[test]
+    fn an_inner_policy_admits_the_peers_side_of_its_selectors_only() {
+        let any4 = sel("0.0.0.0/0", "0.0.0.0/0", None, PortRange::ANY);
+        let any6 = sel("::/0", "::/0", None, PortRange::ANY);
+        assert_eq!(InnerPolicy::new(&[]), None);
+        assert_eq!(
+            InnerPolicy::new(&[any4, any6]),
+            None,
+            "both families, everything"
+        );
+        let v4_only = InnerPolicy::new(&[any4]).expect("IPv6 excluded");
+        assert!(v4_only.admits(&flow("198.19.2.1", "198.19.1.1", 6, 22), false));
+        assert!(!v4_only.admits(&flow("fd00:2::1", "fd00:1::1", 6, 22), false));
+        // Ours: udp 198.19.1.0/24 -> 198.19.2.0/24 port 5000. The peer's
+        // packets come from 198.19.2.x port 5000 to 198.19.1.x.
+        let p = InnerPolicy::new(&[sel(
+            "198.19.1.0/24",
+            "198.19.2.0/24",
+            Some(17),
+            PortRange::single(5000),
+        )])
+        .expect("narrow");
+        let from_peer = |src_port| FlowKey {
+            src: "198.19.2.7".parse().unwrap(),
+            dst: "198.19.1.7".parse().unwrap(),
+            proto: 17,
+            src_port,
+            dst_port: 40000,
+        };
+        assert!(p.admits(&from_peer(5000), false));
+        assert!(!p.admits(&from_peer(5001), false));
+        assert!(
+            p.admits(&from_peer(0), true),
+            "a later fragment: addresses decide"
+        );
+        assert!(!p.admits(
+            &FlowKey {
+                proto: 6,
+                ..from_peer(5000)
+            },
+            false
+        ));
+        let turned = FlowKey {
+            src: "198.19.1.7".parse().unwrap(),
+            dst: "198.19.2.7".parse().unwrap(),
+            ..from_peer(5000)
+        };
+        assert!(
+            !p.admits(&turned, false),
+            "our side's addresses as the source"
+        );
     }
 
     #[test]

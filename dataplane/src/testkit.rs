@@ -93,6 +93,7 @@ pub fn sa_pair(
         esn,
         replay_window: 0,
         lifetime: Lifetime::default(),
+        selectors: Vec::new(),
     };
     let mut inb = out.clone();
     inb.direction = Direction::Inbound;

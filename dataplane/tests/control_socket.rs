@@ -150,6 +150,7 @@ fn outbound_sa(spi: u32) -> SaParams {
         esn: false,
         replay_window: 0,
         lifetime: Lifetime::default(),
+        selectors: Vec::new(),
     }
 }
 

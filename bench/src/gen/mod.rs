@@ -246,6 +246,7 @@ impl EspSpec {
             esn: false,
             replay_window: 0,
             lifetime: Lifetime::default(),
+            selectors: Vec::new(),
         };
         let sa = OutboundSa::new(&params, 0).map_err(|e| anyhow!("--esp: {e}"))?;
         sa.set_last_seq(self.first_seq - 1);
@@ -1179,6 +1180,7 @@ mod tests {
                 esn: false,
                 replay_window: 64,
                 lifetime: Lifetime::default(),
+                selectors: Vec::new(),
             };
             let mut sadb = Sadb::new();
             sadb.install(&inbound, 0).unwrap();

@@ -202,6 +202,11 @@ impl Net {
                                 seen.preinstalled.contains(&inbound.spi),
                                 "a responder's inbound SA goes in at QM2, an initiator's with the pair"
                             );
+                            assert_eq!(
+                                (&inbound.selectors, &outbound.selectors),
+                                (&vec![proxy], &vec![proxy]),
+                                "the pair carries the traffic it was negotiated for"
+                            );
                             assert_eq!(keep_sending_on, None, "QM3 came: the peer has the pair");
                             seen.installs.push((tag, proxy, *inbound, *outbound))
                         }

@@ -224,6 +224,11 @@ impl Net {
                                 seen.preinstalled.contains(&inbound.spi),
                                 "a responder's inbound SA goes in before its reply"
                             );
+                            assert_eq!(
+                                (&inbound.selectors, &outbound.selectors),
+                                (&vec![proxy], &vec![proxy]),
+                                "the pair carries the traffic it was negotiated for"
+                            );
                             if let Some(old) = keep_sending_on {
                                 assert!(inbound_ready, "only a responder waits");
                                 seen.standby.push((outbound.spi, old));

@@ -537,6 +537,7 @@ fn sa_params_eq(a: &SaParams, b: &SaParams) -> bool {
         esn,
         replay_window,
         lifetime,
+        selectors,
     } = a;
     *spi == b.spi
         && *direction == b.direction
@@ -549,4 +550,5 @@ fn sa_params_eq(a: &SaParams, b: &SaParams) -> bool {
         && *esn == b.esn
         && *replay_window == b.replay_window
         && *lifetime == b.lifetime
+        && *selectors == b.selectors
 }

@@ -109,6 +109,12 @@ pub struct SaParams {
     /// Anti-replay window in packets (inbound only); 0 disables the check.
     pub replay_window: u32,
     pub lifetime: Lifetime,
+    /// The traffic the pair carries, as the outbound SPD reads it (source:
+    /// this gateway's side): the negotiated proxy identities or traffic
+    /// selectors, or a manual map's `permit` lines. An inbound SA delivers
+    /// only decrypted packets one of them takes, read from the peer's side
+    /// ([`crate::spd::InnerPolicy`]); empty: any packet.
+    pub selectors: Vec<TrafficSelector>,
 }
 
 /// One line of the NAT rule list: the dataplane's form of IOS

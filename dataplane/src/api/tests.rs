@@ -174,6 +174,7 @@ fn arb_sa() -> impl Strategy<Value = SaParams> {
         any::<bool>(),
         any::<u32>(),
         arb_lifetime(),
+        proptest::collection::vec(arb_selector(), 0..4),
     )
         .prop_map(
             |(
@@ -185,6 +186,7 @@ fn arb_sa() -> impl Strategy<Value = SaParams> {
                 esn,
                 replay_window,
                 lifetime,
+                selectors,
             )| {
                 SaParams {
                     spi,
@@ -197,6 +199,7 @@ fn arb_sa() -> impl Strategy<Value = SaParams> {
                     esn,
                     replay_window,
                     lifetime,
+                    selectors,
                 }
             },
         )
@@ -394,6 +397,7 @@ fn add_sa_body(enc_key_len: u16, auth_key_len: u16) -> Vec<u8> {
     b.push(0); // transport
     b.push(0); // no udp encap
     b.extend_from_slice(&[0, 0, 0, 0]); // no lifetimes
+    b.extend_from_slice(&0u32.to_be_bytes()); // no selectors: any traffic
     b.extend_from_slice(&enc_key_len.to_be_bytes());
     b.extend(std::iter::repeat_n(0x11, enc_key_len.into()));
     b.extend_from_slice(&auth_key_len.to_be_bytes());
@@ -440,6 +444,13 @@ fn one_of_each_type() -> Vec<Message> {
             soft_kilobytes: None,
             hard_kilobytes: Some(4_608_000),
         },
+        selectors: vec![TrafficSelector {
+            src: "198.19.1.0/24".parse().expect("literal"),
+            dst: "198.19.2.0/24".parse().expect("literal"),
+            proto: Some(17),
+            src_ports: PortRange::ANY,
+            dst_ports: PortRange::single(5000),
+        }],
     };
     let mut drops = DropCounts::default();
     drops.set(DropReason::Replay, 3);

@@ -1097,11 +1097,12 @@ impl Codec for AuthAlg {
 }
 
 /// `spi u32 | direction | enc | auth | esn bool | replay_window u32 | mode
-/// | option udp_encap | lifetime | enc key (u16 len + bytes) | auth key`.
+/// | option udp_encap | lifetime | selectors (u32 count + each) | enc key
+/// (u16 len + bytes) | auth key`.
 /// Key lengths must be exactly what the algorithms take; the decoded keys
 /// live in a zeroize-on-drop [`SaKeys`] from the moment they are copied.
 impl Codec for SaParams {
-    const MIN_LEN: usize = 4 + 1 + 1 + 1 + 1 + 4 + 1 + 1 + 4 + 2 + 2;
+    const MIN_LEN: usize = 4 + 1 + 1 + 1 + 1 + 4 + 1 + 1 + 4 + 4 + 2 + 2;
     fn encode(&self, w: &mut Writer) {
         w.u32(self.spi);
         self.direction.encode(w);
@@ -1112,6 +1113,7 @@ impl Codec for SaParams {
         self.mode.encode(w);
         self.udp_encap.encode(w);
         self.lifetime.encode(w);
+        w.vec(&self.selectors);
         w.bytes16("encryption key", &self.keys.enc);
         w.bytes16("integrity key", &self.keys.auth);
     }
@@ -1125,6 +1127,7 @@ impl Codec for SaParams {
         let mode = EspMode::decode(r)?;
         let udp_encap = Option::<UdpEncap>::decode(r)?;
         let lifetime = Lifetime::decode(r)?;
+        let selectors = r.vec("traffic selector")?;
         let mut keys = SaKeys {
             enc: Vec::new(),
             auth: Vec::new(),
@@ -1142,6 +1145,7 @@ impl Codec for SaParams {
             esn,
             replay_window,
             lifetime,
+            selectors,
         })
     }
 }

@@ -126,6 +126,7 @@ fn gateway(side: u8, out_spi: u32, in_spi: u32) -> Tables {
         esn: false,
         replay_window: 64,
         lifetime: Lifetime::default(),
+        selectors: vec![any(lan4, remote4), any(lan6, remote6)],
     };
     t.sadb
         .install(&sa(out_spi, Direction::Outbound, wan_me, wan_peer), 0)
@@ -373,6 +374,61 @@ fn a_later_fragment_of_a_port_specific_protected_flow_is_encrypted_too() {
 }
 
 #[test]
+fn decrypted_traffic_outside_the_pairs_selectors_is_dropped_and_counted() {
+    let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    // B (the peer) sends whatever it likes through the pair: its SPD
+    // protects everything with the SA A decrypts.
+    b.spd = Spd::new(vec![SpdRule {
+        selector: TrafficSelector {
+            src: IpPrefix::any_v4(),
+            dst: IpPrefix::any_v4(),
+            proto: None,
+            src_ports: PortRange::ANY,
+            dst_ports: PortRange::ANY,
+        },
+        action: PolicyAction::Protect {
+            sa: Some(0x2000),
+            map: TAG,
+        },
+    }]);
+    let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
+    let through = |b: &mut Tables, a: &mut Tables, src: Ipv4Addr, dst: Ipv4Addr| {
+        let mut p = inner_v4(20);
+        {
+            let mut ip = ipv4::Packet::new_unchecked(&mut p[..]);
+            ip.set_src_addr(src);
+            ip.set_dst_addr(dst);
+            ip.fill_checksum();
+        }
+        let frame = eth_frame(mac(0x21), mac(0x2a), ethernet::ethertype::IPV4, &p);
+        let (act, wire) = run(b, LAN_IF, &frame, &cb);
+        assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+        let at_a = eth_frame(mac(0x12), mac(0xfe), ethernet::ethertype::IPV4, &wire[14..]);
+        run(a, WAN_IF, &at_a, &ca).0
+    };
+    let (b_host, a_host) = (Ipv4Addr::new(198, 19, 2, 10), Ipv4Addr::new(198, 19, 1, 10));
+    assert_eq!(
+        through(&mut b, &mut a, b_host, a_host),
+        Action::Transmit { ifindex: LAN_IF }
+    );
+    // To a network that is not behind A (out of A's outside port in the
+    // clear, were it delivered), and from an address not behind B.
+    for (src, dst) in [
+        (b_host, Ipv4Addr::new(198, 19, 3, 5)),
+        (Ipv4Addr::new(198, 19, 3, 5), a_host),
+    ] {
+        assert_eq!(
+            through(&mut b, &mut a, src, dst),
+            Action::Drop(DropReason::InvalidIdentity),
+            "{src} -> {dst}"
+        );
+    }
+    let sa = a.sadb.inbound(0x2000).unwrap();
+    assert_eq!(sa.counters().drops.get(DropReason::InvalidIdentity), 2);
+    assert_eq!(ca.decapsulated.load(Ordering::Relaxed), 1);
+}
+
+#[test]
 fn arp_and_traffic_to_the_gateway_go_to_the_kernel_untouched() {
     let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
@@ -569,6 +625,7 @@ fn sa_like(spi: u32) -> SaParams {
         esn: false,
         replay_window: 0,
         lifetime: Lifetime::default(),
+        selectors: Vec::new(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use dataplane::api::{Direction, EspMode, Lifetime, SaKeys, SaParams};
 use dataplane::crypto::{AuthAlg, EncAlg};
-use dataplane::spd::{IpPrefix, PolicyAction, PolicyTag, SpdRule};
+use dataplane::spd::{IpPrefix, PolicyAction, PolicyTag, SpdRule, TrafficSelector};
 
 use super::super::error::{ErrorKind, Spanned};
 use super::super::ike::IsakmpMapEntry;
@@ -337,6 +337,13 @@ impl<'c> Cx<'c> {
             },
             TransformMode::Transport => EspMode::Transport,
         };
+        let acl_lines = acl_lines(acl);
+        // What the peer may send through the pair: the lines that protect.
+        let permitted: Vec<TrafficSelector> = acl_lines
+            .iter()
+            .filter(|(action, _, _)| *action == AclAction::Permit)
+            .map(|(_, selector, _)| *selector)
+            .collect();
         let sa = |k: &SessionKey, direction| SaParams {
             spi: k.spi.value,
             direction,
@@ -359,8 +366,8 @@ impl<'c> Cx<'c> {
             esn: false,
             replay_window: 0,
             lifetime: Lifetime::default(),
+            selectors: permitted.clone(),
         };
-        let acl_lines = acl_lines(acl);
         let proxy = acl_lines
             .iter()
             .find(|(action, _, _)| *action == AclAction::Permit)

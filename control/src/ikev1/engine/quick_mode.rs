@@ -568,6 +568,7 @@ impl Engine {
             esn: false,
             replay_window: e.replay_window,
             lifetime,
+            selectors: vec![q.proxy],
         };
         let outbound = SaParams {
             spi: q.spi_out,

@@ -58,7 +58,8 @@ fn collect(payloads: &[Payload]) -> AuthPayloads<'_> {
     a
 }
 
-/// The two SAs of a pair: (inbound, outbound).
+/// The two SAs of a pair: (inbound, outbound), carrying `proxy` (the
+/// narrowed traffic selectors).
 /// `exchange_initiator`: whether this side started the exchange that
 /// made the pair (its "i" keys protect what it sends).
 pub(super) fn pair_params(
@@ -68,6 +69,7 @@ pub(super) fn pair_params(
     (spi_in, spi_out): (u32, u32),
     keys: &ChildSaKeys,
     exchange_initiator: bool,
+    proxy: TrafficSelector,
 ) -> (SaParams, SaParams) {
     let (in_keys, out_keys) = if exchange_initiator {
         ((&keys.encr_r, &keys.integ_r), (&keys.encr_i, &keys.integ_i))
@@ -99,6 +101,7 @@ pub(super) fn pair_params(
         esn: false,
         replay_window: e.replay_window,
         lifetime,
+        selectors: vec![proxy],
     };
     let outbound = SaParams {
         spi: spi_out,
@@ -354,7 +357,7 @@ impl Engine {
             let e = &self.policy.maps[entry];
             let t = &e.transforms[set];
             let keys = child_keys(s, t, None, &s.ni, &s.nr)?;
-            let (inb, outb) = pair_params(e, t, s, (spi_in, spi_out), &keys, false);
+            let (inb, outb) = pair_params(e, t, s, (spi_in, spi_out), &keys, false, proxy);
             Some((e.tag, proxy, inb, outb))
         });
         if let Some((_, _, inb, _)) = &pair {
@@ -702,7 +705,8 @@ impl Engine {
                 let Some(keys) = child_keys(s, t, None, &s.ni, &s.nr) else {
                     return;
                 };
-                let (inb, outb) = pair_params(e, t, s, (pending.spi_in, spi_out), &keys, true);
+                let (inb, outb) =
+                    pair_params(e, t, s, (pending.spi_in, spi_out), &keys, true, proxy);
                 let tag = e.tag;
                 self.finish_install(k, tag, proxy, inb, outb, InstallMode::default());
             }

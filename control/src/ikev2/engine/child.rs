@@ -251,7 +251,7 @@ impl Engine {
         let Some(keys) = child_keys(s, t, g_ir.as_deref().map(|v| &v[..]), ni, &nr) else {
             return;
         };
-        let (inb, outb) = pair_params(e, t, s, (spi_in, spi_out), &keys, false);
+        let (inb, outb) = pair_params(e, t, s, (spi_in, spi_out), &keys, false, proxy);
         let tag = e.tag;
         let mut reply: Vec<Payload> = vec![
             PayloadBody::Sa(proposal::esp_choice_payload(t, number, spi_in, pfs)).into(),
@@ -366,7 +366,7 @@ impl Engine {
         let Some(keys) = child_keys(s, t, g_ir.as_deref().map(|v| &v[..]), &cr.ni, &nr) else {
             return;
         };
-        let (inb, outb) = pair_params(e, t, s, (cr.spi_in, spi_out), &keys, true);
+        let (inb, outb) = pair_params(e, t, s, (cr.spi_in, spi_out), &keys, true, proxy);
         self.finish_install(k, tag, proxy, inb, outb, InstallMode::default());
         if let Some(old) = cr.old_in {
             // Make-before-break: the old pair goes once the new one is in
