@@ -1137,6 +1137,23 @@ impl Engine {
 
     /// `clear crypto isakmp`: every ISAKMP SA deleted, the peers told;
     /// IPsec SAs stay (as in IOS).
+    /// Sends a DELETE over every established ISAKMP SA naming `protocol`
+    /// SA `spi`, whatever it is: what a confused or hostile peer may send.
+    #[cfg(test)]
+    pub fn send_delete(&mut self, now: Instant, protocol: ProtocolId, spi: Vec<u8>) {
+        for i in self.p1.ids() {
+            if self.p1[i].state == P1State::Established {
+                let d = Delete {
+                    doi: 1,
+                    protocol,
+                    spi_size: spi.len() as u8,
+                    spis: vec![spi.clone()],
+                };
+                self.send_informational(now, i, Payload::Delete(d));
+            }
+        }
+    }
+
     pub fn clear_isakmp(&mut self, now: Instant) {
         for i in self.p1.ids().into_iter().rev() {
             self.delete_isakmp(now, i, true);

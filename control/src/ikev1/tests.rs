@@ -14,6 +14,7 @@ use crate::config::ike::{IkeCipher, IkeHash};
 use crate::config::model::SecretBytes;
 use crate::ike::crypto::DhGroup;
 use crate::ike::test_nat::{nat_in, nat_out, NAT_ADDR};
+use crate::ike::wire::ikev1::ProtocolId;
 use crate::ike::wire::ikev1::{ExchangeType, Message};
 
 mod dynpeer;
@@ -536,6 +537,43 @@ fn clear_crypto_sa_deletes_both_sides() {
     assert!(net.a.isakmp_sas(net.now).is_empty());
     assert!(net.b.isakmp_sas(net.now).is_empty());
     assert_eq!(net.b.pairs().count(), 1, "IPsec SAs outlive the ISAKMP SA");
+}
+
+#[test]
+fn a_delete_goes_only_for_the_isakmp_sa_or_pair_it_names() {
+    let mut net = Net::v4();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let (ain, aout) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+    // An ISAKMP SA that does not exist, named over the one that does.
+    net.a
+        .send_delete(net.now, ProtocolId::ISAKMP, vec![0x5a; 16]);
+    net.pump();
+    assert_eq!(
+        net.b.isakmp_sas(net.now).len(),
+        1,
+        "not the SA it came over"
+    );
+    // An ESP SPI that is not the peer's.
+    net.a.send_delete(
+        net.now,
+        ProtocolId::IPSEC_ESP,
+        0x0bad_0bad_u32.to_be_bytes().to_vec(),
+    );
+    net.pump();
+    assert!(net.seen_b.deletes.is_empty());
+    // Its own ones.
+    net.a
+        .send_delete(net.now, ProtocolId::IPSEC_ESP, ain.to_be_bytes().to_vec());
+    net.pump();
+    assert_eq!(net.seen_b.deletes, vec![(aout, ain)]);
+    let isakmp = net.b.isakmp_sas(net.now);
+    assert_eq!(isakmp.len(), 1);
+    net.a.clear_isakmp(net.now);
+    net.pump();
+    assert!(
+        net.b.isakmp_sas(net.now).is_empty(),
+        "the SA that names itself goes"
+    );
 }
 
 #[test]

@@ -71,20 +71,44 @@ impl Engine {
                 Payload::Delete(d) => {
                     self.stats.deletes_received += 1;
                     if d.protocol == ProtocolId::ISAKMP {
-                        let c = self.p1[i].conn_id;
-                        self.log(format!(
-                            "ISAKMP:({c}):received DELETE for the ISAKMP SA from {}",
-                            remote.ip()
-                        ));
-                        self.delete_isakmp(now, i, false);
-                        return Ok(());
+                        // The SPI of an ISAKMP SA is its two cookies (RFC
+                        // 2408 §3.15): the one named goes, which need not
+                        // be the one the DELETE came over.
+                        let named: Vec<RowId> = if d.spis.is_empty() {
+                            vec![i]
+                        } else {
+                            d.spis
+                                .iter()
+                                .filter_map(|spi| self.isakmp_named(spi, remote))
+                                .collect()
+                        };
+                        let this_one = named.contains(&i);
+                        for j in named.into_iter().filter(|&j| j != i) {
+                            let c = self.p1[j].conn_id;
+                            self.log(format!(
+                                "ISAKMP:({c}):received DELETE for the ISAKMP SA from {}",
+                                remote.ip()
+                            ));
+                            self.delete_isakmp(now, j, false);
+                        }
+                        if this_one {
+                            let c = self.p1[i].conn_id;
+                            self.log(format!(
+                                "ISAKMP:({c}):received DELETE for the ISAKMP SA from {}",
+                                remote.ip()
+                            ));
+                            self.delete_isakmp(now, i, false);
+                            return Ok(());
+                        }
+                        continue;
                     }
                     if d.protocol == ProtocolId::IPSEC_ESP {
+                        let owner = (self.p1[i].cky_i, self.p1[i].cky_r);
                         for spi in &d.spis {
                             let Ok(spi) = <[u8; 4]>::try_from(spi.as_slice()) else {
                                 continue;
                             };
-                            self.peer_deleted(u32::from_be_bytes(spi), remote);
+                            self.peer_deleted(u32::from_be_bytes(spi), remote, owner);
                         }
                     }
                 }
@@ -94,12 +118,24 @@ impl Engine {
         Ok(())
     }
 
-    /// The peer deleted its inbound SA `spi`: our outbound one.
-    fn peer_deleted(&mut self, spi: u32, remote: SocketAddr) {
-        let Some(k) = self
-            .pairs
-            .find(&PairKey::Outbound(spi), |p| p.info.peer == remote.ip())
-        else {
+    /// The ISAKMP SA with `remote` whose cookies are `spi`, if any.
+    fn isakmp_named(&self, spi: &[u8], remote: SocketAddr) -> Option<RowId> {
+        let (ci, cr) = spi.split_at_checked(8)?;
+        let (ci, cr): ([u8; 8], [u8; 8]) = (ci.try_into().ok()?, cr.try_into().ok()?);
+        self.p1.find(&P1Key::Cookie(ci), |p| {
+            p.cky_r == cr && p.remote.ip() == remote.ip()
+        })
+    }
+
+    /// The peer at `remote` deleted its inbound SA `spi` (our outbound
+    /// one) in a DELETE protected by the ISAKMP SA with cookies `owner`.
+    /// Only a pair of that endpoint (address and port: another client
+    /// behind the same NAT sees our SPIs on the wire) or of that ISAKMP
+    /// SA goes.
+    fn peer_deleted(&mut self, spi: u32, remote: SocketAddr, owner: ([u8; 8], [u8; 8])) {
+        let Some(k) = self.pairs.find(&PairKey::Outbound(spi), |p| {
+            p.info.peer == remote.ip() && (p.remote == remote || p.owner == owner)
+        }) else {
             return;
         };
         let Some(p) = self.pairs.remove(k) else {
