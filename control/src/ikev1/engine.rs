@@ -206,7 +206,7 @@ impl Stats {
             ("no proposal chosen", self.no_proposal_chosen),
             ("proxy identities refused", self.invalid_id),
             ("bad key exchange values", self.invalid_key_exchange),
-            ("half-open limit drops", self.half_open_limit),
+            ("half-open limit: oldest dropped", self.half_open_limit),
             ("retransmission limit reached", self.retransmit_limit),
             ("peers declared dead (DPD)", self.dpd_dead),
             ("phase 1 SAs established", self.phase1_established),
@@ -611,6 +611,11 @@ pub struct Engine {
     pairs: Table<Pair>,
     /// Responder ISAKMP SAs not yet established ([`Engine::half_open`]).
     half_open_count: usize,
+    /// Responder ISAKMP SAs by arrival (row, connection id), oldest
+    /// first, so that at [`HALF_OPEN_LIMIT`] the oldest half-open one
+    /// makes room ([`Engine::make_room_for_half_open`]). Entries of SAs
+    /// established or gone since are skipped, and pruned as it grows.
+    half_open_order: VecDeque<(RowId, u32)>,
     pending: Vec<Pending>,
     hold_down: Vec<(PolicyTag, TrafficSelector, Instant)>,
     /// Pairs (by inbound SPI) whose failed rekey is to be tried again,
@@ -755,6 +760,7 @@ impl Engine {
             qm: Table::new(),
             pairs: Table::new(),
             half_open_count: 0,
+            half_open_order: VecDeque::new(),
             pending: Vec::new(),
             hold_down: Vec::new(),
             rekey_retries: Vec::new(),
@@ -820,8 +826,43 @@ impl Engine {
 
     /// Adds an ISAKMP SA (every one goes in through here).
     fn push_p1(&mut self, p: Phase1) -> RowId {
-        self.half_open_count += usize::from(p.is_half_open());
-        self.p1.push(p)
+        let (half_open, conn) = (p.is_half_open(), p.conn_id);
+        self.half_open_count += usize::from(half_open);
+        let i = self.p1.push(p);
+        if half_open {
+            self.half_open_order.push_back((i, conn));
+        }
+        i
+    }
+
+    /// Called with a first message (MM1, AM1) when [`HALF_OPEN_LIMIT`]
+    /// responder SAs are waiting: the oldest of them goes. Dropping the
+    /// new message instead let anyone who sends first messages from
+    /// spoofed addresses (each half-open SA lives ~30 s of
+    /// retransmissions) keep every real peer out with ~9 packets a
+    /// second; now a real peer's exchange, which takes well under a
+    /// second, only needs its SA not to be the oldest of 256 that long.
+    fn make_room_for_half_open(&mut self, now: Instant) {
+        self.stats.half_open_limit += 1;
+        while self.half_open() >= HALF_OPEN_LIMIT {
+            let Some((i, conn)) = self.half_open_order.pop_front() else {
+                return;
+            };
+            let waiting = self
+                .p1
+                .get(i)
+                .is_some_and(|p| p.conn_id == conn && p.is_half_open());
+            if waiting {
+                self.delete_isakmp(now, i, false);
+            }
+        }
+        if self.half_open_order.len() > 4 * HALF_OPEN_LIMIT {
+            let p1 = &self.p1;
+            self.half_open_order.retain(|&(i, conn)| {
+                p1.get(i)
+                    .is_some_and(|p| p.conn_id == conn && p.is_half_open())
+            });
+        }
     }
 
     /// Removes an ISAKMP SA (every one goes out through here).

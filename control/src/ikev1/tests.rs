@@ -577,6 +577,40 @@ fn a_delete_goes_only_for_the_isakmp_sa_or_pair_it_names() {
 }
 
 #[test]
+fn a_flood_of_spoofed_first_messages_does_not_keep_a_real_peer_out() {
+    let mut net = Net::v4();
+    net.a
+        .acquire(net.now, TAG, ping("198.19.1.10", "198.19.2.10"));
+    let (local, remote, data) = std::iter::from_fn(|| net.a.poll_output())
+        .find_map(|o| match o {
+            Output::Send {
+                local,
+                remote,
+                data,
+            } => Some((local, remote, data)),
+            _ => None,
+        })
+        .expect("A sends its MM1");
+    // 256 MM1s from A's address (other ports, other cookies) that nobody
+    // will ever answer: every half-open place taken.
+    for k in 0..256u16 {
+        let mut spoofed = data.clone();
+        spoofed[..2].copy_from_slice(&k.to_be_bytes());
+        spoofed[2] ^= 0x5a;
+        let from = SocketAddr::new(local.ip(), 20000 + k);
+        net.b.handle_datagram(net.now, remote, from, &spoofed);
+    }
+    while net.b.poll_output().is_some() {}
+    assert_eq!(net.b.isakmp_sas(net.now).len(), 256);
+    // The real one still gets its ISAKMP SA and the pair.
+    net.b.handle_datagram(net.now, remote, local, &data);
+    net.pump();
+    assert_eq!(net.a.stats().phase1_established, 1);
+    assert_eq!(net.seen_a.installs.len(), 1);
+    assert_eq!(net.b.stats().half_open_limit, 1);
+}
+
+#[test]
 fn soft_expiry_rekeys_and_hard_expiry_deletes() {
     let mut net = Net::v4();
     net.acquire_a(("198.19.1.10", "198.19.2.10"));

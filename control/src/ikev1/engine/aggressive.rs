@@ -133,10 +133,6 @@ impl Engine {
         data: &[u8],
         msg: &Message,
     ) -> Result<(), Drop> {
-        if self.half_open() >= HALF_OPEN_LIMIT {
-            self.stats.half_open_limit += 1;
-            return Ok(());
-        }
         let Body::Payloads(payloads) = &msg.body else {
             return Err(Drop::Malformed("encrypted AM1".into()));
         };
@@ -196,6 +192,10 @@ impl Engine {
             .iter()
             .find(|p| p.protocol == ProtocolId::ISAKMP)
             .map_or(1, |p| p.number);
+        // Only a first message we answer takes a half-open place.
+        if self.half_open() >= HALF_OPEN_LIMIT {
+            self.make_room_for_half_open(now);
+        }
         let conn_id = self.alloc_conn_id();
         let cky_r: [u8; 8] = random();
         let i = self.push_p1(Phase1 {

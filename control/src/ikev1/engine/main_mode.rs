@@ -112,10 +112,6 @@ impl Engine {
         data: &[u8],
         msg: &Message,
     ) -> Result<(), Drop> {
-        if self.half_open() >= HALF_OPEN_LIMIT {
-            self.stats.half_open_limit += 1;
-            return Ok(());
-        }
         let Body::Payloads(payloads) = &msg.body else {
             return Err(Drop::Malformed("encrypted MM1".into()));
         };
@@ -185,6 +181,10 @@ impl Engine {
         let out = Message::new(header, reply)
             .encode()
             .map_err(|e| Drop::Malformed(e.to_string()))?;
+        // Only a first message we answer takes a half-open place.
+        if self.half_open() >= HALF_OPEN_LIMIT {
+            self.make_room_for_half_open(now);
+        }
         let conn_id = self.alloc_conn_id();
         self.log(format!(
             "ISAKMP:(0):found peer pre-shared key matching {}\nISAKMP:({conn_id}):atts are acceptable. Next payload is 0\nISAKMP:({conn_id}):Old State = IKE_READY  New State = IKE_R_MM2",
