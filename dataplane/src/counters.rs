@@ -72,10 +72,13 @@ pub enum DropReason {
     /// pair (proxy identities, traffic selectors) takes it (RFC 4301 §5.2;
     /// IOS counts these as `#pkts invalid identity (recv)`).
     InvalidIdentity,
+    /// ESP (or ESP in UDP) that arrived as IP fragments: RFC 4303 §3.4.1
+    /// wants them reassembled first, which the dataplane does not do yet.
+    OuterFragment,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 26;
+    pub const COUNT: usize = 27;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NoSa,
         DropReason::Replay,
@@ -103,6 +106,7 @@ impl DropReason {
         DropReason::TedProbeRateLimited,
         DropReason::TedProbeSourceLimited,
         DropReason::InvalidIdentity,
+        DropReason::OuterFragment,
     ];
 
     /// Stable one-byte code of the reason on the control socket: its
@@ -144,6 +148,7 @@ impl DropReason {
             DropReason::TedProbeRateLimited => "ted-probe-rate-limited",
             DropReason::TedProbeSourceLimited => "ted-probe-source-limited",
             DropReason::InvalidIdentity => "invalid-identity",
+            DropReason::OuterFragment => "esp-fragment",
         }
     }
 }

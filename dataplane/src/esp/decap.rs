@@ -362,10 +362,11 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
             if ip.protocol() != ip_proto::ESP && ip.protocol() != ip_proto::UDP {
                 return Ok(Err(Decapped::NotEsp));
             }
-            // Fragments are reassembled before they reach ESP (RFC 4303
-            // §3.4.1); the reassembly stage lives in the worker.
+            // RFC 4303 §3.4.1 has fragments reassembled before ESP; the
+            // dataplane does not reassemble (yet), so they are counted
+            // as what they are.
             if ip.is_fragment() {
-                return Err(DropReason::Malformed);
+                return Err(DropReason::OuterFragment);
             }
             if !ip.verify_checksum() {
                 return Err(DropReason::BadIpChecksum);
@@ -386,7 +387,7 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
                 return Ok(Err(Decapped::NotEsp));
             }
             if walk.fragment.is_some() {
-                return Err(DropReason::Malformed);
+                return Err(DropReason::OuterFragment);
             }
             let len = ipv6::HEADER_LEN + usize::from(ip.payload_len());
             // ESP must follow the unfragmentable part directly for the
@@ -409,6 +410,11 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
                 .map_err(|_| DropReason::Malformed)?;
             if u.dst_port() != NATT_PORT {
                 return Ok(Err(Decapped::NotEsp));
+            }
+            // ESP runs to the end of the IP packet: a UDP length that
+            // says otherwise is a damaged or crafted datagram.
+            if usize::from(u.len()) != packet.len() - upper_off {
+                return Err(DropReason::Malformed);
             }
             udp_src = Some(u.src_port());
             match natt::classify(u.payload()) {

@@ -897,6 +897,34 @@ fn outer_ipv4_header_with_a_bad_checksum_is_dropped_and_counted() {
 }
 
 #[test]
+fn fragmented_esp_is_counted_as_such() {
+    let (o, i) = aes_sha1(tunnel(false), false);
+    let (a, b) = install(&o, &i);
+    let mut outer = encap_one(a.outbound(o.spi).unwrap(), &inner_v4(10)).unwrap();
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut outer[..]);
+        ip.set_more_frags(true);
+        ip.fill_checksum();
+    }
+    let g = DropCounters::default();
+    assert_eq!(decap_one(&b, &outer, &g).0, Err(DropReason::OuterFragment));
+    assert_eq!(g.get(DropReason::OuterFragment), 1);
+}
+
+#[test]
+fn esp_in_udp_whose_udp_length_is_not_the_ip_payloads_is_refused() {
+    let (o, i) = aes_sha1(tunnel(false), true);
+    let (a, b) = install(&o, &i);
+    let outer = encap_one(a.outbound(o.spi).unwrap(), &inner_v4(10)).unwrap();
+    let g = DropCounters::default();
+    let udp_len = u16::from_be_bytes([outer[24], outer[25]]);
+    let mut short = outer.clone();
+    short[24..26].copy_from_slice(&(udp_len - 16).to_be_bytes());
+    assert_eq!(decap_one(&b, &short, &g).0, Err(DropReason::Malformed));
+    assert!(decap_one(&b, &outer, &g).0.is_ok(), "the packet as sent");
+}
+
+#[test]
 fn encapsulated_len_is_exact_and_max_inner_len_fits_the_mtu() {
     for (enc, auth) in all_suites() {
         let (o, i) = sa_pair(enc, auth, tunnel(false), true, false, 64);
