@@ -159,7 +159,7 @@ pub fn choose_phase1(
         for t in &p.transforms {
             let Some(c) = read_phase1(t) else { continue };
             if c.cipher == ours.cipher && c.hash == ours.hash && c.group == ours.group {
-                let lifetime = c.lifetime.min(ours.lifetime).max(60);
+                let lifetime = c.lifetime.min(ours.lifetime).max(1);
                 return Some((t.clone(), Phase1Choice { lifetime, ..c }));
             }
         }
@@ -183,7 +183,7 @@ pub fn accept_phase1(
         .iter()
         .find(|o| o.cipher == c.cipher && o.hash == c.hash && o.group == c.group)?;
     Some(Phase1Choice {
-        lifetime: c.lifetime.min(ours.lifetime).max(60),
+        lifetime: c.lifetime.min(ours.lifetime).max(1),
         ..c
     })
 }
@@ -415,11 +415,13 @@ pub fn read_lifetime(attributes: &[Attribute]) -> Option<IpsecLifetime> {
     Some(lifetime)
 }
 
-/// The shorter of two lifetimes, kind by kind.
+/// The shorter of two lifetimes, kind by kind. Never longer than either:
+/// a floor would leave the peer expiring the SA before us (RFC 2407
+/// §4.5.4 lets the responder only shorten). A meaningless 0 counts as 1.
 pub fn shorter(a: IpsecLifetime, b: IpsecLifetime) -> IpsecLifetime {
     IpsecLifetime {
-        seconds: a.seconds.min(b.seconds).max(60),
-        kilobytes: a.kilobytes.min(b.kilobytes).max(2560),
+        seconds: a.seconds.min(b.seconds).max(1),
+        kilobytes: a.kilobytes.min(b.kilobytes).max(1),
     }
 }
 
@@ -585,5 +587,15 @@ mod tests {
         }
         assert!(choose_phase2(&no_pfs, &ts, Some(DhGroup::Modp2048), life).is_none());
         assert!(choose_phase2(&no_pfs, &ts, None, life).is_some());
+        // A peer's lifetime below IOS's least (120 s, 2560 KB) is used as
+        // it is: raising it would leave the two sides expiring the SA at
+        // different times.
+        let tiny = IpsecLifetime {
+            seconds: 30,
+            kilobytes: 1000,
+        };
+        let offer = phase2_offer(7, &ts, None, tiny, None);
+        let (.., c) = choose_phase2(&offer, &ts, None, life).unwrap();
+        assert_eq!(c.lifetime, tiny);
     }
 }
