@@ -60,6 +60,9 @@ const RETRANSMIT_CAP: Duration = Duration::from_secs(8);
 /// How long a finished Quick Mode is kept to answer a retransmitted
 /// message of it.
 const QM_LINGER: Duration = Duration::from_secs(30);
+/// The peer's Quick Mode Message IDs an ISAKMP SA remembers
+/// (`Phase1::peer_qm_ids`): a day of hourly rekeys of dozens of pairs.
+const SEEN_QM_IDS: usize = 4096;
 /// After a failed negotiation for a flow, acquires for it are ignored for
 /// this long, so a misconfigured peer is not flooded.
 const HOLD_DOWN: Duration = Duration::from_secs(2);
@@ -371,6 +374,12 @@ struct Phase1 {
     /// The R-U-THERE waiting for its ACK.
     dpd_pending: Option<DpdProbe>,
     next_dpd: Option<Instant>,
+    /// Message IDs of the peer's authentic QM1s on this SA, newest last
+    /// (at most [`SEEN_QM_IDS`]): a Quick Mode is forgotten
+    /// [`QM_LINGER`] after it ends, and a QM1 captured and sent again
+    /// after that would verify and be negotiated anew (a DH computation
+    /// and an inbound SA installed per replay).
+    peer_qm_ids: VecDeque<u32>,
 }
 
 /// An R-U-THERE of ours waiting for its ACK (RFC 3706 §5).
@@ -442,6 +451,7 @@ impl Phase1 {
             dpd_seq: u32::from_be_bytes(random()) >> 1,
             dpd_pending: None,
             next_dpd: None,
+            peer_qm_ids: VecDeque::new(),
         }
     }
 

@@ -611,6 +611,29 @@ fn a_flood_of_spoofed_first_messages_does_not_keep_a_real_peer_out() {
 }
 
 #[test]
+fn a_quick_mode_sent_again_after_it_was_forgotten_is_not_negotiated_again() {
+    let mut net = Net::v4();
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.seen_b.preinstalled.len(), 1);
+    // A's QM1 (exchange type 32 at byte 18), captured off the wire.
+    let (_, qm1) = net
+        .wire
+        .iter()
+        .find(|(from_a, d)| *from_a && d.get(18) == Some(&32))
+        .cloned()
+        .expect("A sent a QM1");
+    net.run_for(40);
+    net.b.handle_datagram(net.now, net.b_addr, net.a_addr, &qm1);
+    net.pump();
+    assert_eq!(
+        net.seen_b.preinstalled.len(),
+        1,
+        "no inbound SA for the replay"
+    );
+    assert_eq!(net.seen_b.installs.len(), 1);
+}
+
+#[test]
 fn soft_expiry_rekeys_and_hard_expiry_deletes() {
     let mut net = Net::v4();
     net.acquire_a(("198.19.1.10", "198.19.2.10"));

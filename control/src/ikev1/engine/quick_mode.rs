@@ -171,8 +171,20 @@ impl Engine {
             return Err(Drop::Hash("QM1 HASH(1)"));
         }
         // Authentic, not fresh (a replayed QM1 verifies too): the peer
-        // counts as heard from at its QM3, which answers our nonce.
+        // counts as heard from at its QM3, which answers our nonce, and a
+        // Message ID this SA has seen is a replay (RFC 2409 §5.5 has each
+        // Quick Mode take a new one).
+        if p.peer_qm_ids.contains(&msg_id) {
+            return Err(Drop::Unexpected(
+                "a QM1 with a Message ID this ISAKMP SA has seen",
+            ));
+        }
         let (local, peer, conn) = (p.local, p.remote, p.conn_id);
+        let ids_seen = &mut self.p1[i].peer_qm_ids;
+        if ids_seen.len() == SEEN_QM_IDS {
+            ids_seen.pop_front();
+        }
+        ids_seen.push_back(msg_id);
         let mut sa = None;
         let mut nonce = None;
         let mut ke = None;
