@@ -808,7 +808,7 @@ fn classify(
     // The IP packet only: a frame under Ethernet's 60-byte minimum comes
     // padded, and the pad must neither be encrypted nor forwarded as
     // part of the packet (in transport mode the peer would hand it to
-    // TCP as data). `flow_key` checked the IP length against the frame.
+    // TCP as data). `flow_of` checked the IP length against the frame.
     let ip_len = ip_packet_len(&f.data()[hl..]).unwrap_or(f.len - hl);
     f.start += hl;
     f.len = ip_len.min(f.len - hl);

@@ -473,7 +473,13 @@ impl InboundSa {
             core: SaCore::new(params, now_secs)?,
             replay,
             peer_port: AtomicU64::new(0),
-            inner_policy: InnerPolicy::new(&params.selectors).map(Box::new),
+            // Transport mode through a NAT: the rebuilt packet carries
+            // the NAT's address, not the one the peer negotiated (RFC
+            // 3947's NAT-OA), so the selectors cannot judge it.
+            inner_policy: match (params.mode, params.udp_encap) {
+                (EspMode::Transport, Some(_)) => None,
+                _ => InnerPolicy::new(&params.selectors).map(Box::new),
+            },
         })
     }
 
@@ -826,6 +832,25 @@ mod tests {
     use super::*;
     use crate::api::SaKeys;
     use crate::crypto::{AuthAlg, EncAlg};
+
+    #[test]
+    fn transport_mode_through_a_nat_keeps_no_inner_policy() {
+        let sel = crate::spd::TrafficSelector {
+            src: "198.18.0.1/32".parse().unwrap(),
+            dst: "198.18.0.2/32".parse().unwrap(),
+            proto: Some(47),
+            src_ports: crate::spd::PortRange::ANY,
+            dst_ports: crate::spd::PortRange::ANY,
+        };
+        let mut p = params(0x1000, Direction::Inbound);
+        p.selectors = vec![sel];
+        assert!(InboundSa::new(&p, 0).unwrap().inner_policy().is_some());
+        p.mode = EspMode::Transport;
+        assert!(InboundSa::new(&p, 0).unwrap().inner_policy().is_some());
+        // The rebuilt packet carries the NAT's address, not the peer's.
+        p.udp_encap = Some(UdpEncap::default());
+        assert!(InboundSa::new(&p, 0).unwrap().inner_policy().is_none());
+    }
 
     fn params(spi: u32, direction: Direction) -> SaParams {
         SaParams {

@@ -272,9 +272,22 @@ impl InnerPolicy {
         })
     }
 
+    /// Whether the decrypted IP packet `packet` is traffic of the SA: one
+    /// selector, read from the peer's side, takes its flow (its ports
+    /// unknown for a later fragment, see [`Spd::lookup_portless`]). An
+    /// ICMP error is judged by the packet it quotes, which we sent into
+    /// the tunnel, as it stands (RFC 4301 §6.2): a router inside the
+    /// peer's network, or the peer's gateway, reports on our traffic from
+    /// an address outside the selectors, and with a protocol of its own.
+    pub fn admits_packet(&self, packet: &[u8]) -> bool {
+        if let Some((quoted, portless)) = icmp_error_about(packet) {
+            return self.takes(&quoted, portless);
+        }
+        flow_of(packet).is_some_and(|(flow, portless)| self.admits(&flow, portless))
+    }
+
     /// Whether a decrypted packet of `flow` (its ports unknown when
-    /// `portless`, see [`Spd::lookup_portless`]) is traffic of the SA: one
-    /// selector, read from the peer's side, takes it.
+    /// `portless`) is traffic of the SA, read from the peer's side.
     pub fn admits(&self, flow: &FlowKey, portless: bool) -> bool {
         let ours = FlowKey {
             src: flow.dst,
@@ -283,13 +296,18 @@ impl InnerPolicy {
             src_port: flow.dst_port,
             dst_port: flow.src_port,
         };
+        self.takes(&ours, portless)
+    }
+
+    /// Whether a selector takes `ours`, a flow as we send it.
+    fn takes(&self, ours: &FlowKey, portless: bool) -> bool {
         std::iter::once(&self.first)
             .chain(self.rest.iter())
             .any(|sel| {
                 if portless {
-                    sel.matches_addresses(&ours)
+                    sel.matches_addresses(ours)
                 } else {
-                    sel.matches(&ours)
+                    sel.matches(ours)
                 }
             })
     }
@@ -579,6 +597,78 @@ pub fn flow_of(packet: &[u8]) -> Option<(FlowKey, bool)> {
     Some((flow, portless))
 }
 
+/// The flow of the packet an ICMP error quotes (ICMPv4 destination
+/// unreachable, source quench, redirect, time exceeded, parameter
+/// problem; ICMPv6 types 1-4), as that packet's sender sent it, and
+/// whether its ports are unknown (cut off, or a later fragment). `None`:
+/// not such an error, or too short to tell.
+fn icmp_error_about(packet: &[u8]) -> Option<(FlowKey, bool)> {
+    let icmp = match packet.first()? >> 4 {
+        4 => {
+            let ip = ipv4::Packet::new_checked(packet).ok()?;
+            if ip.protocol() != ip_proto::ICMP || ip.frag_offset() != 0 {
+                return None;
+            }
+            let icmp = packet.get(ip.header_len()..usize::from(ip.total_len()))?;
+            matches!(*icmp.first()?, 3 | 4 | 5 | 11 | 12).then_some(icmp)?
+        }
+        6 => {
+            let ip = ipv6::Packet::new_checked(packet).ok()?;
+            let walk = ip.walk_ext_headers().ok()?;
+            if walk.upper_proto != ip_proto::ICMPV6 || walk.fragment.is_some_and(|f| f.offset != 0)
+            {
+                return None;
+            }
+            let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+            let icmp = packet.get(walk.upper_offset..end)?;
+            (1..=4).contains(icmp.first()?).then_some(icmp)?
+        }
+        _ => return None,
+    };
+    let quoted = icmp.get(8..)?;
+    let (src, dst, proto, l4) = match quoted.first()? >> 4 {
+        4 => {
+            let ip = ipv4::Packet::new_checked_header(quoted).ok()?;
+            let l4 = match ip.frag_offset() {
+                0 => quoted.get(ip.header_len()..).unwrap_or(&[]),
+                _ => &[][..],
+            };
+            (
+                IpAddr::V4(ip.src_addr()),
+                IpAddr::V4(ip.dst_addr()),
+                ip.protocol(),
+                l4,
+            )
+        }
+        6 => {
+            let ip = ipv6::Packet::new_checked_header(quoted).ok()?;
+            let l4 = quoted.get(ipv6::HEADER_LEN..).unwrap_or(&[]);
+            (
+                IpAddr::V6(ip.src_addr()),
+                IpAddr::V6(ip.dst_addr()),
+                ip.next_header(),
+                l4,
+            )
+        }
+        _ => return None,
+    };
+    let flow = |src_port, dst_port| FlowKey {
+        src,
+        dst,
+        proto,
+        src_port,
+        dst_port,
+    };
+    Some(match (proto, l4) {
+        (ip_proto::TCP | ip_proto::UDP, [a, b, c, d, ..]) => (
+            flow(u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d])),
+            false,
+        ),
+        (ip_proto::TCP | ip_proto::UDP, _) => (flow(0, 0), true),
+        _ => (flow(0, 0), false),
+    })
+}
+
 /// The ordered rule list, indexed per family by destination prefix.
 #[derive(Debug, Clone, Default)]
 pub struct Spd {
@@ -762,6 +852,51 @@ mod tests {
             !p.admits(&turned, false),
             "our side's addresses as the source"
         );
+    }
+
+    /// An IPv6 header (40 bytes) from `src` to `dst`, `next` after it and
+    /// `payload_len` bytes of payload announced.
+    fn v6_header(src: &str, dst: &str, next: u8, payload_len: u16) -> Vec<u8> {
+        let mut h = vec![0x60, 0, 0, 0];
+        h.extend_from_slice(&payload_len.to_be_bytes());
+        h.extend_from_slice(&[next, 64]);
+        for a in [src, dst] {
+            h.extend_from_slice(&a.parse::<std::net::Ipv6Addr>().unwrap().octets());
+        }
+        h
+    }
+
+    #[test]
+    fn an_icmpv6_error_is_judged_by_the_packet_it_quotes() {
+        // Ours: fd00:1::/64 -> fd00:2::/64, UDP to port 5000.
+        let p = InnerPolicy::new(&[sel(
+            "fd00:1::/64",
+            "fd00:2::/64",
+            Some(17),
+            PortRange::single(5000),
+        )])
+        .expect("narrow");
+        let too_big = |quoted_dst: &str, dport: u16| {
+            let mut quoted = v6_header("fd00:1::7", quoted_dst, 17, 8);
+            quoted.extend_from_slice(&[0x9c, 0x40]);
+            quoted.extend_from_slice(&dport.to_be_bytes());
+            quoted.extend_from_slice(&[0, 8, 0, 0]);
+            // From a router on the peer's side, outside the selectors.
+            let mut pkt = v6_header("fd00:99::1", "fd00:1::7", 58, 8 + quoted.len() as u16);
+            pkt.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0x05, 0x00]);
+            pkt.extend_from_slice(&quoted);
+            pkt
+        };
+        assert!(p.admits_packet(&too_big("fd00:2::7", 5000)));
+        assert!(
+            !p.admits_packet(&too_big("fd00:2::7", 5001)),
+            "not the SA's traffic"
+        );
+        assert!(!p.admits_packet(&too_big("fd00:3::7", 5000)));
+        // The router's own packet, not an error, is judged as it stands.
+        let mut echo = v6_header("fd00:99::1", "fd00:1::7", 58, 8);
+        echo.extend_from_slice(&[128, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(!p.admits_packet(&echo));
     }
 
     #[test]

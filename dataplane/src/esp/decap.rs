@@ -12,7 +12,6 @@ use crate::api::EspMode;
 use crate::counters::{DropCounters, DropReason, SaCounters};
 use crate::crypto::{CryptoError, EspSuite, OpenJob};
 use crate::sa::{InboundSa, Sadb};
-use crate::spd::flow_of;
 use crate::wire::natt::{self, NattPayload};
 use crate::wire::{esp, ip_proto, ipv4, ipv6, udp};
 
@@ -533,12 +532,11 @@ fn finish_opened(
             rebuild_transport(p, checked.outer, pt_start, payload_len, trailer.next_header)
         }
     };
-    if let Some(policy) = sa.inner_policy() {
-        let admitted =
-            flow_of(p.data()).is_some_and(|(flow, portless)| policy.admits(&flow, portless));
-        if !admitted {
-            return Err(DropReason::InvalidIdentity);
-        }
+    if sa
+        .inner_policy()
+        .is_some_and(|policy| !policy.admits_packet(p.data()))
+    {
+        return Err(DropReason::InvalidIdentity);
     }
     SaCounters::add(&c.packets, 1);
     SaCounters::add(&c.bytes, payload_len as u64);

@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(
             tokens(&l),
             2,
-            "a clock read late by another worker adds nothing"
+            "a clock that seems to step back adds nothing"
         );
     }
 }

@@ -392,40 +392,75 @@ fn decrypted_traffic_outside_the_pairs_selectors_is_dropped_and_counted() {
         },
     }]);
     let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
-    let through = |b: &mut Tables, a: &mut Tables, src: Ipv4Addr, dst: Ipv4Addr| {
-        let mut p = inner_v4(20);
-        {
-            let mut ip = ipv4::Packet::new_unchecked(&mut p[..]);
-            ip.set_src_addr(src);
-            ip.set_dst_addr(dst);
-            ip.fill_checksum();
-        }
-        let frame = eth_frame(mac(0x21), mac(0x2a), ethernet::ethertype::IPV4, &p);
+    let through = |b: &mut Tables, a: &mut Tables, p: &[u8]| {
+        let frame = eth_frame(mac(0x21), mac(0x2a), ethernet::ethertype::IPV4, p);
         let (act, wire) = run(b, LAN_IF, &frame, &cb);
         assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
         let at_a = eth_frame(mac(0x12), mac(0xfe), ethernet::ethertype::IPV4, &wire[14..]);
         run(a, WAN_IF, &at_a, &ca).0
     };
     let (b_host, a_host) = (Ipv4Addr::new(198, 19, 2, 10), Ipv4Addr::new(198, 19, 1, 10));
+    let elsewhere = Ipv4Addr::new(198, 19, 3, 5);
     assert_eq!(
-        through(&mut b, &mut a, b_host, a_host),
+        through(&mut b, &mut a, &udp_v4(b_host, a_host)),
         Action::Transmit { ifindex: LAN_IF }
     );
     // To a network that is not behind A (out of A's outside port in the
     // clear, were it delivered), and from an address not behind B.
-    for (src, dst) in [
-        (b_host, Ipv4Addr::new(198, 19, 3, 5)),
-        (Ipv4Addr::new(198, 19, 3, 5), a_host),
-    ] {
+    for (src, dst) in [(b_host, elsewhere), (elsewhere, a_host)] {
         assert_eq!(
-            through(&mut b, &mut a, src, dst),
+            through(&mut b, &mut a, &udp_v4(src, dst)),
             Action::Drop(DropReason::InvalidIdentity),
             "{src} -> {dst}"
         );
     }
+    // An ICMP error from a router behind B that is outside the selectors
+    // is judged by the packet it quotes (RFC 4301 §6.2): about A's
+    // traffic through the pair, delivered; about other traffic, not.
+    let router = Ipv4Addr::new(198, 19, 9, 1);
+    assert_eq!(
+        through(
+            &mut b,
+            &mut a,
+            &time_exceeded(router, a_host, &udp_v4(a_host, b_host))
+        ),
+        Action::Transmit { ifindex: LAN_IF }
+    );
+    assert_eq!(
+        through(
+            &mut b,
+            &mut a,
+            &time_exceeded(router, a_host, &udp_v4(a_host, elsewhere))
+        ),
+        Action::Drop(DropReason::InvalidIdentity)
+    );
     let sa = a.sadb.inbound(0x2000).unwrap();
-    assert_eq!(sa.counters().drops.get(DropReason::InvalidIdentity), 2);
-    assert_eq!(ca.decapsulated.load(Ordering::Relaxed), 1);
+    assert_eq!(sa.counters().drops.get(DropReason::InvalidIdentity), 3);
+    assert_eq!(ca.decapsulated.load(Ordering::Relaxed), 2);
+}
+
+/// A 48-byte UDP packet from `src` to `dst`.
+fn udp_v4(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    let mut p = inner_v4(20);
+    let mut ip = ipv4::Packet::new_unchecked(&mut p[..]);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
+    ip.fill_checksum();
+    p
+}
+
+/// ICMP time exceeded from `src` to `dst` quoting the first 28 bytes of
+/// `about`.
+fn time_exceeded(src: Ipv4Addr, dst: Ipv4Addr, about: &[u8]) -> Vec<u8> {
+    let mut p = udp_v4(src, dst);
+    p.truncate(20);
+    p.extend_from_slice(&[11, 0, 0, 0, 0, 0, 0, 0]);
+    p.extend_from_slice(&about[..28]);
+    let mut ip = ipv4::Packet::new_unchecked(&mut p[..]);
+    ip.set_protocol(ip_proto::ICMP);
+    ip.set_total_len(56);
+    ip.fill_checksum();
+    p
 }
 
 #[test]
