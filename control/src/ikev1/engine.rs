@@ -623,8 +623,9 @@ pub struct Engine {
     half_open_count: usize,
     /// Responder ISAKMP SAs by arrival (row, connection id), oldest
     /// first, so that at [`HALF_OPEN_LIMIT`] the oldest half-open one
-    /// makes room ([`Engine::make_room_for_half_open`]). Entries of SAs
-    /// established or gone since are skipped, and pruned as it grows.
+    /// makes room ([`Engine::evict_oldest_half_open`]). Entries of SAs
+    /// established or gone since are skipped there, and pruned when the
+    /// queue passes four times the limit.
     half_open_order: VecDeque<(RowId, u32)>,
     pending: Vec<Pending>,
     hold_down: Vec<(PolicyTag, TrafficSelector, Instant)>,
@@ -841,37 +842,44 @@ impl Engine {
         let i = self.p1.push(p);
         if half_open {
             self.half_open_order.push_back((i, conn));
+            if self.half_open_order.len() > 4 * HALF_OPEN_LIMIT {
+                let p1 = &self.p1;
+                self.half_open_order.retain(|&(i, conn)| {
+                    p1.get(i)
+                        .is_some_and(|p| p.conn_id == conn && p.is_half_open())
+                });
+            }
         }
         i
     }
 
-    /// Called with a first message (MM1, AM1) when [`HALF_OPEN_LIMIT`]
-    /// responder SAs are waiting: the oldest of them goes. Dropping the
-    /// new message instead let anyone who sends first messages from
-    /// spoofed addresses (each half-open SA lives ~30 s of
-    /// retransmissions) keep every real peer out with ~9 packets a
-    /// second; now a real peer's exchange, which takes well under a
+    /// Drops the oldest half-open responder SA other than `except`, for a
+    /// first message (MM1, AM1) that finds [`HALF_OPEN_LIMIT`] of them
+    /// waiting. Dropping the new message instead let anyone who sends
+    /// first messages from spoofed addresses (each half-open SA lives
+    /// ~30 s of retransmissions) keep every real peer out with ~9 packets
+    /// a second; now a real peer's exchange, which takes well under a
     /// second, only needs its SA not to be the oldest of 256 that long.
-    fn make_room_for_half_open(&mut self, now: Instant) {
+    fn evict_oldest_half_open(&mut self, now: Instant, except: Option<RowId>) {
         self.stats.half_open_limit += 1;
-        while self.half_open() >= HALF_OPEN_LIMIT {
-            let Some((i, conn)) = self.half_open_order.pop_front() else {
-                return;
-            };
+        let mut kept = None;
+        while let Some((i, conn)) = self.half_open_order.pop_front() {
             let waiting = self
                 .p1
                 .get(i)
                 .is_some_and(|p| p.conn_id == conn && p.is_half_open());
-            if waiting {
-                self.delete_isakmp(now, i, false);
+            if !waiting {
+                continue;
             }
+            if Some(i) == except {
+                kept = Some((i, conn));
+                continue;
+            }
+            self.delete_isakmp(now, i, false);
+            break;
         }
-        if self.half_open_order.len() > 4 * HALF_OPEN_LIMIT {
-            let p1 = &self.p1;
-            self.half_open_order.retain(|&(i, conn)| {
-                p1.get(i)
-                    .is_some_and(|p| p.conn_id == conn && p.is_half_open())
-            });
+        if let Some(entry) = kept {
+            self.half_open_order.push_front(entry);
         }
     }
 
@@ -1186,8 +1194,6 @@ impl Engine {
         self.ted_hold.clear();
     }
 
-    /// `clear crypto isakmp`: every ISAKMP SA deleted, the peers told;
-    /// IPsec SAs stay (as in IOS).
     /// Sends a DELETE over every established ISAKMP SA naming `protocol`
     /// SA `spi`, whatever it is: what a confused or hostile peer may send.
     #[cfg(test)]
@@ -1205,6 +1211,8 @@ impl Engine {
         }
     }
 
+    /// `clear crypto isakmp`: every ISAKMP SA deleted, the peers told;
+    /// IPsec SAs stay (as in IOS).
     pub fn clear_isakmp(&mut self, now: Instant) {
         for i in self.p1.ids().into_iter().rev() {
             self.delete_isakmp(now, i, true);

@@ -158,7 +158,11 @@ pub fn choose_phase1(
     for ours in policies {
         for t in &p.transforms {
             let Some(c) = read_phase1(t) else { continue };
-            if c.cipher == ours.cipher && c.hash == ours.hash && c.group == ours.group {
+            if c.cipher == ours.cipher
+                && c.hash == ours.hash
+                && c.group == ours.group
+                && u64::from(c.lifetime) >= MIN_LIFETIME_SECONDS
+            {
                 let lifetime = c.lifetime.min(ours.lifetime).max(1);
                 return Some((t.clone(), Phase1Choice { lifetime, ..c }));
             }
@@ -182,6 +186,9 @@ pub fn accept_phase1(
     let ours = policies
         .iter()
         .find(|o| o.cipher == c.cipher && o.hash == c.hash && o.group == c.group)?;
+    if u64::from(c.lifetime) < MIN_LIFETIME_SECONDS {
+        return None;
+    }
     Some(Phase1Choice {
         lifetime: c.lifetime.min(ours.lifetime).max(1),
         ..c
@@ -415,6 +422,12 @@ pub fn read_lifetime(attributes: &[Attribute]) -> Option<IpsecLifetime> {
     Some(lifetime)
 }
 
+/// The shortest SA lifetime in seconds taken from a peer: below it the
+/// SA would expire before either side could rekey it (the responder
+/// rekeys at 95%, in whole seconds). Shorter proposals are refused, not
+/// lengthened (the peer would expire the SA on its own schedule).
+pub const MIN_LIFETIME_SECONDS: u64 = 10;
+
 /// The shorter of two lifetimes, kind by kind. Never longer than either:
 /// a floor would leave the peer expiring the SA before us (RFC 2407
 /// §4.5.4 lets the responder only shorten). A meaningless 0 counts as 1.
@@ -452,6 +465,9 @@ pub fn choose_phase2(
                 if want_pfs.is_some() && c.pfs != want_pfs {
                     continue;
                 }
+                if c.lifetime.seconds < MIN_LIFETIME_SECONDS {
+                    continue;
+                }
                 let lifetime = shorter(c.lifetime, life);
                 return Some((
                     p.number,
@@ -483,7 +499,7 @@ pub fn accept_phase2(
     let c = read_phase2(t)?;
     ours.iter()
         .find(|m| m.enc == c.enc && m.auth == c.auth && m.tunnel == c.tunnel)?;
-    if c.pfs != pfs {
+    if c.pfs != pfs || c.lifetime.seconds < MIN_LIFETIME_SECONDS {
         return None;
     }
     Some((
@@ -597,5 +613,12 @@ mod tests {
         let offer = phase2_offer(7, &ts, None, tiny, None);
         let (.., c) = choose_phase2(&offer, &ts, None, life).unwrap();
         assert_eq!(c.lifetime, tiny);
+        // One too short to rekey in time is refused.
+        let absurd = IpsecLifetime {
+            seconds: MIN_LIFETIME_SECONDS - 1,
+            ..tiny
+        };
+        let offer = phase2_offer(7, &ts, None, absurd, None);
+        assert!(choose_phase2(&offer, &ts, None, life).is_none());
     }
 }

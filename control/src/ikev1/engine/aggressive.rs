@@ -192,10 +192,6 @@ impl Engine {
             .iter()
             .find(|p| p.protocol == ProtocolId::ISAKMP)
             .map_or(1, |p| p.number);
-        // Only a first message we answer takes a half-open place.
-        if self.half_open() >= HALF_OPEN_LIMIT {
-            self.make_room_for_half_open(now);
-        }
         let conn_id = self.alloc_conn_id();
         let cky_r: [u8; 8] = random();
         let i = self.push_p1(Phase1 {
@@ -222,6 +218,11 @@ impl Engine {
         if let Err(e) = self.key_exchange(i, payloads) {
             self.remove_p1(i);
             return Err(e);
+        }
+        // Only a first message we answer (its KE valid) takes a
+        // half-open place.
+        if self.half_open() > HALF_OPEN_LIMIT {
+            self.evict_oldest_half_open(now, Some(i));
         }
         let p = &mut self.p1[i];
         let id = Payload::Identification(phase1_id(local.ip()));

@@ -74,14 +74,17 @@ impl Engine {
                         // The SPI of an ISAKMP SA is its two cookies (RFC
                         // 2408 §3.15): the one named goes, which need not
                         // be the one the DELETE came over.
-                        let named: Vec<RowId> = if d.spis.is_empty() {
+                        let mut named: Vec<RowId> = if d.spis.is_empty() {
                             vec![i]
                         } else {
                             d.spis
                                 .iter()
-                                .filter_map(|spi| self.isakmp_named(spi, remote))
+                                .filter_map(|spi| self.isakmp_named(spi, i, remote))
                                 .collect()
                         };
+                        // A DELETE may name an SA twice.
+                        named.sort_unstable();
+                        named.dedup();
                         let this_one = named.contains(&i);
                         for j in named.into_iter().filter(|&j| j != i) {
                             let c = self.p1[j].conn_id;
@@ -118,13 +121,15 @@ impl Engine {
         Ok(())
     }
 
-    /// The ISAKMP SA with `remote` whose cookies are `spi`, if any.
-    fn isakmp_named(&self, spi: &[u8], remote: SocketAddr) -> Option<RowId> {
+    /// The ISAKMP SA whose cookies are `spi`, if it is `i` (the one the
+    /// DELETE came over) or another with the same endpoint `remote`
+    /// (address and port: another client behind the same NAT sees our
+    /// cookies on the wire).
+    fn isakmp_named(&self, spi: &[u8], i: RowId, remote: SocketAddr) -> Option<RowId> {
         let (ci, cr) = spi.split_at_checked(8)?;
         let (ci, cr): ([u8; 8], [u8; 8]) = (ci.try_into().ok()?, cr.try_into().ok()?);
-        self.p1.find(&P1Key::Cookie(ci), |p| {
-            p.cky_r == cr && p.remote.ip() == remote.ip()
-        })
+        let j = self.p1.find(&P1Key::Cookie(ci), |p| p.cky_r == cr)?;
+        (j == i || self.p1[j].remote == remote).then_some(j)
     }
 
     /// The peer at `remote` deleted its inbound SA `spi` (our outbound

@@ -183,7 +183,7 @@ impl Engine {
             .map_err(|e| Drop::Malformed(e.to_string()))?;
         // Only a first message we answer takes a half-open place.
         if self.half_open() >= HALF_OPEN_LIMIT {
-            self.make_room_for_half_open(now);
+            self.evict_oldest_half_open(now, None);
         }
         let conn_id = self.alloc_conn_id();
         self.log(format!(

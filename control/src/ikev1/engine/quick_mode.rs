@@ -180,11 +180,6 @@ impl Engine {
             ));
         }
         let (local, peer, conn) = (p.local, p.remote, p.conn_id);
-        let ids_seen = &mut self.p1[i].peer_qm_ids;
-        if ids_seen.len() == SEEN_QM_IDS {
-            ids_seen.pop_front();
-        }
-        ids_seen.push_back(msg_id);
         let mut sa = None;
         let mut nonce = None;
         let mut ke = None;
@@ -337,6 +332,13 @@ impl Engine {
             reply: out.clone(),
             done_at: None,
         });
+        // Remembered once answered: a QM1 we refused (its notify lost)
+        // may come again and is refused again, not taken for a replay.
+        let ids_seen = &mut self.p1[i].peer_qm_ids;
+        if ids_seen.len() == SEEN_QM_IDS {
+            ids_seen.pop_front();
+        }
+        ids_seen.push_back(msg_id);
         // To where QM1 came from: after a NAT's new mapping that is the
         // peer's new port, which QM1 (replayable) does not move us to but
         // QM3 will.
@@ -409,6 +411,15 @@ impl Engine {
             return Ok(());
         };
         if let Some(life) = responder_life.as_deref().and_then(proposal::read_lifetime) {
+            if life.seconds < proposal::MIN_LIFETIME_SECONDS {
+                self.stats.no_proposal_chosen += 1;
+                self.fail_qm(
+                    now,
+                    k,
+                    "the responder's lifetime is too short to rekey in time",
+                );
+                return Ok(());
+            }
             choice.lifetime = proposal::shorter(choice.lifetime, life);
         }
         let g_qm_xy = match (&q.dh, ke) {
