@@ -19,7 +19,7 @@ use crate::counters::SaCounters;
 use crate::crypto::{new_suite, CryptoError, EspSuite};
 use crate::prefetch::prefetch_bytes;
 use crate::replay::{ReplayError, ReplayWindow};
-use crate::spd::InnerPolicy;
+use crate::spd::{InnerPolicy, IpPrefix, TrafficSelector};
 
 /// Why an SA could not be installed.
 #[derive(Debug, Error)]
@@ -417,6 +417,30 @@ pub struct InboundSa {
     core: SaCore,
 }
 
+/// What an inbound SA's decrypted packets are checked against. Transport
+/// mode through a NAT rebuilds packets with the NAT's address, not the
+/// one the peer negotiated (RFC 3947's NAT-OA): there only the protocol
+/// and ports can be judged (the addresses are the tunnel's own anyway).
+fn inner_selectors(params: &SaParams) -> Vec<TrafficSelector> {
+    let natted_transport = params.mode == EspMode::Transport && params.udp_encap.is_some();
+    if !natted_transport {
+        return params.selectors.clone();
+    }
+    let any = |p: &IpPrefix| match p.addr() {
+        IpAddr::V4(_) => IpPrefix::any_v4(),
+        IpAddr::V6(_) => IpPrefix::any_v6(),
+    };
+    params
+        .selectors
+        .iter()
+        .map(|s| TrafficSelector {
+            src: any(&s.src),
+            dst: any(&s.dst),
+            ..*s
+        })
+        .collect()
+}
+
 impl InboundSa {
     /// Bytes from the start of the SA that every packet touches.
     const HOT_LEN: usize = std::mem::offset_of!(InboundSa, core) + SaCore::HOT_END;
@@ -473,13 +497,7 @@ impl InboundSa {
             core: SaCore::new(params, now_secs)?,
             replay,
             peer_port: AtomicU64::new(0),
-            // Transport mode through a NAT: the rebuilt packet carries
-            // the NAT's address, not the one the peer negotiated (RFC
-            // 3947's NAT-OA), so the selectors cannot judge it.
-            inner_policy: match (params.mode, params.udp_encap) {
-                (EspMode::Transport, Some(_)) => None,
-                _ => InnerPolicy::new(&params.selectors).map(Box::new),
-            },
+            inner_policy: InnerPolicy::new(&inner_selectors(params)).map(Box::new),
         })
     }
 
@@ -834,7 +852,7 @@ mod tests {
     use crate::crypto::{AuthAlg, EncAlg};
 
     #[test]
-    fn transport_mode_through_a_nat_keeps_no_inner_policy() {
+    fn transport_mode_through_a_nat_checks_the_protocol_not_the_addresses() {
         let sel = crate::spd::TrafficSelector {
             src: "198.18.0.1/32".parse().unwrap(),
             dst: "198.18.0.2/32".parse().unwrap(),
@@ -847,9 +865,20 @@ mod tests {
         assert!(InboundSa::new(&p, 0).unwrap().inner_policy().is_some());
         p.mode = EspMode::Transport;
         assert!(InboundSa::new(&p, 0).unwrap().inner_policy().is_some());
-        // The rebuilt packet carries the NAT's address, not the peer's.
+        // The rebuilt packet carries the NAT's address, not the peer's:
+        // only the protocol is judged.
         p.udp_encap = Some(UdpEncap::default());
-        assert!(InboundSa::new(&p, 0).unwrap().inner_policy().is_none());
+        let sa = InboundSa::new(&p, 0).unwrap();
+        let policy = sa.inner_policy().expect("protocol still checked");
+        let from_nat = |proto| crate::spd::FlowKey {
+            src: "203.0.113.7".parse().unwrap(),
+            dst: "198.18.0.1".parse().unwrap(),
+            proto,
+            src_port: 0,
+            dst_port: 0,
+        };
+        assert!(policy.admits(&from_nat(47), false));
+        assert!(!policy.admits(&from_nat(6), false));
     }
 
     fn params(spi: u32, direction: Direction) -> SaParams {

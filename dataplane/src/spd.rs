@@ -280,8 +280,9 @@ impl InnerPolicy {
     /// peer's network, or the peer's gateway, reports on our traffic from
     /// an address outside the selectors, and with a protocol of its own.
     pub fn admits_packet(&self, packet: &[u8]) -> bool {
-        if let Some((quoted, portless)) = icmp_error_about(packet) {
-            return self.takes(&quoted, portless);
+        if let Some((quoted, portless, to)) = icmp_error_about(packet) {
+            // And it goes back to the quoted packet's sender, nowhere else.
+            return to == quoted.src && self.takes(&quoted, portless);
         }
         flow_of(packet).is_some_and(|(flow, portless)| self.admits(&flow, portless))
     }
@@ -600,9 +601,10 @@ pub fn flow_of(packet: &[u8]) -> Option<(FlowKey, bool)> {
 /// The flow of the packet an ICMP error quotes (ICMPv4 destination
 /// unreachable, source quench, redirect, time exceeded, parameter
 /// problem; ICMPv6 types 1-4), as that packet's sender sent it, and
-/// whether its ports are unknown (cut off, or a later fragment). `None`:
-/// not such an error, or too short to tell.
-fn icmp_error_about(packet: &[u8]) -> Option<(FlowKey, bool)> {
+/// whether its ports are unknown (cut off, or a later fragment), and the
+/// error's own destination. `None`: not such an error, or too short to
+/// tell.
+fn icmp_error_about(packet: &[u8]) -> Option<(FlowKey, bool, IpAddr)> {
     let icmp = match packet.first()? >> 4 {
         4 => {
             let ip = ipv4::Packet::new_checked(packet).ok()?;
@@ -610,7 +612,8 @@ fn icmp_error_about(packet: &[u8]) -> Option<(FlowKey, bool)> {
                 return None;
             }
             let icmp = packet.get(ip.header_len()..usize::from(ip.total_len()))?;
-            matches!(*icmp.first()?, 3 | 4 | 5 | 11 | 12).then_some(icmp)?
+            let icmp = matches!(*icmp.first()?, 3 | 4 | 5 | 11 | 12).then_some(icmp)?;
+            (icmp, IpAddr::V4(ip.dst_addr()))
         }
         6 => {
             let ip = ipv6::Packet::new_checked(packet).ok()?;
@@ -621,10 +624,12 @@ fn icmp_error_about(packet: &[u8]) -> Option<(FlowKey, bool)> {
             }
             let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
             let icmp = packet.get(walk.upper_offset..end)?;
-            (1..=4).contains(icmp.first()?).then_some(icmp)?
+            let icmp = (1..=4).contains(icmp.first()?).then_some(icmp)?;
+            (icmp, IpAddr::V6(ip.dst_addr()))
         }
         _ => return None,
     };
+    let (icmp, to) = icmp;
     let quoted = icmp.get(8..)?;
     let (src, dst, proto, l4) = match quoted.first()? >> 4 {
         4 => {
@@ -659,14 +664,15 @@ fn icmp_error_about(packet: &[u8]) -> Option<(FlowKey, bool)> {
         src_port,
         dst_port,
     };
-    Some(match (proto, l4) {
+    let (flow, portless) = match (proto, l4) {
         (ip_proto::TCP | ip_proto::UDP, [a, b, c, d, ..]) => (
             flow(u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d])),
             false,
         ),
         (ip_proto::TCP | ip_proto::UDP, _) => (flow(0, 0), true),
         _ => (flow(0, 0), false),
-    })
+    };
+    Some((flow, portless, to))
 }
 
 /// The ordered rule list, indexed per family by destination prefix.

@@ -434,8 +434,17 @@ fn decrypted_traffic_outside_the_pairs_selectors_is_dropped_and_counted() {
         ),
         Action::Drop(DropReason::InvalidIdentity)
     );
+    // Nor may an error quoting our traffic go anywhere but to its sender.
+    assert_eq!(
+        through(
+            &mut b,
+            &mut a,
+            &time_exceeded(router, elsewhere, &udp_v4(a_host, b_host))
+        ),
+        Action::Drop(DropReason::InvalidIdentity)
+    );
     let sa = a.sadb.inbound(0x2000).unwrap();
-    assert_eq!(sa.counters().drops.get(DropReason::InvalidIdentity), 3);
+    assert_eq!(sa.counters().drops.get(DropReason::InvalidIdentity), 4);
     assert_eq!(ca.decapsulated.load(Ordering::Relaxed), 2);
 }
 
