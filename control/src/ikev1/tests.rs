@@ -426,6 +426,26 @@ fn a_wrong_preshared_key_fails_and_is_counted() {
 }
 
 #[test]
+fn a_refused_qm1_sent_again_is_refused_again_not_taken_for_a_replay() {
+    let mut b = policy(&B4, "espada-lab-psk");
+    b.maps[0].transforms[0].enc = EncAlg::TripleDesCbc;
+    let mut net = Net::new(policy(&A4, "espada-lab-psk"), b);
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.b.stats().no_proposal_chosen, 1);
+    let (_, qm1) = net
+        .wire
+        .iter()
+        .find(|(from_a, d)| *from_a && d.get(18) == Some(&32))
+        .cloned()
+        .expect("A sent a QM1");
+    // Its notify lost, A sends the same QM1 again.
+    net.b.handle_datagram(net.now, net.b_addr, net.a_addr, &qm1);
+    net.pump();
+    assert_eq!(net.b.stats().no_proposal_chosen, 2);
+    assert!(net.seen_b.installs.is_empty());
+}
+
+#[test]
 fn no_common_isakmp_policy_is_refused_with_a_notification() {
     let mut b = policy(&B4, "espada-lab-psk");
     b.isakmp[0].group = DhGroup::Modp1536;
