@@ -579,14 +579,9 @@ pub fn flow_of(packet: &[u8]) -> Option<(FlowKey, bool)> {
         }
         _ => return None,
     };
-    let ported = matches!(proto, ip_proto::TCP | ip_proto::UDP);
-    let (src_port, dst_port, portless) = match l4 {
-        [a, b, c, d, ..] if ported => (
-            u16::from_be_bytes([*a, *b]),
-            u16::from_be_bytes([*c, *d]),
-            false,
-        ),
-        _ => (0, 0, later_fragment || ported),
+    let ((src_port, dst_port), portless) = match ports_of(proto, l4) {
+        Some(ports) => (ports, later_fragment),
+        None => ((0, 0), true),
     };
     let flow = FlowKey {
         src,
@@ -657,22 +652,31 @@ fn icmp_error_about(packet: &[u8]) -> Option<(FlowKey, bool, IpAddr)> {
         }
         _ => return None,
     };
-    let flow = |src_port, dst_port| FlowKey {
+    let ((src_port, dst_port), portless) = match ports_of(proto, l4) {
+        Some(ports) => (ports, false),
+        None => ((0, 0), true),
+    };
+    let flow = FlowKey {
         src,
         dst,
         proto,
         src_port,
         dst_port,
     };
-    let (flow, portless) = match (proto, l4) {
-        (ip_proto::TCP | ip_proto::UDP, [a, b, c, d, ..]) => (
-            flow(u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d])),
-            false,
-        ),
-        (ip_proto::TCP | ip_proto::UDP, _) => (flow(0, 0), true),
-        _ => (flow(0, 0), false),
-    };
     Some((flow, portless, to))
+}
+
+/// The source and destination ports at the start of `l4`, the transport
+/// header of protocol `proto`: (0, 0) for a protocol without ports,
+/// `None` for TCP or UDP cut before them.
+fn ports_of(proto: u8, l4: &[u8]) -> Option<(u16, u16)> {
+    match (proto, l4) {
+        (ip_proto::TCP | ip_proto::UDP, [a, b, c, d, ..]) => {
+            Some((u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d])))
+        }
+        (ip_proto::TCP | ip_proto::UDP, _) => None,
+        _ => Some((0, 0)),
+    }
 }
 
 /// The ordered rule list, indexed per family by destination prefix.

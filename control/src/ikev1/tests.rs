@@ -280,6 +280,15 @@ impl Net {
         self.a.acquire(self.now, TAG, ping(flow.0, flow.1));
         self.pump();
     }
+
+    /// A's first QM1 (exchange type 32 at byte 18), captured off the wire.
+    fn first_qm1_from_a(&self) -> Vec<u8> {
+        self.wire
+            .iter()
+            .find(|(from_a, d)| *from_a && d.get(18) == Some(&32))
+            .map(|(_, d)| d.clone())
+            .expect("A sent a QM1")
+    }
 }
 
 /// An ICMP flow from `src` to `dst`: what the tests' acquires carry.
@@ -432,12 +441,7 @@ fn a_refused_qm1_sent_again_is_refused_again_not_taken_for_a_replay() {
     let mut net = Net::new(policy(&A4, "espada-lab-psk"), b);
     net.acquire_a(("198.19.1.10", "198.19.2.10"));
     assert_eq!(net.b.stats().no_proposal_chosen, 1);
-    let (_, qm1) = net
-        .wire
-        .iter()
-        .find(|(from_a, d)| *from_a && d.get(18) == Some(&32))
-        .cloned()
-        .expect("A sent a QM1");
+    let qm1 = net.first_qm1_from_a();
     // Its notify lost, A sends the same QM1 again.
     net.b.handle_datagram(net.now, net.b_addr, net.a_addr, &qm1);
     net.pump();
@@ -635,13 +639,7 @@ fn a_quick_mode_sent_again_after_it_was_forgotten_is_not_negotiated_again() {
     let mut net = Net::v4();
     net.acquire_a(("198.19.1.10", "198.19.2.10"));
     assert_eq!(net.seen_b.preinstalled.len(), 1);
-    // A's QM1 (exchange type 32 at byte 18), captured off the wire.
-    let (_, qm1) = net
-        .wire
-        .iter()
-        .find(|(from_a, d)| *from_a && d.get(18) == Some(&32))
-        .cloned()
-        .expect("A sent a QM1");
+    let qm1 = net.first_qm1_from_a();
     net.run_for(40);
     net.b.handle_datagram(net.now, net.b_addr, net.a_addr, &qm1);
     net.pump();

@@ -85,8 +85,12 @@ impl Engine {
                         // A DELETE may name an SA twice.
                         named.sort_unstable();
                         named.dedup();
+                        // The SA the DELETE came over goes last: the
+                        // rest of the message needs it.
                         let this_one = named.contains(&i);
-                        for j in named.into_iter().filter(|&j| j != i) {
+                        named.retain(|&j| j != i);
+                        named.extend(this_one.then_some(i));
+                        for j in named {
                             let c = self.p1[j].conn_id;
                             self.log(format!(
                                 "ISAKMP:({c}):received DELETE for the ISAKMP SA from {}",
@@ -95,12 +99,6 @@ impl Engine {
                             self.delete_isakmp(now, j, false);
                         }
                         if this_one {
-                            let c = self.p1[i].conn_id;
-                            self.log(format!(
-                                "ISAKMP:({c}):received DELETE for the ISAKMP SA from {}",
-                                remote.ip()
-                            ));
-                            self.delete_isakmp(now, i, false);
                             return Ok(());
                         }
                         continue;
