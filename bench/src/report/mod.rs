@@ -1091,8 +1091,8 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
         };
         // The lines listed below: encap's SPD slot and rule, SADB slot, 2
         // SA lines and 9 of keys; decap's SADB slot, 3 SA lines, replay
-        // slot and 9 of keys.
-        let lines = 14;
+        // slot, the pair's selectors and 9 of keys.
+        let lines = if dir == "decap" { 15 } else { 14 };
         let memory = d.memory.map_or(String::new(), |m| {
             format!(
                 " This run measured a random line of a {} MiB table at {:.0} ns alone and \
@@ -1129,12 +1129,13 @@ pub fn targets(d: &ReportData) -> Vec<Target> {
             },
             if dir == "encap" { "2 lines" } else { "3 lines" },
             if dir == "decap" {
-                "its replay slot (1 line), "
+                "its replay slot (1 line), its pair's selectors (1 line, which every \
+                 decrypted packet is checked against), "
             } else {
                 ""
             },
             if dir == "decap" {
-                "and the SA's counters "
+                "and the SA's counters and selectors "
             } else {
                 ""
             },
