@@ -368,13 +368,30 @@ impl<'c> Cx<'c> {
             lifetime: Lifetime::default(),
             selectors: permitted.clone(),
         };
+        // With no line to protect, the pair would carry no traffic of ours
+        // and, having no selectors, admit whatever the peer decrypted
+        // through it: no SAs, so its ESP is dropped as `no-sa`.
+        let sas = if permitted.is_empty() {
+            if !acl.entries.is_empty() {
+                self.warn(
+                    e.span,
+                    format!(
+                        "{id}: its access list has no permit line, so it protects nothing; its \
+                         session keys are not installed"
+                    ),
+                );
+            }
+            Vec::new()
+        } else {
+            vec![sa(inb, Direction::Inbound), sa(outb, Direction::Outbound)]
+        };
         let proxy = acl_lines
             .iter()
             .find(|(action, _, _)| *action == AclAction::Permit)
             .or(acl_lines.first())
             .map_or_else(any_v4, |(_, selector, _)| *selector);
         Some(DoneEntry {
-            sas: vec![sa(inb, Direction::Inbound), sa(outb, Direction::Outbound)],
+            sas,
             acl_lines,
             entry: CompiledEntry {
                 map: e.name.clone(),
@@ -491,7 +508,11 @@ impl<'c> Cx<'c> {
         if acl.entries.is_empty() {
             self.warn(
                 name.span,
-                format!("access list {} is empty: {id} protects nothing", name.value),
+                format!(
+                    "access list {} is empty: {id} protects nothing; its session keys are not \
+                     installed",
+                    name.value
+                ),
             );
         }
         Some(acl)

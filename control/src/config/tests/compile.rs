@@ -312,6 +312,41 @@ fn a_deny_line_falls_through_to_later_map_entries_as_in_ios() {
 }
 
 #[test]
+fn a_manual_entry_with_nothing_to_protect_installs_no_keys() {
+    // Entry 10's list only denies: its pair would carry none of our
+    // traffic and, without selectors, would admit anything the peer
+    // decrypted through it. Entry 20 is whole.
+    let src = format!(
+        "{MANUAL}access-list 101 deny ip host 198.19.1.5 any\n\
+         access-list 102 permit ip 198.19.1.0 0.0.0.255 198.19.3.0 0.0.0.255\n"
+    );
+    let c = compile_ok(&src);
+    let spis: Vec<u32> = c.sas.iter().map(|sa| sa.spi).collect();
+    assert_eq!(spis, [2000, 2001]);
+    assert!(c
+        .sas
+        .iter()
+        .all(|sa| sa.selectors == [sel("198.19.1.0/24", "198.19.3.0/24")]));
+    // The deny line still sends the rest of that host's traffic in the
+    // clear.
+    assert!(c.spd.contains(&SpdRule {
+        selector: sel("198.19.1.5/32", "0.0.0.0/0"),
+        action: PolicyAction::Bypass,
+    }));
+    let warned: Vec<_> = c
+        .warnings
+        .iter()
+        .map(|w| (w.span.line, w.message.as_str()))
+        .collect();
+    assert!(
+        warned
+            .iter()
+            .any(|(line, m)| *line == 2 && m.contains("no permit line")),
+        "{warned:?}"
+    );
+}
+
+#[test]
 fn entries_are_ordered_by_sequence_number_not_file_order() {
     let src = MANUAL.replace("crypto map M 10", "crypto map M 30")
         + "access-list 101 permit ip any any\naccess-list 102 permit tcp any any eq 80\n";
