@@ -641,12 +641,19 @@ fn icmp_error_about(packet: &[u8]) -> Option<(FlowKey, bool, IpAddr)> {
             )
         }
         6 => {
+            // The quoted packet's protocol is the one after its extension
+            // headers (a fragment header, say), which the quote holds: it
+            // is cut at 1280 bytes of the error (RFC 4443 §3).
             let ip = ipv6::Packet::new_checked_header(quoted).ok()?;
-            let l4 = quoted.get(ipv6::HEADER_LEN..).unwrap_or(&[]);
+            let walk = ip.walk_ext_headers().ok()?;
+            let l4 = match walk.fragment {
+                Some(f) if f.offset != 0 => &[][..],
+                _ => quoted.get(walk.upper_offset..).unwrap_or(&[]),
+            };
             (
                 IpAddr::V6(ip.src_addr()),
                 IpAddr::V6(ip.dst_addr()),
-                ip.next_header(),
+                walk.upper_proto,
                 l4,
             )
         }
@@ -903,6 +910,25 @@ mod tests {
             "not the SA's traffic"
         );
         assert!(!p.admits_packet(&too_big("fd00:3::7", 5000)));
+        // A quoted fragment: its protocol follows the Fragment header.
+        let too_big_fragment = |offset: u16, dport: u16| {
+            let mut quoted = v6_header("fd00:1::7", "fd00:2::7", 44, 16);
+            quoted.extend_from_slice(&[17, 0]);
+            quoted.extend_from_slice(&(offset << 3 | 1).to_be_bytes());
+            quoted.extend_from_slice(&[0, 0, 0, 9]);
+            quoted.extend_from_slice(&[0x9c, 0x40]);
+            quoted.extend_from_slice(&dport.to_be_bytes());
+            quoted.extend_from_slice(&[0, 8, 0, 0]);
+            let mut pkt = v6_header("fd00:99::1", "fd00:1::7", 58, 8 + quoted.len() as u16);
+            pkt.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0x05, 0x00]);
+            pkt.extend_from_slice(&quoted);
+            pkt
+        };
+        assert!(p.admits_packet(&too_big_fragment(0, 5000)));
+        assert!(!p.admits_packet(&too_big_fragment(0, 5001)));
+        // A later fragment's bytes are data, not ports: judged on its
+        // addresses and protocol.
+        assert!(p.admits_packet(&too_big_fragment(185, 5001)));
         // The router's own packet, not an error, is judged as it stands.
         let mut echo = v6_header("fd00:99::1", "fd00:1::7", 58, 8);
         echo.extend_from_slice(&[128, 0, 0, 0, 0, 0, 0, 0]);
