@@ -254,13 +254,15 @@ fn report(counters: &[Arc<WorkerCounters>]) {
     let sum = |f: &dyn Fn(&WorkerCounters) -> u64| counters.iter().map(|c| f(c)).sum::<u64>();
     let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     println!(
-        "totals: rx {} tx {} encapsulated {} decapsulated {} bypassed {} dropped {} tx-ring-full {}",
-        sum(&|c| r(&c.pipeline.rx)),
-        sum(&|c| r(&c.pipeline.tx)),
+        "totals: rx {} tx {} encapsulated {} decapsulated {} bypassed {} dropped {} tx-ring-full {} \
+         handed-off {}",
+        sum(&|c| c.received()),
+        sum(&|c| c.transmitted()),
         sum(&|c| r(&c.pipeline.encapsulated)),
         sum(&|c| r(&c.pipeline.decapsulated)),
         sum(&|c| r(&c.pipeline.bypassed)),
         sum(&|c| c.pipeline.drops.total()),
         sum(&|c| r(&c.tx_ring_full)),
+        sum(&|c| r(&c.handed_off)),
     );
 }
