@@ -71,6 +71,12 @@ const HOLD_DOWN: Duration = Duration::from_secs(2);
 /// carries the traffic, and without another try it would run into its
 /// hard lifetime, and the traffic would wait for a new negotiation.
 const REKEY_RETRY: Duration = Duration::from_secs(10);
+/// SA pairs, with Quick Modes under way, one peer address may hold: an
+/// authenticated peer could otherwise ask for pair after pair, each
+/// with other proxy identities, until the dataplane's SA table is full.
+/// Rekeys of a pair it holds always go through. Generous for many
+/// clients of a dynamic entry behind one NAT.
+const PAIR_LIMIT: usize = 1024;
 /// Half-open (responder, not yet authenticated) ISAKMP SAs kept at most.
 const HALF_OPEN_LIMIT: usize = 256;
 /// R-U-THERE retries before the peer is declared dead.
@@ -146,6 +152,9 @@ pub struct Stats {
     pub invalid_id: u64,
     pub invalid_key_exchange: u64,
     pub half_open_limit: u64,
+    /// Quick Modes refused because their peer's address holds
+    /// [`PAIR_LIMIT`] pairs and negotiations.
+    pub pair_limit: u64,
     pub retransmit_limit: u64,
     pub dpd_dead: u64,
     pub phase1_established: u64,
@@ -210,6 +219,10 @@ impl Stats {
             ("proxy identities refused", self.invalid_id),
             ("bad key exchange values", self.invalid_key_exchange),
             ("half-open limit: oldest dropped", self.half_open_limit),
+            (
+                "quick modes refused: peer at its SA pair limit",
+                self.pair_limit,
+            ),
             ("retransmission limit reached", self.retransmit_limit),
             ("peers declared dead (DPD)", self.dpd_dead),
             ("phase 1 SAs established", self.phase1_established),

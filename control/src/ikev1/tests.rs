@@ -675,6 +675,37 @@ fn soft_expiry_rekeys_and_hard_expiry_deletes() {
     assert_eq!(net.a.pairs().count(), 1);
 }
 
+#[test]
+fn a_peer_gets_at_most_its_pair_limit_and_its_rekeys_still_go_through() {
+    // A asks for a pair per host of its LAN, B's ACL takes them all.
+    const HOSTS: usize = 1030;
+    let host = |n: usize| format!("198.19.{}.{}", 16 + n / 250, 1 + n % 250);
+    let mut a = policy(&A4, "espada-lab-psk");
+    a.maps[0].selectors = (0..HOSTS)
+        .map(|n| sel(&format!("{}/32", host(n)), "198.19.2.0/24"))
+        .collect();
+    let mut b = policy(&B4, "espada-lab-psk");
+    b.maps[0].selectors = vec![sel("198.19.2.0/24", "198.19.0.0/16")];
+    let mut net = Net::new(a, b);
+    for n in 0..HOSTS {
+        net.acquire_a((&host(n), "198.19.2.10"));
+    }
+    assert_eq!(net.seen_b.installs.len(), 1024);
+    assert_eq!(net.b.stats().pair_limit, (HOSTS - 1024) as u64);
+    assert!(net
+        .seen_b
+        .logs
+        .iter()
+        .any(|l| l.contains("holds 1024 SA pairs and negotiations")));
+    // At the limit, a pair B holds is rekeyed all the same.
+    let (_, _, _, out) = &net.seen_a.installs[0];
+    net.a
+        .sa_expired(net.now, Direction::Outbound, out.spi, false);
+    net.pump();
+    assert_eq!(net.seen_b.installs.len(), 1025);
+    assert_eq!(net.b.stats().pair_limit, (HOSTS - 1024) as u64);
+}
+
 /// The peer picks our outbound SPIs, so a new pair's outbound SPI can be
 /// the inbound SPI of another pair (by chance at a hub's scale, or chosen
 /// by a peer that saw it on the wire): an expiry names its direction and

@@ -252,6 +252,15 @@ impl Engine {
             self.send_qm_notify(now, i, &sa, NotifyType::NO_PROPOSAL_CHOSEN);
             return Ok(());
         };
+        if self.at_pair_limit(peer.ip(), self.policy.maps[entry].tag, sel) {
+            self.stats.pair_limit += 1;
+            self.log(format!(
+                "IPSEC(validate_proposal_request): {} holds {PAIR_LIMIT} SA pairs and negotiations: a new pair for {} is refused",
+                peer.ip(),
+                fmt_sel(&sel),
+            ));
+            return Ok(());
+        }
         let (dh, g_qm_xy) = match (choice.pfs, ke) {
             (Some(g), Some(ke)) => {
                 let d = g
@@ -619,6 +628,36 @@ impl Engine {
             self.out
                 .push_back(Output::InstallInbound(Box::new(inbound)));
         }
+    }
+
+    /// Whether `peer` holds [`PAIR_LIMIT`] pairs and Quick Modes under
+    /// way, and `proxy` of entry `tag` is not already one of its pairs
+    /// (a rekey, which replaces one).
+    fn at_pair_limit(&self, peer: IpAddr, tag: PolicyTag, proxy: TrafficSelector) -> bool {
+        let live = |x: &Pair| !x.superseded && x.info.peer == peer;
+        if self
+            .pairs
+            .with(&PairKey::Proxy(tag, proxy))
+            .any(|(_, x)| live(x))
+        {
+            return false;
+        }
+        let pairs = self
+            .pairs
+            .with(&PairKey::Peer(peer))
+            .filter(|(_, x)| live(x))
+            .count();
+        let under_way: usize = self
+            .p1
+            .with(&P1Key::Peer(peer))
+            .map(|(_, p)| {
+                self.qm
+                    .with(&QmKey::Isakmp(p.cky_i, p.cky_r))
+                    .filter(|(_, q)| q.done_at.is_none())
+                    .count()
+            })
+            .sum();
+        pairs + under_way >= PAIR_LIMIT
     }
 
     /// Derives the pair's keys and hands it to the driver.
