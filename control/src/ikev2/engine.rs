@@ -52,6 +52,12 @@ const RETRANSMIT_CAP: Duration = Duration::from_secs(8);
 const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Half-open IKE SAs kept at most, cookies or not.
 const HALF_OPEN_LIMIT: usize = 4096;
+/// CHILD_SAs one peer address may hold over all its IKE SAs: an
+/// authenticated peer could otherwise ask for pair after pair, each for
+/// other traffic selectors, until the dataplane's SA table is full.
+/// Rekeys, and a pair for selectors the peer already holds, go through.
+/// Generous for many clients of a dynamic entry behind one NAT.
+const CHILD_LIMIT: usize = 1024;
 /// After a failed negotiation, acquires for the same entry wait this long.
 const HOLD_DOWN: Duration = Duration::from_secs(2);
 const NONCE_LEN: usize = 32;

@@ -20,6 +20,9 @@ pub struct Stats {
     /// IKE_AUTH whose peer identity no `crypto ikev2 profile` matches.
     pub no_matching_profile: u64,
     pub ts_unacceptable: u64,
+    /// CHILD_SAs refused (NO_ADDITIONAL_SAS) because their peer's address
+    /// holds as many as it may.
+    pub child_limit: u64,
     pub cookies_sent: u64,
     pub cookie_retries: u64,
     pub half_open_limit: u64,
@@ -75,6 +78,7 @@ impl Stats {
             ("authentication failures", self.auth_failed),
             ("no matching IKEv2 profile", self.no_matching_profile),
             ("traffic selectors unacceptable", self.ts_unacceptable),
+            ("CHILD_SAs refused: peer at its limit", self.child_limit),
             ("cookies demanded", self.cookies_sent),
             ("IKE_SA_INIT repeated with a cookie", self.cookie_retries),
             ("half-open limit drops", self.half_open_limit),

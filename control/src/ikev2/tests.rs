@@ -593,6 +593,47 @@ fn disjoint_traffic_selectors_get_ts_unacceptable() {
 }
 
 #[test]
+fn a_peer_gets_at_most_its_child_limit_and_its_rekeys_still_go_through() {
+    // A asks for a pair per host of its LAN, each from a map entry of its
+    // own (an entry holds one CHILD_SA); B's policy takes them all.
+    const HOSTS: usize = 1030;
+    let host = |n: usize| format!("198.19.{}.{}", 16 + n / 250, 1 + n % 250);
+    let tag = |n: usize| PolicyTag {
+        map: 1,
+        seq: 100 + n as u32,
+    };
+    let mut a = policy(&A4, "k", "k");
+    let entry = a.maps[0].clone();
+    a.maps = (0..HOSTS)
+        .map(|n| MapEntry {
+            tag: tag(n),
+            seq: tag(n).seq,
+            selectors: vec![sel(&format!("{}/32", host(n)), "198.19.2.0/24")],
+            ..entry.clone()
+        })
+        .collect();
+    let mut b = policy(&B4, "k", "k");
+    b.maps[0].selectors = vec![sel("198.19.2.0/24", "198.19.0.0/16")];
+    let mut net = Net::new(a, b);
+    for n in 0..HOSTS {
+        net.acquire_for(tag(n), &host(n));
+    }
+    assert_eq!(net.seen_b.installs.len(), 1024);
+    assert_eq!(net.b.stats().child_limit, (HOSTS - 1024) as u64);
+    assert!(net
+        .seen_b
+        .logs
+        .iter()
+        .any(|l| l.contains("holds 1024 CHILD_SAs")));
+    // At the limit, a pair B holds is rekeyed all the same.
+    let a_in = net.seen_a.installs[0].2.spi;
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
+    net.pump();
+    assert_eq!(net.seen_b.installs.len(), 1025);
+    assert_eq!(net.b.stats().child_limit, (HOSTS - 1024) as u64);
+}
+
+#[test]
 fn nat_between_the_engines_moves_to_4500_and_encapsulates_esp() {
     // B knows A only by the NAT's address: a wildcard keyring peer and a
     // dynamic entry (any peer).

@@ -18,7 +18,7 @@ use crate::installer::InstallMode;
 
 use super::super::policy::{show_identity, EspTransform, MapEntry};
 use super::super::{proposal, selectors};
-use super::{find_notify, Child, Engine, IkeSa, PairInfo, Request, State};
+use super::{find_notify, Child, Engine, IkeSa, PairInfo, Request, State, CHILD_LIMIT};
 
 /// The ID payload after its generic header, as AUTH signs it.
 fn id_body(body: &PayloadBody) -> Vec<u8> {
@@ -320,7 +320,10 @@ impl Engine {
         let mut install = None;
         if let (Some(sa), Some(tsi), Some(tsr)) = (a.sa, a.tsi, a.tsr) {
             {
-                match self.choose_child(remote.ip(), Some(pi), sa, tsi, tsr, false) {
+                let chosen = self
+                    .choose_child(remote.ip(), Some(pi), sa, tsi, tsr, false)
+                    .and_then(|x| self.below_child_limit(remote.ip(), x.0, x.4).map(|()| x));
+                match chosen {
                     Ok((entry, set, number, spi_out, proxy, rtsi, rtsr)) => {
                         let spi_in = self.alloc_spi();
                         let t = &self.policy.maps[entry].transforms[set];
@@ -342,11 +345,7 @@ impl Engine {
                         install = Some((entry, set, spi_in, spi_out, proxy));
                     }
                     Err(n) => {
-                        if n == NotifyType::TS_UNACCEPTABLE {
-                            self.stats.ts_unacceptable += 1;
-                        } else {
-                            self.stats.no_proposal_chosen += 1;
-                        }
+                        self.count_child_refusal(remote.ip(), n);
                         reply.push(PayloadBody::Notify(Notify::new(n, Vec::new())).into())
                     }
                 }
@@ -367,6 +366,53 @@ impl Engine {
         self.respond(k, ExchangeType::IKE_AUTH, 1, reply);
         if let Some((tag, proxy, inb, outb)) = pair {
             self.finish_install(k, tag, proxy, inb, outb, InstallMode::PREINSTALLED);
+        }
+    }
+
+    /// `Err(NO_ADDITIONAL_SAS)` when `peer` holds [`CHILD_LIMIT`]
+    /// CHILD_SAs, over all its IKE SAs, and none for `proxy` of map entry
+    /// `entry` (whose replacement would not add one).
+    pub(super) fn below_child_limit(
+        &self,
+        peer: IpAddr,
+        entry: usize,
+        proxy: TrafficSelector,
+    ) -> Result<(), NotifyType> {
+        let of_peer = |home: &[u8; 8]| self.sas.get(home).is_some_and(|s| s.remote.ip() == peer);
+        let tag = self.policy.maps[entry].tag;
+        if self
+            .index
+            .with_proxy(tag, proxy)
+            .iter()
+            .any(|(_, home)| of_peer(home))
+        {
+            return Ok(());
+        }
+        let held: usize = self
+            .index
+            .sas_of(peer)
+            .iter()
+            .filter_map(|k| self.sas.get(k))
+            .map(|s| s.children.len())
+            .sum();
+        if held >= CHILD_LIMIT {
+            Err(NotifyType::NO_ADDITIONAL_SAS)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Counts (and for the limit, logs) a CHILD_SA refused with `n`.
+    pub(super) fn count_child_refusal(&mut self, peer: IpAddr, n: NotifyType) {
+        if n == NotifyType::TS_UNACCEPTABLE {
+            self.stats.ts_unacceptable += 1;
+        } else if n == NotifyType::NO_ADDITIONAL_SAS {
+            self.stats.child_limit += 1;
+            self.log(format!(
+                "IKEv2:(SESSION ID = 0):{peer} holds {CHILD_LIMIT} CHILD_SAs: a new one is refused with NO_ADDITIONAL_SAS"
+            ));
+        } else {
+            self.stats.no_proposal_chosen += 1;
         }
     }
 

@@ -200,19 +200,21 @@ impl Engine {
             None => None,
         };
         let profile = self.sas.get(&self.home(k)).and_then(|s| s.profile);
-        let (entry, set, number, spi_out, proxy, rtsi, rtsr) =
-            match self.choose_child(remote, profile, sa, tsi, tsr, true) {
-                Ok(x) => x,
-                Err(n) => {
-                    if n == NotifyType::TS_UNACCEPTABLE {
-                        self.stats.ts_unacceptable += 1;
-                    } else {
-                        self.stats.no_proposal_chosen += 1;
-                    }
-                    refuse(self, n, Vec::new());
-                    return;
-                }
-            };
+        // A rekey replaces a pair: never over the limit.
+        let chosen = self
+            .choose_child(remote, profile, sa, tsi, tsr, true)
+            .and_then(|x| match old {
+                Some(_) => Ok(x),
+                None => self.below_child_limit(remote, x.0, x.4).map(|()| x),
+            });
+        let (entry, set, number, spi_out, proxy, rtsi, rtsr) = match chosen {
+            Ok(x) => x,
+            Err(n) => {
+                self.count_child_refusal(remote, n);
+                refuse(self, n, Vec::new());
+                return;
+            }
+        };
         let e = &self.policy.maps[entry];
         let pfs = e.pfs;
         let (ke_reply, g_ir) = match (pfs, c.ke) {
