@@ -541,6 +541,69 @@ fn lost_messages_are_retransmitted_and_duplicates_answered() {
     assert!(net.b.stats().duplicates >= 1, "{:?}", net.b.stats());
 }
 
+/// Main Mode's encrypted messages (MM5 from A, MM6 from B) are lost and a
+/// copy with a flipped byte arrives in their place, as from someone who
+/// saw the cookies on the wire: each side drops the forgery and carries
+/// on, and the retransmissions finish Main Mode.
+#[test]
+fn a_forged_mm5_or_mm6_is_dropped_and_main_mode_goes_on() {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    let mut net = Net::v4();
+    // Lost: A's first MM5, and B's MM6 while `block_b` is set.
+    // (from A, datagram) of each side's first encrypted Main Mode message.
+    type Held = Rc<RefCell<Vec<(bool, Vec<u8>)>>>;
+    let held: Held = Rc::default();
+    let block_b = Rc::new(Cell::new(true));
+    let (keep, blocking) = (held.clone(), block_b.clone());
+    net.lose = Box::new(move |_, from_a, d| {
+        let encrypted_mm = d.get(18) == Some(&2) && d.get(19).is_some_and(|f| f & 1 != 0);
+        let mut held = keep.borrow_mut();
+        if !encrypted_mm {
+            return false;
+        }
+        let first = !held.iter().any(|(a, _)| *a == from_a);
+        if first {
+            held.push((from_a, d.to_vec()));
+        }
+        if from_a {
+            first
+        } else {
+            blocking.get()
+        }
+    });
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    // The second cipher block after the 28-byte header: inside HASH.
+    let forge = |d: &[u8]| {
+        let mut d = d.to_vec();
+        d[28 + 16] ^= 0x55;
+        d
+    };
+    // B gets a forged MM5 and keeps the exchange.
+    let mm5 = held.borrow()[0].1.clone();
+    net.b
+        .handle_datagram(net.now, net.b_addr, net.a_addr, &forge(&mm5));
+    net.pump();
+    let failed = |s: &Stats| s.decrypt_failed + s.hash_mismatch + s.malformed;
+    assert_eq!(failed(net.b.stats()), 1);
+    assert_eq!(net.b.stats().phase1_established, 0);
+    // A's MM5 comes again and B answers; its MM6 is lost.
+    net.run_for(1);
+    assert_eq!(net.b.stats().phase1_established, 1);
+    assert_eq!(net.a.stats().phase1_established, 0);
+    // A gets a forged MM6 and waits for the real one.
+    let mm6 = held.borrow()[1].1.clone();
+    net.a
+        .handle_datagram(net.now, net.a_addr, net.b_addr, &forge(&mm6));
+    net.pump();
+    assert_eq!(failed(net.a.stats()), 1);
+    block_b.set(false);
+    net.run_for(10);
+    assert_eq!(net.seen_a.installs.len(), 1, "{:#?}", net.seen_a.logs);
+    assert_eq!(net.seen_b.installs.len(), 1, "{:#?}", net.seen_b.logs);
+    assert_mirrored(&net.seen_a.installs[0], &net.seen_b.installs[0]);
+}
+
 #[test]
 fn clear_crypto_sa_deletes_both_sides() {
     let mut net = Net::v4();
@@ -976,6 +1039,26 @@ fn a_restarted_peer_s_initial_contact_removes_its_old_sas() {
     let (old_b_in, old_b_out) = (net.seen_b.installs[0].2.spi, net.seen_b.installs[0].3.spi);
     // A restarts: a fresh engine with no memory of the SAs.
     net.a = Engine::new(policy(&A4, "espada-lab-psk"));
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.seen_b.deletes, vec![(old_b_in, old_b_out)]);
+    assert_eq!(net.b.isakmp_sas(net.now).len(), 1);
+    assert_eq!(net.b.pairs().count(), 1);
+    assert_eq!(net.seen_b.installs.len(), 2);
+}
+
+#[test]
+fn a_restarted_aggressive_mode_peer_s_initial_contact_removes_its_old_sas() {
+    let aggressive = || {
+        let mut a = policy(&A4, "espada-lab-psk");
+        a.aggressive = true;
+        a
+    };
+    let mut net = Net::new(aggressive(), policy(&B4, "espada-lab-psk"));
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    let (old_b_in, old_b_out) = (net.seen_b.installs[0].2.spi, net.seen_b.installs[0].3.spi);
+    // A restarts: a fresh engine with no memory of the SAs, whose AM3
+    // says so.
+    net.a = Engine::new(aggressive());
     net.acquire_a(("198.19.1.10", "198.19.2.10"));
     assert_eq!(net.seen_b.deletes, vec![(old_b_in, old_b_out)]);
     assert_eq!(net.b.isakmp_sas(net.now).len(), 1);

@@ -316,6 +316,7 @@ impl Engine {
             });
         }
         self.key_exchange(i, payloads)?;
+        let contact = self.initial_contact_notice(i);
         let nat_t_port = self.nat_t_port;
         let p = &mut self.p1[i];
         let t = p.transcript();
@@ -340,6 +341,7 @@ impl Engine {
         };
         let mut am3 = vec![Payload::Hash(hash_i)];
         am3.extend(nat_d);
+        am3.extend(contact);
         let cipher = p.cipher.as_ref().ok_or(Drop::Unexpected("no keys"))?;
         let out = seal(cipher, &mut p.iv, header, &am3)?;
         p.flight = None;
@@ -379,10 +381,12 @@ impl Engine {
         let skeyid = &p.keys.as_ref().ok_or(Drop::Unexpected("no keys"))?.skeyid;
         let expected = kdf::hash_i(p.prf, skeyid, &t, &p.aggressive_id);
         if !bool::from(expected.ct_eq(&hash_i)) {
-            self.delete_isakmp(now, i, false);
+            // Dropped and counted, the exchange kept (see Main Mode's
+            // MM5): AM2 is sent again until the retransmission limit.
             return Err(Drop::Hash("HASH_I"));
         }
         let p = &mut self.p1[i];
+        let protected = next_iv.is_some();
         if let Some(iv) = next_iv {
             p.iv = iv;
         }
@@ -394,6 +398,16 @@ impl Engine {
             p.nat_detected = p.natt.is_some();
         }
         p.flight = None;
+        // A restarted initiator's INITIAL-CONTACT (RFC 2407 §4.6.3.3) goes
+        // in AM3 as it goes in MM5; believed only encrypted, as HASH_I
+        // does not cover it.
+        let contact = protected
+            && payloads.iter().any(|x| {
+            matches!(x, Payload::Notification(n) if n.notify_type == NotifyType::INITIAL_CONTACT)
+        });
+        if contact {
+            self.initial_contact(now, i);
+        }
         let id = phase1_id(remote.ip());
         self.established(now, i, &id);
         Ok(())

@@ -382,34 +382,12 @@ impl Engine {
             &t,
             &idii_b,
         );
-        let contact = Payload::Notification(Notification {
-            doi: 1,
-            protocol: ProtocolId::ISAKMP,
-            spi: p.cookies(),
-            notify_type: NotifyType::INITIAL_CONTACT,
-            data: Vec::new(),
-        });
         let header = Header {
             flags: Flags::ENCRYPTION,
             ..msg.header.clone()
         };
         let mut payloads = vec![id, Payload::Hash(hash)];
-        // INITIAL-CONTACT (RFC 2407 §4.6.3.3) only when we hold nothing
-        // with this peer, as IOS does: after a restart or an address
-        // change, not when a new ISAKMP SA replaces one whose IPsec SAs
-        // are still in use (the peer would delete them).
-        let (local, peer, cookies) = (p.local.ip(), p.remote.ip(), (p.cky_i, p.cky_r));
-        let known = self.p1.with(&P1Key::Peer(peer)).any(|(_, q)| {
-            q.state == P1State::Established
-                && q.local.ip() == local
-                && (q.cky_i, q.cky_r) != cookies
-        }) || self
-            .pairs
-            .with(&PairKey::Peer(peer))
-            .any(|(_, x)| x.info.local == local);
-        if !known {
-            payloads.push(contact);
-        }
+        payloads.extend(self.initial_contact_notice(i));
         let p = &mut self.p1[i];
         let out = seal(
             p.cipher.as_ref().expect("derived above"),
@@ -483,13 +461,12 @@ impl Engine {
         data: &[u8],
         msg: &Message,
     ) -> Result<(), Drop> {
-        let (id, contact) = match self.verify_peer_hash(i, msg) {
-            Ok(v) => v,
-            Err(e) => {
-                self.delete_isakmp(now, i, false);
-                return Err(e);
-            }
-        };
+        // A message that does not decrypt or verify is dropped and
+        // counted, and the exchange goes on: it may be forged (the cookies
+        // are on the wire) or corrupted, and the peer retransmits. A wrong
+        // key fails every retransmission, and the retransmission limit
+        // ends the exchange, as in IOS.
+        let (id, contact) = self.verify_peer_hash(i, msg)?;
         let p = &mut self.p1[i];
         if local.port() != p.local.port() {
             // The initiator moved to the NAT-T port (or its NAT did).
@@ -532,16 +509,13 @@ impl Engine {
     }
 
     fn mm6(&mut self, now: Instant, i: RowId, msg: &Message) -> Result<(), Drop> {
-        let (id, _) = match self.verify_peer_hash(i, msg) {
-            Ok(v) => v,
-            Err(e) => {
-                let (local, peer) = (self.p1[i].local.ip(), self.p1[i].remote.ip());
-                self.fail_pending(now, local, peer);
-                self.delete_isakmp(now, i, false);
-                return Err(e);
-            }
-        };
+        // As in MM5: dropped, and our MM5 is sent again until the limit.
+        let (id, contact) = self.verify_peer_hash(i, msg)?;
         self.p1[i].flight = None;
+        // A responder that restarted may say so in MM6.
+        if contact {
+            self.initial_contact(now, i);
+        }
         self.established(now, i, &id);
         Ok(())
     }
@@ -587,6 +561,33 @@ impl Engine {
     /// Behind a NAT the peer is its address *and port*, as IOS has it
     /// ("bring down existing phase 1 and 2 SA's with local L remote R
     /// remote port P"): another peer behind the same NAT keeps its SAs.
+    /// INITIAL-CONTACT (RFC 2407 §4.6.3.3) for the initiator's last
+    /// Phase 1 message (MM5, AM3) of ISAKMP SA `i`, only when we hold
+    /// nothing with this peer, as IOS does: after a restart or an address
+    /// change, not when a new ISAKMP SA replaces one whose IPsec SAs are
+    /// still in use (the peer would delete them).
+    pub(super) fn initial_contact_notice(&self, i: RowId) -> Option<Payload> {
+        let p = &self.p1[i];
+        let (local, peer, cookies) = (p.local.ip(), p.remote.ip(), (p.cky_i, p.cky_r));
+        let known = self.p1.with(&P1Key::Peer(peer)).any(|(_, q)| {
+            q.state == P1State::Established
+                && q.local.ip() == local
+                && (q.cky_i, q.cky_r) != cookies
+        }) || self
+            .pairs
+            .with(&PairKey::Peer(peer))
+            .any(|(_, x)| x.info.local == local);
+        (!known).then(|| {
+            Payload::Notification(Notification {
+                doi: 1,
+                protocol: ProtocolId::ISAKMP,
+                spi: p.cookies(),
+                notify_type: NotifyType::INITIAL_CONTACT,
+                data: Vec::new(),
+            })
+        })
+    }
+
     pub(super) fn initial_contact(&mut self, now: Instant, keep: RowId) {
         let (local, remote) = (self.p1[keep].local.ip(), self.p1[keep].remote);
         let peer = remote.ip();
