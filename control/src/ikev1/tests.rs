@@ -665,7 +665,17 @@ fn a_delete_goes_only_for_the_isakmp_sa_or_pair_it_names() {
 
 #[test]
 fn a_flood_of_spoofed_first_messages_does_not_keep_a_real_peer_out() {
-    let mut net = Net::v4();
+    for aggressive in [false, true] {
+        spoofed_first_messages_then_the_real_one(aggressive);
+    }
+}
+
+/// 256 spoofed MM1s (or AM1s) fill B's half-open places, then A's real
+/// one comes: the oldest spoofed one makes room.
+fn spoofed_first_messages_then_the_real_one(aggressive: bool) {
+    let mut a = policy(&A4, "espada-lab-psk");
+    a.aggressive = aggressive;
+    let mut net = Net::new(a, policy(&B4, "espada-lab-psk"));
     net.a
         .acquire(net.now, TAG, ping("198.19.1.10", "198.19.2.10"));
     let (local, remote, data) = std::iter::from_fn(|| net.a.poll_output())
@@ -677,9 +687,10 @@ fn a_flood_of_spoofed_first_messages_does_not_keep_a_real_peer_out() {
             } => Some((local, remote, data)),
             _ => None,
         })
-        .expect("A sends its MM1");
-    // 256 MM1s from A's address (other ports, other cookies) that nobody
-    // will ever answer: every half-open place taken.
+        .expect("A sends its first message");
+    assert_eq!(data[18], if aggressive { 4 } else { 2 });
+    // 256 first messages from A's address (other ports, other cookies)
+    // that nobody will ever answer: every half-open place taken.
     for k in 0..256u16 {
         let mut spoofed = data.clone();
         spoofed[..2].copy_from_slice(&k.to_be_bytes());
