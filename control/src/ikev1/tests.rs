@@ -778,6 +778,14 @@ fn a_peer_gets_at_most_its_pair_limit_and_its_rekeys_still_go_through() {
     net.pump();
     assert_eq!(net.seen_b.installs.len(), 1025);
     assert_eq!(net.b.stats().pair_limit, (HOSTS - 1024) as u64);
+    // But not again while the pair it replaced is still there: Quick Mode
+    // after Quick Mode for one proxy would otherwise pile up pairs.
+    let (_, _, _, out) = net.seen_a.installs.last().expect("the rekey");
+    net.a
+        .sa_expired(net.now, Direction::Outbound, out.spi, false);
+    net.pump();
+    assert_eq!(net.seen_b.installs.len(), 1025);
+    assert_eq!(net.b.stats().pair_limit, (HOSTS - 1024 + 1) as u64);
 }
 
 /// The peer picks our outbound SPIs, so a new pair's outbound SPI can be

@@ -510,12 +510,8 @@ impl Engine {
 
     fn mm6(&mut self, now: Instant, i: RowId, msg: &Message) -> Result<(), Drop> {
         // As in MM5: dropped, and our MM5 is sent again until the limit.
-        let (id, contact) = self.verify_peer_hash(i, msg)?;
+        let (id, _) = self.verify_peer_hash(i, msg)?;
         self.p1[i].flight = None;
-        // A responder that restarted may say so in MM6.
-        if contact {
-            self.initial_contact(now, i);
-        }
         self.established(now, i, &id);
         Ok(())
     }

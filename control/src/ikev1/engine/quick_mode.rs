@@ -252,13 +252,14 @@ impl Engine {
             self.send_qm_notify(now, i, &sa, NotifyType::NO_PROPOSAL_CHOSEN);
             return Ok(());
         };
-        if self.at_pair_limit(peer.ip(), self.policy.maps[entry].tag, sel) {
+        if self.at_pair_limit(peer.ip(), entry, sel) {
             self.stats.pair_limit += 1;
             self.log(format!(
                 "IPSEC(validate_proposal_request): {} holds {PAIR_LIMIT} SA pairs and negotiations: a new pair for {} is refused",
                 peer.ip(),
                 fmt_sel(&sel),
             ));
+            self.send_qm_notify(now, i, &sa, NotifyType::NO_PROPOSAL_CHOSEN);
             return Ok(());
         }
         let (dh, g_qm_xy) = match (choice.pfs, ke) {
@@ -630,34 +631,45 @@ impl Engine {
         }
     }
 
-    /// Whether `peer` holds [`PAIR_LIMIT`] pairs and Quick Modes under
-    /// way, and `proxy` of entry `tag` is not already one of its pairs
-    /// (a rekey, which replaces one).
-    fn at_pair_limit(&self, peer: IpAddr, tag: PolicyTag, proxy: TrafficSelector) -> bool {
-        let live = |x: &Pair| !x.superseded && x.info.peer == peer;
-        if self
-            .pairs
-            .with(&PairKey::Proxy(tag, proxy))
-            .any(|(_, x)| live(x))
-        {
-            return false;
-        }
-        let pairs = self
-            .pairs
-            .with(&PairKey::Peer(peer))
-            .filter(|(_, x)| live(x))
-            .count();
-        let under_way: usize = self
+    /// Whether a new pair for `proxy` of map entry `entry` would take
+    /// `peer` over its limit. Every pair it holds counts, superseded ones
+    /// too (they stay in the dataplane until they expire or are deleted),
+    /// and every Quick Mode under way with it. [`PAIR_LIMIT`] for a new
+    /// pair; twice that for a rekey, which is one only when the peer holds
+    /// a current pair for `proxy` and no superseded one nor a Quick Mode
+    /// under way for it (so QM1 after QM1 for one proxy is not a rekey).
+    fn at_pair_limit(&self, peer: IpAddr, entry: usize, proxy: TrafficSelector) -> bool {
+        let tag = self.policy.maps[entry].tag;
+        let isakmp: Vec<([u8; 8], [u8; 8])> = self
             .p1
             .with(&P1Key::Peer(peer))
-            .map(|(_, p)| {
-                self.qm
-                    .with(&QmKey::Isakmp(p.cky_i, p.cky_r))
-                    .filter(|(_, q)| q.done_at.is_none())
-                    .count()
-            })
-            .sum();
-        pairs + under_way >= PAIR_LIMIT
+            .map(|(_, p)| (p.cky_i, p.cky_r))
+            .collect();
+        let under_way = |q: &QuickMode| q.done_at.is_none() && isakmp.contains(&(q.cky_i, q.cky_r));
+        let held = self.pairs.with(&PairKey::Peer(peer)).count()
+            + isakmp
+                .iter()
+                .map(|&(i, r)| {
+                    self.qm
+                        .with(&QmKey::Isakmp(i, r))
+                        .filter(|(_, q)| q.done_at.is_none())
+                        .count()
+                })
+                .sum::<usize>();
+        let for_proxy = self
+            .pairs
+            .with(&PairKey::Proxy(tag, proxy))
+            .filter(|(_, x)| x.info.peer == peer)
+            .map(|(_, x)| x.superseded);
+        let (current, superseded) =
+            for_proxy.fold((false, false), |(c, s), sup| (c || !sup, s || sup));
+        let rekey = current
+            && !superseded
+            && !self
+                .qm
+                .with(&QmKey::Proxy(entry, proxy))
+                .any(|(_, q)| under_way(q));
+        held >= if rekey { 2 * PAIR_LIMIT } else { PAIR_LIMIT }
     }
 
     /// Derives the pair's keys and hands it to the driver.

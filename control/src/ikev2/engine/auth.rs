@@ -322,7 +322,7 @@ impl Engine {
             {
                 let chosen = self
                     .choose_child(remote.ip(), Some(pi), sa, tsi, tsr, false)
-                    .and_then(|x| self.below_child_limit(remote.ip(), x.0, x.4).map(|()| x));
+                    .and_then(|x| self.below_child_limit(remote.ip(), false).map(|()| x));
                 match chosen {
                     Ok((entry, set, number, spi_out, proxy, rtsi, rtsr)) => {
                         let spi_in = self.alloc_spi();
@@ -369,25 +369,10 @@ impl Engine {
         }
     }
 
-    /// `Err(NO_ADDITIONAL_SAS)` when `peer` holds [`CHILD_LIMIT`]
-    /// CHILD_SAs, over all its IKE SAs, and none for `proxy` of map entry
-    /// `entry` (whose replacement would not add one).
-    pub(super) fn below_child_limit(
-        &self,
-        peer: IpAddr,
-        entry: usize,
-        proxy: TrafficSelector,
-    ) -> Result<(), NotifyType> {
-        let of_peer = |home: &[u8; 8]| self.sas.get(home).is_some_and(|s| s.remote.ip() == peer);
-        let tag = self.policy.maps[entry].tag;
-        if self
-            .index
-            .with_proxy(tag, proxy)
-            .iter()
-            .any(|(_, home)| of_peer(home))
-        {
-            return Ok(());
-        }
+    /// `Err(NO_ADDITIONAL_SAS)` when `peer` holds, over all its IKE SAs,
+    /// [`CHILD_LIMIT`] CHILD_SAs (rekeyed ones not yet deleted count), or
+    /// twice that for a `rekey`.
+    pub(super) fn below_child_limit(&self, peer: IpAddr, rekey: bool) -> Result<(), NotifyType> {
         let held: usize = self
             .index
             .sas_of(peer)
@@ -395,7 +380,7 @@ impl Engine {
             .filter_map(|k| self.sas.get(k))
             .map(|s| s.children.len())
             .sum();
-        if held >= CHILD_LIMIT {
+        if held >= if rekey { 2 * CHILD_LIMIT } else { CHILD_LIMIT } {
             Err(NotifyType::NO_ADDITIONAL_SAS)
         } else {
             Ok(())

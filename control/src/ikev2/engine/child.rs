@@ -183,7 +183,7 @@ impl Engine {
                     refuse(self, NotifyType::TEMPORARY_FAILURE, Vec::new());
                     return;
                 }
-                Some(c) => Some(c.info.inbound_spi),
+                Some(c) => Some((c.info.inbound_spi, c.info.tag, c.info.proxy, c.replaced)),
                 None => {
                     let mut n = Notify::new(NotifyType::CHILD_SA_NOT_FOUND, Vec::new());
                     n.protocol = ProtocolId::ESP;
@@ -200,12 +200,21 @@ impl Engine {
             None => None,
         };
         let profile = self.sas.get(&self.home(k)).and_then(|s| s.profile);
-        // A rekey replaces a pair: never over the limit.
+        // A rekey, of a pair not rekeyed already and for its own
+        // selectors, may go over the limit (up to twice it): the pair it
+        // replaces goes with the peer's DELETE.
+        let old_meta = old;
+        let old = old_meta.map(|(old_in, ..)| old_in);
         let chosen = self
             .choose_child(remote, profile, sa, tsi, tsr, true)
-            .and_then(|x| match old {
-                Some(_) => Ok(x),
-                None => self.below_child_limit(remote, x.0, x.4).map(|()| x),
+            .and_then(|x| {
+                let rekey = old_meta.is_some_and(|(old_in, tag, proxy, replaced)| {
+                    !replaced
+                        && !self.peer_rekey_held(old_in)
+                        && tag == self.policy.maps[x.0].tag
+                        && proxy == x.4
+                });
+                self.below_child_limit(remote, rekey).map(|()| x)
             });
         let (entry, set, number, spi_out, proxy, rtsi, rtsr) = match chosen {
             Ok(x) => x,
