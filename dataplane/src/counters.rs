@@ -72,13 +72,26 @@ pub enum DropReason {
     /// pair (proxy identities, traffic selectors) takes it (RFC 4301 §5.2;
     /// IOS counts these as `#pkts invalid identity (recv)`).
     InvalidIdentity,
-    /// ESP (or ESP in UDP) that arrived as IP fragments: RFC 4303 §3.4.1
-    /// wants them reassembled first, which the dataplane does not do yet.
+    /// ESP (or ESP in UDP) that reached decapsulation as an IP fragment:
+    /// RFC 4303 §3.4.1 wants it reassembled first, which the pipeline does
+    /// before ([`crate::reassembly`]) for ESP to the gateway; what is left
+    /// is not for it.
     OuterFragment,
+    /// Not a loss: a fragment of ESP copied into its datagram's
+    /// reassembly buffer ([`crate::reassembly`]). Counted here because,
+    /// for the packet path, the frame ends like a drop.
+    FragmentQueued,
+    /// A datagram of ESP fragments given up: not whole within its time,
+    /// or its slot taken for a newer one.
+    ReassemblyTimeout,
+    /// A datagram of ESP fragments dropped: overlapping fragments,
+    /// lengths that contradict each other, too many fragments, or too
+    /// large for a frame.
+    ReassemblyFailed,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 27;
+    pub const COUNT: usize = 30;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NoSa,
         DropReason::Replay,
@@ -107,6 +120,9 @@ impl DropReason {
         DropReason::TedProbeSourceLimited,
         DropReason::InvalidIdentity,
         DropReason::OuterFragment,
+        DropReason::FragmentQueued,
+        DropReason::ReassemblyTimeout,
+        DropReason::ReassemblyFailed,
     ];
 
     /// Stable one-byte code of the reason on the control socket: its
@@ -149,6 +165,9 @@ impl DropReason {
             DropReason::TedProbeSourceLimited => "ted-probe-source-limited",
             DropReason::InvalidIdentity => "invalid-identity",
             DropReason::OuterFragment => "esp-fragment",
+            DropReason::FragmentQueued => "esp-fragment-queued",
+            DropReason::ReassemblyTimeout => "esp-reassembly-timeout",
+            DropReason::ReassemblyFailed => "esp-reassembly-failed",
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod nat;
 pub mod netlink;
 pub mod pipeline;
 pub mod prefetch;
+pub mod reassembly;
 pub mod replay;
 pub mod route;
 pub mod sa;

@@ -39,6 +39,7 @@ use crate::esp::{
     decap, decap_across, decap_batch_where, encap_across, encap_batch_where, encap_single,
     encapsulated_len, esp_spi_seq, Decapped, PacketBuf, ACROSS,
 };
+use crate::reassembly::{Fed, Reassembly};
 use crate::route::{Fib, FibMiss, NextHop, PortRole};
 use crate::sa::{InboundSa, OutboundSa, Sadb};
 use crate::spd::{flow_of, FlowKey, PolicyAction, PolicyTag, Spd};
@@ -72,6 +73,9 @@ pub struct Tables {
     /// raises [`Event::TedProbe`]). `None`: probes are dropped as
     /// rate-limited.
     pub ted: Option<Sender<TedProbeRequest>>,
+    /// ESP that arrives in IP fragments, put back together before it is
+    /// decrypted.
+    pub reassembly: Reassembly,
 }
 
 /// A Tunnel Endpoint Discovery probe caught in transit: an IKEv1 datagram
@@ -303,6 +307,9 @@ pub struct PipelineCounters {
     /// Fragments those packets became; each is also counted as a frame
     /// (`tx`, `encapsulated`, a drop) like any other.
     pub fragments: AtomicU64,
+    /// ESP datagrams put back together from fragments (each then counted
+    /// as the packet it is).
+    pub reassembled: AtomicU64,
     pub icmp: IcmpLimiter,
     /// The budget of TED probes handed to the control process.
     pub ted: TedLimiter,
@@ -371,8 +378,12 @@ fn process_chunk(
     if role == Some(PortRole::Inside) {
         prefetch_spd(t, frames);
     }
+    let outside = role == Some(PortRole::Outside);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
-        *s = classify(t, role, f, now, c);
+        *s = match outside.then(|| reassemble(t, f, now, c)).flatten() {
+            Some(done) => done,
+            None => classify(t, role, f, now, c),
+        };
     }
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         if let Stage::NatIn { link_len } = *s {
@@ -754,6 +765,40 @@ fn fragment_stage(
     };
     c.drops.inc(reason);
     Stage::Done(Action::Drop(reason))
+}
+
+/// A frame from the outside that is a fragment of ESP to us goes to
+/// reassembly: `Some` when that is its end (held, or dropped); `None`
+/// for every other frame, and for the one that completed its datagram,
+/// which now holds all of it and is classified as any ESP packet.
+fn reassemble(
+    t: &mut Tables,
+    f: &mut PacketBuf<'_>,
+    now: u64,
+    c: &PipelineCounters,
+) -> Option<Stage> {
+    let hl = ethernet::Frame::new_checked(f.data())
+        .ok()
+        .filter(|eth| {
+            let ty = eth.ethertype();
+            ty == ethernet::ethertype::IPV4 || ty == ethernet::ethertype::IPV6
+        })?
+        .header_len();
+    let at = f.start + hl;
+    let len = f.len.checked_sub(hl)?;
+    let fed = t.reassembly.feed(f.frame, at, len, &t.local, now, &c.drops);
+    let reason = match fed {
+        Fed::NotFragment => return None,
+        Fed::Complete(ip_len) => {
+            bump(&c.reassembled);
+            f.len = hl + ip_len;
+            return None;
+        }
+        Fed::Queued => DropReason::FragmentQueued,
+        Fed::Dropped(reason) => reason,
+    };
+    c.drops.inc(reason);
+    Some(Stage::Done(Action::Drop(reason)))
 }
 
 /// Ethernet and IP parsing plus the policy decision. On success the frame

@@ -361,9 +361,9 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
             if ip.protocol() != ip_proto::ESP && ip.protocol() != ip_proto::UDP {
                 return Ok(Err(Decapped::NotEsp));
             }
-            // RFC 4303 §3.4.1 has fragments reassembled before ESP; the
-            // dataplane does not reassemble (yet), so they are counted
-            // as what they are.
+            // RFC 4303 §3.4.1 has fragments reassembled before ESP,
+            // which the pipeline does for ESP to us; one that gets here
+            // anyway is counted as what it is.
             if ip.is_fragment() {
                 return Err(DropReason::OuterFragment);
             }
