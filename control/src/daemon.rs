@@ -413,11 +413,19 @@ pub fn show_dataplane(sas: &[SaCounts], drops: &dataplane::api::DropCounts) -> S
         drops.get(DropReason::TedProbeRateLimited),
         drops.get(DropReason::TedProbeSourceLimited)
     );
+    let _ = writeln!(
+        out,
+        "  ESP reassembly: {} fragments held, {} datagrams given up, {} failed",
+        drops.get(DropReason::FragmentQueued),
+        drops.get(DropReason::ReassemblyTimeout),
+        drops.get(DropReason::ReassemblyFailed)
+    );
     let _ = writeln!(out, "Drops outside any SA:");
     let mut any = false;
+    // Not losses: a probe handed to IKE, a fragment kept for its datagram.
     for (r, n) in drops
         .nonzero()
-        .filter(|(r, _)| *r != DropReason::TedProbeDelivered)
+        .filter(|(r, _)| *r != DropReason::TedProbeDelivered && *r != DropReason::FragmentQueued)
     {
         any = true;
         let _ = writeln!(out, "  {:<20} {n}", r.name());
@@ -1108,6 +1116,15 @@ mod tests {
         assert!(s.contains("ted-probe-source-limited"), "{s}");
         assert!(s.contains("ted-probe-rate-limited"), "{s}");
         assert!(!s.contains("ted-probes-delivered"), "{s}");
+        drops.set(DropReason::FragmentQueued, 6);
+        drops.set(DropReason::ReassemblyTimeout, 1);
+        let s = show_dataplane(&[], &drops);
+        assert!(
+            s.contains("  ESP reassembly: 6 fragments held, 1 datagrams given up, 0 failed\n"),
+            "{s}"
+        );
+        assert!(s.contains("esp-reassembly-timeout"), "{s}");
+        assert!(!s.contains("esp-fragment-queued"), "{s}");
     }
 
     #[test]

@@ -79,10 +79,13 @@ struct Piece {
 fn piece_of(packet: &[u8]) -> Option<Result<Piece, DropReason>> {
     match packet.first()? >> 4 {
         4 => {
-            let ip = ipv4::Packet::new_checked(packet).ok()?;
-            if ip.protocol() != ip_proto::ESP || !ip.is_fragment() {
+            // The common case, not a fragment of ESP, decided on three
+            // bytes: the protocol, and MF or an offset.
+            let flags_offset = u16::from_be_bytes([*packet.get(6)?, *packet.get(7)?]);
+            if *packet.get(9)? != ip_proto::ESP || flags_offset & 0x3fff == 0 {
                 return None;
             }
+            let ip = ipv4::Packet::new_checked(packet).ok()?;
             if !ip.verify_checksum() {
                 return Some(Err(DropReason::BadIpChecksum));
             }

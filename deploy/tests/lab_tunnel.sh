@@ -10,6 +10,8 @@
 #     and traffic matching its last line is encrypted;
 #   - traffic from lan_a to the WAN itself is port-address-translated to
 #     gw_a's outside address (ping, TCP, UDP), tunnel traffic is not;
+#   - ESP that the WAN router fragments onto a 1 280-byte link is
+#     reassembled by gw_b;
 #   - wrong keys on one side: no traffic, integrity failures counted.
 # Prints "N passed, M failed" for deploy/test.sh's summary.
 set -uo pipefail
@@ -53,6 +55,24 @@ check "iperf3 UDP over IPv4 (100 Mbit/s)" iperf 198.19.2.10 -u -b 100M
 check "iperf3 TCP over IPv6" iperf fd00:b::10
 check "iperf3 UDP over IPv6 (100 Mbit/s)" iperf fd00:b::10 -u -b 100M
 check "gw_a counted encapsulations" sh -c "ip netns exec $(gw_ns a) $ESPADA show crypto ipsec sa --run-dir $(gw_run_dir a) | grep -E '#pkts encaps: [1-9]'"
+
+# A smaller link on the path: the link between the WAN router and gw_b
+# carries 1 280 bytes, so the router fragments gw_a's ESP of 1 300-byte
+# pings sent without DF (the outer header copies it) and gw_b reassembles
+# it before decrypting (RFC 4303 §3.4.1). gw_b's replies fit, fragmented
+# before encryption for the link's new MTU (a veth refuses to take frames
+# above its own MTU, so both ends change).
+in_ns wan ip link set wan-b mtu 1280
+in_ns gw_b ip link set b-wan mtu 1280
+sleep 1
+check "1 300-byte pings cross a 1 280-byte link as fragmented ESP" pings lan_a 15 -M dont -s 1300 198.19.2.10
+reassembled_on_b() {
+    show b show dataplane | tee /dev/stderr |
+        grep -Eq 'ESP reassembly: [1-9][0-9]* fragments held, 0 datagrams given up, 0 failed'
+}
+check "gw_b counts the fragments it reassembled" reassembled_on_b
+in_ns wan ip link set wan-b mtu 1500
+in_ns gw_b ip link set b-wan mtu 1500
 
 # PAT (seed 003): lan_a -> the WAN router, which has no route back to
 # lan_a: replies only come back because gw_a translated the source to its
