@@ -415,7 +415,7 @@ pub fn show_dataplane(sas: &[SaCounts], drops: &dataplane::api::DropCounts) -> S
     );
     let _ = writeln!(
         out,
-        "  ESP reassembly: {} fragments held, {} datagrams given up, {} failed",
+        "  ESP reassembly: {} fragments queued, {} datagrams given up, {} fragments of failed datagrams",
         drops.get(DropReason::FragmentQueued),
         drops.get(DropReason::ReassemblyTimeout),
         drops.get(DropReason::ReassemblyFailed)
@@ -423,10 +423,7 @@ pub fn show_dataplane(sas: &[SaCounts], drops: &dataplane::api::DropCounts) -> S
     let _ = writeln!(out, "Drops outside any SA:");
     let mut any = false;
     // Not losses: a probe handed to IKE, a fragment kept for its datagram.
-    for (r, n) in drops
-        .nonzero()
-        .filter(|(r, _)| *r != DropReason::TedProbeDelivered && *r != DropReason::FragmentQueued)
-    {
+    for (r, n) in drops.nonzero().filter(|(r, _)| r.is_loss()) {
         any = true;
         let _ = writeln!(out, "  {:<20} {n}", r.name());
     }
@@ -1120,7 +1117,7 @@ mod tests {
         drops.set(DropReason::ReassemblyTimeout, 1);
         let s = show_dataplane(&[], &drops);
         assert!(
-            s.contains("  ESP reassembly: 6 fragments held, 1 datagrams given up, 0 failed\n"),
+            s.contains("  ESP reassembly: 6 fragments queued, 1 datagrams given up, 0 fragments of failed datagrams\n"),
             "{s}"
         );
         assert!(s.contains("esp-reassembly-timeout"), "{s}");

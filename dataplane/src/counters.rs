@@ -125,6 +125,15 @@ impl DropReason {
         DropReason::ReassemblyFailed,
     ];
 
+    /// Whether a frame ended this way was lost: all but a TED probe
+    /// delivered to IKE and a fragment kept for its datagram.
+    pub const fn is_loss(self) -> bool {
+        !matches!(
+            self,
+            DropReason::TedProbeDelivered | DropReason::FragmentQueued
+        )
+    }
+
     /// Stable one-byte code of the reason on the control socket: its
     /// position in [`ALL`](Self::ALL). New reasons are only ever appended.
     pub const fn code(self) -> u8 {
@@ -186,6 +195,17 @@ impl DropCounters {
     }
     pub fn total(&self) -> u64 {
         self.0.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The frames that were lost: [`total`](Self::total) less the
+    /// reasons that only end a frame's way like a drop (a TED probe handed
+    /// to IKE, a fragment kept for its datagram).
+    pub fn losses(&self) -> u64 {
+        DropReason::ALL
+            .into_iter()
+            .filter(|r| r.is_loss())
+            .map(|r| self.get(r))
+            .sum()
     }
 }
 

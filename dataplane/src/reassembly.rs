@@ -24,8 +24,17 @@
 //! - fragments that overlap (RFC 5722 for IPv6; a sign of an attack on
 //!   IPv4 too), lengths that contradict each other, more than
 //!   [`MAX_PIECES`] fragments or a datagram larger than [`MAX_DATA`] or
-//!   than the frame end the datagram (`esp-reassembly-failed`). An exact
-//!   duplicate of a fragment already held is absorbed.
+//!   than the frame end the datagram (`esp-reassembly-failed`, counted
+//!   for the fragment that failed it and each one of it that comes
+//!   later, until its time is up). An exact duplicate of a fragment
+//!   already held is absorbed.
+//!
+//! A fragment that cannot be part of any datagram (empty, beyond
+//! [`MAX_DATA`], or not the last and not a multiple of 8 bytes) is
+//! dropped before it may take a slot, so junk cannot push datagrams out
+//! for free; an IPv6 atomic fragment (RFC 6946) takes none either, its
+//! Fragment header only taken out. IPv6 is taken with the Fragment header
+//! right after the per-hop headers and ESP right after it.
 
 use std::net::IpAddr;
 
@@ -69,9 +78,26 @@ struct Piece {
     /// The bytes before the fragmentable part: the IPv4 header, or the
     /// IPv6 header and its per-hop extension headers.
     header_len: usize,
-    /// IPv6: where the Next Header that names the Fragment header is
-    /// (it names ESP once reassembled).
-    v6_nh_at: Option<usize>,
+    /// IPv6: where the Next Header that names the Fragment header is, and
+    /// what the Fragment header says comes after it (what that Next
+    /// Header names once the datagram is whole).
+    v6_nh: Option<(usize, u8)>,
+}
+
+impl Piece {
+    /// Whether the fragment can be part of a datagram at all: checked
+    /// before it may take a slot (and push out another datagram).
+    fn plausible(&self) -> bool {
+        let end = self.offset + self.len;
+        // All but the last fragment carry a multiple of 8 bytes (RFC 791,
+        // RFC 8200 §4.5).
+        end <= MAX_DATA && self.len > 0 && (!self.more || self.len.is_multiple_of(8))
+    }
+
+    /// An IPv6 "atomic fragment" (RFC 6946): offset 0, no more to come.
+    fn atomic(&self) -> bool {
+        self.offset == 0 && !self.more
+    }
 }
 
 /// Whether `packet` is a fragment of ESP, and if so the fragment;
@@ -102,7 +128,7 @@ fn piece_of(packet: &[u8]) -> Option<Result<Piece, DropReason>> {
                 data_at: hl,
                 more: ip.more_frags(),
                 header_len: hl,
-                v6_nh_at: None,
+                v6_nh: None,
             }))
         }
         6 => {
@@ -117,14 +143,18 @@ fn piece_of(packet: &[u8]) -> Option<Result<Piece, DropReason>> {
             let ip = ipv6::Packet::new_checked(packet).ok()?;
             let walk = ip.walk_ext_headers().ok()?;
             let frag = walk.fragment?;
-            if walk.upper_proto != ip_proto::ESP {
-                return None;
-            }
             // The Fragment header must follow the per-hop part directly
-            // (RFC 8200 §4.5), with ESP after it.
+            // (RFC 8200 §4.5); anything else is left to decapsulation,
+            // which counts it as `esp-fragment`.
             let header_len = walk.unfragmentable_len;
             if packet.get(walk.unfragmentable_nh_offset) != Some(&ip_proto::FRAGMENT) {
-                return Some(Err(DropReason::Malformed));
+                return None;
+            }
+            // ESP right after the Fragment header, in every fragment (a
+            // later one's walk stops at its Fragment header): a
+            // Destination Options header between them is not taken.
+            if packet.get(header_len) != Some(&ip_proto::ESP) {
+                return None;
             }
             let data_at = header_len + 8;
             let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
@@ -139,7 +169,7 @@ fn piece_of(packet: &[u8]) -> Option<Result<Piece, DropReason>> {
                 data_at,
                 more: frag.more,
                 header_len,
-                v6_nh_at: Some(walk.unfragmentable_nh_offset),
+                v6_nh: Some((walk.unfragmentable_nh_offset, *packet.get(header_len)?)),
             }))
         }
         _ => None,
@@ -153,7 +183,10 @@ struct Slot {
     header: [u8; MAX_HEADER],
     /// 0 until the first fragment came.
     header_len: usize,
-    v6_nh_at: Option<usize>,
+    v6_nh: Option<(usize, u8)>,
+    /// The datagram failed: its later fragments are dropped as it was,
+    /// until the slot is needed or its time is up.
+    failed: bool,
     /// The data's length, once the last fragment came.
     total: Option<usize>,
     /// `[start, end)` of the data held, in arrival order.
@@ -169,7 +202,8 @@ impl Slot {
             started: 0,
             header: [0; MAX_HEADER],
             header_len: 0,
-            v6_nh_at: None,
+            v6_nh: None,
+            failed: false,
             total: None,
             pieces: [(0, 0); MAX_PIECES],
             count: 0,
@@ -181,7 +215,8 @@ impl Slot {
         self.key = Some(key);
         self.started = now;
         self.header_len = 0;
-        self.v6_nh_at = None;
+        self.v6_nh = None;
+        self.failed = false;
         self.total = None;
         self.count = 0;
     }
@@ -249,12 +284,25 @@ impl Reassembly {
             Some(Ok(p)) if !local.contains(&p.key.dst) => return Fed::NotFragment,
             Some(Ok(p)) => p,
         };
+        if !piece.plausible() {
+            return Fed::Dropped(DropReason::ReassemblyFailed);
+        }
+        if piece.atomic() {
+            // Whole already: the Fragment header is only taken out.
+            return match unwrap_atomic(&piece, frame, at) {
+                Some(n) => Fed::Complete(n),
+                None => Fed::Dropped(DropReason::Malformed),
+            };
+        }
         if self.slots.is_empty() {
             // Once per worker, with its first fragment.
             self.slots = (0..SLOTS).map(|_| Slot::new()).collect();
         }
         let i = self.slot_for(piece.key, now, drops);
         let slot = &mut self.slots[i];
+        if slot.failed {
+            return Fed::Dropped(DropReason::ReassemblyFailed);
+        }
         match add(slot, &piece, packet) {
             Ok(false) => Fed::Queued,
             Ok(true) => {
@@ -267,34 +315,40 @@ impl Reassembly {
             }
             Err(reason) => {
                 if reason == DropReason::ReassemblyFailed {
-                    slot.key = None;
+                    slot.failed = true;
                 }
                 Fed::Dropped(reason)
             }
         }
     }
 
-    /// The slot of datagram `key`: its own, a free one, or the oldest,
-    /// whose datagram is given up. One past its time is given up too.
+    /// The slot of datagram `key`: its own, or a free one, or the oldest
+    /// one's, whose datagram is given up. Datagrams past their time are
+    /// given up first (counted then: a worker looks when a fragment
+    /// comes).
     fn slot_for(&mut self, key: Key, now: u64, drops: &DropCounters) -> usize {
-        let expired = |s: &Slot| now.saturating_sub(s.started) > TIMEOUT_SECS;
-        if let Some(i) = self.slots.iter().position(|s| s.key == Some(key)) {
-            if expired(&self.slots[i]) {
-                drops.inc(DropReason::ReassemblyTimeout);
-                self.slots[i].start(key, now);
+        for s in &mut self.slots {
+            if s.key.is_some() && now.saturating_sub(s.started) > TIMEOUT_SECS {
+                if !s.failed {
+                    drops.inc(DropReason::ReassemblyTimeout);
+                }
+                s.key = None;
             }
+        }
+        if let Some(i) = self.slots.iter().position(|s| s.key == Some(key)) {
             return i;
         }
         let i = self
             .slots
             .iter()
             .position(|s| s.key.is_none())
+            .or_else(|| self.slots.iter().position(|s| s.failed))
             .unwrap_or_else(|| {
                 (0..self.slots.len())
                     .min_by_key(|&i| self.slots[i].started)
                     .unwrap_or(0)
             });
-        if self.slots[i].key.is_some() {
+        if self.slots[i].key.is_some() && !self.slots[i].failed {
             drops.inc(DropReason::ReassemblyTimeout);
         }
         self.slots[i].start(key, now);
@@ -307,33 +361,27 @@ impl Reassembly {
 fn add(slot: &mut Slot, p: &Piece, packet: &[u8]) -> Result<bool, DropReason> {
     let failed = Err(DropReason::ReassemblyFailed);
     let end = p.offset + p.len;
-    // All but the last fragment carry a multiple of 8 bytes (RFC 791,
-    // RFC 8200 §4.5).
-    if end > MAX_DATA || p.len == 0 || (p.more && !p.len.is_multiple_of(8)) {
-        return failed;
-    }
-    match slot.total {
-        Some(total) if end > total || (!p.more && end != total) => return failed,
-        None if !p.more => {
-            if slot.pieces[..slot.count]
-                .iter()
-                .any(|&(_, e)| usize::from(e) > end)
-            {
-                return failed;
-            }
-            slot.total = Some(end);
-        }
-        _ => {}
-    }
     let (start, stop) = (p.offset as u16, end as u16);
     for &(s, e) in &slot.pieces[..slot.count] {
         if (s, e) == (start, stop) {
-            // An exact duplicate adds nothing.
+            // An exact duplicate adds nothing (nor does its MF say
+            // anything new).
             return Ok(false);
         }
         if start < e && s < stop {
             return failed;
         }
+    }
+    match slot.total {
+        Some(total) if end > total || (!p.more && end != total) => return failed,
+        None if !p.more
+            && slot.pieces[..slot.count]
+                .iter()
+                .any(|&(_, e)| usize::from(e) > end) =>
+        {
+            return failed
+        }
+        _ => {}
     }
     if slot.count == MAX_PIECES {
         return failed;
@@ -341,19 +389,35 @@ fn add(slot: &mut Slot, p: &Piece, packet: &[u8]) -> Result<bool, DropReason> {
     let data = packet
         .get(p.data_at..p.data_at + p.len)
         .ok_or(DropReason::Malformed)?;
+    let header = packet.get(..p.header_len).ok_or(DropReason::Malformed)?;
     if p.offset == 0 {
-        let header = packet.get(..p.header_len).ok_or(DropReason::Malformed)?;
         if header.len() > MAX_HEADER {
             return failed;
         }
         slot.header[..header.len()].copy_from_slice(header);
         slot.header_len = header.len();
-        slot.v6_nh_at = p.v6_nh_at;
+        slot.v6_nh = p.v6_nh;
+    }
+    if !p.more {
+        slot.total = Some(end);
     }
     slot.data[p.offset..end].copy_from_slice(data);
     slot.pieces[slot.count] = (start, stop);
     slot.count += 1;
     Ok(slot.header_len > 0 && slot.total == Some(slot.held()))
+}
+
+/// An atomic fragment (RFC 6946) made the packet it is: its Fragment
+/// header taken out, in place; its length.
+fn unwrap_atomic(p: &Piece, frame: &mut [u8], at: usize) -> Option<usize> {
+    let (nh_at, nh) = p.v6_nh?;
+    let packet = frame.get_mut(at..at.checked_add(p.data_at + p.len)?)?;
+    packet.copy_within(p.data_at..p.data_at + p.len, p.header_len);
+    let len = p.header_len + p.len;
+    *packet.get_mut(nh_at)? = nh;
+    let mut ip = ipv6::Packet::new_unchecked(&mut packet[..]);
+    ip.set_payload_len(u16::try_from(len - ipv6::HEADER_LEN).ok()?);
+    Some(len)
 }
 
 /// Writes `slot`'s whole datagram into `frame` from `at`, its header made
@@ -365,7 +429,7 @@ fn write_whole(slot: &Slot, frame: &mut [u8], at: usize) -> Option<usize> {
     let out = frame.get_mut(at..at.checked_add(len)?)?;
     out[..hl].copy_from_slice(&slot.header[..hl]);
     out[hl..].copy_from_slice(&slot.data[..total]);
-    match slot.v6_nh_at {
+    match slot.v6_nh {
         None => {
             let mut ip = ipv4::Packet::new_unchecked(&mut out[..]);
             ip.set_total_len(u16::try_from(len).ok()?);
@@ -373,8 +437,8 @@ fn write_whole(slot: &Slot, frame: &mut [u8], at: usize) -> Option<usize> {
             ip.set_frag_offset(0);
             ip.fill_checksum();
         }
-        Some(nh_at) => {
-            *out.get_mut(nh_at)? = ip_proto::ESP;
+        Some((nh_at, nh)) => {
+            *out.get_mut(nh_at)? = nh;
             let mut ip = ipv6::Packet::new_unchecked(&mut out[..]);
             ip.set_payload_len(u16::try_from(len - ipv6::HEADER_LEN).ok()?);
         }

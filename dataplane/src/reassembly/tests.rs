@@ -265,6 +265,119 @@ fn a_datagram_larger_than_the_frame_is_dropped() {
     assert_eq!(whole, None);
 }
 
+#[test]
+fn an_ipv6_atomic_fragment_is_unwrapped_without_a_slot() {
+    let original = esp_v6(300);
+    let atomic = split_v6(&original, &[], 5);
+    assert_eq!(atomic.len(), 1);
+    let mut r = Reassembly::default();
+    let drops = DropCounters::default();
+    let (fed, whole) = feed_all(&mut r, &atomic, 0, &drops);
+    assert_eq!(fed, [Fed::Complete(original.len())]);
+    assert_eq!(whole.as_deref(), Some(&original[..]));
+    assert!(r.slots.is_empty());
+}
+
+#[test]
+fn a_fragment_that_says_last_again_adds_nothing() {
+    // [8, 512) with more to come, then the same bytes claiming to be the
+    // last: a duplicate, which must not cut the datagram short.
+    let original = esp_v6(1400);
+    let pieces = split_v6(&original, &[8, 512], 6);
+    let mut last_again = pieces[1].clone();
+    last_again[ipv6::HEADER_LEN + 3] &= !1;
+    let mut r = Reassembly::default();
+    let drops = DropCounters::default();
+    let frags = [
+        pieces[1].clone(),
+        last_again,
+        pieces[0].clone(),
+        pieces[2].clone(),
+    ];
+    let (fed, whole) = feed_all(&mut r, &frags, 0, &drops);
+    assert_eq!(fed[1], Fed::Queued);
+    assert_eq!(whole.as_deref(), Some(&original[..]));
+    // [0, 8) claiming to be the last is an atomic fragment (RFC 6946):
+    // taken alone, the datagram under way untouched.
+    let mut atomic = pieces[0].clone();
+    atomic[ipv6::HEADER_LEN + 3] &= !1;
+    let frags = [
+        pieces[1].clone(),
+        atomic,
+        pieces[0].clone(),
+        pieces[2].clone(),
+    ];
+    let (fed, whole) = feed_all(&mut r, &frags, 0, &drops);
+    assert_eq!(fed[1], Fed::Complete(ipv6::HEADER_LEN + 8));
+    assert_eq!(whole.as_deref(), Some(&original[..]));
+}
+
+#[test]
+fn junk_fragments_take_no_slot_and_push_no_datagram_out() {
+    let mut r = Reassembly::default();
+    let drops = DropCounters::default();
+    let firsts: Vec<Vec<u8>> = (0..SLOTS as u16)
+        .map(|k| split_v4(&esp_v4(1400, 200 + k), 576)[0].clone())
+        .collect();
+    feed_all(&mut r, &firsts, 0, &drops);
+    // 100 fragments of other datagrams, each odd-sized with more to come.
+    for k in 0..100u16 {
+        let mut odd = split_v4(&esp_v4(1400, 1000 + k), 576)[0].clone();
+        odd.pop();
+        let n = odd.len() as u16;
+        let mut ip = ipv4::Packet::new_unchecked(&mut odd[..]);
+        ip.set_total_len(n);
+        ip.fill_checksum();
+        let (fed, _) = feed_all(&mut r, &[odd], 0, &drops);
+        assert_eq!(fed, [Fed::Dropped(DropReason::ReassemblyFailed)]);
+    }
+    assert_eq!(drops.get(DropReason::ReassemblyTimeout), 0);
+    for k in 0..SLOTS as u16 {
+        let rest = split_v4(&esp_v4(1400, 200 + k), 576)[1..].to_vec();
+        assert!(
+            feed_all(&mut r, &rest, 1, &drops).1.is_some(),
+            "datagram {k}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_datagram_s_later_fragments_are_dropped_and_not_counted_as_a_timeout() {
+    let pieces = split_v4(&esp_v4(1400, 21), 576);
+    let mut overlapping = pieces[1].clone();
+    let mut ip = ipv4::Packet::new_unchecked(&mut overlapping[..]);
+    let off = ip.frag_offset();
+    ip.set_frag_offset(off - 8);
+    ip.fill_checksum();
+    let mut r = Reassembly::default();
+    let drops = DropCounters::default();
+    let frags = [
+        pieces[0].clone(),
+        overlapping,
+        pieces[1].clone(),
+        pieces[2].clone(),
+    ];
+    let (fed, whole) = feed_all(&mut r, &frags, 0, &drops);
+    let failed = Fed::Dropped(DropReason::ReassemblyFailed);
+    assert_eq!(fed[1..], [failed, failed, failed]);
+    assert_eq!(whole, None);
+    // Its time passes: given up without a timeout counted, and the slot
+    // free for a new datagram.
+    let next = split_v4(&esp_v4(1400, 22), 576);
+    assert!(feed_all(&mut r, &next, 10, &drops).1.is_some());
+    assert_eq!(drops.get(DropReason::ReassemblyTimeout), 0);
+}
+
+#[test]
+fn ipv6_options_between_the_fragment_header_and_esp_are_not_taken() {
+    let original = esp_v6(1400);
+    let mut first = split_v6(&original, &[512], 8)[0].clone();
+    first[ipv6::HEADER_LEN] = ip_proto::DEST_OPTS;
+    let mut r = Reassembly::default();
+    let drops = DropCounters::default();
+    assert_eq!(feed_all(&mut r, &[first], 0, &drops).0, [Fed::NotFragment]);
+}
+
 proptest! {
     /// Any cut into fragments (multiples of 8), any order, with
     /// duplicates: the datagram comes back exactly, once.

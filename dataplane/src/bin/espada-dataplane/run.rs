@@ -261,7 +261,7 @@ fn report(counters: &[Arc<WorkerCounters>]) {
         sum(&|c| r(&c.pipeline.encapsulated)),
         sum(&|c| r(&c.pipeline.decapsulated)),
         sum(&|c| r(&c.pipeline.bypassed)),
-        sum(&|c| c.pipeline.drops.total()),
+        sum(&|c| c.pipeline.drops.losses()),
         sum(&|c| r(&c.tx_ring_full)),
         sum(&|c| r(&c.handed_off)),
     );
