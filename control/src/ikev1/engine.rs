@@ -77,6 +77,9 @@ const REKEY_RETRY: Duration = Duration::from_secs(10);
 /// Rekeys of a pair it holds always go through. Generous for many
 /// clients of a dynamic entry behind one NAT.
 const PAIR_LIMIT: usize = 1024;
+/// Superseded pairs kept per proxy and peer: the one a rekey just
+/// replaced, and the one before it (crossing rekeys make two at once).
+const KEPT_SUPERSEDED: usize = 2;
 /// Half-open (responder, not yet authenticated) ISAKMP SAs kept at most.
 const HALF_OPEN_LIMIT: usize = 256;
 /// R-U-THERE retries before the peer is declared dead.

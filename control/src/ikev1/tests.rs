@@ -778,14 +778,23 @@ fn a_peer_gets_at_most_its_pair_limit_and_its_rekeys_still_go_through() {
     net.pump();
     assert_eq!(net.seen_b.installs.len(), 1025);
     assert_eq!(net.b.stats().pair_limit, (HOSTS - 1024) as u64);
-    // But not again while the pair it replaced is still there: Quick Mode
-    // after Quick Mode for one proxy would otherwise pile up pairs.
-    let (_, _, _, out) = net.seen_a.installs.last().expect("the rekey");
-    net.a
-        .sa_expired(net.now, Direction::Outbound, out.spi, false);
-    net.pump();
-    assert_eq!(net.seen_b.installs.len(), 1025);
-    assert_eq!(net.b.stats().pair_limit, (HOSTS - 1024 + 1) as u64);
+    // And again and again: each rekey deletes the pair superseded two
+    // rekeys before, so pairs do not pile up however often it comes.
+    let first = (net.seen_b.installs[0].2.spi, net.seen_b.installs[0].3.spi);
+    for n in 0..3 {
+        let (_, _, _, out) = net.seen_a.installs.last().expect("the rekey");
+        net.a
+            .sa_expired(net.now, Direction::Outbound, out.spi, false);
+        net.pump();
+        assert_eq!(net.seen_b.installs.len(), 1026 + n);
+    }
+    assert_eq!(net.b.stats().pair_limit, (HOSTS - 1024) as u64);
+    assert!(
+        net.seen_b.deletes.contains(&first),
+        "{:?}",
+        net.seen_b.deletes
+    );
+    assert_eq!(net.b.pairs().count(), 1024 + 2);
 }
 
 /// The peer picks our outbound SPIs, so a new pair's outbound SPI can be

@@ -633,11 +633,12 @@ impl Engine {
 
     /// Whether a new pair for `proxy` of map entry `entry` would take
     /// `peer` over its limit. Every pair it holds counts, superseded ones
-    /// too (they stay in the dataplane until they expire or are deleted),
-    /// and every Quick Mode under way with it. [`PAIR_LIMIT`] for a new
-    /// pair; twice that for a rekey, which is one only when the peer holds
-    /// a current pair for `proxy` and no superseded one nor a Quick Mode
-    /// under way for it (so QM1 after QM1 for one proxy is not a rekey).
+    /// too (they stay in the dataplane until they expire or are deleted,
+    /// at most [`KEPT_SUPERSEDED`] per proxy), and every Quick Mode under
+    /// way with it. [`PAIR_LIMIT`] for a new pair; twice that for a
+    /// rekey, which is one only when the peer holds a current pair for
+    /// `proxy` and no Quick Mode is under way for it (so concurrent QM1s
+    /// for one proxy are not all rekeys).
     fn at_pair_limit(&self, peer: IpAddr, entry: usize, proxy: TrafficSelector) -> bool {
         let tag = self.policy.maps[entry].tag;
         let isakmp: Vec<([u8; 8], [u8; 8])> = self
@@ -656,15 +657,11 @@ impl Engine {
                         .count()
                 })
                 .sum::<usize>();
-        let for_proxy = self
+        let current = self
             .pairs
             .with(&PairKey::Proxy(tag, proxy))
-            .filter(|(_, x)| x.info.peer == peer)
-            .map(|(_, x)| x.superseded);
-        let (current, superseded) =
-            for_proxy.fold((false, false), |(c, s), sup| (c || !sup, s || sup));
+            .any(|(_, x)| x.info.peer == peer && !x.superseded);
         let rekey = current
-            && !superseded
             && !self
                 .qm
                 .with(&QmKey::Proxy(entry, proxy))
@@ -688,6 +685,7 @@ impl Engine {
         // mapping changed must not rekey its old pair too (a dynamic
         // entry's old pair from another endpoint is deleted just below).
         let mut replaces = None;
+        let mut older: Vec<RowId> = Vec::new();
         for old in self.pairs.ids_with(&PairKey::Proxy(info.tag, info.proxy)) {
             let x = &mut self.pairs[old];
             if x.info.peer == info.peer {
@@ -695,7 +693,16 @@ impl Engine {
                     replaces = Some(x.info.inbound_spi);
                 }
                 x.superseded = true;
+                older.push(old);
             }
+        }
+        // A superseded pair stays for packets still on their way (until
+        // it expires, or the peer deletes it); the two newest are plenty.
+        // Older ones go, so rekey after rekey (kilobyte lifetimes, or a
+        // peer that asks again and again) does not pile pairs up.
+        let keep = older.len().saturating_sub(KEPT_SUPERSEDED);
+        for old in older.into_iter().take(keep) {
+            self.delete_pair(now, old, "superseded twice since, deleting SA pair (sa)");
         }
         self.stats.phase2_established += 1;
         self.log(format!(

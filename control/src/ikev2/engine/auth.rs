@@ -322,7 +322,10 @@ impl Engine {
             {
                 let chosen = self
                     .choose_child(remote.ip(), Some(pi), sa, tsi, tsr, false)
-                    .and_then(|x| self.below_child_limit(remote.ip(), false).map(|()| x));
+                    .and_then(|x| {
+                        self.below_child_limit(remote.ip(), false, x.0, x.4)
+                            .map(|()| x)
+                    });
                 match chosen {
                     Ok((entry, set, number, spi_out, proxy, rtsi, rtsr)) => {
                         let spi_in = self.alloc_spi();
@@ -371,8 +374,18 @@ impl Engine {
 
     /// `Err(NO_ADDITIONAL_SAS)` when `peer` holds, over all its IKE SAs,
     /// [`CHILD_LIMIT`] CHILD_SAs (rekeyed ones not yet deleted count), or
-    /// twice that for a `rekey`.
-    pub(super) fn below_child_limit(&self, peer: IpAddr, rekey: bool) -> Result<(), NotifyType> {
+    /// twice that for a `rekey` or for a replacement: a CHILD_SA for
+    /// `proxy` of map entry `entry` when the peer holds exactly one for it
+    /// (make-before-break reauthentication re-creates each CHILD_SA on
+    /// the new IKE SA before the old one goes).
+    pub(super) fn below_child_limit(
+        &self,
+        peer: IpAddr,
+        rekey: bool,
+        entry: usize,
+        proxy: TrafficSelector,
+    ) -> Result<(), NotifyType> {
+        let of_peer = |home: &[u8; 8]| self.sas.get(home).is_some_and(|s| s.remote.ip() == peer);
         let held: usize = self
             .index
             .sas_of(peer)
@@ -380,7 +393,21 @@ impl Engine {
             .filter_map(|k| self.sas.get(k))
             .map(|s| s.children.len())
             .sum();
-        if held >= if rekey { 2 * CHILD_LIMIT } else { CHILD_LIMIT } {
+        let replacement = || {
+            let tag = self.policy.maps[entry].tag;
+            self.index
+                .with_proxy(tag, proxy)
+                .iter()
+                .filter(|(_, home)| of_peer(home))
+                .count()
+                == 1
+        };
+        let ceiling = if rekey || replacement() {
+            2 * CHILD_LIMIT
+        } else {
+            CHILD_LIMIT
+        };
+        if held >= ceiling {
             Err(NotifyType::NO_ADDITIONAL_SAS)
         } else {
             Ok(())

@@ -214,7 +214,7 @@ impl Engine {
                         && tag == self.policy.maps[x.0].tag
                         && proxy == x.4
                 });
-                self.below_child_limit(remote, rekey).map(|()| x)
+                self.below_child_limit(remote, rekey, x.0, x.4).map(|()| x)
             });
         let (entry, set, number, spi_out, proxy, rtsi, rtsr) = match chosen {
             Ok(x) => x,
