@@ -285,6 +285,11 @@ impl Reassembly {
             Some(Ok(p)) => p,
         };
         if !piece.plausible() {
+            // It takes no slot; a datagram under way that it claims to
+            // belong to fails with it.
+            if let Some(slot) = self.slots.iter_mut().find(|s| s.key == Some(piece.key)) {
+                slot.failed = true;
+            }
             return Fed::Dropped(DropReason::ReassemblyFailed);
         }
         if piece.atomic() {

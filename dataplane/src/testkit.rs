@@ -230,3 +230,18 @@ pub fn all_suites() -> Vec<(EncAlg, AuthAlg)> {
     }
     v
 }
+
+/// `packet` (IPv4, DF clear) cut by the pipeline's fragmenter into
+/// fragments of at most `max_ip_len` bytes, in order. Panics if it cannot
+/// be cut (tests only).
+pub fn fragments_v4(packet: &[u8], max_ip_len: usize) -> Vec<Vec<u8>> {
+    use crate::pipeline::{fragment_ipv4, FragmentPlan};
+    let plan = FragmentPlan::new(packet, max_ip_len).expect("fragmentable");
+    let mut bufs = vec![vec![0u8; max_ip_len]; plan.count()];
+    let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+    assert_eq!(fragment_ipv4(packet, max_ip_len, &mut out), Ok(plan));
+    bufs.iter()
+        .enumerate()
+        .map(|(i, b)| b[..plan.fragment_len(i).expect("planned")].to_vec())
+        .collect()
+}

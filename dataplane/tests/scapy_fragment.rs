@@ -11,8 +11,7 @@
 #[path = "common/scapy.rs"]
 mod scapy;
 
-use dataplane::pipeline::{fragment_ipv4, FragmentPlan};
-use dataplane::testkit::inner_v4;
+use dataplane::testkit::{fragments_v4, inner_v4};
 use dataplane::wire::ipv4;
 use serde_json::{json, Value};
 
@@ -39,14 +38,7 @@ fn packet(n: usize, options: &[u8]) -> Vec<u8> {
 }
 
 fn split(p: &[u8], max_ip_len: usize) -> Vec<Vec<u8>> {
-    let plan = FragmentPlan::new(p, max_ip_len).expect("fragmentable");
-    let mut bufs = vec![vec![0u8; max_ip_len]; plan.count()];
-    let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
-    assert_eq!(fragment_ipv4(p, max_ip_len, &mut out), Ok(plan));
-    bufs.iter()
-        .enumerate()
-        .map(|(i, b)| b[..plan.fragment_len(i).unwrap()].to_vec())
-        .collect()
+    fragments_v4(p, max_ip_len)
 }
 
 struct Case {

@@ -74,7 +74,7 @@ const REKEY_RETRY: Duration = Duration::from_secs(10);
 /// SA pairs, with Quick Modes under way, one peer address may hold: an
 /// authenticated peer could otherwise ask for pair after pair, each
 /// with other proxy identities, until the dataplane's SA table is full.
-/// Rekeys of a pair it holds always go through. Generous for many
+/// A rekey of a pair it holds may go to twice this. Generous for many
 /// clients of a dynamic entry behind one NAT.
 const PAIR_LIMIT: usize = 1024;
 /// Superseded pairs kept per proxy and peer: the one a rekey just

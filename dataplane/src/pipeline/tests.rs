@@ -1678,15 +1678,9 @@ fn esp_fragments_at_b(
     let sent = eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV4, &inner);
     let (act, wire) = run(a, LAN_IF, &sent, ca);
     assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
-    let esp = &wire[14..];
-    let plan = FragmentPlan::new(esp, 576).expect("fragmentable");
-    let mut bufs = vec![vec![0u8; 576]; plan.count()];
-    let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
-    assert_eq!(fragment_ipv4(esp, 576, &mut out), Ok(plan));
-    let frames = bufs
+    let frames = crate::testkit::fragments_v4(&wire[14..], 576)
         .iter()
-        .enumerate()
-        .map(|(i, b)| at_b_outside(&b[..plan.fragment_len(i).unwrap()]))
+        .map(|f| at_b_outside(f))
         .collect();
     (sent, frames)
 }

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use proptest::prelude::*;
 
 use super::*;
-use crate::pipeline::{fragment_ipv4, FragmentPlan};
+use crate::testkit::fragments_v4;
 
 const US4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PEER4: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
@@ -40,14 +40,27 @@ fn esp_v4(n: usize, ident: u16) -> Vec<u8> {
 }
 
 fn split_v4(p: &[u8], max_ip_len: usize) -> Vec<Vec<u8>> {
-    let plan = FragmentPlan::new(p, max_ip_len).expect("fragmentable");
-    let mut bufs = vec![vec![0u8; max_ip_len]; plan.count()];
-    let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
-    assert_eq!(fragment_ipv4(p, max_ip_len, &mut out), Ok(plan));
-    bufs.iter()
-        .enumerate()
-        .map(|(i, b)| b[..plan.fragment_len(i).unwrap()].to_vec())
-        .collect()
+    fragments_v4(p, max_ip_len)
+}
+
+/// An IPv4 fragment moved 8 bytes back, over its predecessor's end.
+fn shifted_back(fragment: &[u8]) -> Vec<u8> {
+    let mut f = fragment.to_vec();
+    let mut ip = ipv4::Packet::new_unchecked(&mut f[..]);
+    let off = ip.frag_offset();
+    ip.set_frag_offset(off - 8);
+    ip.fill_checksum();
+    f
+}
+
+/// An IPv4 fragment with its last byte cut off (its length fixed).
+fn one_byte_short(fragment: &[u8]) -> Vec<u8> {
+    let mut f = fragment[..fragment.len() - 1].to_vec();
+    let n = f.len() as u16;
+    let mut ip = ipv4::Packet::new_unchecked(&mut f[..]);
+    ip.set_total_len(n);
+    ip.fill_checksum();
+    f
 }
 
 /// An ESP packet over IPv6 with `n` bytes of ESP.
@@ -183,11 +196,7 @@ fn a_duplicate_is_absorbed_and_an_overlap_ends_the_datagram() {
     assert!(whole.is_some());
 
     // The middle fragment again, its offset moved 8 bytes back.
-    let mut overlapping = pieces[1].clone();
-    let mut ip = ipv4::Packet::new_unchecked(&mut overlapping[..]);
-    let off = ip.frag_offset();
-    ip.set_frag_offset(off - 8);
-    ip.fill_checksum();
+    let overlapping = shifted_back(&pieces[1]);
     let (fed, whole) = feed_all(
         &mut r,
         &[pieces[0].clone(), overlapping, pieces[1].clone()],
@@ -210,13 +219,7 @@ fn contradicting_lengths_and_odd_sizes_end_the_datagram() {
     let (fed, _) = feed_all(&mut r, &[pieces[2].clone(), early_end], 0, &drops);
     assert_eq!(fed[1], Fed::Dropped(DropReason::ReassemblyFailed));
     // A fragment with more to come whose length is not a multiple of 8.
-    let mut odd = pieces[0].clone();
-    odd.pop();
-    let n = odd.len() as u16;
-    let mut ip = ipv4::Packet::new_unchecked(&mut odd[..]);
-    ip.set_total_len(n);
-    ip.fill_checksum();
-    let (fed, _) = feed_all(&mut r, &[odd], 0, &drops);
+    let (fed, _) = feed_all(&mut r, &[one_byte_short(&pieces[0])], 0, &drops);
     assert_eq!(fed, [Fed::Dropped(DropReason::ReassemblyFailed)]);
     // A bad header checksum.
     let mut bad = pieces[0].clone();
@@ -322,12 +325,7 @@ fn junk_fragments_take_no_slot_and_push_no_datagram_out() {
     feed_all(&mut r, &firsts, 0, &drops);
     // 100 fragments of other datagrams, each odd-sized with more to come.
     for k in 0..100u16 {
-        let mut odd = split_v4(&esp_v4(1400, 1000 + k), 576)[0].clone();
-        odd.pop();
-        let n = odd.len() as u16;
-        let mut ip = ipv4::Packet::new_unchecked(&mut odd[..]);
-        ip.set_total_len(n);
-        ip.fill_checksum();
+        let odd = one_byte_short(&split_v4(&esp_v4(1400, 1000 + k), 576)[0]);
         let (fed, _) = feed_all(&mut r, &[odd], 0, &drops);
         assert_eq!(fed, [Fed::Dropped(DropReason::ReassemblyFailed)]);
     }
@@ -344,11 +342,7 @@ fn junk_fragments_take_no_slot_and_push_no_datagram_out() {
 #[test]
 fn a_failed_datagram_s_later_fragments_are_dropped_and_not_counted_as_a_timeout() {
     let pieces = split_v4(&esp_v4(1400, 21), 576);
-    let mut overlapping = pieces[1].clone();
-    let mut ip = ipv4::Packet::new_unchecked(&mut overlapping[..]);
-    let off = ip.frag_offset();
-    ip.set_frag_offset(off - 8);
-    ip.fill_checksum();
+    let overlapping = shifted_back(&pieces[1]);
     let mut r = Reassembly::default();
     let drops = DropCounters::default();
     let frags = [
@@ -370,12 +364,47 @@ fn a_failed_datagram_s_later_fragments_are_dropped_and_not_counted_as_a_timeout(
 
 #[test]
 fn ipv6_options_between_the_fragment_header_and_esp_are_not_taken() {
+    // Fragment header, then 8 bytes of Destination Options (PadN), then
+    // ESP: well formed, but not taken; decapsulation counts it.
     let original = esp_v6(1400);
-    let mut first = split_v6(&original, &[512], 8)[0].clone();
-    first[ipv6::HEADER_LEN] = ip_proto::DEST_OPTS;
+    let opts = [ip_proto::ESP, 0, 1, 4, 0, 0, 0, 0];
+    let mut with_opts = original[..ipv6::HEADER_LEN].to_vec();
+    with_opts[6] = ip_proto::DEST_OPTS;
+    with_opts.extend_from_slice(&opts);
+    with_opts.extend_from_slice(&original[ipv6::HEADER_LEN..]);
+    let n = (with_opts.len() - ipv6::HEADER_LEN) as u16;
+    with_opts[4..6].copy_from_slice(&n.to_be_bytes());
+    let mut frags = split_v6(&with_opts, &[512], 8);
+    for f in &mut frags {
+        f[ipv6::HEADER_LEN] = ip_proto::DEST_OPTS;
+    }
     let mut r = Reassembly::default();
     let drops = DropCounters::default();
-    assert_eq!(feed_all(&mut r, &[first], 0, &drops).0, [Fed::NotFragment]);
+    assert_eq!(
+        feed_all(&mut r, &frags, 0, &drops).0,
+        [Fed::NotFragment, Fed::NotFragment]
+    );
+}
+
+#[test]
+fn a_fragment_too_far_fails_the_datagram_it_claims() {
+    let pieces = split_v4(&esp_v4(1400, 31), 576);
+    let mut too_far = pieces[1].clone();
+    let mut ip = ipv4::Packet::new_unchecked(&mut too_far[..]);
+    ip.set_frag_offset(4096);
+    ip.fill_checksum();
+    let mut r = Reassembly::default();
+    let drops = DropCounters::default();
+    let frags = [
+        pieces[0].clone(),
+        too_far,
+        pieces[1].clone(),
+        pieces[2].clone(),
+    ];
+    let (fed, whole) = feed_all(&mut r, &frags, 0, &drops);
+    let failed = Fed::Dropped(DropReason::ReassemblyFailed);
+    assert_eq!(fed[1..], [failed, failed, failed]);
+    assert_eq!(whole, None);
 }
 
 proptest! {

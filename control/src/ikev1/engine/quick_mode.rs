@@ -685,23 +685,27 @@ impl Engine {
         // mapping changed must not rekey its old pair too (a dynamic
         // entry's old pair from another endpoint is deleted just below).
         let mut replaces = None;
-        let mut older: Vec<RowId> = Vec::new();
+        let mut superseded_before: Vec<RowId> = Vec::new();
         for old in self.pairs.ids_with(&PairKey::Proxy(info.tag, info.proxy)) {
             let x = &mut self.pairs[old];
             if x.info.peer == info.peer {
-                if !x.superseded {
+                if x.superseded {
+                    superseded_before.push(old);
+                } else {
                     replaces = Some(x.info.inbound_spi);
                 }
                 x.superseded = true;
-                older.push(old);
             }
         }
         // A superseded pair stays for packets still on their way (until
-        // it expires, or the peer deletes it); the two newest are plenty.
-        // Older ones go, so rekey after rekey (kilobyte lifetimes, or a
-        // peer that asks again and again) does not pile pairs up.
-        let keep = older.len().saturating_sub(KEPT_SUPERSEDED);
-        for old in older.into_iter().take(keep) {
+        // it expires, or the peer deletes it); the two newest are plenty:
+        // the one this pair replaces and the one before. Older ones go, so
+        // rekey after rekey (kilobyte lifetimes, or a peer that asks again
+        // and again) does not pile pairs up. Never one that was current.
+        let keep = superseded_before
+            .len()
+            .saturating_sub(KEPT_SUPERSEDED.saturating_sub(1));
+        for old in superseded_before.into_iter().take(keep) {
             self.delete_pair(now, old, "superseded twice since, deleting SA pair (sa)");
         }
         self.stats.phase2_established += 1;
