@@ -883,6 +883,15 @@ mod tests {
         h
     }
 
+    /// An ICMPv6 packet too big (MTU 1280) quoting `quoted`, from a router
+    /// on the peer's side, outside the selectors, to fd00:1::7.
+    fn too_big_quoting(quoted: &[u8]) -> Vec<u8> {
+        let mut pkt = v6_header("fd00:99::1", "fd00:1::7", 58, 8 + quoted.len() as u16);
+        pkt.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0x05, 0x00]);
+        pkt.extend_from_slice(quoted);
+        pkt
+    }
+
     #[test]
     fn an_icmpv6_error_is_judged_by_the_packet_it_quotes() {
         // Ours: fd00:1::/64 -> fd00:2::/64, UDP to port 5000.
@@ -898,11 +907,7 @@ mod tests {
             quoted.extend_from_slice(&[0x9c, 0x40]);
             quoted.extend_from_slice(&dport.to_be_bytes());
             quoted.extend_from_slice(&[0, 8, 0, 0]);
-            // From a router on the peer's side, outside the selectors.
-            let mut pkt = v6_header("fd00:99::1", "fd00:1::7", 58, 8 + quoted.len() as u16);
-            pkt.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0x05, 0x00]);
-            pkt.extend_from_slice(&quoted);
-            pkt
+            too_big_quoting(&quoted)
         };
         assert!(p.admits_packet(&too_big("fd00:2::7", 5000)));
         assert!(
@@ -919,10 +924,7 @@ mod tests {
             quoted.extend_from_slice(&[0x9c, 0x40]);
             quoted.extend_from_slice(&dport.to_be_bytes());
             quoted.extend_from_slice(&[0, 8, 0, 0]);
-            let mut pkt = v6_header("fd00:99::1", "fd00:1::7", 58, 8 + quoted.len() as u16);
-            pkt.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0x05, 0x00]);
-            pkt.extend_from_slice(&quoted);
-            pkt
+            too_big_quoting(&quoted)
         };
         assert!(p.admits_packet(&too_big_fragment(0, 5000)));
         assert!(!p.admits_packet(&too_big_fragment(0, 5001)));

@@ -342,19 +342,9 @@ fn junk_fragments_take_no_slot_and_push_no_datagram_out() {
 #[test]
 fn a_failed_datagram_s_later_fragments_are_dropped_and_not_counted_as_a_timeout() {
     let pieces = split_v4(&esp_v4(1400, 21), 576);
-    let overlapping = shifted_back(&pieces[1]);
     let mut r = Reassembly::default();
     let drops = DropCounters::default();
-    let frags = [
-        pieces[0].clone(),
-        overlapping,
-        pieces[1].clone(),
-        pieces[2].clone(),
-    ];
-    let (fed, whole) = feed_all(&mut r, &frags, 0, &drops);
-    let failed = Fed::Dropped(DropReason::ReassemblyFailed);
-    assert_eq!(fed[1..], [failed, failed, failed]);
-    assert_eq!(whole, None);
+    assert_bad_second_fails_the_rest(&mut r, &drops, &pieces, shifted_back(&pieces[1]));
     // Its time passes: given up without a timeout counted, and the slot
     // free for a new datagram.
     let next = split_v4(&esp_v4(1400, 22), 576);
@@ -395,13 +385,19 @@ fn a_fragment_too_far_fails_the_datagram_it_claims() {
     ip.fill_checksum();
     let mut r = Reassembly::default();
     let drops = DropCounters::default();
-    let frags = [
-        pieces[0].clone(),
-        too_far,
-        pieces[1].clone(),
-        pieces[2].clone(),
-    ];
-    let (fed, whole) = feed_all(&mut r, &frags, 0, &drops);
+    assert_bad_second_fails_the_rest(&mut r, &drops, &pieces, too_far);
+}
+
+/// Feeds a datagram's three `pieces` with `bad` second: it and every
+/// later fragment are dropped as failed, and nothing comes whole.
+fn assert_bad_second_fails_the_rest(
+    r: &mut Reassembly,
+    drops: &DropCounters,
+    pieces: &[Vec<u8>],
+    bad: Vec<u8>,
+) {
+    let frags = [pieces[0].clone(), bad, pieces[1].clone(), pieces[2].clone()];
+    let (fed, whole) = feed_all(r, &frags, 0, drops);
     let failed = Fed::Dropped(DropReason::ReassemblyFailed);
     assert_eq!(fed[1..], [failed, failed, failed]);
     assert_eq!(whole, None);
