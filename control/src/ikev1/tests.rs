@@ -1368,9 +1368,79 @@ fn aggressive_mode_through_a_nat_and_with_a_wrong_key() {
     let mut net = Net::new(a, b);
     net.nat = true;
     net.acquire_a(("198.19.1.10", "198.19.2.10"));
-    net.run_for(40);
+    net.run_for(60);
     assert!(net.seen_a.installs.is_empty() && net.seen_b.installs.is_empty());
-    assert_eq!(net.a.stats().hash_mismatch, 1, "A checks HASH_R first");
+    // A checks HASH_R first; each AM2 B sends again fails it too, until
+    // A gives up at its retransmission limit.
+    assert!(net.a.stats().hash_mismatch >= 2, "{:?}", net.a.stats());
+    assert_eq!(net.b.stats().hash_mismatch, 0);
+    assert!(net.a.isakmp_sas(net.now).is_empty(), "A gave up");
+}
+
+/// B's AM2 is lost, and three forgeries of it arrive in its place, as
+/// from someone who saw AM1's cookie on the wire: one with another
+/// responder cookie, one with a changed KE, one choosing a proposal A
+/// never offered. A drops each, keeps waiting, and AM1's retransmission
+/// brings the real AM2.
+#[test]
+fn a_forged_am2_is_dropped_and_aggressive_mode_goes_on() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let mut a = policy(&A4, "espada-lab-psk");
+    a.aggressive = true;
+    let mut net = Net::new(a, policy(&B4, "espada-lab-psk"));
+    let held: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let keep = held.clone();
+    net.lose = Box::new(move |_, from_a, d| {
+        let am2 = !from_a && d.get(18) == Some(&4);
+        let mut held = keep.borrow_mut();
+        let first = am2 && held.is_empty();
+        if first {
+            held.push(d.to_vec());
+        }
+        first
+    });
+    net.acquire_a(("198.19.1.10", "198.19.2.10"));
+    assert_eq!(net.a.stats().phase1_established, 0);
+    let am2 = held.borrow()[0].clone();
+    // The body of the first payload of `kind` (its generic header walked).
+    let body_of = |d: &[u8], kind: u8| {
+        let (mut next, mut at) = (d[16], 28);
+        while next != kind {
+            next = d[at];
+            at += usize::from(u16::from_be_bytes([d[at + 2], d[at + 3]]));
+        }
+        at + 4
+    };
+    let mut other_cookie = am2.clone();
+    other_cookie[8] ^= 0x01;
+    let mut other_ke = am2.clone();
+    other_ke[body_of(&am2, 4) + 7] ^= 0x01;
+    let mut other_sa = am2.clone();
+    // The SA's first transform's first attribute: the cipher, changed.
+    let sa = body_of(&am2, 1);
+    let attr = sa + 8 + 8 + 8;
+    assert_eq!(u16::from_be_bytes([am2[attr], am2[attr + 1]]), 0x8001);
+    other_sa[attr + 3] ^= 0x04;
+    for forged in [&other_cookie, &other_ke, &other_sa] {
+        net.a
+            .handle_datagram(net.now, net.a_addr, net.b_addr, forged);
+        net.pump();
+        assert_eq!(net.a.stats().phase1_established, 0);
+    }
+    let s = net.a.stats();
+    assert_eq!((s.hash_mismatch, s.unexpected_message), (2, 1), "{s:?}");
+    assert!(net.seen_a.installs.is_empty());
+    net.run_for(10);
+    assert_eq!(
+        net.a.stats().phase1_established,
+        1,
+        "{:#?}",
+        net.seen_a.logs
+    );
+    assert_eq!(net.seen_a.installs.len(), 1, "{:#?}", net.seen_a.logs);
+    assert_eq!(net.seen_b.installs.len(), 1, "{:#?}", net.seen_b.logs);
+    assert_mirrored(&net.seen_a.installs[0], &net.seen_b.installs[0]);
 }
 
 #[test]

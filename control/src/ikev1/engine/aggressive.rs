@@ -279,55 +279,20 @@ impl Engine {
         }) {
             return self.phase1_refused(now, i, n);
         }
-        let Some(Payload::Sa(reply)) = payloads.iter().find(|p| matches!(p, Payload::Sa(_))) else {
-            return Err(Drop::Malformed("AM2 without an SA payload".into()));
-        };
-        let group = self.p1[i].dh.as_ref().map(|d| d.group());
-        let choice =
-            proposal::accept_phase1(reply, &self.policy.isakmp).filter(|c| Some(c.group) == group);
-        let Some(choice) = choice else {
-            self.stats.no_proposal_chosen += 1;
-            let (local, peer) = (self.p1[i].local.ip(), self.p1[i].remote.ip());
-            self.fail_pending(now, local, peer);
-            self.delete_isakmp(now, i, false);
-            return Ok(());
-        };
-        let first = payloads[0].payload_type();
-        let idir_b = raw_bodies(first, &data[28..])
-            .into_iter()
-            .find(|(t, _)| *t == PayloadType::IDENTIFICATION.0)
-            .map(|(_, b)| b.to_vec())
-            .unwrap_or_default();
-        let hash_r = payloads.iter().find_map(|p| match p {
-            Payload::Hash(h) => Some(h.clone()),
-            _ => None,
-        });
-        let Some(hash_r) = hash_r else {
-            return Err(Drop::Malformed("AM2 without HASH_R".into()));
-        };
-        {
-            let p = &mut self.p1[i];
-            p.cky_r = msg.header.responder_cookie;
-            p.choice = Some(choice);
-            p.prf = prf_of(choice.hash);
-            p.natt = natt_announced(payloads);
-            p.peer_dpd = payloads.iter().any(|x| {
-                matches!(x, Payload::VendorId(v) if KnownVendor::identify(v) == Some(KnownVendor::Dpd))
-            });
+        // Nothing in AM2 is authentic until HASH_R verifies: what it set
+        // is taken back if it does not, and the exchange waits on for the
+        // responder's real AM2 (AM1 is sent again until the limit). A
+        // forged AM2 (its cookies seen on the path) would otherwise end it.
+        let sent = Am2Undo::of(&self.p1[i]);
+        if let Err(d) = self.am2_verify(i, data, msg, payloads) {
+            sent.restore(&mut self.p1[i]);
+            return Err(d);
         }
-        self.key_exchange(i, payloads)?;
         let contact = self.initial_contact_notice(i);
         let nat_t_port = self.nat_t_port;
         let p = &mut self.p1[i];
         let t = p.transcript();
         let skeyid = &p.keys.as_ref().expect("derived by key_exchange").skeyid;
-        let expected = kdf::hash_r(p.prf, skeyid, &t, &idir_b);
-        if !bool::from(expected.ct_eq(&hash_r)) {
-            let (local, peer) = (p.local.ip(), p.remote.ip());
-            self.fail_pending(now, local, peer);
-            self.delete_isakmp(now, i, false);
-            return Err(Drop::Hash("HASH_R"));
-        }
         let hash_i = kdf::hash_i(p.prf, skeyid, &t, &p.aggressive_id);
         // NAT-D of AM3 names the addresses as they were before the move.
         let nat_d = nat_d_payloads(p);
@@ -351,6 +316,59 @@ impl Engine {
         self.send(l, r, out);
         let id = phase1_id(r.ip());
         self.established(now, i, &id);
+        Ok(())
+    }
+
+    /// Takes AM2's SA choice, KE and nonce into row `i` and checks its
+    /// HASH_R; `Err` leaves the row half-changed, for [`Am2Undo`].
+    fn am2_verify(
+        &mut self,
+        i: RowId,
+        data: &[u8],
+        msg: &Message,
+        payloads: &[Payload],
+    ) -> Result<(), Drop> {
+        let Some(Payload::Sa(reply)) = payloads.iter().find(|p| matches!(p, Payload::Sa(_))) else {
+            return Err(Drop::Malformed("AM2 without an SA payload".into()));
+        };
+        let group = self.p1[i].dh.as_ref().map(|d| d.group());
+        let choice =
+            proposal::accept_phase1(reply, &self.policy.isakmp).filter(|c| Some(c.group) == group);
+        let Some(choice) = choice else {
+            return Err(Drop::Unexpected(
+                "AM2 chose no proposal of ours (forged?); waiting for another",
+            ));
+        };
+        let hash_r = payloads.iter().find_map(|p| match p {
+            Payload::Hash(h) => Some(h.clone()),
+            _ => None,
+        });
+        let Some(hash_r) = hash_r else {
+            return Err(Drop::Malformed("AM2 without HASH_R".into()));
+        };
+        let first = payloads[0].payload_type();
+        let idir_b = raw_bodies(first, &data[28..])
+            .into_iter()
+            .find(|(t, _)| *t == PayloadType::IDENTIFICATION.0)
+            .map(|(_, b)| b.to_vec())
+            .unwrap_or_default();
+        {
+            let p = &mut self.p1[i];
+            p.cky_r = msg.header.responder_cookie;
+            p.choice = Some(choice);
+            p.prf = prf_of(choice.hash);
+            p.natt = natt_announced(payloads);
+            p.peer_dpd = payloads.iter().any(|x| {
+                matches!(x, Payload::VendorId(v) if KnownVendor::identify(v) == Some(KnownVendor::Dpd))
+            });
+        }
+        self.key_exchange(i, payloads)?;
+        let p = &self.p1[i];
+        let skeyid = &p.keys.as_ref().expect("derived by key_exchange").skeyid;
+        let expected = kdf::hash_r(p.prf, skeyid, &p.transcript(), &idir_b);
+        if !bool::from(expected.ct_eq(&hash_r)) {
+            return Err(Drop::Hash("HASH_R"));
+        }
         Ok(())
     }
 
@@ -411,5 +429,47 @@ impl Engine {
         let id = phase1_id(remote.ip());
         self.established(now, i, &id);
         Ok(())
+    }
+}
+
+/// What an initiator's row held when it sent AM1, of all that AM2 sets.
+struct Am2Undo {
+    cky_r: [u8; 8],
+    choice: Option<Phase1Choice>,
+    prf: Prf,
+    natt: Option<UdpEncapStyle>,
+    peer_dpd: bool,
+    nat_detected: bool,
+    behind_nat: bool,
+}
+
+impl Am2Undo {
+    fn of(p: &Phase1) -> Am2Undo {
+        Am2Undo {
+            cky_r: p.cky_r,
+            choice: p.choice,
+            prf: p.prf,
+            natt: p.natt,
+            peer_dpd: p.peer_dpd,
+            nat_detected: p.nat_detected,
+            behind_nat: p.behind_nat,
+        }
+    }
+
+    /// Puts the row back as AM1 left it: no responder cookie, keys or
+    /// responder's KE and nonce (AM1 sets none of them).
+    fn restore(self, p: &mut Phase1) {
+        p.cky_r = self.cky_r;
+        p.choice = self.choice;
+        p.prf = self.prf;
+        p.natt = self.natt;
+        p.peer_dpd = self.peer_dpd;
+        p.nat_detected = self.nat_detected;
+        p.behind_nat = self.behind_nat;
+        p.g_xr.clear();
+        p.nr_b.clear();
+        p.keys = None;
+        p.cipher = None;
+        p.iv.clear();
     }
 }
