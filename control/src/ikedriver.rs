@@ -657,9 +657,12 @@ impl IkeDriver {
         }
         s.push_str(&format!(
             "{:>12}  datagrams of an unknown IKE version\n{:>12}  dataplane or socket errors \
-             carrying out IKE\n",
+             carrying out IKE\n{:>12}  rekeyed inbound SAs removed before their grace \
+             (over {} waiting)\n",
             self.bad_version,
-            self.failures + self.installer.failures
+            self.failures + self.installer.failures,
+            self.installer.retired_early,
+            crate::installer::RETIRING_LIMIT
         ));
         s
     }

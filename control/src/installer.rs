@@ -35,6 +35,13 @@ use crate::spdbind::SpdBinder;
 /// are still on their way. strongSwan's `delete_rekeyed_delay` is 5 s too.
 pub const RETIRE_GRACE: Duration = Duration::from_secs(5);
 
+/// Retired inbound SAs kept at most, over all peers: a peer that rekeys
+/// as fast as it can (each rekey retiring a pair, uncounted by the
+/// engines' per-peer limits once deleted) could otherwise fill the
+/// dataplane's SA table within one grace. Beyond it the oldest goes at
+/// once; it only loses packets that were already late.
+pub const RETIRING_LIMIT: usize = 4096;
+
 /// How long a responder's rekeyed pair waits at most for the pair it
 /// replaces to go before taking its flows anyway. The initiator has the
 /// new pair once our answer reached it; a lost DELETE must not keep the
@@ -97,6 +104,9 @@ pub struct Installer {
     refused: HashSet<u32>,
     /// Dataplane requests that failed, for `show crypto isakmp stats`.
     pub failures: u64,
+    /// Retired inbound SAs removed before their grace was up
+    /// ([`RETIRING_LIMIT`]), for `show crypto isakmp stats`.
+    pub retired_early: u64,
 }
 
 impl Installer {
@@ -111,6 +121,7 @@ impl Installer {
             standby: VecDeque::new(),
             refused: HashSet::new(),
             failures: 0,
+            retired_early: 0,
         }
     }
 
@@ -240,6 +251,16 @@ impl Installer {
             let at = Instant::now() + RETIRE_GRACE;
             self.retiring.push_back((at, inbound_spi));
             self.retiring_spis.insert(inbound_spi, at);
+            while self.retiring_spis.len() > RETIRING_LIMIT {
+                let Some((at, spi)) = self.retiring.pop_front() else {
+                    break;
+                };
+                if self.retiring_spis.get(&spi) == Some(&at) {
+                    self.retiring_spis.remove(&spi);
+                    self.doom(Direction::Inbound, spi);
+                    self.retired_early += 1;
+                }
+            }
         }
     }
 
@@ -658,6 +679,36 @@ mod tests {
         inst.settle(&mut d.dp, due);
         assert_eq!(sas(&mut d), in_out(0x101, 0x9001));
         assert_eq!(inst.next_deadline(), None);
+        d.stop();
+    }
+
+    /// A peer rekeying as fast as it can: beyond [`RETIRING_LIMIT`]
+    /// retired inbound SAs the oldest go at the next settle, not after
+    /// their grace, and the newest keep theirs.
+    #[test]
+    fn retired_inbound_sas_beyond_the_limit_go_at_once_oldest_first() {
+        let mut d = TestDataplane::start();
+        let mut inst = Installer::new(SpdBinder::new(Vec::new()));
+        let extra = 3;
+        let n = u32::try_from(RETIRING_LIMIT + extra).unwrap();
+        let t0 = Instant::now();
+        for k in 0..=n {
+            install(&mut inst, &mut d, &pair(1, 0x1000 + k, 0x10_0000 + k)).unwrap();
+            if k > 0 {
+                inst.retire(0x1000 + k - 1, 0x10_0000 + k - 1);
+            }
+            if k % 512 == 0 {
+                inst.settle(&mut d.dp, t0);
+            }
+        }
+        inst.settle(&mut d.dp, t0);
+        assert_eq!(inst.retired_early, u64::try_from(extra).unwrap());
+        let held = sas(&mut d);
+        let mut want = in_out(0x1000 + n, 0x10_0000 + n);
+        want.extend((u32::try_from(extra).unwrap()..n).map(|k| (false, 0x1000 + k)));
+        assert_eq!(held, want, "the {extra} oldest retired inbound SAs went");
+        inst.settle(&mut d.dp, t0 + RETIRE_GRACE * 2);
+        assert_eq!(sas(&mut d), in_out(0x1000 + n, 0x10_0000 + n));
         d.stop();
     }
 
