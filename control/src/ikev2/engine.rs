@@ -345,6 +345,10 @@ pub struct Engine {
     outputs_taken: u64,
     /// What waits for a new pair's install to be carried out.
     awaiting_install: Vec<AfterInstall>,
+    /// Tests: never send INITIAL_CONTACT, as a peer reauthenticating
+    /// make-before-break does not (its old IKE SA is still up).
+    #[cfg(test)]
+    pub(crate) no_initial_contact: bool,
 }
 
 /// What waits for the install of a new pair (inbound SPI `new_in`,
@@ -417,6 +421,8 @@ impl Engine {
             half_open_count: 0,
             spis: SpiAllocator::new(SpiSpace::Ikev2),
             index: index::SaIndex::default(),
+            #[cfg(test)]
+            no_initial_contact: false,
         }
     }
 

@@ -633,6 +633,65 @@ fn a_peer_gets_at_most_its_child_limit_and_its_rekeys_still_go_through() {
     assert_eq!(net.b.stats().child_limit, (HOSTS - 1024) as u64);
 }
 
+/// A peer at its limit reauthenticates make-before-break (as
+/// strongSwan's `reauth_time` does): a new IKE SA, without
+/// INITIAL_CONTACT, re-creates each CHILD_SA while the old IKE SA still
+/// holds its own. A CHILD_SA for selectors the peer holds exactly one of
+/// goes through; one for new selectors, or a third for the same ones,
+/// is refused.
+#[test]
+fn at_its_child_limit_a_peer_reauthenticating_make_before_break_gets_its_child_sas_again() {
+    const HOSTS: usize = 1025;
+    let host = |n: usize| format!("198.19.{}.{}", 16 + n / 250, 1 + n % 250);
+    let tag = |n: usize| PolicyTag {
+        map: 1,
+        seq: 100 + n as u32,
+    };
+    let mut a = policy(&A4, "k", "k");
+    let entry = a.maps[0].clone();
+    a.maps = (0..HOSTS)
+        .map(|n| MapEntry {
+            tag: tag(n),
+            seq: tag(n).seq,
+            selectors: vec![sel(&format!("{}/32", host(n)), "198.19.2.0/24")],
+            ..entry.clone()
+        })
+        .collect();
+    let mut b = policy(&B4, "k", "k");
+    b.maps[0].selectors = vec![sel("198.19.2.0/24", "198.19.0.0/16")];
+    let mut net = Net::new(a.clone(), b);
+    for n in 0..1024 {
+        net.acquire_for(tag(n), &host(n));
+    }
+    assert_eq!(net.seen_b.installs.len(), 1024);
+    assert_eq!(net.b.ike_sas().len(), 1);
+    // The new IKE SA: A's engine starts again, the old IKE SA stays up
+    // at B.
+    let reauthenticating = |a: &Ikev2Policy| {
+        let mut e = Engine::new(a.clone());
+        e.no_initial_contact = true;
+        e
+    };
+    net.a = reauthenticating(&a);
+    for n in [0, 1] {
+        net.acquire_for(tag(n), &host(n));
+    }
+    assert_eq!(net.seen_b.installs.len(), 1026, "{:#?}", net.seen_b.logs);
+    assert_eq!(net.b.ike_sas().len(), 2);
+    assert_eq!(net.b.stats().child_limit, 0);
+    // Selectors the peer never held: refused at the limit.
+    net.acquire_for(tag(1024), &host(1024));
+    assert_eq!(net.seen_b.installs.len(), 1026);
+    assert_eq!(net.b.stats().child_limit, 1);
+    // A third CHILD_SA for host 0's selectors (another new IKE SA): the
+    // peer holds two for them, so this is no replacement.
+    net.a = reauthenticating(&a);
+    net.acquire_for(tag(0), &host(0));
+    assert_eq!(net.seen_b.installs.len(), 1026);
+    assert_eq!(net.b.stats().child_limit, 2);
+    net.b.check_index();
+}
+
 #[test]
 fn nat_between_the_engines_moves_to_4500_and_encapsulates_esp() {
     // B knows A only by the NAT's address: a wildcard keyring peer and a

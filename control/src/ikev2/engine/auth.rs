@@ -165,6 +165,8 @@ impl Engine {
                 .get(o)
                 .is_some_and(|o| o.state == State::Established && o.remote.ip() == s.remote.ip())
         });
+        #[cfg(test)]
+        let first_contact = first_contact && !self.no_initial_contact;
         let mut payloads: Vec<Payload> = vec![id.into()];
         if first_contact {
             payloads.push(
