@@ -74,12 +74,16 @@ const REKEY_RETRY: Duration = Duration::from_secs(10);
 /// SA pairs, with Quick Modes under way, one peer address may hold: an
 /// authenticated peer could otherwise ask for pair after pair, each
 /// with other proxy identities, until the dataplane's SA table is full.
-/// A rekey of a pair it holds may go to twice this. Generous for many
+/// A rekey of a pair it holds may go beyond ([`REKEY_CEILING`]). Generous for many
 /// clients of a dynamic entry behind one NAT.
 const PAIR_LIMIT: usize = 1024;
 /// Superseded pairs kept per proxy and peer: the one a rekey just
 /// replaced, and the one before it (crossing rekeys make two at once).
 const KEPT_SUPERSEDED: usize = 2;
+/// Pairs and Quick Modes a peer may hold when it starts a rekey: each of
+/// [`PAIR_LIMIT`] proxies with its current pair, its superseded ones and
+/// the rekey under way.
+const REKEY_CEILING: usize = (1 + KEPT_SUPERSEDED + 1) * PAIR_LIMIT;
 /// Half-open (responder, not yet authenticated) ISAKMP SAs kept at most.
 const HALF_OPEN_LIMIT: usize = 256;
 /// R-U-THERE retries before the peer is declared dead.

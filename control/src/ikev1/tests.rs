@@ -797,6 +797,44 @@ fn a_peer_gets_at_most_its_pair_limit_and_its_rekeys_still_go_through() {
     assert_eq!(net.b.pairs().count(), 1024 + 2);
 }
 
+/// A peer at its limit of 1 024 proxies rekeys every pair, three rounds
+/// in a row: each proxy ends with its current pair and two superseded
+/// ones, and no rekey is refused.
+#[test]
+fn a_peer_at_its_pair_limit_rekeys_every_pair_again_and_again() {
+    const HOSTS: usize = 1024;
+    let host = |n: usize| format!("198.19.{}.{}", 16 + n / 250, 1 + n % 250);
+    let mut a = policy(&A4, "espada-lab-psk");
+    a.maps[0].selectors = (0..HOSTS)
+        .map(|n| sel(&format!("{}/32", host(n)), "198.19.2.0/24"))
+        .collect();
+    let mut b = policy(&B4, "espada-lab-psk");
+    b.maps[0].selectors = vec![sel("198.19.2.0/24", "198.19.0.0/16")];
+    let mut net = Net::new(a, b);
+    for n in 0..HOSTS {
+        net.acquire_a((&host(n), "198.19.2.10"));
+    }
+    assert_eq!(net.b.pairs().count(), HOSTS);
+    for round in 1..=3 {
+        let current: Vec<u32> = net.seen_a.installs[net.seen_a.installs.len() - HOSTS..]
+            .iter()
+            .map(|(_, _, _, out)| out.spi)
+            .collect();
+        for spi in current {
+            net.a.sa_expired(net.now, Direction::Outbound, spi, false);
+            net.pump();
+        }
+        assert_eq!(
+            net.seen_b.installs.len(),
+            HOSTS * (round + 1),
+            "round {round}"
+        );
+        assert_eq!(net.b.stats().pair_limit, 0, "round {round}");
+    }
+    assert_eq!(net.b.pairs().count(), 3 * HOSTS);
+    assert_eq!(net.seen_b.deletes.len(), HOSTS, "the first pairs went");
+}
+
 /// The peer picks our outbound SPIs, so a new pair's outbound SPI can be
 /// the inbound SPI of another pair (by chance at a hub's scale, or chosen
 /// by a peer that saw it on the wire): an expiry names its direction and

@@ -635,10 +635,13 @@ impl Engine {
     /// `peer` over its limit. Every pair it holds counts, superseded ones
     /// too (they stay in the dataplane until they expire or are deleted,
     /// at most [`KEPT_SUPERSEDED`] per proxy), and every Quick Mode under
-    /// way with it. [`PAIR_LIMIT`] for a new pair; twice that for a
-    /// rekey, which is one only when the peer holds a current pair for
-    /// `proxy` and no Quick Mode is under way for it (so concurrent QM1s
-    /// for one proxy are not all rekeys).
+    /// way with it. [`PAIR_LIMIT`] for a new pair. A rekey is one only
+    /// when the peer holds a current pair for `proxy` and no Quick Mode
+    /// is under way for it (so concurrent QM1s for one proxy are not all
+    /// rekeys); a proxy then holds at most its current pair,
+    /// [`KEPT_SUPERSEDED`] superseded ones and the rekey under way, so
+    /// [`REKEY_CEILING`] lets a peer that holds [`PAIR_LIMIT`] proxies
+    /// rekey each of them as often as it likes, and no further.
     fn at_pair_limit(&self, peer: IpAddr, entry: usize, proxy: TrafficSelector) -> bool {
         let tag = self.policy.maps[entry].tag;
         let isakmp: Vec<([u8; 8], [u8; 8])> = self
@@ -666,7 +669,7 @@ impl Engine {
                 .qm
                 .with(&QmKey::Proxy(entry, proxy))
                 .any(|(_, q)| under_way(q));
-        held >= if rekey { 2 * PAIR_LIMIT } else { PAIR_LIMIT }
+        held >= if rekey { REKEY_CEILING } else { PAIR_LIMIT }
     }
 
     /// Derives the pair's keys and hands it to the driver.
