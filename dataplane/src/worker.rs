@@ -87,6 +87,7 @@ pub struct Worker {
     // Sockets before the UMEM: they must be closed before it is unmapped.
     ports: Vec<XskSocket>,
     umem: Umem,
+    /// Frames on no ring, by their first byte's UMEM address.
     free: Vec<u64>,
     /// The way to the other workers (PAT return traffic); `None` when
     /// this is the only worker.
@@ -168,10 +169,15 @@ impl Worker {
             }
         }
         let mut done = [0u64; RX_BATCH];
+        let frame_mask = !(u64::from(FRAME_SIZE) - 1);
         for port in &mut self.ports {
             loop {
                 let n = port.completed(&mut done);
-                self.free.extend_from_slice(&done[..n]);
+                // A completion names where the frame's packet started, not
+                // the frame: the free list holds frames, and what takes
+                // one from it (a fragment, a handed-over frame) writes at
+                // its own offset and sends from frame + offset.
+                self.free.extend(done[..n].iter().map(|&a| a & frame_mask));
                 if n < done.len() {
                     break;
                 }
