@@ -18,11 +18,11 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use dataplane::api::{Direction, Event, SaCounts, SaParams};
+use dataplane::api::{Direction, Event, Request, SaCounts, SaParams, MAX_INJECTED_ESP_LEN};
 use dataplane::spd::{FlowKey, PolicyTag, TrafficSelector};
 
 use crate::config::compile::Compiled;
@@ -85,6 +85,12 @@ pub struct IkeDriver {
     /// Failures carrying out the engine's outputs (send or dataplane
     /// errors), for `show crypto isakmp stats`-like reports.
     pub failures: u64,
+    /// UDP-encapsulated ESP that reached the NAT-T sockets (it came in IP
+    /// fragments, reassembled by the kernel) and went to the dataplane,
+    /// and what did not (over [`ESP_PER_PASS`], longer than a dataplane
+    /// frame holds, or refused).
+    pub esp_injected: u64,
+    pub esp_not_injected: u64,
     /// Per inbound SA, what the dataplane reported at the last look: its
     /// packet count (ESP from a peer is news for on-demand DPD) and peer
     /// port (only a change is news: a report from before a move the IKE
@@ -102,6 +108,11 @@ pub struct IkeDriver {
     locals: BTreeSet<IpAddr>,
     timers: TimerGate,
 }
+
+/// ESP datagrams from the NAT-T sockets handed to the dataplane per pass
+/// of the loop at most (each is a request to it): a flood of fragmented
+/// datagrams to port 4500 must not keep IKE waiting.
+const ESP_PER_PASS: usize = 64;
 
 /// How often the IKEv2 VTIs are looked at.
 const VTI_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -197,6 +208,8 @@ impl IkeDriver {
             debug_v2: false,
             bad_version: 0,
             failures: 0,
+            esp_injected: 0,
+            esp_not_injected: 0,
             inbound_seen: std::collections::HashMap::new(),
             next_esp_check: None,
             vtis: c
@@ -308,8 +321,10 @@ impl IkeDriver {
             socks,
             bad_version,
             debug_v2,
+            esp_not_injected,
             ..
         } = self;
+        let mut esp: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
         let received = socks.drain(
             |local, remote, m| match ike_major_version(m) {
                 Some(2) => {
@@ -323,9 +338,22 @@ impl IkeDriver {
                 Some(_) => *bad_version += 1,
             },
             |_, _| {},
+            |local, remote, e| {
+                if esp.len() < ESP_PER_PASS && e.len() <= MAX_INJECTED_ESP_LEN {
+                    esp.push((local, remote, e.to_vec()));
+                } else {
+                    *esp_not_injected += 1;
+                }
+            },
         );
         if received > 0 {
             self.timers.input();
+        }
+        for (to, from, esp) in esp {
+            match dp.expect_ack("InjectEsp", Request::InjectEsp { from, to, esp }) {
+                Ok(()) => self.esp_injected += 1,
+                Err(_) => self.esp_not_injected += 1,
+            }
         }
         if self.next_esp_check.is_none_or(|t| t <= now) {
             self.next_esp_check = Some(now + std::time::Duration::from_secs(1));
@@ -658,11 +686,17 @@ impl IkeDriver {
         s.push_str(&format!(
             "{:>12}  datagrams of an unknown IKE version\n{:>12}  dataplane or socket errors \
              carrying out IKE\n{:>12}  rekeyed inbound SAs removed before their grace \
-             (over {} waiting)\n",
+             (over {} waiting)\n{:>12}  fragmented NAT-T ESP datagrams passed to the \
+             dataplane\n{:>12}  fragmented NAT-T ESP datagrams dropped (over {} a pass, \
+             longer than {} bytes, or refused)\n",
             self.bad_version,
             self.failures + self.installer.failures,
             self.installer.retired_early,
-            crate::installer::RETIRING_LIMIT
+            crate::installer::RETIRING_LIMIT,
+            self.esp_injected,
+            self.esp_not_injected,
+            ESP_PER_PASS,
+            MAX_INJECTED_ESP_LEN
         ));
         s
     }

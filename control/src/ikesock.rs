@@ -7,8 +7,11 @@
 //! non-ESP marker, a lone 0xFF byte is a NAT keepalive, and anything else
 //! is UDP-encapsulated ESP. The dataplane's XDP program takes the ESP
 //! before the kernel sees it, so what reaches this socket is IKE and
-//! keepalives; the marker is stripped on receive and added on send here,
-//! and the engine only ever sees IKE messages.
+//! keepalives, and ESP that came in IP fragments (a later fragment has no
+//! port to tell it from IKE's, so the kernel takes and reassembles them):
+//! that ESP goes back to the dataplane ([`Received::Esp`]). The marker is
+//! stripped on receive and added on send here, and the engine only ever
+//! sees IKE messages.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -33,7 +36,10 @@ pub enum Received<'a> {
     /// A NAT keepalive (RFC 3948 §2.3): nothing to do but note the peer
     /// is alive.
     Keepalive,
-    /// ESP, or a datagram too short to be anything: counted and dropped.
+    /// UDP-encapsulated ESP (a non-zero SPI where the marker would be,
+    /// and at least a sequence number after it), for the dataplane.
+    Esp(&'a [u8]),
+    /// A datagram too short to be anything: counted and dropped.
     Other,
 }
 
@@ -45,6 +51,8 @@ pub fn classify(nat_t: bool, data: &[u8]) -> Received<'_> {
     match data {
         [0xff] => Received::Keepalive,
         [0, 0, 0, 0, rest @ ..] if !rest.is_empty() => Received::Ike(rest),
+        [0, 0, 0, 0, ..] => Received::Other,
+        [_, _, _, _, _, _, _, _, ..] => Received::Esp(data),
         _ => Received::Other,
     }
 }
@@ -61,7 +69,7 @@ pub struct IkeSockets {
     ike_port: u16,
     nat_t_port: u16,
     buf: Box<[u8]>,
-    /// Datagrams on 4500 that were neither IKE nor keepalives.
+    /// Datagrams on 4500 that were neither IKE, keepalives nor ESP.
     pub dropped: u64,
 }
 
@@ -131,12 +139,14 @@ impl IkeSockets {
     }
 
     /// Reads everything waiting on every socket, handing each IKE message
-    /// to `ike(local, remote, message)` and each keepalive to
-    /// `keepalive(local, remote)`. Returns how many datagrams were read.
+    /// to `ike(local, remote, message)`, each keepalive to
+    /// `keepalive(local, remote)` and each ESP datagram to `esp(local,
+    /// remote, esp)`. Returns how many datagrams were read.
     pub fn drain(
         &mut self,
         mut ike: impl FnMut(SocketAddr, SocketAddr, &[u8]),
         mut keepalive: impl FnMut(SocketAddr, SocketAddr),
+        mut esp: impl FnMut(SocketAddr, SocketAddr, &[u8]),
     ) -> usize {
         let mut n = 0;
         for s in &self.socks {
@@ -149,6 +159,7 @@ impl IkeSockets {
                 match classify(s.nat_t, &self.buf[..len]) {
                     Received::Ike(m) => ike(s.local, remote, m),
                     Received::Keepalive => keepalive(s.local, remote),
+                    Received::Esp(e) => esp(s.local, remote, e),
                     Received::Other => self.dropped += 1,
                 }
             }
@@ -200,8 +211,12 @@ mod tests {
         );
         assert_eq!(classify(true, &[0, 0, 0, 0, 1, 2]), Received::Ike(&[1, 2]));
         assert_eq!(classify(true, &[0xff]), Received::Keepalive);
-        // ESP: a non-zero SPI where the marker would be.
-        assert_eq!(classify(true, &[0, 0, 1, 0, 9, 9, 9, 9]), Received::Other);
+        // ESP: a non-zero SPI where the marker would be, and a sequence
+        // number.
+        let esp = [0, 0, 1, 0, 9, 9, 9, 9];
+        assert_eq!(classify(true, &esp), Received::Esp(&esp));
+        assert_eq!(classify(true, &esp[..7]), Received::Other);
+        assert_eq!(classify(false, &esp), Received::Ike(&esp), "not on 500");
         assert_eq!(classify(true, &[0, 0, 0, 0]), Received::Other);
         assert_eq!(classify(true, &[]), Received::Other);
     }
@@ -225,6 +240,7 @@ mod tests {
             b.drain(
                 |local, remote, m| got.push((local, remote, m.to_vec())),
                 |_, _| alive += 1,
+                |_, _, _| panic!("no ESP was sent"),
             );
         }
         got.sort();

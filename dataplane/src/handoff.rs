@@ -3,7 +3,8 @@
 //! receive queue, hence the worker, by hashing flows, not ports: return
 //! traffic of a translation may arrive at a worker that does not hold it.
 //! That worker copies the frame to the owner, which runs it through its
-//! own pipeline.
+//! own pipeline. The management thread uses the same way in for ESP the
+//! control process hands over ([`crate::inject`]).
 //!
 //! Workers do not share UMEMs, so the frame is copied, into a buffer from
 //! the owner's pool; the owner copies it into one of its frames and
@@ -78,22 +79,15 @@ impl Handoff {
     /// such worker, the frame is too big, or that worker is behind (its
     /// pool is empty); the caller drops and counts the frame.
     pub fn send(&self, to: usize, ifindex: u32, frame: &[u8]) -> bool {
-        let Some(lane) = self.lanes.get(to) else {
-            return false;
-        };
-        if frame.len() > HANDOFF_FRAME {
-            return false;
+        send(&self.lanes, to, ifindex, frame)
+    }
+
+    /// A way into every worker for a thread that is none of them (the
+    /// management thread's injected ESP).
+    pub fn sender(&self) -> HandoffSender {
+        HandoffSender {
+            lanes: self.lanes.clone(),
         }
-        let Ok(mut buf) = lane.pool.try_recv() else {
-            return false;
-        };
-        buf.bytes[..frame.len()].copy_from_slice(frame);
-        buf.len = frame.len();
-        buf.ifindex = ifindex;
-        // The inbox holds as many as the pool: a buffer out of the pool
-        // always has room. Should it not, the buffer is lost to the pool,
-        // which only shrinks it.
-        lane.inbox.try_send(buf).is_ok()
     }
 
     /// Gives the next frame handed to this worker to `take` (interface it
@@ -107,6 +101,42 @@ impl Handoff {
         let _ = self.pool.try_send(buf);
         true
     }
+}
+
+/// Sends frames to workers, as [`Handoff::send`], from outside them.
+#[derive(Clone)]
+pub struct HandoffSender {
+    lanes: Vec<Lane>,
+}
+
+impl HandoffSender {
+    /// See [`Handoff::send`].
+    pub fn send(&self, to: usize, ifindex: u32, frame: &[u8]) -> bool {
+        send(&self.lanes, to, ifindex, frame)
+    }
+
+    pub fn workers(&self) -> usize {
+        self.lanes.len()
+    }
+}
+
+fn send(lanes: &[Lane], to: usize, ifindex: u32, frame: &[u8]) -> bool {
+    let Some(lane) = lanes.get(to) else {
+        return false;
+    };
+    if frame.len() > HANDOFF_FRAME {
+        return false;
+    }
+    let Ok(mut buf) = lane.pool.try_recv() else {
+        return false;
+    };
+    buf.bytes[..frame.len()].copy_from_slice(frame);
+    buf.len = frame.len();
+    buf.ifindex = ifindex;
+    // The inbox holds as many as the pool: a buffer out of the pool
+    // always has room. Should it not, the buffer is lost to the pool,
+    // which only shrinks it.
+    lane.inbox.try_send(buf).is_ok()
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod counters;
 pub mod crypto;
 pub mod esp;
 pub mod handoff;
+pub mod inject;
 pub mod io;
 pub mod mgmt;
 pub mod nat;

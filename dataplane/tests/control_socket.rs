@@ -75,7 +75,8 @@ fn handle(sadb: &mut Sadb, request_id: u32, request: Request) -> Vec<Message> {
         | Request::UpdateSa { .. }
         | Request::SetPeerPort { .. }
         | Request::LoadSpd { .. }
-        | Request::LoadNat { .. } => reply(Reply::Ack),
+        | Request::LoadNat { .. }
+        | Request::InjectEsp { .. } => reply(Reply::Ack),
     }
 }
 

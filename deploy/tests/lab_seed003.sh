@@ -15,6 +15,10 @@
 #     spoke as the NAT's address 198.18.0.254, ESP travels in UDP 4500
 #     on the hub's side of the NAT (tshark) and never as IP protocol 50,
 #     and `show crypto ipsec sa` shows the UDP port and counters moving;
+#   - the hub's side of the NAT cut to 1 280 bytes: the router fragments
+#     the spoke's UDP-encapsulated ESP, the hub's kernel reassembles it
+#     for the IKE daemon's NAT-T socket, which passes it to the
+#     dataplane, and 1 300-byte pings pass;
 #   - PAT on both gateways for non-VPN traffic (the WAN router has no
 #     route back to either LAN: replies come back only if translated),
 #     while the VPN traffic reaches lan_a with lan_b's own address;
@@ -169,6 +173,27 @@ nat_t_on_the_wire() {
     [ "$ike500" -ge 1 ] && [ "$ike4500" -ge 1 ] && [ "$esp_udp" -ge 20 ] && [ "$esp_raw" -eq 0 ]
 }
 check "tshark on the hub's side of the NAT: IKE moves from 500 to 4500, ESP only in UDP 4500" nat_t_on_the_wire
+
+# A smaller link on the hub's side of the NAT: the router fragments the
+# spoke's UDP-encapsulated ESP of 1 300-byte pings sent without DF (the
+# outer header copies it). A later fragment carries no port, so the
+# hub's XDP program leaves them all to the kernel, which reassembles the
+# datagram for the IKE daemon's NAT-T socket; the daemon hands the ESP
+# to the dataplane, which decrypts it. The hub's replies fit, fragmented
+# before encryption (both ends of the veth change: it refuses frames
+# above its own MTU).
+in_ns wan ip link set wan-a mtu 1280
+in_ns gw_a ip link set a-wan mtu 1280
+sleep 1
+check "1 300-byte pings from behind the NAT cross a 1 280-byte link as fragmented NAT-T ESP" \
+    pings lan_b 15 -M dont -s 1300 198.19.1.10
+nat_t_fragments_passed() {
+    stat_at_least a 'fragmented NAT-T ESP datagrams passed' 15 &&
+        ! stat_at_least a 'fragmented NAT-T ESP datagrams dropped' 1
+}
+check "hub: the daemon passed the fragmented NAT-T ESP to the dataplane, none dropped" nat_t_fragments_passed
+in_ns wan ip link set wan-a mtu 1500
+in_ns gw_a ip link set a-wan mtu 1500
 
 check "iperf3 TCP lan_a -> lan_b through the tunnel" iperf_from lan_b 198.19.2.10
 check "iperf3 TCP lan_b -> lan_a through the tunnel (reverse)" iperf_from lan_b 198.19.2.10 -R

@@ -89,6 +89,18 @@ pub enum Request {
     },
     /// Liveness check; answered by [`Reply::Ack`].
     Ping,
+    /// UDP-encapsulated ESP (RFC 3948) that reached the control process's
+    /// NAT-T socket instead of the dataplane: it came in IP fragments,
+    /// which the XDP program cannot tell from IKE's and leaves to the
+    /// kernel, and the kernel reassembled it. `esp` is the UDP payload
+    /// (SPI first, at most [`MAX_INJECTED_ESP_LEN`] bytes), `from` the
+    /// peer's address and port, `to` ours. The dataplane decapsulates it
+    /// as if it had arrived whole on its outside interface.
+    InjectEsp {
+        from: SocketAddr,
+        to: SocketAddr,
+        esp: Vec<u8>,
+    },
 }
 
 /// Where one `LoadSpd` / `LoadNat` message sits in the list it loads.
@@ -235,6 +247,12 @@ pub enum Event {
 /// The largest UDP payload a [`Event::TedProbe`] carries; longer transit
 /// IKE is not taken for a probe.
 pub const MAX_TED_PROBE_LEN: usize = 1500;
+
+/// The largest ESP a [`Request::InjectEsp`] carries: with its Ethernet,
+/// IPv6 and UDP headers it fills a dataplane frame after the headroom
+/// encapsulation needs. The dataplane reassembles plain ESP up to the
+/// same size.
+pub const MAX_INJECTED_ESP_LEN: usize = 3700;
 
 /// Why the dataplane refused a request. Stable codes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -459,6 +477,7 @@ impl Message {
                 Request::GetCounters { .. } => "GetCounters",
                 Request::GetNatStats => "GetNatStats",
                 Request::Ping => "Ping",
+                Request::InjectEsp { .. } => "InjectEsp",
             },
             Payload::Reply(r) => match r {
                 Reply::HelloAck { .. } => "HelloAck",
@@ -517,6 +536,18 @@ impl PartialEq for Request {
             (LoadSpd { part: p, rules: a }, LoadSpd { part: q, rules: b }) => p == q && a == b,
             (LoadNat { part: p, rules: a }, LoadNat { part: q, rules: b }) => p == q && a == b,
             (GetCounters { spi: a }, GetCounters { spi: b }) => a == b,
+            (
+                InjectEsp {
+                    from: f1,
+                    to: t1,
+                    esp: e1,
+                },
+                InjectEsp {
+                    from: f2,
+                    to: t2,
+                    esp: e2,
+                },
+            ) => f1 == f2 && t1 == t2 && e1 == e2,
             (Ping, Ping) | (GetNatStats, GetNatStats) => true,
             _ => false,
         }

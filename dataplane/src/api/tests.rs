@@ -280,6 +280,18 @@ fn arb_request() -> impl Strategy<Value = Request> {
         any::<Option<u32>>().prop_map(|spi| Request::GetCounters { spi }),
         Just(Request::Ping),
         Just(Request::GetNatStats),
+        (
+            arb_ip(),
+            any::<u16>(),
+            arb_ip(),
+            any::<u16>(),
+            prop::collection::vec(any::<u8>(), 0..=MAX_INJECTED_ESP_LEN)
+        )
+            .prop_map(|(a, p, b, q, esp)| Request::InjectEsp {
+                from: std::net::SocketAddr::new(a, p),
+                to: std::net::SocketAddr::new(b, q),
+                esp,
+            }),
     ]
 }
 
@@ -1159,6 +1171,40 @@ fn an_oversized_string_is_refused_by_the_encoder() {
         encode(&m),
         Err(EncodeError::FieldTooLong {
             what: "error message",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn injected_esp_longer_than_its_limit_is_refused_both_ways() {
+    let inject = |len: usize| {
+        Message::request(
+            7,
+            Request::InjectEsp {
+                from: "198.18.0.9:4500".parse().unwrap(),
+                to: "[fd00::1]:4500".parse().unwrap(),
+                esp: vec![0x5a; len],
+            },
+        )
+    };
+    assert!(matches!(
+        encode(&inject(MAX_INJECTED_ESP_LEN + 1)),
+        Err(EncodeError::FieldTooLong {
+            what: "injected ESP",
+            ..
+        })
+    ));
+    let at_limit = encode(&inject(MAX_INJECTED_ESP_LEN)).unwrap();
+    assert_eq!(decode(&at_limit).unwrap(), inject(MAX_INJECTED_ESP_LEN));
+    // Hand-built: IPv4 from and port, IPv4 to and port, one byte too many.
+    let mut body = vec![4, 198, 18, 0, 9, 0x11, 0x94, 4, 198, 18, 0, 1, 0x11, 0x94];
+    body.extend_from_slice(&(MAX_INJECTED_ESP_LEN as u16 + 1).to_be_bytes());
+    body.extend(std::iter::repeat_n(0u8, MAX_INJECTED_ESP_LEN + 1));
+    assert!(matches!(
+        decode(&v1(msg_type::INJECT_ESP, &body)),
+        Err(DecodeError::Invalid {
+            what: "injected ESP",
             ..
         })
     ));

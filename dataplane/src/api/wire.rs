@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use super::messages::{
     DropCounts, ErrorCode, Event, ListPart, Message, Payload, Reply, Request, SaCounts,
-    MAX_TED_PROBE_LEN,
+    MAX_INJECTED_ESP_LEN, MAX_TED_PROBE_LEN,
 };
 use super::{Direction, EspMode, Lifetime, NatAction, NatRule, SaKeys, SaParams, UdpEncap};
 use crate::counters::DropReason;
@@ -65,6 +65,7 @@ pub mod msg_type {
     pub const PING: u16 = 0x0008;
     pub const GET_NAT_STATS: u16 = 0x0009;
     pub const SET_PEER_PORT: u16 = 0x000a;
+    pub const INJECT_ESP: u16 = 0x000b;
 
     pub const HELLO_ACK: u16 = 0x0101;
     pub const ACK: u16 = 0x0102;
@@ -277,6 +278,7 @@ fn type_of(p: &Payload) -> u16 {
             Request::GetCounters { .. } => GET_COUNTERS,
             Request::Ping => PING,
             Request::GetNatStats => GET_NAT_STATS,
+            Request::InjectEsp { .. } => INJECT_ESP,
         },
         Payload::Reply(r) => match r {
             Reply::HelloAck { .. } => HELLO_ACK,
@@ -305,6 +307,7 @@ fn type_name(t: u16) -> Option<&'static str> {
         UPDATE_SA => "UpdateSa",
         DELETE_SA => "DeleteSa",
         SET_PEER_PORT => "SetPeerPort",
+        INJECT_ESP => "InjectEsp",
         LOAD_SPD => "LoadSpd",
         LOAD_NAT => "LoadNat",
         GET_COUNTERS => "GetCounters",
@@ -358,6 +361,20 @@ fn encode_body(p: &Payload, w: &mut Writer) {
             }
             Request::GetCounters { spi } => spi.encode(w),
             Request::Ping | Request::GetNatStats => {}
+            Request::InjectEsp { from, to, esp } => {
+                from.ip().encode(w);
+                w.u16(from.port());
+                to.ip().encode(w);
+                w.u16(to.port());
+                if esp.len() > MAX_INJECTED_ESP_LEN {
+                    w.error.get_or_insert(EncodeError::FieldTooLong {
+                        msg: w.msg,
+                        what: "injected ESP",
+                        len: esp.len(),
+                    });
+                }
+                w.bytes16("injected ESP", esp);
+            }
         },
         Payload::Reply(r) => match r {
             Reply::HelloAck {
@@ -457,6 +474,20 @@ fn decode_body(t: u16, r: &mut Reader<'_>) -> Result<Payload, DecodeError> {
         }),
         PING => req(Request::Ping),
         GET_NAT_STATS => req(Request::GetNatStats),
+        INJECT_ESP => {
+            let from = SocketAddr::new(IpAddr::decode(r)?, r.u16("source port")?);
+            let to = SocketAddr::new(IpAddr::decode(r)?, r.u16("destination port")?);
+            let at = r.pos;
+            let esp = r.bytes16("injected ESP")?;
+            if esp.len() > MAX_INJECTED_ESP_LEN {
+                return Err(r.invalid("injected ESP", at, "longer than 3700 bytes"));
+            }
+            req(Request::InjectEsp {
+                from,
+                to,
+                esp: esp.to_vec(),
+            })
+        }
         NAT_STATS => rep(Reply::NatStats(NatStats::decode(r)?)),
         HELLO_ACK => rep(Reply::HelloAck {
             version: r.u16("version")?,

@@ -9,7 +9,7 @@ pub mod server;
 pub mod staging;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
@@ -19,6 +19,8 @@ use crate::api::{
     SaCounts, SaParams, PROTOCOL_VERSION,
 };
 use crate::counters::{DropReason, SaCounters};
+use crate::handoff::HandoffSender;
+use crate::inject;
 use crate::nat::{NatCounters, NatRules, NatStats};
 use crate::pipeline::AcquireRequest;
 use crate::sa::{InboundSa, LifetimeState, OutboundSa, SaRef};
@@ -62,6 +64,56 @@ pub struct Mgmt {
     /// Updates a full worker queue refused (the worker is wedged); counted,
     /// never blocking the management thread.
     pub queue_full: u64,
+    /// Where [`Request::InjectEsp`] goes; `None` in tests without workers.
+    injector: Option<Injector>,
+}
+
+/// The way ESP handed over by the control process reaches the workers
+/// ([`crate::inject`]).
+pub struct Injector {
+    workers: HandoffSender,
+    /// The outside interface: the frame is taken for one that arrived
+    /// there.
+    outside_ifindex: u32,
+    /// The worker the next frame goes to first (round robin: one peer's
+    /// fragmented ESP is no more one worker's than its whole ESP is).
+    next: usize,
+    frame: Box<[u8]>,
+}
+
+impl Injector {
+    pub fn new(workers: HandoffSender, outside_ifindex: u32) -> Injector {
+        Injector {
+            workers,
+            outside_ifindex,
+            next: 0,
+            frame: vec![0; inject::MAX_FRAME].into_boxed_slice(),
+        }
+    }
+
+    /// Hands `esp` to a worker as a frame from `from` to `to` on the
+    /// outside interface; the first worker with room takes it.
+    fn inject(&mut self, from: SocketAddr, to: SocketAddr, esp: &[u8]) -> Reply {
+        let len = match inject::esp_in_udp_frame(from, to, esp, &mut self.frame) {
+            Ok(len) => len,
+            Err(e) => return error(ErrorCode::Malformed, format!("injected ESP: {e}")),
+        };
+        let n = self.workers.workers();
+        for k in 0..n {
+            let w = (self.next + k) % n;
+            if self
+                .workers
+                .send(w, self.outside_ifindex, &self.frame[..len])
+            {
+                self.next = (w + 1) % n;
+                return Reply::Ack;
+            }
+        }
+        error(
+            ErrorCode::Internal,
+            "every worker is behind (its handoff queue is full): injected ESP dropped".to_string(),
+        )
+    }
 }
 
 impl Mgmt {
@@ -80,7 +132,13 @@ impl Mgmt {
             idle_secs: DEFAULT_IDLE_SECS,
             acquires: HashMap::new(),
             queue_full: 0,
+            injector: None,
         }
+    }
+
+    /// Lets [`Request::InjectEsp`] reach the workers.
+    pub fn set_injector(&mut self, injector: Injector) {
+        self.injector = Some(injector);
     }
 
     pub fn set_idle_secs(&mut self, secs: u64) {
@@ -228,6 +286,13 @@ impl Mgmt {
                 Reply::NatStats(total)
             }
             Request::Ping => Reply::Ack,
+            Request::InjectEsp { from, to, esp } => match self.injector.as_mut() {
+                Some(i) => i.inject(from, to, &esp),
+                None => error(
+                    ErrorCode::Unexpected,
+                    "this dataplane has no workers to take injected ESP".to_string(),
+                ),
+            },
         };
         vec![Message::reply(request_id, reply)]
     }

@@ -740,3 +740,82 @@ fn an_spd_in_parts_over_the_socket_is_in_force_only_after_its_last_part() {
     assert_eq!(s.clients(), 1);
     assert_eq!(m.spd().len(), 4000);
 }
+
+/// ESP the control process hands over goes to the workers in turn, as a
+/// frame on the outside interface; the next worker takes it when one is
+/// behind, and only when all are is it refused.
+#[test]
+fn injected_esp_reaches_the_workers_in_turn_as_a_frame_on_the_outside() {
+    use crate::handoff::{Handoff, HANDOFF_DEPTH};
+    let (mut m, _, _) = mgmt(2);
+    let inject = |m: &mut Mgmt, spi: u8| {
+        reply(m.handle(
+            9,
+            Request::InjectEsp {
+                from: "198.18.0.9:4500".parse().unwrap(),
+                to: "198.18.1.1:4500".parse().unwrap(),
+                esp: vec![spi; 40],
+            },
+            0,
+        ))
+    };
+    assert!(matches!(
+        inject(&mut m, 1),
+        Reply::Error {
+            code: ErrorCode::Unexpected,
+            ..
+        }
+    ));
+    let mesh = Handoff::mesh(2);
+    m.set_injector(Injector::new(mesh[0].sender(), 7));
+    assert_eq!(inject(&mut m, 1), Reply::Ack);
+    assert_eq!(inject(&mut m, 2), Reply::Ack);
+    let take = |w: usize| {
+        let mut got = None;
+        mesh[w].recv(|ifindex, f| got = Some((ifindex, f.to_vec())));
+        got
+    };
+    let (ifindex, f) = take(0).expect("worker 0 got the first");
+    assert_eq!(ifindex, 7);
+    assert_eq!(f.len(), 14 + 20 + 8 + 40);
+    assert_eq!(f[14 + 28], 1);
+    assert_eq!(take(1).expect("worker 1 the second").1[14 + 28], 2);
+    // Worker 0 behind: its share goes to worker 1.
+    while mesh[1].send(0, 1, &[0; 64]) {}
+    for _ in 0..3 {
+        assert_eq!(inject(&mut m, 3), Reply::Ack);
+    }
+    let mut to_1 = 0;
+    while take(1).is_some() {
+        to_1 += 1;
+    }
+    assert_eq!(to_1, 3);
+    // Both behind: refused, and nothing is lost from the queues.
+    while mesh[0].send(1, 1, &[0; 64]) {}
+    assert!(matches!(
+        inject(&mut m, 4),
+        Reply::Error {
+            code: ErrorCode::Internal,
+            ..
+        }
+    ));
+    // Not ESP: refused with the reason.
+    let Reply::Error { code, message } = reply(m.handle(
+        10,
+        Request::InjectEsp {
+            from: "198.18.0.9:4500".parse().unwrap(),
+            to: "198.18.1.1:4500".parse().unwrap(),
+            esp: vec![0; 40],
+        },
+        0,
+    )) else {
+        panic!("IKE accepted as ESP");
+    };
+    assert_eq!(code, ErrorCode::Malformed);
+    assert!(message.contains("zero SPI"), "{message}");
+    let mut queued = 0;
+    while take(0).is_some() {
+        queued += 1;
+    }
+    assert_eq!(queued, HANDOFF_DEPTH);
+}

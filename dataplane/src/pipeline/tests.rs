@@ -2,7 +2,7 @@
 //! ESP toward the WAN router, arrive at B and leave B toward the host
 //! behind it; plus every way a frame can be refused.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::*;
 use crate::api::{Direction, EspMode, Lifetime, SaParams};
@@ -29,6 +29,16 @@ fn ip(s: &str) -> IpAddr {
 /// Gateway `A` (side 1) or `B` (side 2) of the lab: LAN 198.19.S.0/24 and
 /// fd00:S::/64 on if 1, WAN 198.18.(S-1).1 on if 2 via router .254.
 fn gateway(side: u8, out_spi: u32, in_spi: u32) -> Tables {
+    gateway_with(side, out_spi, in_spi, None)
+}
+
+/// [`gateway`] with its pair UDP-encapsulated (NAT-T) or not.
+fn gateway_with(
+    side: u8,
+    out_spi: u32,
+    in_spi: u32,
+    udp_encap: Option<crate::api::UdpEncap>,
+) -> Tables {
     let other = 3 - side;
     let wan_me: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, side - 1, 1));
     let wan_peer: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, other - 1, 1));
@@ -122,7 +132,7 @@ fn gateway(side: u8, out_spi: u32, in_spi: u32) -> Tables {
         auth,
         keys: keys(enc, auth),
         mode: EspMode::Tunnel { local, remote },
-        udp_encap: None,
+        udp_encap,
         esn: false,
         replay_window: 64,
         lifetime: Lifetime::default(),
@@ -1712,4 +1722,48 @@ fn esp_cut_into_fragments_on_the_path_is_reassembled_and_decrypted() {
     assert_eq!(cb.decapsulated.load(Ordering::Relaxed), 2);
     assert_eq!(cb.drops.get(DropReason::FragmentQueued), 2 + 1);
     assert_eq!(cb.drops.total(), 3, "nothing else dropped");
+}
+
+/// Fragmented NAT-T ESP reaches the dataplane through the control
+/// process (the kernel reassembled it, `crate::inject` frames its UDP
+/// payload again): the rebuilt frame is decapsulated as the whole one is.
+#[test]
+fn nat_t_esp_rebuilt_from_its_udp_payload_is_decapsulated_like_the_original() {
+    let encap = Some(crate::api::UdpEncap {
+        src_port: 4500,
+        dst_port: 4500,
+    });
+    let mut a = gateway_with(1, 0x1000, 0x2000, encap);
+    let mut b = gateway_with(2, 0x2000, 0x1000, encap);
+    let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
+    let mut payloads = Vec::new();
+    for _ in 0..2 {
+        let sent = host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64);
+        let (act, wire) = run(&mut a, LAN_IF, &sent, &ca);
+        assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+        payloads.push((sent, wire));
+    }
+    // The first as it came on the wire, whole.
+    let (sent, wire) = &payloads[0];
+    let (act, out) = run(&mut b, WAN_IF, &at_b_outside(&wire[14..]), &cb);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    assert_eq!(&out[14 + 20..], &sent[14 + 20..]);
+    // The second as the control process hands it over: its UDP payload.
+    let (sent, wire) = &payloads[1];
+    let ip = ipv4::Packet::new_checked(&wire[14..]).unwrap();
+    assert_eq!(ip.protocol(), ip_proto::UDP);
+    let udp = &wire[14 + 20..];
+    assert_eq!(&udp[..4], &[0x11, 0x94, 0x11, 0x94], "4500 -> 4500");
+    let from = SocketAddr::new(IpAddr::V4(ip.src_addr()), 4500);
+    let to = SocketAddr::new(IpAddr::V4(ip.dst_addr()), 4500);
+    let mut frame = vec![0; crate::inject::MAX_FRAME];
+    let len = crate::inject::esp_in_udp_frame(from, to, &udp[8..], &mut frame).unwrap();
+    let (act, out) = run(&mut b, WAN_IF, &frame[..len], &cb);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    assert_eq!(&out[14 + 20..], &sent[14 + 20..]);
+    assert_eq!(cb.decapsulated.load(Ordering::Relaxed), 2);
+    assert_eq!(cb.drops.total(), 0);
+    // Replayed, it is refused as any replay is.
+    let (act, _) = run(&mut b, WAN_IF, &frame[..len], &cb);
+    assert_eq!(act, Action::Drop(DropReason::Replay));
 }

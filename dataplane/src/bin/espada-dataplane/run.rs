@@ -19,7 +19,7 @@ use dataplane::clock;
 use dataplane::handoff::Handoff;
 use dataplane::io::xsk::{BindMode, Umem, XskSocket};
 use dataplane::mgmt::server::Server;
-use dataplane::mgmt::Mgmt;
+use dataplane::mgmt::{Injector, Mgmt};
 use dataplane::nat::PortPlan;
 use dataplane::pipeline::{AcquireRequest, PatState, TedProbeRequest};
 use dataplane::route::PortRole;
@@ -121,7 +121,15 @@ pub fn run(o: RunOptions) -> Result<()> {
         BindMode::Copy
     };
     let plan = PortPlan::new(o.pat_ports.clone(), o.cores.len()).context("--pat-ports")?;
-    let mut handoffs = Handoff::mesh(o.cores.len()).into_iter();
+    // Every worker has an end, one worker too: PAT return traffic moves
+    // between workers, and ESP the control process hands over (fragmented
+    // NAT-T ESP, reassembled by the kernel) comes from the management
+    // thread.
+    let mesh = Handoff::mesh(o.cores.len());
+    let injector = mesh
+        .first()
+        .map(|h| Injector::new(h.sender(), outside_ifindex(&ports)));
+    let mut handoffs = mesh.into_iter();
     for (w, &core) in o.cores.iter().enumerate() {
         let umem = Umem::new(o.frames).context("allocating UMEM")?;
         let mut socks: Vec<XskSocket> = Vec::new();
@@ -135,10 +143,8 @@ pub fn run(o: RunOptions) -> Result<()> {
             socks.push(s);
         }
         let mut worker = Worker::new(umem, socks);
-        if o.cores.len() > 1 {
-            if let Some(h) = handoffs.next() {
-                worker = worker.with_handoff(h);
-            }
+        if let Some(h) = handoffs.next() {
+            worker = worker.with_handoff(h);
         }
         let (tx, rx) = bounded::<TableUpdate>(4096);
         let c = Arc::new(WorkerCounters::default());
@@ -180,6 +186,9 @@ pub fn run(o: RunOptions) -> Result<()> {
     let mut server = Server::new(listener);
     let mut mgmt = Mgmt::new(senders.clone(), counters.clone());
     mgmt.set_nat_counters(nat_counters);
+    if let Some(i) = injector {
+        mgmt.set_injector(i);
+    }
     println!(
         "espada-dataplane {}: {} ; XDP {} mode; {} worker(s) on core(s) {:?}; control socket {}",
         env!("CARGO_PKG_VERSION"),
@@ -265,4 +274,12 @@ fn report(counters: &[Arc<WorkerCounters>]) {
         sum(&|c| r(&c.tx_ring_full)),
         sum(&|c| r(&c.handed_off)),
     );
+}
+
+/// The outside port's ifindex.
+fn outside_ifindex(ports: &[Port]) -> u32 {
+    ports
+        .iter()
+        .find(|p| p.role == PortRole::Outside)
+        .map_or(0, |p| p.ifindex)
 }
