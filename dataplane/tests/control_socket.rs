@@ -119,7 +119,7 @@ fn dataplane_and_client() -> (
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("dataplane.sock");
     let server = serve(ControlListener::bind(&path).expect("bound"));
-    let client = ControlConn::connect(&path).expect("connected");
+    let mut client = ControlConn::connect(&path).expect("connected");
     client
         .set_recv_timeout(Some(Duration::from_secs(10)))
         .expect("timeout set");
@@ -315,6 +315,41 @@ fn a_datagram_over_64_kib_is_refused_and_the_connection_stays_usable() {
 #[test]
 fn recv_gives_up_after_its_timeout() {
     let (_dir, _path, mut client, server) = dataplane_and_client();
+    let r = client.recv_timeout(Some(Duration::from_millis(50)));
+    assert!(matches!(r, Err(ConnError::Timeout)), "{r:?}");
+    hang_up(client, server);
+}
+
+/// A zero timeout does not wait: the kernel's smallest receive timeout
+/// is a scheduler tick or two (4-8 ms at 250 Hz), which a loop polling
+/// for events paid on every pass. 100 empty polls took over 400 ms so.
+#[test]
+fn a_zero_timeout_does_not_wait_and_a_message_waiting_is_still_read() {
+    let (_dir, _path, mut client, server) = dataplane_and_client();
+    let t0 = std::time::Instant::now();
+    for _ in 0..100 {
+        let r = client.recv_timeout(Some(Duration::ZERO));
+        assert!(matches!(r, Err(ConnError::Timeout)), "{r:?}");
+    }
+    assert!(
+        t0.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        t0.elapsed()
+    );
+    // A request answered: the reply is there for a zero-timeout read.
+    client.send(&Message::request(7, Request::Ping)).unwrap();
+    let t1 = std::time::Instant::now();
+    let reply = loop {
+        match client.recv_timeout(Some(Duration::ZERO)) {
+            Ok(m) => break m,
+            Err(ConnError::Timeout) if t1.elapsed() < Duration::from_secs(10) => {
+                std::thread::yield_now()
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(reply, Message::reply(7, Reply::Ack));
+    // And a later timeout waits again.
     let r = client.recv_timeout(Some(Duration::from_millis(50)));
     assert!(matches!(r, Err(ConnError::Timeout)), "{r:?}");
     hang_up(client, server);

@@ -163,6 +163,12 @@ pub struct ControlConn {
     buf: Zeroizing<Vec<u8>>,
     peer_uid: u32,
     peer_pid: i32,
+    /// A zero receive timeout: receives do not wait at all. The kernel
+    /// keeps `SO_RCVTIMEO` in scheduler ticks, so the smallest timeout it
+    /// can be given waits one to two ticks (4-8 ms at 250 Hz) for a
+    /// message that is not there: a daemon looking for events on each
+    /// pass of its loop lost that on every pass.
+    dont_wait: bool,
 }
 
 impl ControlConn {
@@ -191,6 +197,7 @@ impl ControlConn {
             buf: Zeroizing::new(vec![0; MAX_MESSAGE_LEN]),
             peer_uid: cred.uid,
             peer_pid: cred.pid,
+            dont_wait: false,
         })
     }
 
@@ -264,11 +271,15 @@ impl ControlConn {
         self.recv()
     }
 
-    /// How long [`recv`](Self::recv) waits; `None` waits forever.
-    pub fn set_recv_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+    /// How long [`recv`](Self::recv) waits; `None` waits forever, zero
+    /// not at all.
+    pub fn set_recv_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.dont_wait = timeout == Some(Duration::ZERO);
+        if self.dont_wait {
+            return Ok(());
+        }
         let tv = match timeout {
-            // A zero timeval means "forever" to the kernel: round a zero
-            // timeout up to the smallest one instead.
+            // Under a microsecond: a zero timeval would mean "forever".
             Some(d) => libc::timeval {
                 tv_sec: d.as_secs().try_into().unwrap_or(libc::time_t::MAX),
                 tv_usec: match (d.as_secs(), d.subsec_micros()) {
@@ -308,7 +319,12 @@ impl ControlConn {
             // SAFETY: `hdr` points at one iovec covering `self.buf`, which
             // outlives the call. With MSG_TRUNC the kernel returns the
             // datagram's real length even when it did not fit.
-            let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut hdr, libc::MSG_TRUNC) };
+            let flags = if self.dont_wait {
+                libc::MSG_TRUNC | libc::MSG_DONTWAIT
+            } else {
+                libc::MSG_TRUNC
+            };
+            let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut hdr, flags) };
             match cvt_size(n) {
                 Ok(0) => return Err(ConnError::Closed),
                 Ok(n) if n > self.buf.len() || hdr.msg_flags & libc::MSG_TRUNC != 0 => {

@@ -70,7 +70,7 @@ impl Server {
         }
         if fds[0].revents & libc::POLLIN != 0 {
             match self.listener.accept() {
-                Ok(conn) => {
+                Ok(mut conn) => {
                     // A client that stops reading must not stall us: bound
                     // each receive (poll said one is ready anyway).
                     let _ = conn.set_recv_timeout(Some(Duration::from_millis(100)));
