@@ -34,6 +34,12 @@ pub const MAX_PORTS: usize = 4;
 /// frame: where the kernel puts received ones, so encapsulation finds the
 /// same headroom.
 const FRESH_FRAME_START: usize = (XDP_PACKET_HEADROOM + UMEM_HEADROOM) as usize;
+/// Free frames the fill rings never get: what fragments and handed-over
+/// frames are written into. Without them every frame could sit in the
+/// fill rings (four ports of the default 2 048-slot rings take all 8 192
+/// frames), and a packet to fragment or a frame handed over would find
+/// none.
+const FRAME_RESERVE: usize = 2 * RX_BATCH;
 
 /// What an idle worker does: spin (benchmarks) or sleep a little longer
 /// each idle turn, up to a bound (labs, so a core is not pinned at 100%).
@@ -89,8 +95,9 @@ pub struct Worker {
     umem: Umem,
     /// Frames on no ring, by their first byte's UMEM address.
     free: Vec<u64>,
-    /// The way to the other workers (PAT return traffic); `None` when
-    /// this is the only worker.
+    /// The way in from the other workers (PAT return traffic) and the
+    /// management thread (ESP the control process hands over), and out
+    /// to the other workers; `None` when the worker stands alone (tests).
     handoff: Option<Handoff>,
 }
 
@@ -184,7 +191,8 @@ impl Worker {
             }
         }
         for port in &mut self.ports {
-            let want = (port.fill_free() as usize).min(self.free.len());
+            let spare = self.free.len().saturating_sub(FRAME_RESERVE);
+            let want = (port.fill_free() as usize).min(spare);
             if want > 0 {
                 let from = self.free.len() - want;
                 let taken = port.fill(&self.free[from..]);
