@@ -39,8 +39,8 @@
  * dataplane, whose worker reassembles before decapsulation, RFC 4303
  * §3.4.1), and fragments of anything else addressed to the gateway go to the
  * kernel, including fragmented UDP/4500 (large IKE messages are fragmented;
- * the rare fragmented UDP-encapsulated ESP lands on the IKE socket, which
- * discards it).
+ * fragmented UDP-encapsulated ESP lands on the IKE socket once the kernel
+ * has reassembled it, and the IKE daemon hands it to the dataplane).
  *
  * The rules are data: the dataplane fills the maps below (which interfaces
  * are inside or outside, the gateway's addresses, the AF_XDP sockets) and

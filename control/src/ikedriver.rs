@@ -87,10 +87,11 @@ pub struct IkeDriver {
     pub failures: u64,
     /// UDP-encapsulated ESP that reached the NAT-T sockets (it came in IP
     /// fragments, reassembled by the kernel) and went to the dataplane,
-    /// and what did not (over [`ESP_PER_PASS`], longer than a dataplane
+    /// and what did not (over [`ESP_RATE`], longer than a dataplane
     /// frame holds, or refused).
     pub esp_injected: u64,
     pub esp_not_injected: u64,
+    esp_budget: EspBudget,
     /// Per inbound SA, what the dataplane reported at the last look: its
     /// packet count (ESP from a peer is news for on-demand DPD) and peer
     /// port (only a change is news: a report from before a move the IKE
@@ -109,10 +110,55 @@ pub struct IkeDriver {
     timers: TimerGate,
 }
 
-/// ESP datagrams from the NAT-T sockets handed to the dataplane per pass
-/// of the loop at most (each is a request to it): a flood of fragmented
-/// datagrams to port 4500 must not keep IKE waiting.
-const ESP_PER_PASS: usize = 64;
+/// ESP datagrams from the NAT-T sockets handed to the dataplane per
+/// second at most, and at once: each is a request the loop waits for, so
+/// a flood of fragmented datagrams to port 4500 must not keep IKE
+/// waiting (the daemon's IKE output goes out before them).
+const ESP_RATE: u32 = 20_000;
+const ESP_BURST: u32 = 1_000;
+
+/// A token bucket of [`ESP_RATE`] and [`ESP_BURST`].
+#[derive(Debug)]
+struct EspBudget {
+    tokens: u32,
+    /// When `tokens` was last brought up to date.
+    at: Option<Instant>,
+}
+
+impl Default for EspBudget {
+    fn default() -> EspBudget {
+        EspBudget {
+            tokens: ESP_BURST,
+            at: None,
+        }
+    }
+}
+
+impl EspBudget {
+    /// Whether one more datagram may go at `now`.
+    fn take(&mut self, now: Instant) -> bool {
+        let at = *self.at.get_or_insert(now);
+        let rate = u128::from(ESP_RATE);
+        let earned = now.saturating_duration_since(at).as_micros() * rate / 1_000_000;
+        if earned > 0 {
+            let total = u128::from(self.tokens) + earned;
+            if total >= u128::from(ESP_BURST) {
+                self.tokens = ESP_BURST;
+                self.at = Some(now);
+            } else {
+                // Below the burst, so it fits.
+                self.tokens = u32::try_from(total).unwrap_or(ESP_BURST);
+                let spent = u64::try_from(earned * 1_000_000 / rate).unwrap_or(u64::MAX);
+                self.at = Some(at + std::time::Duration::from_micros(spent));
+            }
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
 
 /// How often the IKEv2 VTIs are looked at.
 const VTI_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -210,6 +256,7 @@ impl IkeDriver {
             failures: 0,
             esp_injected: 0,
             esp_not_injected: 0,
+            esp_budget: EspBudget::default(),
             inbound_seen: std::collections::HashMap::new(),
             next_esp_check: None,
             vtis: c
@@ -322,6 +369,7 @@ impl IkeDriver {
             bad_version,
             debug_v2,
             esp_not_injected,
+            esp_budget,
             ..
         } = self;
         let mut esp: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
@@ -339,7 +387,7 @@ impl IkeDriver {
             },
             |_, _| {},
             |local, remote, e| {
-                if esp.len() < ESP_PER_PASS && e.len() <= MAX_INJECTED_ESP_LEN {
+                if e.len() <= MAX_INJECTED_ESP_LEN && esp_budget.take(now) {
                     esp.push((local, remote, e.to_vec()));
                 } else {
                     *esp_not_injected += 1;
@@ -348,12 +396,6 @@ impl IkeDriver {
         );
         if received > 0 {
             self.timers.input();
-        }
-        for (to, from, esp) in esp {
-            match dp.expect_ack("InjectEsp", Request::InjectEsp { from, to, esp }) {
-                Ok(()) => self.esp_injected += 1,
-                Err(_) => self.esp_not_injected += 1,
-            }
         }
         if self.next_esp_check.is_none_or(|t| t <= now) {
             self.next_esp_check = Some(now + std::time::Duration::from_secs(1));
@@ -375,6 +417,29 @@ impl IkeDriver {
             self.timers.walked(now, due.into_iter().flatten().min());
         }
         self.flush(now, dp);
+        self.inject_esp(esp, dp);
+    }
+
+    /// Hands ESP from the NAT-T sockets to the dataplane, one request
+    /// each; a lost connection (or one that does not answer) ends the
+    /// pass: the rest would wait as long each.
+    fn inject_esp(
+        &mut self,
+        esp: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+        dp: &mut DataplaneClient,
+    ) {
+        let mut esp = esp.into_iter();
+        for (to, from, esp) in esp.by_ref() {
+            match dp.expect_ack("InjectEsp", Request::InjectEsp { from, to, esp }) {
+                Ok(()) => self.esp_injected += 1,
+                Err(DpError::Conn(_)) => {
+                    self.esp_not_injected += 1;
+                    break;
+                }
+                Err(_) => self.esp_not_injected += 1,
+            }
+        }
+        self.esp_not_injected += esp.len() as u64;
     }
 
     /// Initiates each IKEv2 VTI that has no CHILD_SA once it has been
@@ -686,16 +751,16 @@ impl IkeDriver {
         s.push_str(&format!(
             "{:>12}  datagrams of an unknown IKE version\n{:>12}  dataplane or socket errors \
              carrying out IKE\n{:>12}  rekeyed inbound SAs removed before their grace \
-             (over {} waiting)\n{:>12}  fragmented NAT-T ESP datagrams passed to the \
-             dataplane\n{:>12}  fragmented NAT-T ESP datagrams dropped (over {} a pass, \
-             longer than {} bytes, or refused)\n",
+             (over {} waiting)\n{:>12}  NAT-T ESP datagrams the kernel reassembled, passed \
+             to the dataplane\n{:>12}  NAT-T ESP datagrams the kernel reassembled, dropped \
+             (over {}/s, longer than {} bytes, or refused)\n",
             self.bad_version,
             self.failures + self.installer.failures,
             self.installer.retired_early,
             crate::installer::RETIRING_LIMIT,
             self.esp_injected,
             self.esp_not_injected,
-            ESP_PER_PASS,
+            ESP_RATE,
             MAX_INJECTED_ESP_LEN
         ));
         s
@@ -768,6 +833,31 @@ fn print_lines(lines: Vec<String>) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_esp_budget_allows_its_burst_then_its_rate() {
+        let mut b = EspBudget::default();
+        let t0 = Instant::now();
+        let burst = (0..5 * ESP_BURST).filter(|_| b.take(t0)).count();
+        assert_eq!(burst, ESP_BURST as usize);
+        // 10 ms later: 1 % of the rate.
+        let t1 = t0 + std::time::Duration::from_millis(10);
+        let more = (0..ESP_BURST).filter(|_| b.take(t1)).count();
+        assert_eq!(more, (ESP_RATE / 100) as usize);
+        // Every 50 µs one more, with nothing lost to rounding.
+        let mut got = 0;
+        for k in 1..=2_000u64 {
+            let t = t1 + std::time::Duration::from_micros(k * 50);
+            got += usize::from(b.take(t)) + usize::from(b.take(t));
+        }
+        assert_eq!(got, 2_000);
+        // Idle a while: back to the burst, not beyond.
+        let t2 = t1 + std::time::Duration::from_secs(60);
+        assert_eq!(
+            (0..5 * ESP_BURST).filter(|_| b.take(t2)).count(),
+            ESP_BURST as usize
+        );
+    }
 
     #[test]
     fn timers_are_walked_at_once_then_at_most_once_a_tick() {

@@ -104,6 +104,30 @@ pub fn esp_in_udp_frame(
     Ok(total)
 }
 
+/// The worker of `n` that takes the ESP of SA `esp[..4]` from `from`:
+/// the same for every packet of the SA. FNV-1a over the peer's address
+/// and port and the SPI, its bits mixed (FNV-1a's low bit is only the
+/// parity of its input's low bits).
+pub fn worker_of(from: SocketAddr, esp: &[u8], n: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    match from.ip() {
+        IpAddr::V4(a) => eat(&a.octets()),
+        IpAddr::V6(a) => eat(&a.octets()),
+    }
+    eat(&from.port().to_be_bytes());
+    eat(esp.get(..4).unwrap_or(esp));
+    // MurmurHash3's fmix64.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    usize::try_from(h % n.max(1) as u64).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +181,22 @@ mod tests {
         assert!(udp.verify_checksum_v6(&repr.src_addr, &repr.dst_addr));
         assert_ne!(udp.checksum(), 0);
         assert_eq!(&f[14 + 40 + 8..], &e[..]);
+    }
+
+    #[test]
+    fn one_sas_packets_go_to_one_worker_and_sas_spread_over_them() {
+        let from: SocketAddr = "198.18.0.254:40001".parse().unwrap();
+        let mut seen = [0usize; 4];
+        for spi in 1..=400u32 {
+            let mut e = esp(64);
+            e[..4].copy_from_slice(&spi.to_be_bytes());
+            let w = worker_of(from, &e, 4);
+            e[8..].fill(0x33);
+            assert_eq!(worker_of(from, &e, 4), w, "not by the packet's bytes");
+            seen[w] += 1;
+        }
+        assert!(seen.iter().all(|&k| k > 50), "{seen:?}");
+        assert_eq!(worker_of(from, &esp(64), 1), 0);
     }
 
     #[test]

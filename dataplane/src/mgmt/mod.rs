@@ -75,9 +75,6 @@ pub struct Injector {
     /// The outside interface: the frame is taken for one that arrived
     /// there.
     outside_ifindex: u32,
-    /// The worker the next frame goes to first (round robin: one peer's
-    /// fragmented ESP is no more one worker's than its whole ESP is).
-    next: usize,
     frame: Box<[u8]>,
 }
 
@@ -86,26 +83,28 @@ impl Injector {
         Injector {
             workers,
             outside_ifindex,
-            next: 0,
             frame: vec![0; inject::MAX_FRAME].into_boxed_slice(),
         }
     }
 
     /// Hands `esp` to a worker as a frame from `from` to `to` on the
-    /// outside interface; the first worker with room takes it.
+    /// outside interface. One SA's packets go to one worker, as its whole
+    /// ESP does (the NIC hashes its flow to one queue): spread over
+    /// several they could leave out of order. That worker behind, the
+    /// next with room takes it.
     fn inject(&mut self, from: SocketAddr, to: SocketAddr, esp: &[u8]) -> Reply {
         let len = match inject::esp_in_udp_frame(from, to, esp, &mut self.frame) {
             Ok(len) => len,
             Err(e) => return error(ErrorCode::Malformed, format!("injected ESP: {e}")),
         };
         let n = self.workers.workers();
+        let first = inject::worker_of(from, esp, n);
         for k in 0..n {
-            let w = (self.next + k) % n;
+            let w = (first + k) % n;
             if self
                 .workers
                 .send(w, self.outside_ifindex, &self.frame[..len])
             {
-                self.next = (w + 1) % n;
                 return Reply::Ack;
             }
         }

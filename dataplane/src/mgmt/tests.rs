@@ -741,26 +741,30 @@ fn an_spd_in_parts_over_the_socket_is_in_force_only_after_its_last_part() {
     assert_eq!(m.spd().len(), 4000);
 }
 
-/// ESP the control process hands over goes to the workers in turn, as a
-/// frame on the outside interface; the next worker takes it when one is
-/// behind, and only when all are is it refused.
+/// ESP the control process hands over goes, as a frame on the outside
+/// interface, to the worker its SA hashes to, every packet of it; the
+/// next worker takes it when that one is behind, and only when all are is
+/// it refused.
 #[test]
-fn injected_esp_reaches_the_workers_in_turn_as_a_frame_on_the_outside() {
+fn injected_esp_reaches_its_sas_worker_as_a_frame_on_the_outside() {
     use crate::handoff::{Handoff, HANDOFF_DEPTH};
     let (mut m, _, _) = mgmt(2);
-    let inject = |m: &mut Mgmt, spi: u8| {
+    let from: std::net::SocketAddr = "198.18.0.9:4500".parse().unwrap();
+    let inject = |m: &mut Mgmt, spi: u8, seq: u8| {
+        let mut esp = vec![spi; 40];
+        esp[4..8].copy_from_slice(&[0, 0, 0, seq]);
         reply(m.handle(
             9,
             Request::InjectEsp {
-                from: "198.18.0.9:4500".parse().unwrap(),
+                from,
                 to: "198.18.1.1:4500".parse().unwrap(),
-                esp: vec![spi; 40],
+                esp,
             },
             0,
         ))
     };
     assert!(matches!(
-        inject(&mut m, 1),
+        inject(&mut m, 1, 1),
         Reply::Error {
             code: ErrorCode::Unexpected,
             ..
@@ -768,32 +772,43 @@ fn injected_esp_reaches_the_workers_in_turn_as_a_frame_on_the_outside() {
     ));
     let mesh = Handoff::mesh(2);
     m.set_injector(Injector::new(mesh[0].sender(), 7));
-    assert_eq!(inject(&mut m, 1), Reply::Ack);
-    assert_eq!(inject(&mut m, 2), Reply::Ack);
     let take = |w: usize| {
         let mut got = None;
         mesh[w].recv(|ifindex, f| got = Some((ifindex, f.to_vec())));
         got
     };
-    let (ifindex, f) = take(0).expect("worker 0 got the first");
-    assert_eq!(ifindex, 7);
-    assert_eq!(f.len(), 14 + 20 + 8 + 40);
-    assert_eq!(f[14 + 28], 1);
-    assert_eq!(take(1).expect("worker 1 the second").1[14 + 28], 2);
-    // Worker 0 behind: its share goes to worker 1.
-    while mesh[1].send(0, 1, &[0; 64]) {}
-    for _ in 0..3 {
-        assert_eq!(inject(&mut m, 3), Reply::Ack);
+    // Two SAs that hash to different workers.
+    let worker = |spi: u8| crate::inject::worker_of(from, &[spi; 8], 2);
+    let a = 1;
+    let b = (2..=255).find(|&s| worker(s) != worker(a)).unwrap();
+    let (wa, wb) = (worker(a), worker(b));
+    for seq in 1..=3 {
+        assert_eq!(inject(&mut m, a, seq), Reply::Ack);
+        assert_eq!(inject(&mut m, b, seq), Reply::Ack);
     }
-    let mut to_1 = 0;
-    while take(1).is_some() {
-        to_1 += 1;
+    for (w, spi) in [(wa, a), (wb, b)] {
+        for seq in 1..=3 {
+            let (ifindex, f) = take(w).expect("the SA's worker has it");
+            assert_eq!(ifindex, 7);
+            assert_eq!(f.len(), 14 + 20 + 8 + 40);
+            assert_eq!((f[14 + 28], f[14 + 28 + 7]), (spi, seq), "in order");
+        }
+        assert!(take(w).is_none());
     }
-    assert_eq!(to_1, 3);
+    // A's worker behind: A's packets go to the other one.
+    while mesh[wb].send(wa, 1, &[0; 64]) {}
+    for seq in 4..=6 {
+        assert_eq!(inject(&mut m, a, seq), Reply::Ack);
+    }
+    let mut to_other = 0;
+    while take(wb).is_some() {
+        to_other += 1;
+    }
+    assert_eq!(to_other, 3);
     // Both behind: refused, and nothing is lost from the queues.
-    while mesh[0].send(1, 1, &[0; 64]) {}
+    while mesh[wa].send(wb, 1, &[0; 64]) {}
     assert!(matches!(
-        inject(&mut m, 4),
+        inject(&mut m, a, 7),
         Reply::Error {
             code: ErrorCode::Internal,
             ..
@@ -814,7 +829,7 @@ fn injected_esp_reaches_the_workers_in_turn_as_a_frame_on_the_outside() {
     assert_eq!(code, ErrorCode::Malformed);
     assert!(message.contains("zero SPI"), "{message}");
     let mut queued = 0;
-    while take(0).is_some() {
+    while take(wa).is_some() {
         queued += 1;
     }
     assert_eq!(queued, HANDOFF_DEPTH);
