@@ -812,6 +812,13 @@ pub fn serve(
             .map_or(IDLE_WAIT, |t| {
                 t.saturating_duration_since(now).min(IDLE_WAIT)
             });
+        // Events that came in while the last pass waited for replies are
+        // queued already: the socket will not wake us for them.
+        let wait = if dp.has_events() {
+            Duration::ZERO
+        } else {
+            wait
+        };
         let mut fds = vec![cli.as_raw_fd(), dp.as_raw_fd()];
         if let Some(ike) = &ike {
             fds.extend(ike.fds());

@@ -199,6 +199,12 @@ impl DataplaneClient {
         }
     }
 
+    /// Events read while waiting for a reply and not taken yet: the
+    /// socket no longer shows them, so a loop that waits on it must not.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     pub fn wait_event(&mut self, timeout: Duration) -> Result<Option<Event>, DpError> {
         if let Some(e) = self.events.pop_front() {
             return Ok(Some(e));

@@ -22,7 +22,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use dataplane::api::{Direction, Event, Request, SaCounts, SaParams, MAX_INJECTED_ESP_LEN};
+use dataplane::api::{
+    ConnError, Direction, Event, Request, SaCounts, SaParams, MAX_INJECTED_ESP_LEN,
+};
 use dataplane::spd::{FlowKey, PolicyTag, TrafficSelector};
 
 use crate::config::compile::Compiled;
@@ -432,7 +434,7 @@ impl IkeDriver {
         for (to, from, esp) in esp.by_ref() {
             match dp.expect_ack("InjectEsp", Request::InjectEsp { from, to, esp }) {
                 Ok(()) => self.esp_injected += 1,
-                Err(DpError::Conn(_)) => {
+                Err(DpError::Conn(ConnError::Timeout | ConnError::Closed | ConnError::Io(_))) => {
                     self.esp_not_injected += 1;
                     break;
                 }

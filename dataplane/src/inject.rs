@@ -125,6 +125,8 @@ pub fn worker_of(from: SocketAddr, esp: &[u8], n: usize) -> usize {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
     usize::try_from(h % n.max(1) as u64).unwrap_or(0)
 }
 

@@ -38,7 +38,8 @@ const FRESH_FRAME_START: usize = (XDP_PACKET_HEADROOM + UMEM_HEADROOM) as usize;
 /// frames are written into. Without them every frame could sit in the
 /// fill rings (four ports of the default 2 048-slot rings take all 8 192
 /// frames), and a packet to fragment or a frame handed over would find
-/// none.
+/// none. At most a quarter of the worker's frames, so that a small UMEM
+/// still receives.
 const FRAME_RESERVE: usize = 2 * RX_BATCH;
 
 /// What an idle worker does: spin (benchmarks) or sleep a little longer
@@ -95,6 +96,8 @@ pub struct Worker {
     umem: Umem,
     /// Frames on no ring, by their first byte's UMEM address.
     free: Vec<u64>,
+    /// How many of `free` the fill rings leave ([`FRAME_RESERVE`]).
+    reserve: usize,
     /// The way in from the other workers (PAT return traffic) and the
     /// management thread (ESP the control process hands over), and out
     /// to the other workers; `None` when the worker stands alone (tests).
@@ -105,11 +108,13 @@ impl Worker {
     /// Takes ownership of the UMEM and the sockets bound on it; all frames
     /// start on the free list.
     pub fn new(umem: Umem, ports: Vec<XskSocket>) -> Worker {
-        let free = umem.frame_addrs().collect();
+        let free: Vec<u64> = umem.frame_addrs().collect();
+        let reserve = FRAME_RESERVE.min(free.len() / 4);
         Worker {
             ports,
             umem,
             free,
+            reserve,
             handoff: None,
         }
     }
@@ -191,7 +196,7 @@ impl Worker {
             }
         }
         for port in &mut self.ports {
-            let spare = self.free.len().saturating_sub(FRAME_RESERVE);
+            let spare = self.free.len().saturating_sub(self.reserve);
             let want = (port.fill_free() as usize).min(spare);
             if want > 0 {
                 let from = self.free.len() - want;

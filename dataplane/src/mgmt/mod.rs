@@ -88,10 +88,10 @@ impl Injector {
     }
 
     /// Hands `esp` to a worker as a frame from `from` to `to` on the
-    /// outside interface. One SA's packets go to one worker, as its whole
-    /// ESP does (the NIC hashes its flow to one queue): spread over
-    /// several they could leave out of order. That worker behind, the
-    /// next with room takes it.
+    /// outside interface. One SA's packets go to one worker (spread over
+    /// several they could leave out of order; it need not be the worker
+    /// the NIC gives the SA's whole ESP to). That worker behind, the next
+    /// with room takes it.
     fn inject(&mut self, from: SocketAddr, to: SocketAddr, esp: &[u8]) -> Reply {
         let len = match inject::esp_in_udp_frame(from, to, esp, &mut self.frame) {
             Ok(len) => len,
