@@ -749,17 +749,29 @@ fn soft_expiry_rekeys_and_hard_expiry_deletes() {
     assert_eq!(net.a.pairs().count(), 1);
 }
 
-#[test]
-fn a_peer_gets_at_most_its_pair_limit_and_its_rekeys_still_go_through() {
-    // A asks for a pair per host of its LAN, B's ACL takes them all.
-    const HOSTS: usize = 1030;
-    let host = |n: usize| format!("198.19.{}.{}", 16 + n / 250, 1 + n % 250);
+/// Host `n` of A's LAN (198.19.16.1 on), in A's ACL of
+/// [`proxy_per_host`].
+fn host(n: usize) -> String {
+    format!("198.19.{}.{}", 16 + n / 250, 1 + n % 250)
+}
+
+/// A with an ACL line (a proxy, so a pair) per host of its LAN, `hosts`
+/// of them, and B with an ACL that takes them all.
+fn proxy_per_host(hosts: usize) -> (Ikev1Policy, Ikev1Policy) {
     let mut a = policy(&A4, "espada-lab-psk");
-    a.maps[0].selectors = (0..HOSTS)
+    a.maps[0].selectors = (0..hosts)
         .map(|n| sel(&format!("{}/32", host(n)), "198.19.2.0/24"))
         .collect();
     let mut b = policy(&B4, "espada-lab-psk");
     b.maps[0].selectors = vec![sel("198.19.2.0/24", "198.19.0.0/16")];
+    (a, b)
+}
+
+#[test]
+fn a_peer_gets_at_most_its_pair_limit_and_its_rekeys_still_go_through() {
+    // A asks for a pair per host of its LAN, B's ACL takes them all.
+    const HOSTS: usize = 1030;
+    let (a, b) = proxy_per_host(HOSTS);
     let mut net = Net::new(a, b);
     for n in 0..HOSTS {
         net.acquire_a((&host(n), "198.19.2.10"));
@@ -803,13 +815,7 @@ fn a_peer_gets_at_most_its_pair_limit_and_its_rekeys_still_go_through() {
 #[test]
 fn a_peer_at_its_pair_limit_rekeys_every_pair_again_and_again() {
     const HOSTS: usize = 1024;
-    let host = |n: usize| format!("198.19.{}.{}", 16 + n / 250, 1 + n % 250);
-    let mut a = policy(&A4, "espada-lab-psk");
-    a.maps[0].selectors = (0..HOSTS)
-        .map(|n| sel(&format!("{}/32", host(n)), "198.19.2.0/24"))
-        .collect();
-    let mut b = policy(&B4, "espada-lab-psk");
-    b.maps[0].selectors = vec![sel("198.19.2.0/24", "198.19.0.0/16")];
+    let (a, b) = proxy_per_host(HOSTS);
     let mut net = Net::new(a, b);
     for n in 0..HOSTS {
         net.acquire_a((&host(n), "198.19.2.10"));

@@ -592,19 +592,26 @@ fn disjoint_traffic_selectors_get_ts_unacceptable() {
     assert_eq!(net.a.stats().ts_unacceptable, 1);
 }
 
-#[test]
-fn a_peer_gets_at_most_its_child_limit_and_its_rekeys_still_go_through() {
-    // A asks for a pair per host of its LAN, each from a map entry of its
-    // own (an entry holds one CHILD_SA); B's policy takes them all.
-    const HOSTS: usize = 1030;
-    let host = |n: usize| format!("198.19.{}.{}", 16 + n / 250, 1 + n % 250);
-    let tag = |n: usize| PolicyTag {
+/// Host `n` of A's LAN (198.19.16.1 on), in A's policy of
+/// [`entry_per_host`].
+fn host(n: usize) -> String {
+    format!("198.19.{}.{}", 16 + n / 250, 1 + n % 250)
+}
+
+/// The tag of host `n`'s map entry in [`entry_per_host`].
+fn tag(n: usize) -> PolicyTag {
+    PolicyTag {
         map: 1,
         seq: 100 + n as u32,
-    };
+    }
+}
+
+/// A with a map entry per host of its LAN (an entry holds one CHILD_SA),
+/// `hosts` of them, and B with a policy that takes them all.
+fn entry_per_host(hosts: usize) -> (Ikev2Policy, Ikev2Policy) {
     let mut a = policy(&A4, "k", "k");
     let entry = a.maps[0].clone();
-    a.maps = (0..HOSTS)
+    a.maps = (0..hosts)
         .map(|n| MapEntry {
             tag: tag(n),
             seq: tag(n).seq,
@@ -614,6 +621,15 @@ fn a_peer_gets_at_most_its_child_limit_and_its_rekeys_still_go_through() {
         .collect();
     let mut b = policy(&B4, "k", "k");
     b.maps[0].selectors = vec![sel("198.19.2.0/24", "198.19.0.0/16")];
+    (a, b)
+}
+
+#[test]
+fn a_peer_gets_at_most_its_child_limit_and_its_rekeys_still_go_through() {
+    // A asks for a pair per host of its LAN, each from a map entry of its
+    // own (an entry holds one CHILD_SA); B's policy takes them all.
+    const HOSTS: usize = 1030;
+    let (a, b) = entry_per_host(HOSTS);
     let mut net = Net::new(a, b);
     for n in 0..HOSTS {
         net.acquire_for(tag(n), &host(n));
@@ -642,23 +658,7 @@ fn a_peer_gets_at_most_its_child_limit_and_its_rekeys_still_go_through() {
 #[test]
 fn at_its_child_limit_a_peer_reauthenticating_make_before_break_gets_its_child_sas_again() {
     const HOSTS: usize = 1025;
-    let host = |n: usize| format!("198.19.{}.{}", 16 + n / 250, 1 + n % 250);
-    let tag = |n: usize| PolicyTag {
-        map: 1,
-        seq: 100 + n as u32,
-    };
-    let mut a = policy(&A4, "k", "k");
-    let entry = a.maps[0].clone();
-    a.maps = (0..HOSTS)
-        .map(|n| MapEntry {
-            tag: tag(n),
-            seq: tag(n).seq,
-            selectors: vec![sel(&format!("{}/32", host(n)), "198.19.2.0/24")],
-            ..entry.clone()
-        })
-        .collect();
-    let mut b = policy(&B4, "k", "k");
-    b.maps[0].selectors = vec![sel("198.19.2.0/24", "198.19.0.0/16")];
+    let (a, b) = entry_per_host(HOSTS);
     let mut net = Net::new(a.clone(), b);
     for n in 0..1024 {
         net.acquire_for(tag(n), &host(n));
