@@ -1419,6 +1419,12 @@ fn aggressive_mode_through_a_nat_and_with_a_wrong_key() {
     assert!(net.a.stats().hash_mismatch >= 2, "{:?}", net.a.stats());
     assert_eq!(net.b.stats().hash_mismatch, 0);
     assert!(net.a.isakmp_sas(net.now).is_empty(), "A gave up");
+    // NAT-D of an AM2 that does not verify is not believed, nor logged.
+    assert!(
+        !net.seen_a.logs.iter().any(|l| l.contains("NAT found")),
+        "{:#?}",
+        net.seen_a.logs
+    );
 }
 
 /// B's AM2 is lost, and three forgeries of it arrive in its place, as

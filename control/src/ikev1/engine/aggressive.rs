@@ -219,6 +219,7 @@ impl Engine {
             self.remove_p1(i);
             return Err(e);
         }
+        self.log_nat_found(i);
         // Only a first message we answer (its KE valid) takes a
         // half-open place.
         if self.half_open() > HALF_OPEN_LIMIT {
@@ -288,6 +289,7 @@ impl Engine {
             sent.restore(&mut self.p1[i]);
             return Err(d);
         }
+        self.log_nat_found(i);
         let contact = self.initial_contact_notice(i);
         let nat_t_port = self.nat_t_port;
         let p = &mut self.p1[i];

@@ -323,6 +323,13 @@ impl Engine {
         p.iv = kdf::phase1_iv(p.prf, &p.g_xi, &p.g_xr, cipher::block_len(choice.cipher));
         p.keys = Some(keys);
         detect_nat(p, payloads);
+        Ok(())
+    }
+
+    /// Logs what NAT-D found, once the message that carried it is
+    /// believed (an AM2 only after its HASH_R).
+    pub(super) fn log_nat_found(&mut self, i: RowId) {
+        let p = &self.p1[i];
         if p.nat_detected {
             let (c, behind) = (p.conn_id, p.behind_nat);
             self.log(format!(
@@ -331,7 +338,6 @@ impl Engine {
                 self.nat_t_port
             ));
         }
-        Ok(())
     }
 
     fn mm3(&mut self, now: Instant, i: RowId, data: &[u8], msg: &Message) -> Result<(), Drop> {
@@ -339,6 +345,7 @@ impl Engine {
             return Err(Drop::Malformed("encrypted MM3".into()));
         };
         self.key_exchange(i, payloads)?;
+        self.log_nat_found(i);
         let p = &mut self.p1[i];
         let header = Header {
             flags: Flags::default(),
@@ -367,6 +374,7 @@ impl Engine {
             return Err(Drop::Malformed("encrypted MM4".into()));
         };
         self.key_exchange(i, payloads)?;
+        self.log_nat_found(i);
         let nat_t_port = self.nat_t_port;
         let p = &mut self.p1[i];
         if p.nat_detected {
