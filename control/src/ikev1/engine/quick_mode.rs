@@ -705,10 +705,12 @@ impl Engine {
         // the one this pair replaces and the one before. Older ones go, so
         // rekey after rekey (kilobyte lifetimes, or a peer that asks again
         // and again) does not pile pairs up. Never one that was current.
-        let keep = superseded_before
+        // This pair's predecessor becomes one of the kept; the oldest of
+        // the others go.
+        let surplus = superseded_before
             .len()
             .saturating_sub(KEPT_SUPERSEDED.saturating_sub(1));
-        for old in superseded_before.into_iter().take(keep) {
+        for old in superseded_before.into_iter().take(surplus) {
             self.delete_pair(now, old, "superseded twice since, deleting SA pair (sa)");
         }
         self.stats.phase2_established += 1;
