@@ -93,6 +93,10 @@ pub struct IkeDriver {
     /// frame holds, or refused).
     pub esp_injected: u64,
     pub esp_not_injected: u64,
+    /// Such ESP for an SPI that names no inbound SA of ours: junk (a
+    /// flood of fragments to port 4500) or an SA already gone, dropped
+    /// without a dataplane request.
+    pub esp_no_sa: u64,
     esp_budget: EspBudget,
     /// Per inbound SA, what the dataplane reported at the last look: its
     /// packet count (ESP from a peer is news for on-demand DPD) and peer
@@ -118,6 +122,12 @@ pub struct IkeDriver {
 /// waiting (the daemon's IKE output goes out before them).
 const ESP_RATE: u32 = 20_000;
 const ESP_BURST: u32 = 1_000;
+
+/// The SPI of the ESP a NAT-T socket received (the socket passes only
+/// datagrams of at least 8 bytes with a non-zero first word as ESP).
+fn esp_spi(esp: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(esp.get(..4)?.try_into().ok()?))
+}
 
 /// A token bucket of [`ESP_RATE`] and [`ESP_BURST`].
 #[derive(Debug)]
@@ -258,6 +268,7 @@ impl IkeDriver {
             failures: 0,
             esp_injected: 0,
             esp_not_injected: 0,
+            esp_no_sa: 0,
             esp_budget: EspBudget::default(),
             inbound_seen: std::collections::HashMap::new(),
             next_esp_check: None,
@@ -371,7 +382,9 @@ impl IkeDriver {
             bad_version,
             debug_v2,
             esp_not_injected,
+            esp_no_sa,
             esp_budget,
+            installer,
             ..
         } = self;
         let mut esp: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
@@ -389,7 +402,9 @@ impl IkeDriver {
             },
             |_, _| {},
             |local, remote, e| {
-                if e.len() <= MAX_INJECTED_ESP_LEN && esp_budget.take(now) {
+                if !esp_spi(e).is_some_and(|spi| installer.has_inbound(spi)) {
+                    *esp_no_sa += 1;
+                } else if e.len() <= MAX_INJECTED_ESP_LEN && esp_budget.take(now) {
                     esp.push((local, remote, e.to_vec()));
                 } else {
                     *esp_not_injected += 1;
@@ -755,7 +770,8 @@ impl IkeDriver {
              carrying out IKE\n{:>12}  rekeyed inbound SAs removed before their grace \
              (over {} waiting)\n{:>12}  NAT-T ESP datagrams the kernel reassembled, passed \
              to the dataplane\n{:>12}  NAT-T ESP datagrams the kernel reassembled, dropped \
-             (over {}/s, longer than {} bytes, or refused)\n",
+             (over {}/s, longer than {} bytes, or refused)\n{:>12}  NAT-T ESP datagrams \
+             the kernel reassembled for no inbound SA, dropped\n",
             self.bad_version,
             self.failures + self.installer.failures,
             self.installer.retired_early,
@@ -763,7 +779,8 @@ impl IkeDriver {
             self.esp_injected,
             self.esp_not_injected,
             ESP_RATE,
-            MAX_INJECTED_ESP_LEN
+            MAX_INJECTED_ESP_LEN,
+            self.esp_no_sa
         ));
         s
     }
@@ -859,6 +876,83 @@ mod tests {
             (0..5 * ESP_BURST).filter(|_| b.take(t2)).count(),
             ESP_BURST as usize
         );
+    }
+
+    /// An IKEv1 entry on the loopback address.
+    const LOOPBACK_CONFIG: &str = "\
+crypto isakmp policy 10
+ encr aes
+ hash sha
+ authentication pre-share
+ group 14
+crypto isakmp key lab-only address 127.0.0.2
+crypto ipsec transform-set T esp-aes esp-sha-hmac
+access-list 101 permit ip 198.19.1.0 0.0.0.255 198.19.2.0 0.0.0.255
+crypto map VPN 10 ipsec-isakmp
+ set peer 127.0.0.2
+ set transform-set T
+ match address 101
+interface lo
+ ip address 127.0.0.1 255.0.0.0
+ crypto map VPN
+";
+
+    /// ESP the kernel reassembled reaches the NAT-T socket: only what
+    /// names an inbound SA of ours costs a dataplane request; the rest
+    /// (junk, the peer's SPIs) is counted and dropped.
+    #[test]
+    fn nat_t_esp_goes_to_the_dataplane_only_for_an_inbound_sa_of_ours() {
+        use crate::dpclient::test_dataplane::TestDataplane;
+        use crate::installer::InstallMode;
+        use dataplane::crypto::{AuthAlg, EncAlg};
+        use dataplane::testkit;
+
+        let cfg = crate::config::parse(LOOPBACK_CONFIG).unwrap();
+        let c = crate::config::compile(&cfg, &crate::config::ConfigAddresses(&cfg)).unwrap();
+        let mut ike = IkeDriver::start_on(&c, 0, 0)
+            .unwrap()
+            .expect("an IKE entry");
+        let nat_t = ike.socks.locals().find(|&(_, n)| n).unwrap().0;
+        let mut d = TestDataplane::start();
+        let (mut out, mut inb) = testkit::sa_pair(
+            EncAlg::AesCbc128,
+            AuthAlg::HmacSha1_96,
+            testkit::tunnel(false),
+            false,
+            false,
+            64,
+        );
+        (inb.spi, out.spi) = (0x100, 0x9000);
+        let proxy = TrafficSelector {
+            src: "198.19.1.0/24".parse().unwrap(),
+            dst: "198.19.2.0/24".parse().unwrap(),
+            proto: None,
+            src_ports: dataplane::spd::PortRange::ANY,
+            dst_ports: dataplane::spd::PortRange::ANY,
+        };
+        let tag = c.ikev1.maps[0].tag;
+        ike.installer
+            .install(&mut d.dp, tag, proxy, &inb, &out, InstallMode::default())
+            .unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for spi in [0x100u32, 0x200, 0x9000] {
+            let mut esp = spi.to_be_bytes().to_vec();
+            esp.extend_from_slice(&[0, 0, 0, 1]);
+            esp.extend_from_slice(&[0xa5; 48]);
+            peer.send_to(&esp, nat_t).unwrap();
+        }
+        let t0 = Instant::now();
+        while ike.esp_no_sa + ike.esp_injected + ike.esp_not_injected < 3 {
+            assert!(t0.elapsed() < Duration::from_secs(2), "not all received");
+            ike.run(Instant::now(), &mut d.dp);
+        }
+        assert_eq!(ike.esp_no_sa, 2, "an unknown SPI and the peer's");
+        assert_eq!(d.dp.sent("InjectEsp"), 1, "SA 0x100's ESP only");
+        assert_eq!(ike.esp_injected + ike.esp_not_injected, 1);
+        assert!(ike.stats_text(Vec::new()).contains(
+            "           2  NAT-T ESP datagrams the kernel reassembled for no inbound SA, dropped"
+        ));
+        d.stop();
     }
 
     #[test]

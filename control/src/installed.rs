@@ -1,8 +1,9 @@
 //! The SA pairs the daemon installed in the dataplane: kept (keys
 //! included, zeroized on drop) so that a restarted dataplane gets them
 //! back, listed by `show crypto ipsec sa` in the order they came, and
-//! found by outbound SPI when one is deleted or its peer moves. A hub has
-//! one pair per peer, so none of that scans the others.
+//! found by outbound SPI when one is deleted or its peer moves, and by
+//! inbound SPI when ESP for it reaches the daemon. A hub has one pair per
+//! peer, so none of that scans the others.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -20,11 +21,16 @@ pub struct Installed {
     pub installed_at: Instant,
 }
 
-/// The installed pairs in install order, by outbound SPI.
+/// The installed pairs in install order, by outbound SPI and by inbound
+/// SPI.
 #[derive(Default)]
 pub struct InstalledPairs {
     by_order: BTreeMap<u64, Installed>,
     by_outbound: HashMap<u32, u64>,
+    /// Inbound SPIs are ours and unique among the pairs, but a pair
+    /// whose SPI is reused may go after its successor came: an entry is
+    /// removed only by the pair it names.
+    by_inbound: HashMap<u32, u64>,
     next: u64,
 }
 
@@ -38,6 +44,7 @@ impl InstalledPairs {
         let seq = self.next;
         self.next += 1;
         self.by_outbound.insert(pair.outbound.spi, seq);
+        self.by_inbound.insert(pair.inbound.spi, seq);
         self.by_order.insert(seq, pair);
         true
     }
@@ -45,6 +52,11 @@ impl InstalledPairs {
     /// Whether an installed pair has this outbound SPI.
     pub fn has_outbound(&self, outbound_spi: u32) -> bool {
         self.by_outbound.contains_key(&outbound_spi)
+    }
+
+    /// Whether an installed pair has this inbound SPI.
+    pub fn has_inbound(&self, inbound_spi: u32) -> bool {
+        self.by_inbound.contains_key(&inbound_spi)
     }
 
     /// Removes the pair of these two SPIs. Returns whether it was there.
@@ -56,6 +68,9 @@ impl InstalledPairs {
             return false;
         }
         self.by_outbound.remove(&outbound_spi);
+        if self.by_inbound.get(&inbound_spi) == Some(&seq) {
+            self.by_inbound.remove(&inbound_spi);
+        }
         self.by_order.remove(&seq);
         true
     }
@@ -144,5 +159,24 @@ mod tests {
         assert!(!p.remove(0x106, 0x201));
         assert!(p.remove(0x101, 0x201));
         assert!(!p.has_outbound(0x201));
+    }
+
+    #[test]
+    fn inbound_spis_are_found_while_their_pair_is_in() {
+        let mut p = InstalledPairs::default();
+        assert!(p.insert(pair(0x101, 0x201)));
+        assert!(p.insert(pair(0x102, 0x202)));
+        assert!(p.has_inbound(0x101) && p.has_inbound(0x102));
+        assert!(!p.has_inbound(0x201), "an outbound SPI is not ours");
+        assert!(!p.insert(pair(0x103, 0x201)), "refused");
+        assert!(!p.has_inbound(0x103), "a refused pair's SPI is not in");
+        assert!(p.remove(0x101, 0x201));
+        assert!(!p.has_inbound(0x101));
+        // A pair reusing an inbound SPI keeps it when the older one goes.
+        assert!(p.insert(pair(0x102, 0x203)));
+        assert!(p.remove(0x102, 0x202));
+        assert!(p.has_inbound(0x102));
+        assert!(p.remove(0x102, 0x203));
+        assert!(!p.has_inbound(0x102));
     }
 }

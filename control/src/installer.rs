@@ -98,6 +98,9 @@ pub struct Installer {
     /// their limit. A handful: only a peer's rekeys whose DELETE has not
     /// come yet (milliseconds, normally).
     standby: VecDeque<Standby>,
+    /// Inbound SAs installed ahead of their pair, until the pair is
+    /// installed, refused or deleted.
+    ahead: HashSet<u32>,
     /// Inbound SPIs of the pairs the dataplane refused, until the engine
     /// deletes them: their deletes must not reach the dataplane, where
     /// the SPIs may name another SA.
@@ -119,6 +122,7 @@ impl Installer {
             retiring: VecDeque::new(),
             retiring_spis: HashMap::new(),
             standby: VecDeque::new(),
+            ahead: HashSet::new(),
             refused: HashSet::new(),
             failures: 0,
             retired_early: 0,
@@ -128,6 +132,15 @@ impl Installer {
     /// The installed pairs, in install order.
     pub fn pairs(&self) -> &InstalledPairs {
         &self.pairs
+    }
+
+    /// Whether the dataplane should have an inbound SA of this SPI: a
+    /// pair's, one installed ahead of its pair, or a rekeyed pair's in its
+    /// grace. ESP for any other SPI is not worth a dataplane request.
+    pub fn has_inbound(&self, spi: u32) -> bool {
+        self.pairs.has_inbound(spi)
+            || self.ahead.contains(&spi)
+            || self.retiring_spis.contains_key(&spi)
     }
 
     /// New compiled rules (the config recompiled); the bindings stay and
@@ -146,6 +159,7 @@ impl Installer {
         match dp.expect_ack("AddSa", Request::AddSa(Box::new(sa.clone()))) {
             Ok(()) => {
                 self.refused.remove(&sa.spi);
+                self.ahead.insert(sa.spi);
             }
             Err(e) => {
                 self.failures += 1;
@@ -170,6 +184,7 @@ impl Installer {
         mode: InstallMode,
     ) -> Result<(), String> {
         let inbound_ready = mode.inbound_ready;
+        self.ahead.remove(&inbound.spi);
         // The SAs of a deleted pair whose SPI this one reuses go first
         // (the others wait, so a burst of installs shares one SPD load).
         if (!inbound_ready && self.reuses_doomed(Direction::Inbound, inbound.spi))
@@ -267,6 +282,7 @@ impl Installer {
     /// Takes a pair out of the SPD and dooms its outbound SA; whether its
     /// inbound SA is to go too (false: the pair was refused, never in).
     fn remove(&mut self, inbound_spi: u32, outbound_spi: u32) -> bool {
+        self.ahead.remove(&inbound_spi);
         if self.refused.remove(&inbound_spi) {
             // Never installed: its SPIs may be another SA's.
             return false;
@@ -638,6 +654,52 @@ mod tests {
         inst.delete(0x600, 0);
         inst.settle(&mut d.dp, Instant::now());
         assert_eq!(sas(&mut d), manual);
+        d.stop();
+    }
+
+    /// What the daemon may pass ESP on for (NAT-T ESP the kernel
+    /// reassembled): the inbound SAs the dataplane should have, pairs',
+    /// ahead of their pair, or retired within the grace; no other SPI.
+    #[test]
+    fn inbound_spis_are_known_while_the_dataplane_should_have_them() {
+        let mut d = TestDataplane::start();
+        let mut inst = Installer::new(SpdBinder::new(Vec::new()));
+        let old = pair(1, 0x100, 0x9000);
+        install(&mut inst, &mut d, &old).unwrap();
+        assert!(inst.has_inbound(0x100));
+        assert!(!inst.has_inbound(0x9000), "the peer's SPI");
+        assert!(!inst.has_inbound(0x101));
+        // Rekeyed: the old inbound SPI for its grace, then not.
+        install(&mut inst, &mut d, &pair(1, 0x101, 0x9001)).unwrap();
+        inst.retire(0x100, 0x9000);
+        assert!(inst.has_inbound(0x100) && inst.has_inbound(0x101));
+        let due = inst.next_deadline().expect("the retired SA's removal");
+        inst.settle(&mut d.dp, due);
+        assert!(!inst.has_inbound(0x100) && inst.has_inbound(0x101));
+        // Ahead of its pair, then in it, then deleted.
+        let (proxy, inb, out) = pair(2, 0x200, 0x9002);
+        inst.install_inbound(&mut d.dp, &inb);
+        assert!(inst.has_inbound(0x200));
+        inst.install(&mut d.dp, DYN, proxy, &inb, &out, InstallMode::PREINSTALLED)
+            .unwrap();
+        assert!(inst.has_inbound(0x200));
+        inst.delete(0x200, 0x9002);
+        assert!(!inst.has_inbound(0x200));
+        // Ahead of a pair that never completes.
+        let (_, inb, _) = pair(3, 0x300, 0x9003);
+        inst.install_inbound(&mut d.dp, &inb);
+        assert!(inst.has_inbound(0x300));
+        inst.delete(0x300, 0);
+        assert!(!inst.has_inbound(0x300));
+        // Refused by the dataplane (its SPI is another SA's).
+        inst.settle(&mut d.dp, Instant::now());
+        let (_, dup, _) = pair(4, 0x101, 0x9004);
+        inst.install_inbound(&mut d.dp, &dup);
+        inst.delete(0x101, 0);
+        assert!(
+            inst.has_inbound(0x101),
+            "the pair's SA, not the refused one"
+        );
         d.stop();
     }
 
