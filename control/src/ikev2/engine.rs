@@ -35,6 +35,7 @@ pub use crate::ikev1::engine::{Output, PairInfo};
 mod auth;
 mod child;
 mod exchange;
+mod half_open;
 mod index;
 mod info;
 mod init;
@@ -220,6 +221,9 @@ struct IkeSa {
     /// Responder: where the IKE_SA_INIT came from, its key in
     /// `by_peer_spi` (with `spi_i`), so the entry goes with the SA.
     init_from: Option<SocketAddr>,
+    /// Responder: admitted half-open with a valid cookie (counted for
+    /// its address, [`half_open::PER_ADDRESS_LIMIT`]).
+    cookied: bool,
     /// Our own NAT_DETECTION_SOURCE_IP did not match: we are behind a NAT.
     behind_nat: bool,
     next_keepalive: Option<Instant>,
@@ -286,6 +290,7 @@ impl IkeSa {
             predecessor: None,
             retire_at: None,
             init_from: None,
+            cookied: false,
             behind_nat: false,
             next_keepalive: None,
             profile: None,
@@ -331,13 +336,12 @@ pub struct Engine {
     by_peer_spi: HashMap<(SocketAddr, [u8; 8]), [u8; 8]>,
     out: VecDeque<Output>,
     stats: Stats,
-    cookie_secret: [u8; 32],
     hold_down: Vec<(PolicyTag, Instant)>,
     ike_port: u16,
     nat_t_port: u16,
     next_tunnel_id: u32,
-    /// SAs in `State::HalfOpen` ([`Engine::half_open`]).
-    half_open_count: usize,
+    /// SAs in `State::HalfOpen` ([`Engine::half_open`]) and cookies.
+    half_open: half_open::HalfOpen,
     spis: SpiAllocator,
     /// The SAs by peer, SPI and proxy.
     index: index::SaIndex,
@@ -413,12 +417,11 @@ impl Engine {
             outputs_taken: 0,
             awaiting_install: Vec::new(),
             stats: Stats::default(),
-            cookie_secret: random(),
             hold_down: Vec::new(),
             ike_port: 500,
             nat_t_port: NAT_T_PORT,
             next_tunnel_id: 1,
-            half_open_count: 0,
+            half_open: half_open::HalfOpen::default(),
             spis: SpiAllocator::new(SpiSpace::Ikev2),
             index: index::SaIndex::default(),
             #[cfg(test)]
@@ -439,6 +442,12 @@ impl Engine {
             }
             in_use
         })
+    }
+
+    /// Responder SAs waiting for IKE_AUTH (tests).
+    #[cfg(test)]
+    pub(crate) fn half_open_sas(&self) -> usize {
+        self.half_open()
     }
 
     /// How many answered IKE_SA_INITs are remembered (tests).
@@ -732,13 +741,13 @@ impl Engine {
     /// since every IKE_SA_INIT asks (a walk would cost a hub per SA held).
     fn half_open(&self) -> usize {
         debug_assert_eq!(
-            self.half_open_count,
+            self.half_open.count(),
             self.sas
                 .values()
                 .filter(|s| s.state == State::HalfOpen)
                 .count()
         );
-        self.half_open_count
+        self.half_open.count()
     }
 
     /// The dataplane found no SA for `flow` of entry `tag`: start an IKE
@@ -1228,7 +1237,7 @@ impl Engine {
         };
         self.index.sa_removed(s.remote.ip(), k);
         if s.state == State::HalfOpen {
-            self.half_open_count -= 1;
+            self.half_open.left(s.remote.ip(), s.cookied);
         }
         // Directly, not by a walk of the map: a hub removes thousands.
         if let Some(from) = s.init_from {

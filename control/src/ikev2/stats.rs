@@ -25,7 +25,12 @@ pub struct Stats {
     pub child_limit: u64,
     pub cookies_sent: u64,
     pub cookie_retries: u64,
+    /// Half-open IKE SAs removed at the limit (4 096) for a new one: the
+    /// oldest goes.
     pub half_open_limit: u64,
+    /// IKE_SA_INITs refused: their address, returning cookies, holds as
+    /// many half-open SAs as one address may.
+    pub half_open_per_address: u64,
     pub retransmit_limit: u64,
     pub dead_peers: u64,
     pub ike_established: u64,
@@ -81,7 +86,14 @@ impl Stats {
             ("CHILD_SAs refused: peer at its limit", self.child_limit),
             ("cookies demanded", self.cookies_sent),
             ("IKE_SA_INIT repeated with a cookie", self.cookie_retries),
-            ("half-open limit drops", self.half_open_limit),
+            (
+                "half-open SAs dropped at the limit for a new one",
+                self.half_open_limit,
+            ),
+            (
+                "IKE_SA_INITs refused: address at its half-open limit",
+                self.half_open_per_address,
+            ),
             ("retransmission limit reached", self.retransmit_limit),
             ("peers declared dead", self.dead_peers),
             ("IKE SAs established", self.ike_established),

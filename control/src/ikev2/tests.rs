@@ -839,6 +839,117 @@ fn a_flood_of_half_open_sas_makes_the_responder_demand_cookies() {
     assert_eq!(net.b.ike_sas().len(), 1);
 }
 
+fn any_flow() -> FlowKey {
+    FlowKey {
+        src: "198.19.1.10".parse().unwrap(),
+        dst: "198.19.2.10".parse().unwrap(),
+        proto: 1,
+        src_port: 0,
+        dst_port: 0,
+    }
+}
+
+/// A host at `from` that answers a COOKIE as an initiator must but never
+/// sends IKE_AUTH: one IKE_SA_INIT (again with the cookie if `b` asks for
+/// one). Returns whether `b` holds one more half-open SA for it.
+fn half_open_from(b: &mut Engine, now: Instant, from: SocketAddr) -> bool {
+    let b_addr: SocketAddr = "198.18.1.1:500".parse().unwrap();
+    let x_local: SocketAddr = "198.18.0.1:500".parse().unwrap();
+    let mut x = Engine::new(policy(&A4, "k", "k"));
+    x.acquire(now, TAG, any_flow());
+    let before = b.half_open_sas();
+    for _ in 0..2 {
+        let inits: Vec<Vec<u8>> = std::iter::from_fn(|| x.poll_output())
+            .filter_map(|o| match o {
+                Output::Send { data, .. } => Some(data),
+                _ => None,
+            })
+            .collect();
+        // IKE_SA_INIT only (exchange type 34): never IKE_AUTH.
+        for d in inits.iter().filter(|d| d.get(18) == Some(&34)) {
+            b.handle_datagram(now, b_addr, from, d);
+        }
+        let answers: Vec<Vec<u8>> = std::iter::from_fn(|| b.poll_output())
+            .filter_map(|o| match o {
+                Output::Send { data, .. } => Some(data),
+                _ => None,
+            })
+            .collect();
+        for d in answers {
+            x.handle_datagram(now, x_local, b_addr, &d);
+        }
+    }
+    b.half_open_sas() > before
+}
+
+/// One real host (no spoofing) that returns cookies for IKE_SA_INIT after
+/// IKE_SA_INIT holds at most its share of half-open SAs, so real peers
+/// still get in; spoofed senders never count for an address.
+#[test]
+fn a_host_returning_cookies_holds_only_its_share_of_half_open_sas() {
+    let mut b = policy(&B4, "k", "k");
+    b.cookie_threshold = 2;
+    let mut net = Net::new(policy(&A4, "k", "k"), b);
+    let now = net.now;
+    let host: SocketAddr = "203.0.113.7:500".parse().unwrap();
+    let mut held = 0;
+    for _ in 0..40 {
+        held += usize::from(half_open_from(&mut net.b, now, host));
+    }
+    // Two before cookies were demanded, then its share with cookies.
+    assert_eq!(held, 2 + 16);
+    assert_eq!(net.b.stats().half_open_per_address, 40 - 18);
+    assert!(net.b.stats().cookies_sent >= 38);
+    // Another host still gets its share; the real peer gets in.
+    assert!(half_open_from(
+        &mut net.b,
+        now,
+        "203.0.113.8:500".parse().unwrap()
+    ));
+    net.acquire_a();
+    established(&net);
+    assert_eq!(net.b.half_open_sas(), 19);
+}
+
+/// At the global limit the oldest half-open SA makes room for a new one,
+/// so that a flood which fills the table cannot keep real peers out.
+#[test]
+fn at_the_half_open_limit_the_oldest_makes_room() {
+    let fast = |side: &Side| {
+        let mut p = policy(side, "k", "k");
+        p.proposals[0].groups = vec![DhGroup::Ecp256];
+        p
+    };
+    let mut b = fast(&B4);
+    b.cookie_threshold = usize::MAX;
+    let mut net = Net::new(fast(&A4), b);
+    let mut spoofer = Engine::new(fast(&A4));
+    spoofer.acquire(net.now, TAG, any_flow());
+    let init = loop {
+        match spoofer.poll_output() {
+            Some(Output::Send { data, .. }) => break data,
+            Some(_) => continue,
+            None => panic!("no IKE_SA_INIT"),
+        }
+    };
+    let b_addr: SocketAddr = "198.18.1.1:500".parse().unwrap();
+    let limit = 4096u32;
+    for i in 0..limit + 10 {
+        let mut d = init.clone();
+        d[..4].copy_from_slice(&i.to_be_bytes());
+        let from = SocketAddr::new(IpAddr::from([203, 0, (i >> 8) as u8, i as u8]), 500);
+        net.b.handle_datagram(net.now, b_addr, from, &d);
+        while net.b.poll_output().is_some() {}
+    }
+    assert_eq!(net.b.half_open_sas(), limit as usize);
+    assert_eq!(net.b.stats().half_open_limit, 10);
+    // The real peer's IKE_SA_INIT is answered and it authenticates.
+    net.acquire_a();
+    established(&net);
+    assert_eq!(net.b.stats().half_open_limit, 11);
+    assert_eq!(net.b.half_open_sas(), limit as usize - 1);
+}
+
 #[test]
 fn a_child_sa_the_dataplane_refused_is_deleted_on_both_sides() {
     let mut net = Net::v4();

@@ -8,37 +8,19 @@ use std::time::Instant;
 use dataplane::spd::TrafficSelector;
 
 use crate::ike::crypto::v2::{self as kdf, IkeSaKeys, KeyLengths};
-use crate::ike::crypto::Prf;
 use crate::ike::wire::ikev2::{
     ExchangeType, Flags, Header, KeyExchange, Message, Notify, NotifyType, PayloadBody,
 };
 
 use super::super::crypt::{encr_key_len, integ_key_len, SkKeys};
 use super::super::proposal::{self, IkeSelectError};
+use super::half_open::PER_ADDRESS_LIMIT;
 use super::{
     find_notify, nat_hash, random, Engine, Flight, IkeSa, PendingChild, Request, State,
     HALF_OPEN_LIMIT, NONCE_LEN, RETRANSMIT_BASE,
 };
 
-/// Cookie = version | HMAC-SHA256(secret, Ni | IPi | SPIi) (§2.6).
-const COOKIE_VERSION: u8 = 1;
-
-fn ip_octets(a: SocketAddr) -> Vec<u8> {
-    match a.ip() {
-        std::net::IpAddr::V4(x) => x.octets().to_vec(),
-        std::net::IpAddr::V6(x) => x.octets().to_vec(),
-    }
-}
-
 impl Engine {
-    fn cookie(&self, ni: &[u8], remote: SocketAddr, spi_i: &[u8; 8]) -> Vec<u8> {
-        let mut c = vec![COOKIE_VERSION];
-        c.extend_from_slice(
-            &Prf::HmacSha256.prf_parts(&self.cookie_secret, &[ni, &ip_octets(remote), spi_i]),
-        );
-        c
-    }
-
     pub(super) fn initiate(
         &mut self,
         now: Instant,
@@ -202,19 +184,24 @@ impl Engine {
             return;
         }
         let half_open = self.half_open();
-        if half_open >= HALF_OPEN_LIMIT {
-            self.stats.half_open_limit += 1;
-            return;
-        }
+        let mut cookied = false;
         if half_open >= self.policy.cookie_threshold {
-            let expected = self.cookie(ni, remote, &h.initiator_spi);
+            let spi_i = &h.initiator_spi;
             let got = find_notify(&msg.payloads, NotifyType::COOKIE);
-            if got.is_none_or(|c| c.data != expected) {
+            if !got.is_some_and(|c| self.half_open.cookie_valid(now, &c.data, ni, remote, spi_i)) {
                 self.stats.cookies_sent += 1;
-                self.answer_init_with(local, remote, h, Notify::new(NotifyType::COOKIE, expected));
+                let cookie = self.half_open.cookie(now, ni, remote, spi_i);
+                self.answer_init_with(local, remote, h, Notify::new(NotifyType::COOKIE, cookie));
                 return;
             }
+            // A sender that receives at its address: it gets its share.
+            if self.half_open.cookied_from(remote.ip()) >= PER_ADDRESS_LIMIT {
+                self.stats.half_open_per_address += 1;
+                return;
+            }
+            cookied = true;
         }
+
         let ours = self.policy.proposals_for(local.ip());
         let (choice, number) = match proposal::select_ike(&ours, sa, ke.group) {
             Ok(c) => c,
@@ -295,6 +282,7 @@ impl Engine {
             last_response: Some((0, resp.clone())),
             behind_nat: us_natted,
             init_from: Some(remote),
+            cookied,
             ..IkeSa::blank(
                 self.tunnel_id(),
                 spi_i,
@@ -307,8 +295,20 @@ impl Engine {
                 now,
             )
         };
+        if self.half_open() >= HALF_OPEN_LIMIT {
+            // The oldest makes room: a real peer's IKE_AUTH follows its
+            // IKE_SA_INIT within a round trip.
+            let sas = &self.sas;
+            let live = |k: &[u8; 8]| sas.get(k).is_some_and(|s| s.state == State::HalfOpen);
+            if let Some(k) = self.half_open.oldest(live) {
+                self.remove_sa(k);
+                self.stats.half_open_limit += 1;
+            }
+        }
         self.insert_sa(spi_r, s);
-        self.half_open_count += 1;
+        let sas = &self.sas;
+        let live = |k: &[u8; 8]| sas.get(k).is_some_and(|s| s.state == State::HalfOpen);
+        self.half_open.admitted(spi_r, remote.ip(), cookied, live);
         self.by_peer_spi.insert((remote, spi_i), spi_r);
         self.send(local, remote, resp);
     }
