@@ -184,36 +184,78 @@ pub fn any() -> [TrafficSelector; 2] {
 /// Responder: the initiator's TSi (its local side) and TSr narrowed to
 /// one of `policy` (our local → remote selectors). Returns the selector
 /// to install (our view) and the (TSi, TSr) to answer with.
+///
+/// An initiator that starts the SA for a packet puts that packet's
+/// selectors first, a single address each way (RFC 7296 §2.9; strongSwan
+/// does for its trap policies), and what it wants protected after them.
+/// The rest are narrowed then, to a result that holds the packet: the
+/// packet alone would be one host pair's flow, and every other flow of the
+/// same networks would need a CHILD_SA of its own.
 pub fn narrow(
     policy: &[TrafficSelector],
     tsi: &[Ts],
     tsr: &[Ts],
 ) -> Option<(TrafficSelector, Vec<Ts>, Vec<Ts>)> {
-    for sel in policy {
-        let ours_local = prefix_range(&sel.src, sel.proto, sel.src_ports);
-        let ours_remote = prefix_range(&sel.dst, sel.proto, sel.dst_ports);
-        for r in tsr.iter().filter_map(from_wire) {
-            let Some(local) = intersect(&ours_local, &r) else {
+    if let ([ti, more_i @ ..], [tr, more_r @ ..]) = (tsi, tsr) {
+        let packet = from_wire(ti).zip(from_wire(tr));
+        if let Some((ti, tr)) = packet.filter(|(i, r)| i.start == i.end && r.start == r.end) {
+            if !more_i.is_empty() && !more_r.is_empty() {
+                let found = policy
+                    .iter()
+                    .find_map(|sel| narrow_to(sel, more_i, more_r, Some((&ti, &tr))));
+                if found.is_some() {
+                    return found;
+                }
+            }
+        }
+    }
+    policy.iter().find_map(|sel| narrow_to(sel, tsi, tsr, None))
+}
+
+/// Whether range `outer` holds every flow of `inner`.
+fn holds(outer: &Range, inner: &Range) -> bool {
+    outer.v6 == inner.v6
+        && outer.start <= inner.start
+        && inner.end <= outer.end
+        && (outer.proto == 0 || outer.proto == inner.proto)
+        && outer.lo <= inner.lo
+        && inner.hi <= outer.hi
+}
+
+/// [`narrow`] against one selector of ours; with `packet` (its TSi and
+/// TSr), only to a result that holds it.
+fn narrow_to(
+    sel: &TrafficSelector,
+    tsi: &[Ts],
+    tsr: &[Ts],
+    packet: Option<(&Range, &Range)>,
+) -> Option<(TrafficSelector, Vec<Ts>, Vec<Ts>)> {
+    let ours_local = prefix_range(&sel.src, sel.proto, sel.src_ports);
+    let ours_remote = prefix_range(&sel.dst, sel.proto, sel.dst_ports);
+    for r in tsr.iter().filter_map(from_wire) {
+        let Some(local) = intersect(&ours_local, &r) else {
+            continue;
+        };
+        for i in tsi.iter().filter_map(from_wire) {
+            let Some(remote) = intersect(&ours_remote, &i) else {
                 continue;
             };
-            for i in tsi.iter().filter_map(from_wire) {
-                let Some(remote) = intersect(&ours_remote, &i) else {
-                    continue;
-                };
-                if local.proto != 0 && remote.proto != 0 && local.proto != remote.proto {
-                    // One protocol each way: no flow is in both.
-                    continue;
-                }
-                let proto = if local.proto != 0 {
-                    local.proto
-                } else {
-                    remote.proto
-                };
-                let local = Range { proto, ..local };
-                let remote = Range { proto, ..remote };
-                if let Some(s) = to_selector(&local, &remote) {
-                    return Some((s, vec![to_wire(&remote)], vec![to_wire(&local)]));
-                }
+            if local.proto != 0 && remote.proto != 0 && local.proto != remote.proto {
+                // One protocol each way: no flow is in both.
+                continue;
+            }
+            let proto = if local.proto != 0 {
+                local.proto
+            } else {
+                remote.proto
+            };
+            let local = Range { proto, ..local };
+            let remote = Range { proto, ..remote };
+            if packet.is_some_and(|(pi, pr)| !holds(&remote, pi) || !holds(&local, pr)) {
+                continue;
+            }
+            if let Some(s) = to_selector(&local, &remote) {
+                return Some((s, vec![to_wire(&remote)], vec![to_wire(&local)]));
             }
         }
     }
@@ -286,5 +328,54 @@ mod tests {
         assert!(narrow(&any(), &tsi, &tsr).is_none());
         let tsr = [ts("198.19.2.0/24", 6)];
         assert_eq!(narrow(&any(), &tsi, &tsr).unwrap().0.proto, Some(6));
+    }
+
+    /// strongSwan's trap-triggered request: the packet's addresses (TCP,
+    /// its ports) first, then its subnets. The answer is the subnets,
+    /// narrowed to our policy, not the one flow.
+    #[test]
+    fn the_triggering_packet_picks_the_policy_and_the_subnets_are_narrowed() {
+        let host = |a: &str, proto: u8, port: u16| {
+            let r = prefix_range(&p(a), Some(proto), PortRange::single(port));
+            to_wire(&r)
+        };
+        let policy = [
+            sel("198.19.2.0/24", "198.19.1.0/24"),
+            sel("198.19.2.0/24", "198.19.9.0/24"),
+        ];
+        let tsi = [host("198.19.9.7/32", 6, 40000), ts("198.19.0.0/16", 0)];
+        let tsr = [host("198.19.2.10/32", 6, 22), ts("198.19.2.0/24", 0)];
+        let (s, ri, rr) = narrow(&policy, &tsi, &tsr).unwrap();
+        assert_eq!(
+            (s.src, s.dst, s.proto),
+            (p("198.19.2.0/24"), p("198.19.9.0/24"), None)
+        );
+        assert_eq!(
+            (ri, rr),
+            (vec![ts("198.19.9.0/24", 0)], vec![ts("198.19.2.0/24", 0)])
+        );
+        // No policy holds the packet: as if there were no packet.
+        let tsi = [host("198.19.7.7/32", 6, 40000), ts("198.19.0.0/16", 0)];
+        let (s, _, _) = narrow(&policy, &tsi, &tsr).unwrap();
+        assert_eq!(s.dst, p("198.19.1.0/24"));
+        // One selector each way is not a packet and a subnet: narrowed as
+        // it is, even when it is a single host.
+        let tsi = [host("198.19.9.7/32", 6, 40000)];
+        let tsr = [host("198.19.2.10/32", 6, 22)];
+        let (s, _, _) = narrow(&policy, &tsi, &tsr).unwrap();
+        assert_eq!(
+            (s.src, s.dst, s.proto),
+            (p("198.19.2.10/32"), p("198.19.9.7/32"), Some(6))
+        );
+    }
+
+    fn sel(src: &str, dst: &str) -> TrafficSelector {
+        TrafficSelector {
+            src: p(src),
+            dst: p(dst),
+            proto: None,
+            src_ports: PortRange::ANY,
+            dst_ports: PortRange::ANY,
+        }
     }
 }
