@@ -353,6 +353,10 @@ pub struct Engine {
     /// make-before-break does not (its old IKE SA is still up).
     #[cfg(test)]
     pub(crate) no_initial_contact: bool,
+    /// Answers every CHILD_SA with a second TSr, as a strongSwan
+    /// responder with two `leftsubnet`s does (tests).
+    #[cfg(test)]
+    pub(crate) answer_two_tsr: bool,
 }
 
 /// What waits for the install of a new pair (inbound SPI `new_in`,
@@ -426,6 +430,8 @@ impl Engine {
             index: index::SaIndex::default(),
             #[cfg(test)]
             no_initial_contact: false,
+            #[cfg(test)]
+            answer_two_tsr: false,
         }
     }
 

@@ -950,6 +950,35 @@ fn at_the_half_open_limit_the_oldest_makes_room() {
     assert_eq!(net.b.half_open_sas(), limit as usize - 1);
 }
 
+/// A responder's CHILD_SA we cannot take (two TSr, as a strongSwan
+/// responder with two subnets answers) is deleted at the peer, in
+/// IKE_AUTH and in CREATE_CHILD_SA: it must not keep sending on it.
+#[test]
+fn a_child_sa_answer_we_refuse_is_deleted_at_the_peer() {
+    let mut net = Net::v4();
+    net.b.answer_two_tsr = true;
+    net.acquire_a();
+    assert!(net.seen_a.installs.is_empty());
+    assert_eq!(net.seen_b.installs.len(), 1, "B installed it");
+    let (b_in, b_out) = (net.seen_b.installs[0].2.spi, net.seen_b.installs[0].3.spi);
+    assert_eq!(net.seen_b.deletes, vec![(b_in, b_out)]);
+    assert_eq!(net.a.ike_sas().len(), 1, "the IKE SA stays");
+    // A CHILD_SA rekey answered so: the new pair goes at B, the old stays.
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    net.b.answer_two_tsr = true;
+    let a_in = net.seen_a.installs[0].2.spi;
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
+    net.pump();
+    assert_eq!(net.seen_a.installs.len(), 1);
+    assert_eq!(net.seen_b.installs.len(), 2);
+    let (b_in, b_out) = (net.seen_b.installs[1].2.spi, net.seen_b.installs[1].3.spi);
+    assert_eq!(net.seen_b.deletes, vec![(b_in, b_out)]);
+    assert!(net.seen_a.deletes.is_empty());
+    assert_eq!(net.a.stats().child_rekeys_failed, 1);
+}
+
 #[test]
 fn a_child_sa_the_dataplane_refused_is_deleted_on_both_sides() {
     let mut net = Net::v4();

@@ -476,6 +476,12 @@ impl Engine {
                 &e.selectors[..]
             };
             if let Some((proxy, rtsi, rtsr)) = selectors::narrow(ours, tsi, tsr) {
+                #[cfg(test)]
+                let rtsr = if self.answer_two_tsr {
+                    [rtsr.clone(), rtsr].concat()
+                } else {
+                    rtsr
+                };
                 return Ok((i, set, number, spi_out, proxy, rtsi, rtsr));
             }
         }
@@ -745,6 +751,8 @@ impl Engine {
             return;
         };
         let e = &self.policy.maps[pending.entry];
+        // The peer answered with a CHILD_SA: it has installed the pair.
+        let peer_installed = a.sa.is_some() && a.tsi.is_some() && a.tsr.is_some();
         let accepted = match (a.sa, a.tsi, a.tsr) {
             (Some(sa), Some(tsi), Some(tsr)) => proposal::accept_esp(&e.transforms, sa, None)
                 .and_then(|(set, spi_out)| {
@@ -781,6 +789,10 @@ impl Engine {
                 self.log(format!(
                     "IKEv2:(SESSION ID = 0):No CHILD_SA with {remote}: {n:?}"
                 ));
+                if peer_installed {
+                    // Not ours: the peer must not keep sending on it.
+                    self.request(now, k, Request::DeleteChild(vec![pending.spi_in]));
+                }
             }
         }
         self.send_next_request(now, k);

@@ -355,6 +355,13 @@ impl Engine {
             if let Some(old) = cr.old_in {
                 self.child_rekey_failed(now, k, old);
             }
+            if c.sa.is_some() {
+                // The peer installed a pair we refuse: it must not keep
+                // sending on it (a DELETE of an SPI it does not know of
+                // is harmless).
+                let home = self.home(k);
+                self.request(now, home, Request::DeleteChild(vec![cr.spi_in]));
+            }
             self.send_next_request(now, k);
             return;
         };
