@@ -357,6 +357,9 @@ pub struct Engine {
     /// responder with two `leftsubnet`s does (tests).
     #[cfg(test)]
     pub(crate) answer_two_tsr: bool,
+    /// Answers every request as this exchange type (tests).
+    #[cfg(test)]
+    pub(crate) answer_as: Option<ExchangeType>,
 }
 
 /// What waits for the install of a new pair (inbound SPI `new_in`,
@@ -407,6 +410,20 @@ fn notifies(payloads: &[Payload]) -> impl Iterator<Item = &Notify> {
     })
 }
 
+/// Whether a response of exchange type `exchange` answers request `kind`.
+fn answers(exchange: ExchangeType, kind: &Request) -> bool {
+    match kind {
+        Request::Init => exchange == ExchangeType::IKE_SA_INIT,
+        Request::Auth => exchange == ExchangeType::IKE_AUTH,
+        Request::Liveness | Request::DeleteChild(_) | Request::DeleteIke => {
+            exchange == ExchangeType::INFORMATIONAL
+        }
+        Request::RekeyIke(_) | Request::CreateChild { .. } => {
+            exchange == ExchangeType::CREATE_CHILD_SA
+        }
+    }
+}
+
 fn find_notify(payloads: &[Payload], t: NotifyType) -> Option<&Notify> {
     notifies(payloads).find(|n| n.notify_type == t)
 }
@@ -432,6 +449,8 @@ impl Engine {
             no_initial_contact: false,
             #[cfg(test)]
             answer_two_tsr: false,
+            #[cfg(test)]
+            answer_as: None,
         }
     }
 
@@ -1346,9 +1365,11 @@ impl Engine {
             if h.message_id.wrapping_add(1) == s.peer_mid {
                 if let Some((mid, resp)) = &s.last_response {
                     if *mid == h.message_id {
-                        let (l, r, d) = (s.local, s.remote, resp.clone());
+                        // To where the request came from (§2.11): a NAT
+                        // may have mapped the peer anew since.
+                        let d = resp.clone();
                         self.stats.duplicates += 1;
-                        self.send(l, r, d);
+                        self.send(local, remote, d);
                         return;
                     }
                 }
@@ -1390,6 +1411,17 @@ impl Engine {
         let Some(s) = self.sas.get(&ours) else {
             return;
         };
+        if response
+            && !s
+                .flight
+                .as_ref()
+                .is_some_and(|f| answers(exchange, &f.kind))
+        {
+            // The right message ID, but not an answer to what we asked:
+            // the request stays in flight (retransmitted, then given up).
+            self.stats.unexpected_message += 1;
+            return;
+        }
         match (exchange, response) {
             (ExchangeType::IKE_AUTH, false) if s.state == State::HalfOpen => {
                 self.respond_auth(now, ours, local, remote, &payloads)

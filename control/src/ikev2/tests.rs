@@ -979,6 +979,60 @@ fn a_child_sa_answer_we_refuse_is_deleted_at_the_peer() {
     assert_eq!(net.a.stats().child_rekeys_failed, 1);
 }
 
+/// The datagrams `e` sends, with their destination.
+fn sends(e: &mut Engine) -> Vec<(SocketAddr, Vec<u8>)> {
+    std::iter::from_fn(|| e.poll_output())
+        .filter_map(|o| match o {
+            Output::Send { remote, data, .. } => Some((remote, data)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A repeated request is answered from the stored response to where it
+/// came from (RFC 7296 §2.11): the peer's NAT may have mapped it anew
+/// between the request and its retransmission.
+#[test]
+fn a_repeated_request_is_answered_to_its_sender() {
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    let a_in = net.seen_a.installs[0].2.spi;
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, true);
+    let request = sends(&mut net.a).pop().expect("A's DELETE").1;
+    let b_addr: SocketAddr = "198.18.1.1:500".parse().unwrap();
+    let first: SocketAddr = "198.18.0.1:500".parse().unwrap();
+    let moved: SocketAddr = "198.18.0.1:1500".parse().unwrap();
+    net.b.handle_datagram(net.now, b_addr, first, &request);
+    let answer = sends(&mut net.b);
+    assert_eq!(answer.len(), 1);
+    assert_eq!(answer[0].0, first);
+    net.b.handle_datagram(net.now, b_addr, moved, &request);
+    assert_eq!(sends(&mut net.b), vec![(moved, answer[0].1.clone())]);
+    assert_eq!(net.b.stats().duplicates, 1);
+}
+
+/// An answer with our request's Message ID but another exchange type is
+/// not taken for the answer: the request stays in flight and, as the peer
+/// repeats the same answer, is given up with the IKE SA, rather than a
+/// CHILD_SA rekey left half-done for good on an SA that stays.
+#[test]
+fn an_answer_of_the_wrong_exchange_type_is_not_taken() {
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    net.b.answer_as = Some(ExchangeType::INFORMATIONAL);
+    let a_in = net.seen_a.installs[0].2.spi;
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
+    net.pump();
+    assert_eq!(net.seen_a.installs.len(), 1, "no pair from it");
+    assert!(net.a.stats().unexpected_message >= 1);
+    assert_eq!(net.a.ike_sas().len(), 1, "still waiting for its answer");
+    net.run_for(60);
+    assert!(net.a.ike_sas().is_empty(), "{:#?}", net.seen_a.logs);
+    assert!(net.seen_a.logs.iter().any(|l| l.contains("did not answer")));
+}
+
 #[test]
 fn a_child_sa_the_dataplane_refused_is_deleted_on_both_sides() {
     let mut net = Net::v4();

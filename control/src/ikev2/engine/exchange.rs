@@ -17,6 +17,8 @@ impl Engine {
         mid: u32,
         payloads: Vec<Payload>,
     ) {
+        #[cfg(test)]
+        let exchange = self.answer_as.unwrap_or(exchange);
         let Some(s) = self.sas.get_mut(&k) else {
             return;
         };

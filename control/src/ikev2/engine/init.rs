@@ -148,7 +148,10 @@ impl Engine {
     ) {
         let h = &msg.header;
         if let Some(k) = self.by_peer_spi.get(&(remote, h.initiator_spi)) {
-            if let Some((_, resp)) = self.sas.get(k).and_then(|s| s.last_response.clone()) {
+            // Our IKE_SA_INIT response (message 0) again; once the SA has
+            // answered more, the peer has had it.
+            let last = self.sas.get(k).and_then(|s| s.last_response.clone());
+            if let Some((0, resp)) = last {
                 self.stats.duplicates += 1;
                 self.send(local, remote, resp);
             }
