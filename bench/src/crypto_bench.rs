@@ -138,9 +138,12 @@ pub struct Measurement {
     pub ratio_to_openssl: Option<f64>,
 }
 
+/// Most packets in a batch (`--batch`).
+pub const MAX_BATCH: usize = 256;
+
 pub fn run(opts: &Options, mut progress: impl FnMut(&Measurement)) -> Result<Vec<Measurement>> {
-    if !(1..=256).contains(&opts.batch) {
-        bail!("--batch {}: give 1 to 256 packets", opts.batch);
+    if !(1..=MAX_BATCH).contains(&opts.batch) {
+        bail!("--batch {}: give 1 to {MAX_BATCH} packets", opts.batch);
     }
     let mut baseline = Baseline::new(opts.openssl_seconds);
     let mut out = Vec::new();

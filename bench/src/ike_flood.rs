@@ -55,6 +55,26 @@ pub fn lab_addr(flag: &str, s: &str) -> Result<Ipv4Addr> {
     Ok(a)
 }
 
+/// The UDP socket on `local`; an address in use or not of this machine
+/// is said with what to do (see [`bind_error`]).
+pub fn bind_udp(local: SocketAddr) -> Result<UdpSocket> {
+    UdpSocket::bind(local).map_err(|e| bind_error(local, &e))
+}
+
+/// One line for a UDP bind that failed, saying what to do.
+pub fn bind_error(local: SocketAddr, e: &std::io::Error) -> anyhow::Error {
+    let (ip, port) = (local.ip(), local.port());
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "UDP port {port} on {ip} is in use (strongSwan's charon, or another espada-bench?): stop it or give --port"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => anyhow::anyhow!(
+            "{ip} is not an address of this machine (or of this network namespace): add it to an interface (ip addr add {ip}/24 dev IF) or give one it has"
+        ),
+        _ => anyhow::anyhow!("bind UDP {local}: {e}"),
+    }
+}
+
 /// A prefix inside 198.18.0.0/15 with at least 4 addresses.
 pub fn lab_spoof_prefix(s: &str) -> Result<(Ipv4Addr, u8)> {
     let p: IpPrefix = s
@@ -329,7 +349,7 @@ struct Legit<'a> {
 impl<'a> Legit<'a> {
     fn new(o: &'a FloodOptions) -> Result<Legit<'a>> {
         let local = SocketAddr::V4(SocketAddrV4::new(o.local, o.port));
-        let sock = UdpSocket::bind(local).with_context(|| format!("bind UDP {local}"))?;
+        let sock = bind_udp(local)?;
         Ok(Legit {
             o,
             sock,
@@ -569,7 +589,7 @@ fn cpu_seconds() -> f64 {
 pub fn run_responder(o: &ResponderOptions) -> Result<Stats> {
     on_signals_stop();
     let local = SocketAddr::V4(SocketAddrV4::new(o.listen, o.port));
-    let sock = UdpSocket::bind(local).with_context(|| format!("bind UDP {local}"))?;
+    let sock = bind_udp(local)?;
     let mut policy = responder_policy(
         o.groups[0],
         o.listen.into(),
@@ -694,6 +714,34 @@ mod tests {
         assert!(lab_spoof_prefix("198.0.0.0/8").is_err());
         assert!(lab_spoof_prefix("192.0.2.0/24").is_err());
         assert!(lab_spoof_prefix("198.18.0.1/32").is_err());
+    }
+
+    #[test]
+    fn a_port_in_use_or_a_foreign_address_says_what_to_do() {
+        // A port really taken, on the loopback (nothing is sent).
+        let held = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let taken = held.local_addr().unwrap();
+        let e = bind_udp(taken).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "UDP port {} on 127.0.0.1 is in use (strongSwan's charon, or another espada-bench?): stop it or give --port",
+                taken.port()
+            )
+        );
+        let local: SocketAddr = "198.18.1.1:500".parse().unwrap();
+        let gone = std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL);
+        let e = bind_error(local, &gone).to_string();
+        assert!(
+            e.starts_with("198.18.1.1 is not an address of this machine")
+                && e.contains("add it to an interface")
+                && !e.contains('\n'),
+            "{e}"
+        );
+        let other = std::io::Error::from_raw_os_error(libc::EACCES);
+        assert!(bind_error(local, &other)
+            .to_string()
+            .starts_with("bind UDP 198.18.1.1:500: "));
     }
 
     #[test]

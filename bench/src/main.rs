@@ -30,6 +30,18 @@
 //! 1 000 and 100 000 SAs, 1 against 2 workers, one SA shared by 2 workers
 //! (see `scale.rs`).
 
+/// `println!` that never panics: when stdout cannot be written (a full
+/// disk, `> /dev/full`) the tool ends with a one-line error, exit code 1.
+/// (A closed pipe ends it by SIGPIPE first: see [`restore_default_sigpipe`].)
+macro_rules! outln {
+    () => {
+        $crate::stdout_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::stdout_line(format_args!($($arg)*))
+    };
+}
+
 mod crypto_bench;
 mod flags;
 mod gen;
@@ -82,11 +94,44 @@ latency through a path, with gen and sink)";
 /// usage error adds the usage) and exit 1, so a mistyped flag never shows
 /// a backtrace even with `RUST_BACKTRACE` set.
 fn main() {
+    restore_default_sigpipe();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Err(e) = run(&args) {
         eprintln!("espada-bench: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Puts SIGPIPE back to its default action (Rust's runtime ignores it,
+/// so a write to a closed pipe would fail, and `println!` abort the tool):
+/// `espada-bench ... | head` then ends quietly, as other Unix tools do.
+fn restore_default_sigpipe() {
+    // SAFETY: installs the default action, no handler of ours runs; called
+    // before any thread is started. signal() is async-signal-safe, so the
+    // tests may call this in a forked child.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
+/// One line on stdout (what [`outln!`] expands to); a failed write ends
+/// the tool with a one-line error instead of a panic. (Tests print
+/// through the harness, which captures it.)
+pub fn stdout_line(args: std::fmt::Arguments) {
+    #[cfg(test)]
+    println!("{args}");
+    #[cfg(not(test))]
+    if let Err(e) = write_line(&mut std::io::stdout().lock(), args) {
+        eprintln!("espada-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `args` and a newline to `out`, or the one-line error to give.
+fn write_line(out: &mut impl std::io::Write, args: std::fmt::Arguments) -> Result<()> {
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|e| {
+            anyhow::anyhow!("writing to stdout: {e}: send the output to a writable file or pipe")
+        })
 }
 
 /// What a subcommand's `--help` prints: its own usage text where it has
@@ -108,7 +153,7 @@ fn run(args: &[String]) -> Result<()> {
     if let Some(sub) = args.first() {
         let help = args[1..].iter().any(|a| a == "--help" || a == "-h");
         if let (true, Some(usage)) = (help, usage_of(sub)) {
-            println!("{usage}");
+            outln!("{usage}");
             return Ok(());
         }
     }
@@ -125,14 +170,16 @@ fn run(args: &[String]) -> Result<()> {
         None | Some("--help" | "-h") => {
             // The subcommands with their own usage text say it in full.
             let own = [scale::USAGE, report::USAGE].map(|u| u.replacen("usage: ", "       ", 1));
-            println!("{USAGE}\n{}", own.join("\n"));
+            outln!("{USAGE}\n{}", own.join("\n"));
             Ok(())
         }
         Some(other) => bail!("unknown benchmark {other:?}\n{USAGE}"),
     }
 }
 
-fn crypto(args: &[String]) -> Result<()> {
+/// `espada-bench crypto`'s options and whether JSON was asked for; every
+/// value is checked here, before anything is measured or printed.
+fn parse_crypto(args: &[String]) -> Result<(Options, bool)> {
     let mut opts = Options {
         suites: crypto_bench::all_suite_names(),
         sizes: vec![
@@ -157,6 +204,9 @@ fn crypto(args: &[String]) -> Result<()> {
                 } else {
                     split(&v)
                 };
+                if opts.suites.is_empty() {
+                    bail!("--suites: give a list such as aes128-sha1,aes128gcm16, or all");
+                }
                 for s in &opts.suites {
                     crypto_bench::parse_suite(s)?;
                 }
@@ -166,6 +216,9 @@ fn crypto(args: &[String]) -> Result<()> {
                     .iter()
                     .map(|s| SizeSpec::parse(s))
                     .collect::<Result<_>>()?;
+                if opts.sizes.is_empty() {
+                    bail!("--sizes: give a list such as 64,512,1400,imix");
+                }
             }
             "--batch" => opts.batch = flags.parsed("--batch", "a number of packets")?,
             "--duration" => opts.duration = flags.seconds("--duration", 0.01, 600.0)?,
@@ -182,15 +235,34 @@ fn crypto(args: &[String]) -> Result<()> {
             other => bail!("unknown option {other:?}\n{USAGE}"),
         }
     }
+    if !(1..=crypto_bench::MAX_BATCH).contains(&opts.batch) {
+        bail!(
+            "--batch {}: give 1 to {} packets",
+            opts.batch,
+            crypto_bench::MAX_BATCH
+        );
+    }
+    Ok((opts, json))
+}
+
+fn crypto(args: &[String]) -> Result<()> {
+    let (opts, json) = parse_crypto(args)?;
     if !json {
-        println!(
+        outln!(
             "ESP on one core, batch {} packets, {:.2} s per point; OpenSSL = `openssl speed -evp` limit 1/(1/cipher+1/mac) on this machine, same run",
             opts.batch,
             opts.duration.as_secs_f64()
         );
-        println!(
+        outln!(
             "{:<14} {:<6} {:>5} {:>8} {:>8} {:>24} {:>9} {:>7}",
-            "suite", "dir", "size", "Mpps", "Gbps", "batch p50/p99/p99.9 us", "OpenSSL", "ratio"
+            "suite",
+            "dir",
+            "size",
+            "Mpps",
+            "Gbps",
+            "batch p50/p99/p99.9 us",
+            "OpenSSL",
+            "ratio"
         );
     }
     let results = crypto_bench::run(&opts, |m| {
@@ -283,15 +355,15 @@ fn ike(args: &[String]) -> Result<()> {
         )
     };
     if !json {
-        println!(
+        outln!(
             "{exchange} setups on one core, responder side: its thread CPU time in handle_datagram/poll_timeout/poll_output, {:.2} s per group",
             opts.duration.as_secs_f64()
         );
-        println!(
+        outln!(
             "{suite}; the responder forgets its SAs every {} setups",
             opts.held
         );
-        println!(
+        outln!(
             "baseline: DH = one key generation + one shared secret in the group (what a responder must do per {dh_what}), same core, same run, interleaved; clock read {clock_ns:.0} ns"
         );
     }
@@ -324,10 +396,10 @@ fn ike(args: &[String]) -> Result<()> {
             clock_read_ns: clock_ns,
             results: &results,
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         // The table after the progress lines, so they do not split it.
-        println!(
+        outln!(
             "{:<15} {:>7} {:>9} {:>20} {:>9} {:>13} {:>6} {:>15} {:>6} {:>7}",
             "group",
             "setups",
@@ -343,14 +415,16 @@ fn ike(args: &[String]) -> Result<()> {
         for m in &results {
             print_ike_row(m);
         }
-        println!(
+        outln!(
             "\nratio = setups/s ÷ DH ops/s: the share of the responder's CPU per setup that is its Diffie-Hellman work (1.00x = nothing else);\nrounds = the ratio's min-max over the interleaved engine/baseline rounds (count); p50 = median DH op ÷ median setup, the same ratio robust to a few disturbed samples;\nrest = median setup - median DH op: the responder's CPU per setup besides the DH (parsing, PRFs and key derivation, HMACs, encryption, bookkeeping, debug lines)"
         );
     }
     Ok(())
 }
 
-fn ike_flood(args: &[String]) -> Result<()> {
+/// `espada-bench ike-flood`'s options, the spoofed prefix as given and
+/// whether JSON was asked for.
+fn parse_ike_flood(args: &[String]) -> Result<(ike_flood::FloodOptions, String, bool)> {
     let mut target = None;
     let mut local = None;
     let mut psk = None;
@@ -411,6 +485,16 @@ fn ike_flood(args: &[String]) -> Result<()> {
     if o.setup_timeout < Duration::from_secs(1) {
         bail!("--setup-timeout: 1 s at least");
     }
+    if o.port == 0 {
+        bail!(
+            "--port 0: give the responder's IKE port, 1 to 65535 (500 unless it listens elsewhere)"
+        );
+    }
+    Ok((o, spoof, json))
+}
+
+fn ike_flood(args: &[String]) -> Result<()> {
+    let (o, spoof, json) = parse_ike_flood(args)?;
     let report = ike_flood::run_flood(&o, |line| eprintln!("ike-flood: {line}"))?;
     let f = &report.flood;
     let (base, flood): (Vec<_>, Vec<_>) = report.setups.iter().partition(|s| !s.under_flood);
@@ -453,16 +537,16 @@ fn ike_flood(args: &[String]) -> Result<()> {
                 cookies_demanded_in_setups: cookies,
             },
         };
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "IKEv2 IKE_SA_INIT flood at {}:{} from random addresses of {spoof}, group {}",
         o.target,
         o.port,
         o.group.id()
     );
-    println!(
+    outln!(
         "spoofed IKE_SA_INITs sent: {} in {:.2} s = {:.0}/s ({} send errors; bounds: --count {} --duration {:.0} s{})",
         f.sent,
         f.seconds,
@@ -481,15 +565,20 @@ fn ike_flood(args: &[String]) -> Result<()> {
             format!("{:.1}/{:.1}/{:.1}/{:.1}", l[0], l[1], l[2], l[3])
         })
     };
-    println!(
+    outln!(
         "{:<12} {:>9} {:>9} {:>26} {:>8} {:>13}",
-        "setups", "attempted", "succeeded", "min/median/p95/max ms", "cookie", "retransmits"
+        "setups",
+        "attempted",
+        "succeeded",
+        "min/median/p95/max ms",
+        "cookie",
+        "retransmits"
     );
     for (name, v, l) in [
         ("no flood", &base, lat_base),
         ("under flood", &flood, lat_flood),
     ] {
-        println!(
+        outln!(
             "{:<12} {:>9} {:>9} {:>26} {:>8} {:>13}",
             name,
             v.len(),
@@ -500,12 +589,12 @@ fn ike_flood(args: &[String]) -> Result<()> {
         );
     }
     if let (Some(b), Some(f)) = (lat_base, lat_flood) {
-        println!(
+        outln!(
             "median setup latency under flood = {:.2}x the one without",
             f[1] / b[1]
         );
     }
-    println!(
+    outln!(
         "COOKIE demanded by the responder in {cookies} of {} legitimate setups ({})",
         report.setups.len(),
         if cookies > 0 {
@@ -515,17 +604,18 @@ fn ike_flood(args: &[String]) -> Result<()> {
         }
     );
     let s = &report.initiator_stats;
-    println!(
+    outln!(
         "initiator: sent {}, received {}, retransmissions {}, cookie retries {}, IKE SAs established {}, CHILD_SAs {}",
         s.sent, s.received, s.retransmitted, s.cookie_retries, s.ike_established, s.child_established
     );
     if report.setups.iter().any(|s| !s.ok) {
-        println!("last initiator lines:\n  {}", report.last_logs.join("\n  "));
+        outln!("last initiator lines:\n  {}", report.last_logs.join("\n  "));
     }
     Ok(())
 }
 
-fn ike_responder(args: &[String]) -> Result<()> {
+/// `espada-bench ike-responder`'s options, every value checked.
+fn parse_ike_responder(args: &[String]) -> Result<ike_flood::ResponderOptions> {
     let mut listen = None;
     let mut psk = None;
     let mut o = ike_flood::ResponderOptions {
@@ -563,9 +653,20 @@ fn ike_responder(args: &[String]) -> Result<()> {
     if o.groups.is_empty() {
         bail!("--groups: give at least one group");
     }
+    if o.port == 0 {
+        bail!("--port 0: give the UDP port to listen on, 1 to 65535 (500 unless another IKE daemon holds it)");
+    }
+    if o.duration.is_zero() {
+        bail!("--duration 0: give how long to answer, above 0 up to 3600 seconds");
+    }
+    Ok(o)
+}
+
+fn ike_responder(args: &[String]) -> Result<()> {
+    let o = parse_ike_responder(args)?;
     let stats = ike_flood::run_responder(&o)?;
     for (name, v) in stats.lines() {
-        println!("{name:<34} {v}");
+        outln!("{name:<34} {v}");
     }
     Ok(())
 }
@@ -586,7 +687,7 @@ fn print_ike_row(m: &ike_bench::Measurement) {
         "{:.2}-{:.2} ({})",
         m.round_ratio_min, m.round_ratio_max, m.rounds
     );
-    println!(
+    outln!(
         "{:<15} {:>7} {:>9.1} {:>20} {:>9.1} {:>13} {:>5.2}x {:>15} {:>5.2}x {:>7.0}",
         format!("{} ({})", m.group, m.group_name),
         m.setups,
@@ -620,9 +721,16 @@ fn print_row(m: &Measurement) {
     let ratio = m
         .ratio_to_openssl
         .map_or("n/a".to_string(), |r| format!("{r:.2}x"));
-    println!(
+    outln!(
         "{:<14} {:<6} {:>5} {:>8.3} {:>8.2} {:>24} {:>9} {:>7}",
-        m.suite, m.direction, m.size, m.mpps, m.gbps, lat, base, ratio
+        m.suite,
+        m.direction,
+        m.size,
+        m.mpps,
+        m.gbps,
+        lat,
+        base,
+        ratio
     );
 }
 
@@ -645,11 +753,11 @@ fn print_targets(results: &[Measurement]) {
             continue;
         };
         if !header {
-            println!("\ntargets at 1400 bytes:");
+            outln!("\ntargets at 1400 bytes:");
             header = true;
         }
         let verdict = if r >= want { "met" } else { "NOT met" };
-        println!("  {suite:<12} {dir}: {r:.2}x OpenSSL (target {want:.1}x) {verdict}");
+        outln!("  {suite:<12} {dir}: {r:.2}x OpenSSL (target {want:.1}x) {verdict}");
     }
 }
 
@@ -662,9 +770,118 @@ pub fn print_json<T: serde::Serialize + ?Sized>(tool: &str, results: &T) -> Resu
         tool: &'a str,
         results: &'a T,
     }
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&Tagged { tool, results })?
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    /// The error of a parse that should fail, as main prints it.
+    fn err<T>(r: Result<T>) -> String {
+        r.err().map(|e| format!("{e:#}")).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_closed_pipe_ends_the_tool_by_sigpipe_not_an_abort() {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: a valid array of two fds for pipe(); the child below
+        // calls only async-signal-safe functions (signal, write, _exit)
+        // before it ends, as a fork of a threaded process must.
+        unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            libc::close(fds[0]);
+            let pid = libc::fork();
+            assert!(pid >= 0);
+            if pid == 0 {
+                restore_default_sigpipe();
+                libc::write(fds[1], b"x".as_ptr().cast(), 1);
+                // Reached only if the write did not end the process.
+                libc::_exit(3);
+            }
+            libc::close(fds[1]);
+            let mut status = 0;
+            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            assert!(
+                libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGPIPE,
+                "status {status:#x}: the writer must end by SIGPIPE"
+            );
+        }
+    }
+
+    #[test]
+    fn a_full_stdout_is_a_one_line_error() {
+        let mut full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let e = write_line(&mut full, format_args!("usage: ...")).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.starts_with("writing to stdout: No space left on device")
+                && e.ends_with("send the output to a writable file or pipe")
+                && !e.contains('\n'),
+            "{e}"
+        );
+        let mut buf = Vec::new();
+        write_line(&mut buf, format_args!("{} {}", "a", 1)).unwrap();
+        assert_eq!(buf, b"a 1\n");
+    }
+
+    #[test]
+    fn crypto_options_are_checked_when_parsed() {
+        let (o, json) = parse_crypto(&args(
+            "--suites aes128-sha1 --sizes 64,imix --batch 8 --format json",
+        ))
+        .unwrap();
+        assert_eq!(
+            (o.suites.len(), o.sizes.len(), o.batch, json),
+            (1, 2, 8, true)
+        );
+        for (bad, says) in [
+            ("--batch 0", "--batch 0: give 1 to 256 packets"),
+            ("--batch 257", "--batch 257: give 1 to 256 packets"),
+            (
+                "--suites ,",
+                "--suites: give a list such as aes128-sha1,aes128gcm16, or all",
+            ),
+            ("--sizes ,", "--sizes: give a list such as 64,512,1400,imix"),
+            (
+                "--sizes 20",
+                "size \"20\": give an inner IP packet size from 28 to 1500 bytes, or imix",
+            ),
+        ] {
+            assert_eq!(err(parse_crypto(&args(bad))), says, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ike_responder_and_flood_refuse_port_and_duration_zero() {
+        let base = "--listen 198.18.1.1 --psk k";
+        let o = parse_ike_responder(&args(&format!("{base} --port 4500 --duration 2"))).unwrap();
+        assert_eq!((o.port, o.duration), (4500, Duration::from_secs(2)));
+        assert_eq!(
+            err(parse_ike_responder(&args(&format!("{base} --port 0")))),
+            "--port 0: give the UDP port to listen on, 1 to 65535 (500 unless another IKE daemon holds it)"
+        );
+        assert_eq!(
+            err(parse_ike_responder(&args(&format!("{base} --duration 0")))),
+            "--duration 0: give how long to answer, above 0 up to 3600 seconds"
+        );
+        let flood = "--target 198.18.1.1 --local 198.18.0.1 --psk k";
+        let (o, spoof, json) = parse_ike_flood(&args(flood)).unwrap();
+        assert_eq!(
+            (o.port, spoof.as_str(), json),
+            (500, "198.18.128.0/17", false)
+        );
+        assert!(err(parse_ike_flood(&args(&format!("{flood} --port 0")))).starts_with("--port 0: "));
+    }
 }

@@ -19,12 +19,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use dataplane::api::{Direction, EspMode, Lifetime, SaKeys, SaParams};
 use dataplane::counters::DropReason;
 use dataplane::crypto::{AuthAlg, EncAlg};
 use dataplane::esp::PacketBuf;
 use dataplane::pipeline::{process_batch, Action, PipelineCounters, Tables};
+use dataplane::replay::ReplayWindow;
 use dataplane::route::{Interface, PortRole, Route};
 use dataplane::sa::InboundSa;
 use dataplane::spd::{IpPrefix, PolicyAction, PolicyTag, PortRange, Spd, SpdRule, TrafficSelector};
@@ -616,18 +617,7 @@ pub const MEMORY_BUDGET: Duration = Duration::from_secs(1);
 const DECAP_PACKETS: usize = 1 << 18;
 
 pub fn run(o: &Options, mut progress: impl FnMut(&Measurement)) -> Result<Vec<Measurement>> {
-    if !(1..=256).contains(&o.batch) {
-        bail!("--batch {}: give 1 to 256 packets", o.batch);
-    }
-    if let Some(bad) = std::iter::once(&o.size)
-        .chain(&o.sa_sizes)
-        .find(|s| !(28..=1400).contains(*s))
-    {
-        bail!("--size {bad}: give 28 to 1400 bytes");
-    }
-    if o.sa_counts.is_empty() || o.sa_counts.iter().any(|&n| n == 0 || n > MAX_SAS) {
-        bail!("--sas: give counts from 1 to {MAX_SAS}");
-    }
+    check(o)?;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut out: Vec<Measurement> = Vec::new();
     let mut push = |mut m: Measurement, out: &mut Vec<Measurement>| {
@@ -796,8 +786,9 @@ pub const USAGE: &str = "usage: espada-bench scale [--sas 1,1000,100000] [--suit
 [--size 64[,1400...] (inner IP bytes; the SA test runs at each, the worker tests at the first)] [--batch 32] [--duration SECS per point] [--worker-sas 1000] \
 [--replay-window 1024] [--quick] [--format text|json]";
 
-/// `espada-bench scale ARGS`.
-pub fn cli(args: &[String]) -> Result<()> {
+/// `espada-bench scale`'s options and whether JSON was asked for; every
+/// value is checked here, before the memory probe or any measurement.
+pub fn parse(args: &[String]) -> Result<(Options, bool)> {
     let mut o = Options {
         sa_counts: vec![1, 1000, 100_000],
         sa_sizes: vec![64],
@@ -818,7 +809,7 @@ pub fn cli(args: &[String]) -> Result<()> {
                 o.sa_counts = flags
                     .value("--sas")?
                     .split(',')
-                    .map(parse_count)
+                    .map(|c| parse_count(c).map_err(|e| anyhow!("--sas: {e}")))
                     .collect::<Result<_>>()?
             }
             "--suite" => {
@@ -839,7 +830,10 @@ pub fn cli(args: &[String]) -> Result<()> {
             }
             "--batch" => o.batch = flags.parsed("--batch", "packets")?,
             "--duration" => o.duration = flags.seconds("--duration", 0.01, 600.0)?,
-            "--worker-sas" => o.worker_sas = parse_count(&flags.value("--worker-sas")?)?,
+            "--worker-sas" => {
+                o.worker_sas = parse_count(&flags.value("--worker-sas")?)
+                    .map_err(|e| anyhow!("--worker-sas: {e}"))?
+            }
             "--replay-window" => o.replay_window = flags.parsed("--replay-window", "packets")?,
             "--quick" => {
                 o.duration = Duration::from_millis(100);
@@ -856,8 +850,38 @@ pub fn cli(args: &[String]) -> Result<()> {
     if o.worker_sas == 0 || o.worker_sas > MAX_SAS {
         bail!("--worker-sas: 1 to {MAX_SAS}");
     }
+    check(&o)?;
+    if o.replay_window != 0 && ReplayWindow::new(o.replay_window).is_err() {
+        bail!(
+            "--replay-window {}: give a multiple of 32 from 32 to 65536 packets, or 0 for none",
+            o.replay_window
+        );
+    }
+    Ok((o, json))
+}
+
+/// What [`run`] refuses: the batch, the sizes and the SA counts.
+fn check(o: &Options) -> Result<()> {
+    if !(1..=256).contains(&o.batch) {
+        bail!("--batch {}: give 1 to 256 packets", o.batch);
+    }
+    if let Some(bad) = std::iter::once(&o.size)
+        .chain(&o.sa_sizes)
+        .find(|s| !(28..=1400).contains(*s))
+    {
+        bail!("--size {bad}: give 28 to 1400 bytes");
+    }
+    if o.sa_counts.is_empty() || o.sa_counts.iter().any(|&n| n == 0 || n > MAX_SAS) {
+        bail!("--sas: give counts from 1 to {MAX_SAS}");
+    }
+    Ok(())
+}
+
+/// `espada-bench scale ARGS`.
+pub fn cli(args: &[String]) -> Result<()> {
+    let (o, json) = parse(args)?;
     if !json {
-        println!(
+        outln!(
             "dataplane pipeline per packet, {}, {}-byte inner packets, batch {}, {:.2} s per point; SAs visited in random order",
             o.suite,
             o.sa_sizes
@@ -873,7 +897,7 @@ pub fn cli(args: &[String]) -> Result<()> {
                 crate::memprobe::TABLE_BYTES,
                 o.duration.min(MEMORY_BUDGET),
             );
-            println!(
+            outln!(
                 "memory: a random line of a {} MiB table {:.0} ns alone, {:.1} ns each {} at a time \
                  (what a packet's SA, table and key lines cost once the SAs outgrow the caches)",
                 m.table_mib,
@@ -882,7 +906,7 @@ pub fn cli(args: &[String]) -> Result<()> {
                 crate::memprobe::IN_FLIGHT
             );
         }
-        println!(
+        outln!(
             "{:<10} {:<6} {:>5} {:>7} {:>7} {:>9} {:>8} {:>8} {:>9} {:>12}",
             "test",
             "dir",
@@ -903,7 +927,7 @@ pub fn cli(args: &[String]) -> Result<()> {
                 m.test, m.direction, m.size, m.sas, m.workers, m.ns_per_packet
             );
         } else {
-            println!(
+            outln!(
                 "{:<10} {:<6} {:>5} {:>7} {:>7} {:>9.1} {:>8.3} {:>7.2}x {:>8.2}x {:>12}",
                 m.test,
                 m.direction,
@@ -934,10 +958,15 @@ pub fn parse_count(s: &str) -> Result<usize> {
     } else {
         (s.as_str(), 1)
     };
-    let n: usize = num
-        .parse()
-        .with_context(|| format!("{s:?} is not a count"))?;
-    Ok(n * mul)
+    let too_large = || anyhow!("{s:?} is too large a count: give at most {MAX_SAS}");
+    let n: usize = num.parse().map_err(|_| {
+        if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) {
+            too_large()
+        } else {
+            anyhow!("{s:?} is not a count: give a number such as 1000, 100k or 1m")
+        }
+    })?;
+    n.checked_mul(mul).ok_or_else(too_large)
 }
 
 #[cfg(test)]
@@ -1070,5 +1099,54 @@ mod tests {
         assert_eq!(parse_count("1_000").unwrap(), 1000);
         assert_eq!(parse_count("1M").unwrap(), 1_000_000);
         assert!(parse_count("lots").is_err());
+        // 18446744073709552 × 1000 wraps to 384 in a usize: refused.
+        let e = parse_count("18446744073709552k").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "\"18446744073709552k\" is too large a count: give at most 1000000"
+        );
+        assert!(parse_count("99999999999999999999")
+            .unwrap_err()
+            .to_string()
+            .contains("too large"));
+    }
+
+    #[test]
+    fn options_are_checked_when_parsed_before_anything_runs() {
+        let args = |s: &str| -> Vec<String> { s.split_whitespace().map(String::from).collect() };
+        let (o, json) = parse(&args("--sas 1,10k --size 64,1400 --format json")).unwrap();
+        assert_eq!(
+            (o.sa_counts, o.sa_sizes, o.size, json),
+            (vec![1, 10_000], vec![64, 1400], 64, true)
+        );
+        for (bad, says) in [
+            ("--batch 0", "--batch 0: give 1 to 256 packets"),
+            ("--size 0", "--size 0: give 28 to 1400 bytes"),
+            ("--size 64,1500", "--size 1500: give 28 to 1400 bytes"),
+            (
+                "--sas 18446744073709552k",
+                "--sas: \"18446744073709552k\" is too large a count: give at most 1000000",
+            ),
+            ("--sas 0", "--sas: give counts from 1 to 1000000"),
+            (
+                "--worker-sas 99999999999999999999",
+                "--worker-sas: \"99999999999999999999\" is too large a count: give at most 1000000",
+            ),
+            (
+                "--replay-window 4294967295 --sas 1",
+                "--replay-window 4294967295: give a multiple of 32 from 32 to 65536 packets, or 0 for none",
+            ),
+            (
+                "--replay-window 100",
+                "--replay-window 100: give a multiple of 32 from 32 to 65536 packets, or 0 for none",
+            ),
+        ] {
+            let e = parse(&args(bad)).err().map(|e| format!("{e:#}"));
+            assert_eq!(e.as_deref(), Some(says), "{bad}");
+        }
+        assert_eq!(
+            parse(&args("--replay-window 0")).unwrap().0.replay_window,
+            0
+        );
     }
 }

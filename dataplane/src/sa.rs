@@ -21,13 +21,16 @@ use crate::prefetch::prefetch_bytes;
 use crate::replay::{ReplayError, ReplayWindow};
 use crate::spd::{InnerPolicy, IpPrefix, TrafficSelector};
 
-/// Why an SA could not be installed.
+/// Why an SA could not be installed. Each message says the reason
+/// itself, so the reason is not also the error's `source()`: a caller
+/// printing the chain (`{e:#}`) would say it twice, one printing the
+/// message alone (`to_string()`) would lose it otherwise.
 #[derive(Debug, Error)]
 pub enum SaError {
-    #[error("SA 0x{spi:08x}: {source}")]
-    Crypto { spi: u32, source: CryptoError },
-    #[error("SA 0x{spi:08x}: replay window: {source}")]
-    Replay { spi: u32, source: ReplayError },
+    #[error("SA 0x{spi:08x}: {reason}")]
+    Crypto { spi: u32, reason: CryptoError },
+    #[error("SA 0x{spi:08x}: replay window: {reason}")]
+    Replay { spi: u32, reason: ReplayError },
     #[error("SPI 0x{0:08x} is reserved (RFC 4303 §2.1: 1-255)")]
     ReservedSpi(u32),
     #[error("SA 0x{0:08x} is {1:?}, installed in the wrong table")]
@@ -159,9 +162,9 @@ impl SaCore {
             &params.keys.auth,
             params.esn,
         )
-        .map_err(|source| SaError::Crypto {
+        .map_err(|reason| SaError::Crypto {
             spi: params.spi,
-            source,
+            reason,
         })?;
         let (at, len) = suite.hot_bytes();
         let narrow = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
@@ -488,9 +491,9 @@ impl InboundSa {
         }
         let replay = match params.replay_window {
             0 => None,
-            w => Some(ReplayWindow::new(w).map_err(|source| SaError::Replay {
+            w => Some(ReplayWindow::new(w).map_err(|reason| SaError::Replay {
                 spi: params.spi,
-                source,
+                reason,
             })?),
         };
         Ok(InboundSa {
@@ -982,6 +985,32 @@ mod tests {
                 Err(SaError::DuplicateSpi(0x100))
             ));
         }
+    }
+
+    /// The message and its chain of sources, as `{e:#}` prints an error.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut s = e.to_string();
+        let mut next = e.source();
+        while let Some(c) = next {
+            s += &format!(": {c}");
+            next = c.source();
+        }
+        s
+    }
+
+    #[test]
+    fn a_bad_replay_window_or_key_is_said_once_whether_or_not_the_chain_is_printed() {
+        let mut p = params(0x4243, Direction::Inbound);
+        p.replay_window = u32::MAX;
+        let err = InboundSa::new(&p, 0).err().expect("refused");
+        let want = "SA 0x00004243: replay window: replay window 4294967295 is not a multiple of 32 between 32 and 65536";
+        assert_eq!(err.to_string(), want);
+        assert_eq!(chain(&err), want);
+        let mut p = params(0x4244, Direction::Outbound);
+        p.keys.enc.truncate(15);
+        let err = OutboundSa::new(&p, 0).err().expect("refused");
+        assert_eq!(chain(&err), err.to_string());
+        assert!(err.to_string().len() > "SA 0x00004244: ".len(), "{err}");
     }
 
     #[test]

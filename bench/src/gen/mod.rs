@@ -33,7 +33,7 @@ pub use sink::parse_sink;
 
 use crate::flags::Flags;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +53,8 @@ use frame::{FlowSpec, Proto, Size, Template, ETH_LEN, MAX_FLOWS, WIRE_OVERHEAD};
 const FRAMES: u32 = 4080;
 const RING: u32 = 2048;
 const MAX_BATCH: usize = 256;
+/// Most queues gen and sink take (`--queues`).
+pub const MAX_QUEUES: u32 = 64;
 /// Where an ESP packet's inner IP packet is written in its frame: room in
 /// front for the outer headers encapsulation adds and the Ethernet header.
 const ESP_HEADROOM: usize = 256;
@@ -121,14 +123,81 @@ fn gbps(bytes: f64, secs: f64) -> f64 {
     }
 }
 
-fn write_json<T: Serialize>(v: &T, path: &Option<PathBuf>) -> Result<()> {
-    let text = serde_json::to_string_pretty(v)?;
-    match path {
-        Some(p) => {
-            std::fs::write(p, text + "\n").map_err(|e| anyhow!("writing {}: {e}", p.display()))
+/// A `--json FILE`, opened (created if need be) before the run, so that
+/// a path that cannot be written is refused before anything is measured
+/// rather than after. Its old content stays until the summary replaces
+/// it; a file this run created and never wrote (the run failed) is
+/// removed again.
+pub struct JsonFile {
+    path: PathBuf,
+    file: std::fs::File,
+    created: bool,
+    written: bool,
+}
+
+impl JsonFile {
+    pub fn create(path: &Path) -> Result<JsonFile> {
+        let created = !path.exists();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| {
+                anyhow!(
+                    "--json {}: cannot write it ({e}): give a path in a directory you can write",
+                    path.display()
+                )
+            })?;
+        Ok(JsonFile {
+            path: path.to_path_buf(),
+            file,
+            created,
+            written: false,
+        })
+    }
+
+    /// Replaces the file's content with `text` and a newline (a pipe or
+    /// a terminal, `/dev/stdout`, is just written to).
+    pub fn write(&mut self, text: &str) -> Result<()> {
+        use std::io::{Seek, Write};
+        self.written = true;
+        let f = &mut self.file;
+        let mut replace = || -> std::io::Result<()> {
+            if f.metadata()?.is_file() {
+                f.set_len(0)?;
+                f.seek(std::io::SeekFrom::Start(0))?;
+            }
+            f.write_all(format!("{text}\n").as_bytes())
+        };
+        replace().map_err(|e| anyhow!("writing --json {}: {e}", self.path.display()))
+    }
+}
+
+impl Drop for JsonFile {
+    fn drop(&mut self) {
+        if self.created && !self.written {
+            let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+/// The `--json FILE` of `path`, opened now (see [`JsonFile`]).
+pub fn open_json(path: &Option<PathBuf>) -> Result<Option<JsonFile>> {
+    path.as_deref().map(JsonFile::create).transpose()
+}
+
+/// A summary to its `--json FILE`, or to stdout. When the file cannot be
+/// written the summary goes to stdout all the same, before the error.
+fn write_json<T: Serialize>(v: &T, file: Option<&mut JsonFile>) -> Result<()> {
+    let text = serde_json::to_string_pretty(v)?;
+    match file {
+        Some(f) => f.write(&text).map_err(|e| {
+            outln!("{text}");
+            anyhow!("{e}: the summary is on stdout instead")
+        }),
         None => {
-            println!("{text}");
+            outln!("{text}");
             Ok(())
         }
     }
@@ -185,6 +254,9 @@ impl EspSpec {
                         v.parse::<IpAddr>()
                             .map_err(|_| anyhow!("--esp local={v}: an IPv4 or IPv6 address"))?,
                     )
+                }
+                "natt" if part.contains('=') => {
+                    bail!("--esp {part}: natt is a flag: give natt alone for ESP in UDP (port 4500), or leave it out")
                 }
                 "natt" => natt = true,
                 "seq" => {
@@ -278,17 +350,46 @@ pub struct GenOptions {
     pub run: u16,
     pub json: Option<PathBuf>,
     pub quiet: bool,
+    /// `--check`: every check of a run (root, interface, route and MAC,
+    /// MTU, ESP, link speed), then exit without sending.
+    pub check: bool,
 }
 
 pub const GEN_USAGE: &str = "espada-bench gen --dev IF --src ADDR --dst ADDR [--dst-mac MAC] [--src-mac MAC] \
-[--rate PPS|max (100000)] [--size 64..1500|imix (64, IP bytes)] [--flows N (1)] [--proto udp|tcp] [--ipv6] \
+[--rate PPS|max (100000)] [--size 64..1500|imix (IP bytes; 64, over IPv6 72, 84 with TCP)] [--flows N (1)] [--proto udp|tcp] [--ipv6] \
 [--dst-port 9000] [--duration SECS (10)] [--count N] [--queues N (1)] [--batch 64] [--cpu FIRST (0)] \
 [--zero-copy] [--esp spi=N,suite=S,enc=HEX[,auth=HEX],peer=ADDR[,local=ADDR][,natt][,seq=N]] [--run ID (from the clock)] \
-[--json FILE] [--quiet]";
+[--json FILE] [--quiet] [--check (checks only, sends nothing)]";
 
-fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
-    v.parse()
-        .map_err(|_| anyhow!("{name} {v:?}: give a number"))
+/// The unsigned integer types options are parsed into, with the largest
+/// value each holds (for the message when a number is too large).
+pub(crate) trait Unsigned: std::str::FromStr {
+    const MAX: u64;
+}
+
+macro_rules! unsigned {
+    ($($t:ty),*) => {$(impl Unsigned for $t { const MAX: u64 = <$t>::MAX as u64; })*};
+}
+unsigned!(u16, u32, u64, usize);
+
+/// A flag's value as a number: a bad one says to give a number, one too
+/// large for the type says so and gives the limit.
+pub(crate) fn number<T: Unsigned>(name: &str, v: &str) -> Result<T> {
+    v.parse().map_err(|_| {
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+            anyhow!("{name} {v}: too large, give at most {}", T::MAX)
+        } else {
+            anyhow!("{name} {v:?}: give a number")
+        }
+    })
+}
+
+/// `total` (packets, packets a second) split over `queues`: queue `q`'s
+/// share, the remainder one more for each of the first queues, so the
+/// shares add up to the total.
+pub fn share(total: u64, queues: u32, q: u32) -> u64 {
+    let n = u64::from(queues.max(1));
+    total / n + u64::from(u64::from(q) < total % n)
 }
 
 pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
@@ -299,7 +400,7 @@ pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
         src_mac: None,
         dst_mac: None,
         rate: Some(100_000),
-        size: Size::Fixed(64),
+        size: Size::Fixed(frame::MIN_SIZE),
         flows: 1,
         proto: Proto::Udp,
         dst_port: 9000,
@@ -313,8 +414,11 @@ pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
         run: clock_run_id(),
         json: None,
         quiet: false,
+        check: false,
     };
     let (mut dev, mut src, mut dst, mut ipv6) = (None, None, None, false);
+    // Checked against their limits below, once the flags are all read.
+    let (mut size, mut flows, mut queues) = (None, 1u64, 1u64);
     let mut flags = Flags::new(args, format!("\nusage: {GEN_USAGE}"));
     while let Some(a) = flags.next_flag() {
         match a {
@@ -334,14 +438,14 @@ pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
                     }
                 }
             }
-            "--size" => o.size = Size::parse(&flags.value("--size")?)?,
-            "--flows" => o.flows = number("--flows", &flags.value("--flows")?)?,
+            "--size" => size = Some(Size::parse(&flags.value("--size")?)?),
+            "--flows" => flows = number("--flows", &flags.value("--flows")?)?,
             "--proto" => o.proto = Proto::parse(&flags.value("--proto")?)?,
             "--ipv6" => ipv6 = true,
             "--dst-port" => o.dst_port = number("--dst-port", &flags.value("--dst-port")?)?,
             "--duration" => o.duration = flags.seconds("--duration", 0.0, 86_400.0)?,
             "--count" => o.count = Some(number("--count", &flags.value("--count")?)?),
-            "--queues" => o.queues = number("--queues", &flags.value("--queues")?)?,
+            "--queues" => queues = number("--queues", &flags.value("--queues")?)?,
             "--batch" => o.batch = number("--batch", &flags.value("--batch")?)?,
             "--cpu" => o.cpu = number("--cpu", &flags.value("--cpu")?)?,
             "--zero-copy" => o.zero_copy = true,
@@ -354,6 +458,7 @@ pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
             }
             "--json" => o.json = Some(PathBuf::from(flags.value("--json")?)),
             "--quiet" => o.quiet = true,
+            "--check" => o.check = true,
             other => bail!("unknown option {other:?}\nusage: {GEN_USAGE}"),
         }
     }
@@ -371,12 +476,22 @@ pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
     if ipv6 && o.src.is_ipv4() {
         bail!("--ipv6: give IPv6 --src and --dst addresses");
     }
-    if !(1..=MAX_FLOWS).contains(&o.flows) {
-        bail!("--flows {}: give 1 to {MAX_FLOWS}", o.flows);
-    }
-    if !(1..=64).contains(&o.queues) {
-        bail!("--queues {}: give 1 to 64", o.queues);
-    }
+    o.flows = match u32::try_from(flows) {
+        Ok(n) if (1..=MAX_FLOWS).contains(&n) => n,
+        _ if flows > u64::from(MAX_FLOWS) => {
+            bail!("--flows {flows}: too many, give 1 to {MAX_FLOWS}")
+        }
+        _ => bail!("--flows {flows}: give 1 to {MAX_FLOWS}"),
+    };
+    o.queues = match u32::try_from(queues) {
+        Ok(n) if (1..=MAX_QUEUES).contains(&n) => n,
+        _ => bail!("--queues {queues}: give 1 to {MAX_QUEUES}"),
+    };
+    // Unless given, the size is the default 64, or what the headers need
+    // when that is more (IPv6: 72, 84 with TCP), as IMIX's 64s grow.
+    let min = frame::min_ip_len(o.src.is_ipv6(), o.proto);
+    o.size = size.unwrap_or(Size::Fixed(frame::MIN_SIZE.max(min)));
+    o.size.pattern(o.src.is_ipv6(), o.proto)?;
     if o.flows < o.queues {
         bail!("--flows {} < --queues {}: each queue sends flows of its own, give at least one flow per queue", o.flows, o.queues);
     }
@@ -385,6 +500,13 @@ pub fn parse_gen(args: &[String]) -> Result<GenOptions> {
     }
     if o.count == Some(0) || o.duration.is_zero() {
         bail!("--count and --duration must be above 0");
+    }
+    if let Some(rate) = o.rate.filter(|&r| r < u64::from(o.queues)) {
+        bail!(
+            "--rate {rate} is below --queues {}: each queue sends at least 1 pps, give --rate {} or more (or fewer --queues)",
+            o.queues,
+            o.queues
+        );
     }
     if o.proto == Proto::Udp && o.dst_port == frame::NATT_PORT {
         bail!("--dst-port {}: ESP-in-UDP's port (RFC 3948), a sink would count the probes as ESP: give another port", frame::NATT_PORT);
@@ -719,6 +841,7 @@ fn one_line(tool: &str, r: Result<()>) -> Result<()> {
 
 fn gen_run(args: &[String]) -> Result<()> {
     let o = parse_gen(args)?;
+    let mut json = if o.check { None } else { open_json(&o.json)? };
     net::require_root(net::euid())?;
     let ifindex = net::interface(&o.dev)?;
     let mut nl = RtNetlink::open().map_err(|e| anyhow!("netlink: {e}"))?;
@@ -810,6 +933,20 @@ fn gen_run(args: &[String]) -> Result<()> {
         pace::check_link_rate(rate, l2_mean, net::link_speed_mbps(&o.dev))
             .map_err(|e| anyhow!("{e}"))?;
     }
+    if o.check {
+        if !o.quiet {
+            eprintln!(
+                "gen: --check: size {} from {} to {} on {} can be sent ({} -> {}); nothing sent",
+                o.size.label(),
+                o.src,
+                o.dst,
+                o.dev,
+                net::fmt_mac(&src_mac),
+                net::fmt_mac(&dst_mac)
+            );
+        }
+        return Ok(());
+    }
     let mode = if o.zero_copy {
         BindMode::Auto
     } else {
@@ -868,10 +1005,9 @@ fn gen_run(args: &[String]) -> Result<()> {
     let mut handles = Vec::new();
     for (q, (sock, umem)) in socks.into_iter().enumerate() {
         let q = q as u32;
-        let quota = o
-            .count
-            .map(|c| c / u64::from(o.queues) + u64::from(q < (c % u64::from(o.queues)) as u32));
-        let rate = o.rate.map(|r| (r / u64::from(o.queues)).max(1));
+        let quota = o.count.map(|c| share(c, o.queues, q));
+        // At least 1 each: parse_gen refuses a rate below the queues.
+        let rate = o.rate.map(|r| share(r, o.queues, q).max(1));
         let (plan, stop, lives) = (plan.clone(), stop.clone(), lives.clone());
         let core = o.cpu + q as usize;
         handles.push(
@@ -991,7 +1127,7 @@ fn gen_run(args: &[String]) -> Result<()> {
             eprintln!("gen: {short}");
         }
     }
-    write_json(&summary, &o.json)
+    write_json(&summary, json.as_mut())
 }
 
 /// A paced run that sent less than 99% of its target rate (a busy
@@ -1090,6 +1226,132 @@ mod tests {
     }
 
     #[test]
+    fn without_size_ipv6_gets_the_smallest_packet_its_headers_allow() {
+        let size = |a: &str| parse_gen(&args(a)).map(|o| o.size);
+        let base = "--dev x --src fd00:a::10 --dst fd00:b::10";
+        assert_eq!(size(base).unwrap(), Size::Fixed(72));
+        assert_eq!(
+            size(&format!("{base} --proto tcp")).unwrap(),
+            Size::Fixed(84)
+        );
+        assert_eq!(
+            size("--dev x --src 198.19.1.10 --dst 198.19.2.10").unwrap(),
+            Size::Fixed(64)
+        );
+        assert_eq!(
+            size(&format!("{base} --size 100")).unwrap(),
+            Size::Fixed(100)
+        );
+        // A size given is not raised: refused when parsed, with the minimum.
+        let e = size(&format!("{base} --size 64")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "--size 64 cannot hold IPv6/UDP and the 24-byte probe header: give 72 or more"
+        );
+        let e = size(&format!("{base} --proto tcp --size 72"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("give 84 or more"), "{e}");
+    }
+
+    #[test]
+    fn a_rate_is_split_over_the_queues_to_the_last_packet() {
+        for (total, queues) in [(100u64, 64u32), (3, 2), (7, 4), (100_000, 3), (64, 64)] {
+            let shares: Vec<u64> = (0..queues).map(|q| share(total, queues, q)).collect();
+            assert_eq!(shares.iter().sum::<u64>(), total, "{total} over {queues}");
+            let (lo, hi) = (shares.iter().min(), shares.iter().max());
+            assert!(hi.zip(lo).is_some_and(|(h, l)| h - l <= 1), "{shares:?}");
+        }
+        assert_eq!(share(100, 64, 0), 2);
+        assert_eq!(share(100, 64, 63), 1);
+        let base = "--dev x --src 198.19.1.10 --dst 198.19.2.10 --flows 8";
+        let e = parse_gen(&args(&format!("{base} --rate 3 --queues 4")))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("--rate 3 is below --queues 4: each queue sends at least 1 pps, give --rate 4 or more (or fewer --queues)")
+        );
+        let o = parse_gen(&args(&format!("{base} --rate 4 --queues 4"))).unwrap();
+        assert_eq!((o.rate, o.queues), (Some(4), 4));
+    }
+
+    #[test]
+    fn numbers_too_large_say_so_with_the_limit() {
+        let base = "--dev x --src 198.19.1.10 --dst 198.19.2.10";
+        for (bad, says) in [
+            (
+                "--flows 99999999999",
+                "--flows 99999999999: too many, give 1 to 50000",
+            ),
+            ("--flows 0", "--flows 0: give 1 to 50000"),
+            ("--queues 99999999999", "--queues 99999999999: give 1 to 64"),
+            (
+                "--count 99999999999999999999",
+                "--count 99999999999999999999: too large, give at most 18446744073709551615",
+            ),
+            (
+                "--dst-port 70000",
+                "--dst-port 70000: too large, give at most 65535",
+            ),
+            ("--flows many", "--flows \"many\": give a number"),
+        ] {
+            let e = parse_gen(&args(&format!("{base} {bad}")))
+                .err()
+                .map(|e| e.to_string());
+            assert_eq!(e.as_deref(), Some(says), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_json_file_is_opened_before_the_run_and_refused_when_it_cannot_be() {
+        let bad = PathBuf::from("/nonexistent-espada-dir/gen.json");
+        let e = open_json(&Some(bad)).err().map(|e| e.to_string());
+        assert!(
+            e.as_ref().is_some_and(|e| e
+                .starts_with("--json /nonexistent-espada-dir/gen.json: cannot write it (")
+                && e.ends_with("give a path in a directory you can write")
+                && !e.contains('\n')),
+            "{e:?}"
+        );
+        // gen and sink refuse it before their root and interface checks.
+        let base = "--dev espgen-nope0 --json /nonexistent-espada-dir/gen.json";
+        let e = gen_run(&args(&format!(
+            "{base} --src 198.19.1.10 --dst 198.19.2.10"
+        )))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("--json /nonexistent-espada-dir/gen.json"),
+            "{e}"
+        );
+        let e = sink::run(&args(base)).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--json /nonexistent-espada-dir/gen.json"),
+            "{e}"
+        );
+
+        let dir = std::env::temp_dir().join(format!("espada-bench-json-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Created for a run that then failed: removed again.
+        let path = dir.join("unused.json");
+        drop(JsonFile::create(&path).unwrap());
+        assert!(!path.exists());
+        // An old summary stays until the new one replaces it whole.
+        let path = dir.join("summary.json");
+        std::fs::write(&path, "an older, longer summary\n").unwrap();
+        let mut f = JsonFile::create(&path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "an older, longer summary\n"
+        );
+        f.write("{}").unwrap();
+        drop(f);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn esp_options_check_keys_against_the_suite() {
         let e = EspSpec::parse("spi=4096,suite=aes128-sha1,enc=000102030405060708090a0b0c0d0e0f,auth=101112131415161718191a1b1c1d1e1f20212223,peer=198.18.1.1").unwrap();
         assert_eq!(
@@ -1109,6 +1371,9 @@ mod tests {
             ("spi=4096,suite=aes128gcm16,enc=00112233445566778899aabbccddeeff,peer=198.18.1.1", "20-byte"),
             ("spi=4096,suite=aes128-sha1,enc=000102030405060708090a0b0c0d0e0f,auth=101112131415161718191a1b1c1d1e1f20212223", "peer="),
             ("spi=0x1000,suite=rot13", "unknown cipher"),
+            // natt is a flag: natt=no must not turn NAT-T on.
+            ("spi=4096,suite=aes128-sha1,peer=198.18.1.1,natt=no", "--esp natt=no: natt is a flag"),
+            ("spi=4096,suite=aes128-sha1,peer=198.18.1.1,natt=", "--esp natt=: natt is a flag"),
         ] {
             let e = EspSpec::parse(bad).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains(says), "{bad}: {e}");

@@ -34,6 +34,21 @@ pub fn interface(name: &str) -> Result<u32> {
     })
 }
 
+/// How an interface index reads in a message: `interface NAME`, or
+/// `interface index N` when the index has no name (any more).
+pub fn interface_name(ifindex: u32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` holds IF_NAMESIZE bytes, as if_indextoname requires;
+    // it writes a NUL-terminated name there or returns NULL.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return format!("interface index {ifindex}");
+    }
+    // SAFETY: on success `buf` holds a NUL-terminated string.
+    let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    format!("interface {}", name.to_string_lossy())
+}
+
 /// The link speed in Mbit/s, when the device knows one.
 pub fn link_speed_mbps(dev: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/sys/class/net/{dev}/speed"))
@@ -135,7 +150,10 @@ pub fn next_hop(nl: &mut RtNetlink, dev: &str, ifindex: u32, dst: IpAddr) -> Res
         bail!("no route to {dst}: add one, or give --dst-mac");
     };
     if best.route.ifindex != ifindex {
-        bail!("the route to {dst} leaves through interface {} , not {dev}: generate on that interface, or give --dst-mac", best.route.ifindex);
+        bail!(
+            "the route to {dst} leaves through {}, not {dev}: generate on that interface, or give --dst-mac",
+            interface_name(best.route.ifindex)
+        );
     }
     Ok(best.route.gateway.unwrap_or(dst))
 }
@@ -225,6 +243,14 @@ mod tests {
             "{e}"
         );
         assert!(interface("lo").is_ok());
+    }
+
+    #[test]
+    fn an_interface_index_is_named_in_messages() {
+        let lo = interface("lo").unwrap();
+        assert_eq!(interface_name(lo), "interface lo");
+        // No interface has index 0.
+        assert_eq!(interface_name(0), "interface index 0");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `espada-bench sink`: the receiver half of the generator (see the
 //! parent module): the dataplane's XDP program in its capture role sends
 //! every TCP, UDP and ESP packet to the interface's unicast MAC to an
-//! AF_XDP socket, one per RX queue listened on (`--queues`, all by
-//! default); one pinned worker per socket accounts each packet
+//! AF_XDP socket, one per RX queue listened on (`--queues`; by default
+//! all, 64 at most: see [`default_queues`]); one pinned worker per socket accounts each packet
 //! (`track::Tally`), a progress line a second and a JSON summary at the
 //! end.
 
@@ -19,8 +19,8 @@ use serde::Serialize;
 use super::frame::{self, Received, WIRE_OVERHEAD};
 use super::track::{Latency, RunFilter, Tally};
 use super::{
-    catch_signals, frame_base, gbps, net, now_ns, number, pin, write_json, Live, MAX_BATCH,
-    SIGNALLED,
+    catch_signals, frame_base, gbps, net, now_ns, number, open_json, pin, write_json, Live,
+    MAX_BATCH, MAX_QUEUES, SIGNALLED,
 };
 use crate::flags::Flags;
 
@@ -31,7 +31,7 @@ const SINK_FRAMES: u32 = 8192;
 const SINK_RING: u32 = 4096;
 
 pub const SINK_USAGE: &str =
-    "espada-bench sink --dev IF [--queues N (all)] [--duration SECS (60)] \
+    "espada-bench sink --dev IF [--queues N (all, 64 at most)] [--duration SECS (60)] \
 [--idle SECS (0 = off)] [--count N] [--run ID (the first seen)] [--cpu FIRST (1)] [--zero-copy] \
 [--xdp-mode auto|native|generic] [--json FILE] [--quiet]";
 
@@ -65,12 +65,12 @@ pub fn parse_sink(args: &[String]) -> Result<SinkOptions> {
         json: None,
         quiet: false,
     };
-    let mut dev = None;
+    let (mut dev, mut queues) = (None, None);
     let mut flags = Flags::new(args, format!("\nusage: {SINK_USAGE}"));
     while let Some(a) = flags.next_flag() {
         match a {
             "--dev" => dev = Some(flags.value("--dev")?),
-            "--queues" => o.queues = Some(number("--queues", &flags.value("--queues")?)?),
+            "--queues" => queues = Some(number::<u64>("--queues", &flags.value("--queues")?)?),
             "--duration" => o.duration = flags.seconds("--duration", 0.0, 86_400.0)?,
             "--idle" => {
                 let d = flags.seconds("--idle", 0.0, 86_400.0)?;
@@ -103,12 +103,25 @@ pub fn parse_sink(args: &[String]) -> Result<SinkOptions> {
     if o.duration.is_zero() {
         bail!("--duration must be above 0");
     }
-    if let Some(q) = o.queues {
-        if !(1..=64).contains(&q) {
-            bail!("--queues {q}: give 1 to 64");
-        }
+    if let Some(q) = queues {
+        o.queues = Some(match u32::try_from(q) {
+            Ok(n) if (1..=MAX_QUEUES).contains(&n) => n,
+            _ => bail!("--queues {q}: give 1 to {MAX_QUEUES}"),
+        });
+    }
+    if o.count == Some(0) {
+        bail!("--count 0: give the packets to stop after, above 0 (or leave it out)");
     }
     Ok(o)
+}
+
+/// How many RX queues the sink listens on without `--queues`: all the
+/// device's, up to [`MAX_QUEUES`] as `--queues` takes (each queue's
+/// socket holds a 32 MiB UMEM, populated). Not capped at the CPUs'
+/// count: workers beyond it share cores, but a queue not listened on is
+/// traffic not counted, which would read as loss.
+pub fn default_queues(rx_queues: u32) -> u32 {
+    rx_queues.clamp(1, MAX_QUEUES)
 }
 
 fn rx_worker(
@@ -218,13 +231,21 @@ struct SinkSummary {
 /// Runs `espada-bench sink` (errors: see [`super::sink_main`]).
 pub(super) fn run(args: &[String]) -> Result<()> {
     let o = parse_sink(args)?;
+    let mut json = open_json(&o.json)?;
     net::require_root(net::euid())?;
     let ifindex = net::interface(&o.dev)?;
     let rx_queues = net::queue_count(&o.dev, "rx");
-    let queues = o.queues.unwrap_or(rx_queues);
+    let queues = o.queues.unwrap_or(default_queues(rx_queues));
     if queues > rx_queues {
         bail!(
             "{} has {rx_queues} RX queue(s): give --queues {rx_queues} or less",
+            o.dev
+        );
+    }
+    if o.queues.is_none() && queues < rx_queues && !o.quiet {
+        eprintln!(
+            "sink: listening on {queues} of {}'s {rx_queues} RX queues ({MAX_QUEUES} at most): packets on the others are not counted; spread the traffic over fewer (ethtool -L {} combined {MAX_QUEUES})",
+            o.dev,
             o.dev
         );
     }
@@ -404,5 +425,52 @@ pub(super) fn run(args: &[String]) -> Result<()> {
             eprintln!("sink: counted gen run {run}; {n} probes of other runs set apart (late packets of an earlier run, or another generator: give --run to choose)");
         }
     }
-    write_json(&summary, &o.json)
+    write_json(&summary, json.as_mut())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn a_count_of_zero_and_queues_out_of_range_are_refused() {
+        let e = parse_sink(&args("--dev b --count 0"))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("--count 0: give the packets to stop after, above 0 (or leave it out)")
+        );
+        assert_eq!(
+            parse_sink(&args("--dev b --count 5")).unwrap().count,
+            Some(5)
+        );
+        for (bad, says) in [
+            ("--dev b --queues 0", "--queues 0: give 1 to 64"),
+            ("--dev b --queues 65", "--queues 65: give 1 to 64"),
+            (
+                "--dev b --queues 99999999999",
+                "--queues 99999999999: give 1 to 64",
+            ),
+            (
+                "--dev b --count 99999999999999999999",
+                "--count 99999999999999999999: too large, give at most 18446744073709551615",
+            ),
+        ] {
+            let e = parse_sink(&args(bad)).err().map(|e| e.to_string());
+            assert_eq!(e.as_deref(), Some(says), "{bad}");
+        }
+    }
+
+    #[test]
+    fn by_default_the_sink_listens_on_every_queue_up_to_64() {
+        assert_eq!(default_queues(0), 1);
+        assert_eq!(default_queues(2), 2);
+        assert_eq!(default_queues(64), 64);
+        assert_eq!(default_queues(128), 64);
+    }
 }

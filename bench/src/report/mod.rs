@@ -666,14 +666,14 @@ fn write(o: &Options, d: &ReportData) -> Result<()> {
     let out = markdown::splice(&doc, &markdown::render(d, &rel))?;
     std::fs::write(&o.doc, out).with_context(|| format!("writing {}", o.doc.display()))?;
     for t in &d.targets {
-        println!(
+        outln!(
             "{:<80} {:>8} {:?}",
             t.name,
             t.measured.map_or("n/a".into(), |m| format!("{m:.2}x")),
             t.verdict
         );
     }
-    println!(
+    outln!(
         "wrote {} and the plots in {}",
         o.doc.display(),
         o.plots.display()

@@ -21,9 +21,13 @@
 //! stopped by SIGTERM and prints its summary. Loss is what gen sent minus
 //! the probes the sink received (a flow's lost tail included).
 //!
-//! Before the first size a warm-up (RFC 2544 §23's learning frames) sends
-//! `--warmup` packets at 1000 pps so ARP/ND and the gateways' neighbours
-//! are settled; nothing arriving at all is an error, not a zero rate.
+//! Before anything is sent, every size is put to `gen --check` (the
+//! interface, route, MTU and ESP overhead), so that a size the path cannot
+//! take is refused before the first search, not after it. Then a warm-up
+//! (RFC 2544 §23's learning frames) sends `--warmup` packets at 1000 pps
+//! so ARP/ND and the gateways' neighbours are settled; nothing arriving at
+//! all is an error, not a zero rate. An error after the warm-up still
+//! prints (and writes to `--json FILE`) the sizes already done.
 
 use crate::flags::Flags;
 use std::io::{BufRead, BufReader, Read};
@@ -190,12 +194,30 @@ pub fn parse(args: &[String]) -> Result<Options> {
             o.gen_dev
         );
     }
+    let default_sizes = sizes == DEFAULT_SIZES;
     o.sizes = Size::parse_list(&sizes, "--sizes")?;
     if o.sizes.is_empty() {
         bail!("--sizes: give a list such as 64,512,1400,imix");
     }
-    // gen's and sink's own checks, on the arguments every trial passes.
-    let g = gen::parse_gen(&gen_args(&o, o.sizes[0], Offer::Max, o.trial, 0))?;
+    // gen's and sink's own checks, on the arguments every trial passes
+    // (IMIX fits any family and protocol: the sizes are checked next).
+    let g = gen::parse_gen(&gen_args(&o, Size::Imix, Offer::Max, o.trial, 0))?;
+    let min = crate::gen::frame::min_ip_len(g.src.is_ipv6(), g.proto);
+    if default_sizes {
+        // As gen's default size: the sizes below what the headers need
+        // (IPv6: 72, 84 with TCP) become that, once.
+        let mut raised: Vec<Size> = Vec::new();
+        for s in &o.sizes {
+            let s = match *s {
+                Size::Fixed(n) => Size::Fixed(n.max(min)),
+                Size::Imix => Size::Imix,
+            };
+            if !raised.contains(&s) {
+                raised.push(s);
+            }
+        }
+        o.sizes = raised;
+    }
     for &s in &o.sizes {
         s.pattern(g.src.is_ipv6(), g.proto)
             .map_err(|e| anyhow!("--sizes: {e}"))?;
@@ -486,6 +508,10 @@ struct Report<'a> {
     warmup_packets: u64,
     warmup_received: Option<u64>,
     results: &'a [SizeReport],
+    /// The error that ended the run before its last size (absent when
+    /// every size was done).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped_by: Option<String>,
 }
 
 fn where_(ns: &Option<String>, dev: &str) -> String {
@@ -511,7 +537,7 @@ fn progress(size: Size, n: usize, t: &TrialReport, what: &str) {
 }
 
 fn print_table(o: &Options, results: &[SizeReport]) {
-    println!(
+    outln!(
         "RFC 2544 throughput: {} -> {}, trials {:.1} s (+{:.1} s settle), accepted loss {}%, resolution {}% of the rate found",
         where_(&o.gen_netns, &o.gen_dev),
         where_(&o.sink_netns, &o.sink_dev),
@@ -520,7 +546,7 @@ fn print_table(o: &Options, results: &[SizeReport]) {
         o.loss_pct,
         o.search.resolution_pct
     );
-    println!(
+    outln!(
         "{:<5} {:>11} {:>14} {:>6} {:>9} {:>6} {:>30}  note",
         "size",
         "gen max pps",
@@ -569,7 +595,7 @@ fn print_table(o: &Options, results: &[SizeReport]) {
                 note.push(format!("latency trial lost {:.3}%", l.loss_pct));
             }
         }
-        println!(
+        outln!(
             "{:<5} {:>11.0} {:>14} {:>6} {:>9} {:>6} {:>30}  {}",
             r.size,
             r.max_pps,
@@ -582,7 +608,7 @@ fn print_table(o: &Options, results: &[SizeReport]) {
             note.join("; ")
         );
     }
-    println!("latency: one-way (sink's receive time - the probe's transmit time, one clock), in a trial at the throughput rate");
+    outln!("latency: one-way (sink's receive time - the probe's transmit time, one clock), in a trial at the throughput rate");
 }
 
 /// Runs `espada-bench rfc2544`; an error is one line, exit code 1.
@@ -596,6 +622,7 @@ pub fn main(args: &[String]) -> Result<()> {
 
 fn run(args: &[String]) -> Result<()> {
     let o = parse(args)?;
+    let mut json_file = gen::open_json(&o.json_file)?;
     net::require_root(net::euid())?;
     for (name, ns) in [
         ("--gen-netns", &o.gen_netns),
@@ -608,12 +635,63 @@ fn run(args: &[String]) -> Result<()> {
         }
     }
     let exe = std::env::current_exe().context("finding espada-bench's own path")?;
+    let m = measure(
+        &o,
+        |size| check_size(&o, &exe, size),
+        |size, offer, duration| run_trial(&o, &exe, size, offer, duration),
+    )?;
+    let written = report(&o, &m, json_file.as_mut());
+    match (m.error, written) {
+        (Some(e), Err(w)) => {
+            eprintln!("espada-bench rfc2544: {w}");
+            Err(e)
+        }
+        (Some(e), Ok(())) => Err(e),
+        (None, written) => written,
+    }
+}
+
+/// `gen --check` of one size: what gen would refuse for it (the MTU, ESP
+/// overhead, the interface, route and next hop), without sending.
+fn check_size(o: &Options, exe: &PathBuf, size: Size) -> Result<()> {
+    let mut args = vec!["gen".to_string()];
+    args.extend(gen_args(o, size, Offer::Max, o.trial, 0));
+    args.push("--check".into());
+    let out = command(&o.gen_netns, exe, &args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| anyhow!("starting gen: {e}"))?;
+    if !out.status.success() {
+        bail!("gen: {}", last_line(&String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(())
+}
+
+/// What a run measured: the warm-up, every size done, and the error that
+/// ended it before the last size, if one did.
+struct Measured {
+    warmup_received: Option<u64>,
+    results: Vec<SizeReport>,
+    error: Option<anyhow::Error>,
+}
+
+/// The run apart from how a size is checked and a trial run: every size
+/// checked (`check`) before anything is sent, the warm-up, then per size
+/// the search and the latency trial (`trial`). An error before the first
+/// search is returned as it is; a later one is kept in [`Measured`] with
+/// the sizes done before it.
+fn measure(
+    o: &Options,
+    mut check: impl FnMut(Size) -> Result<()>,
+    mut trial: impl FnMut(Size, Offer, Duration) -> Result<TrialReport>,
+) -> Result<Measured> {
+    for &size in &o.sizes {
+        check(size).map_err(|e| anyhow!("size {}: {e}", size.label()))?;
+    }
     let mut warmup_received = None;
     if o.warmup > 0 {
         let secs = (o.warmup as f64 / WARMUP_PPS as f64).max(0.1);
-        let t = run_trial(
-            &o,
-            &exe,
+        let t = trial(
             o.sizes[0],
             Offer::Pps(WARMUP_PPS),
             Duration::from_secs_f64(secs),
@@ -634,44 +712,75 @@ fn run(args: &[String]) -> Result<()> {
     }
     let mut results = Vec::new();
     for &size in &o.sizes {
-        let r = search(&o.search, |offer, n| {
-            let t = run_trial(&o, &exe, size, offer, o.trial)?;
-            progress(size, n + 1, &t, "trial");
-            Ok((t.pass, t.sent_pps, t))
-        })
-        .map_err(|e| anyhow!("size {}: {e}", size.label()))?;
-        let best = r.best.map(|i| &r.trials[i].data);
-        let latency = match (o.latency, r.throughput_rate()) {
-            (true, Some(rate)) => {
-                let offer = if r.limited_by_generator {
-                    Offer::Max
-                } else {
-                    Offer::Pps(rate)
-                };
-                let t = run_trial(&o, &exe, size, offer, o.trial)
-                    .map_err(|e| anyhow!("size {}: latency trial: {e}", size.label()))?;
-                progress(size, 0, &t, "latency");
-                Some(t)
+        match measure_size(o, size, &mut trial) {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                return Ok(Measured {
+                    warmup_received,
+                    results,
+                    error: Some(e),
+                })
             }
-            _ => None,
-        };
-        results.push(SizeReport {
-            size: size.label(),
-            max_pps: r.max_pps,
-            throughput_rate_pps: r.throughput_rate(),
-            throughput_pps: best.map(|t| t.sent_pps),
-            throughput_gbps_l2: best.map(|t| t.gbps_l2),
-            throughput_gbps_wire: best.map(|t| t.gbps_wire),
-            percent_of_max: best.map(|t| t.sent_pps * 100.0 / r.max_pps.max(1e-9)),
-            limited_by_generator: r.limited_by_generator,
-            converged: r.converged,
-            stalled: r.stalled,
-            bracket_pps: r.bracket,
-            resolution_pps: r.resolution_pps,
-            retested: r.retested,
-            trials: r.trials.into_iter().map(|t| t.data).collect(),
-            latency,
-        });
+        }
+    }
+    Ok(Measured {
+        warmup_received,
+        results,
+        error: None,
+    })
+}
+
+/// One size's search and latency trial.
+fn measure_size(
+    o: &Options,
+    size: Size,
+    trial: &mut impl FnMut(Size, Offer, Duration) -> Result<TrialReport>,
+) -> Result<SizeReport> {
+    let r = search(&o.search, |offer, n| {
+        let t = trial(size, offer, o.trial)?;
+        progress(size, n + 1, &t, "trial");
+        Ok((t.pass, t.sent_pps, t))
+    })
+    .map_err(|e| anyhow!("size {}: {e}", size.label()))?;
+    let best = r.best.map(|i| &r.trials[i].data);
+    let latency = match (o.latency, r.throughput_rate()) {
+        (true, Some(rate)) => {
+            let offer = if r.limited_by_generator {
+                Offer::Max
+            } else {
+                Offer::Pps(rate)
+            };
+            let t = trial(size, offer, o.trial)
+                .map_err(|e| anyhow!("size {}: latency trial: {e}", size.label()))?;
+            progress(size, 0, &t, "latency");
+            Some(t)
+        }
+        _ => None,
+    };
+    Ok(SizeReport {
+        size: size.label(),
+        max_pps: r.max_pps,
+        throughput_rate_pps: r.throughput_rate(),
+        throughput_pps: best.map(|t| t.sent_pps),
+        throughput_gbps_l2: best.map(|t| t.gbps_l2),
+        throughput_gbps_wire: best.map(|t| t.gbps_wire),
+        percent_of_max: best.map(|t| t.sent_pps * 100.0 / r.max_pps.max(1e-9)),
+        limited_by_generator: r.limited_by_generator,
+        converged: r.converged,
+        stalled: r.stalled,
+        bracket_pps: r.bracket,
+        resolution_pps: r.resolution_pps,
+        retested: r.retested,
+        trials: r.trials.into_iter().map(|t| t.data).collect(),
+        latency,
+    })
+}
+
+/// The table (or the JSON summary) of the sizes done on stdout, and the
+/// JSON summary to `--json FILE`; nothing when no size was done.
+fn report(o: &Options, m: &Measured, json_file: Option<&mut gen::JsonFile>) -> Result<()> {
+    if m.results.is_empty() {
+        return Ok(());
     }
     let report = Report {
         tool: "espada-bench rfc2544",
@@ -686,18 +795,25 @@ fn run(args: &[String]) -> Result<()> {
         resolution_pct: o.search.resolution_pct,
         max_trials: o.search.max_trials,
         warmup_packets: o.warmup,
-        warmup_received,
-        results: &results,
+        warmup_received: m.warmup_received,
+        results: &m.results,
+        stopped_by: m.error.as_ref().map(|e| e.to_string()),
     };
     let text = serde_json::to_string_pretty(&report)?;
-    if let Some(p) = &o.json_file {
-        std::fs::write(p, text.clone() + "\n")
-            .map_err(|e| anyhow!("writing {}: {e}", p.display()))?;
-    }
     if o.json {
-        println!("{text}");
+        outln!("{text}");
     } else {
-        print_table(&o, &results);
+        print_table(o, &m.results);
+        if m.error.is_some() {
+            outln!(
+                "stopped after {} of {} sizes by the error below",
+                m.results.len(),
+                o.sizes.len()
+            );
+        }
+    }
+    if let Some(f) = json_file {
+        f.write(&text)?;
     }
     Ok(())
 }
@@ -813,6 +929,111 @@ mod tests {
             assert!(e.contains(says), "{bad}: {e:?}");
             assert_eq!(e.lines().count(), 1, "{bad}: one line: {e:?}");
         }
+    }
+
+    #[test]
+    fn ipv6_raises_the_default_sizes_to_what_its_headers_need() {
+        let v6 = "--gen-dev a --sink-dev b --src fd00:a::10 --dst fd00:b::10";
+        let o = parse(&args(v6)).unwrap();
+        assert_eq!(o.sizes[..2], [Size::Fixed(72), Size::Fixed(128)]);
+        assert_eq!(o.sizes.len(), 8);
+        let o = parse(&args(&format!("{v6} --proto tcp"))).unwrap();
+        assert_eq!(o.sizes[0], Size::Fixed(84));
+        // IPv4 keeps them as they are; a list given is checked, not raised.
+        assert_eq!(parse(&args(BASE)).unwrap().sizes[0], Size::Fixed(64));
+        let e = parse(&args(&format!("{v6} --sizes 64,128")))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("--sizes: --size 64 cannot hold IPv6/UDP and the 24-byte probe header: give 72 or more")
+        );
+    }
+
+    fn a_trial(offer: Offer, pass: bool) -> TrialReport {
+        TrialReport {
+            offered: offer,
+            sent_pps: 1000.0,
+            sent: 1000,
+            received: if pass { 1000 } else { 900 },
+            lost: if pass { 0 } else { 100 },
+            loss_pct: if pass { 0.0 } else { 10.0 },
+            reordered: 0,
+            late_from_before: 0,
+            gbps_l2: 0.1,
+            gbps_wire: 0.1,
+            latency_us: None,
+            pass,
+        }
+    }
+
+    #[test]
+    fn every_size_is_checked_before_anything_is_sent() {
+        let o = parse(&args(&format!("{BASE} --sizes 64,1500"))).unwrap();
+        let mut trials = 0;
+        let e = measure(
+            &o,
+            |size| match size {
+                Size::Fixed(1500) => bail!("gen: --size 1500: ESP makes 1500-byte packets 1574 bytes, above a-host's MTU 1500: give a smaller --size"),
+                _ => Ok(()),
+            },
+            |_, offer, _| {
+                trials += 1;
+                Ok(a_trial(offer, true))
+            },
+        )
+        .err()
+        .map(|e| e.to_string());
+        assert_eq!(trials, 0, "no trial, not even the warm-up");
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.starts_with("size 1500: gen: --size 1500: ESP")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_later_error_keeps_the_sizes_done_and_a_json_file_gets_them() {
+        let o = parse(&args(&format!("{BASE} --sizes 64,512,1400 --no-latency"))).unwrap();
+        let m = measure(
+            &o,
+            |_| Ok(()),
+            |size, offer, _| match size {
+                Size::Fixed(512) if offer == Offer::Max => bail!("gen: the interface went away"),
+                _ => Ok(a_trial(offer, true)),
+            },
+        )
+        .unwrap();
+        assert_eq!(m.warmup_received, Some(1000));
+        let sizes: Vec<&str> = m.results.iter().map(|r| r.size.as_str()).collect();
+        assert_eq!(sizes, ["64"]);
+        let e = m.error.as_ref().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("size 512: gen: the interface went away"));
+
+        let dir = std::env::temp_dir().join(format!("espada-rfc2544-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.json");
+        let mut f = gen::JsonFile::create(&path).unwrap();
+        report(&o, &m, Some(&mut f)).unwrap();
+        drop(f);
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(j["results"][0]["size"], "64");
+        assert_eq!(j["stopped_by"], "size 512: gen: the interface went away");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unwritable_json_file_is_refused_before_the_run() {
+        let e = run(&args(&format!(
+            "{BASE} --json /nonexistent-espada-dir/rfc2544.json"
+        )))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("--json /nonexistent-espada-dir/rfc2544.json: cannot write it"),
+            "{e}"
+        );
     }
 
     #[test]
