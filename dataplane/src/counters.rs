@@ -88,10 +88,25 @@ pub enum DropReason {
     /// lengths that contradict each other, too many fragments, or too
     /// large for a frame.
     ReassemblyFailed,
+    /// UDP-encapsulated ESP over IPv6 whose UDP checksum is wrong or zero
+    /// (RFC 8200 §8.1: a zero UDP checksum over IPv6 is discarded; RFC
+    /// 3948 ESP in UDP is not one of the tunnels RFC 6935 exempts).
+    BadUdpChecksum,
+    /// Decrypted tunnel packet whose outer header says congestion
+    /// experienced (CE) but whose inner packet is not ECN-capable: the
+    /// mark cannot be passed on, so RFC 6040 §4.2 drops the packet.
+    EcnCeNotEct,
+    /// An 802.1Q or 802.1ad tagged frame: Espada has no VLAN
+    /// configuration, so it neither forwards nor decrypts tagged traffic.
+    VlanTagged,
+    /// Decrypted, authentic, and addressed to one of the gateway's own
+    /// addresses: delivery to the gateway's own stack is not supported (an
+    /// AF_XDP frame cannot be handed to the kernel's receive path).
+    ForGateway,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 30;
+    pub const COUNT: usize = 34;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NoSa,
         DropReason::Replay,
@@ -123,6 +138,10 @@ impl DropReason {
         DropReason::FragmentQueued,
         DropReason::ReassemblyTimeout,
         DropReason::ReassemblyFailed,
+        DropReason::BadUdpChecksum,
+        DropReason::EcnCeNotEct,
+        DropReason::VlanTagged,
+        DropReason::ForGateway,
     ];
 
     /// Whether a frame ended this way was lost: all but a TED probe
@@ -177,14 +196,26 @@ impl DropReason {
             DropReason::FragmentQueued => "esp-fragment-queued",
             DropReason::ReassemblyTimeout => "esp-reassembly-timeout",
             DropReason::ReassemblyFailed => "esp-reassembly-failed",
+            DropReason::BadUdpChecksum => "bad-udp-checksum",
+            DropReason::EcnCeNotEct => "ecn-ce-not-ect",
+            DropReason::VlanTagged => "vlan-tagged",
+            DropReason::ForGateway => "for-gateway",
         }
     }
 }
 
 /// One drop counter per reason. Relaxed atomics: counters are statistics,
 /// they order nothing.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DropCounters([AtomicU64; DropReason::COUNT]);
+
+// By hand: the standard library derives `Default` for arrays of at most
+// 32 elements.
+impl Default for DropCounters {
+    fn default() -> DropCounters {
+        DropCounters(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
 
 impl DropCounters {
     pub fn inc(&self, reason: DropReason) {

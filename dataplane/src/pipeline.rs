@@ -55,7 +55,8 @@ pub struct Tables {
     pub spd: Spd,
     pub sadb: Sadb,
     /// The gateway's own addresses: traffic to them is the kernel's (or,
-    /// on the outside, ESP for us to decrypt).
+    /// on the outside, ESP for us to decrypt); decrypted traffic to them
+    /// cannot reach the kernel and is dropped ([`DropReason::ForGateway`]).
     pub local: Vec<IpAddr>,
     /// Addresses per interface: the source of ICMP errors we originate.
     pub iface_addrs: Vec<(u32, IpAddr)>,
@@ -400,8 +401,10 @@ fn process_chunk(
     for i in 0..KEYS_AHEAD {
         prefetch_decap_keys(t, &stage[..n], &esp, i);
     }
+    let decapping: [bool; MAX_BATCH] = std::array::from_fn(|i| stage[i] == Stage::Decap);
     let decapsulated = decrypt(t, frames, &mut stage[..n], &esp, c);
     add(&c.decapsulated, decapsulated);
+    drop_for_gateway(t, frames, &mut stage[..n], &decapping, c);
     let from_inside = role == Some(PortRole::Inside);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         if matches!(s, Stage::Forward { .. } | Stage::Encap(_)) {
@@ -781,7 +784,9 @@ fn reassemble(
         .ok()
         .filter(|eth| {
             let ty = eth.ethertype();
-            ty == ethernet::ethertype::IPV4 || ty == ethernet::ethertype::IPV6
+            // Tagged frames are `classify`'s to drop, whole or in pieces.
+            eth.outer_tpid().is_none()
+                && (ty == ethernet::ethertype::IPV4 || ty == ethernet::ethertype::IPV6)
         })?
         .header_len();
     let at = f.start + hl;
@@ -821,12 +826,30 @@ fn classify(
     if ethertype != ethernet::ethertype::IPV4 && ethertype != ethernet::ethertype::IPV6 {
         return Stage::Done(Action::ToKernel);
     }
-    let Some((flow, portless)) = flow_of(&f.data()[hl..]) else {
+    // The XDP program looks through one tag, but Espada has no VLAN
+    // configuration: a tagged frame would be handled as if it came from
+    // the interface's own network, and whatever it became would leave
+    // untagged. Neither forwarded nor decrypted.
+    if eth.outer_tpid().is_some() {
+        return drop(DropReason::VlanTagged);
+    }
+    let packet = &f.data()[hl..];
+    let Some((flow, portless)) = flow_of(packet) else {
         return drop(DropReason::Malformed);
     };
     let to_us = t.local.contains(&flow.dst);
     let stage = match (role, to_us) {
+        // `decap` checks the outer header itself.
         (Some(PortRole::Outside), true) if is_esp(&flow) => Stage::Decap,
+        // What the dataplane forwards, encrypts, translates or hands on
+        // (RFC 1812 §5.2.2): a damaged IPv4 header is dropped here, not
+        // passed on with its TTL decremented (whose incremental update
+        // keeps a wrong checksum wrong) or sealed into ESP.
+        (Some(PortRole::Outside), _) | (Some(PortRole::Inside), false)
+            if !ipv4_header_intact(packet) =>
+        {
+            return drop(DropReason::BadIpChecksum);
+        }
         // The XDP program sends only PAT return traffic besides ESP.
         (Some(PortRole::Outside), true) => Stage::NatIn { link_len: hl as u8 },
         // Transit on the outside: the XDP program sends only TED probes.
@@ -858,6 +881,13 @@ fn classify(
     f.start += hl;
     f.len = ip_len.min(f.len - hl);
     stage
+}
+
+/// Whether an IPv4 header sums right; IPv6 has no header checksum. The
+/// packet has passed [`flow_of`], so its header is whole.
+fn ipv4_header_intact(packet: &[u8]) -> bool {
+    packet.first().map(|b| b >> 4) != Some(4)
+        || ipv4::Packet::new_checked(packet).is_ok_and(|ip| ip.verify_checksum())
 }
 
 /// The length an IP packet's header gives it: IPv4's total length, IPv6's
@@ -1257,6 +1287,36 @@ fn decrypt(
         to_stage(r, &mut decapsulated)
     });
     decapsulated
+}
+
+/// Decrypted packets addressed to the gateway itself (a ping through the
+/// tunnel to one of its addresses, what a transport-mode SA carries) are
+/// not forwarded: the route to our own address would only fail for want
+/// of a neighbour, asking the kernel to resolve it. Nor can they be
+/// delivered: an AF_XDP frame cannot be handed to the kernel's receive
+/// path. Dropped as [`DropReason::ForGateway`]. `decapping` marks the
+/// frames that were given to [`decrypt`].
+fn drop_for_gateway(
+    t: &Tables,
+    frames: &[PacketBuf<'_>],
+    stage: &mut [Stage],
+    decapping: &[bool; MAX_BATCH],
+    c: &PipelineCounters,
+) {
+    for ((s, f), _) in stage
+        .iter_mut()
+        .zip(frames)
+        .zip(decapping)
+        .filter(|(_, &was)| was)
+    {
+        if *s != (Stage::Forward { bypass: false }) {
+            continue;
+        }
+        if dst_of(f.data()).is_some_and(|dst| t.local.contains(&dst)) {
+            c.drops.inc(DropReason::ForGateway);
+            *s = Stage::Done(Action::Drop(DropReason::ForGateway));
+        }
+    }
 }
 
 impl Lone<'_, OutboundSa> {

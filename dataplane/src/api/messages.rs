@@ -29,6 +29,10 @@ pub struct Message {
 }
 
 /// What a message is: a request, a reply to one, or an event.
+// A `Counters` reply holds one count per drop reason inline, which makes
+// replies larger than the other variants; messages cross the control
+// socket, never the packet path, so the size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     Request(Request),
@@ -360,8 +364,16 @@ impl SaCounts {
 }
 
 /// One count per [`DropReason`], indexed by the reason's code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DropCounts(pub [u64; DropReason::COUNT]);
+
+// By hand: the standard library derives `Default` for arrays of at most
+// 32 elements.
+impl Default for DropCounts {
+    fn default() -> DropCounts {
+        DropCounts([0; DropReason::COUNT])
+    }
+}
 
 impl DropCounts {
     pub fn snapshot(c: &DropCounters) -> DropCounts {

@@ -13,7 +13,7 @@ use crate::counters::{DropCounters, DropReason, SaCounters};
 use crate::crypto::{CryptoError, EspSuite, OpenJob};
 use crate::sa::{InboundSa, Sadb};
 use crate::wire::natt::{self, NattPayload};
-use crate::wire::{esp, ip_proto, ipv4, ipv6, udp};
+use crate::wire::{ecn, esp, ip_proto, ipv4, ipv6, udp};
 
 /// The UDP port RFC 3948 assigns to UDP-encapsulated ESP.
 pub const NATT_PORT: u16 = 4500;
@@ -47,6 +47,8 @@ struct Located {
     nh_offset: usize,
     /// ESP in UDP (RFC 3948): the sender's source port.
     udp_src: Option<u16>,
+    /// The outer header's ECN field, for the inner packet (RFC 6040).
+    ecn: u8,
 }
 
 /// How many frames [`decap_batch_where`] checks before their SA's suite
@@ -291,6 +293,8 @@ struct OuterHeader {
     len: usize,
     /// IPv6: the offset of the Next Header byte that pointed at ESP.
     nh_offset: usize,
+    /// Its ECN field, which tunnel mode passes on to the inner packet.
+    ecn: u8,
 }
 
 impl Checked<'_> {
@@ -317,6 +321,10 @@ fn check<'s>(
             return Err(reason);
         }
     };
+    if !udp_checksum_ok(p.data(), &located) {
+        global.inc(DropReason::BadUdpChecksum);
+        return Err(DropReason::BadUdpChecksum);
+    }
     let esp_bytes = &p.data()[located.esp_off..located.esp_end];
     let hdr = match esp::Packet::new_checked(esp_bytes) {
         Ok(h) => h,
@@ -353,9 +361,30 @@ pub fn inbound_sa_of<'a>(sadb: &'a Sadb, packet: &[u8]) -> Option<(&'a InboundSa
     sadb.inbound(spi).map(|sa| (&**sa, seq))
 }
 
+/// The UDP checksum of ESP in UDP. Over IPv6 it must be right and not
+/// zero (RFC 8200 §8.1; RFC 6935 relaxes that only for tunnels that ask
+/// for it, which RFC 3948 does not), and it is checked before the SA is
+/// looked up: a damaged datagram must not reach the ICV, nor its source
+/// port the SA's record of the peer's port. Over IPv4 a receiver may
+/// ignore it (RFC 3948 §2.1), as the outer header's own checksum and the
+/// ICV cover what matters. Not in [`locate`], which the prefetch pass
+/// runs too: the sum is taken once per packet.
+fn udp_checksum_ok(packet: &[u8], at: &Located) -> bool {
+    let (IpAddr::V6(src), IpAddr::V6(dst)) = (at.src, at.dst) else {
+        return true;
+    };
+    if at.udp_src.is_none() {
+        return true;
+    }
+    packet
+        .get(at.ip_header_len..at.esp_end)
+        .and_then(|datagram| udp::Packet::new_checked(datagram).ok())
+        .is_some_and(|u| u.verify_checksum_v6(&src, &dst))
+}
+
 /// Finds the ESP header, or says what else the packet is.
 fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
-    let (ip_len, proto, upper_off, (src, dst), nh_offset) = match ip_version(packet) {
+    let (ip_len, proto, upper_off, (src, dst), nh_offset, outer_ecn) = match ip_version(packet) {
         Some(4) => {
             let ip = ipv4::Packet::new_checked(packet).map_err(|_| DropReason::Malformed)?;
             if ip.protocol() != ip_proto::ESP && ip.protocol() != ip_proto::UDP {
@@ -377,6 +406,7 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
                 hl,
                 (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr())),
                 0,
+                ip.dscp_ecn() & ecn::MASK,
             )
         }
         Some(6) => {
@@ -396,7 +426,8 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
             }
             let (off, nh) = (walk.upper_offset, walk.unfragmentable_nh_offset);
             let addrs = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
-            (len, walk.upper_proto, off, addrs, nh)
+            let outer_ecn = ip.traffic_class() & ecn::MASK;
+            (len, walk.upper_proto, off, addrs, nh, outer_ecn)
         }
         _ => return Err(DropReason::Malformed),
     };
@@ -432,6 +463,7 @@ fn locate(packet: &[u8]) -> Result<Result<Located, Decapped>, DropReason> {
         ip_header_len: upper_off,
         nh_offset,
         udp_src,
+        ecn: outer_ecn,
     }))
 }
 
@@ -463,6 +495,7 @@ fn check_with_sa<'s>(
         v6: at.dst.is_ipv6(),
         len: at.ip_header_len,
         nh_offset: at.nh_offset,
+        ecn: at.ecn,
     };
     let peer_port = at.udp_src.filter(|_| sa.remote_addr() == Some(at.src));
     Ok(Checked {
@@ -522,8 +555,10 @@ fn finish_opened(
     }
     let inner_version = match sa.mode() {
         EspMode::Tunnel { .. } => {
-            let inner = &p.frame[pt_start..pt_start + payload_len];
+            let inner = &mut p.frame[pt_start..pt_start + payload_len];
             let (version, len) = inner_packet(inner, trailer.next_header)?;
+            let inner = inner.get_mut(..len).ok_or(DropReason::Malformed)?;
+            decapsulate_ecn(inner, checked.outer.ecn)?;
             p.start = pt_start;
             p.len = len;
             version
@@ -556,11 +591,17 @@ fn finish_opened(
 }
 
 /// Validates the inner packet of tunnel mode; returns its version and its
-/// own length (TFC padding, RFC 4303 §2.4, may follow it).
+/// own length (TFC padding, RFC 4303 §2.4, may follow it). An IPv4 header
+/// must sum right: the ICV proves only that the peer sent it so, and a
+/// router checks what it forwards (RFC 1812 §5.2.2), where the TTL
+/// decrement's incremental update would keep a wrong sum wrong.
 fn inner_packet(inner: &[u8], next_header: u8) -> Result<(u8, usize), DropReason> {
     match (next_header, ip_version(inner)) {
         (ip_proto::IPV4, Some(4)) => {
             let ip = ipv4::Packet::new_checked(inner).map_err(|_| DropReason::Malformed)?;
+            if !ip.verify_checksum() {
+                return Err(DropReason::BadIpChecksum);
+            }
             Ok((4, usize::from(ip.total_len())))
         }
         (ip_proto::IPV6, Some(6)) => {
@@ -570,6 +611,35 @@ fn inner_packet(inner: &[u8], next_header: u8) -> Result<(u8, usize), DropReason
         (ip_proto::IPV4 | ip_proto::IPV6, _) => Err(DropReason::Malformed),
         _ => Err(DropReason::BadNextHeader),
     }
+}
+
+/// Decapsulation of the ECN field (RFC 6040 §4.2, which updates RFC 4301
+/// §5.1.2.1): congestion the outer header met on the path is passed on to
+/// the inner packet. Outer CE makes an ECN-capable inner packet CE and
+/// drops one that is not ECN-capable (it could not carry the mark); an
+/// outer ECT(1) over an inner ECT(0) becomes ECT(1); anything else leaves
+/// the inner packet as it is. `inner` is the checked inner packet.
+fn decapsulate_ecn(inner: &mut [u8], outer: u8) -> Result<(), DropReason> {
+    let v6 = ip_version(inner) == Some(6);
+    let inner_ecn = if v6 {
+        ipv6::Packet::new_unchecked(&*inner).traffic_class() & ecn::MASK
+    } else {
+        ipv4::Packet::new_unchecked(&*inner).dscp_ecn() & ecn::MASK
+    };
+    let to = match (outer, inner_ecn) {
+        (ecn::CE, ecn::NOT_ECT) => return Err(DropReason::EcnCeNotEct),
+        (ecn::CE, ecn::ECT0 | ecn::ECT1) => ecn::CE,
+        (ecn::ECT1, ecn::ECT0) => ecn::ECT1,
+        _ => return Ok(()),
+    };
+    if v6 {
+        let mut ip = ipv6::Packet::new_unchecked(inner);
+        let tc = ip.traffic_class();
+        ip.set_traffic_class((tc & !ecn::MASK) | to);
+    } else {
+        ipv4::Packet::new_unchecked(inner).set_ecn_incremental(to);
+    }
+    Ok(())
 }
 
 /// Transport mode: the original IP header moves back to sit in front of

@@ -950,3 +950,136 @@ fn encapsulated_len_is_exact_and_max_inner_len_fits_the_mtu() {
         }
     }
 }
+
+#[test]
+fn esp_in_udp_over_ipv6_needs_a_right_nonzero_udp_checksum() {
+    let (o, i) = aes_sha1(tunnel(true), true);
+    let (a, b) = install(&o, &i);
+    let (sa, isa) = (a.outbound(o.spi).unwrap(), b.inbound(i.spi).unwrap());
+    let g = DropCounters::default();
+    // Outer IPv6 (40 bytes), then UDP: source port at 40, checksum at 46.
+    let damaged = |damage: &dyn Fn(&mut Vec<u8>)| {
+        let mut p = encap_one(sa, &inner_v4(100)).unwrap();
+        damage(&mut p);
+        p
+    };
+    let zero = damaged(&|p| p[46..48].copy_from_slice(&[0, 0]));
+    let port_changed = damaged(&|p| p[40..42].copy_from_slice(&40_061u16.to_be_bytes()));
+    let bit_flipped = damaged(&|p| {
+        let last = p.len() - 1;
+        p[last] ^= 0x10;
+    });
+    for p in [&zero, &port_changed, &bit_flipped] {
+        assert_eq!(decap_one(&b, p, &g).0, Err(DropReason::BadUdpChecksum));
+    }
+    assert_eq!(g.get(DropReason::BadUdpChecksum), 3);
+    assert_eq!(
+        SaCounters::read(&isa.counters().verified),
+        0,
+        "refused before the ICV"
+    );
+    assert_eq!(isa.peer_port_seen(), 0, "no port taken from them");
+    // As sent, it passes and its port counts.
+    let good = encap_one(sa, &inner_v4(100)).unwrap();
+    assert!(matches!(
+        decap_one(&b, &good, &g).0,
+        Ok(Decapped::Inner { .. })
+    ));
+    assert_eq!(isa.peer_port_seen(), 4500);
+    // Over IPv4 a zero UDP checksum stays allowed (RFC 3948 §2.1).
+    let (o, i) = aes_sha1(tunnel(false), true);
+    let (a, b) = install(&o, &i);
+    let v4 = encap_one(a.outbound(o.spi).unwrap(), &inner_v4(100)).unwrap();
+    assert_eq!(&v4[26..28], &[0, 0]);
+    assert!(matches!(
+        decap_one(&b, &v4, &g).0,
+        Ok(Decapped::Inner { .. })
+    ));
+}
+
+/// `inner` (IPv4 or IPv6, DSCP AF41) with ECN codepoint `ecn_bits`.
+fn with_ecn(mut inner: Vec<u8>, ecn_bits: u8) -> Vec<u8> {
+    let tos = 0x88 | ecn_bits;
+    if inner[0] >> 4 == 4 {
+        let mut ip = ipv4::Packet::new_unchecked(&mut inner[..]);
+        ip.set_dscp_ecn(tos);
+        ip.fill_checksum();
+    } else {
+        crate::wire::ipv6::Packet::new_unchecked(&mut inner[..]).set_traffic_class(tos);
+    }
+    inner
+}
+
+/// The DSCP/ECN byte (IPv4) or Traffic Class (IPv6) of `packet`.
+fn tos_of(packet: &[u8]) -> u8 {
+    if packet[0] >> 4 == 4 {
+        ipv4::Packet::new_unchecked(packet).dscp_ecn()
+    } else {
+        crate::wire::ipv6::Packet::new_unchecked(packet).traffic_class()
+    }
+}
+
+#[test]
+fn outer_congestion_marks_reach_the_inner_packet_as_rfc_6040_figure_4_says() {
+    use crate::wire::ecn::{CE, ECT0, ECT1, NOT_ECT};
+    // RFC 6040 §4.2, Figure 4: the arriving inner codepoint, then what
+    // leaves for each arriving outer one (Not-ECT, ECT(0), ECT(1), CE);
+    // `None`: dropped.
+    let outers = [NOT_ECT, ECT0, ECT1, CE];
+    let figure_4 = [
+        (NOT_ECT, [Some(NOT_ECT), Some(NOT_ECT), Some(NOT_ECT), None]),
+        (ECT0, [Some(ECT0), Some(ECT0), Some(ECT1), Some(CE)]),
+        (ECT1, [Some(ECT1), Some(ECT1), Some(ECT1), Some(CE)]),
+        (CE, [Some(CE), Some(CE), Some(CE), Some(CE)]),
+    ];
+    for outer_v6 in [false, true] {
+        let (o, i) = aes_sha1(tunnel(outer_v6), false);
+        let (a, b) = install(&o, &i);
+        let (sa, isa) = (a.outbound(o.spi).unwrap(), b.inbound(i.spi).unwrap());
+        let mut dropped = 0;
+        for inner_v6_packet in [false, true] {
+            for (inner_ecn, row) in figure_4 {
+                for (outer_ecn, expected) in outers.into_iter().zip(row) {
+                    let base = if inner_v6_packet {
+                        inner_v6(60)
+                    } else {
+                        inner_v4(60)
+                    };
+                    let inner = with_ecn(base, inner_ecn);
+                    let mut outer = encap_one(sa, &inner).unwrap();
+                    // Marked on the path (the ICV does not cover the
+                    // outer header).
+                    let tos = (tos_of(&outer) & !0b11) | outer_ecn;
+                    if outer_v6 {
+                        crate::wire::ipv6::Packet::new_unchecked(&mut outer[..])
+                            .set_traffic_class(tos);
+                    } else {
+                        let mut ip = ipv4::Packet::new_unchecked(&mut outer[..]);
+                        ip.set_dscp_ecn(tos);
+                        ip.fill_checksum();
+                    }
+                    let what = format!(
+                        "outer_v6={outer_v6} inner_v6={inner_v6_packet} \
+                         inner={inner_ecn:02b} outer={outer_ecn:02b}"
+                    );
+                    let (r, got) = decap_one(&b, &outer, &DropCounters::default());
+                    let Some(leaves) = expected else {
+                        assert_eq!(r, Err(DropReason::EcnCeNotEct), "{what}");
+                        dropped += 1;
+                        continue;
+                    };
+                    assert!(matches!(r, Ok(Decapped::Inner { .. })), "{what}: {r:?}");
+                    assert_eq!(tos_of(&got), 0x88 | leaves, "{what}: DSCP kept");
+                    if !inner_v6_packet {
+                        let ip = ipv4::Packet::new_checked(&got[..]).unwrap();
+                        assert!(ip.verify_checksum(), "{what}");
+                    }
+                    let hl = if inner_v6_packet { 40 } else { 20 };
+                    assert_eq!(&got[hl..], &inner[hl..], "{what}: payload unchanged");
+                }
+            }
+        }
+        assert_eq!(dropped, 2, "one per inner family");
+        assert_eq!(isa.counters().drops.get(DropReason::EcnCeNotEct), 2);
+    }
+}

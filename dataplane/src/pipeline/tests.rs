@@ -1767,3 +1767,167 @@ fn nat_t_esp_rebuilt_from_its_udp_payload_is_decapsulated_like_the_original() {
     let (act, _) = run(&mut b, WAN_IF, &frame[..len], &cb);
     assert_eq!(act, Action::Drop(DropReason::Replay));
 }
+
+// ---- Headers a router must check, frames it must not take ----
+
+/// `frame` with its IPv4 TTL changed and the header checksum left as it
+/// was: damaged on the way.
+fn with_bad_ip_checksum(mut frame: Vec<u8>) -> Vec<u8> {
+    frame[14 + 8] ^= 0x01;
+    assert!(!ipv4::Packet::new_checked(&frame[14..])
+        .unwrap()
+        .verify_checksum());
+    frame
+}
+
+#[test]
+fn an_inside_ipv4_header_with_a_bad_checksum_is_neither_encrypted_nor_forwarded() {
+    let mut a = gateway(1, 0x1000, 0x2000);
+    let (tx, acquires) = crossbeam_channel::bounded(4);
+    a.acquire = Some(tx);
+    let c = PipelineCounters::default();
+    // Protected (to the remote LAN), bypassed by the deny line, and
+    // matching no rule (the Internet, in the clear).
+    for dst in [
+        Ipv4Addr::new(198, 19, 2, 10),
+        Ipv4Addr::new(198, 19, 2, 99),
+        Ipv4Addr::new(203, 0, 113, 7),
+    ] {
+        let good = host_frame(1, dst, 64);
+        assert!(matches!(
+            run(&mut gateway(1, 0x1000, 0x2000), LAN_IF, &good, &c).0,
+            Action::Transmit { .. }
+        ));
+        let (act, _) = run(&mut a, LAN_IF, &with_bad_ip_checksum(good), &c);
+        assert_eq!(act, Action::Drop(DropReason::BadIpChecksum), "to {dst}");
+    }
+    assert_eq!(c.drops.get(DropReason::BadIpChecksum), 3);
+    assert_eq!(
+        c.encapsulated.load(Ordering::Relaxed),
+        1,
+        "the good one only"
+    );
+    assert_eq!(c.bypassed.load(Ordering::Relaxed), 2, "the good ones only");
+    // Nor does a damaged packet of a protected flow with no SA start IKE.
+    a.spd = Spd::new(vec![SpdRule {
+        selector: TrafficSelector {
+            src: "198.19.1.0/24".parse().unwrap(),
+            dst: "198.19.2.0/24".parse().unwrap(),
+            proto: None,
+            src_ports: PortRange::ANY,
+            dst_ports: PortRange::ANY,
+        },
+        action: PolicyAction::Protect { sa: None, map: TAG },
+    }]);
+    let bad = with_bad_ip_checksum(host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64));
+    assert_eq!(
+        run(&mut a, LAN_IF, &bad, &c).0,
+        Action::Drop(DropReason::BadIpChecksum)
+    );
+    assert!(
+        acquires.try_recv().is_err(),
+        "no acquire for a damaged packet"
+    );
+}
+
+#[test]
+fn a_decrypted_ipv4_packet_with_a_bad_header_checksum_is_not_forwarded() {
+    let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
+    // A's inside is where the damage happened: A's own check would stop
+    // it, so the peer is one that encrypts whatever it is given.
+    let damaged = with_bad_ip_checksum(host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64));
+    let sa = a.sadb.outbound(0x1000).unwrap();
+    let esp = crate::testkit::encap_one(sa, &damaged[14..]).unwrap();
+    let (act, _) = run(&mut b, WAN_IF, &at_b_outside(&esp), &cb);
+    assert_eq!(act, Action::Drop(DropReason::BadIpChecksum));
+    let inbound = b.sadb.inbound(0x1000).unwrap();
+    assert_eq!(inbound.counters().drops.get(DropReason::BadIpChecksum), 1);
+    // The same packet undamaged crosses.
+    let good = host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64);
+    let (act, wire) = run(&mut a, LAN_IF, &good, &ca);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let (act, _) = run(&mut b, WAN_IF, &at_b_outside(&wire[14..]), &cb);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+}
+
+/// `frame` with one 802.1Q tag (VLAN `vid`) after its MAC addresses.
+fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(&ethernet::ethertype::VLAN.to_be_bytes());
+    f.extend_from_slice(&vid.to_be_bytes());
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
+#[test]
+fn vlan_tagged_frames_are_dropped_not_forwarded_untagged() {
+    let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
+    // From a host on VLAN 42 of the inside: protected, and in the clear.
+    for dst in [Ipv4Addr::new(198, 19, 2, 10), Ipv4Addr::new(203, 0, 113, 7)] {
+        let frame = tagged(&host_frame(1, dst, 64), 42);
+        let (act, _) = run(&mut a, LAN_IF, &frame, &ca);
+        assert_eq!(act, Action::Drop(DropReason::VlanTagged), "to {dst}");
+    }
+    assert_eq!(ca.encapsulated.load(Ordering::Relaxed), 0);
+    assert_eq!(ca.drops.get(DropReason::VlanTagged), 2);
+    // ESP to B's outside address, on VLAN 7, whole or in fragments.
+    let (act, wire) = run(
+        &mut a,
+        LAN_IF,
+        &host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64),
+        &ca,
+    );
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let esp = tagged(&at_b_outside(&wire[14..]), 7);
+    assert_eq!(
+        run(&mut b, WAN_IF, &esp, &cb).0,
+        Action::Drop(DropReason::VlanTagged)
+    );
+    let (_, frags) = esp_fragments_at_b(&mut a, &ca, 1000);
+    for f in &frags {
+        assert_eq!(
+            run(&mut b, WAN_IF, &tagged(f, 7), &cb).0,
+            Action::Drop(DropReason::VlanTagged),
+            "not queued for reassembly"
+        );
+    }
+    assert_eq!(cb.drops.get(DropReason::VlanTagged), 1 + frags.len() as u64);
+    assert_eq!(cb.decapsulated.load(Ordering::Relaxed), 0);
+    assert_eq!(cb.reassembled.load(Ordering::Relaxed), 0);
+    // The same ESP untagged is B's.
+    let (act, _) = run(&mut b, WAN_IF, &at_b_outside(&wire[14..]), &cb);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+}
+
+#[test]
+fn a_ping_through_the_tunnel_to_the_peer_gateways_inside_address_is_dropped_as_for_gateway() {
+    let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
+    let (tx, resolve) = crossbeam_channel::bounded(4);
+    b.resolve = Some(tx);
+    // 198.19.2.1 is B's own inside address, inside A's crypto ACL.
+    let sent = host_frame(1, Ipv4Addr::new(198, 19, 2, 1), 64);
+    let (act, wire) = run(&mut a, LAN_IF, &sent, &ca);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let (act, _) = run(&mut b, WAN_IF, &at_b_outside(&wire[14..]), &cb);
+    assert_eq!(act, Action::Drop(DropReason::ForGateway));
+    assert_eq!(cb.decapsulated.load(Ordering::Relaxed), 1);
+    assert_eq!(cb.drops.get(DropReason::ForGateway), 1);
+    assert_eq!(cb.drops.get(DropReason::NoNeighbour), 0);
+    assert!(
+        resolve.try_recv().is_err(),
+        "no neighbour request for our own address"
+    );
+    // A host next to it is still reached.
+    let (act, wire) = run(
+        &mut a,
+        LAN_IF,
+        &host_frame(1, Ipv4Addr::new(198, 19, 2, 10), 64),
+        &ca,
+    );
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let (act, _) = run(&mut b, WAN_IF, &at_b_outside(&wire[14..]), &cb);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+}

@@ -301,6 +301,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         ttl - 1
     }
 
+    /// Sets the ECN field (the low two bits of the DSCP/ECN byte) and
+    /// patches the checksum with RFC 1624, as [`decrement_ttl_incremental`]
+    /// does: a header that was right stays right, a damaged one stays
+    /// damaged.
+    ///
+    /// [`decrement_ttl_incremental`]: Packet::decrement_ttl_incremental
+    pub fn set_ecn_incremental(&mut self, ecn: u8) {
+        let old_word = be16(self.buffer.as_ref(), field::VER_IHL);
+        let tos = self.dscp_ecn();
+        self.set_dscp_ecn((tos & !super::ecn::MASK) | (ecn & super::ecn::MASK));
+        let new_word = be16(self.buffer.as_ref(), field::VER_IHL);
+        let patched = checksum::update(self.checksum(), old_word, new_word);
+        self.set_checksum(patched);
+    }
+
     /// Mutable options bytes.
     pub fn options_mut(&mut self) -> &mut [u8] {
         let end = self.header_len();
@@ -518,6 +533,17 @@ mod tests {
         packet.set_ttl(0);
         packet.fill_checksum();
         assert_eq!(packet.decrement_ttl_incremental(), 0);
+        assert!(packet.verify_checksum());
+    }
+
+    #[test]
+    fn ecn_change_keeps_the_checksum_valid_and_the_dscp() {
+        let mut bytes = captured_packet();
+        let mut packet = Packet::new_checked(&mut bytes[..]).unwrap();
+        packet.set_dscp_ecn(0xb8 | crate::wire::ecn::ECT0);
+        packet.fill_checksum();
+        packet.set_ecn_incremental(crate::wire::ecn::CE);
+        assert_eq!(packet.dscp_ecn(), 0xb8 | crate::wire::ecn::CE);
         assert!(packet.verify_checksum());
     }
 

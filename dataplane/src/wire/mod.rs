@@ -80,6 +80,21 @@ pub mod ip_proto {
     pub const DEST_OPTS: u8 = 60;
 }
 
+/// The ECN field (RFC 3168 §5): the low two bits of IPv4's DSCP/ECN byte
+/// and of IPv6's Traffic Class.
+pub mod ecn {
+    /// Mask of the field in the byte.
+    pub const MASK: u8 = 0b11;
+    /// Not ECN-capable transport.
+    pub const NOT_ECT: u8 = 0b00;
+    /// ECN-capable transport, codepoint 1.
+    pub const ECT1: u8 = 0b01;
+    /// ECN-capable transport, codepoint 0.
+    pub const ECT0: u8 = 0b10;
+    /// Congestion experienced.
+    pub const CE: u8 = 0b11;
+}
+
 /// Reads a big-endian `u16` at `at`; callers have checked the length.
 #[inline]
 fn be16(data: &[u8], at: usize) -> u16 {
