@@ -20,6 +20,16 @@
  * forwarding it. Everything else in transit (IKEv2, other UDP/500,
  * fragments) stays with the kernel.
  *
+ * Path-MTU discovery for our ESP: an ICMP "fragmentation needed" (IPv4
+ * type 3 code 4) or ICMPv6 "packet too big" (type 2 code 0) addressed to
+ * the gateway, not itself a fragment, whose quoted packet is ESP (protocol
+ * 50) or UDP from port 4500 (NAT-T ESP) sent from one of the gateway's
+ * addresses, goes to AF_XDP: the dataplane sent that ESP and holds its SA,
+ * the kernel has neither. The quoted header's next header must be 50 or 17
+ * itself (no extension headers are walked in the quote). ESP steering off
+ * (or NAT-T off) leaves errors about ESP (or UDP/4500) with the kernel,
+ * like the ESP itself. Every other ICMP keeps the rules below.
+ *
  * Port address translation (seed 003's `ip nat inside source ... overload`):
  * when the dataplane gives an outside interface a PAT port range, IPv4
  * return traffic of translations also goes to AF_XDP: TCP and UDP to a
@@ -155,6 +165,10 @@ enum steer_rule {
 	STEER_REDIRECT_TED,
 	/* Capture role: TCP, UDP or ESP (fragments included), to AF_XDP. */
 	STEER_REDIRECT_CAPTURE,
+	/* Outside, to the gateway: ICMP fragmentation needed / ICMPv6 packet
+	 * too big about ESP or NAT-T ESP the gateway sent (path-MTU
+	 * discovery), to AF_XDP. */
+	STEER_REDIRECT_PMTU,
 	STEER_RULES,
 };
 
@@ -491,6 +505,10 @@ struct icmphdr {
 #define ICMP_ECHO 8
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETERPROB 12
+/* Code of ICMP_DEST_UNREACH: fragmentation needed and DF set (RFC 1191). */
+#define ICMP_FRAG_NEEDED 4
+/* ICMPv6 packet too big (RFC 4443 §3.2, RFC 8201), code 0. */
+#define ICMPV6_PKT_TOOBIG 2
 
 /* Outside, IPv4 to the gateway, not ESP, IKE or a fragment: is it return
  * traffic of a PAT translation? */
@@ -542,6 +560,76 @@ static __always_inline int is_pat_return(void *data, void *end, struct flow *f,
 	return 0;
 }
 
+/* Outside, to the gateway, not a fragment: an ICMP fragmentation needed
+ * (IPv4) or ICMPv6 packet too big about ESP, or UDP-encapsulated ESP, that
+ * one of the gateway's addresses sent? The quote follows the 8-byte ICMP
+ * header: the invoking packet's IP header (options skipped by IHL), then at
+ * least 8 bytes of what it carried (RFC 792, RFC 4443 §3.2). IPv6: the
+ * quoted header's next header must be ESP or UDP directly. */
+static __always_inline int is_pmtu_for_our_esp(void *data, void *end, struct flow *f,
+					       __u8 flags)
+{
+	if (f->l4_off > MAX_L4_OFF)
+		return 0;
+	if (f->proto != (f->ipv6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP))
+		return 0;
+	struct icmphdr *icmp = data + f->l4_off;
+
+	if ((void *)(icmp + 1) > end)
+		return 0;
+
+	struct steer_addr src = {};
+	__u8 qproto;
+	__u16 *qsport; /* the quoted UDP source port, if UDP */
+
+	if (f->ipv6) {
+		if (icmp->type != ICMPV6_PKT_TOOBIG || icmp->code != 0)
+			return 0;
+		struct ipv6hdr *q = (void *)(icmp + 1);
+
+		if ((void *)(q + 1) > end)
+			return 0;
+		if ((q->ver_tc_flow & htonl(0xf0000000)) != htonl(0x60000000))
+			return 0;
+		qproto = q->nexthdr;
+		qsport = (void *)(q + 1);
+		__builtin_memcpy(&src, q->saddr, sizeof(src));
+	} else {
+		if (icmp->type != ICMP_DEST_UNREACH || icmp->code != ICMP_FRAG_NEEDED)
+			return 0;
+		struct iphdr *q = (void *)(icmp + 1);
+
+		if ((void *)(q + 1) > end)
+			return 0;
+		__u32 qhl = (q->ver_ihl & 0x0f) * 4;
+		if ((q->ver_ihl >> 4) != 4 || qhl < sizeof(*q) || (void *)q + qhl > end)
+			return 0;
+		qproto = q->protocol;
+		/* A later fragment of UDP quotes payload, not ports. */
+		if (qproto == IPPROTO_UDP && (ntohs(q->frag_off) & IP_OFFSET))
+			return 0;
+		qsport = (void *)q + qhl;
+		src.addr[10] = 0xff;
+		src.addr[11] = 0xff;
+		__builtin_memcpy(&src.addr[12], &q->saddr, 4);
+	}
+
+	if (qproto == IPPROTO_ESP) {
+		if (!(flags & STEER_F_ESP))
+			return 0;
+	} else if (qproto == IPPROTO_UDP) {
+		if (!(flags & STEER_F_NATT))
+			return 0;
+		if ((void *)(qsport + 1) > end)
+			return 0;
+		if (ntohs(*qsport) != NATT_PORT)
+			return 0;
+	} else {
+		return 0;
+	}
+	return is_local(&src);
+}
+
 static __always_inline int outside_rule(void *data, void *end, struct flow *f,
 					struct steer_iface *cfg)
 {
@@ -553,6 +641,8 @@ static __always_inline int outside_rule(void *data, void *end, struct flow *f,
 		return (cfg->flags & STEER_F_ESP) ? STEER_REDIRECT_ESP : STEER_PASS_LOCAL;
 	if (f->fragment)
 		return STEER_PASS_LOCAL_FRAGMENT;
+	if (is_pmtu_for_our_esp(data, end, f, cfg->flags))
+		return STEER_REDIRECT_PMTU;
 	if (f->proto == IPPROTO_UDP) {
 		int rule = classify_udp(data, end, f, cfg->flags);
 

@@ -272,6 +272,7 @@ pub fn show_crypto_ipsec_sa(
             send_errors: 0,
             recv_errors: 0,
             path_mtu: mtu(e.interface),
+            ip_mtu: mtu(e.interface),
             inbound: Vec::new(),
             outbound: Vec::new(),
             drops: Vec::new(),
@@ -295,6 +296,10 @@ pub fn show_crypto_ipsec_sa(
                 replay_detection: sa.replay_window > 0,
             };
             if let Some(c) = find(sa.spi, sa.direction) {
+                if c.path_mtu != 0 {
+                    // A router on the way to the peer said so (ICMP).
+                    v.path_mtu = v.path_mtu.min(c.path_mtu);
+                }
                 v.encaps += c.encaps;
                 v.encrypt += c.encrypt;
                 v.digest += c.digest;
@@ -933,6 +938,7 @@ mod tests {
             bytes: 0,
             last_used: 0,
             peer_port: 0,
+            path_mtu: 0,
             drops,
         };
         // Entry VPN 10 of gw_a: inbound SPI 4097, outbound SPI 4096.
@@ -976,6 +982,7 @@ mod tests {
             bytes: 0,
             last_used: 0,
             peer_port: 0,
+            path_mtu: 0,
             drops: DropCounts::default(),
         };
         // Entry VPN 10 of gw_a (inbound SPI 4097, outbound 4096) after

@@ -67,7 +67,11 @@ pub struct IpsecSaView {
     pub verify: u64,
     pub send_errors: u64,
     pub recv_errors: u64,
+    /// The lowest path MTU ICMP taught an outbound SA of the entry, else
+    /// the interface's MTU.
     pub path_mtu: u16,
+    /// The interface's MTU.
+    pub ip_mtu: u16,
     pub inbound: Vec<EspSaView>,
     pub outbound: Vec<EspSaView>,
     /// Drop counters by name (beyond IOS's screen: Espada counts each
@@ -175,7 +179,7 @@ pub fn crypto_ipsec_sa(views: &[IpsecSaView]) -> String {
         let _ = writeln!(
             out,
             "     path mtu {}, ip mtu {}, ip mtu idb {}",
-            v.path_mtu, v.path_mtu, v.interface
+            v.path_mtu, v.ip_mtu, v.interface
         );
         let current = v
             .outbound
@@ -238,6 +242,7 @@ mod tests {
             send_errors: 0,
             recv_errors: 0,
             path_mtu: 1500,
+            ip_mtu: 1500,
             inbound: vec![esp(0x537BC76F, 2001)],
             outbound: vec![esp(0x64D800CB, 2002)],
             drops: vec![("replay", 0), ("integrity-failed", 3)],

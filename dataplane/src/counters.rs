@@ -103,10 +103,18 @@ pub enum DropReason {
     /// addresses: delivery to the gateway's own stack is not supported (an
     /// AF_XDP frame cannot be handed to the kernel's receive path).
     ForGateway,
+    /// Not a loss: an ICMP "fragmentation needed" / "packet too big"
+    /// about ESP we sent, whose MTU its outbound SA now keeps to
+    /// ([`crate::pipeline`]'s path MTU discovery).
+    PathMtuLearned,
+    /// Such an ICMP error not believed: it names no outbound SA of ours,
+    /// quotes a packet that SA did not send, says MTU 0, or would raise
+    /// the MTU.
+    PathMtuRefused,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 34;
+    pub const COUNT: usize = 36;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NoSa,
         DropReason::Replay,
@@ -142,14 +150,17 @@ impl DropReason {
         DropReason::EcnCeNotEct,
         DropReason::VlanTagged,
         DropReason::ForGateway,
+        DropReason::PathMtuLearned,
+        DropReason::PathMtuRefused,
     ];
 
     /// Whether a frame ended this way was lost: all but a TED probe
-    /// delivered to IKE and a fragment kept for its datagram.
+    /// delivered to IKE, a fragment kept for its datagram and an ICMP
+    /// error that taught a path MTU.
     pub const fn is_loss(self) -> bool {
         !matches!(
             self,
-            DropReason::TedProbeDelivered | DropReason::FragmentQueued
+            DropReason::TedProbeDelivered | DropReason::FragmentQueued | DropReason::PathMtuLearned
         )
     }
 
@@ -200,6 +211,8 @@ impl DropReason {
             DropReason::EcnCeNotEct => "ecn-ce-not-ect",
             DropReason::VlanTagged => "vlan-tagged",
             DropReason::ForGateway => "for-gateway",
+            DropReason::PathMtuLearned => "pmtu-learned",
+            DropReason::PathMtuRefused => "pmtu-refused",
         }
     }
 }

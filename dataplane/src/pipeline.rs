@@ -24,6 +24,7 @@ use crossbeam_channel::Sender;
 mod frag;
 mod icmp;
 mod pat;
+pub mod pmtu;
 
 pub use frag::{
     fragment_ipv4, fragments_needed, inner_mtu, FragError, FragmentPlan, MAX_FRAGMENTS,
@@ -420,7 +421,7 @@ fn process_chunk(
             }
         }
     }
-    check_tunnel_mtu(t, rx_ifindex, frames, &mut stage[..n], c);
+    check_tunnel_mtu(t, rx_ifindex, frames, &mut stage[..n], now, c);
     encrypt(t, frames, &mut stage[..n], c);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         if let Stage::Forward { bypass } = *s {
@@ -850,6 +851,15 @@ fn classify(
         {
             return drop(DropReason::BadIpChecksum);
         }
+        // ICMP about ESP we sent: path MTU discovery.
+        (Some(PortRole::Outside), true)
+            if flow.proto == ip_proto::ICMP || flow.proto == ip_proto::ICMPV6 =>
+        {
+            match pmtu::parse(packet) {
+                Some(m) => return drop(learn_path_mtu(t, &m, now)),
+                None => Stage::NatIn { link_len: hl as u8 },
+            }
+        }
         // The XDP program sends only PAT return traffic besides ESP.
         (Some(PortRole::Outside), true) => Stage::NatIn { link_len: hl as u8 },
         // Transit on the outside: the XDP program sends only TED probes.
@@ -881,6 +891,20 @@ fn classify(
     f.start += hl;
     f.len = ip_len.min(f.len - hl);
     stage
+}
+
+/// Applies an ICMP error's path MTU to its SA ([`pmtu::learn`]), given
+/// the MTU of the route to the peer now.
+fn learn_path_mtu(t: &Tables, m: &pmtu::TooBig, now_secs: u64) -> DropReason {
+    pmtu::learn(&t.sadb, m, route_mtu(t, &m.to), now_secs)
+}
+
+/// The MTU of the interface the route to `dst` leaves by.
+fn route_mtu(t: &Tables, dst: &IpAddr) -> Option<u16> {
+    t.fib
+        .route(dst)
+        .and_then(|r| t.fib.interface(r.ifindex))
+        .map(|i| i.mtu)
 }
 
 /// Whether an IPv4 header sums right; IPv6 has no header checksum. The
@@ -1050,6 +1074,7 @@ fn check_tunnel_mtu(
     rx_ifindex: u32,
     frames: &mut [PacketBuf<'_>],
     stage: &mut [Stage],
+    now_secs: u64,
     c: &PipelineCounters,
 ) {
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
@@ -1061,13 +1086,11 @@ fn check_tunnel_mtu(
             EspMode::Tunnel { remote, .. } => Some(remote),
             EspMode::Transport => dst_of(f.data()),
         };
-        let Some(mtu) = outer_dst
-            .and_then(|d| t.fib.route(&d))
-            .and_then(|r| t.fib.interface(r.ifindex))
-            .map(|i| usize::from(i.mtu))
-        else {
+        let Some(link_mtu) = outer_dst.and_then(|d| route_mtu(t, &d)) else {
             continue; // the route stage reports the missing route
         };
+        // What a router on the way said, if less (path MTU discovery).
+        let mtu = usize::from(sa.path_mtu(now_secs).map_or(link_mtu, |p| p.min(link_mtu)));
         if encapsulated_len(sa, f.len) <= mtu {
             continue;
         }

@@ -9,7 +9,7 @@
 //! atomics so any worker can process any SA without a lock.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -311,8 +311,18 @@ pub struct OutboundSa {
     /// The peer's UDP port when the SA is UDP-encapsulated: its NAT may
     /// move it while the SA is in use ([`Self::set_peer_port`]).
     peer_port: AtomicU16,
+    /// The path MTU to the peer that ICMP taught ([`Self::path_mtu`]):
+    /// the MTU in the low 16 bits (0: none), when it was learned in the
+    /// high 16 (dataplane-clock seconds / 16). In the padding before
+    /// `core`, so the per-packet lines stay 2.
+    path_mtu: AtomicU32,
     core: SaCore,
 }
+
+/// How long a path MTU learned from ICMP holds before the link's MTU is
+/// tried again (RFC 1191 §6.3 suggests 10 minutes; Linux's
+/// `mtu_expires` is 10 minutes too).
+pub const PATH_MTU_AGE_SECS: u64 = 600;
 
 impl OutboundSa {
     /// Bytes from the start of the SA that every packet touches.
@@ -326,6 +336,7 @@ impl OutboundSa {
             core: SaCore::new(params, now_secs)?,
             seq: AtomicU64::new(0),
             peer_port: AtomicU16::new(params.udp_encap.map_or(0, |u| u.dst_port)),
+            path_mtu: AtomicU32::new(0),
         })
     }
 
@@ -350,6 +361,40 @@ impl OutboundSa {
         }
         self.peer_port.store(port, Ordering::Relaxed);
         true
+    }
+
+    /// The path MTU to the peer, if ICMP taught one within the last
+    /// [`PATH_MTU_AGE_SECS`]; an older one is forgotten here.
+    pub fn path_mtu(&self, now_secs: u64) -> Option<u16> {
+        let v = self.path_mtu.load(Ordering::Relaxed);
+        let mtu = (v & 0xffff) as u16;
+        if mtu == 0 {
+            return None;
+        }
+        // Wraps after 12 days: an SA idle that long may take an old value
+        // for a fresh one, for at most one more age.
+        let age = u64::from(((now_secs / 16) as u16).wrapping_sub((v >> 16) as u16)) * 16;
+        if age >= PATH_MTU_AGE_SECS {
+            let _ = self
+                .path_mtu
+                .compare_exchange(v, 0, Ordering::Relaxed, Ordering::Relaxed);
+            return None;
+        }
+        Some(mtu)
+    }
+
+    /// Sends packets of at most `mtu` bytes to the peer from now on, for
+    /// [`PATH_MTU_AGE_SECS`] (the caller has checked the ICMP error that
+    /// says so).
+    pub fn set_path_mtu(&self, mtu: u16, now_secs: u64) {
+        let at = u32::from((now_secs / 16) as u16);
+        self.path_mtu
+            .store(u32::from(mtu) | at << 16, Ordering::Relaxed);
+    }
+
+    /// The last sequence number used.
+    pub fn last_seq(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed)
     }
 
     /// Takes the next sequence number, or `None` when the space is spent:

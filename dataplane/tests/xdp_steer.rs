@@ -1462,6 +1462,368 @@ fn pat_return_traffic_in_the_range_goes_to_the_dataplane() {
     lab.expect("PAT range removed", w, &tcp_in, Pass, &[R::Local]);
 }
 
+/// An ICMP fragmentation needed (type 3, code 4, RFC 1191) with a next-hop
+/// MTU of 1400, quoting the header and first eight bytes of `quoted` (an
+/// IPv4 packet).
+fn frag_needed(quoted: &[u8]) -> Vec<u8> {
+    let mut m = vec![3, 4, 0, 0, 0, 0];
+    m.extend_from_slice(&1400u16.to_be_bytes());
+    let hl = usize::from(quoted[0] & 0x0f) * 4;
+    m.extend_from_slice(&quoted[..quoted.len().min(hl + 8)]);
+    m
+}
+
+/// An ICMPv6 message of `kind` (2: packet too big, MTU 1280; 1:
+/// destination unreachable) quoting all of `quoted` (an IPv6 packet), as
+/// RFC 4443 asks while it fits in 1280 bytes.
+fn icmpv6_error(kind: u8, quoted: &[u8]) -> Vec<u8> {
+    let mut m = vec![kind, 0, 0, 0];
+    m.extend_from_slice(&1280u32.to_be_bytes());
+    m.extend_from_slice(quoted);
+    m
+}
+
+#[test]
+fn icmp_too_big_about_our_esp_goes_to_the_dataplane_for_path_mtu_discovery() {
+    let Some(mut lab) = Lab::new("xdp-pmtu") else {
+        return;
+    };
+    let w = lab.wan;
+    let router = Ipv4Addr::new(198, 18, 0, 254);
+    let router6 = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0xfe);
+
+    // IPv4: fragmentation needed, to the gateway, from a router on the way.
+    let to_gw = |quoted: &[u8]| ipv4_frame(GW_MAC, router, WAN_V4, ICMP, &frag_needed(quoted));
+    let our_esp = ipv4(WAN_V4, PEER_V4, ESP, &esp(0x9000));
+    let our_natt = ipv4(WAN_V4, PEER_V4, UDP, &udp(4500, 4500, &esp(0x9001)));
+    lab.expect(
+        "frag needed quoting ESP we sent",
+        w,
+        &to_gw(&our_esp),
+        Redirect,
+        &[R::Pmtu],
+    );
+    lab.expect(
+        "frag needed quoting NAT-T ESP we sent (source port 4500)",
+        w,
+        &to_gw(&our_natt),
+        Redirect,
+        &[R::Pmtu],
+    );
+    lab.expect(
+        "frag needed quoting NAT-T ESP to a NATed peer port",
+        w,
+        &to_gw(&ipv4(WAN_V4, PEER_V4, UDP, &udp(4500, 61000, &esp(0x9002)))),
+        Redirect,
+        &[R::Pmtu],
+    );
+    lab.expect(
+        "frag needed quoting ESP sent from the inside address",
+        w,
+        &to_gw(&ipv4(LAN_V4, PEER_V4, ESP, &esp(0x9003))),
+        Redirect,
+        &[R::Pmtu],
+    );
+    // IHL 6 outside and IHL 7 in the quote: the ports are found after the
+    // quoted options.
+    let natt_opts = ipv4_full(
+        WAN_V4,
+        PEER_V4,
+        UDP,
+        &[1, 1, 1, 1, 1, 1, 1, 0],
+        0x4000,
+        &udp(4500, 4500, &esp(0x9004)),
+    );
+    lab.expect(
+        "frag needed with IP options, quoting NAT-T ESP with IP options",
+        w,
+        &eth(
+            GW_MAC,
+            0x0800,
+            &ipv4_full(
+                router,
+                WAN_V4,
+                ICMP,
+                &[0x94, 0x04, 0, 0],
+                0x4000,
+                &frag_needed(&natt_opts),
+            ),
+        ),
+        Redirect,
+        &[R::Pmtu],
+    );
+    lab.expect(
+        "frag needed quoting the first fragment of ESP we sent",
+        w,
+        &to_gw(&ipv4_full(WAN_V4, PEER_V4, ESP, &[], 0x2000, &esp(0x9005))),
+        Redirect,
+        &[R::Pmtu],
+    );
+
+    // Everything else stays with the kernel, as before.
+    let server = Ipv4Addr::new(198, 18, 0, 200);
+    for (what, quoted) in [
+        ("TCP", ipv4(WAN_V4, server, TCP, &tcp(40000, 80))),
+        (
+            "IKE (UDP source port 500)",
+            ipv4(WAN_V4, PEER_V4, UDP, &udp(500, 500, &[0x22; 28])),
+        ),
+        (
+            "UDP to port 4500 from another port",
+            ipv4(WAN_V4, PEER_V4, UDP, &udp(61000, 4500, &esp(0x9006))),
+        ),
+        (
+            "ESP from another source",
+            ipv4(PEER_V4, REMOTE_V4, ESP, &esp(0x9007)),
+        ),
+        (
+            "UDP/4500 from another source",
+            ipv4(PEER_V4, REMOTE_V4, UDP, &udp(4500, 4500, &esp(0x9008))),
+        ),
+        (
+            "a later fragment of UDP we sent",
+            ipv4_full(
+                WAN_V4,
+                PEER_V4,
+                UDP,
+                &[],
+                0x0010,
+                &udp(4500, 4500, &esp(0x9009)),
+            ),
+        ),
+        ("a truncated header", our_esp[..12].to_vec()),
+    ] {
+        lab.expect(
+            &format!("frag needed quoting {what}"),
+            w,
+            &to_gw(&quoted),
+            Pass,
+            &[R::Local],
+        );
+    }
+    lab.expect(
+        "host unreachable (code 1) quoting ESP we sent",
+        w,
+        &ipv4_frame(GW_MAC, router, WAN_V4, ICMP, &{
+            let mut m = frag_needed(&our_esp);
+            m[1] = 1;
+            m
+        }),
+        Pass,
+        &[R::Local],
+    );
+    lab.expect(
+        "time exceeded quoting ESP we sent",
+        w,
+        &ipv4_frame(GW_MAC, router, WAN_V4, ICMP, &icmp_error(11, &our_esp)),
+        Pass,
+        &[R::Local],
+    );
+    lab.expect(
+        "frag needed quoting our ESP, addressed to another host",
+        w,
+        &ipv4_frame(GW_MAC, router, REMOTE_V4, ICMP, &frag_needed(&our_esp)),
+        Pass,
+        &[R::Transit],
+    );
+    lab.expect(
+        "frag needed quoting our ESP, itself a first fragment",
+        w,
+        &eth(
+            GW_MAC,
+            0x0800,
+            &ipv4_full(router, WAN_V4, ICMP, &[], 0x2000, &frag_needed(&our_esp)),
+        ),
+        Pass,
+        &[R::LocalFragment],
+    );
+    lab.expect(
+        "frag needed quoting our ESP, itself a later fragment",
+        w,
+        &eth(
+            GW_MAC,
+            0x0800,
+            &ipv4_full(router, WAN_V4, ICMP, &[], 0x0010, &frag_needed(&our_esp)),
+        ),
+        Pass,
+        &[R::LocalFragment],
+    );
+
+    // IPv6: packet too big.
+    let our_esp6 = ipv6(WAN_V6, PEER_V6, ESP, &esp(0x9100));
+    let ptb6 =
+        |quoted: &[u8]| ipv6_frame(GW_MAC, router6, WAN_V6, ICMPV6, &icmpv6_error(2, quoted));
+    lab.expect(
+        "packet too big quoting ESP we sent",
+        w,
+        &ptb6(&our_esp6),
+        Redirect,
+        &[R::Pmtu],
+    );
+    lab.expect(
+        "packet too big quoting NAT-T ESP we sent",
+        w,
+        &ptb6(&ipv6(WAN_V6, PEER_V6, UDP, &udp(4500, 4500, &esp(0x9101)))),
+        Redirect,
+        &[R::Pmtu],
+    );
+    lab.expect(
+        "packet too big behind a hop-by-hop header, quoting ESP we sent",
+        w,
+        &ipv6_frame(
+            GW_MAC,
+            router6,
+            WAN_V6,
+            0,
+            &ext_opts(ICMPV6, &icmpv6_error(2, &our_esp6)),
+        ),
+        Redirect,
+        &[R::Pmtu],
+    );
+    for (what, quoted) in [
+        ("TCP", ipv6(WAN_V6, PEER_V6, TCP, &tcp(40000, 80))),
+        (
+            "IKE (UDP source port 500)",
+            ipv6(WAN_V6, PEER_V6, UDP, &udp(500, 500, &[0x22; 28])),
+        ),
+        (
+            "ESP from another source",
+            ipv6(PEER_V6, REMOTE_V6, ESP, &esp(0x9102)),
+        ),
+        (
+            "ESP behind a destination options header",
+            ipv6(WAN_V6, PEER_V6, 60, &ext_opts(ESP, &esp(0x9103))),
+        ),
+        (
+            "a fragment of ESP (extension headers are not walked)",
+            ipv6(WAN_V6, PEER_V6, 44, &ext_frag(ESP, 0, true, &esp(0x9104))),
+        ),
+    ] {
+        lab.expect(
+            &format!("packet too big quoting {what}"),
+            w,
+            &ptb6(&quoted),
+            Pass,
+            &[R::Local],
+        );
+    }
+    lab.expect(
+        "destination unreachable (ICMPv6 type 1) quoting ESP we sent",
+        w,
+        &ipv6_frame(GW_MAC, router6, WAN_V6, ICMPV6, &icmpv6_error(1, &our_esp6)),
+        Pass,
+        &[R::Local],
+    );
+    lab.expect(
+        "packet too big quoting our ESP, addressed to another host",
+        w,
+        &ipv6_frame(
+            GW_MAC,
+            router6,
+            REMOTE_V6,
+            ICMPV6,
+            &icmpv6_error(2, &our_esp6),
+        ),
+        Pass,
+        &[R::Transit],
+    );
+    lab.expect(
+        "packet too big quoting our ESP, itself a fragment",
+        w,
+        &ipv6_frame(
+            GW_MAC,
+            router6,
+            WAN_V6,
+            44,
+            &ext_frag(ICMPV6, 0, true, &icmpv6_error(2, &our_esp6)),
+        ),
+        Pass,
+        &[R::LocalFragment],
+    );
+
+    // The inside is not affected: the same frames are local there.
+    let l = lab.lan;
+    lab.expect(
+        "frag needed about our ESP on the inside",
+        l,
+        &to_gw(&our_esp),
+        Pass,
+        &[R::Local],
+    );
+    lab.expect(
+        "frag needed about our NAT-T ESP on the inside",
+        l,
+        &to_gw(&our_natt),
+        Pass,
+        &[R::Local],
+    );
+    lab.expect(
+        "packet too big about our ESP on the inside",
+        l,
+        &ptb6(&our_esp6),
+        Pass,
+        &[R::Local],
+    );
+    lab.expect(
+        "frag needed to the inside address on the inside",
+        l,
+        &ipv4_frame(GW_MAC, HOST_V4, LAN_V4, ICMP, &frag_needed(&our_esp)),
+        Pass,
+        &[R::Local],
+    );
+
+    // Like the ESP itself: ESP steering off leaves errors about ESP with
+    // the kernel, NAT-T off those about UDP/4500.
+    lab.steer
+        .set_interface_with(
+            w,
+            PortRole::Outside,
+            EspSteering {
+                esp: false,
+                udp_encapsulated: true,
+            },
+        )
+        .expect("ESP off");
+    lab.expect(
+        "frag needed about ESP, ESP off",
+        w,
+        &to_gw(&our_esp),
+        Pass,
+        &[R::Local],
+    );
+    lab.expect(
+        "frag needed about NAT-T ESP, ESP off",
+        w,
+        &to_gw(&our_natt),
+        Redirect,
+        &[R::Pmtu],
+    );
+    lab.steer
+        .set_interface_with(
+            w,
+            PortRole::Outside,
+            EspSteering {
+                esp: true,
+                udp_encapsulated: false,
+            },
+        )
+        .expect("NAT-T off");
+    lab.expect(
+        "frag needed about ESP, NAT-T off",
+        w,
+        &to_gw(&our_esp),
+        Redirect,
+        &[R::Pmtu],
+    );
+    lab.expect(
+        "frag needed about NAT-T ESP, NAT-T off",
+        w,
+        &to_gw(&our_natt),
+        Pass,
+        &[R::Local],
+    );
+}
+
 // ---- Attaching, detaching, crash recovery ----
 
 fn ours_attached(ifindex: u32) -> usize {

@@ -192,6 +192,28 @@ nat_t_fragments_passed() {
         ! stat_at_least a 'NAT-T ESP datagrams the kernel reassembled, dropped' 1
 }
 check "hub: the daemon passed the fragmented NAT-T ESP to the dataplane, none dropped" nat_t_fragments_passed
+# With DF set (copied to the outer header) the router cannot fragment:
+# it answers the spoke with "fragmentation needed" (MTU 1 280), quoting
+# the spoke's UDP-encapsulated ESP. The spoke's XDP program hands that to
+# the dataplane, whose SA keeps to 1 280 from then on: the next DF ping
+# from lan_b gets "fragmentation needed" with the inner MTU back from the
+# spoke, lan_b's kernel learns it, and pings of a fitting size pass.
+pmtu_learned() {
+    in_ns lan_b ping -c 4 -i 0.3 -W 1 -M do -s 1300 198.19.1.10 >"$work/pmtu-ping.txt" 2>&1
+    cat "$work/pmtu-ping.txt"
+    show_to "$work/ipsec-b-pmtu.txt" b show crypto ipsec sa >/dev/null || return 1
+    grep 'path mtu' "$work/ipsec-b-pmtu.txt"
+    show b show dataplane | grep -E 'pmtu-(learned|refused)'
+    grep -Eq 'Frag needed and DF set \(mtu = 1[12][0-9]{2}\)|message too long, mtu=1[12][0-9]{2}' \
+        "$work/pmtu-ping.txt" &&
+        grep -q 'path mtu 1280, ip mtu 1500' "$work/ipsec-b-pmtu.txt"
+}
+check "spoke: DF pings over the 1 280-byte link teach its SA the path MTU, and lan_b the inner MTU" pmtu_learned
+pmtu_route() {
+    in_ns lan_b ip route get 198.19.1.10 | tee /dev/stderr | grep -Eq 'mtu 1[12][0-9]{2}'
+}
+check "lan_b's kernel keeps the inner MTU the spoke sent it" pmtu_route
+check "DF pings of a size that fits the path then pass" pings lan_b 15 -M do -s 1150 198.19.1.10
 in_ns wan ip link set wan-a mtu 1500
 in_ns gw_a ip link set a-wan mtu 1500
 

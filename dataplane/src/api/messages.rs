@@ -190,6 +190,9 @@ impl Request {
 
 /// Dataplane → control process, answering the request with the same
 /// `request_id`.
+// `Counters` holds the global drop counts inline (one per reason): larger
+// than the other variants, but replies never cross the packet path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     HelloAck {
@@ -334,6 +337,9 @@ pub struct SaCounts {
     /// packet (0: none). A port other than the negotiated one means the
     /// peer's NAT mapped it anew; the control process follows it.
     pub peer_port: u16,
+    /// Outbound: the path MTU to the peer that ICMP taught, in force now
+    /// (0: none; the route's MTU applies).
+    pub path_mtu: u16,
     pub drops: DropCounts,
 }
 
@@ -358,6 +364,7 @@ impl SaCounts {
             bytes: SaCounters::read(&c.bytes),
             last_used: SaCounters::read(&c.last_used),
             peer_port,
+            path_mtu: 0,
             drops: DropCounts::snapshot(&c.drops),
         }
     }
@@ -409,7 +416,7 @@ impl Reply {
     /// overflow a reply.
     pub const SAS_PER_COUNTERS: usize = {
         let drops_max = 1 + DropReason::COUNT * 9;
-        let sa_max = 4 + 1 + 8 * 8 + 2 + drops_max;
+        let sa_max = 4 + 1 + 8 * 8 + 2 + 2 + drops_max;
         (super::MAX_MESSAGE_LEN - 64 - drops_max) / sa_max
     };
 

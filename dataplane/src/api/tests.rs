@@ -241,6 +241,7 @@ fn arb_sa_counts() -> impl Strategy<Value = SaCounts> {
                     bytes,
                     last_used,
                     peer_port,
+                    path_mtu: peer_port.rotate_left(3),
                     drops,
                 }
             },
@@ -529,6 +530,7 @@ fn one_of_each_type() -> Vec<Message> {
                 bytes: 1000,
                 last_used: 77,
                 peer_port: 4500,
+                path_mtu: 1400,
                 drops,
             }],
             global_drops: drops,
@@ -1096,6 +1098,7 @@ fn a_counters_answer_for_many_sas_is_split_into_messages_that_fit() {
         bytes: u64::MAX,
         last_used: u64::MAX,
         peer_port: u16::MAX,
+        path_mtu: u16::MAX,
         drops,
     };
     let sas: Vec<SaCounts> = (0..1000).map(sa).collect();

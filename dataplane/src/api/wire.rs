@@ -1314,9 +1314,10 @@ impl Codec for DropCounts {
 }
 
 /// `spi u32 | direction | encaps | encrypt | digest | decaps | decrypt |
-/// verify | bytes | last_used (u64 each) | peer_port u16 | drops`.
+/// verify | bytes | last_used (u64 each) | peer_port u16 | path_mtu u16 |
+/// drops`.
 impl Codec for SaCounts {
-    const MIN_LEN: usize = 4 + 1 + 8 * 8 + 2 + DropCounts::MIN_LEN;
+    const MIN_LEN: usize = 4 + 1 + 8 * 8 + 2 + 2 + DropCounts::MIN_LEN;
     fn encode(&self, w: &mut Writer) {
         w.u32(self.spi);
         self.direction.encode(w);
@@ -1333,6 +1334,7 @@ impl Codec for SaCounts {
             w.u64(v);
         }
         w.u16(self.peer_port);
+        w.u16(self.path_mtu);
         self.drops.encode(w);
     }
     fn decode(r: &mut Reader<'_>) -> Result<SaCounts, DecodeError> {
@@ -1348,6 +1350,7 @@ impl Codec for SaCounts {
             bytes: r.u64("bytes")?,
             last_used: r.u64("last_used")?,
             peer_port: r.u16("peer port")?,
+            path_mtu: r.u16("path mtu")?,
             drops: DropCounts::decode(r)?,
         })
     }

@@ -206,10 +206,14 @@ pub enum SteerRule {
     /// A capture interface ([`XdpSteer::set_capture`], `espada-bench
     /// sink`): TCP, UDP or ESP to a unicast MAC, to AF_XDP.
     Capture,
+    /// Outside, to the gateway: ICMP fragmentation needed or ICMPv6
+    /// packet too big about ESP (or NAT-T ESP) the gateway sent, to
+    /// AF_XDP for path MTU discovery.
+    Pmtu,
 }
 
 impl SteerRule {
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 20;
     pub const ALL: [SteerRule; SteerRule::COUNT] = [
         SteerRule::Unconfigured,
         SteerRule::Malformed,
@@ -230,6 +234,7 @@ impl SteerRule {
         SteerRule::BadQueue,
         SteerRule::Ted,
         SteerRule::Capture,
+        SteerRule::Pmtu,
     ];
 
     /// The counter's name for operators.
@@ -254,6 +259,7 @@ impl SteerRule {
             SteerRule::BadQueue => "pass-bad-queue",
             SteerRule::Ted => "xsk-ted",
             SteerRule::Capture => "xsk-capture",
+            SteerRule::Pmtu => "xsk-pmtu",
         }
     }
 
@@ -267,6 +273,7 @@ impl SteerRule {
                 | SteerRule::Pat
                 | SteerRule::Ted
                 | SteerRule::Capture
+                | SteerRule::Pmtu
         )
     }
 }
@@ -876,7 +883,8 @@ mod tests {
                 &SteerRule::Inside,
                 &SteerRule::Pat,
                 &SteerRule::Ted,
-                &SteerRule::Capture
+                &SteerRule::Capture,
+                &SteerRule::Pmtu
             ]
         );
     }

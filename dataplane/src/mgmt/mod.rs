@@ -261,12 +261,17 @@ impl Mgmt {
                 Err(e) => error(ErrorCode::InvalidRules, e.to_string()),
             },
             Request::GetCounters { spi } => {
+                let now_secs = crate::clock::now_secs();
                 let mut sas: Vec<SaCounts> = self
                     .sas
                     .values()
                     .filter(|e| spi.is_none_or(|s| s == e.sa.spi()))
-                    .map(|e| {
-                        SaCounts::snapshot(
+                    .map(|e| SaCounts {
+                        path_mtu: match &e.sa {
+                            SaRef::Outbound(sa) => sa.path_mtu(now_secs).unwrap_or(0),
+                            SaRef::Inbound(_) => 0,
+                        },
+                        ..SaCounts::snapshot(
                             e.sa.spi(),
                             e.sa.direction(),
                             e.sa.counters(),

@@ -1931,3 +1931,125 @@ fn a_ping_through_the_tunnel_to_the_peer_gateways_inside_address_is_dropped_as_f
     let (act, _) = run(&mut b, WAN_IF, &at_b_outside(&wire[14..]), &cb);
     assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
 }
+
+/// An ICMP "fragmentation needed" as a Linux router sends it: from
+/// `router` to `to`, quoting up to 548 bytes of `quoted` (an IP packet),
+/// in a frame to side 1's WAN MAC.
+fn frag_needed(router: Ipv4Addr, to: Ipv4Addr, mtu: u16, quoted: &[u8]) -> Vec<u8> {
+    let mut icmp = vec![3, 4, 0, 0, 0, 0];
+    icmp.extend_from_slice(&mtu.to_be_bytes());
+    icmp.extend_from_slice(&quoted[..quoted.len().min(548)]);
+    crate::wire::icmpv4::Packet::new_unchecked(&mut icmp[..]).fill_checksum();
+    let mut p = vec![0u8; 20];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = ip_proto::ICMP;
+    p[12..16].copy_from_slice(&router.octets());
+    p[16..20].copy_from_slice(&to.octets());
+    p.extend_from_slice(&icmp);
+    ipv4::Packet::new_unchecked(&mut p[..]).fill_checksum();
+    eth_frame(mac(0x12), mac(0xfe), ethernet::ethertype::IPV4, &p)
+}
+
+/// A router on the way to the peer whose link is smaller than ours says
+/// so about our ESP (DF set, copied from the inner packet): the SA keeps
+/// to that MTU from then on, so the inside sender gets "fragmentation
+/// needed" with an inner MTU that fits it, instead of its packets
+/// vanishing on the path (RFC 4301 §8.2, RFC 1191).
+#[test]
+fn fragmentation_needed_about_our_esp_lowers_the_sas_path_mtu() {
+    let mut a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    let (act, wire) = run(&mut a, LAN_IF, &sized_host_frame(1400, true), &c);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let esp = wire[14..].to_vec();
+    let (router, me) = (Ipv4Addr::new(198, 18, 0, 254), Ipv4Addr::new(198, 18, 0, 1));
+    let now = clock::now_secs();
+    // Not believed: another SPI, a sequence number not sent yet, another
+    // tunnel, a checksum that does not add up, an MTU of 0.
+    let mut other_spi = esp.clone();
+    other_spi[20..24].copy_from_slice(&0x1001u32.to_be_bytes());
+    let mut ahead = esp.clone();
+    ahead[24..28].copy_from_slice(&1000u32.to_be_bytes());
+    let mut elsewhere = esp.clone();
+    elsewhere[16..20].copy_from_slice(&[198, 18, 9, 9]);
+    let mut bad_sum = frag_needed(router, me, 1200, &esp);
+    bad_sum[14 + 20 + 9] ^= 1;
+    for f in [
+        frag_needed(router, me, 1200, &other_spi),
+        frag_needed(router, me, 1200, &ahead),
+        frag_needed(router, me, 1200, &elsewhere),
+        frag_needed(router, me, 0, &esp),
+    ] {
+        let (act, _) = run(&mut a, WAN_IF, &f, &c);
+        assert_eq!(act, Action::Drop(DropReason::PathMtuRefused));
+    }
+    let (act, _) = run(&mut a, WAN_IF, &bad_sum, &c);
+    assert_ne!(
+        act,
+        Action::Drop(DropReason::PathMtuLearned),
+        "bad checksum"
+    );
+    assert_eq!(a.sadb.outbound(0x1000).unwrap().path_mtu(now), None);
+    // Believed: the SA now keeps to 1200.
+    let (act, _) = run(&mut a, WAN_IF, &frag_needed(router, me, 1200, &esp), &c);
+    assert_eq!(act, Action::Drop(DropReason::PathMtuLearned));
+    assert!(!DropReason::PathMtuLearned.is_loss());
+    let sa = a.sadb.outbound(0x1000).unwrap();
+    assert_eq!(sa.path_mtu(now), Some(1200));
+    let (act, back) = run(&mut a, LAN_IF, &sized_host_frame(1400, true), &c);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    let (ty, code, rest, _) = icmp_back(&back);
+    assert_eq!((ty, code), (3, 4));
+    let mtu = (rest & 0xffff) as usize;
+    let sa = a.sadb.outbound(0x1000).unwrap();
+    assert!(
+        encapsulated_len(sa, mtu) <= 1200 && encapsulated_len(sa, mtu + 16) > 1200,
+        "inner mtu {mtu}"
+    );
+    let (act, _) = run(&mut a, LAN_IF, &sized_host_frame(mtu, true), &c);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    // Without DF: fragmented before encryption to fit the path.
+    let (act, _) = run(&mut a, LAN_IF, &sized_host_frame(1400, false), &c);
+    assert!(matches!(act, Action::Fragment(_)), "{act:?}");
+    // A larger MTU never raises it; a tiny one is taken as 576.
+    let (act, _) = run(&mut a, WAN_IF, &frag_needed(router, me, 1400, &esp), &c);
+    assert_eq!(act, Action::Drop(DropReason::PathMtuRefused));
+    let (act, _) = run(&mut a, WAN_IF, &frag_needed(router, me, 68, &esp), &c);
+    assert_eq!(act, Action::Drop(DropReason::PathMtuLearned));
+    let sa = a.sadb.outbound(0x1000).unwrap();
+    assert_eq!(sa.path_mtu(now), Some(576));
+    // It ages out: the link's MTU is tried again.
+    assert_eq!(sa.path_mtu(now + crate::sa::PATH_MTU_AGE_SECS + 16), None);
+    assert_eq!(sa.path_mtu(now), None, "forgotten for good");
+}
+
+/// The same for UDP-encapsulated ESP (NAT-T): the router quotes the UDP
+/// header from port 4500, then the SPI.
+#[test]
+fn fragmentation_needed_about_our_nat_t_esp_lowers_the_sas_path_mtu() {
+    let encap = crate::api::UdpEncap {
+        src_port: 4500,
+        dst_port: 4500,
+    };
+    let mut a = gateway_with(1, 0x1000, 0x2000, Some(encap));
+    let c = PipelineCounters::default();
+    let (act, wire) = run(&mut a, LAN_IF, &sized_host_frame(1400, true), &c);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let (router, me) = (Ipv4Addr::new(198, 18, 0, 254), Ipv4Addr::new(198, 18, 0, 1));
+    let f = frag_needed(router, me, 1280, &wire[14..]);
+    let (act, _) = run(&mut a, WAN_IF, &f, &c);
+    assert_eq!(act, Action::Drop(DropReason::PathMtuLearned));
+    let sa = a.sadb.outbound(0x1000).unwrap();
+    assert_eq!(sa.path_mtu(clock::now_secs()), Some(1280));
+    // Only the UDP header quoted (an old router's 8 bytes): no SPI, not
+    // believed.
+    let f = frag_needed(router, me, 1200, &wire[14..14 + 28]);
+    let (act, _) = run(&mut a, WAN_IF, &f, &c);
+    assert_ne!(act, Action::Drop(DropReason::PathMtuLearned));
+    assert_eq!(
+        a.sadb.outbound(0x1000).unwrap().path_mtu(clock::now_secs()),
+        Some(1280)
+    );
+}
