@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use dataplane::api::Direction;
 use dataplane::spd::{FlowKey, PolicyTag, TrafficSelector};
+use sha2::{Digest, Sha256};
 
 use crate::ike::crypto::v2::IkeSaKeys;
 use crate::ike::crypto::{random, DhGroup, DhPrivate, Prf};
@@ -59,6 +60,11 @@ const HALF_OPEN_LIMIT: usize = 4096;
 /// Rekeys, and a pair for selectors the peer already holds, go through.
 /// Generous for many clients of a dynamic entry behind one NAT.
 const CHILD_LIMIT: usize = 1024;
+/// Times an initiator starts IKE_SA_INIT again for a COOKIE or an
+/// INVALID_KE_PAYLOAD (RFC 7296 §2.6 and §1.3 need one each, a rotated
+/// cookie one more): neither is protected, so an attacker on the path
+/// alternating them must not keep the exchange going for ever.
+const MAX_INIT_RESTARTS: u8 = 4;
 /// After a failed negotiation, acquires for the same entry wait this long.
 const HOLD_DOWN: Duration = Duration::from_secs(2);
 const NONCE_LEN: usize = 32;
@@ -184,6 +190,9 @@ struct IkeSa {
     init_i: Vec<u8>,
     init_r: Vec<u8>,
     cookie: Option<Vec<u8>>,
+    /// Initiator: IKE_SA_INITs started again for a COOKIE or an
+    /// INVALID_KE_PAYLOAD ([`MAX_INIT_RESTARTS`]).
+    init_restarts: u8,
     keys: Option<IkeSaKeys>,
     tx: Option<SkKeys>,
     rx: Option<SkKeys>,
@@ -196,6 +205,12 @@ struct IkeSa {
     queue: VecDeque<Request>,
     /// The last response sent, for a repeated request.
     last_response: Option<(u32, Vec<u8>)>,
+    /// SHA-256 of the request `last_response` answers: only that request
+    /// again, byte for byte, is answered to a new address (the peer's NAT
+    /// mapped it anew, RFC 7296 §2.11). A repeat is recognised before it
+    /// is decrypted, so anything else that names the SPIs and Message ID
+    /// is answered to the SA's address, never reflected elsewhere.
+    request_digest: [u8; 32],
     pending: Option<PendingChild>,
     creating: Option<Creating>,
     children: Vec<Child>,
@@ -237,6 +252,12 @@ struct IkeSa {
 }
 
 impl IkeSa {
+    /// Responder: the address its IKE_SA_INIT came from, which its
+    /// half-open count is kept under (IKE_AUTH may come from another).
+    fn admitted_from(&self) -> IpAddr {
+        self.init_from.map_or(self.remote.ip(), |a| a.ip())
+    }
+
     /// An SA with nothing negotiated yet: no keys, nonces, flights,
     /// children or timers. Each way an SA is born (our IKE_SA_INIT, the
     /// peer's, a rekey) sets what it knows on top of this.
@@ -269,6 +290,7 @@ impl IkeSa {
             init_i: Vec::new(),
             init_r: Vec::new(),
             cookie: None,
+            init_restarts: 0,
             keys: None,
             tx: None,
             rx: None,
@@ -278,6 +300,7 @@ impl IkeSa {
             flight: None,
             queue: VecDeque::new(),
             last_response: None,
+            request_digest: [0; 32],
             pending: None,
             creating: None,
             children: Vec::new(),
@@ -473,6 +496,12 @@ impl Engine {
     #[cfg(test)]
     pub(crate) fn half_open_sas(&self) -> usize {
         self.half_open()
+    }
+
+    /// Half-open SAs `ip` holds by returning cookies (tests).
+    #[cfg(test)]
+    pub(crate) fn cookied_half_open_from(&self, ip: IpAddr) -> usize {
+        self.half_open.cookied_from(ip)
     }
 
     /// How many answered IKE_SA_INITs are remembered (tests).
@@ -1262,7 +1291,7 @@ impl Engine {
         };
         self.index.sa_removed(s.remote.ip(), k);
         if s.state == State::HalfOpen {
-            self.half_open.left(s.remote.ip(), s.cookied);
+            self.half_open.left(s.admitted_from(), s.cookied);
         }
         // Directly, not by a walk of the map: a hub removes thousands.
         if let Some(from) = s.init_from {
@@ -1367,9 +1396,15 @@ impl Engine {
                     if *mid == h.message_id {
                         // To where the request came from (§2.11): a NAT
                         // may have mapped the peer anew since.
+                        let same = Sha256::digest(data)[..] == s.request_digest;
+                        let (l, r) = if same {
+                            (local, remote)
+                        } else {
+                            (s.local, s.remote)
+                        };
                         let d = resp.clone();
                         self.stats.duplicates += 1;
-                        self.send(local, remote, d);
+                        self.send(l, r, d);
                         return;
                     }
                 }
@@ -1405,6 +1440,9 @@ impl Engine {
             return;
         };
         s.last_heard = now;
+        if !response {
+            s.request_digest = Sha256::digest(data).into();
+        }
         if s.state == State::Established {
             self.follow_nat_mapping(ours, local, remote, "IKE");
         }

@@ -200,11 +200,15 @@ pub fn narrow(
         let packet = from_wire(ti).zip(from_wire(tr));
         if let Some((ti, tr)) = packet.filter(|(i, r)| i.start == i.end && r.start == r.end) {
             if !more_i.is_empty() && !more_r.is_empty() {
-                let found = policy
-                    .iter()
-                    .find_map(|sel| narrow_to(sel, more_i, more_r, Some((&ti, &tr))));
-                if found.is_some() {
-                    return found;
+                let holding = |tsi, tsr| {
+                    policy
+                        .iter()
+                        .find_map(|sel| narrow_to(sel, tsi, tsr, Some((&ti, &tr))))
+                };
+                // The subnets, else at least the packet itself (§2.9: the
+                // answer must include it when a policy takes it).
+                if let Some(found) = holding(more_i, more_r).or_else(|| holding(tsi, tsr)) {
+                    return Some(found);
                 }
             }
         }
@@ -358,6 +362,11 @@ mod tests {
         let tsi = [host("198.19.7.7/32", 6, 40000), ts("198.19.0.0/16", 0)];
         let (s, _, _) = narrow(&policy, &tsi, &tsr).unwrap();
         assert_eq!(s.dst, p("198.19.1.0/24"));
+        // The subnets after it miss the packet's policy: the packet's
+        // own flow, not another policy's subnets.
+        let tsi = [host("198.19.9.7/32", 6, 40000), ts("198.19.1.0/24", 0)];
+        let (s, _, _) = narrow(&policy, &tsi, &tsr).unwrap();
+        assert_eq!((s.src, s.dst), (p("198.19.2.10/32"), p("198.19.9.7/32")));
         // One selector each way is not a packet and a subnet: narrowed as
         // it is, even when it is a single host.
         let tsi = [host("198.19.9.7/32", 6, 40000)];

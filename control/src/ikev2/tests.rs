@@ -911,6 +911,42 @@ fn a_host_returning_cookies_holds_only_its_share_of_half_open_sas() {
     assert_eq!(net.b.half_open_sas(), 19);
 }
 
+/// A half-open SA is counted under the address its IKE_SA_INIT came
+/// from, and goes from there when it authenticates, even if IKE_AUTH came
+/// from another (a NAT with another address for port 4500).
+#[test]
+fn a_half_open_sa_leaves_the_count_of_the_address_it_came_from() {
+    let mut b = policy(&B4, "k", "k");
+    b.cookie_threshold = 0;
+    // The key is found by address: the NAT's whole range has it.
+    b.profiles[0].keyring[0].address = Some("198.18.0.0/24".parse().unwrap());
+    let mut net = Net::new(policy(&A4, "k", "k"), b);
+    let b_addr: SocketAddr = "198.18.1.1:500".parse().unwrap();
+    let a_local: SocketAddr = "198.18.0.1:500".parse().unwrap();
+    let (init_from, auth_from): (SocketAddr, SocketAddr) = (
+        "198.18.0.1:500".parse().unwrap(),
+        "198.18.0.99:500".parse().unwrap(),
+    );
+    net.a.acquire(net.now, TAG, any_flow());
+    for _ in 0..3 {
+        for (_, d) in sends(&mut net.a) {
+            let from = if d.get(18) == Some(&34) {
+                init_from
+            } else {
+                auth_from
+            };
+            net.b.handle_datagram(net.now, b_addr, from, &d);
+        }
+        for (_, d) in sends(&mut net.b) {
+            net.a.handle_datagram(net.now, a_local, b_addr, &d);
+        }
+    }
+    assert_eq!(net.b.stats().ike_established, 1, "{:?}", net.b.stats());
+    assert_eq!(net.b.half_open_sas(), 0);
+    assert_eq!(net.b.cookied_half_open_from(init_from.ip()), 0);
+    assert_eq!(net.b.cookied_half_open_from(auth_from.ip()), 0);
+}
+
 /// At the global limit the oldest half-open SA makes room for a new one,
 /// so that a flood which fills the table cannot keep real peers out.
 #[test]
@@ -1010,6 +1046,14 @@ fn a_repeated_request_is_answered_to_its_sender() {
     net.b.handle_datagram(net.now, b_addr, moved, &request);
     assert_eq!(sends(&mut net.b), vec![(moved, answer[0].1.clone())]);
     assert_eq!(net.b.stats().duplicates, 1);
+    // Anything else with its SPIs and Message ID (it is recognised before
+    // it is decrypted) is answered to the SA's address: a forged source
+    // cannot have the answer reflected to it.
+    let mut other = request.clone();
+    *other.last_mut().unwrap() ^= 1;
+    let victim: SocketAddr = "198.18.7.7:500".parse().unwrap();
+    net.b.handle_datagram(net.now, b_addr, victim, &other);
+    assert_eq!(sends(&mut net.b), vec![(first, answer[0].1.clone())]);
 }
 
 /// An answer with our request's Message ID but another exchange type is
@@ -1031,6 +1075,65 @@ fn an_answer_of_the_wrong_exchange_type_is_not_taken() {
     net.run_for(60);
     assert!(net.a.ike_sas().is_empty(), "{:#?}", net.seen_a.logs);
     assert!(net.seen_a.logs.iter().any(|l| l.contains("did not answer")));
+}
+
+/// A rekey of a pair the peer no longer has (its DELETE was lost) is
+/// answered CHILD_SA_NOT_FOUND: ours goes without a DELETE and a new pair
+/// is negotiated from scratch (RFC 7296 §2.25), rather than the rekey
+/// retried every 10 s on a pair that carries nothing.
+#[test]
+fn a_rekey_answered_child_sa_not_found_creates_the_pair_anew() {
+    let mut net = Net::v4();
+    net.acquire_a();
+    established(&net);
+    let (a_in, a_out) = (net.seen_a.installs[0].2.spi, net.seen_a.installs[0].3.spi);
+    let b_in = net.seen_b.installs[0].2.spi;
+    // B drops the pair; its DELETE (an INFORMATIONAL, exchange type 37)
+    // never reaches A.
+    net.lose = Box::new(|_, from_a, d| !from_a && d.get(18) == Some(&37));
+    net.b.sa_expired(net.now, Direction::Inbound, b_in, true);
+    net.pump();
+    assert_eq!(net.b.pairs().count(), 0);
+    assert_eq!(net.a.pairs().count(), 1, "A never heard");
+    net.a.sa_expired(net.now, Direction::Inbound, a_in, false);
+    net.pump();
+    assert!(
+        net.seen_a.deletes.contains(&(a_in, a_out)),
+        "{:#?}",
+        net.seen_a.logs
+    );
+    assert_eq!(net.seen_a.installs.len(), 2, "{:#?}", net.seen_a.logs);
+    assert_eq!(net.seen_b.installs.len(), 2);
+    assert_mirrored(&net.seen_a.installs[1], &net.seen_b.installs[1]);
+    assert_eq!((net.a.pairs().count(), net.b.pairs().count()), (1, 1));
+    assert_eq!(net.a.stats().child_rekeys_failed, 0);
+}
+
+/// An IKE_SA_INIT answer the initiator cannot take (a KE of another
+/// group, here) is not protected, so it may be an attacker's sent ahead
+/// of the real one: the initiator keeps waiting and takes the real one.
+#[test]
+fn an_unacceptable_ike_sa_init_answer_does_not_end_the_exchange() {
+    let mut net = Net::v4();
+    let b_addr: SocketAddr = "198.18.1.1:500".parse().unwrap();
+    let a_local: SocketAddr = "198.18.0.1:500".parse().unwrap();
+    net.a.acquire(net.now, TAG, any_flow());
+    let init = sends(&mut net.a).pop().expect("IKE_SA_INIT").1;
+    net.b.handle_datagram(net.now, b_addr, a_local, &init);
+    let answer = sends(&mut net.b).pop().expect("its answer").1;
+    let mut forged = Message::decode(&answer).unwrap();
+    for p in &mut forged.payloads {
+        if let PayloadBody::KeyExchange(ke) = &mut p.body {
+            ke.group = DhGroup::Ecp256.id();
+        }
+    }
+    let forged = forged.encode().unwrap();
+    net.a.handle_datagram(net.now, a_local, b_addr, &forged);
+    assert_eq!(net.a.stats().bad_key_exchange, 1);
+    // The real answer: IKE_AUTH follows and the SAs come up.
+    net.a.handle_datagram(net.now, a_local, b_addr, &answer);
+    net.pump();
+    established(&net);
 }
 
 #[test]

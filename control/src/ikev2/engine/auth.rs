@@ -282,7 +282,7 @@ impl Engine {
         s.local_id = Some(local_id);
         s.remote_id = Some(idi.clone());
         if s.state == State::HalfOpen {
-            self.half_open.left(s.remote.ip(), s.cookied);
+            self.half_open.left(s.admitted_from(), s.cookied);
         }
         s.state = State::Established;
         s.last_heard = now;

@@ -316,6 +316,27 @@ impl Engine {
             PayloadBody::Notify(n) if n.notify_type.is_error() => Some(n.clone()),
             _ => None,
         }) {
+            if let (NotifyType::CHILD_SA_NOT_FOUND, Some(old)) = (n.notify_type, cr.old_in) {
+                // The peer no longer has the pair we rekey (RFC 7296
+                // §2.25): ours goes without a DELETE, and a new one is
+                // negotiated from scratch for the same selectors.
+                self.log(format!(
+                    "IKEv2:(SESSION ID = 0):{remote} has no CHILD_SA for inbound SPI 0x{old:08X}: deleting it here and creating a new one"
+                ));
+                self.drop_child(k, old);
+                let home = self.home(k);
+                self.request(
+                    now,
+                    home,
+                    Request::CreateChild {
+                        entry: cr.entry,
+                        selector: cr.selector,
+                        old_in: None,
+                    },
+                );
+                self.send_next_request(now, k);
+                return;
+            }
             match n.notify_type {
                 NotifyType::TS_UNACCEPTABLE => self.stats.ts_unacceptable += 1,
                 NotifyType::NO_PROPOSAL_CHOSEN => self.stats.no_proposal_chosen += 1,

@@ -45,7 +45,8 @@ pub(super) struct HalfOpen {
     /// outnumber the rest.
     order: VecDeque<[u8; 8]>,
     secret: [u8; 32],
-    previous: Option<[u8; 32]>,
+    /// The generation and secret before, accepted one rotation more.
+    previous: Option<(u8, [u8; 32])>,
     /// The first octet of every cookie: which secret made it.
     generation: u8,
     rotated_at: Option<Instant>,
@@ -120,8 +121,8 @@ impl HalfOpen {
         self.rotate(now);
         let secret = match got.first() {
             Some(&g) if g == self.generation => Some(&self.secret),
-            Some(&g) if g == self.generation.wrapping_sub(1) => self.previous.as_ref(),
-            _ => None,
+            Some(&g) => self.previous.as_ref().filter(|p| p.0 == g).map(|p| &p.1),
+            None => None,
         };
         secret.is_some_and(|s| {
             let want = make(got[0], s, ni, remote, spi_i);
@@ -129,10 +130,14 @@ impl HalfOpen {
         })
     }
 
+    /// Rotated when a cookie is made or checked: after a long quiet
+    /// spell the secret before is older than two rotations and goes too.
     fn rotate(&mut self, now: Instant) {
         let at = *self.rotated_at.get_or_insert(now);
-        if now.saturating_duration_since(at) >= COOKIE_ROTATION {
-            self.previous = Some(std::mem::replace(&mut self.secret, random()));
+        let age = now.saturating_duration_since(at);
+        if age >= COOKIE_ROTATION {
+            let old = std::mem::replace(&mut self.secret, random());
+            self.previous = (age < 2 * COOKIE_ROTATION).then_some((self.generation, old));
             // Never 0, so that no generation is confused with "none".
             self.generation = self.generation.wrapping_add(1).max(1);
             self.rotated_at = Some(now);
@@ -225,6 +230,21 @@ mod tests {
             "two rotations old"
         );
         assert!(h.cookie_valid(t2, &c1, &ni, from, &spi));
+        // After a long quiet spell the secret before goes too.
+        let c2 = h.cookie(t2, &ni, from, &spi);
+        let t3 = t2 + 3 * COOKIE_ROTATION;
+        assert!(!h.cookie_valid(t3, &c2, &ni, from, &spi), "hours old");
+        // Across the generation's wrap (255 -> 1) the one before holds.
+        let mut t = t3;
+        for _ in 0..300 {
+            let before = h.cookie(t, &ni, from, &spi);
+            t += COOKIE_ROTATION;
+            assert!(
+                h.cookie_valid(t, &before, &ni, from, &spi),
+                "generation {}",
+                before[0]
+            );
+        }
     }
 
     #[test]

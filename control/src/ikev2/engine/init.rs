@@ -17,7 +17,7 @@ use super::super::proposal::{self, IkeSelectError};
 use super::half_open::PER_ADDRESS_LIMIT;
 use super::{
     find_notify, nat_hash, random, Engine, Flight, IkeSa, PendingChild, Request, State,
-    HALF_OPEN_LIMIT, NONCE_LEN, RETRANSMIT_BASE,
+    HALF_OPEN_LIMIT, MAX_INIT_RESTARTS, NONCE_LEN, RETRANSMIT_BASE,
 };
 
 impl Engine {
@@ -338,6 +338,12 @@ impl Engine {
                 self.stats.malformed += 1;
                 return;
             }
+            if s.init_restarts >= MAX_INIT_RESTARTS {
+                self.stats.malformed += 1;
+                self.fail_init(now, k);
+                return;
+            }
+            s.init_restarts += 1;
             s.cookie = Some(c.data.clone());
             self.stats.cookie_retries += 1;
             self.send_init(now, k);
@@ -353,7 +359,8 @@ impl Engine {
                 .copied()
                 .find(|g| Some(g.id()) == n.accepted_group());
             match offered {
-                Some(g) if g != s.group => {
+                Some(g) if g != s.group && s.init_restarts < MAX_INIT_RESTARTS => {
+                    s.init_restarts += 1;
                     s.group = g;
                     self.log(format!(
                         "IKEv2:(SESSION ID = 0):INVALID_KE_PAYLOAD from {remote}: retrying with group {}",
@@ -393,21 +400,22 @@ impl Engine {
             self.stats.malformed += 1;
             return;
         };
+        // An answer we cannot take is not given up on: it is not
+        // protected, so it may be an attacker's, sent ahead of the real
+        // one. The request stays in flight; a peer that really answers so
+        // is given up on when the retransmissions run out.
         let Some(choice) = proposal::accept_ike(&self.policy.proposals_for(s.local.ip()), sa)
         else {
             self.stats.no_proposal_chosen += 1;
-            self.fail_init(now, k);
             return;
         };
         let spi_r = msg.header.responder_spi;
         if choice.group != s.group || ke.group != s.group.id() || spi_r == [0; 8] {
             self.stats.bad_key_exchange += 1;
-            self.fail_init(now, k);
             return;
         }
         let Some(Ok(g_ir)) = s.dh.as_ref().map(|d| d.shared_secret(&ke.data)) else {
             self.stats.bad_key_exchange += 1;
-            self.fail_init(now, k);
             return;
         };
         let Some((keys, tx, rx)) = derive(&choice, &s.ni, nr, &g_ir, &s.spi_i, &spi_r, true) else {
