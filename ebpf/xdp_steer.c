@@ -627,6 +627,13 @@ static __always_inline int is_pmtu_for_our_esp(void *data, void *end, struct flo
 	} else {
 		return 0;
 	}
+	/* The SPI must be quoted, and not the non-ESP marker's zero: errors
+	 * about the kernel's own IKE on 4500, and quotes too short to name an
+	 * SA, stay with the kernel, which learns its path MTU from them. */
+	__u32 *spi = qproto == IPPROTO_UDP ? (void *)qsport + 8 : (void *)qsport;
+
+	if ((void *)(spi + 1) > end || *spi == 0)
+		return 0;
 	return is_local(&src);
 }
 

@@ -108,8 +108,8 @@ pub enum DropReason {
     /// ([`crate::pipeline`]'s path MTU discovery).
     PathMtuLearned,
     /// Such an ICMP error not believed: it names no outbound SA of ours,
-    /// quotes a packet that SA did not send, says MTU 0, or would raise
-    /// the MTU.
+    /// quotes a packet that SA did not send lately or that was no larger
+    /// than the MTU it says, says MTU 0, or would raise the MTU.
     PathMtuRefused,
 }
 

@@ -1466,10 +1466,16 @@ fn pat_return_traffic_in_the_range_goes_to_the_dataplane() {
 /// MTU of 1400, quoting the header and first eight bytes of `quoted` (an
 /// IPv4 packet).
 fn frag_needed(quoted: &[u8]) -> Vec<u8> {
+    frag_needed_quoting(quoted, 16)
+}
+
+/// [`frag_needed`] quoting `after` bytes past the quoted IP header
+/// (RFC 792's routers quote 8, RFC 1812's as many as fit; Linux does).
+fn frag_needed_quoting(quoted: &[u8], after: usize) -> Vec<u8> {
     let mut m = vec![3, 4, 0, 0, 0, 0];
     m.extend_from_slice(&1400u16.to_be_bytes());
     let hl = usize::from(quoted[0] & 0x0f) * 4;
-    m.extend_from_slice(&quoted[..quoted.len().min(hl + 8)]);
+    m.extend_from_slice(&quoted[..quoted.len().min(hl + after)]);
     m
 }
 
@@ -1592,6 +1598,10 @@ fn icmp_too_big_about_our_esp_goes_to_the_dataplane_for_path_mtu_discovery() {
             ),
         ),
         ("a truncated header", our_esp[..12].to_vec()),
+        (
+            "IKE we sent from port 4500 (the non-ESP marker, no SPI)",
+            ipv4(WAN_V4, PEER_V4, UDP, &udp(4500, 4500, &[0; 32])),
+        ),
     ] {
         lab.expect(
             &format!("frag needed quoting {what}"),
@@ -1601,6 +1611,19 @@ fn icmp_too_big_about_our_esp_goes_to_the_dataplane_for_path_mtu_discovery() {
             &[R::Local],
         );
     }
+    lab.expect(
+        "frag needed quoting only the UDP header of NAT-T ESP we sent (no SPI)",
+        w,
+        &ipv4_frame(
+            GW_MAC,
+            router,
+            WAN_V4,
+            ICMP,
+            &frag_needed_quoting(&our_natt, 8),
+        ),
+        Pass,
+        &[R::Local],
+    );
     lab.expect(
         "host unreachable (code 1) quoting ESP we sent",
         w,

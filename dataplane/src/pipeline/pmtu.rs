@@ -26,6 +26,10 @@ use crate::wire::{icmpv4, icmpv6, ip_proto, ipv4, ipv6};
 const MIN_PATH_MTU_V4: u16 = 576;
 const MIN_PATH_MTU_V6: u16 = 1280;
 
+/// How far behind the SA's last sequence number a quoted packet may be:
+/// what a second of traffic at 4 Mpps puts in flight.
+const SENT_WINDOW: u32 = 1 << 22;
+
 /// The NAT-T port our UDP-encapsulated ESP leaves from.
 const NATT_PORT: u16 = 4500;
 
@@ -38,6 +42,8 @@ pub struct TooBig {
     pub seq: u32,
     pub from: IpAddr,
     pub to: IpAddr,
+    /// The quoted packet's own length: what did not fit.
+    pub len: u32,
     pub mtu: u16,
 }
 
@@ -89,7 +95,7 @@ pub fn parse(packet: &[u8]) -> Option<TooBig> {
 /// The quoted packet: its addresses, and the SPI and sequence number of
 /// the ESP (or ESP in UDP from port 4500) it carried.
 fn quoted(q: &[u8], mtu: u16) -> Option<TooBig> {
-    let (from, to, proto, upper) = match q.first()? >> 4 {
+    let (from, to, proto, upper, len) = match q.first()? >> 4 {
         4 => {
             let ihl = usize::from(q.first()? & 0x0f) * 4;
             if ihl < ipv4::HEADER_LEN {
@@ -99,14 +105,22 @@ fn quoted(q: &[u8], mtu: u16) -> Option<TooBig> {
                 let b: [u8; 4] = q.get(at..at + 4)?.try_into().ok()?;
                 Some(IpAddr::from(b))
             };
-            (addr(12)?, addr(16)?, *q.get(9)?, q.get(ihl..)?)
+            let len = u32::from(u16::from_be_bytes([*q.get(2)?, *q.get(3)?]));
+            (addr(12)?, addr(16)?, *q.get(9)?, q.get(ihl..)?, len)
         }
         6 => {
             let addr = |at: usize| -> Option<IpAddr> {
                 let b: [u8; 16] = q.get(at..at + 16)?.try_into().ok()?;
                 Some(IpAddr::from(b))
             };
-            (addr(8)?, addr(24)?, *q.get(6)?, q.get(ipv6::HEADER_LEN..)?)
+            let len = 40 + u32::from(u16::from_be_bytes([*q.get(4)?, *q.get(5)?]));
+            (
+                addr(8)?,
+                addr(24)?,
+                *q.get(6)?,
+                q.get(ipv6::HEADER_LEN..)?,
+                len,
+            )
         }
         _ => return None,
     };
@@ -122,6 +136,7 @@ fn quoted(q: &[u8], mtu: u16) -> Option<TooBig> {
         seq,
         from,
         to,
+        len,
         mtu,
     })
 }
@@ -136,11 +151,12 @@ pub fn learn(sadb: &Sadb, m: &TooBig, link_mtu: Option<u16>, now_secs: u64) -> D
     };
     let tunnel = matches!(sa.mode(), crate::api::EspMode::Tunnel { local, remote }
         if local == m.from && remote == m.to);
-    // Sent already: the quoted number is not ahead of the SA's (modulo
-    // 2^32, for ESN).
+    // Sent lately: the quoted number is among the last SENT_WINDOW the
+    // SA used (modulo 2^32, for ESN), and the packet was larger than the
+    // MTU said (RFC 5927 §4.1's checks of the quoted packet).
     let last = sa.last_seq() as u32;
-    let sent = m.seq != 0 && last.wrapping_sub(m.seq) < 1 << 31;
-    if !tunnel || !sent {
+    let sent = m.seq != 0 && last.wrapping_sub(m.seq) < SENT_WINDOW;
+    if !tunnel || !sent || u32::from(m.mtu) >= m.len {
         return DropReason::PathMtuRefused;
     }
     let floor = if m.to.is_ipv6() {
@@ -211,6 +227,7 @@ mod tests {
                 seq: 7,
                 from: me.into(),
                 to: peer.into(),
+                len: 1440,
                 mtu: 1300
             })
         );
