@@ -56,17 +56,19 @@ pub fn lab_addr(flag: &str, s: &str) -> Result<Ipv4Addr> {
 }
 
 /// The UDP socket on `local`; an address in use or not of this machine
-/// is said with what to do (see [`bind_error`]).
-pub fn bind_udp(local: SocketAddr) -> Result<UdpSocket> {
-    UdpSocket::bind(local).map_err(|e| bind_error(local, &e))
+/// is said with what to do (see [`bind_error`]). `other`: what to give
+/// instead of a port in use (ike-responder: `--port`; ike-flood, whose
+/// port is also the target's: another `--local`).
+pub fn bind_udp(local: SocketAddr, other: &str) -> Result<UdpSocket> {
+    UdpSocket::bind(local).map_err(|e| bind_error(local, other, &e))
 }
 
 /// One line for a UDP bind that failed, saying what to do.
-pub fn bind_error(local: SocketAddr, e: &std::io::Error) -> anyhow::Error {
+pub fn bind_error(local: SocketAddr, other: &str, e: &std::io::Error) -> anyhow::Error {
     let (ip, port) = (local.ip(), local.port());
     match e.kind() {
         std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
-            "UDP port {port} on {ip} is in use (strongSwan's charon, or another espada-bench?): stop it or give --port"
+            "UDP port {port} on {ip} is in use (strongSwan's charon, or another espada-bench?): stop it or give {other}"
         ),
         std::io::ErrorKind::AddrNotAvailable => anyhow::anyhow!(
             "{ip} is not an address of this machine (or of this network namespace): add it to an interface (ip addr add {ip}/24 dev IF) or give one it has"
@@ -349,7 +351,7 @@ struct Legit<'a> {
 impl<'a> Legit<'a> {
     fn new(o: &'a FloodOptions) -> Result<Legit<'a>> {
         let local = SocketAddr::V4(SocketAddrV4::new(o.local, o.port));
-        let sock = bind_udp(local)?;
+        let sock = bind_udp(local, "another --local address")?;
         Ok(Legit {
             o,
             sock,
@@ -589,7 +591,7 @@ fn cpu_seconds() -> f64 {
 pub fn run_responder(o: &ResponderOptions) -> Result<Stats> {
     on_signals_stop();
     let local = SocketAddr::V4(SocketAddrV4::new(o.listen, o.port));
-    let sock = bind_udp(local)?;
+    let sock = bind_udp(local, "--port")?;
     let mut policy = responder_policy(
         o.groups[0],
         o.listen.into(),
@@ -721,7 +723,7 @@ mod tests {
         // A port really taken, on the loopback (nothing is sent).
         let held = UdpSocket::bind("127.0.0.1:0").unwrap();
         let taken = held.local_addr().unwrap();
-        let e = bind_udp(taken).unwrap_err().to_string();
+        let e = bind_udp(taken, "--port").unwrap_err().to_string();
         assert_eq!(
             e,
             format!(
@@ -731,7 +733,7 @@ mod tests {
         );
         let local: SocketAddr = "198.18.1.1:500".parse().unwrap();
         let gone = std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL);
-        let e = bind_error(local, &gone).to_string();
+        let e = bind_error(local, "--port", &gone).to_string();
         assert!(
             e.starts_with("198.18.1.1 is not an address of this machine")
                 && e.contains("add it to an interface")
@@ -739,7 +741,7 @@ mod tests {
             "{e}"
         );
         let other = std::io::Error::from_raw_os_error(libc::EACCES);
-        assert!(bind_error(local, &other)
+        assert!(bind_error(local, "--port", &other)
             .to_string()
             .starts_with("bind UDP 198.18.1.1:500: "));
     }

@@ -137,18 +137,33 @@ pub struct JsonFile {
 
 impl JsonFile {
     pub fn create(path: &Path) -> Result<JsonFile> {
-        let created = !path.exists();
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| {
-                anyhow!(
-                    "--json {}: cannot write it ({e}): give a path in a directory you can write",
-                    path.display()
-                )
-            })?;
+        let refused = |e: std::io::Error| {
+            anyhow!(
+                "--json {}: cannot write it ({e}): give a path in a directory you can write",
+                path.display()
+            )
+        };
+        // Created here only if no one else had it, in one step: a file
+        // (or a symlink's target) another run made is never removed.
+        let open = |new: bool| {
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true);
+            if new {
+                o.create_new(true);
+            } else {
+                // A symlink whose target is missing: made, not ours to
+                // remove.
+                o.create(true);
+            }
+            o.open(path)
+        };
+        let (file, created) = match open(true) {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                (open(false).map_err(refused)?, false)
+            }
+            Err(e) => return Err(refused(e)),
+        };
         Ok(JsonFile {
             path: path.to_path_buf(),
             file,
@@ -176,7 +191,10 @@ impl JsonFile {
 
 impl Drop for JsonFile {
     fn drop(&mut self) {
-        if self.created && !self.written {
+        // Still empty: another run given the same path may have written
+        // its summary to the file this one created.
+        let empty = self.file.metadata().is_ok_and(|m| m.len() == 0);
+        if self.created && !self.written && empty {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -350,8 +368,9 @@ pub struct GenOptions {
     pub run: u16,
     pub json: Option<PathBuf>,
     pub quiet: bool,
-    /// `--check`: every check of a run (root, interface, route and MAC,
-    /// MTU, ESP, link speed), then exit without sending.
+    /// `--check`: the checks of a run up to the sockets (root, interface,
+    /// route and MAC, MTU, ESP, link speed), then exit: no probe is sent
+    /// (resolving the next hop may send ARP/ND), no queue opened.
     pub check: bool,
 }
 
@@ -359,7 +378,7 @@ pub const GEN_USAGE: &str = "espada-bench gen --dev IF --src ADDR --dst ADDR [--
 [--rate PPS|max (100000)] [--size 64..1500|imix (IP bytes; 64, over IPv6 72, 84 with TCP)] [--flows N (1)] [--proto udp|tcp] [--ipv6] \
 [--dst-port 9000] [--duration SECS (10)] [--count N] [--queues N (1)] [--batch 64] [--cpu FIRST (0)] \
 [--zero-copy] [--esp spi=N,suite=S,enc=HEX[,auth=HEX],peer=ADDR[,local=ADDR][,natt][,seq=N]] [--run ID (from the clock)] \
-[--json FILE] [--quiet] [--check (checks only, sends nothing)]";
+[--json FILE] [--quiet] [--check (checks only, sends no probe)]";
 
 /// The unsigned integer types options are parsed into, with the largest
 /// value each holds (for the message when a number is too large).
@@ -936,7 +955,7 @@ fn gen_run(args: &[String]) -> Result<()> {
     if o.check {
         if !o.quiet {
             eprintln!(
-                "gen: --check: size {} from {} to {} on {} can be sent ({} -> {}); nothing sent",
+                "gen: --check: size {} from {} to {} on {} can be sent ({} -> {}); no probe sent",
                 o.size.label(),
                 o.src,
                 o.dst,
@@ -1348,6 +1367,24 @@ mod tests {
         f.write("{}").unwrap();
         drop(f);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+        // Another run's file, made after this one opened its own path
+        // (two runs given one --json): never removed by this one.
+        let path = dir.join("shared.json");
+        let first = JsonFile::create(&path).unwrap();
+        let mut second = JsonFile::create(&path).unwrap();
+        second.write("{\"second\": true}").unwrap();
+        drop(second);
+        drop(first);
+        assert!(
+            path.exists(),
+            "the first run created it, but the second wrote it"
+        );
+        // A symlink whose target is missing: the target is made, and
+        // the link stays.
+        let link = dir.join("link.json");
+        std::os::unix::fs::symlink(dir.join("target.json"), &link).unwrap();
+        drop(JsonFile::create(&link).unwrap());
+        assert!(std::fs::symlink_metadata(&link).is_ok(), "the link stays");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

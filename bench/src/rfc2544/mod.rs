@@ -80,6 +80,8 @@ pub struct Options {
     pub sink_args: Vec<String>,
     pub json: bool,
     pub json_file: Option<PathBuf>,
+    /// gen's `--queues`: every rate offered is at least one per queue.
+    pub gen_queues: u32,
 }
 
 fn percent(name: &str, v: &str, min: f64, max: f64) -> Result<f64> {
@@ -117,9 +119,11 @@ pub fn parse(args: &[String]) -> Result<Options> {
         sink_args: vec!["--cpu".into(), "1".into()],
         json: false,
         json_file: None,
+        gen_queues: 1,
     };
     let (mut gen_dev, mut sink_dev) = (None, None);
     let mut sizes = DEFAULT_SIZES.to_string();
+    let mut sizes_given = false;
     let mut flags = Flags::new(args, " (espada-bench rfc2544 --help)");
     while let Some(a) = flags.next_flag() {
         match a {
@@ -127,7 +131,10 @@ pub fn parse(args: &[String]) -> Result<Options> {
             "--sink-netns" => o.sink_netns = Some(netns_name(a, flags.value(a)?)?),
             "--gen-dev" => gen_dev = Some(flags.value(a)?),
             "--sink-dev" => sink_dev = Some(flags.value(a)?),
-            "--sizes" => sizes = flags.value(a)?,
+            "--sizes" => {
+                sizes = flags.value(a)?;
+                sizes_given = true;
+            }
             "--trial" => o.trial = flags.seconds(a, 0.1, 3600.0)?,
             "--settle" => o.settle = flags.seconds(a, 0.0, 60.0)?,
             "--loss" => o.loss_pct = percent(a, &flags.value(a)?, 0.0, 100.0)?,
@@ -194,7 +201,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
             o.gen_dev
         );
     }
-    let default_sizes = sizes == DEFAULT_SIZES;
+    let default_sizes = !sizes_given;
     o.sizes = Size::parse_list(&sizes, "--sizes")?;
     if o.sizes.is_empty() {
         bail!("--sizes: give a list such as 64,512,1400,imix");
@@ -223,9 +230,17 @@ pub fn parse(args: &[String]) -> Result<Options> {
             .map_err(|e| anyhow!("--sizes: {e}"))?;
     }
     gen::parse_sink(&sink_args(&o, Duration::from_secs(60), 0))?;
+    o.gen_queues = g.queues;
     if let Some(min) = o.search.min_rate {
         if min > 100_000_000 {
             bail!("--min-rate {min}: 100000000 pps at most");
+        }
+        if min < u64::from(g.queues) {
+            bail!(
+                "--min-rate {min} is below --queues {}: each queue sends at least 1 pps, give --min-rate {} or more",
+                g.queues,
+                g.queues
+            );
         }
     }
     Ok(o)
@@ -254,7 +269,9 @@ fn gen_args(o: &Options, size: Size, offer: Offer, duration: Duration, run: u16)
         "--rate".into(),
         match offer {
             Offer::Max => "max".into(),
-            Offer::Pps(r) => r.to_string(),
+            // The search's floor or a retest may fall below one packet a
+            // second per queue, which gen refuses.
+            Offer::Pps(r) => r.max(u64::from(o.gen_queues)).to_string(),
         },
         "--duration".into(),
         format!("{:.3}", duration.as_secs_f64()),
@@ -800,6 +817,11 @@ fn report(o: &Options, m: &Measured, json_file: Option<&mut gen::JsonFile>) -> R
         stopped_by: m.error.as_ref().map(|e| e.to_string()),
     };
     let text = serde_json::to_string_pretty(&report)?;
+    // The file first: a reader that closes stdout early (`| head`) ends
+    // the tool at the next line, and hours of trials must not go with it.
+    if let Some(f) = json_file {
+        f.write(&text)?;
+    }
     if o.json {
         outln!("{text}");
     } else {
@@ -811,9 +833,6 @@ fn report(o: &Options, m: &Measured, json_file: Option<&mut gen::JsonFile>) -> R
                 o.sizes.len()
             );
         }
-    }
-    if let Some(f) = json_file {
-        f.write(&text)?;
     }
     Ok(())
 }
@@ -948,6 +967,37 @@ mod tests {
             e.as_deref(),
             Some("--sizes: --size 64 cannot hold IPv6/UDP and the 24-byte probe header: give 72 or more")
         );
+        // The default list given by hand is a list given: checked.
+        let e = parse(&args(&format!("{v6} --sizes {DEFAULT_SIZES}")));
+        assert!(e.is_err(), "{:?}", e.map(|o| o.sizes));
+    }
+
+    /// gen sends at least 1 pps per queue: a floor below that is refused
+    /// when parsed, and a rate the search or a retest goes down to is
+    /// offered as one per queue, not refused by gen mid-run.
+    #[test]
+    fn rates_below_one_per_queue_are_refused_or_raised() {
+        let e = parse(&args(&format!("{BASE} --queues 8 --flows 8 --min-rate 4")))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("--min-rate 4 is below --queues 8: each queue sends at least 1 pps, give --min-rate 8 or more")
+        );
+        let o = parse(&args(&format!("{BASE} --queues 8 --flows 8"))).unwrap();
+        let a = gen_args(
+            &o,
+            Size::Fixed(64),
+            Offer::Pps(3),
+            Duration::from_secs(1),
+            1,
+        );
+        let rate = a
+            .iter()
+            .position(|x| x == "--rate")
+            .map(|i| a[i + 1].as_str());
+        assert_eq!(rate, Some("8"));
+        crate::gen::parse_gen(&a).expect("gen takes it");
     }
 
     fn a_trial(offer: Offer, pass: bool) -> TrialReport {
