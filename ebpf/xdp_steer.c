@@ -24,8 +24,8 @@
  * type 3 code 4) or ICMPv6 "packet too big" (type 2 code 0) addressed to
  * the gateway, not itself a fragment, whose quoted packet is ESP (protocol
  * 50) or UDP from port 4500 (NAT-T ESP) sent from one of the gateway's
- * addresses, goes to AF_XDP: the dataplane sent that ESP and holds its SA,
- * the kernel has neither. The quoted header's next header must be 50 or 17
+ * addresses, quoted as far as a non-zero SPI, goes to AF_XDP: the
+ * dataplane sent that ESP and holds its SA, the kernel has neither. The quoted header's next header must be 50 or 17
  * itself (no extension headers are walked in the quote). ESP steering off
  * (or NAT-T off) leaves errors about ESP (or UDP/4500) with the kernel,
  * like the ESP itself. Every other ICMP keeps the rules below.
