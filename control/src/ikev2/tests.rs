@@ -859,23 +859,11 @@ fn half_open_from(b: &mut Engine, now: Instant, from: SocketAddr) -> bool {
     x.acquire(now, TAG, any_flow());
     let before = b.half_open_sas();
     for _ in 0..2 {
-        let inits: Vec<Vec<u8>> = std::iter::from_fn(|| x.poll_output())
-            .filter_map(|o| match o {
-                Output::Send { data, .. } => Some(data),
-                _ => None,
-            })
-            .collect();
         // IKE_SA_INIT only (exchange type 34): never IKE_AUTH.
-        for d in inits.iter().filter(|d| d.get(18) == Some(&34)) {
+        for (_, d) in sends(&mut x).iter().filter(|(_, d)| d.get(18) == Some(&34)) {
             b.handle_datagram(now, b_addr, from, d);
         }
-        let answers: Vec<Vec<u8>> = std::iter::from_fn(|| b.poll_output())
-            .filter_map(|o| match o {
-                Output::Send { data, .. } => Some(data),
-                _ => None,
-            })
-            .collect();
-        for d in answers {
+        for (_, d) in sends(b) {
             x.handle_datagram(now, x_local, b_addr, &d);
         }
     }
@@ -961,13 +949,7 @@ fn at_the_half_open_limit_the_oldest_makes_room() {
     let mut net = Net::new(fast(&A4), b);
     let mut spoofer = Engine::new(fast(&A4));
     spoofer.acquire(net.now, TAG, any_flow());
-    let init = loop {
-        match spoofer.poll_output() {
-            Some(Output::Send { data, .. }) => break data,
-            Some(_) => continue,
-            None => panic!("no IKE_SA_INIT"),
-        }
-    };
+    let init = sends(&mut spoofer).pop().expect("an IKE_SA_INIT").1;
     let b_addr: SocketAddr = "198.18.1.1:500".parse().unwrap();
     let limit = 4096u32;
     for i in 0..limit + 10 {

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 
 use crate::counters::DropReason;
 use crate::sa::Sadb;
-use crate::wire::{icmpv4, icmpv6, ip_proto, ipv4, ipv6};
+use crate::wire::{icmpv4, icmpv6, ip_proto, ipv4, ipv6, natt};
 
 /// The lowest path MTU believed: RFC 791's datagram every host takes
 /// (Linux's `min_pmtu` is 552), and IPv6's minimum link MTU (RFC 8200 §5).
@@ -29,9 +29,6 @@ const MIN_PATH_MTU_V6: u16 = 1280;
 /// How far behind the SA's last sequence number a quoted packet may be:
 /// what a second of traffic at 4 Mpps puts in flight.
 const SENT_WINDOW: u32 = 1 << 22;
-
-/// The NAT-T port our UDP-encapsulated ESP leaves from.
-const NATT_PORT: u16 = 4500;
 
 /// What an ICMP error to the gateway says about our ESP: the SA (by SPI),
 /// the tunnel it was quoted on and the MTU.
@@ -126,7 +123,7 @@ fn quoted(q: &[u8], mtu: u16) -> Option<TooBig> {
     };
     let esp = match proto {
         ip_proto::ESP => upper,
-        ip_proto::UDP if upper.get(..2)? == NATT_PORT.to_be_bytes() => upper.get(8..)?,
+        ip_proto::UDP if upper.get(..2)? == natt::PORT.to_be_bytes() => upper.get(8..)?,
         _ => return None,
     };
     let spi = u32::from_be_bytes(esp.get(..4)?.try_into().ok()?);
