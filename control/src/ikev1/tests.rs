@@ -211,7 +211,15 @@ impl Net {
                             assert_eq!(keep_sending_on, None, "QM3 came: the peer has the pair");
                             seen.installs.push((tag, proxy, *inbound, *outbound))
                         }
-                        Output::InstallInbound(sa) => seen.preinstalled.push(sa.spi),
+                        Output::InstallInbound(sa) => {
+                            // Before QM2 leaves: strongSwan sends on the
+                            // new SA as soon as it has QM2.
+                            assert!(
+                                sends.is_empty(),
+                                "a responder's inbound SA goes in before QM2 is sent"
+                            );
+                            seen.preinstalled.push(sa.spi)
+                        }
                         Output::Delete {
                             inbound_spi,
                             outbound_spi,

@@ -349,11 +349,13 @@ impl Engine {
             ids_seen.pop_front();
         }
         ids_seen.push_back(msg_id);
+        // The inbound SA before QM2 leaves (outputs are carried out in
+        // order): see `preinstall_inbound`.
+        self.preinstall_inbound(i, k);
         // To where QM1 came from: after a NAT's new mapping that is the
         // peer's new port, which QM1 (replayable) does not move us to but
         // QM3 will.
         self.send(at.local, at.remote, out);
-        self.preinstall_inbound(i, k);
         Ok(())
     }
 
@@ -621,9 +623,12 @@ impl Engine {
         Some((inbound, outbound, info))
     }
 
-    /// Responder, on sending QM2: the inbound SA goes in now, so the
-    /// initiator's first packet after QM3 (sent on the new SA at once)
-    /// never meets a missing SA, which keeps rekeys lossless.
+    /// Responder, before sending QM2: the inbound SA goes in first. An
+    /// initiator may send on the new SA as soon as it has QM2, before
+    /// QM3: strongSwan installs both SAs and moves its traffic to the new
+    /// one while processing QM2 (`quick_mode.c`, `process_i`). Installed
+    /// after QM2 left, a packet that raced the install was lost (one ping
+    /// in thousands across strongSwan's rekeys in `lab_swan_ikev1`).
     fn preinstall_inbound(&mut self, i: RowId, k: RowId) {
         if let Some((inbound, _, _)) = self.pair_params(i, k) {
             self.out
