@@ -851,6 +851,9 @@ pub fn serve(
                             Ok(r) => println!("espada: reinstalled {} SA(s)", r.added),
                             Err(e) => eprintln!("espada: reinstall failed: {e}"),
                         }
+                        if let Err(e) = crate::tunnelif::install(&mut client, &c.tunnels) {
+                            eprintln!("espada: tunnel interfaces: {e}");
+                        }
                         if let Some(ike) = &mut ike {
                             match ike.reinstall(&mut client) {
                                 Ok(n) => println!("espada: reinstalled {n} negotiated SA(s)"),

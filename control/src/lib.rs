@@ -21,3 +21,4 @@ pub mod installed;
 pub mod installer;
 pub mod show;
 pub mod spdbind;
+pub mod tunnelif;

@@ -84,6 +84,10 @@ fn run(file: &Path, o: DaemonOptions) -> Result<i32> {
         c.spd.len(),
         c.nat.len()
     );
+    control::tunnelif::install(&mut dp, &c.tunnels).context("setting up the tunnel interfaces")?;
+    for t in &c.tunnels {
+        println!("espada: interface {} is up (mtu {})", t.name, t.mtu);
+    }
     if o.once {
         return Ok(0);
     }

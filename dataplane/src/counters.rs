@@ -100,8 +100,9 @@ pub enum DropReason {
     /// configuration, so it neither forwards nor decrypts tagged traffic.
     VlanTagged,
     /// Decrypted, authentic, and addressed to one of the gateway's own
-    /// addresses: delivery to the gateway's own stack is not supported (an
-    /// AF_XDP frame cannot be handed to the kernel's receive path).
+    /// addresses, but not delivered: no tunnel interface would carry the
+    /// gateway's answer back through the tunnel ([`crate::tunif`]), so
+    /// handing it to the kernel would have the answer leave in the clear.
     ForGateway,
     /// Not a loss: an ICMP "fragmentation needed" / "packet too big"
     /// about ESP we sent, whose MTU its outbound SA now keeps to
@@ -111,10 +112,23 @@ pub enum DropReason {
     /// quotes a packet that SA did not send lately or that was no larger
     /// than the MTU it says, says MTU 0, or would raise the MTU.
     PathMtuRefused,
+    /// A decrypted packet for the gateway that the kernel did not take
+    /// from its tunnel interface ([`crate::tunif`]): the device is down
+    /// or its queue is full. (What the kernel sends into the device and
+    /// worker 0 has no room for is counted as `handoff-full`.)
+    TunnelInterfaceFull,
+    /// A packet the kernel sent into a tunnel interface whose crypto map
+    /// entry has no SPD rule (it protects no route, so nothing is ever
+    /// negotiated for it).
+    TunnelNoPolicy,
+    /// Not a loss: multicast the kernel sent into a tunnel interface (its
+    /// MLD reports when the device comes up, IGMP): Espada carries no
+    /// multicast, and the peer would only drop it.
+    TunnelMulticast,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 36;
+    pub const COUNT: usize = 39;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NoSa,
         DropReason::Replay,
@@ -152,15 +166,22 @@ impl DropReason {
         DropReason::ForGateway,
         DropReason::PathMtuLearned,
         DropReason::PathMtuRefused,
+        DropReason::TunnelInterfaceFull,
+        DropReason::TunnelNoPolicy,
+        DropReason::TunnelMulticast,
     ];
 
     /// Whether a frame ended this way was lost: all but a TED probe
-    /// delivered to IKE, a fragment kept for its datagram and an ICMP
-    /// error that taught a path MTU.
+    /// delivered to IKE, a fragment kept for its datagram, an ICMP
+    /// error that taught a path MTU and the kernel's multicast kept out of
+    /// a tunnel.
     pub const fn is_loss(self) -> bool {
         !matches!(
             self,
-            DropReason::TedProbeDelivered | DropReason::FragmentQueued | DropReason::PathMtuLearned
+            DropReason::TedProbeDelivered
+                | DropReason::FragmentQueued
+                | DropReason::PathMtuLearned
+                | DropReason::TunnelMulticast
         )
     }
 
@@ -213,6 +234,9 @@ impl DropReason {
             DropReason::ForGateway => "for-gateway",
             DropReason::PathMtuLearned => "pmtu-learned",
             DropReason::PathMtuRefused => "pmtu-refused",
+            DropReason::TunnelInterfaceFull => "tunnel-interface-full",
+            DropReason::TunnelNoPolicy => "tunnel-no-policy",
+            DropReason::TunnelMulticast => "tunnel-multicast",
         }
     }
 }

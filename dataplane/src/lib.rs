@@ -1,7 +1,7 @@
 //! Espada's packet path: everything between a received frame and a frame to
 //! transmit, kept free of sockets and threads so it can be tested, fuzzed and
-//! benchmarked alone (the boringtun split); only `io` and `worker` touch
-//! sockets and threads.
+//! benchmarked alone (the boringtun split); only `io`, `worker` and `tunif`
+//! touch sockets, devices and threads.
 //!
 //! - [`wire`]: zero-copy views over Ethernet, IPv4/6, UDP, ESP, ICMP (smoltcp style).
 //! - [`crypto`]: ESP cipher/integrity suites behind one batched trait.
@@ -15,6 +15,8 @@
 //! - [`pipeline`]: the stages a worker runs over a received batch.
 //! - [`io`], [`worker`]: AF_XDP sockets on a shared UMEM and the poll loop
 //!   that moves frames between them through the pipeline.
+//! - [`tunif`]: TUN devices for virtual tunnel interfaces: the gateway's own
+//!   traffic through a tunnel.
 //! - [`api`]: the SA and policy definitions shared with the control process.
 
 pub mod api;
@@ -37,6 +39,7 @@ pub mod sa;
 pub mod spd;
 #[doc(hidden)]
 pub mod testkit;
+pub mod tunif;
 pub mod update;
 pub mod wire;
 pub mod worker;

@@ -44,6 +44,7 @@ use crate::reassembly::{Fed, Reassembly};
 use crate::route::{Fib, FibMiss, NextHop, PortRole};
 use crate::sa::{InboundSa, OutboundSa, Sadb};
 use crate::spd::{flow_of, FlowKey, PolicyAction, PolicyTag, Spd};
+use crate::tunif::TunnelPorts;
 use crate::wire::{ethernet, ip_proto, ipv4, ipv6};
 
 /// Frames handled per pass; larger batches are cut into passes.
@@ -57,8 +58,12 @@ pub struct Tables {
     pub sadb: Sadb,
     /// The gateway's own addresses: traffic to them is the kernel's (or,
     /// on the outside, ESP for us to decrypt); decrypted traffic to them
-    /// cannot reach the kernel and is dropped ([`DropReason::ForGateway`]).
+    /// reaches the kernel only through a tunnel interface
+    /// ([`Self::tunnels`]), else it is dropped ([`DropReason::ForGateway`]).
     pub local: Vec<IpAddr>,
+    /// The tunnel interfaces: TUN devices through which the gateway's own
+    /// traffic uses a virtual tunnel interface ([`crate::tunif`]).
+    pub tunnels: TunnelPorts,
     /// Addresses per interface: the source of ICMP errors we originate.
     pub iface_addrs: Vec<(u32, IpAddr)>,
     /// Where a worker asks for a neighbour the FIB lacks (bounded,
@@ -265,6 +270,10 @@ pub enum Action {
     /// in that worker's slice): the worker copies the whole frame, link
     /// layer included, to that worker, which runs it through its pipeline.
     Handoff { worker: usize },
+    /// For the gateway itself: the worker writes the IP packet (now
+    /// `start..start + len`, no link layer) into the tunnel interface with
+    /// this ifindex, where the kernel receives it.
+    ToTunnel { ifindex: u32 },
 }
 
 /// A packet [`process_batch`] decided to fragment, and what becomes of its
@@ -374,6 +383,11 @@ fn process_chunk(
     let frames = &mut frames[..n];
     let mut stage = [Stage::Done(Action::ToKernel); MAX_BATCH];
     let role = t.fib.interface(rx_ifindex).map(|i| i.role);
+    // What the kernel sent into a tunnel interface: the gateway's own.
+    let tunnel = role
+        .is_none()
+        .then(|| t.tunnels.tag_of(rx_ifindex))
+        .flatten();
     c.rx.fetch_add(n as u64, Ordering::Relaxed);
 
     let now = clock::now_secs();
@@ -382,9 +396,10 @@ fn process_chunk(
     }
     let outside = role == Some(PortRole::Outside);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
-        *s = match outside.then(|| reassemble(t, f, now, c)).flatten() {
-            Some(done) => done,
-            None => classify(t, role, f, now, c),
+        *s = match (outside.then(|| reassemble(t, f, now, c)).flatten(), tunnel) {
+            (Some(done), _) => done,
+            (None, Some(tag)) => classify_from_tunnel(t, tag, f, c),
+            (None, None) => classify(t, role, f, now, c),
         };
     }
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
@@ -405,10 +420,11 @@ fn process_chunk(
     let decapping: [bool; MAX_BATCH] = std::array::from_fn(|i| stage[i] == Stage::Decap);
     let decapsulated = decrypt(t, frames, &mut stage[..n], &esp, c);
     add(&c.decapsulated, decapsulated);
-    drop_for_gateway(t, frames, &mut stage[..n], &decapping, c);
+    deliver_for_gateway(t, frames, &mut stage[..n], &decapping, c);
     let from_inside = role == Some(PortRole::Inside);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
-        if matches!(s, Stage::Forward { .. } | Stage::Encap(_)) {
+        // The gateway's own packets have no hop behind them to count.
+        if tunnel.is_none() && matches!(s, Stage::Forward { .. } | Stage::Encap(_)) {
             if let Err(reason) = decrement_ttl(f.frame, f.start, f.len) {
                 c.drops.inc(reason);
                 // Time exceeded goes back to inside senders; a decapsulated
@@ -442,7 +458,10 @@ fn process_chunk(
             Action::ToKernel => to_kernel += 1,
             // Counted per fragment by `fragment_frames`; handed-off frames
             // by the worker that takes them.
-            Action::Drop(_) | Action::Fragment(_) | Action::Handoff { .. } => {}
+            Action::Drop(_)
+            | Action::Fragment(_)
+            | Action::Handoff { .. }
+            | Action::ToTunnel { .. } => {}
         }
     }
     add(&c.tx, tx);
@@ -1105,7 +1124,14 @@ fn check_tunnel_mtu(
         *s = if must_not_fragment(f.data())
             && send_icmp(t, rx_ifindex, f, IcmpError::TooBig { mtu }, c)
         {
-            Stage::Forward { bypass: false }
+            // The gateway's own packet: its kernel learns the MTU.
+            if t.tunnels.tag_of(rx_ifindex).is_some() {
+                Stage::Done(Action::ToTunnel {
+                    ifindex: rx_ifindex,
+                })
+            } else {
+                Stage::Forward { bypass: false }
+            }
         } else {
             Stage::Done(Action::Drop(DropReason::TooBig))
         };
@@ -1312,14 +1338,17 @@ fn decrypt(
     decapsulated
 }
 
-/// Decrypted packets addressed to the gateway itself (a ping through the
-/// tunnel to one of its addresses, what a transport-mode SA carries) are
-/// not forwarded: the route to our own address would only fail for want
-/// of a neighbour, asking the kernel to resolve it. Nor can they be
-/// delivered: an AF_XDP frame cannot be handed to the kernel's receive
-/// path. Dropped as [`DropReason::ForGateway`]. `decapping` marks the
+/// Decrypted packets addressed to one of the gateway's own addresses are
+/// not forwarded (the route to our own address would only fail for want
+/// of a neighbour). They go to the kernel through a tunnel interface
+/// ([`crate::tunif`]) when its tunnel would carry the kernel's answer
+/// back: the SPD protects the answer's flow with that interface's crypto
+/// map entry, or the packet goes from link-local to a link-local address
+/// of that interface (`ping FE80::23:3` over Tunnel23, seeds 000/001).
+/// Any other is dropped as [`DropReason::ForGateway`]: handed to the
+/// kernel, its answer would leave in the clear. `decapping` marks the
 /// frames that were given to [`decrypt`].
-fn drop_for_gateway(
+fn deliver_for_gateway(
     t: &Tables,
     frames: &[PacketBuf<'_>],
     stage: &mut [Stage],
@@ -1335,11 +1364,104 @@ fn drop_for_gateway(
         if *s != (Stage::Forward { bypass: false }) {
             continue;
         }
-        if dst_of(f.data()).is_some_and(|dst| t.local.contains(&dst)) {
-            c.drops.inc(DropReason::ForGateway);
-            *s = Stage::Done(Action::Drop(DropReason::ForGateway));
+        let Some(dst) = dst_of(f.data()) else {
+            continue;
+        };
+        if !t.local.contains(&dst) {
+            continue;
         }
+        *s = match tunnel_for_gateway(t, f.data(), dst) {
+            Some(ifindex) => Stage::Done(Action::ToTunnel { ifindex }),
+            None => {
+                c.drops.inc(DropReason::ForGateway);
+                Stage::Done(Action::Drop(DropReason::ForGateway))
+            }
+        };
     }
+}
+
+/// The tunnel interface a decrypted packet for the gateway (to `dst`)
+/// is delivered through, if any: see [`deliver_for_gateway`].
+fn tunnel_for_gateway(t: &Tables, packet: &[u8], dst: IpAddr) -> Option<u32> {
+    if t.tunnels.is_empty() {
+        return None;
+    }
+    let (flow, portless) = flow_of(packet)?;
+    if is_link_local(&flow.src) && is_link_local(&dst) {
+        let mut on = t
+            .iface_addrs
+            .iter()
+            .filter(|(i, a)| *a == dst && t.tunnels.tag_of(*i).is_some());
+        return match (on.next(), on.next()) {
+            (Some((ifindex, _)), None) => Some(*ifindex),
+            // The same link-local address on two tunnels: which one the
+            // answer would take is not ours to guess.
+            _ => None,
+        };
+    }
+    let answer = FlowKey {
+        src: flow.dst,
+        dst: flow.src,
+        proto: flow.proto,
+        src_port: flow.dst_port,
+        dst_port: flow.src_port,
+    };
+    match policy(&t.spd, &answer, portless)? {
+        PolicyAction::Protect { map, .. } => t.tunnels.ifindex_of(map),
+        PolicyAction::Bypass | PolicyAction::Discard => None,
+    }
+}
+
+fn is_link_local(a: &IpAddr) -> bool {
+    matches!(a, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+/// A packet the kernel sent into a tunnel interface: the gateway's own,
+/// encrypted with the interface's crypto map entry whatever its
+/// destination (the kernel's routes put it there, link-local included),
+/// after the checks an inside packet gets. The frame is the reader's
+/// (`tunif`): a zeroed Ethernet header, then the packet.
+fn classify_from_tunnel(
+    t: &Tables,
+    tag: PolicyTag,
+    f: &mut PacketBuf<'_>,
+    c: &PipelineCounters,
+) -> Stage {
+    let drop = |reason| {
+        c.drops.inc(reason);
+        Stage::Done(Action::Drop(reason))
+    };
+    let hl = ethernet::HEADER_LEN;
+    let Some(packet) = f.data().get(hl..) else {
+        return drop(DropReason::Malformed);
+    };
+    let Some((flow, _)) = flow_of(packet) else {
+        return drop(DropReason::Malformed);
+    };
+    if !ipv4_header_intact(packet) {
+        return drop(DropReason::BadIpChecksum);
+    }
+    if flow.dst.is_multicast() {
+        return drop(DropReason::TunnelMulticast);
+    }
+    let protect = t.spd.rules().iter().find_map(|r| match r.action {
+        PolicyAction::Protect { sa, map } if map == tag => Some(sa),
+        _ => None,
+    });
+    let stage = match protect {
+        Some(Some(spi)) => Stage::Encap(spi),
+        Some(None) => {
+            if let Some(tx) = &t.acquire {
+                let _ = tx.try_send(AcquireRequest { tag, flow });
+            }
+            return drop(DropReason::NoOutboundSa);
+        }
+        None => return drop(DropReason::TunnelNoPolicy),
+    };
+    let ip_len = ip_packet_len(packet).unwrap_or(packet.len());
+    f.start += hl;
+    f.len = ip_len.min(f.len - hl);
+    stage
 }
 
 impl Lone<'_, OutboundSa> {

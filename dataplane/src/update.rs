@@ -14,6 +14,7 @@ use crate::netlink::FibUpdate;
 use crate::pipeline::Tables;
 use crate::sa::{InboundSa, OutboundSa, SaRef};
 use crate::spd::Spd;
+use crate::tunif::TunnelPorts;
 
 /// One change to a worker's [`Tables`].
 pub enum TableUpdate {
@@ -31,6 +32,9 @@ pub enum TableUpdate {
     /// The NAT rule list, replaced at once; translations already made
     /// stay until they time out (as IOS keeps them).
     ReplaceNat(Box<NatRules>),
+    /// The tunnel interfaces, replaced at once. A device left out closes
+    /// when the last worker lets go of it.
+    ReplaceTunnels(TunnelPorts),
 }
 
 impl TableUpdate {
@@ -53,6 +57,10 @@ impl TableUpdate {
             }
             TableUpdate::Fib(u) => {
                 u.apply(t);
+                None
+            }
+            TableUpdate::ReplaceTunnels(ports) => {
+                t.tunnels = ports;
                 None
             }
             TableUpdate::ReplaceNat(rules) => {

@@ -328,6 +328,16 @@ impl Worker {
                     }
                     self.free.push(bases[i]);
                 }
+                Action::ToTunnel { ifindex } => {
+                    let taken = tables
+                        .tunnels
+                        .device(ifindex)
+                        .is_some_and(|d| d.deliver(frames[i].data()));
+                    if !taken {
+                        counters.pipeline.drops.inc(DropReason::TunnelInterfaceFull);
+                    }
+                    self.free.push(bases[i]);
+                }
                 action => self.queue(&mut tx, action, bases[i], &frames[i], counters),
             }
         }
@@ -352,7 +362,10 @@ impl Worker {
                 counters.to_kernel_dropped.fetch_add(1, Ordering::Relaxed);
                 None
             }
-            Action::Drop(_) | Action::Fragment(_) | Action::Handoff { .. } => None,
+            Action::Drop(_)
+            | Action::Fragment(_)
+            | Action::Handoff { .. }
+            | Action::ToTunnel { .. } => None,
         };
         match out {
             Some(q) if q < MAX_PORTS => {

@@ -76,7 +76,8 @@ fn handle(sadb: &mut Sadb, request_id: u32, request: Request) -> Vec<Message> {
         | Request::SetPeerPort { .. }
         | Request::LoadSpd { .. }
         | Request::LoadNat { .. }
-        | Request::InjectEsp { .. } => reply(Reply::Ack),
+        | Request::InjectEsp { .. }
+        | Request::SetTunnelInterfaces { .. } => reply(Reply::Ack),
     }
 }
 

@@ -81,13 +81,16 @@ pings() { # ns, want, ping args...
         awk -v w="$want" '/received/ {split($0, a, ","); split(a[2], b, " "); exit !(b[1] >= w)}'
 }
 iperf_from() { # server namespace, server address, client args...
-    local server_ns=$1 addr=$2
-    shift 2
+    iperf_from_ns lan_a "$@"
+}
+iperf_from_ns() { # client namespace, server namespace, server address, client args...
+    local client_ns=$1 server_ns=$2 addr=$3
+    shift 3
     # bg_in_ns: $! is iperf3 itself, so the kill below stops it.
     bg_in_ns "$server_ns" iperf3 -s -1 -B "$addr" >/dev/null 2>&1
     local s=$!
     sleep 0.5
-    in_ns lan_a timeout 20 iperf3 -c "$addr" -t 3 "$@" -J >"$work/iperf.json"
+    in_ns "$client_ns" timeout 20 iperf3 -c "$addr" -t 3 "$@" -J >"$work/iperf.json"
     local rc=$?
     # A client that never connected leaves the server waiting.
     [ $rc -eq 0 ] || kill "$s" 2>/dev/null

@@ -105,6 +105,28 @@ pub enum Request {
         to: SocketAddr,
         esp: Vec<u8>,
     },
+    /// The tunnel interfaces (IOS `interface TunnelN`) that the gateway's
+    /// own traffic may use, each a TUN device the dataplane creates and
+    /// keeps ([`crate::tunif`]); the whole list every time. Devices not in
+    /// it are removed; those already there keep their addresses. Answered
+    /// once every device exists, so the control process can then give
+    /// them their addresses and routes.
+    SetTunnelInterfaces {
+        tunnels: Vec<TunnelInterface>,
+    },
+}
+
+/// One tunnel interface of [`Request::SetTunnelInterfaces`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelInterface {
+    /// The Linux interface name (the configuration's, `Tunnel23`).
+    pub name: String,
+    /// The crypto map entry every packet the kernel sends into the
+    /// interface is encrypted with (`Tunnel23-head-0`).
+    pub tag: PolicyTag,
+    /// The interface's MTU: the largest packet of the gateway's own that
+    /// the tunnel carries without fragmenting it.
+    pub mtu: u16,
 }
 
 /// Where one `LoadSpd` / `LoadNat` message sits in the list it loads.
@@ -497,6 +519,7 @@ impl Message {
                 Request::GetNatStats => "GetNatStats",
                 Request::Ping => "Ping",
                 Request::InjectEsp { .. } => "InjectEsp",
+                Request::SetTunnelInterfaces { .. } => "SetTunnelInterfaces",
             },
             Payload::Reply(r) => match r {
                 Reply::HelloAck { .. } => "HelloAck",
@@ -567,6 +590,7 @@ impl PartialEq for Request {
                     esp: e2,
                 },
             ) => f1 == f2 && t1 == t2 && e1 == e2,
+            (SetTunnelInterfaces { tunnels: a }, SetTunnelInterfaces { tunnels: b }) => a == b,
             (Ping, Ping) | (GetNatStats, GetNatStats) => true,
             _ => false,
         }

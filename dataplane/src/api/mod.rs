@@ -19,7 +19,7 @@ mod tests;
 
 pub use messages::{
     DropCounts, ErrorCode, Event, ListPart, Message, Payload, Reply, Request, SaCounts,
-    MAX_INJECTED_ESP_LEN, MAX_TED_PROBE_LEN,
+    TunnelInterface, MAX_INJECTED_ESP_LEN, MAX_TED_PROBE_LEN,
 };
 pub use socket::{ConnError, ControlConn, ControlListener};
 pub use wire::{decode, encode, DecodeError, EncodeError, MAX_MESSAGE_LEN, PROTOCOL_VERSION};

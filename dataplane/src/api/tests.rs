@@ -293,6 +293,21 @@ fn arb_request() -> impl Strategy<Value = Request> {
                 to: std::net::SocketAddr::new(b, q),
                 esp,
             }),
+        prop::collection::vec(
+            (
+                "[A-Za-z][A-Za-z0-9._-]{0,14}",
+                any::<u32>(),
+                any::<u32>(),
+                any::<u16>()
+            )
+                .prop_map(|(name, map, seq, mtu)| TunnelInterface {
+                    name,
+                    tag: PolicyTag { map, seq },
+                    mtu,
+                }),
+            0..5
+        )
+        .prop_map(|tunnels| Request::SetTunnelInterfaces { tunnels }),
     ]
 }
 
@@ -1177,6 +1192,37 @@ fn an_oversized_string_is_refused_by_the_encoder() {
             ..
         })
     ));
+}
+
+#[test]
+fn a_tunnel_interface_name_linux_would_refuse_is_refused_on_decode() {
+    let set = |name: &str| {
+        Message::request(
+            3,
+            Request::SetTunnelInterfaces {
+                tunnels: vec![TunnelInterface {
+                    name: name.to_string(),
+                    tag: PolicyTag { map: 1, seq: 65536 },
+                    mtu: 1400,
+                }],
+            },
+        )
+    };
+    let ok = set("Tunnel23");
+    assert_eq!(decode(&encode(&ok).unwrap()).unwrap(), ok);
+    for bad in ["", "Tunnel1234567890", "a/b", "a b"] {
+        let err = decode(&encode(&set(bad)).unwrap()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DecodeError::Invalid {
+                    what: "tunnel interface name",
+                    ..
+                }
+            ),
+            "{bad:?}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use super::messages::{
     DropCounts, ErrorCode, Event, ListPart, Message, Payload, Reply, Request, SaCounts,
-    MAX_INJECTED_ESP_LEN, MAX_TED_PROBE_LEN,
+    TunnelInterface, MAX_INJECTED_ESP_LEN, MAX_TED_PROBE_LEN,
 };
 use super::{Direction, EspMode, Lifetime, NatAction, NatRule, SaKeys, SaParams, UdpEncap};
 use crate::counters::DropReason;
@@ -66,6 +66,7 @@ pub mod msg_type {
     pub const GET_NAT_STATS: u16 = 0x0009;
     pub const SET_PEER_PORT: u16 = 0x000a;
     pub const INJECT_ESP: u16 = 0x000b;
+    pub const SET_TUNNEL_INTERFACES: u16 = 0x000c;
 
     pub const HELLO_ACK: u16 = 0x0101;
     pub const ACK: u16 = 0x0102;
@@ -279,6 +280,7 @@ fn type_of(p: &Payload) -> u16 {
             Request::Ping => PING,
             Request::GetNatStats => GET_NAT_STATS,
             Request::InjectEsp { .. } => INJECT_ESP,
+            Request::SetTunnelInterfaces { .. } => SET_TUNNEL_INTERFACES,
         },
         Payload::Reply(r) => match r {
             Reply::HelloAck { .. } => HELLO_ACK,
@@ -308,6 +310,7 @@ fn type_name(t: u16) -> Option<&'static str> {
         DELETE_SA => "DeleteSa",
         SET_PEER_PORT => "SetPeerPort",
         INJECT_ESP => "InjectEsp",
+        SET_TUNNEL_INTERFACES => "SetTunnelInterfaces",
         LOAD_SPD => "LoadSpd",
         LOAD_NAT => "LoadNat",
         GET_COUNTERS => "GetCounters",
@@ -375,6 +378,7 @@ fn encode_body(p: &Payload, w: &mut Writer) {
                 }
                 w.bytes16("injected ESP", esp);
             }
+            Request::SetTunnelInterfaces { tunnels } => w.vec(tunnels),
         },
         Payload::Reply(r) => match r {
             Reply::HelloAck {
@@ -487,6 +491,10 @@ fn decode_body(t: u16, r: &mut Reader<'_>) -> Result<Payload, DecodeError> {
                 to,
                 esp: esp.to_vec(),
             })
+        }
+        SET_TUNNEL_INTERFACES => {
+            let tunnels: Vec<TunnelInterface> = r.vec("tunnel interface")?;
+            req(Request::SetTunnelInterfaces { tunnels })
         }
         NAT_STATS => rep(Reply::NatStats(NatStats::decode(r)?)),
         HELLO_ACK => rep(Reply::HelloAck {
@@ -912,6 +920,32 @@ impl Codec for TrafficSelector {
             proto,
             src_ports: PortRange::decode(r)?,
             dst_ports: PortRange::decode(r)?,
+        })
+    }
+}
+
+impl Codec for TunnelInterface {
+    /// The name's length, the tag, the MTU.
+    const MIN_LEN: usize = 2 + 8 + 2;
+    fn encode(&self, w: &mut Writer) {
+        w.string("tunnel interface name", &self.name);
+        self.tag.encode(w);
+        w.u16(self.mtu);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<TunnelInterface, DecodeError> {
+        let at = r.pos;
+        let name = r.string("tunnel interface name")?;
+        if !crate::tunif::valid_name(&name) {
+            return Err(r.invalid(
+                "tunnel interface name",
+                at,
+                "not a Linux interface name (1 to 15 bytes, no '/', ':' or white space)",
+            ));
+        }
+        Ok(TunnelInterface {
+            name,
+            tag: PolicyTag::decode(r)?,
+            mtu: r.u16("tunnel interface MTU")?,
         })
     }
 }

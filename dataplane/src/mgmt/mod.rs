@@ -16,7 +16,7 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::api::{
     Direction, DropCounts, ErrorCode, Event, ListPart, Message, NatAction, NatRule, Reply, Request,
-    SaCounts, SaParams, PROTOCOL_VERSION,
+    SaCounts, SaParams, TunnelInterface, PROTOCOL_VERSION,
 };
 use crate::counters::{DropReason, SaCounters};
 use crate::handoff::HandoffSender;
@@ -25,6 +25,7 @@ use crate::nat::{NatCounters, NatRules, NatStats};
 use crate::pipeline::AcquireRequest;
 use crate::sa::{InboundSa, LifetimeState, OutboundSa, SaRef};
 use crate::spd::{PolicyTag, Spd, SpdRule};
+use crate::tunif::{TunDevice, TunReader, TunnelPort, TunnelPorts};
 use crate::update::TableUpdate;
 use crate::worker::WorkerCounters;
 
@@ -66,6 +67,18 @@ pub struct Mgmt {
     pub queue_full: u64,
     /// Where [`Request::InjectEsp`] goes; `None` in tests without workers.
     injector: Option<Injector>,
+    /// The tunnel interfaces' devices and their readers, in the order of
+    /// the last [`Request::SetTunnelInterfaces`].
+    tunnels: Vec<Tunnel>,
+}
+
+/// One tunnel interface the management thread keeps: its device, the
+/// workers' view of it, and the thread reading it (none in tests without
+/// workers).
+struct Tunnel {
+    port: TunnelPort,
+    mtu: u16,
+    _reader: Option<TunReader>,
 }
 
 /// The way ESP handed over by the control process reaches the workers
@@ -132,7 +145,119 @@ impl Mgmt {
             acquires: HashMap::new(),
             queue_full: 0,
             injector: None,
+            tunnels: Vec::new(),
         }
+    }
+
+    /// The tunnel interfaces now: name, ifindex and crypto map entry.
+    pub fn tunnels(&self) -> impl Iterator<Item = (&str, u32, PolicyTag)> {
+        self.tunnels
+            .iter()
+            .map(|t| (t.port.device.name(), t.port.device.ifindex(), t.port.tag))
+    }
+
+    /// Makes the tunnel interfaces the list says: devices kept by name
+    /// (their addresses and routes stay; a changed entry or MTU is
+    /// applied), new ones created, the others closed. All or nothing: a
+    /// device that cannot be made leaves the previous set in force.
+    fn set_tunnels(&mut self, wanted: Vec<TunnelInterface>) -> Reply {
+        for (i, w) in wanted.iter().enumerate() {
+            if wanted[..i].iter().any(|o| o.name == w.name) {
+                return error(
+                    ErrorCode::InvalidRules,
+                    format!("tunnel interface {} is listed twice", w.name),
+                );
+            }
+            if wanted[..i].iter().any(|o| o.tag == w.tag) {
+                return error(
+                    ErrorCode::InvalidRules,
+                    format!(
+                        "tunnel interfaces {} and {} name the same crypto map entry",
+                        wanted[..i]
+                            .iter()
+                            .find(|o| o.tag == w.tag)
+                            .map_or("", |o| &o.name),
+                        w.name
+                    ),
+                );
+            }
+            if w.mtu < 68 {
+                return error(
+                    ErrorCode::InvalidRules,
+                    format!(
+                        "tunnel interface {}: MTU {} is below IPv4's 68",
+                        w.name, w.mtu
+                    ),
+                );
+            }
+        }
+        let mut old = std::mem::take(&mut self.tunnels);
+        let before: Vec<String> = old
+            .iter()
+            .map(|t| t.port.device.name().to_string())
+            .collect();
+        let mut next: Vec<Tunnel> = Vec::with_capacity(wanted.len());
+        for w in &wanted {
+            let tunnel = match old.iter().position(|t| t.port.device.name() == w.name) {
+                Some(at) => {
+                    let mut t = old.swap_remove(at);
+                    if t.mtu != w.mtu {
+                        if let Err(e) = t.port.device.set_mtu(w.mtu) {
+                            self.tunnels = next
+                                .into_iter()
+                                .filter(|t| before.iter().any(|n| n == t.port.device.name()))
+                                .chain(old)
+                                .chain([t])
+                                .collect();
+                            return error(ErrorCode::Internal, e.to_string());
+                        }
+                        t.mtu = w.mtu;
+                    }
+                    t.port.tag = w.tag;
+                    t
+                }
+                None => match self.open_tunnel(w) {
+                    Ok(t) => t,
+                    Err(msg) => {
+                        // The devices made for this list close; the ones
+                        // there before stay (a changed MTU or entry of
+                        // theirs already applied is harmless).
+                        self.tunnels = next
+                            .into_iter()
+                            .filter(|t| before.iter().any(|n| n == t.port.device.name()))
+                            .chain(old)
+                            .collect();
+                        return error(ErrorCode::Internal, msg);
+                    }
+                },
+            };
+            next.push(tunnel);
+        }
+        // What is left of `old` closes here (readers stopped and joined);
+        // each device when the last worker lets go of it.
+        drop(old);
+        self.tunnels = next;
+        let ports = TunnelPorts::new(self.tunnels.iter().map(|t| t.port.clone()).collect());
+        for w in 0..self.workers.len() {
+            self.send(w, TableUpdate::ReplaceTunnels(ports.clone()));
+        }
+        Reply::Ack
+    }
+
+    fn open_tunnel(&self, w: &TunnelInterface) -> Result<Tunnel, String> {
+        let device = Arc::new(TunDevice::create(&w.name, w.mtu).map_err(|e| e.to_string())?);
+        let reader = match (&self.injector, self.worker_counters.first()) {
+            (Some(i), Some(c)) => Some(
+                TunReader::spawn(Arc::clone(&device), i.workers.clone(), Arc::clone(c))
+                    .map_err(|e| format!("tunnel interface {}: no reader thread: {e}", w.name))?,
+            ),
+            _ => None,
+        };
+        Ok(Tunnel {
+            port: TunnelPort { device, tag: w.tag },
+            mtu: w.mtu,
+            _reader: reader,
+        })
     }
 
     /// Lets [`Request::InjectEsp`] reach the workers.
@@ -290,6 +415,7 @@ impl Mgmt {
                 Reply::NatStats(total)
             }
             Request::Ping => Reply::Ack,
+            Request::SetTunnelInterfaces { tunnels } => self.set_tunnels(tunnels),
             Request::InjectEsp { from, to, esp } => match self.injector.as_mut() {
                 Some(i) => i.inject(from, to, &esp),
                 None => error(

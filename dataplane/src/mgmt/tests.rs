@@ -834,3 +834,46 @@ fn injected_esp_reaches_its_sas_worker_as_a_frame_on_the_outside() {
     }
     assert_eq!(queued, HANDOFF_DEPTH);
 }
+
+/// A tunnel interface list is refused whole, before any device is made,
+/// when two entries share a name or a crypto map entry or an MTU is below
+/// IPv4's minimum; an empty list is taken (and sent to every worker).
+/// (Making devices needs a network namespace: `deploy/tests/lab_vti.sh`.)
+#[test]
+fn a_tunnel_interface_list_that_contradicts_itself_is_refused_whole() {
+    let (mut m, rx, _) = mgmt(2);
+    let tag = PolicyTag { map: 1, seq: 65536 };
+    let t = |name: &str, tag, mtu| TunnelInterface {
+        name: name.into(),
+        tag,
+        mtu,
+    };
+    let other = PolicyTag { map: 2, seq: 65536 };
+    for (list, want) in [
+        (
+            vec![t("Tunnel1", tag, 1400), t("Tunnel1", other, 1400)],
+            "Tunnel1 is listed twice",
+        ),
+        (
+            vec![t("Tunnel1", tag, 1400), t("Tunnel2", tag, 1400)],
+            "Tunnel1 and Tunnel2 name the same crypto map entry",
+        ),
+        (vec![t("Tunnel1", tag, 67)], "MTU 67 is below IPv4's 68"),
+    ] {
+        let reply = m.handle(1, Request::SetTunnelInterfaces { tunnels: list }, 0);
+        match &reply[0].payload {
+            Payload::Reply(Reply::Error { code, message }) => {
+                assert_eq!(*code, ErrorCode::InvalidRules);
+                assert!(message.contains(want), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(rx.iter().all(|r| r.try_recv().is_err()), "no worker told");
+    assert_eq!(m.tunnels().count(), 0);
+    let reply = m.handle(2, Request::SetTunnelInterfaces { tunnels: vec![] }, 0);
+    assert!(matches!(reply[0].payload, Payload::Reply(Reply::Ack)));
+    for r in &rx {
+        assert!(matches!(r.try_recv(), Ok(TableUpdate::ReplaceTunnels(p)) if p.is_empty()));
+    }
+}

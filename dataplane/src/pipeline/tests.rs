@@ -2053,3 +2053,205 @@ fn fragmentation_needed_about_our_nat_t_esp_lowers_the_sas_path_mtu() {
         Some(1280)
     );
 }
+
+const TUN_IF: u32 = 9;
+
+/// Gives `t` a tunnel interface (a stand-in device) for crypto map entry
+/// `tag`, holding `addr`.
+fn with_tunnel(t: &mut Tables, tag: PolicyTag, addr: IpAddr) {
+    let device = std::sync::Arc::new(crate::tunif::TunDevice::stand_in("Tunnel1", TUN_IF).unwrap());
+    t.tunnels = TunnelPorts::new(vec![crate::tunif::TunnelPort { device, tag }]);
+    t.iface_addrs.push((TUN_IF, addr));
+    t.local.push(addr);
+}
+
+/// What the kernel sends into a tunnel interface, as the reader frames it:
+/// a zeroed Ethernet header, then the packet from `src` to `dst`.
+fn from_kernel(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8) -> Vec<u8> {
+    let mut f = host_frame(1, dst, ttl);
+    f[..12].fill(0);
+    let mut ip = ipv4::Packet::new_unchecked(&mut f[14..]);
+    ip.set_src_addr(src);
+    ip.fill_checksum();
+    f
+}
+
+/// Seeds 000/001: the gateway's own traffic through a VTI. What the
+/// kernel routes into the tunnel interface is encrypted with the
+/// interface's entry (its TTL untouched: the gateway is its source), and
+/// the answer, decrypted, goes back into that interface, because the SPD
+/// would protect the kernel's answer to it with that same entry.
+#[test]
+fn the_gateways_own_traffic_goes_through_its_tunnel_interface_both_ways() {
+    let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
+    with_tunnel(&mut a, TAG, IpAddr::V4(Ipv4Addr::new(198, 18, 101, 1)));
+    let (me, host) = (Ipv4Addr::new(198, 19, 1, 1), Ipv4Addr::new(198, 19, 2, 10));
+    let (act, wire) = run(&mut a, TUN_IF, &from_kernel(me, host, 64), &ca);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    assert_eq!(ca.encapsulated.load(Ordering::Relaxed), 1);
+    let (act, out) = run(&mut b, WAN_IF, &at_b_outside(&wire[14..]), &cb);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    let ip = ipv4::Packet::new_checked(&out[14..]).unwrap();
+    assert_eq!((ip.src_addr(), ip.dst_addr(), ip.ttl()), (me, host, 63));
+    // The host answers the gateway: B encrypts, A hands it to the kernel.
+    let answer = host_frame(2, me, 64);
+    let (act, wire) = run(&mut b, LAN_IF, &answer, &cb);
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let mut back = wire[14..].to_vec();
+    back = eth_frame(mac(0x12), mac(0xfe), ethernet::ethertype::IPV4, &back);
+    let (act, packet) = run(&mut a, WAN_IF, &back, &ca);
+    assert_eq!(act, Action::ToTunnel { ifindex: TUN_IF });
+    let ip = ipv4::Packet::new_checked(&packet[..]).unwrap();
+    assert_eq!(
+        (ip.src_addr(), ip.dst_addr()),
+        (Ipv4Addr::new(198, 19, 2, 10), me)
+    );
+    assert!(ip.verify_checksum());
+    assert_eq!(ca.drops.get(DropReason::ForGateway), 0);
+}
+
+/// Delivered only where the answer would go back through the tunnel: an
+/// interface of another entry, or none, leaves the packet dropped as
+/// `for-gateway` (handed to the kernel, its answer would leave in the
+/// clear).
+#[test]
+fn a_decrypted_packet_for_the_gateway_whose_answer_no_tunnel_carries_is_dropped() {
+    let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
+    let other = PolicyTag { map: 7, seq: 65536 };
+    with_tunnel(&mut a, other, IpAddr::V4(Ipv4Addr::new(198, 18, 101, 1)));
+    let (act, wire) = run(
+        &mut b,
+        LAN_IF,
+        &host_frame(2, Ipv4Addr::new(198, 19, 1, 1), 64),
+        &cb,
+    );
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    let back = eth_frame(mac(0x12), mac(0xfe), ethernet::ethertype::IPV4, &wire[14..]);
+    let (act, _) = run(&mut a, WAN_IF, &back, &ca);
+    assert_eq!(act, Action::Drop(DropReason::ForGateway));
+    assert_eq!(ca.drops.get(DropReason::ForGateway), 1);
+}
+
+/// What the kernel sends into a tunnel interface that the tunnel cannot
+/// carry: multicast (its MLD reports, not a loss), an entry without SPD
+/// rules, an entry not negotiated yet (acquire, as for inside traffic,
+/// with the interface's entry and the packet's flow), a damaged header.
+#[test]
+fn what_a_tunnel_interface_cannot_carry_is_dropped_and_counted() {
+    let mut a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    with_tunnel(&mut a, TAG, IpAddr::V4(Ipv4Addr::new(198, 18, 101, 1)));
+    let me = Ipv4Addr::new(198, 19, 1, 1);
+    let (act, _) = run(
+        &mut a,
+        TUN_IF,
+        &from_kernel(me, Ipv4Addr::new(224, 0, 0, 22), 1),
+        &c,
+    );
+    assert_eq!(act, Action::Drop(DropReason::TunnelMulticast));
+    assert!(!DropReason::TunnelMulticast.is_loss());
+    let mut bad = from_kernel(me, Ipv4Addr::new(198, 19, 2, 10), 64);
+    bad[14 + 10] ^= 0xff;
+    assert_eq!(
+        run(&mut a, TUN_IF, &bad, &c).0,
+        Action::Drop(DropReason::BadIpChecksum)
+    );
+    // Not negotiated yet: the rules of the entry have no SA.
+    let (tx, acquires) = crossbeam_channel::bounded(4);
+    a.acquire = Some(tx);
+    let rules: Vec<SpdRule> = a
+        .spd
+        .rules()
+        .iter()
+        .map(|r| match r.action {
+            PolicyAction::Protect { map, .. } => SpdRule {
+                action: PolicyAction::Protect { sa: None, map },
+                ..*r
+            },
+            _ => *r,
+        })
+        .collect();
+    a.spd = Spd::new(rules);
+    // Any destination the kernel routed into the interface is the
+    // tunnel's, even one outside the entry's rules.
+    let elsewhere = Ipv4Addr::new(198, 18, 101, 2);
+    let (act, _) = run(&mut a, TUN_IF, &from_kernel(me, elsewhere, 64), &c);
+    assert_eq!(act, Action::Drop(DropReason::NoOutboundSa));
+    let acq = acquires.try_recv().unwrap();
+    assert_eq!(acq.tag, TAG);
+    assert_eq!(
+        (acq.flow.src, acq.flow.dst),
+        (IpAddr::V4(me), IpAddr::V4(elsewhere))
+    );
+    // An entry with no rule at all.
+    a.spd = Spd::new(Vec::new());
+    let (act, _) = run(&mut a, TUN_IF, &from_kernel(me, elsewhere, 64), &c);
+    assert_eq!(act, Action::Drop(DropReason::TunnelNoPolicy));
+    assert_eq!(c.drops.get(DropReason::TunnelNoPolicy), 1);
+    assert_eq!(c.encapsulated.load(Ordering::Relaxed), 0);
+}
+
+/// Link-local to link-local (`ping FE80::23:3` over Tunnel23): delivered
+/// to the one tunnel interface holding the destination, whatever the
+/// SPD says; the same address on two interfaces is ambiguous.
+#[test]
+fn link_local_traffic_goes_to_the_tunnel_interface_holding_the_address() {
+    let mut t = gateway(1, 0x1000, 0x2000);
+    let mine: IpAddr = "fe80::23:2".parse().unwrap();
+    with_tunnel(&mut t, TAG, mine);
+    let mut p = inner_v6(16);
+    {
+        let mut ip = ipv6::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr("fe80::23:3".parse().unwrap());
+        ip.set_dst_addr("fe80::23:2".parse().unwrap());
+    }
+    assert_eq!(tunnel_for_gateway(&t, &p, mine), Some(TUN_IF));
+    // From a global address, the SPD decides (no rule for fd00:9::/64).
+    {
+        let mut ip = ipv6::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr("fd00:9::1".parse().unwrap());
+    }
+    assert_eq!(tunnel_for_gateway(&t, &p, mine), None);
+    {
+        let mut ip = ipv6::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr("fe80::23:3".parse().unwrap());
+    }
+    t.iface_addrs.push((LAN_IF, mine));
+    assert_eq!(
+        tunnel_for_gateway(&t, &p, mine),
+        Some(TUN_IF),
+        "a LAN is not a tunnel"
+    );
+    t.iface_addrs.push((TUN_IF + 1, mine));
+    let mut ports: Vec<crate::tunif::TunnelPort> = t.tunnels.iter().cloned().collect();
+    ports.push(crate::tunif::TunnelPort {
+        device: std::sync::Arc::new(
+            crate::tunif::TunDevice::stand_in("Tunnel2", TUN_IF + 1).unwrap(),
+        ),
+        tag: PolicyTag { map: 5, seq: 65536 },
+    });
+    t.tunnels = TunnelPorts::new(ports);
+    assert_eq!(tunnel_for_gateway(&t, &p, mine), None, "on two tunnels");
+}
+
+/// The kernel's own DF packet too big for the tunnel: the "fragmentation
+/// needed" goes back into the tunnel interface, so the kernel learns the
+/// MTU as a host behind an inside interface would.
+#[test]
+fn the_kernels_packet_too_big_for_the_tunnel_gets_fragmentation_needed_through_the_interface() {
+    let mut a = gateway(1, 0x1000, 0x2000);
+    let c = PipelineCounters::default();
+    let tunnel_addr = Ipv4Addr::new(198, 18, 101, 1);
+    with_tunnel(&mut a, TAG, IpAddr::V4(tunnel_addr));
+    let mut f = sized_host_frame(1480, true);
+    f[..12].fill(0);
+    let (act, back) = run(&mut a, TUN_IF, &f, &c);
+    assert_eq!(act, Action::ToTunnel { ifindex: TUN_IF });
+    let ip = ipv4::Packet::new_checked(&back[..]).unwrap();
+    assert_eq!(ip.src_addr(), tunnel_addr);
+    assert_eq!(ip.dst_addr(), Ipv4Addr::new(198, 19, 1, 10));
+    assert_eq!((back[20], back[21]), (3, 4), "fragmentation needed");
+    assert_eq!(c.encapsulated.load(Ordering::Relaxed), 0);
+}

@@ -29,6 +29,8 @@ pub(super) struct MapOutput {
     /// The `ipsec-isakmp` entries (and VTIs), in the order the map tries
     /// them, each with the IKEv2 profile that makes it an IKEv2 entry.
     pub(super) isakmp: Vec<IkeMapEntry>,
+    /// The VTIs' TUN devices, in file order.
+    pub(super) tunnels: Vec<super::vti::TunnelInterfaceSpec>,
 }
 
 /// One IKE-keyed entry: IKEv1 unless it names an IKEv2 profile
@@ -184,6 +186,7 @@ impl<'c> Cx<'c> {
             map_names,
             outside: applied.first().map(|(_, i)| i.name.clone()),
             isakmp,
+            tunnels: Vec::new(),
         }
     }
 

@@ -76,6 +76,8 @@ pub struct Compiled {
     /// What IKEv2 negotiates: proposals, keyrings, profile settings and
     /// the entries that name an IKEv2 profile (empty when there are none).
     pub ikev2: Ikev2Policy,
+    /// The VTIs' TUN devices, for the gateway's own traffic.
+    pub tunnels: Vec<vti::TunnelInterfaceSpec>,
 }
 
 /// One compiled crypto map entry: its identity and where its SAs run.
@@ -143,6 +145,7 @@ pub fn compile(
         warnings: cx.warnings,
         ikev1,
         ikev2,
+        tunnels: out.tunnels,
     })
 }
 

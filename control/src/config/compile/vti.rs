@@ -1,5 +1,6 @@
-//! Virtual tunnel interfaces over IKEv1, as an equivalent route-based SPD:
-//! no Linux interface is created. Each `interface TunnelN` with
+//! Virtual tunnel interfaces, as an equivalent route-based SPD plus a
+//! Linux TUN device of the same name for the gateway's own traffic. Each
+//! `interface TunnelN` with
 //! `tunnel mode ipsec ipv4|ipv6`, `tunnel source`, `tunnel destination`
 //! and `tunnel protection ipsec profile P` becomes
 //!
@@ -15,6 +16,12 @@
 //!   (`ip route P M TunnelN`, `ipv6 route P/L TunnelN`) and the tunnel's
 //!   own connected subnets (its `ip address` / global `ipv6 address`
 //!   lines of the tunnel's family), from any source.
+//!
+//! - a [`TunnelInterfaceSpec`]: the TUN device the dataplane creates
+//!   (`dataplane::tunif`), with the tunnel's addresses of its family
+//!   (link-local included) and its routes, which the control process
+//!   gives the kernel, so that the gateway's own traffic (seed 001's
+//!   `ping FE80::23:3`) goes through the tunnel as on IOS.
 //!
 //! Routes to a tunnel are explicit, so these rules go before the crypto
 //! maps' rules, longest destination prefix first (the routing table's
@@ -40,6 +47,33 @@ use crate::ikev1::policy::{EspTransform, MapEntry};
 /// (`Crypto Map "Tunnel0-head-0" 65536 ipsec-isakmp`).
 pub const VTI_SEQ: u32 = 65_536;
 
+/// The tunnel interface's MTU over an IPv4 outside: 1500 less the largest
+/// ESP overhead Espada adds (IPv4 header, UDP for NAT-T, ESP header, a
+/// 16-byte IV, 17 bytes of padding and trailer, a 16-byte ICV: 85),
+/// rounded down. The gateway's own packets larger than that are
+/// fragmented by its kernel or refused with "packet too big".
+pub const VTI_MTU_V4: u16 = 1400;
+/// The same over an IPv6 outside (20 bytes more of outer header).
+pub const VTI_MTU_V6: u16 = 1380;
+
+/// What the kernel side of one VTI is: the dataplane's TUN device and
+/// what the control process configures on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelInterfaceSpec {
+    /// The interface's name, as in the configuration (`Tunnel23`).
+    pub name: String,
+    /// Its crypto map entry (`Tunnel23-head-0`).
+    pub tag: PolicyTag,
+    pub mtu: u16,
+    /// `tunnel mode ipsec ipv6`: it carries IPv6 (else IPv4) only.
+    pub ipv6: bool,
+    /// Its addresses of the tunnel's family, with prefix lengths; an IPv6
+    /// link-local one as /64.
+    pub addrs: Vec<(IpAddr, u8)>,
+    /// The static routes into it (`ipv6 route fd00:b::/64 Tunnel23`).
+    pub routes: Vec<IpPrefix>,
+}
+
 /// IOS's name of the crypto map it builds for tunnel interface `name`.
 pub fn vti_map_name(name: &str) -> String {
     format!("{name}-head-0")
@@ -58,6 +92,25 @@ fn any_any(v6: bool) -> TrafficSelector {
         proto: None,
         src_ports: PortRange::ANY,
         dst_ports: PortRange::ANY,
+    }
+}
+
+/// A tunnel's addresses of its own family: the kernel routes only that
+/// family into it (an IPv4 address on an IPv6 tunnel would route IPv4 into
+/// an SA whose selectors refuse it).
+fn tunnel_addrs(iface: &Interface, v6: bool) -> Vec<(IpAddr, u8)> {
+    if v6 {
+        iface
+            .ipv6
+            .iter()
+            .map(|a| (IpAddr::V6(a.value.addr), a.value.len))
+            .collect()
+    } else {
+        iface
+            .ipv4
+            .iter()
+            .map(|a| (IpAddr::V4(a.value.0), a.value.1))
+            .collect()
     }
 }
 
@@ -92,6 +145,20 @@ impl<'c> Cx<'c> {
                 None => outside = Some((source_if, format!("interface {}", iface.name))),
             }
             let v6 = entry.local.is_ipv6();
+            out.tunnels.push(TunnelInterfaceSpec {
+                name: iface.name.clone(),
+                tag: entry.tag,
+                mtu: if v6 { VTI_MTU_V6 } else { VTI_MTU_V4 },
+                ipv6: v6,
+                addrs: tunnel_addrs(iface, v6),
+                routes: cfg
+                    .routes
+                    .iter()
+                    .filter(|r| matches!(&r.target, RouteTarget::Interface(t) if *t == iface.name))
+                    .filter(|r| r.prefix.is_ipv6() == v6)
+                    .map(|r| r.prefix)
+                    .collect(),
+            });
             for dst in self.vti_destinations(iface, v6) {
                 rules.push(SpdRule {
                     selector: TrafficSelector { dst, ..any_any(v6) },

@@ -978,6 +978,20 @@ fn a_vti_compiles_to_an_ikev1_entry_and_route_based_spd_rules() {
         .map(|w| w.span.line)
         .collect();
     assert_eq!(routes, [23]);
+    // The TUN device for the gateway's own traffic: the tunnel's
+    // addresses (link-local as /64) and its routes, not the next hop's.
+    let prefix = |s: &str| s.parse::<IpPrefix>().unwrap();
+    assert_eq!(
+        c.tunnels,
+        [crate::config::compile::vti::TunnelInterfaceSpec {
+            name: "Tunnel23".into(),
+            tag,
+            mtu: crate::config::compile::vti::VTI_MTU_V6,
+            ipv6: true,
+            addrs: vec![(ip("fd00:23::1"), 64), (ip("fe80::23:2"), 64)],
+            routes: vec![prefix("fd00:b::/64"), prefix("fd00:b:1::/48")],
+        }]
+    );
 }
 
 #[test]
