@@ -110,11 +110,28 @@ fn ipv6_sysctls(s: &TunnelInterfaceSpec) -> Vec<(&'static str, &'static str)> {
     }
 }
 
+/// The IPv4 settings of an IPv4 tunnel: the "fragmentation needed" the
+/// dataplane writes into the device for the gateway's own packets comes
+/// from the tunnel's own address, which the kernel takes for a martian
+/// unless `accept_local` is set.
+const IPV4_SYSCTLS: [(&str, &str); 1] = [("accept_local", "1")];
+
 fn configure(s: &TunnelInterfaceSpec) -> Result<(), TunnelIfError> {
     let conf = Path::new("/proc/sys/net/ipv6/conf").join(&s.name);
     // IPv6 disabled in this kernel: nothing to keep quiet.
     if conf.is_dir() {
         for (key, value) in ipv6_sysctls(s) {
+            let path = conf.join(key);
+            std::fs::write(&path, value).map_err(|why| TunnelIfError::Sysctl {
+                name: s.name.clone(),
+                path: path.display().to_string(),
+                why,
+            })?;
+        }
+    }
+    if !s.ipv6 {
+        let conf = Path::new("/proc/sys/net/ipv4/conf").join(&s.name);
+        for (key, value) in IPV4_SYSCTLS {
             let path = conf.join(key);
             std::fs::write(&path, value).map_err(|why| TunnelIfError::Sysctl {
                 name: s.name.clone(),

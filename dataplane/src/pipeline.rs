@@ -420,7 +420,7 @@ fn process_chunk(
     let decapping: [bool; MAX_BATCH] = std::array::from_fn(|i| stage[i] == Stage::Decap);
     let decapsulated = decrypt(t, frames, &mut stage[..n], &esp, c);
     add(&c.decapsulated, decapsulated);
-    deliver_for_gateway(t, frames, &mut stage[..n], &decapping, c);
+    deliver_for_gateway(t, frames, &mut stage[..n], &decapping, &esp, c);
     let from_inside = role == Some(PortRole::Inside);
     for (s, f) in stage.iter_mut().zip(frames.iter_mut()) {
         // The gateway's own packets have no hop behind them to count.
@@ -887,6 +887,12 @@ fn classify(
         {
             return ted_probe(t, &f.data()[hl..], &flow, now, c);
         }
+        // RFC 4291 §2.5.6: a router forwards nothing link-local (nor
+        // puts it into a tunnel: VTIs protect fe80::/10 for the gateway's
+        // own link-local traffic only).
+        (Some(PortRole::Inside), false) if is_link_local(&flow.src) || is_link_local(&flow.dst) => {
+            return drop(DropReason::NoRoute);
+        }
         (Some(PortRole::Inside), false) => match policy(&t.spd, &flow, portless) {
             Some(PolicyAction::Protect { sa: Some(spi), .. }) => Stage::Encap(spi),
             // IOS drops the first packet and starts IKE (acquire).
@@ -1345,21 +1351,26 @@ fn decrypt(
 /// back: the SPD protects the answer's flow with that interface's crypto
 /// map entry, or the packet goes from link-local to a link-local address
 /// of that interface (`ping FE80::23:3` over Tunnel23, seeds 000/001).
-/// Any other is dropped as [`DropReason::ForGateway`]: handed to the
-/// kernel, its answer would leave in the clear. `decapping` marks the
-/// frames that were given to [`decrypt`].
+/// The SA that decrypted it must be that interface's: a VTI's SAs take
+/// any inner source, so another peer could otherwise have its packets
+/// taken for this tunnel's. Any other is dropped as
+/// [`DropReason::ForGateway`]: handed to the kernel, its answer would
+/// leave in the clear. `decapping` marks the frames that were given to
+/// [`decrypt`], `esp` their SPIs.
 fn deliver_for_gateway(
     t: &Tables,
     frames: &[PacketBuf<'_>],
     stage: &mut [Stage],
     decapping: &[bool; MAX_BATCH],
+    esp: &EspHeaders,
     c: &PipelineCounters,
 ) {
-    for ((s, f), _) in stage
+    for (((s, f), _), header) in stage
         .iter_mut()
         .zip(frames)
         .zip(decapping)
-        .filter(|(_, &was)| was)
+        .zip(esp)
+        .filter(|((_, &was), _)| was)
     {
         if *s != (Stage::Forward { bypass: false }) {
             continue;
@@ -1370,7 +1381,11 @@ fn deliver_for_gateway(
         if !t.local.contains(&dst) {
             continue;
         }
-        *s = match tunnel_for_gateway(t, f.data(), dst) {
+        let port = tunnel_for_gateway(t, f.data(), dst).filter(|&ifindex| {
+            let tag = t.tunnels.tag_of(ifindex);
+            spi_of(*header).is_some_and(|spi| tag.is_some_and(|tag| decrypted_by(t, spi, tag)))
+        });
+        *s = match port {
             Some(ifindex) => Stage::Done(Action::ToTunnel { ifindex }),
             None => {
                 c.drops.inc(DropReason::ForGateway);
@@ -1412,6 +1427,34 @@ fn tunnel_for_gateway(t: &Tables, packet: &[u8], dst: IpAddr) -> Option<u32> {
     }
 }
 
+/// The outbound SA of a VTI's entry: `None` when the entry has no SPD
+/// rule, `Some(None)` while nothing is negotiated. Its rules come first in
+/// the SPD, so the scan is short.
+fn vti_outbound(t: &Tables, tag: PolicyTag) -> Option<Option<u32>> {
+    t.spd.rules().iter().find_map(|r| match r.action {
+        PolicyAction::Protect { sa, map } if map == tag => Some(sa),
+        _ => None,
+    })
+}
+
+/// Whether inbound SA `spi` is one of entry `tag`'s: it comes from the
+/// peer that the entry's outbound SA goes to (a VTI has one peer).
+fn decrypted_by(t: &Tables, spi: u32, tag: PolicyTag) -> bool {
+    let Some(inbound) = t.sadb.inbound(spi) else {
+        return false;
+    };
+    let Some(outbound) = vti_outbound(t, tag)
+        .flatten()
+        .and_then(|o| t.sadb.outbound(o))
+    else {
+        return false;
+    };
+    match (inbound.mode(), outbound.mode()) {
+        (EspMode::Tunnel { remote: from, .. }, EspMode::Tunnel { remote: to, .. }) => from == to,
+        _ => false,
+    }
+}
+
 fn is_link_local(a: &IpAddr) -> bool {
     matches!(a, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80)
 }
@@ -1444,11 +1487,7 @@ fn classify_from_tunnel(
     if flow.dst.is_multicast() {
         return drop(DropReason::TunnelMulticast);
     }
-    let protect = t.spd.rules().iter().find_map(|r| match r.action {
-        PolicyAction::Protect { sa, map } if map == tag => Some(sa),
-        _ => None,
-    });
-    let stage = match protect {
+    let stage = match vti_outbound(t, tag) {
         Some(Some(spi)) => Stage::Encap(spi),
         Some(None) => {
             if let Some(tx) = &t.acquire {

@@ -33,6 +33,11 @@ use crate::worker::WorkerCounters;
 /// Linux's limit on an interface name, without the terminating NUL.
 pub const MAX_NAME_LEN: usize = libc::IFNAMSIZ - 1;
 
+/// The largest MTU a tunnel interface takes: a packet the kernel sends
+/// into it must fit, with its Ethernet header, the frame a worker copies
+/// it into (a 4 KiB UMEM frame less its headroom).
+pub const MAX_MTU: u16 = 3000;
+
 /// How often a reader looks at its stop flag while no packet comes.
 const READER_POLL: Duration = Duration::from_millis(100);
 
@@ -301,17 +306,25 @@ impl Drop for TunReader {
 fn read_loop(device: &TunDevice, to: &HandoffSender, counters: &WorkerCounters, stop: &AtomicBool) {
     let hl = ethernet::HEADER_LEN;
     let mut buf = vec![0u8; HANDOFF_FRAME];
+    const _: () = assert!(ethernet::HEADER_LEN + MAX_MTU as usize + 256 <= HANDOFF_FRAME);
     // A packet longer than a frame holds is read whole here (a TUN read
     // truncates, it does not split) and dropped.
     let mut spill = vec![0u8; usize::from(u16::MAX) + 1];
     while !stop.load(Ordering::Relaxed) {
         device.wait(READER_POLL);
         for _ in 0..READ_BURST {
-            let Ok(n) = device.read(&mut spill) else {
-                break;
+            let n = match device.read(&mut spill) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    // The device is gone (`ip link del`) or broken: poll
+                    // says readable at once from now on, so wait here
+                    // rather than spin until the reader is stopped.
+                    std::thread::sleep(READER_POLL);
+                    break;
+                }
             };
-            let kind = spill.first().map(|b| b >> 4);
-            let ethertype = match kind {
+            let ethertype = match spill[..n].first().map(|b| b >> 4) {
                 Some(4) => ethernet::ethertype::IPV4,
                 Some(6) => ethernet::ethertype::IPV6,
                 _ => {
@@ -319,7 +332,7 @@ fn read_loop(device: &TunDevice, to: &HandoffSender, counters: &WorkerCounters, 
                     continue;
                 }
             };
-            if n == 0 || hl + n > buf.len() {
+            if n > usize::from(MAX_MTU) {
                 counters.pipeline.drops.inc(DropReason::TooBig);
                 continue;
             }

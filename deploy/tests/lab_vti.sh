@@ -10,7 +10,11 @@
 #     idents ::/0 and 0.0.0.0/0), tunnel mode although the transform set
 #     says `mode transport`;
 #   - iperf3 TCP passes over the IPv6 VTI;
-#   - tshark sees ESP between fd00:1::1 and fd00:2::1.
+#   - tshark sees ESP between fd00:1::1 and fd00:2::1;
+#   - the gateways' own traffic through the tunnel interfaces (TUN
+#     devices): ping fe80::23:3%Tunnel23 as seed 001 does, the IPv4 tunnel
+#     address, lan_b from gw_a's LAN address, iperf3 from gw_a;
+#   - seed 001 as written (no route into Tunnel23): its ping passes.
 # Prints "lab vti: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -95,7 +99,7 @@ mld_kept_home() {
     # tunnel: the tunnel interfaces are set up so that it sends none.
     ! grep -h 'ACQUIRE.*ff02::' "$work/espada-a.log" "$work/espada-b.log"
 }
-check "neither gateway's kernel sent MLD into a tunnel" mld_kept_home
+check "the kernels' multicast into a tunnel (MLD) started no IKE" mld_kept_home
 check "gw_a: the IKE debug shows the any/any proxy of the sa_request" \
     grep -q 'local_proxy= ::/0' "$work/espada-a.log"
 
@@ -118,5 +122,23 @@ no_clear_lan_traffic() {
     [ "$n" -eq 0 ]
 }
 check "no lan_b IPv6 traffic crosses the WAN in the clear" no_clear_lan_traffic
+
+# Seed 001 as written: Tunnel23 with only its link-local address and no
+# route into it. The router's own `ping FE80::23:3` negotiates the tunnel
+# and passes. (The dataplanes restart, so the devices go and come back.)
+stop_gateway a
+stop_gateway b
+check "the tunnel interfaces go with the dataplane" \
+    sh -c "! ip netns exec $(gw_ns a) ip link show Tunnel23"
+for side in a b; do
+    grep -Ev '^ip(v6)? route' "deploy/configs/lab-vti-gw-$side.conf" >"$work/seed001-$side.conf"
+done
+start_gateway a "$work/seed001-a.conf" || exit 1
+start_gateway b "$work/seed001-b.conf" || exit 1
+sleep 1
+# The first packets start IKE (IOS drops them too).
+in_ns gw_a ping -6 -c 4 -i 0.5 -W 1 fe80::23:3%Tunnel23 >/dev/null 2>&1
+check "seed 001 (no route, link-local only): gw_a pings FE80::23:3 over Tunnel23" \
+    pings gw_a 18 -6 fe80::23:3%Tunnel23
 
 lab_end

@@ -181,12 +181,14 @@ impl Mgmt {
                     ),
                 );
             }
-            if w.mtu < 68 {
+            if w.mtu < 68 || w.mtu > crate::tunif::MAX_MTU {
                 return error(
                     ErrorCode::InvalidRules,
                     format!(
-                        "tunnel interface {}: MTU {} is below IPv4's 68",
-                        w.name, w.mtu
+                        "tunnel interface {}: MTU {} is not within 68 (IPv4's least) and {}",
+                        w.name,
+                        w.mtu,
+                        crate::tunif::MAX_MTU
                     ),
                 );
             }

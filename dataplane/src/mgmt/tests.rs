@@ -858,7 +858,8 @@ fn a_tunnel_interface_list_that_contradicts_itself_is_refused_whole() {
             vec![t("Tunnel1", tag, 1400), t("Tunnel2", tag, 1400)],
             "Tunnel1 and Tunnel2 name the same crypto map entry",
         ),
-        (vec![t("Tunnel1", tag, 67)], "MTU 67 is below IPv4's 68"),
+        (vec![t("Tunnel1", tag, 67)], "MTU 67 is not within 68"),
+        (vec![t("Tunnel1", tag, 3001)], "MTU 3001 is not within 68"),
     ] {
         let reply = m.handle(1, Request::SetTunnelInterfaces { tunnels: list }, 0);
         match &reply[0].payload {

@@ -2056,6 +2056,19 @@ fn fragmentation_needed_about_our_nat_t_esp_lowers_the_sas_path_mtu() {
 
 const TUN_IF: u32 = 9;
 
+/// The host behind B answers A's own inside address (198.19.1.1): B
+/// encrypts it; returns the ESP as it reaches A's outside.
+fn answer_to_a(b: &mut Tables, cb: &PipelineCounters) -> Vec<u8> {
+    let (act, wire) = run(
+        b,
+        LAN_IF,
+        &host_frame(2, Ipv4Addr::new(198, 19, 1, 1), 64),
+        cb,
+    );
+    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
+    eth_frame(mac(0x12), mac(0xfe), ethernet::ethertype::IPV4, &wire[14..])
+}
+
 /// Gives `t` a tunnel interface (a stand-in device) for crypto map entry
 /// `tag`, holding `addr`.
 fn with_tunnel(t: &mut Tables, tag: PolicyTag, addr: IpAddr) {
@@ -2121,14 +2134,7 @@ fn a_decrypted_packet_for_the_gateway_whose_answer_no_tunnel_carries_is_dropped(
     let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
     let other = PolicyTag { map: 7, seq: 65536 };
     with_tunnel(&mut a, other, IpAddr::V4(Ipv4Addr::new(198, 18, 101, 1)));
-    let (act, wire) = run(
-        &mut b,
-        LAN_IF,
-        &host_frame(2, Ipv4Addr::new(198, 19, 1, 1), 64),
-        &cb,
-    );
-    assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
-    let back = eth_frame(mac(0x12), mac(0xfe), ethernet::ethertype::IPV4, &wire[14..]);
+    let back = answer_to_a(&mut b, &cb);
     let (act, _) = run(&mut a, WAN_IF, &back, &ca);
     assert_eq!(act, Action::Drop(DropReason::ForGateway));
     assert_eq!(ca.drops.get(DropReason::ForGateway), 1);
@@ -2253,5 +2259,102 @@ fn the_kernels_packet_too_big_for_the_tunnel_gets_fragmentation_needed_through_t
     assert_eq!(ip.src_addr(), tunnel_addr);
     assert_eq!(ip.dst_addr(), Ipv4Addr::new(198, 19, 1, 10));
     assert_eq!((back[20], back[21]), (3, 4), "fragmentation needed");
+    assert_eq!(c.encapsulated.load(Ordering::Relaxed), 0);
+}
+
+/// A VTI's SAs take any inner source, so a packet is delivered into a
+/// tunnel interface only if that interface's own peer sent it: here the
+/// SPD gives the answer to a VTI whose SA goes to another peer, and the
+/// packet decrypted from side 2 stays `for-gateway`.
+#[test]
+fn another_peers_packet_is_not_delivered_into_a_tunnel_interface() {
+    let (mut a, mut b) = (gateway(1, 0x1000, 0x2000), gateway(2, 0x2000, 0x1000));
+    let (ca, cb) = (PipelineCounters::default(), PipelineCounters::default());
+    let vti = PolicyTag { map: 7, seq: 65536 };
+    let (enc, auth) = (EncAlg::AesCbc128, AuthAlg::HmacSha1_96);
+    let elsewhere = SaParams {
+        spi: 0x3000,
+        direction: Direction::Outbound,
+        enc,
+        auth,
+        keys: keys(enc, auth),
+        mode: EspMode::Tunnel {
+            local: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+            remote: IpAddr::V4(Ipv4Addr::new(198, 18, 5, 1)),
+        },
+        udp_encap: None,
+        esn: false,
+        replay_window: 64,
+        lifetime: Lifetime::default(),
+        selectors: Vec::new(),
+    };
+    a.sadb.install(&elsewhere, 0).unwrap();
+    let mut rules = vec![SpdRule {
+        selector: TrafficSelector {
+            src: IpPrefix::any_v4(),
+            dst: "198.19.2.0/24".parse().unwrap(),
+            proto: None,
+            src_ports: PortRange::ANY,
+            dst_ports: PortRange::ANY,
+        },
+        action: PolicyAction::Protect {
+            sa: Some(0x3000),
+            map: vti,
+        },
+    }];
+    rules.extend_from_slice(a.spd.rules());
+    a.spd = Spd::new(rules);
+    with_tunnel(&mut a, vti, IpAddr::V4(Ipv4Addr::new(198, 18, 101, 1)));
+    let back = answer_to_a(&mut b, &cb);
+    let (act, _) = run(&mut a, WAN_IF, &back, &ca);
+    assert_eq!(act, Action::Drop(DropReason::ForGateway));
+    // The same packet through the VTI of the peer that sent it is taken.
+    with_tunnel(&mut a, TAG, IpAddr::V4(Ipv4Addr::new(198, 18, 101, 1)));
+    let back = answer_to_a(&mut b, &cb);
+    a.spd = Spd::new(a.spd.rules()[1..].to_vec());
+    assert_eq!(
+        run(&mut a, WAN_IF, &back, &ca).0,
+        Action::ToTunnel { ifindex: TUN_IF }
+    );
+}
+
+/// RFC 4291 §2.5.6: nothing link-local is forwarded from the inside, nor
+/// put into a tunnel (a VTI's fe80::/10 rule is for the gateway's own).
+#[test]
+fn link_local_traffic_from_the_inside_is_not_forwarded_or_encrypted() {
+    let mut a = gateway(1, 0x1000, 0x2000);
+    let ll: IpPrefix = "fe80::/10".parse().unwrap();
+    let mut rules = vec![SpdRule {
+        selector: TrafficSelector {
+            src: ll,
+            dst: ll,
+            proto: None,
+            src_ports: PortRange::ANY,
+            dst_ports: PortRange::ANY,
+        },
+        action: PolicyAction::Protect {
+            sa: Some(0x1000),
+            map: TAG,
+        },
+    }];
+    rules.extend_from_slice(a.spd.rules());
+    a.spd = Spd::new(rules);
+    let c = PipelineCounters::default();
+    for (src, dst) in [
+        ("fe80::10", "fe80::23:3"),
+        ("fd00:1::10", "fe80::1"),
+        ("fe80::10", "fd00:2::10"),
+    ] {
+        let mut p = inner_v6(16);
+        let mut ip = ipv6::Packet::new_unchecked(&mut p[..]);
+        ip.set_src_addr(src.parse().unwrap());
+        ip.set_dst_addr(dst.parse().unwrap());
+        let f = eth_frame(mac(0x11), mac(0x1a), ethernet::ethertype::IPV6, &p);
+        assert_eq!(
+            run(&mut a, LAN_IF, &f, &c).0,
+            Action::Drop(DropReason::NoRoute),
+            "{src} -> {dst}"
+        );
+    }
     assert_eq!(c.encapsulated.load(Ordering::Relaxed), 0);
 }

@@ -95,6 +95,19 @@ fn any_any(v6: bool) -> TrafficSelector {
     }
 }
 
+fn is_link_local(a: std::net::Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// fe80::/10.
+fn link_local_prefix() -> IpPrefix {
+    IpPrefix::new(
+        IpAddr::V6(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)),
+        10,
+    )
+    .unwrap_or_else(IpPrefix::any_v6)
+}
+
 /// A tunnel's addresses of its own family: the kernel routes only that
 /// family into it (an IPv4 address on an IPv6 tunnel would route IPv4 into
 /// an SA whose selectors refuse it).
@@ -145,23 +158,48 @@ impl<'c> Cx<'c> {
                 None => outside = Some((source_if, format!("interface {}", iface.name))),
             }
             let v6 = entry.local.is_ipv6();
+            if !dataplane::tunif::valid_name(&iface.name) {
+                let msg = format!(
+                    "interface {}: a tunnel interface becomes a Linux interface of that name, \
+                     which must be 1 to {} bytes without '/', ':' or white space",
+                    iface.name,
+                    dataplane::tunif::MAX_NAME_LEN
+                );
+                self.error(ErrorKind::InvalidValue, iface.span, &iface.name, msg);
+                continue;
+            }
+            let routes = self.kernel_routes(iface, v6, &out.isakmp);
             out.tunnels.push(TunnelInterfaceSpec {
                 name: iface.name.clone(),
                 tag: entry.tag,
                 mtu: if v6 { VTI_MTU_V6 } else { VTI_MTU_V4 },
                 ipv6: v6,
                 addrs: tunnel_addrs(iface, v6),
-                routes: cfg
-                    .routes
-                    .iter()
-                    .filter(|r| matches!(&r.target, RouteTarget::Interface(t) if *t == iface.name))
-                    .filter(|r| r.prefix.is_ipv6() == v6)
-                    .map(|r| r.prefix)
-                    .collect(),
+                routes,
             });
             for dst in self.vti_destinations(iface, v6) {
                 rules.push(SpdRule {
                     selector: TrafficSelector { dst, ..any_any(v6) },
+                    action: PolicyAction::Protect {
+                        sa: None,
+                        map: entry.tag,
+                    },
+                });
+            }
+            // Link-local to link-local over the tunnel (seed 001's `ping
+            // FE80::23:3`, with no other address or route on Tunnel23):
+            // a rule of the entry's own, so that its SAs are negotiated
+            // and bound for what the kernel sends into the interface.
+            // Forwarded traffic never matches it: a router forwards
+            // nothing link-local.
+            if v6 && iface.ipv6.iter().any(|a| is_link_local(a.value.addr)) {
+                let ll = link_local_prefix();
+                rules.push(SpdRule {
+                    selector: TrafficSelector {
+                        src: ll,
+                        dst: ll,
+                        ..any_any(true)
+                    },
                     action: PolicyAction::Protect {
                         sa: None,
                         map: entry.tag,
@@ -424,6 +462,48 @@ impl<'c> Cx<'c> {
             replay_window: 64,
         };
         Some((entry, ikev2_profile, source_if, src.span))
+    }
+
+    /// The routes into the tunnel that the kernel gets (for the gateway's
+    /// own traffic): all of the tunnel's family but those that hold an IKE
+    /// peer (a tunnel destination, a crypto map's peer). Through the
+    /// tunnel, the gateway's IKE and ESP to that peer would go into a
+    /// tunnel to it (`ip route 0.0.0.0 0.0.0.0 Tunnel0`); such a route still
+    /// selects what the tunnel protects, with a warning at its line.
+    fn kernel_routes(
+        &mut self,
+        iface: &Interface,
+        v6: bool,
+        entries: &[IkeMapEntry],
+    ) -> Vec<IpPrefix> {
+        let cfg = self.cfg;
+        let peers: Vec<IpAddr> = cfg
+            .interfaces
+            .iter()
+            .filter_map(|i| i.tunnel.destination.as_ref().map(|d| d.value))
+            .chain(entries.iter().flat_map(|e| e.entry.peers.iter().copied()))
+            .collect();
+        let mut routes = Vec::new();
+        for r in &cfg.routes {
+            if !matches!(&r.target, RouteTarget::Interface(t) if *t == iface.name)
+                || r.prefix.is_ipv6() != v6
+            {
+                continue;
+            }
+            match peers.iter().find(|p| r.prefix.contains(p)) {
+                Some(peer) => self.warn(
+                    r.span,
+                    format!(
+                        "the kernel does not get this route into {}: {} holds the IKE peer \
+                         {peer}, whose IKE and ESP would then go into the tunnel (it still \
+                         selects what the tunnel protects)",
+                        iface.name, r.prefix
+                    ),
+                ),
+                None => routes.push(r.prefix),
+            }
+        }
+        routes
     }
 
     /// What IOS routes into the tunnel: its static routes, then its

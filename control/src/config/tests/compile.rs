@@ -956,13 +956,19 @@ fn a_vti_compiles_to_an_ikev1_entry_and_route_based_spd_rules() {
         }]
     );
     // Longest prefix first; the connected /64 after the routed /64 (file
-    // order), the link-local address and the next-hop route not at all.
+    // order), the link-local address as link-local to link-local, the
+    // next-hop route not at all.
+    let ll = SpdRule {
+        selector: sel("fe80::/10", "fe80::/10"),
+        ..protect_any_to("fe80::/10", tag)
+    };
     assert_eq!(
         c.spd,
         [
             protect_any_to("fd00:b::/64", tag),
             protect_any_to("fd00:23::/64", tag),
             protect_any_to("fd00:b:1::/48", tag),
+            ll,
         ]
     );
     assert_eq!(c.map_names, ["Tunnel23-head-0"]);
@@ -1195,12 +1201,22 @@ fn the_lab_vti_configs_compile_to_two_vtis_each() {
         (
             include_str!("../../../../deploy/configs/lab-vti-gw-a.conf"),
             &kernel_a as &dyn super::super::InterfaceResolver,
-            ["fd00:b::/64", "198.19.2.0/24", "198.18.24.0/24"],
+            [
+                "fd00:b::/64",
+                "198.19.2.0/24",
+                "198.18.24.0/24",
+                "fe80::/10",
+            ],
         ),
         (
             include_str!("../../../../deploy/configs/lab-vti-gw-b.conf"),
             &b_kernel,
-            ["fd00:a::/64", "198.19.1.0/24", "198.18.24.0/24"],
+            [
+                "fd00:a::/64",
+                "198.19.1.0/24",
+                "198.18.24.0/24",
+                "fe80::/10",
+            ],
         ),
     ] {
         let cfg = parse_ok(conf);
@@ -1211,4 +1227,27 @@ fn the_lab_vti_configs_compile_to_two_vtis_each() {
         assert_eq!(got, dsts);
         assert_eq!(c.inside.len(), 1);
     }
+}
+
+/// `ipv6 route ::/0 Tunnel23` selects what the tunnel protects, but the
+/// kernel does not get it: the gateway's own IKE and ESP to the tunnel's
+/// destination would go into the tunnel.
+#[test]
+fn a_vti_route_that_holds_an_ike_peer_is_kept_from_the_kernel() {
+    let src = format!("{VTI6}ipv6 route ::/0 Tunnel23\n");
+    let c = compile_ok(&src);
+    assert!(c.spd.iter().any(|r| r.selector.dst.to_string() == "::/0"));
+    let routes: Vec<String> = c.tunnels[0]
+        .routes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(routes, ["fd00:b::/64", "fd00:b:1::/48"]);
+    let w: Vec<&str> = c
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("holds the IKE peer fd00:2::1"))
+        .map(|w| w.message.as_str())
+        .collect();
+    assert_eq!(w.len(), 1, "{:?}", c.warnings);
 }

@@ -113,9 +113,23 @@ fn seed_001_vtis_compile_to_any_to_any_ikev1_entries_facing_each_other() {
         assert_eq!(e.selectors[0].src.to_string(), "::/0");
         assert_eq!(e.selectors[0].dst.to_string(), "::/0");
         // No route into the tunnel and only a link-local IPv6 address (the
-        // IPv4 one is not of the tunnel's family): it protects nothing
-        // outbound until routes are added.
-        assert!(c.spd.is_empty());
+        // IPv4 one is not of the tunnel's family): it protects only the
+        // router's own link-local traffic through it, the seed's `ping
+        // FE80::23:3` over Tunnel23.
+        let rules: Vec<String> = c
+            .spd
+            .iter()
+            .map(|r| format!("{} -> {}", r.selector.src, r.selector.dst))
+            .collect();
+        assert_eq!(rules, ["fe80::/10 -> fe80::/10"]);
+        let [t] = &c.tunnels[..] else {
+            panic!("{:?}", c.tunnels)
+        };
+        assert_eq!(
+            (t.name.as_str(), t.ipv6, t.routes.len()),
+            ("Tunnel23", true, 0)
+        );
+        assert!(t.addrs.iter().all(|(a, len)| a.is_ipv6() && *len == 64));
         assert_eq!(
             c.outside.as_deref(),
             Some(wan),
