@@ -116,29 +116,32 @@ fn ipv6_sysctls(s: &TunnelInterfaceSpec) -> Vec<(&'static str, &'static str)> {
 /// unless `accept_local` is set.
 const IPV4_SYSCTLS: [(&str, &str); 1] = [("accept_local", "1")];
 
+/// Writes `settings` into the device's directory under `conf`
+/// (`/proc/sys/net/ipv6/conf`, ...).
+fn write_sysctls(
+    s: &TunnelInterfaceSpec,
+    conf: &Path,
+    settings: &[(&str, &str)],
+) -> Result<(), TunnelIfError> {
+    for (key, value) in settings {
+        let path = conf.join(&s.name).join(key);
+        std::fs::write(&path, value).map_err(|why| TunnelIfError::Sysctl {
+            name: s.name.clone(),
+            path: path.display().to_string(),
+            why,
+        })?;
+    }
+    Ok(())
+}
+
 fn configure(s: &TunnelInterfaceSpec) -> Result<(), TunnelIfError> {
-    let conf = Path::new("/proc/sys/net/ipv6/conf").join(&s.name);
+    let ipv6 = Path::new("/proc/sys/net/ipv6/conf");
     // IPv6 disabled in this kernel: nothing to keep quiet.
-    if conf.is_dir() {
-        for (key, value) in ipv6_sysctls(s) {
-            let path = conf.join(key);
-            std::fs::write(&path, value).map_err(|why| TunnelIfError::Sysctl {
-                name: s.name.clone(),
-                path: path.display().to_string(),
-                why,
-            })?;
-        }
+    if ipv6.join(&s.name).is_dir() {
+        write_sysctls(s, ipv6, &ipv6_sysctls(s))?;
     }
     if !s.ipv6 {
-        let conf = Path::new("/proc/sys/net/ipv4/conf").join(&s.name);
-        for (key, value) in IPV4_SYSCTLS {
-            let path = conf.join(key);
-            std::fs::write(&path, value).map_err(|why| TunnelIfError::Sysctl {
-                name: s.name.clone(),
-                path: path.display().to_string(),
-                why,
-            })?;
-        }
+        write_sysctls(s, Path::new("/proc/sys/net/ipv4/conf"), &IPV4_SYSCTLS)?;
     }
     for args in commands(s) {
         let command = format!("ip {}", args.join(" "));

@@ -697,6 +697,23 @@ fn sized_host_frame(n: usize, df: bool) -> Vec<u8> {
 
 /// Parses an ICMPv4 error frame sent back to host A; returns (type, code,
 /// rest of header, quoted bytes).
+/// Sends a `size`-byte DF packet from the inside that SA 0x1000 cannot
+/// carry within `mtu`: it must come back as "fragmentation needed" with
+/// the largest inner MTU whose ESP fits `mtu`, which is returned.
+fn frag_needed_inner_mtu(a: &mut Tables, c: &PipelineCounters, size: usize, mtu: usize) -> usize {
+    let (act, back) = run(a, LAN_IF, &sized_host_frame(size, true), c);
+    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
+    let (ty, code, rest, _) = icmp_back(&back);
+    assert_eq!((ty, code), (3, 4));
+    let inner = (rest & 0xffff) as usize;
+    let sa = a.sadb.outbound(0x1000).unwrap();
+    assert!(
+        encapsulated_len(sa, inner) <= mtu && encapsulated_len(sa, inner + 16) > mtu,
+        "inner mtu {inner} for {mtu}"
+    );
+    inner
+}
+
 fn icmp_back(frame: &[u8]) -> (u8, u8, u32, Vec<u8>) {
     let eth = ethernet::Frame::new_checked(frame).unwrap();
     assert_eq!(eth.dst_addr(), mac(0x1a), "back to the sender's MAC");
@@ -739,16 +756,7 @@ fn ttl_expiry_sends_time_exceeded_quoting_the_packet() {
 fn a_packet_too_big_for_the_tunnel_gets_fragmentation_needed_with_the_inner_mtu() {
     let mut a = gateway(1, 0x1000, 0x2000);
     let c = PipelineCounters::default();
-    let (act, back) = run(&mut a, LAN_IF, &sized_host_frame(1480, true), &c);
-    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
-    let (ty, code, rest, _) = icmp_back(&back);
-    assert_eq!((ty, code), (3, 4));
-    let mtu = (rest & 0xffff) as usize;
-    let sa = a.sadb.outbound(0x1000).unwrap();
-    assert!(
-        encapsulated_len(sa, mtu) <= 1500 && encapsulated_len(sa, mtu + 16) > 1500,
-        "mtu {mtu}"
-    );
+    let mtu = frag_needed_inner_mtu(&mut a, &c, 1480, 1500);
     // A packet of exactly that size goes through.
     let (act, _) = run(&mut a, LAN_IF, &sized_host_frame(mtu, true), &c);
     assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
@@ -1998,16 +2006,7 @@ fn fragmentation_needed_about_our_esp_lowers_the_sas_path_mtu() {
     assert!(!DropReason::PathMtuLearned.is_loss());
     let sa = a.sadb.outbound(0x1000).unwrap();
     assert_eq!(sa.path_mtu(now), Some(1200));
-    let (act, back) = run(&mut a, LAN_IF, &sized_host_frame(1400, true), &c);
-    assert_eq!(act, Action::Transmit { ifindex: LAN_IF });
-    let (ty, code, rest, _) = icmp_back(&back);
-    assert_eq!((ty, code), (3, 4));
-    let mtu = (rest & 0xffff) as usize;
-    let sa = a.sadb.outbound(0x1000).unwrap();
-    assert!(
-        encapsulated_len(sa, mtu) <= 1200 && encapsulated_len(sa, mtu + 16) > 1200,
-        "inner mtu {mtu}"
-    );
+    let mtu = frag_needed_inner_mtu(&mut a, &c, 1400, 1200);
     let (act, _) = run(&mut a, LAN_IF, &sized_host_frame(mtu, true), &c);
     assert_eq!(act, Action::Transmit { ifindex: WAN_IF });
     // Without DF: fragmented before encryption to fit the path.
