@@ -43,7 +43,7 @@ use crate::esp::{
 use crate::reassembly::{Fed, Reassembly};
 use crate::route::{Fib, FibMiss, NextHop, PortRole};
 use crate::sa::{InboundSa, OutboundSa, Sadb};
-use crate::spd::{flow_of, FlowKey, PolicyAction, PolicyTag, Spd};
+use crate::spd::{flow_of, is_link_local, FlowKey, PolicyAction, PolicyTag, Spd};
 use crate::tunif::TunnelPorts;
 use crate::wire::{ethernet, ip_proto, ipv4, ipv6};
 
@@ -1453,10 +1453,6 @@ fn decrypted_by(t: &Tables, spi: u32, tag: PolicyTag) -> bool {
         (EspMode::Tunnel { remote: from, .. }, EspMode::Tunnel { remote: to, .. }) => from == to,
         _ => false,
     }
-}
-
-fn is_link_local(a: &IpAddr) -> bool {
-    matches!(a, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 /// A packet the kernel sent into a tunnel interface: the gateway's own,

@@ -540,6 +540,12 @@ impl DstIndex {
     }
 }
 
+/// An IPv6 link-local unicast address (fe80::/10): never forwarded, and
+/// meaningful only with the interface it is on.
+pub fn is_link_local(a: &IpAddr) -> bool {
+    matches!(a, IpAddr::V6(v6) if v6.is_unicast_link_local())
+}
+
 /// The [`FlowKey`] of an IP packet (ports 0 when the protocol has none or
 /// they cannot be read), and whether the ports are unknown rather than
 /// absent: a TCP or UDP packet cut before them, or any fragment after the

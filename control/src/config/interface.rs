@@ -5,8 +5,6 @@
 //! name such as `Ethernet0/0` is refused with a hint: the seeds' configs run
 //! with their interface names changed, not guessed.
 
-use std::net::IpAddr;
-
 use super::cursor::{Cmd, PResult};
 use super::error::{ErrorKind, Spanned, Warning};
 use super::ike;
@@ -258,7 +256,7 @@ fn ipv6_address(cmd: &mut Cmd<'_, '_>, iface: &mut Interface) -> PResult<()> {
         Ipv6IfAddr {
             addr,
             len,
-            link_local: matches!(IpAddr::V6(addr), IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80),
+            link_local: addr.is_unicast_link_local(),
         },
         span,
     ));

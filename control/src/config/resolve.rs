@@ -67,7 +67,7 @@ impl InterfaceResolver for ConfigAddresses<'_> {
 /// the peer's family, skipping IPv6 link-local addresses unless the peer is
 /// link-local too.
 pub fn local_address_for(addrs: &[IpAddr], peer: IpAddr) -> Option<IpAddr> {
-    let link_local = |a: &IpAddr| matches!(a, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80);
+    let link_local = dataplane::spd::is_link_local;
     addrs
         .iter()
         .copied()

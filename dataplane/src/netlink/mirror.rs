@@ -41,7 +41,7 @@ use super::socket::{NetlinkError, RtEvents, RtNetlink};
 use super::wire::{IfAddr, KernelEvent, KernelRoute, Link, Neighbour};
 use crate::pipeline::Tables;
 use crate::route::{Fib, Interface, PortRole, Route};
-use crate::spd::IpPrefix;
+use crate::spd::{is_link_local, IpPrefix};
 use crate::wire::ethernet::EthernetAddress;
 
 /// One change a worker applies to its [`Tables`] between batches.
@@ -142,10 +142,6 @@ fn is_unicast(a: &IpAddr) -> bool {
         IpAddr::V4(v4) => !v4.is_multicast() && !v4.is_broadcast(),
         IpAddr::V6(v6) => !v6.is_multicast(),
     }
-}
-
-fn is_link_local(a: &IpAddr) -> bool {
-    matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 impl FibUpdate {

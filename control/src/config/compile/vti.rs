@@ -95,10 +95,6 @@ fn any_any(v6: bool) -> TrafficSelector {
     }
 }
 
-fn is_link_local(a: std::net::Ipv6Addr) -> bool {
-    a.segments()[0] & 0xffc0 == 0xfe80
-}
-
 /// fe80::/10.
 fn link_local_prefix() -> IpPrefix {
     IpPrefix::new(
@@ -192,7 +188,12 @@ impl<'c> Cx<'c> {
             // and bound for what the kernel sends into the interface.
             // Forwarded traffic never matches it: a router forwards
             // nothing link-local.
-            if v6 && iface.ipv6.iter().any(|a| is_link_local(a.value.addr)) {
+            if v6
+                && iface
+                    .ipv6
+                    .iter()
+                    .any(|a| a.value.addr.is_unicast_link_local())
+            {
                 let ll = link_local_prefix();
                 rules.push(SpdRule {
                     selector: TrafficSelector {
@@ -544,7 +545,7 @@ impl<'c> Cx<'c> {
             iface
                 .ipv6
                 .iter()
-                .filter(|a| !a.value.link_local && a.value.addr.segments()[0] & 0xffc0 != 0xfe80)
+                .filter(|a| !a.value.link_local && !a.value.addr.is_unicast_link_local())
                 .filter_map(|a| IpPrefix::new(IpAddr::V6(a.value.addr), a.value.len))
                 .collect()
         } else {
