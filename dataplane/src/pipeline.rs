@@ -1381,12 +1381,10 @@ fn deliver_for_gateway(
         if !t.local.contains(&dst) {
             continue;
         }
-        let port = tunnel_for_gateway(t, f.data(), dst).filter(|&ifindex| {
-            let tag = t.tunnels.tag_of(ifindex);
-            spi_of(*header).is_some_and(|spi| tag.is_some_and(|tag| decrypted_by(t, spi, tag)))
-        });
+        let port = tunnel_for_gateway(t, f.data(), dst)
+            .filter(|&(_, tag)| spi_of(*header).is_some_and(|spi| decrypted_by(t, spi, tag)));
         *s = match port {
-            Some(ifindex) => Stage::Done(Action::ToTunnel { ifindex }),
+            Some((ifindex, _)) => Stage::Done(Action::ToTunnel { ifindex }),
             None => {
                 c.drops.inc(DropReason::ForGateway);
                 Stage::Done(Action::Drop(DropReason::ForGateway))
@@ -1395,9 +1393,10 @@ fn deliver_for_gateway(
     }
 }
 
-/// The tunnel interface a decrypted packet for the gateway (to `dst`)
-/// is delivered through, if any: see [`deliver_for_gateway`].
-fn tunnel_for_gateway(t: &Tables, packet: &[u8], dst: IpAddr) -> Option<u32> {
+/// The tunnel interface (ifindex, crypto map entry) a decrypted packet
+/// for the gateway (to `dst`) is delivered through, if any: see
+/// [`deliver_for_gateway`].
+fn tunnel_for_gateway(t: &Tables, packet: &[u8], dst: IpAddr) -> Option<(u32, PolicyTag)> {
     if t.tunnels.is_empty() {
         return None;
     }
@@ -1406,9 +1405,10 @@ fn tunnel_for_gateway(t: &Tables, packet: &[u8], dst: IpAddr) -> Option<u32> {
         let mut on = t
             .iface_addrs
             .iter()
-            .filter(|(i, a)| *a == dst && t.tunnels.tag_of(*i).is_some());
+            .filter(|(_, a)| *a == dst)
+            .filter_map(|&(i, _)| Some((i, t.tunnels.tag_of(i)?)));
         return match (on.next(), on.next()) {
-            (Some((ifindex, _)), None) => Some(*ifindex),
+            (Some(port), None) => Some(port),
             // The same link-local address on two tunnels: which one the
             // answer would take is not ours to guess.
             _ => None,
@@ -1422,7 +1422,7 @@ fn tunnel_for_gateway(t: &Tables, packet: &[u8], dst: IpAddr) -> Option<u32> {
         dst_port: flow.src_port,
     };
     match policy(&t.spd, &answer, portless)? {
-        PolicyAction::Protect { map, .. } => t.tunnels.ifindex_of(map),
+        PolicyAction::Protect { map, .. } => Some((t.tunnels.ifindex_of(map)?, map)),
         PolicyAction::Bypass | PolicyAction::Discard => None,
     }
 }

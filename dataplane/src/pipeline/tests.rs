@@ -2212,7 +2212,7 @@ fn link_local_traffic_goes_to_the_tunnel_interface_holding_the_address() {
         ip.set_src_addr("fe80::23:3".parse().unwrap());
         ip.set_dst_addr("fe80::23:2".parse().unwrap());
     }
-    assert_eq!(tunnel_for_gateway(&t, &p, mine), Some(TUN_IF));
+    assert_eq!(tunnel_for_gateway(&t, &p, mine), Some((TUN_IF, TAG)));
     // From a global address, the SPD decides (no rule for fd00:9::/64).
     {
         let mut ip = ipv6::Packet::new_unchecked(&mut p[..]);
@@ -2226,7 +2226,7 @@ fn link_local_traffic_goes_to_the_tunnel_interface_holding_the_address() {
     t.iface_addrs.push((LAN_IF, mine));
     assert_eq!(
         tunnel_for_gateway(&t, &p, mine),
-        Some(TUN_IF),
+        Some((TUN_IF, TAG)),
         "a LAN is not a tunnel"
     );
     t.iface_addrs.push((TUN_IF + 1, mine));
